@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * env.h: configuration from DROVER_* environment variables, and nothing else.
+ *
+ * Every program reads each variable once at start through these functions.
+ * Errors do not stop the reading: they are collected in a struct env_errs, so
+ * that env_check() can report every bad variable at once and exit 78
+ * (EX_CONFIG). getenv() appears in env.c only.
+ */
+#ifndef DROVER_ENV_H
+#define DROVER_ENV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ENV_EX_CONFIG 78
+#define ENV_MAX_ERRS 32
+
+struct env_errs {
+    int n;
+    char msg[ENV_MAX_ERRS][256];
+};
+
+/* Add a message (for checks that involve several variables). */
+void env_err(struct env_errs *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The raw value, or NULL when unset or empty. */
+const char *env_raw(const char *name);
+
+/*
+ * String value into out (NUL-terminated), def when unset. Too long: error.
+ * Returns 0 or -EINVAL.
+ */
+int env_str(struct env_errs *e, const char *name, const char *def, char *out, size_t outsz);
+
+/* Unsigned decimal in [min, max]; def when unset. Strict: no sign, no junk. */
+int env_u64(struct env_errs *e, const char *name, uint64_t def, uint64_t min, uint64_t max,
+            uint64_t *out);
+
+/* "LO-HI" with 1 <= LO <= HI <= 65535; def_lo/def_hi when unset. */
+int env_port_range(struct env_errs *e, const char *name, uint16_t def_lo, uint16_t def_hi,
+                   uint16_t *lo, uint16_t *hi);
+
+/*
+ * A nanomsg TCP endpoint "tcp://HOST:PORT" (HOST may be '*' or an address or
+ * name). def when unset. The port is returned in *port if port is not NULL.
+ */
+int env_endpoint(struct env_errs *e, const char *name, const char *def, char *out, size_t outsz,
+                 uint16_t *port);
+
+/*
+ * Accept and ignore variables reserved for later issues (checked for length
+ * only), so that setting them never breaks a start.
+ */
+void env_reserved(struct env_errs *e, const char *name);
+
+/*
+ * If any error was collected: one log event per error (event=config_error),
+ * then exit(78). Otherwise return.
+ */
+void env_check(const struct env_errs *e);
+
+/* Unit tests and the CLI: parse helpers without the environment. */
+int env_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+int env_parse_port_range(const char *s, uint16_t *lo, uint16_t *hi);
+int env_parse_endpoint(const char *s, char *host, size_t hostsz, uint16_t *port);
+
+/*
+ * Replace the port in endpoint "tcp://HOST:PORT" with PORT+delta, into out.
+ * Used to derive the notify and log endpoints from the agent endpoint.
+ */
+int env_endpoint_offset(const char *endpoint, int delta, char *out, size_t outsz);
+
+#endif

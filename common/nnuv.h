@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nnuv.h: a nanomsg socket joined to a libuv loop.
+ *
+ * The socket's NN_RCVFD is watched with a uv_poll_t; when it is readable every
+ * waiting message is drained with NN_DONTWAIT until EAGAIN and handed to the
+ * callback. Server sockets are opened raw (AF_SP_RAW REP) so that a request
+ * may be answered later, from another callback (after uv_queue_work, say):
+ * each received message carries its routing header, and nnuv_reply() sends
+ * the answer back along it.
+ *
+ * Lifetime: nnuv_new() allocates; nnuv_close() stops polling, closes the
+ * nanomsg socket and frees the struct in the uv_poll close callback. A
+ * struct nnuv_msg is owned by whoever holds it and must be given to
+ * nnuv_reply() or nnuv_msg_free() exactly once.
+ */
+#ifndef DROVER_NNUV_H
+#define DROVER_NNUV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct nnuv;
+
+struct nnuv_msg {
+    struct nnuv *sock; /* borrowed; may be closed before the reply */
+    int nn;            /* nanomsg socket id, for the reply */
+    void *body;        /* nn_allocmsg'd */
+    size_t len;
+    void *control;     /* routing header of a raw REP request, or NULL */
+};
+
+/* msg: owned by the callback from here on. */
+typedef void (*nnuv_recv_cb)(struct nnuv *s, struct nnuv_msg *msg, void *arg);
+
+/*
+ * domain: AF_SP or AF_SP_RAW; protocol: NN_REP, NN_REQ, NN_PUB, NN_SUB,
+ * NN_PUSH, NN_PULL. cb may be NULL for send-only sockets. Sets NN_RCVMAXSIZE
+ * to WIRE_MAX_SIZE. Returns NULL with *err set (negative errno) on failure.
+ */
+struct nnuv *nnuv_new(uv_loop_t *loop, int domain, int protocol, nnuv_recv_cb cb, void *arg,
+                      int *err);
+int nnuv_bind(struct nnuv *s, const char *url);
+int nnuv_connect(struct nnuv *s, const char *url);
+int nnuv_sock(const struct nnuv *s); /* the nanomsg socket, for setsockopt */
+void *nnuv_data(const struct nnuv *s);
+
+/* Start or stop delivering received messages to the callback. */
+int nnuv_start(struct nnuv *s);
+void nnuv_stop(struct nnuv *s);
+
+/*
+ * Send buf (copied). NN_DONTWAIT: returns 0, -EAGAIN when it cannot be
+ * queued now (a PUSH with no peer, a REQ...), or another negative errno.
+ */
+int nnuv_send(struct nnuv *s, const void *buf, size_t len);
+
+/* Send two parts as one message (topic + envelope on PUB). */
+int nnuv_send2(struct nnuv *s, const void *a, size_t alen, const void *b, size_t blen);
+
+/*
+ * Reply to a request received on a raw REP socket and free msg. Returns 0 or
+ * a negative errno (the peer is gone, the socket closed); msg is freed either
+ * way.
+ */
+int nnuv_reply(struct nnuv_msg *msg, const void *buf, size_t len);
+void nnuv_msg_free(struct nnuv_msg *msg);
+
+void nnuv_close(struct nnuv *s);
+
+#endif

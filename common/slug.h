@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * slug.h: an app's built code as a gzipped tarball, named by its SHA-256.
+ *
+ * The CLI packs a directory; the controller reads the Procfile out of it; the
+ * agent unpacks it. Unpacking refuses absolute paths, "..", links whose target
+ * leaves the destination, device files and FIFOs, and stops past size limits
+ * (a decompression bomb). These calls block: daemons run them through
+ * uv_queue_work.
+ */
+#ifndef DROVER_SLUG_H
+#define DROVER_SLUG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SLUG_MAX_SIZE (512ull << 20)       /* compressed */
+#define SLUG_MAX_UNPACKED (2ull << 30)     /* sum of file sizes */
+#define SLUG_MAX_ENTRIES 100000
+
+/*
+ * Pack dir into a tar.gz at out_path. dir must hold a regular file named
+ * Procfile. Paths in the archive are relative ("Procfile", "bin/server").
+ * Symlinks are stored as links. Returns 0 or negative errno with err set.
+ */
+int slug_pack_dir(const char *dir, const char *out_path, char *err, size_t errsz);
+
+/* SHA-256 of a file as lowercase hex (65 bytes with NUL) and its size. */
+int slug_sha256_file(const char *path, char hex[65], uint64_t *size);
+
+/* Is s 64 lowercase hex characters? */
+int slug_sha_valid(const char *s);
+
+/*
+ * Read member name (e.g. "Procfile" or "./Procfile") from a slug into a
+ * malloc'd NUL-terminated buffer of at most max bytes. -ENOENT when absent,
+ * -EFBIG when larger than max, -EBADMSG when not a readable tar.gz.
+ */
+int slug_read_member(const char *slug_path, const char *name, size_t max, char **buf,
+                     size_t *len);
+
+/*
+ * Unpack slug_path into dest_dir (created, must not exist yet or be empty).
+ * Refuses (-EPERM, err says which entry and why): absolute paths, any ".."
+ * component, hard or symbolic links whose target resolves outside dest_dir,
+ * device files, FIFOs, sockets; -EFBIG past SLUG_MAX_UNPACKED bytes or
+ * SLUG_MAX_ENTRIES entries. Nothing is ever written outside dest_dir.
+ */
+int slug_unpack(const char *slug_path, const char *dest_dir, char *err, size_t errsz);
+
+#endif

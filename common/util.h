@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * util.h: small things every program needs: name rules, time, strings.
+ */
+#ifndef DROVER_UTIL_H
+#define DROVER_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define APP_NAME_MAX 30
+#define TYPE_NAME_MAX 30
+#define NODE_NAME_MAX 63
+#define CONFIG_KEY_MAX 255
+#define CONFIG_VALUE_MAX 32768
+#define CONFIG_MAX_VARS 1000
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* [a-z][a-z0-9-]{0,29} */
+bool name_app_valid(const char *s);
+/* [a-z][a-z0-9_-]{0,29} */
+bool name_type_valid(const char *s);
+/* [A-Za-z_][A-Za-z0-9_]{0,254} */
+bool name_config_key_valid(const char *s);
+/* [A-Za-z0-9][A-Za-z0-9._-]{0,62} */
+bool name_node_valid(const char *s);
+/* "web.1": a valid type, '.', a positive decimal. */
+bool name_instance_valid(const char *s);
+
+/* Wall clock in unix milliseconds. */
+uint64_t now_ms(void);
+/* RFC 3339 UTC with milliseconds: "2026-11-24T10:00:00.123Z" (25 bytes). */
+void fmt_time_ms(uint64_t ms, char out[32]);
+
+/* snprintf that reports truncation: 0 or -ENAMETOOLONG. */
+int strfmt(char *out, size_t outsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* mkdir -p; 0 or negative errno. */
+int mkdir_p(const char *path, unsigned mode);
+/* rm -rf; 0 or negative errno (ENOENT is success). */
+int rm_rf(const char *path);
+
+/* 64-bit FNV-1a, for digests that need no cryptographic strength. */
+uint64_t fnv1a64(uint64_t h, const void *data, size_t len);
+#define FNV1A64_INIT 0xcbf29ce484222325ull
+
+#endif
