@@ -28,7 +28,7 @@ struct nnuv_msg {
     int nn;            /* nanomsg socket id, for the reply */
     void *body;        /* nn_allocmsg'd */
     size_t len;
-    void *control;     /* routing header of a raw REP request, or NULL */
+    void *control; /* routing header of a raw REP request, or NULL */
 };
 
 /* msg: owned by the callback from here on. */

@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SLUG_MAX_SIZE (512ull << 20)       /* compressed */
-#define SLUG_MAX_UNPACKED (2ull << 30)     /* sum of file sizes */
+#define SLUG_MAX_SIZE (512ull << 20)   /* compressed */
+#define SLUG_MAX_UNPACKED (2ull << 30) /* sum of file sizes */
 #define SLUG_MAX_ENTRIES 100000
 
 /*
@@ -36,8 +36,7 @@ int slug_sha_valid(const char *s);
  * malloc'd NUL-terminated buffer of at most max bytes. -ENOENT when absent,
  * -EFBIG when larger than max, -EBADMSG when not a readable tar.gz.
  */
-int slug_read_member(const char *slug_path, const char *name, size_t max, char **buf,
-                     size_t *len);
+int slug_read_member(const char *slug_path, const char *name, size_t max, char **buf, size_t *len);
 
 /*
  * Unpack slug_path into dest_dir (created, must not exist yet or be empty).

@@ -20,7 +20,7 @@
 #include "drover.pb-c.h"
 
 #define WIRE_VERSION 1
-#define WIRE_MAX_SIZE (8u << 20)    /* largest envelope accepted anywhere */
+#define WIRE_MAX_SIZE (8u << 20)     /* largest envelope accepted anywhere */
 #define WIRE_SLUG_CHUNK (512u << 10) /* slug transfer chunk size */
 
 struct wire_sender {

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * log.c: logfmt events on stdout, one write(2) per line.
+ *
+ * drover never writes log files: the platform collects stdout (twelve-factor
+ * XI). Each line is built in a stack buffer and written whole, so events from
+ * the loop thread and from uv_queue_work threads never interleave.
+ */
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define LOG_LINE_MAX 16384
+
+static const char *log_proc = "drover";
+static enum log_level log_min = LOG_INFO;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void
+log_init(const char *proc)
+{
+    log_proc = proc;
+}
+
+void
+log_set_level(enum log_level min)
+{
+    log_min = min;
+}
+
+static void
+write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return; /* stdout gone: nothing better to do */
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+void
+log_eventv(enum log_level lvl, const char *event, const char *fmt, va_list ap)
+{
+    char line[LOG_LINE_MAX];
+    char ts[32];
+    size_t len;
+    int n;
+
+    if (lvl < log_min)
+        return;
+    fmt_time_ms(now_ms(), ts);
+    n = snprintf(line, sizeof(line), "ts=%s level=%s proc=%s event=%s", ts, level_names[lvl],
+                 log_proc, event);
+    len = n < 0 ? 0 : (size_t)n;
+    if (fmt != NULL && fmt[0] != '\0' && len + 2 < sizeof(line)) {
+        line[len++] = ' ';
+        n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
+        if (n > 0)
+            len += (size_t)n;
+    }
+    if (len > sizeof(line) - 2)
+        len = sizeof(line) - 2; /* truncated: still one line */
+    line[len++] = '\n';
+    write_all(STDOUT_FILENO, line, len);
+}
+
+void
+log_event(enum log_level lvl, const char *event, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_eventv(lvl, event, fmt, ap);
+    va_end(ap);
+}
+
+void
+log_fatal(int code, const char *event, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_eventv(LOG_ERROR, event, fmt, ap);
+    va_end(ap);
+    exit(code);
+}
+
+static int
+needs_quote(const char *s)
+{
+    if (*s == '\0')
+        return 1;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f)
+            return 1;
+    }
+    return 0;
+}
+
+const char *
+log_q(const char *s)
+{
+    static _Thread_local char bufs[8][1024];
+    static _Thread_local unsigned next;
+    char *out, *p, *end;
+
+    if (s == NULL)
+        s = "";
+    if (!needs_quote(s) && strlen(s) < 900)
+        return s;
+    out = bufs[next++ % 8];
+    p = out;
+    end = out + 1024 - 8; /* room for an escape, "...", the quote, NUL */
+    *p++ = '"';
+    for (; *s && p < end; s++) {
+        unsigned char c = (unsigned char)*s;
+        switch (c) {
+        case '"':
+            *p++ = '\\', *p++ = '"';
+            break;
+        case '\\':
+            *p++ = '\\', *p++ = '\\';
+            break;
+        case '\n':
+            *p++ = '\\', *p++ = 'n';
+            break;
+        case '\t':
+            *p++ = '\\', *p++ = 't';
+            break;
+        case '\r':
+            *p++ = '\\', *p++ = 'r';
+            break;
+        default:
+            *p++ = (c < ' ' || c == 0x7f) ? '?' : (char)c;
+        }
+    }
+    if (*s) {
+        memcpy(p, "...", 3);
+        p += 3;
+    }
+    *p++ = '"';
+    *p = '\0';
+    return out;
+}

@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nnuv.c: nanomsg sockets on a libuv loop.
+ *
+ * nanomsg exposes readiness through NN_RCVFD, an eventfd-like descriptor that
+ * stays readable while a message can be received. We poll it with a
+ * uv_poll_t and, on each wake-up, drain with NN_DONTWAIT until EAGAIN, so one
+ * wake-up never leaves a message waiting for the next one.
+ *
+ * Raw REP sockets (AF_SP_RAW) hand us each request's routing header as
+ * control data (NN_MSG-allocated); keeping it with the body lets a handler
+ * reply later, from another callback, which cooked REP sockets cannot do.
+ */
+#include "nnuv.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+
+#include "wire.h"
+
+struct nnuv {
+    uv_poll_t poll; /* poll.data points back here */
+    uv_loop_t *loop;
+    int nn;
+    int raw;
+    int polling;
+    int closing;
+    nnuv_recv_cb cb;
+    void *arg;
+};
+
+static void on_readable(uv_poll_t *h, int status, int events);
+
+struct nnuv *
+nnuv_new(uv_loop_t *loop, int domain, int protocol, nnuv_recv_cb cb, void *arg, int *err)
+{
+    struct nnuv *s = NULL;
+    int maxsz = (int)WIRE_MAX_SIZE, linger = 0;
+
+    if ((s = calloc(1, sizeof(*s))) == NULL) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    s->loop = loop;
+    s->raw = domain == AF_SP_RAW;
+    s->cb = cb;
+    s->arg = arg;
+    if ((s->nn = nn_socket(domain, protocol)) < 0) {
+        *err = -nn_errno();
+        free(s);
+        return NULL;
+    }
+    nn_setsockopt(s->nn, NN_SOL_SOCKET, NN_RCVMAXSIZE, &maxsz, sizeof(maxsz));
+    nn_setsockopt(s->nn, NN_SOL_SOCKET, NN_LINGER, &linger, sizeof(linger));
+    s->poll.data = s;
+    *err = 0;
+    return s;
+}
+
+int
+nnuv_bind(struct nnuv *s, const char *url)
+{
+    return nn_bind(s->nn, url) < 0 ? -nn_errno() : 0;
+}
+
+int
+nnuv_connect(struct nnuv *s, const char *url)
+{
+    return nn_connect(s->nn, url) < 0 ? -nn_errno() : 0;
+}
+
+int
+nnuv_sock(const struct nnuv *s)
+{
+    return s->nn;
+}
+
+void *
+nnuv_data(const struct nnuv *s)
+{
+    return s->arg;
+}
+
+int
+nnuv_start(struct nnuv *s)
+{
+    int fd;
+    size_t sz = sizeof(fd);
+    int rc;
+
+    if (s->polling)
+        return 0;
+    if (s->cb == NULL)
+        return -EINVAL;
+    if (nn_getsockopt(s->nn, NN_SOL_SOCKET, NN_RCVFD, &fd, &sz) < 0)
+        return -nn_errno();
+    if ((rc = uv_poll_init(s->loop, &s->poll, fd)) < 0)
+        return rc;
+    s->poll.data = s;
+    if ((rc = uv_poll_start(&s->poll, UV_READABLE, on_readable)) < 0)
+        return rc;
+    s->polling = 1;
+    return 0;
+}
+
+void
+nnuv_stop(struct nnuv *s)
+{
+    if (s->polling)
+        uv_poll_stop(&s->poll);
+}
+
+/* Receive one message without blocking; 0, -EAGAIN, or another error. */
+static int
+recv_one(struct nnuv *s, struct nnuv_msg **out)
+{
+    struct nn_msghdr hdr;
+    struct nn_iovec iov;
+    void *body = NULL, *control = NULL;
+    struct nnuv_msg *m;
+    int n;
+
+    memset(&hdr, 0, sizeof(hdr));
+    iov.iov_base = &body;
+    iov.iov_len = NN_MSG;
+    hdr.msg_iov = &iov;
+    hdr.msg_iovlen = 1;
+    if (s->raw) {
+        hdr.msg_control = &control;
+        hdr.msg_controllen = NN_MSG;
+    }
+    if ((n = nn_recvmsg(s->nn, &hdr, NN_DONTWAIT)) < 0)
+        return -nn_errno();
+    if ((m = calloc(1, sizeof(*m))) == NULL) {
+        nn_freemsg(body);
+        if (control != NULL)
+            nn_freemsg(control);
+        return -ENOMEM;
+    }
+    m->sock = s;
+    m->nn = s->nn;
+    m->body = body;
+    m->len = (size_t)n;
+    m->control = control;
+    *out = m;
+    return 0;
+}
+
+static void
+on_readable(uv_poll_t *h, int status, int events)
+{
+    struct nnuv *s = h->data;
+    struct nnuv_msg *m;
+    int rc;
+
+    /* Drain everything that is waiting; the callback may close s. */
+    while (!s->closing) {
+        rc = recv_one(s, &m);
+        if (rc == -EAGAIN || rc == -EINTR)
+            break;
+        if (rc == -ENOMEM)
+            continue; /* dropped; the peer will resend or time out */
+        if (rc < 0)
+            break;
+        s->cb(s, m, s->arg);
+    }
+}
+
+int
+nnuv_send(struct nnuv *s, const void *buf, size_t len)
+{
+    return nn_send(s->nn, buf, len, NN_DONTWAIT) < 0 ? -nn_errno() : 0;
+}
+
+int
+nnuv_send2(struct nnuv *s, const void *a, size_t alen, const void *b, size_t blen)
+{
+    char *m;
+    int rc = 0;
+
+    if ((m = nn_allocmsg(alen + blen, 0)) == NULL)
+        return -ENOMEM;
+    memcpy(m, a, alen);
+    memcpy(m + alen, b, blen);
+    /* With NN_MSG, nanomsg takes ownership of m only on success. */
+    if (nn_send(s->nn, &m, NN_MSG, NN_DONTWAIT) < 0) {
+        rc = -nn_errno();
+        nn_freemsg(m);
+    }
+    return rc;
+}
+
+int
+nnuv_reply(struct nnuv_msg *msg, const void *buf, size_t len)
+{
+    struct nn_msghdr hdr;
+    struct nn_iovec iov;
+    int rc = 0;
+
+    memset(&hdr, 0, sizeof(hdr));
+    iov.iov_base = (void *)buf;
+    iov.iov_len = len;
+    hdr.msg_iov = &iov;
+    hdr.msg_iovlen = 1;
+    if (msg->control != NULL) {
+        hdr.msg_control = &msg->control;
+        hdr.msg_controllen = NN_MSG;
+    }
+    if (nn_sendmsg(msg->nn, &hdr, NN_DONTWAIT) < 0)
+        rc = -nn_errno();
+    else
+        msg->control = NULL; /* nanomsg took the header */
+    nnuv_msg_free(msg);
+    return rc;
+}
+
+void
+nnuv_msg_free(struct nnuv_msg *msg)
+{
+    if (msg == NULL)
+        return;
+    if (msg->body != NULL)
+        nn_freemsg(msg->body);
+    if (msg->control != NULL)
+        nn_freemsg(msg->control);
+    free(msg);
+}
+
+/* The descriptor polled belongs to nanomsg: close the nanomsg socket only
+ * once libuv has let go of it, or epoll would watch a closed descriptor. */
+static void
+on_close(uv_handle_t *h)
+{
+    struct nnuv *s = h->data;
+
+    nn_close(s->nn);
+    free(s);
+}
+
+void
+nnuv_close(struct nnuv *s)
+{
+    if (s == NULL || s->closing)
+        return;
+    s->closing = 1;
+    if (s->polling) {
+        uv_poll_stop(&s->poll);
+        uv_close((uv_handle_t *)&s->poll, on_close);
+    } else {
+        nn_close(s->nn);
+        free(s);
+    }
+}

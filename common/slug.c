@@ -1,0 +1,480 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * slug.c: pack, inspect, hash and unpack slugs (gzipped tarballs).
+ *
+ * A slug comes from a person's directory and is unpacked on every node, so
+ * unpacking treats it as hostile: each entry's path is checked lexically
+ * (relative, no ".."), links must resolve inside the destination, only
+ * regular files, directories and links are written, and sizes are bounded.
+ * libarchive's own SECURE_* flags are set too, as a second line: they refuse
+ * to write through a symlink that an earlier entry planted.
+ *
+ * Everything here blocks on disk: daemons call it from uv_queue_work.
+ */
+#include "slug.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <sodium.h>
+
+#include "util.h"
+
+#define COPY_BUF (64u << 10)
+
+static int set_err(char *err, size_t errsz, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Fill err (when given) and return rc, so that failures read as one line. */
+static int
+set_err(char *err, size_t errsz, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err != NULL && errsz > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errsz, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+int
+slug_sha_valid(const char *s)
+{
+    size_t i;
+
+    if (s == NULL)
+        return 0;
+    for (i = 0; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return s[64] == '\0';
+}
+
+int
+slug_sha256_file(const char *path, char hex[65], uint64_t *size)
+{
+    crypto_hash_sha256_state st;
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    unsigned char *buf = NULL;
+    uint64_t total = 0;
+    int fd = -1, rc = 0;
+    ssize_t n;
+
+    if (sodium_init() < 0)
+        return -EIO;
+    if ((buf = malloc(COPY_BUF)) == NULL)
+        return -ENOMEM;
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    crypto_hash_sha256_init(&st);
+    while ((n = read(fd, buf, COPY_BUF)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            goto out;
+        }
+        crypto_hash_sha256_update(&st, buf, (unsigned long long)n);
+        total += (uint64_t)n;
+    }
+    crypto_hash_sha256_final(&st, digest);
+    sodium_bin2hex(hex, 65, digest, sizeof(digest));
+    if (size != NULL)
+        *size = total;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    return rc;
+}
+
+/* ---- packing ---- */
+
+static int
+copy_disk_data(struct archive *disk, struct archive *w)
+{
+    const void *buf;
+    size_t len;
+    la_int64_t off;
+    int r;
+
+    while ((r = archive_read_data_block(disk, &buf, &len, &off)) == ARCHIVE_OK)
+        if (archive_write_data(w, buf, len) < 0)
+            return -EIO;
+    return r == ARCHIVE_EOF ? 0 : -EIO;
+}
+
+int
+slug_pack_dir(const char *dir, const char *out_path, char *err, size_t errsz)
+{
+    struct archive *disk = NULL, *w = NULL;
+    struct archive_entry *entry = NULL;
+    char root[PATH_MAX], procfile[PATH_MAX];
+    struct stat st;
+    size_t rlen;
+    int rc = 0, r;
+
+    rlen = strlen(dir);
+    while (rlen > 1 && dir[rlen - 1] == '/')
+        rlen--;
+    if (rlen >= sizeof(root))
+        return set_err(err, errsz, -ENAMETOOLONG, "%s: path too long", dir);
+    memcpy(root, dir, rlen);
+    root[rlen] = '\0';
+    if (stat(root, &st) < 0 || !S_ISDIR(st.st_mode))
+        return set_err(err, errsz, -ENOTDIR, "%s: not a directory", dir);
+    if (strfmt(procfile, sizeof(procfile), "%s/Procfile", root) < 0)
+        return set_err(err, errsz, -ENAMETOOLONG, "%s: path too long", dir);
+    if (stat(procfile, &st) < 0 || !S_ISREG(st.st_mode))
+        return set_err(err, errsz, -ENOENT, "%s: no Procfile in this directory", dir);
+
+    disk = archive_read_disk_new();
+    w = archive_write_new();
+    entry = archive_entry_new();
+    if (disk == NULL || w == NULL || entry == NULL) {
+        rc = set_err(err, errsz, -ENOMEM, "out of memory");
+        goto out;
+    }
+    archive_read_disk_set_symlink_physical(disk);
+    archive_read_disk_set_standard_lookup(disk);
+    archive_write_add_filter_gzip(w);
+    archive_write_set_format_pax_restricted(w);
+    if (archive_write_open_filename(w, out_path) != ARCHIVE_OK) {
+        rc = set_err(err, errsz, -EIO, "%s: %s", out_path, archive_error_string(w));
+        goto out;
+    }
+    if (archive_read_disk_open(disk, root) != ARCHIVE_OK) {
+        rc = set_err(err, errsz, -EIO, "%s: %s", root, archive_error_string(disk));
+        goto out;
+    }
+    for (;;) {
+        const char *path, *rel;
+
+        archive_entry_clear(entry);
+        r = archive_read_next_header2(disk, entry);
+        if (r == ARCHIVE_EOF)
+            break;
+        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+            rc = set_err(err, errsz, -EIO, "%s: %s", root, archive_error_string(disk));
+            goto out;
+        }
+        path = archive_entry_pathname(entry);
+        if (strncmp(path, root, rlen) != 0 || (path[rlen] != '/' && path[rlen] != '\0'))
+            continue;
+        rel = path[rlen] == '/' ? path + rlen + 1 : "";
+        /* VCS metadata is not part of a release. */
+        if (strcmp(rel, ".git") == 0)
+            continue;
+        archive_read_disk_descend(disk);
+        if (rel[0] == '\0')
+            continue; /* the root itself */
+        switch (archive_entry_filetype(entry)) {
+        case AE_IFREG:
+        case AE_IFDIR:
+        case AE_IFLNK:
+            break;
+        default:
+            continue; /* sockets, fifos, devices have no place in a slug */
+        }
+        archive_entry_set_pathname(entry, rel);
+        archive_entry_set_uid(entry, 0);
+        archive_entry_set_gid(entry, 0);
+        archive_entry_set_uname(entry, "root");
+        archive_entry_set_gname(entry, "root");
+        if (archive_write_header(w, entry) != ARCHIVE_OK) {
+            rc = set_err(err, errsz, -EIO, "%s: %s", rel, archive_error_string(w));
+            goto out;
+        }
+        if (archive_entry_filetype(entry) == AE_IFREG && archive_entry_size(entry) > 0 &&
+            copy_disk_data(disk, w) < 0) {
+            rc = set_err(err, errsz, -EIO, "%s: read failed", rel);
+            goto out;
+        }
+    }
+    if (archive_write_close(w) != ARCHIVE_OK) {
+        rc = set_err(err, errsz, -EIO, "%s: %s", out_path, archive_error_string(w));
+        goto out;
+    }
+out:
+    if (entry != NULL)
+        archive_entry_free(entry);
+    if (disk != NULL)
+        archive_read_free(disk);
+    if (w != NULL)
+        archive_write_free(w);
+    return rc;
+}
+
+/* ---- reading ---- */
+
+static struct archive *
+open_slug(const char *slug_path)
+{
+    struct archive *a = archive_read_new();
+
+    if (a == NULL)
+        return NULL;
+    archive_read_support_filter_gzip(a);
+    archive_read_support_format_tar(a);
+    if (archive_read_open_filename(a, slug_path, COPY_BUF) != ARCHIVE_OK) {
+        archive_read_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+/* "./a//b/" -> "a/b"; returns -EPERM for absolute paths and ".." parts. */
+static int
+clean_path(const char *in, char *out, size_t outsz)
+{
+    const char *p = in;
+    size_t o = 0;
+
+    if (in == NULL || in[0] == '/')
+        return -EPERM;
+    while (*p) {
+        const char *seg = p;
+        size_t len;
+
+        while (*p && *p != '/')
+            p++;
+        len = (size_t)(p - seg);
+        while (*p == '/')
+            p++;
+        if (len == 0 || (len == 1 && seg[0] == '.'))
+            continue;
+        if (len == 2 && seg[0] == '.' && seg[1] == '.')
+            return -EPERM;
+        if (o + len + 2 > outsz)
+            return -ENAMETOOLONG;
+        if (o > 0)
+            out[o++] = '/';
+        memcpy(out + o, seg, len);
+        o += len;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+int
+slug_read_member(const char *slug_path, const char *name, size_t max, char **buf, size_t *len)
+{
+    struct archive *a;
+    struct archive_entry *e;
+    char want[PATH_MAX], got[PATH_MAX];
+    int rc = -ENOENT, r;
+
+    *buf = NULL;
+    *len = 0;
+    if (clean_path(name, want, sizeof(want)) < 0)
+        return -EINVAL;
+    if ((a = open_slug(slug_path)) == NULL)
+        return -EBADMSG;
+    while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
+        la_int64_t size;
+        char *data;
+        la_ssize_t n;
+
+        if (clean_path(archive_entry_pathname(e), got, sizeof(got)) < 0 || strcmp(got, want) != 0 ||
+            archive_entry_filetype(e) != AE_IFREG)
+            continue;
+        size = archive_entry_size(e);
+        if (size < 0 || (uint64_t)size > max) {
+            rc = -EFBIG;
+            goto out;
+        }
+        if ((data = malloc((size_t)size + 1)) == NULL) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        n = archive_read_data(a, data, (size_t)size);
+        if (n != size) {
+            free(data);
+            rc = -EBADMSG;
+            goto out;
+        }
+        data[size] = '\0';
+        *buf = data;
+        *len = (size_t)size;
+        rc = 0;
+        goto out;
+    }
+    if (r != ARCHIVE_EOF)
+        rc = -EBADMSG;
+out:
+    archive_read_free(a);
+    return rc;
+}
+
+/* ---- unpacking ---- */
+
+/*
+ * Does link target t, found in the entry at path (both relative to the root),
+ * stay inside the root? Lexical: the joined path must never climb above it.
+ */
+static int
+link_inside(const char *path, const char *t)
+{
+    char joined[PATH_MAX * 2];
+    const char *slash = strrchr(path, '/');
+    size_t dlen = slash != NULL ? (size_t)(slash - path) : 0;
+    int depth = 0;
+    const char *p;
+
+    if (t == NULL || t[0] == '\0' || t[0] == '/')
+        return 0;
+    if (dlen + strlen(t) + 2 > sizeof(joined))
+        return 0;
+    memcpy(joined, path, dlen);
+    joined[dlen] = '\0';
+    if (dlen > 0)
+        strcat(joined, "/");
+    strcat(joined, t);
+    for (p = joined; *p;) {
+        const char *seg = p;
+        size_t len;
+
+        while (*p && *p != '/')
+            p++;
+        len = (size_t)(p - seg);
+        while (*p == '/')
+            p++;
+        if (len == 0 || (len == 1 && seg[0] == '.'))
+            continue;
+        if (len == 2 && seg[0] == '.' && seg[1] == '.') {
+            if (--depth < 0)
+                return 0;
+        } else {
+            depth++;
+        }
+    }
+    return 1;
+}
+
+static int
+copy_data(struct archive *in, struct archive *out, uint64_t *total)
+{
+    const void *buf;
+    size_t len;
+    la_int64_t off;
+    int r;
+
+    while ((r = archive_read_data_block(in, &buf, &len, &off)) == ARCHIVE_OK) {
+        *total += len;
+        if (*total > SLUG_MAX_UNPACKED)
+            return -EFBIG;
+        if (archive_write_data_block(out, buf, len, off) != ARCHIVE_OK)
+            return -EIO;
+    }
+    return r == ARCHIVE_EOF ? 0 : -EBADMSG;
+}
+
+int
+slug_unpack(const char *slug_path, const char *dest_dir, char *err, size_t errsz)
+{
+    struct archive *a = NULL, *w = NULL;
+    struct archive_entry *e;
+    char root[PATH_MAX], rel[PATH_MAX], full[PATH_MAX * 2];
+    uint64_t total = 0, entries = 0;
+    int rc = 0, r;
+
+    if ((rc = mkdir_p(dest_dir, 0755)) < 0)
+        return set_err(err, errsz, rc, "%s: cannot create directory", dest_dir);
+    /* A prefix without symlinks, so that SECURE_SYMLINKS checks only what the
+     * archive itself creates. */
+    if (realpath(dest_dir, root) == NULL)
+        return set_err(err, errsz, -errno, "%s: cannot resolve", dest_dir);
+    if ((a = open_slug(slug_path)) == NULL)
+        return set_err(err, errsz, -EBADMSG, "%s: not a readable slug", slug_path);
+    if ((w = archive_write_disk_new()) == NULL) {
+        rc = set_err(err, errsz, -ENOMEM, "out of memory");
+        goto out;
+    }
+    archive_write_disk_set_options(w, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+                                          ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+                                          ARCHIVE_EXTRACT_NO_OVERWRITE_NEWER);
+    while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
+        const char *path = archive_entry_pathname(e);
+        const char *hard = archive_entry_hardlink(e);
+        unsigned type = archive_entry_filetype(e);
+
+        if (++entries > SLUG_MAX_ENTRIES) {
+            rc = set_err(err, errsz, -EFBIG, "more than %d entries", SLUG_MAX_ENTRIES);
+            goto out;
+        }
+        if (path == NULL || clean_path(path, rel, sizeof(rel)) < 0) {
+            rc = set_err(err, errsz, -EPERM, "refused entry %s: absolute path or '..'",
+                         path ? path : "(none)");
+            goto out;
+        }
+        if (rel[0] == '\0')
+            continue; /* "./" itself */
+        if (hard != NULL) {
+            char hrel[PATH_MAX];
+            if (clean_path(hard, hrel, sizeof(hrel)) < 0 || hrel[0] == '\0') {
+                rc = set_err(err, errsz, -EPERM, "refused hard link %s -> %s: outside the slug",
+                             rel, hard);
+                goto out;
+            }
+            snprintf(full, sizeof(full), "%s/%s", root, hrel);
+            archive_entry_set_hardlink(e, full);
+        } else if (type == AE_IFLNK) {
+            if (!link_inside(rel, archive_entry_symlink(e))) {
+                rc =
+                    set_err(err, errsz, -EPERM, "refused symlink %s -> %s: points outside the slug",
+                            rel, archive_entry_symlink(e) ? archive_entry_symlink(e) : "");
+                goto out;
+            }
+        } else if (type != AE_IFREG && type != AE_IFDIR) {
+            rc = set_err(err, errsz, -EPERM, "refused %s: %s", rel,
+                         "device files, FIFOs and sockets are not allowed");
+            goto out;
+        }
+        if (archive_entry_size(e) > 0 && (uint64_t)archive_entry_size(e) > SLUG_MAX_UNPACKED) {
+            rc = set_err(err, errsz, -EFBIG, "refused %s: larger than the unpacked limit", rel);
+            goto out;
+        }
+        snprintf(full, sizeof(full), "%s/%s", root, rel);
+        archive_entry_set_pathname(e, full);
+        archive_entry_set_perm(e, archive_entry_perm(e) & 0755);
+        if (archive_write_header(w, e) != ARCHIVE_OK) {
+            rc = set_err(err, errsz, -EPERM, "refused %s: %s", rel, archive_error_string(w));
+            goto out;
+        }
+        if (type == AE_IFREG && hard == NULL) {
+            if ((rc = copy_data(a, w, &total)) < 0) {
+                if (rc == -EFBIG)
+                    set_err(err, errsz, rc, "refused %s: unpacked size over the limit", rel);
+                else
+                    set_err(err, errsz, rc, "%s: cannot unpack", rel);
+                goto out;
+            }
+        }
+        if (archive_write_finish_entry(w) != ARCHIVE_OK) {
+            rc = set_err(err, errsz, -EIO, "%s: %s", rel, archive_error_string(w));
+            goto out;
+        }
+    }
+    if (r != ARCHIVE_EOF)
+        rc = set_err(err, errsz, -EBADMSG, "corrupt slug: %s", archive_error_string(a));
+out:
+    if (w != NULL) {
+        archive_write_close(w);
+        archive_write_free(w);
+    }
+    archive_read_free(a);
+    return rc;
+}
