@@ -154,7 +154,7 @@ static void
 on_readable(uv_poll_t *h, int status, int events)
 {
     struct nnuv *s = h->data;
-    struct nnuv_msg *m;
+    struct nnuv_msg *m = NULL;
     int rc;
 
     /* Drain everything that is waiting; the callback may close s. */

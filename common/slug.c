@@ -150,7 +150,10 @@ slug_pack_dir(const char *dir, const char *out_path, char *err, size_t errsz)
     }
     archive_read_disk_set_symlink_physical(disk);
     archive_read_disk_set_standard_lookup(disk);
+    /* Same tree, same bytes, same SHA: no gzip timestamp, no atime/ctime, so
+     * deploying an unchanged directory again uploads nothing. */
     archive_write_add_filter_gzip(w);
+    archive_write_set_filter_option(w, "gzip", "timestamp", NULL);
     archive_write_set_format_pax_restricted(w);
     if (archive_write_open_filename(w, out_path) != ARCHIVE_OK) {
         rc = set_err(err, errsz, -EIO, "%s: %s", out_path, archive_error_string(w));
@@ -190,6 +193,9 @@ slug_pack_dir(const char *dir, const char *out_path, char *err, size_t errsz)
             continue; /* sockets, fifos, devices have no place in a slug */
         }
         archive_entry_set_pathname(entry, rel);
+        archive_entry_unset_atime(entry);
+        archive_entry_unset_ctime(entry);
+        archive_entry_unset_birthtime(entry);
         archive_entry_set_uid(entry, 0);
         archive_entry_set_gid(entry, 0);
         archive_entry_set_uname(entry, "root");

@@ -128,6 +128,13 @@ Test(slug, pack_hash_read_unpack_round_trip)
     cr_assert_gt(size, 0);
     cr_assert_eq(slug_sha256_file(out, sha2, NULL), 0);
     cr_assert_str_eq(sha, sha2, "hashing is deterministic");
+    /* Packing the same tree again gives the same slug. */
+    char out2[300];
+    snprintf(out2, sizeof(out2), "%s/slug2.tgz", tmp);
+    sleep(1);
+    cr_assert_eq(slug_pack_dir(dir, out2, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(slug_sha256_file(out2, sha2, NULL), 0);
+    cr_assert_str_eq(sha, sha2, "packing an unchanged directory twice changed the slug");
 
     cr_assert_eq(slug_read_member(out, "Procfile", 1024, &buf, &len), 0);
     cr_assert_str_eq(buf, "web: bin/server\n");

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cli.h: the private header of `drover`, the command-line client. It reads as
+ * the table of contents of cli/: one group of prototypes per file.
+ *
+ * Conventions. Verb handlers (cli_cmd_*) are small main()s: they take the
+ * arguments after the verb and return an exit status (enum cli_exit), having
+ * printed any reason on stderr themselves. Every other function returns 0 or a
+ * negative errno, as the rest of drover does. Input is validated here, before
+ * anything is sent, so that bad input never reaches the controller.
+ */
+#ifndef DROVER_CLI_H
+#define DROVER_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "drover.pb-c.h"
+
+/* Exit statuses: the contract scripts rely on. */
+enum cli_exit {
+    CLI_OK = 0,    /* success */
+    CLI_FAIL = 1,  /* the request failed: controller error, unreachable, ... */
+    CLI_USAGE = 2, /* bad usage: unknown verb, missing argument, bad flag or value */
+};
+
+#define CLI_SCALE_MAX 100000 /* largest quantity accepted for one type */
+#define CLI_DEPLOY_TIMEOUT_DEFAULT 300
+#define CLI_DEPLOY_TIMEOUT_MAX 86400
+
+/* verbs.c: the verb table, help and usage texts */
+struct cli_verb {
+    const char *name;     /* "config:set" */
+    const char *synopsis; /* "APP K=V..." */
+    const char *summary;  /* one line for `drover help` */
+    const char *details;  /* flags and notes for `drover VERB --help`, or NULL */
+    int (*run)(int argc, char **argv);
+};
+const struct cli_verb *cli_verb_find(const char *name);
+void cli_help(FILE *out);
+void cli_verb_help(FILE *out, const struct cli_verb *v);
+/*
+ * Print "drover: REASON" (when fmt is not NULL) and the verb's usage on
+ * stderr; returns CLI_USAGE so that handlers can `return cli_usage(...)`.
+ */
+int cli_usage(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print "drover: REASON" on stderr; returns CLI_FAIL. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* args.c: flags, positional arguments, TYPE=N and K=V */
+struct cli_flag {
+    const char *name;   /* long name without "--": "json" */
+    char short_name;    /* 'm', or 0 */
+    bool takes_value;   /* "-m TEXT", "--timeout 30", "--timeout=30" */
+    bool *set;          /* set to true when seen (may be NULL) */
+    const char **value; /* the value when takes_value (borrowed from argv) */
+};
+/*
+ * Split argv[0..argc) into flags and positionals (flags may come anywhere;
+ * "--" ends them). pos receives at most maxpos borrowed pointers. Returns 0,
+ * or -EINVAL with a one-line reason in err (unknown flag, missing value).
+ */
+int cli_args_parse(int argc, char **argv, const struct cli_flag *flags, size_t nflags, char **pos,
+                   int maxpos, int *npos, char *err, size_t errsz);
+/* Is any argument before "--" "-h" or "--help"? */
+bool cli_args_want_help(int argc, char **argv);
+/*
+ * "web=3": a valid process type, '=', a decimal in [0, CLI_SCALE_MAX] with no
+ * sign, space or suffix. Returns 0 or -EINVAL with the reason in err.
+ */
+int cli_parse_scale(const char *arg, char *type, size_t typesz, int32_t *qty, char *err,
+                    size_t errsz);
+/*
+ * "KEY=VALUE": split at the first '=' (the value may hold more), KEY a valid
+ * config key, VALUE at most CONFIG_VALUE_MAX bytes (may be empty). *value
+ * points into arg. Returns 0 or -EINVAL with the reason in err.
+ */
+int cli_parse_kv(const char *arg, char *key, size_t keysz, const char **value, char *err,
+                 size_t errsz);
+/*
+ * Check an APP argument: CLI_OK, or CLI_USAGE with the rule printed along with
+ * verb's usage.
+ */
+int cli_app_arg(const char *verb, const char *app);
+/* Whole seconds in [1, max] for flags like --timeout. 0 or -EINVAL. */
+int cli_parse_seconds(const char *s, uint32_t max, uint32_t *out);
+
+/* json.c: a tiny streaming JSON writer, pretty-printed, valid UTF-8 out */
+#define CLI_JSON_DEPTH 16
+struct cli_json {
+    FILE *out;
+    int depth;
+    bool first[CLI_JSON_DEPTH]; /* nothing written yet at this level */
+    bool after_key;             /* the next value follows "key": */
+};
+void cli_json_init(struct cli_json *j, FILE *out);
+void cli_json_begin_object(struct cli_json *j);
+void cli_json_end_object(struct cli_json *j);
+void cli_json_begin_array(struct cli_json *j);
+void cli_json_end_array(struct cli_json *j);
+void cli_json_key(struct cli_json *j, const char *key);
+void cli_json_string(struct cli_json *j, const char *s); /* NULL writes null */
+void cli_json_int(struct cli_json *j, int64_t v);
+void cli_json_uint(struct cli_json *j, uint64_t v);
+void cli_json_bool(struct cli_json *j, bool v);
+void cli_json_null(struct cli_json *j);
+/* A unix-ms time as an RFC 3339 string, or null when 0. */
+void cli_json_time(struct cli_json *j, uint64_t ms);
+/* Finish the document with a newline. */
+void cli_json_end(struct cli_json *j);
+/*
+ * Write s as a JSON string literal with its quotes: '"' '\\' and control
+ * characters escaped, valid UTF-8 passed through, each invalid byte replaced
+ * by U+FFFD so the output is always valid JSON.
+ */
+void cli_json_write_string(FILE *out, const char *s);
+
+/* table.c: aligned columns for human output */
+struct cli_table;
+struct cli_table *cli_table_new(size_t ncols);
+/* Add a row of ncols cells (copied; NULL is an empty cell). 0 or -ENOMEM. */
+int cli_table_row(struct cli_table *t, const char *const *cells);
+/* Print with two spaces between columns; the last column is not padded. */
+void cli_table_print(const struct cli_table *t, FILE *out, const char *indent);
+void cli_table_free(struct cli_table *t);
+
+/* fmt.c: times and small things for human output */
+/* "2026-11-24T10:00:00Z" (seconds), or "-" when ms is 0. */
+void cli_fmt_time(uint64_t ms, char out[32]);
+/* "~ 5s ago", "~ 3m ago", "~ 2h ago", "~ 4d ago"; "" when ms is 0. */
+void cli_fmt_ago(uint64_t ms, uint64_t now, char out[32]);
+/* "10 s", "0.5 s" */
+void cli_fmt_ms(uint64_t ms, char out[32]);
+/* "web=3 worker=1" for a formation, "(none)" when empty. */
+void cli_fmt_formation(Drover__FormationEntry **f, size_t n, char *out, size_t outsz);
+/* A protobuf string field: NULL becomes "". */
+const char *cli_str(const char *s);
+
+/* client.c: one REQ socket to the controller */
+struct cli_client;
+/*
+ * Read DROVER_CONTROLLER, DROVER_TIMEOUT_MS (and accept DROVER_API_TOKEN),
+ * open the socket and connect. Prints the reason on failure. Returns 0,
+ * -EINVAL for a bad variable (exit 2), or another negative errno.
+ */
+int cli_client_new(struct cli_client **out);
+void cli_client_free(struct cli_client *c);
+/*
+ * Send req, wait for the reply. On success *rep is the reply (free with
+ * wire_msg_free) and its body is `want`. On failure prints one line on
+ * stderr (the controller's Error message, a timeout, "unexpected reply") and
+ * returns a negative errno: -ETIMEDOUT, -EREMOTEIO (Error reply), -EBADMSG.
+ */
+int cli_call(struct cli_client *c, Drover__Message *req, Drover__Message__BodyCase want,
+             Drover__Message **rep);
+/* Open a client; on failure return the exit status to use, else CLI_OK. */
+int cli_connect(struct cli_client **out);
+
+/* cmd_apps.c */
+int cli_cmd_apps(int argc, char **argv);
+int cli_cmd_apps_create(int argc, char **argv);
+/* Fetch one app (AppsReq, then find it). 0, -ENOENT (printed), or as cli_call. */
+int cli_app_get(struct cli_client *c, const char *app, Drover__Message **rep,
+                Drover__AppInfo **info);
+
+/* cmd_config.c */
+int cli_cmd_config(int argc, char **argv);
+int cli_cmd_config_set(int argc, char **argv);
+int cli_cmd_config_unset(int argc, char **argv);
+
+/* cmd_deploy.c */
+int cli_cmd_deploy(int argc, char **argv);
+
+/* rollout.c: waiting for a new release to be up everywhere */
+/*
+ * Poll until every instance of app is on rel and up, in the numbers the
+ * formation asks for (for the types rel has), or timeout_s passes. Prints
+ * progress on stdout. Returns 0, -ETIMEDOUT or another negative errno (all
+ * printed).
+ */
+int cli_rollout_wait(struct cli_client *c, const char *app, const Drover__ReleaseInfo *rel,
+                     uint32_t timeout_s);
+
+/* cmd_releases.c */
+int cli_cmd_releases(int argc, char **argv);
+
+/* cmd_scale.c */
+int cli_cmd_scale(int argc, char **argv);
+
+/* cmd_ps.c */
+int cli_cmd_ps(int argc, char **argv);
+
+/* cmd_nodes.c */
+int cli_cmd_nodes(int argc, char **argv);
+
+#endif

@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * client.c: the CLI's one connection to the controller — a blocking nanomsg
+ * REQ socket, one request and one reply at a time.
+ *
+ * Blocking is right here: the CLI has nothing else to do while it waits, and
+ * NN_SNDTIMEO/NN_RCVTIMEO (DROVER_TIMEOUT_MS) bound every wait. nanomsg's REQ
+ * socket re-sends a request that got no reply after NN_REQ_RESEND_IVL; the
+ * interval is set past our timeout so that a slow controller never receives
+ * a non-idempotent request (a release, a scale) twice.
+ *
+ * Every failure is printed here, as the one line a person sees, so the verbs
+ * only decide the exit status.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+
+#include "cli.h"
+#include "env.h"
+#include "wire.h"
+
+#define CLI_CONTROLLER_DEFAULT "tcp://127.0.0.1:7400"
+#define CLI_TIMEOUT_DEFAULT 10000
+#define CLI_TIMEOUT_MAX 3600000
+
+struct cli_client {
+    int sock;
+    char endpoint[256];
+    uint64_t timeout_ms;
+    struct wire_sender sender;
+};
+
+/* The settings, read once; errors are reported together as bad usage. */
+static int
+read_env(struct cli_client *c)
+{
+    struct env_errs errs = {0};
+
+    env_endpoint(&errs, "DROVER_CONTROLLER", CLI_CONTROLLER_DEFAULT, c->endpoint,
+                 sizeof(c->endpoint), NULL);
+    env_u64(&errs, "DROVER_TIMEOUT_MS", CLI_TIMEOUT_DEFAULT, 1, CLI_TIMEOUT_MAX, &c->timeout_ms);
+    env_reserved(&errs, "DROVER_API_TOKEN");
+    for (int i = 0; i < errs.n && i < ENV_MAX_ERRS; i++)
+        fprintf(stderr, "drover: %s\n", errs.msg[i]);
+    return errs.n > 0 ? -EINVAL : 0;
+}
+
+static int
+set_int(int sock, int level, int opt, int v)
+{
+    return nn_setsockopt(sock, level, opt, &v, sizeof(v)) < 0 ? -nn_errno() : 0;
+}
+
+int
+cli_client_new(struct cli_client **out)
+{
+    struct cli_client *c = calloc(1, sizeof(*c));
+    int rc;
+
+    *out = NULL;
+    if (c == NULL)
+        return -ENOMEM;
+    c->sock = -1;
+    wire_sender_init(&c->sender, "cli");
+    rc = read_env(c);
+    if (rc < 0)
+        goto fail;
+    c->sock = nn_socket(AF_SP, NN_REQ);
+    if (c->sock < 0) {
+        rc = -nn_errno();
+        cli_fail("cannot open a socket: %s", nn_strerror(-rc));
+        goto fail;
+    }
+    if ((rc = set_int(c->sock, NN_SOL_SOCKET, NN_SNDTIMEO, (int)c->timeout_ms)) < 0 ||
+        (rc = set_int(c->sock, NN_SOL_SOCKET, NN_RCVTIMEO, (int)c->timeout_ms)) < 0 ||
+        (rc = set_int(c->sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, (int)WIRE_MAX_SIZE)) < 0 ||
+        (rc = set_int(c->sock, NN_REQ, NN_REQ_RESEND_IVL, (int)c->timeout_ms + 60000)) < 0) {
+        cli_fail("cannot set socket options: %s", nn_strerror(-rc));
+        goto fail;
+    }
+    if (nn_connect(c->sock, c->endpoint) < 0) {
+        rc = -nn_errno();
+        cli_fail("cannot connect to %s: %s", c->endpoint, nn_strerror(-rc));
+        goto fail;
+    }
+    *out = c;
+    return 0;
+fail:
+    cli_client_free(c);
+    return rc;
+}
+
+void
+cli_client_free(struct cli_client *c)
+{
+    if (c == NULL)
+        return;
+    if (c->sock >= 0)
+        nn_close(c->sock);
+    free(c);
+}
+
+int
+cli_connect(struct cli_client **out)
+{
+    int rc = cli_client_new(out);
+
+    if (rc == -EINVAL)
+        return CLI_USAGE;
+    return rc < 0 ? CLI_FAIL : CLI_OK;
+}
+
+static int
+transport_error(struct cli_client *c, int err)
+{
+    char t[32];
+
+    if (err == ETIMEDOUT || err == EAGAIN) {
+        cli_fmt_ms(c->timeout_ms, t);
+        cli_fail("cannot reach the controller at %s: timed out after %s", c->endpoint, t);
+        return -ETIMEDOUT;
+    }
+    cli_fail("cannot talk to the controller at %s: %s", c->endpoint, nn_strerror(err));
+    return -err;
+}
+
+static int
+check_reply(struct cli_client *c, Drover__Message *m, Drover__Message__BodyCase want)
+{
+    /*
+     * The oneof's members share one pointer: a body that is set but holds no
+     * message would be a NULL we must not follow.
+     */
+    if (m->body_case == want && m->ok != NULL)
+        return 0;
+    if (m->body_case == DROVER__MESSAGE__BODY_ERROR && m->error != NULL) {
+        const char *text = cli_str(m->error->message);
+
+        if (text[0] != '\0')
+            cli_fail("%s", text);
+        else
+            cli_fail("the controller refused the request (error code %d)", (int)m->error->code);
+        return -EREMOTEIO;
+    }
+    cli_fail("unexpected reply from the controller at %s (message type %d)", c->endpoint,
+             (int)m->body_case);
+    return -EBADMSG;
+}
+
+int
+cli_call(struct cli_client *c, Drover__Message *req, Drover__Message__BodyCase want,
+         Drover__Message **rep)
+{
+    struct wire_header hdr;
+    Drover__Message *m = NULL;
+    uint8_t *buf = NULL;
+    void *in = NULL;
+    size_t len;
+    int n, rc;
+
+    *rep = NULL;
+    rc = wire_seal(&c->sender, req, &buf, &len);
+    if (rc < 0) {
+        cli_fail("cannot encode the request: %s", strerror(-rc));
+        goto out;
+    }
+    if (nn_send(c->sock, buf, len, 0) < 0) {
+        rc = transport_error(c, nn_errno());
+        goto out;
+    }
+    n = nn_recv(c->sock, &in, NN_MSG, 0);
+    if (n < 0) {
+        rc = transport_error(c, nn_errno());
+        goto out;
+    }
+    rc = wire_open(in, (size_t)n, &hdr, &m);
+    if (rc == -EPROTONOSUPPORT) {
+        cli_fail("the controller at %s speaks protocol version %u, this drover speaks %d",
+                 c->endpoint, hdr.version, WIRE_VERSION);
+        goto out;
+    }
+    if (rc < 0) {
+        cli_fail("unexpected reply from the controller at %s: %s", c->endpoint, wire_strerror(rc));
+        goto out;
+    }
+    rc = check_reply(c, m, want);
+    if (rc < 0)
+        goto out;
+    *rep = m;
+    m = NULL;
+out:
+    if (m != NULL)
+        wire_msg_free(m);
+    if (in != NULL)
+        nn_freemsg(in);
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd_ps.c: `drover ps APP` — an app's processes.
+ *
+ * Human output is grouped by type like `heroku ps`:
+ *
+ *   === web (2): python3 web.py
+ *   web.1: up 2026-11-24T10:00:00Z (~ 5s ago)  node1  127.0.0.1:5001  v3  restarts=0  pid=1234
+ *
+ * --json writes every instance with the same keys always (null where a value
+ * does not apply), since scripts and the integration tests read it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "util.h"
+#include "wire.h"
+
+/* N of "web.N", for ordering web.2 before web.10. */
+static unsigned long
+inst_num(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+
+    return dot != NULL ? strtoul(dot + 1, NULL, 10) : 0;
+}
+
+static int
+by_type_then_number(const void *a, const void *b)
+{
+    const Drover__InstanceInfo *x = *(Drover__InstanceInfo *const *)a;
+    const Drover__InstanceInfo *y = *(Drover__InstanceInfo *const *)b;
+    int c = strcmp(cli_str(x->type), cli_str(y->type));
+    unsigned long nx, ny;
+
+    if (c != 0)
+        return c;
+    nx = inst_num(cli_str(x->name));
+    ny = inst_num(cli_str(y->name));
+    if (nx != ny)
+        return nx < ny ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id ? 1 : 0;
+}
+
+static void
+ps_json(Drover__PsRep *r)
+{
+    struct cli_json j;
+
+    cli_json_init(&j, stdout);
+    cli_json_begin_array(&j);
+    for (size_t i = 0; i < r->n_instances; i++) {
+        Drover__InstanceInfo *in = r->instances[i];
+        bool placed = cli_str(in->node)[0] != '\0';
+
+        cli_json_begin_object(&j);
+        cli_json_key(&j, "id");
+        cli_json_uint(&j, in->id);
+        cli_json_key(&j, "name");
+        cli_json_string(&j, cli_str(in->name));
+        cli_json_key(&j, "type");
+        cli_json_string(&j, cli_str(in->type));
+        cli_json_key(&j, "state");
+        cli_json_string(&j, cli_str(in->state));
+        cli_json_key(&j, "node");
+        cli_json_string(&j, placed ? in->node : NULL);
+        cli_json_key(&j, "host");
+        cli_json_string(&j, placed && cli_str(in->host)[0] != '\0' ? in->host : NULL);
+        cli_json_key(&j, "port");
+        cli_json_uint(&j, in->port);
+        cli_json_key(&j, "release");
+        cli_json_uint(&j, in->release);
+        cli_json_key(&j, "restarts");
+        cli_json_uint(&j, in->restarts);
+        cli_json_key(&j, "pid");
+        cli_json_int(&j, in->pid);
+        cli_json_key(&j, "exit_code");
+        if (in->exit_code >= 0)
+            cli_json_int(&j, in->exit_code);
+        else
+            cli_json_null(&j);
+        cli_json_key(&j, "exit_signal");
+        if (in->exit_signal > 0)
+            cli_json_int(&j, in->exit_signal);
+        else
+            cli_json_null(&j);
+        cli_json_key(&j, "since");
+        cli_json_time(&j, in->since_ms);
+        cli_json_key(&j, "reason");
+        cli_json_string(&j, cli_str(in->reason)[0] != '\0' ? in->reason : NULL);
+        cli_json_key(&j, "command");
+        cli_json_string(&j, cli_str(in->command));
+        cli_json_end_object(&j);
+    }
+    cli_json_end_array(&j);
+    cli_json_end(&j);
+}
+
+/* The tail of a line: last exit status and reason, when there is one. */
+static void
+ps_notes(const Drover__InstanceInfo *in, char *out, size_t outsz)
+{
+    const char *st = cli_str(in->state);
+    bool exited = strcmp(st, "crashed") == 0 || strcmp(st, "failed") == 0 ||
+                  strcmp(st, "starting") == 0 || in->restarts > 0;
+    size_t used = 0;
+
+    out[0] = '\0';
+    if (exited && in->exit_signal > 0)
+        used = (size_t)snprintf(out, outsz, "last exit: signal %d", in->exit_signal);
+    else if (exited && in->exit_code >= 0)
+        used = (size_t)snprintf(out, outsz, "last exit: code %d", in->exit_code);
+    if (cli_str(in->reason)[0] != '\0' && used < outsz)
+        snprintf(out + used, outsz - used, "%s%s", used > 0 ? ", " : "", in->reason);
+}
+
+/* One group: the heading and its instances first..last-1 as a table. */
+static int
+ps_group(Drover__InstanceInfo **in, size_t n, uint64_t now)
+{
+    struct cli_table *t = cli_table_new(9);
+    int rc = 0;
+
+    if (t == NULL)
+        return -ENOMEM;
+    printf("=== %s (%zu): %s\n", cli_str(in[0]->type), n, cli_str(in[0]->command));
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const Drover__InstanceInfo *x = in[i];
+        char name[48], since[80], t1[32], t2[32], addr[96], rel[16], restarts[32], pid[32],
+            notes[512];
+        bool placed = cli_str(x->node)[0] != '\0';
+        const char *row[9] = {
+            name, cli_str(x->state), since, placed ? x->node : "-", addr, rel, restarts, pid,
+            notes};
+
+        snprintf(name, sizeof(name), "%s:", cli_str(x->name));
+        cli_fmt_time(x->since_ms, t1);
+        cli_fmt_ago(x->since_ms, now, t2);
+        snprintf(since, sizeof(since), "%s%s%s%s", t1, t2[0] ? " (" : "", t2, t2[0] ? ")" : "");
+        if (placed && x->port != 0)
+            snprintf(addr, sizeof(addr), "%s:%u", cli_str(x->host), x->port);
+        else
+            snprintf(addr, sizeof(addr), "-");
+        snprintf(rel, sizeof(rel), "v%u", x->release);
+        snprintf(restarts, sizeof(restarts), "restarts=%u", x->restarts);
+        if (x->pid > 0)
+            snprintf(pid, sizeof(pid), "pid=%d", x->pid);
+        else
+            snprintf(pid, sizeof(pid), "pid=-");
+        ps_notes(x, notes, sizeof(notes));
+        rc = cli_table_row(t, row);
+    }
+    if (rc == 0)
+        cli_table_print(t, stdout, NULL);
+    cli_table_free(t);
+    return rc;
+}
+
+static int
+ps_human(const char *app, Drover__PsRep *r)
+{
+    uint64_t now = now_ms();
+    size_t start = 0;
+
+    if (r->n_instances == 0) {
+        printf("%s has no processes. Scale up with: drover scale %s web=1\n", app, app);
+        return 0;
+    }
+    for (size_t i = 1; i <= r->n_instances; i++) {
+        int rc;
+
+        if (i < r->n_instances &&
+            strcmp(cli_str(r->instances[i]->type), cli_str(r->instances[start]->type)) == 0)
+            continue;
+        if (start > 0)
+            putchar('\n');
+        rc = ps_group(r->instances + start, i - start, now);
+        if (rc < 0)
+            return rc;
+        start = i;
+    }
+    return 0;
+}
+
+int
+cli_cmd_ps(int argc, char **argv)
+{
+    bool json = false;
+    struct cli_flag flags[] = {{"json", 0, false, &json, NULL}};
+    Drover__Message req = DROVER__MESSAGE__INIT, *rep = NULL;
+    Drover__PsReq body = DROVER__PS_REQ__INIT;
+    struct cli_client *c = NULL;
+    char err[256], *pos[1];
+    int npos, rc;
+
+    if (cli_args_parse(argc, argv, flags, ARRAY_SIZE(flags), pos, 1, &npos, err, sizeof(err)) < 0)
+        return cli_usage("ps", "%s", err);
+    if (npos < 1)
+        return cli_usage("ps", "missing APP");
+    if ((rc = cli_app_arg("ps", pos[0])) != CLI_OK)
+        return rc;
+    if ((rc = cli_connect(&c)) != CLI_OK)
+        return rc;
+    body.app = pos[0];
+    req.body_case = DROVER__MESSAGE__BODY_PS_REQ;
+    req.ps_req = &body;
+    rc = cli_call(c, &req, DROVER__MESSAGE__BODY_PS_REP, &rep);
+    if (rc == 0) {
+        Drover__PsRep *r = rep->ps_rep;
+
+        if (r->n_instances > 1)
+            qsort(r->instances, r->n_instances, sizeof(*r->instances), by_type_then_number);
+        if (json)
+            ps_json(r);
+        else if (ps_human(pos[0], r) < 0)
+            rc = cli_fail("out of memory");
+    }
+    if (rep != NULL)
+        wire_msg_free(rep);
+    cli_client_free(c);
+    return rc == 0 ? CLI_OK : CLI_FAIL;
+}

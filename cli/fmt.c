@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fmt.c: small formatting helpers for human output — times, durations,
+ * formations. Machine output (--json) uses RFC 3339 with milliseconds from
+ * common/util.h instead; these are for eyes.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+void
+cli_fmt_time(uint64_t ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    if (ms == 0 || gmtime_r(&t, &tm) == NULL) {
+        strcpy(out, "-");
+        return;
+    }
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void
+cli_fmt_ago(uint64_t ms, uint64_t now, char out[32])
+{
+    uint64_t s;
+
+    if (ms == 0) {
+        out[0] = '\0';
+        return;
+    }
+    s = now > ms ? (now - ms) / 1000 : 0;
+    if (s < 60)
+        snprintf(out, 32, "~ %" PRIu64 "s ago", s);
+    else if (s < 3600)
+        snprintf(out, 32, "~ %" PRIu64 "m ago", s / 60);
+    else if (s < 86400)
+        snprintf(out, 32, "~ %" PRIu64 "h ago", s / 3600);
+    else
+        snprintf(out, 32, "~ %" PRIu64 "d ago", s / 86400);
+}
+
+void
+cli_fmt_ms(uint64_t ms, char out[32])
+{
+    if (ms % 1000 == 0)
+        snprintf(out, 32, "%" PRIu64 " s", ms / 1000);
+    else
+        snprintf(out, 32, "%" PRIu64 ".%03" PRIu64 " s", ms / 1000, ms % 1000);
+    /* "0.500 s" reads better as "0.5 s" */
+    if (strchr(out, '.') != NULL) {
+        char *sp = strchr(out, ' ');
+        char *p = sp - 1;
+
+        while (*p == '0')
+            p--;
+        memmove(p + 1, sp, strlen(sp) + 1);
+    }
+}
+
+void
+cli_fmt_formation(Drover__FormationEntry **f, size_t n, char *out, size_t outsz)
+{
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < n && used < outsz; i++) {
+        int w = snprintf(out + used, outsz - used, "%s%s=%d", used > 0 ? " " : "",
+                         cli_str(f[i]->type), f[i]->quantity);
+
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+    if (out[0] == '\0')
+        snprintf(out, outsz, "(none)");
+}
+
+const char *
+cli_str(const char *s)
+{
+    return s != NULL ? s : "";
+}

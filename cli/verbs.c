@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * verbs.c: the table of verbs, and every help and usage text.
+ *
+ * One table drives dispatch, `drover help`, `drover VERB --help` and the usage
+ * lines printed on bad input, so they cannot drift apart. Help goes to stdout
+ * (it was asked for); usage after a mistake goes to stderr.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "util.h"
+
+static const struct cli_verb verbs[] = {
+    {"apps", "[--json]", "list apps with their current release and formation",
+     "  --json        machine output: [{name, release, formation, created}]\n", cli_cmd_apps},
+    {"apps:create", "APP", "create an app (name: [a-z][a-z0-9-]{0,29})", NULL, cli_cmd_apps_create},
+    {"config", "APP [--json]", "show an app's config vars",
+     "  --json        machine output: {\"KEY\": \"value\", ...}\n", cli_cmd_config},
+    {"config:set", "APP K=V...", "set config vars (makes a new release once the app has one)",
+     "  K=V           KEY matches [A-Za-z_][A-Za-z0-9_]*; VALUE is everything after\n"
+     "                the first '=' and may be empty or hold more '='\n",
+     cli_cmd_config_set},
+    {"config:unset", "APP K...", "remove config vars (makes a new release once the app has one)",
+     NULL, cli_cmd_config_unset},
+    {"deploy", "APP DIR [-m TEXT] [--no-wait] [--timeout SECONDS]",
+     "pack DIR (with its Procfile), upload it, release it and wait for the rollout",
+     "  -m, --message TEXT   release description (default \"Deploy <sha12>\")\n"
+     "  --no-wait            return once the release is made\n"
+     "  --timeout SECONDS    how long to wait for the rollout (default 300)\n"
+     "  DIR must contain a regular file named Procfile that parses; it is checked\n"
+     "  before anything is uploaded. Done means every process of APP runs the new\n"
+     "  release and is up, as many as the formation asks for.\n",
+     cli_cmd_deploy},
+    {"releases", "APP [--json]", "list an app's releases, newest first",
+     "  --json        machine output: [{version, description, created, status,\n"
+     "                current, slug}]\n",
+     cli_cmd_releases},
+    {"scale", "APP TYPE=N [TYPE=N...]", "set how many processes of each type run",
+     "  TYPE=N        N is a decimal from 0 to 100000\n", cli_cmd_scale},
+    {"ps", "APP [--json]", "list an app's processes: state, node, port, release",
+     "  --json        machine output: [{name, type, state, node, host, port, release,\n"
+     "                restarts, pid, exit_code, exit_signal, since, reason, command}]\n",
+     cli_cmd_ps},
+    {"nodes", "[--json]", "list the cluster's nodes",
+     "  --json        machine output: [{name, address, state, instances, capacity,\n"
+     "                port_min, port_max, last_seen}]\n",
+     cli_cmd_nodes},
+};
+
+static const char environment[] =
+    "Environment:\n"
+    "  DROVER_CONTROLLER   the controller's API endpoint (default tcp://127.0.0.1:7400)\n"
+    "  DROVER_TIMEOUT_MS   how long to wait for each reply, in ms (default 10000)\n"
+    "  DROVER_API_TOKEN    reserved for authentication; accepted and ignored for now\n";
+
+static const char exit_statuses[] =
+    "Exit status: 0 success, 1 failure (the reason is printed on stderr), 2 bad usage.\n";
+
+const struct cli_verb *
+cli_verb_find(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+        if (strcmp(verbs[i].name, name) == 0)
+            return &verbs[i];
+    return NULL;
+}
+
+void
+cli_help(FILE *out)
+{
+    fprintf(out, "Usage: drover VERB [ARGS]\n\n"
+                 "drover drives a drover cluster: apps, config, deploys, scaling, processes.\n\n"
+                 "Verbs:\n");
+    for (size_t i = 0; i < ARRAY_SIZE(verbs); i++) {
+        char head[96];
+
+        snprintf(head, sizeof(head), "%s %s", verbs[i].name, verbs[i].synopsis);
+        fprintf(out, "  %s\n      %s\n", head, verbs[i].summary);
+    }
+    fprintf(out, "  help [VERB]\n      this text, or one verb's (also: drover VERB --help)\n\n");
+    fprintf(out, "Flags:\n");
+    for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+        if (verbs[i].details != NULL)
+            fprintf(out, " %s:\n%s", verbs[i].name, verbs[i].details);
+    fprintf(out, " every verb:\n  -h, --help    show the verb's help\n\n%s\n%s", environment,
+            exit_statuses);
+}
+
+void
+cli_verb_help(FILE *out, const struct cli_verb *v)
+{
+    fprintf(out, "Usage: drover %s %s\n\n%s\n", v->name, v->synopsis, v->summary);
+    if (v->details != NULL)
+        fprintf(out, "\n%s", v->details);
+    fprintf(out, "\n%s\n%s", environment, exit_statuses);
+}
+
+int
+cli_usage(const char *verb, const char *fmt, ...)
+{
+    const struct cli_verb *v = verb != NULL ? cli_verb_find(verb) : NULL;
+    va_list ap;
+
+    if (fmt != NULL) {
+        fputs("drover: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+    }
+    if (v != NULL)
+        fprintf(stderr, "Usage: drover %s %s\nSee 'drover %s --help'.\n", v->name, v->synopsis,
+                v->name);
+    else
+        fprintf(stderr, "Usage: drover VERB [ARGS]\nSee 'drover help' for the verbs.\n");
+    return CLI_USAGE;
+}
+
+int
+cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("drover: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return CLI_FAIL;
+}

@@ -1,0 +1,543 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * harness.c: see harness.h. Processes are started with fork+exec in their own
+ * process group, their output to a log file; readiness is a line in that log
+ * (event=ready), polled, never a fixed sleep.
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+extern char **environ;
+
+void
+h_msleep(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static long
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static const char *
+bin_dir(void)
+{
+    const char *d = getenv("DROVER_BIN_DIR");
+    return d != NULL && d[0] != '\0' ? d : DROVER_BIN_DIR "/bin";
+}
+
+void
+h_init(struct h_cluster *c, const char *test, int base_port)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->dir, sizeof(c->dir), "/tmp/drover-it-%s.XXXXXX", test);
+    cr_assert_not_null(mkdtemp(c->dir), "mkdtemp: %s", strerror(errno));
+    c->base_port = base_port;
+    snprintf(c->api, sizeof(c->api), "tcp://127.0.0.1:%d", base_port);
+    snprintf(c->join, sizeof(c->join), "tcp://127.0.0.1:%d", base_port + 1);
+}
+
+/* Build a clean environment: PATH plus the given K=V strings. */
+static char **
+make_env(const char *const *a, const char *const *b)
+{
+    static char *env[64];
+    int n = 0;
+
+    env[n++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    env[n++] = "LANG=C.UTF-8";
+    /* Sanitizer settings reach the daemons, so a leak at exit fails the test. */
+    static char asan[512], ubsan[512];
+    if (getenv("ASAN_OPTIONS") != NULL) {
+        snprintf(asan, sizeof(asan), "ASAN_OPTIONS=%s", getenv("ASAN_OPTIONS"));
+        env[n++] = asan;
+    }
+    if (getenv("UBSAN_OPTIONS") != NULL) {
+        snprintf(ubsan, sizeof(ubsan), "UBSAN_OPTIONS=%s", getenv("UBSAN_OPTIONS"));
+        env[n++] = ubsan;
+    }
+    for (; a != NULL && *a != NULL && n < 62; a++)
+        env[n++] = (char *)*a;
+    for (; b != NULL && *b != NULL && n < 62; b++)
+        env[n++] = (char *)*b;
+    env[n] = NULL;
+    return env;
+}
+
+static int
+start(struct h_cluster *c, const char *name, const char *prog, char **env)
+{
+    struct h_proc *p;
+    char path[512];
+    pid_t pid;
+    int fd;
+
+    cr_assert_lt(c->nprocs, H_MAX_PROCS);
+    p = &c->procs[c->nprocs];
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    char log[sizeof(p->log)];
+    snprintf(log, sizeof(log), "%s/%s.log", c->dir, name); /* c->dir and p->log share c */
+    memcpy(p->log, log, sizeof(log));
+    snprintf(path, sizeof(path), "%s/%s", bin_dir(), prog);
+    fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    cr_assert_geq(fd, 0);
+    pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        setpgid(0, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        int devnull = open("/dev/null", O_RDONLY);
+        dup2(devnull, 0);
+        execve(path, (char *[]){(char *)prog, NULL}, env);
+        dprintf(2, "exec %s: %s\n", path, strerror(errno));
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    close(fd);
+    p->pid = pid;
+    return c->nprocs++;
+}
+
+int
+h_start_controller(struct h_cluster *c, const char *const *extra_env)
+{
+    char data[320], api[96], agents[96];
+    snprintf(data, sizeof(data), "DROVER_DATA_DIR=%s/controller", c->dir);
+    snprintf(api, sizeof(api), "DROVER_API_LISTEN=%s", c->api);
+    snprintf(agents, sizeof(agents), "DROVER_AGENT_LISTEN=%s", c->join);
+    const char *base[] = {data, api, agents, NULL};
+    return start(c, "controller", "drover-controller", make_env(base, extra_env));
+}
+
+int
+h_start_agent(struct h_cluster *c, const char *node, const char *port_range,
+              const char *const *extra_env)
+{
+    char data[320], name[96], join[96], range[64];
+    snprintf(data, sizeof(data), "DROVER_DATA_DIR=%s/agent-%s", c->dir, node);
+    snprintf(name, sizeof(name), "DROVER_NODE_NAME=%s", node);
+    snprintf(join, sizeof(join), "DROVER_JOIN=%s", c->join);
+    snprintf(range, sizeof(range), "DROVER_PORT_RANGE=%s", port_range);
+    const char *base[] = {data, name, join, range, NULL};
+    return start(c, node, "drover-agent", make_env(base, extra_env));
+}
+
+static char *
+slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf = NULL;
+    size_t len = 0;
+
+    if (f == NULL)
+        return NULL;
+    FILE *m = open_memstream(&buf, &len);
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        fwrite(chunk, 1, n, m);
+    fclose(f);
+    fclose(m);
+    return buf;
+}
+
+bool
+h_log_has(struct h_cluster *c, int idx, const char *needle)
+{
+    char *text = slurp(c->procs[idx].log);
+    bool found = text != NULL && strstr(text, needle) != NULL;
+    free(text);
+    return found;
+}
+
+bool
+h_wait_log(struct h_cluster *c, int idx, const char *needle, int timeout_ms)
+{
+    long deadline = mono_ms() + timeout_ms;
+    do {
+        if (h_log_has(c, idx, needle))
+            return true;
+        h_msleep(20);
+    } while (mono_ms() < deadline);
+    return false;
+}
+
+static char *
+read_all_fd(int fd)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    char chunk[8192];
+    ssize_t n;
+    while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+        fwrite(chunk, 1, (size_t)n, m);
+    fclose(m);
+    return buf;
+}
+
+int
+h_cli(struct h_cluster *c, char **out, char **err, const char *const *args)
+{
+    char path[512], ctl[96];
+    const char *argv[32];
+    int o[2], e[2], status, n = 0;
+    pid_t pid;
+    char *obuf, *ebuf;
+
+    snprintf(path, sizeof(path), "%s/drover", bin_dir());
+    snprintf(ctl, sizeof(ctl), "DROVER_CONTROLLER=%s", c->api);
+    const char *env[] = {ctl, "DROVER_TIMEOUT_MS=5000", NULL};
+    argv[n++] = "drover";
+    for (; *args != NULL && n < 31; args++)
+        argv[n++] = *args;
+    argv[n] = NULL;
+    cr_assert_eq(pipe(o), 0);
+    cr_assert_eq(pipe(e), 0);
+    pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(o[1], 1);
+        dup2(e[1], 2);
+        close(o[0]);
+        close(e[0]);
+        int devnull = open("/dev/null", O_RDONLY);
+        dup2(devnull, 0);
+        execve(path, (char **)argv, make_env(env, NULL));
+        _exit(127);
+    }
+    close(o[1]);
+    close(e[1]);
+    /* Output is small; read stdout then stderr (the CLI writes little to
+     * stderr, so it cannot fill the pipe and stall). */
+    obuf = read_all_fd(o[0]);
+    ebuf = read_all_fd(e[0]);
+    close(o[0]);
+    close(e[0]);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (out != NULL)
+        *out = obuf;
+    else
+        free(obuf);
+    if (err != NULL)
+        *err = ebuf;
+    else
+        free(ebuf);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int
+h_stop(struct h_cluster *c, int idx, int timeout_ms)
+{
+    struct h_proc *p = &c->procs[idx];
+    long deadline = mono_ms() + timeout_ms;
+    int status;
+
+    if (p->pid <= 0)
+        return -1;
+    kill(p->pid, SIGTERM);
+    while (mono_ms() < deadline) {
+        pid_t r = waitpid(p->pid, &status, WNOHANG);
+        if (r == p->pid) {
+            p->pid = 0;
+            return status;
+        }
+        h_msleep(20);
+    }
+    kill(-p->pid, SIGKILL);
+    waitpid(p->pid, &status, 0);
+    p->pid = 0;
+    return -1;
+}
+
+/* Kill the process group of every process whose cwd is under dir. */
+static void
+kill_by_cwd(const char *dir)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    size_t dlen = strlen(dir);
+
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        char link[64], target[1024];
+        ssize_t n;
+        pid_t pid = (pid_t)atoi(de->d_name);
+        if (pid <= 1 || pid == getpid())
+            continue;
+        snprintf(link, sizeof(link), "/proc/%d/cwd", pid);
+        if ((n = readlink(link, target, sizeof(target) - 1)) < 0)
+            continue;
+        target[n] = '\0';
+        if (strncmp(target, dir, dlen) == 0) {
+            pid_t pg = getpgid(pid);
+            if (pg > 1)
+                kill(-pg, SIGKILL);
+            kill(pid, SIGKILL);
+        }
+    }
+    closedir(d);
+}
+
+void
+h_cleanup(struct h_cluster *c)
+{
+    if (c->dir[0] == '\0')
+        return;
+    for (int i = 0; i < c->nprocs; i++) {
+        if (c->procs[i].pid > 0) {
+            kill(-c->procs[i].pid, SIGKILL);
+            waitpid(c->procs[i].pid, NULL, 0);
+            c->procs[i].pid = 0;
+        }
+    }
+    kill_by_cwd(c->dir);
+    if (getenv("DROVER_KEEP_TEST_DIR") == NULL) {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", c->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", c->dir);
+    }
+    c->dir[0] = '\0';
+}
+
+char *
+h_http_get(const char *host, int port, int timeout_ms)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct pollfd pfd;
+    const char req[] = "GET / HTTP/1.0\r\nHost: test\r\n\r\n";
+    char *buf = NULL, *body;
+    size_t len = 0;
+    int fd;
+
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        return NULL;
+    if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+        return NULL;
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1)) {
+        close(fd);
+        return NULL;
+    }
+    pfd.fd = fd;
+    pfd.events = POLLIN;
+    FILE *m = open_memstream(&buf, &len);
+    char chunk[4096];
+    ssize_t n;
+    while (poll(&pfd, 1, timeout_ms) > 0 && (n = read(fd, chunk, sizeof(chunk))) > 0)
+        fwrite(chunk, 1, (size_t)n, m);
+    fclose(m);
+    close(fd);
+    if ((body = strstr(buf, "\r\n\r\n")) == NULL) {
+        free(buf);
+        return NULL;
+    }
+    body = strdup(body + 4);
+    free(buf);
+    return body;
+}
+
+bool
+h_pid_alive(pid_t pid)
+{
+    char path[64], buf[512];
+    FILE *f;
+    bool alive = false;
+
+    if (pid <= 0)
+        return false;
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return false;
+    if (fgets(buf, sizeof(buf), f) != NULL) {
+        char *rp = strrchr(buf, ')');
+        alive = rp != NULL && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
+    }
+    fclose(f);
+    return alive;
+}
+
+/* ---- JSON ---- */
+
+static const char *
+skip_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
+        p++;
+    return p;
+}
+
+static const char *
+parse_string(const char *p, char *out, size_t outsz)
+{
+    size_t o = 0;
+    if (*p != '"')
+        return NULL;
+    p++;
+    while (*p && *p != '"') {
+        char ch = *p++;
+        if (ch == '\\') {
+            char esc = *p++;
+            switch (esc) {
+            case 'n':
+                ch = '\n';
+                break;
+            case 't':
+                ch = '\t';
+                break;
+            case 'r':
+                ch = '\r';
+                break;
+            case 'b':
+                ch = '\b';
+                break;
+            case 'f':
+                ch = '\f';
+                break;
+            case 'u':
+                ch = '?';
+                p += 4;
+                break;
+            case '\0':
+                return NULL;
+            default:
+                ch = esc;
+            }
+        }
+        if (o + 1 < outsz)
+            out[o++] = ch;
+    }
+    if (*p != '"')
+        return NULL;
+    out[o] = '\0';
+    return p + 1;
+}
+
+static const char *
+parse_scalar(const char *p, char *out, size_t outsz)
+{
+    size_t o = 0;
+    if (*p == '"')
+        return parse_string(p, out, outsz);
+    if (*p == '{' || *p == '[') { /* nested: skip, keep as "{}" */
+        int depth = 0;
+        bool in_str = false;
+        for (; *p; p++) {
+            if (in_str) {
+                if (*p == '\\' && p[1])
+                    p++;
+                else if (*p == '"')
+                    in_str = false;
+                continue;
+            }
+            if (*p == '"')
+                in_str = true;
+            else if (*p == '{' || *p == '[')
+                depth++;
+            else if ((*p == '}' || *p == ']') && --depth == 0) {
+                snprintf(out, outsz, "{}");
+                return p + 1;
+            }
+        }
+        return NULL;
+    }
+    while (*p && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n') {
+        if (o + 1 < outsz)
+            out[o++] = *p;
+        p++;
+    }
+    out[o] = '\0';
+    return o > 0 ? p : NULL;
+}
+
+int
+j_parse_array(const char *text, struct j_obj *objs, int max)
+{
+    const char *p = skip_ws(text);
+    int n = 0;
+
+    if (*p++ != '[')
+        return -1;
+    p = skip_ws(p);
+    if (*p == ']')
+        return 0;
+    for (;;) {
+        struct j_obj tmp;
+        struct j_obj *o = n < max ? &objs[n] : &tmp;
+        o->n = 0;
+        p = skip_ws(p);
+        if (*p++ != '{')
+            return -1;
+        p = skip_ws(p);
+        while (*p != '}') {
+            char key[32], val[256];
+            if ((p = parse_string(p, key, sizeof(key))) == NULL)
+                return -1;
+            p = skip_ws(p);
+            if (*p++ != ':')
+                return -1;
+            p = skip_ws(p);
+            if ((p = parse_scalar(p, val, sizeof(val))) == NULL)
+                return -1;
+            if (o->n < J_MAX_KEYS) {
+                snprintf(o->key[o->n], sizeof(o->key[0]), "%s", key);
+                snprintf(o->val[o->n], sizeof(o->val[0]), "%s", val);
+                o->n++;
+            }
+            p = skip_ws(p);
+            if (*p == ',')
+                p = skip_ws(p + 1);
+            else if (*p != '}')
+                return -1;
+        }
+        p = skip_ws(p + 1);
+        n++;
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        if (*p == ']')
+            break;
+        return -1;
+    }
+    return n < max ? n : max;
+}
+
+const char *
+j_get(const struct j_obj *o, const char *key)
+{
+    for (int i = 0; i < o->n; i++)
+        if (strcmp(o->key[i], key) == 0)
+            return o->val[i];
+    return NULL;
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * harness.h: start drover's real binaries for integration tests, drive them
+ * through the real CLI, and clean up every process they started (including
+ * app processes, which live in their own sessions) even when an assertion
+ * fails: call h_cleanup() from the suite's .fini.
+ */
+#ifndef DROVER_HARNESS_H
+#define DROVER_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define H_MAX_PROCS 16
+
+struct h_proc {
+    pid_t pid; /* also its process group */
+    char name[32];
+    char log[512]; /* stdout+stderr go here */
+};
+
+struct h_cluster {
+    char dir[256]; /* everything the test writes lives under here */
+    char api[64];  /* tcp://127.0.0.1:PORT */
+    char join[64];
+    int base_port; /* API = base, agents = base + 1 (+2 notify) */
+    struct h_proc procs[H_MAX_PROCS];
+    int nprocs;
+};
+
+/* Make a fresh temp dir and pick endpoints from base_port. */
+void h_init(struct h_cluster *c, const char *test, int base_port);
+
+/* Start the controller / an agent; returns its index in procs. extra_env:
+ * NULL-terminated "K=V" list, may be NULL. */
+int h_start_controller(struct h_cluster *c, const char *const *extra_env);
+int h_start_agent(struct h_cluster *c, const char *node, const char *port_range,
+                  const char *const *extra_env);
+
+/* Wait until the proc's log holds needle; false on timeout. */
+bool h_wait_log(struct h_cluster *c, int idx, const char *needle, int timeout_ms);
+/* Does the proc's log contain needle? */
+bool h_log_has(struct h_cluster *c, int idx, const char *needle);
+
+/*
+ * Run the CLI with args (NULL-terminated) against the cluster; returns its
+ * exit code. out/err (may be NULL) get malloc'd stdout/stderr text.
+ */
+int h_cli(struct h_cluster *c, char **out, char **err, const char *const *args);
+
+/* SIGTERM a proc and wait (up to timeout) for it to exit; returns its
+ * status as from waitpid, or -1 if it had to be killed. */
+int h_stop(struct h_cluster *c, int idx, int timeout_ms);
+
+/* Kill everything: every started process group, then every process whose
+ * cwd is under c->dir (app processes), then remove c->dir. Idempotent. */
+void h_cleanup(struct h_cluster *c);
+
+/* Sleep a little (polling helpers only; never used to wait for readiness). */
+void h_msleep(int ms);
+
+/* HTTP GET / on host:port; returns malloc'd body or NULL. */
+char *h_http_get(const char *host, int port, int timeout_ms);
+
+/* Is a process alive (and not a zombie)? */
+bool h_pid_alive(pid_t pid);
+
+/* ---- a tiny JSON reader for the CLI's --json arrays of flat objects ---- */
+
+#define J_MAX_KEYS 32
+
+struct j_obj {
+    int n;
+    char key[J_MAX_KEYS][32];
+    char val[J_MAX_KEYS][256]; /* strings unescaped; numbers, true, false, null as text */
+};
+
+/* Parse "[{...},{...}]"; returns the count (<= max) or -1 when malformed. */
+int j_parse_array(const char *text, struct j_obj *objs, int max);
+const char *j_get(const struct j_obj *o, const char *key);
+
+#endif
