@@ -1,0 +1,547 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * agent.c: the node agent as a whole: its instances, the assignment set it
+ * runs, signals and the graceful shutdown.
+ *
+ * The instance table is an array kept sorted by id, so that reports and
+ * their digest come out in one canonical order. Assignments replace the
+ * whole desired set (reconcile.c decides what to start and drain); an
+ * invalid assignment is refused alone and logged. Instances outlive any
+ * conversation with the controller: when it cannot be reached, nothing
+ * here changes and crashed processes keep being restarted.
+ *
+ * Shutdown (SIGTERM or SIGINT): stop taking assignments, drain every
+ * instance, send one last full sync (waiting for its answer at most a
+ * couple of heartbeats), then close every handle so that uv_run returns. A
+ * second signal SIGKILLs the groups at once. Progress is checked from a
+ * 0 ms timer rather than from the callbacks that cause it, so that no
+ * socket or instance is closed from inside its own callback.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agt.h"
+#include "log.h"
+#include "util.h"
+
+struct agt {
+    uv_loop_t *loop;
+    const struct agt_config *cfg; /* borrowed */
+    struct wire_sender sender;
+    char boot_id[33];
+    struct agt_conn *conn;
+    struct agt_slugs *slugs;
+    struct agt_inst **insts; /* sorted by id */
+    size_t ninst, cap;
+    uint64_t generation;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t check;   /* shutdown progress, deferred */
+    uv_timer_t lastest; /* bounds the wait for the last sync's answer */
+    int nsignals;
+    bool last_sent, last_done, closed;
+};
+
+/* ---- the instance table ---- */
+
+static size_t
+find_pos(const struct agt *a, uint64_t id)
+{
+    size_t lo = 0, hi = a->ninst;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (agt_inst_spec(a->insts[mid])->id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static struct agt_inst *
+find(const struct agt *a, uint64_t id)
+{
+    size_t pos = find_pos(a, id);
+
+    if (pos < a->ninst && agt_inst_spec(a->insts[pos])->id == id)
+        return a->insts[pos];
+    return NULL;
+}
+
+static int
+insert(struct agt *a, struct agt_inst *i)
+{
+    size_t pos = find_pos(a, agt_inst_spec(i)->id);
+
+    if (a->ninst == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 16;
+        struct agt_inst **p = realloc(a->insts, cap * sizeof *p);
+
+        if (!p)
+            return -ENOMEM;
+        a->insts = p;
+        a->cap = cap;
+    }
+    memmove(&a->insts[pos + 1], &a->insts[pos], (a->ninst - pos) * sizeof *a->insts);
+    a->insts[pos] = i;
+    a->ninst++;
+    return 0;
+}
+
+static void
+forget(struct agt *a, size_t pos)
+{
+    struct agt_inst *i = a->insts[pos];
+
+    log_info("forgotten", "app=%s inst=%s id=%" PRIu64, agt_inst_spec(i)->app,
+             agt_inst_spec(i)->name, agt_inst_spec(i)->id);
+    memmove(&a->insts[pos], &a->insts[pos + 1], (a->ninst - pos - 1) * sizeof *a->insts);
+    a->ninst--;
+    agt_inst_free(i);
+}
+
+static bool
+same_release(const struct agt_spec *s, const char *app, uint32_t release, const char *sha)
+{
+    return s->release == release && strcmp(s->app, app) == 0 && strcmp(s->sha, sha) == 0;
+}
+
+static bool
+waits_for_release(const struct agt_inst *i)
+{
+    enum agt_state st = agt_inst_sup(i)->state;
+
+    return st == AGT_PENDING || st == AGT_FAILED;
+}
+
+static void on_check(uv_timer_t *t);
+
+static void
+arm_check(struct agt *a)
+{
+    if (a->nsignals > 0 && !a->closed)
+        uv_timer_start(&a->check, on_check, 0, 0);
+}
+
+/* ---- assignments ---- */
+
+static size_t
+active_count(const struct agt *a)
+{
+    size_t n = 0;
+
+    for (size_t k = 0; k < a->ninst; k++) {
+        enum agt_state st = agt_inst_sup(a->insts[k])->state;
+
+        n += st != AGT_DRAINING && st != AGT_STOPPED;
+    }
+    return n;
+}
+
+static void
+start_one(struct agt *a, struct agt_spec *spec)
+{
+    struct agt_inst *i = agt_inst_new(a, spec);
+    char dir[PATH_MAX];
+    int rc;
+
+    if (!i || insert(a, i) < 0) {
+        log_error("start_failed", "app=%s inst=%s err=out_of_memory", spec->app, spec->name);
+        if (i)
+            agt_inst_free(i);
+        else
+            agt_spec_free(spec);
+        return;
+    }
+    log_info("assigned", "app=%s inst=%s id=%" PRIu64 " release=%u port=%u", spec->app, spec->name,
+             spec->id, (unsigned)spec->release, (unsigned)spec->port);
+    rc = agt_slugs_want(a->slugs, spec, dir, sizeof dir);
+    if (rc == 1) {
+        agt_inst_release_ready(i, dir);
+    } else if (rc < 0) {
+        log_error("release_failed", "app=%s inst=%s err=%s", spec->app, spec->name,
+                  log_q(uv_strerror(rc)));
+        agt_inst_event(i, AGT_EV_SLUG_FAILED);
+    }
+    agt_inst_changed(a, i);
+}
+
+void
+agt_assign(struct agt *a, uint64_t gen, Drover__Assignment *const *as, size_t n)
+{
+    struct agt_spec **specs = calloc(n + 1, sizeof *specs);
+    uint64_t *want = calloc(n + 1, sizeof *want);
+    uint64_t *have = calloc(a->ninst + 1, sizeof *have);
+    struct agt_plan plan = {0};
+    size_t nwant = 0, active;
+    char err[160];
+
+    if (a->nsignals > 0)
+        goto out;
+    if (!specs || !want || !have || n > 100000) {
+        log_error("assign_failed", "generation=%" PRIu64 " err=out_of_memory", gen);
+        goto out;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (agt_spec_new(as[k], a->cfg, &specs[nwant], err, sizeof err) < 0) {
+            log_warn("bad_assignment", "id=%" PRIu64 " app=%s inst=%s err=%s", as[k]->id,
+                     log_q(as[k]->app), log_q(as[k]->name), log_q(err));
+            continue;
+        }
+        want[nwant] = specs[nwant]->id;
+        nwant++;
+    }
+    for (size_t k = 0; k < a->ninst; k++)
+        have[k] = agt_inst_spec(a->insts[k])->id;
+    if (agt_reconcile(have, a->ninst, want, nwant, &plan) < 0) {
+        log_error("assign_failed", "generation=%" PRIu64 " err=out_of_memory", gen);
+        goto out;
+    }
+    if (gen != a->generation || plan.nstart || plan.ndrain)
+        log_info("assignments", "generation=%" PRIu64 " n=%zu start=%zu drain=%zu", gen, nwant,
+                 plan.nstart, plan.ndrain);
+    a->generation = gen;
+    for (size_t k = 0; k < plan.ndrain; k++) {
+        struct agt_inst *i = find(a, plan.drain[k]);
+
+        if (i)
+            agt_inst_event(i, AGT_EV_STOP);
+    }
+    active = active_count(a);
+    for (size_t k = 0; k < plan.nstart; k++) {
+        size_t idx = plan.start[k];
+
+        if (active >= a->cfg->capacity) {
+            log_warn("over_capacity", "app=%s inst=%s capacity=%u", specs[idx]->app,
+                     specs[idx]->name, (unsigned)a->cfg->capacity);
+            continue;
+        }
+        start_one(a, specs[idx]); /* takes ownership */
+        specs[idx] = NULL;
+        active++;
+    }
+out:
+    for (size_t k = 0; specs && k < nwant; k++)
+        agt_spec_free(specs[k]);
+    free(specs);
+    free(want);
+    free(have);
+    agt_plan_fini(&plan);
+}
+
+void
+agt_release_ready(struct agt *a, const char *app, uint32_t release, const char *sha,
+                  const char *dir, int err, const char *reason)
+{
+    /* Instance events never add to or remove from the table (only
+     * agt_acked forgets), so indexing stays valid while they run. */
+    for (size_t k = 0; k < a->ninst; k++) {
+        struct agt_inst *i = a->insts[k];
+
+        if (!waits_for_release(i) || !same_release(agt_inst_spec(i), app, release, sha))
+            continue;
+        if (err < 0) {
+            log_warn("release_failed", "app=%s inst=%s release=%u err=%s", app,
+                     agt_inst_spec(i)->name, (unsigned)release, log_q(reason));
+            agt_inst_event(i, AGT_EV_SLUG_FAILED);
+        } else {
+            agt_inst_release_ready(i, dir);
+        }
+    }
+}
+
+bool
+agt_release_wanted(struct agt *a, const char *app, uint32_t release, const char *sha)
+{
+    for (size_t k = 0; k < a->ninst; k++) {
+        if (waits_for_release(a->insts[k]) &&
+            same_release(agt_inst_spec(a->insts[k]), app, release, sha))
+            return true;
+    }
+    return false;
+}
+
+/* ---- reports ---- */
+
+uint64_t
+agt_digest(Drover__InstanceReport *const *reps, size_t n)
+{
+    uint64_t h = FNV1A64_INIT;
+    uint8_t stack[512];
+
+    for (size_t k = 0; k < n; k++) {
+        size_t len = drover__instance_report__get_packed_size(reps[k]);
+        uint8_t *buf = len <= sizeof stack ? stack : malloc(len);
+
+        if (!buf)
+            continue;
+        drover__instance_report__pack(reps[k], buf);
+        h = fnv1a64(h, buf, len);
+        if (buf != stack)
+            free(buf);
+    }
+    return h;
+}
+
+int
+agt_reports(struct agt *a, Drover__InstanceReport ***reps, size_t *n, uint64_t *digest)
+{
+    Drover__InstanceReport **r = calloc(a->ninst + 1, sizeof *r);
+    size_t k;
+
+    *reps = NULL;
+    *n = 0;
+    if (!r)
+        return -ENOMEM;
+    for (k = 0; k < a->ninst; k++) {
+        r[k] = malloc(sizeof *r[k]);
+        if (!r[k]) {
+            agt_reports_free(r, k);
+            return -ENOMEM;
+        }
+        drover__instance_report__init(r[k]);
+        agt_inst_report(a->insts[k], r[k]);
+    }
+    *reps = r;
+    *n = k;
+    *digest = agt_digest(r, k);
+    return 0;
+}
+
+void
+agt_reports_free(Drover__InstanceReport **reps, size_t n)
+{
+    for (size_t k = 0; reps && k < n; k++)
+        free(reps[k]);
+    free(reps);
+}
+
+void
+agt_reports_sent(struct agt *a, uint64_t seq)
+{
+    for (size_t k = 0; k < a->ninst; k++) {
+        struct agt_inst *i = a->insts[k];
+
+        if (agt_inst_sup(i)->state == AGT_STOPPED && agt_inst_stop_seq(i) == 0)
+            agt_inst_set_stop_seq(i, seq);
+    }
+}
+
+void
+agt_acked(struct agt *a, uint64_t seq)
+{
+    for (size_t k = a->ninst; k-- > 0;) {
+        struct agt_inst *i = a->insts[k];
+        uint64_t s = agt_inst_stop_seq(i);
+
+        if (agt_inst_sup(i)->state == AGT_STOPPED && s != 0 && s <= seq)
+            forget(a, k);
+    }
+    arm_check(a);
+}
+
+void
+agt_inst_changed(struct agt *a, struct agt_inst *i)
+{
+    if (a->conn)
+        agt_conn_sync_soon(a->conn);
+    arm_check(a);
+}
+
+/* ---- shutdown ---- */
+
+static void
+on_handle_close(uv_handle_t *h)
+{
+}
+
+static void
+close_all(struct agt *a)
+{
+    a->closed = true;
+    log_info("shutdown_done", "node=%s", a->cfg->node);
+    agt_conn_close(a->conn);
+    a->conn = NULL;
+    agt_slugs_close(a->slugs);
+    a->slugs = NULL;
+    for (size_t k = 0; k < a->ninst; k++)
+        agt_inst_free(a->insts[k]);
+    a->ninst = 0;
+    agt_out_close_all();
+    uv_close((uv_handle_t *)&a->sigterm, on_handle_close);
+    uv_close((uv_handle_t *)&a->sigint, on_handle_close);
+    uv_close((uv_handle_t *)&a->check, on_handle_close);
+    uv_close((uv_handle_t *)&a->lastest, on_handle_close);
+}
+
+static void
+on_lastest(uv_timer_t *t)
+{
+    struct agt *a = t->data;
+
+    log_warn("last_sync_timeout", "node=%s", a->cfg->node);
+    agt_last_sync_done(a);
+}
+
+static void
+on_check(uv_timer_t *t)
+{
+    struct agt *a = t->data;
+
+    if (a->closed || a->nsignals == 0)
+        return;
+    for (size_t k = 0; k < a->ninst; k++) {
+        if (agt_inst_sup(a->insts[k])->state != AGT_STOPPED || agt_inst_running(a->insts[k]))
+            return; /* still draining: its exit re-arms this check */
+    }
+    if (!a->last_sent) {
+        /* Two heartbeats, within [1 s, 5 s]: an unreachable controller
+         * must not hold a shutdown for long. */
+        uint64_t wait = a->cfg->heartbeat_ms * 2ull;
+
+        wait = wait < 1000 ? 1000 : wait > 5000 ? 5000 : wait;
+        a->last_sent = true;
+        uv_timer_start(&a->lastest, on_lastest, wait, 0);
+        agt_conn_last_sync(a->conn);
+        return;
+    }
+    if (a->last_done)
+        close_all(a);
+}
+
+void
+agt_last_sync_done(struct agt *a)
+{
+    a->last_done = true;
+    arm_check(a);
+}
+
+static void
+on_signal(uv_signal_t *sig, int signum)
+{
+    struct agt *a = sig->data;
+
+    if (a->closed)
+        return;
+    if (++a->nsignals == 1) {
+        log_info("shutdown", "signal=%d instances=%zu", signum, a->ninst);
+        for (size_t k = 0; k < a->ninst; k++)
+            agt_inst_event(a->insts[k], AGT_EV_STOP);
+    } else {
+        log_warn("shutdown_kill", "signal=%d instances=%zu", signum, a->ninst);
+        for (size_t k = 0; k < a->ninst; k++)
+            agt_inst_event(a->insts[k], AGT_EV_KILL);
+    }
+    arm_check(a);
+}
+
+/* ---- life ---- */
+
+struct agt *
+agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err)
+{
+    struct agt *a = calloc(1, sizeof *a);
+    uint8_t rnd[16];
+    char dir[PATH_MAX];
+    int rc = -ENOMEM;
+
+    if (!a)
+        goto out;
+    a->loop = loop;
+    a->cfg = cfg;
+    wire_sender_init(&a->sender, cfg->node);
+    rc = uv_random(NULL, NULL, rnd, sizeof rnd, 0, NULL);
+    if (rc < 0)
+        goto out;
+    for (size_t k = 0; k < sizeof rnd; k++)
+        snprintf(&a->boot_id[2 * k], 3, "%02x", rnd[k]);
+    rc = strfmt(dir, sizeof dir, "%s/releases", cfg->data_dir);
+    if (rc == 0)
+        rc = mkdir_p(dir, 0755);
+    if (rc < 0)
+        goto out;
+    a->slugs = agt_slugs_new(a, &rc);
+    if (!a->slugs)
+        goto out;
+    a->conn = agt_conn_new(a, &rc);
+    if (!a->conn)
+        goto out;
+    uv_signal_init(loop, &a->sigterm);
+    uv_signal_init(loop, &a->sigint);
+    uv_timer_init(loop, &a->check);
+    uv_timer_init(loop, &a->lastest);
+    a->sigterm.data = a->sigint.data = a;
+    a->check.data = a->lastest.data = a;
+out:
+    if (rc < 0 && a) {
+        /* Only sockets were opened; they close with the loop. */
+        if (a->slugs)
+            agt_slugs_close(a->slugs);
+        free(a);
+        a = NULL;
+    }
+    *err = rc;
+    return a;
+}
+
+int
+agt_start(struct agt *a)
+{
+    int rc;
+
+    rc = uv_signal_start(&a->sigterm, on_signal, SIGTERM);
+    if (rc == 0)
+        rc = uv_signal_start(&a->sigint, on_signal, SIGINT);
+    if (rc == 0)
+        rc = agt_slugs_start(a->slugs);
+    if (rc == 0)
+        rc = agt_conn_start(a->conn);
+    if (rc == 0)
+        log_info("started", "node=%s join=%s advertise=%s ports=%u-%u capacity=%u boot_id=%s",
+                 a->cfg->node, log_q(a->cfg->join), a->cfg->advertise, (unsigned)a->cfg->port_min,
+                 (unsigned)a->cfg->port_max, (unsigned)a->cfg->capacity, a->boot_id);
+    return rc;
+}
+
+void
+agt_free(struct agt *a)
+{
+    /* After uv_run has returned: every handle is closed. */
+    free(a->insts);
+    free(a);
+}
+
+uv_loop_t *
+agt_loop(const struct agt *a)
+{
+    return a->loop;
+}
+
+const struct agt_config *
+agt_cfg(const struct agt *a)
+{
+    return a->cfg;
+}
+
+struct wire_sender *
+agt_sender(struct agt *a)
+{
+    return &a->sender;
+}
+
+const char *
+agt_boot_id(const struct agt *a)
+{
+    return a->boot_id;
+}
+
+uint64_t
+agt_generation(const struct agt *a)
+{
+    return a->generation;
+}

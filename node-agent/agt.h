@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * agt.h: drover-agent's private header, grouped by the file that implements
+ * each part; it reads as the agent's table of contents.
+ *
+ * Most structs are opaque here and defined in the .c that owns them. Two are
+ * plain values shared on purpose: struct agt_config (read once from the
+ * environment, then read-only) and struct agt_sup (the supervisor's whole
+ * memory for one instance, embedded in struct agt_inst and inspected by the
+ * unit tests without any process).
+ */
+#ifndef DROVER_AGT_H
+#define DROVER_AGT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "wire.h"
+
+struct agt;
+struct agt_conn;
+struct agt_slugs;
+struct agt_inst;
+struct agt_health;
+struct agt_out;
+
+/* config.c */
+struct agt_config {
+    char join[256];   /* agent endpoint: register, sync, slugs */
+    char notify[256]; /* join's port + 1 */
+    char node[64];
+    char advertise[64]; /* an IP literal: reported, and where health checks connect */
+    uint16_t port_min, port_max;
+    uint32_t capacity;
+    char data_dir[1024];
+    uint32_t heartbeat_ms;
+};
+/* Reads every DROVER_* variable the agent uses; on any error logs them all
+ * and exits 78. */
+void agt_config_load(struct agt_config *cfg);
+
+/* agent.c: the instance table, assignments, signals and shutdown. */
+struct agt *agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err);
+int agt_start(struct agt *a);
+void agt_free(struct agt *a);
+uv_loop_t *agt_loop(const struct agt *a);
+const struct agt_config *agt_cfg(const struct agt *a);
+struct wire_sender *agt_sender(struct agt *a);
+const char *agt_boot_id(const struct agt *a);
+uint64_t agt_generation(const struct agt *a);
+/* Reports of every instance, ascending id, for a register or full sync,
+ * and their digest. *reps is malloc'd, its elements too (their strings are
+ * borrowed from the instances: pack them before returning to the loop):
+ * free with agt_reports_free. Returns 0 or -ENOMEM. */
+int agt_reports(struct agt *a, Drover__InstanceReport ***reps, size_t *n, uint64_t *digest);
+/* A full report goes out in request seq: an ST_STOPPED instance in it is
+ * forgotten once a request with that seq or later is acknowledged. */
+void agt_reports_sent(struct agt *a, uint64_t seq);
+void agt_reports_free(Drover__InstanceReport **reps, size_t n);
+/* conn.c tells: a full report sent with seq was acknowledged. */
+void agt_acked(struct agt *a, uint64_t seq);
+/* conn.c tells: the whole desired set at generation gen. Borrowed. */
+void agt_assign(struct agt *a, uint64_t gen, Drover__Assignment *const *as, size_t n);
+/* conn.c tells: the last sync of a shutdown was answered (or cannot be). */
+void agt_last_sync_done(struct agt *a);
+/* supervise.c tells: an instance changed state or reported fields. */
+void agt_inst_changed(struct agt *a, struct agt_inst *i);
+/* slugs.c tells: the release (app, release, sha) is unpacked in dir, or
+ * failed (err < 0, reason says why). Does anyone still need it? */
+void agt_release_ready(struct agt *a, const char *app, uint32_t release, const char *sha,
+                       const char *dir, int err, const char *reason);
+bool agt_release_wanted(struct agt *a, const char *app, uint32_t release, const char *sha);
+/* Pure report digest: FNV-1a 64 over each packed InstanceReport in the given
+ * order (ascending id); FNV1A64_INIT for none. */
+uint64_t agt_digest(Drover__InstanceReport *const *reps, size_t n);
+
+/* conn.c: the controller, from this node's side. */
+struct agt_conn *agt_conn_new(struct agt *a, int *err);
+int agt_conn_start(struct agt_conn *c);
+/* Sync once the current loop iteration is over (coalesces changes). */
+void agt_conn_sync_soon(struct agt_conn *c);
+/* Shutdown: no more notifications; one last full sync. */
+void agt_conn_last_sync(struct agt_conn *c);
+/* Close every socket and timer; frees itself in the close callbacks. */
+void agt_conn_close(struct agt_conn *c);
+
+/* spec.c: an assignment, checked and copied. */
+enum agt_health_kind { AGT_HEALTH_NONE, AGT_HEALTH_TCP, AGT_HEALTH_HTTP };
+struct agt_spec {
+    uint64_t id;
+    char app[32];
+    char name[64]; /* "web.1" */
+    char type[32];
+    uint32_t release;
+    char sha[65];
+    uint64_t size;
+    char *command; /* owned */
+    char **env;    /* owned: "K=V" config vars, in order */
+    size_t nenv;
+    uint16_t port;
+    enum agt_health_kind health;
+    char http_path[256]; /* AGT_HEALTH_HTTP */
+    uint32_t grace_ms;
+    uint32_t boot_timeout_ms;
+};
+#define AGT_DEFAULT_GRACE_MS 30000u
+#define AGT_DEFAULT_BOOT_MS 60000u
+#define AGT_MAX_COMMAND 4096
+/* Check every field against cfg (port range) and copy. On error returns
+ * -EINVAL with a one-line reason in err and *out NULL. */
+int agt_spec_new(const Drover__Assignment *as, const struct agt_config *cfg, struct agt_spec **out,
+                 char *err, size_t errsz);
+void agt_spec_free(struct agt_spec *s);
+/* The process environment: PATH, HOME=home, LANG; the config vars (which may
+ * override those); PORT, DYNO, PS, DROVER_APP, DROVER_RELEASE. Later keys
+ * replace earlier ones. *envp is a malloc'd NULL-terminated array of
+ * malloc'd strings: free with agt_env_free. Returns 0 or -ENOMEM. */
+int agt_env_build(const struct agt_spec *s, const char *home, char ***envp);
+void agt_env_free(char **envp);
+/* "releases/APP/vN-SHA12" under data_dir. 0 or -ENAMETOOLONG. */
+int agt_release_dir(const char *data_dir, const char *app, uint32_t release, const char *sha,
+                    char *out, size_t outsz);
+
+/* reconcile.c: pure set arithmetic on instance ids. */
+struct agt_plan {
+    size_t *start; /* indices into want[] of assignments to start */
+    size_t nstart;
+    uint64_t *drain; /* ids in have[] that are not wanted */
+    size_t ndrain;
+};
+/* have: ids of every instance here (any state); want: assignment ids (a
+ * repeated id is started once). Fills plan (free with agt_plan_fini).
+ * Returns 0 or -ENOMEM. */
+int agt_reconcile(const uint64_t *have, size_t nhave, const uint64_t *want, size_t nwant,
+                  struct agt_plan *plan);
+void agt_plan_fini(struct agt_plan *plan);
+
+/* backoff.c: the restart schedule, pure. */
+#define AGT_BACKOFF_BASE_MS 1000u
+#define AGT_BACKOFF_CAP_MS (5u * 60 * 1000)
+#define AGT_BACKOFF_RESET_MS (10u * 60 * 1000)
+/* Delay before the restart after the n-th consecutive crash: 0 for n <= 1;
+ * then base 1 s doubling (n=2 → 1 s, n=3 → 2 s ...) capped at 5 min, with
+ * "equal jitter": a value in [base/2, base] chosen by rnd. */
+uint64_t agt_backoff_ms(uint32_t consecutive, uint32_t rnd);
+/* Consecutive crash count after one more crash, given how long the instance
+ * had been up (0 if it never was): a run of 10 min or more resets it. */
+uint32_t agt_backoff_next(uint32_t consecutive, uint64_t up_ms);
+
+/* supervise.c: the state × event table and the instance it drives. */
+enum agt_state {
+    AGT_PENDING,  /* waiting for its release (slug fetch, unpack) */
+    AGT_STARTING, /* spawned or about to be; health not passing yet */
+    AGT_UP,
+    AGT_DRAINING, /* SIGTERM sent; SIGKILL at grace */
+    AGT_STOPPED,  /* exited after a stop: reported once, then forgotten */
+    AGT_CRASHED,  /* exited on its own: waiting for its restart */
+    AGT_FAILED,   /* its release could not be prepared; a later slug_ready revives it */
+    AGT_NSTATES
+};
+enum agt_event {
+    AGT_EV_SLUG_READY,
+    AGT_EV_SLUG_FAILED,
+    AGT_EV_SPAWNED,
+    AGT_EV_SPAWN_FAILED,
+    AGT_EV_HEALTHY,
+    AGT_EV_EXITED,
+    AGT_EV_STOP,
+    AGT_EV_GRACE_EXPIRED,
+    AGT_EV_BACKOFF_EXPIRED,
+    AGT_EV_BOOT_TIMEOUT,
+    AGT_EV_KILL, /* second SIGTERM during shutdown */
+    AGT_NEVENTS
+};
+/* What a transition asks the driver to do, in this order. */
+enum agt_action {
+    AGT_A_SPAWN = 1u << 0,   /* spawn; the driver then feeds SPAWNED or SPAWN_FAILED */
+    AGT_A_HEALTH = 1u << 1,  /* start the health check */
+    AGT_A_BOOT = 1u << 2,    /* arm the boot timeout */
+    AGT_A_TERM = 1u << 3,    /* SIGTERM the group */
+    AGT_A_GRACE = 1u << 4,   /* arm the grace timer */
+    AGT_A_KILL = 1u << 5,    /* SIGKILL the group */
+    AGT_A_CRASH = 1u << 6,   /* count a crash: restarts++, consecutive crashes */
+    AGT_A_BACKOFF = 1u << 7, /* arm the restart timer (agt_backoff_ms) */
+};
+struct agt_sup {
+    enum agt_state state;
+    uint32_t restarts;    /* crashes over the instance's life */
+    uint32_t consecutive; /* crashes since the last long healthy run */
+    int32_t exit_code;    /* last; -1 when none */
+    int32_t exit_signal;  /* last; 0 when none */
+    uint64_t since_ms;    /* unix ms when it entered state */
+    uint64_t up_since_ms; /* unix ms it became UP; 0 when not UP */
+    uint64_t backoff_ms;  /* the restart delay chosen by the last CRASH */
+};
+/* The table itself: next state and actions; *ignored when the event means
+ * nothing in that state (then next == st and no actions). */
+enum agt_state agt_sup_next(enum agt_state st, enum agt_event ev, unsigned *actions, bool *ignored);
+void agt_sup_init(struct agt_sup *s, uint64_t now);
+/* Apply ev to s at wall time now: state, since, up time, crash counters and
+ * backoff (rnd gives its jitter). For EXITED set exit_code/exit_signal first.
+ * Returns the actions for the driver. */
+unsigned agt_sup_apply(struct agt_sup *s, enum agt_event ev, uint64_t now, uint32_t rnd);
+const char *agt_state_name(enum agt_state st);
+const char *agt_event_name(enum agt_event ev);
+Drover__InstanceState agt_state_wire(enum agt_state st);
+
+/* spec: owned by the instance from here on. */
+struct agt_inst *agt_inst_new(struct agt *a, struct agt_spec *spec);
+/* Close its timer; freed in the close callback. Only when no process runs
+ * (STOPPED, or never spawned). */
+void agt_inst_free(struct agt_inst *i);
+void agt_inst_event(struct agt_inst *i, enum agt_event ev);
+/* The release is unpacked in dir (copied): SLUG_READY. */
+void agt_inst_release_ready(struct agt_inst *i, const char *dir);
+const struct agt_spec *agt_inst_spec(const struct agt_inst *i);
+const struct agt_sup *agt_inst_sup(const struct agt_inst *i);
+bool agt_inst_running(const struct agt_inst *i); /* a process is alive */
+/* Fill r (initialised by the caller) with the instance's report. */
+void agt_inst_report(const struct agt_inst *i, Drover__InstanceReport *r);
+uint64_t agt_inst_stop_seq(const struct agt_inst *i);
+void agt_inst_set_stop_seq(struct agt_inst *i, uint64_t seq);
+
+/* health.c: is the process serving? */
+typedef void (*agt_health_cb)(void *arg);
+/* cb is called once, when the check passes; the check then frees itself.
+ * Stop it before that with agt_health_stop (cb is then never called). */
+struct agt_health *agt_health_start(uv_loop_t *loop, const struct agt_spec *spec, const char *addr,
+                                    agt_health_cb cb, void *arg);
+void agt_health_stop(struct agt_health *h);
+
+/* output.c: a process's stdout or stderr, line by line into the log. */
+#define AGT_LINE_MAX 8192
+/* The pipe to hand to uv_spawn; reads start with agt_out_start. Frees
+ * itself after EOF (or agt_out_close, for a spawn that failed). */
+struct agt_out *agt_out_new(uv_loop_t *loop, const char *app, const char *inst, const char *stream);
+uv_pipe_t *agt_out_pipe(struct agt_out *o);
+int agt_out_start(struct agt_out *o);
+void agt_out_close(struct agt_out *o);
+/* Shutdown: close every stream still open. */
+void agt_out_close_all(void);
+
+/* slugs.c: the slug cache and unpacked releases. */
+struct agt_slugs *agt_slugs_new(struct agt *a, int *err);
+int agt_slugs_start(struct agt_slugs *s);
+/* Make release (app, release, sha) ready. Returns 1 with dir filled when it
+ * already is; 0 when agt_release_ready will be called later; negative errno. */
+int agt_slugs_want(struct agt_slugs *s, const struct agt_spec *spec, char *dir, size_t dirsz);
+/* Stop fetching; frees itself once no work is outstanding. */
+void agt_slugs_close(struct agt_slugs *s);
+
+#endif

@@ -1,0 +1,433 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * conn.c: the controller as this node sees it (docs/protocol.md, "Agents
+ * pull").
+ *
+ * One REQ socket carries register and sync, one request at a time: a REQ
+ * socket cancels its outstanding request when a new one is sent, so a sync
+ * wanted while one is in flight is remembered (again, dirty) and sent when
+ * the reply arrives. NN_REQ_RESEND_IVL makes nanomsg resend a request whose
+ * reply was lost. Every request is built from the current state when it is
+ * sent, never queued as a delta. A SUB socket on the notify endpoint
+ * subscribed to "NODE\n" turns a notification into an immediate sync.
+ *
+ * Quiet heartbeats carry generation and digest only; a full report goes out
+ * when the digest differs from the last acknowledged full one, when the
+ * controller asked (want_full), or in the last sync of a shutdown. Nothing
+ * here ever stops the agent: an unreachable or confused controller only
+ * means the processes keep running as they are.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nanomsg/nn.h>
+#include <nanomsg/pubsub.h>
+#include <nanomsg/reqrep.h>
+
+#include "agt.h"
+#include "log.h"
+#include "nnuv.h"
+#include "util.h"
+
+enum req_kind { K_REGISTER, K_SYNC };
+
+struct agt_conn {
+    struct agt *agt; /* borrowed */
+    uv_loop_t *loop;
+    const struct agt_config *cfg;
+    struct nnuv *req;
+    struct nnuv *sub;
+    uv_timer_t heartbeat;
+    uv_timer_t soon; /* 0 ms: coalesces the changes of one loop iteration */
+    uint32_t heartbeat_ms;
+    bool registered;
+    bool announced; /* event=ready printed */
+    bool inflight;
+    uint64_t inflight_at; /* uv_now when it was sent */
+    enum req_kind kind;   /* of the request in flight */
+    uint64_t seq;         /* of the request in flight */
+    bool sent_full;
+    uint64_t sent_digest;
+    bool again; /* send another request once the reply is in */
+    bool dirty; /* local state changed since the last request was built */
+    bool have_acked;
+    uint64_t acked_digest; /* of the last acknowledged full report */
+    bool want_full;
+    bool last; /* shutting down: the next sync is the last */
+    int nopen; /* timers not yet closed */
+};
+
+static void send_next(struct agt_conn *c);
+static void on_heartbeat(uv_timer_t *t);
+
+static int
+send_msg(struct agt_conn *c, Drover__Message *m)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = wire_seal(agt_sender(c->agt), m, &buf, &len);
+
+    if (rc == 0)
+        rc = nnuv_send(c->req, buf, len);
+    free(buf);
+    return rc;
+}
+
+static int
+send_register(struct agt_conn *c)
+{
+    Drover__RegisterReq r = DROVER__REGISTER_REQ__INIT;
+    Drover__Message m = DROVER__MESSAGE__INIT;
+    Drover__InstanceReport **reps = NULL;
+    size_t n = 0;
+    uint64_t digest;
+    int rc;
+
+    rc = agt_reports(c->agt, &reps, &n, &digest);
+    if (rc < 0)
+        return rc;
+    r.node = (char *)c->cfg->node;
+    r.address = (char *)c->cfg->advertise;
+    r.port_min = c->cfg->port_min;
+    r.port_max = c->cfg->port_max;
+    r.capacity = c->cfg->capacity;
+    r.boot_id = (char *)agt_boot_id(c->agt);
+    r.n_instances = n;
+    r.instances = reps;
+    m.body_case = DROVER__MESSAGE__BODY_REGISTER_REQ;
+    m.register_req = &r;
+    rc = send_msg(c, &m);
+    agt_reports_free(reps, n);
+    if (rc == 0) {
+        c->kind = K_REGISTER;
+        c->sent_full = true;
+        c->sent_digest = digest;
+        agt_reports_sent(c->agt, c->seq);
+    }
+    return rc;
+}
+
+static int
+send_sync(struct agt_conn *c)
+{
+    Drover__SyncReq r = DROVER__SYNC_REQ__INIT;
+    Drover__Message m = DROVER__MESSAGE__INIT;
+    Drover__InstanceReport **reps = NULL;
+    size_t n = 0;
+    uint64_t digest;
+    int rc;
+
+    rc = agt_reports(c->agt, &reps, &n, &digest);
+    if (rc < 0)
+        return rc;
+    r.node = (char *)c->cfg->node;
+    r.boot_id = (char *)agt_boot_id(c->agt);
+    r.generation = agt_generation(c->agt);
+    r.digest = digest;
+    r.full = c->want_full || c->last || !c->have_acked || digest != c->acked_digest;
+    if (r.full) {
+        r.n_instances = n;
+        r.instances = reps;
+    }
+    m.body_case = DROVER__MESSAGE__BODY_SYNC_REQ;
+    m.sync_req = &r;
+    rc = send_msg(c, &m);
+    agt_reports_free(reps, n);
+    if (rc == 0) {
+        c->kind = K_SYNC;
+        c->sent_full = r.full;
+        c->sent_digest = digest;
+        if (r.full)
+            agt_reports_sent(c->agt, c->seq);
+        log_debug("sync_sent", "generation=%" PRIu64 " digest=%016" PRIx64 " full=%d n=%zu",
+                  r.generation, digest, (int)r.full, r.full ? n : (size_t)0);
+    }
+    return rc;
+}
+
+static void
+send_next(struct agt_conn *c)
+{
+    int rc;
+
+    if (!c->req)
+        return;
+    if (c->inflight) {
+        c->again = true;
+        return;
+    }
+    c->again = false;
+    c->dirty = false;
+    c->seq++;
+    rc = c->registered ? send_sync(c) : send_register(c);
+    if (rc < 0) {
+        /* The next heartbeat tries again. */
+        log_debug("send_failed", "err=%s", log_q(uv_strerror(rc)));
+        return;
+    }
+    c->inflight = true;
+    c->inflight_at = uv_now(c->loop);
+}
+
+/* The request in flight carried a full report and it was answered. */
+static void
+acked(struct agt_conn *c)
+{
+    if (!c->sent_full)
+        return;
+    c->have_acked = true;
+    c->acked_digest = c->sent_digest;
+    agt_acked(c->agt, c->seq);
+}
+
+static void
+on_register_rep(struct agt_conn *c, const Drover__RegisterRep *r)
+{
+    c->registered = true;
+    acked(c);
+    /* RegisterReq carries no digest, so the controller holds none yet: the
+     * first sync must be full. */
+    c->have_acked = false;
+    if (r->heartbeat_ms >= 50 && r->heartbeat_ms <= 600000 && r->heartbeat_ms != c->heartbeat_ms) {
+        c->heartbeat_ms = r->heartbeat_ms;
+        uv_timer_start(&c->heartbeat, on_heartbeat, c->heartbeat_ms, c->heartbeat_ms);
+    }
+    log_info("registered", "node=%s heartbeat_ms=%u", c->cfg->node, (unsigned)c->heartbeat_ms);
+    if (!c->announced) {
+        c->announced = true;
+        log_info("ready", "node=%s join=%s", c->cfg->node, log_q(c->cfg->join));
+    }
+    c->again = true; /* sync now, for the assignments */
+}
+
+static void
+on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
+{
+    bool was_full = c->sent_full;
+
+    if (r->reregister) {
+        log_info("reregister", "node=%s", c->cfg->node);
+        c->registered = false;
+        c->have_acked = false;
+        c->again = true;
+        return;
+    }
+    acked(c);
+    if (r->want_full) {
+        c->want_full = true;
+        if (!was_full) /* a full one was just refused: wait for the heartbeat */
+            c->again = true;
+    } else if (was_full) {
+        c->want_full = false;
+    }
+    if (r->has_assignments && !c->last)
+        agt_assign(c->agt, r->generation, r->assignments, r->n_assignments);
+    if (c->last)
+        agt_last_sync_done(c->agt);
+}
+
+static void
+on_reply(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
+{
+    struct agt_conn *c = arg;
+    struct wire_header hdr;
+    Drover__Message *m = NULL;
+    int rc = wire_open(nm->body, nm->len, &hdr, &m);
+
+    nnuv_msg_free(nm);
+    c->inflight = false; /* whatever came back answered the request */
+    if (rc < 0) {
+        log_warn("bad_message", "sock=agent err=%s version=%u sender=%s", log_q(wire_strerror(rc)),
+                 (unsigned)hdr.version, log_q(hdr.sender));
+        return;
+    }
+    switch (m->body_case) {
+    case DROVER__MESSAGE__BODY_REGISTER_REP:
+        if (c->kind == K_REGISTER)
+            on_register_rep(c, m->register_rep);
+        else
+            log_warn("bad_message", "sock=agent err=unexpected_register_rep");
+        break;
+    case DROVER__MESSAGE__BODY_SYNC_REP:
+        if (c->kind == K_SYNC)
+            on_sync_rep(c, m->sync_rep);
+        else
+            log_warn("bad_message", "sock=agent err=unexpected_sync_rep");
+        break;
+    case DROVER__MESSAGE__BODY_ERROR:
+        log_warn("controller_error", "request=%s code=%d err=%s",
+                 c->kind == K_REGISTER ? "register" : "sync", (int)m->error->code,
+                 log_q(m->error->message));
+        if (c->last)
+            agt_last_sync_done(c->agt);
+        break;
+    default:
+        log_warn("bad_message", "sock=agent err=unexpected_type type=%d", (int)m->body_case);
+        break;
+    }
+    wire_msg_free(m);
+    if (c->again || c->dirty)
+        send_next(c);
+}
+
+static void
+on_notify(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
+{
+    struct agt_conn *c = arg;
+    size_t tlen = strlen(c->cfg->node) + 1;
+    struct wire_header hdr;
+    Drover__Message *m = NULL;
+    int rc = -EBADMSG;
+
+    if (nm->len > tlen && memcmp(nm->body, c->cfg->node, tlen - 1) == 0 &&
+        ((char *)nm->body)[tlen - 1] == '\n')
+        rc = wire_open((uint8_t *)nm->body + tlen, nm->len - tlen, &hdr, &m);
+    nnuv_msg_free(nm);
+    if (rc < 0) {
+        log_warn("bad_message", "sock=notify err=%s", log_q(wire_strerror(rc)));
+        return;
+    }
+    if (m->body_case == DROVER__MESSAGE__BODY_NOTIFY) {
+        log_debug("notified", "generation=%" PRIu64, m->notify->generation);
+        send_next(c);
+    } else {
+        log_warn("bad_message", "sock=notify err=unexpected_type type=%d", (int)m->body_case);
+    }
+    wire_msg_free(m);
+}
+
+static void
+on_heartbeat(uv_timer_t *t)
+{
+    struct agt_conn *c = t->data;
+
+    /* nanomsg resends a request in flight by itself; but one that stays
+     * unanswered for long carries stale state: replace it (sending on a REQ
+     * socket cancels the previous request). */
+    if (c->inflight && uv_now(c->loop) - c->inflight_at >= 5ull * c->heartbeat_ms)
+        c->inflight = false;
+    if (!c->inflight)
+        send_next(c);
+}
+
+static void
+on_soon(uv_timer_t *t)
+{
+    struct agt_conn *c = t->data;
+
+    if (c->dirty && !c->inflight)
+        send_next(c);
+}
+
+struct agt_conn *
+agt_conn_new(struct agt *a, int *err)
+{
+    struct agt_conn *c = calloc(1, sizeof *c);
+    char topic[72];
+    int ivl, rc = -ENOMEM;
+
+    if (!c)
+        goto out;
+    c->agt = a;
+    c->loop = agt_loop(a);
+    c->cfg = agt_cfg(a);
+    c->heartbeat_ms = c->cfg->heartbeat_ms;
+    ivl = (int)c->heartbeat_ms;
+    c->req = nnuv_new(c->loop, AF_SP, NN_REQ, on_reply, c, &rc);
+    if (!c->req)
+        goto out;
+    if (nn_setsockopt(nnuv_sock(c->req), NN_REQ, NN_REQ_RESEND_IVL, &ivl, sizeof ivl) < 0) {
+        rc = -nn_errno();
+        goto out;
+    }
+    rc = nnuv_connect(c->req, c->cfg->join);
+    if (rc < 0)
+        goto out;
+    c->sub = nnuv_new(c->loop, AF_SP, NN_SUB, on_notify, c, &rc);
+    if (!c->sub)
+        goto out;
+    rc = strfmt(topic, sizeof topic, "%s\n", c->cfg->node);
+    if (rc < 0)
+        goto out;
+    if (nn_setsockopt(nnuv_sock(c->sub), NN_SUB, NN_SUB_SUBSCRIBE, topic, strlen(topic)) < 0) {
+        rc = -nn_errno();
+        goto out;
+    }
+    rc = nnuv_connect(c->sub, c->cfg->notify);
+    if (rc < 0)
+        goto out;
+    uv_timer_init(c->loop, &c->heartbeat);
+    uv_timer_init(c->loop, &c->soon);
+    c->heartbeat.data = c;
+    c->soon.data = c;
+    c->nopen = 2;
+out:
+    if (rc < 0 && c) {
+        if (c->req)
+            nnuv_close(c->req);
+        if (c->sub)
+            nnuv_close(c->sub);
+        free(c);
+        c = NULL;
+    }
+    *err = rc;
+    return c;
+}
+
+int
+agt_conn_start(struct agt_conn *c)
+{
+    int rc = nnuv_start(c->req);
+
+    if (rc == 0)
+        rc = nnuv_start(c->sub);
+    if (rc == 0)
+        rc = uv_timer_start(&c->heartbeat, on_heartbeat, c->heartbeat_ms, c->heartbeat_ms);
+    if (rc == 0)
+        send_next(c);
+    return rc;
+}
+
+void
+agt_conn_sync_soon(struct agt_conn *c)
+{
+    if (!c->req)
+        return;
+    c->dirty = true;
+    if (!c->inflight) /* else the reply sends it */
+        uv_timer_start(&c->soon, on_soon, 0, 0);
+}
+
+void
+agt_conn_last_sync(struct agt_conn *c)
+{
+    if (c->sub)
+        nnuv_stop(c->sub);
+    c->last = true;
+    if (!c->registered) {
+        agt_last_sync_done(c->agt); /* nobody to tell */
+        return;
+    }
+    send_next(c);
+}
+
+static void
+on_timer_close(uv_handle_t *h)
+{
+    struct agt_conn *c = h->data;
+
+    if (--c->nopen == 0)
+        free(c);
+}
+
+void
+agt_conn_close(struct agt_conn *c)
+{
+    nnuv_close(c->req);
+    nnuv_close(c->sub);
+    c->req = c->sub = NULL;
+    uv_close((uv_handle_t *)&c->heartbeat, on_timer_close);
+    uv_close((uv_handle_t *)&c->soon, on_timer_close);
+}

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * output.c: an instance's stdout or stderr, one log event per line.
+ *
+ *   event=output app=shop inst=web.1 stream=stdout line="GET / 200"
+ *
+ * Each stream is its own heap object with its own lifetime: it keeps reading
+ * after the process has exited, until EOF (the last lines of a crash are the
+ * most useful ones), then frees itself in the close callback. A line longer
+ * than AGT_LINE_MAX is cut into several events rather than buffered without
+ * bound. Values are quoted here, not with log_q(), which truncates near
+ * 900 bytes.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agt.h"
+#include "log.h"
+
+struct agt_out {
+    uv_pipe_t pipe;
+    struct agt_out *prev, *next; /* every open stream, for agt_out_close_all */
+    char app[32];
+    char inst[64];
+    char stream[8];
+    size_t len;
+    char buf[AGT_LINE_MAX];
+};
+
+/* logfmt-quote s[0..n) into out (at least 2n + 3 bytes). */
+static void
+quote(const char *s, size_t n, char *out)
+{
+    char *p = out;
+
+    *p++ = '"';
+    for (size_t k = 0; k < n; k++) {
+        unsigned char c = (unsigned char)s[k];
+
+        if (c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = (char)c;
+        } else if (c == '\t') {
+            *p++ = '\\';
+            *p++ = 't';
+        } else if (c < 0x20 || c == 0x7f) {
+            *p++ = '?';
+        } else {
+            *p++ = (char)c;
+        }
+    }
+    *p++ = '"';
+    *p = '\0';
+}
+
+static void
+emit(struct agt_out *o, const char *line, size_t n)
+{
+    static char q[2 * AGT_LINE_MAX + 3]; /* the loop thread only */
+
+    if (n > 0 && line[n - 1] == '\r')
+        n--;
+    quote(line, n, q);
+    log_info("output", "app=%s inst=%s stream=%s line=%s", o->app, o->inst, o->stream, q);
+}
+
+/* Loop thread only. */
+static struct agt_out *streams;
+
+static void
+on_close(uv_handle_t *h)
+{
+    struct agt_out *o = h->data;
+
+    if (o->prev)
+        o->prev->next = o->next;
+    else
+        streams = o->next;
+    if (o->next)
+        o->next->prev = o->prev;
+    free(o);
+}
+
+static void
+on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct agt_out *o = h->data;
+
+    /* Never full here: on_read flushes a full buffer. */
+    buf->base = o->buf + o->len;
+    buf->len = sizeof o->buf - o->len;
+}
+
+static void
+on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct agt_out *o = s->data;
+    size_t start = 0, end;
+
+    if (nread < 0) {
+        if (o->len > 0)
+            emit(o, o->buf, o->len);
+        o->len = 0;
+        uv_close((uv_handle_t *)s, on_close);
+        return;
+    }
+    end = o->len + (size_t)nread;
+    for (size_t k = o->len; k < end; k++) {
+        if (o->buf[k] == '\n') {
+            emit(o, o->buf + start, k - start);
+            start = k + 1;
+        }
+    }
+    o->len = end - start;
+    memmove(o->buf, o->buf + start, o->len);
+    if (o->len == sizeof o->buf) {
+        emit(o, o->buf, o->len);
+        o->len = 0;
+    }
+}
+
+struct agt_out *
+agt_out_new(uv_loop_t *loop, const char *app, const char *inst, const char *stream)
+{
+    struct agt_out *o = calloc(1, sizeof *o);
+
+    if (!o)
+        return NULL;
+    snprintf(o->app, sizeof o->app, "%s", app);
+    snprintf(o->inst, sizeof o->inst, "%s", inst);
+    snprintf(o->stream, sizeof o->stream, "%s", stream);
+    if (uv_pipe_init(loop, &o->pipe, 0) < 0) {
+        free(o);
+        return NULL;
+    }
+    o->pipe.data = o;
+    o->next = streams;
+    if (streams)
+        streams->prev = o;
+    streams = o;
+    return o;
+}
+
+uv_pipe_t *
+agt_out_pipe(struct agt_out *o)
+{
+    return &o->pipe;
+}
+
+int
+agt_out_start(struct agt_out *o)
+{
+    int rc = uv_read_start((uv_stream_t *)&o->pipe, on_alloc, on_read);
+
+    if (rc < 0)
+        agt_out_close(o);
+    return rc;
+}
+
+void
+agt_out_close(struct agt_out *o)
+{
+    if (!uv_is_closing((uv_handle_t *)&o->pipe))
+        uv_close((uv_handle_t *)&o->pipe, on_close);
+}
+
+void
+agt_out_close_all(void)
+{
+    /* A descendant that left the process group may hold a pipe open for
+     * ever; at shutdown its output is abandoned so that uv_run can return. */
+    for (struct agt_out *o = streams; o; o = o->next) {
+        if (o->len > 0)
+            emit(o, o->buf, o->len);
+        o->len = 0;
+        agt_out_close(o);
+    }
+}

@@ -1,0 +1,747 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * slugs.c: the slug cache (DATA/slugs/SHA.tar.gz) and the unpacked releases
+ * (DATA/releases/APP/vN-SHA12/).
+ *
+ * A release is wanted by one or more instances; a slug by one or more
+ * releases. Each SHA is fetched once, however many instances wait for it:
+ * SlugReq chunks of WIRE_SLUG_CHUNK, one at a time on this module's own REQ
+ * socket, appended to SHA.part with uv_fs_write. Hashing the whole file and
+ * unpacking it are slow and block, so they run in uv_queue_work; the
+ * after-work callbacks, on the loop thread, are the only ones to touch the
+ * state here. Only a slug whose SHA-256 matched is renamed into the cache,
+ * and only a completely unpacked release is renamed into place, so whatever
+ * is found on disk at start can be trusted.
+ *
+ * Failures (a bad checksum, an Error reply, a refused unpack) are reported
+ * to the agent, which marks the waiting instances failed, and retried with
+ * the restart backoff schedule for as long as an instance still wants them.
+ * Entries are never freed before agt_slugs_close: one per SHA and release
+ * seen since start, a few hundred bytes each.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+
+#include "agt.h"
+#include "log.h"
+#include "nnuv.h"
+#include "slug.h"
+#include "util.h"
+
+#define TICK_MS 1000
+
+enum fetch_st { F_QUEUED, F_FETCHING, F_VERIFYING, F_READY, F_FAILED };
+enum rel_st { R_WAIT, R_UNPACKING, R_READY, R_FAILED };
+
+struct fetch {
+    struct fetch *next;
+    char sha[65];
+    uint64_t size; /* expected, 0 when unknown */
+    enum fetch_st st;
+    int fd;
+    uint64_t offset, total;
+    uint32_t failures;
+    uint64_t retry_at;
+};
+
+struct rel {
+    struct rel *next;
+    char app[32];
+    uint32_t release;
+    char sha[65];
+    enum rel_st st;
+    char dir[PATH_MAX];
+    uint32_t failures;
+    uint64_t retry_at;
+};
+
+struct agt_slugs {
+    struct agt *agt; /* borrowed */
+    uv_loop_t *loop;
+    const struct agt_config *cfg;
+    struct nnuv *sock;
+    struct fetch *fetches;
+    struct rel *rels;
+    struct fetch *active; /* the one on the socket */
+    bool writing;         /* a chunk write is in flight */
+    uv_timer_t tick;
+    int pending; /* work and fs requests in flight, plus the tick timer */
+    bool closing;
+};
+
+struct verify_job {
+    uv_work_t w;
+    struct agt_slugs *s;
+    struct fetch *f;
+    char part[PATH_MAX], path[PATH_MAX];
+    int rc;
+    char err[256];
+};
+
+struct unpack_job {
+    uv_work_t w;
+    struct agt_slugs *s;
+    struct rel *r;
+    char slug[PATH_MAX], tmp[PATH_MAX + 8];
+    int rc;
+    char err[256];
+};
+
+struct write_job {
+    uv_fs_t req;
+    struct agt_slugs *s;
+    struct fetch *f;
+    uint8_t *buf;
+    size_t len;
+};
+
+static void kick(struct agt_slugs *s);
+static void unpack_start(struct agt_slugs *s, struct rel *r);
+
+static uint32_t
+rnd32(void)
+{
+    uint32_t r = 0;
+
+    if (uv_random(NULL, NULL, &r, sizeof r, 0, NULL) < 0)
+        r = (uint32_t)uv_hrtime();
+    return r;
+}
+
+static void
+maybe_free(struct agt_slugs *s)
+{
+    if (!s->closing || s->pending > 0)
+        return;
+    while (s->fetches) {
+        struct fetch *f = s->fetches;
+
+        s->fetches = f->next;
+        free(f);
+    }
+    while (s->rels) {
+        struct rel *r = s->rels;
+
+        s->rels = r->next;
+        free(r);
+    }
+    free(s);
+}
+
+static int
+slug_path(const struct agt_slugs *s, const char *sha, const char *ext, char *out, size_t outsz)
+{
+    return strfmt(out, outsz, "%s/slugs/%s.%s", s->cfg->data_dir, sha, ext);
+}
+
+static uint64_t
+retry_delay(uint32_t failures)
+{
+    /* failures >= 1: at least about a second, doubling, capped. */
+    return agt_backoff_ms(failures + 1, rnd32());
+}
+
+/* ---- telling the agent ---- */
+
+static void
+rel_done(struct agt_slugs *s, struct rel *r, int err, const char *reason)
+{
+    if (err < 0) {
+        r->st = R_FAILED;
+        r->failures++;
+        r->retry_at = now_ms() + retry_delay(r->failures);
+    } else {
+        r->st = R_READY;
+        r->failures = 0;
+    }
+    agt_release_ready(s->agt, r->app, r->release, r->sha, r->dir, err, reason);
+}
+
+/* The slug of f is in the cache, or could not be had. */
+static void
+fetch_done(struct agt_slugs *s, struct fetch *f, int err, const char *reason)
+{
+    if (err < 0) {
+        f->st = F_FAILED;
+        f->failures++;
+        f->retry_at = now_ms() + retry_delay(f->failures);
+        log_error("slug_failed", "sha=%s err=%s retry_in_ms=%" PRIu64, f->sha, log_q(reason),
+                  f->retry_at - now_ms());
+    } else {
+        f->st = F_READY;
+        f->failures = 0;
+        log_info("slug_ready", "sha=%s size=%" PRIu64, f->sha, f->total);
+    }
+    for (struct rel *r = s->rels; r; r = r->next) {
+        if (r->st != R_WAIT || strcmp(r->sha, f->sha) != 0)
+            continue;
+        if (err < 0)
+            rel_done(s, r, err, reason);
+        else
+            unpack_start(s, r);
+    }
+}
+
+/* ---- unpacking, off the loop ---- */
+
+static void
+unpack_work(uv_work_t *w)
+{
+    struct unpack_job *j = w->data;
+    char parent[PATH_MAX];
+    char *slash;
+
+    snprintf(parent, sizeof parent, "%s", j->r->dir);
+    slash = strrchr(parent, '/');
+    if (slash)
+        *slash = '\0';
+    j->rc = mkdir_p(parent, 0755);
+    if (j->rc < 0) {
+        snprintf(j->err, sizeof j->err, "mkdir %.180s: %s", parent, strerror(-j->rc));
+        return;
+    }
+    rm_rf(j->tmp);
+    j->rc = slug_unpack(j->slug, j->tmp, j->err, sizeof j->err);
+    if (j->rc < 0) {
+        rm_rf(j->tmp);
+        return;
+    }
+    if (rename(j->tmp, j->r->dir) < 0) {
+        j->rc = -errno;
+        if (j->rc == -EEXIST || j->rc == -ENOTEMPTY) /* already there: fine */
+            j->rc = 0;
+        else
+            snprintf(j->err, sizeof j->err, "rename: %s", strerror(errno));
+        rm_rf(j->tmp);
+    }
+}
+
+static void
+unpack_after(uv_work_t *w, int status)
+{
+    struct unpack_job *j = w->data;
+    struct agt_slugs *s = j->s;
+
+    s->pending--;
+    if (!s->closing) {
+        if (status < 0 && j->rc == 0) {
+            j->rc = status;
+            snprintf(j->err, sizeof j->err, "%s", uv_strerror(status));
+        }
+        if (j->rc < 0)
+            log_error("unpack_failed", "app=%s release=%u sha=%s err=%s", j->r->app,
+                      (unsigned)j->r->release, j->r->sha, log_q(j->err));
+        else
+            log_info("unpacked", "app=%s release=%u dir=%s", j->r->app, (unsigned)j->r->release,
+                     log_q(j->r->dir));
+        rel_done(s, j->r, j->rc, j->err);
+    }
+    free(j);
+    maybe_free(s);
+}
+
+static void
+unpack_start(struct agt_slugs *s, struct rel *r)
+{
+    struct unpack_job *j = calloc(1, sizeof *j);
+    int rc = -ENOMEM;
+
+    if (!j)
+        goto out;
+    j->s = s;
+    j->r = r;
+    j->w.data = j;
+    rc = slug_path(s, r->sha, "tar.gz", j->slug, sizeof j->slug);
+    if (rc == 0)
+        rc = strfmt(j->tmp, sizeof j->tmp, "%s.tmp", r->dir);
+    if (rc == 0)
+        rc = uv_queue_work(s->loop, &j->w, unpack_work, unpack_after);
+    if (rc < 0)
+        goto out;
+    r->st = R_UNPACKING;
+    s->pending++;
+    j = NULL;
+out:
+    free(j);
+    if (rc < 0)
+        rel_done(s, r, rc, "cannot start unpacking");
+}
+
+/* ---- verifying, off the loop ---- */
+
+static void
+verify_work(uv_work_t *w)
+{
+    struct verify_job *j = w->data;
+    char hex[65];
+    uint64_t size = 0;
+
+    j->rc = slug_sha256_file(j->part, hex, &size);
+    if (j->rc < 0) {
+        snprintf(j->err, sizeof j->err, "hash: %s", strerror(-j->rc));
+    } else if (strcmp(hex, j->f->sha) != 0 || size != j->f->total) {
+        j->rc = -EBADMSG;
+        snprintf(j->err, sizeof j->err, "checksum mismatch: got %s", hex);
+    } else if (rename(j->part, j->path) < 0) {
+        j->rc = -errno;
+        snprintf(j->err, sizeof j->err, "rename: %s", strerror(errno));
+    }
+    if (j->rc < 0)
+        unlink(j->part);
+}
+
+static void
+verify_after(uv_work_t *w, int status)
+{
+    struct verify_job *j = w->data;
+    struct agt_slugs *s = j->s;
+
+    s->pending--;
+    if (!s->closing) {
+        if (status < 0 && j->rc == 0) {
+            j->rc = status;
+            snprintf(j->err, sizeof j->err, "%s", uv_strerror(status));
+        }
+        fetch_done(s, j->f, j->rc, j->err);
+    }
+    free(j);
+    maybe_free(s);
+}
+
+static void
+verify_start(struct agt_slugs *s, struct fetch *f)
+{
+    struct verify_job *j = calloc(1, sizeof *j);
+    int rc = -ENOMEM;
+
+    if (!j)
+        goto out;
+    j->s = s;
+    j->f = f;
+    j->w.data = j;
+    rc = slug_path(s, f->sha, "part", j->part, sizeof j->part);
+    if (rc == 0)
+        rc = slug_path(s, f->sha, "tar.gz", j->path, sizeof j->path);
+    if (rc == 0)
+        rc = uv_queue_work(s->loop, &j->w, verify_work, verify_after);
+    if (rc < 0)
+        goto out;
+    f->st = F_VERIFYING;
+    s->pending++;
+    j = NULL;
+out:
+    free(j);
+    if (rc < 0)
+        fetch_done(s, f, rc, "cannot start verifying");
+}
+
+/* ---- fetching, on the slug socket ---- */
+
+static void
+fetch_stop(struct agt_slugs *s, struct fetch *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+    if (s->active == f)
+        s->active = NULL;
+}
+
+static void
+fetch_fail(struct agt_slugs *s, struct fetch *f, int err, const char *reason)
+{
+    char part[PATH_MAX];
+
+    fetch_stop(s, f);
+    if (slug_path(s, f->sha, "part", part, sizeof part) == 0)
+        unlink(part);
+    fetch_done(s, f, err, reason);
+    kick(s);
+}
+
+static int
+send_req(struct agt_slugs *s, struct fetch *f)
+{
+    Drover__SlugReq req = DROVER__SLUG_REQ__INIT;
+    Drover__Message m = DROVER__MESSAGE__INIT;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc;
+
+    req.sha256 = f->sha;
+    req.offset = f->offset;
+    req.length = WIRE_SLUG_CHUNK;
+    m.body_case = DROVER__MESSAGE__BODY_SLUG_REQ;
+    m.slug_req = &req;
+    rc = wire_seal(agt_sender(s->agt), &m, &buf, &len);
+    if (rc == 0)
+        rc = nnuv_send(s->sock, buf, len);
+    free(buf);
+    return rc;
+}
+
+static void
+on_write(uv_fs_t *req)
+{
+    struct write_job *j = req->data;
+    struct agt_slugs *s = j->s;
+    struct fetch *f = j->f;
+    ssize_t res = req->result;
+
+    uv_fs_req_cleanup(req);
+    free(j->buf);
+    s->pending--;
+    s->writing = false;
+    if (s->closing) {
+        fetch_stop(s, f);
+        goto out;
+    }
+    if (res < 0 || (size_t)res != j->len) {
+        fetch_fail(s, f, res < 0 ? (int)res : -EIO, "cannot write the slug");
+        goto out;
+    }
+    f->offset += j->len;
+    if (f->offset < f->total) {
+        if (send_req(s, f) < 0)
+            fetch_fail(s, f, -EIO, "cannot send SlugReq");
+        goto out;
+    }
+    fetch_stop(s, f);
+    verify_start(s, f);
+    kick(s);
+out:
+    free(j);
+    maybe_free(s);
+}
+
+/* NULL when the chunk is the one asked for, else why not. */
+static const char *
+check_chunk(const struct fetch *f, const Drover__SlugChunk *c)
+{
+    if (strcmp(c->sha256, f->sha) != 0)
+        return "chunk of another slug";
+    if (c->offset != f->offset)
+        return "chunk at the wrong offset";
+    if (c->total == 0 || c->total > SLUG_MAX_SIZE || (f->size && c->total != f->size) ||
+        (f->total && c->total != f->total))
+        return "bad slug size";
+    if (c->data.len == 0 || c->data.len > WIRE_SLUG_CHUNK || c->offset + c->data.len > c->total)
+        return "bad chunk length";
+    return NULL;
+}
+
+static void
+on_chunk(struct agt_slugs *s, const Drover__SlugChunk *c)
+{
+    struct fetch *f = s->active;
+    struct write_job *j = NULL;
+    const char *why;
+    int rc;
+
+    if (!f || s->writing) {
+        log_warn("bad_message", "sock=slug err=unexpected_chunk");
+        return;
+    }
+    why = check_chunk(f, c);
+    if (why) {
+        log_warn("bad_message", "sock=slug sha=%s err=%s", f->sha, log_q(why));
+        fetch_fail(s, f, -EBADMSG, why);
+        return;
+    }
+    f->total = c->total;
+    rc = -ENOMEM;
+    j = calloc(1, sizeof *j);
+    if (j)
+        j->buf = malloc(c->data.len);
+    if (!j || !j->buf)
+        goto fail;
+    memcpy(j->buf, c->data.data, c->data.len);
+    j->len = c->data.len;
+    j->s = s;
+    j->f = f;
+    j->req.data = j;
+    uv_buf_t b = uv_buf_init((char *)j->buf, (unsigned)j->len);
+    rc = uv_fs_write(s->loop, &j->req, f->fd, &b, 1, (int64_t)c->offset, on_write);
+    if (rc < 0)
+        goto fail;
+    s->writing = true;
+    s->pending++;
+    return;
+fail:
+    if (j)
+        free(j->buf);
+    free(j);
+    fetch_fail(s, f, rc, "cannot write the slug");
+}
+
+static void
+on_msg(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
+{
+    struct agt_slugs *s = arg;
+    struct wire_header hdr;
+    Drover__Message *m = NULL;
+    int rc = wire_open(nm->body, nm->len, &hdr, &m);
+
+    nnuv_msg_free(nm);
+    if (rc < 0) {
+        log_warn("bad_message", "sock=slug err=%s version=%u", log_q(wire_strerror(rc)),
+                 (unsigned)hdr.version);
+        return;
+    }
+    switch (m->body_case) {
+    case DROVER__MESSAGE__BODY_SLUG_CHUNK:
+        on_chunk(s, m->slug_chunk);
+        break;
+    case DROVER__MESSAGE__BODY_ERROR:
+        if (s->active) {
+            log_warn("slug_refused", "sha=%s code=%d err=%s", s->active->sha, (int)m->error->code,
+                     log_q(m->error->message));
+            fetch_fail(s, s->active, -ENOENT, m->error->message);
+        }
+        break;
+    default:
+        log_warn("bad_message", "sock=slug err=unexpected_type type=%d", (int)m->body_case);
+        break;
+    }
+    wire_msg_free(m);
+}
+
+static void
+fetch_start(struct agt_slugs *s, struct fetch *f)
+{
+    char part[PATH_MAX];
+    int rc;
+
+    rc = slug_path(s, f->sha, "part", part, sizeof part);
+    if (rc == 0) {
+        f->fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (f->fd < 0)
+            rc = -errno;
+    }
+    if (rc < 0) {
+        fetch_done(s, f, rc, "cannot create the .part file");
+        return;
+    }
+    f->st = F_FETCHING;
+    f->offset = 0;
+    f->total = f->size;
+    s->active = f;
+    log_info("slug_fetch", "sha=%s size=%" PRIu64, f->sha, f->size);
+    if (send_req(s, f) < 0)
+        fetch_fail(s, f, -EIO, "cannot send SlugReq");
+}
+
+/* Start the next queued fetch when the socket is free. */
+static void
+kick(struct agt_slugs *s)
+{
+    if (s->closing || s->active)
+        return;
+    for (struct fetch *f = s->fetches; f; f = f->next) {
+        if (f->st == F_QUEUED) {
+            fetch_start(s, f);
+            return;
+        }
+    }
+}
+
+/* ---- retries ---- */
+
+static bool
+sha_wanted(struct agt_slugs *s, const char *sha)
+{
+    for (struct rel *r = s->rels; r; r = r->next) {
+        if (strcmp(r->sha, sha) == 0 && r->st != R_READY &&
+            agt_release_wanted(s->agt, r->app, r->release, r->sha))
+            return true;
+    }
+    return false;
+}
+
+static void
+on_tick(uv_timer_t *t)
+{
+    struct agt_slugs *s = t->data;
+    uint64_t now = now_ms();
+
+    for (struct fetch *f = s->fetches; f; f = f->next) {
+        if (f->st != F_FAILED || f->retry_at > now || !sha_wanted(s, f->sha))
+            continue;
+        f->st = F_QUEUED;
+        for (struct rel *r = s->rels; r; r = r->next) {
+            if (r->st == R_FAILED && strcmp(r->sha, f->sha) == 0)
+                r->st = R_WAIT;
+        }
+    }
+    for (struct rel *r = s->rels; r; r = r->next) {
+        if (r->st != R_FAILED || r->retry_at > now ||
+            !agt_release_wanted(s->agt, r->app, r->release, r->sha))
+            continue;
+        for (struct fetch *f = s->fetches; f; f = f->next) {
+            if (f->st == F_READY && strcmp(f->sha, r->sha) == 0)
+                unpack_start(s, r);
+        }
+    }
+    kick(s);
+}
+
+/* ---- the interface ---- */
+
+static struct fetch *
+fetch_get(struct agt_slugs *s, const struct agt_spec *spec)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    struct fetch *f;
+
+    for (f = s->fetches; f; f = f->next) {
+        if (strcmp(f->sha, spec->sha) == 0)
+            return f;
+    }
+    f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    snprintf(f->sha, sizeof f->sha, "%s", spec->sha);
+    f->size = spec->size;
+    f->fd = -1;
+    f->st = F_QUEUED;
+    /* Only a verified slug is ever renamed to this name. */
+    if (slug_path(s, f->sha, "tar.gz", path, sizeof path) == 0 && stat(path, &st) == 0 &&
+        S_ISREG(st.st_mode)) {
+        f->st = F_READY;
+        f->total = (uint64_t)st.st_size;
+    }
+    f->next = s->fetches;
+    s->fetches = f;
+    return f;
+}
+
+int
+agt_slugs_want(struct agt_slugs *s, const struct agt_spec *spec, char *dir, size_t dirsz)
+{
+    struct rel *r;
+    struct fetch *f;
+    struct stat st;
+    int rc;
+
+    for (r = s->rels; r; r = r->next) {
+        if (r->release == spec->release && strcmp(r->app, spec->app) == 0 &&
+            strcmp(r->sha, spec->sha) == 0)
+            break;
+    }
+    if (r && r->st == R_READY)
+        return strfmt(dir, dirsz, "%s", r->dir) < 0 ? -ENAMETOOLONG : 1;
+    if (r)
+        return 0; /* on its way, or waiting for a retry */
+    r = calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    snprintf(r->app, sizeof r->app, "%s", spec->app);
+    r->release = spec->release;
+    snprintf(r->sha, sizeof r->sha, "%s", spec->sha);
+    rc = agt_release_dir(s->cfg->data_dir, spec->app, spec->release, spec->sha, r->dir,
+                         sizeof r->dir);
+    if (rc < 0) {
+        free(r);
+        return rc;
+    }
+    r->next = s->rels;
+    s->rels = r;
+    /* Only a completely unpacked release is ever renamed to this name. */
+    if (stat(r->dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+        r->st = R_READY;
+        return strfmt(dir, dirsz, "%s", r->dir) < 0 ? -ENAMETOOLONG : 1;
+    }
+    r->st = R_WAIT;
+    f = fetch_get(s, spec);
+    if (!f)
+        return -ENOMEM;
+    if (f->st == F_READY)
+        unpack_start(s, r);
+    else if (f->st == F_FAILED)
+        r->st = R_FAILED; /* the tick brings both back */
+    kick(s);
+    return 0;
+}
+
+struct agt_slugs *
+agt_slugs_new(struct agt *a, int *err)
+{
+    struct agt_slugs *s = calloc(1, sizeof *s);
+    const struct agt_config *cfg = agt_cfg(a);
+    char dir[PATH_MAX];
+    int ivl = (int)cfg->heartbeat_ms * 2;
+    int rc = -ENOMEM;
+
+    if (!s)
+        goto out;
+    s->agt = a;
+    s->loop = agt_loop(a);
+    s->cfg = cfg;
+    rc = strfmt(dir, sizeof dir, "%s/slugs", cfg->data_dir);
+    if (rc == 0)
+        rc = mkdir_p(dir, 0755);
+    if (rc < 0)
+        goto out;
+    s->sock = nnuv_new(s->loop, AF_SP, NN_REQ, on_msg, s, &rc);
+    if (!s->sock)
+        goto out;
+    if (nn_setsockopt(nnuv_sock(s->sock), NN_REQ, NN_REQ_RESEND_IVL, &ivl, sizeof ivl) < 0) {
+        rc = -nn_errno();
+        goto out;
+    }
+    rc = nnuv_connect(s->sock, cfg->join);
+    if (rc < 0)
+        goto out;
+    uv_timer_init(s->loop, &s->tick);
+    s->tick.data = s;
+    s->pending = 1; /* the tick timer */
+out:
+    if (rc < 0 && s) {
+        if (s->sock)
+            nnuv_close(s->sock);
+        free(s);
+        s = NULL;
+    }
+    *err = rc;
+    return s;
+}
+
+int
+agt_slugs_start(struct agt_slugs *s)
+{
+    int rc = nnuv_start(s->sock);
+
+    if (rc == 0)
+        rc = uv_timer_start(&s->tick, on_tick, TICK_MS, TICK_MS);
+    return rc;
+}
+
+static void
+on_tick_close(uv_handle_t *h)
+{
+    struct agt_slugs *s = h->data;
+
+    s->pending--;
+    maybe_free(s);
+}
+
+void
+agt_slugs_close(struct agt_slugs *s)
+{
+    s->closing = true;
+    nnuv_close(s->sock);
+    s->sock = NULL;
+    if (s->active && !s->writing)
+        fetch_stop(s, s->active);
+    uv_close((uv_handle_t *)&s->tick, on_tick_close);
+}

@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * spec.c: an Assignment from the wire, checked field by field and copied
+ * into a struct agt_spec that the instance owns.
+ *
+ * Nothing from the network is trusted: a controller bug or a forged message
+ * must not make the agent run a command in the wrong directory, bind outside
+ * its port range, or pass a malformed variable to execve. A bad assignment
+ * is refused with a reason and the rest of the set still runs. The process
+ * environment is built here too, so that its exact contents (protocol.md,
+ * "Instances") are unit-testable.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agt.h"
+#include "slug.h"
+#include "util.h"
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+static int
+check_health(const char *h, const char *type, struct agt_spec *s, char *err, size_t errsz)
+{
+    if (!h || !*h) /* the controller's default applies; mirror it */
+        s->health = strcmp(type, "web") == 0 ? AGT_HEALTH_TCP : AGT_HEALTH_NONE;
+    else if (strcmp(h, "tcp") == 0)
+        s->health = AGT_HEALTH_TCP;
+    else if (strcmp(h, "none") == 0)
+        s->health = AGT_HEALTH_NONE;
+    else if (strncmp(h, "http:/", 6) == 0) {
+        const char *path = h + 5;
+
+        if (strlen(path) >= sizeof s->http_path || strpbrk(path, " \r\n\t")) {
+            snprintf(err, errsz, "bad health path");
+            return -EINVAL;
+        }
+        s->health = AGT_HEALTH_HTTP;
+        strcpy(s->http_path, path);
+    } else {
+        snprintf(err, errsz, "health must be tcp, none or http:/PATH");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* NULL when every field is fine, else why not (possibly in buf). */
+static const char *
+check_fields(const Drover__Assignment *as, const struct agt_config *cfg, char *buf, size_t bufsz)
+{
+    const char *dot = strchr(as->name, '.');
+    size_t tlen = strlen(as->type);
+
+    if (as->id == 0)
+        return "id 0";
+    if (!name_app_valid(as->app))
+        return "bad app name";
+    if (!name_instance_valid(as->name))
+        return "bad instance name";
+    if (!name_type_valid(as->type) || !dot || (size_t)(dot - as->name) != tlen ||
+        strncmp(as->name, as->type, tlen) != 0)
+        return "type does not match the instance name";
+    if (as->release == 0)
+        return "release 0";
+    if (!slug_sha_valid(as->slug_sha256))
+        return "bad slug sha256";
+    if (as->slug_size > SLUG_MAX_SIZE)
+        return "slug too large";
+    if (!as->command[0] || strlen(as->command) > AGT_MAX_COMMAND)
+        return "command empty or longer than 4096 bytes";
+    if (as->port < cfg->port_min || as->port > cfg->port_max) {
+        snprintf(buf, bufsz, "port %u outside %u-%u", as->port, cfg->port_min, cfg->port_max);
+        return buf;
+    }
+    if (as->n_env > CONFIG_MAX_VARS)
+        return "too many config vars";
+    for (size_t k = 0; k < as->n_env; k++) {
+        if (!name_config_key_valid(as->env[k]->key))
+            return "bad config key";
+        if (strlen(as->env[k]->value) > CONFIG_VALUE_MAX)
+            return "config value too long";
+    }
+    return NULL;
+}
+
+static char *
+kv_join(const char *k, const char *v)
+{
+    size_t kl = strlen(k), vl = strlen(v);
+    char *s = malloc(kl + vl + 2);
+
+    if (!s)
+        return NULL;
+    memcpy(s, k, kl);
+    s[kl] = '=';
+    memcpy(s + kl + 1, v, vl + 1);
+    return s;
+}
+
+int
+agt_spec_new(const Drover__Assignment *as, const struct agt_config *cfg, struct agt_spec **out,
+             char *err, size_t errsz)
+{
+    struct agt_spec *s = NULL;
+    const char *why;
+    int rc;
+
+    *out = NULL;
+    why = check_fields(as, cfg, err, errsz);
+    if (why) {
+        if (why != err)
+            snprintf(err, errsz, "%s", why);
+        rc = -EINVAL;
+        goto out;
+    }
+    rc = -ENOMEM;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        goto out;
+    rc = check_health(as->health, as->type, s, err, errsz);
+    if (rc < 0)
+        goto out;
+    rc = -ENOMEM;
+    s->id = as->id;
+    snprintf(s->app, sizeof s->app, "%s", as->app);
+    snprintf(s->name, sizeof s->name, "%s", as->name);
+    snprintf(s->type, sizeof s->type, "%s", as->type);
+    s->release = as->release;
+    snprintf(s->sha, sizeof s->sha, "%s", as->slug_sha256);
+    s->size = as->slug_size;
+    s->port = (uint16_t)as->port;
+    s->grace_ms = as->grace_ms ? as->grace_ms : AGT_DEFAULT_GRACE_MS;
+    s->boot_timeout_ms = as->boot_timeout_ms ? as->boot_timeout_ms : AGT_DEFAULT_BOOT_MS;
+    s->command = strdup(as->command);
+    s->env = calloc(as->n_env + 1, sizeof *s->env);
+    if (!s->command || !s->env)
+        goto out;
+    for (size_t k = 0; k < as->n_env; k++, s->nenv++) {
+        s->env[k] = kv_join(as->env[k]->key, as->env[k]->value);
+        if (!s->env[k])
+            goto out;
+    }
+    *out = s;
+    s = NULL;
+    rc = 0;
+out:
+    if (rc == -ENOMEM)
+        snprintf(err, errsz, "out of memory");
+    agt_spec_free(s);
+    return rc;
+}
+
+void
+agt_spec_free(struct agt_spec *s)
+{
+    if (!s)
+        return;
+    for (size_t k = 0; k < s->nenv; k++)
+        free(s->env[k]);
+    free(s->env);
+    free(s->command);
+    free(s);
+}
+
+/* Put "K=V" (taking ownership) into envp, replacing an earlier K. */
+static void
+env_put(char **envp, size_t *n, char *kv)
+{
+    size_t kl = strcspn(kv, "=");
+
+    for (size_t k = 0; k < *n; k++) {
+        if (strncmp(envp[k], kv, kl + 1) == 0) {
+            free(envp[k]);
+            envp[k] = kv;
+            return;
+        }
+    }
+    envp[(*n)++] = kv;
+}
+
+int
+agt_env_build(const struct agt_spec *s, const char *home, char ***envp)
+{
+    char num[32], rel[16];
+    const char *fixed[][2] = {{"PATH", DEFAULT_PATH}, {"HOME", home}, {"LANG", "C.UTF-8"}};
+    const char *last[][2] = {{"PORT", num},
+                             {"DYNO", s->name},
+                             {"PS", s->name},
+                             {"DROVER_APP", s->app},
+                             {"DROVER_RELEASE", rel}};
+    size_t n = 0, cap = ARRAY_SIZE(fixed) + s->nenv + ARRAY_SIZE(last) + 1;
+    char **e = calloc(cap, sizeof *e);
+    char *kv;
+    int rc = -ENOMEM;
+
+    *envp = NULL;
+    if (!e)
+        goto out;
+    snprintf(num, sizeof num, "%u", (unsigned)s->port);
+    snprintf(rel, sizeof rel, "%u", (unsigned)s->release);
+    for (size_t k = 0; k < ARRAY_SIZE(fixed); k++) {
+        if (!(kv = kv_join(fixed[k][0], fixed[k][1])))
+            goto out;
+        env_put(e, &n, kv);
+    }
+    for (size_t k = 0; k < s->nenv; k++) {
+        if (!(kv = strdup(s->env[k])))
+            goto out;
+        env_put(e, &n, kv);
+    }
+    for (size_t k = 0; k < ARRAY_SIZE(last); k++) {
+        if (!(kv = kv_join(last[k][0], last[k][1])))
+            goto out;
+        env_put(e, &n, kv);
+    }
+    *envp = e;
+    e = NULL;
+    rc = 0;
+out:
+    agt_env_free(e);
+    return rc;
+}
+
+void
+agt_env_free(char **envp)
+{
+    if (!envp)
+        return;
+    for (char **p = envp; *p; p++)
+        free(*p);
+    free(envp);
+}
+
+int
+agt_release_dir(const char *data_dir, const char *app, uint32_t release, const char *sha, char *out,
+                size_t outsz)
+{
+    return strfmt(out, outsz, "%s/releases/%s/v%u-%.12s", data_dir, app, (unsigned)release, sha);
+}

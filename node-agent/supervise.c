@@ -1,0 +1,503 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * supervise.c: one instance's life, as an explicit state × event table.
+ *
+ * Like s6-supervise, the whole behaviour is the table below: for each state
+ * and event, the next state and the actions to take. agt_sup_apply() is pure
+ * (it touches only struct agt_sup, given the clock and a random number), so
+ * the unit tests drive every transition without a process. The driver,
+ * agt_inst_event(), applies an event, logs the transition and carries out
+ * the actions with libuv: spawn, signal the process group, arm the single
+ * timer that each waiting state needs (boot timeout, grace, restart
+ * backoff), start the health check.
+ *
+ * Process groups: every instance is spawned detached (setsid), so its pid is
+ * its process group id and kill(-pgid) reaches every descendant that did not
+ * leave the group. When the main process exits, for any reason, the group
+ * gets SIGKILL: no grandchild outlives its instance. The group survives its
+ * leader while any member remains, so the pgid cannot be reused in between.
+ *
+ * Each spawn gets its own heap uv_process_t (struct agt_run), freed in its
+ * close callback, so a restart at once never reuses a handle that is still
+ * closing.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agt.h"
+#include "log.h"
+#include "util.h"
+
+struct step {
+    unsigned char ok; /* 0: the event means nothing in this state */
+    unsigned char next;
+    unsigned short actions;
+};
+
+/* clang-format off */
+#define STEP(nx, act) {1, AGT_##nx, (act)}
+#define A(x) AGT_A_##x
+
+static const struct step table[AGT_NSTATES][AGT_NEVENTS] = {
+    [AGT_PENDING] = {
+        [AGT_EV_SLUG_READY]      = STEP(STARTING, A(SPAWN)),
+        [AGT_EV_SLUG_FAILED]     = STEP(FAILED, 0),
+        [AGT_EV_STOP]            = STEP(STOPPED, 0),
+    },
+    [AGT_STARTING] = {
+        [AGT_EV_SPAWNED]         = STEP(STARTING, A(HEALTH) | A(BOOT)),
+        [AGT_EV_SPAWN_FAILED]    = STEP(CRASHED, A(CRASH) | A(BACKOFF)),
+        [AGT_EV_HEALTHY]         = STEP(UP, 0),
+        [AGT_EV_EXITED]          = STEP(CRASHED, A(KILL) | A(CRASH) | A(BACKOFF)),
+        [AGT_EV_STOP]            = STEP(DRAINING, A(TERM) | A(GRACE)),
+        [AGT_EV_BOOT_TIMEOUT]    = STEP(STARTING, A(KILL)), /* its exit is the crash */
+        [AGT_EV_KILL]            = STEP(STARTING, A(KILL)),
+    },
+    [AGT_UP] = {
+        [AGT_EV_EXITED]          = STEP(CRASHED, A(KILL) | A(CRASH) | A(BACKOFF)),
+        [AGT_EV_STOP]            = STEP(DRAINING, A(TERM) | A(GRACE)),
+        [AGT_EV_KILL]            = STEP(UP, A(KILL)),
+    },
+    [AGT_DRAINING] = {
+        [AGT_EV_EXITED]          = STEP(STOPPED, A(KILL)), /* asked for: not a crash */
+        [AGT_EV_GRACE_EXPIRED]   = STEP(DRAINING, A(KILL)),
+        [AGT_EV_KILL]            = STEP(DRAINING, A(KILL)),
+    },
+    /* AGT_STOPPED: final; every event is ignored. */
+    [AGT_CRASHED] = {
+        [AGT_EV_BACKOFF_EXPIRED] = STEP(STARTING, A(SPAWN)),
+        [AGT_EV_STOP]            = STEP(STOPPED, 0),
+    },
+    [AGT_FAILED] = {
+        [AGT_EV_SLUG_READY]      = STEP(STARTING, A(SPAWN)),
+        [AGT_EV_STOP]            = STEP(STOPPED, 0),
+    },
+};
+/* clang-format on */
+
+static const char *const state_names[AGT_NSTATES] = {
+    [AGT_PENDING] = "pending",   [AGT_STARTING] = "starting", [AGT_UP] = "up",
+    [AGT_DRAINING] = "draining", [AGT_STOPPED] = "stopped",   [AGT_CRASHED] = "crashed",
+    [AGT_FAILED] = "failed",
+};
+
+static const char *const event_names[AGT_NEVENTS] = {
+    [AGT_EV_SLUG_READY] = "slug_ready",
+    [AGT_EV_SLUG_FAILED] = "slug_failed",
+    [AGT_EV_SPAWNED] = "spawned",
+    [AGT_EV_SPAWN_FAILED] = "spawn_failed",
+    [AGT_EV_HEALTHY] = "healthy",
+    [AGT_EV_EXITED] = "exited",
+    [AGT_EV_STOP] = "stop",
+    [AGT_EV_GRACE_EXPIRED] = "grace_expired",
+    [AGT_EV_BACKOFF_EXPIRED] = "backoff_expired",
+    [AGT_EV_BOOT_TIMEOUT] = "boot_timeout",
+    [AGT_EV_KILL] = "kill",
+};
+
+enum agt_state
+agt_sup_next(enum agt_state st, enum agt_event ev, unsigned *actions, bool *ignored)
+{
+    const struct step *t;
+
+    *actions = 0;
+    *ignored = true;
+    if ((unsigned)st >= AGT_NSTATES || (unsigned)ev >= AGT_NEVENTS)
+        return st;
+    t = &table[st][ev];
+    if (!t->ok)
+        return st;
+    *ignored = false;
+    *actions = t->actions;
+    return (enum agt_state)t->next;
+}
+
+void
+agt_sup_init(struct agt_sup *s, uint64_t now)
+{
+    memset(s, 0, sizeof *s);
+    s->state = AGT_PENDING;
+    s->exit_code = -1;
+    s->since_ms = now;
+}
+
+unsigned
+agt_sup_apply(struct agt_sup *s, enum agt_event ev, uint64_t now, uint32_t rnd)
+{
+    unsigned act;
+    bool ignored;
+    enum agt_state next = agt_sup_next(s->state, ev, &act, &ignored);
+
+    if (ignored)
+        return 0;
+    if (act & AGT_A_CRASH) {
+        uint64_t up = s->up_since_ms && now > s->up_since_ms ? now - s->up_since_ms : 0;
+
+        s->restarts++;
+        s->consecutive = agt_backoff_next(s->consecutive, up);
+    }
+    if (act & AGT_A_BACKOFF)
+        s->backoff_ms = agt_backoff_ms(s->consecutive, rnd);
+    if (next != s->state) {
+        s->state = next;
+        s->since_ms = now;
+        s->up_since_ms = next == AGT_UP ? now : 0;
+    }
+    return act;
+}
+
+const char *
+agt_state_name(enum agt_state st)
+{
+    return (unsigned)st < AGT_NSTATES ? state_names[st] : "invalid";
+}
+
+const char *
+agt_event_name(enum agt_event ev)
+{
+    return (unsigned)ev < AGT_NEVENTS ? event_names[ev] : "invalid";
+}
+
+Drover__InstanceState
+agt_state_wire(enum agt_state st)
+{
+    switch (st) {
+    case AGT_PENDING:
+        return DROVER__INSTANCE_STATE__ST_PENDING;
+    case AGT_STARTING:
+        return DROVER__INSTANCE_STATE__ST_STARTING;
+    case AGT_UP:
+        return DROVER__INSTANCE_STATE__ST_UP;
+    case AGT_DRAINING:
+        return DROVER__INSTANCE_STATE__ST_DRAINING;
+    case AGT_STOPPED:
+        return DROVER__INSTANCE_STATE__ST_STOPPED;
+    case AGT_CRASHED:
+        return DROVER__INSTANCE_STATE__ST_CRASHED;
+    case AGT_FAILED:
+        return DROVER__INSTANCE_STATE__ST_FAILED;
+    default:
+        return DROVER__INSTANCE_STATE__ST_UNKNOWN;
+    }
+}
+
+/* ---- the driver ---- */
+
+struct agt_run {
+    uv_process_t proc;
+    struct agt_inst *inst; /* NULL once it has exited */
+};
+
+struct agt_inst {
+    struct agt *agt;       /* borrowed */
+    struct agt_spec *spec; /* owned */
+    struct agt_sup sup;
+    char dir[PATH_MAX]; /* the unpacked release: cwd and HOME */
+    uv_timer_t timer;   /* boot, grace or backoff: one per waiting state */
+    enum agt_event timer_ev;
+    struct agt_run *run; /* the live process, or NULL */
+    int pgid;            /* its group; kept until the exit has been handled */
+    struct agt_health *health;
+    uint64_t stop_seq; /* see agt_reports() */
+};
+
+static uint32_t
+rnd32(void)
+{
+    uint32_t r = 0;
+
+    if (uv_random(NULL, NULL, &r, sizeof r, 0, NULL) < 0)
+        r = (uint32_t)uv_hrtime();
+    return r;
+}
+
+static void
+on_timer(uv_timer_t *t)
+{
+    struct agt_inst *i = t->data;
+
+    agt_inst_event(i, i->timer_ev);
+}
+
+static void
+arm(struct agt_inst *i, uint64_t ms, enum agt_event ev)
+{
+    i->timer_ev = ev;
+    uv_timer_start(&i->timer, on_timer, ms, 0);
+}
+
+static void
+on_healthy(void *arg)
+{
+    struct agt_inst *i = arg;
+
+    i->health = NULL; /* it frees itself after this callback */
+    agt_inst_event(i, AGT_EV_HEALTHY);
+}
+
+static void
+health_stop(struct agt_inst *i)
+{
+    if (i->health)
+        agt_health_stop(i->health);
+    i->health = NULL;
+}
+
+static void
+signal_group(struct agt_inst *i, int sig)
+{
+    if (i->pgid <= 1)
+        return;
+    if (kill(-i->pgid, sig) < 0 && errno != ESRCH)
+        log_warn("kill_failed", "app=%s inst=%s pgid=%d sig=%d err=%s", i->spec->app, i->spec->name,
+                 i->pgid, sig, log_q(strerror(errno)));
+}
+
+static void
+on_run_close(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void
+on_exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+    struct agt_run *run = p->data;
+    struct agt_inst *i = run->inst;
+
+    uv_close((uv_handle_t *)p, on_run_close);
+    if (!i)
+        return;
+    i->run = NULL;
+    i->sup.exit_code = sig ? -1 : (int32_t)status;
+    i->sup.exit_signal = sig;
+    log_info("exited", "app=%s inst=%s pid=%d code=%d signal=%d", i->spec->app, i->spec->name,
+             i->pgid, (int)i->sup.exit_code, sig);
+    agt_inst_event(i, AGT_EV_EXITED);
+}
+
+/* 0, or a negative errno with the reason logged. */
+static int
+spawn(struct agt_inst *i)
+{
+    uv_loop_t *loop = agt_loop(i->agt);
+    char sh[] = "/bin/sh", dash_c[] = "-c";
+    char *args[] = {sh, dash_c, i->spec->command, NULL};
+    char **env = NULL;
+    struct agt_run *run = NULL;
+    struct agt_out *out = NULL, *err = NULL;
+    uv_process_options_t o;
+    uv_stdio_container_t io[3];
+    int rc;
+
+    rc = agt_env_build(i->spec, i->dir, &env);
+    if (rc < 0)
+        goto out;
+    rc = -ENOMEM;
+    run = calloc(1, sizeof *run);
+    out = agt_out_new(loop, i->spec->app, i->spec->name, "stdout");
+    err = agt_out_new(loop, i->spec->app, i->spec->name, "stderr");
+    if (!run || !out || !err)
+        goto out;
+    memset(&o, 0, sizeof o);
+    io[0].flags = UV_IGNORE; /* libuv opens /dev/null */
+    io[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    io[1].data.stream = (uv_stream_t *)agt_out_pipe(out);
+    io[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    io[2].data.stream = (uv_stream_t *)agt_out_pipe(err);
+    o.file = sh;
+    o.args = args;
+    o.env = env;
+    o.cwd = i->dir;
+    o.flags = UV_PROCESS_DETACHED; /* setsid: its own session and process group */
+    o.stdio_count = 3;
+    o.stdio = io;
+    o.exit_cb = on_exit_cb;
+    run->proc.data = run;
+    run->inst = i;
+    rc = uv_spawn(loop, &run->proc, &o);
+    if (rc < 0) {
+        /* The handle is initialised even when the spawn fails. */
+        uv_close((uv_handle_t *)&run->proc, on_run_close);
+        run = NULL;
+        goto out;
+    }
+    /* Output is best effort: a pipe that cannot be read is only logged. */
+    if (agt_out_start(out) < 0 || agt_out_start(err) < 0)
+        log_warn("output_failed", "app=%s inst=%s", i->spec->app, i->spec->name);
+    out = err = NULL;
+    i->run = run;
+    i->pgid = run->proc.pid;
+    run = NULL;
+    log_info("spawned", "app=%s inst=%s id=%" PRIu64 " pid=%d port=%u release=%u", i->spec->app,
+             i->spec->name, i->spec->id, i->pgid, (unsigned)i->spec->port,
+             (unsigned)i->spec->release);
+out:
+    if (rc < 0)
+        log_error("spawn_failed", "app=%s inst=%s err=%s", i->spec->app, i->spec->name,
+                  log_q(uv_strerror(rc)));
+    agt_env_free(env);
+    free(run);
+    if (out)
+        agt_out_close(out);
+    if (err)
+        agt_out_close(err);
+    return rc;
+}
+
+/* Carry out a transition's actions, except SPAWN (agt_inst_event spawns,
+ * then feeds the outcome back as the next event). */
+static void
+act(struct agt_inst *i, unsigned acts)
+{
+    if (acts & AGT_A_KILL) {
+        health_stop(i);
+        signal_group(i, SIGKILL);
+    }
+    if (acts & AGT_A_TERM)
+        signal_group(i, SIGTERM);
+    if (acts & AGT_A_GRACE)
+        arm(i, i->spec->grace_ms, AGT_EV_GRACE_EXPIRED);
+    if (acts & AGT_A_BOOT)
+        arm(i, i->spec->boot_timeout_ms, AGT_EV_BOOT_TIMEOUT);
+    if (acts & AGT_A_HEALTH) {
+        health_stop(i);
+        i->health =
+            agt_health_start(agt_loop(i->agt), i->spec, agt_cfg(i->agt)->advertise, on_healthy, i);
+        if (!i->health)
+            log_error("health_failed", "app=%s inst=%s", i->spec->app, i->spec->name);
+    }
+    if (acts & AGT_A_BACKOFF) {
+        arm(i, i->sup.backoff_ms, AGT_EV_BACKOFF_EXPIRED);
+        log_info("restart_scheduled", "app=%s inst=%s restarts=%u in_ms=%" PRIu64, i->spec->app,
+                 i->spec->name, (unsigned)i->sup.restarts, i->sup.backoff_ms);
+    }
+}
+
+void
+agt_inst_event(struct agt_inst *i, enum agt_event ev)
+{
+    for (;;) {
+        enum agt_state from = i->sup.state;
+        bool ignored;
+        unsigned acts;
+
+        agt_sup_next(from, ev, &acts, &ignored);
+        if (ignored) {
+            log_debug("event_ignored", "app=%s inst=%s state=%s event=%s", i->spec->app,
+                      i->spec->name, agt_state_name(from), agt_event_name(ev));
+            return;
+        }
+        acts = agt_sup_apply(&i->sup, ev, now_ms(), rnd32());
+        if (i->sup.state != from) {
+            log_info("instance_state", "app=%s inst=%s id=%" PRIu64 " from=%s to=%s on=%s",
+                     i->spec->app, i->spec->name, i->spec->id, agt_state_name(from),
+                     agt_state_name(i->sup.state), agt_event_name(ev));
+            /* Each waiting state owns the timer and the health check anew. */
+            uv_timer_stop(&i->timer);
+            health_stop(i);
+        }
+        act(i, acts);
+        if (ev == AGT_EV_EXITED)
+            i->pgid = 0; /* the group has been killed; it is gone or going */
+        agt_inst_changed(i->agt, i);
+        if (!(acts & AGT_A_SPAWN))
+            return;
+        ev = spawn(i) == 0 ? AGT_EV_SPAWNED : AGT_EV_SPAWN_FAILED;
+    }
+}
+
+struct agt_inst *
+agt_inst_new(struct agt *a, struct agt_spec *spec)
+{
+    struct agt_inst *i = calloc(1, sizeof *i);
+
+    if (!i)
+        return NULL;
+    i->agt = a;
+    i->spec = spec;
+    agt_sup_init(&i->sup, now_ms());
+    uv_timer_init(agt_loop(a), &i->timer);
+    i->timer.data = i;
+    return i;
+}
+
+static void
+on_inst_close(uv_handle_t *h)
+{
+    struct agt_inst *i = h->data;
+
+    agt_spec_free(i->spec);
+    free(i);
+}
+
+void
+agt_inst_free(struct agt_inst *i)
+{
+    if (i->run) {
+        /* A broken invariant, but never leave a running group unowned. */
+        log_error("inst_free_running", "app=%s inst=%s pid=%d", i->spec->app, i->spec->name,
+                  i->pgid);
+        signal_group(i, SIGKILL);
+        i->run->inst = NULL;
+    }
+    health_stop(i);
+    uv_close((uv_handle_t *)&i->timer, on_inst_close);
+}
+
+void
+agt_inst_release_ready(struct agt_inst *i, const char *dir)
+{
+    snprintf(i->dir, sizeof i->dir, "%s", dir);
+    agt_inst_event(i, AGT_EV_SLUG_READY);
+}
+
+const struct agt_spec *
+agt_inst_spec(const struct agt_inst *i)
+{
+    return i->spec;
+}
+
+const struct agt_sup *
+agt_inst_sup(const struct agt_inst *i)
+{
+    return &i->sup;
+}
+
+bool
+agt_inst_running(const struct agt_inst *i)
+{
+    return i->run != NULL;
+}
+
+void
+agt_inst_report(const struct agt_inst *i, Drover__InstanceReport *r)
+{
+    r->id = i->spec->id;
+    r->app = (char *)i->spec->app; /* borrowed for the time of one pack */
+    r->name = (char *)i->spec->name;
+    r->release = i->spec->release;
+    r->state = agt_state_wire(i->sup.state);
+    r->pid = i->run ? i->pgid : 0;
+    r->port = i->spec->port;
+    r->restarts = i->sup.restarts;
+    r->exit_code = i->sup.exit_code;
+    r->exit_signal = i->sup.exit_signal;
+    r->since_ms = i->sup.since_ms;
+}
+
+uint64_t
+agt_inst_stop_seq(const struct agt_inst *i)
+{
+    return i->stop_seq;
+}
+
+void
+agt_inst_set_stop_seq(struct agt_inst *i, uint64_t seq)
+{
+    i->stop_seq = seq;
+}
