@@ -1,0 +1,523 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * agents.c: the agent endpoint (register, sync, slug chunks), the node
+ * timeout, and "sync now" notifications.
+ *
+ * Agents pull (docs/protocol.md). A node's assignment set is its instances
+ * that are not stopping; every change to it bumps the node's generation, and
+ * a sync whose generation differs gets the whole set back. A full report
+ * updates the instances the controller placed on that node: a stopping one
+ * that is stopped or absent is deleted; one that is assigned but absent is
+ * simply pending again (the agent starts it after this sync). Reports of
+ * instances the controller does not hold on that node are ignored: the agent
+ * drains whatever it runs that is not assigned.
+ *
+ * A node silent for longer than DROVER_NODE_TIMEOUT_MS is down: its instances
+ * become lost (stopping, so they leave its set: when it comes back its agent
+ * drains them) and their apps are reconciled at once, which replaces them on
+ * live nodes. Lost instances are deleted when the node's next full report
+ * does not have them.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nanomsg/nn.h>
+#include <nanomsg/pubsub.h>
+#include <nanomsg/reqrep.h>
+
+#include "ctl.h"
+#include "log.h"
+
+#define NODE_TICK_MS 250
+#define REPORTS_MAX CTL_CAPACITY_MAX
+#define LABELS_MAX 256
+
+static bool
+str_ok(const char *s, size_t min, size_t max)
+{
+    size_t n;
+
+    if (s == NULL)
+        return false;
+    n = strnlen(s, max + 1);
+    return n >= min && n <= max;
+}
+
+/* NULL when every report is usable, else why not. */
+static const char *
+reports_invalid(Drover__InstanceReport **v, size_t n)
+{
+    size_t i;
+
+    if (n > REPORTS_MAX)
+        return "too many instance reports";
+    for (i = 0; i < n; i++) {
+        const Drover__InstanceReport *r = v[i];
+
+        if (r == NULL || !str_ok(r->app, 0, APP_NAME_MAX) || !str_ok(r->name, 0, 64))
+            return "bad instance report";
+        if ((unsigned)r->state > DROVER__INSTANCE_STATE__ST_FAILED)
+            return "bad instance state";
+    }
+    return NULL;
+}
+
+static void
+bad_request(struct ctl *ctl, struct nnuv_msg *req, const char *what, const char *why)
+{
+    log_warn("bad_message", "sock=agent msg=%s reason=%s", what, log_q(why));
+    ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "%s: %s", what, why);
+}
+
+/* Apply a complete report of the node's instances. */
+static void
+apply_report(struct ctl_model *m, struct ctl_node *n, Drover__InstanceReport **v, size_t nv)
+{
+    uint64_t epoch = ++m->epoch;
+    struct ctl_instance *in, *next;
+    size_t i;
+
+    for (i = 0; i < nv; i++) {
+        const Drover__InstanceReport *r = v[i];
+
+        in = ctl_inst_find(m, r->id);
+        if (in == NULL || in->node != n)
+            continue;
+        in->seen_epoch = epoch;
+        if (in->stopping && r->state == DROVER__INSTANCE_STATE__ST_STOPPED) {
+            log_info("instance_gone", "app=%s inst=%s.%u id=%llu node=%s", in->app->name, in->type,
+                     in->idx, (unsigned long long)in->id, n->name);
+            ctl_inst_delete(m, in);
+            continue;
+        }
+        /*
+         * An assigned instance the agent stopped (it is shutting down, say)
+         * is not running but still wanted: pending, like an absent one.
+         */
+        if (r->state == DROVER__INSTANCE_STATE__ST_STOPPED)
+            ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_PENDING, r->since_ms);
+        else if (r->state != DROVER__INSTANCE_STATE__ST_UNKNOWN)
+            ctl_inst_set_state(m, in, r->state, r->since_ms);
+        if (in->pid != r->pid || in->restarts != r->restarts || in->exit_code != r->exit_code ||
+            in->exit_signal != r->exit_signal || in->since_ms != r->since_ms) {
+            in->pid = r->pid;
+            in->restarts = r->restarts;
+            in->exit_code = r->exit_code;
+            in->exit_signal = r->exit_signal;
+            in->since_ms = r->since_ms;
+            ctl_inst_touch(m, in);
+        }
+    }
+    for (in = LIST_FIRST(&n->instances); in != NULL; in = next) {
+        next = LIST_NEXT(in, node_link);
+        if (in->seen_epoch == epoch)
+            continue;
+        if (in->stopping) {
+            log_info("instance_gone", "app=%s inst=%s.%u id=%llu node=%s", in->app->name, in->type,
+                     in->idx, (unsigned long long)in->id, n->name);
+            ctl_inst_delete(m, in);
+        } else if (in->state != DROVER__INSTANCE_STATE__ST_PENDING) {
+            ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_PENDING, now_ms());
+            in->pid = 0;
+        }
+    }
+}
+
+static const char *
+register_invalid(const Drover__RegisterReq *r)
+{
+    size_t i;
+
+    if (!str_ok(r->node, 1, NODE_NAME_MAX) || !name_node_valid(r->node))
+        return "invalid node name";
+    if (!str_ok(r->address, 1, CTL_ADDRESS_MAX))
+        return "address must be 1..255 characters";
+    if (r->port_min < 1 || r->port_min > r->port_max || r->port_max > 65535)
+        return "port range must be 1 <= min <= max <= 65535";
+    if (r->capacity < 1 || r->capacity > CTL_CAPACITY_MAX)
+        return "capacity must be 1..100000";
+    if (!str_ok(r->boot_id, 1, CTL_BOOT_ID_MAX))
+        return "boot_id must be 1..63 characters";
+    if (r->n_labels > LABELS_MAX)
+        return "too many labels";
+    for (i = 0; i < r->n_labels; i++) {
+        if (r->labels[i] == NULL || !str_ok(r->labels[i]->key, 0, 255) ||
+            !str_ok(r->labels[i]->value, 0, 1024))
+            return "bad label";
+    }
+    return reports_invalid(r->instances, r->n_instances);
+}
+
+static void
+agent_register(struct ctl *ctl, struct nnuv_msg *req, const Drover__RegisterReq *r)
+{
+    struct ctl_model *m = ctl->model;
+    struct ctl_node *n;
+    Drover__Message rep = DROVER__MESSAGE__INIT;
+    Drover__RegisterRep rr = DROVER__REGISTER_REP__INIT;
+    const char *why = register_invalid(r);
+    uint64_t now = now_ms();
+    bool is_new = false;
+    int rc;
+
+    if (why != NULL) {
+        bad_request(ctl, req, "register", why);
+        return;
+    }
+
+    n = ctl_node_find(m, r->node);
+    if (n != NULL && strcmp(n->boot_id, r->boot_id) != 0 && n->state != CTL_NODE_DOWN &&
+        n->heard_ms != 0 && now - n->heard_ms < ctl->cfg.node_timeout_ms) {
+        log_warn("node_conflict", "node=%s address=%s", n->name, log_q(r->address));
+        ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_CONFLICT,
+                        "node name %s is already taken by a live agent", r->node);
+        return;
+    }
+    if (n == NULL) {
+        rc = ctl_node_add(m, r->node, &n);
+        if (rc < 0) {
+            ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "cannot add node");
+            return;
+        }
+        n->generation = 1;
+        is_new = true;
+    }
+    if (ctl_node_set_range(n, (uint16_t)r->port_min, (uint16_t)r->port_max) < 0) {
+        ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "out of memory");
+        return;
+    }
+    strcpy(n->address, r->address);
+    strcpy(n->boot_id, r->boot_id);
+    n->capacity = r->capacity;
+    n->state = CTL_NODE_READY;
+    n->last_seen_ms = n->heard_ms = now;
+    n->have_digest = false;
+    ctl_node_touch(m, n);
+    apply_report(m, n, r->instances, r->n_instances);
+    m->capacity_changed = true;
+    log_info("node_registered", "node=%s address=%s ports=%u-%u capacity=%u boot_id=%s new=%d",
+             n->name, log_q(n->address), n->port_min, n->port_max, n->capacity, log_q(n->boot_id),
+             is_new);
+    if (ctl_commit(ctl) < 0) {
+        ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "store failure");
+        return;
+    }
+    rr.heartbeat_ms = (uint32_t)ctl->cfg.heartbeat_ms;
+    rep.body_case = DROVER__MESSAGE__BODY_REGISTER_REP;
+    rep.register_rep = &rr;
+    ctl_reply(ctl, req, &rep);
+}
+
+/* The release's config as protobuf, built once per release and kept. */
+static Drover__KeyValue **
+release_env(struct ctl_release *rel)
+{
+    size_t i;
+
+    if (rel->pb_env != NULL || rel->nconfig == 0)
+        return rel->pb_env;
+    rel->pb_kv = calloc(rel->nconfig, sizeof(*rel->pb_kv));
+    rel->pb_env = calloc(rel->nconfig, sizeof(*rel->pb_env));
+    if (rel->pb_kv == NULL || rel->pb_env == NULL) {
+        free(rel->pb_kv);
+        free(rel->pb_env);
+        rel->pb_kv = NULL;
+        rel->pb_env = NULL;
+        return NULL;
+    }
+    for (i = 0; i < rel->nconfig; i++) {
+        drover__key_value__init(&rel->pb_kv[i]);
+        rel->pb_kv[i].key = rel->config[i].key;
+        rel->pb_kv[i].value = rel->config[i].value;
+        rel->pb_env[i] = &rel->pb_kv[i];
+    }
+    return rel->pb_env;
+}
+
+/* The node's whole assignment set, in arena memory: O(instances on it). */
+static int
+build_assignments(struct ctl_node *n, struct ctl_arena *ar, Drover__SyncRep *sr)
+{
+    struct ctl_instance *in;
+    size_t k = 0;
+
+    sr->assignments = ctl_arena_alloc(ar, (n->nlive + 1) * sizeof(*sr->assignments));
+    if (sr->assignments == NULL)
+        return -ENOMEM;
+    LIST_FOREACH(in, &n->instances, node_link)
+    {
+        struct ctl_release *rel = ctl_release_get(in->app, in->release);
+        const struct ctl_ptype *pt = rel != NULL ? ctl_release_type(rel, in->type) : NULL;
+        const struct ctl_formation *f = ctl_formation_find(in->app, in->type);
+        Drover__Assignment *a;
+
+        if (in->stopping)
+            continue;
+        if (pt == NULL || k >= n->nlive) {
+            log_error("assignment_skipped", "app=%s inst=%s.%u release=%u", in->app->name, in->type,
+                      in->idx, in->release);
+            continue;
+        }
+        a = ctl_arena_alloc(ar, sizeof(*a));
+        if (a == NULL)
+            return -ENOMEM;
+        drover__assignment__init(a);
+        a->id = in->id;
+        a->app = in->app->name;
+        a->name = ctl_arena_printf(ar, "%s.%u", in->type, in->idx);
+        a->type = in->type;
+        a->release = in->release;
+        a->slug_sha256 = rel->slug_sha256;
+        a->slug_size = rel->slug_size;
+        a->command = pt->command;
+        a->env = release_env(rel);
+        a->n_env = a->env != NULL ? rel->nconfig : 0;
+        if (rel->nconfig > 0 && a->env == NULL)
+            return -ENOMEM;
+        a->port = in->port;
+        a->health = f != NULL ? (char *)f->health : (strcmp(in->type, "web") == 0 ? "tcp" : "none");
+        a->grace_ms = f != NULL ? f->grace_ms : CTL_DEFAULT_GRACE_MS;
+        a->boot_timeout_ms = f != NULL ? f->boot_timeout_ms : CTL_DEFAULT_BOOT_TIMEOUT_MS;
+        if (a->name == NULL)
+            return -ENOMEM;
+        sr->assignments[k++] = a;
+    }
+    sr->n_assignments = k;
+    sr->has_assignments = true;
+    return 0;
+}
+
+static void
+agent_sync(struct ctl *ctl, struct nnuv_msg *req, const Drover__SyncReq *r)
+{
+    struct ctl_model *m = ctl->model;
+    struct ctl_node *n;
+    Drover__Message rep = DROVER__MESSAGE__INIT;
+    Drover__SyncRep sr = DROVER__SYNC_REP__INIT;
+    struct ctl_arena *ar = NULL;
+    const char *why;
+    uint64_t now = now_ms();
+
+    if (!str_ok(r->node, 1, NODE_NAME_MAX) || !name_node_valid(r->node))
+        why = "invalid node name";
+    else if (!str_ok(r->boot_id, 0, CTL_BOOT_ID_MAX))
+        why = "boot_id longer than 63 characters";
+    else
+        why = reports_invalid(r->instances, r->n_instances);
+    if (why != NULL) {
+        bad_request(ctl, req, "sync", why);
+        return;
+    }
+    rep.body_case = DROVER__MESSAGE__BODY_SYNC_REP;
+    rep.sync_rep = &sr;
+    n = ctl_node_find(m, r->node);
+    if (n == NULL || strcmp(n->boot_id, r->boot_id) != 0) {
+        sr.reregister = true;
+        ctl_reply(ctl, req, &rep);
+        return;
+    }
+    n->last_seen_ms = n->heard_ms = now;
+    if (n->state == CTL_NODE_DOWN) {
+        n->state = CTL_NODE_READY;
+        ctl_node_touch(m, n);
+        m->capacity_changed = true;
+        log_info("node_up", "node=%s", n->name);
+    }
+    if (r->full) {
+        apply_report(m, n, r->instances, r->n_instances);
+        n->digest = r->digest;
+        n->have_digest = true;
+    } else if (!n->have_digest || n->digest != r->digest) {
+        sr.want_full = true;
+    }
+    if (ctl_commit(ctl) < 0) {
+        ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "store failure");
+        return;
+    }
+    sr.generation = n->generation;
+    if (r->generation != n->generation) {
+        ar = ctl_arena_new();
+        if (ar == NULL || build_assignments(n, ar, &sr) < 0) {
+            ctl_arena_free(ar);
+            ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "out of memory");
+            return;
+        }
+    }
+    ctl_reply(ctl, req, &rep);
+    ctl_arena_free(ar);
+}
+
+static void
+agents_recv(struct nnuv *s, struct nnuv_msg *req, void *arg)
+{
+    struct ctl *ctl = arg;
+    Drover__Message *m;
+
+    if (ctl->stopping) {
+        nnuv_msg_free(req);
+        return;
+    }
+    m = ctl_open(ctl, req, "agent");
+    if (m == NULL)
+        return;
+    switch (m->body_case) {
+    case DROVER__MESSAGE__BODY_REGISTER_REQ:
+        agent_register(ctl, req, m->register_req);
+        break;
+    case DROVER__MESSAGE__BODY_SYNC_REQ:
+        agent_sync(ctl, req, m->sync_req);
+        break;
+    case DROVER__MESSAGE__BODY_SLUG_REQ:
+        ctl_slugs_read(ctl->slugs, req, m); /* takes m */
+        return;
+    default:
+        log_warn("bad_message", "sock=agent reason=unexpected_type type=%d", (int)m->body_case);
+        ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
+                        "message type %d is not handled on the agent endpoint", (int)m->body_case);
+        break;
+    }
+    wire_msg_free(m);
+}
+
+/* ---- node timeout ---- */
+
+static void
+node_down(struct ctl *ctl, struct ctl_node *n, uint64_t now, struct ctl_app ***apps, size_t *napps,
+          size_t *cap)
+{
+    struct ctl_model *m = ctl->model;
+    struct ctl_instance *in;
+
+    log_warn("node_down", "node=%s silent_ms=%llu instances=%u", n->name,
+             (unsigned long long)(now - n->last_seen_ms), n->nlive);
+    n->state = CTL_NODE_DOWN;
+    ctl_node_touch(m, n);
+    LIST_FOREACH(in, &n->instances, node_link)
+    {
+        if (in->stopping)
+            continue;
+        ctl_inst_stop(m, in); /* placed: never frees in */
+        ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_LOST, now);
+        if (!in->app->reconcile) {
+            if (*napps == *cap) {
+                size_t nc = *cap ? *cap * 2 : 16;
+                struct ctl_app **v = realloc(*apps, nc * sizeof(*v));
+
+                if (v == NULL)
+                    continue;
+                *apps = v;
+                *cap = nc;
+            }
+            in->app->reconcile = true;
+            (*apps)[(*napps)++] = in->app;
+        }
+    }
+}
+
+static void
+node_tick(uv_timer_t *t)
+{
+    struct ctl *ctl = t->data;
+    struct ctl_model *m = ctl->model;
+    struct ctl_app **apps = NULL;
+    size_t napps = 0, cap = 0, i;
+    uint64_t now = now_ms();
+    bool changed = false;
+
+    for (i = 0; i < m->nnodes; i++) {
+        struct ctl_node *n = m->node_v[i];
+
+        if (n->state != CTL_NODE_DOWN && now > n->last_seen_ms &&
+            now - n->last_seen_ms > ctl->cfg.node_timeout_ms) {
+            node_down(ctl, n, now, &apps, &napps, &cap);
+            changed = true;
+        }
+    }
+    for (i = 0; i < napps; i++) {
+        if (ctl_reconcile_app(m, apps[i], now) < 0)
+            log_error("reconcile_failed", "app=%s", apps[i]->name);
+    }
+    free(apps);
+    if (changed)
+        ctl_commit(ctl);
+}
+
+/* ---- notifications ---- */
+
+/*
+ * Runs once per loop turn (uv_check): at most one notification per changed
+ * node however many requests changed it during the turn.
+ */
+void
+ctl_notify_flush(struct ctl *ctl)
+{
+    struct ctl_model *m = ctl->model;
+    struct ctl_node *n;
+    Drover__Message msg = DROVER__MESSAGE__INIT;
+    Drover__Notify no = DROVER__NOTIFY__INIT;
+    char topic[NODE_NAME_MAX + 3];
+    uint8_t *buf;
+    size_t len;
+    int rc;
+
+    msg.body_case = DROVER__MESSAGE__BODY_NOTIFY;
+    msg.notify = &no;
+    while ((n = TAILQ_FIRST(&m->notify)) != NULL) {
+        TAILQ_REMOVE(&m->notify, n, notify_link);
+        n->notify = false;
+        if (n->state == CTL_NODE_DOWN || ctl->pub == NULL)
+            continue;
+        no.generation = n->generation;
+        if (wire_seal(&ctl->sender, &msg, &buf, &len) < 0)
+            continue;
+        snprintf(topic, sizeof(topic), "%s\n", n->name);
+        rc = nnuv_send2(ctl->pub, topic, strlen(topic), buf, len);
+        if (rc < 0 && rc != -EAGAIN)
+            log_warn("notify_failed", "node=%s err=%d", n->name, rc);
+        free(buf);
+    }
+}
+
+static void
+notify_check(uv_check_t *c)
+{
+    ctl_notify_flush(c->data);
+}
+
+int
+ctl_agents_start(struct ctl *ctl)
+{
+    int rc = 0;
+
+    ctl->agents = nnuv_new(ctl->loop, AF_SP_RAW, NN_REP, agents_recv, ctl, &rc);
+    if (ctl->agents == NULL)
+        return rc;
+    if ((rc = nnuv_bind(ctl->agents, ctl->cfg.agent_listen)) < 0) {
+        log_error("bind_failed", "endpoint=%s err=%s", ctl->cfg.agent_listen, strerror(-rc));
+        return rc;
+    }
+    ctl->pub = nnuv_new(ctl->loop, AF_SP, NN_PUB, NULL, NULL, &rc);
+    if (ctl->pub == NULL)
+        return rc;
+    if ((rc = nnuv_bind(ctl->pub, ctl->cfg.notify_listen)) < 0) {
+        log_error("bind_failed", "endpoint=%s err=%s", ctl->cfg.notify_listen, strerror(-rc));
+        return rc;
+    }
+    if ((rc = nnuv_start(ctl->agents)) < 0)
+        return rc;
+    ctl->node_timer.data = ctl;
+    ctl->notify_check.data = ctl;
+    if ((rc = uv_timer_start(&ctl->node_timer, node_tick, NODE_TICK_MS, NODE_TICK_MS)) < 0)
+        return rc;
+    return uv_check_start(&ctl->notify_check, notify_check);
+}
+
+/* Stop taking agent requests and declaring nodes down; main.c closes. */
+void
+ctl_agents_stop(struct ctl *ctl)
+{
+    if (ctl->agents != NULL)
+        nnuv_stop(ctl->agents);
+    uv_timer_stop(&ctl->node_timer);
+}

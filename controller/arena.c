@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * arena.c: a bump allocator for building one reply.
+ *
+ * A reply (a ps listing, an assignment set) is a tree of small protobuf-c
+ * structs that live exactly as long as it takes to pack them. Allocating them
+ * from one arena and freeing it after sealing means no handler has to free a
+ * tree field by field, and no error path can leak half of one. Strings are
+ * usually borrowed from the model instead of copied: the arena is freed before
+ * control returns to the loop, while the model cannot change.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+#define ARENA_BLOCK (64u << 10)
+
+struct arena_block {
+    struct arena_block *next;
+    size_t used, size;
+    _Alignas(max_align_t) unsigned char data[];
+};
+
+struct ctl_arena {
+    struct arena_block *head;
+};
+
+struct ctl_arena *
+ctl_arena_new(void)
+{
+    return calloc(1, sizeof(struct ctl_arena));
+}
+
+void
+ctl_arena_free(struct ctl_arena *a)
+{
+    struct arena_block *b, *next;
+
+    if (a == NULL)
+        return;
+    for (b = a->head; b != NULL; b = next) {
+        next = b->next;
+        free(b);
+    }
+    free(a);
+}
+
+void *
+ctl_arena_alloc(struct ctl_arena *a, size_t size)
+{
+    struct arena_block *b = a->head;
+    size_t need = (size + 15) & ~(size_t)15;
+    void *p;
+
+    if (need < size)
+        return NULL;
+    if (b == NULL || b->size - b->used < need) {
+        size_t bsz = need > ARENA_BLOCK ? need : ARENA_BLOCK;
+
+        b = malloc(sizeof(*b) + bsz);
+        if (b == NULL)
+            return NULL;
+        b->used = 0;
+        b->size = bsz;
+        b->next = a->head;
+        a->head = b;
+    }
+    p = b->data + b->used;
+    b->used += need;
+    memset(p, 0, size);
+    return p;
+}
+
+char *
+ctl_arena_printf(struct ctl_arena *a, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    char *s;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NULL;
+    s = ctl_arena_alloc(a, (size_t)n + 1);
+    if (s == NULL)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}

@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ctl.h: the controller's private header, grouped by file; it reads as the
+ * table of contents of controller/.
+ *
+ * The model's objects (app, release, formation, node, instance) are defined
+ * here rather than in model.c: they are the controller's shared vocabulary,
+ * read by the scheduler, the reconciler, the store and both endpoints, and
+ * accessors for every field would hide nothing (tmux.h does the same for its
+ * sessions and windows). model.c alone creates, links and frees them; every
+ * other struct (the store's statements, upload slots, hash tables, the
+ * port bitmap, the reply arena) stays opaque in the .c that owns it.
+ */
+#ifndef DROVER_CTL_H
+#define DROVER_CTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <uv.h>
+
+#include "nnuv.h"
+#include "util.h"
+#include "wire.h"
+
+struct ctl;
+struct ctl_arena;
+struct ctl_map;
+struct ctl_ports;
+struct ctl_store;
+struct ctl_slugs;
+
+#define CTL_DEFAULT_GRACE_MS 30000u
+#define CTL_DEFAULT_BOOT_TIMEOUT_MS 60000u
+#define CTL_QUANTITY_MAX 10000
+#define CTL_DESCRIPTION_MAX 1024
+#define CTL_REASON_MAX 128
+#define CTL_BOOT_ID_MAX 63
+#define CTL_ADDRESS_MAX 255
+#define CTL_CAPACITY_MAX 100000u
+
+/* ---- model objects (owned by model.c) ---- */
+
+struct ctl_kv {
+    char *key;
+    char *value;
+};
+
+struct ctl_ptype {
+    char name[TYPE_NAME_MAX + 2];
+    char *command;
+};
+
+/* Immutable once created. */
+struct ctl_release {
+    uint32_t version;
+    char slug_sha256[65];
+    uint64_t slug_size;
+    char *description;
+    uint64_t created_ms;
+    char status[16];
+    size_t nconfig;
+    struct ctl_kv *config; /* sorted by key */
+    size_t ntypes;
+    struct ctl_ptype *types; /* Procfile order */
+    bool stored;             /* written to the store */
+    /* Lazily built protobuf view of config, shared by every assignment. */
+    Drover__KeyValue *pb_kv;
+    Drover__KeyValue **pb_env;
+};
+
+struct ctl_formation {
+    char type[TYPE_NAME_MAX + 2];
+    uint32_t quantity;
+    char health[64];
+    uint32_t grace_ms;
+    uint32_t boot_timeout_ms;
+};
+
+struct ctl_instance;
+LIST_HEAD(ctl_inst_list, ctl_instance);
+
+struct ctl_app {
+    char name[APP_NAME_MAX + 2];
+    uint64_t created_ms;
+    uint32_t current; /* 0 before the first release */
+    size_t nconfig;
+    struct ctl_kv *config; /* sorted by key */
+    size_t nreleases;
+    struct ctl_release **releases; /* releases[i]->version == i + 1 */
+    size_t nformation;
+    struct ctl_formation *formation;
+    struct ctl_inst_list instances;
+    size_t ninstances;
+    /* Write-through: which parts differ from the store. */
+    bool dirty_row, dirty_config, dirty_formation;
+    bool queued;    /* on model->dirty_apps */
+    bool reconcile; /* needs a reconcile before the next commit */
+    TAILQ_ENTRY(ctl_app) dirty_link;
+};
+
+enum ctl_node_state { CTL_NODE_READY, CTL_NODE_CORDONED, CTL_NODE_DRAINING, CTL_NODE_DOWN };
+
+struct ctl_node {
+    char name[NODE_NAME_MAX + 2];
+    char address[CTL_ADDRESS_MAX + 1];
+    uint16_t port_min, port_max;
+    uint32_t capacity;
+    enum ctl_node_state state;
+    uint64_t generation; /* of its assignment set; bumped on every change */
+    char boot_id[CTL_BOOT_ID_MAX + 1];
+    uint64_t last_seen_ms;
+    uint64_t heard_ms; /* last message from boot_id in this run; 0: none */
+    uint64_t digest;   /* of the last full report */
+    bool have_digest;
+    struct ctl_ports *ports; /* held by every instance on it, stopping too */
+    struct ctl_inst_list instances;
+    uint32_t ninst; /* on it, stopping included */
+    uint32_t nlive; /* on it and not stopping: counts against capacity */
+    bool dirty, queued, notify;
+    TAILQ_ENTRY(ctl_node) dirty_link;
+    TAILQ_ENTRY(ctl_node) notify_link;
+    /* Scheduler scratch, zero between calls. */
+    uint32_t sched_group, sched_taken;
+};
+
+struct ctl_instance {
+    uint64_t id;
+    struct ctl_app *app;
+    char type[TYPE_NAME_MAX + 2];
+    uint32_t idx;
+    uint32_t release;
+    struct ctl_node *node; /* NULL while unplaced */
+    uint16_t port;
+    Drover__InstanceState state;
+    bool stopping; /* not in its node's assignment set any more */
+    uint32_t restarts;
+    int32_t pid, exit_code, exit_signal;
+    uint64_t since_ms;
+    char reason[CTL_REASON_MAX];
+    uint64_t seen_epoch; /* full-report bookkeeping */
+    bool dirty, unplaced;
+    LIST_ENTRY(ctl_instance) app_link;
+    LIST_ENTRY(ctl_instance) node_link;
+    TAILQ_ENTRY(ctl_instance) dirty_link;
+    TAILQ_ENTRY(ctl_instance) unplaced_link;
+};
+
+TAILQ_HEAD(ctl_app_q, ctl_app);
+TAILQ_HEAD(ctl_node_q, ctl_node);
+TAILQ_HEAD(ctl_inst_q, ctl_instance);
+
+struct ctl_model {
+    struct ctl_map *apps;     /* name -> app */
+    struct ctl_map *nodes;    /* name -> node */
+    struct ctl_map *insts;    /* id -> instance */
+    struct ctl_node **node_v; /* every node, registration order */
+    size_t nnodes, node_cap;
+    uint64_t next_id;
+    bool next_id_dirty;
+    bool capacity_changed; /* try placing unplaced instances */
+    bool loading;          /* store.c is filling the model: no generation bumps */
+    struct ctl_app_q dirty_apps;
+    struct ctl_node_q dirty_nodes;
+    struct ctl_inst_q dirty_insts;
+    uint64_t *deleted; /* instance ids to delete from the store */
+    size_t ndeleted, deleted_cap;
+    struct ctl_inst_q unplaced; /* pending with no node, by creation */
+    struct ctl_node_q notify;   /* nodes whose set changed: wake them */
+    uint64_t epoch;
+};
+
+/* ---- the controller ---- */
+
+struct ctl_config {
+    char data_dir[4096];
+    char api_listen[256];
+    char agent_listen[256];
+    char notify_listen[256];
+    uint64_t node_timeout_ms;
+    uint64_t heartbeat_ms;
+};
+
+struct ctl {
+    uv_loop_t *loop;
+    struct ctl_config cfg;
+    struct ctl_model *model;
+    struct ctl_store *store;
+    struct ctl_slugs *slugs;
+    struct wire_sender sender;
+    struct nnuv *api;
+    struct nnuv *agents;
+    struct nnuv *pub;
+    uv_timer_t node_timer;
+    uv_check_t notify_check;
+    uv_signal_t sigterm, sigint;
+    unsigned inflight; /* uv_queue_work requests not yet done */
+    bool stopping;     /* SIGTERM seen: finish in-flight work, then close */
+    bool closed;       /* every handle has been asked to close */
+    int exit_code;
+};
+
+/* ---- by file ---- */
+
+/* arena.c: bump allocator for building one reply */
+struct ctl_arena *ctl_arena_new(void);
+void ctl_arena_free(struct ctl_arena *a);
+void *ctl_arena_alloc(struct ctl_arena *a, size_t size); /* zeroed; NULL on ENOMEM */
+char *ctl_arena_printf(struct ctl_arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* map.c: chained hash tables keyed by a borrowed string or by a u64 */
+struct ctl_map *ctl_map_new(void);
+void ctl_map_free(struct ctl_map *m);
+size_t ctl_map_count(const struct ctl_map *m);
+void *ctl_map_get(const struct ctl_map *m, const char *key);
+int ctl_map_put(struct ctl_map *m, const char *key, void *val); /* key borrowed */
+void *ctl_map_del(struct ctl_map *m, const char *key);
+void *ctl_map_geti(const struct ctl_map *m, uint64_t key);
+int ctl_map_puti(struct ctl_map *m, uint64_t key, void *val);
+void *ctl_map_deli(struct ctl_map *m, uint64_t key);
+/* Iterate: *pos starts at 0; returns NULL at the end. No changes meanwhile. */
+void *ctl_map_next(const struct ctl_map *m, size_t *pos, void **cursor);
+
+/* ports.c: the port bitmap of one node */
+struct ctl_ports *ctl_ports_new(uint16_t lo, uint16_t hi);
+void ctl_ports_free(struct ctl_ports *p);
+int ctl_ports_take(struct ctl_ports *p, uint16_t *port);   /* lowest free; -ENOSPC */
+int ctl_ports_take_at(struct ctl_ports *p, uint16_t port); /* -EEXIST, -ERANGE */
+void ctl_ports_release(struct ctl_ports *p, uint16_t port);
+bool ctl_ports_held(const struct ctl_ports *p, uint16_t port);
+uint32_t ctl_ports_used(const struct ctl_ports *p);
+uint32_t ctl_ports_size(const struct ctl_ports *p);
+
+/* model.c: in-memory objects, lookups, and their dirty tracking */
+struct ctl_model *ctl_model_new(void);
+void ctl_model_free(struct ctl_model *m);
+struct ctl_app *ctl_app_find(const struct ctl_model *m, const char *name);
+int ctl_app_add(struct ctl_model *m, const char *name, uint64_t created_ms, struct ctl_app **out);
+void ctl_app_touch(struct ctl_model *m, struct ctl_app *a, bool row, bool config, bool formation);
+struct ctl_app **ctl_apps_sorted(const struct ctl_model *m, size_t *n); /* malloc'd */
+const struct ctl_kv *ctl_config_find(const struct ctl_app *a, const char *key);
+int ctl_config_set(struct ctl_app *a, const char *key, const char *value);
+bool ctl_config_unset(struct ctl_app *a, const char *key);
+struct ctl_release *ctl_release_get(const struct ctl_app *a, uint32_t version);
+struct ctl_release *ctl_release_current(const struct ctl_app *a);
+const struct ctl_ptype *ctl_release_type(const struct ctl_release *r, const char *type);
+struct ctl_release *ctl_release_new(void);
+void ctl_release_free(struct ctl_release *r);
+int ctl_release_append(struct ctl_app *a, struct ctl_release *r); /* takes ownership */
+int ctl_kv_copy(const struct ctl_kv *src, size_t n, struct ctl_kv **out);
+struct ctl_formation *ctl_formation_find(const struct ctl_app *a, const char *type);
+int ctl_formation_add(struct ctl_app *a, const char *type, uint32_t quantity,
+                      struct ctl_formation **out);
+struct ctl_node *ctl_node_find(const struct ctl_model *m, const char *name);
+int ctl_node_add(struct ctl_model *m, const char *name, struct ctl_node **out);
+int ctl_node_set_range(struct ctl_node *n, uint16_t lo, uint16_t hi);
+void ctl_node_touch(struct ctl_model *m, struct ctl_node *n);
+void ctl_node_changed(struct ctl_model *m, struct ctl_node *n); /* set changed: gen++ */
+const char *ctl_node_state_name(enum ctl_node_state st);
+int ctl_node_state_parse(const char *s, enum ctl_node_state *st);
+struct ctl_instance *ctl_inst_find(const struct ctl_model *m, uint64_t id);
+int ctl_inst_new(struct ctl_model *m, struct ctl_app *a, const char *type, uint32_t idx,
+                 uint32_t release, uint64_t id, struct ctl_instance **out);
+int ctl_inst_place(struct ctl_model *m, struct ctl_instance *in, struct ctl_node *n,
+                   uint16_t port); /* port 0: lowest free */
+void ctl_inst_stop(struct ctl_model *m, struct ctl_instance *in);
+void ctl_inst_delete(struct ctl_model *m, struct ctl_instance *in);
+void ctl_inst_touch(struct ctl_model *m, struct ctl_instance *in);
+void ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState st,
+                        uint64_t since_ms);
+const char *ctl_inst_state_name(const struct ctl_instance *in); /* as ps shows it */
+void ctl_model_clean(struct ctl_model *m);                      /* after a successful commit */
+
+/* scheduler.c: pure placement, no I/O */
+size_t ctl_sched_choose(struct ctl_model *m, const struct ctl_app *a, const char *type, size_t n,
+                        struct ctl_node **out);
+
+/* reconcile.c: formation against instances */
+int ctl_reconcile_app(struct ctl_model *m, struct ctl_app *a, uint64_t now);
+int ctl_place_unplaced(struct ctl_model *m);
+int ctl_settle(struct ctl_model *m, uint64_t now); /* reconcile flagged apps, place */
+
+/* store.c: SQLite write-through */
+int ctl_store_open(const char *path, struct ctl_store **out);
+void ctl_store_close(struct ctl_store *st);
+int ctl_store_load(struct ctl_store *st, struct ctl_model *m, uint64_t now);
+int ctl_store_flush(struct ctl_store *st, struct ctl_model *m);
+int ctl_store_start(struct ctl_store *st, uv_loop_t *loop); /* periodic checkpoints */
+void ctl_store_stop(struct ctl_store *st);
+const char *ctl_store_errmsg(const struct ctl_store *st);
+
+/* slugs.c: the slug store */
+int ctl_slugs_new(struct ctl *ctl, const char *dir, struct ctl_slugs **out);
+void ctl_slugs_free(struct ctl_slugs *s);
+int ctl_slug_stat(const struct ctl_slugs *s, const char *sha, uint64_t *size);
+int ctl_slug_path(const struct ctl_slugs *s, const char *sha, char *out, size_t outsz);
+int ctl_slugs_put(struct ctl_slugs *s, struct nnuv_msg *req, Drover__Message *m);
+int ctl_slugs_read(struct ctl_slugs *s, struct nnuv_msg *req, Drover__Message *m);
+
+/* reply.c: sealing replies and errors, commit before reply */
+void ctl_reply(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *rep);
+void ctl_reply_error(struct ctl *ctl, struct nnuv_msg *req, Drover__ErrorCode code, const char *fmt,
+                     ...) __attribute__((format(printf, 4, 5)));
+int ctl_commit(struct ctl *ctl);
+Drover__Message *ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock);
+void ctl_work_done(struct ctl *ctl);
+
+/* agents.c: the agent endpoint, node timeouts, notifications */
+int ctl_agents_start(struct ctl *ctl);
+void ctl_agents_stop(struct ctl *ctl);
+void ctl_notify_flush(struct ctl *ctl);
+
+/* api.c: the CLI endpoint */
+int ctl_api_start(struct ctl *ctl);
+void ctl_api_stop(struct ctl *ctl);
+
+/* main.c */
+void ctl_shutdown(struct ctl *ctl, int code);
+void ctl_maybe_close(struct ctl *ctl);
+
+#endif

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c: drover-controller starts here. It reads the environment, opens the
+ * store and loads the model, binds the endpoints, runs the loop, and on
+ * SIGTERM or SIGINT shuts down gracefully: stop taking requests, let work in
+ * the thread pool finish and answer, close every handle, let uv_run return,
+ * close the store. Everything else lives in the file named for it (ctl.h).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "env.h"
+#include "log.h"
+
+static void
+read_config(struct ctl_config *cfg)
+{
+    struct env_errs e;
+
+    memset(&e, 0, sizeof(e));
+    env_str(&e, "DROVER_DATA_DIR", "/var/lib/drover", cfg->data_dir, sizeof(cfg->data_dir));
+    env_endpoint(&e, "DROVER_API_LISTEN", "tcp://127.0.0.1:7400", cfg->api_listen,
+                 sizeof(cfg->api_listen), NULL);
+    if (env_endpoint(&e, "DROVER_AGENT_LISTEN", "tcp://0.0.0.0:7401", cfg->agent_listen,
+                     sizeof(cfg->agent_listen), NULL) == 0 &&
+        env_endpoint_offset(cfg->agent_listen, 1, cfg->notify_listen, sizeof(cfg->notify_listen)) <
+            0)
+        env_err(&e, "DROVER_AGENT_LISTEN: the notify endpoint (port + 1) is not a valid port");
+    env_u64(&e, "DROVER_NODE_TIMEOUT_MS", 5000, 100, 86400000, &cfg->node_timeout_ms);
+    env_u64(&e, "DROVER_HEARTBEAT_MS", 1000, 10, 3600000, &cfg->heartbeat_ms);
+    if (e.n == 0 && cfg->heartbeat_ms >= cfg->node_timeout_ms)
+        env_err(&e, "DROVER_HEARTBEAT_MS (%llu) must be below DROVER_NODE_TIMEOUT_MS (%llu)",
+                (unsigned long long)cfg->heartbeat_ms, (unsigned long long)cfg->node_timeout_ms);
+    env_reserved(&e, "DROVER_CLUSTER_KEY");
+    env_reserved(&e, "DROVER_API_TOKEN");
+    env_check(&e);
+}
+
+static void
+on_signal(uv_signal_t *sig, int signum)
+{
+    log_info("signal", "signal=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    ctl_shutdown(sig->data, 0);
+}
+
+void
+ctl_shutdown(struct ctl *ctl, int code)
+{
+    if (ctl->stopping)
+        return;
+    ctl->stopping = true;
+    ctl->exit_code = code;
+    log_info("shutting_down", "inflight=%u", ctl->inflight);
+    ctl_api_stop(ctl);
+    ctl_agents_stop(ctl);
+    ctl_store_stop(ctl->store);
+    ctl_maybe_close(ctl);
+}
+
+/* Once stopping and no work is in flight, close every handle. */
+void
+ctl_maybe_close(struct ctl *ctl)
+{
+    if (!ctl->stopping || ctl->inflight > 0 || ctl->closed)
+        return;
+    ctl->closed = true;
+    ctl_notify_flush(ctl);
+    if (ctl->api != NULL)
+        nnuv_close(ctl->api);
+    if (ctl->agents != NULL)
+        nnuv_close(ctl->agents);
+    if (ctl->pub != NULL)
+        nnuv_close(ctl->pub);
+    ctl->api = ctl->agents = ctl->pub = NULL;
+    uv_close((uv_handle_t *)&ctl->node_timer, NULL);
+    uv_close((uv_handle_t *)&ctl->notify_check, NULL);
+    uv_close((uv_handle_t *)&ctl->sigterm, NULL);
+    uv_close((uv_handle_t *)&ctl->sigint, NULL);
+}
+
+static void
+open_state(struct ctl *ctl)
+{
+    char path[4200];
+    int rc;
+
+    rc = mkdir_p(ctl->cfg.data_dir, 0750);
+    if (rc < 0)
+        log_fatal(1, "start_failed", "what=data_dir path=%s err=%s", log_q(ctl->cfg.data_dir),
+                  log_q(strerror(-rc)));
+    if (strfmt(path, sizeof(path), "%s/drover.db", ctl->cfg.data_dir) < 0)
+        log_fatal(ENV_EX_CONFIG, "start_failed", "what=data_dir reason=too_long");
+    rc = ctl_store_open(path, &ctl->store);
+    if (rc < 0)
+        log_fatal(1, "start_failed", "what=store path=%s err=%d", log_q(path), rc);
+    ctl->model = ctl_model_new();
+    if (ctl->model == NULL)
+        log_fatal(1, "start_failed", "what=model err=ENOMEM");
+    rc = ctl_store_load(ctl->store, ctl->model, now_ms());
+    if (rc < 0)
+        log_fatal(1, "start_failed", "what=store_load err=%d", rc);
+    rc = ctl_slugs_new(ctl, ctl->cfg.data_dir, &ctl->slugs);
+    if (rc < 0)
+        log_fatal(1, "start_failed", "what=slugs err=%s", log_q(strerror(-rc)));
+}
+
+int
+main(void)
+{
+    static struct ctl ctl; /* handles inside must outlive uv_run */
+    uv_loop_t loop;
+    int rc;
+
+    log_init("controller");
+    read_config(&ctl.cfg);
+    if ((rc = uv_loop_init(&loop)) < 0)
+        log_fatal(1, "start_failed", "what=loop err=%s", uv_strerror(rc));
+    ctl.loop = &loop;
+    wire_sender_init(&ctl.sender, "controller");
+    open_state(&ctl);
+    /* Initialise every handle first: ctl_maybe_close() closes them all. */
+    uv_timer_init(&loop, &ctl.node_timer);
+    uv_check_init(&loop, &ctl.notify_check);
+    uv_signal_init(&loop, &ctl.sigterm);
+    uv_signal_init(&loop, &ctl.sigint);
+    ctl.sigterm.data = ctl.sigint.data = &ctl;
+    if ((rc = ctl_api_start(&ctl)) < 0 || (rc = ctl_agents_start(&ctl)) < 0)
+        log_fatal(1, "start_failed", "what=endpoints err=%d", rc);
+    if ((rc = ctl_store_start(ctl.store, &loop)) < 0)
+        log_fatal(1, "start_failed", "what=checkpoints err=%s", uv_strerror(rc));
+    uv_signal_start(&ctl.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&ctl.sigint, on_signal, SIGINT);
+    /* Placements that waited across a restart, committed before serving. */
+    if (ctl_commit(&ctl) < 0)
+        log_fatal(1, "start_failed", "what=store_flush");
+    log_info("ready", "api=%s agent=%s notify=%s data_dir=%s apps=%zu nodes=%zu instances=%zu",
+             ctl.cfg.api_listen, ctl.cfg.agent_listen, ctl.cfg.notify_listen,
+             log_q(ctl.cfg.data_dir), ctl_map_count(ctl.model->apps), ctl.model->nnodes,
+             ctl_map_count(ctl.model->insts));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    rc = uv_loop_close(&loop);
+    if (rc < 0)
+        log_warn("loop_close", "err=%s", uv_strerror(rc));
+    ctl_slugs_free(ctl.slugs);
+    ctl_store_close(ctl.store);
+    ctl_model_free(ctl.model);
+    log_info("stopped", "exit_code=%d", ctl.exit_code);
+    return ctl.exit_code;
+}

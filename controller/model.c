@@ -1,0 +1,711 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * model.c: the controller's working set (apps, config, releases, formations,
+ * nodes, instances) and the indexes that keep every request cheap.
+ *
+ * The store (SQLite) is the truth across restarts; this model is the truth
+ * while the process runs, and every change to it is written through before
+ * the request that caused it is answered. To make that one transaction per
+ * request, every mutator here marks what it touched: apps, nodes and
+ * instances go on dirty queues, deleted instance ids on a list; store.c
+ * writes exactly those and ctl_model_clean() forgets them after the commit.
+ *
+ * Indexes: apps and nodes by name, instances by id (map.c); each app lists
+ * its instances and each node the instances it holds, so that a reconcile
+ * costs O(instances of the app) and a node's assignment set O(instances on
+ * the node). A node holds an instance (and its port) from placement until
+ * the instance is deleted; a stopping instance is still held but is no
+ * longer in the assignment set and no longer counts against capacity.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "log.h"
+
+struct ctl_model *
+ctl_model_new(void)
+{
+    struct ctl_model *m = calloc(1, sizeof(*m));
+
+    if (m == NULL)
+        return NULL;
+    m->apps = ctl_map_new();
+    m->nodes = ctl_map_new();
+    m->insts = ctl_map_new();
+    if (m->apps == NULL || m->nodes == NULL || m->insts == NULL) {
+        ctl_model_free(m);
+        return NULL;
+    }
+    m->next_id = 1;
+    TAILQ_INIT(&m->dirty_apps);
+    TAILQ_INIT(&m->dirty_nodes);
+    TAILQ_INIT(&m->dirty_insts);
+    TAILQ_INIT(&m->unplaced);
+    TAILQ_INIT(&m->notify);
+    return m;
+}
+
+static void
+kv_free(struct ctl_kv *kv, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        free(kv[i].key);
+        free(kv[i].value);
+    }
+    free(kv);
+}
+
+static void
+app_free(struct ctl_app *a)
+{
+    size_t i;
+
+    kv_free(a->config, a->nconfig);
+    for (i = 0; i < a->nreleases; i++)
+        ctl_release_free(a->releases[i]);
+    free(a->releases);
+    free(a->formation);
+    free(a);
+}
+
+void
+ctl_model_free(struct ctl_model *m)
+{
+    size_t pos = 0, i;
+    void *cur = NULL;
+    struct ctl_instance *in;
+    struct ctl_app *a;
+
+    if (m == NULL)
+        return;
+    if (m->insts != NULL) {
+        while ((in = ctl_map_next(m->insts, &pos, &cur)) != NULL)
+            free(in);
+    }
+    if (m->apps != NULL) {
+        pos = 0;
+        cur = NULL;
+        while ((a = ctl_map_next(m->apps, &pos, &cur)) != NULL)
+            app_free(a);
+    }
+    for (i = 0; i < m->nnodes; i++) {
+        ctl_ports_free(m->node_v[i]->ports);
+        free(m->node_v[i]);
+    }
+    free(m->node_v);
+    free(m->deleted);
+    ctl_map_free(m->apps);
+    ctl_map_free(m->nodes);
+    ctl_map_free(m->insts);
+    free(m);
+}
+
+/* ---- apps ---- */
+
+struct ctl_app *
+ctl_app_find(const struct ctl_model *m, const char *name)
+{
+    return ctl_map_get(m->apps, name);
+}
+
+int
+ctl_app_add(struct ctl_model *m, const char *name, uint64_t created_ms, struct ctl_app **out)
+{
+    struct ctl_app *a = NULL;
+    int rc = -EINVAL;
+
+    if (!name_app_valid(name))
+        goto out;
+    rc = -EEXIST;
+    if (ctl_app_find(m, name) != NULL)
+        goto out;
+    rc = -ENOMEM;
+    a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        goto out;
+    strcpy(a->name, name);
+    a->created_ms = created_ms;
+    LIST_INIT(&a->instances);
+    rc = ctl_map_put(m->apps, a->name, a);
+    if (rc < 0)
+        goto out;
+    ctl_app_touch(m, a, true, false, false);
+    *out = a;
+    a = NULL;
+out:
+    free(a);
+    return rc;
+}
+
+void
+ctl_app_touch(struct ctl_model *m, struct ctl_app *a, bool row, bool config, bool formation)
+{
+    a->dirty_row |= row;
+    a->dirty_config |= config;
+    a->dirty_formation |= formation;
+    if (!a->queued) {
+        a->queued = true;
+        TAILQ_INSERT_TAIL(&m->dirty_apps, a, dirty_link);
+    }
+}
+
+static int
+app_cmp(const void *x, const void *y)
+{
+    const struct ctl_app *const *a = x, *const *b = y;
+
+    return strcmp((*a)->name, (*b)->name);
+}
+
+struct ctl_app **
+ctl_apps_sorted(const struct ctl_model *m, size_t *n)
+{
+    size_t pos = 0, i = 0, count = ctl_map_count(m->apps);
+    void *cur = NULL;
+    struct ctl_app **v = malloc((count + 1) * sizeof(*v)), *a;
+
+    if (v == NULL)
+        return NULL;
+    while ((a = ctl_map_next(m->apps, &pos, &cur)) != NULL && i < count)
+        v[i++] = a;
+    qsort(v, i, sizeof(*v), app_cmp);
+    *n = i;
+    return v;
+}
+
+/* ---- config ---- */
+
+static size_t
+config_lower_bound(const struct ctl_app *a, const char *key)
+{
+    size_t lo = 0, hi = a->nconfig;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (strcmp(a->config[mid].key, key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+const struct ctl_kv *
+ctl_config_find(const struct ctl_app *a, const char *key)
+{
+    size_t i = config_lower_bound(a, key);
+
+    if (i < a->nconfig && strcmp(a->config[i].key, key) == 0)
+        return &a->config[i];
+    return NULL;
+}
+
+int
+ctl_config_set(struct ctl_app *a, const char *key, const char *value)
+{
+    size_t i = config_lower_bound(a, key);
+    char *k = NULL, *v = NULL;
+    struct ctl_kv *nv;
+    int rc = -ENOMEM;
+
+    v = strdup(value);
+    if (v == NULL)
+        goto out;
+    if (i < a->nconfig && strcmp(a->config[i].key, key) == 0) {
+        free(a->config[i].value);
+        a->config[i].value = v;
+        return 0;
+    }
+    k = strdup(key);
+    if (k == NULL)
+        goto out;
+    nv = realloc(a->config, (a->nconfig + 1) * sizeof(*nv));
+    if (nv == NULL)
+        goto out;
+    a->config = nv;
+    memmove(&nv[i + 1], &nv[i], (a->nconfig - i) * sizeof(*nv));
+    nv[i].key = k;
+    nv[i].value = v;
+    a->nconfig++;
+    return 0;
+out:
+    free(k);
+    free(v);
+    return rc;
+}
+
+bool
+ctl_config_unset(struct ctl_app *a, const char *key)
+{
+    size_t i = config_lower_bound(a, key);
+
+    if (i >= a->nconfig || strcmp(a->config[i].key, key) != 0)
+        return false;
+    free(a->config[i].key);
+    free(a->config[i].value);
+    memmove(&a->config[i], &a->config[i + 1], (a->nconfig - i - 1) * sizeof(a->config[0]));
+    a->nconfig--;
+    return true;
+}
+
+int
+ctl_kv_copy(const struct ctl_kv *src, size_t n, struct ctl_kv **out)
+{
+    struct ctl_kv *kv = calloc(n + 1, sizeof(*kv));
+    size_t i;
+
+    if (kv == NULL)
+        return -ENOMEM;
+    for (i = 0; i < n; i++) {
+        kv[i].key = strdup(src[i].key);
+        kv[i].value = strdup(src[i].value);
+        if (kv[i].key == NULL || kv[i].value == NULL) {
+            kv_free(kv, i + 1);
+            return -ENOMEM;
+        }
+    }
+    *out = kv;
+    return 0;
+}
+
+/* ---- releases ---- */
+
+struct ctl_release *
+ctl_release_get(const struct ctl_app *a, uint32_t version)
+{
+    if (version == 0 || version > a->nreleases)
+        return NULL;
+    return a->releases[version - 1];
+}
+
+struct ctl_release *
+ctl_release_current(const struct ctl_app *a)
+{
+    return ctl_release_get(a, a->current);
+}
+
+const struct ctl_ptype *
+ctl_release_type(const struct ctl_release *r, const char *type)
+{
+    size_t i;
+
+    for (i = 0; i < r->ntypes; i++) {
+        if (strcmp(r->types[i].name, type) == 0)
+            return &r->types[i];
+    }
+    return NULL;
+}
+
+struct ctl_release *
+ctl_release_new(void)
+{
+    return calloc(1, sizeof(struct ctl_release));
+}
+
+void
+ctl_release_free(struct ctl_release *r)
+{
+    size_t i;
+
+    if (r == NULL)
+        return;
+    free(r->description);
+    kv_free(r->config, r->nconfig);
+    for (i = 0; i < r->ntypes; i++)
+        free(r->types[i].command);
+    free(r->types);
+    free(r->pb_kv);
+    free(r->pb_env);
+    free(r);
+}
+
+int
+ctl_release_append(struct ctl_app *a, struct ctl_release *r)
+{
+    struct ctl_release **v;
+
+    if (r->version != a->nreleases + 1)
+        return -EINVAL;
+    v = realloc(a->releases, (a->nreleases + 1) * sizeof(*v));
+    if (v == NULL)
+        return -ENOMEM;
+    a->releases = v;
+    v[a->nreleases++] = r;
+    return 0;
+}
+
+/* ---- formations ---- */
+
+struct ctl_formation *
+ctl_formation_find(const struct ctl_app *a, const char *type)
+{
+    size_t i;
+
+    for (i = 0; i < a->nformation; i++) {
+        if (strcmp(a->formation[i].type, type) == 0)
+            return &a->formation[i];
+    }
+    return NULL;
+}
+
+int
+ctl_formation_add(struct ctl_app *a, const char *type, uint32_t quantity,
+                  struct ctl_formation **out)
+{
+    struct ctl_formation *v, *f;
+
+    if (!name_type_valid(type))
+        return -EINVAL;
+    if (ctl_formation_find(a, type) != NULL)
+        return -EEXIST;
+    v = realloc(a->formation, (a->nformation + 1) * sizeof(*v));
+    if (v == NULL)
+        return -ENOMEM;
+    a->formation = v;
+    f = &v[a->nformation++];
+    memset(f, 0, sizeof(*f));
+    strcpy(f->type, type);
+    f->quantity = quantity;
+    strcpy(f->health, strcmp(type, "web") == 0 ? "tcp" : "none");
+    f->grace_ms = CTL_DEFAULT_GRACE_MS;
+    f->boot_timeout_ms = CTL_DEFAULT_BOOT_TIMEOUT_MS;
+    if (out != NULL)
+        *out = f;
+    return 0;
+}
+
+/* ---- nodes ---- */
+
+struct ctl_node *
+ctl_node_find(const struct ctl_model *m, const char *name)
+{
+    return ctl_map_get(m->nodes, name);
+}
+
+int
+ctl_node_add(struct ctl_model *m, const char *name, struct ctl_node **out)
+{
+    struct ctl_node *n = NULL, **v;
+    int rc = -EINVAL;
+
+    if (!name_node_valid(name))
+        goto out;
+    rc = -EEXIST;
+    if (ctl_node_find(m, name) != NULL)
+        goto out;
+    rc = -ENOMEM;
+    n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        goto out;
+    if (m->nnodes == m->node_cap) {
+        size_t cap = m->node_cap ? m->node_cap * 2 : 16;
+
+        v = realloc(m->node_v, cap * sizeof(*v));
+        if (v == NULL)
+            goto out;
+        m->node_v = v;
+        m->node_cap = cap;
+    }
+    strcpy(n->name, name);
+    n->state = CTL_NODE_DOWN;
+    n->port_min = n->port_max = 0;
+    LIST_INIT(&n->instances);
+    rc = ctl_map_put(m->nodes, n->name, n);
+    if (rc < 0)
+        goto out;
+    m->node_v[m->nnodes++] = n;
+    ctl_node_touch(m, n);
+    *out = n;
+    n = NULL;
+out:
+    free(n);
+    return rc;
+}
+
+/*
+ * A node may re-register with another port range: rebuild its bitmap from the
+ * instances it holds. A held port outside the new range stays with its
+ * instance (it is not in the bitmap, so it is never handed out twice: new
+ * ports only come from the range).
+ */
+int
+ctl_node_set_range(struct ctl_node *n, uint16_t lo, uint16_t hi)
+{
+    struct ctl_ports *p;
+    struct ctl_instance *in;
+
+    if (n->ports != NULL && n->port_min == lo && n->port_max == hi)
+        return 0;
+    p = ctl_ports_new(lo, hi);
+    if (p == NULL)
+        return -ENOMEM;
+    LIST_FOREACH(in, &n->instances, node_link)
+    {
+        if (ctl_ports_take_at(p, in->port) < 0 && (in->port >= lo && in->port <= hi))
+            log_warn("port_conflict", "node=%s port=%u inst=%s.%u", n->name, in->port, in->type,
+                     in->idx);
+    }
+    ctl_ports_free(n->ports);
+    n->ports = p;
+    n->port_min = lo;
+    n->port_max = hi;
+    return 0;
+}
+
+void
+ctl_node_touch(struct ctl_model *m, struct ctl_node *n)
+{
+    n->dirty = true;
+    if (!n->queued) {
+        n->queued = true;
+        TAILQ_INSERT_TAIL(&m->dirty_nodes, n, dirty_link);
+    }
+}
+
+void
+ctl_node_changed(struct ctl_model *m, struct ctl_node *n)
+{
+    if (m->loading)
+        return;
+    n->generation++;
+    ctl_node_touch(m, n);
+    if (!n->notify) {
+        n->notify = true;
+        TAILQ_INSERT_TAIL(&m->notify, n, notify_link);
+    }
+}
+
+static const char *const node_states[] = {
+    [CTL_NODE_READY] = "ready",
+    [CTL_NODE_CORDONED] = "cordoned",
+    [CTL_NODE_DRAINING] = "draining",
+    [CTL_NODE_DOWN] = "down",
+};
+
+const char *
+ctl_node_state_name(enum ctl_node_state st)
+{
+    if ((unsigned)st < ARRAY_SIZE(node_states))
+        return node_states[st];
+    return "unknown";
+}
+
+int
+ctl_node_state_parse(const char *s, enum ctl_node_state *st)
+{
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(node_states); i++) {
+        if (strcmp(s, node_states[i]) == 0) {
+            *st = (enum ctl_node_state)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+/* ---- instances ---- */
+
+struct ctl_instance *
+ctl_inst_find(const struct ctl_model *m, uint64_t id)
+{
+    return ctl_map_geti(m->insts, id);
+}
+
+/*
+ * id 0: the next cluster-unique id (never reused: next_id only grows and is
+ * stored with the instance in the same transaction). A non-zero id is a
+ * stored one being loaded.
+ */
+int
+ctl_inst_new(struct ctl_model *m, struct ctl_app *a, const char *type, uint32_t idx,
+             uint32_t release, uint64_t id, struct ctl_instance **out)
+{
+    struct ctl_instance *in;
+    int rc;
+
+    if (!name_type_valid(type) || idx == 0)
+        return -EINVAL;
+    if (id == 0)
+        id = m->next_id;
+    if (ctl_inst_find(m, id) != NULL)
+        return -EEXIST;
+    in = calloc(1, sizeof(*in));
+    if (in == NULL)
+        return -ENOMEM;
+    in->id = id;
+    in->app = a;
+    strcpy(in->type, type);
+    in->idx = idx;
+    in->release = release;
+    in->state = DROVER__INSTANCE_STATE__ST_PENDING;
+    in->exit_code = -1;
+    rc = ctl_map_puti(m->insts, id, in);
+    if (rc < 0) {
+        free(in);
+        return rc;
+    }
+    if (id >= m->next_id) {
+        m->next_id = id + 1;
+        m->next_id_dirty = true;
+    }
+    LIST_INSERT_HEAD(&a->instances, in, app_link);
+    a->ninstances++;
+    in->unplaced = true;
+    TAILQ_INSERT_TAIL(&m->unplaced, in, unplaced_link);
+    ctl_inst_touch(m, in);
+    *out = in;
+    return 0;
+}
+
+int
+ctl_inst_place(struct ctl_model *m, struct ctl_instance *in, struct ctl_node *n, uint16_t port)
+{
+    int rc;
+
+    if (in->node != NULL || n->ports == NULL)
+        return -EINVAL;
+    if (port == 0)
+        rc = ctl_ports_take(n->ports, &port);
+    else
+        rc = ctl_ports_take_at(n->ports, port);
+    if (rc < 0)
+        return rc;
+    in->node = n;
+    in->port = port;
+    LIST_INSERT_HEAD(&n->instances, in, node_link);
+    n->ninst++;
+    if (!in->stopping) {
+        n->nlive++;
+        ctl_node_changed(m, n);
+    }
+    if (in->unplaced) {
+        in->unplaced = false;
+        TAILQ_REMOVE(&m->unplaced, in, unplaced_link);
+    }
+    in->reason[0] = '\0';
+    ctl_inst_touch(m, in);
+    return 0;
+}
+
+/*
+ * Take the instance out of its node's assignment set; the agent drains it and
+ * a later full report deletes it. Unplaced instances have nothing to drain
+ * and are deleted at once: the caller must not use in afterwards.
+ */
+void
+ctl_inst_stop(struct ctl_model *m, struct ctl_instance *in)
+{
+    if (in->stopping)
+        return;
+    if (in->node == NULL) {
+        ctl_inst_delete(m, in);
+        return;
+    }
+    in->stopping = true;
+    in->node->nlive--;
+    ctl_node_changed(m, in->node);
+    m->capacity_changed = true;
+    ctl_inst_touch(m, in);
+}
+
+void
+ctl_inst_delete(struct ctl_model *m, struct ctl_instance *in)
+{
+    struct ctl_node *n = in->node;
+
+    if (n != NULL) {
+        if (n->ports != NULL && ctl_ports_held(n->ports, in->port))
+            ctl_ports_release(n->ports, in->port);
+        LIST_REMOVE(in, node_link);
+        n->ninst--;
+        if (!in->stopping) {
+            n->nlive--;
+            ctl_node_changed(m, n);
+        }
+        m->capacity_changed = true;
+    }
+    if (in->unplaced)
+        TAILQ_REMOVE(&m->unplaced, in, unplaced_link);
+    if (in->dirty)
+        TAILQ_REMOVE(&m->dirty_insts, in, dirty_link);
+    LIST_REMOVE(in, app_link);
+    in->app->ninstances--;
+    ctl_map_deli(m->insts, in->id);
+    if (m->ndeleted == m->deleted_cap) {
+        size_t cap = m->deleted_cap ? m->deleted_cap * 2 : 64;
+        uint64_t *v = realloc(m->deleted, cap * sizeof(*v));
+
+        if (v != NULL) {
+            m->deleted = v;
+            m->deleted_cap = cap;
+        }
+    }
+    if (m->ndeleted < m->deleted_cap)
+        m->deleted[m->ndeleted++] = in->id;
+    else
+        log_error("store_leak", "inst_id=%llu reason=ENOMEM", (unsigned long long)in->id);
+    free(in);
+}
+
+void
+ctl_inst_touch(struct ctl_model *m, struct ctl_instance *in)
+{
+    if (!in->dirty) {
+        in->dirty = true;
+        TAILQ_INSERT_TAIL(&m->dirty_insts, in, dirty_link);
+    }
+}
+
+void
+ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState st,
+                   uint64_t since_ms)
+{
+    if (in->state != st) {
+        log_info("instance_state", "app=%s inst=%s.%u id=%llu from=%s to=%s", in->app->name,
+                 in->type, in->idx, (unsigned long long)in->id, wire_state_name(in->state),
+                 wire_state_name(st));
+        in->state = st;
+        in->since_ms = since_ms;
+        ctl_inst_touch(m, in);
+    }
+}
+
+const char *
+ctl_inst_state_name(const struct ctl_instance *in)
+{
+    if (in->stopping)
+        return in->state == DROVER__INSTANCE_STATE__ST_LOST ? "lost" : "draining";
+    return wire_state_name(in->state);
+}
+
+void
+ctl_model_clean(struct ctl_model *m)
+{
+    struct ctl_app *a;
+    struct ctl_node *n;
+    struct ctl_instance *in;
+    size_t i;
+
+    while ((a = TAILQ_FIRST(&m->dirty_apps)) != NULL) {
+        TAILQ_REMOVE(&m->dirty_apps, a, dirty_link);
+        a->queued = a->dirty_row = a->dirty_config = a->dirty_formation = false;
+        for (i = a->nreleases; i > 0 && !a->releases[i - 1]->stored; i--)
+            a->releases[i - 1]->stored = true;
+    }
+    while ((n = TAILQ_FIRST(&m->dirty_nodes)) != NULL) {
+        TAILQ_REMOVE(&m->dirty_nodes, n, dirty_link);
+        n->queued = n->dirty = false;
+    }
+    while ((in = TAILQ_FIRST(&m->dirty_insts)) != NULL) {
+        TAILQ_REMOVE(&m->dirty_insts, in, dirty_link);
+        in->dirty = false;
+    }
+    m->ndeleted = 0;
+    m->next_id_dirty = false;
+}

@@ -1,0 +1,841 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store.c: the controller's state in SQLite, written through from the model.
+ *
+ * Settings, and why:
+ *   journal_mode=WAL    a committed transaction is in the WAL file before
+ *                       COMMIT returns, so it survives a SIGKILL of the
+ *                       process: nothing the controller acknowledged is lost.
+ *   synchronous=NORMAL  no fsync per commit (only at checkpoints). That trades
+ *                       durability across a power loss or kernel crash for not
+ *                       blocking the loop on an fsync at every request; the
+ *                       database itself stays consistent either way.
+ *   foreign_keys=ON     config, releases, formations and instances cannot
+ *                       outlive their app.
+ *   wal_autocheckpoint=0 checkpoints (which do fsync) run on a second
+ *                       connection in the thread pool every few seconds
+ *                       (ctl_store_start), never on the loop thread.
+ *
+ * ctl_store_flush() writes what the model marked dirty in one transaction
+ * (BEGIN IMMEDIATE ... COMMIT), so one request is one commit however many
+ * instances it placed. Release config snapshots and process types are rows
+ * of their own tables, so the database stays readable with sqlite3(1).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "ctl.h"
+#include "log.h"
+
+#define SCHEMA_VERSION 1
+#define CHECKPOINT_MS 2000
+
+enum {
+    S_META,
+    S_APP,
+    S_CONFIG_DEL,
+    S_CONFIG_INS,
+    S_REL_INS,
+    S_RELCFG_INS,
+    S_RELTYPE_INS,
+    S_FORM_DEL,
+    S_FORM_INS,
+    S_NODE,
+    S_INST,
+    S_INST_DEL,
+    S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+    [S_META] = "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+               "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    [S_APP] = "INSERT INTO apps(name, created_ms, current_release) VALUES(?1, ?2, ?3) "
+              "ON CONFLICT(name) DO UPDATE SET current_release = excluded.current_release",
+    [S_CONFIG_DEL] = "DELETE FROM config WHERE app = ?1",
+    [S_CONFIG_INS] = "INSERT INTO config(app, key, value) VALUES(?1, ?2, ?3)",
+    [S_REL_INS] = "INSERT INTO releases(app, version, slug_sha256, slug_size, description, "
+                  "created_ms, status) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [S_RELCFG_INS] = "INSERT INTO release_config(app, version, key, value) VALUES(?1, ?2, ?3, ?4)",
+    [S_RELTYPE_INS] = "INSERT INTO release_types(app, version, pos, type, command) "
+                      "VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_FORM_DEL] = "DELETE FROM formations WHERE app = ?1",
+    [S_FORM_INS] = "INSERT INTO formations(app, type, quantity, health, grace_ms, "
+                   "boot_timeout_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_NODE] = "INSERT INTO nodes(name, address, port_min, port_max, capacity, state, "
+               "generation, boot_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+               "ON CONFLICT(name) DO UPDATE SET address = excluded.address, "
+               "port_min = excluded.port_min, port_max = excluded.port_max, "
+               "capacity = excluded.capacity, state = excluded.state, "
+               "generation = excluded.generation, boot_id = excluded.boot_id",
+    [S_INST] = "INSERT INTO instances(id, app, type, idx, release, node, port, state, stopping, "
+               "restarts, pid, exit_code, exit_signal, since_ms, reason) "
+               "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
+               "ON CONFLICT(id) DO UPDATE SET node = excluded.node, port = excluded.port, "
+               "state = excluded.state, stopping = excluded.stopping, "
+               "restarts = excluded.restarts, pid = excluded.pid, "
+               "exit_code = excluded.exit_code, exit_signal = excluded.exit_signal, "
+               "since_ms = excluded.since_ms, reason = excluded.reason",
+    [S_INST_DEL] = "DELETE FROM instances WHERE id = ?1",
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS apps(name TEXT PRIMARY KEY, created_ms INTEGER NOT NULL,"
+    " current_release INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS config(app TEXT NOT NULL REFERENCES apps(name),"
+    " key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY(app, key));"
+    "CREATE TABLE IF NOT EXISTS releases(app TEXT NOT NULL REFERENCES apps(name),"
+    " version INTEGER NOT NULL, slug_sha256 TEXT NOT NULL, slug_size INTEGER NOT NULL,"
+    " description TEXT NOT NULL, created_ms INTEGER NOT NULL, status TEXT NOT NULL,"
+    " PRIMARY KEY(app, version));"
+    "CREATE TABLE IF NOT EXISTS release_config(app TEXT NOT NULL, version INTEGER NOT NULL,"
+    " key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY(app, version, key),"
+    " FOREIGN KEY(app, version) REFERENCES releases(app, version));"
+    "CREATE TABLE IF NOT EXISTS release_types(app TEXT NOT NULL, version INTEGER NOT NULL,"
+    " pos INTEGER NOT NULL, type TEXT NOT NULL, command TEXT NOT NULL,"
+    " PRIMARY KEY(app, version, type),"
+    " FOREIGN KEY(app, version) REFERENCES releases(app, version));"
+    "CREATE TABLE IF NOT EXISTS formations(app TEXT NOT NULL REFERENCES apps(name),"
+    " type TEXT NOT NULL, quantity INTEGER NOT NULL, health TEXT NOT NULL,"
+    " grace_ms INTEGER NOT NULL, boot_timeout_ms INTEGER NOT NULL, PRIMARY KEY(app, type));"
+    "CREATE TABLE IF NOT EXISTS nodes(name TEXT PRIMARY KEY, address TEXT NOT NULL,"
+    " port_min INTEGER NOT NULL, port_max INTEGER NOT NULL, capacity INTEGER NOT NULL,"
+    " state TEXT NOT NULL, generation INTEGER NOT NULL, boot_id TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS instances(id INTEGER PRIMARY KEY,"
+    " app TEXT NOT NULL REFERENCES apps(name), type TEXT NOT NULL, idx INTEGER NOT NULL,"
+    " release INTEGER NOT NULL, node TEXT, port INTEGER NOT NULL, state INTEGER NOT NULL,"
+    " stopping INTEGER NOT NULL, restarts INTEGER NOT NULL, pid INTEGER NOT NULL,"
+    " exit_code INTEGER NOT NULL, exit_signal INTEGER NOT NULL, since_ms INTEGER NOT NULL,"
+    " reason TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS instances_app ON instances(app);";
+
+struct ctl_store {
+    sqlite3 *db;
+    sqlite3 *ckpt_db; /* used only by the checkpoint work, off the loop */
+    sqlite3_stmt *st[S_COUNT];
+    char path[4096];
+    uv_loop_t *loop;
+    uv_timer_t timer;
+    uv_work_t work;
+    bool ckpt_busy, timer_on, closing;
+    int ckpt_rc;
+};
+
+const char *
+ctl_store_errmsg(const struct ctl_store *st)
+{
+    return sqlite3_errmsg(st->db);
+}
+
+static int
+exec(struct ctl_store *st, const char *sql)
+{
+    char *err = NULL;
+
+    if (sqlite3_exec(st->db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        log_error("store_error", "sql=%s err=%s", log_q(sql), log_q(err ? err : "?"));
+        sqlite3_free(err);
+        return -EIO;
+    }
+    return 0;
+}
+
+int
+ctl_store_open(const char *path, struct ctl_store **out)
+{
+    struct ctl_store *st = calloc(1, sizeof(*st));
+    int rc = -ENOMEM, i;
+
+    if (st == NULL)
+        goto fail;
+    rc = strfmt(st->path, sizeof(st->path), "%s", path);
+    if (rc < 0)
+        goto fail;
+    rc = -EIO;
+    if (sqlite3_open_v2(path, &st->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        log_error("store_open_failed", "path=%s err=%s", log_q(path),
+                  log_q(st->db ? sqlite3_errmsg(st->db) : "out of memory"));
+        goto fail;
+    }
+    sqlite3_busy_timeout(st->db, 1000);
+    /* See the top of the file for why these. */
+    if ((rc = exec(st, "PRAGMA journal_mode=WAL;")) < 0 ||
+        (rc = exec(st, "PRAGMA synchronous=NORMAL;")) < 0 ||
+        (rc = exec(st, "PRAGMA foreign_keys=ON;")) < 0 ||
+        (rc = exec(st, "PRAGMA wal_autocheckpoint=0;")) < 0 ||
+        (rc = exec(st, "BEGIN IMMEDIATE;")) < 0)
+        goto fail;
+    if ((rc = exec(st, schema_sql)) < 0) {
+        exec(st, "ROLLBACK;");
+        goto fail;
+    }
+    if ((rc = exec(st, "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', 1);"
+                       "INSERT OR IGNORE INTO meta(key, value) VALUES('next_instance_id', 1);"
+                       "COMMIT;")) < 0) {
+        exec(st, "ROLLBACK;");
+        goto fail;
+    }
+    for (i = 0; i < S_COUNT; i++) {
+        if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->st[i],
+                               NULL) != SQLITE_OK) {
+            log_error("store_prepare_failed", "err=%s", log_q(sqlite3_errmsg(st->db)));
+            rc = -EIO;
+            goto fail;
+        }
+    }
+    *out = st;
+    return 0;
+fail:
+    ctl_store_close(st);
+    return rc;
+}
+
+void
+ctl_store_close(struct ctl_store *st)
+{
+    int i;
+
+    if (st == NULL)
+        return;
+    for (i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(st->st[i]);
+    sqlite3_close(st->ckpt_db);
+    sqlite3_close(st->db); /* the last connection checkpoints the WAL */
+    free(st);
+}
+
+/* ---- load ---- */
+
+static int
+schema_check(struct ctl_store *st, struct ctl_model *m)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = -EIO;
+
+    if (sqlite3_prepare_v2(st->db, "SELECT key, value FROM meta", -1, &q, NULL) != SQLITE_OK)
+        goto out;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(q, 0);
+        sqlite3_int64 v = sqlite3_column_int64(q, 1);
+
+        if (k == NULL)
+            continue;
+        if (strcmp(k, "schema_version") == 0 && v != SCHEMA_VERSION) {
+            log_error("store_schema", "version=%lld expected=%d", (long long)v, SCHEMA_VERSION);
+            rc = -EPROTO;
+            goto out;
+        }
+        if (strcmp(k, "next_instance_id") == 0 && v > 0)
+            m->next_id = (uint64_t)v;
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(q);
+    return rc;
+}
+
+static const char *
+col_str(sqlite3_stmt *q, int i)
+{
+    const char *s = (const char *)sqlite3_column_text(q, i);
+
+    return s != NULL ? s : "";
+}
+
+static int
+load_apps(struct ctl_store *st, struct ctl_model *m)
+{
+    sqlite3_stmt *q = NULL;
+    struct ctl_app *a;
+    int rc = -EIO;
+
+    if (sqlite3_prepare_v2(st->db, "SELECT name, created_ms, current_release FROM apps", -1, &q,
+                           NULL) != SQLITE_OK)
+        goto out;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        rc = ctl_app_add(m, col_str(q, 0), (uint64_t)sqlite3_column_int64(q, 1), &a);
+        if (rc < 0)
+            goto out;
+        a->current = (uint32_t)sqlite3_column_int64(q, 2);
+    }
+    rc = rc == SQLITE_DONE ? 0 : -EIO;
+    if (rc < 0)
+        goto out;
+    sqlite3_finalize(q);
+    q = NULL;
+    rc = -EIO;
+    if (sqlite3_prepare_v2(st->db, "SELECT app, key, value FROM config ORDER BY app, key", -1, &q,
+                           NULL) != SQLITE_OK)
+        goto out;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        a = ctl_app_find(m, col_str(q, 0));
+        if (a == NULL) {
+            rc = -EBADMSG;
+            goto out;
+        }
+        rc = ctl_config_set(a, col_str(q, 1), col_str(q, 2));
+        if (rc < 0)
+            goto out;
+    }
+    rc = rc == SQLITE_DONE ? 0 : -EIO;
+out:
+    sqlite3_finalize(q);
+    return rc;
+}
+
+static int
+kv_push(struct ctl_kv **kv, size_t *n, const char *k, const char *v)
+{
+    struct ctl_kv *nv = realloc(*kv, (*n + 1) * sizeof(*nv));
+
+    if (nv == NULL)
+        return -ENOMEM;
+    *kv = nv;
+    nv[*n].key = strdup(k);
+    nv[*n].value = strdup(v);
+    if (nv[*n].key == NULL || nv[*n].value == NULL) {
+        free(nv[*n].key);
+        free(nv[*n].value);
+        return -ENOMEM;
+    }
+    (*n)++;
+    return 0;
+}
+
+static int
+type_push(struct ctl_release *r, const char *name, const char *command)
+{
+    struct ctl_ptype *v;
+
+    if (!name_type_valid(name))
+        return -EBADMSG;
+    v = realloc(r->types, (r->ntypes + 1) * sizeof(*v));
+    if (v == NULL)
+        return -ENOMEM;
+    r->types = v;
+    strcpy(v[r->ntypes].name, name);
+    v[r->ntypes].command = strdup(command);
+    if (v[r->ntypes].command == NULL)
+        return -ENOMEM;
+    r->ntypes++;
+    return 0;
+}
+
+static struct ctl_release *
+find_release(struct ctl_model *m, sqlite3_stmt *q)
+{
+    struct ctl_app *a = ctl_app_find(m, col_str(q, 0));
+
+    if (a == NULL)
+        return NULL;
+    return ctl_release_get(a, (uint32_t)sqlite3_column_int64(q, 1));
+}
+
+static int
+load_releases(struct ctl_store *st, struct ctl_model *m)
+{
+    sqlite3_stmt *q = NULL;
+    struct ctl_release *r = NULL;
+    struct ctl_app *a;
+    int rc = -EIO;
+
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT app, version, slug_sha256, slug_size, description, "
+                           "created_ms, status FROM releases ORDER BY app, version",
+                           -1, &q, NULL) != SQLITE_OK)
+        goto out;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        a = ctl_app_find(m, col_str(q, 0));
+        rc = -EBADMSG;
+        if (a == NULL || strlen(col_str(q, 2)) != 64)
+            goto out;
+        rc = -ENOMEM;
+        r = ctl_release_new();
+        if (r == NULL)
+            goto out;
+        r->version = (uint32_t)sqlite3_column_int64(q, 1);
+        strcpy(r->slug_sha256, col_str(q, 2));
+        r->slug_size = (uint64_t)sqlite3_column_int64(q, 3);
+        r->description = strdup(col_str(q, 4));
+        r->created_ms = (uint64_t)sqlite3_column_int64(q, 5);
+        snprintf(r->status, sizeof(r->status), "%s", col_str(q, 6));
+        r->stored = true;
+        if (r->description == NULL)
+            goto out;
+        rc = ctl_release_append(a, r); /* -EINVAL: versions not 1..N */
+        if (rc < 0)
+            goto out;
+        r = NULL;
+    }
+    rc = rc == SQLITE_DONE ? 0 : -EIO;
+    if (rc < 0)
+        goto out;
+    sqlite3_finalize(q);
+    q = NULL;
+    rc = -EIO;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT app, version, key, value FROM release_config "
+                           "ORDER BY app, version, key",
+                           -1, &q, NULL) != SQLITE_OK)
+        goto out;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct ctl_release *rr = find_release(m, q);
+
+        rc = rr == NULL ? -EBADMSG
+                        : kv_push(&rr->config, &rr->nconfig, col_str(q, 2), col_str(q, 3));
+        if (rc < 0)
+            goto out;
+    }
+    rc = rc == SQLITE_DONE ? 0 : -EIO;
+    if (rc < 0)
+        goto out;
+    sqlite3_finalize(q);
+    q = NULL;
+    rc = -EIO;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT app, version, type, command FROM release_types "
+                           "ORDER BY app, version, pos",
+                           -1, &q, NULL) != SQLITE_OK)
+        goto out;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct ctl_release *rr = find_release(m, q);
+
+        rc = rr == NULL ? -EBADMSG : type_push(rr, col_str(q, 2), col_str(q, 3));
+        if (rc < 0)
+            goto out;
+    }
+    rc = rc == SQLITE_DONE ? 0 : -EIO;
+out:
+    ctl_release_free(r);
+    sqlite3_finalize(q);
+    return rc;
+}
+
+static int
+load_formations(struct ctl_store *st, struct ctl_model *m)
+{
+    sqlite3_stmt *q = NULL;
+    struct ctl_formation *f;
+    struct ctl_app *a;
+    int rc = -EIO;
+
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT app, type, quantity, health, grace_ms, boot_timeout_ms "
+                           "FROM formations ORDER BY app, rowid",
+                           -1, &q, NULL) != SQLITE_OK)
+        goto out;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        a = ctl_app_find(m, col_str(q, 0));
+        rc = a == NULL
+                 ? -EBADMSG
+                 : ctl_formation_add(a, col_str(q, 1), (uint32_t)sqlite3_column_int64(q, 2), &f);
+        if (rc < 0)
+            goto out;
+        snprintf(f->health, sizeof(f->health), "%s", col_str(q, 3));
+        f->grace_ms = (uint32_t)sqlite3_column_int64(q, 4);
+        f->boot_timeout_ms = (uint32_t)sqlite3_column_int64(q, 5);
+    }
+    rc = rc == SQLITE_DONE ? 0 : -EIO;
+out:
+    sqlite3_finalize(q);
+    return rc;
+}
+
+static int
+load_nodes(struct ctl_store *st, struct ctl_model *m, uint64_t now)
+{
+    sqlite3_stmt *q = NULL;
+    struct ctl_node *n;
+    int rc = -EIO;
+
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT name, address, port_min, port_max, capacity, state, "
+                           "generation, boot_id FROM nodes ORDER BY rowid",
+                           -1, &q, NULL) != SQLITE_OK)
+        goto out;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        sqlite3_int64 lo = sqlite3_column_int64(q, 2), hi = sqlite3_column_int64(q, 3);
+
+        rc = ctl_node_add(m, col_str(q, 0), &n);
+        if (rc < 0)
+            goto out;
+        rc = -EBADMSG;
+        if (lo < 1 || lo > hi || hi > 65535 || ctl_node_state_parse(col_str(q, 5), &n->state) < 0)
+            goto out;
+        snprintf(n->address, sizeof(n->address), "%s", col_str(q, 1));
+        snprintf(n->boot_id, sizeof(n->boot_id), "%s", col_str(q, 7));
+        n->capacity = (uint32_t)sqlite3_column_int64(q, 4);
+        n->generation = (uint64_t)sqlite3_column_int64(q, 6);
+        /* A fresh grace period: the controller's own absence is not theirs. */
+        n->last_seen_ms = now;
+        rc = ctl_node_set_range(n, (uint16_t)lo, (uint16_t)hi);
+        if (rc < 0)
+            goto out;
+    }
+    rc = rc == SQLITE_DONE ? 0 : -EIO;
+out:
+    sqlite3_finalize(q);
+    return rc;
+}
+
+static int
+load_instances(struct ctl_store *st, struct ctl_model *m)
+{
+    sqlite3_stmt *q = NULL;
+    struct ctl_instance *in;
+    struct ctl_node *n;
+    struct ctl_app *a;
+    int rc = -EIO;
+
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT id, app, type, idx, release, node, port, state, stopping, "
+                           "restarts, pid, exit_code, exit_signal, since_ms, reason "
+                           "FROM instances ORDER BY id",
+                           -1, &q, NULL) != SQLITE_OK)
+        goto out;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        uint64_t next = m->next_id;
+
+        a = ctl_app_find(m, col_str(q, 1));
+        rc = a == NULL ? -EBADMSG
+                       : ctl_inst_new(m, a, col_str(q, 2), (uint32_t)sqlite3_column_int64(q, 3),
+                                      (uint32_t)sqlite3_column_int64(q, 4),
+                                      (uint64_t)sqlite3_column_int64(q, 0), &in);
+        if (rc < 0)
+            goto out;
+        if (next > m->next_id)
+            m->next_id = next;
+        in->state = (Drover__InstanceState)sqlite3_column_int(q, 7);
+        in->stopping = sqlite3_column_int(q, 8) != 0;
+        in->restarts = (uint32_t)sqlite3_column_int64(q, 9);
+        in->pid = sqlite3_column_int(q, 10);
+        in->exit_code = sqlite3_column_int(q, 11);
+        in->exit_signal = sqlite3_column_int(q, 12);
+        in->since_ms = (uint64_t)sqlite3_column_int64(q, 13);
+        snprintf(in->reason, sizeof(in->reason), "%s", col_str(q, 14));
+        if (sqlite3_column_type(q, 5) != SQLITE_NULL) {
+            n = ctl_node_find(m, col_str(q, 5));
+            rc =
+                n == NULL ? -EBADMSG : ctl_inst_place(m, in, n, (uint16_t)sqlite3_column_int(q, 6));
+            if (rc < 0)
+                goto out;
+        }
+    }
+    rc = rc == SQLITE_DONE ? 0 : -EIO;
+out:
+    sqlite3_finalize(q);
+    return rc;
+}
+
+/* Fill an empty model from the store. */
+int
+ctl_store_load(struct ctl_store *st, struct ctl_model *m, uint64_t now)
+{
+    int rc;
+
+    m->loading = true;
+    if ((rc = schema_check(st, m)) < 0 || (rc = load_apps(st, m)) < 0 ||
+        (rc = load_releases(st, m)) < 0 || (rc = load_formations(st, m)) < 0 ||
+        (rc = load_nodes(st, m, now)) < 0 || (rc = load_instances(st, m)) < 0)
+        log_error("store_load_failed", "err=%d sqlite=%s", rc, log_q(sqlite3_errmsg(st->db)));
+    m->loading = false;
+    ctl_model_clean(m);
+    /* Whatever waited for capacity gets another try. */
+    m->capacity_changed = !TAILQ_EMPTY(&m->unplaced);
+    return rc;
+}
+
+/* ---- flush ---- */
+
+static int
+step(struct ctl_store *st, sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (rc != SQLITE_DONE) {
+        log_error("store_error", "sql=%s err=%s", log_q(sqlite3_sql(s)),
+                  log_q(sqlite3_errmsg(st->db)));
+        return -EIO;
+    }
+    return 0;
+}
+
+static void
+bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+    sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+}
+
+static int
+flush_release(struct ctl_store *st, const struct ctl_app *a, const struct ctl_release *r)
+{
+    sqlite3_stmt *s = st->st[S_REL_INS];
+    size_t i;
+    int rc;
+
+    bind_text(s, 1, a->name);
+    sqlite3_bind_int64(s, 2, r->version);
+    bind_text(s, 3, r->slug_sha256);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)r->slug_size);
+    bind_text(s, 5, r->description);
+    sqlite3_bind_int64(s, 6, (sqlite3_int64)r->created_ms);
+    bind_text(s, 7, r->status);
+    if ((rc = step(st, s)) < 0)
+        return rc;
+    s = st->st[S_RELCFG_INS];
+    for (i = 0; i < r->nconfig; i++) {
+        bind_text(s, 1, a->name);
+        sqlite3_bind_int64(s, 2, r->version);
+        bind_text(s, 3, r->config[i].key);
+        bind_text(s, 4, r->config[i].value);
+        if ((rc = step(st, s)) < 0)
+            return rc;
+    }
+    s = st->st[S_RELTYPE_INS];
+    for (i = 0; i < r->ntypes; i++) {
+        bind_text(s, 1, a->name);
+        sqlite3_bind_int64(s, 2, r->version);
+        sqlite3_bind_int64(s, 3, (sqlite3_int64)i);
+        bind_text(s, 4, r->types[i].name);
+        bind_text(s, 5, r->types[i].command);
+        if ((rc = step(st, s)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int
+flush_app(struct ctl_store *st, const struct ctl_app *a)
+{
+    sqlite3_stmt *s;
+    size_t i;
+    int rc;
+
+    if (a->dirty_row) {
+        s = st->st[S_APP];
+        bind_text(s, 1, a->name);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)a->created_ms);
+        sqlite3_bind_int64(s, 3, a->current);
+        if ((rc = step(st, s)) < 0)
+            return rc;
+    }
+    if (a->dirty_config) {
+        bind_text(st->st[S_CONFIG_DEL], 1, a->name);
+        if ((rc = step(st, st->st[S_CONFIG_DEL])) < 0)
+            return rc;
+        s = st->st[S_CONFIG_INS];
+        for (i = 0; i < a->nconfig; i++) {
+            bind_text(s, 1, a->name);
+            bind_text(s, 2, a->config[i].key);
+            bind_text(s, 3, a->config[i].value);
+            if ((rc = step(st, s)) < 0)
+                return rc;
+        }
+    }
+    for (i = a->nreleases; i > 0 && !a->releases[i - 1]->stored; i--)
+        ;
+    for (; i < a->nreleases; i++) {
+        if ((rc = flush_release(st, a, a->releases[i])) < 0)
+            return rc;
+    }
+    if (a->dirty_formation) {
+        bind_text(st->st[S_FORM_DEL], 1, a->name);
+        if ((rc = step(st, st->st[S_FORM_DEL])) < 0)
+            return rc;
+        s = st->st[S_FORM_INS];
+        for (i = 0; i < a->nformation; i++) {
+            const struct ctl_formation *f = &a->formation[i];
+
+            bind_text(s, 1, a->name);
+            bind_text(s, 2, f->type);
+            sqlite3_bind_int64(s, 3, f->quantity);
+            bind_text(s, 4, f->health);
+            sqlite3_bind_int64(s, 5, f->grace_ms);
+            sqlite3_bind_int64(s, 6, f->boot_timeout_ms);
+            if ((rc = step(st, s)) < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int
+flush_node(struct ctl_store *st, const struct ctl_node *n)
+{
+    sqlite3_stmt *s = st->st[S_NODE];
+
+    bind_text(s, 1, n->name);
+    bind_text(s, 2, n->address);
+    sqlite3_bind_int(s, 3, n->port_min);
+    sqlite3_bind_int(s, 4, n->port_max);
+    sqlite3_bind_int64(s, 5, n->capacity);
+    bind_text(s, 6, ctl_node_state_name(n->state));
+    sqlite3_bind_int64(s, 7, (sqlite3_int64)n->generation);
+    bind_text(s, 8, n->boot_id);
+    return step(st, s);
+}
+
+static int
+flush_inst(struct ctl_store *st, const struct ctl_instance *in)
+{
+    sqlite3_stmt *s = st->st[S_INST];
+
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)in->id);
+    bind_text(s, 2, in->app->name);
+    bind_text(s, 3, in->type);
+    sqlite3_bind_int64(s, 4, in->idx);
+    sqlite3_bind_int64(s, 5, in->release);
+    if (in->node != NULL)
+        bind_text(s, 6, in->node->name);
+    else
+        sqlite3_bind_null(s, 6);
+    sqlite3_bind_int(s, 7, in->port);
+    sqlite3_bind_int(s, 8, (int)in->state);
+    sqlite3_bind_int(s, 9, in->stopping);
+    sqlite3_bind_int64(s, 10, in->restarts);
+    sqlite3_bind_int(s, 11, in->pid);
+    sqlite3_bind_int(s, 12, in->exit_code);
+    sqlite3_bind_int(s, 13, in->exit_signal);
+    sqlite3_bind_int64(s, 14, (sqlite3_int64)in->since_ms);
+    bind_text(s, 15, in->reason);
+    return step(st, s);
+}
+
+static int
+flush_all(struct ctl_store *st, struct ctl_model *m)
+{
+    struct ctl_app *a;
+    struct ctl_node *n;
+    struct ctl_instance *in;
+    size_t i;
+    int rc;
+
+    TAILQ_FOREACH(a, &m->dirty_apps, dirty_link)
+    {
+        if ((rc = flush_app(st, a)) < 0)
+            return rc;
+    }
+    TAILQ_FOREACH(n, &m->dirty_nodes, dirty_link)
+    {
+        if ((rc = flush_node(st, n)) < 0)
+            return rc;
+    }
+    TAILQ_FOREACH(in, &m->dirty_insts, dirty_link)
+    {
+        if ((rc = flush_inst(st, in)) < 0)
+            return rc;
+    }
+    for (i = 0; i < m->ndeleted; i++) {
+        sqlite3_bind_int64(st->st[S_INST_DEL], 1, (sqlite3_int64)m->deleted[i]);
+        if ((rc = step(st, st->st[S_INST_DEL])) < 0)
+            return rc;
+    }
+    if (m->next_id_dirty) {
+        bind_text(st->st[S_META], 1, "next_instance_id");
+        sqlite3_bind_int64(st->st[S_META], 2, (sqlite3_int64)m->next_id);
+        if ((rc = step(st, st->st[S_META])) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/*
+ * Write everything the model marked dirty in one transaction, then forget the
+ * marks. On failure the transaction is rolled back and the marks are kept.
+ */
+int
+ctl_store_flush(struct ctl_store *st, struct ctl_model *m)
+{
+    int rc;
+
+    if (TAILQ_EMPTY(&m->dirty_apps) && TAILQ_EMPTY(&m->dirty_nodes) &&
+        TAILQ_EMPTY(&m->dirty_insts) && m->ndeleted == 0 && !m->next_id_dirty)
+        return 0;
+    if ((rc = exec(st, "BEGIN IMMEDIATE;")) < 0)
+        return rc;
+    rc = flush_all(st, m);
+    if (rc == 0)
+        rc = exec(st, "COMMIT;");
+    if (rc < 0) {
+        exec(st, "ROLLBACK;");
+        return rc;
+    }
+    ctl_model_clean(m);
+    return 0;
+}
+
+/* ---- checkpoints off the loop ---- */
+
+static void
+ckpt_work(uv_work_t *w)
+{
+    struct ctl_store *st = w->data;
+    int rc;
+
+    if (st->ckpt_db == NULL) {
+        rc = sqlite3_open_v2(st->path, &st->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+        if (rc != SQLITE_OK) {
+            sqlite3_close(st->ckpt_db);
+            st->ckpt_db = NULL;
+            st->ckpt_rc = rc;
+            return;
+        }
+        sqlite3_busy_timeout(st->ckpt_db, 100);
+    }
+    st->ckpt_rc =
+        sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+}
+
+static void
+ckpt_done(uv_work_t *w, int status)
+{
+    struct ctl_store *st = w->data;
+
+    st->ckpt_busy = false;
+    if (status == 0 && st->ckpt_rc != SQLITE_OK && st->ckpt_rc != SQLITE_BUSY)
+        log_warn("checkpoint_failed", "err=%s", log_q(sqlite3_errstr(st->ckpt_rc)));
+}
+
+static void
+ckpt_tick(uv_timer_t *t)
+{
+    struct ctl_store *st = t->data;
+
+    if (st->ckpt_busy)
+        return;
+    st->work.data = st;
+    if (uv_queue_work(st->loop, &st->work, ckpt_work, ckpt_done) == 0)
+        st->ckpt_busy = true;
+}
+
+int
+ctl_store_start(struct ctl_store *st, uv_loop_t *loop)
+{
+    int rc;
+
+    st->loop = loop;
+    rc = uv_timer_init(loop, &st->timer);
+    if (rc < 0)
+        return rc;
+    st->timer.data = st;
+    st->timer_on = true;
+    return uv_timer_start(&st->timer, ckpt_tick, CHECKPOINT_MS, CHECKPOINT_MS);
+}
+
+/* Stop checkpointing; a running checkpoint finishes (uv_run waits for it). */
+void
+ctl_store_stop(struct ctl_store *st)
+{
+    if (st->timer_on) {
+        st->timer_on = false;
+        uv_close((uv_handle_t *)&st->timer, NULL);
+    }
+}

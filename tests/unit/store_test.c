@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Store: everything written through from the model comes back equal after the
+ * store is closed and reopened; deletions stay deleted; instance ids are
+ * never reused across a restart.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "log.h"
+
+static char dir[64];
+static char path[128];
+
+static void
+setup(void)
+{
+    log_set_level(LOG_ERROR);
+    strcpy(dir, "/tmp/drover-store-test-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/drover.db", dir);
+}
+
+static void
+teardown(void)
+{
+    rm_rf(dir);
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+static struct ctl_release *
+release(uint32_t version, const char *cmd, const struct ctl_app *a)
+{
+    struct ctl_release *r = ctl_release_new();
+
+    r->version = version;
+    memset(r->slug_sha256, 'a' + (int)version, 64);
+    r->slug_sha256[64] = '\0';
+    r->slug_size = 1234 * version;
+    r->description = strdup("Deploy with \"quotes\", commas and = signs");
+    r->created_ms = 1700000000000ull + version;
+    strcpy(r->status, "succeeded");
+    r->types = calloc(2, sizeof(*r->types));
+    strcpy(r->types[0].name, "web");
+    r->types[0].command = strdup(cmd);
+    strcpy(r->types[1].name, "worker");
+    r->types[1].command = strdup("./work --queue=default");
+    r->ntypes = 2;
+    cr_assert_eq(ctl_kv_copy(a->config, a->nconfig, &r->config), 0);
+    r->nconfig = a->nconfig;
+    return r;
+}
+
+static struct ctl_model *
+reopen(struct ctl_store **st)
+{
+    struct ctl_model *m = ctl_model_new();
+
+    ctl_store_close(*st);
+    cr_assert_eq(ctl_store_open(path, st), 0);
+    cr_assert_eq(ctl_store_load(*st, m, 5555), 0);
+    return m;
+}
+
+Test(store, round_trip_of_everything, .timeout = 5)
+{
+    struct ctl_store *st = NULL;
+    struct ctl_model *m = ctl_model_new(), *m2;
+    struct ctl_app *a = NULL, *b = NULL, *a2;
+    struct ctl_node *n = NULL, *n2;
+    struct ctl_instance *i1 = NULL, *i2 = NULL, *i3 = NULL, *j;
+    struct ctl_formation *f = NULL;
+    struct ctl_release *r;
+
+    cr_assert_eq(ctl_store_open(path, &st), 0);
+    cr_assert_eq(ctl_app_add(m, "shop", 111, &a), 0);
+    cr_assert_eq(ctl_app_add(m, "blog", 222, &b), 0);
+    cr_assert_eq(ctl_config_set(a, "DATABASE_URL", "postgres://u:p@h/db?x=1"), 0);
+    cr_assert_eq(ctl_config_set(a, "EMPTY", ""), 0);
+    cr_assert_eq(ctl_config_set(a, "MULTI", "line one\nline two"), 0);
+    cr_assert_eq(ctl_release_append(a, release(1, "./web --port $PORT", a)), 0);
+    cr_assert_eq(ctl_config_set(a, "EXTRA", "yes"), 0);
+    cr_assert_eq(ctl_release_append(a, release(2, "./web2", a)), 0);
+    a->current = 2;
+    cr_assert_eq(ctl_formation_add(a, "web", 3, &f), 0);
+    f->grace_ms = 12345;
+    cr_assert_eq(ctl_formation_add(a, "worker", 1, NULL), 0);
+    ctl_app_touch(m, a, true, true, true);
+
+    cr_assert_eq(ctl_node_add(m, "node-1.example", &n), 0);
+    strcpy(n->address, "198.18.0.5");
+    strcpy(n->boot_id, "boot-abc");
+    n->capacity = 50;
+    n->state = CTL_NODE_READY;
+    n->generation = 41;
+    cr_assert_eq(ctl_node_set_range(n, 20000, 20099), 0);
+
+    cr_assert_eq(ctl_inst_new(m, a, "web", 1, 2, 0, &i1), 0);
+    cr_assert_eq(ctl_inst_place(m, i1, n, 0), 0);
+    i1->state = DROVER__INSTANCE_STATE__ST_UP;
+    i1->pid = 4242;
+    i1->restarts = 3;
+    i1->exit_code = 1;
+    i1->exit_signal = 9;
+    i1->since_ms = 1700000000999ull;
+    cr_assert_eq(ctl_inst_new(m, a, "worker", 1, 1, 0, &i2), 0);
+    cr_assert_eq(ctl_inst_place(m, i2, n, 0), 0);
+    ctl_inst_stop(m, i2);
+    cr_assert_eq(ctl_inst_new(m, a, "web", 2, 2, 0, &i3), 0);
+    strcpy(i3->reason, "no ready node with free capacity");
+    cr_assert_eq(ctl_store_flush(st, m), 0);
+    cr_assert(TAILQ_EMPTY(&m->dirty_insts), "clean after a flush");
+
+    m2 = reopen(&st);
+    cr_assert_eq(ctl_map_count(m2->apps), 2);
+    a2 = ctl_app_find(m2, "shop");
+    cr_assert_not_null(a2);
+    cr_assert_eq(a2->created_ms, 111);
+    cr_assert_eq(a2->current, 2);
+    cr_assert_eq(ctl_app_find(m2, "blog")->current, 0);
+    cr_assert_eq(a2->nconfig, 4);
+    cr_assert_str_eq(ctl_config_find(a2, "DATABASE_URL")->value, "postgres://u:p@h/db?x=1");
+    cr_assert_str_eq(ctl_config_find(a2, "EMPTY")->value, "");
+    cr_assert_str_eq(ctl_config_find(a2, "MULTI")->value, "line one\nline two");
+
+    cr_assert_eq(a2->nreleases, 2);
+    r = ctl_release_get(a2, 1);
+    cr_assert_eq(r->version, 1);
+    cr_assert_str_eq(r->slug_sha256, a->releases[0]->slug_sha256);
+    cr_assert_eq(r->slug_size, 1234);
+    cr_assert_str_eq(r->description, "Deploy with \"quotes\", commas and = signs");
+    cr_assert_eq(r->created_ms, 1700000000001ull);
+    cr_assert_str_eq(r->status, "succeeded");
+    cr_assert_eq(r->nconfig, 3, "v1 snapshot has no EXTRA");
+    cr_assert_eq(r->ntypes, 2);
+    cr_assert_str_eq(r->types[0].name, "web");
+    cr_assert_str_eq(r->types[0].command, "./web --port $PORT");
+    cr_assert_str_eq(r->types[1].command, "./work --queue=default");
+    r = ctl_release_get(a2, 2);
+    cr_assert_eq(r->nconfig, 4);
+    cr_assert_str_eq(r->types[0].command, "./web2");
+
+    cr_assert_eq(a2->nformation, 2);
+    cr_assert_eq(ctl_formation_find(a2, "web")->quantity, 3);
+    cr_assert_eq(ctl_formation_find(a2, "web")->grace_ms, 12345);
+    cr_assert_str_eq(ctl_formation_find(a2, "web")->health, "tcp");
+    cr_assert_str_eq(ctl_formation_find(a2, "worker")->health, "none");
+    cr_assert_eq(ctl_formation_find(a2, "worker")->boot_timeout_ms, 60000);
+
+    n2 = ctl_node_find(m2, "node-1.example");
+    cr_assert_not_null(n2);
+    cr_assert_str_eq(n2->address, "198.18.0.5");
+    cr_assert_str_eq(n2->boot_id, "boot-abc");
+    cr_assert_eq(n2->capacity, 50);
+    cr_assert_eq(n2->state, CTL_NODE_READY);
+    cr_assert_eq(n2->port_min, 20000);
+    cr_assert_eq(n2->port_max, 20099);
+    cr_assert_eq(n2->generation, n->generation, "generation survives a restart");
+    cr_assert_eq(n2->last_seen_ms, 5555, "fresh grace period from the load time");
+    cr_assert_eq(n2->ninst, 2);
+    cr_assert_eq(n2->nlive, 1);
+
+    j = ctl_inst_find(m2, i1->id);
+    cr_assert_not_null(j);
+    cr_assert_eq(j->app, a2);
+    cr_assert_str_eq(j->type, "web");
+    cr_assert_eq(j->idx, 1);
+    cr_assert_eq(j->release, 2);
+    cr_assert_eq(j->node, n2);
+    cr_assert_eq(j->port, i1->port);
+    cr_assert(ctl_ports_held(n2->ports, j->port));
+    cr_assert_eq(j->state, DROVER__INSTANCE_STATE__ST_UP);
+    cr_assert_eq(j->pid, 4242);
+    cr_assert_eq(j->restarts, 3);
+    cr_assert_eq(j->exit_code, 1);
+    cr_assert_eq(j->exit_signal, 9);
+    cr_assert_eq(j->since_ms, 1700000000999ull);
+    j = ctl_inst_find(m2, i2->id);
+    cr_assert(j->stopping);
+    cr_assert_str_eq(ctl_inst_state_name(j), "draining");
+    j = ctl_inst_find(m2, i3->id);
+    cr_assert_null(j->node);
+    cr_assert(j->unplaced);
+    cr_assert_str_eq(j->reason, "no ready node with free capacity");
+    cr_assert(m2->capacity_changed, "unplaced instances get another try");
+    cr_assert_eq(m2->next_id, m->next_id);
+
+    ctl_model_free(m);
+    ctl_model_free(m2);
+    ctl_store_close(st);
+}
+
+Test(store, deletes_stay_deleted_and_ids_are_not_reused, .timeout = 5)
+{
+    struct ctl_store *st = NULL;
+    struct ctl_model *m = ctl_model_new(), *m2;
+    struct ctl_app *a = NULL;
+    struct ctl_instance *x = NULL, *y = NULL, *z = NULL;
+    uint64_t xid, yid;
+
+    cr_assert_eq(ctl_store_open(path, &st), 0);
+    cr_assert_eq(ctl_app_add(m, "shop", 1, &a), 0);
+    cr_assert_eq(ctl_inst_new(m, a, "web", 1, 1, 0, &x), 0);
+    cr_assert_eq(ctl_inst_new(m, a, "web", 2, 1, 0, &y), 0);
+    xid = x->id;
+    yid = y->id;
+    cr_assert_eq(ctl_store_flush(st, m), 0);
+    ctl_inst_delete(m, y);
+    cr_assert_eq(ctl_config_set(a, "K", "v"), 0);
+    ctl_app_touch(m, a, false, true, false);
+    cr_assert_eq(ctl_store_flush(st, m), 0);
+    ctl_config_unset(a, "K");
+    ctl_app_touch(m, a, false, true, false);
+    cr_assert_eq(ctl_store_flush(st, m), 0);
+
+    m2 = reopen(&st);
+    cr_assert_not_null(ctl_inst_find(m2, xid));
+    cr_assert_null(ctl_inst_find(m2, yid), "deleted instance came back");
+    cr_assert_eq(ctl_app_find(m2, "shop")->nconfig, 0, "unset config came back");
+    cr_assert_eq(ctl_inst_new(m2, ctl_app_find(m2, "shop"), "web", 2, 1, 0, &z), 0);
+    cr_assert_gt(z->id, yid, "instance ids are never reused");
+    cr_assert_eq(ctl_store_flush(st, m2), 0);
+    ctl_model_free(m);
+    ctl_model_free(m2);
+    ctl_store_close(st);
+}
+
+Test(store, unflushed_changes_are_not_there, .timeout = 5)
+{
+    struct ctl_store *st = NULL;
+    struct ctl_model *m = ctl_model_new(), *m2;
+    struct ctl_app *a = NULL;
+
+    cr_assert_eq(ctl_store_open(path, &st), 0);
+    cr_assert_eq(ctl_app_add(m, "shop", 1, &a), 0);
+    cr_assert_eq(ctl_store_flush(st, m), 0);
+    cr_assert_eq(ctl_app_add(m, "later", 2, &a), 0);
+    m2 = reopen(&st);
+    cr_assert_not_null(ctl_app_find(m2, "shop"));
+    cr_assert_null(ctl_app_find(m2, "later"));
+    ctl_model_free(m);
+    ctl_model_free(m2);
+    ctl_store_close(st);
+}
