@@ -172,7 +172,8 @@ enum agt_event {
     AGT_EV_GRACE_EXPIRED,
     AGT_EV_BACKOFF_EXPIRED,
     AGT_EV_BOOT_TIMEOUT,
-    AGT_EV_KILL, /* second SIGTERM during shutdown */
+    AGT_EV_KILL,       /* second SIGTERM during shutdown */
+    AGT_EV_GROUP_GONE, /* draining: no process of its group is left */
     AGT_NEVENTS
 };
 /* What a transition asks the driver to do, in this order. */
@@ -185,6 +186,7 @@ enum agt_action {
     AGT_A_KILL = 1u << 5,    /* SIGKILL the group */
     AGT_A_CRASH = 1u << 6,   /* count a crash: restarts++, consecutive crashes */
     AGT_A_BACKOFF = 1u << 7, /* arm the restart timer (agt_backoff_ms) */
+    AGT_A_WATCH = 1u << 8,   /* watch the group until it is empty: GROUP_GONE */
 };
 struct agt_sup {
     enum agt_state state;

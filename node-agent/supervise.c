@@ -62,8 +62,12 @@ static const struct step table[AGT_NSTATES][AGT_NEVENTS] = {
         [AGT_EV_STOP]            = STEP(DRAINING, A(TERM) | A(GRACE)),
         [AGT_EV_KILL]            = STEP(UP, A(KILL)),
     },
+    /* The leader's exit is not the end of a drain: the rest of the group
+     * (say python under `sh -c`) got the same SIGTERM and may still be
+     * shutting down. Like Heroku, every process gets the grace period. */
     [AGT_DRAINING] = {
-        [AGT_EV_EXITED]          = STEP(STOPPED, A(KILL)), /* asked for: not a crash */
+        [AGT_EV_EXITED]          = STEP(DRAINING, A(WATCH)), /* asked for: not a crash */
+        [AGT_EV_GROUP_GONE]      = STEP(STOPPED, 0),
         [AGT_EV_GRACE_EXPIRED]   = STEP(DRAINING, A(KILL)),
         [AGT_EV_KILL]            = STEP(DRAINING, A(KILL)),
     },
@@ -97,6 +101,7 @@ static const char *const event_names[AGT_NEVENTS] = {
     [AGT_EV_BACKOFF_EXPIRED] = "backoff_expired",
     [AGT_EV_BOOT_TIMEOUT] = "boot_timeout",
     [AGT_EV_KILL] = "kill",
+    [AGT_EV_GROUP_GONE] = "group_gone",
 };
 
 enum agt_state
@@ -199,8 +204,11 @@ struct agt_inst {
     char dir[PATH_MAX]; /* the unpacked release: cwd and HOME */
     uv_timer_t timer;   /* boot, grace or backoff: one per waiting state */
     enum agt_event timer_ev;
-    struct agt_run *run; /* the live process, or NULL */
-    int pgid;            /* its group; kept until the exit has been handled */
+    uv_timer_t watch;        /* draining, leader gone: polls the group */
+    uint64_t watch_deadline; /* unix ms: past it, the group counts as gone */
+    int closing;             /* handles still to close before free */
+    struct agt_run *run;     /* the live process, or NULL */
+    int pgid;                /* its group; kept until the exit has been handled */
     struct agt_health *health;
     uint64_t stop_seq; /* see agt_reports() */
 };
@@ -228,6 +236,30 @@ arm(struct agt_inst *i, uint64_t ms, enum agt_event ev)
 {
     i->timer_ev = ev;
     uv_timer_start(&i->timer, on_timer, ms, 0);
+}
+
+/*
+ * A group is gone when kill(-pgid, 0) finds no member. Members that are
+ * zombies still count until their new parent reaps them, and not every init
+ * reaps promptly; so past the grace period (when SIGKILL has been sent and
+ * nothing can still be running) plus 2 s, the group counts as gone.
+ */
+static void
+on_watch(uv_timer_t *t)
+{
+    struct agt_inst *i = t->data;
+
+    if (i->pgid > 1 && kill(-i->pgid, 0) == 0 && now_ms() < i->watch_deadline)
+        return;
+    uv_timer_stop(&i->watch);
+    agt_inst_event(i, AGT_EV_GROUP_GONE);
+}
+
+static void
+watch_group(struct agt_inst *i)
+{
+    i->watch_deadline = i->sup.since_ms + i->spec->grace_ms + 2000;
+    uv_timer_start(&i->watch, on_watch, 0, 20);
 }
 
 static void
@@ -371,6 +403,8 @@ act(struct agt_inst *i, unsigned acts)
         if (!i->health)
             log_error("health_failed", "app=%s inst=%s", i->spec->app, i->spec->name);
     }
+    if (acts & AGT_A_WATCH)
+        watch_group(i);
     if (acts & AGT_A_BACKOFF) {
         arm(i, i->sup.backoff_ms, AGT_EV_BACKOFF_EXPIRED);
         log_info("restart_scheduled", "app=%s inst=%s restarts=%u in_ms=%" PRIu64, i->spec->app,
@@ -399,11 +433,14 @@ agt_inst_event(struct agt_inst *i, enum agt_event ev)
                      agt_state_name(i->sup.state), agt_event_name(ev));
             /* Each waiting state owns the timer and the health check anew. */
             uv_timer_stop(&i->timer);
+            uv_timer_stop(&i->watch);
             health_stop(i);
         }
         act(i, acts);
-        if (ev == AGT_EV_EXITED)
-            i->pgid = 0; /* the group has been killed; it is gone or going */
+        /* Outside a drain the leader's exit got the group killed: it is gone
+         * or going. A drain keeps the group until GROUP_GONE. */
+        if (i->sup.state == AGT_STOPPED || (ev == AGT_EV_EXITED && i->sup.state != AGT_DRAINING))
+            i->pgid = 0;
         agt_inst_changed(i->agt, i);
         if (!(acts & AGT_A_SPAWN))
             return;
@@ -423,6 +460,8 @@ agt_inst_new(struct agt *a, struct agt_spec *spec)
     agt_sup_init(&i->sup, now_ms());
     uv_timer_init(agt_loop(a), &i->timer);
     i->timer.data = i;
+    uv_timer_init(agt_loop(a), &i->watch);
+    i->watch.data = i;
     return i;
 }
 
@@ -431,6 +470,8 @@ on_inst_close(uv_handle_t *h)
 {
     struct agt_inst *i = h->data;
 
+    if (--i->closing > 0)
+        return;
     agt_spec_free(i->spec);
     free(i);
 }
@@ -446,7 +487,9 @@ agt_inst_free(struct agt_inst *i)
         i->run->inst = NULL;
     }
     health_stop(i);
+    i->closing = 2;
     uv_close((uv_handle_t *)&i->timer, on_inst_close);
+    uv_close((uv_handle_t *)&i->watch, on_inst_close);
 }
 
 void

@@ -84,16 +84,16 @@ Test(supervise, up_stop_drains, .timeout = 2)
     cr_assert_eq(next, AGT_DRAINING);
 }
 
-Test(supervise, draining_exited_is_stopped_not_crash, .timeout = 2)
+Test(supervise, draining_exit_waits_for_the_group_and_is_not_a_crash, .timeout = 2)
 {
     enum agt_state next;
     unsigned a = step(AGT_DRAINING, AGT_EV_EXITED, &next);
 
+    cr_assert_eq(next, AGT_DRAINING, "the rest of the group may still be shutting down");
+    cr_assert_eq(a, AGT_A_WATCH, "no SIGKILL before the grace period, no crash, no restart");
+    cr_assert_eq(step(AGT_DRAINING, AGT_EV_GROUP_GONE, &next), 0);
     cr_assert_eq(next, AGT_STOPPED);
-    cr_assert_not(a & AGT_A_CRASH);
-    cr_assert_not(a & AGT_A_BACKOFF);
-    cr_assert_not(a & AGT_A_SPAWN);
-    cr_assert(a & AGT_A_KILL);
+    assert_ignored(AGT_UP, AGT_EV_GROUP_GONE);
 }
 
 Test(supervise, grace_expired_kills_group, .timeout = 2)
@@ -260,10 +260,12 @@ Test(supervise, drain_exit_is_not_counted, .timeout = 2)
     cr_assert_eq(s.state, AGT_DRAINING);
     s.exit_signal = 15;
     agt_sup_apply(&s, AGT_EV_EXITED, 20, 0);
+    cr_assert_eq(s.state, AGT_DRAINING);
+    agt_sup_apply(&s, AGT_EV_GROUP_GONE, 30, 0);
     cr_assert_eq(s.state, AGT_STOPPED);
     cr_assert_eq(s.restarts, 0);
     cr_assert_eq(s.consecutive, 0);
-    cr_assert_eq(s.since_ms, 20);
+    cr_assert_eq(s.since_ms, 30);
 }
 
 Test(supervise, ignored_event_changes_nothing, .timeout = 2)
