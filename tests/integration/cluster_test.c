@@ -3,7 +3,8 @@
  * The walking skeleton end to end: a real controller and three real agents on
  * loopback, driven only through the real `drover` CLI. Each test has its own
  * ports (controller base port and app port ranges) and its own temp dir, so
- * Criterion may run them in parallel.
+ * Criterion may run them in parallel. App ports are 6100-6449, clear of the
+ * quick-start cluster's 5000-5299.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -113,7 +114,7 @@ body_has(const char *body, const char *kv)
 
 Test(cluster, deploy_scale_serve_and_drain)
 {
-    static const int ports[3] = {5100, 5150, 5200};
+    static const int ports[3] = {6100, 6150, 6200};
     struct ps ps;
     char *out = NULL, *err = NULL;
     pid_t web_pids[3] = {0}, grandchildren[3] = {0};
@@ -291,7 +292,7 @@ expect_error_reply(const char *endpoint, const void *buf, size_t len, const char
 
 Test(cluster, bad_input_is_refused_and_changes_nothing)
 {
-    static const int ports[3] = {5300, 5350, 5400};
+    static const int ports[3] = {6300, 6350, 6400};
     struct ps before, after;
     char *out = NULL, *err = NULL;
     char dir[400], path[500];

@@ -75,6 +75,11 @@ make_env(const char *const *a, const char *const *b)
         snprintf(asan, sizeof(asan), "ASAN_OPTIONS=%s", getenv("ASAN_OPTIONS"));
         env[n++] = asan;
     }
+    static char lsan[512];
+    if (getenv("LSAN_OPTIONS") != NULL) {
+        snprintf(lsan, sizeof(lsan), "LSAN_OPTIONS=%s", getenv("LSAN_OPTIONS"));
+        env[n++] = lsan;
+    }
     if (getenv("UBSAN_OPTIONS") != NULL) {
         snprintf(ubsan, sizeof(ubsan), "UBSAN_OPTIONS=%s", getenv("UBSAN_OPTIONS"));
         env[n++] = ubsan;
