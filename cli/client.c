@@ -254,7 +254,7 @@ cli_call(struct cli_client *c, Drover__Message *req, Drover__Message__BodyCase w
         goto out;
     }
     rc = wire_open(in, (size_t)n, &hdr, &m);
-    if (rc < 0 && refused(c, in, (size_t)n)) {
+    if ((rc < 0 || !c->have_token) && refused(c, in, (size_t)n)) {
         rc = -EACCES;
         goto out;
     }
