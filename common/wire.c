@@ -9,9 +9,11 @@
  * with the header as associated data. Random nonces of that size need no
  * coordination between a sender's sockets or across its restarts.
  *
- * The replay state is a hash table of (key slot, sender id) -> highest
- * counter and a bitmap of the WIRE_REPLAY_WINDOW counters below it (the
- * scheme of IPsec's and WireGuard's anti-replay windows). It is touched only
+ * The replay state is a hash table of (key slot, sender id) -> the
+ * WIRE_REPLAY_WINDOW highest counters accepted and a floor below which
+ * nothing is accepted: an anti-replay window, as in IPsec and WireGuard, but
+ * counted in messages rather than counter values, because counters follow
+ * the clock and jump by 65536 a millisecond. It is touched only
  * after a message authenticated, under one mutex: seal and open are called
  * from the loop thread in the daemons, but nothing here relies on it.
  */
@@ -28,7 +30,6 @@
 #include "util.h"
 
 #define AD_MAX (4 + 4 + 4 + 8 + 1 + 64)
-#define WINDOW_WORDS (WIRE_REPLAY_WINDOW / 64)
 #define BUCKETS 4096
 
 struct key {
@@ -42,8 +43,10 @@ struct peer {
     int slot;
     char id[64];
     uint64_t highest;
-    uint64_t seen[WINDOW_WORDS]; /* bit i: highest - i was accepted */
-    uint64_t last_ms;            /* our clock when last accepted */
+    uint64_t floor;                      /* every accepted counter not in recent is <= floor */
+    uint64_t recent[WIRE_REPLAY_WINDOW]; /* the highest counters accepted */
+    unsigned n;
+    uint64_t last_ms; /* our clock when last accepted */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -305,33 +308,43 @@ evict_idle(uint64_t now)
     }
 }
 
+/* Remember c; when full, forget the smallest remembered, which becomes the
+ * floor: all counters up to it are refused from then on. */
 static void
-window_shift(struct peer *p, uint64_t by)
+remember(struct peer *p, uint64_t c)
 {
-    if (by >= WIRE_REPLAY_WINDOW) {
-        memset(p->seen, 0, sizeof(p->seen));
+    unsigned min = 0;
+
+    if (p->n < WIRE_REPLAY_WINDOW) {
+        p->recent[p->n++] = c;
         return;
     }
-    /* seen[] as one WIRE_REPLAY_WINDOW-bit number, bit 0 = highest: shift up. */
-    unsigned words = (unsigned)(by / 64), bits = (unsigned)(by % 64);
-
-    for (int i = WINDOW_WORDS - 1; i >= 0; i--) {
-        uint64_t v = 0;
-
-        if (i - (int)words >= 0) {
-            v = p->seen[i - words] << bits;
-            if (bits && i - (int)words - 1 >= 0)
-                v |= p->seen[i - words - 1] >> (64 - bits);
-        }
-        p->seen[i] = v;
-    }
+    for (unsigned i = 1; i < p->n; i++)
+        if (p->recent[i] < p->recent[min])
+            min = i;
+    if (p->recent[min] > p->floor)
+        p->floor = p->recent[min];
+    p->recent[min] = c;
 }
 
-/* Accept counter from (slot, id) once; 0 or -EALREADY/-ESTALE/-EUSERS/-ENOMEM. */
+static bool
+fresh(uint64_t counter, uint64_t now)
+{
+    uint64_t sent = counter >> 16;
+
+    return sent + WIRE_FRESH_MS >= now && sent <= now + WIRE_FRESH_MS;
+}
+
+/*
+ * Accept counter from (slot, id) once; 0 or -EALREADY/-ESTALE/-EUSERS/-ENOMEM.
+ * Above the highest: accepted. Below it: accepted once if above the floor,
+ * not remembered, and fresh. Sealing ties counters to the clock, so it is
+ * the number of messages (not of counter values) that bounds reordering.
+ */
 static int
 replay_check(int slot, const char *id, uint64_t counter)
 {
-    uint64_t now = now_ms(), sent = counter >> 16;
+    uint64_t now = now_ms();
     size_t h = peer_hash(slot, id);
     struct peer *p;
 
@@ -339,7 +352,7 @@ replay_check(int slot, const char *id, uint64_t counter)
         if (p->slot == slot && strcmp(p->id, id) == 0)
             break;
     if (p == NULL) {
-        if (sent + WIRE_FRESH_MS < now || sent > now + WIRE_FRESH_MS)
+        if (!fresh(counter, now))
             return -ESTALE;
         if (npeers >= WIRE_SENDERS_MAX) {
             evict_idle(now);
@@ -351,26 +364,23 @@ replay_check(int slot, const char *id, uint64_t counter)
         p->slot = slot;
         snprintf(p->id, sizeof(p->id), "%s", id);
         p->highest = counter;
-        p->seen[0] = 1;
+        p->recent[p->n++] = counter;
         p->last_ms = now;
         p->next = buckets[h];
         buckets[h] = p;
         npeers++;
         return 0;
     }
-    if (counter > p->highest) {
-        window_shift(p, counter - p->highest);
-        p->highest = counter;
-        p->seen[0] |= 1;
-    } else {
-        uint64_t back = p->highest - counter;
-
-        if (back >= WIRE_REPLAY_WINDOW)
+    if (counter <= p->highest) {
+        if (counter <= p->floor || !fresh(counter, now))
             return -ESTALE;
-        if (p->seen[back / 64] & (1ull << (back % 64)))
-            return -EALREADY;
-        p->seen[back / 64] |= 1ull << (back % 64);
+        for (unsigned i = 0; i < p->n; i++)
+            if (p->recent[i] == counter)
+                return -EALREADY;
+    } else {
+        p->highest = counter;
     }
+    remember(p, counter);
     p->last_ms = now;
     return 0;
 }

@@ -17,8 +17,10 @@
  * cluster key; the CLI the API key), decrypts and checks the tag, then checks
  * the counter against the replay state kept here, per (key, sender id):
  *   - a counter above the sender's highest is accepted;
- *   - one at most WIRE_REPLAY_WINDOW below it is accepted once (a sender's
- *     messages may arrive reordered across its sockets), never twice;
+ *   - one below it is accepted once if it is newer than every counter the
+ *     receiver has forgotten (it remembers the WIRE_REPLAY_WINDOW highest it
+ *     accepted): a sender's messages may arrive reordered across its
+ *     sockets, but none is accepted twice;
  *   - the first counter heard from a sender must be within WIRE_FRESH_MS of
  *     this process's clock (counter >> 16 is the sender's unix ms), so a
  *     receiver that forgot a sender (restart, eviction after 2 x
@@ -68,7 +70,7 @@
 #define WIRE_NONCE_BYTES 24
 #define WIRE_TAG_BYTES 16
 #define WIRE_FRESH_MS (5u * 60 * 1000) /* first counter from a sender: within +-5 min */
-#define WIRE_REPLAY_WINDOW 4096        /* counters below the highest still accepted once */
+#define WIRE_REPLAY_WINDOW 32          /* highest counters remembered per sender */
 #define WIRE_SENDERS_MAX 65536         /* replay entries kept; idle ones are evicted */
 #define WIRE_KEYRING_MAX 8
 
