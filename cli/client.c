@@ -11,6 +11,15 @@
  *
  * Every failure is printed here, as the one line a person sees, so the verbs
  * only decide the exit status.
+ *
+ * Requests are sealed with the key derived from DROVER_API_TOKEN (wire.h),
+ * and only replies sealed with that key are believed. Without a token the
+ * request goes out unsealed, so that the controller itself says it wants
+ * one. A refusal comes back unsealed (the controller cannot seal for a peer
+ * whose key it does not know): it is shown as "the controller refused the
+ * API token", distinct from "cannot reach the controller", and never taken
+ * for an answer. Each run has its own sender id, "cli.RANDOM", so that runs
+ * in parallel do not trip over each other's counters.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -18,6 +27,7 @@
 
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
+#include <sodium.h>
 
 #include "cli.h"
 #include "env.h"
@@ -32,6 +42,7 @@ struct cli_client {
     char endpoint[256];
     uint64_t timeout_ms;
     struct wire_sender sender;
+    bool have_token;
 };
 
 /* The settings, read once; errors are reported together as bad usage. */
@@ -43,10 +54,36 @@ read_env(struct cli_client *c)
     env_endpoint(&errs, "DROVER_CONTROLLER", CLI_CONTROLLER_DEFAULT, c->endpoint,
                  sizeof(c->endpoint), NULL);
     env_u64(&errs, "DROVER_TIMEOUT_MS", CLI_TIMEOUT_DEFAULT, 1, CLI_TIMEOUT_MAX, &c->timeout_ms);
-    env_reserved(&errs, "DROVER_API_TOKEN");
     for (int i = 0; i < errs.n && i < ENV_MAX_ERRS; i++)
         fprintf(stderr, "drover: %s\n", errs.msg[i]);
     return errs.n > 0 ? -EINVAL : 0;
+}
+
+/* The API key from DROVER_API_TOKEN, into the sender and the keyring. */
+static int
+read_token(struct cli_client *c)
+{
+    struct env_errs errs = {0};
+    char token[4097];
+    uint8_t key[WIRE_KEY_BYTES];
+    int rc;
+
+    env_token(&errs, "DROVER_API_TOKEN", false, token, sizeof(token));
+    if (errs.n > 0) {
+        fprintf(stderr, "drover: %s\n", errs.msg[0]);
+        return -EINVAL;
+    }
+    if (token[0] == '\0')
+        return 0; /* unsealed: the controller will say it wants a token */
+    wire_key_from_token(token, key);
+    sodium_memzero(token, sizeof(token));
+    wire_sender_set_key(&c->sender, key);
+    rc = wire_keyring_add("api", key);
+    sodium_memzero(key, sizeof(key));
+    if (rc < 0)
+        return rc;
+    c->have_token = true;
+    return 0;
 }
 
 static int
@@ -65,8 +102,22 @@ cli_client_new(struct cli_client **out)
     if (c == NULL)
         return -ENOMEM;
     c->sock = -1;
-    wire_sender_init(&c->sender, "cli");
+    if (sodium_init() < 0) {
+        rc = -ENOMEM;
+        cli_fail("cannot initialise libsodium");
+        goto fail;
+    }
+    {
+        uint8_t r[4];
+        char id[32];
+
+        randombytes_buf(r, sizeof(r));
+        snprintf(id, sizeof(id), "cli.%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
+        wire_sender_init(&c->sender, id);
+    }
     rc = read_env(c);
+    if (rc == 0)
+        rc = read_token(c);
     if (rc < 0)
         goto fail;
     c->sock = nn_socket(AF_SP, NN_REQ);
@@ -151,6 +202,31 @@ check_reply(struct cli_client *c, Drover__Message *m, Drover__Message__BodyCase 
     return -EBADMSG;
 }
 
+/* Is buf an unsealed refusal? Then say why, as one line. */
+static bool
+refused(struct cli_client *c, const void *buf, size_t len)
+{
+    Drover__ErrorCode code;
+    char text[256];
+
+    if (wire_refusal_open(buf, len, &code, text, sizeof(text)) < 0)
+        return false;
+    if (code == DROVER__ERROR_CODE__ERR_UNAUTHORIZED && !c->have_token)
+        cli_fail("the controller at %s refused the request: it requires an API token (set "
+                 "DROVER_API_TOKEN)",
+                 c->endpoint);
+    else if (code == DROVER__ERROR_CODE__ERR_UNAUTHORIZED)
+        cli_fail("the controller at %s refused the API token (check DROVER_API_TOKEN)",
+                 c->endpoint);
+    else if (code == DROVER__ERROR_CODE__ERR_VERSION)
+        cli_fail("the controller at %s speaks another protocol version (this drover speaks %d)",
+                 c->endpoint, WIRE_VERSION);
+    else
+        cli_fail("the controller at %s refused the request (error code %d)", c->endpoint,
+                 (int)code);
+    return true;
+}
+
 int
 cli_call(struct cli_client *c, Drover__Message *req, Drover__Message__BodyCase want,
          Drover__Message **rep)
@@ -178,6 +254,16 @@ cli_call(struct cli_client *c, Drover__Message *req, Drover__Message__BodyCase w
         goto out;
     }
     rc = wire_open(in, (size_t)n, &hdr, &m);
+    if ((rc < 0 || !c->have_token) && refused(c, in, (size_t)n)) {
+        rc = -EACCES;
+        goto out;
+    }
+    if (rc == 0 && !c->have_token) {
+        /* Unsealed on both sides: only a refusal can be believed. */
+        cli_fail("unexpected unsealed reply from the controller at %s", c->endpoint);
+        rc = -EBADMSG;
+        goto out;
+    }
     if (rc == -EPROTONOSUPPORT) {
         cli_fail("the controller at %s speaks protocol version %u, this drover speaks %d",
                  c->endpoint, hdr.version, WIRE_VERSION);

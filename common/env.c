@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "util.h"
+#include "wire.h"
 
 void
 env_err(struct env_errs *e, const char *fmt, ...)
@@ -202,6 +203,58 @@ env_endpoint_offset(const char *endpoint, int delta, char *out, size_t outsz)
     if (p < 1 || p > 65535)
         return -ERANGE;
     return strfmt(out, outsz, "tcp://%s:%ld", host, p);
+}
+
+int
+env_key(struct env_errs *e, const char *name, uint8_t key[32])
+{
+    const char *v = env_raw(name);
+
+    if (v == NULL) {
+        env_err(e,
+                "%s is not set: it must be 64 hex characters shared by the controller and "
+                "every agent (make one with: openssl rand -hex 32)",
+                name);
+        return -EINVAL;
+    }
+    if (wire_key_parse_hex(v, key) < 0) {
+        env_err(e, "%s is malformed: it must be exactly 64 hex characters (%zu given)", name,
+                strlen(v));
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int
+env_token(struct env_errs *e, const char *name, bool required, char *out, size_t outsz)
+{
+    const char *v = env_raw(name);
+    size_t n;
+
+    out[0] = '\0';
+    if (v == NULL) {
+        if (!required)
+            return 0;
+        env_err(e,
+                "%s is not set: the API token the CLI must present (make one with: openssl "
+                "rand -hex 32)",
+                name);
+        return -EINVAL;
+    }
+    n = strlen(v);
+    if (n < 16 || n > 4096 || n >= outsz) {
+        env_err(e, "%s must be 16 to %zu characters (%zu given)", name,
+                outsz - 1 < 4096 ? outsz - 1 : (size_t)4096, n);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] <= ' ' || v[i] > '~') {
+            env_err(e, "%s must be printable ASCII without spaces", name);
+            return -EINVAL;
+        }
+    }
+    memcpy(out, v, n + 1);
+    return 0;
 }
 
 void

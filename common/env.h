@@ -10,6 +10,7 @@
 #ifndef DROVER_ENV_H
 #define DROVER_ENV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,20 @@ int env_port_range(struct env_errs *e, const char *name, uint16_t def_lo, uint16
  */
 int env_endpoint(struct env_errs *e, const char *name, const char *def, char *out, size_t outsz,
                  uint16_t *port);
+
+/*
+ * A required 256-bit key given as 64 hex digits (DROVER_CLUSTER_KEY). Missing
+ * or malformed: an error that says how to make one. The value is never
+ * echoed into a log. Returns 0 or -EINVAL.
+ */
+int env_key(struct env_errs *e, const char *name, uint8_t key[32]);
+
+/*
+ * A secret token (DROVER_API_TOKEN): 16..4096 printable ASCII characters,
+ * never echoed. required: an error when unset; otherwise out is "" when
+ * unset. Returns 0, or -EINVAL (bad value, or missing when required).
+ */
+int env_token(struct env_errs *e, const char *name, bool required, char *out, size_t outsz);
 
 /*
  * Accept and ignore variables reserved for later issues (checked for length

@@ -59,7 +59,9 @@ parse_line(struct procfile *pf, const char *s, size_t len, int lineno, char *err
         return fail(pf, err, errsz, "line %d: bad process type", lineno);
     memcpy(type, s, tlen);
     type[tlen] = '\0';
-    if (!name_type_valid(type))
+    /* A NUL inside would hide the rest of the name from the checks below
+     * (found by tests/fuzz/fuzz_procfile). */
+    if (strlen(type) != tlen || !name_type_valid(type))
         return fail(pf, err, errsz,
                     "line %d: bad process type '%.40s' (want [a-z][a-z0-9_-]{0,29})", lineno, type);
     if (strcmp(type, "run") == 0)

@@ -13,8 +13,10 @@
  */
 #include "slug.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -371,7 +373,7 @@ link_inside(const char *path, const char *t)
 }
 
 static int
-copy_data(struct archive *in, struct archive *out, uint64_t *total)
+copy_data(struct archive *in, struct archive *out, uint64_t *total, uint64_t max)
 {
     const void *buf;
     size_t len;
@@ -380,7 +382,7 @@ copy_data(struct archive *in, struct archive *out, uint64_t *total)
 
     while ((r = archive_read_data_block(in, &buf, &len, &off)) == ARCHIVE_OK) {
         *total += len;
-        if (*total > SLUG_MAX_UNPACKED)
+        if (*total > max)
             return -EFBIG;
         if (archive_write_data_block(out, buf, len, off) != ARCHIVE_OK)
             return -EIO;
@@ -388,8 +390,103 @@ copy_data(struct archive *in, struct archive *out, uint64_t *total)
     return r == ARCHIVE_EOF ? 0 : -EBADMSG;
 }
 
+/* No setuid, no group or other write; readable by all, and executable by
+ * all when executable by anyone: app processes run as another user. */
+static mode_t
+readable(mode_t perm)
+{
+    perm = (perm & 0755) | 0444;
+    return perm & 0111 ? perm | 0111 : perm;
+}
+
+/* Is path (absolute, resolved) root itself or under it? */
+static bool
+under(const char *path, const char *root)
+{
+    size_t n = strlen(root);
+
+    return strncmp(path, root, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/*
+ * Does the symlink at full (under root) point inside root, following the
+ * links actually on disk? A dangling target is followed as far as it exists;
+ * what is left must not climb with "..".
+ */
+static bool
+link_resolves_inside(const char *full, const char *root)
+{
+    char target[PATH_MAX], joined[PATH_MAX * 2], res[PATH_MAX];
+    const char *slash;
+    ssize_t n;
+    size_t cut;
+
+    if (realpath(full, res) != NULL)
+        return under(res, root);
+    if (errno != ENOENT)
+        return false; /* ELOOP and the like */
+    if ((n = readlink(full, target, sizeof(target) - 1)) < 0)
+        return false;
+    target[n] = '\0';
+    if (target[0] == '/')
+        return false;
+    slash = strrchr(full, '/');
+    snprintf(joined, sizeof(joined), "%.*s/%s", (int)(slash - full), full, target);
+    /* The longest existing prefix must resolve inside, the rest not climb. */
+    for (cut = strlen(joined); cut > 0; cut--) {
+        if (joined[cut] != '/' && joined[cut] != '\0')
+            continue;
+        char save = joined[cut];
+
+        joined[cut] = '\0';
+        if (realpath(joined, res) != NULL) {
+            joined[cut] = save;
+            return under(res, root) && strstr(joined + cut, "/..") == NULL;
+        }
+        joined[cut] = save;
+    }
+    return false;
+}
+
+static int
+check_links_at(const char *dir, const char *root, int depth, char *err, size_t errsz)
+{
+    DIR *d;
+    struct dirent *de;
+    char full[PATH_MAX];
+    struct stat st;
+    int rc = 0;
+
+    if (depth > 256)
+        return set_err(err, errsz, -EPERM, "refused: directories nested too deep");
+    if ((d = opendir(dir)) == NULL)
+        return set_err(err, errsz, -errno, "%s: cannot read", dir);
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (strfmt(full, sizeof(full), "%s/%s", dir, de->d_name) < 0 || lstat(full, &st) < 0)
+            continue;
+        if (S_ISLNK(st.st_mode) && !link_resolves_inside(full, root))
+            rc = set_err(err, errsz, -EPERM, "refused symlink %s: resolves outside the slug",
+                         full + strlen(root) + 1);
+        else if (S_ISDIR(st.st_mode))
+            rc = check_links_at(full, root, depth + 1, err, errsz);
+    }
+    closedir(d);
+    return rc;
+}
+
 int
 slug_unpack(const char *slug_path, const char *dest_dir, char *err, size_t errsz)
+{
+    static const struct slug_limits lim = {SLUG_MAX_UNPACKED, SLUG_MAX_ENTRIES};
+
+    return slug_unpack_limited(slug_path, dest_dir, &lim, err, errsz);
+}
+
+int
+slug_unpack_limited(const char *slug_path, const char *dest_dir, const struct slug_limits *lim,
+                    char *err, size_t errsz)
 {
     struct archive *a = NULL, *w = NULL;
     struct archive_entry *e;
@@ -417,8 +514,9 @@ slug_unpack(const char *slug_path, const char *dest_dir, char *err, size_t errsz
         const char *hard = archive_entry_hardlink(e);
         unsigned type = archive_entry_filetype(e);
 
-        if (++entries > SLUG_MAX_ENTRIES) {
-            rc = set_err(err, errsz, -EFBIG, "more than %d entries", SLUG_MAX_ENTRIES);
+        if (++entries > lim->max_entries) {
+            rc = set_err(err, errsz, -EFBIG, "refused: more than %llu entries",
+                         (unsigned long long)lim->max_entries);
             goto out;
         }
         if (path == NULL || clean_path(path, rel, sizeof(rel)) < 0) {
@@ -449,19 +547,19 @@ slug_unpack(const char *slug_path, const char *dest_dir, char *err, size_t errsz
                          "device files, FIFOs and sockets are not allowed");
             goto out;
         }
-        if (archive_entry_size(e) > 0 && (uint64_t)archive_entry_size(e) > SLUG_MAX_UNPACKED) {
+        if (archive_entry_size(e) > 0 && (uint64_t)archive_entry_size(e) > lim->max_unpacked) {
             rc = set_err(err, errsz, -EFBIG, "refused %s: larger than the unpacked limit", rel);
             goto out;
         }
         snprintf(full, sizeof(full), "%s/%s", root, rel);
         archive_entry_set_pathname(e, full);
-        archive_entry_set_perm(e, archive_entry_perm(e) & 0755);
+        archive_entry_set_perm(e, type == AE_IFDIR ? 0755 : readable(archive_entry_perm(e)));
         if (archive_write_header(w, e) != ARCHIVE_OK) {
             rc = set_err(err, errsz, -EPERM, "refused %s: %s", rel, archive_error_string(w));
             goto out;
         }
         if (type == AE_IFREG && hard == NULL) {
-            if ((rc = copy_data(a, w, &total)) < 0) {
+            if ((rc = copy_data(a, w, &total, lim->max_unpacked)) < 0) {
                 if (rc == -EFBIG)
                     set_err(err, errsz, rc, "refused %s: unpacked size over the limit", rel);
                 else
@@ -474,8 +572,11 @@ slug_unpack(const char *slug_path, const char *dest_dir, char *err, size_t errsz
             goto out;
         }
     }
-    if (r != ARCHIVE_EOF)
+    if (r != ARCHIVE_EOF) {
         rc = set_err(err, errsz, -EBADMSG, "corrupt slug: %s", archive_error_string(a));
+        goto out;
+    }
+    rc = check_links_at(root, root, 0, err, errsz);
 out:
     if (w != NULL) {
         archive_write_close(w);

@@ -41,10 +41,25 @@ int slug_read_member(const char *slug_path, const char *name, size_t max, char *
 /*
  * Unpack slug_path into dest_dir (created, must not exist yet or be empty).
  * Refuses (-EPERM, err says which entry and why): absolute paths, any ".."
- * component, hard or symbolic links whose target resolves outside dest_dir,
- * device files, FIFOs, sockets; -EFBIG past SLUG_MAX_UNPACKED bytes or
- * SLUG_MAX_ENTRIES entries. Nothing is ever written outside dest_dir.
+ * component, hard or symbolic links whose target resolves outside dest_dir
+ * (checked lexically per entry, and once more on the finished tree with the
+ * links as written, so that a link through another link is caught too),
+ * device files, FIFOs, sockets; -EFBIG past SLUG_MAX_UNPACKED bytes (counted
+ * as they are decompressed: a decompression bomb stops there) or
+ * SLUG_MAX_ENTRIES entries. Nothing is ever written outside dest_dir; after
+ * a refusal dest_dir holds a partial tree the caller removes. Files are made
+ * readable by all, and executable by all when executable by anyone,
+ * directories 0755: app processes run
+ * as another user than the one who unpacks.
  */
 int slug_unpack(const char *slug_path, const char *dest_dir, char *err, size_t errsz);
+
+/* The limits slug_unpack applies, as parameters (tests lower them). */
+struct slug_limits {
+    uint64_t max_unpacked; /* sum of regular files' sizes */
+    uint64_t max_entries;
+};
+int slug_unpack_limited(const char *slug_path, const char *dest_dir, const struct slug_limits *lim,
+                        char *err, size_t errsz);
 
 #endif

@@ -1,62 +1,444 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * wire.c: the envelope around every message.
+ * wire.c: the envelope around every message: seal, open, replay state.
  *
- * The header (version, sender, counter) is checked before the body is
- * unpacked, so a peer speaking another protocol version is told so instead of
- * being misread. The body is a separately serialized Message: the security
- * issue will seal it (AEAD, header as associated data) without touching any
- * caller.
+ * The header (version, sender, counter, key id) is checked before anything
+ * else, so a peer speaking another protocol version is told so instead of
+ * being misread. The body is a separately serialized Message, encrypted with
+ * XChaCha20-Poly1305 (libsodium's IETF AEAD) under a 24-byte random nonce,
+ * with the header as associated data. Random nonces of that size need no
+ * coordination between a sender's sockets or across its restarts.
+ *
+ * The replay state is a hash table of (key slot, sender id) -> the
+ * WIRE_REPLAY_WINDOW highest counters accepted and a floor below which
+ * nothing is accepted: an anti-replay window, as in IPsec and WireGuard, but
+ * counted in messages rather than counter values, because counters follow
+ * the clock and jump by 65536 a millisecond. It is touched only
+ * after a message authenticated, under one mutex: seal and open are called
+ * from the loop thread in the daemons, but nothing here relies on it.
  */
 #include "wire.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
+#include "util.h"
+
+#define AD_MAX (4 + 4 + 4 + 8 + 1 + 64)
+#define BUCKETS 4096
+
+struct key {
+    char name[16];
+    uint32_t id;
+    uint8_t k[WIRE_KEY_BYTES];
+};
+
+struct peer {
+    struct peer *next;
+    int slot;
+    char id[64];
+    uint64_t highest;
+    uint64_t floor;                      /* every accepted counter not in recent is <= floor */
+    uint64_t recent[WIRE_REPLAY_WINDOW]; /* the highest counters accepted */
+    unsigned n;
+    uint64_t last_ms; /* our clock when last accepted */
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct key keys[WIRE_KEYRING_MAX];
+static int nkeys;
+static struct peer *buckets[BUCKETS];
+static size_t npeers;
+static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
+static int sodium_ok;
+
+static void
+sodium_setup(void)
+{
+    sodium_ok = sodium_init() >= 0;
+}
+
+static bool
+crypto_ready(void)
+{
+    pthread_once(&sodium_once, sodium_setup);
+    return sodium_ok;
+}
+
+/* ---- keys ---- */
+
+int
+wire_key_parse_hex(const char *hex, uint8_t key[WIRE_KEY_BYTES])
+{
+    size_t n = 0;
+
+    if (hex == NULL || strlen(hex) != 2 * WIRE_KEY_BYTES)
+        return -EINVAL;
+    if (sodium_hex2bin(key, WIRE_KEY_BYTES, hex, 2 * WIRE_KEY_BYTES, NULL, &n, NULL) != 0 ||
+        n != WIRE_KEY_BYTES)
+        return -EINVAL;
+    return 0;
+}
+
+void
+wire_key_from_token(const char *token, uint8_t key[WIRE_KEY_BYTES])
+{
+    static const char ctx[] = "drover api token v1";
+
+    crypto_ready();
+    /* Keyed BLAKE2b with a fixed context as the key: a domain separator, so
+     * the same string used elsewhere never yields this key. */
+    crypto_generichash(key, WIRE_KEY_BYTES, (const unsigned char *)token, strlen(token),
+                       (const unsigned char *)ctx, sizeof(ctx) - 1);
+}
+
+uint32_t
+wire_key_id(const uint8_t key[WIRE_KEY_BYTES])
+{
+    static const char ctx[] = "drover key id v1";
+    uint8_t h[16];
+    uint32_t id;
+
+    crypto_ready();
+    crypto_generichash(h, sizeof(h), key, WIRE_KEY_BYTES, (const unsigned char *)ctx,
+                       sizeof(ctx) - 1);
+    memcpy(&id, h, sizeof(id));
+    return id != 0 ? id : 1; /* 0 means "not sealed" */
+}
+
+int
+wire_keyring_add(const char *name, const uint8_t key[WIRE_KEY_BYTES])
+{
+    int i, rc;
+
+    crypto_ready();
+    pthread_mutex_lock(&lock);
+    for (i = 0; i < nkeys; i++) {
+        if (sodium_memcmp(keys[i].k, key, WIRE_KEY_BYTES) == 0) {
+            rc = strcmp(keys[i].name, name) == 0 ? i : -EEXIST;
+            goto out;
+        }
+    }
+    if (nkeys == WIRE_KEYRING_MAX) {
+        rc = -ENOSPC;
+        goto out;
+    }
+    snprintf(keys[nkeys].name, sizeof(keys[nkeys].name), "%s", name);
+    memcpy(keys[nkeys].k, key, WIRE_KEY_BYTES);
+    keys[nkeys].id = wire_key_id(key);
+    rc = nkeys++;
+out:
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+const char *
+wire_keyring_name(int slot)
+{
+    return slot >= 0 && slot < nkeys ? keys[slot].name : "none";
+}
+
+void
+wire_keyring_reset(void)
+{
+    pthread_mutex_lock(&lock);
+    sodium_memzero(keys, sizeof(keys));
+    nkeys = 0;
+    for (size_t b = 0; b < BUCKETS; b++) {
+        while (buckets[b] != NULL) {
+            struct peer *p = buckets[b];
+
+            buckets[b] = p->next;
+            free(p);
+        }
+    }
+    npeers = 0;
+    pthread_mutex_unlock(&lock);
+}
+
+/* ---- senders ---- */
+
 void
 wire_sender_init(struct wire_sender *s, const char *id)
 {
+    memset(s, 0, sizeof(*s));
     snprintf(s->id, sizeof(s->id), "%s", id);
-    s->counter = 0;
+}
+
+void
+wire_sender_set_key(struct wire_sender *s, const uint8_t key[WIRE_KEY_BYTES])
+{
+    memcpy(s->key, key, WIRE_KEY_BYTES);
+    s->key_id = wire_key_id(key);
+    s->keyed = true;
+}
+
+/* The associated data: every header field, in a fixed layout. */
+static size_t
+build_ad(uint8_t *ad, uint32_t version, uint32_t key_id, uint64_t counter, const char *sender)
+{
+    size_t slen = strnlen(sender, 63), o = 0;
+
+    memcpy(ad + o, "DRV1", 4);
+    o += 4;
+    for (int i = 0; i < 4; i++)
+        ad[o++] = (uint8_t)(version >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        ad[o++] = (uint8_t)(key_id >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        ad[o++] = (uint8_t)(counter >> (8 * i));
+    ad[o++] = (uint8_t)slen;
+    memcpy(ad + o, sender, slen);
+    return o + slen;
+}
+
+static int
+pack_envelope(Drover__Envelope *env, uint8_t **out, size_t *outlen)
+{
+    size_t elen = drover__envelope__get_packed_size(env);
+    uint8_t *buf;
+
+    if (elen > WIRE_MAX_SIZE)
+        return -EMSGSIZE;
+    if ((buf = malloc(elen)) == NULL)
+        return -ENOMEM;
+    drover__envelope__pack(env, buf);
+    *out = buf;
+    *outlen = elen;
+    return 0;
+}
+
+int
+wire_seal_raw(struct wire_sender *s, const uint8_t *body, size_t blen, uint8_t **out,
+              size_t *outlen)
+{
+    Drover__Envelope env = DROVER__ENVELOPE__INIT;
+    uint8_t nonce[WIRE_NONCE_BYTES], ad[AD_MAX];
+    uint8_t *ct = NULL;
+    unsigned long long clen = 0;
+    uint64_t floor;
+    size_t adlen;
+    int rc;
+
+    *out = NULL;
+    *outlen = 0;
+    if (blen > WIRE_MAX_SIZE - 256)
+        return -EMSGSIZE;
+    floor = now_ms() << 16;
+    s->counter = s->counter + 1 > floor ? s->counter + 1 : floor;
+    env.version = WIRE_VERSION;
+    env.sender = s->id;
+    env.counter = s->counter;
+    if (!s->keyed) {
+        env.body.data = (uint8_t *)body;
+        env.body.len = blen;
+        return pack_envelope(&env, out, outlen);
+    }
+    if (!crypto_ready())
+        return -ENOMEM;
+    if ((ct = malloc(blen + WIRE_TAG_BYTES)) == NULL)
+        return -ENOMEM;
+    randombytes_buf(nonce, sizeof(nonce));
+    env.key_id = s->key_id;
+    adlen = build_ad(ad, env.version, env.key_id, env.counter, s->id);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(ct, &clen, body, blen, ad, adlen, NULL, nonce,
+                                               s->key);
+    env.nonce.data = nonce;
+    env.nonce.len = sizeof(nonce);
+    env.body.data = ct;
+    env.body.len = (size_t)clen;
+    rc = pack_envelope(&env, out, outlen);
+    free(ct);
+    return rc;
 }
 
 int
 wire_seal(struct wire_sender *s, const Drover__Message *msg, uint8_t **out, size_t *outlen)
 {
-    Drover__Envelope env = DROVER__ENVELOPE__INIT;
-    uint8_t *body = NULL, *buf = NULL;
-    size_t blen, elen;
-    int rc = -ENOMEM;
+    uint8_t *body;
+    size_t blen;
+    int rc;
 
     *out = NULL;
     *outlen = 0;
     blen = drover__message__get_packed_size(msg);
-    if (blen > WIRE_MAX_SIZE - 256) {
-        rc = -EMSGSIZE;
-        goto out;
-    }
+    if (blen > WIRE_MAX_SIZE - 256)
+        return -EMSGSIZE;
     if ((body = malloc(blen ? blen : 1)) == NULL)
-        goto out;
+        return -ENOMEM;
     drover__message__pack(msg, body);
-    env.version = WIRE_VERSION;
-    env.sender = s->id;
-    env.counter = ++s->counter;
-    env.body.data = body;
-    env.body.len = blen;
-    elen = drover__envelope__get_packed_size(&env);
-    if ((buf = malloc(elen)) == NULL)
-        goto out;
-    drover__envelope__pack(&env, buf);
-    *out = buf;
-    *outlen = elen;
-    buf = NULL;
-    rc = 0;
-out:
+    rc = wire_seal_raw(s, body, blen, out, outlen);
+    sodium_memzero(body, blen);
     free(body);
-    free(buf);
     return rc;
+}
+
+/* ---- replay state (lock held) ---- */
+
+static size_t
+peer_hash(int slot, const char *id)
+{
+    return (size_t)(fnv1a64(FNV1A64_INIT ^ (uint64_t)slot, id, strlen(id)) % BUCKETS);
+}
+
+/* Drop entries silent for 2 x WIRE_FRESH_MS: their old messages are stale
+ * by the freshness rule anyway. */
+static void
+evict_idle(uint64_t now)
+{
+    for (size_t b = 0; b < BUCKETS; b++) {
+        struct peer **pp = &buckets[b];
+
+        while (*pp != NULL) {
+            struct peer *p = *pp;
+
+            if (now - p->last_ms > 2ull * WIRE_FRESH_MS) {
+                *pp = p->next;
+                free(p);
+                npeers--;
+            } else {
+                pp = &p->next;
+            }
+        }
+    }
+}
+
+/* Remember c; when full, forget the smallest remembered, which becomes the
+ * floor: all counters up to it are refused from then on. */
+static void
+remember(struct peer *p, uint64_t c)
+{
+    unsigned min = 0;
+
+    if (p->n < WIRE_REPLAY_WINDOW) {
+        p->recent[p->n++] = c;
+        return;
+    }
+    for (unsigned i = 1; i < p->n; i++)
+        if (p->recent[i] < p->recent[min])
+            min = i;
+    if (p->recent[min] > p->floor)
+        p->floor = p->recent[min];
+    p->recent[min] = c;
+}
+
+static bool
+fresh(uint64_t counter, uint64_t now)
+{
+    uint64_t sent = counter >> 16;
+
+    return sent + WIRE_FRESH_MS >= now && sent <= now + WIRE_FRESH_MS;
+}
+
+/*
+ * Accept counter from (slot, id) once; 0 or -EALREADY/-ESTALE/-EUSERS/-ENOMEM.
+ * Above the highest: accepted. Below it: accepted once if above the floor,
+ * not remembered, and fresh. Sealing ties counters to the clock, so it is
+ * the number of messages (not of counter values) that bounds reordering.
+ */
+static int
+replay_check(int slot, const char *id, uint64_t counter)
+{
+    uint64_t now = now_ms();
+    size_t h = peer_hash(slot, id);
+    struct peer *p;
+
+    for (p = buckets[h]; p != NULL; p = p->next)
+        if (p->slot == slot && strcmp(p->id, id) == 0)
+            break;
+    if (p == NULL) {
+        if (!fresh(counter, now))
+            return -ESTALE;
+        if (npeers >= WIRE_SENDERS_MAX) {
+            evict_idle(now);
+            if (npeers >= WIRE_SENDERS_MAX)
+                return -EUSERS;
+        }
+        if ((p = calloc(1, sizeof(*p))) == NULL)
+            return -ENOMEM;
+        p->slot = slot;
+        snprintf(p->id, sizeof(p->id), "%s", id);
+        p->highest = counter;
+        p->recent[p->n++] = counter;
+        p->last_ms = now;
+        p->next = buckets[h];
+        buckets[h] = p;
+        npeers++;
+        return 0;
+    }
+    if (counter <= p->highest) {
+        if (counter <= p->floor || !fresh(counter, now))
+            return -ESTALE;
+        for (unsigned i = 0; i < p->n; i++)
+            if (p->recent[i] == counter)
+                return -EALREADY;
+    } else {
+        p->highest = counter;
+    }
+    remember(p, counter);
+    p->last_ms = now;
+    return 0;
+}
+
+/* ---- opening ---- */
+
+static int
+find_key(uint32_t id, uint8_t k[WIRE_KEY_BYTES])
+{
+    for (int i = 0; i < nkeys; i++) {
+        if (keys[i].id == id) {
+            memcpy(k, keys[i].k, WIRE_KEY_BYTES);
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Decrypt env's body into a malloc'd *plain; the lock is held. */
+static int
+open_body(const Drover__Envelope *env, struct wire_header *hdr, uint8_t **plain, size_t *plen)
+{
+    uint8_t k[WIRE_KEY_BYTES], ad[AD_MAX];
+    unsigned long long n = 0;
+    size_t adlen;
+    int slot, rc;
+
+    if (env->nonce.len == 0) {
+        if (nkeys > 0)
+            return -ENOKEY;
+        *plain = NULL; /* keyless: the body is the plaintext, borrowed */
+        *plen = env->body.len;
+        return 0;
+    }
+    if (env->nonce.len != WIRE_NONCE_BYTES || env->body.len < WIRE_TAG_BYTES)
+        return -EBADMSG;
+    if ((slot = find_key(env->key_id, k)) < 0)
+        return -EKEYREJECTED;
+    if ((*plain = malloc(env->body.len)) == NULL)
+        return -ENOMEM;
+    adlen = build_ad(ad, env->version, env->key_id, env->counter, env->sender ? env->sender : "");
+    rc = crypto_aead_xchacha20poly1305_ietf_decrypt(*plain, &n, NULL, env->body.data, env->body.len,
+                                                    ad, adlen, env->nonce.data, k);
+    sodium_memzero(k, sizeof(k));
+    if (rc != 0) {
+        free(*plain);
+        *plain = NULL;
+        return -EBADE;
+    }
+    *plen = (size_t)n;
+    rc = replay_check(slot, env->sender ? env->sender : "", env->counter);
+    if (rc < 0) {
+        free(*plain);
+        *plain = NULL;
+        return rc;
+    }
+    hdr->key = slot;
+    return 0;
 }
 
 int
@@ -64,10 +446,13 @@ wire_open(const uint8_t *buf, size_t len, struct wire_header *hdr, Drover__Messa
 {
     Drover__Envelope *env = NULL;
     Drover__Message *m = NULL;
+    uint8_t *plain = NULL;
+    size_t plen = 0;
     int rc;
 
     *msg = NULL;
     memset(hdr, 0, sizeof(*hdr));
+    hdr->key = -1;
     if (len > WIRE_MAX_SIZE)
         return -EMSGSIZE;
     if ((env = drover__envelope__unpack(NULL, len, buf)) == NULL)
@@ -75,11 +460,26 @@ wire_open(const uint8_t *buf, size_t len, struct wire_header *hdr, Drover__Messa
     hdr->version = env->version;
     snprintf(hdr->sender, sizeof(hdr->sender), "%s", env->sender ? env->sender : "");
     hdr->counter = env->counter;
+    hdr->key_id = env->key_id;
+    hdr->sealed = env->nonce.len > 0;
     if (env->version != WIRE_VERSION) {
         rc = -EPROTONOSUPPORT;
         goto out;
     }
-    m = drover__message__unpack(NULL, env->body.len, env->body.data);
+    if (env->sender == NULL || strlen(env->sender) >= sizeof(hdr->sender)) {
+        rc = -EBADMSG;
+        goto out;
+    }
+    if (!crypto_ready()) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    pthread_mutex_lock(&lock);
+    rc = open_body(env, hdr, &plain, &plen);
+    pthread_mutex_unlock(&lock);
+    if (rc < 0)
+        goto out;
+    m = drover__message__unpack(NULL, plen, plain != NULL ? plain : env->body.data);
     if (m == NULL || m->body_case == DROVER__MESSAGE__BODY__NOT_SET) {
         rc = -EBADMSG;
         goto out;
@@ -90,8 +490,76 @@ wire_open(const uint8_t *buf, size_t len, struct wire_header *hdr, Drover__Messa
 out:
     if (m != NULL)
         drover__message__free_unpacked(m, NULL);
+    if (plain != NULL) {
+        sodium_memzero(plain, plen);
+        free(plain);
+    }
     drover__envelope__free_unpacked(env, NULL);
     return rc;
+}
+
+int
+wire_refusal(Drover__ErrorCode code, const char *text, uint8_t **out, size_t *outlen)
+{
+    Drover__Envelope env = DROVER__ENVELOPE__INIT;
+    Drover__Message m = DROVER__MESSAGE__INIT;
+    Drover__Error e = DROVER__ERROR__INIT;
+    uint8_t body[600];
+    size_t blen;
+
+    *out = NULL;
+    *outlen = 0;
+    e.code = code;
+    e.message = (char *)text;
+    if (strlen(text) > 512)
+        e.message = "refused";
+    m.body_case = DROVER__MESSAGE__BODY_ERROR;
+    m.error = &e;
+    blen = drover__message__pack(&m, body);
+    env.version = WIRE_VERSION;
+    env.sender = "refusal";
+    env.body.data = body;
+    env.body.len = blen;
+    return pack_envelope(&env, out, outlen);
+}
+
+int
+wire_refusal_open(const uint8_t *buf, size_t len, Drover__ErrorCode *code, char *text,
+                  size_t textsz)
+{
+    Drover__Envelope *env;
+    Drover__Message *m = NULL;
+    int rc = -EBADMSG;
+
+    if (len > WIRE_MAX_SIZE || (env = drover__envelope__unpack(NULL, len, buf)) == NULL)
+        return -EBADMSG;
+    if (env->version == WIRE_VERSION && env->nonce.len == 0)
+        m = drover__message__unpack(NULL, env->body.len, env->body.data);
+    if (m != NULL && m->body_case == DROVER__MESSAGE__BODY_ERROR && m->error != NULL) {
+        *code = m->error->code;
+        snprintf(text, textsz, "%s", m->error->message ? m->error->message : "");
+        rc = 0;
+    }
+    if (m != NULL)
+        drover__message__free_unpacked(m, NULL);
+    drover__envelope__free_unpacked(env, NULL);
+    return rc;
+}
+
+bool
+wire_err_auth(int err)
+{
+    switch (err) {
+    case -ENOKEY:
+    case -EKEYREJECTED:
+    case -EBADE:
+    case -EALREADY:
+    case -ESTALE:
+    case -EUSERS:
+        return true;
+    default:
+        return false;
+    }
 }
 
 void
@@ -115,6 +583,18 @@ wire_strerror(int err)
         return "unsupported protocol version";
     case -ENOMEM:
         return "out of memory";
+    case -ENOKEY:
+        return "not sealed";
+    case -EKEYREJECTED:
+        return "sealed with an unknown key";
+    case -EBADE:
+        return "does not authenticate";
+    case -EALREADY:
+        return "replayed";
+    case -ESTALE:
+        return "stale counter (replayed, or clocks apart)";
+    case -EUSERS:
+        return "too many senders";
     default:
         return "wire error";
     }

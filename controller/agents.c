@@ -348,19 +348,9 @@ agent_sync(struct ctl *ctl, struct nnuv_msg *req, const Drover__SyncReq *r)
     ctl_arena_free(ar);
 }
 
-static void
-agents_recv(struct nnuv *s, struct nnuv_msg *req, void *arg)
+void
+ctl_agents_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m)
 {
-    struct ctl *ctl = arg;
-    Drover__Message *m;
-
-    if (ctl->stopping) {
-        nnuv_msg_free(req);
-        return;
-    }
-    m = ctl_open(ctl, req, "agent");
-    if (m == NULL)
-        return;
     switch (m->body_case) {
     case DROVER__MESSAGE__BODY_REGISTER_REQ:
         agent_register(ctl, req, m->register_req);
@@ -378,6 +368,21 @@ agents_recv(struct nnuv *s, struct nnuv_msg *req, void *arg)
         break;
     }
     wire_msg_free(m);
+}
+
+static void
+agents_recv(struct nnuv *s, struct nnuv_msg *req, void *arg)
+{
+    struct ctl *ctl = arg;
+    Drover__Message *m;
+
+    if (ctl->stopping) {
+        nnuv_msg_free(req);
+        return;
+    }
+    m = ctl_open(ctl, req, "agent");
+    if (m != NULL)
+        ctl_agents_handle(ctl, req, m);
 }
 
 /* ---- node timeout ---- */

@@ -829,21 +829,12 @@ api_release_create(struct api_req *q, struct nnuv_msg *req, Drover__Message *m)
 
 /* ---- dispatch ---- */
 
-static void
-api_recv(struct nnuv *s, struct nnuv_msg *req, void *arg)
+void
+ctl_api_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m)
 {
-    struct ctl *ctl = arg;
     struct api_req q = {.ctl = ctl, .what = "?", .rep = DROVER__MESSAGE__INIT};
-    Drover__Message *m;
     int rc;
 
-    if (ctl->stopping) {
-        nnuv_msg_free(req);
-        return;
-    }
-    m = ctl_open(ctl, req, "api");
-    if (m == NULL)
-        return;
     if (m->body_case == DROVER__MESSAGE__BODY_SLUG_PUT_REQ) {
         ctl_slugs_put(ctl->slugs, req, m); /* takes m */
         return;
@@ -915,6 +906,21 @@ api_recv(struct nnuv *s, struct nnuv_msg *req, void *arg)
     }
     ctl_arena_free(q.ar);
     wire_msg_free(m);
+}
+
+static void
+api_recv(struct nnuv *s, struct nnuv_msg *req, void *arg)
+{
+    struct ctl *ctl = arg;
+    Drover__Message *m;
+
+    if (ctl->stopping) {
+        nnuv_msg_free(req);
+        return;
+    }
+    m = ctl_open(ctl, req, "api");
+    if (m != NULL)
+        ctl_api_handle(ctl, req, m);
 }
 
 int

@@ -181,6 +181,8 @@ struct ctl_config {
     char notify_listen[256];
     uint64_t node_timeout_ms;
     uint64_t heartbeat_ms;
+    uint8_t cluster_key[WIRE_KEY_BYTES]; /* DROVER_CLUSTER_KEY */
+    char api_token[4097];                /* DROVER_API_TOKEN */
 };
 
 struct ctl {
@@ -189,7 +191,9 @@ struct ctl {
     struct ctl_model *model;
     struct ctl_store *store;
     struct ctl_slugs *slugs;
-    struct wire_sender sender;
+    struct wire_sender sender;     /* sealed with the cluster key: agents, notify */
+    struct wire_sender api_sender; /* sealed with the API key: replies to the CLI */
+    int key_cluster, key_api;      /* keyring slots */
     struct nnuv *api;
     struct nnuv *agents;
     struct nnuv *pub;
@@ -305,16 +309,23 @@ void ctl_reply(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *rep
 void ctl_reply_error(struct ctl *ctl, struct nnuv_msg *req, Drover__ErrorCode code, const char *fmt,
                      ...) __attribute__((format(printf, 4, 5)));
 int ctl_commit(struct ctl *ctl);
+/* Keys from cfg into the senders and the keyring; 0 or negative errno. */
+int ctl_keys_init(struct ctl *ctl);
 Drover__Message *ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock);
 void ctl_work_done(struct ctl *ctl);
 
 /* agents.c: the agent endpoint, node timeouts, notifications */
 int ctl_agents_start(struct ctl *ctl);
+/* One opened request: takes req and m (each answered and freed). */
+void ctl_agents_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m);
 void ctl_agents_stop(struct ctl *ctl);
 void ctl_notify_flush(struct ctl *ctl);
 
 /* api.c: the CLI endpoint */
 int ctl_api_start(struct ctl *ctl);
+/* One opened request: takes req and m (each answered and freed, maybe later,
+ * after work in the thread pool: ctl->inflight counts it meanwhile). */
+void ctl_api_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m);
 void ctl_api_stop(struct ctl *ctl);
 
 /* main.c */

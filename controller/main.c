@@ -34,8 +34,8 @@ read_config(struct ctl_config *cfg)
     if (e.n == 0 && cfg->heartbeat_ms >= cfg->node_timeout_ms)
         env_err(&e, "DROVER_HEARTBEAT_MS (%llu) must be below DROVER_NODE_TIMEOUT_MS (%llu)",
                 (unsigned long long)cfg->heartbeat_ms, (unsigned long long)cfg->node_timeout_ms);
-    env_reserved(&e, "DROVER_CLUSTER_KEY");
-    env_reserved(&e, "DROVER_API_TOKEN");
+    env_key(&e, "DROVER_CLUSTER_KEY", cfg->cluster_key);
+    env_token(&e, "DROVER_API_TOKEN", true, cfg->api_token, sizeof(cfg->api_token));
     env_check(&e);
 }
 
@@ -119,7 +119,15 @@ main(void)
     if ((rc = uv_loop_init(&loop)) < 0)
         log_fatal(1, "start_failed", "what=loop err=%s", uv_strerror(rc));
     ctl.loop = &loop;
-    wire_sender_init(&ctl.sender, "controller");
+    if ((rc = ctl_keys_init(&ctl)) < 0)
+        log_fatal(ENV_EX_CONFIG, "exit", "code=%d reason=%s", ENV_EX_CONFIG,
+                  log_q("DROVER_API_TOKEN and DROVER_CLUSTER_KEY yield the same key"));
+    if (strncmp(ctl.cfg.api_listen, "tcp://127.", 10) != 0 &&
+        strncmp(ctl.cfg.api_listen, "tcp://localhost:", 16) != 0 &&
+        strncmp(ctl.cfg.api_listen, "tcp://[::1]:", 12) != 0)
+        log_warn("api_exposed", "api=%s reason=%s", ctl.cfg.api_listen,
+                 log_q("the API listens beyond loopback: anyone who can reach it and holds the "
+                       "token drives the cluster"));
     open_state(&ctl);
     /* Initialise every handle first: ctl_maybe_close() closes them all. */
     uv_timer_init(&loop, &ctl.node_timer);

@@ -7,14 +7,66 @@
  * Every request on the raw REP sockets ends in exactly one nnuv_reply(),
  * which also frees the request: the functions here that take a struct
  * nnuv_msg always consume it.
+ *
+ * Keys: the agent endpoint accepts only envelopes sealed with the cluster
+ * key, the API endpoint only those sealed with the key derived from
+ * DROVER_API_TOKEN; a reply is sealed with the key of the endpoint it goes
+ * out on. An envelope that does not open (not sealed, a wrong key, forged,
+ * replayed, junk, another version) changes nothing: it is logged as
+ * event=refused or event=bad_message with the reason and the sender id it
+ * claims (nanomsg does not tell us the peer's network address), and answered
+ * with an unsealed refusal (wire_refusal), the only answer a peer without the
+ * key can read.
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ctl.h"
 #include "log.h"
+
+/* The sender whose key the peer of req holds. */
+static struct wire_sender *
+sender_for(struct ctl *ctl, const struct nnuv_msg *req)
+{
+    return ctl->api != NULL && req->sock == ctl->api ? &ctl->api_sender : &ctl->sender;
+}
+
+int
+ctl_keys_init(struct ctl *ctl)
+{
+    uint8_t api_key[WIRE_KEY_BYTES];
+
+    wire_sender_init(&ctl->sender, "controller");
+    wire_sender_init(&ctl->api_sender, "controller");
+    wire_key_from_token(ctl->cfg.api_token, api_key);
+    wire_sender_set_key(&ctl->sender, ctl->cfg.cluster_key);
+    wire_sender_set_key(&ctl->api_sender, api_key);
+    ctl->key_cluster = wire_keyring_add("cluster", ctl->cfg.cluster_key);
+    ctl->key_api = wire_keyring_add("api", api_key);
+    memset(api_key, 0, sizeof(api_key));
+    if (ctl->key_cluster < 0)
+        return ctl->key_cluster;
+    return ctl->key_api < 0 ? ctl->key_api : 0;
+}
+
+/* Answer req (consumed) with an unsealed Error. */
+static void
+refuse(struct nnuv_msg *req, Drover__ErrorCode code, const char *text)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    if (wire_refusal(code, text, &buf, &len) < 0) {
+        nnuv_msg_free(req);
+        return;
+    }
+    if (nnuv_reply(req, buf, len) < 0)
+        log_warn("reply_failed", "what=refusal");
+    free(buf);
+}
 
 void
 ctl_reply(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *rep)
@@ -23,7 +75,7 @@ ctl_reply(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *rep)
     size_t len = 0;
     int rc;
 
-    rc = wire_seal(&ctl->sender, rep, &buf, &len);
+    rc = wire_seal(sender_for(ctl, req), rep, &buf, &len);
     if (rc < 0) {
         log_error("reply_failed", "err=%s", log_q(wire_strerror(rc)));
         ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL,
@@ -47,7 +99,7 @@ ctl_reply_error(struct ctl *ctl, struct nnuv_msg *req, Drover__ErrorCode code, c
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    if (wire_seal_error(&ctl->sender, code, text, &buf, &len) < 0) {
+    if (wire_seal_error(sender_for(ctl, req), code, text, &buf, &len) < 0) {
         nnuv_msg_free(req);
         return;
     }
@@ -63,22 +115,49 @@ ctl_reply_error(struct ctl *ctl, struct nnuv_msg *req, Drover__ErrorCode code, c
 Drover__Message *
 ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock)
 {
+    bool api = strcmp(sock, "api") == 0;
+    int want = api ? ctl->key_api : ctl->key_cluster;
     struct wire_header hdr = {0};
     Drover__Message *m = NULL;
+    char text[256];
     int rc;
 
     rc = wire_open(req->body, req->len, &hdr, &m);
+    if (rc == 0 && hdr.key != want) {
+        /* Sealed with the other role's key: an agent on the API, say. */
+        wire_msg_free(m);
+        m = NULL;
+        rc = -EKEYREJECTED;
+    }
     if (rc == 0)
         return m;
     if (rc == -EPROTONOSUPPORT) {
         log_warn("bad_message", "sock=%s reason=version version=%u expected=%d sender=%s", sock,
                  hdr.version, WIRE_VERSION, log_q(hdr.sender));
-        ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_VERSION,
-                        "protocol version %u, expected %d", hdr.version, WIRE_VERSION);
+        snprintf(text, sizeof(text), "protocol version %u, expected %d", hdr.version, WIRE_VERSION);
+        refuse(req, DROVER__ERROR_CODE__ERR_VERSION, text);
         return NULL;
     }
-    log_warn("bad_message", "sock=%s reason=%s len=%zu", sock, log_q(wire_strerror(rc)), req->len);
-    ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "%s", wire_strerror(rc));
+    if (wire_err_auth(rc)) {
+        log_warn("refused", "sock=%s reason=%s sender=%s key_id=%08x counter=%llu len=%zu", sock,
+                 log_q(wire_strerror(rc)), log_q(hdr.sender), (unsigned)hdr.key_id,
+                 (unsigned long long)hdr.counter, req->len);
+        if (rc == -ENOKEY)
+            snprintf(text, sizeof(text), "%s",
+                     api ? "this controller requires an API token (DROVER_API_TOKEN)"
+                         : "this controller requires messages sealed with the cluster key");
+        else if (rc == -EKEYREJECTED || rc == -EBADE)
+            snprintf(text, sizeof(text), "%s",
+                     api ? "the API token was refused"
+                         : "the cluster key was refused (check DROVER_CLUSTER_KEY)");
+        else
+            snprintf(text, sizeof(text), "message refused: %s", wire_strerror(rc));
+        refuse(req, DROVER__ERROR_CODE__ERR_UNAUTHORIZED, text);
+        return NULL;
+    }
+    log_warn("bad_message", "sock=%s reason=%s len=%zu sender=%s", sock, log_q(wire_strerror(rc)),
+             req->len, log_q(hdr.sender));
+    refuse(req, DROVER__ERROR_CODE__ERR_BAD_REQUEST, wire_strerror(rc));
     return NULL;
 }
 

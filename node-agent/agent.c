@@ -455,6 +455,10 @@ agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err)
     a->loop = loop;
     a->cfg = cfg;
     wire_sender_init(&a->sender, cfg->node);
+    wire_sender_set_key(&a->sender, cfg->cluster_key);
+    rc = wire_keyring_add("cluster", cfg->cluster_key);
+    if (rc < 0)
+        goto out;
     rc = uv_random(NULL, NULL, rnd, sizeof rnd, 0, NULL);
     if (rc < 0)
         goto out;
@@ -502,9 +506,11 @@ agt_start(struct agt *a)
     if (rc == 0)
         rc = agt_conn_start(a->conn);
     if (rc == 0)
-        log_info("started", "node=%s join=%s advertise=%s ports=%u-%u capacity=%u boot_id=%s",
+        log_info("started",
+                 "node=%s join=%s advertise=%s ports=%u-%u capacity=%u boot_id=%s run_as=%s",
                  a->cfg->node, log_q(a->cfg->join), a->cfg->advertise, (unsigned)a->cfg->port_min,
-                 (unsigned)a->cfg->port_max, (unsigned)a->cfg->capacity, a->boot_id);
+                 (unsigned)a->cfg->port_max, (unsigned)a->cfg->capacity, a->boot_id,
+                 a->cfg->drop ? a->cfg->run_as : "self");
     return rc;
 }
 

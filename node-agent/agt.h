@@ -37,10 +37,17 @@ struct agt_config {
     uint32_t capacity;
     char data_dir[1024];
     uint32_t heartbeat_ms;
+    uint8_t cluster_key[WIRE_KEY_BYTES];
+    char run_as[64]; /* DROVER_RUN_AS: who app processes run as when we are root */
+    bool drop;       /* we are root: spawn as run_uid:run_gid */
+    uint32_t run_uid, run_gid;
 };
 /* Reads every DROVER_* variable the agent uses; on any error logs them all
  * and exits 78. */
 void agt_config_load(struct agt_config *cfg);
+/* Once data_dir exists: can run_as reach the releases under it? Exits 78
+ * with the reason when it cannot. */
+void agt_config_check_dirs(const struct agt_config *cfg);
 
 /* agent.c: the instance table, assignments, signals and shutdown. */
 struct agt *agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err);

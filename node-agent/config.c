@@ -5,12 +5,86 @@
  * agent exits 78 (EX_CONFIG) before it has touched anything.
  */
 #include <errno.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agt.h"
 #include "env.h"
+#include "log.h"
 #include "util.h"
+
+/*
+ * Least privilege: an agent running as root starts app processes as
+ * DROVER_RUN_AS (default nobody). The user is looked up once, here, at start
+ * (getpwnam may block on NSS: never on the loop). Not root: processes run as
+ * the agent's own user and DROVER_RUN_AS is only checked for form.
+ */
+static void
+load_run_as(struct env_errs *e, struct agt_config *cfg)
+{
+    struct passwd *pw;
+
+    if (env_str(e, "DROVER_RUN_AS", "nobody", cfg->run_as, sizeof cfg->run_as) < 0)
+        return;
+    if (geteuid() != 0)
+        return;
+    pw = getpwnam(cfg->run_as);
+    if (pw == NULL) {
+        env_err(e, "DROVER_RUN_AS: no user '%s' on this machine", cfg->run_as);
+        return;
+    }
+    if (pw->pw_uid == 0) {
+        env_err(e, "DROVER_RUN_AS: '%s' is root; app processes must not run as root", cfg->run_as);
+        return;
+    }
+    cfg->drop = true;
+    cfg->run_uid = (uint32_t)pw->pw_uid;
+    cfg->run_gid = (uint32_t)pw->pw_gid;
+}
+
+/* Can (uid, gid) search directory st? Root's view does not count. */
+static bool
+searchable(const struct stat *st, uint32_t uid, uint32_t gid)
+{
+    if (st->st_uid == uid)
+        return st->st_mode & S_IXUSR;
+    if (st->st_gid == gid)
+        return st->st_mode & S_IXGRP;
+    return st->st_mode & S_IXOTH;
+}
+
+void
+agt_config_check_dirs(const struct agt_config *cfg)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    size_t n;
+
+    if (!cfg->drop)
+        return;
+    if (strfmt(path, sizeof path, "%s/releases", cfg->data_dir) < 0)
+        return;
+    /* Every ancestor, from the full path up to "/". */
+    for (n = strlen(path); n > 0;) {
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
+            !searchable(&st, cfg->run_uid, cfg->run_gid))
+            log_fatal(ENV_EX_CONFIG, "exit", "code=%d reason=%s path=%s mode=%04o run_as=%s",
+                      ENV_EX_CONFIG,
+                      log_q("DROVER_DATA_DIR: app processes (DROVER_RUN_AS) cannot reach their "
+                            "releases through this directory; make it searchable (chmod o+x) or "
+                            "choose another data dir"),
+                      log_q(path), (unsigned)(st.st_mode & 07777), log_q(cfg->run_as));
+        while (n > 1 && path[n - 1] != '/')
+            n--;
+        if (n <= 1)
+            break;
+        path[--n] = '\0';
+    }
+}
 
 static void
 load_node(struct env_errs *e, struct agt_config *cfg)
@@ -62,7 +136,7 @@ agt_config_load(struct agt_config *cfg)
         env_err(&e, "DROVER_DATA_DIR: '%s' must be an absolute path", cfg->data_dir);
     if (env_u64(&e, "DROVER_HEARTBEAT_MS", 1000, 50, 600000, &v) == 0)
         cfg->heartbeat_ms = (uint32_t)v;
-    env_reserved(&e, "DROVER_CLUSTER_KEY");
-    env_reserved(&e, "DROVER_API_TOKEN");
+    env_key(&e, "DROVER_CLUSTER_KEY", cfg->cluster_key);
+    load_run_as(&e, cfg);
     env_check(&e);
 }

@@ -6,9 +6,12 @@
  * One REQ socket carries register and sync, one request at a time: a REQ
  * socket cancels its outstanding request when a new one is sent, so a sync
  * wanted while one is in flight is remembered (again, dirty) and sent when
- * the reply arrives. NN_REQ_RESEND_IVL makes nanomsg resend a request whose
- * reply was lost. Every request is built from the current state when it is
- * sent, never queued as a delta. A SUB socket on the notify endpoint
+ * the reply arrives. nanomsg's own timed resend is off (NN_REQ_RESEND_IVL
+ * far out): it would resend the identical sealed bytes, which the controller
+ * refuses as a replay. Instead a request unanswered for RESEND_BEATS
+ * heartbeats is rebuilt, re-sealed and sent again (on_heartbeat). Every
+ * request is built from the current state when it is sent, never queued as
+ * a delta. A SUB socket on the notify endpoint
  * subscribed to "NODE\n" turns a notification into an immediate sync.
  *
  * Quiet heartbeats carry generation and digest only; a full report goes out
@@ -32,6 +35,9 @@
 #include "util.h"
 
 enum req_kind { K_REGISTER, K_SYNC };
+
+#define RESEND_BEATS 3
+#define NN_RESEND_OFF (24 * 3600 * 1000)
 
 struct agt_conn {
     struct agt *agt; /* borrowed */
@@ -236,13 +242,25 @@ on_reply(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
     Drover__Message *m = NULL;
     int rc = wire_open(nm->body, nm->len, &hdr, &m);
 
-    nnuv_msg_free(nm);
     c->inflight = false; /* whatever came back answered the request */
     if (rc < 0) {
-        log_warn("bad_message", "sock=agent err=%s version=%u sender=%s", log_q(wire_strerror(rc)),
-                 (unsigned)hdr.version, log_q(hdr.sender));
+        Drover__ErrorCode code;
+        char text[256];
+
+        /* An unsealed refusal says why we were refused (a wrong cluster
+         * key, most likely); it is only logged: anyone could forge one. */
+        if (wire_refusal_open(nm->body, nm->len, &code, text, sizeof text) == 0)
+            log_error("refused_by_controller", "request=%s code=%d reason=%s",
+                      c->kind == K_REGISTER ? "register" : "sync", (int)code, log_q(text));
+        else
+            log_warn("bad_message", "sock=agent err=%s version=%u sender=%s",
+                     log_q(wire_strerror(rc)), (unsigned)hdr.version, log_q(hdr.sender));
+        nnuv_msg_free(nm);
+        if (c->last)
+            agt_last_sync_done(c->agt);
         return;
     }
+    nnuv_msg_free(nm);
     switch (m->body_case) {
     case DROVER__MESSAGE__BODY_REGISTER_REP:
         if (c->kind == K_REGISTER)
@@ -303,10 +321,10 @@ on_heartbeat(uv_timer_t *t)
 {
     struct agt_conn *c = t->data;
 
-    /* nanomsg resends a request in flight by itself; but one that stays
-     * unanswered for long carries stale state: replace it (sending on a REQ
+    /* A request unanswered for a few heartbeats was lost, or carries stale
+     * state: replace it with a fresh one, freshly sealed (sending on a REQ
      * socket cancels the previous request). */
-    if (c->inflight && uv_now(c->loop) - c->inflight_at >= 5ull * c->heartbeat_ms)
+    if (c->inflight && uv_now(c->loop) - c->inflight_at >= (uint64_t)RESEND_BEATS * c->heartbeat_ms)
         c->inflight = false;
     if (!c->inflight)
         send_next(c);
@@ -334,7 +352,7 @@ agt_conn_new(struct agt *a, int *err)
     c->loop = agt_loop(a);
     c->cfg = agt_cfg(a);
     c->heartbeat_ms = c->cfg->heartbeat_ms;
-    ivl = (int)c->heartbeat_ms;
+    ivl = NN_RESEND_OFF;
     c->req = nnuv_new(c->loop, AF_SP, NN_REQ, on_reply, c, &rc);
     if (!c->req)
         goto out;

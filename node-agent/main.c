@@ -3,17 +3,45 @@
  * main.c: drover-agent starts here: configuration, the loop, the agent.
  * Everything else is in the files named in agt.h.
  */
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "agt.h"
 #include "log.h"
 
+/*
+ * Whatever descriptors we inherited beyond stdin, stdout and stderr (a
+ * careless parent, a supervisor's socket) must not reach app processes:
+ * mark them close-on-exec before anything else opens. libuv, nanomsg and
+ * libarchive open their own with O_CLOEXEC.
+ */
+static void
+cloexec_inherited(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        int fd = atoi(de->d_name);
+
+        if (fd > 2 && fd != dirfd(d))
+            fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+    }
+    closedir(d);
+}
+
 static const char usage[] =
     "usage: drover-agent\n"
-    "Configured only by the environment: DROVER_JOIN, DROVER_NODE_NAME, DROVER_ADVERTISE,\n"
-    "DROVER_PORT_RANGE, DROVER_CAPACITY, DROVER_DATA_DIR, DROVER_HEARTBEAT_MS (see README).\n";
+    "Configured only by the environment: DROVER_CLUSTER_KEY (required), DROVER_JOIN,\n"
+    "DROVER_NODE_NAME, DROVER_ADVERTISE, DROVER_PORT_RANGE, DROVER_CAPACITY, DROVER_DATA_DIR,\n"
+    "DROVER_HEARTBEAT_MS, DROVER_RUN_AS (see README).\n";
 
 int
 main(int argc, char **argv)
@@ -29,6 +57,8 @@ main(int argc, char **argv)
         fputs(usage, help ? stdout : stderr);
         return help ? EXIT_SUCCESS : 2;
     }
+    cloexec_inherited();
+    umask(022); /* releases must be readable by DROVER_RUN_AS */
     log_init("agent");
     agt_config_load(&cfg); /* exits 78 on any bad variable */
     rc = uv_loop_init(&loop);
@@ -38,6 +68,7 @@ main(int argc, char **argv)
     if (!a)
         log_fatal(1, "start_failed", "data_dir=%s err=%s", log_q(cfg.data_dir),
                   log_q(uv_strerror(rc)));
+    agt_config_check_dirs(&cfg);
     rc = agt_start(a);
     if (rc < 0)
         log_fatal(1, "start_failed", "err=%s", log_q(uv_strerror(rc)));

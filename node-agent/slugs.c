@@ -18,6 +18,11 @@
  * the restart backoff schedule for as long as an instance still wants them.
  * Entries are never freed before agt_slugs_close: one per SHA and release
  * seen since start, a few hundred bytes each.
+ *
+ * nanomsg's timed resend is off: it would resend identical sealed bytes,
+ * which the controller refuses as a replay. A SlugReq unanswered for two
+ * heartbeats (or answered with something that does not open) is re-sealed
+ * and sent again by the tick.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +43,7 @@
 #include "util.h"
 
 #define TICK_MS 1000
+#define NN_RESEND_OFF (24 * 3600 * 1000)
 
 enum fetch_st { F_QUEUED, F_FETCHING, F_VERIFYING, F_READY, F_FAILED };
 enum rel_st { R_WAIT, R_UNPACKING, R_READY, R_FAILED };
@@ -73,6 +79,8 @@ struct agt_slugs {
     struct rel *rels;
     struct fetch *active; /* the one on the socket */
     bool writing;         /* a chunk write is in flight */
+    bool waiting;         /* a SlugReq is unanswered */
+    uint64_t sent_at;     /* now_ms() when it was sent */
     uv_timer_t tick;
     int pending; /* work and fs requests in flight, plus the tick timer */
     bool closing;
@@ -386,6 +394,8 @@ send_req(struct agt_slugs *s, struct fetch *f)
     if (rc == 0)
         rc = nnuv_send(s->sock, buf, len);
     free(buf);
+    s->waiting = rc == 0;
+    s->sent_at = now_ms();
     return rc;
 }
 
@@ -492,7 +502,9 @@ on_msg(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
     int rc = wire_open(nm->body, nm->len, &hdr, &m);
 
     nnuv_msg_free(nm);
+    s->waiting = false;
     if (rc < 0) {
+        /* The tick asks again. */
         log_warn("bad_message", "sock=slug err=%s version=%u", log_q(wire_strerror(rc)),
                  (unsigned)hdr.version);
         return;
@@ -572,6 +584,14 @@ on_tick(uv_timer_t *t)
 {
     struct agt_slugs *s = t->data;
     uint64_t now = now_ms();
+
+    /* The request on the socket was lost, or its answer did not open. */
+    if (s->active && !s->writing &&
+        (!s->waiting || now - s->sent_at >= 2ull * s->cfg->heartbeat_ms)) {
+        log_debug("slug_resend", "sha=%s offset=%" PRIu64, s->active->sha, s->active->offset);
+        if (send_req(s, s->active) < 0)
+            fetch_fail(s, s->active, -EIO, "cannot send SlugReq");
+    }
 
     for (struct fetch *f = s->fetches; f; f = f->next) {
         if (f->st != F_FAILED || f->retry_at > now || !sha_wanted(s, f->sha))
@@ -679,7 +699,7 @@ agt_slugs_new(struct agt *a, int *err)
     struct agt_slugs *s = calloc(1, sizeof *s);
     const struct agt_config *cfg = agt_cfg(a);
     char dir[PATH_MAX];
-    int ivl = (int)cfg->heartbeat_ms * 2;
+    int ivl = NN_RESEND_OFF;
     int rc = -ENOMEM;
 
     if (!s)

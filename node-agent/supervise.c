@@ -346,6 +346,13 @@ spawn(struct agt_inst *i)
     o.env = env;
     o.cwd = i->dir;
     o.flags = UV_PROCESS_DETACHED; /* setsid: its own session and process group */
+    if (agt_cfg(i->agt)->drop) {
+        /* Root agent: the process runs as DROVER_RUN_AS; libuv also drops
+         * supplementary groups (setgroups(0)) before setgid/setuid. */
+        o.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+        o.uid = (uv_uid_t)agt_cfg(i->agt)->run_uid;
+        o.gid = (uv_gid_t)agt_cfg(i->agt)->run_gid;
+    }
     o.stdio_count = 3;
     o.stdio = io;
     o.exit_cb = on_exit_cb;

@@ -55,6 +55,7 @@ h_init(struct h_cluster *c, const char *test, int base_port)
     memset(c, 0, sizeof(*c));
     snprintf(c->dir, sizeof(c->dir), "/tmp/drover-it-%s.XXXXXX", test);
     cr_assert_not_null(mkdtemp(c->dir), "mkdtemp: %s", strerror(errno));
+    chmod(c->dir, 0755);
     c->base_port = base_port;
     snprintf(c->api, sizeof(c->api), "tcp://127.0.0.1:%d", base_port);
     snprintf(c->join, sizeof(c->join), "tcp://127.0.0.1:%d", base_port + 1);
@@ -134,8 +135,10 @@ h_start_controller(struct h_cluster *c, const char *const *extra_env)
     snprintf(data, sizeof(data), "DROVER_DATA_DIR=%s/controller", c->dir);
     snprintf(api, sizeof(api), "DROVER_API_LISTEN=%s", c->api);
     snprintf(agents, sizeof(agents), "DROVER_AGENT_LISTEN=%s", c->join);
-    const char *base[] = {data, api, agents, NULL};
-    return start(c, "controller", "drover-controller", make_env(base, extra_env));
+    const char *base[] = {
+        data, api, agents, "DROVER_CLUSTER_KEY=" H_CLUSTER_KEY, "DROVER_API_TOKEN=" H_API_TOKEN,
+        NULL};
+    return start(c, "controller", "drover-controller", make_env(extra_env, base));
 }
 
 int
@@ -147,8 +150,8 @@ h_start_agent(struct h_cluster *c, const char *node, const char *port_range,
     snprintf(name, sizeof(name), "DROVER_NODE_NAME=%s", node);
     snprintf(join, sizeof(join), "DROVER_JOIN=%s", c->join);
     snprintf(range, sizeof(range), "DROVER_PORT_RANGE=%s", port_range);
-    const char *base[] = {data, name, join, range, NULL};
-    return start(c, node, "drover-agent", make_env(base, extra_env));
+    const char *base[] = {data, name, join, range, "DROVER_CLUSTER_KEY=" H_CLUSTER_KEY, NULL};
+    return start(c, node, "drover-agent", make_env(extra_env, base));
 }
 
 static char *
@@ -208,6 +211,13 @@ read_all_fd(int fd)
 int
 h_cli(struct h_cluster *c, char **out, char **err, const char *const *args)
 {
+    return h_cli_env(c, out, err, NULL, args);
+}
+
+int
+h_cli_env(struct h_cluster *c, char **out, char **err, const char *const *extra,
+          const char *const *args)
+{
     char path[512], ctl[96];
     const char *argv[32];
     int o[2], e[2], status, n = 0;
@@ -216,7 +226,7 @@ h_cli(struct h_cluster *c, char **out, char **err, const char *const *args)
 
     snprintf(path, sizeof(path), "%s/drover", bin_dir());
     snprintf(ctl, sizeof(ctl), "DROVER_CONTROLLER=%s", c->api);
-    const char *env[] = {ctl, "DROVER_TIMEOUT_MS=5000", NULL};
+    const char *env[] = {ctl, "DROVER_TIMEOUT_MS=5000", "DROVER_API_TOKEN=" H_API_TOKEN, NULL};
     argv[n++] = "drover";
     for (; *args != NULL && n < 31; args++)
         argv[n++] = *args;
@@ -232,7 +242,7 @@ h_cli(struct h_cluster *c, char **out, char **err, const char *const *args)
         close(e[0]);
         int devnull = open("/dev/null", O_RDONLY);
         dup2(devnull, 0);
-        execve(path, (char **)argv, make_env(env, NULL));
+        execve(path, (char **)argv, make_env(extra, env));
         _exit(127);
     }
     close(o[1]);

@@ -14,6 +14,12 @@
 
 #define H_MAX_PROCS 16
 
+/* Every daemon the harness starts gets this cluster key and the controller
+ * this API token; h_cli presents the token. A test overrides them through
+ * extra_env (whose entries come first, so they win) or h_cli_env. */
+#define H_CLUSTER_KEY "5eed0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a09080706050403020"
+#define H_API_TOKEN "drover-integration-test-token"
+
 struct h_proc {
     pid_t pid; /* also its process group */
     char name[32];
@@ -29,11 +35,14 @@ struct h_cluster {
     int nprocs;
 };
 
-/* Make a fresh temp dir and pick endpoints from base_port. */
+/* Make a fresh temp dir (mode 0755: app processes run as DROVER_RUN_AS, when
+ * the tests run as root, and must reach their releases under it) and pick
+ * endpoints from base_port. */
 void h_init(struct h_cluster *c, const char *test, int base_port);
 
 /* Start the controller / an agent; returns its index in procs. extra_env:
- * NULL-terminated "K=V" list, may be NULL. */
+ * NULL-terminated "K=V" list, may be NULL; it comes before the harness's own
+ * settings, so it overrides them ("DROVER_API_TOKEN=" unsets one). */
 int h_start_controller(struct h_cluster *c, const char *const *extra_env);
 int h_start_agent(struct h_cluster *c, const char *node, const char *port_range,
                   const char *const *extra_env);
@@ -48,6 +57,9 @@ bool h_log_has(struct h_cluster *c, int idx, const char *needle);
  * exit code. out/err (may be NULL) get malloc'd stdout/stderr text.
  */
 int h_cli(struct h_cluster *c, char **out, char **err, const char *const *args);
+/* The same with extra environment first (overriding DROVER_API_TOKEN, say). */
+int h_cli_env(struct h_cluster *c, char **out, char **err, const char *const *env,
+              const char *const *args);
 
 /* SIGTERM a proc and wait (up to timeout) for it to exit; returns its
  * status as from waitpid, or -1 if it had to be killed. */
