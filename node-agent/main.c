@@ -13,7 +13,8 @@
 static const char usage[] =
     "usage: drover-agent\n"
     "Configured only by the environment: DROVER_JOIN, DROVER_NODE_NAME, DROVER_ADVERTISE,\n"
-    "DROVER_PORT_RANGE, DROVER_CAPACITY, DROVER_DATA_DIR, DROVER_HEARTBEAT_MS (see README).\n";
+    "DROVER_PORT_RANGE, DROVER_CAPACITY, DROVER_DATA_DIR, DROVER_HEARTBEAT_MS,\n"
+    "DROVER_LEAVE_TIMEOUT_MS (see README).\n";
 
 int
 main(int argc, char **argv)
@@ -42,8 +43,9 @@ main(int argc, char **argv)
     if (rc < 0)
         log_fatal(1, "start_failed", "err=%s", log_q(uv_strerror(rc)));
     uv_run(&loop, UV_RUN_DEFAULT);
+    rc = agt_exit_code(a);
     agt_free(a);
     if (uv_loop_close(&loop) < 0)
         log_warn("loop_busy", "err=%s", "handles_left_open");
-    return EXIT_SUCCESS;
+    return rc;
 }
