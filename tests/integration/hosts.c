@@ -13,6 +13,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <glob.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -68,10 +69,11 @@ have_ip(void)
     return run(NULL, 0, "ip -V") == 0;
 }
 
+/* Gone, or a zombie (a crashed run's test process may wait to be reaped). */
 static bool
 pid_dead(long pid)
 {
-    return pid > 0 && pid != getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+    return pid > 0 && pid != getpid() && !h_pid_alive((pid_t)pid);
 }
 
 /* SIGKILL every process in namespace ns; returns how many were signalled. */
@@ -112,11 +114,23 @@ empty_ns(const char *ns)
         h_msleep(20);
 }
 
-/* Whatever a crashed earlier run left: drh* names whose pid is dead. */
+/* Whatever a crashed earlier run left: drh* names whose pid is dead, and
+ * its directory /tmp/drover-it-drh<pid>-TEST.* (see hn_init). */
 static void
 remove_stale(void)
 {
     char out[8192], *line, *save = NULL;
+    glob_t g;
+
+    if (glob("/tmp/drover-it-drh*", 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            if (!pid_dead(strtol(g.gl_pathv[i] + strlen("/tmp/drover-it-drh"), NULL, 10)))
+                continue;
+            fprintf(stderr, "hosts: removing %s, left by a run that died\n", g.gl_pathv[i]);
+            run(NULL, 0, "rm -rf '%s'", g.gl_pathv[i]);
+        }
+        globfree(&g);
+    }
 
     if (run(out, sizeof(out), "ip netns list") == 0) {
         for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -180,7 +194,7 @@ hn_init(struct hn_cluster *c, const char *test, int nagents)
 {
     long pid = (long)getpid(); /* at most 7 digits (pid_max <= 2^22) */
     unsigned sub = (unsigned)(pid % 512);
-    char out[512];
+    char out[512], name[96];
 
     memset(c, 0, sizeof(*c));
     for (int i = 0; i < HN_MAX_HOSTS; i++)
@@ -193,7 +207,8 @@ hn_init(struct hn_cluster *c, const char *test, int nagents)
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     remove_stale();
 
-    h_init(&c->h, test, 7400);
+    snprintf(name, sizeof(name), "drh%ld-%s", pid, test);
+    h_init(&c->h, name, 7400);
     c->nhosts = nagents + 1;
     snprintf(c->bridge, sizeof(c->bridge), "drhbr%ld", pid);
     snprintf(c->net, sizeof(c->net), "198.%u.%u", 18 + sub / 256, sub % 256);
