@@ -9,10 +9,11 @@
  * Names carry the test process's pid so that concurrent runs never meet:
  * namespaces drh<pid>-c and drh<pid>-n<i>, bridge drhbr<pid>, veth ends
  * drh<pid>h<i>, addresses 198.18.<pid-derived>.0/24 (the bridge has no
- * address, so even equal subnets of two runs could not collide). hn_init
- * first removes whatever a crashed earlier run left (drh* names whose pid is
- * dead); hn_cleanup, called from the suite's .fini, removes everything of
- * this run even when an assertion failed. When the machine cannot do it
+ * address, so even equal subnets of two runs could not collide), temp dir
+ * /tmp/drover-it-drh<pid>-TEST.*. hn_init first removes whatever a crashed
+ * earlier run left (drh* names and dirs whose pid is dead or a zombie);
+ * hn_cleanup, called from the suite's .fini, removes everything of this run
+ * even when an assertion failed. When the machine cannot do it
  * (not root, no `ip`, no network namespaces) hn_init says why and skips the
  * test (cr_skip_test): a skip, never a pass.
  */
