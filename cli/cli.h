@@ -137,6 +137,9 @@ void cli_fmt_ms(uint64_t ms, char out[32]);
 void cli_fmt_formation(Drover__FormationEntry **f, size_t n, char *out, size_t outsz);
 /* A protobuf string field: NULL becomes "". */
 const char *cli_str(const char *s);
+/* For polling verbs: a monotonic clock, and a sleep that resumes after signals. */
+uint64_t cli_mono_ms(void);
+void cli_sleep_ms(unsigned ms);
 
 /* client.c: one REQ socket to the controller */
 struct cli_client;
@@ -194,5 +197,21 @@ int cli_cmd_ps(int argc, char **argv);
 
 /* cmd_nodes.c */
 int cli_cmd_nodes(int argc, char **argv);
+/* One node as a JSON object (nodes --json, status --json, nodes:* --json). */
+void cli_node_json(struct cli_json *j, const Drover__NodeInfo *n);
+/* "agent leaving, 2 running until replaced, 1 stopping, 3 lost", or "". */
+void cli_node_notes(const Drover__NodeInfo *n, char *out, size_t outsz);
+/* The nodes as a table on stdout, each line after indent (may be NULL). */
+int cli_nodes_table(Drover__NodeInfo **nodes, size_t n, const char *indent);
+
+/* cmd_node_admin.c: nodes:cordon, nodes:uncordon, nodes:drain */
+int cli_cmd_nodes_cordon(int argc, char **argv);
+int cli_cmd_nodes_uncordon(int argc, char **argv);
+int cli_cmd_nodes_drain(int argc, char **argv);
+
+/* cmd_status.c */
+int cli_cmd_status(int argc, char **argv);
+/* Fetch the cluster's status (StatusReq). 0 or as cli_call. */
+int cli_status_get(struct cli_client *c, Drover__Message **rep);
 
 #endif

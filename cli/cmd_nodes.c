@@ -1,12 +1,70 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cmd_nodes.c: `drover nodes` — the cluster's machines.
+ * cmd_nodes.c: `drover nodes` — the cluster's machines. The JSON object and
+ * the notes column of one node are shared with `drover status` and the
+ * nodes:* verbs.
  */
 #include <errno.h>
+#include <string.h>
 
 #include "cli.h"
 #include "util.h"
 #include "wire.h"
+
+void
+cli_node_json(struct cli_json *j, const Drover__NodeInfo *n)
+{
+    cli_json_begin_object(j);
+    cli_json_key(j, "name");
+    cli_json_string(j, cli_str(n->name));
+    cli_json_key(j, "address");
+    cli_json_string(j, cli_str(n->address));
+    cli_json_key(j, "state");
+    cli_json_string(j, cli_str(n->state));
+    cli_json_key(j, "instances");
+    cli_json_uint(j, n->instances);
+    cli_json_key(j, "capacity");
+    cli_json_uint(j, n->capacity);
+    cli_json_key(j, "port_min");
+    cli_json_uint(j, n->port_min);
+    cli_json_key(j, "port_max");
+    cli_json_uint(j, n->port_max);
+    cli_json_key(j, "last_seen");
+    cli_json_time(j, n->last_seen_ms);
+    cli_json_key(j, "draining");
+    cli_json_uint(j, n->draining);
+    cli_json_key(j, "evicting");
+    cli_json_uint(j, n->evicting);
+    cli_json_key(j, "lost");
+    cli_json_uint(j, n->lost);
+    cli_json_key(j, "leaving");
+    cli_json_bool(j, n->leaving);
+    cli_json_end_object(j);
+}
+
+void
+cli_node_notes(const Drover__NodeInfo *n, char *out, size_t outsz)
+{
+    size_t used = 0;
+
+    out[0] = '\0';
+#define NOTE(...)                                                                                  \
+    do {                                                                                           \
+        if (used < outsz)                                                                          \
+            used += (size_t)snprintf(out + used, outsz - used, "%s", used ? ", " : "");            \
+        if (used < outsz)                                                                          \
+            used += (size_t)snprintf(out + used, outsz - used, __VA_ARGS__);                       \
+    } while (0)
+    if (n->leaving)
+        NOTE("agent leaving");
+    if (n->evicting > 0)
+        NOTE("%u running until replaced", n->evicting);
+    if (n->draining > 0)
+        NOTE("%u stopping", n->draining);
+    if (n->lost > 0)
+        NOTE("%u lost", n->lost);
+#undef NOTE
+}
 
 static void
 nodes_json(Drover__NodesRep *r)
@@ -15,64 +73,41 @@ nodes_json(Drover__NodesRep *r)
 
     cli_json_init(&j, stdout);
     cli_json_begin_array(&j);
-    for (size_t i = 0; i < r->n_nodes; i++) {
-        Drover__NodeInfo *n = r->nodes[i];
-
-        cli_json_begin_object(&j);
-        cli_json_key(&j, "name");
-        cli_json_string(&j, cli_str(n->name));
-        cli_json_key(&j, "address");
-        cli_json_string(&j, cli_str(n->address));
-        cli_json_key(&j, "state");
-        cli_json_string(&j, cli_str(n->state));
-        cli_json_key(&j, "instances");
-        cli_json_uint(&j, n->instances);
-        cli_json_key(&j, "capacity");
-        cli_json_uint(&j, n->capacity);
-        cli_json_key(&j, "port_min");
-        cli_json_uint(&j, n->port_min);
-        cli_json_key(&j, "port_max");
-        cli_json_uint(&j, n->port_max);
-        cli_json_key(&j, "last_seen");
-        cli_json_time(&j, n->last_seen_ms);
-        cli_json_end_object(&j);
-    }
+    for (size_t i = 0; i < r->n_nodes; i++)
+        cli_node_json(&j, r->nodes[i]);
     cli_json_end_array(&j);
     cli_json_end(&j);
 }
 
-static int
-nodes_human(Drover__NodesRep *r)
+int
+cli_nodes_table(Drover__NodeInfo **nodes, size_t n, const char *indent)
 {
-    static const char *const head[] = {"NAME",      "ADDRESS", "STATE",
-                                       "INSTANCES", "PORTS",   "LAST SEEN"};
+    static const char *const head[] = {"NAME",  "ADDRESS",   "STATE", "INSTANCES",
+                                       "PORTS", "LAST SEEN", "NOTES"};
     uint64_t now = now_ms();
     struct cli_table *t;
     int rc;
 
-    if (r->n_nodes == 0) {
-        printf("No nodes have joined yet. Start drover-agent with DROVER_JOIN set.\n");
-        return 0;
-    }
-    t = cli_table_new(6);
+    t = cli_table_new(7);
     if (t == NULL)
         return -ENOMEM;
     rc = cli_table_row(t, head);
-    for (size_t i = 0; i < r->n_nodes && rc == 0; i++) {
-        Drover__NodeInfo *n = r->nodes[i];
-        char inst[32], ports[32], seen[32];
-        const char *row[6] = {
-            cli_str(n->name), cli_str(n->address), cli_str(n->state), inst, ports, seen};
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        Drover__NodeInfo *x = nodes[i];
+        char inst[32], ports[32], seen[32], notes[160];
+        const char *row[7] = {
+            cli_str(x->name), cli_str(x->address), cli_str(x->state), inst, ports, seen, notes};
 
-        snprintf(inst, sizeof(inst), "%u/%u", n->instances, n->capacity);
-        snprintf(ports, sizeof(ports), "%u-%u", n->port_min, n->port_max);
-        cli_fmt_ago(n->last_seen_ms, now, seen);
+        snprintf(inst, sizeof(inst), "%u/%u", x->instances, x->capacity);
+        snprintf(ports, sizeof(ports), "%u-%u", x->port_min, x->port_max);
+        cli_fmt_ago(x->last_seen_ms, now, seen);
         if (seen[0] == '\0')
             seen[0] = '-', seen[1] = '\0';
+        cli_node_notes(x, notes, sizeof(notes));
         rc = cli_table_row(t, row);
     }
     if (rc == 0)
-        cli_table_print(t, stdout, NULL);
+        cli_table_print(t, stdout, indent);
     cli_table_free(t);
     return rc;
 }
@@ -98,7 +133,9 @@ cli_cmd_nodes(int argc, char **argv)
     if (rc == 0) {
         if (json)
             nodes_json(rep->nodes_rep);
-        else if (nodes_human(rep->nodes_rep) < 0)
+        else if (rep->nodes_rep->n_nodes == 0)
+            printf("No nodes have joined yet. Start drover-agent with DROVER_JOIN set.\n");
+        else if (cli_nodes_table(rep->nodes_rep->nodes, rep->nodes_rep->n_nodes, NULL) < 0)
             rc = cli_fail("out of memory");
     }
     if (rep != NULL)

@@ -4,6 +4,7 @@
  * formations. Machine output (--json) uses RFC 3339 with milliseconds from
  * common/util.h instead; these are for eyes.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -84,4 +85,22 @@ const char *
 cli_str(const char *s)
 {
     return s != NULL ? s : "";
+}
+
+uint64_t
+cli_mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void
+cli_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
 }

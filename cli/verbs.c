@@ -46,8 +46,27 @@ static const struct cli_verb verbs[] = {
      cli_cmd_ps},
     {"nodes", "[--json]", "list the cluster's nodes",
      "  --json        machine output: [{name, address, state, instances, capacity,\n"
-     "                port_min, port_max, last_seen}]\n",
+     "                port_min, port_max, last_seen, draining, evicting, lost, leaving}]\n",
      cli_cmd_nodes},
+    {"nodes:cordon", "NODE", "stop placing new instances on NODE (what runs there stays)", NULL,
+     cli_cmd_nodes_cordon},
+    {"nodes:uncordon", "NODE", "let NODE take new instances again (also cancels a drain)", NULL,
+     cli_cmd_nodes_uncordon},
+    {"nodes:drain", "NODE [--timeout SECONDS] [--no-wait]",
+     "move every instance off NODE, each once its replacement is up elsewhere",
+     "  --timeout SECONDS    how long to wait for NODE to be empty (default 300);\n"
+     "                       the node stays draining either way\n"
+     "  --no-wait            return once the drain has begun\n"
+     "  Progress is printed as it changes; a replacement that has nowhere to go\n"
+     "  keeps its original running, and is shown as waiting for a place.\n",
+     cli_cmd_nodes_drain},
+    {"status", "[--json]",
+     "the cluster on one screen: nodes, apps, desired vs up, what needs attention",
+     "  --json        machine output: {nodes: [as nodes --json], apps: [{name, release,\n"
+     "                types: [{type, desired, up, starting, pending, crashed, lost,\n"
+     "                draining, evicting}], attention: [{name, type, state, node, port,\n"
+     "                release, reason}]}]}\n",
+     cli_cmd_status},
 };
 
 static const char environment[] =
@@ -71,9 +90,10 @@ cli_verb_find(const char *name)
 void
 cli_help(FILE *out)
 {
-    fprintf(out, "Usage: drover VERB [ARGS]\n\n"
-                 "drover drives a drover cluster: apps, config, deploys, scaling, processes.\n\n"
-                 "Verbs:\n");
+    fprintf(out,
+            "Usage: drover VERB [ARGS]\n\n"
+            "drover drives a drover cluster: apps, config, deploys, scaling, processes, nodes.\n\n"
+            "Verbs:\n");
     for (size_t i = 0; i < ARRAY_SIZE(verbs); i++) {
         char head[96];
 

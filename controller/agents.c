@@ -16,7 +16,19 @@
  * become lost (stopping, so they leave its set: when it comes back its agent
  * drains them) and their apps are reconciled at once, which replaces them on
  * live nodes. Lost instances are deleted when the node's next full report
- * does not have them.
+ * does not have them. The timeout counts from the last message heard in this
+ * run of the controller, or from its start (store.c gives every stored node a
+ * fresh grace period): a controller that was away does not blame the nodes.
+ *
+ * Names: a register with another boot_id for a node heard from within the
+ * timeout is refused (ERR_CONFLICT), unless it names that boot_id as its
+ * previous one: that is the same agent (same data dir) restarted, taking its
+ * node back, not a second host with the same name.
+ *
+ * Leaving: a sync with leaving set (the agent got SIGTERM) makes the node
+ * draining until the agent is gone; reconcile.c then replaces its instances
+ * elsewhere and takes each out of the node's set once its replacement is up.
+ * The agent drains what it runs once its set is empty.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -99,6 +111,9 @@ apply_report(struct ctl_model *m, struct ctl_node *n, Drover__InstanceReport **v
             ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_PENDING, r->since_ms);
         else if (r->state != DROVER__INSTANCE_STATE__ST_UNKNOWN)
             ctl_inst_set_state(m, in, r->state, r->since_ms);
+        /* A replacement came up: an evicted instance may stop now. */
+        if (in->state == DROVER__INSTANCE_STATE__ST_UP && m->ndraining > 0 && !in->stopping)
+            ctl_app_want_reconcile(m, in->app);
         if (in->pid != r->pid || in->restarts != r->restarts || in->exit_code != r->exit_code ||
             in->exit_signal != r->exit_signal || in->since_ms != r->since_ms) {
             in->pid = r->pid;
@@ -139,6 +154,8 @@ register_invalid(const Drover__RegisterReq *r)
         return "capacity must be 1..100000";
     if (!str_ok(r->boot_id, 1, CTL_BOOT_ID_MAX))
         return "boot_id must be 1..63 characters";
+    if (!str_ok(r->previous_boot_id, 0, CTL_BOOT_ID_MAX))
+        return "previous_boot_id longer than 63 characters";
     if (r->n_labels > LABELS_MAX)
         return "too many labels";
     for (i = 0; i < r->n_labels; i++) {
@@ -167,11 +184,15 @@ agent_register(struct ctl *ctl, struct nnuv_msg *req, const Drover__RegisterReq 
     }
 
     n = ctl_node_find(m, r->node);
-    if (n != NULL && strcmp(n->boot_id, r->boot_id) != 0 && n->state != CTL_NODE_DOWN &&
+    if (n != NULL && strcmp(n->boot_id, r->boot_id) != 0 &&
+        strcmp(n->boot_id, r->previous_boot_id) != 0 && n->state != CTL_NODE_DOWN &&
         n->heard_ms != 0 && now - n->heard_ms < ctl->cfg.node_timeout_ms) {
-        log_warn("node_conflict", "node=%s address=%s", n->name, log_q(r->address));
+        log_warn("node_conflict", "node=%s address=%s holder=%s", n->name, log_q(r->address),
+                 log_q(n->address));
         ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_CONFLICT,
-                        "node name %s is already taken by a live agent", r->node);
+                        "node name %s is already taken by a live agent at %s; give this agent "
+                        "another DROVER_NODE_NAME",
+                        r->node, n->address);
         return;
     }
     if (n == NULL) {
@@ -188,9 +209,10 @@ agent_register(struct ctl *ctl, struct nnuv_msg *req, const Drover__RegisterReq 
         return;
     }
     strcpy(n->address, r->address);
+    /* A new boot of the agent is not leaving (the old one may have been). */
+    ctl_node_update(m, n, false, n->admin, strcmp(n->boot_id, r->boot_id) == 0 && n->leaving);
     strcpy(n->boot_id, r->boot_id);
     n->capacity = r->capacity;
-    n->state = CTL_NODE_READY;
     n->last_seen_ms = n->heard_ms = now;
     n->have_digest = false;
     ctl_node_touch(m, n);
@@ -318,11 +340,12 @@ agent_sync(struct ctl *ctl, struct nnuv_msg *req, const Drover__SyncReq *r)
         return;
     }
     n->last_seen_ms = n->heard_ms = now;
-    if (n->state == CTL_NODE_DOWN) {
-        n->state = CTL_NODE_READY;
-        ctl_node_touch(m, n);
-        m->capacity_changed = true;
+    if (n->state == CTL_NODE_DOWN)
         log_info("node_up", "node=%s", n->name);
+    if (n->state == CTL_NODE_DOWN || n->leaving != r->leaving) {
+        if (r->leaving && !n->leaving)
+            log_info("node_leaving", "node=%s instances=%u", n->name, n->nlive);
+        ctl_node_update(m, n, false, n->admin, r->leaving);
     }
     if (r->full) {
         apply_report(m, n, r->instances, r->n_instances);
@@ -388,36 +411,23 @@ agents_recv(struct nnuv *s, struct nnuv_msg *req, void *arg)
 /* ---- node timeout ---- */
 
 static void
-node_down(struct ctl *ctl, struct ctl_node *n, uint64_t now, struct ctl_app ***apps, size_t *napps,
-          size_t *cap)
+node_down(struct ctl *ctl, struct ctl_node *n, uint64_t now)
 {
     struct ctl_model *m = ctl->model;
     struct ctl_instance *in;
 
     log_warn("node_down", "node=%s silent_ms=%llu instances=%u", n->name,
              (unsigned long long)(now - n->last_seen_ms), n->nlive);
-    n->state = CTL_NODE_DOWN;
-    ctl_node_touch(m, n);
+    ctl_node_update(m, n, true, n->admin, n->leaving);
     LIST_FOREACH(in, &n->instances, node_link)
     {
         if (in->stopping)
             continue;
         ctl_inst_stop(m, in); /* placed: never frees in */
         ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_LOST, now);
-        if (!in->app->reconcile) {
-            if (*napps == *cap) {
-                size_t nc = *cap ? *cap * 2 : 16;
-                struct ctl_app **v = realloc(*apps, nc * sizeof(*v));
-
-                if (v == NULL)
-                    continue;
-                *apps = v;
-                *cap = nc;
-            }
-            in->app->reconcile = true;
-            (*apps)[(*napps)++] = in->app;
-        }
+        ctl_app_want_reconcile(m, in->app); /* replaced by ctl_commit's settle */
     }
+    ctl_node_forget_lost(m, n);
 }
 
 static void
@@ -425,25 +435,19 @@ node_tick(uv_timer_t *t)
 {
     struct ctl *ctl = t->data;
     struct ctl_model *m = ctl->model;
-    struct ctl_app **apps = NULL;
-    size_t napps = 0, cap = 0, i;
     uint64_t now = now_ms();
     bool changed = false;
+    size_t i;
 
     for (i = 0; i < m->nnodes; i++) {
         struct ctl_node *n = m->node_v[i];
 
         if (n->state != CTL_NODE_DOWN && now > n->last_seen_ms &&
             now - n->last_seen_ms > ctl->cfg.node_timeout_ms) {
-            node_down(ctl, n, now, &apps, &napps, &cap);
+            node_down(ctl, n, now);
             changed = true;
         }
     }
-    for (i = 0; i < napps; i++) {
-        if (ctl_reconcile_app(m, apps[i], now) < 0)
-            log_error("reconcile_failed", "app=%s", apps[i]->name);
-    }
-    free(apps);
     if (changed)
         ctl_commit(ctl);
 }

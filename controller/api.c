@@ -608,27 +608,7 @@ api_ps(struct api_req *q, const Drover__PsReq *r)
     if (pr->instances == NULL)
         return oom(q);
     for (i = 0; i < n; i++) {
-        const struct ctl_release *rel = ctl_release_get(a, v[i]->release);
-        const struct ctl_ptype *pt = rel != NULL ? ctl_release_type(rel, v[i]->type) : NULL;
-
-        in = v[i];
-        drover__instance_info__init(&ii[i]);
-        ii[i].id = in->id;
-        ii[i].name = ctl_arena_printf(q->ar, "%s.%u", in->type, in->idx);
-        ii[i].type = in->type;
-        ii[i].state = (char *)ctl_inst_state_name(in);
-        ii[i].node = in->node != NULL ? in->node->name : "";
-        ii[i].host = in->node != NULL ? in->node->address : "";
-        ii[i].port = in->port;
-        ii[i].release = in->release;
-        ii[i].restarts = in->restarts;
-        ii[i].pid = in->pid;
-        ii[i].exit_code = in->exit_code;
-        ii[i].exit_signal = in->exit_signal;
-        ii[i].since_ms = in->since_ms;
-        ii[i].reason = in->reason;
-        ii[i].command = pt != NULL ? pt->command : "";
-        if (ii[i].name == NULL)
+        if (ctl_view_inst(q->ar, v[i], &ii[i]) < 0)
             return oom(q);
         pr->instances[i] = &ii[i];
     }
@@ -639,47 +619,78 @@ api_ps(struct api_req *q, const Drover__PsReq *r)
 }
 
 static int
-node_cmp(const void *x, const void *y)
+api_nodes(struct api_req *q, const Drover__NodesReq *r)
 {
-    const struct ctl_node *const *a = x, *const *b = y;
+    Drover__NodesRep *nr = ctl_arena_alloc(q->ar, sizeof(*nr));
 
-    return strcmp((*a)->name, (*b)->name);
+    (void)r;
+    if (nr == NULL)
+        return oom(q);
+    drover__nodes_rep__init(nr);
+    nr->nodes = ctl_view_nodes(q->ar, q->ctl->model, &nr->n_nodes);
+    if (nr->nodes == NULL)
+        return oom(q);
+    q->rep.body_case = DROVER__MESSAGE__BODY_NODES_REP;
+    q->rep.nodes_rep = nr;
+    return 0;
+}
+
+/*
+ * Cordon, uncordon, drain. Draining marks every live instance on the node for
+ * eviction: reconcile.c places replacements elsewhere and stops each evicted
+ * instance once its replacement is up (ctl_commit runs it before the reply).
+ * A node that is down when drained has nothing running to wait for: its lost
+ * instances, already replaced, are forgotten.
+ */
+static int
+api_node_state(struct api_req *q, const Drover__NodeStateReq *r)
+{
+    struct ctl_model *m = q->ctl->model;
+    enum ctl_node_state admin;
+    struct ctl_node *n;
+    Drover__NodeRep *nr;
+    Drover__NodeInfo *ni;
+
+    if (!str_ok(r->node, NODE_NAME_MAX) || !name_node_valid(r->node))
+        return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
+                    "invalid node name (want [A-Za-z0-9][A-Za-z0-9._-], at most 63 characters)");
+    if (!str_ok(r->state, 16) || ctl_node_state_parse(r->state, &admin) < 0 ||
+        admin == CTL_NODE_DOWN)
+        return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
+                    "node state must be ready, cordoned or draining");
+    n = ctl_node_find(m, r->node);
+    if (n == NULL)
+        return fail(q, DROVER__ERROR_CODE__ERR_NOT_FOUND, "no node %s", r->node);
+    if (n->admin != admin)
+        log_info("node_admin", "node=%s from=%s to=%s", n->name, ctl_node_state_name(n->admin),
+                 ctl_node_state_name(admin));
+    ctl_node_update(m, n, n->state == CTL_NODE_DOWN, admin, n->leaving);
+    ctl_node_forget_lost(m, n);
+    nr = ctl_arena_alloc(q->ar, sizeof(*nr));
+    ni = ctl_arena_alloc(q->ar, sizeof(*ni));
+    if (nr == NULL || ni == NULL)
+        return oom(q);
+    /* Reconcile now, so that the reply already counts the evictions. */
+    if (ctl_settle(m, now_ms()) < 0)
+        log_error("settle_failed", "node=%s", n->name);
+    drover__node_rep__init(nr);
+    ctl_view_node(n, ni);
+    nr->node = ni;
+    q->rep.body_case = DROVER__MESSAGE__BODY_NODE_REP;
+    q->rep.node_rep = nr;
+    return 0;
 }
 
 static int
-api_nodes(struct api_req *q, const Drover__NodesReq *r)
+api_status(struct api_req *q, const Drover__StatusReq *r)
 {
-    struct ctl_model *m = q->ctl->model;
-    Drover__NodesRep *nr = ctl_arena_alloc(q->ar, sizeof(*nr));
-    struct ctl_node **v = ctl_arena_alloc(q->ar, (m->nnodes + 1) * sizeof(*v));
-    Drover__NodeInfo *ni = ctl_arena_alloc(q->ar, (m->nnodes + 1) * sizeof(*ni));
-    size_t i;
+    Drover__StatusRep *sr = ctl_arena_alloc(q->ar, sizeof(*sr));
 
     (void)r;
-    if (nr == NULL || v == NULL || ni == NULL)
+    if (sr == NULL || ctl_view_status(q->ar, q->ctl->model, sr) < 0)
         return oom(q);
-    drover__nodes_rep__init(nr);
-    nr->nodes = ctl_arena_alloc(q->ar, (m->nnodes + 1) * sizeof(*nr->nodes));
-    if (nr->nodes == NULL)
-        return oom(q);
-    if (m->nnodes > 0)
-        memcpy(v, m->node_v, m->nnodes * sizeof(*v));
-    qsort(v, m->nnodes, sizeof(*v), node_cmp);
-    for (i = 0; i < m->nnodes; i++) {
-        drover__node_info__init(&ni[i]);
-        ni[i].name = v[i]->name;
-        ni[i].address = v[i]->address;
-        ni[i].state = (char *)ctl_node_state_name(v[i]->state);
-        ni[i].instances = v[i]->ninst;
-        ni[i].capacity = v[i]->capacity;
-        ni[i].port_min = v[i]->port_min;
-        ni[i].port_max = v[i]->port_max;
-        ni[i].last_seen_ms = v[i]->last_seen_ms;
-        nr->nodes[i] = &ni[i];
-    }
-    nr->n_nodes = m->nnodes;
-    q->rep.body_case = DROVER__MESSAGE__BODY_NODES_REP;
-    q->rep.nodes_rep = nr;
+    q->rep.body_case = DROVER__MESSAGE__BODY_STATUS_REP;
+    q->rep.status_rep = sr;
     return 0;
 }
 
@@ -885,6 +896,14 @@ ctl_api_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m)
     case DROVER__MESSAGE__BODY_NODES_REQ:
         q.what = "nodes";
         rc = api_nodes(&q, m->nodes_req);
+        break;
+    case DROVER__MESSAGE__BODY_NODE_STATE_REQ:
+        q.what = "node_state";
+        rc = api_node_state(&q, m->node_state_req);
+        break;
+    case DROVER__MESSAGE__BODY_STATUS_REQ:
+        q.what = "status";
+        rc = api_status(&q, m->status_req);
         break;
     default:
         log_warn("bad_message", "sock=api reason=unexpected_type type=%d", (int)m->body_case);

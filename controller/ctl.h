@@ -97,19 +97,31 @@ struct ctl_app {
     /* Write-through: which parts differ from the store. */
     bool dirty_row, dirty_config, dirty_formation;
     bool queued;    /* on model->dirty_apps */
-    bool reconcile; /* needs a reconcile before the next commit */
+    bool reconcile; /* on model->reconcile: reconcile before the next commit */
     TAILQ_ENTRY(ctl_app) dirty_link;
+    TAILQ_ENTRY(ctl_app) reconcile_link;
 };
 
 enum ctl_node_state { CTL_NODE_READY, CTL_NODE_CORDONED, CTL_NODE_DRAINING, CTL_NODE_DOWN };
 
+/*
+ * A node's state is what `drover nodes` shows, derived by ctl_node_update()
+ * from three things kept apart: whether it is down (silent for the node
+ * timeout), what the operator chose (admin: READY, CORDONED or DRAINING,
+ * which survives the node going down and coming back), and whether its agent
+ * is leaving (shutting down on SIGTERM: DRAINING until it is gone). Only a
+ * READY node gets new instances; the live instances of a DRAINING node are
+ * evicted (reconcile.c).
+ */
 struct ctl_node {
     char name[NODE_NAME_MAX + 2];
     char address[CTL_ADDRESS_MAX + 1];
     uint16_t port_min, port_max;
     uint32_t capacity;
-    enum ctl_node_state state;
-    uint64_t generation; /* of its assignment set; bumped on every change */
+    enum ctl_node_state state; /* as shown: see above */
+    enum ctl_node_state admin; /* READY, CORDONED or DRAINING */
+    bool leaving;              /* its agent is shutting down; not stored */
+    uint64_t generation;       /* of its assignment set; bumped on every change */
     char boot_id[CTL_BOOT_ID_MAX + 1];
     uint64_t last_seen_ms;
     uint64_t heard_ms; /* last message from boot_id in this run; 0: none */
@@ -162,7 +174,9 @@ struct ctl_model {
     bool next_id_dirty;
     bool capacity_changed; /* try placing unplaced instances */
     bool loading;          /* store.c is filling the model: no generation bumps */
+    uint32_t ndraining;    /* nodes in state DRAINING: evictions may be waiting */
     struct ctl_app_q dirty_apps;
+    struct ctl_app_q reconcile; /* apps to reconcile before the next commit */
     struct ctl_node_q dirty_nodes;
     struct ctl_inst_q dirty_insts;
     uint64_t *deleted; /* instance ids to delete from the store */
@@ -263,8 +277,14 @@ int ctl_node_add(struct ctl_model *m, const char *name, struct ctl_node **out);
 int ctl_node_set_range(struct ctl_node *n, uint16_t lo, uint16_t hi);
 void ctl_node_touch(struct ctl_model *m, struct ctl_node *n);
 void ctl_node_changed(struct ctl_model *m, struct ctl_node *n); /* set changed: gen++ */
+/* Set liveness, admin state and leaving; derive state; flag what it affects. */
+void ctl_node_update(struct ctl_model *m, struct ctl_node *n, bool down, enum ctl_node_state admin,
+                     bool leaving);
+/* A down node that is being drained holds nothing: forget its lost instances. */
+void ctl_node_forget_lost(struct ctl_model *m, struct ctl_node *n);
 const char *ctl_node_state_name(enum ctl_node_state st);
 int ctl_node_state_parse(const char *s, enum ctl_node_state *st);
+void ctl_app_want_reconcile(struct ctl_model *m, struct ctl_app *a);
 struct ctl_instance *ctl_inst_find(const struct ctl_model *m, uint64_t id);
 int ctl_inst_new(struct ctl_model *m, struct ctl_app *a, const char *type, uint32_t idx,
                  uint32_t release, uint64_t id, struct ctl_instance **out);
@@ -276,13 +296,30 @@ void ctl_inst_touch(struct ctl_model *m, struct ctl_instance *in);
 void ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState st,
                         uint64_t since_ms);
 const char *ctl_inst_state_name(const struct ctl_instance *in); /* as ps shows it */
-void ctl_model_clean(struct ctl_model *m);                      /* after a successful commit */
+/* Live, on a draining node: runs until its replacement is up (reconcile.c). */
+bool ctl_inst_evicted(const struct ctl_instance *in);
+void ctl_model_clean(struct ctl_model *m); /* after a successful commit */
 
 /* scheduler.c: pure placement, no I/O */
 size_t ctl_sched_choose(struct ctl_model *m, const struct ctl_app *a, const char *type, size_t n,
                         struct ctl_node **out);
 
 /* reconcile.c: formation against instances */
+/* One evicted instance, as the eviction rule sees it. */
+struct ctl_evictee {
+    size_t pos; /* the caller's own index, carried through the sort */
+    uint32_t idx;
+    bool slot_up; /* a live, not evicted instance with the same idx is up */
+    bool leaving; /* its node's agent is shutting down */
+    bool stop;    /* out: stop it now */
+};
+/*
+ * The eviction rule, pure: of n evicted instances of one type, which to stop
+ * now, given the formation's quantity (want), how many live instances that
+ * are not evicted are up, and how many more are placed and on their way
+ * (coming). Sets stop on each; returns how many are stopped.
+ */
+size_t ctl_evict_choose(struct ctl_evictee *v, size_t n, size_t want, size_t up, size_t coming);
 int ctl_reconcile_app(struct ctl_model *m, struct ctl_app *a, uint64_t now);
 int ctl_place_unplaced(struct ctl_model *m);
 int ctl_settle(struct ctl_model *m, uint64_t now); /* reconcile flagged apps, place */
@@ -320,6 +357,13 @@ int ctl_agents_start(struct ctl *ctl);
 void ctl_agents_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m);
 void ctl_agents_stop(struct ctl *ctl);
 void ctl_notify_flush(struct ctl *ctl);
+
+/* views.c: the model as the API shows it, in a reply's arena */
+void ctl_view_node(const struct ctl_node *n, Drover__NodeInfo *ni);
+Drover__NodeInfo **ctl_view_nodes(struct ctl_arena *ar, const struct ctl_model *m,
+                                  size_t *n); /* sorted by name */
+int ctl_view_inst(struct ctl_arena *ar, const struct ctl_instance *in, Drover__InstanceInfo *ii);
+int ctl_view_status(struct ctl_arena *ar, const struct ctl_model *m, Drover__StatusRep *sr);
 
 /* api.c: the CLI endpoint */
 int ctl_api_start(struct ctl *ctl);

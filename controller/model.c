@@ -40,6 +40,7 @@ ctl_model_new(void)
     }
     m->next_id = 1;
     TAILQ_INIT(&m->dirty_apps);
+    TAILQ_INIT(&m->reconcile);
     TAILQ_INIT(&m->dirty_nodes);
     TAILQ_INIT(&m->dirty_insts);
     TAILQ_INIT(&m->unplaced);
@@ -150,6 +151,15 @@ ctl_app_touch(struct ctl_model *m, struct ctl_app *a, bool row, bool config, boo
     if (!a->queued) {
         a->queued = true;
         TAILQ_INSERT_TAIL(&m->dirty_apps, a, dirty_link);
+    }
+}
+
+void
+ctl_app_want_reconcile(struct ctl_model *m, struct ctl_app *a)
+{
+    if (!a->reconcile) {
+        a->reconcile = true;
+        TAILQ_INSERT_TAIL(&m->reconcile, a, reconcile_link);
     }
 }
 
@@ -413,6 +423,7 @@ ctl_node_add(struct ctl_model *m, const char *name, struct ctl_node **out)
     }
     strcpy(n->name, name);
     n->state = CTL_NODE_DOWN;
+    n->admin = CTL_NODE_READY;
     n->port_min = n->port_max = 0;
     LIST_INIT(&n->instances);
     rc = ctl_map_put(m->nodes, n->name, n);
@@ -477,6 +488,58 @@ ctl_node_changed(struct ctl_model *m, struct ctl_node *n)
     if (!n->notify) {
         n->notify = true;
         TAILQ_INSERT_TAIL(&m->notify, n, notify_link);
+    }
+}
+
+void
+ctl_node_update(struct ctl_model *m, struct ctl_node *n, bool down, enum ctl_node_state admin,
+                bool leaving)
+{
+    enum ctl_node_state was = n->state, st;
+    struct ctl_instance *in;
+
+    st = down ? CTL_NODE_DOWN : leaving ? CTL_NODE_DRAINING : admin;
+    if (n->admin == admin && n->leaving == leaving && was == st)
+        return;
+    if (n->admin != admin || was != st)
+        ctl_node_touch(m, n);
+    n->admin = admin;
+    n->leaving = leaving;
+    n->state = st;
+    if (was == st)
+        return;
+    if (!m->loading)
+        log_info("node_state", "node=%s from=%s to=%s admin=%s leaving=%d", n->name,
+                 ctl_node_state_name(was), ctl_node_state_name(st), ctl_node_state_name(admin),
+                 (int)leaving);
+    if (was == CTL_NODE_DRAINING && m->ndraining > 0)
+        m->ndraining--;
+    if (st == CTL_NODE_DRAINING)
+        m->ndraining++;
+    if (st == CTL_NODE_READY)
+        m->capacity_changed = true;
+    /* Whether its live instances are evicted changed: their apps decide again. */
+    if (was == CTL_NODE_DRAINING || st == CTL_NODE_DRAINING) {
+        LIST_FOREACH(in, &n->instances, node_link)
+        ctl_app_want_reconcile(m, in->app);
+    }
+}
+
+void
+ctl_node_forget_lost(struct ctl_model *m, struct ctl_node *n)
+{
+    struct ctl_instance *in, *next;
+
+    if (n->state != CTL_NODE_DOWN || n->admin != CTL_NODE_DRAINING)
+        return;
+    for (in = LIST_FIRST(&n->instances); in != NULL; in = next) {
+        next = LIST_NEXT(in, node_link);
+        if (!in->stopping)
+            continue;
+        log_info("instance_forgotten",
+                 "app=%s inst=%s.%u id=%llu node=%s reason=drained_while_down", in->app->name,
+                 in->type, in->idx, (unsigned long long)in->id, n->name);
+        ctl_inst_delete(m, in);
     }
 }
 
@@ -674,6 +737,12 @@ ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__Instanc
         in->since_ms = since_ms;
         ctl_inst_touch(m, in);
     }
+}
+
+bool
+ctl_inst_evicted(const struct ctl_instance *in)
+{
+    return !in->stopping && in->node != NULL && in->node->state == CTL_NODE_DRAINING;
 }
 
 const char *

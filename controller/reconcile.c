@@ -9,8 +9,22 @@
  * longer has are stopped all at once (rolling deploys are a later issue).
  * Missing instances are created as TYPE.N with the lowest N not held by a
  * live instance of the type and placed by the scheduler; surplus ones are
- * stopped from the highest N down. What fits nowhere stays pending, unplaced,
+ * stopped from the highest N down (after any second holder of a name, see
+ * stop_surplus). What fits nowhere stays pending, unplaced,
  * and is placed by ctl_place_unplaced() when capacity appears.
+ *
+ * Eviction. An instance marked for eviction (today: live on a draining node,
+ * ctl_inst_evicted) does not count towards the formation, so a replacement
+ * is created and placed elsewhere under the same name; but it keeps running
+ * until its replacement is up, and only then is it stopped. Precisely
+ * (ctl_evict_choose): of a type's evicted instances, as many keep running as
+ * the formation still lacks up instances that are not evicted; the rest stop
+ * at once. Capacity never drops below the formation because of an eviction:
+ * a replacement that fits nowhere holds its evicted instance, and a drain
+ * waits. One exception: an instance on a node whose agent is leaving (it
+ * will stop anyway, soon) is kept only while a replacement is placed and on
+ * its way. Rolling deploys generalise the same rule (old releases evicted,
+ * bounded by max_surge and max_unavailable).
  *
  * Reconciling is idempotent and cheap (O(instances of the app) per type), so
  * callers run it after anything that may matter rather than working out
@@ -69,12 +83,76 @@ place_batch(struct ctl_model *m, struct ctl_instance **v, size_t n)
     return rc;
 }
 
-static int
-idx_desc(const void *x, const void *y)
-{
-    const struct ctl_instance *const *a = x, *const *b = y;
+/*
+ * Surplus. A slot (TYPE.N) is normally held by one instance; it is held
+ * twice when an eviction ends before its replacement took over (a drain
+ * cancelled by uncordon). Stop a slot's extra holders first, the least
+ * useful first (not placed, then not up, then the newest), and only then
+ * whole slots, from the highest N down, so that names stay 1..N and what
+ * serves keeps serving.
+ */
+struct holder {
+    struct ctl_instance *in;
+    int quality; /* 0 not placed, 1 placed, 2 up */
+    bool best;   /* the one that keeps its slot */
+};
 
-    return (*a)->idx < (*b)->idx ? 1 : (*a)->idx > (*b)->idx ? -1 : 0;
+static int
+holder_quality(const struct ctl_instance *in)
+{
+    if (in->node == NULL)
+        return 0;
+    return in->state == DROVER__INSTANCE_STATE__ST_UP ? 2 : 1;
+}
+
+/* By slot; in each, the best holder first (quality, then oldest). */
+static int
+slot_order(const void *x, const void *y)
+{
+    const struct holder *a = x, *b = y;
+
+    if (a->in->idx != b->in->idx)
+        return a->in->idx < b->in->idx ? -1 : 1;
+    if (a->quality != b->quality)
+        return b->quality - a->quality;
+    return a->in->id < b->in->id ? -1 : a->in->id > b->in->id;
+}
+
+static int
+stop_order(const void *x, const void *y)
+{
+    const struct holder *a = x, *b = y;
+
+    if (a->best != b->best)
+        return a->best ? 1 : -1;
+    if (!a->best) {
+        if (a->quality != b->quality)
+            return a->quality - b->quality;
+        return a->in->id < b->in->id ? 1 : a->in->id > b->in->id ? -1 : 0;
+    }
+    return a->in->idx < b->in->idx ? 1 : a->in->idx > b->in->idx ? -1 : 0;
+}
+
+static int
+stop_surplus(struct ctl_model *m, struct ctl_instance **v, size_t have, size_t want)
+{
+    struct holder *h = malloc(have * sizeof(*h));
+    size_t i;
+
+    if (h == NULL)
+        return -ENOMEM;
+    for (i = 0; i < have; i++) {
+        h[i].in = v[i];
+        h[i].quality = holder_quality(v[i]);
+    }
+    qsort(h, have, sizeof(*h), slot_order);
+    for (i = 0; i < have; i++)
+        h[i].best = i == 0 || h[i].in->idx != h[i - 1].in->idx;
+    qsort(h, have, sizeof(*h), stop_order);
+    for (i = 0; i < have - want; i++)
+        ctl_inst_stop(m, h[i].in); /* may free it: not used again */
+    free(h);
+    return 0;
 }
 
 static int
@@ -93,14 +171,13 @@ reconcile_type(struct ctl_model *m, struct ctl_app *a, const struct ctl_release 
         goto out;
     LIST_FOREACH(in, &a->instances, app_link)
     {
-        if (!in->stopping && in->release == rel->version && strcmp(in->type, type) == 0)
+        if (!in->stopping && !ctl_inst_evicted(in) && in->release == rel->version &&
+            strcmp(in->type, type) == 0)
             v[have++] = in;
     }
     rc = 0;
     if (have > want) {
-        qsort(v, have, sizeof(*v), idx_desc);
-        for (i = 0; i < have - want; i++)
-            ctl_inst_stop(m, v[i]);
+        rc = stop_surplus(m, v, have, want);
         goto out;
     }
     need = want - have;
@@ -130,6 +207,126 @@ out:
     return rc;
 }
 
+/* Keep first: not leaving, then slot not yet up, then lowest idx. */
+static int
+evictee_keep_first(const void *x, const void *y)
+{
+    const struct ctl_evictee *a = x, *b = y;
+
+    if (a->leaving != b->leaving)
+        return a->leaving ? 1 : -1;
+    if (a->slot_up != b->slot_up)
+        return a->slot_up ? 1 : -1;
+    return a->idx < b->idx ? -1 : a->idx > b->idx;
+}
+
+size_t
+ctl_evict_choose(struct ctl_evictee *v, size_t n, size_t want, size_t up, size_t coming)
+{
+    size_t keep = want > up ? want - up : 0, kept = 0, kept_leaving = 0, stopped = 0, i;
+
+    qsort(v, n, sizeof(*v), evictee_keep_first);
+    for (i = 0; i < n; i++) {
+        v[i].stop = true;
+        if (kept < keep && (!v[i].leaving || kept_leaving < coming)) {
+            v[i].stop = false;
+            kept++;
+            kept_leaving += v[i].leaving;
+        }
+        stopped += v[i].stop;
+    }
+    return stopped;
+}
+
+static int
+evictee_by_idx(const void *x, const void *y)
+{
+    const struct ctl_evictee *a = x, *b = y;
+
+    return a->idx < b->idx ? -1 : a->idx > b->idx;
+}
+
+static size_t
+evictee_lower_bound(const struct ctl_evictee *v, size_t n, uint32_t idx)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (v[mid].idx < idx)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Apply the eviction rule to the live instances of (rel, type). */
+static int
+evict_type(struct ctl_model *m, struct ctl_app *a, const struct ctl_release *rel, const char *type)
+{
+    const struct ctl_formation *f = ctl_formation_find(a, type);
+    size_t want = f != NULL ? f->quantity : 0, up = 0, coming = 0, n = 0, i;
+    struct ctl_instance **ins = NULL, *in;
+    struct ctl_evictee *ev = NULL;
+    int rc = -ENOMEM;
+
+    LIST_FOREACH(in, &a->instances, app_link)
+    {
+        if (in->stopping || in->release != rel->version || strcmp(in->type, type) != 0)
+            continue;
+        if (ctl_inst_evicted(in))
+            n++;
+        else if (in->state == DROVER__INSTANCE_STATE__ST_UP)
+            up++;
+        else if (in->node != NULL)
+            coming++;
+    }
+    if (n == 0)
+        return 0;
+    ins = malloc(n * sizeof(*ins));
+    ev = calloc(n, sizeof(*ev));
+    if (ins == NULL || ev == NULL)
+        goto out;
+    n = 0;
+    LIST_FOREACH(in, &a->instances, app_link)
+    {
+        if (in->stopping || in->release != rel->version || strcmp(in->type, type) != 0 ||
+            !ctl_inst_evicted(in))
+            continue;
+        ins[n] = in;
+        ev[n].pos = n;
+        ev[n].idx = in->idx;
+        ev[n].leaving = in->node->leaving;
+        n++;
+    }
+    /* slot_up: ev sorted by idx, one binary search per up instance. */
+    qsort(ev, n, sizeof(*ev), evictee_by_idx);
+    LIST_FOREACH(in, &a->instances, app_link)
+    {
+        if (in->stopping || ctl_inst_evicted(in) || in->state != DROVER__INSTANCE_STATE__ST_UP ||
+            in->release != rel->version || strcmp(in->type, type) != 0)
+            continue;
+        for (i = evictee_lower_bound(ev, n, in->idx); i < n && ev[i].idx == in->idx; i++)
+            ev[i].slot_up = true;
+    }
+    ctl_evict_choose(ev, n, want, up, coming);
+    for (i = 0; i < n; i++) {
+        if (!ev[i].stop)
+            continue;
+        in = ins[ev[i].pos];
+        log_info("evicted", "app=%s inst=%s.%u id=%llu node=%s", a->name, in->type, in->idx,
+                 (unsigned long long)in->id, in->node->name);
+        ctl_inst_stop(m, in); /* placed: never frees */
+    }
+    rc = 0;
+out:
+    free(ins);
+    free(ev);
+    return rc;
+}
+
 int
 ctl_reconcile_app(struct ctl_model *m, struct ctl_app *a, uint64_t now)
 {
@@ -138,7 +335,10 @@ ctl_reconcile_app(struct ctl_model *m, struct ctl_app *a, uint64_t now)
     size_t i;
     int rc = 0, r;
 
-    a->reconcile = false;
+    if (a->reconcile) {
+        a->reconcile = false;
+        TAILQ_REMOVE(&m->reconcile, a, reconcile_link);
+    }
     if (rel == NULL)
         return 0;
     for (in = LIST_FIRST(&a->instances); in != NULL; in = next) {
@@ -149,6 +349,8 @@ ctl_reconcile_app(struct ctl_model *m, struct ctl_app *a, uint64_t now)
     }
     for (i = 0; i < rel->ntypes; i++) {
         r = reconcile_type(m, a, rel, rel->types[i].name, now);
+        if (r == 0)
+            r = evict_type(m, a, rel, rel->types[i].name);
         if (r < 0 && rc == 0)
             rc = r;
     }
@@ -205,6 +407,17 @@ ctl_place_unplaced(struct ctl_model *m)
 int
 ctl_settle(struct ctl_model *m, uint64_t now)
 {
-    (void)now;
-    return ctl_place_unplaced(m);
+    struct ctl_app *a;
+    int rc = 0, r;
+
+    while ((a = TAILQ_FIRST(&m->reconcile)) != NULL) {
+        r = ctl_reconcile_app(m, a, now); /* takes a off the queue */
+        if (r < 0) {
+            log_error("reconcile_failed", "app=%s err=%d", a->name, r);
+            if (rc == 0)
+                rc = r;
+        }
+    }
+    r = ctl_place_unplaced(m);
+    return rc < 0 ? rc : r;
 }

@@ -2,19 +2,29 @@
 /*
  * store.c: the controller's state in SQLite, written through from the model.
  *
- * Settings, and why:
+ * Settings, and why (README, "Controller restart"):
  *   journal_mode=WAL    a committed transaction is in the WAL file before
  *                       COMMIT returns, so it survives a SIGKILL of the
- *                       process: nothing the controller acknowledged is lost.
+ *                       process at any moment: nothing the controller
+ *                       acknowledged is lost, and a transaction cut short by
+ *                       the kill is rolled back whole when the WAL is next
+ *                       read (there is no half-applied request).
  *   synchronous=NORMAL  no fsync per commit (only at checkpoints). That trades
  *                       durability across a power loss or kernel crash for not
  *                       blocking the loop on an fsync at every request; the
- *                       database itself stays consistent either way.
+ *                       database itself stays consistent either way (the last
+ *                       few commits may be missing, never half there).
  *   foreign_keys=ON     config, releases, formations and instances cannot
  *                       outlive their app.
  *   wal_autocheckpoint=0 checkpoints (which do fsync) run on a second
  *                       connection in the thread pool every few seconds
  *                       (ctl_store_start), never on the loop thread.
+ *
+ * Loading gives every node that was not down a fresh grace period (its last
+ * sync counts as now): the controller's own absence is not the nodes'. A
+ * node that was down stays down until it syncs. A node's admin state (the
+ * operator's cordon or drain) is its own column, so that it survives the
+ * node going down and coming back.
  *
  * ctl_store_flush() writes what the model marked dirty in one transaction
  * (BEGIN IMMEDIATE ... COMMIT), so one request is one commit however many
@@ -65,11 +75,12 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_FORM_INS] = "INSERT INTO formations(app, type, quantity, health, grace_ms, "
                    "boot_timeout_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [S_NODE] = "INSERT INTO nodes(name, address, port_min, port_max, capacity, state, "
-               "generation, boot_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+               "generation, boot_id, admin) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
                "ON CONFLICT(name) DO UPDATE SET address = excluded.address, "
                "port_min = excluded.port_min, port_max = excluded.port_max, "
                "capacity = excluded.capacity, state = excluded.state, "
-               "generation = excluded.generation, boot_id = excluded.boot_id",
+               "generation = excluded.generation, boot_id = excluded.boot_id, "
+               "admin = excluded.admin",
     [S_INST] = "INSERT INTO instances(id, app, type, idx, release, node, port, state, stopping, "
                "restarts, pid, exit_code, exit_signal, since_ms, reason) "
                "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
@@ -103,7 +114,8 @@ static const char schema_sql[] =
     " grace_ms INTEGER NOT NULL, boot_timeout_ms INTEGER NOT NULL, PRIMARY KEY(app, type));"
     "CREATE TABLE IF NOT EXISTS nodes(name TEXT PRIMARY KEY, address TEXT NOT NULL,"
     " port_min INTEGER NOT NULL, port_max INTEGER NOT NULL, capacity INTEGER NOT NULL,"
-    " state TEXT NOT NULL, generation INTEGER NOT NULL, boot_id TEXT NOT NULL);"
+    " state TEXT NOT NULL, generation INTEGER NOT NULL, boot_id TEXT NOT NULL,"
+    " admin TEXT NOT NULL DEFAULT 'ready');"
     "CREATE TABLE IF NOT EXISTS instances(id INTEGER PRIMARY KEY,"
     " app TEXT NOT NULL REFERENCES apps(name), type TEXT NOT NULL, idx INTEGER NOT NULL,"
     " release INTEGER NOT NULL, node TEXT, port INTEGER NOT NULL, state INTEGER NOT NULL,"
@@ -143,6 +155,45 @@ exec(struct ctl_store *st, const char *sql)
     return 0;
 }
 
+/*
+ * Columns added after schema version 1 was first shipped, each with a default,
+ * so that an older database gains them in place (no version bump needed: an
+ * older controller ignores them).
+ */
+static int
+add_missing_columns(struct ctl_store *st)
+{
+    static const struct {
+        const char *table, *column, *sql;
+    } cols[] = {
+        {"nodes", "admin", "ALTER TABLE nodes ADD COLUMN admin TEXT NOT NULL DEFAULT 'ready';"},
+    };
+    sqlite3_stmt *q = NULL;
+    size_t i;
+    int rc = 0;
+
+    for (i = 0; i < ARRAY_SIZE(cols) && rc == 0; i++) {
+        bool have = false;
+
+        if (sqlite3_prepare_v2(st->db, "SELECT name FROM pragma_table_info(?1)", -1, &q, NULL) !=
+            SQLITE_OK)
+            return -EIO;
+        sqlite3_bind_text(q, 1, cols[i].table, -1, SQLITE_STATIC);
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            const char *name = (const char *)sqlite3_column_text(q, 0);
+
+            have |= name != NULL && strcmp(name, cols[i].column) == 0;
+        }
+        sqlite3_finalize(q);
+        q = NULL;
+        if (!have) {
+            log_info("store_migrate", "table=%s column=%s", cols[i].table, cols[i].column);
+            rc = exec(st, cols[i].sql);
+        }
+    }
+    return rc;
+}
+
 int
 ctl_store_open(const char *path, struct ctl_store **out)
 {
@@ -171,6 +222,10 @@ ctl_store_open(const char *path, struct ctl_store **out)
         (rc = exec(st, "BEGIN IMMEDIATE;")) < 0)
         goto fail;
     if ((rc = exec(st, schema_sql)) < 0) {
+        exec(st, "ROLLBACK;");
+        goto fail;
+    }
+    if ((rc = add_missing_columns(st)) < 0) {
         exec(st, "ROLLBACK;");
         goto fail;
     }
@@ -455,18 +510,25 @@ load_nodes(struct ctl_store *st, struct ctl_model *m, uint64_t now)
 
     if (sqlite3_prepare_v2(st->db,
                            "SELECT name, address, port_min, port_max, capacity, state, "
-                           "generation, boot_id FROM nodes ORDER BY rowid",
+                           "generation, boot_id, admin FROM nodes ORDER BY rowid",
                            -1, &q, NULL) != SQLITE_OK)
         goto out;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         sqlite3_int64 lo = sqlite3_column_int64(q, 2), hi = sqlite3_column_int64(q, 3);
+        enum ctl_node_state state, admin;
 
         rc = ctl_node_add(m, col_str(q, 0), &n);
         if (rc < 0)
             goto out;
         rc = -EBADMSG;
-        if (lo < 1 || lo > hi || hi > 65535 || ctl_node_state_parse(col_str(q, 5), &n->state) < 0)
+        if (lo < 1 || lo > hi || hi > 65535 || ctl_node_state_parse(col_str(q, 5), &state) < 0 ||
+            ctl_node_state_parse(col_str(q, 8), &admin) < 0 || admin == CTL_NODE_DOWN)
             goto out;
+        /* Leaving is not a column: a node shown draining whose operator did
+         * not drain it was leaving. Its agent says so again at its next
+         * sync; a new agent on it clears it when it registers. */
+        ctl_node_update(m, n, state == CTL_NODE_DOWN, admin,
+                        state == CTL_NODE_DRAINING && admin != CTL_NODE_DRAINING);
         snprintf(n->address, sizeof(n->address), "%s", col_str(q, 1));
         snprintf(n->boot_id, sizeof(n->boot_id), "%s", col_str(q, 7));
         n->capacity = (uint32_t)sqlite3_column_int64(q, 4);
@@ -545,8 +607,18 @@ ctl_store_load(struct ctl_store *st, struct ctl_model *m, uint64_t now)
         log_error("store_load_failed", "err=%d sqlite=%s", rc, log_q(sqlite3_errmsg(st->db)));
     m->loading = false;
     ctl_model_clean(m);
-    /* Whatever waited for capacity gets another try. */
+    /* Whatever waited for capacity gets another try, and every app is
+     * reconciled once (an eviction may have been waiting on a state that
+     * changed while the controller was away). */
     m->capacity_changed = !TAILQ_EMPTY(&m->unplaced);
+    if (rc == 0) {
+        size_t pos = 0;
+        void *cur = NULL;
+        struct ctl_app *a;
+
+        while ((a = ctl_map_next(m->apps, &pos, &cur)) != NULL)
+            ctl_app_want_reconcile(m, a);
+    }
     return rc;
 }
 
@@ -679,6 +751,7 @@ flush_node(struct ctl_store *st, const struct ctl_node *n)
     bind_text(s, 6, ctl_node_state_name(n->state));
     sqlite3_bind_int64(s, 7, (sqlite3_int64)n->generation);
     bind_text(s, 8, n->boot_id);
+    bind_text(s, 9, ctl_node_state_name(n->admin));
     return step(st, s);
 }
 

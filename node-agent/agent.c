@@ -5,43 +5,68 @@
  *
  * The instance table is an array kept sorted by id, so that reports and
  * their digest come out in one canonical order. Assignments replace the
- * whole desired set (reconcile.c decides what to start and drain); an
- * invalid assignment is refused alone and logged. Instances outlive any
- * conversation with the controller: when it cannot be reached, nothing
- * here changes and crashed processes keep being restarted.
+ * whole desired set, which is kept (want): reconcile.c decides what to
+ * start and drain, now and again whenever an instance is forgotten (room
+ * may have appeared; an assigned instance that was stopped may start
+ * afresh). An invalid assignment is refused alone and logged. Instances
+ * outlive any conversation with the controller: when it cannot be reached,
+ * nothing here changes and crashed processes keep being restarted.
  *
- * Shutdown (SIGTERM or SIGINT): stop taking assignments, drain every
- * instance, send one last full sync (waiting for its answer at most a
- * couple of heartbeats), then close every handle so that uv_run returns. A
- * second signal SIGKILLs the groups at once. Progress is checked from a
- * 0 ms timer rather than from the callbacks that cause it, so that no
- * socket or instance is closed from inside its own callback.
+ * Start: groups that a killed predecessor left running (orphans.c) are
+ * taken back only to be drained, reported as draining until gone; their
+ * instances start afresh once the controller assigns them again.
+ *
+ * Shutdown (SIGTERM or SIGINT) has two phases. Leaving: no more starts;
+ * syncs say leaving, so the controller stops placing here and moves the
+ * instances away, each taken out of this node's set once its replacement is
+ * up elsewhere (and drained here by the usual reconcile). Draining: once the
+ * set is empty, or the controller has not answered for a few heartbeats, or
+ * DROVER_LEAVE_TIMEOUT_MS has passed, every instance is drained; then one
+ * last full sync (waiting for its answer at most a couple of heartbeats),
+ * then every handle is closed so that uv_run returns. A second signal
+ * SIGKILLs the groups at once. Progress is checked from a 0 ms timer rather
+ * than from the callbacks that cause it, so that no socket or instance is
+ * closed from inside its own callback.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agt.h"
 #include "log.h"
 #include "util.h"
+
+enum phase {
+    P_RUNNING,
+    P_LEAVING,  /* SIGTERM: waiting for the controller to move the instances */
+    P_DRAINING, /* stopping everything, then the last sync, then exit */
+};
 
 struct agt {
     uv_loop_t *loop;
     const struct agt_config *cfg; /* borrowed */
     struct wire_sender sender;
     char boot_id[33];
+    char prev_boot_id[64]; /* from DATA_DIR/boot_id */
     struct agt_conn *conn;
     struct agt_slugs *slugs;
     struct agt_inst **insts; /* sorted by id */
     size_t ninst, cap;
     uint64_t generation;
+    struct agt_spec **want; /* the last assignment set, checked; owned */
+    size_t nwant;
     uv_signal_t sigterm, sigint;
     uv_timer_t check;   /* shutdown progress, deferred */
     uv_timer_t lastest; /* bounds the wait for the last sync's answer */
+    uv_timer_t leave;   /* bounds the wait for replacements elsewhere */
+    enum phase phase;
     int nsignals;
+    int exit_code;
     bool last_sent, last_done, closed;
 };
 
@@ -124,24 +149,11 @@ static void on_check(uv_timer_t *t);
 static void
 arm_check(struct agt *a)
 {
-    if (a->nsignals > 0 && !a->closed)
+    if (a->phase == P_DRAINING && !a->closed)
         uv_timer_start(&a->check, on_check, 0, 0);
 }
 
 /* ---- assignments ---- */
-
-static size_t
-active_count(const struct agt *a)
-{
-    size_t n = 0;
-
-    for (size_t k = 0; k < a->ninst; k++) {
-        enum agt_state st = agt_inst_sup(a->insts[k])->state;
-
-        n += st != AGT_DRAINING && st != AGT_STOPPED;
-    }
-    return n;
-}
 
 static void
 start_one(struct agt *a, struct agt_spec *spec)
@@ -171,67 +183,103 @@ start_one(struct agt *a, struct agt_spec *spec)
     agt_inst_changed(a, i);
 }
 
-void
-agt_assign(struct agt *a, uint64_t gen, Drover__Assignment *const *as, size_t n)
+static bool
+stopping(const struct agt_inst *i)
 {
-    struct agt_spec **specs = calloc(n + 1, sizeof *specs);
-    uint64_t *want = calloc(n + 1, sizeof *want);
-    uint64_t *have = calloc(a->ninst + 1, sizeof *have);
-    struct agt_plan plan = {0};
-    size_t nwant = 0, active;
-    char err[160];
+    enum agt_state st = agt_inst_sup(i)->state;
 
-    if (a->nsignals > 0)
+    return st == AGT_DRAINING || st == AGT_STOPPED;
+}
+
+/* Make the instances match the kept set (reconcile.c has the rules). */
+static void
+apply(struct agt *a, bool log_always)
+{
+    struct agt_have *have = calloc(a->ninst + 1, sizeof *have);
+    uint64_t *want = calloc(a->nwant + 1, sizeof *want);
+    struct agt_plan plan = {0};
+
+    if (a->phase == P_DRAINING)
         goto out;
-    if (!specs || !want || !have || n > 100000) {
-        log_error("assign_failed", "generation=%" PRIu64 " err=out_of_memory", gen);
-        goto out;
-    }
-    for (size_t k = 0; k < n; k++) {
-        if (agt_spec_new(as[k], a->cfg, &specs[nwant], err, sizeof err) < 0) {
-            log_warn("bad_assignment", "id=%" PRIu64 " app=%s inst=%s err=%s", as[k]->id,
-                     log_q(as[k]->app), log_q(as[k]->name), log_q(err));
-            continue;
-        }
-        want[nwant] = specs[nwant]->id;
-        nwant++;
-    }
-    for (size_t k = 0; k < a->ninst; k++)
-        have[k] = agt_inst_spec(a->insts[k])->id;
-    if (agt_reconcile(have, a->ninst, want, nwant, &plan) < 0) {
-        log_error("assign_failed", "generation=%" PRIu64 " err=out_of_memory", gen);
+    if (!have || !want) {
+        log_error("assign_failed", "generation=%" PRIu64 " err=out_of_memory", a->generation);
         goto out;
     }
-    if (gen != a->generation || plan.nstart || plan.ndrain)
-        log_info("assignments", "generation=%" PRIu64 " n=%zu start=%zu drain=%zu", gen, nwant,
-                 plan.nstart, plan.ndrain);
-    a->generation = gen;
+    for (size_t k = 0; k < a->ninst; k++) {
+        have[k].id = agt_inst_spec(a->insts[k])->id;
+        have[k].stopping = stopping(a->insts[k]);
+    }
+    for (size_t k = 0; k < a->nwant; k++)
+        want[k] = a->want[k]->id;
+    if (agt_reconcile(have, a->ninst, want, a->nwant, a->cfg->capacity, a->phase == P_RUNNING,
+                      &plan) < 0) {
+        log_error("assign_failed", "generation=%" PRIu64 " err=out_of_memory", a->generation);
+        goto out;
+    }
+    if (log_always || plan.nstart || plan.ndrain)
+        log_info("assignments", "generation=%" PRIu64 " n=%zu start=%zu drain=%zu wait=%zu",
+                 a->generation, a->nwant, plan.nstart, plan.ndrain, plan.nwait);
+    if (plan.nwait > 0 && a->phase == P_RUNNING)
+        log_warn("over_capacity", "waiting=%zu capacity=%u", plan.nwait,
+                 (unsigned)a->cfg->capacity);
     for (size_t k = 0; k < plan.ndrain; k++) {
         struct agt_inst *i = find(a, plan.drain[k]);
 
         if (i)
             agt_inst_event(i, AGT_EV_STOP);
     }
-    active = active_count(a);
     for (size_t k = 0; k < plan.nstart; k++) {
-        size_t idx = plan.start[k];
+        struct agt_spec *spec = agt_spec_dup(a->want[plan.start[k]]);
 
-        if (active >= a->cfg->capacity) {
-            log_warn("over_capacity", "app=%s inst=%s capacity=%u", specs[idx]->app,
-                     specs[idx]->name, (unsigned)a->cfg->capacity);
+        if (!spec) {
+            log_error("start_failed", "id=%" PRIu64 " err=out_of_memory", want[plan.start[k]]);
             continue;
         }
-        start_one(a, specs[idx]); /* takes ownership */
-        specs[idx] = NULL;
-        active++;
+        start_one(a, spec); /* takes ownership */
     }
 out:
-    for (size_t k = 0; specs && k < nwant; k++)
-        agt_spec_free(specs[k]);
-    free(specs);
-    free(want);
     free(have);
+    free(want);
     agt_plan_fini(&plan);
+}
+
+static void
+want_free(struct agt *a)
+{
+    for (size_t k = 0; k < a->nwant; k++)
+        agt_spec_free(a->want[k]);
+    free(a->want);
+    a->want = NULL;
+    a->nwant = 0;
+}
+
+void
+agt_assign(struct agt *a, uint64_t gen, Drover__Assignment *const *as, size_t n)
+{
+    struct agt_spec **specs;
+    size_t nspecs = 0;
+    char err[160];
+
+    if (a->phase == P_DRAINING)
+        return;
+    specs = n <= 100000 ? calloc(n + 1, sizeof *specs) : NULL;
+    if (!specs) {
+        log_error("assign_failed", "generation=%" PRIu64 " err=out_of_memory", gen);
+        return;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (agt_spec_new(as[k], a->cfg, &specs[nspecs], err, sizeof err) < 0) {
+            log_warn("bad_assignment", "id=%" PRIu64 " app=%s inst=%s err=%s", as[k]->id,
+                     log_q(as[k]->app), log_q(as[k]->name), log_q(err));
+            continue;
+        }
+        nspecs++;
+    }
+    want_free(a);
+    a->want = specs;
+    a->nwant = nspecs;
+    a->generation = gen;
+    apply(a, true);
 }
 
 void
@@ -335,13 +383,19 @@ agt_reports_sent(struct agt *a, uint64_t seq)
 void
 agt_acked(struct agt *a, uint64_t seq)
 {
+    bool forgot = false;
+
     for (size_t k = a->ninst; k-- > 0;) {
         struct agt_inst *i = a->insts[k];
         uint64_t s = agt_inst_stop_seq(i);
 
-        if (agt_inst_sup(i)->state == AGT_STOPPED && s != 0 && s <= seq)
+        if (agt_inst_sup(i)->state == AGT_STOPPED && s != 0 && s <= seq) {
             forget(a, k);
+            forgot = true;
+        }
     }
+    if (forgot)
+        apply(a, false);
     arm_check(a);
 }
 
@@ -364,7 +418,7 @@ static void
 close_all(struct agt *a)
 {
     a->closed = true;
-    log_info("shutdown_done", "node=%s", a->cfg->node);
+    log_info("shutdown_done", "node=%s exit_code=%d", a->cfg->node, a->exit_code);
     agt_conn_close(a->conn);
     a->conn = NULL;
     agt_slugs_close(a->slugs);
@@ -372,11 +426,13 @@ close_all(struct agt *a)
     for (size_t k = 0; k < a->ninst; k++)
         agt_inst_free(a->insts[k]);
     a->ninst = 0;
+    want_free(a);
     agt_out_close_all();
     uv_close((uv_handle_t *)&a->sigterm, on_handle_close);
     uv_close((uv_handle_t *)&a->sigint, on_handle_close);
     uv_close((uv_handle_t *)&a->check, on_handle_close);
     uv_close((uv_handle_t *)&a->lastest, on_handle_close);
+    uv_close((uv_handle_t *)&a->leave, on_handle_close);
 }
 
 static void
@@ -393,7 +449,7 @@ on_check(uv_timer_t *t)
 {
     struct agt *a = t->data;
 
-    if (a->closed || a->nsignals == 0)
+    if (a->closed || a->phase != P_DRAINING)
         return;
     for (size_t k = 0; k < a->ninst; k++) {
         if (agt_inst_sup(a->insts[k])->state != AGT_STOPPED || agt_inst_running(a->insts[k]))
@@ -421,6 +477,59 @@ agt_last_sync_done(struct agt *a)
     arm_check(a);
 }
 
+/* The second phase of a shutdown: stop everything here, then go. */
+static void
+drain_all(struct agt *a, const char *why)
+{
+    if (a->phase == P_DRAINING || a->closed)
+        return;
+    a->phase = P_DRAINING;
+    uv_timer_stop(&a->leave);
+    log_info("draining", "node=%s reason=%s instances=%zu", a->cfg->node, why, a->ninst);
+    for (size_t k = 0; k < a->ninst; k++)
+        agt_inst_event(a->insts[k], AGT_EV_STOP);
+    arm_check(a);
+}
+
+static void
+on_leave_timeout(uv_timer_t *t)
+{
+    struct agt *a = t->data;
+
+    log_warn("leave_timeout", "node=%s timeout_ms=%u assigned=%zu", a->cfg->node,
+             (unsigned)a->cfg->leave_timeout_ms, a->nwant);
+    drain_all(a, "leave_timeout");
+}
+
+bool
+agt_leaving(const struct agt *a)
+{
+    return a->phase != P_RUNNING;
+}
+
+void
+agt_leave_acked(struct agt *a)
+{
+    if (a->phase == P_LEAVING && a->nwant == 0)
+        drain_all(a, "moved");
+}
+
+void
+agt_leave_unreachable(struct agt *a)
+{
+    if (a->phase == P_LEAVING)
+        drain_all(a, "controller_unreachable");
+}
+
+void
+agt_refused(struct agt *a, const char *why)
+{
+    if (a->exit_code == 0)
+        log_error("register_refused", "node=%s reason=%s", a->cfg->node, log_q(why));
+    a->exit_code = 1;
+    drain_all(a, "refused");
+}
+
 static void
 on_signal(uv_signal_t *sig, int signum)
 {
@@ -429,15 +538,115 @@ on_signal(uv_signal_t *sig, int signum)
     if (a->closed)
         return;
     if (++a->nsignals == 1) {
-        log_info("shutdown", "signal=%d instances=%zu", signum, a->ninst);
-        for (size_t k = 0; k < a->ninst; k++)
-            agt_inst_event(a->insts[k], AGT_EV_STOP);
+        log_info("shutdown", "signal=%d instances=%zu leave_timeout_ms=%u", signum, a->ninst,
+                 (unsigned)a->cfg->leave_timeout_ms);
+        a->phase = P_LEAVING;
+        if (a->cfg->leave_timeout_ms == 0) {
+            drain_all(a, "leave_timeout");
+            return;
+        }
+        uv_timer_start(&a->leave, on_leave_timeout, a->cfg->leave_timeout_ms, 0);
+        agt_conn_leave(a->conn); /* may call agt_leave_unreachable at once */
     } else {
         log_warn("shutdown_kill", "signal=%d instances=%zu", signum, a->ninst);
+        drain_all(a, "second_signal");
         for (size_t k = 0; k < a->ninst; k++)
             agt_inst_event(a->insts[k], AGT_EV_KILL);
     }
-    arm_check(a);
+}
+
+/* ---- boot ids and orphans ---- */
+
+static void
+boot_id_path(const struct agt *a, char *out, size_t outsz)
+{
+    if (strfmt(out, outsz, "%s/boot_id", a->cfg->data_dir) < 0)
+        out[0] = '\0';
+}
+
+static void
+read_prev_boot_id(struct agt *a)
+{
+    char path[PATH_MAX];
+    ssize_t n;
+    int fd;
+
+    boot_id_path(a, path, sizeof path);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    n = read(fd, a->prev_boot_id, sizeof a->prev_boot_id - 1);
+    close(fd);
+    a->prev_boot_id[n > 0 ? n : 0] = '\0';
+    a->prev_boot_id[strcspn(a->prev_boot_id, "\n")] = '\0';
+}
+
+void
+agt_registered(struct agt *a)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    size_t len = strlen(a->boot_id);
+    int fd, ok;
+
+    boot_id_path(a, path, sizeof path);
+    if (strfmt(tmp, sizeof tmp, "%s.tmp", path) < 0)
+        return;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    ok = write(fd, a->boot_id, len) == (ssize_t)len;
+    close(fd);
+    if (!ok || rename(tmp, path) < 0) {
+        log_warn("boot_id_save_failed", "path=%s", log_q(path));
+        unlink(tmp);
+    }
+}
+
+/* Take back what a killed predecessor left running, to drain it. */
+static int
+take_orphans(struct agt *a)
+{
+    struct agt_runrec *v = NULL;
+    size_t n = 0;
+    int rc = agt_orphans_find(a->cfg->data_dir, &v, &n);
+
+    if (rc < 0) {
+        log_error("orphans_failed", "err=%s", log_q(uv_strerror(rc)));
+        return rc;
+    }
+    for (size_t k = 0; k < n; k++) {
+        struct agt_spec *spec = calloc(1, sizeof *spec);
+        struct agt_inst *i = NULL;
+
+        if (spec) {
+            spec->id = v[k].id;
+            snprintf(spec->app, sizeof spec->app, "%s", v[k].app);
+            snprintf(spec->name, sizeof spec->name, "%s", v[k].name);
+            snprintf(spec->type, sizeof spec->type, "%.*s", (int)strcspn(v[k].name, "."),
+                     v[k].name);
+            spec->release = v[k].release;
+            snprintf(spec->sha, sizeof spec->sha, "%s", v[k].sha);
+            spec->port = v[k].port;
+            spec->grace_ms = v[k].grace_ms ? v[k].grace_ms : AGT_DEFAULT_GRACE_MS;
+            spec->boot_timeout_ms = AGT_DEFAULT_BOOT_MS;
+            spec->command = strdup("");
+            spec->env = calloc(1, sizeof *spec->env);
+        }
+        if (!spec || !spec->command || !spec->env || find(a, spec->id) ||
+            !(i = agt_inst_orphan(a, spec, v[k].pgid)) || insert(a, i) < 0) {
+            /* Never leave a group of ours unmanaged: kill it outright. */
+            log_error("orphan_failed", "id=%" PRIu64 " pgid=%d action=sigkill", v[k].id, v[k].pgid);
+            kill(-v[k].pgid, SIGKILL);
+            if (i)
+                agt_inst_free(i);
+            else
+                agt_spec_free(spec);
+        }
+    }
+    if (n > 0)
+        log_info("orphans", "node=%s draining=%zu", a->cfg->node, n);
+    free(v);
+    return 0;
 }
 
 /* ---- life ---- */
@@ -479,8 +688,10 @@ agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err)
     uv_signal_init(loop, &a->sigint);
     uv_timer_init(loop, &a->check);
     uv_timer_init(loop, &a->lastest);
+    uv_timer_init(loop, &a->leave);
     a->sigterm.data = a->sigint.data = a;
-    a->check.data = a->lastest.data = a;
+    a->check.data = a->lastest.data = a->leave.data = a;
+    read_prev_boot_id(a);
 out:
     if (rc < 0 && a) {
         /* Only sockets were opened; they close with the loop. */
@@ -502,6 +713,8 @@ agt_start(struct agt *a)
     if (rc == 0)
         rc = uv_signal_start(&a->sigint, on_signal, SIGINT);
     if (rc == 0)
+        rc = take_orphans(a);
+    if (rc == 0)
         rc = agt_slugs_start(a->slugs);
     if (rc == 0)
         rc = agt_conn_start(a->conn);
@@ -519,6 +732,7 @@ agt_free(struct agt *a)
 {
     /* After uv_run has returned: every handle is closed. */
     free(a->insts);
+    want_free(a);
     free(a);
 }
 
@@ -550,4 +764,16 @@ uint64_t
 agt_generation(const struct agt *a)
 {
     return a->generation;
+}
+
+const char *
+agt_previous_boot_id(const struct agt *a)
+{
+    return a->prev_boot_id;
+}
+
+int
+agt_exit_code(const struct agt *a)
+{
+    return a->exit_code;
 }

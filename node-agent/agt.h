@@ -41,6 +41,7 @@ struct agt_config {
     char run_as[64]; /* DROVER_RUN_AS: who app processes run as when we are root */
     bool drop;       /* we are root: spawn as run_uid:run_gid */
     uint32_t run_uid, run_gid;
+    uint32_t leave_timeout_ms; /* SIGTERM: longest wait for replacements elsewhere */
 };
 /* Reads every DROVER_* variable the agent uses; on any error logs them all
  * and exits 78. */
@@ -58,6 +59,21 @@ const struct agt_config *agt_cfg(const struct agt *a);
 struct wire_sender *agt_sender(struct agt *a);
 const char *agt_boot_id(const struct agt *a);
 uint64_t agt_generation(const struct agt *a);
+/* The boot_id this data dir last registered with, "" when none. */
+const char *agt_previous_boot_id(const struct agt *a);
+/* conn.c tells: registered with this boot_id (remembered for the next start). */
+void agt_registered(struct agt *a);
+/* conn.c tells: the controller refused the node name (another live agent has
+ * it). The agent drains what it runs and exits 1. */
+void agt_refused(struct agt *a, const char *why);
+/* Shutting down on SIGTERM and still waiting for the controller to move its
+ * instances (SyncReq.leaving). */
+bool agt_leaving(const struct agt *a);
+/* conn.c tells, while leaving: a sync that said so was answered (the set,
+ * if it changed, has been applied), or the controller cannot be reached. */
+void agt_leave_acked(struct agt *a);
+void agt_leave_unreachable(struct agt *a);
+int agt_exit_code(const struct agt *a);
 /* Reports of every instance, ascending id, for a register or full sync,
  * and their digest. *reps is malloc'd, its elements too (their strings are
  * borrowed from the instances: pack them before returning to the loop):
@@ -89,6 +105,8 @@ struct agt_conn *agt_conn_new(struct agt *a, int *err);
 int agt_conn_start(struct agt_conn *c);
 /* Sync once the current loop iteration is over (coalesces changes). */
 void agt_conn_sync_soon(struct agt_conn *c);
+/* Shutdown, first phase: syncs say leaving from now on; one goes now. */
+void agt_conn_leave(struct agt_conn *c);
 /* Shutdown: no more notifications; one last full sync. */
 void agt_conn_last_sync(struct agt_conn *c);
 /* Close every socket and timer; frees itself in the close callbacks. */
@@ -121,6 +139,7 @@ struct agt_spec {
 int agt_spec_new(const Drover__Assignment *as, const struct agt_config *cfg, struct agt_spec **out,
                  char *err, size_t errsz);
 void agt_spec_free(struct agt_spec *s);
+struct agt_spec *agt_spec_dup(const struct agt_spec *s); /* NULL on ENOMEM */
 /* The process environment: PATH, HOME=home, LANG; the config vars (which may
  * override those); PORT, DYNO, PS, DROVER_APP, DROVER_RELEASE. Later keys
  * replace earlier ones. *envp is a malloc'd NULL-terminated array of
@@ -132,17 +151,23 @@ int agt_release_dir(const char *data_dir, const char *app, uint32_t release, con
                     char *out, size_t outsz);
 
 /* reconcile.c: pure set arithmetic on instance ids. */
-struct agt_plan {
-    size_t *start; /* indices into want[] of assignments to start */
-    size_t nstart;
-    uint64_t *drain; /* ids in have[] that are not wanted */
-    size_t ndrain;
+struct agt_have {
+    uint64_t id;
+    bool stopping; /* draining or stopped already */
 };
-/* have: ids of every instance here (any state); want: assignment ids (a
- * repeated id is started once). Fills plan (free with agt_plan_fini).
- * Returns 0 or -ENOMEM. */
-int agt_reconcile(const uint64_t *have, size_t nhave, const uint64_t *want, size_t nwant,
-                  struct agt_plan *plan);
+struct agt_plan {
+    size_t *start; /* indices into want[] of assignments to start now */
+    size_t nstart;
+    uint64_t *drain; /* ids in have[] that are not wanted and not yet stopping */
+    size_t ndrain;
+    size_t nwait; /* wanted, not here, not started now (capacity, or no starts) */
+};
+/* have: every instance here (any state); want: assignment ids (a repeated id
+ * counts once). Starts only when starts is true, and only while the kept and
+ * started instances stay below capacity. Fills plan (free with
+ * agt_plan_fini). Returns 0 or -ENOMEM. */
+int agt_reconcile(const struct agt_have *have, size_t nhave, const uint64_t *want, size_t nwant,
+                  uint32_t capacity, bool starts, struct agt_plan *plan);
 void agt_plan_fini(struct agt_plan *plan);
 
 /* backoff.c: the restart schedule, pure. */
@@ -219,6 +244,10 @@ Drover__InstanceState agt_state_wire(enum agt_state st);
 
 /* spec: owned by the instance from here on. */
 struct agt_inst *agt_inst_new(struct agt *a, struct agt_spec *spec);
+/* An instance for a group a killed agent left running (orphans.c): it
+ * starts DRAINING (SIGTERM sent, SIGKILL at grace) and is STOPPED once the
+ * group is gone. spec: owned from here on. */
+struct agt_inst *agt_inst_orphan(struct agt *a, struct agt_spec *spec, int pgid);
 /* Close its timer; freed in the close callback. Only when no process runs
  * (STOPPED, or never spawned). */
 void agt_inst_free(struct agt_inst *i);
@@ -232,6 +261,40 @@ bool agt_inst_running(const struct agt_inst *i); /* a process is alive */
 void agt_inst_report(const struct agt_inst *i, Drover__InstanceReport *r);
 uint64_t agt_inst_stop_seq(const struct agt_inst *i);
 void agt_inst_set_stop_seq(struct agt_inst *i, uint64_t seq);
+
+/* orphans.c: what a killed agent left running (see the file's comment). */
+struct agt_proc {
+    int pid, pgrp, sid;
+    char state;     /* R, S, Z ... */
+    uint64_t start; /* clock ticks after boot */
+};
+struct agt_runrec {
+    uint64_t id;
+    int pgid;
+    uint64_t start; /* of the group's leader */
+    uint32_t grace_ms;
+    uint16_t port;
+    uint32_t release;
+    char app[32];
+    char name[64];
+    char sha[65];
+};
+/* One /proc/PID/stat line. 0 or -EINVAL. */
+int agt_proc_parse(const char *stat, struct agt_proc *p);
+int agt_proc_read(int pid, struct agt_proc *p);
+/* Does group pgid have a member that is not a zombie? */
+bool agt_group_alive(int pgid);
+/* Pure: is r's group among procs, alive, and the one r recorded? */
+bool agt_orphan_match(const struct agt_runrec *r, const struct agt_proc *procs, size_t n);
+int agt_runrec_format(const struct agt_runrec *r, char *buf, size_t bufsz);
+int agt_runrec_parse(const char *text, struct agt_runrec *r);
+/* DATA_DIR/run/ID, written atomically; removed once the group is gone. */
+int agt_runrec_save(const char *data_dir, const struct agt_runrec *r);
+void agt_runrec_remove(const char *data_dir, uint64_t id);
+int agt_runrec_start_time(int pid, uint64_t *start);
+/* The records whose groups are still alive and ours; the others are
+ * removed. *out is malloc'd. */
+int agt_orphans_find(const char *data_dir, struct agt_runrec **out, size_t *n);
 
 /* health.c: is the process serving? */
 typedef void (*agt_health_cb)(void *arg);

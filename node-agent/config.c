@@ -136,6 +136,8 @@ agt_config_load(struct agt_config *cfg)
         env_err(&e, "DROVER_DATA_DIR: '%s' must be an absolute path", cfg->data_dir);
     if (env_u64(&e, "DROVER_HEARTBEAT_MS", 1000, 50, 600000, &v) == 0)
         cfg->heartbeat_ms = (uint32_t)v;
+    if (env_u64(&e, "DROVER_LEAVE_TIMEOUT_MS", 60000, 0, 3600000, &v) == 0)
+        cfg->leave_timeout_ms = (uint32_t)v;
     env_key(&e, "DROVER_CLUSTER_KEY", cfg->cluster_key);
     load_run_as(&e, cfg);
     env_check(&e);

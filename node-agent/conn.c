@@ -18,7 +18,16 @@
  * when the digest differs from the last acknowledged full one, when the
  * controller asked (want_full), or in the last sync of a shutdown. Nothing
  * here ever stops the agent: an unreachable or confused controller only
- * means the processes keep running as they are.
+ * means the processes keep running as they are. The one exception is a
+ * register refused because another live agent holds the node's name: then
+ * this agent is the impostor, and agt_refused() makes it leave.
+ *
+ * Silence: when nothing has been answered for a few heartbeats, both
+ * sockets drop their connection and dial again. A TCP connection whose
+ * peer vanished behind a partition is retransmitted with exponential
+ * backoff, and nanomsg would wait for it; a fresh connection makes a healed
+ * partition, or a controller back from a restart, heard within a few
+ * heartbeats instead of after the next retransmission.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -45,6 +54,13 @@ struct agt_conn {
     const struct agt_config *cfg;
     struct nnuv *req;
     struct nnuv *sub;
+    int req_ep, sub_ep;   /* nanomsg endpoint ids, for redialling */
+    uint64_t replied_at;  /* uv_now of the last reply, or of the start */
+    uint64_t redialed_at; /* uv_now of the last redial */
+    bool redialing;       /* silent: logged once until the next reply */
+    bool leaving;         /* syncs say so (agt_conn_leave) */
+    bool sent_leaving;    /* the request in flight said so */
+    uint64_t leave_at;    /* uv_now of agt_conn_leave */
     uv_timer_t heartbeat;
     uv_timer_t soon; /* 0 ms: coalesces the changes of one loop iteration */
     uint32_t heartbeat_ms;
@@ -100,6 +116,7 @@ send_register(struct agt_conn *c)
     r.port_max = c->cfg->port_max;
     r.capacity = c->cfg->capacity;
     r.boot_id = (char *)agt_boot_id(c->agt);
+    r.previous_boot_id = (char *)agt_previous_boot_id(c->agt);
     r.n_instances = n;
     r.instances = reps;
     m.body_case = DROVER__MESSAGE__BODY_REGISTER_REQ;
@@ -133,6 +150,7 @@ send_sync(struct agt_conn *c)
     r.generation = agt_generation(c->agt);
     r.digest = digest;
     r.full = c->want_full || c->last || !c->have_acked || digest != c->acked_digest;
+    r.leaving = c->leaving;
     if (r.full) {
         r.n_instances = n;
         r.instances = reps;
@@ -143,6 +161,7 @@ send_sync(struct agt_conn *c)
     agt_reports_free(reps, n);
     if (rc == 0) {
         c->kind = K_SYNC;
+        c->sent_leaving = r.leaving;
         c->sent_full = r.full;
         c->sent_digest = digest;
         if (r.full)
@@ -201,6 +220,7 @@ on_register_rep(struct agt_conn *c, const Drover__RegisterRep *r)
         uv_timer_start(&c->heartbeat, on_heartbeat, c->heartbeat_ms, c->heartbeat_ms);
     }
     log_info("registered", "node=%s heartbeat_ms=%u", c->cfg->node, (unsigned)c->heartbeat_ms);
+    agt_registered(c->agt);
     if (!c->announced) {
         c->announced = true;
         log_info("ready", "node=%s join=%s", c->cfg->node, log_q(c->cfg->join));
@@ -232,6 +252,8 @@ on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
         agt_assign(c->agt, r->generation, r->assignments, r->n_assignments);
     if (c->last)
         agt_last_sync_done(c->agt);
+    else if (c->sent_leaving)
+        agt_leave_acked(c->agt);
 }
 
 static void
@@ -243,6 +265,11 @@ on_reply(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
     int rc = wire_open(nm->body, nm->len, &hdr, &m);
 
     c->inflight = false; /* whatever came back answered the request */
+    c->replied_at = uv_now(c->loop);
+    if (c->redialing) {
+        c->redialing = false;
+        log_info("controller_heard", "node=%s", c->cfg->node);
+    }
     if (rc < 0) {
         Drover__ErrorCode code;
         char text[256];
@@ -278,6 +305,8 @@ on_reply(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
         log_warn("controller_error", "request=%s code=%d err=%s",
                  c->kind == K_REGISTER ? "register" : "sync", (int)m->error->code,
                  log_q(m->error->message));
+        if (c->kind == K_REGISTER && m->error->code == DROVER__ERROR_CODE__ERR_CONFLICT)
+            agt_refused(c->agt, m->error->message);
         if (c->last)
             agt_last_sync_done(c->agt);
         break;
@@ -316,15 +345,62 @@ on_notify(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
     wire_msg_free(m);
 }
 
+/* How long without a reply before redialling, or before a leaving agent
+ * gives up on the controller: three heartbeats, within [1 s, 10 s]. */
+static uint64_t
+silence_ms(const struct agt_conn *c)
+{
+    uint64_t ms = 3ull * c->heartbeat_ms;
+
+    return ms < 1000 ? 1000 : ms > 10000 ? 10000 : ms;
+}
+
+static int
+redial_one(struct nnuv *s, int *ep, const char *url)
+{
+    int sock = nnuv_sock(s), eid;
+
+    if (*ep >= 0)
+        nn_shutdown(sock, *ep);
+    *ep = -1;
+    eid = nn_connect(sock, url);
+    if (eid < 0)
+        return -nn_errno();
+    *ep = eid;
+    return 0;
+}
+
+static void
+redial(struct agt_conn *c)
+{
+    int rc;
+
+    if (!c->redialing)
+        log_warn("controller_silent", "node=%s silent_ms=%" PRIu64 " action=redial", c->cfg->node,
+                 uv_now(c->loop) - c->replied_at);
+    c->redialing = true;
+    c->redialed_at = uv_now(c->loop);
+    if ((rc = redial_one(c->req, &c->req_ep, c->cfg->join)) < 0 ||
+        (rc = redial_one(c->sub, &c->sub_ep, c->cfg->notify)) < 0)
+        log_warn("redial_failed", "err=%s", log_q(nn_strerror(-rc)));
+    c->inflight = false; /* the request went with the old connection */
+}
+
 static void
 on_heartbeat(uv_timer_t *t)
 {
     struct agt_conn *c = t->data;
+    uint64_t now = uv_now(c->loop), quiet = now - c->replied_at;
 
+    if (quiet >= silence_ms(c) && now - c->redialed_at >= silence_ms(c))
+        redial(c);
+    if (c->leaving && now - c->leave_at >= silence_ms(c) && quiet >= silence_ms(c))
+        agt_leave_unreachable(c->agt);
     /* A request unanswered for a few heartbeats was lost, or carries stale
      * state: replace it with a fresh one, freshly sealed (sending on a REQ
-     * socket cancels the previous request). */
-    if (c->inflight && uv_now(c->loop) - c->inflight_at >= (uint64_t)RESEND_BEATS * c->heartbeat_ms)
+     * socket cancels the previous request; nanomsg's own resend is off, as
+     * the controller refuses a replayed counter). */
+    if (c->inflight && now - c->inflight_at >= (uint64_t)RESEND_BEATS * c->heartbeat_ms)
         c->inflight = false;
     if (!c->inflight)
         send_next(c);
@@ -353,6 +429,7 @@ agt_conn_new(struct agt *a, int *err)
     c->cfg = agt_cfg(a);
     c->heartbeat_ms = c->cfg->heartbeat_ms;
     ivl = NN_RESEND_OFF;
+    c->req_ep = c->sub_ep = -1;
     c->req = nnuv_new(c->loop, AF_SP, NN_REQ, on_reply, c, &rc);
     if (!c->req)
         goto out;
@@ -360,7 +437,7 @@ agt_conn_new(struct agt *a, int *err)
         rc = -nn_errno();
         goto out;
     }
-    rc = nnuv_connect(c->req, c->cfg->join);
+    rc = redial_one(c->req, &c->req_ep, c->cfg->join);
     if (rc < 0)
         goto out;
     c->sub = nnuv_new(c->loop, AF_SP, NN_SUB, on_notify, c, &rc);
@@ -373,7 +450,7 @@ agt_conn_new(struct agt *a, int *err)
         rc = -nn_errno();
         goto out;
     }
-    rc = nnuv_connect(c->sub, c->cfg->notify);
+    rc = redial_one(c->sub, &c->sub_ep, c->cfg->notify);
     if (rc < 0)
         goto out;
     uv_timer_init(c->loop, &c->heartbeat);
@@ -399,6 +476,7 @@ agt_conn_start(struct agt_conn *c)
 {
     int rc = nnuv_start(c->req);
 
+    c->replied_at = c->redialed_at = uv_now(c->loop);
     if (rc == 0)
         rc = nnuv_start(c->sub);
     if (rc == 0)
@@ -416,6 +494,22 @@ agt_conn_sync_soon(struct agt_conn *c)
     c->dirty = true;
     if (!c->inflight) /* else the reply sends it */
         uv_timer_start(&c->soon, on_soon, 0, 0);
+}
+
+void
+agt_conn_leave(struct agt_conn *c)
+{
+    c->leaving = true;
+    c->leave_at = uv_now(c->loop);
+    if (!c->registered) {
+        agt_leave_unreachable(c->agt); /* nobody to move the instances */
+        return;
+    }
+    c->want_full = true; /* the controller sees every instance at once */
+    if (c->inflight)
+        c->again = true;
+    else
+        send_next(c);
 }
 
 void

@@ -41,7 +41,7 @@ static const char usage[] =
     "usage: drover-agent\n"
     "Configured only by the environment: DROVER_CLUSTER_KEY (required), DROVER_JOIN,\n"
     "DROVER_NODE_NAME, DROVER_ADVERTISE, DROVER_PORT_RANGE, DROVER_CAPACITY, DROVER_DATA_DIR,\n"
-    "DROVER_HEARTBEAT_MS, DROVER_RUN_AS (see README).\n";
+    "DROVER_HEARTBEAT_MS, DROVER_LEAVE_TIMEOUT_MS, DROVER_RUN_AS (see README).\n";
 
 int
 main(int argc, char **argv)
@@ -73,8 +73,9 @@ main(int argc, char **argv)
     if (rc < 0)
         log_fatal(1, "start_failed", "err=%s", log_q(uv_strerror(rc)));
     uv_run(&loop, UV_RUN_DEFAULT);
+    rc = agt_exit_code(a);
     agt_free(a);
     if (uv_loop_close(&loop) < 0)
         log_warn("loop_busy", "err=%s", "handles_left_open");
-    return EXIT_SUCCESS;
+    return rc;
 }

@@ -20,6 +20,12 @@
  * Each spawn gets its own heap uv_process_t (struct agt_run), freed in its
  * close callback, so a restart at once never reuses a handle that is still
  * closing.
+ *
+ * Each live group is recorded under DROVER_DATA_DIR/run (orphans.c) from its
+ * spawn until it is gone, so that an agent killed with SIGKILL finds it when
+ * it starts again. Such a group comes back as an orphan instance: DRAINING
+ * from the start, with no process handle (it is not our child), stopped
+ * through the same table as any drain.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -206,9 +212,11 @@ struct agt_inst {
     enum agt_event timer_ev;
     uv_timer_t watch;        /* draining, leader gone: polls the group */
     uint64_t watch_deadline; /* unix ms: past it, the group counts as gone */
-    int closing;             /* handles still to close before free */
-    struct agt_run *run;     /* the live process, or NULL */
-    int pgid;                /* its group; kept until the exit has been handled */
+    unsigned watch_ticks;
+    bool orphan;         /* left by a killed agent: no process handle */
+    int closing;         /* handles still to close before free */
+    struct agt_run *run; /* the live process, or NULL */
+    int pgid;            /* its group; kept until the exit has been handled */
     struct agt_health *health;
     uint64_t stop_seq; /* see agt_reports() */
 };
@@ -239,17 +247,21 @@ arm(struct agt_inst *i, uint64_t ms, enum agt_event ev)
 }
 
 /*
- * A group is gone when kill(-pgid, 0) finds no member. Members that are
- * zombies still count until their new parent reaps them, and not every init
- * reaps promptly; so past the grace period (when SIGKILL has been sent and
- * nothing can still be running) plus 2 s, the group counts as gone.
+ * A group is gone when kill(-pgid, 0) finds no member. That counts zombies
+ * too, which their new parent may not reap promptly (not every init does),
+ * so every tenth tick a /proc scan (agt_group_alive) decides without them.
+ * And past the grace period (when SIGKILL has been sent and nothing can
+ * still be running) plus 2 s, the group counts as gone whatever is left.
  */
 static void
 on_watch(uv_timer_t *t)
 {
     struct agt_inst *i = t->data;
+    bool alive = i->pgid > 1 && kill(-i->pgid, 0) == 0;
 
-    if (i->pgid > 1 && kill(-i->pgid, 0) == 0 && now_ms() < i->watch_deadline)
+    if (alive && ++i->watch_ticks % 10 == 1)
+        alive = agt_group_alive(i->pgid);
+    if (alive && now_ms() < i->watch_deadline)
         return;
     uv_timer_stop(&i->watch);
     agt_inst_event(i, AGT_EV_GROUP_GONE);
@@ -259,7 +271,41 @@ static void
 watch_group(struct agt_inst *i)
 {
     i->watch_deadline = i->sup.since_ms + i->spec->grace_ms + 2000;
+    i->watch_ticks = 0;
     uv_timer_start(&i->watch, on_watch, 0, 20);
+}
+
+/* Remember the group under DATA_DIR/run until it is gone (orphans.c). */
+static void
+record_group(struct agt_inst *i)
+{
+    struct agt_runrec r = {0};
+    int rc;
+
+    r.id = i->spec->id;
+    r.pgid = i->pgid;
+    r.grace_ms = i->spec->grace_ms;
+    r.port = i->spec->port;
+    r.release = i->spec->release;
+    snprintf(r.app, sizeof r.app, "%s", i->spec->app);
+    snprintf(r.name, sizeof r.name, "%s", i->spec->name);
+    snprintf(r.sha, sizeof r.sha, "%s", i->spec->sha);
+    rc = agt_runrec_start_time(i->pgid, &r.start);
+    if (rc == 0)
+        rc = agt_runrec_save(agt_cfg(i->agt)->data_dir, &r);
+    if (rc < 0) /* gone already, or the disk refuses: only a restart would miss it */
+        log_warn("runrec_failed", "app=%s inst=%s pid=%d err=%s", i->spec->app, i->spec->name,
+                 i->pgid, log_q(strerror(-rc)));
+}
+
+/* The group is gone or has been sent SIGKILL: nothing left to find later. */
+static void
+forget_group(struct agt_inst *i)
+{
+    if (i->pgid == 0)
+        return;
+    agt_runrec_remove(agt_cfg(i->agt)->data_dir, i->spec->id);
+    i->pgid = 0;
 }
 
 static void
@@ -372,6 +418,7 @@ spawn(struct agt_inst *i)
     i->run = run;
     i->pgid = run->proc.pid;
     run = NULL;
+    record_group(i);
     log_info("spawned", "app=%s inst=%s id=%" PRIu64 " pid=%d port=%u release=%u", i->spec->app,
              i->spec->name, i->spec->id, i->pgid, (unsigned)i->spec->port,
              (unsigned)i->spec->release);
@@ -447,7 +494,7 @@ agt_inst_event(struct agt_inst *i, enum agt_event ev)
         /* Outside a drain the leader's exit got the group killed: it is gone
          * or going. A drain keeps the group until GROUP_GONE. */
         if (i->sup.state == AGT_STOPPED || (ev == AGT_EV_EXITED && i->sup.state != AGT_DRAINING))
-            i->pgid = 0;
+            forget_group(i);
         agt_inst_changed(i->agt, i);
         if (!(acts & AGT_A_SPAWN))
             return;
@@ -469,6 +516,24 @@ agt_inst_new(struct agt *a, struct agt_spec *spec)
     i->timer.data = i;
     uv_timer_init(agt_loop(a), &i->watch);
     i->watch.data = i;
+    return i;
+}
+
+struct agt_inst *
+agt_inst_orphan(struct agt *a, struct agt_spec *spec, int pgid)
+{
+    struct agt_inst *i = agt_inst_new(a, spec);
+
+    if (!i)
+        return NULL;
+    i->orphan = true;
+    i->pgid = pgid;
+    i->sup.state = AGT_DRAINING;
+    log_info("orphan_found", "app=%s inst=%s id=%" PRIu64 " pgid=%d grace_ms=%u", spec->app,
+             spec->name, spec->id, pgid, (unsigned)spec->grace_ms);
+    signal_group(i, SIGTERM);
+    arm(i, spec->grace_ms, AGT_EV_GRACE_EXPIRED);
+    watch_group(i);
     return i;
 }
 
@@ -532,7 +597,7 @@ agt_inst_report(const struct agt_inst *i, Drover__InstanceReport *r)
     r->name = (char *)i->spec->name;
     r->release = i->spec->release;
     r->state = agt_state_wire(i->sup.state);
-    r->pid = i->run ? i->pgid : 0;
+    r->pid = i->run || i->orphan ? i->pgid : 0;
     r->port = i->spec->port;
     r->restarts = i->sup.restarts;
     r->exit_code = i->sup.exit_code;

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,8 +94,22 @@ make_env(const char *const *a, const char *const *b)
     return env;
 }
 
+int
+h_enter_netns(const char *name)
+{
+    char path[128];
+    int fd, rc;
+
+    snprintf(path, sizeof(path), "/var/run/netns/%s", name);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return -errno;
+    rc = setns(fd, CLONE_NEWNET) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
 static int
-start(struct h_cluster *c, const char *name, const char *prog, char **env)
+start(struct h_cluster *c, const char *name, const char *prog, char **env, const char *netns)
 {
     struct h_proc *p;
     char path[512];
@@ -118,6 +133,10 @@ start(struct h_cluster *c, const char *name, const char *prog, char **env)
         dup2(fd, 2);
         int devnull = open("/dev/null", O_RDONLY);
         dup2(devnull, 0);
+        if (netns != NULL && h_enter_netns(netns) < 0) {
+            dprintf(2, "setns %s: %s\n", netns, strerror(errno));
+            _exit(127);
+        }
         execve(path, (char *[]){(char *)prog, NULL}, env);
         dprintf(2, "exec %s: %s\n", path, strerror(errno));
         _exit(127);
@@ -138,7 +157,18 @@ h_start_controller(struct h_cluster *c, const char *const *extra_env)
     const char *base[] = {
         data, api, agents, "DROVER_CLUSTER_KEY=" H_CLUSTER_KEY, "DROVER_API_TOKEN=" H_API_TOKEN,
         NULL};
-    return start(c, "controller", "drover-controller", make_env(extra_env, base));
+    return start(c, "controller", "drover-controller", make_env(extra_env, base), NULL);
+}
+
+/* Any program, in netns when given; the test key and token come after env,
+ * so env may override them. */
+int
+h_start(struct h_cluster *c, const char *name, const char *prog, const char *const *env,
+        const char *netns)
+{
+    static const char *const secrets[] = {"DROVER_CLUSTER_KEY=" H_CLUSTER_KEY,
+                                          "DROVER_API_TOKEN=" H_API_TOKEN, NULL};
+    return start(c, name, prog, make_env(env, secrets), netns);
 }
 
 int
@@ -151,7 +181,7 @@ h_start_agent(struct h_cluster *c, const char *node, const char *port_range,
     snprintf(join, sizeof(join), "DROVER_JOIN=%s", c->join);
     snprintf(range, sizeof(range), "DROVER_PORT_RANGE=%s", port_range);
     const char *base[] = {data, name, join, range, "DROVER_CLUSTER_KEY=" H_CLUSTER_KEY, NULL};
-    return start(c, node, "drover-agent", make_env(extra_env, base));
+    return start(c, node, "drover-agent", make_env(extra_env, base), NULL);
 }
 
 static char *
@@ -242,6 +272,8 @@ h_cli_env(struct h_cluster *c, char **out, char **err, const char *const *extra,
         close(e[0]);
         int devnull = open("/dev/null", O_RDONLY);
         dup2(devnull, 0);
+        if (c->netns[0] != '\0' && h_enter_netns(c->netns) < 0)
+            _exit(127);
         execve(path, (char **)argv, make_env(extra, env));
         _exit(127);
     }
@@ -380,6 +412,84 @@ h_http_get(const char *host, int port, int timeout_ms)
     body = strdup(body + 4);
     free(buf);
     return body;
+}
+
+char *
+h_http_get_in(const char *netns, const char *host, int port, int timeout_ms)
+{
+    int fd[2], status;
+    char *body, *out;
+    pid_t pid;
+
+    if (netns == NULL || netns[0] == '\0')
+        return h_http_get(host, port, timeout_ms);
+    if (pipe(fd) < 0)
+        return NULL;
+    pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return NULL;
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        if (h_enter_netns(netns) < 0)
+            _exit(1);
+        body = h_http_get(host, port, timeout_ms);
+        /* "+" then the body: an empty pipe means no answer. */
+        if (body != NULL && write(fd[1], "+", 1) == 1)
+            (void)!write(fd[1], body, strlen(body));
+        _exit(0);
+    }
+    close(fd[1]);
+    out = read_all_fd(fd[0]);
+    close(fd[0]);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (out == NULL || out[0] != '+') {
+        free(out);
+        return NULL;
+    }
+    body = strdup(out + 1);
+    free(out);
+    return body;
+}
+
+int
+h_count_procs(const char *dir, const char *comm)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    size_t dlen = strlen(dir);
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL) {
+        char link[64], target[1024], path[64], name[64];
+        pid_t pid = (pid_t)atoi(de->d_name);
+        ssize_t len;
+        FILE *f;
+
+        if (pid <= 1)
+            continue;
+        snprintf(link, sizeof(link), "/proc/%d/cwd", pid);
+        if ((len = readlink(link, target, sizeof(target) - 1)) < 0)
+            continue;
+        target[len] = '\0';
+        if (strncmp(target, dir, dlen) != 0 || !h_pid_alive(pid))
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        if (fgets(name, sizeof(name), f) != NULL) {
+            name[strcspn(name, "\n")] = '\0';
+            n += strcmp(name, comm) == 0;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return n;
 }
 
 bool
@@ -555,4 +665,78 @@ j_get(const struct j_obj *o, const char *key)
         if (strcmp(o->key[i], key) == 0)
             return o->val[i];
     return NULL;
+}
+
+/* ---- ps and nodes ---- */
+
+void
+h_get_ps(struct h_cluster *c, const char *app, struct h_ps *ps)
+{
+    char *out = NULL, *err = NULL;
+    int rc = h_cli(c, &out, &err, (const char *const[]){"ps", app, "--json", NULL});
+
+    cr_assert_eq(rc, 0, "ps failed: %s", err);
+    ps->n = j_parse_array(out, ps->o, H_PS_MAX);
+    cr_assert_geq(ps->n, 0, "ps --json is not a JSON array: %s", out);
+    free(out);
+    free(err);
+}
+
+static bool
+matches(const struct j_obj *o, const char *key, const char *want)
+{
+    const char *v = j_get(o, key);
+
+    return want == NULL || (v != NULL && strcmp(v, want) == 0);
+}
+
+int
+h_ps_count(const struct h_ps *ps, const char *type, const char *state, const char *node)
+{
+    int n = 0;
+
+    for (int i = 0; i < ps->n; i++)
+        n += matches(&ps->o[i], "type", type) && matches(&ps->o[i], "state", state) &&
+             matches(&ps->o[i], "node", node);
+    return n;
+}
+
+const struct j_obj *
+h_ps_find(const struct h_ps *ps, const char *name)
+{
+    for (int i = 0; i < ps->n; i++) {
+        const char *st = j_get(&ps->o[i], "state");
+
+        if (matches(&ps->o[i], "name", name) && st != NULL && strcmp(st, "draining") != 0 &&
+            strcmp(st, "lost") != 0)
+            return &ps->o[i];
+    }
+    return NULL;
+}
+
+int
+h_get_nodes(struct h_cluster *c, struct j_obj *objs, int max)
+{
+    char *out = NULL, *err = NULL;
+    int rc = h_cli(c, &out, &err, (const char *const[]){"nodes", "--json", NULL}), n;
+
+    cr_assert_eq(rc, 0, "nodes failed: %s", err);
+    n = j_parse_array(out, objs, max);
+    cr_assert_geq(n, 0, "nodes --json is not a JSON array: %s", out);
+    free(out);
+    free(err);
+    return n;
+}
+
+const char *
+h_node_state(struct h_cluster *c, const char *name, char *buf, size_t bufsz)
+{
+    struct j_obj nodes[16];
+    int n = h_get_nodes(c, nodes, 16);
+
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++)
+        if (matches(&nodes[i], "name", name))
+            snprintf(buf, bufsz, "%s", j_get(&nodes[i], "state"));
+    return buf;
 }

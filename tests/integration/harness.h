@@ -30,7 +30,8 @@ struct h_cluster {
     char dir[256]; /* everything the test writes lives under here */
     char api[64];  /* tcp://127.0.0.1:PORT */
     char join[64];
-    int base_port; /* API = base, agents = base + 1 (+2 notify) */
+    int base_port;  /* API = base, agents = base + 1 (+2 notify) */
+    char netns[64]; /* where the CLI runs (h_cli); "" for this namespace */
     struct h_proc procs[H_MAX_PROCS];
     int nprocs;
 };
@@ -46,6 +47,23 @@ void h_init(struct h_cluster *c, const char *test, int base_port);
 int h_start_controller(struct h_cluster *c, const char *const *extra_env);
 int h_start_agent(struct h_cluster *c, const char *node, const char *port_range,
                   const char *const *extra_env);
+
+/* Start build/bin/PROG as procs[idx] named name (its log: DIR/NAME.log;
+ * names must be unique per cluster), with env (NULL-terminated K=V; PATH,
+ * LANG and the sanitizer settings are added), inside network namespace
+ * netns (a name from `ip netns`) or, when NULL, in this one. */
+int h_start(struct h_cluster *c, const char *name, const char *prog, const char *const *env,
+            const char *netns);
+
+/* Move the calling process (a forked child) into network namespace name. */
+int h_enter_netns(const char *name);
+
+/* As h_http_get, but from inside network namespace netns. */
+char *h_http_get_in(const char *netns, const char *host, int port, int timeout_ms);
+
+/* How many live processes whose cwd is under dir have this comm
+ * ("python3"): the app processes actually running, wherever they run. */
+int h_count_procs(const char *dir, const char *comm);
 
 /* Wait until the proc's log holds needle; false on timeout. */
 bool h_wait_log(struct h_cluster *c, int idx, const char *needle, int timeout_ms);
@@ -91,5 +109,25 @@ struct j_obj {
 /* Parse "[{...},{...}]"; returns the count (<= max) or -1 when malformed. */
 int j_parse_array(const char *text, struct j_obj *objs, int max);
 const char *j_get(const struct j_obj *o, const char *key);
+
+/* ---- `drover ps APP --json` and `drover nodes --json`, parsed ---- */
+
+#define H_PS_MAX 48
+
+struct h_ps {
+    int n;
+    struct j_obj o[H_PS_MAX];
+};
+
+/* Run ps (asserts that it works). */
+void h_get_ps(struct h_cluster *c, const char *app, struct h_ps *ps);
+/* Instances of type (NULL: any) in state (NULL: any) on node (NULL: any). */
+int h_ps_count(const struct h_ps *ps, const char *type, const char *state, const char *node);
+/* The instance named name ("web.1") that is not stopping, or NULL. */
+const struct j_obj *h_ps_find(const struct h_ps *ps, const char *name);
+/* Run nodes --json into objs (asserts); returns the count. */
+int h_get_nodes(struct h_cluster *c, struct j_obj *objs, int max);
+/* The state of node name per nodes --json, in buf; "" when absent. */
+const char *h_node_state(struct h_cluster *c, const char *name, char *buf, size_t bufsz);
 
 #endif

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "ctl.h"
 #include "log.h"
 
@@ -244,6 +246,90 @@ Test(store, unflushed_changes_are_not_there, .timeout = 5)
     m2 = reopen(&st);
     cr_assert_not_null(ctl_app_find(m2, "shop"));
     cr_assert_null(ctl_app_find(m2, "later"));
+    ctl_model_free(m);
+    ctl_model_free(m2);
+    ctl_store_close(st);
+}
+
+static struct ctl_node *
+stored_node(struct ctl_model *m, const char *name)
+{
+    struct ctl_node *n = NULL;
+
+    cr_assert_eq(ctl_node_add(m, name, &n), 0);
+    strcpy(n->address, "198.18.0.9");
+    strcpy(n->boot_id, "boot");
+    n->capacity = 5;
+    cr_assert_eq(ctl_node_set_range(n, 5000, 5009), 0);
+    return n;
+}
+
+/* A controller restart keeps what operators chose and what was down; it
+ * gives the rest a grace period; a leaving agent's node stays draining. */
+Test(store, node_states_survive_a_restart, .timeout = 5)
+{
+    struct ctl_store *st = NULL;
+    struct ctl_model *m = ctl_model_new(), *m2;
+    struct ctl_node *n;
+
+    cr_assert_eq(ctl_store_open(path, &st), 0);
+    ctl_node_update(m, stored_node(m, "up"), false, CTL_NODE_READY, false);
+    ctl_node_update(m, stored_node(m, "cordoned"), false, CTL_NODE_CORDONED, false);
+    ctl_node_update(m, stored_node(m, "drained"), false, CTL_NODE_DRAINING, false);
+    ctl_node_update(m, stored_node(m, "down"), true, CTL_NODE_READY, false);
+    ctl_node_update(m, stored_node(m, "down-cordoned"), true, CTL_NODE_CORDONED, false);
+    ctl_node_update(m, stored_node(m, "leaving"), false, CTL_NODE_READY, true);
+    cr_assert_eq(ctl_store_flush(st, m), 0);
+
+    m2 = reopen(&st);
+    n = ctl_node_find(m2, "up");
+    cr_assert_eq(n->state, CTL_NODE_READY);
+    cr_assert_eq(n->last_seen_ms, 5555, "a grace period from the load");
+    cr_assert_eq(ctl_node_find(m2, "cordoned")->state, CTL_NODE_CORDONED);
+    cr_assert_eq(ctl_node_find(m2, "drained")->state, CTL_NODE_DRAINING);
+    cr_assert_eq(ctl_node_find(m2, "drained")->admin, CTL_NODE_DRAINING);
+    cr_assert_eq(ctl_node_find(m2, "down")->state, CTL_NODE_DOWN, "down stays down");
+    n = ctl_node_find(m2, "down-cordoned");
+    cr_assert_eq(n->state, CTL_NODE_DOWN);
+    cr_assert_eq(n->admin, CTL_NODE_CORDONED, "cordon survives being down");
+    n = ctl_node_find(m2, "leaving");
+    cr_assert_eq(n->state, CTL_NODE_DRAINING, "a leaving node gets nothing new meanwhile");
+    cr_assert_eq(n->admin, CTL_NODE_READY);
+    cr_assert(n->leaving);
+    cr_assert_eq(m2->ndraining, 2);
+    ctl_model_free(m);
+    ctl_model_free(m2);
+    ctl_store_close(st);
+}
+
+/* A database from before the admin column gains it in place. */
+Test(store, an_older_database_is_migrated, .timeout = 5)
+{
+    struct ctl_store *st = NULL;
+    struct ctl_model *m = ctl_model_new(), *m2;
+    sqlite3 *db = NULL;
+
+    cr_assert_eq(ctl_store_open(path, &st), 0);
+    ctl_node_update(m, stored_node(m, "old"), false, CTL_NODE_CORDONED, false);
+    cr_assert_eq(ctl_store_flush(st, m), 0);
+    ctl_store_close(st);
+    st = NULL;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "ALTER TABLE nodes DROP COLUMN admin;", NULL, NULL, NULL),
+                 SQLITE_OK);
+    sqlite3_close(db);
+
+    cr_assert_eq(ctl_store_open(path, &st), 0);
+    m2 = reopen(&st);
+    cr_assert_not_null(ctl_node_find(m2, "old"));
+    /* Controllers without the column had no cordon or drain: ready. */
+    cr_assert_eq(ctl_node_find(m2, "old")->admin, CTL_NODE_READY);
+    cr_assert_eq(ctl_node_find(m2, "old")->state, CTL_NODE_READY);
+    ctl_node_update(m2, ctl_node_find(m2, "old"), false, CTL_NODE_DRAINING, false);
+    cr_assert_eq(ctl_store_flush(st, m2), 0);
+    ctl_model_free(m2);
+    m2 = reopen(&st);
+    cr_assert_eq(ctl_node_find(m2, "old")->admin, CTL_NODE_DRAINING);
     ctl_model_free(m);
     ctl_model_free(m2);
     ctl_store_close(st);

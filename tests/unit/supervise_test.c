@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * supervise_test.c: the agent's supervisor table and instance record
- * (node-agent/supervise.c), reconcile (reconcile.c) and assignment checks
- * and process environment (spec.c). No process, no loop.
+ * (node-agent/supervise.c), assignment checks and process environment
+ * (spec.c). No process, no loop. Reconcile is in agent_reconcile_test.c.
  */
 #include <string.h>
 
@@ -292,81 +292,6 @@ Test(supervise, wire_states, .timeout = 2)
 }
 
 /* ---- reconcile ---- */
-
-static bool
-plan_starts(const struct agt_plan *p, size_t idx)
-{
-    for (size_t k = 0; k < p->nstart; k++)
-        if (p->start[k] == idx)
-            return true;
-    return false;
-}
-
-static bool
-plan_drains(const struct agt_plan *p, uint64_t id)
-{
-    for (size_t k = 0; k < p->ndrain; k++)
-        if (p->drain[k] == id)
-            return true;
-    return false;
-}
-
-Test(agt_reconcile, starts_missing_drains_extra_keeps_matching, .timeout = 2)
-{
-    const uint64_t have[] = {7, 3, 9};
-    const uint64_t want[] = {3, 4, 9, 12};
-    struct agt_plan p;
-
-    cr_assert_eq(agt_reconcile(have, 3, want, 4, &p), 0);
-    cr_assert_eq(p.nstart, 2);
-    cr_assert(plan_starts(&p, 1)); /* id 4 */
-    cr_assert(plan_starts(&p, 3)); /* id 12 */
-    cr_assert_eq(p.ndrain, 1);
-    cr_assert(plan_drains(&p, 7));
-    agt_plan_fini(&p);
-}
-
-Test(agt_reconcile, empty_sets, .timeout = 2)
-{
-    const uint64_t ids[] = {1, 2};
-    struct agt_plan p;
-
-    cr_assert_eq(agt_reconcile(NULL, 0, NULL, 0, &p), 0);
-    cr_assert_eq(p.nstart + p.ndrain, 0);
-    agt_plan_fini(&p);
-    cr_assert_eq(agt_reconcile(ids, 2, NULL, 0, &p), 0);
-    cr_assert_eq(p.ndrain, 2);
-    cr_assert_eq(p.nstart, 0);
-    agt_plan_fini(&p);
-    cr_assert_eq(agt_reconcile(NULL, 0, ids, 2, &p), 0);
-    cr_assert_eq(p.nstart, 2);
-    cr_assert_eq(p.ndrain, 0);
-    agt_plan_fini(&p);
-}
-
-Test(agt_reconcile, same_set_is_a_no_op, .timeout = 2)
-{
-    const uint64_t have[] = {5, 6, 8};
-    const uint64_t want[] = {8, 5, 6};
-    struct agt_plan p;
-
-    cr_assert_eq(agt_reconcile(have, 3, want, 3, &p), 0);
-    cr_assert_eq(p.nstart, 0);
-    cr_assert_eq(p.ndrain, 0);
-    agt_plan_fini(&p);
-}
-
-Test(agt_reconcile, repeated_id_starts_once, .timeout = 2)
-{
-    const uint64_t want[] = {4, 4, 2, 4};
-    struct agt_plan p;
-
-    cr_assert_eq(agt_reconcile(NULL, 0, want, 4, &p), 0);
-    cr_assert_eq(p.nstart, 2);
-    cr_assert(plan_starts(&p, 0));
-    cr_assert(plan_starts(&p, 2));
-    agt_plan_fini(&p);
-}
 
 /* ---- spec: assignment checks and the process environment ---- */
 

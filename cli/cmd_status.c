@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd_status.c: `drover status` — the cluster on one screen.
+ *
+ *   Nodes: 2 ready, 1 down
+ *     NAME  ADDRESS      STATE  INSTANCES  PORTS      LAST SEEN   NOTES
+ *     n1    198.18.0.11  ready  3/256      5000-5099  ~ 0s ago
+ *     n3    198.18.0.13  down   2/256      5000-5099  ~ 9s ago    2 lost
+ *
+ *   Apps:
+ *     APP   RELEASE  TYPE    DESIRED  UP  NOTES
+ *     shop  v1       web     3        3
+ *                    worker  2        1   1 pending
+ *
+ *   Needs attention:
+ *     shop  worker.2  pending  -   no ready node with free capacity
+ *     shop  web.2     lost     n3  node n3 is down: replaced elsewhere
+ *
+ * One StatusReq; --json writes the same as {"nodes": [...], "apps": [...]}.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "cli.h"
+#include "util.h"
+#include "wire.h"
+
+int
+cli_status_get(struct cli_client *c, Drover__Message **rep)
+{
+    Drover__Message req = DROVER__MESSAGE__INIT;
+    Drover__StatusReq body = DROVER__STATUS_REQ__INIT;
+
+    req.body_case = DROVER__MESSAGE__BODY_STATUS_REQ;
+    req.status_req = &body;
+    return cli_call(c, &req, DROVER__MESSAGE__BODY_STATUS_REP, rep);
+}
+
+static void
+type_json(struct cli_json *j, const Drover__TypeStatus *t)
+{
+    cli_json_begin_object(j);
+    cli_json_key(j, "type");
+    cli_json_string(j, cli_str(t->type));
+    cli_json_key(j, "desired");
+    cli_json_uint(j, t->desired);
+    cli_json_key(j, "up");
+    cli_json_uint(j, t->up);
+    cli_json_key(j, "starting");
+    cli_json_uint(j, t->starting);
+    cli_json_key(j, "pending");
+    cli_json_uint(j, t->pending);
+    cli_json_key(j, "crashed");
+    cli_json_uint(j, t->crashed);
+    cli_json_key(j, "lost");
+    cli_json_uint(j, t->lost);
+    cli_json_key(j, "draining");
+    cli_json_uint(j, t->draining);
+    cli_json_key(j, "evicting");
+    cli_json_uint(j, t->evicting);
+    cli_json_end_object(j);
+}
+
+static void
+attention_json(struct cli_json *j, const Drover__InstanceInfo *in)
+{
+    bool placed = cli_str(in->node)[0] != '\0';
+
+    cli_json_begin_object(j);
+    cli_json_key(j, "name");
+    cli_json_string(j, cli_str(in->name));
+    cli_json_key(j, "type");
+    cli_json_string(j, cli_str(in->type));
+    cli_json_key(j, "state");
+    cli_json_string(j, cli_str(in->state));
+    cli_json_key(j, "node");
+    cli_json_string(j, placed ? in->node : NULL);
+    cli_json_key(j, "port");
+    cli_json_uint(j, in->port);
+    cli_json_key(j, "release");
+    cli_json_uint(j, in->release);
+    cli_json_key(j, "reason");
+    cli_json_string(j, cli_str(in->reason)[0] != '\0' ? in->reason : NULL);
+    cli_json_end_object(j);
+}
+
+static void
+status_json(const Drover__StatusRep *s)
+{
+    struct cli_json j;
+
+    cli_json_init(&j, stdout);
+    cli_json_begin_object(&j);
+    cli_json_key(&j, "nodes");
+    cli_json_begin_array(&j);
+    for (size_t i = 0; i < s->n_nodes; i++)
+        cli_node_json(&j, s->nodes[i]);
+    cli_json_end_array(&j);
+    cli_json_key(&j, "apps");
+    cli_json_begin_array(&j);
+    for (size_t a = 0; a < s->n_apps; a++) {
+        const Drover__AppStatus *as = s->apps[a];
+
+        cli_json_begin_object(&j);
+        cli_json_key(&j, "name");
+        cli_json_string(&j, cli_str(as->name));
+        cli_json_key(&j, "release");
+        cli_json_uint(&j, as->release);
+        cli_json_key(&j, "types");
+        cli_json_begin_array(&j);
+        for (size_t t = 0; t < as->n_types; t++)
+            type_json(&j, as->types[t]);
+        cli_json_end_array(&j);
+        cli_json_key(&j, "attention");
+        cli_json_begin_array(&j);
+        for (size_t i = 0; i < as->n_attention; i++)
+            attention_json(&j, as->attention[i]);
+        cli_json_end_array(&j);
+        cli_json_end_object(&j);
+    }
+    cli_json_end_array(&j);
+    cli_json_end_object(&j);
+    cli_json_end(&j);
+}
+
+/* "2 ready, 1 cordoned, 1 down" in the order of the states. */
+static void
+node_summary(const Drover__StatusRep *s, char *out, size_t outsz)
+{
+    static const char *const states[] = {"ready", "cordoned", "draining", "down"};
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (size_t k = 0; k < ARRAY_SIZE(states); k++) {
+        unsigned n = 0;
+
+        for (size_t i = 0; i < s->n_nodes; i++)
+            n += strcmp(cli_str(s->nodes[i]->state), states[k]) == 0;
+        if (n > 0 && used < outsz)
+            used += (size_t)snprintf(out + used, outsz - used, "%s%u %s", used ? ", " : "", n,
+                                     states[k]);
+    }
+}
+
+static void
+type_notes(const Drover__TypeStatus *t, char *out, size_t outsz)
+{
+    const struct {
+        uint32_t n;
+        const char *what;
+    } parts[] = {{t->starting, "starting"}, {t->pending, "pending"},   {t->crashed, "crashed"},
+                 {t->lost, "lost"},         {t->draining, "draining"}, {t->evicting, "evicting"}};
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (size_t k = 0; k < ARRAY_SIZE(parts); k++)
+        if (parts[k].n > 0 && used < outsz)
+            used += (size_t)snprintf(out + used, outsz - used, "%s%u %s", used ? ", " : "",
+                                     parts[k].n, parts[k].what);
+}
+
+static int
+apps_table(const Drover__StatusRep *s)
+{
+    static const char *const head[] = {"APP", "RELEASE", "TYPE", "DESIRED", "UP", "NOTES"};
+    struct cli_table *t = cli_table_new(6);
+    int rc;
+
+    if (t == NULL)
+        return -ENOMEM;
+    rc = cli_table_row(t, head);
+    for (size_t a = 0; a < s->n_apps && rc == 0; a++) {
+        const Drover__AppStatus *as = s->apps[a];
+        char rel[16], desired[16], up[16], notes[160];
+
+        snprintf(rel, sizeof(rel), as->release ? "v%u" : "-", as->release);
+        if (as->n_types == 0) {
+            const char *row[6] = {cli_str(as->name), rel, "-", "", "", "no processes"};
+
+            rc = cli_table_row(t, row);
+            continue;
+        }
+        for (size_t k = 0; k < as->n_types && rc == 0; k++) {
+            const Drover__TypeStatus *ts = as->types[k];
+            const char *row[6] = {k == 0 ? cli_str(as->name) : "",
+                                  k == 0 ? rel : "",
+                                  cli_str(ts->type),
+                                  desired,
+                                  up,
+                                  notes};
+
+            snprintf(desired, sizeof(desired), "%u", ts->desired);
+            snprintf(up, sizeof(up), "%u", ts->up);
+            type_notes(ts, notes, sizeof(notes));
+            rc = cli_table_row(t, row);
+        }
+    }
+    if (rc == 0)
+        cli_table_print(t, stdout, "  ");
+    cli_table_free(t);
+    return rc;
+}
+
+static int
+attention_table(const Drover__StatusRep *s, size_t *shown)
+{
+    struct cli_table *t = cli_table_new(5);
+    int rc = 0;
+
+    *shown = 0;
+    if (t == NULL)
+        return -ENOMEM;
+    for (size_t a = 0; a < s->n_apps && rc == 0; a++) {
+        const Drover__AppStatus *as = s->apps[a];
+
+        for (size_t i = 0; i < as->n_attention && rc == 0; i++) {
+            const Drover__InstanceInfo *in = as->attention[i];
+            const char *row[5] = {cli_str(as->name), cli_str(in->name), cli_str(in->state),
+                                  cli_str(in->node)[0] ? in->node : "-", cli_str(in->reason)};
+
+            rc = cli_table_row(t, row);
+            (*shown)++;
+        }
+    }
+    if (rc == 0 && *shown > 0)
+        cli_table_print(t, stdout, "  ");
+    cli_table_free(t);
+    return rc;
+}
+
+static int
+status_human(const Drover__StatusRep *s)
+{
+    char summary[128];
+    size_t shown = 0;
+    int rc;
+
+    node_summary(s, summary, sizeof(summary));
+    if (s->n_nodes == 0) {
+        printf("Nodes: none yet. Start drover-agent with DROVER_JOIN set.\n");
+    } else {
+        printf("Nodes: %s\n", summary);
+        if ((rc = cli_nodes_table(s->nodes, s->n_nodes, "  ")) < 0)
+            return rc;
+    }
+    printf("\n");
+    if (s->n_apps == 0) {
+        printf("Apps: none yet. Create one with: drover apps:create APP\n");
+        return 0;
+    }
+    printf("Apps:\n");
+    if ((rc = apps_table(s)) < 0)
+        return rc;
+    printf("\nNeeds attention:\n");
+    if ((rc = attention_table(s, &shown)) < 0)
+        return rc;
+    if (shown == 0)
+        printf("  nothing: no instance is pending, crashed, lost or being moved\n");
+    return 0;
+}
+
+int
+cli_cmd_status(int argc, char **argv)
+{
+    bool json = false;
+    struct cli_flag flags[] = {{"json", 0, false, &json, NULL}};
+    struct cli_client *c = NULL;
+    Drover__Message *rep = NULL;
+    char err[256], *pos[1];
+    int npos, rc;
+
+    if (cli_args_parse(argc, argv, flags, ARRAY_SIZE(flags), pos, 0, &npos, err, sizeof(err)) < 0)
+        return cli_usage("status", "%s", err);
+    if ((rc = cli_connect(&c)) != CLI_OK)
+        return rc;
+    rc = cli_status_get(c, &rep);
+    if (rc == 0) {
+        if (json)
+            status_json(rep->status_rep);
+        else if (status_human(rep->status_rep) < 0)
+            rc = cli_fail("out of memory");
+    }
+    if (rep != NULL)
+        wire_msg_free(rep);
+    cli_client_free(c);
+    return rc == 0 ? CLI_OK : CLI_FAIL;
+}

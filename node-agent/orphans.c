@@ -1,0 +1,349 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * orphans.c: what a killed agent left running, and how to know it again.
+ *
+ * Every process group the agent starts is recorded in DROVER_DATA_DIR/run/ID
+ * (one small file per instance, written when it is spawned and removed once
+ * its group is gone), so that an agent killed with SIGKILL can find, when it
+ * starts again, the groups it left behind: they are nobody's children any
+ * more and their output pipes have no reader. The agent stops them (it does
+ * not adopt them; see the README, "Agent restart") and starts afresh.
+ *
+ * A pid can be reused, so a record names its group by pgid *and* the start
+ * time of the group's leader (/proc/PID/stat field 22, clock ticks since
+ * boot). A group is the one we started when it still has a live member
+ * whose group and session are the recorded pgid (instances run in their own
+ * session), and either its leader is still there with the recorded start
+ * time, or — the leader gone, its children left — every live member started
+ * no earlier than the leader did. Linux does not hand out a pid that is still
+ * some group's id, so a group outlived by its members keeps its number.
+ *
+ * Zombies do not count as members: they run nothing, and where the init
+ * process does not reap orphans promptly they would hold a drain open.
+ *
+ * Records are written without fsync: they only need to outlive the agent
+ * process, not the machine (after a reboot no group is left to find).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agt.h"
+#include "log.h"
+#include "util.h"
+
+#define RUNREC_VERSION 1
+
+/* ---- /proc ---- */
+
+int
+agt_proc_parse(const char *stat, struct agt_proc *p)
+{
+    const char *rp = strrchr(stat, ')');
+    unsigned long long start = 0;
+    int pid, pgrp, sid, n, field;
+    char state;
+
+    /* comm may hold spaces and parentheses: parse from the last ')'. */
+    if (sscanf(stat, "%d", &pid) != 1 || rp == NULL)
+        return -EINVAL;
+    if (sscanf(rp + 1, " %c %*d %d %d%n", &state, &pgrp, &sid, &n) != 3)
+        return -EINVAL;
+    rp += 1 + n;
+    /* Fields 7..21 skipped, field 22 is the start time. */
+    for (field = 7; field <= 22; field++) {
+        while (*rp == ' ')
+            rp++;
+        if (*rp == '\0')
+            return -EINVAL;
+        if (field == 22 && sscanf(rp, "%llu", &start) != 1)
+            return -EINVAL;
+        while (*rp != ' ' && *rp != '\0')
+            rp++;
+    }
+    p->pid = pid;
+    p->pgrp = pgrp;
+    p->sid = sid;
+    p->state = state;
+    p->start = start;
+    return 0;
+}
+
+int
+agt_proc_read(int pid, struct agt_proc *p)
+{
+    char path[64], buf[1024];
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return n < 0 ? -errno : -EINVAL;
+    buf[n] = '\0';
+    return agt_proc_parse(buf, p);
+}
+
+static bool
+live(const struct agt_proc *p)
+{
+    return p->state != 'Z' && p->state != 'X' && p->state != 'x';
+}
+
+/*
+ * Every process of group pgid, or every process when pgid is 0. *v is
+ * malloc'd. Processes that vanish meanwhile are skipped.
+ */
+static int
+proc_scan(int pgid, struct agt_proc **v, size_t *n)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    struct agt_proc *out = NULL, p;
+    size_t cap = 0;
+
+    *v = NULL;
+    *n = 0;
+    if (!d)
+        return -errno;
+    while ((de = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+
+        if (*end != '\0' || pid <= 0 || agt_proc_read((int)pid, &p) < 0)
+            continue;
+        if (pgid != 0 && p.pgrp != pgid)
+            continue;
+        if (*n == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            struct agt_proc *nv = realloc(out, nc * sizeof *nv);
+
+            if (!nv) {
+                free(out);
+                closedir(d);
+                return -ENOMEM;
+            }
+            out = nv;
+            cap = nc;
+        }
+        out[(*n)++] = p;
+    }
+    closedir(d);
+    *v = out;
+    return 0;
+}
+
+bool
+agt_group_alive(int pgid)
+{
+    struct agt_proc *v = NULL;
+    size_t n = 0;
+    bool alive = false;
+
+    if (pgid <= 1 || (kill(-pgid, 0) < 0 && errno == ESRCH))
+        return false;
+    if (proc_scan(pgid, &v, &n) < 0)
+        return true; /* cannot tell: assume the worst, the caller has a deadline */
+    for (size_t k = 0; k < n && !alive; k++)
+        alive = live(&v[k]);
+    free(v);
+    return alive;
+}
+
+bool
+agt_orphan_match(const struct agt_runrec *r, const struct agt_proc *v, size_t n)
+{
+    bool leader = false, member = false;
+
+    for (size_t k = 0; k < n; k++) {
+        if (v[k].pid == r->pgid) {
+            leader = true;
+            if (v[k].start != r->start || v[k].pgrp != r->pgid)
+                return false; /* the pid is someone else's now */
+        }
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (v[k].pgrp != r->pgid || v[k].sid != r->pgid || !live(&v[k]))
+            continue;
+        if (!leader && v[k].start < r->start)
+            return false; /* older than our leader: not from our group */
+        member = true;
+    }
+    return member;
+}
+
+/* ---- records ---- */
+
+int
+agt_runrec_format(const struct agt_runrec *r, char *buf, size_t bufsz)
+{
+    return strfmt(buf, bufsz, "%d %" PRIu64 " %d %" PRIu64 " %u %u %u %s %s %s\n", RUNREC_VERSION,
+                  r->id, r->pgid, r->start, (unsigned)r->grace_ms, (unsigned)r->port,
+                  (unsigned)r->release, r->app, r->name, r->sha);
+}
+
+int
+agt_runrec_parse(const char *text, struct agt_runrec *r)
+{
+    char app[64], name[96], sha[96];
+    unsigned grace, port, release;
+    int version, pgid, n = 0;
+    uint64_t id, start;
+
+    memset(r, 0, sizeof *r);
+    if (sscanf(text, "%d %" SCNu64 " %d %" SCNu64 " %u %u %u %63s %95s %95s%n", &version, &id,
+               &pgid, &start, &grace, &port, &release, app, name, sha, &n) != 10 ||
+        version != RUNREC_VERSION)
+        return -EINVAL;
+    if (id == 0 || pgid <= 1 || port == 0 || port > 65535 || !name_app_valid(app) ||
+        !name_instance_valid(name) || strlen(sha) != 64)
+        return -EINVAL;
+    r->id = id;
+    r->pgid = pgid;
+    r->start = start;
+    r->grace_ms = grace;
+    r->port = (uint16_t)port;
+    r->release = release;
+    if (strfmt(r->app, sizeof r->app, "%s", app) < 0 ||
+        strfmt(r->name, sizeof r->name, "%s", name) < 0 ||
+        strfmt(r->sha, sizeof r->sha, "%s", sha) < 0)
+        return -EINVAL;
+    return 0;
+}
+
+static int
+rec_path(const char *data_dir, uint64_t id, const char *suffix, char *out, size_t outsz)
+{
+    return strfmt(out, outsz, "%s/run/%" PRIu64 "%s", data_dir, id, suffix);
+}
+
+int
+agt_runrec_save(const char *data_dir, const struct agt_runrec *r)
+{
+    char path[PATH_MAX], tmp[PATH_MAX], line[256];
+    ssize_t len;
+    int fd, rc;
+
+    if ((rc = rec_path(data_dir, r->id, "", path, sizeof path)) < 0 ||
+        (rc = rec_path(data_dir, r->id, ".tmp", tmp, sizeof tmp)) < 0 ||
+        (rc = agt_runrec_format(r, line, sizeof line)) < 0)
+        return rc;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    len = (ssize_t)strlen(line);
+    rc = write(fd, line, (size_t)len) == len ? 0 : -EIO;
+    close(fd);
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
+}
+
+void
+agt_runrec_remove(const char *data_dir, uint64_t id)
+{
+    char path[PATH_MAX];
+
+    if (rec_path(data_dir, id, "", path, sizeof path) == 0 && unlink(path) < 0 && errno != ENOENT)
+        log_warn("runrec_remove_failed", "path=%s err=%s", log_q(path), log_q(strerror(errno)));
+}
+
+int
+agt_runrec_start_time(int pid, uint64_t *start)
+{
+    struct agt_proc p;
+    int rc = agt_proc_read(pid, &p);
+
+    if (rc == 0)
+        *start = p.start;
+    return rc;
+}
+
+static int
+read_text(const char *path, char *buf, size_t bufsz)
+{
+    ssize_t n;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return -errno;
+    n = read(fd, buf, bufsz - 1);
+    close(fd);
+    if (n < 0)
+        return -errno;
+    buf[n] = '\0';
+    return 0;
+}
+
+int
+agt_orphans_find(const char *data_dir, struct agt_runrec **out, size_t *nout)
+{
+    char dir[PATH_MAX], path[PATH_MAX], text[512];
+    struct agt_runrec *v = NULL, r;
+    struct agt_proc *procs = NULL;
+    size_t n = 0, cap = 0, nprocs = 0;
+    struct dirent *de;
+    DIR *d = NULL;
+    int rc;
+
+    *out = NULL;
+    *nout = 0;
+    if ((rc = strfmt(dir, sizeof dir, "%s/run", data_dir)) < 0 || (rc = mkdir_p(dir, 0700)) < 0)
+        return rc;
+    if ((rc = proc_scan(0, &procs, &nprocs)) < 0)
+        return rc;
+    d = opendir(dir);
+    if (!d) {
+        rc = -errno;
+        goto out;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (strfmt(path, sizeof path, "%s/%s", dir, de->d_name) < 0)
+            continue;
+        if (read_text(path, text, sizeof text) < 0 || agt_runrec_parse(text, &r) < 0) {
+            log_warn("runrec_bad", "path=%s", log_q(path));
+            unlink(path);
+            continue;
+        }
+        if (!agt_orphan_match(&r, procs, nprocs)) {
+            unlink(path); /* gone, or its pid is someone else's now */
+            continue;
+        }
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            struct agt_runrec *nv = realloc(v, nc * sizeof *nv);
+
+            if (!nv) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            v = nv;
+            cap = nc;
+        }
+        v[n++] = r;
+    }
+    *out = v;
+    *nout = n;
+    v = NULL;
+    rc = 0;
+out:
+    if (d)
+        closedir(d);
+    free(v);
+    free(procs);
+    return rc;
+}
