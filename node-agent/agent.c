@@ -38,7 +38,7 @@ struct agt {
     struct agt_inst **insts; /* sorted by id */
     size_t ninst, cap;
     uint64_t generation;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sigpipe;
     uv_timer_t check;   /* shutdown progress, deferred */
     uv_timer_t lastest; /* bounds the wait for the last sync's answer */
     int nsignals;
@@ -373,6 +373,9 @@ close_all(struct agt *a)
         agt_inst_free(a->insts[k]);
     a->ninst = 0;
     agt_out_close_all();
+    agt_pipe_close_all();
+    agt_logs_close();
+    uv_close((uv_handle_t *)&a->sigpipe, on_handle_close);
     uv_close((uv_handle_t *)&a->sigterm, on_handle_close);
     uv_close((uv_handle_t *)&a->sigint, on_handle_close);
     uv_close((uv_handle_t *)&a->check, on_handle_close);
@@ -440,6 +443,11 @@ on_signal(uv_signal_t *sig, int signum)
     arm_check(a);
 }
 
+static void
+on_sigpipe(uv_signal_t *sig, int signum)
+{
+}
+
 /* ---- life ---- */
 
 struct agt *
@@ -473,9 +481,10 @@ agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err)
         goto out;
     uv_signal_init(loop, &a->sigterm);
     uv_signal_init(loop, &a->sigint);
+    uv_signal_init(loop, &a->sigpipe);
     uv_timer_init(loop, &a->check);
     uv_timer_init(loop, &a->lastest);
-    a->sigterm.data = a->sigint.data = a;
+    a->sigterm.data = a->sigint.data = a->sigpipe.data = a;
     a->check.data = a->lastest.data = a;
 out:
     if (rc < 0 && a) {
@@ -497,6 +506,12 @@ agt_start(struct agt *a)
     rc = uv_signal_start(&a->sigterm, on_signal, SIGTERM);
     if (rc == 0)
         rc = uv_signal_start(&a->sigint, on_signal, SIGINT);
+    /* A one-off that closed its stdin makes our write fail with EPIPE,
+     * not kill the agent. */
+    if (rc == 0)
+        rc = uv_signal_start(&a->sigpipe, on_sigpipe, SIGPIPE);
+    if (rc == 0)
+        rc = agt_logs_start(a);
     if (rc == 0)
         rc = agt_slugs_start(a->slugs);
     if (rc == 0)
