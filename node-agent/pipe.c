@@ -345,6 +345,7 @@ pipe_send(struct agt_pipe *p)
     r.stderr.data = (uint8_t *)p->out[1].data;
     r.stderr.len = n1;
     r.stdin_have = p->stdin_have;
+    r.stdin_eof_seen = p->stdin_eof;
     r.interrupts = p->interrupts;
     r.rows = p->rows;
     r.cols = p->cols;

@@ -465,11 +465,9 @@ act(struct agt_inst *i, unsigned acts)
     if (acts & AGT_A_WATCH)
         watch_group(i);
     if (acts & AGT_A_BACKOFF) {
-        char last[48];
-
-        exit_text(i, last, sizeof last);
-        snprintf(i->reason, sizeof i->reason, "%s; restart %u in %.1f s", last,
-                 (unsigned)i->sup.restarts, (double)i->sup.backoff_ms / 1000.0);
+        /* The exit itself is in exit_code / exit_signal. */
+        snprintf(i->reason, sizeof i->reason, "restart %u in %.1f s", (unsigned)i->sup.restarts,
+                 (double)i->sup.backoff_ms / 1000.0);
         arm(i, i->sup.backoff_ms, AGT_EV_BACKOFF_EXPIRED);
         log_info("restart_scheduled", "app=%s inst=%s restarts=%u in_ms=%" PRIu64, i->spec->app,
                  i->spec->name, (unsigned)i->sup.restarts, i->sup.backoff_ms);
