@@ -253,7 +253,8 @@ agent_reply(struct ctl_runs *r, struct ctl_run *s, struct nnuv_msg *req)
     rep.stdout_acked = rbuf_end(&s->out[0]);
     rep.stderr_acked = rbuf_end(&s->out[1]);
     rep.stdin.len = rbuf_from(&s->in, s->agent_stdin_have, &rep.stdin_offset, &rep.stdin.data);
-    rep.stdin_eof = s->in_eof;
+    /* The end is only the end with the last byte. */
+    rep.stdin_eof = s->in_eof && rep.stdin_offset + rep.stdin.len == rbuf_end(&s->in);
     rep.interrupts = s->interrupts;
     rep.rows = s->rows;
     rep.cols = s->cols;
