@@ -255,6 +255,8 @@ int agt_out_start(struct agt_out *o);
 void agt_out_close(struct agt_out *o);
 /* Shutdown: close every stream still open. */
 void agt_out_close_all(void);
+/* logship.c tells: there is room: queue every pending "lines dropped". */
+void agt_out_flush_drops(void);
 
 /* logship.c: output lines, batched, to the controller (join port + 2). */
 #define AGT_LOG_QUEUE_LINES 10000

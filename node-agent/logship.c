@@ -40,6 +40,7 @@ struct agt_logs {
     struct logring *q;
     uv_timer_t timer;
     uint64_t lost_reported;
+    bool blocked; /* the last send could not go: wait for the tick */
     bool closing;
 };
 
@@ -82,10 +83,17 @@ flush(struct agt_logs *l)
         if (rc < 0) {
             if (rc != -EAGAIN)
                 log_warn("log_ship_failed", "err=%s lines=%zu", log_q(uv_strerror(rc)), n);
-            break; /* kept: the next tick tries again */
+            /* Kept: the next tick tries again. Until then, lines only
+             * queue (or are counted as dropped): building a batch per
+             * line to fail again would slow the agent to a crawl. */
+            l->blocked = true;
+            break;
         }
+        l->blocked = false;
         logring_pop(l->q, n);
         bytes = 0;
+        if (logring_count(l->q) < AGT_LOG_QUEUE_LINES / 2)
+            agt_out_flush_drops();
     }
     if (logring_lost_markers(l->q) != l->lost_reported) {
         log_warn("log_markers_lost", "count=%" PRIu64,
@@ -97,7 +105,10 @@ flush(struct agt_logs *l)
 static void
 on_timer(uv_timer_t *t)
 {
-    flush(t->data);
+    struct agt_logs *l = t->data;
+
+    l->blocked = false;
+    flush(l);
 }
 
 int
@@ -140,7 +151,7 @@ agt_logs_line(const char *app, const char *source, const char *text, size_t len,
     if (l == NULL || l->closing)
         return;
     logring_push_counted(l->q, d, now_ms(), app, source, NULL, text, len);
-    if (logring_count(l->q) >= BATCH_LINES)
+    if (logring_count(l->q) >= BATCH_LINES && !l->blocked)
         flush(l);
 }
 

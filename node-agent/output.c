@@ -174,6 +174,16 @@ agt_out_close(struct agt_out *o)
 }
 
 void
+agt_out_flush_drops(void)
+{
+    /* The queue has room again: a stream that lost lines says so now, not
+     * only with its next line (which may never come). */
+    for (struct agt_out *o = streams; o; o = o->next)
+        if (o->drops.dropped > 0)
+            agt_logs_source_done(o->app, o->inst, &o->drops);
+}
+
+void
 agt_out_close_all(void)
 {
     /* A descendant that left the process group may hold a pipe open for

@@ -30,11 +30,15 @@ static const char *app_dir = DROVER_SOURCE_DIR "/tests/integration/runapp";
 static void
 start_cluster(const char *test, int base, int port0)
 {
+    /* Room for the whole flood in the history; and a controller stopped
+     * for a few seconds on purpose must not declare its nodes down. */
+    static const char *const ctl_env[] = {"DROVER_LOG_LINES=100000", "DROVER_NODE_TIMEOUT_MS=20000",
+                                          NULL};
     char range[32], name[8];
     int idx;
 
     h_init(&C, test, base);
-    idx = h_start_controller(&C, NULL);
+    idx = h_start_controller(&C, ctl_env);
     cr_assert(h_wait_log(&C, idx, "event=ready", 10000), "controller not ready");
     for (int i = 0; i < 3; i++) {
         snprintf(name, sizeof(name), "n%d", i + 1);
@@ -113,7 +117,8 @@ Test(logs, tail_is_live_and_crashes_back_off)
     char *out = NULL, *err = NULL;
 
     start_cluster("logs", 7484, 8250);
-    cr_assert_eq(CLI(NULL, &err, "scale", "shop", "worker=1", "crasher=1"), 0, "%s", err);
+    cr_assert_eq(CLI(NULL, &err, "scale", "shop", "worker=1", "crasher=1", "flood=1"), 0, "%s",
+                 err);
     free(err);
 
     /* --tail shows each new worker line within a second of its writing
@@ -157,7 +162,7 @@ Test(logs, tail_is_live_and_crashes_back_off)
     cr_assert_eq(CLI(&out, NULL, "logs", "shop", "--source", "drover", "-n", "1000"), 0);
     cr_assert(strstr(out, "drover: release v1 created") != NULL, "%s", out);
     cr_assert(strstr(out, "drover: deploy of v1 started") != NULL, "%s", out);
-    cr_assert(strstr(out, "drover: scaled worker=1 crasher=1") != NULL, "%s", out);
+    cr_assert(strstr(out, "drover: scaled worker=1 crasher=1 flood=1") != NULL, "%s", out);
     cr_assert(strstr(out, "drover: worker.1 starting -> up") != NULL, "%s", out);
     free(out);
 
@@ -184,6 +189,41 @@ Test(logs, tail_is_live_and_crashes_back_off)
     cr_assert_eq(CLI(&out, NULL, "logs", "shop", "--source", "drover", "-n", "1000"), 0);
     cr_assert(strstr(out, "crasher.1 up -> crashed (signal 9; restart 2 in ") != NULL, "%s", out);
     free(out);
+
+    /* Nothing is dropped silently: while the controller does not read, a
+     * 20 MB flood overflows the agent's queue and the sockets; the lines
+     * that arrive plus those the markers count are every line. */
+    int fpid = wait_up("flood.1", 0, 20000, &o);
+    struct p_child ft;
+    p_spawn_cli(
+        &C, &ft,
+        (const char *const[]){"logs", "shop", "--tail", "-n", "1", "--source", "flood.1", NULL});
+    cr_assert(p_wait_out(&ft, "flood.1 ready", 20000), "tail: %s", ft.ebuf ? ft.ebuf : "");
+    cr_assert_eq(kill(C.procs[0].pid, SIGSTOP), 0);
+    cr_assert_eq(kill(fpid, SIGUSR1), 0);
+    bool done = false;
+    for (long deadline = p_now_ms() + 10000; p_now_ms() < deadline && !done; h_msleep(100))
+        for (int i = 1; i < C.nprocs && !done; i++)
+            done = h_log_has(&C, i, "inst=flood.1 stream=stdout line=\"flood-done\"");
+    kill(C.procs[0].pid, SIGCONT);
+    cr_assert(done, "the flood never finished");
+    cr_assert(p_wait_out(&ft, "flood.1@", 30000));
+    cr_assert(p_wait_out(&ft, ": flood-done\n", 60000), "flood-done never arrived");
+    long numbered = 0, dropped = 0, markers = 0;
+    for (char *p = ft.obuf; (p = strstr(p, ": ")) != NULL; p += 2) {
+        if (strncmp(p + 2, "n=", 2) == 0)
+            numbered++;
+        else if (strncmp(p + 2, "drover: ", 8) == 0 && strstr(p, " dropped (log buffer full)")) {
+            dropped += atol(p + 10);
+            markers++;
+        }
+    }
+    p_free(&ft);
+    cr_log_info("flood: %ld lines arrived, %ld dropped (%ld markers); worst tail lag %ld ms",
+                numbered, dropped, markers, worst);
+    cr_assert_gt(markers, 0, "20 MB and nothing dropped? %ld lines", numbered);
+    cr_assert_eq(numbered + dropped, 20000, "%ld lines arrived, markers count %ld dropped",
+                 numbered, dropped);
 
     /* An attached one-off whose CLI dies without a word is stopped. */
     struct p_child run;

@@ -140,9 +140,15 @@ p_close_stdin(struct p_child *ch)
 }
 
 static void
-append(char **buf, size_t *len, const char *d, size_t n)
+append(char **buf, size_t *len, size_t *cap, const char *d, size_t n)
 {
-    *buf = realloc(*buf, *len + n + 1);
+    if (*len + n + 1 > *cap) {
+        *cap = *cap ? *cap : 65536;
+        while (*cap < *len + n + 1)
+            *cap *= 2;
+        *buf = realloc(*buf, *cap);
+        cr_assert_not_null(*buf);
+    }
     memcpy(*buf + *len, d, n);
     *len += n;
     (*buf)[*len] = '\0';
@@ -174,9 +180,9 @@ p_pump(struct p_child *ch, int ms)
             continue;
         while ((n = read(p[k].fd, chunk, sizeof(chunk))) > 0) {
             if (is_out)
-                append(&ch->obuf, &ch->olen, chunk, (size_t)n);
+                append(&ch->obuf, &ch->olen, &ch->ocap, chunk, (size_t)n);
             else
-                append(&ch->ebuf, &ch->elen, chunk, (size_t)n);
+                append(&ch->ebuf, &ch->elen, &ch->ecap, chunk, (size_t)n);
         }
         if (n == 0) {
             close(p[k].fd);

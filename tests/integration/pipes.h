@@ -20,7 +20,7 @@ struct p_child {
     int out; /* its stdout */
     int err; /* its stderr, or -1 when merged into out */
     char *obuf, *ebuf;
-    size_t olen, elen;
+    size_t olen, elen, ocap, ecap;
 };
 
 /* Start argv[0] (a path) with env; stderr separate unless merge. */
