@@ -10,8 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nanomsg/nn.h>
+#include <nanomsg/pipeline.h>
+#include <nanomsg/reqrep.h>
+
 #include "harness.h"
 #include "pipes.h"
+#include "wire.h"
 
 static struct h_cluster C;
 
@@ -75,12 +80,94 @@ runs_in_ps(struct j_obj *o, int max)
     return k;
 }
 
+/* Send m to endpoint on a REQ socket; the reply must be an Error. */
+static void
+expect_error(const char *endpoint, Drover__Message *m, const char *what)
+{
+    struct wire_sender snd;
+    struct wire_header h;
+    Drover__Message *rep = NULL;
+    uint8_t *buf;
+    size_t len;
+    void *in = NULL;
+    int s = nn_socket(AF_SP, NN_REQ), tmo = 5000, n;
+
+    wire_sender_init(&snd, "test");
+    cr_assert_eq(wire_seal(&snd, m, &buf, &len), 0);
+    nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo, sizeof(tmo));
+    nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDTIMEO, &tmo, sizeof(tmo));
+    cr_assert_geq(nn_connect(s, endpoint), 0);
+    cr_assert_geq(nn_send(s, buf, len, 0), 0);
+    n = nn_recv(s, &in, NN_MSG, 0);
+    cr_assert_geq(n, 0, "no reply to %s", what);
+    cr_assert_eq(wire_open(in, (size_t)n, &h, &rep), 0);
+    cr_assert_eq(rep->body_case, DROVER__MESSAGE__BODY_ERROR, "%s was not refused", what);
+    wire_msg_free(rep);
+    nn_freemsg(in);
+    nn_close(s);
+    free(buf);
+}
+
+/* Bad input to the new requests and the log socket changes nothing. */
+static void
+bad_input(void)
+{
+    Drover__Message m = DROVER__MESSAGE__INIT;
+    Drover__RunIoReq io = DROVER__RUN_IO_REQ__INIT;
+    Drover__RunReq rr = DROVER__RUN_REQ__INIT;
+    Drover__LogsReq lr = DROVER__LOGS_REQ__INIT;
+    char logs_ep[64], cmd[200];
+    uint8_t junk[2000];
+
+    io.id = 424242;
+    m.body_case = DROVER__MESSAGE__BODY_RUN_IO_REQ;
+    m.run_io_req = &io;
+    expect_error(C.api, &m, "a RunIoReq for no session");
+    rr.app = "shop";
+    rr.command = "true";
+    rr.node = "../etc";
+    m.body_case = DROVER__MESSAGE__BODY_RUN_REQ;
+    m.run_req = &rr;
+    expect_error(C.api, &m, "a RunReq with a bad node name");
+    rr.node = "";
+    rr.rows = 70000;
+    expect_error(C.api, &m, "a RunReq with a silly window");
+    lr.app = "shop";
+    lr.source = "no spaces allowed";
+    m.body_case = DROVER__MESSAGE__BODY_LOGS_REQ;
+    m.logs_req = &lr;
+    expect_error(C.api, &m, "a LogsReq with a bad source");
+    lr.source = "";
+    lr.wait_ms = 999999;
+    expect_error(C.api, &m, "a LogsReq waiting too long");
+    cr_assert_eq(CLI(NULL, NULL, "logs", "nope"), 1);
+    cr_assert_eq(CLI(NULL, NULL, "logs", "shop", "--source", "a b"), 2);
+    cr_assert_eq(CLI(NULL, NULL, "logs", "shop", "-n", "x"), 2);
+    cr_assert_eq(CLI(NULL, NULL, "run", "shop"), 2);
+    /* Junk on the log endpoint: through nanomsg, and as raw TCP. */
+    snprintf(logs_ep, sizeof(logs_ep), "tcp://127.0.0.1:%d", C.base_port + 3);
+    int s = nn_socket(AF_SP, NN_PUSH), tmo = 2000;
+    nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDTIMEO, &tmo, sizeof(tmo));
+    cr_assert_geq(nn_connect(s, logs_ep), 0);
+    srand(11);
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = (uint8_t)rand();
+    cr_assert_geq(nn_send(s, junk, sizeof(junk), 0), 0);
+    nn_close(s);
+    snprintf(cmd, sizeof(cmd),
+             "bash -c 'head -c 3000 /dev/urandom > /dev/tcp/127.0.0.1/%d' 2>/dev/null",
+             C.base_port + 3);
+    (void)!system(cmd);
+    cr_assert_eq(CLI(NULL, NULL, "ps", "shop"), 0, "the controller stopped serving");
+}
+
 Test(run, exit_codes_streams_stdin_node_config_detach_pty)
 {
     char *out = NULL, *err = NULL;
     int rc;
 
     start_cluster("run", 7480, 8100);
+    bad_input();
 
     /* Exit codes: the command's own, and 128+9 for one killed by SIGKILL. */
     rc = RUN(NULL, &out, &err, "run", "shop", "--", "true");
