@@ -18,7 +18,8 @@
  * a byte for the remote line discipline. Without one, Ctrl-C (SIGINT) is
  * counted and delivered to the process group as SIGINT. SIGTERM or SIGHUP
  * here tells the controller to stop the process before exiting; if this
- * process dies without a word, the controller stops it after 15 s.
+ * process dies without a word, the controller stops it after
+ * DROVER_RUN_TIMEOUT_MS (its setting, 60 s by default).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -33,6 +33,7 @@ read_config(struct ctl_config *cfg)
         env_endpoint_offset(cfg->agent_listen, 2, cfg->logs_listen, sizeof(cfg->logs_listen)) < 0)
         env_err(&e, "DROVER_AGENT_LISTEN: the log endpoint (port + 2) is not a valid port");
     env_u64(&e, "DROVER_LOG_LINES", 1500, 10, 1000000, &cfg->log_lines);
+    env_u64(&e, "DROVER_RUN_TIMEOUT_MS", 60000, 1000, 86400000, &cfg->run_timeout_ms);
     env_u64(&e, "DROVER_NODE_TIMEOUT_MS", 5000, 100, 86400000, &cfg->node_timeout_ms);
     env_u64(&e, "DROVER_HEARTBEAT_MS", 1000, 10, 3600000, &cfg->heartbeat_ms);
     if (e.n == 0 && cfg->heartbeat_ms >= cfg->node_timeout_ms)

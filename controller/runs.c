@@ -24,7 +24,9 @@
  * process instead of growing memory. stdin is never logged or stored.
  *
  * A session ends when the CLI has the exit status (it says goodbye, or
- * RUN_LINGER_MS later), or when the CLI is gone for RUN_CLI_TIMEOUT_MS: then
+ * RUN_LINGER_MS later), or when the CLI is silent for DROVER_RUN_TIMEOUT_MS
+ * (it asks at least every 10 s while it can; a CLI stuck writing to a paused
+ * terminal is silent too, hence the generous default): then
  * the instance is stopped like any other (SIGTERM to its group, SIGKILL
  * after the grace period). Sessions live in memory: after a controller
  * restart, attached one-offs are stopped (ctl_runs_start).
@@ -43,7 +45,6 @@
 #define RUN_TICK_MS 100
 #define RUN_CLI_WAIT_MAX_MS 10000
 #define RUN_AGENT_HOLD_MS 2000
-#define RUN_CLI_TIMEOUT_MS 15000
 #define RUN_LINGER_MS 30000
 #define RUN_LOST_MS 5000
 
@@ -683,7 +684,7 @@ on_tick(uv_timer_t *t)
         check_instance(r, s, now);
         if (s->exit_told != 0 && now - s->exit_told >= RUN_LINGER_MS)
             run_free(s);
-        else if (now - s->cli_seen >= RUN_CLI_TIMEOUT_MS)
+        else if (now - s->cli_seen >= r->ctl->cfg.run_timeout_ms)
             hang_up(r, s, "the CLI went away");
     }
 }

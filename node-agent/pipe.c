@@ -56,8 +56,8 @@
 #define PIPE_IN_MAX (256u << 10)   /* stdin waiting to be written */
 #define PIPE_TICK_MS 100
 #define PIPE_RESEND_MS 3000
-#define PIPE_EOF_WAIT_MS 2000 /* after the exit, output still open is abandoned */
-#define PIPE_GIVE_UP_MS 120000
+#define PIPE_EOF_WAIT_MS 2000  /* after the exit, output still open is abandoned */
+#define PIPE_GIVE_UP_MS 120000 /* exited, and no word from the controller */
 
 struct obuf {
     char *data;
@@ -90,6 +90,7 @@ struct agt_pipe {
     struct nnuv *req;
     bool inflight, inflight_poll, want_send;
     uint64_t inflight_at;
+    uint64_t heard_at; /* last reply */
     bool stop, done, closing;
     uv_timer_t timer;
     int nopen;
@@ -425,6 +426,7 @@ on_reply(struct nnuv *s, struct nnuv_msg *nm, void *arg)
         return;
     }
     p->inflight = false;
+    p->heard_at = now_ms();
     if (rc < 0) {
         log_warn("bad_message", "sock=pipe err=%s", log_q(wire_strerror(rc)));
         p->want_send = true;
@@ -490,7 +492,8 @@ on_tick(uv_timer_t *t)
         if (p->closing)
             return;
     }
-    if (p->exited && now - p->exited_at >= PIPE_GIVE_UP_MS) {
+    if (p->exited && now - p->exited_at >= PIPE_GIVE_UP_MS &&
+        now - p->heard_at >= PIPE_GIVE_UP_MS) {
         log_warn("pipe_abandoned", "app=%s inst=%s", p->app, p->name);
         pipe_close(p);
         return;
@@ -521,6 +524,7 @@ agt_pipe_new(struct agt *a, const struct agt_spec *spec, int *err)
     p->tty = spec->tty;
     p->master = p->slave = -1;
     p->code = -1;
+    p->heard_at = now_ms();
     p->rows = spec->rows ? spec->rows : 24;
     p->cols = spec->cols ? spec->cols : 80;
     p->req = nnuv_new(loop, AF_SP, NN_REQ, on_reply, p, &rc);
