@@ -30,10 +30,11 @@ static const char *app_dir = DROVER_SOURCE_DIR "/tests/integration/runapp";
 static void
 start_cluster(const char *test, int base, int port0)
 {
-    /* Room for the whole flood in the history; and a controller stopped
-     * for a few seconds on purpose must not declare its nodes down. */
+    /* Room for the whole flood in the history; a controller stopped for a
+     * few seconds on purpose must not declare its nodes down; a CLI killed
+     * on purpose is given up on after 3 s. */
     static const char *const ctl_env[] = {"DROVER_LOG_LINES=100000", "DROVER_NODE_TIMEOUT_MS=20000",
-                                          NULL};
+                                          "DROVER_RUN_TIMEOUT_MS=3000", NULL};
     char range[32], name[8];
     int idx;
 
