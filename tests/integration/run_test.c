@@ -304,4 +304,13 @@ Test(run, exit_codes_streams_stdin_node_config_detach_pty)
     rc = p_wait_exit(&ch, 20000);
     cr_assert_eq(rc, 3, "exit code through the pty: %d (%s)", rc, ch.obuf);
     p_free(&ch);
+
+    /* --type: with no CMD, the type's Procfile command, as a one-off. */
+    cr_assert_eq(RUN(NULL, NULL, &err, "run", "shop", "--type", "nope", "--", "true"), 1);
+    cr_assert(strstr(err, "nope") != NULL, "%s", err);
+    free(err);
+    cr_assert_eq(RUN(NULL, &out, NULL, "run", "shop", "--type", "worker", "--detach"), 0);
+    free(out);
+    cr_assert_eq(runs_in_ps(runs, 4), 1);
+    cr_assert_str_eq(j_get(&runs[0], "command"), "sh worker.sh");
 }
