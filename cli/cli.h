@@ -160,6 +160,16 @@ int cli_call(struct cli_client *c, Drover__Message *req, Drover__Message__BodyCa
              Drover__Message **rep);
 /* Open a client; on failure return the exit status to use, else CLI_OK. */
 int cli_connect(struct cli_client **out);
+/* Change how long cli_call waits for a reply (long polls wait longer). */
+void cli_client_set_timeout(struct cli_client *c, uint64_t ms);
+uint64_t cli_client_timeout(const struct cli_client *c); /* DROVER_TIMEOUT_MS */
+const char *cli_client_endpoint(const struct cli_client *c);
+/* For a poll(2) loop: readable when a reply can be received. */
+int cli_client_rcvfd(struct cli_client *c);
+/* Send without waiting (a newer request cancels an unanswered one). */
+int cli_send(struct cli_client *c, Drover__Message *req);
+/* Receive a reply if one is there: 0, -EAGAIN, or as cli_call (printed). */
+int cli_recv_nowait(struct cli_client *c, Drover__Message__BodyCase want, Drover__Message **rep);
 
 /* cmd_apps.c */
 int cli_cmd_apps(int argc, char **argv);
@@ -213,5 +223,19 @@ int cli_cmd_nodes_drain(int argc, char **argv);
 int cli_cmd_status(int argc, char **argv);
 /* Fetch the cluster's status (StatusReq). 0 or as cli_call. */
 int cli_status_get(struct cli_client *c, Drover__Message **rep);
+
+/* cmd_logs.c */
+int cli_cmd_logs(int argc, char **argv);
+
+/* cmd_run.c */
+#define CLI_RUN_ARGS_MAX 256
+int cli_cmd_run(int argc, char **argv);
+/*
+ * The command line for `drover run APP -- CMD [ARG...]`: one argument is
+ * taken as a shell command as it is ("echo $PORT"); several are each quoted
+ * for /bin/sh so that they arrive as they were given. 0, or -E2BIG past
+ * 4096 bytes.
+ */
+int cli_run_command(char *const *args, int n, char *out, size_t outsz);
 
 #endif

@@ -286,3 +286,73 @@ out:
     free(buf);
     return rc;
 }
+
+void
+cli_client_set_timeout(struct cli_client *c, uint64_t ms)
+{
+    if (ms > INT32_MAX)
+        ms = INT32_MAX;
+    set_int(c->sock, NN_SOL_SOCKET, NN_RCVTIMEO, (int)ms);
+}
+
+uint64_t
+cli_client_timeout(const struct cli_client *c)
+{
+    return c->timeout_ms;
+}
+
+const char *
+cli_client_endpoint(const struct cli_client *c)
+{
+    return c->endpoint;
+}
+
+int
+cli_client_rcvfd(struct cli_client *c)
+{
+    int fd = -1;
+    size_t sz = sizeof(fd);
+
+    if (nn_getsockopt(c->sock, NN_SOL_SOCKET, NN_RCVFD, &fd, &sz) < 0)
+        return -nn_errno();
+    return fd;
+}
+
+int
+cli_send(struct cli_client *c, Drover__Message *req)
+{
+    uint8_t *buf = NULL;
+    size_t len;
+    int rc = wire_seal(&c->sender, req, &buf, &len);
+
+    if (rc == 0 && nn_send(c->sock, buf, len, NN_DONTWAIT) < 0)
+        rc = -nn_errno();
+    free(buf);
+    return rc;
+}
+
+int
+cli_recv_nowait(struct cli_client *c, Drover__Message__BodyCase want, Drover__Message **rep)
+{
+    struct wire_header hdr;
+    Drover__Message *m = NULL;
+    void *in = NULL;
+    int n, rc;
+
+    *rep = NULL;
+    n = nn_recv(c->sock, &in, NN_MSG, NN_DONTWAIT);
+    if (n < 0)
+        return nn_errno() == EAGAIN ? -EAGAIN : transport_error(c, nn_errno());
+    rc = wire_open(in, (size_t)n, &hdr, &m);
+    nn_freemsg(in);
+    if (rc < 0) {
+        cli_fail("unexpected reply from the controller at %s: %s", c->endpoint, wire_strerror(rc));
+        return rc;
+    }
+    if ((rc = check_reply(c, m, want)) < 0) {
+        wire_msg_free(m);
+        return rc;
+    }
+    *rep = m;
+    return 0;
+}

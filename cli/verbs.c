@@ -44,6 +44,25 @@ static const struct cli_verb verbs[] = {
      "  --json        machine output: [{name, type, state, node, host, port, release,\n"
      "                restarts, pid, exit_code, exit_signal, since, reason, command}]\n",
      cli_cmd_ps},
+    {"run", "APP [--node NODE] [--type TYPE] [--detach] -- CMD [ARG...]",
+     "run a one-off process (run.N) in the app's current release",
+     "  --node NODE   run it on NODE (default: a node with room, spread)\n"
+     "  --type TYPE   take TYPE's settings (grace period); with no CMD, its command\n"
+     "  -d, --detach  print the instance name and return; its output goes to the logs\n"
+     "  One CMD argument is a shell command line as it is ('echo $PORT'); several are\n"
+     "  quoted for /bin/sh. stdin, stdout and stderr are relayed; with a terminal on\n"
+     "  stdin the process gets a pseudo-terminal. Exit status: the process's own, or\n"
+     "  128+N when signal N killed it. Ctrl-C reaches the process as SIGINT; if\n"
+     "  drover goes away, the process is stopped.\n",
+     cli_cmd_run},
+    {"logs", "APP [-n N] [--tail] [--source SRC | --type TYPE] [--json]",
+     "show an app's log: its processes' output and drover's events",
+     "  -n, --num N      the last N lines (default 100)\n"
+     "  -t, --tail       then follow new lines until interrupted\n"
+     "  -s, --source SRC only one instance (web.1), or drover's own events (drover)\n"
+     "  --type TYPE      only instances of TYPE (web)\n"
+     "  --json           one JSON object per line: ts, app, source, node, text, seq\n",
+     cli_cmd_logs},
     {"nodes", "[--json]", "list the cluster's nodes",
      "  --json        machine output: [{name, address, state, instances, capacity,\n"
      "                port_min, port_max, last_seen, draining, evicting, lost, leaving}]\n",

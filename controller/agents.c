@@ -67,7 +67,8 @@ reports_invalid(Drover__InstanceReport **v, size_t n)
     for (i = 0; i < n; i++) {
         const Drover__InstanceReport *r = v[i];
 
-        if (r == NULL || !str_ok(r->app, 0, APP_NAME_MAX) || !str_ok(r->name, 0, 64))
+        if (r == NULL || !str_ok(r->app, 0, APP_NAME_MAX) || !str_ok(r->name, 0, 64) ||
+            !str_ok(r->reason, 0, CTL_REASON_MAX - 1))
             return "bad instance report";
         if ((unsigned)r->state > DROVER__INSTANCE_STATE__ST_FAILED)
             return "bad instance state";
@@ -80,6 +81,19 @@ bad_request(struct ctl *ctl, struct nnuv_msg *req, const char *what, const char 
 {
     log_warn("bad_message", "sock=agent msg=%s reason=%s", what, log_q(why));
     ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "%s: %s", what, why);
+}
+
+/* A one-off ended: say how in its app's log, and forget it. */
+static void
+oneoff_done(struct ctl_model *m, struct ctl_instance *in, const char *how)
+{
+    char name[48];
+
+    ctl_inst_name(in, name, sizeof(name));
+    log_info("oneoff_done", "app=%s inst=%s id=%llu how=%s", in->app->name, name,
+             (unsigned long long)in->id, log_q(how));
+    ctl_model_event(m, in->app->name, "%s %s", name, how);
+    ctl_inst_delete(m, in);
 }
 
 /* Apply a complete report of the node's instances. */
@@ -103,6 +117,21 @@ apply_report(struct ctl_model *m, struct ctl_node *n, Drover__InstanceReport **v
             ctl_inst_delete(m, in);
             continue;
         }
+        if (in->pid != r->pid || in->restarts != r->restarts || in->exit_code != r->exit_code ||
+            in->exit_signal != r->exit_signal || in->since_ms != r->since_ms ||
+            strcmp(in->reason, r->reason) != 0) {
+            in->pid = r->pid;
+            in->restarts = r->restarts;
+            in->exit_code = r->exit_code;
+            in->exit_signal = r->exit_signal;
+            in->since_ms = r->since_ms;
+            snprintf(in->reason, sizeof(in->reason), "%s", r->reason);
+            ctl_inst_touch(m, in);
+        }
+        if (in->oneoff && r->state == DROVER__INSTANCE_STATE__ST_STOPPED) {
+            oneoff_done(m, in, in->reason[0] != '\0' ? in->reason : "exited");
+            continue;
+        }
         /*
          * An assigned instance the agent stopped (it is shutting down, say)
          * is not running but still wanted: pending, like an absent one.
@@ -114,15 +143,6 @@ apply_report(struct ctl_model *m, struct ctl_node *n, Drover__InstanceReport **v
         /* A replacement came up: an evicted instance may stop now. */
         if (in->state == DROVER__INSTANCE_STATE__ST_UP && m->ndraining > 0 && !in->stopping)
             ctl_app_want_reconcile(m, in->app);
-        if (in->pid != r->pid || in->restarts != r->restarts || in->exit_code != r->exit_code ||
-            in->exit_signal != r->exit_signal || in->since_ms != r->since_ms) {
-            in->pid = r->pid;
-            in->restarts = r->restarts;
-            in->exit_code = r->exit_code;
-            in->exit_signal = r->exit_signal;
-            in->since_ms = r->since_ms;
-            ctl_inst_touch(m, in);
-        }
     }
     for (in = LIST_FIRST(&n->instances); in != NULL; in = next) {
         next = LIST_NEXT(in, node_link);
@@ -132,6 +152,10 @@ apply_report(struct ctl_model *m, struct ctl_node *n, Drover__InstanceReport **v
             log_info("instance_gone", "app=%s inst=%s.%u id=%llu node=%s", in->app->name, in->type,
                      in->idx, (unsigned long long)in->id, n->name);
             ctl_inst_delete(m, in);
+        } else if (in->oneoff && in->state != DROVER__INSTANCE_STATE__ST_PENDING) {
+            /* It ran and the agent no longer has it (it restarted): a
+             * one-off is never started twice. */
+            oneoff_done(m, in, "gone: its agent no longer runs it");
         } else if (in->state != DROVER__INSTANCE_STATE__ST_PENDING) {
             ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_PENDING, now_ms());
             in->pid = 0;
@@ -257,6 +281,39 @@ release_env(struct ctl_release *rel)
     return rel->pb_env;
 }
 
+static Drover__Assignment *
+oneoff_assignment(struct ctl_arena *ar, struct ctl_instance *in, struct ctl_release *rel)
+{
+    const struct ctl_formation *f = in->ptype[0] ? ctl_formation_find(in->app, in->ptype) : NULL;
+    Drover__Assignment *a = ctl_arena_alloc(ar, sizeof(*a));
+
+    if (a == NULL)
+        return NULL;
+    drover__assignment__init(a);
+    a->id = in->id;
+    a->app = in->app->name;
+    a->name = ctl_arena_printf(ar, "%s.%u", in->type, in->idx);
+    a->type = in->type;
+    a->release = in->release;
+    a->slug_sha256 = rel->slug_sha256;
+    a->slug_size = rel->slug_size;
+    a->command = in->command != NULL ? in->command : "";
+    a->env = release_env(rel);
+    a->n_env = a->env != NULL ? rel->nconfig : 0;
+    if ((rel->nconfig > 0 && a->env == NULL) || a->name == NULL)
+        return NULL;
+    a->port = in->port;
+    a->health = "none";
+    a->grace_ms = f != NULL ? f->grace_ms : CTL_DEFAULT_GRACE_MS;
+    a->boot_timeout_ms = CTL_DEFAULT_BOOT_TIMEOUT_MS;
+    a->oneoff = true;
+    a->attach = in->attach;
+    a->tty = in->tty;
+    a->rows = in->rows;
+    a->cols = in->cols;
+    return a;
+}
+
 /* The node's whole assignment set, in arena memory: O(instances on it). */
 static int
 build_assignments(struct ctl_node *n, struct ctl_arena *ar, Drover__SyncRep *sr)
@@ -276,6 +333,12 @@ build_assignments(struct ctl_node *n, struct ctl_arena *ar, Drover__SyncRep *sr)
 
         if (in->stopping)
             continue;
+        if (in->oneoff && rel != NULL && k < n->nlive) {
+            if ((a = oneoff_assignment(ar, in, rel)) == NULL)
+                return -ENOMEM;
+            sr->assignments[k++] = a;
+            continue;
+        }
         if (pt == NULL || k >= n->nlive) {
             log_error("assignment_skipped", "app=%s inst=%s.%u release=%u", in->app->name, in->type,
                       in->idx, in->release);
@@ -383,6 +446,9 @@ ctl_agents_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m)
         break;
     case DROVER__MESSAGE__BODY_SLUG_REQ:
         ctl_slugs_read(ctl->slugs, req, m); /* takes m */
+        return;
+    case DROVER__MESSAGE__BODY_RUN_PIPE_REQ:
+        ctl_runs_pipe(ctl->runs, req, m); /* takes m */
         return;
     default:
         log_warn("bad_message", "sock=agent reason=unexpected_type type=%d", (int)m->body_case);

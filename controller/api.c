@@ -261,6 +261,7 @@ release_make(struct ctl *ctl, struct ctl_app *a, const char *sha, uint64_t size,
     ctl_app_touch(m, a, true, false, true);
     log_info("release_created", "app=%s version=%u slug=%s types=%zu description=%s", a->name,
              r->version, r->slug_sha256, r->ntypes, log_q(r->description));
+    ctl_logs_event(ctl->logs, a->name, "release v%u created: %s", r->version, r->description);
     *out = r;
     rc = ctl_reconcile_app(m, a, now_ms());
     if (rc < 0)
@@ -557,6 +558,7 @@ api_scale(struct api_req *q, const Drover__ScaleReq *r)
     }
     ctl_app_touch(m, a, false, false, true);
     log_info("scaled", "app=%s%s", a->name, what);
+    ctl_logs_event(q->ctl->logs, a->name, "scaled%s", what);
     if (ctl_reconcile_app(m, a, now_ms()) < 0)
         log_error("reconcile_failed", "app=%s", a->name);
     sr = ctl_arena_alloc(q->ar, sizeof(*sr));
@@ -775,6 +777,10 @@ rel_done(uv_work_t *w, int status)
         oom(&q);
         goto reply;
     }
+    /* A new slug is a deploy: its end is logged by ctl_app_deploy_check. */
+    ctl_logs_event(ctl->logs, a->name, "deploy of v%u started", rel->version);
+    a->deploying = rel->version;
+    ctl_app_deploy_check(ctl->model, a);
     rr.release = release_info(&q, rel);
     if (rr.release == NULL) {
         oom(&q);
@@ -846,9 +852,21 @@ ctl_api_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m)
     struct api_req q = {.ctl = ctl, .what = "?", .rep = DROVER__MESSAGE__INIT};
     int rc;
 
-    if (m->body_case == DROVER__MESSAGE__BODY_SLUG_PUT_REQ) {
-        ctl_slugs_put(ctl->slugs, req, m); /* takes m */
+    switch (m->body_case) {
+    case DROVER__MESSAGE__BODY_SLUG_PUT_REQ:
+        ctl_slugs_put(ctl->slugs, req, m); /* each takes req and m */
         return;
+    case DROVER__MESSAGE__BODY_LOGS_REQ:
+        ctl_logs_request(ctl->logs, req, m);
+        return;
+    case DROVER__MESSAGE__BODY_RUN_REQ:
+        ctl_runs_run(ctl->runs, req, m);
+        return;
+    case DROVER__MESSAGE__BODY_RUN_IO_REQ:
+        ctl_runs_io(ctl->runs, req, m);
+        return;
+    default:
+        break;
     }
     q.ar = ctl_arena_new();
     if (q.ar == NULL) {

@@ -31,6 +31,8 @@ struct ctl_map;
 struct ctl_ports;
 struct ctl_store;
 struct ctl_slugs;
+struct ctl_logs;
+struct ctl_runs;
 
 #define CTL_DEFAULT_GRACE_MS 30000u
 #define CTL_DEFAULT_BOOT_TIMEOUT_MS 60000u
@@ -96,8 +98,9 @@ struct ctl_app {
     size_t ninstances;
     /* Write-through: which parts differ from the store. */
     bool dirty_row, dirty_config, dirty_formation;
-    bool queued;    /* on model->dirty_apps */
-    bool reconcile; /* on model->reconcile: reconcile before the next commit */
+    bool queued;        /* on model->dirty_apps */
+    bool reconcile;     /* on model->reconcile: reconcile before the next commit */
+    uint32_t deploying; /* release whose deploy is under way (logs.c events); 0: none */
     TAILQ_ENTRY(ctl_app) dirty_link;
     TAILQ_ENTRY(ctl_app) reconcile_link;
 };
@@ -153,6 +156,12 @@ struct ctl_instance {
     uint64_t since_ms;
     char reason[CTL_REASON_MAX];
     uint64_t seen_epoch; /* full-report bookkeeping */
+    /* One-offs (`drover run`): type "run", never restarted, never replaced. */
+    bool oneoff;
+    bool attach, tty;
+    uint16_t rows, cols;
+    char *command;                 /* owned; the one-off's command */
+    char ptype[TYPE_NAME_MAX + 2]; /* --type: settings taken from this type */
     bool dirty, unplaced;
     LIST_ENTRY(ctl_instance) app_link;
     LIST_ENTRY(ctl_instance) node_link;
@@ -184,6 +193,9 @@ struct ctl_model {
     struct ctl_inst_q unplaced; /* pending with no node, by creation */
     struct ctl_node_q notify;   /* nodes whose set changed: wake them */
     uint64_t epoch;
+    /* Where model events go (logs.c's ctl_logs_text); NULL in unit tests. */
+    void (*event)(void *arg, const char *app, const char *text);
+    void *event_arg;
 };
 
 /* ---- the controller ---- */
@@ -193,6 +205,9 @@ struct ctl_config {
     char api_listen[256];
     char agent_listen[256];
     char notify_listen[256];
+    char logs_listen[256]; /* agent port + 2: agents PUSH log batches */
+    uint64_t log_lines;    /* lines kept per app */
+    uint64_t run_timeout_ms; /* an attached CLI silent this long is gone */
     uint64_t node_timeout_ms;
     uint64_t heartbeat_ms;
     uint8_t cluster_key[WIRE_KEY_BYTES]; /* DROVER_CLUSTER_KEY */
@@ -208,6 +223,8 @@ struct ctl {
     struct wire_sender sender;     /* sealed with the cluster key: agents, notify */
     struct wire_sender api_sender; /* sealed with the API key: replies to the CLI */
     int key_cluster, key_api;      /* keyring slots */
+    struct ctl_logs *logs;
+    struct ctl_runs *runs;
     struct nnuv *api;
     struct nnuv *agents;
     struct nnuv *pub;
@@ -298,6 +315,14 @@ void ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__In
 const char *ctl_inst_state_name(const struct ctl_instance *in); /* as ps shows it */
 /* Live, on a draining node: runs until its replacement is up (reconcile.c). */
 bool ctl_inst_evicted(const struct ctl_instance *in);
+/* An event for app's log stream, through m->event when set. */
+void ctl_model_event(struct ctl_model *m, const char *app, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "web.1", "run.3" into out. */
+void ctl_inst_name(const struct ctl_instance *in, char *out, size_t outsz);
+/* A deploy of a->deploying is done when every instance the formation asks
+ * for runs that release and is up, and nothing older is left: say so. */
+void ctl_app_deploy_check(struct ctl_model *m, struct ctl_app *a);
 void ctl_model_clean(struct ctl_model *m); /* after a successful commit */
 
 /* scheduler.c: pure placement, no I/O */
@@ -371,6 +396,33 @@ int ctl_api_start(struct ctl *ctl);
  * after work in the thread pool: ctl->inflight counts it meanwhile). */
 void ctl_api_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m);
 void ctl_api_stop(struct ctl *ctl);
+
+/* logs.c: each app's log stream, agents' batches, `drover logs` */
+struct ctl_logs *ctl_logs_new(struct ctl *ctl, size_t max_lines);
+void ctl_logs_free(struct ctl_logs *l);
+int ctl_logs_start(struct ctl_logs *l, uv_loop_t *loop, const char *listen);
+void ctl_logs_stop(struct ctl_logs *l);
+void ctl_logs_close(struct ctl_logs *l);
+/* One line from source "drover" into app's stream (l may be NULL). */
+void ctl_logs_event(struct ctl_logs *l, const char *app, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The same, as the model's event hook (arg: the struct ctl_logs). */
+void ctl_logs_text(void *arg, const char *app, const char *text);
+/* LogsReq on the API: takes req and m (answers now or later). */
+void ctl_logs_request(struct ctl_logs *l, struct nnuv_msg *req, Drover__Message *m);
+
+/* runs.c: one-off instances and the relay of attached ones' stdio */
+struct ctl_runs *ctl_runs_new(struct ctl *ctl);
+void ctl_runs_free(struct ctl_runs *r);
+/* Stops attached one-offs left from before a restart (their sessions are
+ * gone) and starts the session timer. */
+int ctl_runs_start(struct ctl_runs *r, uv_loop_t *loop);
+void ctl_runs_stop(struct ctl_runs *r);
+void ctl_runs_close(struct ctl_runs *r);
+/* Each takes req and m. */
+void ctl_runs_run(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m);
+void ctl_runs_io(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m);
+void ctl_runs_pipe(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m);
 
 /* main.c */
 void ctl_shutdown(struct ctl *ctl, int code);

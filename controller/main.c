@@ -29,6 +29,11 @@ read_config(struct ctl_config *cfg)
         env_endpoint_offset(cfg->agent_listen, 1, cfg->notify_listen, sizeof(cfg->notify_listen)) <
             0)
         env_err(&e, "DROVER_AGENT_LISTEN: the notify endpoint (port + 1) is not a valid port");
+    if (cfg->agent_listen[0] != '\0' &&
+        env_endpoint_offset(cfg->agent_listen, 2, cfg->logs_listen, sizeof(cfg->logs_listen)) < 0)
+        env_err(&e, "DROVER_AGENT_LISTEN: the log endpoint (port + 2) is not a valid port");
+    env_u64(&e, "DROVER_LOG_LINES", 1500, 10, 1000000, &cfg->log_lines);
+    env_u64(&e, "DROVER_RUN_TIMEOUT_MS", 60000, 1000, 86400000, &cfg->run_timeout_ms);
     env_u64(&e, "DROVER_NODE_TIMEOUT_MS", 5000, 100, 86400000, &cfg->node_timeout_ms);
     env_u64(&e, "DROVER_HEARTBEAT_MS", 1000, 10, 3600000, &cfg->heartbeat_ms);
     if (e.n == 0 && cfg->heartbeat_ms >= cfg->node_timeout_ms)
@@ -56,6 +61,8 @@ ctl_shutdown(struct ctl *ctl, int code)
     log_info("shutting_down", "inflight=%u", ctl->inflight);
     ctl_api_stop(ctl);
     ctl_agents_stop(ctl);
+    ctl_logs_stop(ctl->logs);
+    ctl_runs_stop(ctl->runs);
     ctl_store_stop(ctl->store);
     ctl_maybe_close(ctl);
 }
@@ -75,6 +82,8 @@ ctl_maybe_close(struct ctl *ctl)
     if (ctl->pub != NULL)
         nnuv_close(ctl->pub);
     ctl->api = ctl->agents = ctl->pub = NULL;
+    ctl_logs_close(ctl->logs);
+    ctl_runs_close(ctl->runs);
     uv_close((uv_handle_t *)&ctl->node_timer, NULL);
     uv_close((uv_handle_t *)&ctl->notify_check, NULL);
     uv_close((uv_handle_t *)&ctl->sigterm, NULL);
@@ -105,6 +114,12 @@ open_state(struct ctl *ctl)
     rc = ctl_slugs_new(ctl, ctl->cfg.data_dir, &ctl->slugs);
     if (rc < 0)
         log_fatal(1, "start_failed", "what=slugs err=%s", log_q(strerror(-rc)));
+    ctl->logs = ctl_logs_new(ctl, (size_t)ctl->cfg.log_lines);
+    ctl->runs = ctl_runs_new(ctl);
+    if (ctl->logs == NULL || ctl->runs == NULL)
+        log_fatal(1, "start_failed", "what=logs err=ENOMEM");
+    ctl->model->event = ctl_logs_text;
+    ctl->model->event_arg = ctl->logs;
 }
 
 int
@@ -135,7 +150,9 @@ main(void)
     uv_signal_init(&loop, &ctl.sigterm);
     uv_signal_init(&loop, &ctl.sigint);
     ctl.sigterm.data = ctl.sigint.data = &ctl;
-    if ((rc = ctl_api_start(&ctl)) < 0 || (rc = ctl_agents_start(&ctl)) < 0)
+    if ((rc = ctl_api_start(&ctl)) < 0 || (rc = ctl_agents_start(&ctl)) < 0 ||
+        (rc = ctl_logs_start(ctl.logs, &loop, ctl.cfg.logs_listen)) < 0 ||
+        (rc = ctl_runs_start(ctl.runs, &loop)) < 0)
         log_fatal(1, "start_failed", "what=endpoints err=%d", rc);
     if ((rc = ctl_store_start(ctl.store, &loop)) < 0)
         log_fatal(1, "start_failed", "what=checkpoints err=%s", uv_strerror(rc));
@@ -144,14 +161,18 @@ main(void)
     /* Placements that waited across a restart, committed before serving. */
     if (ctl_commit(&ctl) < 0)
         log_fatal(1, "start_failed", "what=store_flush");
-    log_info("ready", "api=%s agent=%s notify=%s data_dir=%s apps=%zu nodes=%zu instances=%zu",
-             ctl.cfg.api_listen, ctl.cfg.agent_listen, ctl.cfg.notify_listen,
+    log_info("ready",
+             "api=%s agent=%s notify=%s logs=%s data_dir=%s apps=%zu nodes=%zu instances=%zu",
+             ctl.cfg.api_listen, ctl.cfg.agent_listen, ctl.cfg.notify_listen, ctl.cfg.logs_listen,
              log_q(ctl.cfg.data_dir), ctl_map_count(ctl.model->apps), ctl.model->nnodes,
              ctl_map_count(ctl.model->insts));
     uv_run(&loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(&loop);
     if (rc < 0)
         log_warn("loop_close", "err=%s", uv_strerror(rc));
+    ctl_runs_free(ctl.runs);
+    ctl.model->event = NULL;
+    ctl_logs_free(ctl.logs);
     ctl_slugs_free(ctl.slugs);
     ctl_store_close(ctl.store);
     ctl_model_free(ctl.model);

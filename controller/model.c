@@ -18,11 +18,14 @@
  * longer in the assignment set and no longer counts against capacity.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
 #include "log.h"
+#include "procfile.h"
 
 struct ctl_model *
 ctl_model_new(void)
@@ -84,8 +87,10 @@ ctl_model_free(struct ctl_model *m)
     if (m == NULL)
         return;
     if (m->insts != NULL) {
-        while ((in = ctl_map_next(m->insts, &pos, &cur)) != NULL)
+        while ((in = ctl_map_next(m->insts, &pos, &cur)) != NULL) {
+            free(in->command);
             free(in);
+        }
     }
     if (m->apps != NULL) {
         pos = 0;
@@ -681,6 +686,7 @@ void
 ctl_inst_delete(struct ctl_model *m, struct ctl_instance *in)
 {
     struct ctl_node *n = in->node;
+    struct ctl_app *a = in->app;
 
     if (n != NULL) {
         if (n->ports != NULL && ctl_ports_held(n->ports, in->port))
@@ -713,7 +719,9 @@ ctl_inst_delete(struct ctl_model *m, struct ctl_instance *in)
         m->deleted[m->ndeleted++] = in->id;
     else
         log_error("store_leak", "inst_id=%llu reason=ENOMEM", (unsigned long long)in->id);
+    free(in->command);
     free(in);
+    ctl_app_deploy_check(m, a); /* an old instance going may finish a deploy */
 }
 
 void
@@ -729,14 +737,95 @@ void
 ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState st,
                    uint64_t since_ms)
 {
-    if (in->state != st) {
-        log_info("instance_state", "app=%s inst=%s.%u id=%llu from=%s to=%s", in->app->name,
-                 in->type, in->idx, (unsigned long long)in->id, wire_state_name(in->state),
-                 wire_state_name(st));
-        in->state = st;
-        in->since_ms = since_ms;
-        ctl_inst_touch(m, in);
+    Drover__InstanceState from = in->state;
+    char name[48];
+
+    if (from == st)
+        return;
+    log_info("instance_state", "app=%s inst=%s.%u id=%llu from=%s to=%s", in->app->name, in->type,
+             in->idx, (unsigned long long)in->id, wire_state_name(from), wire_state_name(st));
+    in->state = st;
+    in->since_ms = since_ms;
+    ctl_inst_touch(m, in);
+    if (m->event == NULL || m->loading)
+        return;
+    ctl_inst_name(in, name, sizeof(name));
+    if (st == DROVER__INSTANCE_STATE__ST_CRASHED && in->exit_signal > 0)
+        ctl_model_event(m, in->app->name, "%s %s -> %s (signal %d; %s)", name,
+                        wire_state_name(from), wire_state_name(st), (int)in->exit_signal,
+                        in->reason);
+    else if (st == DROVER__INSTANCE_STATE__ST_CRASHED)
+        ctl_model_event(m, in->app->name, "%s %s -> %s (exit code %d; %s)", name,
+                        wire_state_name(from), wire_state_name(st), (int)in->exit_code, in->reason);
+    else if (st == DROVER__INSTANCE_STATE__ST_FAILED && in->reason[0] != '\0')
+        ctl_model_event(m, in->app->name, "%s %s -> %s (%s)", name, wire_state_name(from),
+                        wire_state_name(st), in->reason);
+    else
+        ctl_model_event(m, in->app->name, "%s %s -> %s", name, wire_state_name(from),
+                        wire_state_name(st));
+    if (st == DROVER__INSTANCE_STATE__ST_UP)
+        ctl_app_deploy_check(m, in->app);
+}
+
+void
+ctl_model_event(struct ctl_model *m, const char *app, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+
+    if (m->event == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    m->event(m->event_arg, app, text);
+}
+
+void
+ctl_inst_name(const struct ctl_instance *in, char *out, size_t outsz)
+{
+    snprintf(out, outsz, "%s.%u", in->type, in->idx);
+}
+
+void
+ctl_app_deploy_check(struct ctl_model *m, struct ctl_app *a)
+{
+    const struct ctl_release *rel;
+    const struct ctl_instance *in;
+    uint32_t up[PROCFILE_MAX_TYPES] = {0};
+    char what[512];
+    size_t i, len = 0;
+
+    if (a->deploying == 0)
+        return;
+    rel = ctl_release_current(a);
+    if (rel == NULL || rel->version != a->deploying || rel->ntypes > PROCFILE_MAX_TYPES) {
+        a->deploying = 0; /* superseded */
+        return;
     }
+    LIST_FOREACH(in, &a->instances, app_link)
+    {
+        if (in->oneoff)
+            continue;
+        if (in->release != rel->version || in->stopping ||
+            in->state != DROVER__INSTANCE_STATE__ST_UP)
+            return; /* an old one is still there, or a new one is not up yet */
+        for (i = 0; i < rel->ntypes; i++)
+            if (strcmp(rel->types[i].name, in->type) == 0)
+                up[i]++;
+    }
+    what[0] = '\0';
+    for (i = 0; i < rel->ntypes; i++) {
+        const struct ctl_formation *f = ctl_formation_find(a, rel->types[i].name);
+
+        if (up[i] != (f != NULL ? f->quantity : 0))
+            return;
+        if (len < sizeof(what))
+            len += (size_t)snprintf(what + len, sizeof(what) - len, " %s=%u", rel->types[i].name,
+                                    up[i]);
+    }
+    ctl_model_event(m, a->name, "deploy of v%u finished:%s up", rel->version, what);
+    a->deploying = 0;
 }
 
 bool

@@ -343,7 +343,8 @@ ctl_reconcile_app(struct ctl_model *m, struct ctl_app *a, uint64_t now)
         return 0;
     for (in = LIST_FIRST(&a->instances); in != NULL; in = next) {
         next = LIST_NEXT(in, app_link);
-        if (!in->stopping &&
+        /* A one-off runs to its end in its own release. */
+        if (!in->stopping && !in->oneoff &&
             (in->release != rel->version || ctl_release_type(rel, in->type) == NULL))
             ctl_inst_stop(m, in); /* may free in */
     }

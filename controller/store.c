@@ -56,6 +56,7 @@ enum {
     S_NODE,
     S_INST,
     S_INST_DEL,
+    S_ONEOFF,
     S_COUNT
 };
 
@@ -90,6 +91,8 @@ static const char *const stmt_sql[S_COUNT] = {
                "exit_code = excluded.exit_code, exit_signal = excluded.exit_signal, "
                "since_ms = excluded.since_ms, reason = excluded.reason",
     [S_INST_DEL] = "DELETE FROM instances WHERE id = ?1",
+    [S_ONEOFF] = "INSERT OR IGNORE INTO oneoffs(id, command, ptype, attach, tty) "
+                 "VALUES(?1, ?2, ?3, ?4, ?5)",
 };
 
 static const char schema_sql[] =
@@ -122,7 +125,11 @@ static const char schema_sql[] =
     " stopping INTEGER NOT NULL, restarts INTEGER NOT NULL, pid INTEGER NOT NULL,"
     " exit_code INTEGER NOT NULL, exit_signal INTEGER NOT NULL, since_ms INTEGER NOT NULL,"
     " reason TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS instances_app ON instances(app);";
+    "CREATE INDEX IF NOT EXISTS instances_app ON instances(app);"
+    /* One-offs (`drover run`): what makes them one, written once. */
+    "CREATE TABLE IF NOT EXISTS oneoffs(id INTEGER PRIMARY KEY"
+    " REFERENCES instances(id) ON DELETE CASCADE, command TEXT NOT NULL, ptype TEXT NOT NULL,"
+    " attach INTEGER NOT NULL, tty INTEGER NOT NULL);";
 
 struct ctl_store {
     sqlite3 *db;
@@ -594,6 +601,37 @@ out:
     return rc;
 }
 
+static int
+load_oneoffs(struct ctl_store *st, struct ctl_model *m)
+{
+    sqlite3_stmt *q = NULL;
+    struct ctl_instance *in;
+    int rc = -EIO;
+
+    if (sqlite3_prepare_v2(st->db, "SELECT id, command, ptype, attach, tty FROM oneoffs", -1, &q,
+                           NULL) != SQLITE_OK)
+        goto out;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        in = ctl_inst_find(m, (uint64_t)sqlite3_column_int64(q, 0));
+        if (in == NULL)
+            continue;
+        in->oneoff = true;
+        free(in->command);
+        in->command = strdup(col_str(q, 1));
+        snprintf(in->ptype, sizeof(in->ptype), "%s", col_str(q, 2));
+        in->attach = sqlite3_column_int(q, 3) != 0;
+        in->tty = sqlite3_column_int(q, 4) != 0;
+        if (in->command == NULL) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    }
+    rc = rc == SQLITE_DONE ? 0 : -EIO;
+out:
+    sqlite3_finalize(q);
+    return rc;
+}
+
 /* Fill an empty model from the store. */
 int
 ctl_store_load(struct ctl_store *st, struct ctl_model *m, uint64_t now)
@@ -603,7 +641,8 @@ ctl_store_load(struct ctl_store *st, struct ctl_model *m, uint64_t now)
     m->loading = true;
     if ((rc = schema_check(st, m)) < 0 || (rc = load_apps(st, m)) < 0 ||
         (rc = load_releases(st, m)) < 0 || (rc = load_formations(st, m)) < 0 ||
-        (rc = load_nodes(st, m, now)) < 0 || (rc = load_instances(st, m)) < 0)
+        (rc = load_nodes(st, m, now)) < 0 || (rc = load_instances(st, m)) < 0 ||
+        (rc = load_oneoffs(st, m)) < 0)
         log_error("store_load_failed", "err=%d sqlite=%s", rc, log_q(sqlite3_errmsg(st->db)));
     m->loading = false;
     ctl_model_clean(m);
@@ -759,6 +798,7 @@ static int
 flush_inst(struct ctl_store *st, const struct ctl_instance *in)
 {
     sqlite3_stmt *s = st->st[S_INST];
+    int rc;
 
     sqlite3_bind_int64(s, 1, (sqlite3_int64)in->id);
     bind_text(s, 2, in->app->name);
@@ -778,6 +818,14 @@ flush_inst(struct ctl_store *st, const struct ctl_instance *in)
     sqlite3_bind_int(s, 13, in->exit_signal);
     sqlite3_bind_int64(s, 14, (sqlite3_int64)in->since_ms);
     bind_text(s, 15, in->reason);
+    if ((rc = step(st, s)) < 0 || !in->oneoff)
+        return rc;
+    s = st->st[S_ONEOFF];
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)in->id);
+    bind_text(s, 2, in->command != NULL ? in->command : "");
+    bind_text(s, 3, in->ptype);
+    sqlite3_bind_int(s, 4, in->attach);
+    sqlite3_bind_int(s, 5, in->tty);
     return step(st, s);
 }
 

@@ -60,7 +60,11 @@ struct agt {
     uint64_t generation;
     struct agt_spec **want; /* the last assignment set, checked; owned */
     size_t nwant;
-    uv_signal_t sigterm, sigint;
+    /* One-offs this agent ran to their end, most recent last: a one-off runs
+     * once, even if a stale set still lists it. Ids are never reused. */
+    uint64_t ended[256];
+    size_t nended;
+    uv_signal_t sigterm, sigint, sigpipe;
     uv_timer_t check;   /* shutdown progress, deferred */
     uv_timer_t lastest; /* bounds the wait for the last sync's answer */
     uv_timer_t leave;   /* bounds the wait for replacements elsewhere */
@@ -118,10 +122,24 @@ insert(struct agt *a, struct agt_inst *i)
     return 0;
 }
 
+static bool
+oneoff_ended(const struct agt *a, uint64_t id)
+{
+    size_t n = a->nended < ARRAY_SIZE(a->ended) ? a->nended : ARRAY_SIZE(a->ended);
+
+    for (size_t k = 0; k < n; k++)
+        if (a->ended[k] == id)
+            return true;
+    return false;
+}
+
 static void
 forget(struct agt *a, size_t pos)
 {
     struct agt_inst *i = a->insts[pos];
+
+    if (agt_inst_spec(i)->oneoff)
+        a->ended[a->nended++ % ARRAY_SIZE(a->ended)] = agt_inst_spec(i)->id;
 
     log_info("forgotten", "app=%s inst=%s id=%" PRIu64, agt_inst_spec(i)->app,
              agt_inst_spec(i)->name, agt_inst_spec(i)->id);
@@ -229,8 +247,11 @@ apply(struct agt *a, bool log_always)
             agt_inst_event(i, AGT_EV_STOP);
     }
     for (size_t k = 0; k < plan.nstart; k++) {
-        struct agt_spec *spec = agt_spec_dup(a->want[plan.start[k]]);
+        struct agt_spec *spec;
 
+        if (a->want[plan.start[k]]->oneoff && oneoff_ended(a, want[plan.start[k]]))
+            continue;
+        spec = agt_spec_dup(a->want[plan.start[k]]);
         if (!spec) {
             log_error("start_failed", "id=%" PRIu64 " err=out_of_memory", want[plan.start[k]]);
             continue;
@@ -428,6 +449,9 @@ close_all(struct agt *a)
     a->ninst = 0;
     want_free(a);
     agt_out_close_all();
+    agt_pipe_close_all();
+    agt_logs_close();
+    uv_close((uv_handle_t *)&a->sigpipe, on_handle_close);
     uv_close((uv_handle_t *)&a->sigterm, on_handle_close);
     uv_close((uv_handle_t *)&a->sigint, on_handle_close);
     uv_close((uv_handle_t *)&a->check, on_handle_close);
@@ -649,6 +673,11 @@ take_orphans(struct agt *a)
     return 0;
 }
 
+static void
+on_sigpipe(uv_signal_t *sig, int signum)
+{
+}
+
 /* ---- life ---- */
 
 struct agt *
@@ -686,10 +715,11 @@ agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err)
         goto out;
     uv_signal_init(loop, &a->sigterm);
     uv_signal_init(loop, &a->sigint);
+    uv_signal_init(loop, &a->sigpipe);
     uv_timer_init(loop, &a->check);
     uv_timer_init(loop, &a->lastest);
     uv_timer_init(loop, &a->leave);
-    a->sigterm.data = a->sigint.data = a;
+    a->sigterm.data = a->sigint.data = a->sigpipe.data = a;
     a->check.data = a->lastest.data = a->leave.data = a;
     read_prev_boot_id(a);
 out:
@@ -712,6 +742,12 @@ agt_start(struct agt *a)
     rc = uv_signal_start(&a->sigterm, on_signal, SIGTERM);
     if (rc == 0)
         rc = uv_signal_start(&a->sigint, on_signal, SIGINT);
+    /* A one-off that closed its stdin makes our write fail with EPIPE,
+     * not kill the agent. */
+    if (rc == 0)
+        rc = uv_signal_start(&a->sigpipe, on_sigpipe, SIGPIPE);
+    if (rc == 0)
+        rc = agt_logs_start(a);
     if (rc == 0)
         rc = take_orphans(a);
     if (rc == 0)

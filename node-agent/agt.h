@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "logring.h"
 #include "wire.h"
 
 struct agt;
@@ -26,11 +27,13 @@ struct agt_slugs;
 struct agt_inst;
 struct agt_health;
 struct agt_out;
+struct agt_pipe;
 
 /* config.c */
 struct agt_config {
     char join[256];   /* agent endpoint: register, sync, slugs */
     char notify[256]; /* join's port + 1 */
+    char logs[256];   /* join's port + 2: log lines are pushed there */
     char node[64];
     char advertise[64]; /* an IP literal: reported, and where health checks connect */
     uint16_t port_min, port_max;
@@ -130,6 +133,10 @@ struct agt_spec {
     char http_path[256]; /* AGT_HEALTH_HTTP */
     uint32_t grace_ms;
     uint32_t boot_timeout_ms;
+    bool oneoff; /* `drover run`: runs once, never restarted */
+    bool attach; /* its stdio goes through pipe.c, not to the logs */
+    bool tty;
+    uint16_t rows, cols;
 };
 #define AGT_DEFAULT_GRACE_MS 30000u
 #define AGT_DEFAULT_BOOT_MS 60000u
@@ -206,6 +213,7 @@ enum agt_event {
     AGT_EV_BOOT_TIMEOUT,
     AGT_EV_KILL,       /* second SIGTERM during shutdown */
     AGT_EV_GROUP_GONE, /* draining: no process of its group is left */
+    AGT_EV_DONE,       /* a one-off's process exited (or never started): it is over */
     AGT_NEVENTS
 };
 /* What a transition asks the driver to do, in this order. */
@@ -296,6 +304,9 @@ int agt_runrec_start_time(int pid, uint64_t *start);
  * removed. *out is malloc'd. */
 int agt_orphans_find(const char *data_dir, struct agt_runrec **out, size_t *n);
 
+/* Why it last crashed, failed or exited: "" when it has not. */
+const char *agt_inst_reason(const struct agt_inst *i);
+
 /* health.c: is the process serving? */
 typedef void (*agt_health_cb)(void *arg);
 /* cb is called once, when the check passes; the check then frees itself.
@@ -314,6 +325,37 @@ int agt_out_start(struct agt_out *o);
 void agt_out_close(struct agt_out *o);
 /* Shutdown: close every stream still open. */
 void agt_out_close_all(void);
+/* logship.c tells: there is room: queue every pending "lines dropped". */
+void agt_out_flush_drops(void);
+
+/* logship.c: output lines, batched, to the controller (join port + 2). */
+#define AGT_LOG_QUEUE_LINES 10000
+#define AGT_LOG_QUEUE_BYTES (4u << 20)
+#define AGT_LOG_FLUSH_MS 50
+int agt_logs_start(struct agt *a);
+/* Queue one line of source (an instance name) of app; a line the queue
+ * must refuse is counted in d and replaced by a marker later. */
+void agt_logs_line(const char *app, const char *source, const char *text, size_t len,
+                   struct logring_drops *d);
+/* The source ends: queue its pending "N lines dropped" marker. */
+void agt_logs_source_done(const char *app, const char *source, struct logring_drops *d);
+/* Shutdown: one last flush, then close. */
+void agt_logs_close(void);
+
+/* pipe.c: an attached one-off's stdio, relayed through the controller. */
+struct agt_pipe *agt_pipe_new(struct agt *a, const struct agt_spec *spec, int *err);
+bool agt_pipe_tty(const struct agt_pipe *p);
+/* Fill the three stdio containers for uv_spawn. */
+int agt_pipe_stdio(struct agt_pipe *p, uv_stdio_container_t io[3]);
+/* After uv_spawn: pgid of the process, or err < 0 when it did not start
+ * (reported as exit code 127). From here the pipe frees itself. */
+void agt_pipe_spawned(struct agt_pipe *p, int pgid, int err);
+void agt_pipe_exited(struct agt_pipe *p, int64_t code, int sig);
+/* Shutdown: close every pipe at once. */
+void agt_pipe_close_all(void);
+/* `drover-agent --tty-exec COMMAND`: take stdin as the controlling terminal
+ * and exec /bin/sh -c COMMAND. Returns only on failure (127). */
+int agt_pipe_tty_exec(const char *command);
 
 /* slugs.c: the slug cache and unpacked releases. */
 struct agt_slugs *agt_slugs_new(struct agt *a, int *err);

@@ -240,6 +240,12 @@ on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
         c->again = true;
         return;
     }
+    /* The new set first, then the acknowledgement: acknowledging forgets
+     * stopped instances and reconciles again, which must see the set this
+     * reply carries, not the one before (where a one-off that has just
+     * ended is still assigned). */
+    if (r->has_assignments && !c->last)
+        agt_assign(c->agt, r->generation, r->assignments, r->n_assignments);
     acked(c);
     if (r->want_full) {
         c->want_full = true;
@@ -248,8 +254,6 @@ on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
     } else if (was_full) {
         c->want_full = false;
     }
-    if (r->has_assignments && !c->last)
-        agt_assign(c->agt, r->generation, r->assignments, r->n_assignments);
     if (c->last)
         agt_last_sync_done(c->agt);
     else if (c->sent_leaving)

@@ -10,6 +10,9 @@
  * than AGT_LINE_MAX is cut into several events rather than buffered without
  * bound. Values are quoted here, not with log_q(), which truncates near
  * 900 bytes.
+ *
+ * Each line also goes to the app's log stream (logship.c), with this
+ * stream's own count of lines the shipping queue had to refuse.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +21,7 @@
 
 #include "agt.h"
 #include "log.h"
+#include "logring.h"
 
 struct agt_out {
     uv_pipe_t pipe;
@@ -25,6 +29,7 @@ struct agt_out {
     char app[32];
     char inst[64];
     char stream[8];
+    struct logring_drops drops;
     size_t len;
     char buf[AGT_LINE_MAX];
 };
@@ -64,6 +69,7 @@ emit(struct agt_out *o, const char *line, size_t n)
         n--;
     quote(line, n, q);
     log_info("output", "app=%s inst=%s stream=%s line=%s", o->app, o->inst, o->stream, q);
+    agt_logs_line(o->app, o->inst, line, n, &o->drops);
 }
 
 /* Loop thread only. */
@@ -74,6 +80,7 @@ on_close(uv_handle_t *h)
 {
     struct agt_out *o = h->data;
 
+    agt_logs_source_done(o->app, o->inst, &o->drops);
     if (o->prev)
         o->prev->next = o->next;
     else
@@ -164,6 +171,16 @@ agt_out_close(struct agt_out *o)
 {
     if (!uv_is_closing((uv_handle_t *)&o->pipe))
         uv_close((uv_handle_t *)&o->pipe, on_close);
+}
+
+void
+agt_out_flush_drops(void)
+{
+    /* The queue has room again: a stream that lost lines says so now, not
+     * only with its next line (which may never come). */
+    for (struct agt_out *o = streams; o; o = o->next)
+        if (o->drops.dropped > 0)
+            agt_logs_source_done(o->app, o->inst, &o->drops);
 }
 
 void

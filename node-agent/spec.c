@@ -133,6 +133,11 @@ agt_spec_new(const Drover__Assignment *as, const struct agt_config *cfg, struct 
     s->port = (uint16_t)as->port;
     s->grace_ms = as->grace_ms ? as->grace_ms : AGT_DEFAULT_GRACE_MS;
     s->boot_timeout_ms = as->boot_timeout_ms ? as->boot_timeout_ms : AGT_DEFAULT_BOOT_MS;
+    s->oneoff = as->oneoff;
+    s->attach = as->oneoff && as->attach;
+    s->tty = s->attach && as->tty;
+    s->rows = as->rows <= 10000 ? (uint16_t)as->rows : 0;
+    s->cols = as->cols <= 10000 ? (uint16_t)as->cols : 0;
     s->command = strdup(as->command);
     s->env = calloc(as->n_env + 1, sizeof *s->env);
     if (!s->command || !s->env)
@@ -209,11 +214,8 @@ agt_env_build(const struct agt_spec *s, const char *home, char ***envp)
 {
     char num[32], rel[16];
     const char *fixed[][2] = {{"PATH", DEFAULT_PATH}, {"HOME", home}, {"LANG", "C.UTF-8"}};
-    const char *last[][2] = {{"PORT", num},
-                             {"DYNO", s->name},
-                             {"PS", s->name},
-                             {"DROVER_APP", s->app},
-                             {"DROVER_RELEASE", rel}};
+    const char *last[][2] = {{"PORT", num},          {"DYNO", s->name},       {"PS", s->name},
+                             {"DROVER_APP", s->app}, {"DROVER_RELEASE", rel}, {"TERM", "xterm"}};
     size_t n = 0, cap = ARRAY_SIZE(fixed) + s->nenv + ARRAY_SIZE(last) + 1;
     char **e = calloc(cap, sizeof *e);
     char *kv;
@@ -235,6 +237,8 @@ agt_env_build(const struct agt_spec *s, const char *home, char ***envp)
         env_put(e, &n, kv);
     }
     for (size_t k = 0; k < ARRAY_SIZE(last); k++) {
+        if (strcmp(last[k][0], "TERM") == 0 && !s->tty)
+            continue; /* only a terminal session says what terminal it is */
         if (!(kv = kv_join(last[k][0], last[k][1])))
             goto out;
         env_put(e, &n, kv);

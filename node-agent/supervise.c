@@ -26,6 +26,11 @@
  * it starts again. Such a group comes back as an orphan instance: DRAINING
  * from the start, with no process handle (it is not our child), stopped
  * through the same table as any drain.
+ *
+ * One-offs (`drover run`) use the same table with one more event: their
+ * exit, or a spawn that failed, is DONE, which ends in STOPPED (never
+ * CRASHED: a one-off is never restarted). An attached one-off's stdio is a
+ * struct agt_pipe instead of two output streams.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -62,17 +67,20 @@ static const struct step table[AGT_NSTATES][AGT_NEVENTS] = {
         [AGT_EV_STOP]            = STEP(DRAINING, A(TERM) | A(GRACE)),
         [AGT_EV_BOOT_TIMEOUT]    = STEP(STARTING, A(KILL)), /* its exit is the crash */
         [AGT_EV_KILL]            = STEP(STARTING, A(KILL)),
+        [AGT_EV_DONE]            = STEP(STOPPED, A(KILL)),
     },
     [AGT_UP] = {
         [AGT_EV_EXITED]          = STEP(CRASHED, A(KILL) | A(CRASH) | A(BACKOFF)),
         [AGT_EV_STOP]            = STEP(DRAINING, A(TERM) | A(GRACE)),
         [AGT_EV_KILL]            = STEP(UP, A(KILL)),
+        [AGT_EV_DONE]            = STEP(STOPPED, A(KILL)),
     },
     /* The leader's exit is not the end of a drain: the rest of the group
      * (say python under `sh -c`) got the same SIGTERM and may still be
      * shutting down. Like Heroku, every process gets the grace period. */
     [AGT_DRAINING] = {
         [AGT_EV_EXITED]          = STEP(DRAINING, A(WATCH)), /* asked for: not a crash */
+        [AGT_EV_DONE]            = STEP(DRAINING, A(WATCH)),
         [AGT_EV_GROUP_GONE]      = STEP(STOPPED, 0),
         [AGT_EV_GRACE_EXPIRED]   = STEP(DRAINING, A(KILL)),
         [AGT_EV_KILL]            = STEP(DRAINING, A(KILL)),
@@ -108,6 +116,7 @@ static const char *const event_names[AGT_NEVENTS] = {
     [AGT_EV_BOOT_TIMEOUT] = "boot_timeout",
     [AGT_EV_KILL] = "kill",
     [AGT_EV_GROUP_GONE] = "group_gone",
+    [AGT_EV_DONE] = "done",
 };
 
 enum agt_state
@@ -218,7 +227,9 @@ struct agt_inst {
     struct agt_run *run; /* the live process, or NULL */
     int pgid;            /* its group; kept until the exit has been handled */
     struct agt_health *health;
-    uint64_t stop_seq; /* see agt_reports() */
+    uint64_t stop_seq;     /* see agt_reports() */
+    struct agt_pipe *pipe; /* attached one-off, until its exit */
+    char reason[128];      /* why it last crashed or ended */
 };
 
 static uint32_t
@@ -355,7 +366,11 @@ on_exit_cb(uv_process_t *p, int64_t status, int sig)
     i->sup.exit_signal = sig;
     log_info("exited", "app=%s inst=%s pid=%d code=%d signal=%d", i->spec->app, i->spec->name,
              i->pgid, (int)i->sup.exit_code, sig);
-    agt_inst_event(i, AGT_EV_EXITED);
+    if (i->pipe != NULL) {
+        agt_pipe_exited(i->pipe, status, sig);
+        i->pipe = NULL;
+    }
+    agt_inst_event(i, i->spec->oneoff ? AGT_EV_DONE : AGT_EV_EXITED);
 }
 
 /* 0, or a negative errno with the reason logged. */
@@ -363,11 +378,14 @@ static int
 spawn(struct agt_inst *i)
 {
     uv_loop_t *loop = agt_loop(i->agt);
-    char sh[] = "/bin/sh", dash_c[] = "-c";
+    char sh[] = "/bin/sh", dash_c[] = "-c", tty_exec[] = "--tty-exec";
     char *args[] = {sh, dash_c, i->spec->command, NULL};
+    char exe[PATH_MAX];
+    size_t exelen = sizeof exe;
     char **env = NULL;
     struct agt_run *run = NULL;
     struct agt_out *out = NULL, *err = NULL;
+    struct agt_pipe *pipe = NULL;
     uv_process_options_t o;
     uv_stdio_container_t io[3];
     int rc;
@@ -377,17 +395,36 @@ spawn(struct agt_inst *i)
         goto out;
     rc = -ENOMEM;
     run = calloc(1, sizeof *run);
-    out = agt_out_new(loop, i->spec->app, i->spec->name, "stdout");
-    err = agt_out_new(loop, i->spec->app, i->spec->name, "stderr");
-    if (!run || !out || !err)
+    if (!run)
         goto out;
     memset(&o, 0, sizeof o);
-    io[0].flags = UV_IGNORE; /* libuv opens /dev/null */
-    io[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    io[1].data.stream = (uv_stream_t *)agt_out_pipe(out);
-    io[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    io[2].data.stream = (uv_stream_t *)agt_out_pipe(err);
-    o.file = sh;
+    if (i->spec->attach) {
+        pipe = agt_pipe_new(i->agt, i->spec, &rc);
+        if (!pipe)
+            goto out;
+        agt_pipe_stdio(pipe, io);
+        if (agt_pipe_tty(pipe)) {
+            /* The helper makes the terminal the controlling one. */
+            if ((rc = uv_exepath(exe, &exelen)) < 0) {
+                agt_pipe_spawned(pipe, 0, rc);
+                pipe = NULL;
+                goto out;
+            }
+            args[0] = exe;
+            args[1] = tty_exec;
+        }
+    } else {
+        out = agt_out_new(loop, i->spec->app, i->spec->name, "stdout");
+        err = agt_out_new(loop, i->spec->app, i->spec->name, "stderr");
+        if (!out || !err)
+            goto out;
+        io[0].flags = UV_IGNORE; /* libuv opens /dev/null */
+        io[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+        io[1].data.stream = (uv_stream_t *)agt_out_pipe(out);
+        io[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+        io[2].data.stream = (uv_stream_t *)agt_out_pipe(err);
+    }
+    o.file = args[0];
     o.args = args;
     o.env = env;
     o.cwd = i->dir;
@@ -409,11 +446,19 @@ spawn(struct agt_inst *i)
         /* The handle is initialised even when the spawn fails. */
         uv_close((uv_handle_t *)&run->proc, on_run_close);
         run = NULL;
+        if (pipe)
+            agt_pipe_spawned(pipe, 0, rc); /* reports exit 127 */
+        pipe = NULL;
         goto out;
     }
-    /* Output is best effort: a pipe that cannot be read is only logged. */
-    if (agt_out_start(out) < 0 || agt_out_start(err) < 0)
+    if (pipe) {
+        agt_pipe_spawned(pipe, run->proc.pid, 0);
+        i->pipe = pipe;
+        pipe = NULL;
+    } else if (agt_out_start(out) < 0 || agt_out_start(err) < 0) {
+        /* Output is best effort: a pipe that cannot be read is only logged. */
         log_warn("output_failed", "app=%s inst=%s", i->spec->app, i->spec->name);
+    }
     out = err = NULL;
     i->run = run;
     i->pgid = run->proc.pid;
@@ -432,7 +477,21 @@ out:
         agt_out_close(out);
     if (err)
         agt_out_close(err);
+    if (pipe) /* made, never spawned */
+        agt_pipe_spawned(pipe, 0, rc);
     return rc;
+}
+
+/* "exit code 7", "signal 9", "did not start". */
+static void
+exit_text(const struct agt_inst *i, char *out, size_t outsz)
+{
+    if (i->sup.exit_signal > 0)
+        snprintf(out, outsz, "signal %d", (int)i->sup.exit_signal);
+    else if (i->sup.exit_code >= 0)
+        snprintf(out, outsz, "exit code %d", (int)i->sup.exit_code);
+    else
+        snprintf(out, outsz, "did not start");
 }
 
 /* Carry out a transition's actions, except SPAWN (agt_inst_event spawns,
@@ -460,6 +519,9 @@ act(struct agt_inst *i, unsigned acts)
     if (acts & AGT_A_WATCH)
         watch_group(i);
     if (acts & AGT_A_BACKOFF) {
+        /* The exit itself is in exit_code / exit_signal. */
+        snprintf(i->reason, sizeof i->reason, "restart %u in %.1f s", (unsigned)i->sup.restarts,
+                 (double)i->sup.backoff_ms / 1000.0);
         arm(i, i->sup.backoff_ms, AGT_EV_BACKOFF_EXPIRED);
         log_info("restart_scheduled", "app=%s inst=%s restarts=%u in_ms=%" PRIu64, i->spec->app,
                  i->spec->name, (unsigned)i->sup.restarts, i->sup.backoff_ms);
@@ -491,6 +553,14 @@ agt_inst_event(struct agt_inst *i, enum agt_event ev)
             health_stop(i);
         }
         act(i, acts);
+        if (i->sup.state == AGT_UP)
+            i->reason[0] = '\0';
+        if (ev == AGT_EV_DONE && i->sup.state == AGT_STOPPED) {
+            char last[48];
+
+            exit_text(i, last, sizeof last);
+            snprintf(i->reason, sizeof i->reason, "exited: %s", last);
+        }
         /* Outside a drain the leader's exit got the group killed: it is gone
          * or going. A drain keeps the group until GROUP_GONE. */
         if (i->sup.state == AGT_STOPPED || (ev == AGT_EV_EXITED && i->sup.state != AGT_DRAINING))
@@ -498,7 +568,13 @@ agt_inst_event(struct agt_inst *i, enum agt_event ev)
         agt_inst_changed(i->agt, i);
         if (!(acts & AGT_A_SPAWN))
             return;
-        ev = spawn(i) == 0 ? AGT_EV_SPAWNED : AGT_EV_SPAWN_FAILED;
+        if (spawn(i) == 0)
+            ev = AGT_EV_SPAWNED;
+        else if (i->spec->oneoff) {
+            i->sup.exit_code = 127;
+            ev = AGT_EV_DONE;
+        } else
+            ev = AGT_EV_SPAWN_FAILED;
     }
 }
 
@@ -558,6 +634,9 @@ agt_inst_free(struct agt_inst *i)
         signal_group(i, SIGKILL);
         i->run->inst = NULL;
     }
+    if (i->pipe != NULL) /* it exits on its own once the process is gone */
+        agt_pipe_exited(i->pipe, -1, SIGKILL);
+    i->pipe = NULL;
     health_stop(i);
     i->closing = 2;
     uv_close((uv_handle_t *)&i->timer, on_inst_close);
@@ -603,6 +682,13 @@ agt_inst_report(const struct agt_inst *i, Drover__InstanceReport *r)
     r->exit_code = i->sup.exit_code;
     r->exit_signal = i->sup.exit_signal;
     r->since_ms = i->sup.since_ms;
+    r->reason = (char *)i->reason; /* borrowed, as above */
+}
+
+const char *
+agt_inst_reason(const struct agt_inst *i)
+{
+    return i->reason;
 }
 
 uint64_t

@@ -69,10 +69,19 @@ handle(Drover__Message *m)
     }
     req->nn = -1;
     req->body = nn_allocmsg(1, 0);
+    /* Long polls would hold their reply past this input: ask for an answer
+     * now. Everything else about them is the fuzzer's. */
+    if (m->body_case == DROVER__MESSAGE__BODY_LOGS_REQ && m->logs_req != NULL)
+        m->logs_req->wait_ms = 0;
+    if (m->body_case == DROVER__MESSAGE__BODY_RUN_IO_REQ && m->run_io_req != NULL)
+        m->run_io_req->wait_ms = 0;
+    if (m->body_case == DROVER__MESSAGE__BODY_RUN_PIPE_REQ && m->run_pipe_req != NULL)
+        m->run_pipe_req->poll = false;
     switch (m->body_case) {
     case DROVER__MESSAGE__BODY_REGISTER_REQ:
     case DROVER__MESSAGE__BODY_SYNC_REQ:
     case DROVER__MESSAGE__BODY_SLUG_REQ:
+    case DROVER__MESSAGE__BODY_RUN_PIPE_REQ:
         ctl_agents_handle(&ctl, req, m);
         break;
     default:
@@ -208,6 +217,14 @@ setup(void)
         ctl_store_load(ctl.store, ctl.model, now_ms()) < 0 ||
         ctl_slugs_new(&ctl, dir, &ctl.slugs) < 0)
         abort();
+    /* As main.c builds them; their timers are not started: nothing here
+     * waits for a session to expire. */
+    ctl.logs = ctl_logs_new(&ctl, 1500);
+    ctl.runs = ctl_runs_new(&ctl);
+    if (ctl.logs == NULL || ctl.runs == NULL)
+        abort();
+    ctl.model->event = ctl_logs_text;
+    ctl.model->event_arg = ctl.logs;
     seed_state();
 }
 

@@ -371,7 +371,7 @@ Test(cluster, bad_input_is_refused_and_changes_nothing)
             expect_error_reply(endpoints[e], env, len, "a request of the wrong kind");
         free(env);
     }
-    for (int port = 7460; port <= 7462; port++) {
+    for (int port = 7460; port <= 7463; port++) {
         char cmd[200];
         snprintf(cmd, sizeof(cmd),
                  "bash -c 'head -c 3000 /dev/urandom > /dev/tcp/127.0.0.1/%d' 2>/dev/null", port);

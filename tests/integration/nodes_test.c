@@ -4,7 +4,8 @@
  * runs anywhere, root or not): an agent killed with SIGKILL and started
  * again leaves nothing unmanaged; a second agent with a taken name is
  * refused and goes; a scale beyond capacity waits, pending with its reason,
- * and is placed when capacity appears. Controller endpoints 7470-7478, app
+ * and is placed when capacity appears. Each controller binds four ports
+ * (API, agents, notify, logs): 7470-7473, 7474-7477 and 7520-7523. App
  * ports 6500-6899.
  */
 #include <criterion/criterion.h>
@@ -183,7 +184,7 @@ Test(nodes, a_taken_node_name_is_refused_with_a_clear_message)
     char *err = NULL;
     int n1, impostor, st;
 
-    setup("conflict", 7473);
+    setup("conflict", 7474);
     n1 = agent("n1", "n1", "agent-n1", "6600-6649", "10");
     cr_assert(h_wait_log(&C, n1, "event=ready", 10000));
     cr_assert_eq(CLI(NULL, &err, "scale", "shop", "web=1"), 0, "%s", err);
@@ -215,7 +216,7 @@ Test(nodes, scale_beyond_capacity_waits_pending_and_is_placed_when_capacity_appe
     char *out = NULL, *err = NULL;
     int pending = 0, idx;
 
-    setup("capacity", 7476);
+    setup("capacity", 7520);
     cr_assert(
         h_wait_log(&C, agent("n1", "n1", "agent-n1", "6700-6749", "2"), "event=ready", 10000));
     cr_assert(

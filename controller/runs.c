@@ -1,0 +1,737 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * runs.c: one-off instances (`drover run`) and, for attached ones, the relay
+ * of their stdin, stdout and stderr between the CLI and the agent.
+ *
+ * A one-off is an instance of type "run" (run.N) in the app's current
+ * release, placed like any other (or on the node asked for), in its node's
+ * assignment set until it ends; it is never restarted or replaced, and a
+ * reconcile leaves it alone. The agent reports it STOPPED when its process
+ * has exited (agents.c then deletes it).
+ *
+ * The relay. The controller is the only address both sides know, so it is
+ * the rendezvous, and it never opens a connection: the CLI talks on the API
+ * endpoint (RunIoReq) and the agent on the agent endpoint (RunPipeReq),
+ * both as long polls on the raw REP sockets. A session (struct ctl_run)
+ * holds what is in transit: stdin the agent has not taken yet, output the
+ * CLI has not taken yet, each as a window of a byte stream named by its
+ * offset. A request carries offsets ("I have stdout up to N"), so a lost,
+ * repeated or cancelled request changes nothing; a request with nothing to
+ * deliver is held until there is something for it (or a deadline), and a
+ * newer request from the same side replaces the held one. Buffers are
+ * bounded (RUN_BUF_MAX per direction): what does not fit is simply not
+ * acknowledged, which stops the sender, so a slow terminal slows the
+ * process instead of growing memory. stdin is never logged or stored.
+ *
+ * A session ends when the CLI has the exit status (it says goodbye, or
+ * RUN_LINGER_MS later), or when the CLI is silent for DROVER_RUN_TIMEOUT_MS
+ * (it asks at least every 10 s while it can; a CLI stuck writing to a paused
+ * terminal is silent too, hence the generous default): then
+ * the instance is stopped like any other (SIGTERM to its group, SIGKILL
+ * after the grace period). Sessions live in memory: after a controller
+ * restart, attached one-offs are stopped (ctl_runs_start).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "log.h"
+
+#define RUN_COMMAND_MAX 4096
+#define RUN_BUF_MAX (1u << 20)
+#define RUN_CHUNK (256u << 10)
+#define RUN_TICK_MS 100
+#define RUN_CLI_WAIT_MAX_MS 10000
+#define RUN_AGENT_HOLD_MS 2000
+#define RUN_LINGER_MS 30000
+#define RUN_LOST_MS 5000
+
+struct rbuf {
+    uint8_t *data;
+    size_t len, cap;
+    uint64_t base; /* stream offset of data[0] */
+};
+
+struct ctl_run {
+    LIST_ENTRY(ctl_run) link;
+    uint64_t id;
+    char app[APP_NAME_MAX + 2];
+    char name[48];
+    char node[NODE_NAME_MAX + 2];
+    bool tty;
+    struct rbuf in;     /* stdin: from the CLI, for the agent */
+    struct rbuf out[2]; /* stdout, stderr: from the agent, for the CLI */
+    bool in_eof;
+    uint32_t interrupts;
+    uint16_t rows, cols;
+    bool exited;
+    int32_t code, sig;
+    char reason[CTL_REASON_MAX];
+    struct nnuv_msg *cli_held;
+    uint64_t cli_deadline, cli_have[2];
+    struct nnuv_msg *agent_held;
+    uint64_t agent_deadline;
+    uint64_t agent_stdin_have;
+    bool agent_eof_seen;
+    uint32_t agent_interrupts;
+    uint16_t agent_rows, agent_cols;
+    uint64_t cli_seen, exit_told, gone_since;
+    bool stop; /* the CLI is gone: tell the agent */
+};
+
+struct ctl_runs {
+    struct ctl *ctl;
+    LIST_HEAD(, ctl_run) runs;
+    uv_timer_t tick;
+    bool tick_init;
+};
+
+struct ctl_runs *
+ctl_runs_new(struct ctl *ctl)
+{
+    struct ctl_runs *r = calloc(1, sizeof(*r));
+
+    if (r == NULL)
+        return NULL;
+    r->ctl = ctl;
+    LIST_INIT(&r->runs);
+    return r;
+}
+
+static void
+run_free(struct ctl_run *s)
+{
+    LIST_REMOVE(s, link);
+    nnuv_msg_free(s->cli_held);
+    nnuv_msg_free(s->agent_held);
+    free(s->in.data);
+    free(s->out[0].data);
+    free(s->out[1].data);
+    free(s);
+}
+
+void
+ctl_runs_free(struct ctl_runs *r)
+{
+    if (r == NULL)
+        return;
+    while (!LIST_EMPTY(&r->runs))
+        run_free(LIST_FIRST(&r->runs));
+    free(r);
+}
+
+static struct ctl_run *
+run_find(struct ctl_runs *r, uint64_t id)
+{
+    struct ctl_run *s;
+
+    LIST_FOREACH(s, &r->runs, link)
+    {
+        if (s->id == id)
+            return s;
+    }
+    return NULL;
+}
+
+/* ---- byte windows ---- */
+
+static uint64_t
+rbuf_end(const struct rbuf *b)
+{
+    return b->base + b->len;
+}
+
+/* Take the part of [off, off+n) beyond the end, as far as there is room. */
+static void
+rbuf_take(struct rbuf *b, uint64_t off, const uint8_t *d, size_t n)
+{
+    uint64_t end = rbuf_end(b);
+    size_t skip, add;
+
+    if (off > end || off + n <= end)
+        return;
+    skip = (size_t)(end - off);
+    add = n - skip;
+    if (b->len >= RUN_BUF_MAX)
+        return;
+    if (add > RUN_BUF_MAX - b->len)
+        add = RUN_BUF_MAX - b->len;
+    if (b->len + add > b->cap) {
+        size_t cap = b->cap ? b->cap : 16384;
+        uint8_t *nd;
+
+        while (cap < b->len + add)
+            cap *= 2;
+        if ((nd = realloc(b->data, cap)) == NULL)
+            return; /* not taken: the sender tries again */
+        b->data = nd;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, d + skip, add);
+    b->len += add;
+}
+
+/* The reader has everything below have: let it go. */
+static void
+rbuf_ack(struct rbuf *b, uint64_t have)
+{
+    size_t n;
+
+    if (have <= b->base)
+        return;
+    if (have > rbuf_end(b))
+        have = rbuf_end(b);
+    n = (size_t)(have - b->base);
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+    b->base = have;
+}
+
+/* The bytes from `from` on, at most RUN_CHUNK: *off, data, length. */
+static size_t
+rbuf_from(const struct rbuf *b, uint64_t from, uint64_t *off, uint8_t **data)
+{
+    size_t n;
+
+    if (from < b->base)
+        from = b->base;
+    if (from > rbuf_end(b))
+        from = rbuf_end(b);
+    *off = from;
+    *data = b->data + (size_t)(from - b->base);
+    n = (size_t)(rbuf_end(b) - from);
+    return n < RUN_CHUNK ? n : RUN_CHUNK;
+}
+
+/* ---- replies ---- */
+
+static const char *
+inst_state(struct ctl_runs *r, const struct ctl_run *s)
+{
+    const struct ctl_instance *in = ctl_inst_find(r->ctl->model, s->id);
+
+    if (in == NULL)
+        return s->exited ? "exited" : "gone";
+    return ctl_inst_state_name(in);
+}
+
+static void
+cli_reply(struct ctl_runs *r, struct ctl_run *s, struct nnuv_msg *req, const uint64_t have[2])
+{
+    Drover__Message m = DROVER__MESSAGE__INIT;
+    Drover__RunIoRep rep = DROVER__RUN_IO_REP__INIT;
+    size_t n0, n1;
+
+    rep.stdin_acked = rbuf_end(&s->in);
+    n0 = rbuf_from(&s->out[0], have[0], &rep.stdout_offset, &rep.stdout.data);
+    n1 = rbuf_from(&s->out[1], have[1], &rep.stderr_offset, &rep.stderr.data);
+    rep.stdout.len = n0;
+    rep.stderr.len = n1;
+    rep.state = (char *)inst_state(r, s);
+    /* The exit goes only with the last byte of output. */
+    if (s->exited && rep.stdout_offset + n0 == rbuf_end(&s->out[0]) &&
+        rep.stderr_offset + n1 == rbuf_end(&s->out[1])) {
+        rep.exited = true;
+        rep.exit_code = s->code;
+        rep.exit_signal = s->sig;
+        rep.reason = s->reason;
+        if (s->exit_told == 0)
+            s->exit_told = now_ms();
+    }
+    m.body_case = DROVER__MESSAGE__BODY_RUN_IO_REP;
+    m.run_io_rep = &rep;
+    ctl_reply(r->ctl, req, &m);
+}
+
+static void
+agent_reply(struct ctl_runs *r, struct ctl_run *s, struct nnuv_msg *req)
+{
+    Drover__Message m = DROVER__MESSAGE__INIT;
+    Drover__RunPipeRep rep = DROVER__RUN_PIPE_REP__INIT;
+
+    rep.stdout_acked = rbuf_end(&s->out[0]);
+    rep.stderr_acked = rbuf_end(&s->out[1]);
+    rep.stdin.len = rbuf_from(&s->in, s->agent_stdin_have, &rep.stdin_offset, &rep.stdin.data);
+    /* The end is only the end with the last byte. */
+    rep.stdin_eof = s->in_eof && rep.stdin_offset + rep.stdin.len == rbuf_end(&s->in);
+    rep.interrupts = s->interrupts;
+    rep.rows = s->rows;
+    rep.cols = s->cols;
+    rep.stop = s->stop;
+    rep.done = s->exited;
+    m.body_case = DROVER__MESSAGE__BODY_RUN_PIPE_REP;
+    m.run_pipe_rep = &rep;
+    ctl_reply(r->ctl, req, &m);
+}
+
+static void
+wake_cli(struct ctl_runs *r, struct ctl_run *s)
+{
+    if (s->cli_held == NULL)
+        return;
+    cli_reply(r, s, s->cli_held, s->cli_have);
+    s->cli_held = NULL;
+}
+
+static void
+wake_agent(struct ctl_runs *r, struct ctl_run *s)
+{
+    if (s->agent_held == NULL)
+        return;
+    agent_reply(r, s, s->agent_held);
+    s->agent_held = NULL;
+}
+
+/* Something for the agent beyond what its last request said it has? */
+static bool
+agent_pending(const struct ctl_run *s)
+{
+    return rbuf_end(&s->in) > s->agent_stdin_have || (s->in_eof && !s->agent_eof_seen) ||
+           s->interrupts != s->agent_interrupts ||
+           (s->tty && s->rows != 0 && (s->rows != s->agent_rows || s->cols != s->agent_cols)) ||
+           s->stop || s->exited;
+}
+
+/* ---- ending ---- */
+
+static void
+record_exit(struct ctl_runs *r, struct ctl_run *s, int32_t code, int32_t sig, const char *reason)
+{
+    if (s->exited)
+        return;
+    s->exited = true;
+    s->code = code;
+    s->sig = sig;
+    snprintf(s->reason, sizeof(s->reason), "%s", reason);
+    log_info("run_exited", "app=%s inst=%s id=%llu code=%d signal=%d", s->app, s->name,
+             (unsigned long long)s->id, code, sig);
+    wake_cli(r, s);
+}
+
+/* Nobody is attached any more: stop the instance, keep no session. */
+static void
+hang_up(struct ctl_runs *r, struct ctl_run *s, const char *why)
+{
+    struct ctl_instance *in = ctl_inst_find(r->ctl->model, s->id);
+
+    if (!s->exited && in != NULL && !in->stopping) {
+        log_info("run_hangup", "app=%s inst=%s id=%llu why=%s", s->app, s->name,
+                 (unsigned long long)s->id, log_q(why));
+        ctl_logs_event(r->ctl->logs, s->app, "%s stopped: %s", s->name, why);
+        ctl_inst_stop(r->ctl->model, in);
+        ctl_commit(r->ctl);
+    }
+    s->stop = true;
+    wake_agent(r, s);
+    run_free(s);
+}
+
+/* ---- RunReq: make a one-off ---- */
+
+static uint32_t
+next_run_idx(const struct ctl_app *a)
+{
+    const struct ctl_instance *in;
+    uint32_t idx = 1;
+    bool taken;
+
+    do {
+        taken = false;
+        LIST_FOREACH(in, &a->instances, app_link)
+        {
+            if (in->oneoff && !in->stopping && in->idx == idx) {
+                taken = true;
+                idx++;
+                break;
+            }
+        }
+    } while (taken);
+    return idx;
+}
+
+static struct ctl_node *
+pick_node(struct ctl_runs *r, const struct ctl_app *a, const char *want, char *err, size_t errsz)
+{
+    struct ctl_node *n = NULL;
+
+    if (want[0] == '\0') {
+        if (ctl_sched_choose(r->ctl->model, a, "run", 1, &n) == 1)
+            return n;
+        snprintf(err, errsz, "no ready node with free capacity");
+        return NULL;
+    }
+    n = ctl_node_find(r->ctl->model, want);
+    if (n == NULL)
+        snprintf(err, errsz, "no node %s", want);
+    else if (n->state != CTL_NODE_READY)
+        snprintf(err, errsz, "node %s is %s", want, ctl_node_state_name(n->state));
+    else if (n->ports == NULL || n->nlive >= n->capacity ||
+             ctl_ports_used(n->ports) >= ctl_ports_size(n->ports))
+        snprintf(err, errsz, "node %s is full", want);
+    else
+        return n;
+    return NULL;
+}
+
+static const char *
+run_invalid(const Drover__RunReq *q)
+{
+    if (q->command == NULL || strnlen(q->command, RUN_COMMAND_MAX + 1) > RUN_COMMAND_MAX)
+        return "command longer than 4096 bytes";
+    if (q->node == NULL || (q->node[0] != '\0' && !name_node_valid(q->node)))
+        return "invalid node name";
+    if (q->type == NULL || (q->type[0] != '\0' && !name_type_valid(q->type)))
+        return "invalid process type";
+    if (q->type[0] == '\0' && q->command[0] == '\0')
+        return "give a command (or --type TYPE to run the type's command)";
+    if (q->rows > 10000 || q->cols > 10000)
+        return "window size out of range";
+    return NULL;
+}
+
+void
+ctl_runs_run(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m)
+{
+    const Drover__RunReq *q = m->run_req;
+    struct ctl_model *model = r->ctl->model;
+    Drover__Message msg = DROVER__MESSAGE__INIT;
+    Drover__RunRep rep = DROVER__RUN_REP__INIT;
+    struct ctl_instance *in = NULL;
+    struct ctl_release *rel;
+    struct ctl_run *s = NULL;
+    struct ctl_node *n;
+    struct ctl_app *a;
+    const char *why, *command;
+    char err[160], name[48];
+    Drover__ErrorCode code = DROVER__ERROR_CODE__ERR_BAD_REQUEST;
+
+    if (q->app == NULL || !name_app_valid(q->app)) {
+        why = "invalid app name (want [a-z][a-z0-9-], at most 30 characters)";
+        goto fail;
+    }
+    if ((why = run_invalid(q)) != NULL)
+        goto fail;
+    code = DROVER__ERROR_CODE__ERR_NOT_FOUND;
+    if ((a = ctl_app_find(model, q->app)) == NULL) {
+        snprintf(err, sizeof(err), "no app %s", q->app);
+        why = err;
+        goto fail;
+    }
+    code = DROVER__ERROR_CODE__ERR_UNAVAILABLE;
+    if ((rel = ctl_release_current(a)) == NULL) {
+        snprintf(err, sizeof(err), "app %s has no release yet; deploy first", a->name);
+        why = err;
+        goto fail;
+    }
+    command = q->command;
+    if (q->type[0] != '\0') {
+        const struct ctl_ptype *pt = ctl_release_type(rel, q->type);
+
+        if (pt == NULL) {
+            code = DROVER__ERROR_CODE__ERR_NOT_FOUND;
+            snprintf(err, sizeof(err), "no process type '%s' in v%u", q->type, rel->version);
+            why = err;
+            goto fail;
+        }
+        if (command[0] == '\0')
+            command = pt->command;
+    }
+    if ((n = pick_node(r, a, q->node, err, sizeof(err))) == NULL) {
+        why = err;
+        goto fail;
+    }
+    code = DROVER__ERROR_CODE__ERR_INTERNAL;
+    why = "out of memory";
+    if (ctl_inst_new(model, a, "run", next_run_idx(a), rel->version, 0, &in) < 0)
+        goto fail;
+    in->oneoff = true;
+    in->attach = q->attach;
+    in->tty = q->attach && q->tty;
+    in->rows = (uint16_t)q->rows;
+    in->cols = (uint16_t)q->cols;
+    in->since_ms = now_ms();
+    snprintf(in->ptype, sizeof(in->ptype), "%s", q->type);
+    if ((in->command = strdup(command)) == NULL)
+        goto fail;
+    if (q->attach && (s = calloc(1, sizeof(*s))) == NULL)
+        goto fail;
+    if (ctl_inst_place(model, in, n, 0) < 0) {
+        why = "no free port on the node";
+        code = DROVER__ERROR_CODE__ERR_UNAVAILABLE;
+        goto fail;
+    }
+    ctl_inst_name(in, name, sizeof(name));
+    if (s != NULL) {
+        s->id = in->id;
+        snprintf(s->app, sizeof(s->app), "%s", a->name);
+        snprintf(s->name, sizeof(s->name), "%s", name);
+        snprintf(s->node, sizeof(s->node), "%s", n->name);
+        s->tty = in->tty;
+        s->rows = in->rows;
+        s->cols = in->cols;
+        s->cli_seen = now_ms();
+        LIST_INSERT_HEAD(&r->runs, s, link);
+        s = NULL;
+    }
+    log_info("run_created", "app=%s inst=%s id=%llu node=%s attach=%d tty=%d", a->name, name,
+             (unsigned long long)in->id, n->name, (int)q->attach, (int)in->tty);
+    ctl_logs_event(r->ctl->logs, a->name, "%s starting on %s%s: %s", name, n->name,
+                   q->attach ? "" : " (detached)", in->command);
+    if (ctl_commit(r->ctl) < 0) {
+        ctl_reply_error(r->ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "store failure");
+        goto out;
+    }
+    rep.id = in->id;
+    rep.name = name;
+    rep.node = n->name;
+    rep.release = rel->version;
+    msg.body_case = DROVER__MESSAGE__BODY_RUN_REP;
+    msg.run_rep = &rep;
+    ctl_reply(r->ctl, req, &msg);
+    goto out;
+fail:
+    if (in != NULL)
+        ctl_inst_delete(model, in);
+    free(s);
+    log_warn("bad_request", "sock=api msg=run reason=%s", log_q(why));
+    ctl_reply_error(r->ctl, req, code, "%s", why);
+out:
+    wire_msg_free(m);
+}
+
+/* ---- RunIoReq: the CLI's side ---- */
+
+void
+ctl_runs_io(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m)
+{
+    const Drover__RunIoReq *q = m->run_io_req;
+    struct ctl_run *s = run_find(r, q->id);
+    bool changed = false, took = false, now_reply;
+    uint32_t wait;
+
+    if (s == NULL) {
+        ctl_reply_error(r->ctl, req, DROVER__ERROR_CODE__ERR_NOT_FOUND,
+                        "no attached session for instance %llu (it ended, or the controller "
+                        "restarted)",
+                        (unsigned long long)q->id);
+        goto out;
+    }
+    s->cli_seen = now_ms();
+    if (q->hangup) {
+        cli_reply(r, s, req, (uint64_t[2]){q->stdout_have, q->stderr_have});
+        hang_up(r, s, "the CLI went away");
+        goto out;
+    }
+    if (q->stdin.len > 0 || (q->stdin_eof && !s->in_eof)) {
+        uint64_t before = rbuf_end(&s->in);
+
+        rbuf_take(&s->in, q->stdin_offset, q->stdin.data, q->stdin.len);
+        if (q->stdin_eof && !s->in_eof && q->stdin_offset + q->stdin.len == rbuf_end(&s->in)) {
+            s->in_eof = true;
+            took = true;
+        }
+        took = took || rbuf_end(&s->in) != before;
+        changed = took;
+    }
+    if (q->interrupts > s->interrupts) {
+        s->interrupts = q->interrupts;
+        changed = true;
+    }
+    if (q->rows > 0 && q->cols > 0 && q->rows <= 10000 && q->cols <= 10000 &&
+        (q->rows != s->rows || q->cols != s->cols)) {
+        s->rows = (uint16_t)q->rows;
+        s->cols = (uint16_t)q->cols;
+        changed = true;
+    }
+    if (changed)
+        wake_agent(r, s);
+    rbuf_ack(&s->out[0], q->stdout_have);
+    rbuf_ack(&s->out[1], q->stderr_have);
+    if (s->cli_held != NULL) { /* replaced: the CLI dropped it already */
+        nnuv_msg_free(s->cli_held);
+        s->cli_held = NULL;
+    }
+    /* Input that did not fit waits with the request: a reply now would
+     * only have the CLI send it again at once. */
+    now_reply = q->wait_ms == 0 || took || s->exited || rbuf_end(&s->out[0]) > q->stdout_have ||
+                rbuf_end(&s->out[1]) > q->stderr_have;
+    if (now_reply) {
+        cli_reply(r, s, req, (uint64_t[2]){q->stdout_have, q->stderr_have});
+        goto out;
+    }
+    wait = q->wait_ms < RUN_CLI_WAIT_MAX_MS ? q->wait_ms : RUN_CLI_WAIT_MAX_MS;
+    s->cli_held = req;
+    s->cli_have[0] = q->stdout_have;
+    s->cli_have[1] = q->stderr_have;
+    s->cli_deadline = now_ms() + wait;
+out:
+    wire_msg_free(m);
+}
+
+/* ---- RunPipeReq: the agent's side ---- */
+
+void
+ctl_runs_pipe(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m)
+{
+    const Drover__RunPipeReq *q = m->run_pipe_req;
+    struct ctl_run *s = run_find(r, q->id);
+
+    if (s == NULL || q->node == NULL || strcmp(q->node, s->node) != 0) {
+        /* Nobody attached (any more): the agent discards the output. */
+        Drover__Message msg = DROVER__MESSAGE__INIT;
+        Drover__RunPipeRep rep = DROVER__RUN_PIPE_REP__INIT;
+
+        rep.stop = true;
+        rep.done = q->exited;
+        rep.stdout_acked = q->stdout_offset + q->stdout.len;
+        rep.stderr_acked = q->stderr_offset + q->stderr.len;
+        msg.body_case = DROVER__MESSAGE__BODY_RUN_PIPE_REP;
+        msg.run_pipe_rep = &rep;
+        ctl_reply(r->ctl, req, &msg);
+        goto out;
+    }
+    if (q->stdin_have > s->agent_stdin_have && rbuf_end(&s->in) > s->in.base) {
+        /* Room for more input: let a CLI waiting to send it know. */
+        s->agent_stdin_have = q->stdin_have;
+        rbuf_ack(&s->in, q->stdin_have);
+        wake_cli(r, s);
+    }
+    s->agent_stdin_have = q->stdin_have;
+    s->agent_eof_seen = q->stdin_eof_seen;
+    s->agent_interrupts = q->interrupts;
+    s->agent_rows = (uint16_t)(q->rows <= 10000 ? q->rows : 0);
+    s->agent_cols = (uint16_t)(q->cols <= 10000 ? q->cols : 0);
+    rbuf_ack(&s->in, q->stdin_have);
+    {
+        uint64_t e0 = rbuf_end(&s->out[0]), e1 = rbuf_end(&s->out[1]);
+
+        rbuf_take(&s->out[0], q->stdout_offset, q->stdout.data, q->stdout.len);
+        rbuf_take(&s->out[1], q->stderr_offset, q->stderr.data, q->stderr.len);
+        if (rbuf_end(&s->out[0]) != e0 || rbuf_end(&s->out[1]) != e1)
+            wake_cli(r, s);
+    }
+    if (q->exited && rbuf_end(&s->out[0]) == q->stdout_offset + q->stdout.len &&
+        rbuf_end(&s->out[1]) == q->stderr_offset + q->stderr.len) {
+        char how[64];
+
+        if (q->exit_signal > 0)
+            snprintf(how, sizeof(how), "killed by signal %d", (int)q->exit_signal);
+        else
+            snprintf(how, sizeof(how), "exit code %d", (int)q->exit_code);
+        record_exit(r, s, q->exit_code, q->exit_signal, how);
+    }
+    if (s->agent_held != NULL) {
+        nnuv_msg_free(s->agent_held);
+        s->agent_held = NULL;
+    }
+    if (!q->poll || agent_pending(s)) {
+        agent_reply(r, s, req);
+        goto out;
+    }
+    s->agent_held = req;
+    s->agent_deadline = now_ms() + RUN_AGENT_HOLD_MS;
+out:
+    wire_msg_free(m);
+}
+
+/* ---- time ---- */
+
+static void
+check_instance(struct ctl_runs *r, struct ctl_run *s, uint64_t now)
+{
+    struct ctl_instance *in = ctl_inst_find(r->ctl->model, s->id);
+    const char *why = NULL;
+
+    if (s->exited)
+        return;
+    if (in == NULL)
+        why = "it ended without reporting its exit";
+    else if (in->state == DROVER__INSTANCE_STATE__ST_LOST)
+        why = "lost: its node went down";
+    else if (in->state == DROVER__INSTANCE_STATE__ST_FAILED)
+        why = in->reason[0] ? in->reason : "its release could not be prepared";
+    if (why == NULL) {
+        s->gone_since = 0;
+        return;
+    }
+    if (s->gone_since == 0)
+        s->gone_since = now;
+    /* The exit may still be on its way through the pipe. */
+    if (now - s->gone_since < RUN_LOST_MS)
+        return;
+    record_exit(r, s, -1, 0, why);
+    if (in != NULL && !in->stopping) {
+        ctl_inst_stop(r->ctl->model, in);
+        ctl_commit(r->ctl);
+    }
+}
+
+static void
+on_tick(uv_timer_t *t)
+{
+    struct ctl_runs *r = t->data;
+    struct ctl_run *s, *next;
+    uint64_t now = now_ms();
+
+    for (s = LIST_FIRST(&r->runs); s != NULL; s = next) {
+        next = LIST_NEXT(s, link);
+        if (s->cli_held != NULL && now >= s->cli_deadline)
+            wake_cli(r, s);
+        if (s->agent_held != NULL && now >= s->agent_deadline)
+            wake_agent(r, s);
+        check_instance(r, s, now);
+        if (s->exit_told != 0 && now - s->exit_told >= RUN_LINGER_MS)
+            run_free(s);
+        else if (now - s->cli_seen >= r->ctl->cfg.run_timeout_ms)
+            hang_up(r, s, "the CLI went away");
+    }
+}
+
+int
+ctl_runs_start(struct ctl_runs *r, uv_loop_t *loop)
+{
+    struct ctl_model *m = r->ctl->model;
+    struct ctl_instance *in;
+    size_t pos = 0;
+    void *cur = NULL;
+
+    /* Attached one-offs from before a restart have lost their terminal. */
+    while ((in = ctl_map_next(m->insts, &pos, &cur)) != NULL) {
+        if (in->oneoff && in->attach && !in->stopping) {
+            char name[48];
+
+            ctl_inst_name(in, name, sizeof(name));
+            log_info("run_orphaned", "app=%s inst=%s id=%llu", in->app->name, name,
+                     (unsigned long long)in->id);
+            in->stopping = true; /* as ctl_inst_stop, which cannot run mid-iteration */
+            if (in->node != NULL) {
+                in->node->nlive--;
+                ctl_node_changed(m, in->node);
+            }
+            m->capacity_changed = true;
+            ctl_inst_touch(m, in);
+        }
+    }
+    uv_timer_init(loop, &r->tick);
+    r->tick_init = true;
+    r->tick.data = r;
+    return uv_timer_start(&r->tick, on_tick, RUN_TICK_MS, RUN_TICK_MS);
+}
+
+/* Shutting down: held requests are dropped (the peers retry elsewhere). */
+void
+ctl_runs_stop(struct ctl_runs *r)
+{
+    if (r->tick_init)
+        uv_timer_stop(&r->tick);
+}
+
+void
+ctl_runs_close(struct ctl_runs *r)
+{
+    if (r->tick_init)
+        uv_close((uv_handle_t *)&r->tick, NULL);
+    r->tick_init = false;
+}
