@@ -24,7 +24,8 @@
  *   A ID AGENT T_NS APP NAME     an instance acknowledged up on AGENT at T_NS
  *   D ID AGENT                   an instance left AGENT's assignment set
  *   H COUNT                      answer to COUNT: sync replies so far
- *   S T_NS                       answer to SILENCE: when the agent fell silent
+ *   S T_NS                       answer to SILENCE: when the agent's last request
+ *                                went out (it sends nothing from now on)
  * Commands from the parent on cmd_fd: COUNT, SILENCE AGENT, QUIT.
  */
 #include <errno.h>
@@ -66,6 +67,7 @@ struct sim {
     enum kind inflight;
     bool sent_full;
     uint64_t sent_at_ms, next_beat_ms;
+    uint64_t sent_ns; /* when its last request went out */
     bool need_full, again;
     uint64_t generation;
     struct inst *v;
@@ -232,7 +234,8 @@ send_next(struct worker *w, struct sim *s)
         return; /* the next heartbeat tries again */
     s->inflight = s->registered ? K_SYNC : K_REGISTER;
     s->sent_full = s->registered && s->need_full;
-    s->sent_at_ms = mono_ms();
+    s->sent_ns = bench_now_ns();
+    s->sent_at_ms = s->sent_ns / 1000000;
     s->next_beat_ms = s->sent_at_ms + w->heartbeat_ms;
 }
 
@@ -316,8 +319,11 @@ on_reply(struct worker *w, struct sim *s, Drover__Message *m)
                 acked(w, s);
                 s->need_full = false;
             }
-            if (r->want_full)
+            if (r->want_full) {
+                /* A quiet sync was refused: send the full one at once. */
+                s->again = s->again || !s->sent_full;
                 s->need_full = true;
+            }
             if (r->has_assignments)
                 assign(w, s, r);
             if (!s->synced) {
@@ -412,8 +418,11 @@ command(struct worker *w, const char *line)
         emit(w, "H %llu\n", (unsigned long long)w->replies);
     } else if (sscanf(line, "SILENCE %u", &idx) == 1 && idx >= w->cfg->first &&
                idx < w->cfg->first + w->cfg->count) {
-        w->sims[idx - w->cfg->first].silent = true;
-        emit(w, "S %llu\n", (unsigned long long)bench_now_ns());
+        struct sim *s = &w->sims[idx - w->cfg->first];
+
+        /* The controller's node timeout runs from the last message it heard. */
+        s->silent = true;
+        emit(w, "S %llu\n", (unsigned long long)(s->sent_ns ? s->sent_ns : bench_now_ns()));
     } else if (strcmp(line, "QUIT") == 0) {
         for (unsigned i = 0; i < w->cfg->count; i++)
             if (w->sims[i].started)
