@@ -382,7 +382,7 @@ scale(struct run *r, struct api *a, bool zero)
     Drover__Message req = DROVER__MESSAGE__INIT, *rep = NULL;
     Drover__ScaleReq sr = DROVER__SCALE_REQ__INIT;
     Drover__FormationEntry fe[MAX_TYPES], *fp[MAX_TYPES];
-    char names[MAX_TYPES][8];
+    char names[MAX_TYPES][16];
     int rc;
 
     for (unsigned i = 0; i < r->o.types; i++) {
