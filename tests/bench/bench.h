@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench.h: the private header of drover-bench-load, grouped by file.
+ *
+ * The load program simulates many agents in a few worker processes (a
+ * nanomsg process holds at most 512 sockets), each worker driving its
+ * agents' REQ sockets from one thread with epoll over their NN_RCVFDs. The
+ * parent process drives the controller's API and collects what the workers
+ * report over a socketpair, one text line per event.
+ */
+#ifndef DROVER_BENCH_H
+#define DROVER_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "wire.h"
+
+#define BENCH_PER_WORKER 400 /* agents (REQ sockets) per worker process */
+
+struct bench_cfg {
+    char join[256];   /* the controller's agent endpoint */
+    char notify[256]; /* its notify endpoint */
+    char api[256];    /* its API endpoint */
+    uint8_t cluster_key[WIRE_KEY_BYTES];
+    uint8_t api_key[WIRE_KEY_BYTES];
+    unsigned agents;
+    unsigned first; /* index of this worker's first agent */
+    unsigned count; /* agents in this worker */
+    unsigned capacity;
+    unsigned run_id; /* makes boot ids and names of this run unique */
+};
+
+/* open.c: opening replies without replay state */
+/*
+ * Decode, check the version and key id, and authenticate env with key;
+ * *msg set on success (free with wire_msg_free). Unlike wire_open() it keeps
+ * no replay state: one worker process hosts hundreds of agents, and the
+ * controller's single counter reaches it reordered across their sockets
+ * (far more than WIRE_REPLAY_WINDOW), which a real agent, alone in its
+ * process, never sees. 0 or a negative errno as wire_open().
+ */
+int bench_open(const uint8_t *buf, size_t len, const uint8_t key[WIRE_KEY_BYTES],
+               Drover__Message **msg);
+/* Monotonic clock in ns: one clock for every process of the run. */
+uint64_t bench_now_ns(void);
+/* A controller process's CPU time (user + system) in ms; -1 when gone. */
+int64_t bench_cpu_ms(pid_t pid);
+/* Its resident set in KiB (VmRSS); -1 when gone. */
+int64_t bench_rss_kib(pid_t pid);
+/* Raise RLIMIT_NOFILE to its hard limit. */
+void bench_raise_nofile(void);
+
+/* worker.c: simulated agents in one process */
+/* Run until told to quit on cmd_fd; events go out on ev_fd. Never returns. */
+void bench_worker_main(const struct bench_cfg *cfg, int cmd_fd, int ev_fd)
+    __attribute__((noreturn));
+
+/* echo.c: the raw nanomsg request rate, the limit beside placement */
+int bench_echo_server(const char *url);
+/* Child: ping-pong on `count` REQ sockets for ms; writes "E N\n" to ev_fd. */
+void bench_echo_worker(const char *url, unsigned count, unsigned ms, int ev_fd)
+    __attribute__((noreturn));
+
+#endif

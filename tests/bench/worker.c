@@ -1,0 +1,535 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * worker.c: simulated agents, a few hundred per process.
+ *
+ * Each simulated agent is a distinct node as the controller sees it: its own
+ * name, boot id, REQ socket (its own TCP connection), and wire_sender (so its
+ * counter and the controller's replay window for it are its own). It speaks
+ * the protocol of node-agent/conn.c: register, then sync at least every
+ * heartbeat (spread over the heartbeat so that agents do not beat in step),
+ * at once on a notification, and with a full report whenever its state
+ * changed. It spawns nothing: an assignment is "run" by reporting it ST_UP
+ * in the next full sync, and it counts as acknowledged when the controller
+ * answers that sync. Like the real agent it turns nanomsg's resend off and
+ * re-seals a request left unanswered for three heartbeats.
+ *
+ * Notifications: one SUB socket per worker, subscribed to the topic of each
+ * of its agents, demultiplexed by topic. A real cluster has one subscriber
+ * per agent; this machine's descriptor limit (20,000 per process) cannot
+ * hold 10,000 REQ and 10,000 SUB connections on one controller, so the
+ * controller's PUB fan-out is understated (see the README).
+ *
+ * Events to the parent, one line each on ev_fd:
+ *   READY                        every agent here registered and synced once
+ *   A ID AGENT T_NS APP NAME     an instance acknowledged up on AGENT at T_NS
+ *   D ID AGENT                   an instance left AGENT's assignment set
+ *   H COUNT                      answer to COUNT: sync replies so far
+ *   S T_NS                       answer to SILENCE: when the agent's last request
+ *                                went out (it sends nothing from now on)
+ * Commands from the parent on cmd_fd: COUNT, SILENCE AGENT, QUIT.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <nanomsg/nn.h>
+#include <nanomsg/pubsub.h>
+#include <nanomsg/reqrep.h>
+#include <sodium.h>
+
+#include "bench.h"
+#include "util.h"
+
+#define RESEND_BEATS 3
+#define NN_RESEND_OFF (24 * 3600 * 1000)
+#define START_PER_TURN 10 /* agents started per loop turn: no connect storm */
+
+enum kind { K_NONE, K_REGISTER, K_SYNC };
+
+struct inst {
+    uint64_t id;
+    char *app, *name;
+    uint32_t release, port;
+    bool reported; /* in the full report in flight */
+    bool acked;    /* the controller acknowledged it up */
+};
+
+struct sim {
+    unsigned index;
+    int sock;
+    struct wire_sender snd;
+    char name[32], boot[40];
+    bool started, registered, synced, silent;
+    enum kind inflight;
+    bool sent_full;
+    uint64_t sent_at_ms, next_beat_ms;
+    uint64_t sent_ns; /* when its last request went out */
+    bool need_full, again;
+    uint64_t generation;
+    struct inst *v;
+    size_t n;
+};
+
+struct worker {
+    const struct bench_cfg *cfg;
+    struct sim *sims;
+    unsigned started, synced;
+    bool ready_sent;
+    int sub, ep, ev_fd, cmd_fd;
+    uint32_t heartbeat_ms;
+    uint64_t replies;
+    char cmdbuf[512];
+    size_t cmdlen;
+};
+
+static uint64_t
+mono_ms(void)
+{
+    return bench_now_ns() / 1000000;
+}
+
+static void emit(struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+emit(struct worker *w, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    int n;
+    size_t off = 0;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(line))
+        return;
+    while (off < (size_t)n) {
+        ssize_t k = write(w->ev_fd, line + off, (size_t)n - off);
+
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            _exit(3); /* the parent is gone */
+        off += (size_t)k;
+    }
+}
+
+static void
+insts_free(struct inst *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].app);
+        free(v[i].name);
+    }
+    free(v);
+}
+
+static uint64_t
+digest(const struct sim *s)
+{
+    uint64_t h = FNV1A64_INIT;
+
+    for (size_t i = 0; i < s->n; i++)
+        h = fnv1a64(h, &s->v[i].id, sizeof(s->v[i].id));
+    return h;
+}
+
+static int
+send_msg(struct sim *s, Drover__Message *m)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = wire_seal(&s->snd, m, &buf, &len);
+
+    if (rc == 0 && nn_send(s->sock, buf, len, NN_DONTWAIT) < 0)
+        rc = -nn_errno();
+    free(buf);
+    return rc;
+}
+
+static int
+send_register(struct worker *w, struct sim *s)
+{
+    Drover__RegisterReq r = DROVER__REGISTER_REQ__INIT;
+    Drover__Message m = DROVER__MESSAGE__INIT;
+
+    r.node = s->name;
+    r.address = "127.0.0.1";
+    r.port_min = 10000;
+    r.port_max = 11999;
+    r.capacity = w->cfg->capacity;
+    r.boot_id = s->boot;
+    m.body_case = DROVER__MESSAGE__BODY_REGISTER_REQ;
+    m.register_req = &r;
+    return send_msg(s, &m);
+}
+
+static int
+send_sync(struct sim *s)
+{
+    Drover__SyncReq r = DROVER__SYNC_REQ__INIT;
+    Drover__Message m = DROVER__MESSAGE__INIT;
+    Drover__InstanceReport *reps = NULL, **pv = NULL;
+    uint64_t now = now_ms();
+    int rc;
+
+    r.node = s->name;
+    r.boot_id = s->boot;
+    r.generation = s->generation;
+    r.digest = digest(s);
+    r.full = s->need_full;
+    if (r.full && s->n > 0) {
+        reps = calloc(s->n, sizeof(*reps));
+        pv = calloc(s->n, sizeof(*pv));
+        if (reps == NULL || pv == NULL) {
+            free(reps);
+            free(pv);
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < s->n; i++) {
+            drover__instance_report__init(&reps[i]);
+            reps[i].id = s->v[i].id;
+            reps[i].app = s->v[i].app;
+            reps[i].name = s->v[i].name;
+            reps[i].release = s->v[i].release;
+            reps[i].state = DROVER__INSTANCE_STATE__ST_UP;
+            reps[i].pid = 1; /* nothing runs: a placeholder, never signalled */
+            reps[i].port = s->v[i].port;
+            reps[i].exit_code = -1;
+            reps[i].since_ms = now;
+            pv[i] = &reps[i];
+        }
+        r.n_instances = s->n;
+        r.instances = pv;
+    }
+    m.body_case = DROVER__MESSAGE__BODY_SYNC_REQ;
+    m.sync_req = &r;
+    rc = send_msg(s, &m);
+    if (rc == 0 && r.full)
+        for (size_t i = 0; i < s->n; i++)
+            s->v[i].reported = true;
+    free(reps);
+    free(pv);
+    return rc;
+}
+
+static void
+send_next(struct worker *w, struct sim *s)
+{
+    int rc;
+
+    if (s->silent)
+        return;
+    if (s->inflight != K_NONE) {
+        s->again = true;
+        return;
+    }
+    s->again = false;
+    rc = s->registered ? send_sync(s) : send_register(w, s);
+    if (rc < 0)
+        return; /* the next heartbeat tries again */
+    s->inflight = s->registered ? K_SYNC : K_REGISTER;
+    s->sent_full = s->registered && s->need_full;
+    s->sent_ns = bench_now_ns();
+    s->sent_at_ms = s->sent_ns / 1000000;
+    s->next_beat_ms = s->sent_at_ms + w->heartbeat_ms;
+}
+
+/* The controller's whole assignment set for s: keep what we had (and its
+ * acknowledgement), drop what left, take what is new. */
+static void
+assign(struct worker *w, struct sim *s, const Drover__SyncRep *r)
+{
+    struct inst *nv = calloc(r->n_assignments + 1, sizeof(*nv));
+    size_t i, j;
+
+    if (nv == NULL)
+        return;
+    for (i = 0; i < r->n_assignments; i++) {
+        const Drover__Assignment *a = r->assignments[i];
+
+        nv[i].id = a->id;
+        nv[i].release = a->release;
+        nv[i].port = a->port;
+        for (j = 0; j < s->n; j++) {
+            if (s->v[j].id == a->id) {
+                nv[i] = s->v[j];
+                s->v[j].app = s->v[j].name = NULL;
+                s->v[j].id = 0;
+                break;
+            }
+        }
+        if (nv[i].app == NULL) {
+            nv[i].app = strdup(a->app ? a->app : "");
+            nv[i].name = strdup(a->name ? a->name : "");
+        }
+    }
+    for (j = 0; j < s->n; j++)
+        if (s->v[j].id != 0)
+            emit(w, "D %llu %u\n", (unsigned long long)s->v[j].id, s->index);
+    insts_free(s->v, s->n);
+    s->v = nv;
+    s->n = r->n_assignments;
+    s->generation = r->generation;
+    s->need_full = true;
+    s->again = true;
+}
+
+static void
+acked(struct worker *w, struct sim *s)
+{
+    uint64_t t = bench_now_ns();
+
+    for (size_t i = 0; i < s->n; i++) {
+        struct inst *in = &s->v[i];
+
+        if (in->reported && !in->acked) {
+            in->acked = true;
+            emit(w, "A %llu %u %llu %s %s\n", (unsigned long long)in->id, s->index,
+                 (unsigned long long)t, in->app, in->name);
+        }
+    }
+}
+
+static void
+on_reply(struct worker *w, struct sim *s, Drover__Message *m)
+{
+    enum kind k = s->inflight;
+
+    s->inflight = K_NONE;
+    w->replies++;
+    if (k == K_REGISTER && m->body_case == DROVER__MESSAGE__BODY_REGISTER_REP) {
+        s->registered = true;
+        s->need_full = true;
+        if (m->register_rep->heartbeat_ms >= 50)
+            w->heartbeat_ms = m->register_rep->heartbeat_ms;
+        s->again = true;
+    } else if (k == K_SYNC && m->body_case == DROVER__MESSAGE__BODY_SYNC_REP) {
+        const Drover__SyncRep *r = m->sync_rep;
+
+        if (r->reregister) {
+            s->registered = false;
+            s->again = true;
+        } else {
+            if (s->sent_full) {
+                acked(w, s);
+                s->need_full = false;
+            }
+            if (r->want_full) {
+                /* A quiet sync was refused: send the full one at once. */
+                s->again = s->again || !s->sent_full;
+                s->need_full = true;
+            }
+            if (r->has_assignments)
+                assign(w, s, r);
+            if (!s->synced) {
+                s->synced = true;
+                w->synced++;
+            }
+        }
+    }
+    if (s->again)
+        send_next(w, s);
+}
+
+static void
+drain_sim(struct worker *w, struct sim *s)
+{
+    for (;;) {
+        void *buf = NULL;
+        int n = nn_recv(s->sock, &buf, NN_MSG, NN_DONTWAIT);
+        Drover__Message *m = NULL;
+
+        if (n < 0)
+            return;
+        if (!s->silent && bench_open(buf, (size_t)n, w->cfg->cluster_key, &m) == 0)
+            on_reply(w, s, m);
+        else if (!s->silent)
+            s->inflight = K_NONE; /* an error or refusal still answered it */
+        wire_msg_free(m);
+        nn_freemsg(buf);
+    }
+}
+
+static void
+drain_sub(struct worker *w)
+{
+    for (;;) {
+        void *buf = NULL;
+        int n = nn_recv(w->sub, &buf, NN_MSG, NN_DONTWAIT);
+        char *nl;
+        Drover__Message *m = NULL;
+        unsigned idx;
+
+        if (n < 0)
+            return;
+        nl = memchr(buf, '\n', (size_t)n);
+        if (nl != NULL && sscanf(buf, "sim%u\n", &idx) == 1 && idx >= w->cfg->first &&
+            idx < w->cfg->first + w->cfg->count &&
+            bench_open((uint8_t *)nl + 1, (size_t)n - (size_t)(nl + 1 - (char *)buf),
+                       w->cfg->cluster_key, &m) == 0 &&
+            m->body_case == DROVER__MESSAGE__BODY_NOTIFY) {
+            struct sim *s = &w->sims[idx - w->cfg->first];
+
+            if (s->registered)
+                send_next(w, s);
+        }
+        wire_msg_free(m);
+        nn_freemsg(buf);
+    }
+}
+
+static int
+sim_start(struct worker *w, struct sim *s)
+{
+    int ivl = NN_RESEND_OFF, max = (int)WIRE_MAX_SIZE, fd;
+    size_t sz = sizeof(fd);
+    struct epoll_event ev = {.events = EPOLLIN};
+    char topic[40];
+
+    if ((s->sock = nn_socket(AF_SP, NN_REQ)) < 0)
+        return -nn_errno();
+    if (nn_setsockopt(s->sock, NN_REQ, NN_REQ_RESEND_IVL, &ivl, sizeof(ivl)) < 0 ||
+        nn_setsockopt(s->sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &max, sizeof(max)) < 0 ||
+        nn_connect(s->sock, w->cfg->join) < 0 ||
+        nn_getsockopt(s->sock, NN_SOL_SOCKET, NN_RCVFD, &fd, &sz) < 0)
+        return -nn_errno();
+    ev.data.u32 = s->index - w->cfg->first;
+    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+        return -errno;
+    snprintf(topic, sizeof(topic), "%s\n", s->name);
+    if (nn_setsockopt(w->sub, NN_SUB, NN_SUB_SUBSCRIBE, topic, strlen(topic)) < 0)
+        return -nn_errno();
+    s->started = true;
+    send_next(w, s);
+    return 0;
+}
+
+static void
+command(struct worker *w, const char *line)
+{
+    unsigned idx;
+
+    if (strcmp(line, "COUNT") == 0) {
+        emit(w, "H %llu\n", (unsigned long long)w->replies);
+    } else if (sscanf(line, "SILENCE %u", &idx) == 1 && idx >= w->cfg->first &&
+               idx < w->cfg->first + w->cfg->count) {
+        struct sim *s = &w->sims[idx - w->cfg->first];
+
+        /* The controller's node timeout runs from the last message it heard. */
+        s->silent = true;
+        emit(w, "S %llu\n", (unsigned long long)(s->sent_ns ? s->sent_ns : bench_now_ns()));
+    } else if (strcmp(line, "QUIT") == 0) {
+        for (unsigned i = 0; i < w->cfg->count; i++)
+            if (w->sims[i].started)
+                nn_close(w->sims[i].sock);
+        nn_close(w->sub);
+        _exit(0);
+    }
+}
+
+static void
+read_commands(struct worker *w)
+{
+    ssize_t k = read(w->cmd_fd, w->cmdbuf + w->cmdlen, sizeof(w->cmdbuf) - 1 - w->cmdlen);
+    char *nl;
+
+    if (k <= 0)
+        _exit(k == 0 ? 0 : 3); /* the parent is gone */
+    w->cmdlen += (size_t)k;
+    w->cmdbuf[w->cmdlen] = '\0';
+    while ((nl = strchr(w->cmdbuf, '\n')) != NULL) {
+        *nl = '\0';
+        command(w, w->cmdbuf);
+        w->cmdlen -= (size_t)(nl + 1 - w->cmdbuf);
+        memmove(w->cmdbuf, nl + 1, w->cmdlen + 1);
+    }
+}
+
+/* Heartbeats, resends and the gradual start of the agents. */
+static void
+tick(struct worker *w)
+{
+    uint64_t now = mono_ms();
+    unsigned i, started = 0;
+
+    for (i = 0; i < w->cfg->count; i++) {
+        struct sim *s = &w->sims[i];
+
+        if (!s->started) {
+            if (started++ < START_PER_TURN && sim_start(w, s) < 0) {
+                fprintf(stderr, "bench: agent %u cannot start: %s\n", s->index,
+                        nn_strerror(nn_errno()));
+                _exit(4);
+            }
+            continue;
+        }
+        if (s->silent)
+            continue;
+        if (s->inflight != K_NONE &&
+            now - s->sent_at_ms >= (uint64_t)RESEND_BEATS * w->heartbeat_ms)
+            s->inflight = K_NONE; /* lost: re-seal and send afresh */
+        if (s->inflight == K_NONE && now >= s->next_beat_ms)
+            send_next(w, s);
+    }
+    if (!w->ready_sent && w->synced == w->cfg->count) {
+        w->ready_sent = true;
+        emit(w, "READY\n");
+    }
+}
+
+void
+bench_worker_main(const struct bench_cfg *cfg, int cmd_fd, int ev_fd)
+{
+    struct worker w = {.cfg = cfg, .ev_fd = ev_fd, .cmd_fd = cmd_fd, .heartbeat_ms = 1000};
+    struct epoll_event ev = {.events = EPOLLIN}, evs[256];
+    int fd, rc;
+    size_t sz = sizeof(fd);
+    uint64_t now = mono_ms();
+
+    if (sodium_init() < 0 || (w.sims = calloc(cfg->count, sizeof(*w.sims))) == NULL ||
+        (w.ep = epoll_create1(EPOLL_CLOEXEC)) < 0 || (w.sub = nn_socket(AF_SP, NN_SUB)) < 0 ||
+        nn_connect(w.sub, cfg->notify) < 0 ||
+        nn_getsockopt(w.sub, NN_SOL_SOCKET, NN_RCVFD, &fd, &sz) < 0)
+        _exit(4);
+    ev.data.u32 = cfg->count;
+    epoll_ctl(w.ep, EPOLL_CTL_ADD, fd, &ev);
+    ev.data.u32 = cfg->count + 1;
+    epoll_ctl(w.ep, EPOLL_CTL_ADD, cmd_fd, &ev);
+    for (unsigned i = 0; i < cfg->count; i++) {
+        struct sim *s = &w.sims[i];
+        uint8_t r[8];
+
+        s->index = cfg->first + i;
+        snprintf(s->name, sizeof(s->name), "sim%05u", s->index);
+        randombytes_buf(r, sizeof(r));
+        snprintf(s->boot, sizeof(s->boot), "%08x-%02x%02x%02x%02x%02x%02x%02x%02x", cfg->run_id,
+                 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+        wire_sender_init(&s->snd, s->name);
+        wire_sender_set_key(&s->snd, cfg->cluster_key);
+        /* Spread the heartbeats over one interval. */
+        s->next_beat_ms = now + (uint64_t)randombytes_uniform(1000);
+    }
+    for (uint64_t last = 0;;) {
+        rc = epoll_wait(w.ep, evs, (int)ARRAY_SIZE(evs), 5);
+        for (int i = 0; i < rc; i++) {
+            uint32_t k = evs[i].data.u32;
+
+            if (k < cfg->count)
+                drain_sim(&w, &w.sims[k]);
+            else if (k == cfg->count)
+                drain_sub(&w);
+            else
+                read_commands(&w);
+        }
+        /* Scanning every agent is O(agents): not more often than every 2 ms. */
+        if ((now = mono_ms()) - last >= 2) {
+            last = now;
+            tick(&w);
+        }
+    }
+}
