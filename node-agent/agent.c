@@ -68,6 +68,8 @@ struct agt {
     uv_timer_t check;   /* shutdown progress, deferred */
     uv_timer_t lastest; /* bounds the wait for the last sync's answer */
     uv_timer_t leave;   /* bounds the wait for replacements elsewhere */
+    uv_idle_t pump;     /* starts ready instances, a few per loop turn */
+    bool pumping;
     enum phase phase;
     int nsignals;
     int exit_code;
@@ -173,6 +175,42 @@ arm_check(struct agt *a)
 
 /* ---- assignments ---- */
 
+/*
+ * Spawning blocks the loop (uv_spawn forks, about 10 ms for an agent of tens
+ * of MB on this kind of machine). Starting every instance of a large scale
+ * in one callback once blocked the agent for 13 s: it missed its syncs and
+ * the controller declared the node down and replaced all of it. So an
+ * instance whose release is ready stays pending and is started from here,
+ * PUMP_BATCH per loop turn, with syncs, heartbeats and exits in between. A
+ * stop that comes first finds it pending and ends it at once.
+ */
+#define PUMP_BATCH 8
+
+static void
+on_pump(uv_idle_t *h)
+{
+    struct agt *a = h->data;
+    size_t started = 0;
+
+    /* Instance events never add to or remove from the table. */
+    for (size_t k = 0; k < a->ninst && started < PUMP_BATCH; k++)
+        if (agt_inst_start_ready(a->insts[k]))
+            started++;
+    if (started < PUMP_BATCH) {
+        uv_idle_stop(&a->pump);
+        a->pumping = false;
+    }
+}
+
+static void
+pump_kick(struct agt *a)
+{
+    if (!a->pumping && !a->closed) {
+        uv_idle_start(&a->pump, on_pump);
+        a->pumping = true;
+    }
+}
+
 static void
 start_one(struct agt *a, struct agt_spec *spec)
 {
@@ -193,6 +231,7 @@ start_one(struct agt *a, struct agt_spec *spec)
     rc = agt_slugs_want(a->slugs, spec, dir, sizeof dir);
     if (rc == 1) {
         agt_inst_release_ready(i, dir);
+        pump_kick(a);
     } else if (rc < 0) {
         log_error("release_failed", "app=%s inst=%s err=%s", spec->app, spec->name,
                   log_q(uv_strerror(rc)));
@@ -320,6 +359,7 @@ agt_release_ready(struct agt *a, const char *app, uint32_t release, const char *
             agt_inst_event(i, AGT_EV_SLUG_FAILED);
         } else {
             agt_inst_release_ready(i, dir);
+            pump_kick(a);
         }
     }
 }
@@ -457,6 +497,7 @@ close_all(struct agt *a)
     uv_close((uv_handle_t *)&a->check, on_handle_close);
     uv_close((uv_handle_t *)&a->lastest, on_handle_close);
     uv_close((uv_handle_t *)&a->leave, on_handle_close);
+    uv_close((uv_handle_t *)&a->pump, on_handle_close);
 }
 
 static void
@@ -719,6 +760,8 @@ agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err)
     uv_timer_init(loop, &a->check);
     uv_timer_init(loop, &a->lastest);
     uv_timer_init(loop, &a->leave);
+    uv_idle_init(loop, &a->pump);
+    a->pump.data = a;
     a->sigterm.data = a->sigint.data = a->sigpipe.data = a;
     a->check.data = a->lastest.data = a->leave.data = a;
     read_prev_boot_id(a);

@@ -146,6 +146,10 @@ struct agt_spec {
 int agt_spec_new(const Drover__Assignment *as, const struct agt_config *cfg, struct agt_spec **out,
                  char *err, size_t errsz);
 void agt_spec_free(struct agt_spec *s);
+/* The script /bin/sh -c runs for cmd: "exec CMD" when cmd is one simple
+ * command (so the shell becomes the app), else cmd as it is. malloc'd; NULL
+ * when out of memory. */
+char *agt_shell_command(const char *cmd);
 struct agt_spec *agt_spec_dup(const struct agt_spec *s); /* NULL on ENOMEM */
 /* The process environment: PATH, HOME=home, LANG; the config vars (which may
  * override those); PORT, DYNO, PS, DROVER_APP, DROVER_RELEASE. Later keys
@@ -262,6 +266,8 @@ void agt_inst_free(struct agt_inst *i);
 void agt_inst_event(struct agt_inst *i, enum agt_event ev);
 /* The release is unpacked in dir (copied): SLUG_READY. */
 void agt_inst_release_ready(struct agt_inst *i, const char *dir);
+/* The pump's step: start i if its release is ready; true if it did. */
+bool agt_inst_start_ready(struct agt_inst *i);
 const struct agt_spec *agt_inst_spec(const struct agt_inst *i);
 const struct agt_sup *agt_inst_sup(const struct agt_inst *i);
 bool agt_inst_running(const struct agt_inst *i); /* a process is alive */

@@ -267,3 +267,45 @@ agt_release_dir(const char *data_dir, const char *app, uint32_t release, const c
 {
     return strfmt(out, outsz, "%s/releases/%s/v%u-%.12s", data_dir, app, (unsigned)release, sha);
 }
+
+/*
+ * Why "exec": dash, Debian's /bin/sh, forks for the last command of `sh -c`
+ * instead of replacing itself. The shell then leads the process group, dies
+ * at once on the drain's SIGTERM, and leaves the app orphaned (reaped by
+ * init, late on some machines) while it shuts down; and every spawn costs a
+ * second fork and exec. Prefixing "exec" to a simple command makes the app
+ * itself the group leader and our child: it gets SIGTERM directly and its
+ * exit is seen at once. Anything that is not plainly one command (lists,
+ * pipes, subshells, braces, a leading assignment or reserved word) runs as
+ * written; a quoted ';' also counts, which only costs the optimisation.
+ */
+char *
+agt_shell_command(const char *cmd)
+{
+    static const char *const reserved[] = {
+        "if",  "then", "else", "elif", "fi", "do", "done",     "case",   "esac", "while", "until",
+        "for", "in",   "!",    "[[",   "{",  "}",  "function", "select", "time", "exec"};
+    const char *p = cmd, *w;
+    size_t wlen;
+    char *out;
+
+    if (strpbrk(cmd, ";&|\n(){}") != NULL)
+        return strdup(cmd);
+    while (*p == ' ' || *p == '\t')
+        p++;
+    w = p;
+    while (*p != '\0' && *p != ' ' && *p != '\t')
+        p++;
+    wlen = (size_t)(p - w);
+    if (wlen == 0 || memchr(w, '=', wlen) != NULL)
+        return strdup(cmd);
+    for (size_t k = 0; k < ARRAY_SIZE(reserved); k++)
+        if (strlen(reserved[k]) == wlen && memcmp(reserved[k], w, wlen) == 0)
+            return strdup(cmd);
+    out = malloc(strlen(cmd) + sizeof("exec "));
+    if (out != NULL) {
+        memcpy(out, "exec ", 5);
+        memcpy(out + 5, cmd, strlen(cmd) + 1);
+    }
+    return out;
+}

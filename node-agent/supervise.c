@@ -223,6 +223,7 @@ struct agt_inst {
     uint64_t watch_deadline; /* unix ms: past it, the group counts as gone */
     unsigned watch_ticks;
     bool orphan;         /* left by a killed agent: no process handle */
+    bool ready;          /* its release is ready: the pump will start it */
     int closing;         /* handles still to close before free */
     struct agt_run *run; /* the live process, or NULL */
     int pgid;            /* its group; kept until the exit has been handled */
@@ -379,7 +380,8 @@ spawn(struct agt_inst *i)
 {
     uv_loop_t *loop = agt_loop(i->agt);
     char sh[] = "/bin/sh", dash_c[] = "-c", tty_exec[] = "--tty-exec";
-    char *args[] = {sh, dash_c, i->spec->command, NULL};
+    char *script = agt_shell_command(i->spec->command);
+    char *args[] = {sh, dash_c, script, NULL};
     char exe[PATH_MAX];
     size_t exelen = sizeof exe;
     char **env = NULL;
@@ -390,6 +392,9 @@ spawn(struct agt_inst *i)
     uv_stdio_container_t io[3];
     int rc;
 
+    rc = -ENOMEM;
+    if (!script)
+        goto out;
     rc = agt_env_build(i->spec, i->dir, &env);
     if (rc < 0)
         goto out;
@@ -412,6 +417,7 @@ spawn(struct agt_inst *i)
             }
             args[0] = exe;
             args[1] = tty_exec;
+            args[2] = i->spec->command; /* an interactive shell, as typed */
         }
     } else {
         out = agt_out_new(loop, i->spec->app, i->spec->name, "stdout");
@@ -472,6 +478,7 @@ out:
         log_error("spawn_failed", "app=%s inst=%s err=%s", i->spec->app, i->spec->name,
                   log_q(uv_strerror(rc)));
     agt_env_free(env);
+    free(script);
     free(run);
     if (out)
         agt_out_close(out);
@@ -647,7 +654,17 @@ void
 agt_inst_release_ready(struct agt_inst *i, const char *dir)
 {
     snprintf(i->dir, sizeof i->dir, "%s", dir);
-    agt_inst_event(i, AGT_EV_SLUG_READY);
+    i->ready = true; /* agent.c's pump starts it: agt_inst_start_ready() */
+}
+
+bool
+agt_inst_start_ready(struct agt_inst *i)
+{
+    if (!i->ready)
+        return false;
+    i->ready = false;
+    agt_inst_event(i, AGT_EV_SLUG_READY); /* ignored if it was stopped meanwhile */
+    return true;
 }
 
 const struct agt_spec *
