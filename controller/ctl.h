@@ -205,8 +205,8 @@ struct ctl_config {
     char api_listen[256];
     char agent_listen[256];
     char notify_listen[256];
-    char logs_listen[256]; /* agent port + 2: agents PUSH log batches */
-    uint64_t log_lines;    /* lines kept per app */
+    char logs_listen[256];   /* agent port + 2: agents PUSH log batches */
+    uint64_t log_lines;      /* lines kept per app */
     uint64_t run_timeout_ms; /* an attached CLI silent this long is gone */
     uint64_t node_timeout_ms;
     uint64_t heartbeat_ms;
