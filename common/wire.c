@@ -399,13 +399,36 @@ find_key(uint32_t id, uint8_t k[WIRE_KEY_BYTES])
     return -1;
 }
 
+/* Authenticate and decrypt a sealed env's body with k into a malloc'd
+ * *plain: the one place that knows the associated data's layout. */
+static int
+decrypt_body(const Drover__Envelope *env, const uint8_t k[WIRE_KEY_BYTES], uint8_t **plain,
+             size_t *plen)
+{
+    uint8_t ad[AD_MAX];
+    unsigned long long n = 0;
+    size_t adlen;
+
+    if (env->nonce.len != WIRE_NONCE_BYTES || env->body.len < WIRE_TAG_BYTES)
+        return -EBADMSG;
+    if ((*plain = malloc(env->body.len)) == NULL)
+        return -ENOMEM;
+    adlen = build_ad(ad, env->version, env->key_id, env->counter, env->sender ? env->sender : "");
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(*plain, &n, NULL, env->body.data, env->body.len,
+                                                   ad, adlen, env->nonce.data, k) != 0) {
+        free(*plain);
+        *plain = NULL;
+        return -EBADE;
+    }
+    *plen = (size_t)n;
+    return 0;
+}
+
 /* Decrypt env's body into a malloc'd *plain; the lock is held. */
 static int
 open_body(const Drover__Envelope *env, struct wire_header *hdr, uint8_t **plain, size_t *plen)
 {
-    uint8_t k[WIRE_KEY_BYTES], ad[AD_MAX];
-    unsigned long long n = 0;
-    size_t adlen;
+    uint8_t k[WIRE_KEY_BYTES];
     int slot, rc;
 
     if (env->nonce.len == 0) {
@@ -419,18 +442,10 @@ open_body(const Drover__Envelope *env, struct wire_header *hdr, uint8_t **plain,
         return -EBADMSG;
     if ((slot = find_key(env->key_id, k)) < 0)
         return -EKEYREJECTED;
-    if ((*plain = malloc(env->body.len)) == NULL)
-        return -ENOMEM;
-    adlen = build_ad(ad, env->version, env->key_id, env->counter, env->sender ? env->sender : "");
-    rc = crypto_aead_xchacha20poly1305_ietf_decrypt(*plain, &n, NULL, env->body.data, env->body.len,
-                                                    ad, adlen, env->nonce.data, k);
+    rc = decrypt_body(env, k, plain, plen);
     sodium_memzero(k, sizeof(k));
-    if (rc != 0) {
-        free(*plain);
-        *plain = NULL;
-        return -EBADE;
-    }
-    *plen = (size_t)n;
+    if (rc < 0)
+        return rc;
     rc = replay_check(slot, env->sender ? env->sender : "", env->counter);
     if (rc < 0) {
         free(*plain);
@@ -487,6 +502,53 @@ wire_open(const uint8_t *buf, size_t len, struct wire_header *hdr, Drover__Messa
     *msg = m;
     m = NULL;
     rc = 0;
+out:
+    if (m != NULL)
+        drover__message__free_unpacked(m, NULL);
+    if (plain != NULL) {
+        sodium_memzero(plain, plen);
+        free(plain);
+    }
+    drover__envelope__free_unpacked(env, NULL);
+    return rc;
+}
+
+int
+wire_open_key(const uint8_t *buf, size_t len, const uint8_t key[WIRE_KEY_BYTES],
+              Drover__Message **msg)
+{
+    Drover__Envelope *env = NULL;
+    Drover__Message *m = NULL;
+    uint8_t *plain = NULL;
+    size_t plen = 0;
+    int rc = -EBADMSG;
+
+    *msg = NULL;
+    if (len > WIRE_MAX_SIZE)
+        return -EMSGSIZE;
+    if ((env = drover__envelope__unpack(NULL, len, buf)) == NULL)
+        return -EBADMSG;
+    if (env->version != WIRE_VERSION)
+        rc = -EPROTONOSUPPORT;
+    else if (env->nonce.len == 0)
+        rc = -ENOKEY; /* a refusal: the caller may read it with wire_refusal_open */
+    else if (env->sender == NULL)
+        rc = -EBADMSG;
+    else if (env->key_id != wire_key_id(key))
+        rc = -EKEYREJECTED;
+    else if (!crypto_ready())
+        rc = -ENOMEM;
+    else
+        rc = decrypt_body(env, key, &plain, &plen);
+    if (rc < 0)
+        goto out;
+    m = drover__message__unpack(NULL, plen, plain);
+    if (m == NULL || m->body_case == DROVER__MESSAGE__BODY__NOT_SET) {
+        rc = -EBADMSG;
+        goto out;
+    }
+    *msg = m;
+    m = NULL;
 out:
     if (m != NULL)
         drover__message__free_unpacked(m, NULL);

@@ -126,6 +126,15 @@ struct wire_header {
 int wire_open(const uint8_t *buf, size_t len, struct wire_header *hdr, Drover__Message **msg);
 void wire_msg_free(Drover__Message *msg);
 
+/*
+ * Open with this key only, keeping no replay state: for load generators that
+ * host many peers in one process (tests/bench), where one replay window
+ * cannot follow a counter reordered across hundreds of sockets. Daemons use
+ * wire_open(). Errors as wire_open(); -ENOKEY for an unsealed envelope.
+ */
+int wire_open_key(const uint8_t *buf, size_t len, const uint8_t key[WIRE_KEY_BYTES],
+                  Drover__Message **msg);
+
 /* Is err one of the refusals of a sender's credentials (not sealed, wrong
  * key, not authentic, replayed, stale, too many senders)? */
 bool wire_err_auth(int err);

@@ -33,17 +33,7 @@ struct bench_cfg {
     unsigned run_id; /* makes boot ids and names of this run unique */
 };
 
-/* open.c: opening replies without replay state */
-/*
- * Decode, check the version and key id, and authenticate env with key;
- * *msg set on success (free with wire_msg_free). Unlike wire_open() it keeps
- * no replay state: one worker process hosts hundreds of agents, and the
- * controller's single counter reaches it reordered across their sockets
- * (far more than WIRE_REPLAY_WINDOW), which a real agent, alone in its
- * process, never sees. 0 or a negative errno as wire_open().
- */
-int bench_open(const uint8_t *buf, size_t len, const uint8_t key[WIRE_KEY_BYTES],
-               Drover__Message **msg);
+/* open.c: clock and /proc readings (replies open with wire_open_key) */
 /* Monotonic clock in ns: one clock for every process of the run. */
 uint64_t bench_now_ns(void);
 /* A controller process's CPU time (user + system) in ms; -1 when gone. */

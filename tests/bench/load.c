@@ -363,7 +363,7 @@ api_call(struct api *a, const Drover__Message *req, Drover__Message__BodyCase wa
         return -nn_errno();
     if ((n = nn_recv(a->sock, &in, NN_MSG, 0)) < 0)
         return -nn_errno();
-    rc = bench_open(in, (size_t)n, a->key, rep);
+    rc = wire_open_key(in, (size_t)n, a->key, rep);
     nn_freemsg(in);
     if (rc < 0)
         return rc;

@@ -346,7 +346,7 @@ drain_sim(struct worker *w, struct sim *s)
 
         if (n < 0)
             return;
-        if (!s->silent && bench_open(buf, (size_t)n, w->cfg->cluster_key, &m) == 0)
+        if (!s->silent && wire_open_key(buf, (size_t)n, w->cfg->cluster_key, &m) == 0)
             on_reply(w, s, m);
         else if (!s->silent)
             s->inflight = K_NONE; /* an error or refusal still answered it */
@@ -370,8 +370,8 @@ drain_sub(struct worker *w)
         nl = memchr(buf, '\n', (size_t)n);
         if (nl != NULL && sscanf(buf, "sim%u\n", &idx) == 1 && idx >= w->cfg->first &&
             idx < w->cfg->first + w->cfg->count &&
-            bench_open((uint8_t *)nl + 1, (size_t)n - (size_t)(nl + 1 - (char *)buf),
-                       w->cfg->cluster_key, &m) == 0 &&
+            wire_open_key((uint8_t *)nl + 1, (size_t)n - (size_t)(nl + 1 - (char *)buf),
+                          w->cfg->cluster_key, &m) == 0 &&
             m->body_case == DROVER__MESSAGE__BODY_NOTIFY) {
             struct sim *s = &w->sims[idx - w->cfg->first];
 
