@@ -309,45 +309,50 @@ col_str(sqlite3_stmt *q, int i)
     return s != NULL ? s : "";
 }
 
+/* What every row function needs. */
+struct loader {
+    struct ctl_model *m;
+    uint64_t now;
+};
+
+typedef int (*row_fn)(sqlite3_stmt *q, struct loader *ld);
+
+/* Run sql and hand each row to fn: 0, fn's error, or -EIO. */
 static int
-load_apps(struct ctl_store *st, struct ctl_model *m)
+each_row(struct ctl_store *st, const char *sql, row_fn fn, struct loader *ld)
 {
     sqlite3_stmt *q = NULL;
-    struct ctl_app *a;
     int rc = -EIO;
 
-    if (sqlite3_prepare_v2(st->db, "SELECT name, created_ms, current_release FROM apps", -1, &q,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK)
         goto out;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        rc = ctl_app_add(m, col_str(q, 0), (uint64_t)sqlite3_column_int64(q, 1), &a);
-        if (rc < 0)
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        if ((rc = fn(q, ld)) < 0)
             goto out;
-        a->current = (uint32_t)sqlite3_column_int64(q, 2);
-    }
-    rc = rc == SQLITE_DONE ? 0 : -EIO;
-    if (rc < 0)
-        goto out;
-    sqlite3_finalize(q);
-    q = NULL;
-    rc = -EIO;
-    if (sqlite3_prepare_v2(st->db, "SELECT app, key, value FROM config ORDER BY app, key", -1, &q,
-                           NULL) != SQLITE_OK)
-        goto out;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        a = ctl_app_find(m, col_str(q, 0));
-        if (a == NULL) {
-            rc = -EBADMSG;
-            goto out;
-        }
-        rc = ctl_config_set(a, col_str(q, 1), col_str(q, 2));
-        if (rc < 0)
-            goto out;
-    }
     rc = rc == SQLITE_DONE ? 0 : -EIO;
 out:
     sqlite3_finalize(q);
     return rc;
+}
+
+static int
+app_row(sqlite3_stmt *q, struct loader *ld)
+{
+    struct ctl_app *a;
+    int rc = ctl_app_add(ld->m, col_str(q, 0), (uint64_t)sqlite3_column_int64(q, 1), &a);
+
+    if (rc < 0)
+        return rc;
+    a->current = (uint32_t)sqlite3_column_int64(q, 2);
+    return 0;
+}
+
+static int
+config_row(sqlite3_stmt *q, struct loader *ld)
+{
+    struct ctl_app *a = ctl_app_find(ld->m, col_str(q, 0));
+
+    return a == NULL ? -EBADMSG : ctl_config_set(a, col_str(q, 1), col_str(q, 2));
 }
 
 static int
@@ -399,250 +404,176 @@ find_release(struct ctl_model *m, sqlite3_stmt *q)
 }
 
 static int
-load_releases(struct ctl_store *st, struct ctl_model *m)
+release_row(sqlite3_stmt *q, struct loader *ld)
 {
-    sqlite3_stmt *q = NULL;
-    struct ctl_release *r = NULL;
-    struct ctl_app *a;
-    int rc = -EIO;
+    struct ctl_app *a = ctl_app_find(ld->m, col_str(q, 0));
+    struct ctl_release *r;
+    int rc;
 
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT app, version, slug_sha256, slug_size, description, "
-                           "created_ms, status FROM releases ORDER BY app, version",
-                           -1, &q, NULL) != SQLITE_OK)
-        goto out;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        a = ctl_app_find(m, col_str(q, 0));
-        rc = -EBADMSG;
-        if (a == NULL || strlen(col_str(q, 2)) != 64)
-            goto out;
-        rc = -ENOMEM;
-        r = ctl_release_new();
-        if (r == NULL)
-            goto out;
-        r->version = (uint32_t)sqlite3_column_int64(q, 1);
-        strcpy(r->slug_sha256, col_str(q, 2));
-        r->slug_size = (uint64_t)sqlite3_column_int64(q, 3);
-        r->description = strdup(col_str(q, 4));
-        r->created_ms = (uint64_t)sqlite3_column_int64(q, 5);
-        snprintf(r->status, sizeof(r->status), "%s", col_str(q, 6));
-        r->stored = true;
-        if (r->description == NULL)
-            goto out;
-        rc = ctl_release_append(a, r); /* -EINVAL: versions not 1..N */
-        if (rc < 0)
-            goto out;
-        r = NULL;
-    }
-    rc = rc == SQLITE_DONE ? 0 : -EIO;
+    if (a == NULL || strlen(col_str(q, 2)) != 64)
+        return -EBADMSG;
+    if ((r = ctl_release_new()) == NULL)
+        return -ENOMEM;
+    r->version = (uint32_t)sqlite3_column_int64(q, 1);
+    strcpy(r->slug_sha256, col_str(q, 2));
+    r->slug_size = (uint64_t)sqlite3_column_int64(q, 3);
+    r->description = strdup(col_str(q, 4));
+    r->created_ms = (uint64_t)sqlite3_column_int64(q, 5);
+    snprintf(r->status, sizeof(r->status), "%s", col_str(q, 6));
+    r->stored = true;
+    rc = r->description == NULL ? -ENOMEM : ctl_release_append(a, r); /* -EINVAL: not 1..N */
     if (rc < 0)
-        goto out;
-    sqlite3_finalize(q);
-    q = NULL;
-    rc = -EIO;
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT app, version, key, value FROM release_config "
-                           "ORDER BY app, version, key",
-                           -1, &q, NULL) != SQLITE_OK)
-        goto out;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        struct ctl_release *rr = find_release(m, q);
-
-        rc = rr == NULL ? -EBADMSG
-                        : kv_push(&rr->config, &rr->nconfig, col_str(q, 2), col_str(q, 3));
-        if (rc < 0)
-            goto out;
-    }
-    rc = rc == SQLITE_DONE ? 0 : -EIO;
-    if (rc < 0)
-        goto out;
-    sqlite3_finalize(q);
-    q = NULL;
-    rc = -EIO;
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT app, version, type, command FROM release_types "
-                           "ORDER BY app, version, pos",
-                           -1, &q, NULL) != SQLITE_OK)
-        goto out;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        struct ctl_release *rr = find_release(m, q);
-
-        rc = rr == NULL ? -EBADMSG : type_push(rr, col_str(q, 2), col_str(q, 3));
-        if (rc < 0)
-            goto out;
-    }
-    rc = rc == SQLITE_DONE ? 0 : -EIO;
-out:
-    ctl_release_free(r);
-    sqlite3_finalize(q);
+        ctl_release_free(r);
     return rc;
 }
 
 static int
-load_formations(struct ctl_store *st, struct ctl_model *m)
+release_config_row(sqlite3_stmt *q, struct loader *ld)
 {
-    sqlite3_stmt *q = NULL;
+    struct ctl_release *r = find_release(ld->m, q);
+
+    return r == NULL ? -EBADMSG : kv_push(&r->config, &r->nconfig, col_str(q, 2), col_str(q, 3));
+}
+
+static int
+release_type_row(sqlite3_stmt *q, struct loader *ld)
+{
+    struct ctl_release *r = find_release(ld->m, q);
+
+    return r == NULL ? -EBADMSG : type_push(r, col_str(q, 2), col_str(q, 3));
+}
+
+static int
+formation_row(sqlite3_stmt *q, struct loader *ld)
+{
+    struct ctl_app *a = ctl_app_find(ld->m, col_str(q, 0));
     struct ctl_formation *f;
-    struct ctl_app *a;
-    int rc = -EIO;
+    int rc;
 
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT app, type, quantity, health, grace_ms, boot_timeout_ms "
-                           "FROM formations ORDER BY app, rowid",
-                           -1, &q, NULL) != SQLITE_OK)
-        goto out;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        a = ctl_app_find(m, col_str(q, 0));
-        rc = a == NULL
-                 ? -EBADMSG
-                 : ctl_formation_add(a, col_str(q, 1), (uint32_t)sqlite3_column_int64(q, 2), &f);
-        if (rc < 0)
-            goto out;
-        snprintf(f->health, sizeof(f->health), "%s", col_str(q, 3));
-        f->grace_ms = (uint32_t)sqlite3_column_int64(q, 4);
-        f->boot_timeout_ms = (uint32_t)sqlite3_column_int64(q, 5);
-    }
-    rc = rc == SQLITE_DONE ? 0 : -EIO;
-out:
-    sqlite3_finalize(q);
-    return rc;
+    if (a == NULL)
+        return -EBADMSG;
+    rc = ctl_formation_add(a, col_str(q, 1), (uint32_t)sqlite3_column_int64(q, 2), &f);
+    if (rc < 0)
+        return rc;
+    snprintf(f->health, sizeof(f->health), "%s", col_str(q, 3));
+    f->grace_ms = (uint32_t)sqlite3_column_int64(q, 4);
+    f->boot_timeout_ms = (uint32_t)sqlite3_column_int64(q, 5);
+    return 0;
 }
 
 static int
-load_nodes(struct ctl_store *st, struct ctl_model *m, uint64_t now)
+node_row(sqlite3_stmt *q, struct loader *ld)
 {
-    sqlite3_stmt *q = NULL;
+    sqlite3_int64 lo = sqlite3_column_int64(q, 2), hi = sqlite3_column_int64(q, 3);
+    enum ctl_node_state state, admin;
     struct ctl_node *n;
-    int rc = -EIO;
+    int rc;
 
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT name, address, port_min, port_max, capacity, state, "
-                           "generation, boot_id, admin FROM nodes ORDER BY rowid",
-                           -1, &q, NULL) != SQLITE_OK)
-        goto out;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        sqlite3_int64 lo = sqlite3_column_int64(q, 2), hi = sqlite3_column_int64(q, 3);
-        enum ctl_node_state state, admin;
-
-        rc = ctl_node_add(m, col_str(q, 0), &n);
-        if (rc < 0)
-            goto out;
-        rc = -EBADMSG;
-        if (lo < 1 || lo > hi || hi > 65535 || ctl_node_state_parse(col_str(q, 5), &state) < 0 ||
-            ctl_node_state_parse(col_str(q, 8), &admin) < 0 || admin == CTL_NODE_DOWN)
-            goto out;
-        /* Leaving is not a column: a node shown draining whose operator did
-         * not drain it was leaving. Its agent says so again at its next
-         * sync; a new agent on it clears it when it registers. */
-        ctl_node_update(m, n, state == CTL_NODE_DOWN, admin,
-                        state == CTL_NODE_DRAINING && admin != CTL_NODE_DRAINING);
-        snprintf(n->address, sizeof(n->address), "%s", col_str(q, 1));
-        snprintf(n->boot_id, sizeof(n->boot_id), "%s", col_str(q, 7));
-        n->capacity = (uint32_t)sqlite3_column_int64(q, 4);
-        n->generation = (uint64_t)sqlite3_column_int64(q, 6);
-        /* A fresh grace period: the controller's own absence is not theirs. */
-        n->last_seen_ms = now;
-        rc = ctl_node_set_range(n, (uint16_t)lo, (uint16_t)hi);
-        if (rc < 0)
-            goto out;
-    }
-    rc = rc == SQLITE_DONE ? 0 : -EIO;
-out:
-    sqlite3_finalize(q);
-    return rc;
+    if ((rc = ctl_node_add(ld->m, col_str(q, 0), &n)) < 0)
+        return rc;
+    if (lo < 1 || lo > hi || hi > 65535 || ctl_node_state_parse(col_str(q, 5), &state) < 0 ||
+        ctl_node_state_parse(col_str(q, 8), &admin) < 0 || admin == CTL_NODE_DOWN)
+        return -EBADMSG;
+    /* Leaving is not a column: a node shown draining whose operator did
+     * not drain it was leaving. Its agent says so again at its next
+     * sync; a new agent on it clears it when it registers. */
+    ctl_node_update(ld->m, n, state == CTL_NODE_DOWN, admin,
+                    state == CTL_NODE_DRAINING && admin != CTL_NODE_DRAINING);
+    snprintf(n->address, sizeof(n->address), "%s", col_str(q, 1));
+    snprintf(n->boot_id, sizeof(n->boot_id), "%s", col_str(q, 7));
+    n->capacity = (uint32_t)sqlite3_column_int64(q, 4);
+    n->generation = (uint64_t)sqlite3_column_int64(q, 6);
+    /* A fresh grace period: the controller's own absence is not theirs. */
+    n->last_seen_ms = ld->now;
+    return ctl_node_set_range(n, (uint16_t)lo, (uint16_t)hi);
 }
 
 static int
-load_instances(struct ctl_store *st, struct ctl_model *m)
+instance_row(sqlite3_stmt *q, struct loader *ld)
 {
-    sqlite3_stmt *q = NULL;
+    struct ctl_model *m = ld->m;
+    struct ctl_app *a = ctl_app_find(m, col_str(q, 1));
+    uint64_t next = m->next_id;
     struct ctl_instance *in;
     struct ctl_node *n;
-    struct ctl_app *a;
-    int rc = -EIO;
+    int rc;
 
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT id, app, type, idx, release, node, port, state, stopping, "
-                           "restarts, pid, exit_code, exit_signal, since_ms, reason "
-                           "FROM instances ORDER BY id",
-                           -1, &q, NULL) != SQLITE_OK)
-        goto out;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        uint64_t next = m->next_id;
-
-        a = ctl_app_find(m, col_str(q, 1));
-        rc = a == NULL ? -EBADMSG
-                       : ctl_inst_new(m, a, col_str(q, 2), (uint32_t)sqlite3_column_int64(q, 3),
-                                      (uint32_t)sqlite3_column_int64(q, 4),
-                                      (uint64_t)sqlite3_column_int64(q, 0), &in);
-        if (rc < 0)
-            goto out;
-        if (next > m->next_id)
-            m->next_id = next;
-        in->state = (Drover__InstanceState)sqlite3_column_int(q, 7);
-        in->stopping = sqlite3_column_int(q, 8) != 0;
-        in->restarts = (uint32_t)sqlite3_column_int64(q, 9);
-        in->pid = sqlite3_column_int(q, 10);
-        in->exit_code = sqlite3_column_int(q, 11);
-        in->exit_signal = sqlite3_column_int(q, 12);
-        in->since_ms = (uint64_t)sqlite3_column_int64(q, 13);
-        snprintf(in->reason, sizeof(in->reason), "%s", col_str(q, 14));
-        if (sqlite3_column_type(q, 5) != SQLITE_NULL) {
-            n = ctl_node_find(m, col_str(q, 5));
-            rc =
-                n == NULL ? -EBADMSG : ctl_inst_place(m, in, n, (uint16_t)sqlite3_column_int(q, 6));
-            if (rc < 0)
-                goto out;
-        }
-    }
-    rc = rc == SQLITE_DONE ? 0 : -EIO;
-out:
-    sqlite3_finalize(q);
-    return rc;
+    rc = a == NULL ? -EBADMSG
+                   : ctl_inst_new(m, a, col_str(q, 2), (uint32_t)sqlite3_column_int64(q, 3),
+                                  (uint32_t)sqlite3_column_int64(q, 4),
+                                  (uint64_t)sqlite3_column_int64(q, 0), &in);
+    if (rc < 0)
+        return rc;
+    if (next > m->next_id)
+        m->next_id = next;
+    in->state = (Drover__InstanceState)sqlite3_column_int(q, 7);
+    in->stopping = sqlite3_column_int(q, 8) != 0;
+    in->restarts = (uint32_t)sqlite3_column_int64(q, 9);
+    in->pid = sqlite3_column_int(q, 10);
+    in->exit_code = sqlite3_column_int(q, 11);
+    in->exit_signal = sqlite3_column_int(q, 12);
+    in->since_ms = (uint64_t)sqlite3_column_int64(q, 13);
+    snprintf(in->reason, sizeof(in->reason), "%s", col_str(q, 14));
+    if (sqlite3_column_type(q, 5) == SQLITE_NULL)
+        return 0;
+    n = ctl_node_find(m, col_str(q, 5));
+    return n == NULL ? -EBADMSG : ctl_inst_place(m, in, n, (uint16_t)sqlite3_column_int(q, 6));
 }
 
 static int
-load_oneoffs(struct ctl_store *st, struct ctl_model *m)
+oneoff_row(sqlite3_stmt *q, struct loader *ld)
 {
-    sqlite3_stmt *q = NULL;
-    struct ctl_instance *in;
-    int rc = -EIO;
+    struct ctl_instance *in = ctl_inst_find(ld->m, (uint64_t)sqlite3_column_int64(q, 0));
 
-    if (sqlite3_prepare_v2(st->db, "SELECT id, command, ptype, attach, tty FROM oneoffs", -1, &q,
-                           NULL) != SQLITE_OK)
-        goto out;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        in = ctl_inst_find(m, (uint64_t)sqlite3_column_int64(q, 0));
-        if (in == NULL)
-            continue;
-        in->oneoff = true;
-        free(in->command);
-        in->command = strdup(col_str(q, 1));
-        snprintf(in->ptype, sizeof(in->ptype), "%s", col_str(q, 2));
-        in->attach = sqlite3_column_int(q, 3) != 0;
-        in->tty = sqlite3_column_int(q, 4) != 0;
-        if (in->command == NULL) {
-            rc = -ENOMEM;
-            goto out;
-        }
-    }
-    rc = rc == SQLITE_DONE ? 0 : -EIO;
-out:
-    sqlite3_finalize(q);
-    return rc;
+    if (in == NULL)
+        return 0;
+    in->oneoff = true;
+    free(in->command);
+    in->command = strdup(col_str(q, 1));
+    snprintf(in->ptype, sizeof(in->ptype), "%s", col_str(q, 2));
+    in->attach = sqlite3_column_int(q, 3) != 0;
+    in->tty = sqlite3_column_int(q, 4) != 0;
+    return in->command == NULL ? -ENOMEM : 0;
 }
+
+/* In order: each table refers only to rows of the tables before it. */
+static const struct {
+    const char *sql;
+    row_fn fn;
+} loads[] = {
+    {"SELECT name, created_ms, current_release FROM apps", app_row},
+    {"SELECT app, key, value FROM config ORDER BY app, key", config_row},
+    {"SELECT app, version, slug_sha256, slug_size, description, created_ms, status "
+     "FROM releases ORDER BY app, version",
+     release_row},
+    {"SELECT app, version, key, value FROM release_config ORDER BY app, version, key",
+     release_config_row},
+    {"SELECT app, version, type, command FROM release_types ORDER BY app, version, pos",
+     release_type_row},
+    {"SELECT app, type, quantity, health, grace_ms, boot_timeout_ms "
+     "FROM formations ORDER BY app, rowid",
+     formation_row},
+    {"SELECT name, address, port_min, port_max, capacity, state, generation, boot_id, admin "
+     "FROM nodes ORDER BY rowid",
+     node_row},
+    {"SELECT id, app, type, idx, release, node, port, state, stopping, restarts, pid, exit_code, "
+     "exit_signal, since_ms, reason FROM instances ORDER BY id",
+     instance_row},
+    {"SELECT id, command, ptype, attach, tty FROM oneoffs", oneoff_row},
+};
 
 /* Fill an empty model from the store. */
 int
 ctl_store_load(struct ctl_store *st, struct ctl_model *m, uint64_t now)
 {
+    struct loader ld = {.m = m, .now = now};
     int rc;
 
     m->loading = true;
-    if ((rc = schema_check(st, m)) < 0 || (rc = load_apps(st, m)) < 0 ||
-        (rc = load_releases(st, m)) < 0 || (rc = load_formations(st, m)) < 0 ||
-        (rc = load_nodes(st, m, now)) < 0 || (rc = load_instances(st, m)) < 0 ||
-        (rc = load_oneoffs(st, m)) < 0)
+    rc = schema_check(st, m);
+    for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(loads); i++)
+        rc = each_row(st, loads[i].sql, loads[i].fn, &ld);
+    if (rc < 0)
         log_error("store_load_failed", "err=%d sqlite=%s", rc, log_q(sqlite3_errmsg(st->db)));
     m->loading = false;
     ctl_model_clean(m);
