@@ -43,8 +43,8 @@ mono_ms(void)
     return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-static const char *
-bin_dir(void)
+const char *
+h_bin_dir(void)
 {
     const char *d = getenv("DROVER_BIN_DIR");
     return d != NULL && d[0] != '\0' ? d : DROVER_BIN_DIR "/bin";
@@ -62,9 +62,8 @@ h_init(struct h_cluster *c, const char *test, int base_port)
     snprintf(c->join, sizeof(c->join), "tcp://127.0.0.1:%d", base_port + 1);
 }
 
-/* Build a clean environment: PATH plus the given K=V strings. */
-static char **
-make_env(const char *const *a, const char *const *b)
+char **
+h_env(const char *const *a, const char *const *b)
 {
     static char *env[64];
     int n = 0;
@@ -122,7 +121,7 @@ start(struct h_cluster *c, const char *name, const char *prog, char **env, const
     char log[sizeof(p->log)];
     snprintf(log, sizeof(log), "%s/%s.log", c->dir, name); /* c->dir and p->log share c */
     memcpy(p->log, log, sizeof(log));
-    snprintf(path, sizeof(path), "%s/%s", bin_dir(), prog);
+    snprintf(path, sizeof(path), "%s/%s", h_bin_dir(), prog);
     fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     cr_assert_geq(fd, 0);
     pid = fork();
@@ -157,7 +156,7 @@ h_start_controller(struct h_cluster *c, const char *const *extra_env)
     const char *base[] = {
         data, api, agents, "DROVER_CLUSTER_KEY=" H_CLUSTER_KEY, "DROVER_API_TOKEN=" H_API_TOKEN,
         NULL};
-    return start(c, "controller", "drover-controller", make_env(extra_env, base), NULL);
+    return start(c, "controller", "drover-controller", h_env(extra_env, base), NULL);
 }
 
 /* Any program, in netns when given; the test key and token come after env,
@@ -168,7 +167,7 @@ h_start(struct h_cluster *c, const char *name, const char *prog, const char *con
 {
     static const char *const secrets[] = {"DROVER_CLUSTER_KEY=" H_CLUSTER_KEY,
                                           "DROVER_API_TOKEN=" H_API_TOKEN, NULL};
-    return start(c, name, prog, make_env(env, secrets), netns);
+    return start(c, name, prog, h_env(env, secrets), netns);
 }
 
 int
@@ -181,7 +180,7 @@ h_start_agent(struct h_cluster *c, const char *node, const char *port_range,
     snprintf(join, sizeof(join), "DROVER_JOIN=%s", c->join);
     snprintf(range, sizeof(range), "DROVER_PORT_RANGE=%s", port_range);
     const char *base[] = {data, name, join, range, "DROVER_CLUSTER_KEY=" H_CLUSTER_KEY, NULL};
-    return start(c, node, "drover-agent", make_env(extra_env, base), NULL);
+    return start(c, node, "drover-agent", h_env(extra_env, base), NULL);
 }
 
 static char *
@@ -254,7 +253,7 @@ h_cli_env(struct h_cluster *c, char **out, char **err, const char *const *extra,
     pid_t pid;
     char *obuf, *ebuf;
 
-    snprintf(path, sizeof(path), "%s/drover", bin_dir());
+    snprintf(path, sizeof(path), "%s/drover", h_bin_dir());
     snprintf(ctl, sizeof(ctl), "DROVER_CONTROLLER=%s", c->api);
     const char *env[] = {ctl, "DROVER_TIMEOUT_MS=5000", "DROVER_API_TOKEN=" H_API_TOKEN, NULL};
     argv[n++] = "drover";
@@ -274,7 +273,7 @@ h_cli_env(struct h_cluster *c, char **out, char **err, const char *const *extra,
         dup2(devnull, 0);
         if (c->netns[0] != '\0' && h_enter_netns(c->netns) < 0)
             _exit(127);
-        execve(path, (char **)argv, make_env(extra, env));
+        execve(path, (char **)argv, h_env(extra, env));
         _exit(127);
     }
     close(o[1]);

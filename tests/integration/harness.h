@@ -41,6 +41,14 @@ struct h_cluster {
  * endpoints from base_port. */
 void h_init(struct h_cluster *c, const char *test, int base_port);
 
+/* Where drover's programs are: DROVER_BIN_DIR, else this build's bin/. */
+const char *h_bin_dir(void);
+
+/* A clean environment for a child: PATH, LANG and the sanitizer settings,
+ * then a, then b (on a repeated name the first wins). Static storage, valid
+ * until the next call; the strings themselves must outlive the exec. */
+char **h_env(const char *const *a, const char *const *b);
+
 /* Start the controller / an agent; returns its index in procs. extra_env:
  * NULL-terminated "K=V" list, may be NULL; it comes before the harness's own
  * settings, so it overrides them ("DROVER_API_TOKEN=" unsets one). */

@@ -24,13 +24,6 @@ p_now_ms(void)
     return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-static const char *
-bin_dir(void)
-{
-    const char *d = getenv("DROVER_BIN_DIR");
-    return d != NULL && d[0] != '\0' ? d : DROVER_BIN_DIR "/bin";
-}
-
 void
 p_spawn(struct h_cluster *c, struct p_child *ch, const char *const *argv, const char *const *env,
         bool merge)
@@ -68,34 +61,16 @@ p_spawn(struct h_cluster *c, struct p_child *ch, const char *const *argv, const 
     signal(SIGPIPE, SIG_IGN);
 }
 
-/* The environment the CLI gets: PATH, the controller, the API token,
- * sanitizer settings. */
+/* The environment the CLI gets: the harness's, plus the controller and the
+ * API token. */
 static const char *const *
 cli_env(struct h_cluster *c)
 {
-    static char ctl[96], asan[512], lsan[512], ubsan[512];
-    static const char *env[9];
-    int n = 0;
+    static char ctl[96];
+    const char *vars[] = {ctl, "DROVER_TIMEOUT_MS=5000", "DROVER_API_TOKEN=" H_API_TOKEN, NULL};
 
     snprintf(ctl, sizeof(ctl), "DROVER_CONTROLLER=%s", c->api);
-    env[n++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    env[n++] = ctl;
-    env[n++] = "DROVER_TIMEOUT_MS=5000";
-    env[n++] = "DROVER_API_TOKEN=" H_API_TOKEN;
-    if (getenv("ASAN_OPTIONS") != NULL) {
-        snprintf(asan, sizeof(asan), "ASAN_OPTIONS=%s", getenv("ASAN_OPTIONS"));
-        env[n++] = asan;
-    }
-    if (getenv("LSAN_OPTIONS") != NULL) {
-        snprintf(lsan, sizeof(lsan), "LSAN_OPTIONS=%s", getenv("LSAN_OPTIONS"));
-        env[n++] = lsan;
-    }
-    if (getenv("UBSAN_OPTIONS") != NULL) {
-        snprintf(ubsan, sizeof(ubsan), "UBSAN_OPTIONS=%s", getenv("UBSAN_OPTIONS"));
-        env[n++] = ubsan;
-    }
-    env[n] = NULL;
-    return env;
+    return (const char *const *)h_env(vars, NULL);
 }
 
 void
@@ -105,7 +80,7 @@ p_spawn_cli(struct h_cluster *c, struct p_child *ch, const char *const *args)
     const char *argv[40];
     int n = 0;
 
-    snprintf(path, sizeof(path), "%s/drover", bin_dir());
+    snprintf(path, sizeof(path), "%s/drover", h_bin_dir());
     argv[n++] = path;
     for (; *args != NULL && n < 39; args++)
         argv[n++] = *args;
