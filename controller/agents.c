@@ -364,6 +364,8 @@ build_assignments(struct ctl_node *n, struct ctl_arena *ar, Drover__SyncRep *sr)
         a->health = f != NULL ? (char *)f->health : (strcmp(in->type, "web") == 0 ? "tcp" : "none");
         a->grace_ms = f != NULL ? f->grace_ms : CTL_DEFAULT_GRACE_MS;
         a->boot_timeout_ms = f != NULL ? f->boot_timeout_ms : CTL_DEFAULT_BOOT_TIMEOUT_MS;
+        a->min_healthy_ms = f != NULL ? f->min_healthy_ms : CTL_DEFAULT_MIN_HEALTHY_MS;
+        a->shutdown_delay_ms = f != NULL ? f->shutdown_delay_ms : 0;
         if (a->name == NULL)
             return -ENOMEM;
         sr->assignments[k++] = a;
@@ -514,8 +516,11 @@ node_tick(uv_timer_t *t)
             changed = true;
         }
     }
+    changed |= ctl_deploys_tick(m, now);
     if (changed)
         ctl_commit(ctl);
+    else
+        ctl_endpoints_wake(ctl->endpoints, false); /* waits that are over */
 }
 
 /* ---- notifications ---- */

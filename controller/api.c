@@ -14,8 +14,11 @@
  * slug's Procfile in the thread pool.
  *
  * Choices worth knowing:
- *   - every release has status "succeeded" (releases are created whole, in one
- *     transaction; which one runs is ReleasesRep.current / AppInfo.release);
+ *   - every new current release is a deploy (deploys.c): a deploy, a config
+ *     change, a rollback; its status says how the rollout went;
+ *   - rollback makes a new release with the old one's slug, types and config
+ *     (the app's config becomes that config), as on Heroku; without a
+ *     version it goes to the newest succeeded release before the current one;
  *   - the first release of an app with no formation at all starts web=1, as
  *     on Heroku; every other new type starts at 0;
  *   - config:set / config:unset before the first release only change the
@@ -174,6 +177,7 @@ release_info(struct api_req *q, const struct ctl_release *r)
     ri->description = r->description;
     ri->created_ms = r->created_ms;
     ri->status = (char *)r->status;
+    ri->reason = (char *)r->reason;
     ri->config = kv_list(q, r->config, r->nconfig);
     ri->n_config = r->nconfig;
     ri->types = ctl_arena_alloc(q->ar, (r->ntypes + 1) * sizeof(*ri->types));
@@ -209,16 +213,33 @@ config_rep(struct api_req *q, const struct ctl_app *a)
     return 0;
 }
 
+static int
+release_rep(struct api_req *q, const struct ctl_release *rel)
+{
+    Drover__ReleaseRep *rr = ctl_arena_alloc(q->ar, sizeof(*rr));
+
+    if (rr == NULL)
+        return oom(q);
+    drover__release_rep__init(rr);
+    rr->release = release_info(q, rel);
+    if (rr->release == NULL)
+        return oom(q);
+    q->rep.body_case = DROVER__MESSAGE__BODY_RELEASE_REP;
+    q->rep.release_rep = rr;
+    return 0;
+}
+
 /* ---- releases ---- */
 
 /*
- * Make release vN+1 of a with the app's config as its snapshot, make it
- * current, add formation rows for its new types and reconcile. types[i].command
- * is copied.
+ * Make release vN+1 of a with config[0..nconfig) as its snapshot (and as the
+ * app's config), make it current, add formation rows for its new types and
+ * start its deploy. types[i].command is copied.
  */
 static int
 release_make(struct ctl *ctl, struct ctl_app *a, const char *sha, uint64_t size, const char *desc,
-             const struct ctl_ptype *types, size_t ntypes, struct ctl_release **out)
+             const struct ctl_ptype *types, size_t ntypes, const struct ctl_kv *config,
+             size_t nconfig, struct ctl_release **out)
 {
     struct ctl_model *m = ctl->model;
     struct ctl_release *r = ctl_release_new();
@@ -232,7 +253,7 @@ release_make(struct ctl *ctl, struct ctl_app *a, const char *sha, uint64_t size,
     snprintf(r->slug_sha256, sizeof(r->slug_sha256), "%s", sha);
     r->slug_size = size;
     r->created_ms = now_ms();
-    strcpy(r->status, "succeeded");
+    strcpy(r->status, "deploying");
     r->description = strdup(desc);
     r->types = calloc(ntypes + 1, sizeof(*r->types));
     if (r->description == NULL || r->types == NULL)
@@ -244,9 +265,11 @@ release_make(struct ctl *ctl, struct ctl_app *a, const char *sha, uint64_t size,
             goto fail;
         r->ntypes++;
     }
-    if ((rc = ctl_kv_copy(a->config, a->nconfig, &r->config)) < 0)
+    if ((rc = ctl_kv_copy(config, nconfig, &r->config)) < 0)
         goto fail;
-    r->nconfig = a->nconfig;
+    r->nconfig = nconfig;
+    if ((rc = ctl_config_replace(m, a, config, nconfig)) < 0)
+        goto fail;
     for (i = 0; i < ntypes; i++) {
         if (ctl_formation_find(a, types[i].name) != NULL)
             continue;
@@ -263,6 +286,7 @@ release_make(struct ctl *ctl, struct ctl_app *a, const char *sha, uint64_t size,
              r->version, r->slug_sha256, r->ntypes, log_q(r->description));
     ctl_logs_event(ctl->logs, a->name, "release v%u created: %s", r->version, r->description);
     *out = r;
+    ctl_deploy_start(m, a, now_ms());
     rc = ctl_reconcile_app(m, a, now_ms());
     if (rc < 0)
         log_error("reconcile_failed", "app=%s err=%d", a->name, rc);
@@ -282,7 +306,7 @@ release_for_config(struct api_req *q, struct ctl_app *a, const char *desc)
     if (cur == NULL)
         return 0;
     if (release_make(q->ctl, a, cur->slug_sha256, cur->slug_size, desc, cur->types, cur->ntypes,
-                     &r) < 0)
+                     a->config, a->nconfig, &r) < 0)
         return oom(q);
     return 0;
 }
@@ -696,6 +720,146 @@ api_status(struct api_req *q, const Drover__StatusReq *r)
     return 0;
 }
 
+/* ---- rolling deploys ---- */
+
+static int
+api_rollback(struct api_req *q, const Drover__RollbackReq *r)
+{
+    struct ctl_app *a = find_app(q, r->app);
+    const struct ctl_release *to = NULL;
+    struct ctl_release *rel;
+    char desc[64];
+    uint32_t v;
+
+    if (a == NULL)
+        return -1;
+    if (a->nreleases == 0)
+        return fail(q, DROVER__ERROR_CODE__ERR_UNAVAILABLE, "app %s has no release yet", a->name);
+    if (r->version == 0) {
+        for (v = a->current > 0 ? a->current - 1 : (uint32_t)a->nreleases; v > 0 && to == NULL;
+             v--) {
+            const struct ctl_release *x = ctl_release_get(a, v);
+
+            if (strcmp(x->status, "succeeded") == 0)
+                to = x;
+        }
+        if (to == NULL)
+            return fail(q, DROVER__ERROR_CODE__ERR_NOT_FOUND,
+                        "no succeeded release before v%u to roll back to", a->current);
+    } else if ((to = ctl_release_get(a, r->version)) == NULL) {
+        return fail(q, DROVER__ERROR_CODE__ERR_NOT_FOUND, "no release v%u (the newest is v%zu)",
+                    r->version, a->nreleases);
+    } else if (to->version == a->current) {
+        return fail(q, DROVER__ERROR_CODE__ERR_CONFLICT, "v%u is the current release already",
+                    to->version);
+    }
+    snprintf(desc, sizeof(desc), "Rollback to v%u", to->version);
+    if (release_make(q->ctl, a, to->slug_sha256, to->slug_size, desc, to->types, to->ntypes,
+                     to->config, to->nconfig, &rel) < 0)
+        return oom(q);
+    return release_rep(q, rel);
+}
+
+static int
+api_settings_rep(struct api_req *q, const struct ctl_app *a, const char *only)
+{
+    Drover__SettingsRep *sr = ctl_arena_alloc(q->ar, sizeof(*sr));
+    Drover__TypeSettings *ts = ctl_arena_alloc(q->ar, (a->nformation + 1) * sizeof(*ts));
+    size_t i, n = 0;
+
+    if (sr == NULL || ts == NULL)
+        return oom(q);
+    drover__settings_rep__init(sr);
+    sr->app = (char *)a->name;
+    sr->types = ctl_arena_alloc(q->ar, (a->nformation + 1) * sizeof(*sr->types));
+    if (sr->types == NULL)
+        return oom(q);
+    for (i = 0; i < a->nformation; i++) {
+        if (only != NULL && strcmp(a->formation[i].type, only) != 0)
+            continue;
+        drover__type_settings__init(&ts[n]);
+        ctl_view_settings(&a->formation[i], &ts[n]);
+        sr->types[n] = &ts[n];
+        n++;
+    }
+    sr->n_types = n;
+    q->rep.body_case = DROVER__MESSAGE__BODY_SETTINGS_REP;
+    q->rep.settings_rep = sr;
+    return 0;
+}
+
+static int
+api_settings(struct api_req *q, const Drover__SettingsReq *r)
+{
+    struct ctl_app *a = find_app(q, r->app);
+
+    return a == NULL ? -1 : api_settings_rep(q, a, NULL);
+}
+
+static int
+api_settings_set(struct api_req *q, const Drover__SettingsSetReq *r)
+{
+    struct ctl_app *a = find_app(q, r->app);
+    struct ctl_formation *f, next;
+    char err[256], what[512];
+    size_t i, len = 0;
+
+    if (a == NULL)
+        return -1;
+    if (!str_ok(r->type, TYPE_NAME_MAX) || !name_type_valid(r->type))
+        return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
+                    "invalid process type (want [a-z][a-z0-9_-], at most 30 characters)");
+    if ((f = ctl_formation_find(a, r->type)) == NULL)
+        return fail(q, DROVER__ERROR_CODE__ERR_NOT_FOUND,
+                    "app %s has no process type '%s' (deploy a Procfile with it first)", a->name,
+                    r->type);
+    if (r->n_vars == 0 || r->n_vars > 16)
+        return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "give 1..16 KEY=VALUE settings");
+    next = *f;
+    what[0] = '\0';
+    for (i = 0; i < r->n_vars; i++) {
+        const Drover__KeyValue *kv = r->vars[i];
+
+        if (kv == NULL || !str_ok(kv->key, 64) || !str_ok(kv->value, CTL_HEALTH_MAX))
+            return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "a setting is missing or too long");
+        if (ctl_settings_set(&next, kv->key, kv->value, err, sizeof(err)) < 0)
+            return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "%s", err);
+        if (len < sizeof(what))
+            len += (size_t)snprintf(what + len, sizeof(what) - len, " %s=%s", kv->key, kv->value);
+    }
+    if (ctl_settings_check(&next, err, sizeof(err)) < 0)
+        return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "%s", err);
+    *f = next;
+    ctl_app_touch(q->ctl->model, a, false, false, true);
+    ctl_app_want_reconcile(q->ctl->model, a); /* a rollout under way takes new batch sizes */
+    log_info("settings_set", "app=%s type=%s%s", a->name, f->type, what);
+    ctl_logs_event(q->ctl->logs, a->name, "settings of %s:%s", f->type, what);
+    return api_settings_rep(q, a, f->type);
+}
+
+static int
+api_deploy(struct api_req *q, const Drover__DeployReq *r)
+{
+    struct ctl_app *a = find_app(q, r->app);
+    Drover__DeployRep *dr;
+    Drover__DeployInfo *di;
+
+    if (a == NULL)
+        return -1;
+    dr = ctl_arena_alloc(q->ar, sizeof(*dr));
+    di = ctl_arena_alloc(q->ar, sizeof(*di));
+    if (dr == NULL || di == NULL)
+        return oom(q);
+    drover__deploy_rep__init(dr);
+    drover__deploy_info__init(di);
+    if (ctl_view_deploy(q->ar, a, di) < 0)
+        return oom(q);
+    dr->deploy = di;
+    q->rep.body_case = DROVER__MESSAGE__BODY_DEPLOY_REP;
+    q->rep.deploy_rep = dr;
+    return 0;
+}
+
 /* ---- release creation: the Procfile is read off the loop ---- */
 
 struct rel_work {
@@ -744,7 +908,6 @@ rel_done(uv_work_t *w, int status)
     struct ctl_ptype *types = NULL;
     struct ctl_release *rel = NULL;
     struct ctl_app *a;
-    Drover__ReleaseRep rr = DROVER__RELEASE_REP__INIT;
     char desc[CTL_DESCRIPTION_MAX + 1];
     size_t i;
 
@@ -773,21 +936,12 @@ rel_done(uv_work_t *w, int status)
         snprintf(desc, sizeof(desc), "%s", r->description);
     else
         snprintf(desc, sizeof(desc), "Deploy %.12s", r->slug_sha256);
-    if (release_make(ctl, a, r->slug_sha256, rw->size, desc, types, rw->pf.n, &rel) < 0) {
+    if (release_make(ctl, a, r->slug_sha256, rw->size, desc, types, rw->pf.n, a->config, a->nconfig,
+                     &rel) < 0) {
         oom(&q);
         goto reply;
     }
-    /* A new slug is a deploy: its end is logged by ctl_app_deploy_check. */
-    ctl_logs_event(ctl->logs, a->name, "deploy of v%u started", rel->version);
-    a->deploying = rel->version;
-    ctl_app_deploy_check(ctl->model, a);
-    rr.release = release_info(&q, rel);
-    if (rr.release == NULL) {
-        oom(&q);
-        goto reply;
-    }
-    q.rep.body_case = DROVER__MESSAGE__BODY_RELEASE_REP;
-    q.rep.release_rep = &rr;
+    release_rep(&q, rel);
 reply:
     if (q.code != DROVER__ERROR_CODE__ERR_NONE) {
         log_warn("bad_request", "sock=api msg=release_create reason=%s", log_q(q.err));
@@ -865,6 +1019,9 @@ ctl_api_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m)
     case DROVER__MESSAGE__BODY_RUN_IO_REQ:
         ctl_runs_io(ctl->runs, req, m);
         return;
+    case DROVER__MESSAGE__BODY_ENDPOINTS_REQ:
+        ctl_endpoints_request(ctl->endpoints, req, m);
+        return;
     default:
         break;
     }
@@ -922,6 +1079,22 @@ ctl_api_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m)
     case DROVER__MESSAGE__BODY_STATUS_REQ:
         q.what = "status";
         rc = api_status(&q, m->status_req);
+        break;
+    case DROVER__MESSAGE__BODY_ROLLBACK_REQ:
+        q.what = "rollback";
+        rc = api_rollback(&q, m->rollback_req);
+        break;
+    case DROVER__MESSAGE__BODY_SETTINGS_REQ:
+        q.what = "settings";
+        rc = api_settings(&q, m->settings_req);
+        break;
+    case DROVER__MESSAGE__BODY_SETTINGS_SET_REQ:
+        q.what = "settings_set";
+        rc = api_settings_set(&q, m->settings_set_req);
+        break;
+    case DROVER__MESSAGE__BODY_DEPLOY_REQ:
+        q.what = "deploy";
+        rc = api_deploy(&q, m->deploy_req);
         break;
     default:
         log_warn("bad_message", "sock=api reason=unexpected_type type=%d", (int)m->body_case);

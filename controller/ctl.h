@@ -33,9 +33,18 @@ struct ctl_store;
 struct ctl_slugs;
 struct ctl_logs;
 struct ctl_runs;
+struct ctl_endpoints;
 
 #define CTL_DEFAULT_GRACE_MS 30000u
 #define CTL_DEFAULT_BOOT_TIMEOUT_MS 60000u
+#define CTL_DEFAULT_MIN_HEALTHY_MS 1000u
+#define CTL_DEFAULT_DEPLOY_TIMEOUT_MS 300000u
+#define CTL_DEFAULT_SHUTDOWN_DELAY_MS 1000u /* web; other types 0 */
+#define CTL_DEFAULT_MAX_SURGE "25%"
+#define CTL_DEFAULT_MAX_UNAVAILABLE "0"
+#define CTL_HEALTH_MAX 128
+#define CTL_ROLL_MAX 8 /* "10000", "100%" */
+#define CTL_DEPLOY_REASON_MAX 256
 #define CTL_QUANTITY_MAX 10000
 #define CTL_DESCRIPTION_MAX 1024
 #define CTL_REASON_MAX 128
@@ -62,7 +71,9 @@ struct ctl_release {
     uint64_t slug_size;
     char *description;
     uint64_t created_ms;
-    char status[16];
+    char status[16];                    /* deploying|succeeded|failed|superseded */
+    char reason[CTL_DEPLOY_REASON_MAX]; /* why it failed */
+    bool status_dirty;                  /* status or reason to write */
     size_t nconfig;
     struct ctl_kv *config; /* sorted by key */
     size_t ntypes;
@@ -73,12 +84,34 @@ struct ctl_release {
     Drover__KeyValue **pb_env;
 };
 
+/* A type's quantity and its settings (settings.c). */
 struct ctl_formation {
     char type[TYPE_NAME_MAX + 2];
     uint32_t quantity;
-    char health[64];
+    char health[CTL_HEALTH_MAX]; /* "tcp", "none", "http:/PATH" */
     uint32_t grace_ms;
     uint32_t boot_timeout_ms;
+    char max_surge[CTL_ROLL_MAX]; /* "N" or "P%" */
+    char max_unavailable[CTL_ROLL_MAX];
+    uint32_t min_healthy_ms;
+    uint32_t deploy_timeout_ms;
+    uint32_t shutdown_delay_ms;
+};
+
+enum ctl_deploy_state {
+    CTL_DEPLOY_NONE,
+    CTL_DEPLOY_RUNNING,
+    CTL_DEPLOY_SUCCEEDED,
+    CTL_DEPLOY_FAILED
+};
+
+/* An app's latest deploy: the rollout of a new current release (deploys.c). */
+struct ctl_deploy {
+    uint32_t release; /* 0: none yet */
+    uint32_t from;    /* the last good release it replaces; 0: none */
+    enum ctl_deploy_state state;
+    char reason[CTL_DEPLOY_REASON_MAX];
+    uint64_t started_ms, finished_ms;
 };
 
 struct ctl_instance;
@@ -98,9 +131,11 @@ struct ctl_app {
     size_t ninstances;
     /* Write-through: which parts differ from the store. */
     bool dirty_row, dirty_config, dirty_formation;
-    bool queued;        /* on model->dirty_apps */
-    bool reconcile;     /* on model->reconcile: reconcile before the next commit */
-    uint32_t deploying; /* release whose deploy is under way (logs.c events); 0: none */
+    bool queued;    /* on model->dirty_apps */
+    bool reconcile; /* on model->reconcile: reconcile before the next commit */
+    uint32_t good;  /* the newest release whose deploy succeeded; 0: none */
+    struct ctl_deploy deploy;
+    uint64_t ep_gen; /* bumped when its endpoint list may have changed */
     TAILQ_ENTRY(ctl_app) dirty_link;
     TAILQ_ENTRY(ctl_app) reconcile_link;
 };
@@ -184,6 +219,8 @@ struct ctl_model {
     bool capacity_changed; /* try placing unplaced instances */
     bool loading;          /* store.c is filling the model: no generation bumps */
     uint32_t ndraining;    /* nodes in state DRAINING: evictions may be waiting */
+    uint32_t ndeploying;   /* apps whose deploy is running */
+    bool ep_changed;       /* some app's ep_gen moved since the last check */
     struct ctl_app_q dirty_apps;
     struct ctl_app_q reconcile; /* apps to reconcile before the next commit */
     struct ctl_node_q dirty_nodes;
@@ -225,6 +262,7 @@ struct ctl {
     int key_cluster, key_api;      /* keyring slots */
     struct ctl_logs *logs;
     struct ctl_runs *runs;
+    struct ctl_endpoints *endpoints;
     struct nnuv *api;
     struct nnuv *agents;
     struct nnuv *pub;
@@ -279,6 +317,8 @@ struct ctl_app **ctl_apps_sorted(const struct ctl_model *m, size_t *n); /* mallo
 const struct ctl_kv *ctl_config_find(const struct ctl_app *a, const char *key);
 int ctl_config_set(struct ctl_app *a, const char *key, const char *value);
 bool ctl_config_unset(struct ctl_app *a, const char *key);
+/* The app's config becomes a copy of src[0..n) (a release's snapshot). */
+int ctl_config_replace(struct ctl_model *m, struct ctl_app *a, const struct ctl_kv *src, size_t n);
 struct ctl_release *ctl_release_get(const struct ctl_app *a, uint32_t version);
 struct ctl_release *ctl_release_current(const struct ctl_app *a);
 const struct ctl_ptype *ctl_release_type(const struct ctl_release *r, const char *type);
@@ -313,6 +353,8 @@ void ctl_inst_touch(struct ctl_model *m, struct ctl_instance *in);
 void ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState st,
                         uint64_t since_ms);
 const char *ctl_inst_state_name(const struct ctl_instance *in); /* as ps shows it */
+/* Its endpoint list may have changed: wake `endpoints --watch`. */
+void ctl_app_endpoints_changed(struct ctl_model *m, struct ctl_app *a);
 /* Live, on a draining node: runs until its replacement is up (reconcile.c). */
 bool ctl_inst_evicted(const struct ctl_instance *in);
 /* An event for app's log stream, through m->event when set. */
@@ -320,9 +362,6 @@ void ctl_model_event(struct ctl_model *m, const char *app, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* "web.1", "run.3" into out. */
 void ctl_inst_name(const struct ctl_instance *in, char *out, size_t outsz);
-/* A deploy of a->deploying is done when every instance the formation asks
- * for runs that release and is up, and nothing older is left: say so. */
-void ctl_app_deploy_check(struct ctl_model *m, struct ctl_app *a);
 void ctl_model_clean(struct ctl_model *m); /* after a successful commit */
 
 /* scheduler.c: pure placement, no I/O */
@@ -345,9 +384,63 @@ struct ctl_evictee {
  * (coming). Sets stop on each; returns how many are stopped.
  */
 size_t ctl_evict_choose(struct ctl_evictee *v, size_t n, size_t want, size_t up, size_t coming);
+/* One type's rollout, as the batch planner sees it. */
+struct ctl_roll {
+    uint32_t want;             /* the formation's quantity */
+    uint32_t surge;            /* at most this many above want (ctl_roll_limits) */
+    uint32_t unavailable;      /* at most this many of want not up */
+    uint32_t new_live, new_up; /* of the current release, not stopping, not evicted */
+    uint32_t old_live, old_up; /* of other releases, not stopping */
+    uint32_t create;           /* out: new instances to make now */
+    uint32_t stop_old;         /* out: old instances to stop now, those not up first */
+};
+/* max_surge / max_unavailable ("N" or "P%") as counts for want instances:
+ * percentages round up for surge and down for unavailable; when both come
+ * to 0, surge is 1. */
+void ctl_roll_limits(const char *max_surge, const char *max_unavailable, uint32_t want,
+                     uint32_t *surge, uint32_t *unavailable);
+/* The batch planner, pure: sets create and stop_old. */
+void ctl_roll_plan(struct ctl_roll *r);
 int ctl_reconcile_app(struct ctl_model *m, struct ctl_app *a, uint64_t now);
 int ctl_place_unplaced(struct ctl_model *m);
 int ctl_settle(struct ctl_model *m, uint64_t now); /* reconcile flagged apps, place */
+
+/* deploys.c: each app's latest deploy, from start to success or revert */
+const char *ctl_deploy_state_name(enum ctl_deploy_state st);
+int ctl_deploy_state_parse(const char *s, enum ctl_deploy_state *st);
+void ctl_release_set_status(struct ctl_model *m, struct ctl_app *a, struct ctl_release *r,
+                            const char *status, const char *reason);
+/* a->current just became a new release: roll it out. */
+void ctl_deploy_start(struct ctl_model *m, struct ctl_app *a, uint64_t now);
+/* Done when every type of the release has its quantity up and nothing older
+ * is live: mark it succeeded. Cheap; called after every reconcile. */
+void ctl_deploy_check(struct ctl_model *m, struct ctl_app *a, uint64_t now);
+/* Stop the deploy, mark its release failed, make the last good release
+ * current again (it rolls back like any deploy). */
+void ctl_deploy_fail(struct ctl_model *m, struct ctl_app *a, uint64_t now, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* An instance changed state: a new one that crashed fails its deploy. */
+void ctl_deploy_saw(struct ctl_model *m, struct ctl_instance *in, uint64_t now);
+/* Deploy timeouts; returns true when something changed. */
+bool ctl_deploys_tick(struct ctl_model *m, uint64_t now);
+int ctl_view_deploy(struct ctl_arena *ar, const struct ctl_app *a, Drover__DeployInfo *di);
+
+/* settings.c: per-type settings */
+void ctl_settings_defaults(struct ctl_formation *f);
+/* Parse one KEY=VALUE into f; on error, -EINVAL and why in err. */
+int ctl_settings_set(struct ctl_formation *f, const char *key, const char *value, char *err,
+                     size_t errsz);
+/* Whole-settings checks (max_surge and max_unavailable not both 0). */
+int ctl_settings_check(const struct ctl_formation *f, char *err, size_t errsz);
+void ctl_view_settings(const struct ctl_formation *f, Drover__TypeSettings *ts);
+
+/* endpoints.c: the up instances of an app, and `endpoints --watch` */
+struct ctl_endpoints *ctl_endpoints_new(struct ctl *ctl);
+void ctl_endpoints_free(struct ctl_endpoints *e);
+/* EndpointsReq: takes req and m (answers now or when the list changes). */
+void ctl_endpoints_request(struct ctl_endpoints *e, struct nnuv_msg *req, Drover__Message *m);
+/* Answer the waiters whose list changed or whose wait is over (all if force). */
+void ctl_endpoints_wake(struct ctl_endpoints *e, bool force);
 
 /* store.c: SQLite write-through */
 int ctl_store_open(const char *path, struct ctl_store **out);

@@ -63,6 +63,7 @@ ctl_shutdown(struct ctl *ctl, int code)
     ctl_agents_stop(ctl);
     ctl_logs_stop(ctl->logs);
     ctl_runs_stop(ctl->runs);
+    ctl_endpoints_wake(ctl->endpoints, true);
     ctl_store_stop(ctl->store);
     ctl_maybe_close(ctl);
 }
@@ -116,7 +117,8 @@ open_state(struct ctl *ctl)
         log_fatal(1, "start_failed", "what=slugs err=%s", log_q(strerror(-rc)));
     ctl->logs = ctl_logs_new(ctl, (size_t)ctl->cfg.log_lines);
     ctl->runs = ctl_runs_new(ctl);
-    if (ctl->logs == NULL || ctl->runs == NULL)
+    ctl->endpoints = ctl_endpoints_new(ctl);
+    if (ctl->logs == NULL || ctl->runs == NULL || ctl->endpoints == NULL)
         log_fatal(1, "start_failed", "what=logs err=ENOMEM");
     ctl->model->event = ctl_logs_text;
     ctl->model->event_arg = ctl->logs;
@@ -171,6 +173,7 @@ main(void)
     if (rc < 0)
         log_warn("loop_close", "err=%s", uv_strerror(rc));
     ctl_runs_free(ctl.runs);
+    ctl_endpoints_free(ctl.endpoints);
     ctl.model->event = NULL;
     ctl_logs_free(ctl.logs);
     ctl_slugs_free(ctl.slugs);

@@ -168,6 +168,23 @@ ctl_app_want_reconcile(struct ctl_model *m, struct ctl_app *a)
     }
 }
 
+int
+ctl_config_replace(struct ctl_model *m, struct ctl_app *a, const struct ctl_kv *src, size_t n)
+{
+    struct ctl_kv *kv = NULL;
+    int rc;
+
+    if (src == a->config)
+        return 0;
+    if ((rc = ctl_kv_copy(src, n, &kv)) < 0)
+        return rc;
+    kv_free(a->config, a->nconfig);
+    a->config = kv;
+    a->nconfig = n;
+    ctl_app_touch(m, a, false, true, false);
+    return 0;
+}
+
 static int
 app_cmp(const void *x, const void *y)
 {
@@ -386,9 +403,7 @@ ctl_formation_add(struct ctl_app *a, const char *type, uint32_t quantity,
     memset(f, 0, sizeof(*f));
     strcpy(f->type, type);
     f->quantity = quantity;
-    strcpy(f->health, strcmp(type, "web") == 0 ? "tcp" : "none");
-    f->grace_ms = CTL_DEFAULT_GRACE_MS;
-    f->boot_timeout_ms = CTL_DEFAULT_BOOT_TIMEOUT_MS;
+    ctl_settings_defaults(f);
     if (out != NULL)
         *out = f;
     return 0;
@@ -677,6 +692,8 @@ ctl_inst_stop(struct ctl_model *m, struct ctl_instance *in)
     }
     in->stopping = true;
     in->node->nlive--;
+    if (in->state == DROVER__INSTANCE_STATE__ST_UP && !m->loading)
+        ctl_app_endpoints_changed(m, in->app);
     ctl_node_changed(m, in->node);
     m->capacity_changed = true;
     ctl_inst_touch(m, in);
@@ -686,7 +703,6 @@ void
 ctl_inst_delete(struct ctl_model *m, struct ctl_instance *in)
 {
     struct ctl_node *n = in->node;
-    struct ctl_app *a = in->app;
 
     if (n != NULL) {
         if (n->ports != NULL && ctl_ports_held(n->ports, in->port))
@@ -721,7 +737,6 @@ ctl_inst_delete(struct ctl_model *m, struct ctl_instance *in)
         log_error("store_leak", "inst_id=%llu reason=ENOMEM", (unsigned long long)in->id);
     free(in->command);
     free(in);
-    ctl_app_deploy_check(m, a); /* an old instance going may finish a deploy */
 }
 
 void
@@ -747,7 +762,16 @@ ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__Instanc
     in->state = st;
     in->since_ms = since_ms;
     ctl_inst_touch(m, in);
-    if (m->event == NULL || m->loading)
+    if (m->loading)
+        return;
+    if (from == DROVER__INSTANCE_STATE__ST_UP || st == DROVER__INSTANCE_STATE__ST_UP)
+        ctl_app_endpoints_changed(m, in->app);
+    if (!in->oneoff) {
+        /* A rollout's next batch, or a deploy's end, may hang on this. */
+        ctl_app_want_reconcile(m, in->app);
+        ctl_deploy_saw(m, in, now_ms());
+    }
+    if (m->event == NULL)
         return;
     ctl_inst_name(in, name, sizeof(name));
     if (st == DROVER__INSTANCE_STATE__ST_CRASHED && in->exit_signal > 0)
@@ -763,8 +787,13 @@ ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__Instanc
     else
         ctl_model_event(m, in->app->name, "%s %s -> %s", name, wire_state_name(from),
                         wire_state_name(st));
-    if (st == DROVER__INSTANCE_STATE__ST_UP)
-        ctl_app_deploy_check(m, in->app);
+}
+
+void
+ctl_app_endpoints_changed(struct ctl_model *m, struct ctl_app *a)
+{
+    a->ep_gen++;
+    m->ep_changed = true;
 }
 
 void
@@ -785,47 +814,6 @@ void
 ctl_inst_name(const struct ctl_instance *in, char *out, size_t outsz)
 {
     snprintf(out, outsz, "%s.%u", in->type, in->idx);
-}
-
-void
-ctl_app_deploy_check(struct ctl_model *m, struct ctl_app *a)
-{
-    const struct ctl_release *rel;
-    const struct ctl_instance *in;
-    uint32_t up[PROCFILE_MAX_TYPES] = {0};
-    char what[512];
-    size_t i, len = 0;
-
-    if (a->deploying == 0)
-        return;
-    rel = ctl_release_current(a);
-    if (rel == NULL || rel->version != a->deploying || rel->ntypes > PROCFILE_MAX_TYPES) {
-        a->deploying = 0; /* superseded */
-        return;
-    }
-    LIST_FOREACH(in, &a->instances, app_link)
-    {
-        if (in->oneoff)
-            continue;
-        if (in->release != rel->version || in->stopping ||
-            in->state != DROVER__INSTANCE_STATE__ST_UP)
-            return; /* an old one is still there, or a new one is not up yet */
-        for (i = 0; i < rel->ntypes; i++)
-            if (strcmp(rel->types[i].name, in->type) == 0)
-                up[i]++;
-    }
-    what[0] = '\0';
-    for (i = 0; i < rel->ntypes; i++) {
-        const struct ctl_formation *f = ctl_formation_find(a, rel->types[i].name);
-
-        if (up[i] != (f != NULL ? f->quantity : 0))
-            return;
-        if (len < sizeof(what))
-            len += (size_t)snprintf(what + len, sizeof(what) - len, " %s=%u", rel->types[i].name,
-                                    up[i]);
-    }
-    ctl_model_event(m, a->name, "deploy of v%u finished:%s up", rel->version, what);
-    a->deploying = 0;
 }
 
 bool
@@ -853,6 +841,8 @@ ctl_model_clean(struct ctl_model *m)
     while ((a = TAILQ_FIRST(&m->dirty_apps)) != NULL) {
         TAILQ_REMOVE(&m->dirty_apps, a, dirty_link);
         a->queued = a->dirty_row = a->dirty_config = a->dirty_formation = false;
+        for (i = 0; i < a->nreleases; i++)
+            a->releases[i]->status_dirty = false;
         for (i = a->nreleases; i > 0 && !a->releases[i - 1]->stored; i--)
             a->releases[i - 1]->stored = true;
     }

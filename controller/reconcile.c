@@ -5,13 +5,23 @@
  *
  * For each type of the current release: the wanted quantity is the
  * formation's; instances of the current release that are not stopping are
- * what the app has. Instances of older releases and of types the release no
- * longer has are stopped all at once (rolling deploys are a later issue).
- * Missing instances are created as TYPE.N with the lowest N not held by a
- * live instance of the type and placed by the scheduler; surplus ones are
- * stopped from the highest N down (after any second holder of a name, see
- * stop_surplus). What fits nowhere stays pending, unplaced,
- * and is placed by ctl_place_unplaced() when capacity appears.
+ * what the app has. Missing instances are created as TYPE.N with the lowest N
+ * not held by a live instance of the type and release, and placed by the
+ * scheduler; surplus ones are stopped from the highest N down (after any
+ * second holder of a name, see stop_surplus). What fits nowhere stays
+ * pending, unplaced, and is placed by ctl_place_unplaced() when capacity
+ * appears. Instances of types the release no longer has stop at once; with
+ * no current release at all (a first deploy that failed), everything stops.
+ *
+ * Rolling. Instances of the type from other releases ("old") are replaced in
+ * batches, by the pure planner ctl_roll_plan(): at most max_surge instances
+ * above the formation at any time, at most max_unavailable below it among
+ * those that are up. Old instances that are not up serve nothing and stop at
+ * once; an old instance that is up stops only when enough new ones are up
+ * (the agent reports up only after health has passed for min_healthy).
+ * Because each pass re-plans from the instances' states, the same rule
+ * rolls a deploy forward, rolls a failed one back (deploys.c makes the last
+ * good release current again), and survives a controller restart.
  *
  * Eviction. An instance marked for eviction (today: live on a draining node,
  * ctl_inst_evicted) does not count towards the formation, so a replacement
@@ -23,8 +33,7 @@
  * a replacement that fits nowhere holds its evicted instance, and a drain
  * waits. One exception: an instance on a node whose agent is leaving (it
  * will stop anyway, soon) is kept only while a replacement is placed and on
- * its way. Rolling deploys generalise the same rule (old releases evicted,
- * bounded by max_surge and max_unavailable).
+ * its way.
  *
  * Reconciling is idempotent and cheap (O(instances of the app) per type), so
  * callers run it after anything that may matter rather than working out
@@ -155,43 +164,141 @@ stop_surplus(struct ctl_model *m, struct ctl_instance **v, size_t have, size_t w
     return 0;
 }
 
+/* ---- rolling ---- */
+
+/* "25%" of want, rounded up (surge) or down (unavailable); or a count. */
+static uint32_t
+roll_resolve(const char *spec, uint32_t want, bool round_up)
+{
+    char *end;
+    unsigned long v = strtoul(spec, &end, 10);
+
+    if (end == spec)
+        return 0;
+    if (*end == '%') {
+        uint64_t x = (uint64_t)want * (v > 100 ? 100 : v);
+
+        return (uint32_t)(round_up ? (x + 99) / 100 : x / 100);
+    }
+    return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+void
+ctl_roll_limits(const char *max_surge, const char *max_unavailable, uint32_t want, uint32_t *surge,
+                uint32_t *unavailable)
+{
+    *surge = roll_resolve(max_surge, want, true);
+    *unavailable = roll_resolve(max_unavailable, want, false);
+    if (*surge == 0 && *unavailable == 0)
+        *surge = 1; /* else a rollout could never start */
+}
+
+void
+ctl_roll_plan(struct ctl_roll *r)
+{
+    uint32_t min_up, up, old_down, stop_up, old_left, max_total, target;
+
+    r->create = r->stop_old = 0;
+    if (r->old_live == 0) {
+        r->create = r->want > r->new_live ? r->want - r->new_live : 0;
+        return;
+    }
+    min_up = r->want > r->unavailable ? r->want - r->unavailable : 0;
+    up = r->new_up + r->old_up;
+    old_down = r->old_live - r->old_up;
+    stop_up = up > min_up ? up - min_up : 0;
+    if (stop_up > r->old_up)
+        stop_up = r->old_up;
+    r->stop_old = old_down + stop_up;
+    old_left = r->old_live - r->stop_old;
+    max_total = r->want + r->surge;
+    target = max_total > old_left ? max_total - old_left : 0;
+    if (target > r->want)
+        target = r->want;
+    r->create = target > r->new_live ? target - r->new_live : 0;
+}
+
+/* Stop first: not placed, then not up, then evicted, then the highest N. */
+static int
+old_stop_order(const void *x, const void *y)
+{
+    const struct ctl_instance *a = *(const struct ctl_instance *const *)x;
+    const struct ctl_instance *b = *(const struct ctl_instance *const *)y;
+    int qa = holder_quality(a), qb = holder_quality(b);
+    bool ea = ctl_inst_evicted(a), eb = ctl_inst_evicted(b);
+
+    if (qa != qb)
+        return qa - qb;
+    if (ea != eb)
+        return ea ? -1 : 1;
+    if (a->idx != b->idx)
+        return a->idx < b->idx ? 1 : -1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static void
+stop_old(struct ctl_model *m, struct ctl_instance **v, size_t n, size_t count)
+{
+    size_t i;
+
+    qsort(v, n, sizeof(*v), old_stop_order);
+    for (i = 0; i < count && i < n; i++) {
+        log_info("replaced", "app=%s inst=%s.%u id=%llu release=%u", v[i]->app->name, v[i]->type,
+                 v[i]->idx, (unsigned long long)v[i]->id, v[i]->release);
+        ctl_inst_stop(m, v[i]); /* may free it: not used again */
+    }
+}
+
 static int
 reconcile_type(struct ctl_model *m, struct ctl_app *a, const struct ctl_release *rel,
                const char *type, uint64_t now)
 {
     const struct ctl_formation *f = ctl_formation_find(a, type);
-    size_t want = f != NULL ? f->quantity : 0, have = 0, need, i, made = 0;
-    struct ctl_instance **v = NULL, *in;
+    struct ctl_roll r = {.want = f != NULL ? f->quantity : 0};
+    size_t have = 0, nold = 0, i, made = 0;
+    struct ctl_instance **v = NULL, **old = NULL, *in;
     unsigned char *used = NULL;
     uint32_t idx = 1;
     int rc = -ENOMEM;
 
-    v = malloc((a->ninstances + want + 1) * sizeof(*v));
-    if (v == NULL)
+    v = malloc((a->ninstances + r.want + 1) * sizeof(*v));
+    old = malloc((a->ninstances + 1) * sizeof(*old));
+    if (v == NULL || old == NULL)
         goto out;
     LIST_FOREACH(in, &a->instances, app_link)
     {
-        if (!in->stopping && !ctl_inst_evicted(in) && in->release == rel->version &&
-            strcmp(in->type, type) == 0)
+        if (in->stopping || in->oneoff || strcmp(in->type, type) != 0)
+            continue;
+        if (in->release != rel->version) {
+            old[nold++] = in;
+            r.old_up += in->state == DROVER__INSTANCE_STATE__ST_UP;
+        } else if (!ctl_inst_evicted(in)) {
             v[have++] = in;
+            r.new_up += in->state == DROVER__INSTANCE_STATE__ST_UP;
+        }
     }
+    r.new_live = (uint32_t)have;
+    r.old_live = (uint32_t)nold;
+    if (f != NULL)
+        ctl_roll_limits(f->max_surge, f->max_unavailable, r.want, &r.surge, &r.unavailable);
+    ctl_roll_plan(&r);
+    stop_old(m, old, nold, r.stop_old);
     rc = 0;
-    if (have > want) {
-        rc = stop_surplus(m, v, have, want);
+    if (have > r.want) {
+        rc = stop_surplus(m, v, have, r.want);
         goto out;
     }
-    need = want - have;
-    if (need == 0)
+    if (r.create == 0)
         goto out;
     rc = -ENOMEM;
-    used = calloc(want + 2, 1);
+    used = calloc(have + r.create + 2, 1);
     if (used == NULL)
         goto out;
     for (i = 0; i < have; i++) {
-        if (v[i]->idx <= want)
+        if (v[i]->idx <= have + r.create)
             used[v[i]->idx] = 1;
     }
-    for (made = 0; made < need; made++) {
+    for (made = 0; made < r.create; made++) {
         while (used[idx])
             idx++;
         rc = ctl_inst_new(m, a, type, idx, rel->version, 0, &v[made]);
@@ -203,6 +310,7 @@ reconcile_type(struct ctl_model *m, struct ctl_app *a, const struct ctl_release 
     rc = place_batch(m, v, made);
 out:
     free(used);
+    free(old);
     free(v);
     return rc;
 }
@@ -339,15 +447,15 @@ ctl_reconcile_app(struct ctl_model *m, struct ctl_app *a, uint64_t now)
         a->reconcile = false;
         TAILQ_REMOVE(&m->reconcile, a, reconcile_link);
     }
-    if (rel == NULL)
-        return 0;
     for (in = LIST_FIRST(&a->instances); in != NULL; in = next) {
         next = LIST_NEXT(in, app_link);
         /* A one-off runs to its end in its own release. */
         if (!in->stopping && !in->oneoff &&
-            (in->release != rel->version || ctl_release_type(rel, in->type) == NULL))
+            (rel == NULL || ctl_release_type(rel, in->type) == NULL))
             ctl_inst_stop(m, in); /* may free in */
     }
+    if (rel == NULL)
+        return 0;
     for (i = 0; i < rel->ntypes; i++) {
         r = reconcile_type(m, a, rel, rel->types[i].name, now);
         if (r == 0)
@@ -355,6 +463,7 @@ ctl_reconcile_app(struct ctl_model *m, struct ctl_app *a, uint64_t now)
         if (r < 0 && rc == 0)
             rc = r;
     }
+    ctl_deploy_check(m, a, now);
     return rc;
 }
 

@@ -180,6 +180,11 @@ ctl_commit(struct ctl *ctl)
     if (rc < 0) {
         log_error("store_failed", "err=%s", log_q(ctl_store_errmsg(ctl->store)));
         ctl_shutdown(ctl, 1);
+        return rc;
+    }
+    if (ctl->model->ep_changed) {
+        ctl->model->ep_changed = false;
+        ctl_endpoints_wake(ctl->endpoints, false);
     }
     return rc;
 }

@@ -49,6 +49,7 @@ enum {
     S_CONFIG_DEL,
     S_CONFIG_INS,
     S_REL_INS,
+    S_REL_STATUS,
     S_RELCFG_INS,
     S_RELTYPE_INS,
     S_FORM_DEL,
@@ -63,18 +64,28 @@ enum {
 static const char *const stmt_sql[S_COUNT] = {
     [S_META] = "INSERT INTO meta(key, value) VALUES(?1, ?2) "
                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-    [S_APP] = "INSERT INTO apps(name, created_ms, current_release) VALUES(?1, ?2, ?3) "
-              "ON CONFLICT(name) DO UPDATE SET current_release = excluded.current_release",
+    [S_APP] = "INSERT INTO apps(name, created_ms, current_release, good_release, "
+              "deploy_release, deploy_from, deploy_state, deploy_reason, deploy_started_ms, "
+              "deploy_finished_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+              "ON CONFLICT(name) DO UPDATE SET current_release = excluded.current_release, "
+              "good_release = excluded.good_release, deploy_release = excluded.deploy_release, "
+              "deploy_from = excluded.deploy_from, deploy_state = excluded.deploy_state, "
+              "deploy_reason = excluded.deploy_reason, "
+              "deploy_started_ms = excluded.deploy_started_ms, "
+              "deploy_finished_ms = excluded.deploy_finished_ms",
     [S_CONFIG_DEL] = "DELETE FROM config WHERE app = ?1",
     [S_CONFIG_INS] = "INSERT INTO config(app, key, value) VALUES(?1, ?2, ?3)",
     [S_REL_INS] = "INSERT INTO releases(app, version, slug_sha256, slug_size, description, "
-                  "created_ms, status) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                  "created_ms, status, reason) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_REL_STATUS] = "UPDATE releases SET status = ?3, reason = ?4 WHERE app = ?1 AND version = ?2",
     [S_RELCFG_INS] = "INSERT INTO release_config(app, version, key, value) VALUES(?1, ?2, ?3, ?4)",
     [S_RELTYPE_INS] = "INSERT INTO release_types(app, version, pos, type, command) "
                       "VALUES(?1, ?2, ?3, ?4, ?5)",
     [S_FORM_DEL] = "DELETE FROM formations WHERE app = ?1",
     [S_FORM_INS] = "INSERT INTO formations(app, type, quantity, health, grace_ms, "
-                   "boot_timeout_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                   "boot_timeout_ms, max_surge, max_unavailable, min_healthy_ms, "
+                   "deploy_timeout_ms, shutdown_delay_ms) "
+                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     [S_NODE] = "INSERT INTO nodes(name, address, port_min, port_max, capacity, state, "
                "generation, boot_id, admin) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
                "ON CONFLICT(name) DO UPDATE SET address = excluded.address, "
@@ -98,13 +109,17 @@ static const char *const stmt_sql[S_COUNT] = {
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS apps(name TEXT PRIMARY KEY, created_ms INTEGER NOT NULL,"
-    " current_release INTEGER NOT NULL DEFAULT 0);"
+    " current_release INTEGER NOT NULL DEFAULT 0, good_release INTEGER NOT NULL DEFAULT 0,"
+    " deploy_release INTEGER NOT NULL DEFAULT 0, deploy_from INTEGER NOT NULL DEFAULT 0,"
+    " deploy_state TEXT NOT NULL DEFAULT 'none', deploy_reason TEXT NOT NULL DEFAULT '',"
+    " deploy_started_ms INTEGER NOT NULL DEFAULT 0,"
+    " deploy_finished_ms INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS config(app TEXT NOT NULL REFERENCES apps(name),"
     " key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY(app, key));"
     "CREATE TABLE IF NOT EXISTS releases(app TEXT NOT NULL REFERENCES apps(name),"
     " version INTEGER NOT NULL, slug_sha256 TEXT NOT NULL, slug_size INTEGER NOT NULL,"
     " description TEXT NOT NULL, created_ms INTEGER NOT NULL, status TEXT NOT NULL,"
-    " PRIMARY KEY(app, version));"
+    " reason TEXT NOT NULL DEFAULT '', PRIMARY KEY(app, version));"
     "CREATE TABLE IF NOT EXISTS release_config(app TEXT NOT NULL, version INTEGER NOT NULL,"
     " key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY(app, version, key),"
     " FOREIGN KEY(app, version) REFERENCES releases(app, version));"
@@ -114,7 +129,11 @@ static const char schema_sql[] =
     " FOREIGN KEY(app, version) REFERENCES releases(app, version));"
     "CREATE TABLE IF NOT EXISTS formations(app TEXT NOT NULL REFERENCES apps(name),"
     " type TEXT NOT NULL, quantity INTEGER NOT NULL, health TEXT NOT NULL,"
-    " grace_ms INTEGER NOT NULL, boot_timeout_ms INTEGER NOT NULL, PRIMARY KEY(app, type));"
+    " grace_ms INTEGER NOT NULL, boot_timeout_ms INTEGER NOT NULL,"
+    " max_surge TEXT NOT NULL DEFAULT '25%', max_unavailable TEXT NOT NULL DEFAULT '0',"
+    " min_healthy_ms INTEGER NOT NULL DEFAULT 1000,"
+    " deploy_timeout_ms INTEGER NOT NULL DEFAULT 300000,"
+    " shutdown_delay_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(app, type));"
     "CREATE TABLE IF NOT EXISTS nodes(name TEXT PRIMARY KEY, address TEXT NOT NULL,"
     " port_min INTEGER NOT NULL, port_max INTEGER NOT NULL, capacity INTEGER NOT NULL,"
     " state TEXT NOT NULL, generation INTEGER NOT NULL, boot_id TEXT NOT NULL,"
@@ -174,6 +193,21 @@ add_missing_columns(struct ctl_store *st)
         const char *table, *column, *sql;
     } cols[] = {
         {"nodes", "admin", "ALTER TABLE nodes ADD COLUMN admin TEXT NOT NULL DEFAULT 'ready';"},
+#define ADD(t, c, def) {t, c, "ALTER TABLE " t " ADD COLUMN " c " " def ";"}
+        ADD("apps", "good_release", "INTEGER NOT NULL DEFAULT 0"),
+        ADD("apps", "deploy_release", "INTEGER NOT NULL DEFAULT 0"),
+        ADD("apps", "deploy_from", "INTEGER NOT NULL DEFAULT 0"),
+        ADD("apps", "deploy_state", "TEXT NOT NULL DEFAULT 'none'"),
+        ADD("apps", "deploy_reason", "TEXT NOT NULL DEFAULT ''"),
+        ADD("apps", "deploy_started_ms", "INTEGER NOT NULL DEFAULT 0"),
+        ADD("apps", "deploy_finished_ms", "INTEGER NOT NULL DEFAULT 0"),
+        ADD("releases", "reason", "TEXT NOT NULL DEFAULT ''"),
+        ADD("formations", "max_surge", "TEXT NOT NULL DEFAULT '25%'"),
+        ADD("formations", "max_unavailable", "TEXT NOT NULL DEFAULT '0'"),
+        ADD("formations", "min_healthy_ms", "INTEGER NOT NULL DEFAULT 1000"),
+        ADD("formations", "deploy_timeout_ms", "INTEGER NOT NULL DEFAULT 300000"),
+        ADD("formations", "shutdown_delay_ms", "INTEGER NOT NULL DEFAULT 0"),
+#undef ADD
     };
     sqlite3_stmt *q = NULL;
     size_t i;
@@ -344,6 +378,19 @@ app_row(sqlite3_stmt *q, struct loader *ld)
     if (rc < 0)
         return rc;
     a->current = (uint32_t)sqlite3_column_int64(q, 2);
+    a->good = (uint32_t)sqlite3_column_int64(q, 3);
+    a->deploy.release = (uint32_t)sqlite3_column_int64(q, 4);
+    a->deploy.from = (uint32_t)sqlite3_column_int64(q, 5);
+    if (ctl_deploy_state_parse(col_str(q, 6), &a->deploy.state) < 0)
+        return -EBADMSG;
+    snprintf(a->deploy.reason, sizeof(a->deploy.reason), "%s", col_str(q, 7));
+    a->deploy.started_ms = (uint64_t)sqlite3_column_int64(q, 8);
+    a->deploy.finished_ms = (uint64_t)sqlite3_column_int64(q, 9);
+    if (a->deploy.state == CTL_DEPLOY_RUNNING)
+        ld->m->ndeploying++;
+    /* A store from before deploys were judged: what ran was good. */
+    if (a->good == 0 && a->deploy.state == CTL_DEPLOY_NONE)
+        a->good = a->current;
     return 0;
 }
 
@@ -420,6 +467,7 @@ release_row(sqlite3_stmt *q, struct loader *ld)
     r->description = strdup(col_str(q, 4));
     r->created_ms = (uint64_t)sqlite3_column_int64(q, 5);
     snprintf(r->status, sizeof(r->status), "%s", col_str(q, 6));
+    snprintf(r->reason, sizeof(r->reason), "%s", col_str(q, 7));
     r->stored = true;
     rc = r->description == NULL ? -ENOMEM : ctl_release_append(a, r); /* -EINVAL: not 1..N */
     if (rc < 0)
@@ -458,6 +506,11 @@ formation_row(sqlite3_stmt *q, struct loader *ld)
     snprintf(f->health, sizeof(f->health), "%s", col_str(q, 3));
     f->grace_ms = (uint32_t)sqlite3_column_int64(q, 4);
     f->boot_timeout_ms = (uint32_t)sqlite3_column_int64(q, 5);
+    snprintf(f->max_surge, sizeof(f->max_surge), "%s", col_str(q, 6));
+    snprintf(f->max_unavailable, sizeof(f->max_unavailable), "%s", col_str(q, 7));
+    f->min_healthy_ms = (uint32_t)sqlite3_column_int64(q, 8);
+    f->deploy_timeout_ms = (uint32_t)sqlite3_column_int64(q, 9);
+    f->shutdown_delay_ms = (uint32_t)sqlite3_column_int64(q, 10);
     return 0;
 }
 
@@ -541,17 +594,20 @@ static const struct {
     const char *sql;
     row_fn fn;
 } loads[] = {
-    {"SELECT name, created_ms, current_release FROM apps", app_row},
+    {"SELECT name, created_ms, current_release, good_release, deploy_release, deploy_from, "
+     "deploy_state, deploy_reason, deploy_started_ms, deploy_finished_ms FROM apps",
+     app_row},
     {"SELECT app, key, value FROM config ORDER BY app, key", config_row},
-    {"SELECT app, version, slug_sha256, slug_size, description, created_ms, status "
+    {"SELECT app, version, slug_sha256, slug_size, description, created_ms, status, reason "
      "FROM releases ORDER BY app, version",
      release_row},
     {"SELECT app, version, key, value FROM release_config ORDER BY app, version, key",
      release_config_row},
     {"SELECT app, version, type, command FROM release_types ORDER BY app, version, pos",
      release_type_row},
-    {"SELECT app, type, quantity, health, grace_ms, boot_timeout_ms "
-     "FROM formations ORDER BY app, rowid",
+    {"SELECT app, type, quantity, health, grace_ms, boot_timeout_ms, max_surge, "
+     "max_unavailable, min_healthy_ms, deploy_timeout_ms, shutdown_delay_ms FROM formations ORDER "
+     "BY app, rowid",
      formation_row},
     {"SELECT name, address, port_min, port_max, capacity, state, generation, boot_id, admin "
      "FROM nodes ORDER BY rowid",
@@ -629,6 +685,7 @@ flush_release(struct ctl_store *st, const struct ctl_app *a, const struct ctl_re
     bind_text(s, 5, r->description);
     sqlite3_bind_int64(s, 6, (sqlite3_int64)r->created_ms);
     bind_text(s, 7, r->status);
+    bind_text(s, 8, r->reason);
     if ((rc = step(st, s)) < 0)
         return rc;
     s = st->st[S_RELCFG_INS];
@@ -665,6 +722,13 @@ flush_app(struct ctl_store *st, const struct ctl_app *a)
         bind_text(s, 1, a->name);
         sqlite3_bind_int64(s, 2, (sqlite3_int64)a->created_ms);
         sqlite3_bind_int64(s, 3, a->current);
+        sqlite3_bind_int64(s, 4, a->good);
+        sqlite3_bind_int64(s, 5, a->deploy.release);
+        sqlite3_bind_int64(s, 6, a->deploy.from);
+        bind_text(s, 7, ctl_deploy_state_name(a->deploy.state));
+        bind_text(s, 8, a->deploy.reason);
+        sqlite3_bind_int64(s, 9, (sqlite3_int64)a->deploy.started_ms);
+        sqlite3_bind_int64(s, 10, (sqlite3_int64)a->deploy.finished_ms);
         if ((rc = step(st, s)) < 0)
             return rc;
     }
@@ -683,6 +747,19 @@ flush_app(struct ctl_store *st, const struct ctl_app *a)
     }
     for (i = a->nreleases; i > 0 && !a->releases[i - 1]->stored; i--)
         ;
+    for (size_t j = 0; j < i; j++) {
+        const struct ctl_release *r = a->releases[j];
+
+        if (!r->status_dirty)
+            continue;
+        s = st->st[S_REL_STATUS];
+        bind_text(s, 1, a->name);
+        sqlite3_bind_int64(s, 2, r->version);
+        bind_text(s, 3, r->status);
+        bind_text(s, 4, r->reason);
+        if ((rc = step(st, s)) < 0)
+            return rc;
+    }
     for (; i < a->nreleases; i++) {
         if ((rc = flush_release(st, a, a->releases[i])) < 0)
             return rc;
@@ -701,6 +778,11 @@ flush_app(struct ctl_store *st, const struct ctl_app *a)
             bind_text(s, 4, f->health);
             sqlite3_bind_int64(s, 5, f->grace_ms);
             sqlite3_bind_int64(s, 6, f->boot_timeout_ms);
+            bind_text(s, 7, f->max_surge);
+            bind_text(s, 8, f->max_unavailable);
+            sqlite3_bind_int64(s, 9, f->min_healthy_ms);
+            sqlite3_bind_int64(s, 10, f->deploy_timeout_ms);
+            sqlite3_bind_int64(s, 11, f->shutdown_delay_ms);
             if ((rc = step(st, s)) < 0)
                 return rc;
         }

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * endpoints.c: where an app's requests may go, for routers to follow.
+ *
+ * An app's endpoints are its instances that are up and not being stopped,
+ * as host:port (the node's advertised address), sorted by type and number.
+ * An instance leaves the list the moment the controller decides to stop it,
+ * before its agent hears of it; the agent then waits the type's
+ * shutdown_delay before SIGTERM, so a router following the list has time
+ * to stop sending it requests.
+ *
+ * The list's version is a 64-bit FNV-1a digest of its content, not a
+ * counter, so that it means the same across controller restarts. A watcher
+ * (`drover endpoints --watch`) sends the version it has with wait_ms: the
+ * request is held until the list differs or the wait is over. The model
+ * bumps an app's ep_gen on any change that may move its list (ctl_inst_stop,
+ * ctl_inst_set_state, ctl_inst_delete); after each commit, and on the
+ * controller's tick, held requests of apps whose ep_gen moved are checked
+ * again.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "log.h"
+
+#define WAIT_MAX_MS 60000u
+
+struct ep_waiter {
+    LIST_ENTRY(ep_waiter) link;
+    struct nnuv_msg *req;
+    char app[APP_NAME_MAX + 2];
+    char type[TYPE_NAME_MAX + 2];
+    uint64_t version;
+    uint64_t gen; /* the app's ep_gen when last checked */
+    uint64_t deadline;
+};
+
+struct ctl_endpoints {
+    struct ctl *ctl;
+    LIST_HEAD(, ep_waiter) waiters;
+};
+
+struct ctl_endpoints *
+ctl_endpoints_new(struct ctl *ctl)
+{
+    struct ctl_endpoints *e = calloc(1, sizeof(*e));
+
+    if (e == NULL)
+        return NULL;
+    e->ctl = ctl;
+    LIST_INIT(&e->waiters);
+    return e;
+}
+
+static void
+waiter_free(struct ep_waiter *w)
+{
+    LIST_REMOVE(w, link);
+    nnuv_msg_free(w->req);
+    free(w);
+}
+
+void
+ctl_endpoints_free(struct ctl_endpoints *e)
+{
+    if (e == NULL)
+        return;
+    while (!LIST_EMPTY(&e->waiters))
+        waiter_free(LIST_FIRST(&e->waiters));
+    free(e);
+}
+
+static bool
+listed(const struct ctl_instance *in, const char *type)
+{
+    return !in->stopping && !in->oneoff && in->node != NULL &&
+           in->state == DROVER__INSTANCE_STATE__ST_UP &&
+           (type[0] == '\0' || strcmp(in->type, type) == 0);
+}
+
+static int
+by_type_idx(const void *x, const void *y)
+{
+    const struct ctl_instance *a = *(const struct ctl_instance *const *)x;
+    const struct ctl_instance *b = *(const struct ctl_instance *const *)y;
+    int c = strcmp(a->type, b->type);
+
+    if (c != 0)
+        return c;
+    if (a->idx != b->idx)
+        return a->idx < b->idx ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static uint64_t
+fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+
+    while (n-- > 0) {
+        h ^= *c++;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+/* The list, sorted (malloc'd, *n entries), and its digest. */
+static struct ctl_instance **
+list(const struct ctl_app *a, const char *type, size_t *n, uint64_t *version)
+{
+    struct ctl_instance **v = malloc((a->ninstances + 1) * sizeof(*v)), *in;
+    uint64_t h = 14695981039346656037ull;
+    size_t k = 0, i;
+
+    if (v == NULL)
+        return NULL;
+    LIST_FOREACH(in, &a->instances, app_link)
+    {
+        if (listed(in, type))
+            v[k++] = in;
+    }
+    qsort(v, k, sizeof(*v), by_type_idx);
+    for (i = 0; i < k; i++) {
+        h = fnv(h, &v[i]->id, sizeof(v[i]->id));
+        h = fnv(h, v[i]->node->address, strlen(v[i]->node->address) + 1);
+        h = fnv(h, &v[i]->port, sizeof(v[i]->port));
+    }
+    *n = k;
+    *version = h;
+    return v;
+}
+
+static void
+reply_list(struct ctl *ctl, struct nnuv_msg *req, const struct ctl_app *a, const char *type)
+{
+    Drover__Message m = DROVER__MESSAGE__INIT;
+    Drover__EndpointsRep rep = DROVER__ENDPOINTS_REP__INIT;
+    struct ctl_arena *ar = ctl_arena_new();
+    struct ctl_instance **v = NULL;
+    Drover__Endpoint *ep;
+    size_t n = 0, i;
+
+    if (ar == NULL || (v = list(a, type, &n, &rep.version)) == NULL)
+        goto oom;
+    rep.endpoints = ctl_arena_alloc(ar, (n + 1) * sizeof(*rep.endpoints));
+    ep = ctl_arena_alloc(ar, (n + 1) * sizeof(*ep));
+    if (rep.endpoints == NULL || ep == NULL)
+        goto oom;
+    for (i = 0; i < n; i++) {
+        drover__endpoint__init(&ep[i]);
+        ep[i].id = v[i]->id;
+        ep[i].name = ctl_arena_printf(ar, "%s.%u", v[i]->type, v[i]->idx);
+        ep[i].type = v[i]->type;
+        ep[i].host = v[i]->node->address;
+        ep[i].port = v[i]->port;
+        ep[i].release = v[i]->release;
+        if (ep[i].name == NULL)
+            goto oom;
+        rep.endpoints[i] = &ep[i];
+    }
+    rep.n_endpoints = n;
+    m.body_case = DROVER__MESSAGE__BODY_ENDPOINTS_REP;
+    m.endpoints_rep = &rep;
+    ctl_reply(ctl, req, &m);
+    free(v);
+    ctl_arena_free(ar);
+    return;
+oom:
+    ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "out of memory");
+    free(v);
+    ctl_arena_free(ar);
+}
+
+void
+ctl_endpoints_request(struct ctl_endpoints *e, struct nnuv_msg *req, Drover__Message *m)
+{
+    const Drover__EndpointsReq *r = m->endpoints_req;
+    const char *type = r->type != NULL ? r->type : "";
+    const struct ctl_app *a = NULL;
+    struct ctl_instance **v;
+    struct ep_waiter *w;
+    const char *why = NULL;
+    uint64_t version;
+    size_t n;
+
+    if (r->app == NULL || !name_app_valid(r->app))
+        why = "invalid app name (want [a-z][a-z0-9-], at most 30 characters)";
+    else if ((a = ctl_app_find(e->ctl->model, r->app)) == NULL)
+        why = "no such app";
+    else if (type[0] != '\0' && !name_type_valid(type))
+        why = "invalid process type";
+    else if (r->wait_ms > WAIT_MAX_MS)
+        why = "wait at most 60000 ms";
+    if (why != NULL) {
+        log_warn("bad_request", "sock=api msg=endpoints reason=%s", log_q(why));
+        if (a == NULL && r->app != NULL && name_app_valid(r->app))
+            ctl_reply_error(e->ctl, req, DROVER__ERROR_CODE__ERR_NOT_FOUND, "no app %s", r->app);
+        else
+            ctl_reply_error(e->ctl, req, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "%s", why);
+        goto out;
+    }
+    if (r->wait_ms > 0 && (v = list(a, type, &n, &version)) != NULL) {
+        free(v);
+        if (version == r->version && (w = calloc(1, sizeof(*w))) != NULL) {
+            w->req = req;
+            snprintf(w->app, sizeof(w->app), "%s", r->app);
+            snprintf(w->type, sizeof(w->type), "%s", type);
+            w->version = version;
+            w->gen = a->ep_gen;
+            w->deadline = now_ms() + r->wait_ms;
+            LIST_INSERT_HEAD(&e->waiters, w, link);
+            goto out;
+        }
+    }
+    reply_list(e->ctl, req, a, type);
+out:
+    wire_msg_free(m);
+}
+
+void
+ctl_endpoints_wake(struct ctl_endpoints *e, bool force)
+{
+    struct ep_waiter *w, *next;
+    uint64_t now = now_ms();
+
+    if (e == NULL || LIST_EMPTY(&e->waiters))
+        return;
+    for (w = LIST_FIRST(&e->waiters); w != NULL; w = next) {
+        const struct ctl_app *a = ctl_app_find(e->ctl->model, w->app);
+        struct ctl_instance **v;
+        uint64_t version;
+        size_t n;
+
+        next = LIST_NEXT(w, link);
+        if (a != NULL && !force && now < w->deadline) {
+            if (a->ep_gen == w->gen)
+                continue;
+            w->gen = a->ep_gen;
+            if ((v = list(a, w->type, &n, &version)) == NULL)
+                continue;
+            free(v);
+            if (version == w->version)
+                continue;
+        }
+        if (a != NULL)
+            reply_list(e->ctl, w->req, a, w->type);
+        else
+            ctl_reply_error(e->ctl, w->req, DROVER__ERROR_CODE__ERR_NOT_FOUND, "no app %s", w->app);
+        w->req = NULL;
+        waiter_free(w);
+    }
+}

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * settings.c: a process type's settings, as `drover settings:set` gives them.
+ *
+ *   health           tcp | none | http:/PATH   (web: tcp, others: none)
+ *   boot_timeout     1s..1h                    (60s)
+ *   grace            0..1h                     (30s)
+ *   max_surge        N | P%                    (25%)
+ *   max_unavailable  N | P%                    (0)
+ *   min_healthy      0..10m                    (1s)
+ *   deploy_timeout   1s..24h                   (5m)
+ *   shutdown_delay   0..10m                    (web: 1s, others: 0)
+ *
+ * Durations are N (seconds), Nms, Ns, Nm or Nh. Values are parsed and checked
+ * here, in one place; the CLI sends what the person typed. They apply to
+ * instances started from then on (an assignment never changes on an agent)
+ * and to the next rollout's batches.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+#define SEC 1000ull
+#define HEALTH_PATH_MAX (CTL_HEALTH_MAX - 6)
+
+void
+ctl_settings_defaults(struct ctl_formation *f)
+{
+    bool web = strcmp(f->type, "web") == 0;
+
+    strcpy(f->health, web ? "tcp" : "none");
+    f->grace_ms = CTL_DEFAULT_GRACE_MS;
+    f->boot_timeout_ms = CTL_DEFAULT_BOOT_TIMEOUT_MS;
+    strcpy(f->max_surge, CTL_DEFAULT_MAX_SURGE);
+    strcpy(f->max_unavailable, CTL_DEFAULT_MAX_UNAVAILABLE);
+    f->min_healthy_ms = CTL_DEFAULT_MIN_HEALTHY_MS;
+    f->deploy_timeout_ms = CTL_DEFAULT_DEPLOY_TIMEOUT_MS;
+    f->shutdown_delay_ms = web ? CTL_DEFAULT_SHUTDOWN_DELAY_MS : 0;
+}
+
+/* "30s", "500ms", "2m", "1h", "45" (seconds) into ms within [lo, hi]. */
+static int
+parse_duration(const char *s, uint64_t lo, uint64_t hi, uint32_t *out)
+{
+    unsigned long long v, unit;
+    char *end;
+
+    if (s[0] < '0' || s[0] > '9')
+        return -EINVAL;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || v > 100000000ull)
+        return -ERANGE;
+    if (*end == '\0' || strcmp(end, "s") == 0)
+        unit = SEC;
+    else if (strcmp(end, "ms") == 0)
+        unit = 1;
+    else if (strcmp(end, "m") == 0)
+        unit = 60 * SEC;
+    else if (strcmp(end, "h") == 0)
+        unit = 3600 * SEC;
+    else
+        return -EINVAL;
+    v *= unit;
+    if (v < lo || v > hi)
+        return -ERANGE;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* "N" (0..10000) or "P%" (0..100). */
+static int
+parse_roll(const char *s, char *out)
+{
+    unsigned long v;
+    char *end;
+
+    if (s[0] < '0' || s[0] > '9' || strlen(s) >= CTL_ROLL_MAX)
+        return -EINVAL;
+    v = strtoul(s, &end, 10);
+    if ((*end != '\0' && strcmp(end, "%") != 0) || (*end == '%' ? v > 100 : v > 10000))
+        return -EINVAL;
+    snprintf(out, CTL_ROLL_MAX, "%lu%s", v, end);
+    return 0;
+}
+
+static bool
+health_ok(const char *s)
+{
+    const char *p;
+
+    if (strcmp(s, "tcp") == 0 || strcmp(s, "none") == 0)
+        return true;
+    if (strncmp(s, "http:/", 6) != 0 || strlen(s + 5) > HEALTH_PATH_MAX)
+        return false;
+    for (p = s + 5; *p != '\0'; p++) {
+        if (*p <= ' ' || *p >= 0x7f)
+            return false;
+    }
+    return true;
+}
+
+static const struct duration_key {
+    const char *key;
+    size_t off;
+    uint64_t lo, hi;
+    const char *range;
+} durations[] = {
+    {"boot_timeout", offsetof(struct ctl_formation, boot_timeout_ms), SEC, 3600 * SEC, "1s..1h"},
+    {"grace", offsetof(struct ctl_formation, grace_ms), 0, 3600 * SEC, "0..1h"},
+    {"min_healthy", offsetof(struct ctl_formation, min_healthy_ms), 0, 600 * SEC, "0..10m"},
+    {"deploy_timeout", offsetof(struct ctl_formation, deploy_timeout_ms), SEC, 86400 * SEC,
+     "1s..24h"},
+    {"shutdown_delay", offsetof(struct ctl_formation, shutdown_delay_ms), 0, 600 * SEC, "0..10m"},
+};
+
+int
+ctl_settings_set(struct ctl_formation *f, const char *key, const char *value, char *err,
+                 size_t errsz)
+{
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(durations); i++) {
+        const struct duration_key *d = &durations[i];
+
+        if (strcmp(key, d->key) != 0)
+            continue;
+        if (parse_duration(value, d->lo, d->hi, (uint32_t *)((char *)f + d->off)) == 0)
+            return 0;
+        snprintf(err, errsz, "%s: want a duration in %s like 30s, 500ms or 2m, not \"%.40s\"", key,
+                 d->range, value);
+        return -EINVAL;
+    }
+    if (strcmp(key, "health") == 0) {
+        if (health_ok(value)) {
+            snprintf(f->health, sizeof(f->health), "%s", value);
+            return 0;
+        }
+        snprintf(err, errsz,
+                 "health: want tcp, none or http:/PATH (at most %d characters, no "
+                 "spaces), not \"%.40s\"",
+                 HEALTH_PATH_MAX, value);
+        return -EINVAL;
+    }
+    if (strcmp(key, "max_surge") == 0 || strcmp(key, "max_unavailable") == 0) {
+        char *out = key[4] == 's' ? f->max_surge : f->max_unavailable;
+
+        if (parse_roll(value, out) == 0)
+            return 0;
+        snprintf(err, errsz,
+                 "%s: want a count (0..10000) or a percentage (0%%..100%%), not "
+                 "\"%.40s\"",
+                 key, value);
+        return -EINVAL;
+    }
+    snprintf(err, errsz,
+             "unknown setting \"%.40s\" (want health, boot_timeout, grace, max_surge, "
+             "max_unavailable, min_healthy, deploy_timeout or shutdown_delay)",
+             key);
+    return -EINVAL;
+}
+
+static bool
+roll_zero(const char *s)
+{
+    return strtoul(s, NULL, 10) == 0;
+}
+
+int
+ctl_settings_check(const struct ctl_formation *f, char *err, size_t errsz)
+{
+    if (roll_zero(f->max_surge) && roll_zero(f->max_unavailable)) {
+        snprintf(err, errsz,
+                 "max_surge and max_unavailable cannot both be 0: a rollout could "
+                 "never replace an instance");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+void
+ctl_view_settings(const struct ctl_formation *f, Drover__TypeSettings *ts)
+{
+    ts->type = (char *)f->type;
+    ts->quantity = f->quantity;
+    ts->health = (char *)f->health;
+    ts->boot_timeout_ms = f->boot_timeout_ms;
+    ts->grace_ms = f->grace_ms;
+    ts->max_surge = (char *)f->max_surge;
+    ts->max_unavailable = (char *)f->max_unavailable;
+    ts->min_healthy_ms = f->min_healthy_ms;
+    ts->deploy_timeout_ms = f->deploy_timeout_ms;
+    ts->shutdown_delay_ms = f->shutdown_delay_ms;
+}
