@@ -133,6 +133,15 @@ void cli_fmt_time(uint64_t ms, char out[32]);
 void cli_fmt_ago(uint64_t ms, uint64_t now, char out[32]);
 /* "10 s", "0.5 s" */
 void cli_fmt_ms(uint64_t ms, char out[32]);
+/* "500ms", "60s", "90s", "5m": short, and what settings:set reads back. */
+void cli_fmt_duration(uint64_t ms, char out[32]);
+/*
+ * One type's rollout: "web 2/4 on v7 (1 starting, 1 old)", "worker 1/1 on v7"
+ * (updated/desired; starting = created but not up yet; old = other releases).
+ */
+void cli_fmt_progress(const Drover__TypeProgress *t, uint32_t release, char *out, size_t outsz);
+/* "10.0.0.5:5000"; an IPv6 host in brackets: "[fd00::5]:5000". */
+void cli_fmt_hostport(const char *host, uint32_t port, char *out, size_t outsz);
 /* "web=3 worker=1" for a formation, "(none)" when empty. */
 void cli_fmt_formation(Drover__FormationEntry **f, size_t n, char *out, size_t outsz);
 /* A protobuf string field: NULL becomes "". */
@@ -186,18 +195,43 @@ int cli_cmd_config_unset(int argc, char **argv);
 /* cmd_deploy.c */
 int cli_cmd_deploy(int argc, char **argv);
 
-/* rollout.c: waiting for a new release to be up everywhere */
+/* rollout.c: waiting for a release's deploy to finish */
 /*
- * Poll until every instance of app is on rel and up, in the numbers the
- * formation asks for (for the types rel has), or timeout_s passes. Prints
- * progress on stdout. Returns 0, -ETIMEDOUT or another negative errno (all
- * printed).
+ * Poll the app's deploy (DeployReq) until the deploy of release succeeds,
+ * fails, is superseded by a newer release, or timeout_s passes (the deploy
+ * goes on without us). Prints per-type progress on stdout as it changes.
+ * Returns 0, -EIO (failed), -ECANCELED (superseded), -ETIMEDOUT or as
+ * cli_call; every failure printed.
  */
-int cli_rollout_wait(struct cli_client *c, const char *app, const Drover__ReleaseInfo *rel,
-                     uint32_t timeout_s);
+int cli_rollout_wait(struct cli_client *c, const char *app, uint32_t release, uint32_t timeout_s);
 
-/* cmd_releases.c */
+/* cmd_releases.c: releases, rollback */
 int cli_cmd_releases(int argc, char **argv);
+int cli_cmd_rollback(int argc, char **argv);
+/* "v7" or "7", from 1: 0 or -EINVAL. */
+int cli_parse_version(const char *s, uint32_t *out);
+
+/* cmd_settings.c: settings, settings:set */
+int cli_cmd_settings(int argc, char **argv);
+int cli_cmd_settings_set(int argc, char **argv);
+/*
+ * The settings of each type (only the one named `only`, when not NULL) as a
+ * table, or with json as a JSON array of objects named as TypeSettings'
+ * fields. 0 or -ENOMEM.
+ */
+int cli_settings_print(FILE *out, Drover__TypeSettings **types, size_t n, const char *only,
+                       bool json);
+
+/* cmd_endpoints.c */
+int cli_cmd_endpoints(int argc, char **argv);
+/*
+ * One endpoint list on out. Plain: "NAME host:port" lines, or only
+ * "host:port" when by_type (the list of one type, as a router reads it).
+ * JSON: one line, {"app", "version", "endpoints": [{id, name, type, host,
+ * port, release}]}.
+ */
+void cli_endpoints_print(FILE *out, const char *app, const Drover__EndpointsRep *r, bool by_type,
+                         bool json);
 
 /* cmd_scale.c */
 int cli_cmd_scale(int argc, char **argv);

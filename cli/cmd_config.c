@@ -5,6 +5,12 @@
  * Keys and values are checked here (key rule, value size, no key twice) so
  * that a bad one is refused with exit 2 and nothing is sent. Human output
  * follows heroku: "KEY: value" with the values aligned.
+ *
+ * A change to an app that has a release makes a new release, which the
+ * controller rolls out like a deploy. config:set and config:unset do not wait
+ * for it (deploy and rollback do): they say the rollout began, and that
+ * `drover ps` shows it. Whether a release was made is seen by comparing the
+ * reply's release with the app's before the change.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -50,27 +56,45 @@ config_json(Drover__ConfigRep *r)
     cli_json_end(&j);
 }
 
-/* Send req expecting a ConfigRep; the caller frees *rep. Returns an exit status. */
+/*
+ * Send req about app expecting a ConfigRep; the caller frees *rep. With
+ * before, first read the app's release into it. Returns an exit status.
+ */
 static int
-config_call(Drover__Message *req, Drover__Message **rep)
+config_call(const char *app, Drover__Message *req, Drover__Message **rep, uint32_t *before)
 {
     struct cli_client *c = NULL;
     int rc;
 
     if ((rc = cli_connect(&c)) != CLI_OK)
         return rc;
-    rc = cli_call(c, req, DROVER__MESSAGE__BODY_CONFIG_REP, rep);
+    if (before != NULL) {
+        Drover__Message *arep = NULL;
+        Drover__AppInfo *info;
+
+        rc = cli_app_get(c, app, &arep, &info);
+        if (rc == 0) {
+            *before = info->release;
+            wire_msg_free(arep);
+        }
+    }
+    if (rc == 0)
+        rc = cli_call(c, req, DROVER__MESSAGE__BODY_CONFIG_REP, rep);
     cli_client_free(c);
     return rc == 0 ? CLI_OK : CLI_FAIL;
 }
 
 static void
-print_done(const char *what, const char *app, Drover__ConfigRep *r)
+print_done(const char *what, const char *app, Drover__ConfigRep *r, uint32_t before)
 {
     if (r->release > 0)
         printf("%s on %s... done, v%u\n", what, app, r->release);
     else
         printf("%s on %s... done (no release yet: applies from the first deploy)\n", what, app);
+    if (r->release > 0 && r->release != before)
+        printf("Releasing v%u: rolling out (not waited for, as drover deploy would; drover ps %s "
+               "shows progress)\n",
+               r->release, app);
 }
 
 int
@@ -92,7 +116,7 @@ cli_cmd_config(int argc, char **argv)
     body.app = pos[0];
     req.body_case = DROVER__MESSAGE__BODY_CONFIG_REQ;
     req.config_req = &body;
-    if ((rc = config_call(&req, &rep)) != CLI_OK)
+    if ((rc = config_call(pos[0], &req, &rep, NULL)) != CLI_OK)
         return rc;
     if (json) {
         config_json(rep->config_rep);
@@ -140,6 +164,7 @@ cli_cmd_config_set(int argc, char **argv)
     Drover__ConfigSetReq body = DROVER__CONFIG_SET_REQ__INIT;
     Drover__KeyValue *kv = NULL, **kvp = NULL;
     char **keys = NULL, **pos = NULL, err[320], what[1024];
+    uint32_t before = 0;
     int npos, rc = CLI_FAIL;
     size_t n = 0;
 
@@ -193,14 +218,14 @@ cli_cmd_config_set(int argc, char **argv)
     body.vars = kvp;
     req.body_case = DROVER__MESSAGE__BODY_CONFIG_SET_REQ;
     req.config_set_req = &body;
-    if ((rc = config_call(&req, &rep)) != CLI_OK)
+    if ((rc = config_call(pos[0], &req, &rep, &before)) != CLI_OK)
         goto out;
     join_keys(keys, n, what, sizeof(what));
     {
         char line[1100];
 
         snprintf(line, sizeof(line), "Setting %s", what);
-        print_done(line, pos[0], rep->config_rep);
+        print_done(line, pos[0], rep->config_rep, before);
     }
     if (print_vars(kvp, n) < 0)
         rc = cli_fail("out of memory");
@@ -220,6 +245,7 @@ cli_cmd_config_unset(int argc, char **argv)
     Drover__Message req = DROVER__MESSAGE__INIT, *rep = NULL;
     Drover__ConfigUnsetReq body = DROVER__CONFIG_UNSET_REQ__INIT;
     char **pos = NULL, err[320], what[1024], line[1100];
+    uint32_t before = 0;
     int npos, rc = CLI_FAIL;
     size_t n;
 
@@ -258,11 +284,11 @@ cli_cmd_config_unset(int argc, char **argv)
     body.keys = pos + 1;
     req.body_case = DROVER__MESSAGE__BODY_CONFIG_UNSET_REQ;
     req.config_unset_req = &body;
-    if ((rc = config_call(&req, &rep)) != CLI_OK)
+    if ((rc = config_call(pos[0], &req, &rep, &before)) != CLI_OK)
         goto out;
     join_keys(pos + 1, n, what, sizeof(what));
     snprintf(line, sizeof(line), "Unsetting %s", what);
-    print_done(line, pos[0], rep->config_rep);
+    print_done(line, pos[0], rep->config_rep, before);
 out:
     if (rep != NULL)
         wire_msg_free(rep);

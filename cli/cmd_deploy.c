@@ -296,7 +296,8 @@ deploy(const struct deploy_opts *o)
         goto out;
     }
     print_released(rep->release_rep->release, &pf);
-    if (o->no_wait || cli_rollout_wait(c, o->app, rep->release_rep->release, o->timeout_s) == 0)
+    if (o->no_wait ||
+        cli_rollout_wait(c, o->app, rep->release_rep->release->version, o->timeout_s) == 0)
         rc = CLI_OK;
 out:
     if (tmp_slug[0] != '\0') {

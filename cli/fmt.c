@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fmt.c: small formatting helpers for human output — times, durations,
- * formations. Machine output (--json) uses RFC 3339 with milliseconds from
- * common/util.h instead; these are for eyes.
+ * formations, deploy progress, host:port. Machine output (--json) uses RFC 3339
+ * with milliseconds from common/util.h instead; these are for eyes.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -61,6 +61,51 @@ cli_fmt_ms(uint64_t ms, char out[32])
             p--;
         memmove(p + 1, sp, strlen(sp) + 1);
     }
+}
+
+/*
+ * Minutes only from two whole minutes up: a boot timeout of 60 s reads as
+ * "60s" and 90 s as "90s", not "1m" and "1m30s". Every form is one that
+ * `settings:set` accepts back.
+ */
+void
+cli_fmt_duration(uint64_t ms, char out[32])
+{
+    uint64_t s = ms / 1000;
+
+    if (ms % 1000 != 0)
+        snprintf(out, 32, "%" PRIu64 "ms", ms);
+    else if (s >= 120 && s % 60 == 0)
+        snprintf(out, 32, "%" PRIu64 "m", s / 60);
+    else
+        snprintf(out, 32, "%" PRIu64 "s", s);
+}
+
+void
+cli_fmt_progress(const Drover__TypeProgress *t, uint32_t release, char *out, size_t outsz)
+{
+    uint32_t starting = t->created > t->updated ? t->created - t->updated : 0;
+    int w;
+
+    w = snprintf(out, outsz, "%s %u/%u on v%u", cli_str(t->type), t->updated, t->desired, release);
+    if (w < 0 || (size_t)w >= outsz || (starting == 0 && t->old == 0))
+        return;
+    if (starting > 0 && t->old > 0)
+        snprintf(out + w, outsz - (size_t)w, " (%u starting, %u old)", starting, t->old);
+    else if (starting > 0)
+        snprintf(out + w, outsz - (size_t)w, " (%u starting)", starting);
+    else
+        snprintf(out + w, outsz - (size_t)w, " (%u old)", t->old);
+}
+
+void
+cli_fmt_hostport(const char *host, uint32_t port, char *out, size_t outsz)
+{
+    host = cli_str(host);
+    if (strchr(host, ':') != NULL)
+        snprintf(out, outsz, "[%s]:%u", host, port);
+    else
+        snprintf(out, outsz, "%s:%u", host, port);
 }
 
 void

@@ -1,265 +1,155 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rollout.c: after `drover deploy`, wait until the new release runs.
+ * rollout.c: after `drover deploy` or `drover rollback`, wait for the
+ * controller's deploy of the new release to finish.
  *
- * Done means: every instance of the app is on the new release and `up`, and
- * there are as many per type as the formation asks for (so old instances that
- * are still draining keep us waiting). The CLI polls PsReq every 200 ms — the
- * API is request/reply, and a poll is cheap — and re-reads the app (formation
- * and current release) every second: a scale during the rollout changes the
- * target, and a current release that moves off ours means the controller
- * rolled the deploy back, which is a failure to report at once. An instance
- * of the new release that reaches `failed` (its restarts given up) fails the
- * wait too. A progress line is printed only when it changes.
+ * The controller runs the deploy (batches, health, its own deploy timeout,
+ * putting the last good release back on failure); the CLI only watches it.
+ * It polls DeployReq every 200 ms — the API is request/reply, and a poll is
+ * cheap — and reads the app's latest deploy: while that is an older release
+ * the controller has not started ours yet; when it is ours, its state says
+ * running, succeeded or failed; when it is newer, someone released again and
+ * ours will never finish. A type's progress line is printed only when it
+ * changes, so a quiet rollout prints little.
+ *
+ * --timeout is the CLI's patience, not the deploy's: when it runs out the
+ * deploy keeps going on the controller, and the message says so.
  */
 #include <errno.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "util.h"
 #include "wire.h"
 
 #define POLL_MS 200
-#define APP_EVERY 5 /* re-read the app every 5 polls */
 #define MAX_TYPES 64
 
-struct type_count {
-    char type[TYPE_NAME_MAX + 2];
-    int32_t want;
-    uint32_t up;
+/* The last line printed for each type. */
+struct shown {
+    size_t n;
+    struct {
+        char type[TYPE_NAME_MAX + 2];
+        char line[160];
+    } t[MAX_TYPES];
 };
 
-struct progress {
-    const Drover__ReleaseInfo *rel; /* borrowed */
-    size_t ntypes;
-    struct type_count types[MAX_TYPES];
-    uint32_t release;
-    bool seen_current; /* the app's current release was ours at least once */
-    uint32_t old;      /* instances of other releases, in any state */
-    uint32_t extra;    /* new-release instances of types not in the formation */
-    char notes[512];   /* why some new instances are not up */
-};
-
-static uint64_t
-mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
+/* Print t's line unless it is the one shown last for its type. */
 static void
-sleep_ms(unsigned ms)
+show(struct shown *s, const Drover__TypeProgress *t, uint32_t release)
 {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    char line[160];
+    size_t i;
 
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
-/* Does the release run this type? (A release that lists no types runs all.) */
-static bool
-release_has(const Drover__ReleaseInfo *rel, const char *type)
-{
-    if (rel->n_types == 0)
-        return true;
-    for (size_t i = 0; i < rel->n_types; i++)
-        if (strcmp(cli_str(rel->types[i]->name), type) == 0)
-            return true;
-    return false;
-}
-
-/* The target from the app's formation. 0, or -ECANCELED when not current. */
-static int
-load_target(struct cli_client *c, const char *app, struct progress *p)
-{
-    Drover__Message *rep = NULL;
-    Drover__AppInfo *info;
-    int rc;
-
-    rc = cli_app_get(c, app, &rep, &info);
-    if (rc < 0)
-        return rc;
-    /*
-     * Whether the controller makes a release current at once or only once
-     * it runs, a current release that was ours and moved, or that is newer,
-     * means ours will not finish rolling out.
-     */
-    if (info->release == p->release)
-        p->seen_current = true;
-    if ((p->seen_current && info->release != p->release) || info->release > p->release) {
-        cli_fail("v%u is no longer the current release of %s (now v%u): the deploy was rolled "
-                 "back or replaced",
-                 p->release, app, info->release);
-        wire_msg_free(rep);
-        return -ECANCELED;
-    }
-    p->ntypes = 0;
-    for (size_t i = 0; i < info->n_formation && p->ntypes < MAX_TYPES; i++) {
-        Drover__FormationEntry *f = info->formation[i];
-
-        /* A type the new Procfile dropped keeps its formation entry but runs nothing. */
-        if (f->quantity <= 0 || !release_has(p->rel, cli_str(f->type)))
-            continue;
-        snprintf(p->types[p->ntypes].type, sizeof(p->types[0].type), "%s", cli_str(f->type));
-        p->types[p->ntypes].want = f->quantity;
-        p->ntypes++;
-    }
-    wire_msg_free(rep);
-    return 0;
-}
-
-static struct type_count *
-find_type(struct progress *p, const char *type)
-{
-    for (size_t i = 0; i < p->ntypes; i++)
-        if (strcmp(p->types[i].type, type) == 0)
-            return &p->types[i];
-    return NULL;
-}
-
-static void
-add_note(struct progress *p, const Drover__InstanceInfo *in)
-{
-    size_t used = strlen(p->notes);
-    const char *reason = cli_str(in->reason);
-
-    if (used + 1 >= sizeof(p->notes))
+    /* A type scaled to zero that has nothing left to stop is not news. */
+    if (t->desired == 0 && t->created == 0 && t->old == 0)
         return;
-    snprintf(p->notes + used, sizeof(p->notes) - used, "%s%s %s%s%s", used > 0 ? "; " : "",
-             cli_str(in->name), cli_str(in->state), reason[0] != '\0' ? ": " : "", reason);
-}
-
-/* Count one PsRep. Returns 0, or -EIO when a new instance failed for good. */
-static int
-count(struct progress *p, const char *app, Drover__PsRep *r)
-{
-    p->old = p->extra = 0;
-    p->notes[0] = '\0';
-    for (size_t i = 0; i < p->ntypes; i++)
-        p->types[i].up = 0;
-    for (size_t i = 0; i < r->n_instances; i++) {
-        const Drover__InstanceInfo *in = r->instances[i];
-        const char *st = cli_str(in->state);
-        struct type_count *t;
-
-        if (in->release != p->release) {
-            p->old++;
-            continue;
-        }
-        t = find_type(p, cli_str(in->type));
-        if (t == NULL) {
-            p->extra++;
-            continue;
-        }
-        if (strcmp(st, "up") == 0) {
-            t->up++;
-            continue;
-        }
-        add_note(p, in);
-        if (strcmp(st, "failed") == 0) {
-            cli_fail("%s of %s v%u failed: %s", cli_str(in->name), app, p->release,
-                     cli_str(in->reason)[0] != '\0' ? in->reason : "gave up restarting");
-            return -EIO;
-        }
+    cli_fmt_progress(t, release, line, sizeof(line));
+    for (i = 0; i < s->n; i++)
+        if (strcmp(s->t[i].type, cli_str(t->type)) == 0)
+            break;
+    if (i < s->n && strcmp(s->t[i].line, line) == 0)
+        return;
+    if (i == s->n && s->n < MAX_TYPES) {
+        snprintf(s->t[i].type, sizeof(s->t[i].type), "%s", cli_str(t->type));
+        s->n++;
     }
-    return 0;
+    if (i < MAX_TYPES)
+        snprintf(s->t[i].line, sizeof(s->t[i].line), "%s", line);
+    printf("%s\n", line);
 }
 
 static bool
-done(const struct progress *p)
+nothing_to_run(const Drover__DeployInfo *d)
 {
-    for (size_t i = 0; i < p->ntypes; i++)
-        if (p->types[i].up != (uint32_t)p->types[i].want)
+    for (size_t i = 0; i < d->n_types; i++)
+        if (d->types[i]->desired > 0)
             return false;
-    return p->old == 0 && p->extra == 0;
+    return true;
 }
 
-static void
-describe(const struct progress *p, char *out, size_t outsz)
+/*
+ * Our release's deploy: 1 while it runs, 0 when it succeeded, or a negative
+ * errno (printed) when it failed.
+ */
+static int
+judge(const char *app, uint32_t release, const Drover__DeployInfo *d)
 {
-    size_t used = 0;
+    const char *state = cli_str(d->state), *reason = cli_str(d->reason);
+    char now[32] = "nothing running";
 
-    out[0] = '\0';
-    for (size_t i = 0; i < p->ntypes && used < outsz; i++) {
-        int w = snprintf(out + used, outsz - used, "%s%s %u/%d up", i > 0 ? ", " : "",
-                         p->types[i].type, p->types[i].up, p->types[i].want);
-
-        used += w > 0 ? (size_t)w : 0;
+    if (strcmp(state, "succeeded") == 0) {
+        if (nothing_to_run(d))
+            printf("Done: %s v%u is released; its formation is empty (scale up with: drover "
+                   "scale %s TYPE=N)\n",
+                   app, release, app);
+        else
+            printf("Done: %s v%u is up.\n", app, release);
+        return 0;
     }
-    if (used < outsz)
-        used += (size_t)snprintf(out + used, outsz - used, " on v%u", p->release);
-    if (p->old > 0 && used < outsz)
-        used += (size_t)snprintf(out + used, outsz - used, ", %u old still running", p->old);
-    if (p->extra > 0 && used < outsz)
-        snprintf(out + used, outsz - used, ", %u to stop", p->extra);
+    if (strcmp(state, "failed") != 0)
+        return 1;
+    if (d->current > 0)
+        snprintf(now, sizeof(now), "running v%u", d->current);
+    cli_fail("deploy of v%u failed: %s; %s", release,
+             reason[0] != '\0' ? reason : "no reason given", now);
+    return -EIO;
 }
 
 static int
-poll_once(struct cli_client *c, const char *app, struct progress *p)
+ask(struct cli_client *c, const char *app, Drover__Message **rep)
 {
-    Drover__Message req = DROVER__MESSAGE__INIT, *rep = NULL;
-    Drover__PsReq body = DROVER__PS_REQ__INIT;
+    Drover__Message req = DROVER__MESSAGE__INIT;
+    Drover__DeployReq body = DROVER__DEPLOY_REQ__INIT;
     int rc;
 
     body.app = (char *)app;
-    req.body_case = DROVER__MESSAGE__BODY_PS_REQ;
-    req.ps_req = &body;
-    rc = cli_call(c, &req, DROVER__MESSAGE__BODY_PS_REP, &rep);
-    if (rc < 0)
-        return rc;
-    rc = count(p, app, rep->ps_rep);
-    wire_msg_free(rep);
+    req.body_case = DROVER__MESSAGE__BODY_DEPLOY_REQ;
+    req.deploy_req = &body;
+    rc = cli_call(c, &req, DROVER__MESSAGE__BODY_DEPLOY_REP, rep);
+    if (rc == 0 && (*rep)->deploy_rep->deploy == NULL) {
+        cli_fail("unexpected reply from the controller: a deploy reply without a deploy");
+        wire_msg_free(*rep);
+        *rep = NULL;
+        rc = -EBADMSG;
+    }
     return rc;
 }
 
 int
-cli_rollout_wait(struct cli_client *c, const char *app, const Drover__ReleaseInfo *rel,
-                 uint32_t timeout_s)
+cli_rollout_wait(struct cli_client *c, const char *app, uint32_t release, uint32_t timeout_s)
 {
-    uint32_t release = rel->version;
-    static struct progress p; /* large; the CLI is single-threaded */
-    uint64_t deadline = mono_ms() + (uint64_t)timeout_s * 1000;
-    char line[1024], last[1024] = "";
+    static struct shown shown; /* large; the CLI is single-threaded */
+    uint64_t deadline = cli_mono_ms() + (uint64_t)timeout_s * 1000;
     int rc;
 
-    memset(&p, 0, sizeof(p));
-    p.release = release;
-    p.rel = rel;
-    for (unsigned n = 0;; n++) {
-        if (n % APP_EVERY == 0) {
-            rc = load_target(c, app, &p);
-            if (rc < 0)
-                return rc;
-            if (p.ntypes == 0) {
-                printf("The formation of %s is empty: nothing to start. Scale up with: "
-                       "drover scale %s TYPE=N\n",
-                       app, app);
-                return 0;
-            }
-        }
-        rc = poll_once(c, app, &p);
-        if (rc < 0)
-            return rc;
-        describe(&p, line, sizeof(line));
-        if (strcmp(line, last) != 0) {
-            printf("%s\n", line);
-            fflush(stdout);
-            snprintf(last, sizeof(last), "%s", line);
-        }
-        if (done(&p)) {
-            printf("Done: %s v%u is up.\n", app, release);
-            return 0;
-        }
-        if (mono_ms() >= deadline) {
-            bool why = p.notes[0] != '\0';
+    memset(&shown, 0, sizeof(shown));
+    for (;;) {
+        Drover__Message *rep = NULL;
+        const Drover__DeployInfo *d;
 
-            cli_fail("timed out after %u s waiting for %s v%u: %s%s%s%s", timeout_s, app, release,
-                     line, why ? " (" : "", p.notes, why ? ")" : "");
+        if ((rc = ask(c, app, &rep)) < 0)
+            return rc;
+        d = rep->deploy_rep->deploy;
+        rc = 1;
+        if (d->release > release) {
+            cli_fail("v%u was superseded by v%u", release, d->release);
+            rc = -ECANCELED;
+        } else if (d->release == release) {
+            for (size_t i = 0; i < d->n_types; i++)
+                show(&shown, d->types[i], release);
+            rc = judge(app, release, d);
+        }
+        fflush(stdout);
+        wire_msg_free(rep);
+        if (rc <= 0)
+            return rc;
+        if (cli_mono_ms() >= deadline) {
+            cli_fail("gave up waiting after %u s: the deploy of %s v%u is still running on the "
+                     "controller (follow it with: drover ps %s)",
+                     timeout_s, app, release, app);
             return -ETIMEDOUT;
         }
-        sleep_ms(POLL_MS);
+        cli_sleep_ms(POLL_MS);
     }
 }

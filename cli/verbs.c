@@ -21,7 +21,9 @@ static const struct cli_verb verbs[] = {
      "  --json        machine output: {\"KEY\": \"value\", ...}\n", cli_cmd_config},
     {"config:set", "APP K=V...", "set config vars (makes a new release once the app has one)",
      "  K=V           KEY matches [A-Za-z_][A-Za-z0-9_]*; VALUE is everything after\n"
-     "                the first '=' and may be empty or hold more '='\n",
+     "                the first '=' and may be empty or hold more '='\n"
+     "  The new release rolls out as a deploy does, but config:set does not wait for\n"
+     "  it: 'drover ps APP' shows progress, 'drover releases APP' the outcome.\n",
      cli_cmd_config_set},
     {"config:unset", "APP K...", "remove config vars (makes a new release once the app has one)",
      NULL, cli_cmd_config_unset},
@@ -29,15 +31,48 @@ static const struct cli_verb verbs[] = {
      "pack DIR (with its Procfile), upload it, release it and wait for the rollout",
      "  -m, --message TEXT   release description (default \"Deploy <sha12>\")\n"
      "  --no-wait            return once the release is made\n"
-     "  --timeout SECONDS    how long to wait for the rollout (default 300)\n"
+     "  --timeout SECONDS    how long to wait for the rollout (default 300); the\n"
+     "                       deploy goes on without us after that\n"
      "  DIR must contain a regular file named Procfile that parses; it is checked\n"
-     "  before anything is uploaded. Done means every process of APP runs the new\n"
-     "  release and is up, as many as the formation asks for.\n",
+     "  before anything is uploaded. The controller rolls the release out type by\n"
+     "  type (see 'drover settings'); a line per type shows progress as it changes,\n"
+     "  like \"web 2/4 on v7 (1 starting, 1 old)\". Exit 0 once the deploy succeeded;\n"
+     "  1 when it failed (the controller put the last good release back), when a\n"
+     "  newer release superseded it, or when --timeout ran out.\n",
      cli_cmd_deploy},
-    {"releases", "APP [--json]", "list an app's releases, newest first",
+    {"releases", "APP [--json]", "list an app's releases, newest first, and how each rollout went",
+     "  STATUS is deploying, succeeded, failed or superseded; a failed release's\n"
+     "  reason follows its description; * marks the current release.\n"
      "  --json        machine output: [{version, description, created, status,\n"
-     "                current, slug}]\n",
+     "                reason, current, slug}]\n",
      cli_cmd_releases},
+    {"rollback", "APP [vN|N] [--no-wait] [--timeout SECONDS]",
+     "go back to an earlier release (as a new one) and wait for the rollout",
+     "  vN            the release to go back to (default: the newest succeeded\n"
+     "                release before the current one)\n"
+     "  --no-wait     return once the release is made\n"
+     "  --timeout SECONDS    how long to wait for the rollout (default 300)\n"
+     "  The rollback is a new release, \"Rollback to vN\", rolled out as deploy does.\n",
+     cli_cmd_rollback},
+    {"settings", "APP [--json]",
+     "show each process type's health check, timeouts and rollout settings",
+     "  --json        machine output: [{type, quantity, health, boot_timeout_ms,\n"
+     "                grace_ms, max_surge, max_unavailable, min_healthy_ms,\n"
+     "                deploy_timeout_ms, shutdown_delay_ms}]\n",
+     cli_cmd_settings},
+    {"settings:set", "APP TYPE KEY=VALUE... [--json]", "change a process type's settings",
+     "  health=tcp|none|http:/PATH     how an instance is found healthy\n"
+     "  boot_timeout=DURATION          time to become healthy, else a crash\n"
+     "  grace=DURATION                 SIGTERM to SIGKILL\n"
+     "  max_surge=N|P%                 extra instances during a deploy\n"
+     "  max_unavailable=N|P%           missing instances during a deploy\n"
+     "  min_healthy=DURATION           healthy this long before an instance is up\n"
+     "  deploy_timeout=DURATION        a deploy of this type fails after this long\n"
+     "  shutdown_delay=DURATION        off the endpoint list this long before SIGTERM\n"
+     "  DURATION is 500ms, 30s, 2m or plain seconds; N|P% a count or a percentage of\n"
+     "  the quantity. The controller checks every setting before changing any.\n"
+     "  --json         print the type's settings as settings --json does\n",
+     cli_cmd_settings_set},
     {"scale", "APP TYPE=N [TYPE=N...]", "set how many processes of each type run",
      "  TYPE=N        N is a decimal from 0 to 100000\n", cli_cmd_scale},
     {"ps", "APP [--json]", "list an app's processes: state, node, port, release",
@@ -63,6 +98,17 @@ static const struct cli_verb verbs[] = {
      "  --type TYPE      only instances of TYPE (web)\n"
      "  --json           one JSON object per line: ts, app, source, node, text, seq\n",
      cli_cmd_logs},
+    {"endpoints", "APP [TYPE] [--json] [--watch]",
+     "where an app's up instances listen, for a router to follow",
+     "  TYPE          only TYPE's instances, printed as bare host:port lines\n"
+     "                (no TYPE: \"NAME host:port\" lines, like \"web.1 10.0.0.5:5000\")\n"
+     "  --json        one line: {app, version, endpoints: [{id, name, type, host,\n"
+     "                port, release}]}\n"
+     "  -w, --watch   print the list, then the whole list again at every change, until\n"
+     "                SIGINT or SIGTERM (exit 0); each list ends with an empty line\n"
+     "                (with --json: one line per list). Exit 1 when the controller\n"
+     "                stops answering for DROVER_TIMEOUT_MS.\n",
+     cli_cmd_endpoints},
     {"nodes", "[--json]", "list the cluster's nodes",
      "  --json        machine output: [{name, address, state, instances, capacity,\n"
      "                port_min, port_max, last_seen, draining, evicting, lost, leaving}]\n",
