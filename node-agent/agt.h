@@ -133,8 +133,10 @@ struct agt_spec {
     char http_path[256]; /* AGT_HEALTH_HTTP */
     uint32_t grace_ms;
     uint32_t boot_timeout_ms;
-    bool oneoff; /* `drover run`: runs once, never restarted */
-    bool attach; /* its stdio goes through pipe.c, not to the logs */
+    uint32_t min_healthy_ms;    /* health passes this long without a break; 0: once */
+    uint32_t shutdown_delay_ms; /* stopping an up instance: draining this long before SIGTERM */
+    bool oneoff;                /* `drover run`: runs once, never restarted */
+    bool attach;                /* its stdio goes through pipe.c, not to the logs */
     bool tty;
     uint16_t rows, cols;
 };

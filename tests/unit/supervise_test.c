@@ -331,6 +331,28 @@ Test(agt_spec, accepts_a_good_assignment, .timeout = 2)
     cr_assert_str_eq(s->http_path, "/healthz");
     cr_assert_eq(s->grace_ms, AGT_DEFAULT_GRACE_MS);
     cr_assert_eq(s->boot_timeout_ms, AGT_DEFAULT_BOOT_MS);
+    cr_assert_eq(s->min_healthy_ms, 0, "0 means up at the first pass: no default");
+    cr_assert_eq(s->shutdown_delay_ms, 0, "0 means SIGTERM at once: no default");
+    agt_spec_free(s);
+}
+
+Test(agt_spec, carries_min_healthy_and_shutdown_delay, .timeout = 2)
+{
+    Drover__Assignment as;
+    struct agt_spec *s, *d;
+    char err[128] = "";
+
+    assignment(&as, NULL, 0);
+    as.min_healthy_ms = 1500;
+    as.shutdown_delay_ms = 2500;
+    cr_assert_eq(agt_spec_new(&as, &cfg, &s, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(s->min_healthy_ms, 1500);
+    cr_assert_eq(s->shutdown_delay_ms, 2500);
+    d = agt_spec_dup(s);
+    cr_assert_not_null(d);
+    cr_assert_eq(d->min_healthy_ms, 1500);
+    cr_assert_eq(d->shutdown_delay_ms, 2500);
+    agt_spec_free(d);
     agt_spec_free(s);
 }
 
