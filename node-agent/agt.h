@@ -317,8 +317,10 @@ const char *agt_inst_reason(const struct agt_inst *i);
 
 /* health.c: is the process serving? */
 typedef void (*agt_health_cb)(void *arg);
-/* cb is called once, when the check passes; the check then frees itself.
- * Stop it before that with agt_health_stop (cb is then never called). */
+/* cb is called once (never from agt_health_start itself), when the check
+ * has passed without a break for spec->min_healthy_ms; the check then frees
+ * itself. Stop it before that with agt_health_stop (cb is then never
+ * called). */
 struct agt_health *agt_health_start(uv_loop_t *loop, const struct agt_spec *spec, const char *addr,
                                     agt_health_cb cb, void *arg);
 void agt_health_stop(struct agt_health *h);
