@@ -200,6 +200,7 @@ enum agt_state {
     AGT_PENDING,  /* waiting for its release (slug fetch, unpack) */
     AGT_STARTING, /* spawned or about to be; health not passing yet */
     AGT_UP,
+    AGT_DELAYING, /* stopping an up instance: reported draining, SIGTERM at shutdown_delay */
     AGT_DRAINING, /* SIGTERM sent; SIGKILL at grace */
     AGT_STOPPED,  /* exited after a stop: reported once, then forgotten */
     AGT_CRASHED,  /* exited on its own: waiting for its restart */
@@ -217,9 +218,10 @@ enum agt_event {
     AGT_EV_GRACE_EXPIRED,
     AGT_EV_BACKOFF_EXPIRED,
     AGT_EV_BOOT_TIMEOUT,
-    AGT_EV_KILL,       /* second SIGTERM during shutdown */
-    AGT_EV_GROUP_GONE, /* draining: no process of its group is left */
-    AGT_EV_DONE,       /* a one-off's process exited (or never started): it is over */
+    AGT_EV_KILL,          /* second SIGTERM during shutdown */
+    AGT_EV_GROUP_GONE,    /* draining: no process of its group is left */
+    AGT_EV_DONE,          /* a one-off's process exited (or never started): it is over */
+    AGT_EV_DELAY_EXPIRED, /* the shutdown delay is over: SIGTERM */
     AGT_NEVENTS
 };
 /* What a transition asks the driver to do, in this order. */
@@ -233,6 +235,8 @@ enum agt_action {
     AGT_A_CRASH = 1u << 6,   /* count a crash: restarts++, consecutive crashes */
     AGT_A_BACKOFF = 1u << 7, /* arm the restart timer (agt_backoff_ms) */
     AGT_A_WATCH = 1u << 8,   /* watch the group until it is empty: GROUP_GONE */
+    AGT_A_DELAY = 1u << 9,   /* arm the shutdown delay; when it is 0 the driver feeds
+                                DELAY_EXPIRED at once */
 };
 struct agt_sup {
     enum agt_state state;
