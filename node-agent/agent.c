@@ -245,7 +245,7 @@ stopping(const struct agt_inst *i)
 {
     enum agt_state st = agt_inst_sup(i)->state;
 
-    return st == AGT_DRAINING || st == AGT_STOPPED;
+    return st == AGT_DELAYING || st == AGT_DRAINING || st == AGT_STOPPED;
 }
 
 /* Make the instances match the kept set (reconcile.c has the rules). */

@@ -133,8 +133,10 @@ struct agt_spec {
     char http_path[256]; /* AGT_HEALTH_HTTP */
     uint32_t grace_ms;
     uint32_t boot_timeout_ms;
-    bool oneoff; /* `drover run`: runs once, never restarted */
-    bool attach; /* its stdio goes through pipe.c, not to the logs */
+    uint32_t min_healthy_ms;    /* health passes this long without a break; 0: once */
+    uint32_t shutdown_delay_ms; /* stopping an up instance: draining this long before SIGTERM */
+    bool oneoff;                /* `drover run`: runs once, never restarted */
+    bool attach;                /* its stdio goes through pipe.c, not to the logs */
     bool tty;
     uint16_t rows, cols;
 };
@@ -198,6 +200,7 @@ enum agt_state {
     AGT_PENDING,  /* waiting for its release (slug fetch, unpack) */
     AGT_STARTING, /* spawned or about to be; health not passing yet */
     AGT_UP,
+    AGT_DELAYING, /* stopping an up instance: reported draining, SIGTERM at shutdown_delay */
     AGT_DRAINING, /* SIGTERM sent; SIGKILL at grace */
     AGT_STOPPED,  /* exited after a stop: reported once, then forgotten */
     AGT_CRASHED,  /* exited on its own: waiting for its restart */
@@ -215,9 +218,10 @@ enum agt_event {
     AGT_EV_GRACE_EXPIRED,
     AGT_EV_BACKOFF_EXPIRED,
     AGT_EV_BOOT_TIMEOUT,
-    AGT_EV_KILL,       /* second SIGTERM during shutdown */
-    AGT_EV_GROUP_GONE, /* draining: no process of its group is left */
-    AGT_EV_DONE,       /* a one-off's process exited (or never started): it is over */
+    AGT_EV_KILL,          /* second SIGTERM during shutdown */
+    AGT_EV_GROUP_GONE,    /* draining: no process of its group is left */
+    AGT_EV_DONE,          /* a one-off's process exited (or never started): it is over */
+    AGT_EV_DELAY_EXPIRED, /* the shutdown delay is over: SIGTERM */
     AGT_NEVENTS
 };
 /* What a transition asks the driver to do, in this order. */
@@ -231,6 +235,8 @@ enum agt_action {
     AGT_A_CRASH = 1u << 6,   /* count a crash: restarts++, consecutive crashes */
     AGT_A_BACKOFF = 1u << 7, /* arm the restart timer (agt_backoff_ms) */
     AGT_A_WATCH = 1u << 8,   /* watch the group until it is empty: GROUP_GONE */
+    AGT_A_DELAY = 1u << 9,   /* arm the shutdown delay; when it is 0 the driver feeds
+                                DELAY_EXPIRED at once */
 };
 struct agt_sup {
     enum agt_state state;
@@ -315,8 +321,10 @@ const char *agt_inst_reason(const struct agt_inst *i);
 
 /* health.c: is the process serving? */
 typedef void (*agt_health_cb)(void *arg);
-/* cb is called once, when the check passes; the check then frees itself.
- * Stop it before that with agt_health_stop (cb is then never called). */
+/* cb is called once (never from agt_health_start itself), when the check
+ * has passed without a break for spec->min_healthy_ms; the check then frees
+ * itself. Stop it before that with agt_health_stop (cb is then never
+ * called). */
 struct agt_health *agt_health_start(uv_loop_t *loop, const struct agt_spec *spec, const char *addr,
                                     agt_health_cb cb, void *arg);
 void agt_health_stop(struct agt_health *h);

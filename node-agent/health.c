@@ -4,13 +4,21 @@
  *
  *   tcp         a TCP connect to the advertised address and $PORT succeeds
  *   http:/PATH  GET PATH on that port answers 2xx or 3xx
- *   none        the process has stayed alive for 1 s
+ *   none        the process is alive (its exit ends the check: supervise.c)
  *
- * Checks are non-blocking (uv_tcp_connect) and retried every 100 ms until
- * they pass; the caller bounds them with the boot timeout and stops them.
+ * A check passes once it has held for the spec's min_healthy_ms without a
+ * break (0: at the first success). A process that answers once while it is
+ * still warming up, or that accepts and then falls over, is not up yet: so
+ * after the first success the check goes on every 100 ms, and a failure
+ * starts the window again at the next success. For none the window is just
+ * min_healthy_ms of life. Checks are non-blocking (uv_tcp_connect) and
+ * retried every 100 ms; the caller bounds the whole thing with the boot
+ * timeout and stops it.
+ *
  * One connection at a time: the uv_tcp_t is re-initialised for each attempt
- * only after the previous one has closed. The struct frees itself once it is
- * stopped (or has passed) and its handles are closed.
+ * only after the previous one has closed, so a callback of a closing attempt
+ * (uv_is_closing) belongs to an attempt already counted. The struct frees
+ * itself once it is stopped (or has passed) and its handles are closed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,7 +29,6 @@
 #include "log.h"
 
 #define RETRY_MS 100
-#define NONE_ALIVE_MS 1000
 
 struct agt_health {
     uv_loop_t *loop;
@@ -30,7 +37,10 @@ struct agt_health {
     char req[512]; /* the HTTP request */
     agt_health_cb cb;
     void *arg;
-    bool done; /* stopped or passed: no callback any more */
+    uint64_t min_ms;     /* the window: min_healthy_ms */
+    bool passing;        /* the last attempt succeeded ... */
+    uint64_t pass_since; /* ... and so did every one since this loop time */
+    bool done;           /* stopped or passed: no callback any more */
     uv_timer_t timer;
     uv_tcp_t tcp;
     bool tcp_open;
@@ -102,12 +112,46 @@ on_timer(uv_timer_t *t)
         attempt(h);
 }
 
+/* This attempt is over: the next one in ms. */
 static void
-retry(struct agt_health *h)
+again(struct agt_health *h, uint64_t ms)
 {
     tcp_close(h);
     if (!h->done)
-        uv_timer_start(&h->timer, on_timer, RETRY_MS, 0);
+        uv_timer_start(&h->timer, on_timer, ms, 0);
+}
+
+/* An attempt failed: the window starts again at the next success. */
+static void
+retry(struct agt_health *h)
+{
+    h->passing = false;
+    again(h, RETRY_MS);
+}
+
+/* An attempt succeeded: pass once successes have held for the window. The
+ * last attempt of the window comes as soon as the window is over. */
+static void
+succeeded(struct agt_health *h)
+{
+    uint64_t now = uv_now(h->loop), held;
+
+    if (!h->passing) {
+        h->passing = true;
+        h->pass_since = now;
+    }
+    held = now - h->pass_since;
+    if (held >= h->min_ms)
+        pass(h);
+    else
+        again(h, h->min_ms - held < RETRY_MS ? h->min_ms - held : RETRY_MS);
+}
+
+/* A callback of an attempt that has already been counted (closing). */
+static bool
+stale(struct agt_health *h)
+{
+    return h->done || uv_is_closing((uv_handle_t *)&h->tcp);
 }
 
 static void
@@ -143,7 +187,7 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     struct agt_health *h = s->data;
     int code;
 
-    if (h->done)
+    if (stale(h))
         return;
     if (nread < 0) {
         retry(h);
@@ -155,7 +199,7 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     uv_read_stop(s);
     if (code >= 200 && code < 400)
-        pass(h);
+        succeeded(h);
     else
         retry(h);
 }
@@ -165,7 +209,7 @@ on_write(uv_write_t *w, int status)
 {
     struct agt_health *h = w->data;
 
-    if (h->done)
+    if (stale(h))
         return;
     if (status < 0)
         retry(h);
@@ -177,14 +221,14 @@ on_connect(uv_connect_t *c, int status)
     struct agt_health *h = c->data;
     uv_buf_t b;
 
-    if (h->done)
+    if (stale(h))
         return;
     if (status < 0) {
         retry(h);
         return;
     }
     if (h->kind == AGT_HEALTH_TCP) {
-        pass(h);
+        succeeded(h);
         return;
     }
     h->rlen = 0;
@@ -220,6 +264,7 @@ agt_health_start(uv_loop_t *loop, const struct agt_spec *spec, const char *addr,
     h->kind = spec->health;
     h->cb = cb;
     h->arg = arg;
+    h->min_ms = spec->min_healthy_ms;
     h->creq.data = h;
     h->wreq.data = h;
     if (uv_ip4_addr(addr, spec->port, (struct sockaddr_in *)&h->addr) < 0 &&
@@ -234,7 +279,7 @@ agt_health_start(uv_loop_t *loop, const struct agt_spec *spec, const char *addr,
     h->timer.data = h;
     h->nopen = 1;
     if (h->kind == AGT_HEALTH_NONE)
-        uv_timer_start(&h->timer, on_timer, NONE_ALIVE_MS, 0);
+        uv_timer_start(&h->timer, on_timer, h->min_ms, 0); /* never cb from here */
     else
         attempt(h);
     return h;

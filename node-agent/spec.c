@@ -133,6 +133,9 @@ agt_spec_new(const Drover__Assignment *as, const struct agt_config *cfg, struct 
     s->port = (uint16_t)as->port;
     s->grace_ms = as->grace_ms ? as->grace_ms : AGT_DEFAULT_GRACE_MS;
     s->boot_timeout_ms = as->boot_timeout_ms ? as->boot_timeout_ms : AGT_DEFAULT_BOOT_MS;
+    /* 0 is meant for these two (up at the first pass; SIGTERM at once): no default. */
+    s->min_healthy_ms = as->min_healthy_ms;
+    s->shutdown_delay_ms = as->shutdown_delay_ms;
     s->oneoff = as->oneoff;
     s->attach = as->oneoff && as->attach;
     s->tty = s->attach && as->tty;

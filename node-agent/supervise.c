@@ -8,8 +8,16 @@
  * the unit tests drive every transition without a process. The driver,
  * agt_inst_event(), applies an event, logs the transition and carries out
  * the actions with libuv: spawn, signal the process group, arm the single
- * timer that each waiting state needs (boot timeout, grace, restart
- * backoff), start the health check.
+ * timer that each waiting state needs (boot timeout, shutdown delay, grace,
+ * restart backoff), start the health check.
+ *
+ * Stopping an instance that is up goes through DELAYING first: the
+ * controller has already taken it off the endpoint list that routers follow,
+ * and the spec's shutdown_delay_ms gives them time to notice before the
+ * process hears SIGTERM. It is reported draining from the start of the
+ * delay. A delay of 0 passes through DELAYING within the same event (as a
+ * spawn feeds back SPAWNED), so SIGTERM still goes at once. An instance that
+ * is not up (nobody routes to it) and an orphan go straight to DRAINING.
  *
  * Process groups: every instance is spawned detached (setsid), so its pid is
  * its process group id and kill(-pgid) reaches every descendant that did not
@@ -71,9 +79,18 @@ static const struct step table[AGT_NSTATES][AGT_NEVENTS] = {
     },
     [AGT_UP] = {
         [AGT_EV_EXITED]          = STEP(CRASHED, A(KILL) | A(CRASH) | A(BACKOFF)),
-        [AGT_EV_STOP]            = STEP(DRAINING, A(TERM) | A(GRACE)),
+        [AGT_EV_STOP]            = STEP(DELAYING, A(DELAY)),
         [AGT_EV_KILL]            = STEP(UP, A(KILL)),
         [AGT_EV_DONE]            = STEP(STOPPED, A(KILL)),
+    },
+    /* Off the endpoint list, not signalled yet. An exit now is the end of
+     * the drain come early, never a crash: the rest of the group gets the
+     * usual SIGTERM and grace. */
+    [AGT_DELAYING] = {
+        [AGT_EV_DELAY_EXPIRED]   = STEP(DRAINING, A(TERM) | A(GRACE)),
+        [AGT_EV_EXITED]          = STEP(DRAINING, A(TERM) | A(GRACE) | A(WATCH)),
+        [AGT_EV_DONE]            = STEP(DRAINING, A(TERM) | A(GRACE) | A(WATCH)),
+        [AGT_EV_KILL]            = STEP(DRAINING, A(KILL)),
     },
     /* The leader's exit is not the end of a drain: the rest of the group
      * (say python under `sh -c`) got the same SIGTERM and may still be
@@ -99,8 +116,8 @@ static const struct step table[AGT_NSTATES][AGT_NEVENTS] = {
 
 static const char *const state_names[AGT_NSTATES] = {
     [AGT_PENDING] = "pending",   [AGT_STARTING] = "starting", [AGT_UP] = "up",
-    [AGT_DRAINING] = "draining", [AGT_STOPPED] = "stopped",   [AGT_CRASHED] = "crashed",
-    [AGT_FAILED] = "failed",
+    [AGT_DELAYING] = "delaying", [AGT_DRAINING] = "draining", [AGT_STOPPED] = "stopped",
+    [AGT_CRASHED] = "crashed",   [AGT_FAILED] = "failed",
 };
 
 static const char *const event_names[AGT_NEVENTS] = {
@@ -117,6 +134,7 @@ static const char *const event_names[AGT_NEVENTS] = {
     [AGT_EV_KILL] = "kill",
     [AGT_EV_GROUP_GONE] = "group_gone",
     [AGT_EV_DONE] = "done",
+    [AGT_EV_DELAY_EXPIRED] = "delay_expired",
 };
 
 enum agt_state
@@ -192,6 +210,7 @@ agt_state_wire(enum agt_state st)
         return DROVER__INSTANCE_STATE__ST_STARTING;
     case AGT_UP:
         return DROVER__INSTANCE_STATE__ST_UP;
+    case AGT_DELAYING: /* the controller sees one drain, delay included */
     case AGT_DRAINING:
         return DROVER__INSTANCE_STATE__ST_DRAINING;
     case AGT_STOPPED:
@@ -217,7 +236,7 @@ struct agt_inst {
     struct agt_spec *spec; /* owned */
     struct agt_sup sup;
     char dir[PATH_MAX]; /* the unpacked release: cwd and HOME */
-    uv_timer_t timer;   /* boot, grace or backoff: one per waiting state */
+    uv_timer_t timer;   /* boot, delay, grace or backoff: one per waiting state */
     enum agt_event timer_ev;
     uv_timer_t watch;        /* draining, leader gone: polls the group */
     uint64_t watch_deadline; /* unix ms: past it, the group counts as gone */
@@ -512,6 +531,8 @@ act(struct agt_inst *i, unsigned acts)
     }
     if (acts & AGT_A_TERM)
         signal_group(i, SIGTERM);
+    if ((acts & AGT_A_DELAY) && i->spec->shutdown_delay_ms > 0) /* 0: agt_inst_event */
+        arm(i, i->spec->shutdown_delay_ms, AGT_EV_DELAY_EXPIRED);
     if (acts & AGT_A_GRACE)
         arm(i, i->spec->grace_ms, AGT_EV_GRACE_EXPIRED);
     if (acts & AGT_A_BOOT)
@@ -573,6 +594,10 @@ agt_inst_event(struct agt_inst *i, enum agt_event ev)
         if (i->sup.state == AGT_STOPPED || (ev == AGT_EV_EXITED && i->sup.state != AGT_DRAINING))
             forget_group(i);
         agt_inst_changed(i->agt, i);
+        if ((acts & AGT_A_DELAY) && i->spec->shutdown_delay_ms == 0) {
+            ev = AGT_EV_DELAY_EXPIRED; /* no delay: SIGTERM now */
+            continue;
+        }
         if (!(acts & AGT_A_SPAWN))
             return;
         if (spawn(i) == 0)

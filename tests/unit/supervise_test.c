@@ -74,14 +74,58 @@ Test(supervise, up_exited_is_crash, .timeout = 2)
     cr_assert_eq(a, AGT_A_KILL | AGT_A_CRASH | AGT_A_BACKOFF);
 }
 
-Test(supervise, up_stop_drains, .timeout = 2)
+Test(supervise, up_stop_waits_the_shutdown_delay_then_drains, .timeout = 2)
 {
     enum agt_state next;
 
-    cr_assert_eq(step(AGT_UP, AGT_EV_STOP, &next), AGT_A_TERM | AGT_A_GRACE);
+    cr_assert_eq(step(AGT_UP, AGT_EV_STOP, &next), AGT_A_DELAY, "no signal yet");
+    cr_assert_eq(next, AGT_DELAYING);
+    cr_assert_eq(agt_state_wire(AGT_DELAYING), DROVER__INSTANCE_STATE__ST_DRAINING,
+                 "reported draining from the start of the delay");
+    cr_assert_eq(step(AGT_DELAYING, AGT_EV_DELAY_EXPIRED, &next), AGT_A_TERM | AGT_A_GRACE);
     cr_assert_eq(next, AGT_DRAINING);
-    cr_assert_eq(step(AGT_STARTING, AGT_EV_STOP, &next), AGT_A_TERM | AGT_A_GRACE);
+}
+
+Test(supervise, starting_stop_drains_at_once, .timeout = 2)
+{
+    enum agt_state next;
+
+    cr_assert_eq(step(AGT_STARTING, AGT_EV_STOP, &next), AGT_A_TERM | AGT_A_GRACE,
+                 "not up: nobody routes to it, no delay");
     cr_assert_eq(next, AGT_DRAINING);
+}
+
+Test(supervise, exit_during_the_delay_ends_the_drain, .timeout = 2)
+{
+    enum agt_state next;
+    unsigned a = step(AGT_DELAYING, AGT_EV_EXITED, &next);
+
+    cr_assert_eq(next, AGT_DRAINING, "the rest of the group may still be running");
+    cr_assert_eq(a, AGT_A_TERM | AGT_A_GRACE | AGT_A_WATCH, "no crash, no restart");
+    cr_assert_eq(step(AGT_DELAYING, AGT_EV_DONE, &next), AGT_A_TERM | AGT_A_GRACE | AGT_A_WATCH);
+    cr_assert_eq(next, AGT_DRAINING);
+}
+
+Test(supervise, delaying_second_signal_kills, .timeout = 2)
+{
+    enum agt_state next;
+
+    cr_assert_eq(step(AGT_DELAYING, AGT_EV_KILL, &next), AGT_A_KILL);
+    cr_assert_eq(next, AGT_DRAINING, "its exit then ends the drain");
+}
+
+Test(supervise, delaying_ignores_what_does_not_concern_it, .timeout = 2)
+{
+    assert_ignored(AGT_DELAYING, AGT_EV_STOP);
+    assert_ignored(AGT_DELAYING, AGT_EV_HEALTHY);
+    assert_ignored(AGT_DELAYING, AGT_EV_BOOT_TIMEOUT);
+    assert_ignored(AGT_DELAYING, AGT_EV_GRACE_EXPIRED);
+    assert_ignored(AGT_DELAYING, AGT_EV_GROUP_GONE);
+    assert_ignored(AGT_DELAYING, AGT_EV_BACKOFF_EXPIRED);
+    /* A delay timer that lost a race with a state change. */
+    assert_ignored(AGT_DRAINING, AGT_EV_DELAY_EXPIRED);
+    assert_ignored(AGT_UP, AGT_EV_DELAY_EXPIRED);
+    assert_ignored(AGT_STOPPED, AGT_EV_DELAY_EXPIRED);
 }
 
 Test(supervise, draining_exit_waits_for_the_group_and_is_not_a_crash, .timeout = 2)
@@ -169,8 +213,10 @@ Test(supervise, every_state_has_a_way_to_stop, .timeout = 2)
         bool ignored;
         enum agt_state next = agt_sup_next((enum agt_state)st, AGT_EV_STOP, &acts, &ignored);
 
-        if (st == AGT_STOPPED || st == AGT_DRAINING)
+        if (st == AGT_STOPPED || st == AGT_DRAINING || st == AGT_DELAYING)
             continue;
+        if (next == AGT_DELAYING) /* its timer, or at once when the delay is 0 */
+            next = agt_sup_next(next, AGT_EV_DELAY_EXPIRED, &acts, &ignored);
         cr_assert(next == AGT_STOPPED || next == AGT_DRAINING, "state %s",
                   agt_state_name((enum agt_state)st));
     }
@@ -256,7 +302,8 @@ Test(supervise, drain_exit_is_not_counted, .timeout = 2)
 
     agt_sup_init(&s, 0);
     s.state = AGT_UP;
-    cr_assert_eq(agt_sup_apply(&s, AGT_EV_STOP, 10, 0), AGT_A_TERM | AGT_A_GRACE);
+    cr_assert_eq(agt_sup_apply(&s, AGT_EV_STOP, 5, 0), AGT_A_DELAY);
+    cr_assert_eq(agt_sup_apply(&s, AGT_EV_DELAY_EXPIRED, 10, 0), AGT_A_TERM | AGT_A_GRACE);
     cr_assert_eq(s.state, AGT_DRAINING);
     s.exit_signal = 15;
     agt_sup_apply(&s, AGT_EV_EXITED, 20, 0);
@@ -266,6 +313,29 @@ Test(supervise, drain_exit_is_not_counted, .timeout = 2)
     cr_assert_eq(s.restarts, 0);
     cr_assert_eq(s.consecutive, 0);
     cr_assert_eq(s.since_ms, 30);
+}
+
+Test(supervise, shutdown_delay_record, .timeout = 2)
+{
+    struct agt_sup s;
+
+    agt_sup_init(&s, 0);
+    s.state = AGT_STARTING;
+    agt_sup_apply(&s, AGT_EV_HEALTHY, 100, 0);
+    cr_assert_eq(agt_sup_apply(&s, AGT_EV_STOP, 200, 0), AGT_A_DELAY);
+    cr_assert_eq(s.state, AGT_DELAYING);
+    cr_assert_eq(s.since_ms, 200, "draining, as reported, since the stop");
+    cr_assert_eq(s.up_since_ms, 0);
+    cr_assert_eq(agt_sup_apply(&s, AGT_EV_STOP, 250, 0), 0, "a second stop changes nothing");
+    s.exit_code = 0;
+    cr_assert_eq(agt_sup_apply(&s, AGT_EV_EXITED, 300, 0), AGT_A_TERM | AGT_A_GRACE | AGT_A_WATCH);
+    cr_assert_eq(s.state, AGT_DRAINING);
+    cr_assert_eq(s.since_ms, 300, "the grace period counts from here");
+    cr_assert_eq(agt_sup_apply(&s, AGT_EV_DELAY_EXPIRED, 400, 0), 0, "late timer");
+    agt_sup_apply(&s, AGT_EV_GROUP_GONE, 500, 0);
+    cr_assert_eq(s.state, AGT_STOPPED);
+    cr_assert_eq(s.restarts, 0);
+    cr_assert_eq(s.consecutive, 0);
 }
 
 Test(supervise, ignored_event_changes_nothing, .timeout = 2)
@@ -288,6 +358,8 @@ Test(supervise, wire_states, .timeout = 2)
     cr_assert_eq(agt_state_wire(AGT_CRASHED), DROVER__INSTANCE_STATE__ST_CRASHED);
     cr_assert_eq(agt_state_wire(AGT_FAILED), DROVER__INSTANCE_STATE__ST_FAILED);
     cr_assert_str_eq(agt_state_name(AGT_DRAINING), "draining");
+    cr_assert_str_eq(agt_state_name(AGT_DELAYING), "delaying");
+    cr_assert_str_eq(agt_event_name(AGT_EV_DELAY_EXPIRED), "delay_expired");
     cr_assert_str_eq(agt_event_name(AGT_EV_GRACE_EXPIRED), "grace_expired");
 }
 
@@ -331,6 +403,28 @@ Test(agt_spec, accepts_a_good_assignment, .timeout = 2)
     cr_assert_str_eq(s->http_path, "/healthz");
     cr_assert_eq(s->grace_ms, AGT_DEFAULT_GRACE_MS);
     cr_assert_eq(s->boot_timeout_ms, AGT_DEFAULT_BOOT_MS);
+    cr_assert_eq(s->min_healthy_ms, 0, "0 means up at the first pass: no default");
+    cr_assert_eq(s->shutdown_delay_ms, 0, "0 means SIGTERM at once: no default");
+    agt_spec_free(s);
+}
+
+Test(agt_spec, carries_min_healthy_and_shutdown_delay, .timeout = 2)
+{
+    Drover__Assignment as;
+    struct agt_spec *s, *d;
+    char err[128] = "";
+
+    assignment(&as, NULL, 0);
+    as.min_healthy_ms = 1500;
+    as.shutdown_delay_ms = 2500;
+    cr_assert_eq(agt_spec_new(&as, &cfg, &s, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(s->min_healthy_ms, 1500);
+    cr_assert_eq(s->shutdown_delay_ms, 2500);
+    d = agt_spec_dup(s);
+    cr_assert_not_null(d);
+    cr_assert_eq(d->min_healthy_ms, 1500);
+    cr_assert_eq(d->shutdown_delay_ms, 2500);
+    agt_spec_free(d);
     agt_spec_free(s);
 }
 
