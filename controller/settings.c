@@ -11,7 +11,9 @@
  *   deploy_timeout   1s..24h                   (5m)
  *   shutdown_delay   0..10m                    (web: 1s, others: 0)
  *
- * Durations are N (seconds), Nms, Ns, Nm or Nh. Values are parsed and checked
+ * min_healthy must be shorter than boot_timeout, and max_surge and
+ * max_unavailable cannot both be 0. Durations are N (seconds), Nms, Ns, Nm or
+ * Nh. Values are parsed and checked
  * here, in one place; the CLI sends what the person typed. They apply to
  * instances started from then on (an assignment never changes on an agent)
  * and to the next rollout's batches.
@@ -176,6 +178,13 @@ ctl_settings_check(const struct ctl_formation *f, char *err, size_t errsz)
         snprintf(err, errsz,
                  "max_surge and max_unavailable cannot both be 0: a rollout could "
                  "never replace an instance");
+        return -EINVAL;
+    }
+    if (f->min_healthy_ms >= f->boot_timeout_ms) {
+        snprintf(err, errsz,
+                 "min_healthy (%u ms) must be shorter than boot_timeout (%u ms): an instance "
+                 "could never come up in time",
+                 f->min_healthy_ms, f->boot_timeout_ms);
         return -EINVAL;
     }
     return 0;
