@@ -6,7 +6,7 @@
  * web=4 rolls one batch at a time and never has fewer than 4 up; a release
  * that crashes at boot is reverted by itself; rollback brings back older
  * code and config; a deploy cut by a controller SIGKILL ends whole after the
- * restart. Ports: controllers 7530-7545, apps 8700-8999.
+ * restart. Ports: controllers 7530-7541, apps 8700-8999 and 9000-9149.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -292,7 +292,7 @@ Test(deploy, a_deploy_cut_by_a_controller_restart_ends_whole)
     struct h_ps ps;
     int ctl, on = 0, up, old;
 
-    ctl = start_cluster("restart", 7538, 8550);
+    ctl = start_cluster("restart", 7538, 9000);
     OK("apps:create", "shop");
     OK("config:set", "shop", "BOOT_SLEEP=1.5");
     OK("deploy", "shop", app_dir("1"));

@@ -108,10 +108,10 @@ h_enter_netns(const char *name)
 }
 
 static int
-start(struct h_cluster *c, const char *name, const char *prog, char **env, const char *netns)
+start_argv(struct h_cluster *c, const char *name, const char *path, char *const *argv, char **env,
+           const char *netns)
 {
     struct h_proc *p;
-    char path[512];
     pid_t pid;
     int fd;
 
@@ -121,7 +121,6 @@ start(struct h_cluster *c, const char *name, const char *prog, char **env, const
     char log[sizeof(p->log)];
     snprintf(log, sizeof(log), "%s/%s.log", c->dir, name); /* c->dir and p->log share c */
     memcpy(p->log, log, sizeof(log));
-    snprintf(path, sizeof(path), "%s/%s", h_bin_dir(), prog);
     fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     cr_assert_geq(fd, 0);
     pid = fork();
@@ -136,7 +135,7 @@ start(struct h_cluster *c, const char *name, const char *prog, char **env, const
             dprintf(2, "setns %s: %s\n", netns, strerror(errno));
             _exit(127);
         }
-        execve(path, (char *[]){(char *)prog, NULL}, env);
+        execve(path, argv, env);
         dprintf(2, "exec %s: %s\n", path, strerror(errno));
         _exit(127);
     }
@@ -144,6 +143,21 @@ start(struct h_cluster *c, const char *name, const char *prog, char **env, const
     close(fd);
     p->pid = pid;
     return c->nprocs++;
+}
+
+static int
+start(struct h_cluster *c, const char *name, const char *prog, char **env, const char *netns)
+{
+    char path[512];
+
+    snprintf(path, sizeof(path), "%s/%s", h_bin_dir(), prog);
+    return start_argv(c, name, path, (char *[]){(char *)prog, NULL}, env, netns);
+}
+
+int
+h_start_cmd(struct h_cluster *c, const char *name, const char *const *argv, const char *const *env)
+{
+    return start_argv(c, name, argv[0], (char *const *)argv, h_env(env, NULL), NULL);
 }
 
 int

@@ -63,6 +63,11 @@ int h_start_agent(struct h_cluster *c, const char *node, const char *port_range,
 int h_start(struct h_cluster *c, const char *name, const char *prog, const char *const *env,
             const char *netns);
 
+/* Start any program: argv[0] is its absolute path; env as for h_start (no
+ * drover key or token unless given). Logged and cleaned up like the rest. */
+int h_start_cmd(struct h_cluster *c, const char *name, const char *const *argv,
+                const char *const *env);
+
 /* Move the calling process (a forked child) into network namespace name. */
 int h_enter_netns(const char *name);
 
