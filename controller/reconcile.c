@@ -16,9 +16,11 @@
  * Rolling. Instances of the type from other releases ("old") are replaced in
  * batches, by the pure planner ctl_roll_plan(): at most max_surge instances
  * above the formation at any time, at most max_unavailable below it among
- * those that are up. Old instances that are not up serve nothing and stop at
- * once; an old instance that is up stops only when enough new ones are up
- * (the agent reports up only after health has passed for min_healthy).
+ * those that are up. Old instances that are not up are the first to stop, but
+ * only within the same budget, so old ones that are still starting are not
+ * all killed at once; an old instance that is up stops only when enough new
+ * ones are up (the agent reports up only after health has passed for
+ * min_healthy).
  * Because each pass re-plans from the instances' states, the same rule
  * rolls a deploy forward, rolls a failed one back (deploys.c makes the last
  * good release current again), and survives a controller restart.
@@ -196,20 +198,25 @@ ctl_roll_limits(const char *max_surge, const char *max_unavailable, uint32_t wan
 void
 ctl_roll_plan(struct ctl_roll *r)
 {
-    uint32_t min_up, up, old_down, stop_up, old_left, max_total, target;
+    uint32_t min_up, old_left, max_total, target;
+    uint64_t budget;
 
     r->create = r->stop_old = 0;
     if (r->old_live == 0) {
         r->create = r->want > r->new_live ? r->want - r->new_live : 0;
         return;
     }
+    /*
+     * Old instances may stop while what stays up is at least min_up,
+     * counting every old one that is not up as stopping first (as
+     * Kubernetes does): old ones that are starting are not killed before
+     * anything else is up, and crashing ones go as soon as others carry the
+     * load.
+     */
     min_up = r->want > r->unavailable ? r->want - r->unavailable : 0;
-    up = r->new_up + r->old_up;
-    old_down = r->old_live - r->old_up;
-    stop_up = up > min_up ? up - min_up : 0;
-    if (stop_up > r->old_up)
-        stop_up = r->old_up;
-    r->stop_old = old_down + stop_up;
+    budget = (uint64_t)r->new_up + r->old_live;
+    budget = budget > min_up ? budget - min_up : 0;
+    r->stop_old = budget < r->old_live ? (uint32_t)budget : r->old_live;
     old_left = r->old_live - r->stop_old;
     max_total = r->want + r->surge;
     target = max_total > old_left ? max_total - old_left : 0;

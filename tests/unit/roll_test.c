@@ -83,7 +83,9 @@ play(uint32_t want, const char *surge_s, const char *unavail_s)
     while (r.old_live > 0 || r.new_up < want) {
         ctl_roll_plan(&r);
         cr_assert_leq(r.stop_old, r.old_live);
-        r.old_up -= r.stop_old < r.old_up ? r.stop_old : r.old_up;
+        /* Those not up go first (reconcile.c's order). */
+        uint32_t down = r.old_live - r.old_up;
+        r.old_up -= r.stop_old > down ? r.stop_old - down : 0;
         r.old_live -= r.stop_old;
         r.new_live += r.create;
         cr_assert_leq(r.new_live + r.old_live, want + r.surge, "want=%u surge=%u: %u new + %u old",
@@ -136,13 +138,40 @@ Test(roll_plan, first_batch_of_web4, .timeout = 2)
     cr_assert_eq(r.create, 1);
 }
 
-Test(roll_plan, old_instances_that_are_not_up_stop_at_once, .timeout = 2)
+Test(roll_plan, old_instances_still_starting_are_not_all_killed, .timeout = 2)
 {
-    struct ctl_roll r = {.want = 4, .surge = 1, .old_live = 4, .old_up = 1};
+    struct ctl_roll r = {.want = 4, .surge = 1, .old_live = 4, .old_up = 0};
 
     ctl_roll_plan(&r);
-    cr_assert_eq(r.stop_old, 3);
-    cr_assert_eq(r.create, 4); /* 1 old left + 4 new = want + surge */
+    cr_assert_eq(r.stop_old, 0, "nothing is up yet: no old one may go");
+    cr_assert_eq(r.create, 1);
+}
+
+Test(roll_plan, old_instances_not_up_go_first_within_the_budget, .timeout = 2)
+{
+    /* 2 new up + 2 old up = 4 = want: the 2 old that are down may go. */
+    struct ctl_roll r = {
+        .want = 4, .surge = 1, .new_live = 2, .new_up = 2, .old_live = 4, .old_up = 2};
+
+    ctl_roll_plan(&r);
+    cr_assert_eq(r.stop_old, 2);
+    cr_assert_eq(r.create, 1); /* 2 old left + 3 new = 5 */
+}
+
+Test(roll_plan, crashing_old_ones_are_replaced_one_batch_at_a_time, .timeout = 2)
+{
+    /* A revert: the failed release's 4 crash; the good one has none yet. */
+    struct ctl_roll r = {.want = 4, .surge = 1, .old_live = 4, .old_up = 0};
+    int rounds = 0;
+
+    while (r.old_live > 0 || r.new_up < r.want) {
+        ctl_roll_plan(&r);
+        r.old_live -= r.stop_old;
+        r.new_live += r.create;
+        r.new_up = r.new_live;
+        cr_assert_lt(++rounds, 12);
+    }
+    cr_assert_eq(r.new_live, 4);
 }
 
 Test(roll_plan, no_old_is_plain_scaling, .timeout = 2)
