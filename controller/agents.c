@@ -232,6 +232,13 @@ agent_register(struct ctl *ctl, struct nnuv_msg *req, const Drover__RegisterReq 
         ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "out of memory");
         return;
     }
+    if (strcmp(n->address, r->address) != 0) {
+        struct ctl_instance *in;
+
+        /* Endpoints show the node's address: their lists change. */
+        LIST_FOREACH(in, &n->instances, node_link)
+        ctl_app_endpoints_changed(m, in->app);
+    }
     strcpy(n->address, r->address);
     /* A new boot of the agent is not leaving (the old one may have been). */
     ctl_node_update(m, n, false, n->admin, strcmp(n->boot_id, r->boot_id) == 0 && n->leaving);

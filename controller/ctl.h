@@ -134,6 +134,7 @@ struct ctl_app {
     bool queued;    /* on model->dirty_apps */
     bool reconcile; /* on model->reconcile: reconcile before the next commit */
     uint32_t good;  /* the newest release whose deploy succeeded; 0: none */
+    bool rolling;   /* the last reconcile left instances of other releases */
     struct ctl_deploy deploy;
     uint64_t ep_gen; /* bumped when its endpoint list may have changed */
     TAILQ_ENTRY(ctl_app) dirty_link;

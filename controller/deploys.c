@@ -227,12 +227,12 @@ ctl_deploy_saw(struct ctl_model *m, struct ctl_instance *in, uint64_t now)
         in->state != DROVER__INSTANCE_STATE__ST_FAILED)
         return;
     ctl_inst_name(in, name, sizeof(name));
-    if (in->exit_signal > 0)
-        ctl_deploy_fail(m, a, now, "%s crashed (signal %d)%s%s", name, (int)in->exit_signal,
-                        in->reason[0] ? ": " : "", in->reason);
+    if (strncmp(in->reason, "not healthy", 11) == 0)
+        ctl_deploy_fail(m, a, now, "%s was %.*s", name, (int)strcspn(in->reason, ";"), in->reason);
+    else if (in->exit_signal > 0)
+        ctl_deploy_fail(m, a, now, "%s crashed (signal %d)", name, (int)in->exit_signal);
     else
-        ctl_deploy_fail(m, a, now, "%s crashed (exit code %d)%s%s", name, (int)in->exit_code,
-                        in->reason[0] ? ": " : "", in->reason);
+        ctl_deploy_fail(m, a, now, "%s crashed (exit code %d)", name, (int)in->exit_code);
 }
 
 static void

@@ -766,8 +766,9 @@ ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__Instanc
         return;
     if (from == DROVER__INSTANCE_STATE__ST_UP || st == DROVER__INSTANCE_STATE__ST_UP)
         ctl_app_endpoints_changed(m, in->app);
-    if (!in->oneoff) {
-        /* A rollout's next batch, or a deploy's end, may hang on this. */
+    /* A rollout's next batch (forward or back), or a deploy's end, may hang
+     * on this; otherwise a state change needs no reconcile. */
+    if (!in->oneoff && (in->app->rolling || in->app->deploy.state == CTL_DEPLOY_RUNNING)) {
         ctl_app_want_reconcile(m, in->app);
         ctl_deploy_saw(m, in, now_ms());
     }

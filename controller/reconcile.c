@@ -290,6 +290,7 @@ reconcile_type(struct ctl_model *m, struct ctl_app *a, const struct ctl_release 
         ctl_roll_limits(f->max_surge, f->max_unavailable, r.want, &r.surge, &r.unavailable);
     ctl_roll_plan(&r);
     stop_old(m, old, nold, r.stop_old);
+    a->rolling |= nold > r.stop_old;
     rc = 0;
     if (have > r.want) {
         rc = stop_surplus(m, v, have, r.want);
@@ -463,6 +464,7 @@ ctl_reconcile_app(struct ctl_model *m, struct ctl_app *a, uint64_t now)
     }
     if (rel == NULL)
         return 0;
+    a->rolling = false; /* reconcile_type says if old instances are left */
     for (i = 0; i < rel->ntypes; i++) {
         r = reconcile_type(m, a, rel, rel->types[i].name, now);
         if (r == 0)

@@ -243,6 +243,7 @@ struct agt_inst {
     unsigned watch_ticks;
     bool orphan;         /* left by a killed agent: no process handle */
     bool ready;          /* its release is ready: the pump will start it */
+    bool boot_timed_out; /* killed for not being healthy within the boot timeout */
     int closing;         /* handles still to close before free */
     struct agt_run *run; /* the live process, or NULL */
     int pgid;            /* its group; kept until the exit has been handled */
@@ -548,8 +549,15 @@ act(struct agt_inst *i, unsigned acts)
         watch_group(i);
     if (acts & AGT_A_BACKOFF) {
         /* The exit itself is in exit_code / exit_signal. */
-        snprintf(i->reason, sizeof i->reason, "restart %u in %.1f s", (unsigned)i->sup.restarts,
-                 (double)i->sup.backoff_ms / 1000.0);
+        if (i->boot_timed_out)
+            snprintf(i->reason, sizeof i->reason,
+                     "not healthy within %.1f s (killed); restart %u in %.1f s",
+                     (double)i->spec->boot_timeout_ms / 1000.0, (unsigned)i->sup.restarts,
+                     (double)i->sup.backoff_ms / 1000.0);
+        else
+            snprintf(i->reason, sizeof i->reason, "restart %u in %.1f s", (unsigned)i->sup.restarts,
+                     (double)i->sup.backoff_ms / 1000.0);
+        i->boot_timed_out = false;
         arm(i, i->sup.backoff_ms, AGT_EV_BACKOFF_EXPIRED);
         log_info("restart_scheduled", "app=%s inst=%s restarts=%u in_ms=%" PRIu64, i->spec->app,
                  i->spec->name, (unsigned)i->sup.restarts, i->sup.backoff_ms);
@@ -571,6 +579,8 @@ agt_inst_event(struct agt_inst *i, enum agt_event ev)
             return;
         }
         acts = agt_sup_apply(&i->sup, ev, now_ms(), rnd32());
+        if (ev == AGT_EV_BOOT_TIMEOUT)
+            i->boot_timed_out = true; /* said in the reason of the crash it causes */
         if (i->sup.state != from) {
             log_info("instance_state", "app=%s inst=%s id=%" PRIu64 " from=%s to=%s on=%s",
                      i->spec->app, i->spec->name, i->spec->id, agt_state_name(from),

@@ -457,3 +457,23 @@ Test(roll, a_newer_deploy_supersedes_and_keeps_the_last_good_one, .timeout = 2)
     cr_assert_eq(tally("web", 3).on_release, 2);
     cr_assert_eq(tally("web", 3).live, 2);
 }
+
+Test(roll, a_boot_timeout_is_said_as_such, .timeout = 2)
+{
+    static const char *const types[] = {"web"};
+    struct ctl_instance *in;
+
+    run_v1_web(1);
+    release(2, types, 1);
+    deploy(2, 2000);
+    LIST_FOREACH(in, &app->instances, app_link)
+    {
+        if (in->release == 2)
+            break;
+    }
+    cr_assert_not_null(in);
+    in->exit_signal = 9;
+    strcpy(in->reason, "not healthy within 60.0 s (killed); restart 1 in 0.0 s");
+    ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_CRASHED, 2001);
+    cr_assert_str_eq(app->deploy.reason, "web.1 was not healthy within 60.0 s (killed)");
+}
