@@ -150,6 +150,11 @@ const char *cli_str(const char *s);
 uint64_t cli_mono_ms(void);
 void cli_sleep_ms(unsigned ms);
 
+/* signals.c: a self-pipe for verbs that poll */
+/* Deliver sigs[0..n) as one byte each (the signal number) on the returned
+ * non-blocking fd; SIGPIPE is ignored. Negative errno on failure. */
+int cli_signal_pipe(const int *sigs, size_t n);
+
 /* client.c: one REQ socket to the controller */
 struct cli_client;
 /*

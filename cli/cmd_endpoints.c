@@ -31,7 +31,6 @@
  * that does not wait, and only that one's silence ends the watch.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -43,18 +42,6 @@
 
 #define WATCH_WAIT_MS 25000
 #define RETRY_MS 100
-
-static int sigfd[2] = {-1, -1};
-
-static void
-on_signal(int sig)
-{
-    unsigned char b = (unsigned char)sig;
-    int e = errno;
-
-    (void)!write(sigfd[1], &b, 1);
-    errno = e;
-}
 
 static void
 endpoint_json(FILE *out, const Drover__Endpoint *e)
@@ -101,6 +88,7 @@ struct watch {
     struct cli_client *c;
     Drover__EndpointsReq body;
     int rcvfd;
+    int sigfd; /* cli_signal_pipe */
     bool stop; /* a signal came */
 };
 
@@ -120,7 +108,7 @@ exchange(struct watch *w, Drover__Message **rep)
     req.body_case = DROVER__MESSAGE__BODY_ENDPOINTS_REQ;
     req.endpoints_req = &w->body;
     for (;;) {
-        struct pollfd p[2] = {{.fd = sigfd[0], .events = POLLIN},
+        struct pollfd p[2] = {{.fd = w->sigfd, .events = POLLIN},
                               {.fd = w->rcvfd, .events = POLLIN}};
         uint64_t now = cli_mono_ms();
         int rc;
@@ -208,24 +196,16 @@ static int
 watch(struct cli_client *c, const char *app, const char *type, bool json)
 {
     struct watch w = {.c = c, .body = DROVER__ENDPOINTS_REQ__INIT};
-    struct sigaction sa;
+    static const int sigs[] = {SIGINT, SIGTERM};
 
     w.body.app = (char *)app;
     w.body.type = type != NULL ? (char *)type : "";
     w.rcvfd = cli_client_rcvfd(c);
     if (w.rcvfd < 0)
         return cli_fail("cannot poll the controller's socket");
-    if (pipe(sigfd) < 0)
-        return cli_fail("pipe: %s", strerror(errno));
-    fcntl(sigfd[0], F_SETFL, O_NONBLOCK);
-    fcntl(sigfd[1], F_SETFL, O_NONBLOCK);
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN); /* a reader that went away is seen at fflush */
+    w.sigfd = cli_signal_pipe(sigs, ARRAY_SIZE(sigs));
+    if (w.sigfd < 0)
+        return cli_fail("pipe: %s", strerror(-w.sigfd));
     return watch_loop(&w, app, type != NULL, json);
 }
 

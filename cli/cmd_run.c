@@ -22,7 +22,6 @@
  * DROVER_RUN_TIMEOUT_MS (its setting, 60 s by default).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -42,19 +41,9 @@
 #define RUN_WAIT_MS 5000
 #define RUN_TRIES 3
 
-static int sigfd[2] = {-1, -1};
+static int sigfd = -1;
 static struct termios saved_tio;
 static bool raw_on;
-
-static void
-on_signal(int sig)
-{
-    unsigned char b = (unsigned char)sig;
-    int e = errno;
-
-    (void)!write(sigfd[1], &b, 1);
-    errno = e;
-}
 
 static void
 raw_restore(void)
@@ -259,7 +248,7 @@ static void
 on_signals(struct relay *r)
 {
     unsigned char sigs[32];
-    ssize_t n = read(sigfd[0], sigs, sizeof(sigs));
+    ssize_t n = read(sigfd, sigs, sizeof(sigs));
 
     for (ssize_t i = 0; i < n; i++) {
         switch (sigs[i]) {
@@ -319,7 +308,7 @@ relay_loop(struct relay *r)
         return cli_fail("cannot poll the controller's socket");
     while (!r->done) {
         struct pollfd p[3] = {{.fd = rcvfd, .events = POLLIN},
-                              {.fd = sigfd[0], .events = POLLIN},
+                              {.fd = sigfd, .events = POLLIN},
                               {.fd = 0, .events = POLLIN}};
         nfds_t np = r->in_open && r->inlen < RUN_IN_MAX ? 3 : 2;
         Drover__Message *rep = NULL;
@@ -381,22 +370,12 @@ static int
 relay(struct cli_client *c, uint64_t id, bool tty)
 {
     struct relay r = {.c = c, .id = id, .tty = tty, .in_open = true};
-    struct sigaction sa;
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGWINCH};
     int status;
 
-    if (pipe(sigfd) < 0)
-        return cli_fail("pipe: %s", strerror(errno));
-    fcntl(sigfd[0], F_SETFL, O_NONBLOCK);
-    fcntl(sigfd[1], F_SETFL, O_NONBLOCK);
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGWINCH, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    sigfd = cli_signal_pipe(sigs, ARRAY_SIZE(sigs));
+    if (sigfd < 0)
+        return cli_fail("pipe: %s", strerror(-sigfd));
     if (tty) {
         win_size(&r.rows, &r.cols);
         if (raw_start() < 0)
