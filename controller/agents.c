@@ -321,6 +321,20 @@ oneoff_assignment(struct ctl_arena *ar, struct ctl_instance *in, struct ctl_rele
     return a;
 }
 
+/* A type with no formation row (not expected: every release type gets one)
+ * runs with the default settings, in arena memory. */
+static const struct ctl_formation *
+default_settings(struct ctl_arena *ar, const char *type)
+{
+    struct ctl_formation *f = ctl_arena_alloc(ar, sizeof(*f));
+
+    if (f == NULL)
+        return NULL;
+    snprintf(f->type, sizeof(f->type), "%s", type);
+    ctl_settings_defaults(f);
+    return f;
+}
+
 /* The node's whole assignment set, in arena memory: O(instances on it). */
 static int
 build_assignments(struct ctl_node *n, struct ctl_arena *ar, Drover__SyncRep *sr)
@@ -368,11 +382,13 @@ build_assignments(struct ctl_node *n, struct ctl_arena *ar, Drover__SyncRep *sr)
         if (rel->nconfig > 0 && a->env == NULL)
             return -ENOMEM;
         a->port = in->port;
-        a->health = f != NULL ? (char *)f->health : (strcmp(in->type, "web") == 0 ? "tcp" : "none");
-        a->grace_ms = f != NULL ? f->grace_ms : CTL_DEFAULT_GRACE_MS;
-        a->boot_timeout_ms = f != NULL ? f->boot_timeout_ms : CTL_DEFAULT_BOOT_TIMEOUT_MS;
-        a->min_healthy_ms = f != NULL ? f->min_healthy_ms : CTL_DEFAULT_MIN_HEALTHY_MS;
-        a->shutdown_delay_ms = f != NULL ? f->shutdown_delay_ms : 0;
+        if (f == NULL && (f = default_settings(ar, in->type)) == NULL)
+            return -ENOMEM;
+        a->health = (char *)f->health;
+        a->grace_ms = f->grace_ms;
+        a->boot_timeout_ms = f->boot_timeout_ms;
+        a->min_healthy_ms = f->min_healthy_ms;
+        a->shutdown_delay_ms = f->shutdown_delay_ms;
         if (a->name == NULL)
             return -ENOMEM;
         sr->assignments[k++] = a;

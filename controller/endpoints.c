@@ -131,17 +131,19 @@ list(const struct ctl_app *a, const char *type, size_t *n, uint64_t *version)
     return v;
 }
 
+/* Answer req with v[0..n) (from list(), NULL when it failed); frees v. */
 static void
-reply_list(struct ctl *ctl, struct nnuv_msg *req, const struct ctl_app *a, const char *type)
+reply_list(struct ctl *ctl, struct nnuv_msg *req, struct ctl_instance **v, size_t n,
+           uint64_t version)
 {
     Drover__Message m = DROVER__MESSAGE__INIT;
     Drover__EndpointsRep rep = DROVER__ENDPOINTS_REP__INIT;
     struct ctl_arena *ar = ctl_arena_new();
-    struct ctl_instance **v = NULL;
     Drover__Endpoint *ep;
-    size_t n = 0, i;
+    size_t i;
 
-    if (ar == NULL || (v = list(a, type, &n, &rep.version)) == NULL)
+    rep.version = version;
+    if (ar == NULL || v == NULL)
         goto oom;
     rep.endpoints = ctl_arena_alloc(ar, (n + 1) * sizeof(*rep.endpoints));
     ep = ctl_arena_alloc(ar, (n + 1) * sizeof(*ep));
@@ -181,8 +183,8 @@ ctl_endpoints_request(struct ctl_endpoints *e, struct nnuv_msg *req, Drover__Mes
     struct ctl_instance **v;
     struct ep_waiter *w;
     const char *why = NULL;
-    uint64_t version;
-    size_t n;
+    uint64_t version = 0;
+    size_t n = 0;
 
     if (r->app == NULL || !name_app_valid(r->app))
         why = "invalid app name (want [a-z][a-z0-9-], at most 30 characters)";
@@ -200,9 +202,10 @@ ctl_endpoints_request(struct ctl_endpoints *e, struct nnuv_msg *req, Drover__Mes
             ctl_reply_error(e->ctl, req, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "%s", why);
         goto out;
     }
-    if (r->wait_ms > 0 && (v = list(a, type, &n, &version)) != NULL) {
-        free(v);
-        if (version == r->version && (w = calloc(1, sizeof(*w))) != NULL) {
+    v = list(a, type, &n, &version);
+    if (v != NULL && r->wait_ms > 0 && version == r->version) {
+        if ((w = calloc(1, sizeof(*w))) != NULL) {
+            free(v);
             w->req = req;
             snprintf(w->app, sizeof(w->app), "%s", r->app);
             snprintf(w->type, sizeof(w->type), "%s", type);
@@ -213,7 +216,7 @@ ctl_endpoints_request(struct ctl_endpoints *e, struct nnuv_msg *req, Drover__Mes
             goto out;
         }
     }
-    reply_list(e->ctl, req, a, type);
+    reply_list(e->ctl, req, v, n, version);
 out:
     wire_msg_free(m);
 }
@@ -228,9 +231,9 @@ ctl_endpoints_wake(struct ctl_endpoints *e, bool force)
         return;
     for (w = LIST_FIRST(&e->waiters); w != NULL; w = next) {
         const struct ctl_app *a = ctl_app_find(e->ctl->model, w->app);
-        struct ctl_instance **v;
-        uint64_t version;
-        size_t n;
+        struct ctl_instance **v = NULL;
+        uint64_t version = 0;
+        size_t n = 0;
 
         next = LIST_NEXT(w, link);
         if (a != NULL && !force && now < w->deadline) {
@@ -239,12 +242,15 @@ ctl_endpoints_wake(struct ctl_endpoints *e, bool force)
             w->gen = a->ep_gen;
             if ((v = list(a, w->type, &n, &version)) == NULL)
                 continue;
-            free(v);
-            if (version == w->version)
+            if (version == w->version) {
+                free(v);
                 continue;
+            }
+        } else if (a != NULL) {
+            v = list(a, w->type, &n, &version);
         }
         if (a != NULL)
-            reply_list(e->ctl, w->req, a, w->type);
+            reply_list(e->ctl, w->req, v, n, version);
         else
             ctl_reply_error(e->ctl, w->req, DROVER__ERROR_CODE__ERR_NOT_FOUND, "no app %s", w->app);
         w->req = NULL;
