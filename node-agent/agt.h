@@ -148,10 +148,13 @@ struct agt_spec {
 int agt_spec_new(const Drover__Assignment *as, const struct agt_config *cfg, struct agt_spec **out,
                  char *err, size_t errsz);
 void agt_spec_free(struct agt_spec *s);
-/* The script /bin/sh -c runs for cmd: "exec CMD" when cmd is one simple
- * command (so the shell becomes the app), else cmd as it is. malloc'd; NULL
- * when out of memory. */
+/* The script /bin/sh -c runs for cmd: "exec CMD" when prefixing exec cannot
+ * change its meaning (agt_shell_execable: one simple command whose first
+ * word names a program, not a builtin, reserved word or assignment), so the
+ * shell becomes the app; else cmd as it is. malloc'd; NULL when out of
+ * memory. */
 char *agt_shell_command(const char *cmd);
+bool agt_shell_execable(const char *cmd);
 struct agt_spec *agt_spec_dup(const struct agt_spec *s); /* NULL on ENOMEM */
 /* The process environment: PATH, HOME=home, LANG; the config vars (which may
  * override those); PORT, DYNO, PS, DROVER_APP, DROVER_RELEASE. Later keys

@@ -278,33 +278,67 @@ agt_release_dir(const char *data_dir, const char *app, uint32_t release, const c
  * init, late on some machines) while it shuts down; and every spawn costs a
  * second fork and exec. Prefixing "exec" to a simple command makes the app
  * itself the group leader and our child: it gets SIGTERM directly and its
- * exit is seen at once. Anything that is not plainly one command (lists,
- * pipes, subshells, braces, a leading assignment or reserved word) runs as
- * written; a quoted ';' also counts, which only costs the optimisation.
+ * exit is seen at once.
+ *
+ * The prefix must never change what the line means, since a command (a
+ * Procfile line, a one-off's single argument) is a shell command line as it
+ * is. So it is added only when the first word plainly names a program: made
+ * of characters that are never shell syntax, no '=' (an assignment), and not
+ * a builtin or reserved word of dash or bash (`exec exit 4` looks for a
+ * program called exit; `exec cd /tmp` for one called cd; `exec echo` would
+ * run /bin/echo, which reads backslashes differently). Anything that is not
+ * plainly one command (lists, pipes, subshells, braces, several lines) runs
+ * as written; a quoted ';' also counts, which only costs the optimisation.
  */
+static const char *const sh_builtins[] = {
+    /* reserved words */
+    "!", "[[", "]]", "{", "}", "case", "coproc", "do", "done", "elif", "else", "esac", "fi", "for",
+    "function", "if", "in", "select", "then", "time", "until", "while",
+    /* builtins of dash and bash, POSIX special builtins included */
+    ".", ":", "[", "alias", "bg", "break", "builtin", "caller", "cd", "chdir", "command", "compgen",
+    "complete", "compopt", "continue", "declare", "dirs", "disown", "echo", "enable", "eval",
+    "exec", "exit", "export", "false", "fc", "fg", "getopts", "hash", "help", "history", "jobs",
+    "kill", "let", "local", "logout", "mapfile", "popd", "printf", "pushd", "pwd", "read",
+    "readarray", "readonly", "return", "set", "shift", "shopt", "source", "suspend", "test",
+    "times", "trap", "true", "type", "typeset", "ulimit", "umask", "unalias", "unset", "wait"};
+
+/* A character that is never shell syntax in a word. */
+static bool
+plain_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           strchr("_./+-,:@%", c) != NULL;
+}
+
+bool
+agt_shell_execable(const char *cmd)
+{
+    const char *p = cmd, *w;
+    size_t wlen;
+
+    if (strpbrk(cmd, ";&|\n(){}`") != NULL)
+        return false;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    for (w = p; *p != '\0' && *p != ' ' && *p != '\t'; p++)
+        if (!plain_char(*p))
+            return false; /* quotes, $, globs, redirections, '=' ... */
+    wlen = (size_t)(p - w);
+    if (wlen == 0)
+        return false;
+    for (size_t k = 0; k < ARRAY_SIZE(sh_builtins); k++)
+        if (strlen(sh_builtins[k]) == wlen && memcmp(sh_builtins[k], w, wlen) == 0)
+            return false;
+    return true;
+}
+
 char *
 agt_shell_command(const char *cmd)
 {
-    static const char *const reserved[] = {
-        "if",  "then", "else", "elif", "fi", "do", "done",     "case",   "esac", "while", "until",
-        "for", "in",   "!",    "[[",   "{",  "}",  "function", "select", "time", "exec"};
-    const char *p = cmd, *w;
-    size_t wlen;
     char *out;
 
-    if (strpbrk(cmd, ";&|\n(){}") != NULL)
+    if (!agt_shell_execable(cmd))
         return strdup(cmd);
-    while (*p == ' ' || *p == '\t')
-        p++;
-    w = p;
-    while (*p != '\0' && *p != ' ' && *p != '\t')
-        p++;
-    wlen = (size_t)(p - w);
-    if (wlen == 0 || memchr(w, '=', wlen) != NULL)
-        return strdup(cmd);
-    for (size_t k = 0; k < ARRAY_SIZE(reserved); k++)
-        if (strlen(reserved[k]) == wlen && memcmp(reserved[k], w, wlen) == 0)
-            return strdup(cmd);
     out = malloc(strlen(cmd) + sizeof("exec "));
     if (out != NULL) {
         memcpy(out, "exec ", 5);
