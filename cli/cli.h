@@ -41,6 +41,12 @@ struct cli_verb {
 const struct cli_verb *cli_verb_find(const char *name);
 void cli_help(FILE *out);
 void cli_verb_help(FILE *out, const struct cli_verb *v);
+/* Edit distance (insert, delete, substitute, swap two neighbours). */
+unsigned cli_edit_distance(const char *a, const char *b);
+/* The verb name is most likely a typo of, or NULL when none is close. */
+const char *cli_verb_suggest(const char *name);
+/* "unknown verb 'scael': did you mean 'scale'?" and the usage; CLI_USAGE. */
+int cli_unknown_verb(const char *name);
 /*
  * Print "drover: REASON" (when fmt is not NULL) and the verb's usage on
  * stderr; returns CLI_USAGE so that handlers can `return cli_usage(...)`.
@@ -184,6 +190,17 @@ int cli_client_rcvfd(struct cli_client *c);
 int cli_send(struct cli_client *c, Drover__Message *req);
 /* Receive a reply if one is there: 0, -EAGAIN, or as cli_call (printed). */
 int cli_recv_nowait(struct cli_client *c, Drover__Message__BodyCase want, Drover__Message **rep);
+
+/* probe.c: a quick TCP connect before the first request */
+#define CLI_PROBE_MS 1000
+/* The host part of an endpoint's "HOST" to connect to: "[::1]" -> "::1",
+ * "eth0;10.0.0.1" -> "10.0.0.1". -EINVAL for a wildcard or an empty one. */
+int cli_probe_host(const char *endpoint_host, char *out, size_t outsz);
+/* Connect to host:port within timeout_ms: 0 when something accepted,
+ * -ECONNREFUSED / -EHOSTUNREACH / -ENETUNREACH when nothing can, -ETIMEDOUT
+ * when no answer came (proves nothing), -EADDRNOTAVAIL when host does not
+ * resolve. */
+int cli_probe_tcp(const char *host, uint16_t port, unsigned timeout_ms);
 
 /* cmd_apps.c */
 int cli_cmd_apps(int argc, char **argv);

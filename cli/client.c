@@ -9,6 +9,10 @@
  * interval is set past our timeout so that a slow controller never receives
  * a non-idempotent request (a release, a scale) twice.
  *
+ * Before the first request a plain TCP connect (probe.c) checks that
+ * something listens at the address, so that a stopped controller is said
+ * ("connection refused") at once instead of after the whole timeout.
+ *
  * Every failure is printed here, as the one line a person sees, so the verbs
  * only decide the exit status.
  *
@@ -86,6 +90,30 @@ read_token(struct cli_client *c)
     return 0;
 }
 
+/*
+ * Fail at once when nothing listens at the controller's address (probe.c);
+ * anything else, including a probe that proves nothing, goes on.
+ */
+static int
+probe(struct cli_client *c)
+{
+    char host[256], addr[256];
+    uint16_t port;
+    int rc;
+
+    if (env_parse_endpoint(c->endpoint, host, sizeof(host), &port) < 0 ||
+        cli_probe_host(host, addr, sizeof(addr)) < 0)
+        return 0;
+    rc = cli_probe_tcp(addr, port, CLI_PROBE_MS);
+    if (rc == -ECONNREFUSED || rc == -EHOSTUNREACH || rc == -ENETUNREACH) {
+        cli_fail("cannot reach the controller at %s: %s", c->endpoint,
+                 rc == -ECONNREFUSED ? "connection refused (is drover-controller running?)"
+                                     : strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
 static int
 set_int(int sock, int level, int opt, int v)
 {
@@ -133,6 +161,8 @@ cli_client_new(struct cli_client **out)
         cli_fail("cannot set socket options: %s", nn_strerror(-rc));
         goto fail;
     }
+    if ((rc = probe(c)) < 0)
+        goto fail;
     if (nn_connect(c->sock, c->endpoint) < 0) {
         rc = -nn_errno();
         cli_fail("cannot connect to %s: %s", c->endpoint, nn_strerror(-rc));

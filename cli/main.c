@@ -23,7 +23,7 @@ help(int argc, char **argv)
         return cli_usage(NULL, "help takes at most one verb");
     v = cli_verb_find(argv[0]);
     if (v == NULL)
-        return cli_usage(NULL, "unknown verb '%s'", argv[0]);
+        return cli_unknown_verb(argv[0]);
     cli_verb_help(stdout, v);
     return CLI_OK;
 }
@@ -33,15 +33,19 @@ main(int argc, char **argv)
 {
     const struct cli_verb *v;
 
-    if (argc < 2)
-        return cli_usage(NULL, "no verb given");
+    if (argc < 2) {
+        /* Asked for nothing: the help, on stdout where it can be paged, but
+         * exit 2 so a script that lost its verb does not pass. */
+        cli_help(stdout);
+        return CLI_USAGE;
+    }
     if (strcmp(argv[1], "help") == 0)
         return help(argc - 2, argv + 2);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
         return help(0, NULL);
     v = cli_verb_find(argv[1]);
     if (v == NULL)
-        return cli_usage(NULL, "unknown verb '%s'", argv[1]);
+        return cli_unknown_verb(argv[1]);
     if (cli_args_want_help(argc - 2, argv + 2)) {
         cli_verb_help(stdout, v);
         return CLI_OK;

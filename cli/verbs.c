@@ -7,6 +7,7 @@
  * (it was asked for); usage after a mistake goes to stderr.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -138,7 +139,8 @@ static const char environment[] =
     "Environment:\n"
     "  DROVER_CONTROLLER   the controller's API endpoint (default tcp://127.0.0.1:7400)\n"
     "  DROVER_TIMEOUT_MS   how long to wait for each reply, in ms (default 10000)\n"
-    "  DROVER_API_TOKEN    reserved for authentication; accepted and ignored for now\n";
+    "  DROVER_API_TOKEN    the controller's API token (required: without it every request\n"
+    "                      is refused); requests are sealed with a key derived from it\n";
 
 static const char exit_statuses[] =
     "Exit status: 0 success, 1 failure (the reason is printed on stderr), 2 bad usage.\n";
@@ -150,6 +152,75 @@ cli_verb_find(const char *name)
         if (strcmp(verbs[i].name, name) == 0)
             return &verbs[i];
     return NULL;
+}
+
+/*
+ * Optimal string alignment distance (Levenshtein plus the transposition of
+ * two neighbours, the commonest typo: "scael"). Words longer than 63
+ * characters count as far from everything.
+ */
+unsigned
+cli_edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned d[64][64];
+
+    if (la >= 64 || lb >= 64)
+        return UINT32_MAX;
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (unsigned)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (unsigned)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            unsigned cost = a[i - 1] == b[j - 1] ? 0 : 1, v = d[i - 1][j - 1] + cost;
+
+            if (d[i - 1][j] + 1 < v)
+                v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[la][lb];
+}
+
+/*
+ * The verb nearest to name, when it is near enough to be a typo: at most 2
+ * edits, and fewer than half the word (so "ls" suggests nothing, not "ps").
+ * Ties go to the earlier verb in the table. "help" is a verb too.
+ */
+const char *
+cli_verb_suggest(const char *name)
+{
+    const char *best = NULL;
+    unsigned bestd = UINT32_MAX;
+    size_t len = strlen(name);
+
+    for (size_t i = 0; i <= ARRAY_SIZE(verbs); i++) {
+        const char *v = i < ARRAY_SIZE(verbs) ? verbs[i].name : "help";
+        unsigned d = cli_edit_distance(name, v);
+
+        if (d < bestd) {
+            bestd = d;
+            best = v;
+        }
+    }
+    if (best == NULL || bestd == 0 || bestd > 2 || 2 * (size_t)bestd >= len)
+        return NULL;
+    return best;
+}
+
+int
+cli_unknown_verb(const char *name)
+{
+    const char *near = cli_verb_suggest(name);
+
+    if (near != NULL)
+        return cli_usage(NULL, "unknown verb '%s': did you mean '%s'?", name, near);
+    return cli_usage(NULL, "unknown verb '%s'", name);
 }
 
 void
