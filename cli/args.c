@@ -156,13 +156,13 @@ cli_parse_scale(const char *arg, char *type, size_t typesz, int32_t *qty, char *
     }
     len = (size_t)(eq - arg);
     if (len == 0 || len >= typesz || len > TYPE_NAME_MAX) {
-        snprintf(err, errsz, "'%s': process type must match [a-z][a-z0-9_-]{0,29}", arg);
+        snprintf(err, errsz, "'%s': process type must match [A-Za-z0-9_-]{1,30}", arg);
         return -EINVAL;
     }
     memcpy(type, arg, len);
     type[len] = '\0';
     if (!name_type_valid(type)) {
-        snprintf(err, errsz, "'%s': process type must match [a-z][a-z0-9_-]{0,29}", arg);
+        snprintf(err, errsz, "'%s': process type must match [A-Za-z0-9_-]{1,30}", arg);
         return -EINVAL;
     }
     rc = parse_decimal(eq + 1, CLI_SCALE_MAX, &v);

@@ -208,6 +208,11 @@ int cli_cmd_apps_create(int argc, char **argv);
 /* Fetch one app (AppsReq, then find it). 0, -ENOENT (printed), or as cli_call. */
 int cli_app_get(struct cli_client *c, const char *app, Drover__Message **rep,
                 Drover__AppInfo **info);
+/* The same, but -ENOENT is not printed (the caller says what to do). */
+int cli_app_find(struct cli_client *c, const char *app, Drover__Message **rep,
+                 Drover__AppInfo **info);
+/* Create app (AppCreateReq). 0 or as cli_call (printed). */
+int cli_app_create(struct cli_client *c, const char *app);
 
 /* cmd_config.c */
 int cli_cmd_config(int argc, char **argv);

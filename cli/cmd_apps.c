@@ -135,6 +135,32 @@ cli_cmd_apps_create(int argc, char **argv)
 int
 cli_app_get(struct cli_client *c, const char *app, Drover__Message **rep, Drover__AppInfo **info)
 {
+    int rc = cli_app_find(c, app, rep, info);
+
+    if (rc == -ENOENT)
+        cli_fail("no such app '%s'", app);
+    return rc;
+}
+
+int
+cli_app_create(struct cli_client *c, const char *app)
+{
+    Drover__Message req = DROVER__MESSAGE__INIT, *rep = NULL;
+    Drover__AppCreateReq body = DROVER__APP_CREATE_REQ__INIT;
+    int rc;
+
+    body.app = (char *)app;
+    req.body_case = DROVER__MESSAGE__BODY_APP_CREATE_REQ;
+    req.app_create_req = &body;
+    rc = cli_call(c, &req, DROVER__MESSAGE__BODY_APP_REP, &rep);
+    if (rep != NULL)
+        wire_msg_free(rep);
+    return rc;
+}
+
+int
+cli_app_find(struct cli_client *c, const char *app, Drover__Message **rep, Drover__AppInfo **info)
+{
     Drover__Message req = DROVER__MESSAGE__INIT;
     Drover__AppsReq body = DROVER__APPS_REQ__INIT;
     int rc;
@@ -152,6 +178,5 @@ cli_app_get(struct cli_client *c, const char *app, Drover__Message **rep, Drover
         }
     wire_msg_free(*rep);
     *rep = NULL;
-    cli_fail("no such app '%s'", app);
     return -ENOENT;
 }

@@ -49,7 +49,43 @@ trap_signals(void (*handler)(int))
     sigaction(SIGHUP, &sa, NULL);
 }
 
-/* Read DIR/Procfile (a regular file) into a malloc'd buffer. Prints the reason. */
+/*
+ * A Procfile that is a symlink is read through, as the unpacked slug will,
+ * if it leads to a file inside dir; *st becomes that file's. Prints why not.
+ */
+static int
+procfile_link_inside(const char *dir, const char *path, struct stat *st)
+{
+    char root[PATH_MAX], to[PATH_MAX], link[PATH_MAX];
+    ssize_t ln = readlink(path, link, sizeof(link) - 1);
+    size_t n;
+    int rc;
+
+    if (ln > 0 && link[0] == '/') {
+        link[ln] = '\0';
+        cli_fail("%s is a symlink to the absolute path %s: in the slug it must be relative", path,
+                 link);
+        return -EPERM;
+    }
+    if (realpath(dir, root) == NULL || realpath(path, to) == NULL) {
+        cli_fail("%s is a symlink to nothing that exists", path);
+        return -ENOENT;
+    }
+    n = strlen(root);
+    if (strncmp(to, root, n) != 0 || (to[n] != '/' && strcmp(root, "/") != 0)) {
+        cli_fail("%s is a symlink to %s, outside %s: the slug holds only %s", path, to, dir, dir);
+        return -EPERM;
+    }
+    if (stat(to, st) < 0) {
+        rc = -errno;
+        cli_fail("%s: %s", to, strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
+/* Read DIR/Procfile (a regular file, or a link to one inside DIR) into a
+ * malloc'd buffer. Prints the reason. */
 static int
 read_procfile(const char *dir, char **text, size_t *len)
 {
@@ -82,6 +118,8 @@ read_procfile(const char *dir, char **text, size_t *len)
             cli_fail("%s: %s", path, strerror(-rc));
         return rc;
     }
+    if (S_ISLNK(st.st_mode) && (rc = procfile_link_inside(dir, path, &st)) < 0)
+        return rc;
     if (!S_ISREG(st.st_mode)) {
         cli_fail("%s is not a regular file", path);
         return -EINVAL;
@@ -237,6 +275,7 @@ struct deploy_opts {
     const char *dir;
     const char *message;
     bool no_wait;
+    bool create; /* --create: make the app when it does not exist */
     uint32_t timeout_s;
 };
 
@@ -250,16 +289,26 @@ deploy(const struct deploy_opts *o)
     Drover__AppInfo *app;
     char err[256], sha[65], desc[64];
     uint64_t size;
-    int rc;
+    int rc, found;
 
     if (check_procfile(o->dir, &pf) < 0)
         return CLI_FAIL;
     if ((rc = cli_connect(&c)) != CLI_OK)
         goto out;
+    /* An unknown app fails now, not after the upload, or is made. */
+    found = cli_app_find(c, o->app, &rep, &app);
     rc = CLI_FAIL;
-    /* An unknown app fails now, not after the upload. */
-    if (cli_app_get(c, o->app, &rep, &app) < 0)
+    if (found == -ENOENT && o->create) {
+        if (cli_app_create(c, o->app) < 0)
+            goto out;
+        printf("Created %s\n", o->app);
+    } else if (found == -ENOENT) {
+        cli_fail("no app %s: run drover apps:create %s first (or deploy with --create)", o->app,
+                 o->app);
         goto out;
+    } else if (found < 0) {
+        goto out;
+    }
     wire_msg_free(rep);
     rep = NULL;
     trap_signals(on_signal);
@@ -320,6 +369,7 @@ cli_cmd_deploy(int argc, char **argv)
     struct cli_flag flags[] = {
         {"message", 'm', true, NULL, &o.message},
         {"no-wait", 0, false, &o.no_wait, NULL},
+        {"create", 0, false, &o.create, NULL},
         {"timeout", 0, true, NULL, &timeout},
     };
     char err[256], *pos[2];

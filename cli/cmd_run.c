@@ -148,6 +148,8 @@ struct relay {
     int tries;
     bool done;
     int status;
+    int stopped_by;   /* the signal that made us stop the process, or 0 */
+    const char *name; /* "run.3" */
 };
 
 static int
@@ -260,10 +262,10 @@ on_signals(struct relay *r)
             win_size(&r->rows, &r->cols);
             r->dirty = true;
             break;
-        default: /* SIGTERM, SIGHUP: stop the process, then go */
+        default: /* SIGTERM, SIGHUP: stop the process (say_goodbye), then go */
             if (!r->done) {
-                send_io(r, true);
                 r->done = true;
+                r->stopped_by = sigs[i];
                 r->status = 128 + sigs[i];
             }
             break;
@@ -352,24 +354,56 @@ relay_loop(struct relay *r)
     return r->status;
 }
 
-/* Goodbye: the controller may forget the session now. Best effort. */
+static const char *
+sig_name(int sig)
+{
+    return sig == SIGTERM ? "got SIGTERM" : sig == SIGHUP ? "got SIGHUP" : "got a signal";
+}
+
+/*
+ * Goodbye: the controller may forget the session now, and stops the process
+ * if it still runs. One hangup only: a second would find the session gone
+ * and be answered "no attached session". After a signal, what became of the
+ * process is said (it is why we exit 128+N); otherwise best effort.
+ */
 static void
 say_goodbye(struct relay *r)
 {
     Drover__Message *rep = NULL;
     struct pollfd p = {.fd = cli_client_rcvfd(r->c), .events = POLLIN};
+    int wait_ms = r->stopped_by ? 2000 : 500;
+    uint64_t until = mono_ms() + (uint64_t)wait_ms;
+    int rc = -EAGAIN;
 
-    if (send_io(r, true) < 0)
+    if (send_io(r, true) < 0) {
+        if (r->stopped_by)
+            cli_fail("%s: could not tell the controller to stop %s; it stops it when it "
+                     "misses us (DROVER_RUN_TIMEOUT_MS)",
+                     sig_name(r->stopped_by), r->name);
         return;
-    if (p.fd >= 0 && poll(&p, 1, 500) > 0 &&
-        cli_recv_nowait(r->c, DROVER__MESSAGE__BODY_RUN_IO_REP, &rep) == 0)
+    }
+    while (p.fd >= 0 && rc == -EAGAIN && mono_ms() < until) {
+        if (poll(&p, 1, (int)(until - mono_ms())) <= 0)
+            break;
+        rc = cli_recv_nowait(r->c, DROVER__MESSAGE__BODY_RUN_IO_REP, &rep);
+    }
+    if (r->stopped_by && rc == 0 && rep->run_io_rep->exited)
+        fprintf(stderr, "drover: %s: %s had already ended\n", sig_name(r->stopped_by), r->name);
+    else if (r->stopped_by && rc == 0)
+        fprintf(stderr, "drover: %s: stopped %s (SIGTERM now, SIGKILL after its grace period)\n",
+                sig_name(r->stopped_by), r->name);
+    else if (r->stopped_by && rc == -EAGAIN)
+        cli_fail("%s: no answer from the controller about stopping %s; it stops it when it "
+                 "misses us (DROVER_RUN_TIMEOUT_MS)",
+                 sig_name(r->stopped_by), r->name);
+    if (rep != NULL)
         wire_msg_free(rep);
 }
 
 static int
-relay(struct cli_client *c, uint64_t id, bool tty)
+relay(struct cli_client *c, uint64_t id, const char *name, bool tty)
 {
-    struct relay r = {.c = c, .id = id, .tty = tty, .in_open = true};
+    struct relay r = {.c = c, .id = id, .name = name, .tty = tty, .in_open = true};
     static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGWINCH};
     int status;
 
@@ -466,7 +500,7 @@ cli_cmd_run(int argc, char **argv)
         if (isatty(2))
             fprintf(stderr, "drover: running %s on %s (v%u)\n", cli_str(rep->run_rep->name),
                     cli_str(rep->run_rep->node), rep->run_rep->release);
-        rc = relay(c, rep->run_rep->id, tty);
+        rc = relay(c, rep->run_rep->id, cli_str(rep->run_rep->name), tty);
     }
     wire_msg_free(rep);
     cli_client_free(c);

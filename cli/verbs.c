@@ -28,9 +28,11 @@ static const struct cli_verb verbs[] = {
      cli_cmd_config_set},
     {"config:unset", "APP K...", "remove config vars (makes a new release once the app has one)",
      NULL, cli_cmd_config_unset},
-    {"deploy", "APP DIR [-m TEXT] [--no-wait] [--timeout SECONDS]",
+    {"deploy", "APP DIR [-m TEXT] [--create] [--no-wait] [--timeout SECONDS]",
      "pack DIR (with its Procfile), upload it, release it and wait for the rollout",
      "  -m, --message TEXT   release description (default \"Deploy <sha12>\")\n"
+     "  --create             create APP first when it does not exist (without it, a\n"
+     "                       missing APP is refused before anything is uploaded)\n"
      "  --no-wait            return once the release is made\n"
      "  --timeout SECONDS    how long to wait for the rollout (default 300); the\n"
      "                       deploy goes on without us after that\n"

@@ -62,8 +62,10 @@ parse_line(struct procfile *pf, const char *s, size_t len, int lineno, char *err
     /* A NUL inside would hide the rest of the name from the checks below
      * (found by tests/fuzz/fuzz_procfile). */
     if (strlen(type) != tlen || !name_type_valid(type))
-        return fail(pf, err, errsz,
-                    "line %d: bad process type '%.40s' (want [a-z][a-z0-9_-]{0,29})", lineno, type);
+        return fail(
+            pf, err, errsz,
+            "line %d: bad process type '%.40s' (want letters, digits, '-' or '_', at most 30)",
+            lineno, type);
     if (strcmp(type, "run") == 0)
         return fail(pf, err, errsz, "line %d: process type '%s' is reserved for one-off processes",
                     lineno, type);

@@ -6,7 +6,8 @@
  *   worker: ./work
  *
  * One "TYPE: COMMAND" per line; blank lines and lines starting with '#' are
- * skipped; CRLF is accepted. TYPE matches [a-z][a-z0-9_-]{0,29} and is unique;
+ * skipped; CRLF is accepted. TYPE matches [A-Za-z0-9_-]{1,30}, as on Heroku,
+ * and is unique; case matters ("Web" and "web" are two types, as on Heroku).
  * "run" is reserved for one-off processes. COMMAND is trimmed and must not be
  * empty; it runs with /bin/sh -c.
  */

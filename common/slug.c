@@ -277,18 +277,70 @@ clean_path(const char *in, char *out, size_t outsz)
     return 0;
 }
 
-int
-slug_read_member(const char *slug_path, const char *name, size_t max, char **buf, size_t *len)
+/*
+ * The member a symlink at path with target t names, relative to the root
+ * ("conf/Procfile" for "Procfile" -> "conf/Procfile", "a/b" for "a/x" ->
+ * "../a/b"): -EPERM when it is absolute or climbs out of the root.
+ */
+static int
+link_target(const char *path, const char *t, char *out, size_t outsz)
+{
+    const char *slash = strrchr(path, '/');
+    size_t o = slash != NULL ? (size_t)(slash - path) : 0;
+    const char *p;
+
+    if (t == NULL || t[0] == '\0' || t[0] == '/')
+        return -EPERM;
+    if (o + 1 > outsz)
+        return -ENAMETOOLONG;
+    memcpy(out, path, o);
+    out[o] = '\0';
+    for (p = t; *p;) {
+        const char *seg = p;
+        size_t len;
+
+        while (*p && *p != '/')
+            p++;
+        len = (size_t)(p - seg);
+        while (*p == '/')
+            p++;
+        if (len == 0 || (len == 1 && seg[0] == '.'))
+            continue;
+        if (len == 2 && seg[0] == '.' && seg[1] == '.') {
+            char *up = strrchr(out, '/');
+
+            if (o == 0)
+                return -EPERM; /* above the root */
+            o = up != NULL ? (size_t)(up - out) : 0;
+            out[o] = '\0';
+            continue;
+        }
+        if (o + len + 2 > outsz)
+            return -ENAMETOOLONG;
+        if (o > 0)
+            out[o++] = '/';
+        memcpy(out + o, seg, len);
+        o += len;
+        out[o] = '\0';
+    }
+    return o > 0 ? 0 : -EPERM; /* a link to the root itself is no file */
+}
+
+#define SLUG_LINK_HOPS 8
+
+/*
+ * One pass over the slug for member want: 0 with the data, 1 with want
+ * replaced by the target of a symlink found there, or a negative errno.
+ */
+static int
+read_member_once(const char *slug_path, char *want, size_t wantsz, size_t max, char **buf,
+                 size_t *len)
 {
     struct archive *a;
     struct archive_entry *e;
-    char want[PATH_MAX], got[PATH_MAX];
+    char got[PATH_MAX];
     int rc = -ENOENT, r;
 
-    *buf = NULL;
-    *len = 0;
-    if (clean_path(name, want, sizeof(want)) < 0)
-        return -EINVAL;
     if ((a = open_slug(slug_path)) == NULL)
         return -EBADMSG;
     while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
@@ -296,8 +348,21 @@ slug_read_member(const char *slug_path, const char *name, size_t max, char **buf
         char *data;
         la_ssize_t n;
 
-        if (clean_path(archive_entry_pathname(e), got, sizeof(got)) < 0 || strcmp(got, want) != 0 ||
-            archive_entry_filetype(e) != AE_IFREG)
+        if (clean_path(archive_entry_pathname(e), got, sizeof(got)) < 0 || strcmp(got, want) != 0)
+            continue;
+        if (archive_entry_filetype(e) == AE_IFLNK) {
+            char to[PATH_MAX];
+
+            rc = link_target(got, archive_entry_symlink(e), to, sizeof(to));
+            if (rc == 0 && strlen(to) < wantsz) {
+                memcpy(want, to, strlen(to) + 1);
+                rc = 1;
+            } else if (rc == 0) {
+                rc = -ENAMETOOLONG;
+            }
+            goto out;
+        }
+        if (archive_entry_filetype(e) != AE_IFREG)
             continue;
         size = archive_entry_size(e);
         if (size < 0 || (uint64_t)size > max) {
@@ -325,6 +390,30 @@ slug_read_member(const char *slug_path, const char *name, size_t max, char **buf
 out:
     archive_read_free(a);
     return rc;
+}
+
+/*
+ * A member that is a symlink is followed, as the unpacked tree would (a
+ * Procfile linked to conf/Procfile), as long as the link stays inside the
+ * slug: each hop is a new pass, since the target may come before the link
+ * in the archive.
+ */
+int
+slug_read_member(const char *slug_path, const char *name, size_t max, char **buf, size_t *len)
+{
+    char want[PATH_MAX];
+    int rc;
+
+    *buf = NULL;
+    *len = 0;
+    if (clean_path(name, want, sizeof(want)) < 0)
+        return -EINVAL;
+    for (int hop = 0; hop <= SLUG_LINK_HOPS; hop++) {
+        rc = read_member_once(slug_path, want, sizeof(want), max, buf, len);
+        if (rc != 1)
+            return rc == -EPERM || rc == -ENAMETOOLONG ? -ELOOP : rc;
+    }
+    return -ELOOP;
 }
 
 /* ---- unpacking ---- */

@@ -33,8 +33,10 @@ int slug_sha_valid(const char *s);
 
 /*
  * Read member name (e.g. "Procfile" or "./Procfile") from a slug into a
- * malloc'd NUL-terminated buffer of at most max bytes. -ENOENT when absent,
- * -EFBIG when larger than max, -EBADMSG when not a readable tar.gz.
+ * malloc'd NUL-terminated buffer of at most max bytes. A symlink is followed
+ * inside the slug. -ENOENT when absent, -EFBIG when larger than max,
+ * -EBADMSG when not a readable tar.gz, -ELOOP for a link that leaves the
+ * slug or a chain of more than 8.
  */
 int slug_read_member(const char *slug_path, const char *name, size_t max, char **buf, size_t *len);
 

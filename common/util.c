@@ -46,15 +46,17 @@ name_app_valid(const char *s)
     return true;
 }
 
+/* What Heroku accepts in a Procfile (its parser's [A-Za-z0-9_-]+), so that
+ * a Heroku app's Procfile runs unchanged; types compare exactly, as there. */
 bool
 name_type_valid(const char *s)
 {
     size_t i;
 
-    if (s == NULL || !is_lower(s[0]))
+    if (s == NULL || s[0] == '\0')
         return false;
-    for (i = 1; s[i]; i++)
-        if (i >= TYPE_NAME_MAX || !(is_lower(s[i]) || is_digit(s[i]) || s[i] == '-' || s[i] == '_'))
+    for (i = 0; s[i]; i++)
+        if (i >= TYPE_NAME_MAX || !(is_alpha(s[i]) || is_digit(s[i]) || s[i] == '-' || s[i] == '_'))
             return false;
     return true;
 }

@@ -20,7 +20,7 @@
 
 /* [a-z][a-z0-9-]{0,29} */
 bool name_app_valid(const char *s);
-/* [a-z][a-z0-9_-]{0,29} */
+/* [A-Za-z0-9_-]{1,30}, case-sensitive (as Heroku) */
 bool name_type_valid(const char *s);
 /* [A-Za-z_][A-Za-z0-9_]{0,254} */
 bool name_config_key_valid(const char *s);

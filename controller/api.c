@@ -23,8 +23,8 @@
  *     on Heroku; every other new type starts at 0;
  *   - config:set / config:unset before the first release only change the
  *     config (the first deploy snapshots it); after it they also make release
- *     vN+1 with the same slug and types. An unset that removes nothing makes
- *     no release.
+ *     vN+1 with the same slug and types. An unset of a key that is not
+ *     set is refused (ERR_NOT_FOUND) and makes no release.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -463,6 +463,13 @@ api_config_unset(struct api_req *q, const Drover__ConfigUnsetReq *r)
                         "invalid config key (want [A-Za-z_][A-Za-z0-9_]*, at most %d)",
                         CONFIG_KEY_MAX);
     }
+    /* A key that is not set is a mistake (a typo, most likely): refused
+     * with nothing changed, even when others in the request are set. */
+    for (i = 0; i < r->n_keys; i++) {
+        if (ctl_config_find(a, r->keys[i]) == NULL)
+            return fail(q, DROVER__ERROR_CODE__ERR_NOT_FOUND,
+                        "%s is not set on %s (nothing was changed)", r->keys[i], a->name);
+    }
     keys = ctl_arena_alloc(q->ar, r->n_keys * sizeof(*keys));
     if (keys == NULL)
         return oom(q);
@@ -553,7 +560,7 @@ api_scale(struct api_req *q, const Drover__ScaleReq *r)
 
         if (e == NULL || !str_ok(e->type, TYPE_NAME_MAX) || !name_type_valid(e->type))
             return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
-                        "invalid process type (want [a-z][a-z0-9_-], at most 30 characters)");
+                        "invalid process type (want letters, digits, '-' or '_', at most 30)");
         if (ctl_release_type(rel, e->type) == NULL)
             return fail(q, DROVER__ERROR_CODE__ERR_NOT_FOUND,
                         "no process type '%s' in v%u (types: %s)", e->type, rel->version,
@@ -808,7 +815,7 @@ api_settings_set(struct api_req *q, const Drover__SettingsSetReq *r)
         return -1;
     if (!str_ok(r->type, TYPE_NAME_MAX) || !name_type_valid(r->type))
         return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
-                    "invalid process type (want [a-z][a-z0-9_-], at most 30 characters)");
+                    "invalid process type (want letters, digits, '-' or '_', at most 30)");
     if ((f = ctl_formation_find(a, r->type)) == NULL)
         return fail(q, DROVER__ERROR_CODE__ERR_NOT_FOUND,
                     "app %s has no process type '%s' (deploy a Procfile with it first)", a->name,
@@ -887,6 +894,9 @@ rel_work(uv_work_t *w)
     } else if (rw->rc == -EFBIG) {
         snprintf(rw->err, sizeof(rw->err), "the Procfile is larger than %u bytes",
                  PROCFILE_MAX_SIZE);
+    } else if (rw->rc == -ELOOP) {
+        snprintf(rw->err, sizeof(rw->err),
+                 "the Procfile is a symlink that leaves the slug (or a chain of more than 8)");
     } else if (rw->rc < 0) {
         snprintf(rw->err, sizeof(rw->err), "the slug is not a readable tar.gz");
     } else {

@@ -9,8 +9,9 @@
  * shutdown_delay before SIGTERM, so a router following the list has time
  * to stop sending it requests.
  *
- * The list's version is a 64-bit FNV-1a digest of its content, not a
- * counter, so that it means the same across controller restarts. A watcher
+ * The list's version is a 64-bit FNV-1a digest of its content cut to 53
+ * bits (a JSON reader in JavaScript holds it exactly), not a counter, so
+ * that it means the same across controller restarts. A watcher
  * (`drover endpoints --watch`) sends the version it has with wait_ms: the
  * request is held until the list differs or the wait is over. The model
  * bumps an app's ep_gen on any change that may move its list (ctl_inst_stop,
@@ -25,6 +26,9 @@
 #include "log.h"
 
 #define WAIT_MAX_MS 60000u
+/* The digest keeps 53 bits, so that the version in --json is a number a
+ * JavaScript reader holds exactly (Number.MAX_SAFE_INTEGER is 2^53 - 1). */
+#define ENDPOINTS_VERSION_MASK ((1ull << 53) - 1)
 
 struct ep_waiter {
     LIST_ENTRY(ep_waiter) link;
@@ -79,6 +83,26 @@ listed(const struct ctl_instance *in, const char *type)
            (type[0] == '\0' || strcmp(in->type, type) == 0);
 }
 
+/*
+ * Does the app have this type: in its current release's Procfile, or in its
+ * formation (a type a newer Procfile dropped may still be running down)?
+ * Before the first release every valid type is accepted, so that a router
+ * follower may start before the first deploy. Types compare exactly, as
+ * Heroku's do ("Web" is not "web").
+ */
+static bool
+has_type(const struct ctl_app *a, const char *type)
+{
+    const struct ctl_release *rel = ctl_release_current(a);
+
+    if (rel == NULL || ctl_formation_find(a, type) != NULL)
+        return true;
+    for (size_t i = 0; i < rel->ntypes; i++)
+        if (strcmp(rel->types[i].name, type) == 0)
+            return true;
+    return false;
+}
+
 static int
 by_type_idx(const void *x, const void *y)
 {
@@ -127,7 +151,7 @@ list(const struct ctl_app *a, const char *type, size_t *n, uint64_t *version)
         h = fnv(h, &v[i]->port, sizeof(v[i]->port));
     }
     *n = k;
-    *version = h;
+    *version = h & ENDPOINTS_VERSION_MASK;
     return v;
 }
 
@@ -183,23 +207,29 @@ ctl_endpoints_request(struct ctl_endpoints *e, struct nnuv_msg *req, Drover__Mes
     struct ctl_instance **v;
     struct ep_waiter *w;
     const char *why = NULL;
+    Drover__ErrorCode code = DROVER__ERROR_CODE__ERR_BAD_REQUEST;
+    char text[160];
     uint64_t version = 0;
     size_t n = 0;
 
-    if (r->app == NULL || !name_app_valid(r->app))
+    if (r->app == NULL || !name_app_valid(r->app)) {
         why = "invalid app name (want [a-z][a-z0-9-], at most 30 characters)";
-    else if ((a = ctl_app_find(e->ctl->model, r->app)) == NULL)
-        why = "no such app";
-    else if (type[0] != '\0' && !name_type_valid(type))
+    } else if ((a = ctl_app_find(e->ctl->model, r->app)) == NULL) {
+        code = DROVER__ERROR_CODE__ERR_NOT_FOUND;
+        snprintf(text, sizeof(text), "no app %s", r->app);
+        why = text;
+    } else if (type[0] != '\0' && !name_type_valid(type)) {
         why = "invalid process type";
-    else if (r->wait_ms > WAIT_MAX_MS)
+    } else if (type[0] != '\0' && !has_type(a, type)) {
+        code = DROVER__ERROR_CODE__ERR_NOT_FOUND;
+        snprintf(text, sizeof(text), "app %s has no process type '%s'", a->name, type);
+        why = text;
+    } else if (r->wait_ms > WAIT_MAX_MS) {
         why = "wait at most 60000 ms";
+    }
     if (why != NULL) {
         log_warn("bad_request", "sock=api msg=endpoints reason=%s", log_q(why));
-        if (a == NULL && r->app != NULL && name_app_valid(r->app))
-            ctl_reply_error(e->ctl, req, DROVER__ERROR_CODE__ERR_NOT_FOUND, "no app %s", r->app);
-        else
-            ctl_reply_error(e->ctl, req, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "%s", why);
+        ctl_reply_error(e->ctl, req, code, "%s", why);
         goto out;
     }
     v = list(a, type, &n, &version);

@@ -33,6 +33,11 @@ Test(cli, scale_args_accepts_plain_decimal, .timeout = 2)
     cr_assert_eq(q, 0);
     cr_assert_eq(scale("web=100000", type, &q), 0);
     cr_assert_eq(q, 100000);
+    /* Heroku's type names: any case, a leading digit (issue 11 item 20) */
+    cr_assert_eq(scale("Web-2_X=1", type, &q), 0);
+    cr_assert_str_eq(type, "Web-2_X");
+    cr_assert_eq(scale("1st=2", type, &q), 0);
+    cr_assert_str_eq(type, "1st");
 }
 
 Test(cli, scale_args_rejects_negative, .timeout = 2)
@@ -54,9 +59,8 @@ Test(cli, scale_args_rejects_malformed, .timeout = 2)
         "web",
         "web=1 ",
         "web= 1",
-        "Web=1",
-        "1web=1",
         "web.1=1",
+        "w b=1",
         "web=1=2",
         "web==1",
         "",

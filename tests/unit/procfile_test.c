@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "procfile.h"
+#include "util.h"
 
 static int
 parse(const char *text, struct procfile *pf, char *err)
@@ -64,12 +65,12 @@ Test(procfile, refuses_bad_lines, .timeout = 2)
 {
     static const char *bad[] = {
         "web ./server\n",                       /* no colon */
-        "Web: x\n",                             /* upper case */
-        "1web: x\n",                            /* starts with a digit */
         ": x\n",                                /* no type */
         "web: a\nweb: b\n",                     /* duplicate */
         "run: x\n",                             /* reserved */
         "w$b: x\n",                             /* bad character */
+        "w.b: x\n",                             /* '.' separates type and number */
+        "web 2: x\n",                           /* a space inside */
         "",                                     /* nothing */
         "# only a comment\n",                   /* nothing */
         "averyveryveryverylongtypename12: x\n", /* 31 characters */
@@ -90,4 +91,28 @@ Test(procfile, refuses_embedded_nul_and_oversize, .timeout = 2)
 
     cr_assert_eq(procfile_parse(nul, sizeof(nul) - 1, &pf, err, sizeof(err)), -EINVAL);
     cr_assert_eq(procfile_parse("web: x\n", PROCFILE_MAX_SIZE + 1, &pf, err, sizeof(err)), -EINVAL);
+}
+
+/* issue 11 item 20: what Heroku's Procfile parser accepts, [A-Za-z0-9_-]+,
+ * with types compared exactly. */
+Test(procfile, accepts_what_heroku_accepts, .timeout = 2)
+{
+    struct procfile pf;
+    char err[256] = "";
+    static const char text[] = "Web: a\nweb: b\n1st: c\nWORKER_2-x: d\n-dash: e\n_u: f\n";
+
+    cr_assert_eq(parse(text, &pf, err), 0, "%s", err);
+    cr_assert_eq(pf.n, 6);
+    cr_expect_str_eq(pf.entries[0].type, "Web");
+    cr_expect_str_eq(pf.entries[1].type, "web");
+    cr_expect_str_eq(pf.entries[2].type, "1st");
+    cr_expect_str_eq(pf.entries[3].type, "WORKER_2-x");
+    cr_expect_str_eq(procfile_find(&pf, "Web")->command, "a");
+    cr_expect_str_eq(procfile_find(&pf, "web")->command, "b");
+    cr_expect_null(procfile_find(&pf, "WEB"));
+    procfile_fini(&pf);
+    cr_expect(name_type_valid("Run")); /* only "run" is reserved */
+    cr_expect(name_instance_valid("Web-2.3"));
+    cr_expect_not(name_type_valid(""));
+    cr_expect_not(name_type_valid("a.b"));
 }
