@@ -265,6 +265,16 @@ int cli_cmd_scale(int argc, char **argv);
 
 /* cmd_ps.c */
 int cli_cmd_ps(int argc, char **argv);
+/*
+ * A type's heading: "=== web (2): CMD" when as many run as are wanted and
+ * all listed run; else "=== web (1 wanted, 2 running: deploy in progress):
+ * CMD". wanted < 0: not in the formation (one-offs): "=== run (N): CMD".
+ */
+void cli_ps_heading(const char *type, int32_t wanted, size_t running, size_t listed, bool deploying,
+                    const char *command, char *out, size_t outsz);
+/* An instance's reason as ps shows it: a restart's schedule ("restart 2 in
+ * 0.8 s") only while it is crashed, waiting for that restart. */
+void cli_ps_reason(const char *state, const char *reason, char *out, size_t outsz);
 
 /* cmd_nodes.c */
 int cli_cmd_nodes(int argc, char **argv);

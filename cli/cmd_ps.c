@@ -112,20 +112,84 @@ ps_notes(const Drover__InstanceInfo *in, char *out, size_t outsz)
         used = (size_t)snprintf(out, outsz, "last exit: signal %d", in->exit_signal);
     else if (exited && in->exit_code >= 0)
         used = (size_t)snprintf(out, outsz, "last exit: code %d", in->exit_code);
-    if (cli_str(in->reason)[0] != '\0' && used < outsz)
-        snprintf(out + used, outsz - used, "%s%s", used > 0 ? ", " : "", in->reason);
+    if (used < outsz) {
+        char why[256];
+
+        cli_ps_reason(st, cli_str(in->reason), why, sizeof(why));
+        if (why[0] != '\0')
+            snprintf(out + used, outsz - used, "%s%s", used > 0 ? ", " : "", why);
+    }
+}
+
+void
+cli_ps_reason(const char *state, const char *reason, char *out, size_t outsz)
+{
+    const char *sched = strstr(reason, "restart ");
+    size_t keep = strlen(reason);
+
+    /* "restart 2 in 0.8 s" is the plan of an instance waiting to restart: once
+     * it has restarted (starting, up) it is history and reads as a promise. */
+    if (strcmp(state, "crashed") != 0 && sched != NULL &&
+        (sched == reason || (sched >= reason + 2 && memcmp(sched - 2, "; ", 2) == 0))) {
+        keep = (size_t)(sched - reason);
+        if (keep >= 2)
+            keep -= 2;
+    }
+    snprintf(out, outsz, "%.*s", (int)keep, reason);
+}
+
+void
+cli_ps_heading(const char *type, int32_t wanted, size_t running, size_t listed, bool deploying,
+               const char *command, char *out, size_t outsz)
+{
+    if (wanted < 0) /* not in the formation: one-offs, a type being removed */
+        snprintf(out, outsz, "=== %s (%zu): %s", type, listed, command);
+    else if ((size_t)wanted == running && running == listed && !deploying)
+        snprintf(out, outsz, "=== %s (%d): %s", type, (int)wanted, command);
+    else
+        snprintf(out, outsz, "=== %s (%d wanted, %zu running%s): %s", type, (int)wanted, running,
+                 deploying ? ": deploy in progress" : "", command);
+}
+
+static bool
+running(const Drover__InstanceInfo *in)
+{
+    const char *st = cli_str(in->state);
+
+    return strcmp(st, "up") == 0 || strcmp(st, "starting") == 0 || strcmp(st, "draining") == 0;
+}
+
+/* What the heading needs besides the instances: the formation, a deploy. */
+struct ps_ctx {
+    const Drover__AppInfo *app;
+    bool deploying;
+};
+
+static int32_t
+wanted(const struct ps_ctx *x, const char *type)
+{
+    for (size_t i = 0; x->app != NULL && i < x->app->n_formation; i++)
+        if (strcmp(cli_str(x->app->formation[i]->type), type) == 0)
+            return x->app->formation[i]->quantity;
+    return -1;
 }
 
 /* One group: the heading and its instances first..last-1 as a table. */
 static int
-ps_group(Drover__InstanceInfo **in, size_t n, uint64_t now)
+ps_group(Drover__InstanceInfo **in, size_t n, uint64_t now, const struct ps_ctx *ctx)
 {
     struct cli_table *t = cli_table_new(9);
+    char head[512];
+    size_t nrun = 0;
     int rc = 0;
 
     if (t == NULL)
         return -ENOMEM;
-    printf("=== %s (%zu): %s\n", cli_str(in[0]->type), n, cli_str(in[0]->command));
+    for (size_t i = 0; i < n; i++)
+        nrun += running(in[i]);
+    cli_ps_heading(cli_str(in[0]->type), wanted(ctx, cli_str(in[0]->type)), nrun, n, ctx->deploying,
+                   cli_str(in[0]->command), head, sizeof(head));
+    printf("%s\n", head);
     for (size_t i = 0; i < n && rc == 0; i++) {
         const Drover__InstanceInfo *x = in[i];
         char name[48], since[80], t1[32], t2[32], addr[96], rel[16], restarts[32], pid[32],
@@ -159,13 +223,21 @@ ps_group(Drover__InstanceInfo **in, size_t n, uint64_t now)
 }
 
 static int
-ps_human(const char *app, Drover__PsRep *r)
+ps_human(const char *app, Drover__PsRep *r, const struct ps_ctx *x)
 {
     uint64_t now = now_ms();
     size_t start = 0;
 
+    if (r->n_instances == 0 && x->app != NULL && x->app->release == 0) {
+        printf("%s has no release yet: deploy first (drover deploy %s DIR)\n", app, app);
+        return 0;
+    }
     if (r->n_instances == 0) {
-        printf("%s has no processes. Scale up with: drover scale %s web=1\n", app, app);
+        const char *type = x->app != NULL && x->app->n_formation > 0
+                               ? cli_str(x->app->formation[0]->type)
+                               : "TYPE";
+
+        printf("%s has no processes. Scale up with: drover scale %s %s=1\n", app, app, type);
         return 0;
     }
     for (size_t i = 1; i <= r->n_instances; i++) {
@@ -176,12 +248,40 @@ ps_human(const char *app, Drover__PsRep *r)
             continue;
         if (start > 0)
             putchar('\n');
-        rc = ps_group(r->instances + start, i - start, now);
+        rc = ps_group(r->instances + start, i - start, now, x);
         if (rc < 0)
             return rc;
         start = i;
     }
     return 0;
+}
+
+/*
+ * The app (its formation and release) and whether a deploy runs: two more
+ * requests, for the headings only. Each reply is a separate moment, which
+ * is fine for a picture a person reads; --json does without them.
+ */
+static int
+ps_context(struct cli_client *c, const char *app, struct ps_ctx *x, Drover__Message **arep,
+           Drover__Message **drep)
+{
+    Drover__Message req = DROVER__MESSAGE__INIT;
+    Drover__DeployReq body = DROVER__DEPLOY_REQ__INIT;
+    Drover__AppInfo *info = NULL;
+    int rc = cli_app_get(c, app, arep, &info);
+
+    if (rc < 0)
+        return rc;
+    x->app = info;
+    if (info->release == 0)
+        return 0;
+    body.app = (char *)app;
+    req.body_case = DROVER__MESSAGE__BODY_DEPLOY_REQ;
+    req.deploy_req = &body;
+    rc = cli_call(c, &req, DROVER__MESSAGE__BODY_DEPLOY_REP, drep);
+    if (rc == 0 && (*drep)->deploy_rep->deploy != NULL)
+        x->deploying = strcmp(cli_str((*drep)->deploy_rep->deploy->state), "running") == 0;
+    return rc;
 }
 
 int
@@ -191,6 +291,8 @@ cli_cmd_ps(int argc, char **argv)
     struct cli_flag flags[] = {{"json", 0, false, &json, NULL}};
     Drover__Message req = DROVER__MESSAGE__INIT, *rep = NULL;
     Drover__PsReq body = DROVER__PS_REQ__INIT;
+    Drover__Message *arep = NULL, *drep = NULL;
+    struct ps_ctx x = {0};
     struct cli_client *c = NULL;
     char err[256], *pos[1];
     int npos, rc;
@@ -207,6 +309,8 @@ cli_cmd_ps(int argc, char **argv)
     req.body_case = DROVER__MESSAGE__BODY_PS_REQ;
     req.ps_req = &body;
     rc = cli_call(c, &req, DROVER__MESSAGE__BODY_PS_REP, &rep);
+    if (rc == 0 && !json)
+        rc = ps_context(c, pos[0], &x, &arep, &drep);
     if (rc == 0) {
         Drover__PsRep *r = rep->ps_rep;
 
@@ -214,11 +318,15 @@ cli_cmd_ps(int argc, char **argv)
             qsort(r->instances, r->n_instances, sizeof(*r->instances), by_type_then_number);
         if (json)
             ps_json(r);
-        else if (ps_human(pos[0], r) < 0)
+        else if (ps_human(pos[0], r, &x) < 0)
             rc = cli_fail("out of memory");
     }
     if (rep != NULL)
         wire_msg_free(rep);
+    if (arep != NULL)
+        wire_msg_free(arep);
+    if (drep != NULL)
+        wire_msg_free(drep);
     cli_client_free(c);
     return rc == 0 ? CLI_OK : CLI_FAIL;
 }

@@ -87,12 +87,13 @@ bad_request(struct ctl *ctl, struct nnuv_msg *req, const char *what, const char 
 static void
 oneoff_done(struct ctl_model *m, struct ctl_instance *in, const char *how)
 {
-    char name[48];
+    char name[48], label[TYPE_NAME_MAX + NODE_NAME_MAX + 16];
 
     ctl_inst_name(in, name, sizeof(name));
+    ctl_inst_label(in, label, sizeof(label));
     log_info("oneoff_done", "app=%s inst=%s id=%llu how=%s", in->app->name, name,
              (unsigned long long)in->id, log_q(how));
-    ctl_model_event(m, in->app->name, "%s %s", name, how);
+    ctl_model_event(m, in->app->name, "%s %s", label, how);
     ctl_inst_delete(m, in);
 }
 

@@ -753,7 +753,7 @@ ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__Instanc
                    uint64_t since_ms)
 {
     Drover__InstanceState from = in->state;
-    char name[48];
+    char name[TYPE_NAME_MAX + NODE_NAME_MAX + 16];
 
     if (from == st)
         return;
@@ -774,7 +774,7 @@ ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__Instanc
     }
     if (m->event == NULL)
         return;
-    ctl_inst_name(in, name, sizeof(name));
+    ctl_inst_label(in, name, sizeof(name));
     if (st == DROVER__INSTANCE_STATE__ST_CRASHED && in->exit_signal > 0)
         ctl_model_event(m, in->app->name, "%s %s -> %s (signal %d; %s)", name,
                         wire_state_name(from), wire_state_name(st), (int)in->exit_signal,
@@ -815,6 +815,15 @@ void
 ctl_inst_name(const struct ctl_instance *in, char *out, size_t outsz)
 {
     snprintf(out, outsz, "%s.%u", in->type, in->idx);
+}
+
+void
+ctl_inst_label(const struct ctl_instance *in, char *out, size_t outsz)
+{
+    if (in->node != NULL)
+        snprintf(out, outsz, "%s.%u@%s", in->type, in->idx, in->node->name);
+    else
+        snprintf(out, outsz, "%s.%u", in->type, in->idx);
 }
 
 bool

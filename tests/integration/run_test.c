@@ -265,8 +265,10 @@ Test(run, exit_codes_streams_stdin_node_config_detach_pty)
         seen = at != NULL && at - out > (long)strlen(want) &&
                strstr(at - strlen(want) - 4, want) != NULL &&
                strstr(at - strlen(want) - 4, want) < at;
-        snprintf(cmd, sizeof(cmd), "drover: %s exited: exit code 0", name);
-        exited = seen && strstr(at, cmd) != NULL;
+        /* Events name the node: "run.3@n2 exited: exit code 0" (n1..n3). */
+        snprintf(cmd, sizeof(cmd), "drover: %s@n", name);
+        const char *ev = seen ? strstr(at, cmd) : NULL;
+        exited = ev != NULL && strncmp(ev + strlen(cmd) + 1, " exited: exit code 0", 20) == 0;
         free(out);
         if (!(seen && exited))
             h_msleep(200);

@@ -70,3 +70,39 @@ Test(cli_words, probe_host_is_the_address_part, .timeout = 2)
     cr_expect_eq(cli_probe_host("[]", h, sizeof(h)), -EINVAL);
     cr_expect_eq(cli_probe_host("averyveryverylonghostname.example", h, 8), -EINVAL);
 }
+
+Test(cli_words, ps_heading_shows_the_quantity, .timeout = 2)
+{
+    char h[256];
+
+    cli_ps_heading("web", 2, 2, 2, false, "python3 web.py", h, sizeof(h));
+    cr_expect_str_eq(h, "=== web (2): python3 web.py");
+    cli_ps_heading("web", 1, 2, 2, true, "python3 web.py", h, sizeof(h));
+    cr_expect_str_eq(h, "=== web (1 wanted, 2 running: deploy in progress): python3 web.py");
+    cli_ps_heading("web", 3, 1, 3, false, "x", h, sizeof(h)); /* two crashed */
+    cr_expect_str_eq(h, "=== web (3 wanted, 1 running): x");
+    cli_ps_heading("worker", 0, 1, 1, false, "x", h, sizeof(h)); /* scaled down, draining */
+    cr_expect_str_eq(h, "=== worker (0 wanted, 1 running): x");
+    cli_ps_heading("web", 2, 2, 3, false, "x", h, sizeof(h)); /* one lost beside them */
+    cr_expect_str_eq(h, "=== web (2 wanted, 2 running): x");
+    cli_ps_heading("run", -1, 1, 2, false, "bash", h, sizeof(h));
+    cr_expect_str_eq(h, "=== run (2): bash");
+}
+
+Test(cli_words, a_restart_schedule_shows_only_while_crashed, .timeout = 2)
+{
+    char r[256];
+
+    cli_ps_reason("crashed", "restart 2 in 0.8 s", r, sizeof(r));
+    cr_expect_str_eq(r, "restart 2 in 0.8 s");
+    cli_ps_reason("starting", "restart 1 in 0.0 s", r, sizeof(r));
+    cr_expect_str_eq(r, "");
+    cli_ps_reason("up", "not healthy within 8.0 s (killed); restart 1 in 0.0 s", r, sizeof(r));
+    cr_expect_str_eq(r, "not healthy within 8.0 s (killed)");
+    cli_ps_reason("pending", "no free port in 5000-5099", r, sizeof(r));
+    cr_expect_str_eq(r, "no free port in 5000-5099");
+    cli_ps_reason("starting", "a reason that mentions norestart 5", r, sizeof(r));
+    cr_expect_str_eq(r, "a reason that mentions norestart 5");
+    cli_ps_reason("failed", "", r, sizeof(r));
+    cr_expect_str_eq(r, "");
+}
