@@ -17,7 +17,8 @@
  * every way out), its size is sent at start and on SIGWINCH, and Ctrl-C is
  * a byte for the remote line discipline. Without one, Ctrl-C (SIGINT) is
  * counted and delivered to the process group as SIGINT. SIGTERM or SIGHUP
- * here tells the controller to stop the process before exiting; if this
+ * here tells the controller to stop the process (one hangup request, whose
+ * answer is said: "stopped run.3") before exiting; if this
  * process dies without a word, the controller stops it after
  * DROVER_RUN_TIMEOUT_MS (its setting, 60 s by default).
  */

@@ -27,7 +27,9 @@ static const struct cli_verb verbs[] = {
      "  it: 'drover ps APP' shows progress, 'drover releases APP' the outcome.\n",
      cli_cmd_config_set},
     {"config:unset", "APP K...", "remove config vars (makes a new release once the app has one)",
-     NULL, cli_cmd_config_unset},
+     "  A K that is not set is refused (exit 1) and nothing changes, whatever the\n"
+     "  other keys given.\n",
+     cli_cmd_config_unset},
     {"deploy", "APP DIR [-m TEXT] [--create] [--no-wait] [--timeout SECONDS]",
      "pack DIR (with its Procfile), upload it, release it and wait for the rollout",
      "  -m, --message TEXT   release description (default \"Deploy <sha12>\")\n"
@@ -79,6 +81,8 @@ static const struct cli_verb verbs[] = {
     {"scale", "APP TYPE=N [TYPE=N...]", "set how many processes of each type run",
      "  TYPE=N        N is a decimal from 0 to 100000\n", cli_cmd_scale},
     {"ps", "APP [--json]", "list an app's processes: state, node, port, release",
+     "  Each type's heading has its quantity: \"=== web (2): CMD\", or \"=== web\n"
+     "  (1 wanted, 2 running: deploy in progress): CMD\" while they differ.\n"
      "  --json        machine output: [{name, type, state, node, host, port, release,\n"
      "                restarts, pid, exit_code, exit_signal, since, reason, command}]\n",
      cli_cmd_ps},
@@ -90,8 +94,10 @@ static const struct cli_verb verbs[] = {
      "  One CMD argument is a shell command line as it is ('echo $PORT'); several are\n"
      "  quoted for /bin/sh. stdin, stdout and stderr are relayed; with a terminal on\n"
      "  stdin the process gets a pseudo-terminal. Exit status: the process's own, or\n"
-     "  128+N when signal N killed it. Ctrl-C reaches the process as SIGINT; if\n"
-     "  drover goes away, the process is stopped.\n",
+     "  128+N when signal N killed it. Ctrl-C reaches the process as SIGINT;\n"
+     "  SIGTERM or SIGHUP to drover stops the process and says so (exit 128+N); if\n"
+     "  drover goes away, the process is stopped. Shell builtins work as commands\n"
+     "  ('exit 4', 'cd /tmp && ls', 'ulimit -n', '. ./script').\n",
      cli_cmd_run},
     {"logs", "APP [-n N] [--tail] [--source SRC | --type TYPE] [--json]",
      "show an app's log: its processes' output and drover's events",
@@ -104,9 +110,10 @@ static const struct cli_verb verbs[] = {
     {"endpoints", "APP [TYPE] [--json] [--watch]",
      "where an app's up instances listen, for a router to follow",
      "  TYPE          only TYPE's instances, printed as bare host:port lines\n"
-     "                (no TYPE: \"NAME host:port\" lines, like \"web.1 10.0.0.5:5000\")\n"
+     "                (no TYPE: \"NAME host:port\" lines, like \"web.1 10.0.0.5:5000\");\n"
+     "                a TYPE the app does not have is an error (exit 1)\n"
      "  --json        one line: {app, version, endpoints: [{id, name, type, host,\n"
-     "                port, release}]}\n"
+     "                port, release}]}; version is below 2^53\n"
      "  -w, --watch   print the list, then the whole list again at every change, until\n"
      "                SIGINT or SIGTERM (exit 0); each list ends with an empty line\n"
      "                (with --json: one line per list). Exit 1 when the controller\n"
