@@ -145,7 +145,7 @@ deploy_words(void)
 
     /* 20: the Procfile is a symlink inside the slug; Heroku's type names. */
     cr_assert_eq(CLI(&out, &err, "deploy", "shop", app_dir), 0, "%s", err);
-    cr_assert(strstr(out, "Released v1 (types: web, Worker-2_x, worker-2_x, quits, umasked)") !=
+    cr_assert(strstr(out, "Released v1 (types: web, Worker-2_x, worker-2_x, quits, dotted)") !=
                   NULL,
               "%s", out);
     free(out), free(err);
@@ -272,9 +272,15 @@ ps_and_endpoints(void)
     struct j_obj o;
 
     wait_deployed();
-    cr_assert_eq(CLI(NULL, NULL, "scale", "shop", "Worker-2_x=1"), 0);
+    cr_assert_eq(CLI(NULL, NULL, "scale", "shop", "Worker-2_x=1", "dotted=1"), 0);
     cr_assert(wait_state("web.1", "up", 30000, NULL), "web.1 never up");
     cr_assert(wait_state("Worker-2_x.1", "up", 30000, NULL), "Worker-2_x.1 never up");
+    /* 1: a Procfile command that starts with a builtin runs as written. */
+    cr_assert(wait_state("dotted.1", "up", 30000, &o), "dotted.1 never up");
+    cr_assert_eq(atoi(j_get(&o, "restarts")), 0);
+    cr_assert_eq(CLI(&out, NULL, "logs", "shop", "--source", "dotted.1"), 0);
+    cr_assert(strstr(out, "dotted.1 sourced dotted.sh") != NULL, "%s", out);
+    free(out);
 
     /* 15: events name the node. */
     cr_assert_eq(CLI(&out, NULL, "logs", "shop", "--source", "drover", "-n", "1000"), 0);
@@ -287,6 +293,7 @@ ps_and_endpoints(void)
     cr_assert(strstr(out, "=== web (1): python3 -m http.server $PORT\n") != NULL, "%s", out);
     cr_assert(strstr(out, "=== Worker-2_x (1): exec sleep 600\n") != NULL, "%s", out);
     cr_assert(strstr(out, "=== worker-2_x") == NULL, "%s", out);
+    cr_assert(strstr(out, "=== dotted (1): . ./dotted.sh\n") != NULL, "%s", out);
     free(out);
 
     /* 16: an instance that restarted does not promise a restart. Slow to
