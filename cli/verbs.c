@@ -79,7 +79,9 @@ static const struct cli_verb verbs[] = {
      "  --json         print the type's settings as settings --json does\n",
      cli_cmd_settings_set},
     {"scale", "APP TYPE=N [TYPE=N...]", "set how many processes of each type run",
-     "  TYPE=N        N is a decimal from 0 to 100000\n", cli_cmd_scale},
+     "  TYPE=N        N is a decimal from 0 to 100000; TYPE is written as in the\n"
+     "                Procfile (letters, digits, '-', '_'; case matters: Web is not web)\n",
+     cli_cmd_scale},
     {"ps", "APP [--json]", "list an app's processes: state, node, port, release",
      "  Each type's heading has its quantity: \"=== web (2): CMD\", or \"=== web\n"
      "  (1 wanted, 2 running: deploy in progress): CMD\" while they differ.\n"
