@@ -262,6 +262,7 @@ append(struct ctl_logs *l, uint64_t ts, const char *app, const char *source, con
 
     if (al == NULL)
         return -ENOMEM;
+    ctl_drains_line(l->ctl->drains, app, ts, source, node, text, len);
     return logring_push(al->ring, ts, app, source, node, text, len);
 }
 
