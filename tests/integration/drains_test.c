@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Log drains end to end: a real controller and agent, the real CLI, a real
+ * rsyslog (Debian's rsyslogd, imtcp plain and with gtls, started here with
+ * its own config, work directory and pid file) and a real HTTPS receiver
+ * (Python's http.server with ssl), with a CA and certificates made here
+ * with openssl. Controllers on 7700-7715, app ports 10400-10599, receivers
+ * on 10600-10619.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "pipes.h"
+
+static struct h_cluster C;
+
+static void
+fini(void)
+{
+    h_cleanup(&C);
+}
+
+TestSuite(drains, .fini = fini, .timeout = 240);
+
+#define CLI(out, err, ...) h_cli(&C, out, err, (const char *const[]){__VA_ARGS__, NULL})
+#define RSYSLOGD "/usr/sbin/rsyslogd"
+
+static const char *app_dir = DROVER_SOURCE_DIR "/tests/integration/runapp";
+
+static char *
+slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *s;
+    long n;
+
+    if (f == NULL)
+        return strdup("");
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    s = calloc(1, (size_t)n + 1);
+    if (fread(s, 1, (size_t)n, f) != (size_t)n)
+        s[0] = '\0';
+    fclose(f);
+    return s;
+}
+
+static int
+count_str(const char *hay, const char *needle)
+{
+    int n = 0;
+
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+static bool
+wait_file_has(const char *path, const char *needle, int timeout_ms)
+{
+    for (long deadline = p_now_ms() + timeout_ms; p_now_ms() < deadline; h_msleep(100)) {
+        char *s = slurp(path);
+        bool ok = strstr(s, needle) != NULL;
+
+        free(s);
+        if (ok)
+            return true;
+    }
+    return false;
+}
+
+static bool
+port_open(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), rc;
+
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+    close(fd);
+    return rc == 0;
+}
+
+static void
+need_rsyslog(bool tls)
+{
+    if (access(RSYSLOGD, X_OK) != 0)
+        cr_skip_test("rsyslog is not installed (tests/run installs rsyslog and rsyslog-gnutls)");
+    if (tls && system("dpkg-query -W -f='${Status}' rsyslog-gnutls 2>/dev/null | grep -q 'ok "
+                      "installed'") != 0)
+        cr_skip_test("rsyslog-gnutls is not installed (tests/run installs it)");
+    if (system("command -v openssl >/dev/null") != 0)
+        cr_skip_test("openssl is not installed");
+}
+
+/* A CA (ca.pem), a server certificate it signed for localhost and
+ * 127.0.0.1 (srv.pem, srv.key), and a second CA nobody trusts that signed
+ * another one (bad.pem, bad.key). */
+static void
+make_certs(void)
+{
+    char cmd[4096];
+
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && exec >certs.log 2>&1 && "
+             "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && "
+             "for ca in ca evil; do "
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj \"/CN=drover test $ca\" "
+             "-keyout $ca.key -out $ca.pem || exit 1; done && "
+             "for s in srv:ca bad:evil; do n=${s%%:*}; ca=${s#*:}; "
+             "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout $n.key "
+             "-out $n.csr && "
+             "openssl x509 -req -in $n.csr -CA $ca.pem -CAkey $ca.key -CAcreateserial -days 2 "
+             "-extfile san.ext -out $n.pem || exit 1; done && chmod 644 *.key",
+             C.dir);
+    cr_assert_eq(system(cmd), 0, "openssl failed: see %s/certs.log", C.dir);
+}
+
+/* rsyslogd in the foreground on port (tls: with cert NAME.pem/NAME.key),
+ * every message as "HOSTNAME APP-NAME PROCID SEVERITY MSG" into
+ * DIR/NAME.out. Returns its proc index once it accepts connections. */
+static int
+start_rsyslog(const char *name, int port, const char *cert)
+{
+    char conf[512], work[512], pid[512], text[2048], path[512];
+    FILE *f;
+    int idx;
+
+    snprintf(conf, sizeof(conf), "%s/%s.conf", C.dir, name);
+    snprintf(work, sizeof(work), "%s/%s.d", C.dir, name);
+    snprintf(pid, sizeof(pid), "%s/%s.d/pid", C.dir, name);
+    snprintf(path, sizeof(path), "%s/%s.out", C.dir, name);
+    mkdir(work, 0755);
+    if (cert != NULL)
+        snprintf(text, sizeof(text),
+                 "global(workDirectory=\"%s\" maxMessageSize=\"64k\""
+                 " DefaultNetstreamDriver=\"gtls\" DefaultNetstreamDriverCAFile=\"%s/ca.pem\""
+                 " DefaultNetstreamDriverCertFile=\"%s/%s.pem\""
+                 " DefaultNetstreamDriverKeyFile=\"%s/%s.key\")\n"
+                 "module(load=\"imtcp\" StreamDriver.Name=\"gtls\" StreamDriver.Mode=\"1\""
+                 " StreamDriver.AuthMode=\"anon\")\n",
+                 work, C.dir, C.dir, cert, C.dir, cert);
+    else
+        snprintf(text, sizeof(text),
+                 "global(workDirectory=\"%s\" maxMessageSize=\"64k\")\nmodule(load=\"imtcp\")\n",
+                 work);
+    f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "%sinput(type=\"imtcp\" port=\"%d\" address=\"127.0.0.1\")\n"
+            "template(name=\"t\" type=\"string\""
+            " string=\"%%hostname%% %%app-name%% %%procid%% %%syslogseverity-text%% %%msg%%\\n\")\n"
+            "action(type=\"omfile\" file=\"%s\" template=\"t\")\n",
+            text, port, path);
+    fclose(f);
+    idx = h_start_cmd(&C, name, (const char *const[]){RSYSLOGD, "-n", "-f", conf, "-i", pid, NULL},
+                      NULL);
+    for (long deadline = p_now_ms() + 10000; !port_open(port); h_msleep(50))
+        cr_assert_lt(p_now_ms(), deadline, "rsyslog %s never listened: see %s", name,
+                     C.procs[idx].log);
+    return idx;
+}
+
+static void
+out_path(const char *name, char *out, size_t outsz)
+{
+    snprintf(out, outsz, "%s/%s.out", C.dir, name);
+}
+
+static char ca_env[512];
+
+/* A controller that trusts the test's CA, its history big enough for every
+ * line a test writes; extra (may be NULL) first. Returns its proc index. */
+static int
+start_controller(const char *name, const char *extra)
+{
+    static char data[320], api[96], agents[96];
+    const char *env[] = {extra ? extra : "DROVER_LOG_LINES=100000",
+                         ca_env,
+                         "DROVER_LOG_LINES=100000",
+                         data,
+                         api,
+                         agents,
+                         NULL};
+    int idx;
+
+    snprintf(ca_env, sizeof(ca_env), "DROVER_DRAIN_CA_FILE=%s/ca.pem", C.dir);
+    snprintf(data, sizeof(data), "DROVER_DATA_DIR=%s/controller", C.dir);
+    snprintf(api, sizeof(api), "DROVER_API_LISTEN=%s", C.api);
+    snprintf(agents, sizeof(agents), "DROVER_AGENT_LISTEN=%s", C.join);
+    idx = h_start(&C, name, "drover-controller", env, NULL);
+    cr_assert(h_wait_log(&C, idx, "event=ready", 10000), "%s not ready", name);
+    return idx;
+}
+
+/* Certificates, a controller, one agent n1 on range, the app shop. */
+static int
+start_cluster(const char *test, int base, const char *range, const char *extra)
+{
+    int ctl, idx;
+
+    h_init(&C, test, base);
+    make_certs();
+    ctl = start_controller("controller", extra);
+    idx = h_start_agent(&C, "n1", range, NULL);
+    cr_assert(h_wait_log(&C, idx, "event=ready", 10000), "agent not ready");
+    cr_assert_eq(CLI(NULL, NULL, "apps:create", "shop"), 0);
+    return ctl;
+}
+
+static void
+deploy_and_scale(const char *scale)
+{
+    char *err = NULL;
+
+    cr_assert_eq(CLI(NULL, &err, "deploy", "shop", app_dir), 0, "deploy: %s", err);
+    free(err);
+    err = NULL;
+    cr_assert_eq(CLI(NULL, &err, "scale", "shop", scale), 0, "scale: %s", err);
+    free(err);
+}
+
+static int
+get_drains(struct j_obj *o, int max)
+{
+    char *out = NULL;
+    int n;
+
+    cr_assert_eq(CLI(&out, NULL, "drains", "shop", "--json"), 0);
+    n = j_parse_array(out, o, max);
+    cr_assert_geq(n, 0, "%s", out);
+    free(out);
+    return n;
+}
+
+static const struct j_obj *
+drain_by_url(struct j_obj *o, int n, const char *url)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(j_get(&o[i], "url"), url) == 0)
+            return &o[i];
+    cr_assert_fail("no drain %s", url);
+    return NULL;
+}
+
+static void
+add_drain(const char *url)
+{
+    char *out = NULL, *err = NULL;
+
+    cr_assert_eq(CLI(&out, &err, "drains:add", "shop", url), 0, "drains:add %s: %s", url, err);
+    cr_assert(strstr(out, "Successfully added drain") != NULL, "%s", out);
+    free(out);
+    free(err);
+}
+
+Test(drains, syslog_tcp_and_tls_carry_lines_and_events_and_refuse_untrusted)
+{
+    char plain[512], tls[512], bad[512], *out = NULL, *err = NULL, *s;
+    struct j_obj o[8], o2[8];
+    int n;
+
+    need_rsyslog(true);
+    int ctl = start_cluster("drains-syslog", 7700, "10400-10449", NULL);
+    start_rsyslog("plain", 10600, NULL);
+    start_rsyslog("tls", 10601, "srv");
+    start_rsyslog("untrusted", 10602, "bad");
+    out_path("plain", plain, sizeof(plain));
+    out_path("tls", tls, sizeof(tls));
+    out_path("untrusted", bad, sizeof(bad));
+
+    add_drain("syslog://127.0.0.1:10600");
+    add_drain("syslog+tls://localhost:10601");
+    add_drain("syslog+tls://127.0.0.1:10602");
+
+    /* Hostile URLs: refused with the reason, nothing added. */
+    static const struct {
+        const char *url, *why;
+    } hostile[] = {
+        {"ftp://127.0.0.1:21", "not supported"},
+        {"http://logs.example.com/x", "loopback"},
+        {"syslog://127.0.0.1", "needs a port"},
+        {"syslog://127.0.0.1:99999", "bad port"},
+        {"https://logs.example.com/a\nb", "control"},
+        {"syslog://127.0.0.1:10600", "already drains"},
+    };
+    for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+        cr_assert_eq(CLI(NULL, &err, "drains:add", "shop", hostile[i].url), 1, "accepted %s",
+                     hostile[i].url);
+        cr_assert(strstr(err, hostile[i].why) != NULL, "%s: %s", hostile[i].url, err);
+        free(err);
+        err = NULL;
+    }
+    cr_assert_eq(CLI(NULL, &err, "drains:add", "nope", "syslog://127.0.0.1:1"), 1);
+    cr_assert(strstr(err, "no app nope") != NULL, "%s", err);
+    free(err);
+    err = NULL;
+    cr_assert_eq(get_drains(o, 8), 3);
+
+    deploy_and_scale("worker=1");
+    /* App lines (APP-NAME shop, PROCID worker.1, HOSTNAME the node) and
+     * drover's own events (PROCID drover, severity notice), over both. */
+    cr_assert(wait_file_has(plain, "n1 shop worker.1 info worker.1 tick 3 ", 30000),
+              "plain syslog got no worker lines");
+    cr_assert(wait_file_has(tls, "n1 shop worker.1 info worker.1 tick 3 ", 30000),
+              "TLS syslog got no worker lines");
+    cr_assert(wait_file_has(plain, " shop drover notice worker.1 starting -> up", 20000),
+              "no state change event");
+    s = slurp(plain);
+    cr_assert(strstr(s, " shop drover notice release v1 created") != NULL, "%s", s);
+    cr_assert(strstr(s, " shop drover notice scaled worker=1") != NULL, "%s", s);
+    cr_assert(strstr(s, " shop drover notice worker.1 starting -> up") != NULL, "%s", s);
+    free(s);
+    s = slurp(tls);
+    cr_assert(strstr(s, " shop drover notice release v1 created") != NULL, "%s", s);
+    free(s);
+    /* The untrusted server got nothing, and drains says why. */
+    s = slurp(bad);
+    cr_assert(strstr(s, "shop") == NULL, "the untrusted server received: %s", s);
+    free(s);
+    n = get_drains(o, 8);
+    const struct j_obj *u = drain_by_url(o, n, "syslog+tls://127.0.0.1:10602");
+    cr_assert(strncmp(j_get(u, "state"), "failing: TLS: server certificate not trusted", 44) == 0,
+              "%s", j_get(u, "state"));
+    cr_assert_str_eq(j_get(u, "sent"), "0");
+    cr_assert_str_eq(j_get(drain_by_url(o, n, "syslog://127.0.0.1:10600"), "state"), "connected");
+    cr_assert_str_eq(j_get(drain_by_url(o, n, "syslog+tls://localhost:10601"), "state"),
+                     "connected");
+    cr_assert_eq(CLI(&out, NULL, "drains", "shop"), 0);
+    cr_assert(strstr(out, "failing: TLS: server certificate not trusted") != NULL, "%s", out);
+    cr_assert(strstr(out, "syslog://127.0.0.1:10600") != NULL, "%s", out);
+    free(out);
+
+    /* Stored like config: a restarted controller has the same drains and
+     * goes on sending. */
+    cr_assert_geq(h_stop(&C, ctl, 10000), 0);
+    start_controller("controller2", NULL);
+    cr_assert_eq(get_drains(o2, 8), 3);
+    for (int i = 0; i < 3; i++)
+        cr_assert_str_eq(j_get(&o2[i], "id"), j_get(&o[i], "id"));
+    s = slurp(plain);
+    int before = count_str(s, "shop worker.1 info");
+    free(s);
+    for (long deadline = p_now_ms() + 20000;; h_msleep(200)) {
+        s = slurp(plain);
+        int now = count_str(s, "shop worker.1 info");
+        free(s);
+        if (now >= before + 3)
+            break;
+        cr_assert_lt(p_now_ms(), deadline, "no lines after the restart");
+    }
+
+    /* Remove by URL and by id; an unknown one is refused. */
+    cr_assert_eq(CLI(NULL, NULL, "drains:remove", "shop", "syslog://127.0.0.1:10600"), 0);
+    cr_assert_eq(CLI(NULL, NULL, "drains:remove", "shop", j_get(u, "id")), 0);
+    cr_assert_eq(CLI(NULL, &err, "drains:remove", "shop", "d.000000000000"), 1);
+    cr_assert(strstr(err, "no drain") != NULL, "%s", err);
+    free(err);
+    cr_assert_eq(get_drains(o, 8), 1);
+    cr_assert_str_eq(j_get(&o[0], "url"), "syslog+tls://localhost:10601");
+}
