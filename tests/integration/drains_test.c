@@ -370,3 +370,108 @@ Test(drains, syslog_tcp_and_tls_carry_lines_and_events_and_refuse_untrusted)
     cr_assert_eq(get_drains(o, 8), 1);
     cr_assert_str_eq(j_get(&o[0], "url"), "syslog+tls://localhost:10601");
 }
+
+/* The worker's tick numbers in a receiver's file, for lines of worker.1. */
+static int
+ticks(const char *text, int *v, int max)
+{
+    int n = 0;
+
+    for (const char *p = text; (p = strstr(p, "worker.1 tick ")) != NULL && n < max; p++)
+        v[n++] = atoi(p + strlen("worker.1 tick "));
+    return n;
+}
+
+/* The t= stamp (unix ms) of tick i in text, or -1. */
+static long
+tick_time(const char *text, int i)
+{
+    char needle[48];
+    const char *p;
+
+    snprintf(needle, sizeof(needle), "worker.1 tick %d t=", i);
+    p = strstr(text, needle);
+    return p ? atol(p + strlen(needle)) : -1;
+}
+
+Test(drains, syslog_outage_every_line_written_meanwhile_arrives_once)
+{
+    char path[512], *s;
+    static int v[4096];
+    int n, rs;
+
+    need_rsyslog(false);
+    start_cluster("drains-outage", 7704, "10450-10499", NULL);
+    rs = start_rsyslog("rs1", 10603, NULL);
+    out_path("rs1", path, sizeof(path));
+    add_drain("syslog://127.0.0.1:10603");
+    deploy_and_scale("worker=1");
+    cr_assert(wait_file_has(path, "worker.1 tick 5 ", 30000), "no lines before the outage");
+
+    /* Stop the server; the worker goes on writing (a line every 300 ms). */
+    cr_assert_geq(h_stop(&C, rs, 10000), 0, "rsyslog did not stop");
+    long down = p_now_ms();
+    h_msleep(4000);
+    long up = p_now_ms();
+    int rs2 = start_rsyslog("rs2", 10603, NULL);
+    (void)rs2;
+    char path2[512];
+    out_path("rs2", path2, sizeof(path2));
+
+    /* Wait for lines written well after the restart. */
+    for (long deadline = p_now_ms() + 60000;; h_msleep(200)) {
+        s = slurp(path2);
+        n = ticks(s, v, 4096);
+        long last = n > 0 ? tick_time(s, v[n - 1]) : -1;
+        free(s);
+        if (last > up + 1500)
+            break;
+        cr_assert_lt(p_now_ms(), deadline, "no lines after the restart");
+    }
+
+    /* Every tick written while the server was down arrived exactly once,
+     * and no line arrived twice anywhere. */
+    char *a = slurp(path), *b = slurp(path2);
+    size_t la = strlen(a);
+    char *all = malloc(la + strlen(b) + 1);
+    memcpy(all, a, la);
+    strcpy(all + la, b);
+    n = ticks(all, v, 4096);
+    int outage = 0;
+    for (int i = 0; i < n; i++) {
+        for (int j = i + 1; j < n; j++)
+            cr_assert_neq(v[i], v[j], "tick %d arrived twice", v[i]);
+    }
+    int first = -1, last = -1;
+    for (int i = 1; i < 100000; i++) {
+        char needle[48];
+        long t;
+
+        snprintf(needle, sizeof(needle), "worker.1 tick %d t=", i);
+        if ((t = tick_time(all, i)) < 0) {
+            if (first > 0 && last < 0)
+                last = i - 1;
+            if (last >= 0 || i > 5000)
+                break;
+            continue;
+        }
+        if (first < 0)
+            first = i;
+        outage += t > down + 100 && t < up - 100;
+    }
+    /* The ticks from the first to the last are all there: none lost. */
+    cr_assert_eq(n, last - first + 1, "%d ticks from %d to %d: lines were lost\n%s", n, first, last,
+                 all);
+    cr_assert_geq(outage, 8, "only %d lines were written during the outage", outage);
+    cr_assert(strstr(a + (la > 2000 ? la - 2000 : 0), "tick") != NULL);
+    free(a);
+    free(b);
+    free(all);
+    struct j_obj o[2];
+    cr_assert_eq(get_drains(o, 2), 1);
+    cr_assert_str_eq(j_get(&o[0], "state"), "connected");
+    cr_assert_str_eq(j_get(&o[0], "dropped"), "0");
+    cr_assert(strstr(j_get(&o[0], "last_error"), "closed") != NULL ||
+                  strstr(j_get(&o[0], "last_error"), "refused") != NULL,
+              "%s", j_get(&o[0], "last_error"));
+}
