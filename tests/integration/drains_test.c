@@ -475,3 +475,116 @@ Test(drains, syslog_outage_every_line_written_meanwhile_arrives_once)
                   strstr(j_get(&o[0], "last_error"), "refused") != NULL,
               "%s", j_get(&o[0], "last_error"));
 }
+
+struct req {
+    int status, count, framed;
+    char id[64], ctype[64], token[64], path[64];
+    char *msgs; /* the request's "msg ..." lines */
+};
+
+/* Parse logplex_recv.py's output. */
+static int
+parse_requests(char *text, struct req *r, int max)
+{
+    int n = 0;
+    char *line = text, *nl;
+
+    for (; line != NULL && *line != '\0'; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl != NULL)
+            *nl = '\0';
+        if (strncmp(line, "req ", 4) == 0 && n < max) {
+            struct req *q = &r[n++];
+            int num;
+
+            memset(q, 0, sizeof(*q));
+            cr_assert_eq(sscanf(line,
+                                "req %d status=%d id=%63s count=%d framed=%d ctype=%63s "
+                                "token=%63s path=%63s",
+                                &num, &q->status, q->id, &q->count, &q->framed, q->ctype, q->token,
+                                q->path),
+                         8, "%s", line);
+            q->msgs = strdup("");
+        } else if (strncmp(line, "msg ", 4) == 0 && n > 0) {
+            struct req *q = &r[n - 1];
+            size_t l = strlen(q->msgs);
+
+            q->msgs = realloc(q->msgs, l + strlen(line) + 2);
+            sprintf(q->msgs + l, "%s\n", line);
+        }
+    }
+    return n;
+}
+
+Test(drains, https_batches_headers_frame_ids_and_retry_after_503)
+{
+    char script[512], cert[512], key[512], out[512], *s;
+    static struct req r[512];
+    static int v[4096];
+    int n, nv = 0;
+
+    need_rsyslog(false); /* for openssl */
+    start_cluster("drains-https", 7708, "10500-10549", NULL);
+    snprintf(script, sizeof(script), "%s/tests/integration/logplex_recv.py", DROVER_SOURCE_DIR);
+    snprintf(cert, sizeof(cert), "%s/srv.pem", C.dir);
+    snprintf(key, sizeof(key), "%s/srv.key", C.dir);
+    snprintf(out, sizeof(out), "%s/recv.out", C.dir);
+    int rx = h_start_cmd(
+        &C, "recv",
+        (const char *const[]){"/usr/bin/python3", script, "10604", cert, key, out, "2,3", NULL},
+        NULL);
+    cr_assert(h_wait_log(&C, rx, "ready", 10000), "the receiver did not start");
+    add_drain("https://localhost:10604/logs?x=1");
+    deploy_and_scale("worker=1");
+    cr_assert(wait_file_has(out, "worker.1 tick 12 ", 40000), "no worker lines over HTTPS");
+
+    s = slurp(out);
+    n = parse_requests(s, r, 512);
+    cr_assert_geq(n, 5);
+    bool batch = false;
+    for (int i = 0; i < n; i++) {
+        cr_assert_str_eq(r[i].ctype, "application/logplex-1");
+        cr_assert_str_eq(r[i].path, "/logs?x=1");
+        cr_assert(strncmp(r[i].token, "d.", 2) == 0, "%s", r[i].token);
+        cr_assert_eq(strlen(r[i].id), 32, "%s", r[i].id);
+        cr_assert_gt(r[i].count, 0);
+        cr_assert_eq(r[i].count, r[i].framed, "request %d: Logplex-Msg-Count %d, %d messages",
+                     i + 1, r[i].count, r[i].framed);
+        batch |= r[i].status == 200 && r[i].count >= 2;
+    }
+    cr_assert(batch, "no request carried more than one message");
+    /* 2 and 3 got 503: the same batch came again, same frame id, until 4
+     * took it. */
+    cr_assert_eq(r[1].status, 503);
+    cr_assert_eq(r[2].status, 503);
+    cr_assert_eq(r[3].status, 200);
+    cr_assert_str_eq(r[2].id, r[1].id);
+    cr_assert_str_eq(r[3].id, r[1].id);
+    cr_assert_str_eq(r[2].msgs, r[1].msgs);
+    cr_assert_str_eq(r[3].msgs, r[1].msgs);
+    /* Delivered batches have distinct ids and carry every tick once, in
+     * order; drover's events are notice (<13>), app lines info (<14>). */
+    for (int i = 0; i < n; i++) {
+        if (r[i].status != 200)
+            continue;
+        for (int j = i + 1; j < n; j++)
+            cr_assert(r[j].status != 200 || strcmp(r[i].id, r[j].id) != 0,
+                      "frame id %s delivered twice", r[i].id);
+        nv += ticks(r[i].msgs, v + nv, 4096 - nv);
+    }
+    cr_assert_geq(nv, 12);
+    for (int i = 0; i < nv; i++)
+        cr_assert_eq(v[i], i + 1, "tick %d where %d belongs", v[i], i + 1);
+    for (int i = 0; i < n; i++)
+        free(r[i].msgs);
+    free(s);
+    s = slurp(out); /* parse_requests cut the first copy into lines */
+    cr_assert(strstr(s, "msg <14>1 worker.1 worker.1 tick 1 ") != NULL, "%s", s);
+    cr_assert(strstr(s, "msg <13>1 drover release v1 created") != NULL, "%s", s);
+    free(s);
+    struct j_obj o[2];
+    cr_assert_eq(get_drains(o, 2), 1);
+    cr_assert_str_eq(j_get(&o[0], "state"), "connected");
+    cr_assert(strstr(j_get(&o[0], "last_error"), "HTTP 503") != NULL, "%s",
+              j_get(&o[0], "last_error"));
+}
