@@ -588,3 +588,107 @@ Test(drains, https_batches_headers_frame_ids_and_retry_after_503)
     cr_assert(strstr(j_get(&o[0], "last_error"), "HTTP 503") != NULL, "%s",
               j_get(&o[0], "last_error"));
 }
+
+/* Lines in `drover logs shop` from the one holding from on (included). */
+static int
+stream_lines_from(const char *from)
+{
+    char *out = NULL;
+    const char *p;
+    int n = 0;
+
+    cr_assert_eq(CLI(&out, NULL, "logs", "shop", "-n", "100000"), 0);
+    p = strstr(out, from);
+    cr_assert_not_null(p, "no \"%s\" in the stream", from);
+    while (p > out && p[-1] != '\n')
+        p--;
+    for (; (p = strchr(p, '\n')) != NULL; p++)
+        n++;
+    free(out);
+    return n;
+}
+
+Test(drains, drop_marker_counts_exactly_under_a_flood)
+{
+    char path[512], added[64], *s, *err = NULL;
+    struct j_obj o[2];
+    int total = -1;
+
+    need_rsyslog(false);
+    start_cluster("drains-flood", 7712, "10550-10599", "DROVER_DRAIN_BUFFER=100");
+    out_path("rs", path, sizeof(path));
+    /* The destination is down from the start. */
+    add_drain("syslog://127.0.0.1:10605");
+    cr_assert_eq(get_drains(o, 2), 1);
+    snprintf(added, sizeof(added), "drain %s added", j_get(&o[0], "id"));
+    cr_assert_eq(CLI(NULL, &err, "deploy", "shop", app_dir), 0, "deploy: %s", err);
+    free(err);
+    err = NULL;
+    cr_assert_eq(CLI(NULL, &err, "run", "shop", "--detach", "--",
+                     "i=0; while [ $i -lt 3000 ]; do echo \"flood $i\"; i=$((i + 1)); done"),
+                 0, "run: %s", err);
+    free(err);
+
+    /* `drover logs` gets every line while the drain cannot send (never
+     * blocked by it); wait until the stream is quiet. */
+    for (long deadline = p_now_ms() + 60000;; h_msleep(500)) {
+        char *out = NULL;
+        int n;
+
+        cr_assert_eq(CLI(&out, NULL, "logs", "shop", "-n", "100000"), 0);
+        bool all = strstr(out, "flood 2999") != NULL;
+        free(out);
+        n = all ? stream_lines_from(added) : -1;
+        if (all && n == total)
+            break;
+        total = n;
+        cr_assert_lt(p_now_ms(), deadline, "the flood never reached the controller");
+    }
+    h_msleep(1000);
+    cr_assert_eq(stream_lines_from(added), total, "the stream was not quiet");
+    cr_assert_eq(get_drains(o, 2), 1);
+    cr_assert_str_eq(j_get(&o[0], "buffered"), "100");
+    cr_assert_eq(atoi(j_get(&o[0], "dropped")), total - 100);
+    cr_assert(strncmp(j_get(&o[0], "state"), "retrying: ", 10) == 0 ||
+                  strncmp(j_get(&o[0], "state"), "failing: ", 9) == 0,
+              "%s", j_get(&o[0], "state"));
+    cr_assert(strstr(j_get(&o[0], "state"), "refused") != NULL, "%s", j_get(&o[0], "state"));
+
+    /* The destination comes up: the marker, then the last 100 lines. */
+    start_rsyslog("rs", 10605, NULL);
+    for (long deadline = p_now_ms() + 60000;; h_msleep(200)) {
+        cr_assert_eq(get_drains(o, 2), 1);
+        if (strcmp(j_get(&o[0], "buffered"), "0") == 0)
+            break;
+        cr_assert_lt(p_now_ms(), deadline, "the drain never caught up: %s", j_get(&o[0], "state"));
+    }
+    cr_assert(wait_file_has(path, "flood 2999", 10000), "the last line never arrived");
+    s = slurp(path);
+    long long marked = 0, m;
+    int lines = 0, markers = 0;
+    for (char *p = s; p != NULL && *p != '\0';) {
+        char *nl = strchr(p, '\n'), *t;
+
+        if (nl != NULL)
+            *nl = '\0';
+        cr_assert(strncmp(strchr(p, ' ') ? strchr(p, ' ') + 1 : p, "shop ", 5) == 0, "%s", p);
+        if ((t = strstr(p, " drover: ")) != NULL &&
+            sscanf(t, " drover: %lld lines dropped (drain buffer full)", &m) == 1) {
+            cr_assert(strstr(p, "shop drover notice drover: ") != NULL, "%s", p);
+            cr_assert_eq(lines, 0, "the marker came after %d lines", lines);
+            marked += m;
+            markers++;
+        } else {
+            lines++;
+        }
+        p = nl ? nl + 1 : NULL;
+    }
+    free(s);
+    cr_assert_eq(markers, 1);
+    cr_assert_eq(lines, 100);
+    cr_assert_eq(marked + lines, total, "%lld marked + %d lines != %d in the stream", marked, lines,
+                 total);
+    cr_assert_eq(atoll(j_get(&o[0], "dropped")), marked);
+    cr_assert_eq(atoi(j_get(&o[0], "sent")), 100);
+    cr_assert_str_eq(j_get(&o[0], "state"), "connected");
+}
