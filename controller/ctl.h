@@ -524,7 +524,7 @@ struct ctl_drains *ctl_drains_new(struct ctl *ctl, size_t max_lines, const char 
 int ctl_drains_start(struct ctl_drains *ds);
 /* One line of app's stream (logs.c); never blocks: copies it to each drain. */
 void ctl_drains_line(struct ctl_drains *ds, const char *app, uint64_t ts_ms, const char *source,
-                     const char *node, const char *text, size_t len);
+                     const char *node, bool err, const char *text, size_t len);
 /* DrainsReq, DrainAddReq, DrainRemoveReq: takes req and m. */
 void ctl_drains_request(struct ctl_drains *ds, struct nnuv_msg *req, Drover__Message *m);
 /* After the loop: up to 2 s to send what is buffered, then stop every drain. */

@@ -468,14 +468,14 @@ ctl_drains_start(struct ctl_drains *ds)
 
 void
 ctl_drains_line(struct ctl_drains *ds, const char *app, uint64_t ts_ms, const char *source,
-                const char *node, const char *text, size_t len)
+                const char *node, bool err, const char *text, size_t len)
 {
     struct app_drains *ad;
     int sev;
 
     if (ds == NULL || (ad = ctl_map_get(ds->apps, app)) == NULL)
         return;
-    sev = strcmp(source, "drover") == 0 ? DRAIN_SEV_NOTICE : DRAIN_SEV_INFO;
+    sev = strcmp(source, "drover") == 0 ? DRAIN_SEV_NOTICE : err ? DRAIN_SEV_ERR : DRAIN_SEV_INFO;
     for (struct drain *d = ad->first; d != NULL; d = d->next) {
         pthread_mutex_lock(&d->mu);
         if (drain_buf_push(d->buf, ts_ms, sev, source, node, text, len) == 0)

@@ -325,6 +325,11 @@ Test(drains, syslog_tcp_and_tls_carry_lines_and_events_and_refuse_untrusted)
     s = slurp(tls);
     cr_assert(strstr(s, " shop drover notice release v1 created") != NULL, "%s", s);
     free(s);
+    /* A line on stderr goes with severity err. */
+    cr_assert_eq(
+        CLI(NULL, NULL, "run", "shop", "--detach", "--", "echo to-stdout; echo to-stderr >&2"), 0);
+    cr_assert(wait_file_has(plain, "n1 shop run.1 err to-stderr", 20000), "no stderr line");
+    cr_assert(wait_file_has(tls, "n1 shop run.1 info to-stdout", 20000), "no stdout line");
     /* The untrusted server got nothing, and drains says why. */
     s = slurp(bad);
     cr_assert(strstr(s, "shop") == NULL, "the untrusted server received: %s", s);
