@@ -59,6 +59,10 @@ field(char *out, const char *s, size_t max)
     return n;
 }
 
+/* Per thread: every drain formats on its own thread. */
+static _Thread_local time_t cache_sec;
+static _Thread_local char cache_ts[40];
+
 int
 drain_frame_append(struct drain_bytes *b, int severity, uint64_t ts_ms, const char *host,
                    const char *app, const char *procid, const char *msg, size_t msglen)
@@ -72,8 +76,13 @@ drain_frame_append(struct drain_bytes *b, int severity, uint64_t ts_ms, const ch
     field(h, host, 255);
     field(a, app, 48);
     field(pid, procid, 128);
-    gmtime_r(&sec, &tm);
-    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    /* Lines of a batch mostly share their second: format it once. */
+    if (sec != cache_sec || cache_ts[0] == '\0') {
+        gmtime_r(&sec, &tm);
+        strftime(cache_ts, sizeof(cache_ts), "%Y-%m-%dT%H:%M:%S", &tm);
+        cache_sec = sec;
+    }
+    memcpy(ts, cache_ts, sizeof(ts));
     hn = snprintf(head, sizeof(head), "<%d>1 %s.%03uZ %s %s %s - - ",
                   DRAIN_FACILITY_USER * 8 + severity, ts, (unsigned)(ts_ms % 1000), h, a, pid);
     if (hn < 0 || (size_t)hn >= sizeof(head))
