@@ -143,12 +143,15 @@ set_state(struct drain *d, enum drain_state st, const char *reason)
     pthread_mutex_unlock(&d->mu);
 }
 
-/* A failed attempt: say why, then wait with backoff and jitter. */
-static void
+/* A failed attempt: say why, then wait with backoff and jitter. Returns
+ * true when the drain should end instead (removed, or the controller is
+ * stopping: no more attempts then). */
+static bool
 failed(struct drain *d, const char *err, bool permanent, unsigned fails)
 {
     uint64_t base = BACKOFF_BASE_MS << (fails > 7 ? 7 : fails - 1), delay, deadline;
     enum drain_state st = permanent || fails >= FAILING_AFTER ? ST_FAILING : ST_RETRYING;
+    bool end;
 
     if (base > BACKOFF_CAP_MS)
         base = BACKOFF_CAP_MS;
@@ -163,7 +166,9 @@ failed(struct drain *d, const char *err, bool permanent, unsigned fails)
     deadline = mono_ms() + delay;
     while (!d->stop && !d->finish && mono_ms() < deadline)
         wait_until(d, deadline);
+    end = d->stop || d->finish;
     pthread_mutex_unlock(&d->mu);
+    return end;
 }
 
 /* Take a new batch once the last one is all acked: wait up to wait_ms for
@@ -235,7 +240,8 @@ run_syslog(struct drain *d, const struct drain_ctx *c, struct drain_batch *bt)
         if (k == NULL) {
             if (drain_syslog_open(c, &k, err, sizeof(err), &permanent) < 0) {
                 k = NULL;
-                failed(d, err, permanent, ++fails);
+                if (failed(d, err, permanent, ++fails))
+                    break;
                 continue;
             }
             set_conn(d, k);
@@ -266,13 +272,15 @@ run_syslog(struct drain *d, const struct drain_ctx *c, struct drain_batch *bt)
         set_conn(d, NULL);
         drain_syslog_close(k);
         k = NULL;
-        failed(d, err, false, ++fails);
+        if (failed(d, err, false, ++fails))
+            break;
         continue;
     lost:
         set_conn(d, NULL);
         drain_syslog_close(k);
         k = NULL;
-        failed(d, "the server closed the connection", false, ++fails);
+        if (failed(d, "the server closed the connection", false, ++fails))
+            break;
     }
     set_conn(d, NULL);
     drain_syslog_close(k);
@@ -290,12 +298,12 @@ run_http(struct drain *d, const struct drain_ctx *c, struct drain_batch *bt)
         set_state(d, ST_FAILING, "out of memory");
         return;
     }
-    set_state(d, ST_CONNECTED, NULL);
     while (!should_end(d, bt)) {
         if (bt->acked == bt->n && next_batch(d, bt, HTTP_BATCH_MSGS, 1000, HTTP_LINGER_MS) <= 0)
             continue;
         if (drain_http_post(h, bt, err, sizeof(err), &permanent) < 0) {
-            failed(d, err, permanent, ++fails);
+            if (failed(d, err, permanent, ++fails))
+                break;
             continue;
         }
         ack(d, bt, bt->n);

@@ -620,7 +620,7 @@ Test(drains, drop_marker_counts_exactly_under_a_flood)
     int total = -1;
 
     need_rsyslog(false);
-    start_cluster("drains-flood", 7712, "10550-10599", "DROVER_DRAIN_BUFFER=100");
+    start_cluster("drains-flood", 7712, "10550-10574", "DROVER_DRAIN_BUFFER=100");
     out_path("rs", path, sizeof(path));
     /* The destination is down from the start. */
     add_drain("syslog://127.0.0.1:10605");
@@ -696,4 +696,74 @@ Test(drains, drop_marker_counts_exactly_under_a_flood)
     cr_assert_eq(atoll(j_get(&o[0], "dropped")), marked);
     cr_assert_eq(atoi(j_get(&o[0], "sent")), 100);
     cr_assert_str_eq(j_get(&o[0], "state"), "connected");
+}
+
+Test(drains, hostile_destinations_harm_nothing_else)
+{
+    char script[512], path[512], *out = NULL, *err = NULL, *s;
+    struct j_obj o[8];
+    int n;
+
+    need_rsyslog(false);
+    start_cluster("drains-hostile", 7716, "10575-10599", NULL);
+    snprintf(script, sizeof(script), "%s/tests/integration/hostile_recv.py", DROVER_SOURCE_DIR);
+    int hx = h_start_cmd(
+        &C, "hostile",
+        (const char *const[]){"/usr/bin/python3", script, "10606", "10607", "10608", NULL}, NULL);
+    cr_assert(h_wait_log(&C, hx, "ready", 10000), "the hostile servers did not start");
+    start_rsyslog("good", 10609, NULL);
+    out_path("good", path, sizeof(path));
+    add_drain("syslog://127.0.0.1:10606"); /* sends garbage */
+    add_drain("syslog://127.0.0.1:10607"); /* never reads */
+    add_drain("syslog://127.0.0.1:10608"); /* closes at once */
+    add_drain("syslog://127.0.0.1:10609"); /* rsyslog */
+    cr_assert_eq(CLI(NULL, &err, "deploy", "shop", app_dir), 0, "deploy: %s", err);
+    free(err);
+    err = NULL;
+    /* 20,000 lines of 100 bytes: more than the never-reading server's
+     * socket buffers hold. */
+    long t0 = p_now_ms();
+    cr_assert_eq(CLI(NULL, &err, "run", "shop", "--detach", "--",
+                     "pad=$(printf '%080d' 0); i=0; while [ $i -lt 20000 ]; do "
+                     "echo \"flood $i $pad\"; i=$((i + 1)); done"),
+                 0, "run: %s", err);
+    free(err);
+    cr_assert(wait_file_has(path, "flood 19999 ", 60000), "the good drain never got the flood");
+    long took = p_now_ms() - t0;
+
+    /* Every line, once, in order, at the good drain. */
+    s = slurp(path);
+    int next = 0;
+    for (char *p = s; (p = strstr(p, " flood ")) != NULL; p++) {
+        cr_assert_eq(atoi(p + 7), next, "flood %d where %d belongs", atoi(p + 7), next);
+        next++;
+    }
+    cr_assert_eq(next, 20000);
+    free(s);
+    /* drover logs and the API answer; the bad drains say what is wrong. */
+    cr_assert_eq(CLI(&out, NULL, "logs", "shop", "-n", "5"), 0);
+    free(out);
+    n = get_drains(o, 8);
+    cr_assert_eq(n, 4);
+    cr_assert_str_eq(j_get(drain_by_url(o, n, "syslog://127.0.0.1:10609"), "state"), "connected");
+    cr_assert_str_eq(j_get(drain_by_url(o, n, "syslog://127.0.0.1:10609"), "dropped"), "0");
+    for (int port = 10606; port <= 10608; port++) {
+        char url[64];
+
+        snprintf(url, sizeof(url), "syslog://127.0.0.1:%d", port);
+        const struct j_obj *d = drain_by_url(o, n, url);
+        for (long deadline = p_now_ms() + 30000;
+             port != 10607 && strcmp(j_get(d, "state"), "connected") == 0; h_msleep(200)) {
+            cr_assert_lt(p_now_ms(), deadline, "%s stays connected", url);
+            n = get_drains(o, 8);
+            d = drain_by_url(o, n, url);
+        }
+        cr_assert(port == 10607 || strstr(j_get(d, "last_error"), "closed") != NULL, "%s: %s", url,
+                  j_get(d, "last_error"));
+    }
+    cr_log_info("the good drain had all 20,000 lines %ld ms after the flood began", took);
+    /* The controller stops promptly even with a drain stuck in a write. */
+    long t1 = p_now_ms();
+    cr_assert_geq(h_stop(&C, 0, 10000), 0);
+    cr_assert_lt(p_now_ms() - t1, 6000, "the controller took %ld ms to stop", p_now_ms() - t1);
 }
