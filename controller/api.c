@@ -1025,7 +1025,7 @@ ctl_api_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m)
     case DROVER__MESSAGE__BODY_DRAINS_REQ:
     case DROVER__MESSAGE__BODY_DRAIN_ADD_REQ:
     case DROVER__MESSAGE__BODY_DRAIN_REMOVE_REQ:
-        ctl_drains_request(ctl->drains, req, m);
+        ctl_drains_request(ctl, req, m);
         return;
     default:
         break;

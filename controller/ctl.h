@@ -526,7 +526,7 @@ int ctl_drains_start(struct ctl_drains *ds);
 void ctl_drains_line(struct ctl_drains *ds, const char *app, uint64_t ts_ms, const char *source,
                      const char *node, bool err, const char *text, size_t len);
 /* DrainsReq, DrainAddReq, DrainRemoveReq: takes req and m. */
-void ctl_drains_request(struct ctl_drains *ds, struct nnuv_msg *req, Drover__Message *m);
+void ctl_drains_request(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m);
 /* After the loop: up to 2 s to send what is buffered, then stop every drain. */
 void ctl_drains_free(struct ctl_drains *ds);
 

@@ -671,12 +671,19 @@ remove_req(struct ctl_drains *ds, const char *app, const char *what, char *why, 
 }
 
 void
-ctl_drains_request(struct ctl_drains *ds, struct nnuv_msg *req, Drover__Message *m)
+ctl_drains_request(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m)
 {
+    struct ctl_drains *ds = ctl->drains;
     const char *app = NULL, *what = "drains";
     char why[512] = "";
     int rc = 0;
 
+    if (ds == NULL) {
+        /* A controller built without drains (the API fuzzer's). */
+        ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_UNAVAILABLE, "drains are not running");
+        wire_msg_free(m);
+        return;
+    }
     switch (m->body_case) {
     case DROVER__MESSAGE__BODY_DRAINS_REQ:
         app = m->drains_req->app;
