@@ -322,14 +322,18 @@ drain_main(void *arg)
     struct drain_ctx c = {
         .url = &d->u, .url_text = d->url, .ca_file = d->ca_file, .stop = &d->stop};
     struct drain_batch bt;
+    size_t unsent;
 
     memset(&bt, 0, sizeof(bt));
     if (d->u.kind == DRAIN_SYSLOG || d->u.kind == DRAIN_SYSLOG_TLS)
         run_syslog(d, &c, &bt);
     else
         run_http(d, &c, &bt);
-    if (bt.n > bt.acked)
-        log_warn("drain_unsent", "app=%s drain=%s lines=%zu", d->app, d->id, bt.n - bt.acked);
+    pthread_mutex_lock(&d->mu);
+    unsent = bt.n - bt.acked + drain_buf_pending(d->buf);
+    pthread_mutex_unlock(&d->mu);
+    if (unsent > 0)
+        log_warn("drain_unsent", "app=%s drain=%s messages=%zu", d->app, d->id, unsent);
     drain_batch_fini(&bt);
     drain_unref(d);
     pthread_mutex_lock(&live_mu);
