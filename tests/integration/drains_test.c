@@ -105,8 +105,9 @@ need_rsyslog(bool tls)
 }
 
 /* A CA (ca.pem), a server certificate it signed for localhost and
- * 127.0.0.1 (srv.pem, srv.key), and a second CA nobody trusts that signed
- * another one (bad.pem, bad.key). */
+ * 127.0.0.1 (srv.pem, srv.key) and one for another name (other.pem,
+ * other.key), and a second CA nobody trusts that signed a certificate for
+ * localhost and 127.0.0.1 (bad.pem, bad.key). */
 static void
 make_certs(void)
 {
@@ -115,6 +116,7 @@ make_certs(void)
     snprintf(cmd, sizeof(cmd),
              "cd %s && exec >certs.log 2>&1 && "
              "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && "
+             "printf 'subjectAltName=DNS:elsewhere.example\\n' > other.ext && "
              "for ca in ca evil; do "
              "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj \"/CN=drover test $ca\" "
              "-keyout $ca.key -out $ca.pem || exit 1; done && "
@@ -122,7 +124,10 @@ make_certs(void)
              "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout $n.key "
              "-out $n.csr && "
              "openssl x509 -req -in $n.csr -CA $ca.pem -CAkey $ca.key -CAcreateserial -days 2 "
-             "-extfile san.ext -out $n.pem || exit 1; done && chmod 644 *.key",
+             "-extfile san.ext -out $n.pem || exit 1; done && "
+             "openssl req -newkey rsa:2048 -nodes -subj /CN=elsewhere.example -keyout other.key "
+             "-out other.csr && openssl x509 -req -in other.csr -CA ca.pem -CAkey ca.key "
+             "-CAcreateserial -days 2 -extfile other.ext -out other.pem && chmod 644 *.key",
              C.dir);
     cr_assert_eq(system(cmd), 0, "openssl failed: see %s/certs.log", C.dir);
 }
@@ -276,6 +281,7 @@ Test(drains, syslog_tcp_and_tls_carry_lines_and_events_and_refuse_untrusted)
     start_rsyslog("plain", 10600, NULL);
     start_rsyslog("tls", 10601, "srv");
     start_rsyslog("untrusted", 10602, "bad");
+    start_rsyslog("misnamed", 10610, "other");
     out_path("plain", plain, sizeof(plain));
     out_path("tls", tls, sizeof(tls));
     out_path("untrusted", bad, sizeof(bad));
@@ -283,6 +289,7 @@ Test(drains, syslog_tcp_and_tls_carry_lines_and_events_and_refuse_untrusted)
     add_drain("syslog://127.0.0.1:10600");
     add_drain("syslog+tls://localhost:10601");
     add_drain("syslog+tls://127.0.0.1:10602");
+    add_drain("syslog+tls://127.0.0.1:10610");
 
     /* Hostile URLs: refused with the reason, nothing added. */
     static const struct {
@@ -306,7 +313,7 @@ Test(drains, syslog_tcp_and_tls_carry_lines_and_events_and_refuse_untrusted)
     cr_assert(strstr(err, "no app nope") != NULL, "%s", err);
     free(err);
     err = NULL;
-    cr_assert_eq(get_drains(o, 8), 3);
+    cr_assert_eq(get_drains(o, 8), 4);
 
     deploy_and_scale("worker=1");
     /* App lines (APP-NAME shop, PROCID worker.1, HOSTNAME the node) and
@@ -339,6 +346,17 @@ Test(drains, syslog_tcp_and_tls_carry_lines_and_events_and_refuse_untrusted)
     cr_assert(strncmp(j_get(u, "state"), "failing: TLS: server certificate not trusted", 44) == 0,
               "%s", j_get(u, "state"));
     cr_assert_str_eq(j_get(u, "sent"), "0");
+    /* A trusted CA's certificate for another name is refused too. */
+    const struct j_obj *mis = drain_by_url(o, n, "syslog+tls://127.0.0.1:10610");
+    cr_assert(strstr(j_get(mis, "state"), "failing: TLS: server certificate not trusted: ") !=
+                      NULL &&
+                  strstr(j_get(mis, "state"), "mismatch") != NULL,
+              "%s", j_get(mis, "state"));
+    char mispath[512];
+    out_path("misnamed", mispath, sizeof(mispath));
+    s = slurp(mispath);
+    cr_assert(strstr(s, "shop") == NULL, "the misnamed server received: %s", s);
+    free(s);
     cr_assert_str_eq(j_get(drain_by_url(o, n, "syslog://127.0.0.1:10600"), "state"), "connected");
     cr_assert_str_eq(j_get(drain_by_url(o, n, "syslog+tls://localhost:10601"), "state"),
                      "connected");
@@ -351,8 +369,8 @@ Test(drains, syslog_tcp_and_tls_carry_lines_and_events_and_refuse_untrusted)
      * goes on sending. */
     cr_assert_geq(h_stop(&C, ctl, 10000), 0);
     start_controller("controller2", NULL);
-    cr_assert_eq(get_drains(o2, 8), 3);
-    for (int i = 0; i < 3; i++)
+    cr_assert_eq(get_drains(o2, 8), 4);
+    for (int i = 0; i < 4; i++)
         cr_assert_str_eq(j_get(&o2[i], "id"), j_get(&o[i], "id"));
     s = slurp(plain);
     int before = count_str(s, "shop worker.1 info");
@@ -372,7 +390,7 @@ Test(drains, syslog_tcp_and_tls_carry_lines_and_events_and_refuse_untrusted)
     cr_assert_eq(CLI(NULL, &err, "drains:remove", "shop", "d.000000000000"), 1);
     cr_assert(strstr(err, "no drain") != NULL, "%s", err);
     free(err);
-    cr_assert_eq(get_drains(o, 8), 1);
+    cr_assert_eq(get_drains(o, 8), 2);
     cr_assert_str_eq(j_get(&o[0], "url"), "syslog+tls://localhost:10601");
 }
 
