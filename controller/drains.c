@@ -27,6 +27,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,7 +324,14 @@ drain_main(void *arg)
         .url = &d->u, .url_text = d->url, .ca_file = d->ca_file, .stop = &d->stop};
     struct drain_batch bt;
     size_t unsent;
+    sigset_t pipe;
 
+    /* A write to a closed TLS or HTTPS connection raises SIGPIPE in the
+     * writing thread: blocked here, the write fails with EPIPE instead of
+     * killing the controller. */
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, NULL);
     memset(&bt, 0, sizeof(bt));
     if (d->u.kind == DRAIN_SYSLOG || d->u.kind == DRAIN_SYSLOG_TLS)
         run_syslog(d, &c, &bt);
