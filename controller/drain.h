@@ -95,8 +95,12 @@ int drain_buf_push(struct drain_buf *b, uint64_t ts_ms, int severity, const char
                    const char *node, const char *text, size_t len);
 /* Lines waiting that no batch holds. */
 size_t drain_buf_pending(const struct drain_buf *b);
-/* Fill an empty batch with up to max_msgs frames / about max_bytes. Returns
- * the number of messages (0: nothing to send) or -ENOMEM. */
+/* Take up to max_msgs more frames, until the batch holds about max_bytes:
+ * into a new batch (with a new frame id) when bt is empty or all acked,
+ * else appended to bt (nothing of it acked yet; same frame id), so that a
+ * big batch is built a little at a time without holding the lock long.
+ * Returns the messages now in bt (0: nothing to send), -ENOMEM, or -EINVAL
+ * for a batch partly acked. */
 long drain_buf_take(struct drain_buf *b, struct drain_batch *bt, const char *host, const char *app,
                     size_t max_msgs, size_t max_bytes, uint64_t now);
 /* The first n messages of bt are delivered (cumulative: n >= bt->acked). */

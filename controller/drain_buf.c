@@ -184,8 +184,13 @@ drain_buf_take(struct drain_buf *b, struct drain_batch *bt, const char *host, co
 {
     size_t i = first_untaken(b);
     unsigned char id[16];
+    bool fresh = bt->acked == bt->n;
 
-    drain_batch_reset(bt);
+    if (!fresh && bt->acked > 0)
+        return -EINVAL; /* only a batch nothing of which went out may grow */
+    if (fresh)
+        drain_batch_reset(bt);
+    max_msgs += bt->n;
     if (b->dropped_pending > 0) {
         char text[96];
         int n =
@@ -209,7 +214,7 @@ drain_buf_take(struct drain_buf *b, struct drain_batch *bt, const char *host, co
             return -ENOMEM;
         b->taken_upto = l->seq;
     }
-    if (bt->n > 0) {
+    if (fresh && bt->n > 0) {
         randombytes_buf(id, sizeof(id));
         sodium_bin2hex(bt->frame_id, sizeof(bt->frame_id), id, sizeof(id));
     }

@@ -50,6 +50,7 @@
 #define HTTP_BATCH_MSGS 1000
 #define BATCH_BYTES (1u << 20)
 #define HTTP_LINGER_MS 100 /* let a batch form */
+#define TAKE_CHUNK 64      /* messages formatted per hold of a drain's lock */
 #define FINISH_MS 2000     /* at shutdown, time to send what is buffered */
 
 enum drain_state { ST_CONNECTING, ST_CONNECTED, ST_RETRYING, ST_FAILING };
@@ -193,10 +194,27 @@ next_batch(struct drain *d, struct drain_batch *bt, size_t max_msgs, int wait_ms
     if (d->stop)
         n = -1;
     else if (drain_buf_pending(d->buf) > 0)
-        n = drain_buf_take(d->buf, bt, d->host, d->app, max_msgs, BATCH_BYTES, now_ms());
+        n = drain_buf_take(d->buf, bt, d->host, d->app, TAKE_CHUNK, BATCH_BYTES, now_ms());
     else if (d->finish)
         n = -1;
     pthread_mutex_unlock(&d->mu);
+    /* Formatting costs about a microsecond a line: the rest of a big batch
+     * is taken a chunk at a time, letting the loop's pushes in between. */
+    while (n > 0 && (size_t)n < max_msgs && bt->bytes.len < BATCH_BYTES) {
+        long more;
+
+        pthread_mutex_lock(&d->mu);
+        more = d->stop || drain_buf_pending(d->buf) == 0
+                   ? n
+                   : drain_buf_take(d->buf, bt, d->host, d->app,
+                                    max_msgs - (size_t)n < TAKE_CHUNK ? max_msgs - (size_t)n
+                                                                      : TAKE_CHUNK,
+                                    BATCH_BYTES, now_ms());
+        pthread_mutex_unlock(&d->mu);
+        if (more <= n)
+            break;
+        n = more;
+    }
     if (n < -1)
         n = 0; /* out of memory: try again later */
     return n;

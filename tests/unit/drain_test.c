@@ -367,3 +367,37 @@ Test(drain_buf, every_line_is_delivered_or_counted_exactly, .timeout = 10)
         drain_buf_free(b);
     }
 }
+
+Test(drain_buf, a_batch_grows_a_chunk_at_a_time_with_one_frame_id, .timeout = 2)
+{
+    struct drain_buf *b = drain_buf_new(4);
+    struct drain_batch bt = {0};
+    struct parsed p;
+    char id[33];
+
+    for (int i = 1; i <= 3; i++)
+        push(b, i);
+    cr_assert_eq(drain_buf_take(b, &bt, "ctl", "shop", 2, 1 << 20, 0), 2);
+    snprintf(id, sizeof(id), "%s", bt.frame_id);
+    /* Meanwhile 4..7 arrive: 3 is pushed out before it was taken. */
+    for (int i = 4; i <= 7; i++)
+        push(b, i);
+    cr_assert_eq(drain_buf_take(b, &bt, "ctl", "shop", 2, 1 << 20, 0), 4);
+    cr_assert_str_eq(bt.frame_id, id);
+    cr_assert_eq(drain_buf_take(b, &bt, "ctl", "shop", 10, 1 << 20, 0), 7);
+    unframe(&bt, 0, &p);
+    cr_assert_eq(p.n, 7);
+    cr_assert_str_eq(p.msg[1], "line 2");
+    cr_assert_str_eq(p.msg[2], "drover: 1 lines dropped (drain buffer full)");
+    cr_assert_str_eq(p.msg[3], "line 4");
+    cr_assert_str_eq(p.msg[6], "line 7");
+    /* Once part of it went out, it no longer grows. */
+    drain_buf_ack(b, &bt, 1);
+    push(b, 8);
+    cr_assert_eq(drain_buf_take(b, &bt, "ctl", "shop", 10, 1 << 20, 0), -EINVAL);
+    drain_buf_ack(b, &bt, 7);
+    cr_assert_eq(drain_buf_take(b, &bt, "ctl", "shop", 10, 1 << 20, 0), 1);
+    cr_assert_str_neq(bt.frame_id, id);
+    drain_batch_fini(&bt);
+    drain_buf_free(b);
+}
