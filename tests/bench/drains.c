@@ -8,6 +8,9 @@
  *          RFC 5424 messages and ack them
  *   syslog push + take + write over a real TCP connection on loopback to a
  *          reader that discards, one thread sending
+ *   wait   the longest a push waited for the drain's lock while the drain
+ *          thread built batches of 1,000, 64 messages a hold (as drains.c
+ *          does) and then all 1,000 in one hold
  *
  * Prints one line per figure; not a timed test.
  */
@@ -46,6 +49,81 @@ discard(void *arg)
     if (fd >= 0)
         close(fd);
     return NULL;
+}
+
+#define PUSHES 300000
+
+struct contend {
+    pthread_mutex_t mu;
+    struct drain_buf *b;
+    volatile int done;
+    double *wait; /* each push's wait for the lock, s */
+};
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static void *
+pusher(void *arg)
+{
+    struct contend *c = arg;
+    size_t len = strlen(LINE);
+
+    for (int i = 0; i < PUSHES; i++) {
+        double t = now_s();
+
+        pthread_mutex_lock(&c->mu);
+        t = now_s() - t;
+        drain_buf_push(c->b, 1795514400123ull, DRAIN_SEV_INFO, "web.12", "node-0042", LINE, len);
+        pthread_mutex_unlock(&c->mu);
+        c->wait[i] = t;
+    }
+    c->done = 1;
+    return NULL;
+}
+
+/* A pusher's lock waits while batches of 1,000 are taken chunk messages
+ * per hold: print the 99th, 99.9th percentile and the worst. */
+static void
+contend(size_t chunk)
+{
+    struct contend c = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                        .b = drain_buf_new(10000),
+                        .wait = calloc(PUSHES, sizeof(double))};
+    struct drain_batch bt;
+    pthread_t th;
+
+    memset(&bt, 0, sizeof(bt));
+    pthread_create(&th, NULL, pusher, &c);
+    while (!c.done) {
+        long n = 0, more;
+
+        do {
+            pthread_mutex_lock(&c.mu);
+            more = drain_buf_take(c.b, &bt, "ctl", "shop", chunk, 1u << 20, 0);
+            pthread_mutex_unlock(&c.mu);
+            if (more <= n)
+                break;
+            n = more;
+        } while (n < 1000);
+        pthread_mutex_lock(&c.mu);
+        drain_buf_ack(c.b, &bt, bt.n);
+        pthread_mutex_unlock(&c.mu);
+    }
+    pthread_join(th, NULL);
+    drain_batch_fini(&bt);
+    drain_buf_free(c.b);
+    qsort(c.wait, PUSHES, sizeof(double), cmp_double);
+    printf("wait (%4zu a hold): a push waited for the lock p99 %.1f us, p99.9 %.1f us, worst %.0f "
+           "us\n",
+           chunk, c.wait[PUSHES * 99 / 100] * 1e6, c.wait[PUSHES * 999 / 1000] * 1e6,
+           c.wait[PUSHES - 1] * 1e6);
+    free(c.wait);
 }
 
 int
@@ -133,6 +211,8 @@ main(void)
            (double)done * (double)bt.v[0].end / t / 1e6);
     drain_syslog_close(k);
     pthread_join(th, NULL);
+    contend(64);
+    contend(1000);
     close(lfd);
     drain_batch_fini(&bt);
     drain_buf_free(b);
