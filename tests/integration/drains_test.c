@@ -569,7 +569,18 @@ Test(drains, https_batches_headers_frame_ids_and_retry_after_503)
         (const char *const[]){"/usr/bin/python3", script, "10604", cert, key, out, "2,3", NULL},
         NULL);
     cr_assert(h_wait_log(&C, rx, "ready", 10000), "the receiver did not start");
+    /* A second receiver whose certificate no trusted CA signed. */
+    char badcert[512], badkey[512], badout[512];
+    snprintf(badcert, sizeof(badcert), "%s/bad.pem", C.dir);
+    snprintf(badkey, sizeof(badkey), "%s/bad.key", C.dir);
+    snprintf(badout, sizeof(badout), "%s/recv-bad.out", C.dir);
+    int rb = h_start_cmd(&C, "recv-bad",
+                         (const char *const[]){"/usr/bin/python3", script, "10612", badcert, badkey,
+                                               badout, "", NULL},
+                         NULL);
+    cr_assert(h_wait_log(&C, rb, "ready", 10000), "the second receiver did not start");
     add_drain("https://localhost:10604/logs?x=1");
+    add_drain("https://localhost:10612/logs");
     deploy_and_scale("worker=1");
     cr_assert(wait_file_has(out, "worker.1 tick 12 ", 40000), "no worker lines over HTTPS");
 
@@ -618,10 +629,19 @@ Test(drains, https_batches_headers_frame_ids_and_retry_after_503)
     cr_assert(strstr(s, "msg <13>1 drover release v1 created") != NULL, "%s", s);
     free(s);
     struct j_obj o[2];
-    cr_assert_eq(get_drains(o, 2), 1);
-    cr_assert_str_eq(j_get(&o[0], "state"), "connected");
-    cr_assert(strstr(j_get(&o[0], "last_error"), "HTTP 503") != NULL, "%s",
-              j_get(&o[0], "last_error"));
+    cr_assert_eq(get_drains(o, 2), 2);
+    const struct j_obj *good = drain_by_url(o, 2, "https://localhost:10604/logs?x=1");
+    cr_assert_str_eq(j_get(good, "state"), "connected");
+    cr_assert(strstr(j_get(good, "last_error"), "HTTP 503") != NULL, "%s",
+              j_get(good, "last_error"));
+    /* The untrusted receiver got nothing, and drains says why. */
+    const struct j_obj *bad = drain_by_url(o, 2, "https://localhost:10612/logs");
+    cr_assert(strncmp(j_get(bad, "state"), "failing: TLS: server certificate not trusted", 44) == 0,
+              "%s", j_get(bad, "state"));
+    cr_assert_str_eq(j_get(bad, "sent"), "0");
+    s = slurp(badout);
+    cr_assert_str_eq(s, "", "the untrusted receiver got: %s", s);
+    free(s);
 }
 
 /* Lines in `drover logs shop` from the one holding from on (included). */
