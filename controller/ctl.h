@@ -525,6 +525,8 @@ int ctl_drains_start(struct ctl_drains *ds);
 /* One line of app's stream (logs.c); never blocks: copies it to each drain. */
 void ctl_drains_line(struct ctl_drains *ds, const char *app, uint64_t ts_ms, const char *source,
                      const char *node, bool err, const char *text, size_t len);
+/* Lines a busy drain's lock made wait go to its buffer (logs.c's tick). */
+void ctl_drains_tick(struct ctl_drains *ds);
 /* DrainsReq, DrainAddReq, DrainRemoveReq: takes req and m. */
 void ctl_drains_request(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m);
 /* After the loop: up to 2 s to send what is buffered, then stop every drain. */

@@ -93,6 +93,11 @@ void drain_buf_free(struct drain_buf *b);
 /* Copy a line in; the oldest untaken line goes when full. 0 or -ENOMEM. */
 int drain_buf_push(struct drain_buf *b, uint64_t ts_ms, int severity, const char *source,
                    const char *node, const char *text, size_t len);
+/* Move every line of src (a buffer used only as a queue) to the end of dst,
+ * in order, as pushes would (dst drops and counts its oldest when full). */
+void drain_buf_move(struct drain_buf *dst, struct drain_buf *src);
+size_t drain_buf_count(const struct drain_buf *b);
+bool drain_buf_full(const struct drain_buf *b);
 /* Lines waiting that no batch holds. */
 size_t drain_buf_pending(const struct drain_buf *b);
 /* Take up to max_msgs more frames, until the batch holds about max_bytes:

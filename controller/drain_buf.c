@@ -84,6 +84,23 @@ at(const struct drain_buf *b, size_t i)
     return b->v[(b->head + i) % b->cap];
 }
 
+/* Append l (takes ownership); when full, the oldest goes first. */
+static void
+insert(struct drain_buf *b, struct line *l)
+{
+    if (b->count == b->cap) {
+        /* Only a line no batch holds is a drop. */
+        if (at(b, 0)->seq > b->taken_upto) {
+            b->dropped_pending++;
+            b->dropped_total++;
+        }
+        pop(b);
+    }
+    l->seq = b->next_seq++;
+    b->v[(b->head + b->count) % b->cap] = l;
+    b->count++;
+}
+
 int
 drain_buf_push(struct drain_buf *b, uint64_t ts_ms, int severity, const char *source,
                const char *node, const char *text, size_t len)
@@ -107,18 +124,35 @@ drain_buf_push(struct drain_buf *b, uint64_t ts_ms, int severity, const char *so
         memcpy(p, node, ln);
     else
         *p = '\0';
-    if (b->count == b->cap) {
-        /* Full: the oldest goes. Only a line no batch holds is a drop. */
-        if (at(b, 0)->seq > b->taken_upto) {
-            b->dropped_pending++;
-            b->dropped_total++;
-        }
-        pop(b);
-    }
-    l->seq = b->next_seq++;
-    b->v[(b->head + b->count) % b->cap] = l;
-    b->count++;
+    insert(b, l);
     return 0;
+}
+
+void
+drain_buf_move(struct drain_buf *dst, struct drain_buf *src)
+{
+    /* src only queues (nothing taken from it): its lines keep their order
+     * and become dst's newest, numbered by dst. */
+    while (src->count > 0) {
+        struct line *l = src->v[src->head];
+
+        src->v[src->head] = NULL;
+        src->head = (src->head + 1) % src->cap;
+        src->count--;
+        insert(dst, l);
+    }
+}
+
+size_t
+drain_buf_count(const struct drain_buf *b)
+{
+    return b->count;
+}
+
+bool
+drain_buf_full(const struct drain_buf *b)
+{
+    return b->count == b->cap;
 }
 
 /* Index of the first line no batch holds. */

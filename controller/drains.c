@@ -13,7 +13,13 @@
  * Never block the loop: every drain has its own thread, its own sockets and
  * its own bounded buffer (drain_buf.c). The loop only copies a line into
  * the buffer under the drain's mutex and signals its condition variable;
- * when the buffer is full the oldest line is dropped and counted. The
+ * when the buffer is full the oldest line is dropped and counted. The loop
+ * does not even wait for that mutex: when the drain thread holds it (taking
+ * a batch, or preempted while it does), the line goes to a small spill
+ * queue only the loop touches, moved into the buffer, in order, at the next
+ * line or the next tick (ctl_drains_tick). Only a full spill (SPILL_LINES
+ * lines arriving during one hold) makes the loop wait for the lock rather
+ * than drop lines out of order. The
  * thread connects, sends, waits out failures with backoff and jitter
  * (capped at 30 s), and publishes its state under the same mutex for
  * `drover drains`. A slow or dead destination therefore costs the loop one
@@ -51,6 +57,7 @@
 #define BATCH_BYTES (1u << 20)
 #define HTTP_LINGER_MS 100 /* let a batch form */
 #define TAKE_CHUNK 64      /* messages formatted per hold of a drain's lock */
+#define SPILL_LINES 4096   /* lines the loop queues while a drain's lock is held */
 #define FINISH_MS 2000     /* at shutdown, time to send what is buffered */
 
 enum drain_state { ST_CONNECTING, ST_CONNECTED, ST_RETRYING, ST_FAILING };
@@ -76,7 +83,8 @@ struct drain {
     uint64_t last_error_ms;
     struct drain_conn *conn; /* to cut a blocked call short */
     /* Loop thread only: */
-    struct drain *next; /* the app's drains, in order of creation */
+    struct drain *next;      /* the app's drains, in order of creation */
+    struct drain_buf *spill; /* lines that came while the lock was held */
 };
 
 struct app_drains {
@@ -92,6 +100,7 @@ struct ctl_drains {
     char host[256];
     struct ctl_map *apps; /* name -> struct app_drains */
     size_t total;
+    size_t spilled; /* drains whose spill holds lines */
 };
 
 /* Threads still running, for a bounded wait at shutdown. */
@@ -110,6 +119,7 @@ drain_unref(struct drain *d)
     if (refs > 0)
         return;
     drain_buf_free(d->buf);
+    drain_buf_free(d->spill);
     pthread_cond_destroy(&d->cv);
     pthread_mutex_destroy(&d->mu);
     free(d);
@@ -427,7 +437,10 @@ drain_add(struct ctl_drains *ds, const char *id, const char *app, const char *ur
     d->u = *u;
     d->created_ms = created_ms;
     d->buf = drain_buf_new(ds->max_lines);
-    if (d->buf == NULL) {
+    d->spill = drain_buf_new(SPILL_LINES);
+    if (d->buf == NULL || d->spill == NULL) {
+        drain_buf_free(d->buf);
+        drain_buf_free(d->spill);
         free(d);
         return -ENOMEM;
     }
@@ -470,6 +483,8 @@ drain_remove(struct ctl_drains *ds, struct app_drains *ad, struct drain *d)
     for (pp = &ad->first; *pp != d; pp = &(*pp)->next)
         ;
     *pp = d->next;
+    if (drain_buf_count(d->spill) > 0)
+        ds->spilled--;
     ad->n--;
     ds->total--;
     pthread_mutex_lock(&d->mu);
@@ -515,10 +530,45 @@ ctl_drains_line(struct ctl_drains *ds, const char *app, uint64_t ts_ms, const ch
         return;
     sev = strcmp(source, "drover") == 0 ? DRAIN_SEV_NOTICE : err ? DRAIN_SEV_ERR : DRAIN_SEV_INFO;
     for (struct drain *d = ad->first; d != NULL; d = d->next) {
-        pthread_mutex_lock(&d->mu);
-        if (drain_buf_push(d->buf, ts_ms, sev, source, node, text, len) == 0)
-            pthread_cond_signal(&d->cv);
+        bool had = drain_buf_count(d->spill) > 0;
+
+        if (pthread_mutex_trylock(&d->mu) != 0) {
+            if (!drain_buf_full(d->spill)) {
+                if (drain_buf_push(d->spill, ts_ms, sev, source, node, text, len) == 0 && !had)
+                    ds->spilled++;
+                continue;
+            }
+            pthread_mutex_lock(&d->mu); /* a full spill: wait rather than reorder */
+        }
+        drain_buf_move(d->buf, d->spill);
+        drain_buf_push(d->buf, ts_ms, sev, source, node, text, len);
+        pthread_cond_signal(&d->cv);
         pthread_mutex_unlock(&d->mu);
+        if (had)
+            ds->spilled--;
+    }
+}
+
+/* Move spilled lines into their buffers when the lock is free (logs.c's
+ * tick, every 100 ms): a spill never waits for the next line. */
+void
+ctl_drains_tick(struct ctl_drains *ds)
+{
+    size_t pos = 0;
+    void *cur = NULL;
+    struct app_drains *ad;
+
+    if (ds == NULL || ds->spilled == 0)
+        return;
+    while ((ad = ctl_map_next(ds->apps, &pos, &cur)) != NULL) {
+        for (struct drain *d = ad->first; d != NULL; d = d->next) {
+            if (drain_buf_count(d->spill) == 0 || pthread_mutex_trylock(&d->mu) != 0)
+                continue;
+            drain_buf_move(d->buf, d->spill);
+            pthread_cond_signal(&d->cv);
+            pthread_mutex_unlock(&d->mu);
+            ds->spilled--;
+        }
     }
 }
 
@@ -537,6 +587,7 @@ ctl_drains_free(struct ctl_drains *ds)
     while ((ad = ctl_map_next(ds->apps, &pos, &cur)) != NULL) {
         for (struct drain *d = ad->first; d != NULL; d = d->next) {
             pthread_mutex_lock(&d->mu);
+            drain_buf_move(d->buf, d->spill);
             d->finish = true;
             pthread_cond_broadcast(&d->cv);
             pthread_mutex_unlock(&d->mu);
@@ -619,7 +670,7 @@ reply_list(struct ctl_drains *ds, struct nnuv_msg *req, const char *app)
         di->last_error_ms = d->last_error_ms;
         pthread_mutex_unlock(&d->mu);
         di->sent = s.sent;
-        di->buffered = s.buffered;
+        di->buffered = s.buffered + drain_buf_count(d->spill);
         di->dropped = s.dropped;
         if (di->state == NULL || di->last_error == NULL)
             break;

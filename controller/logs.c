@@ -430,6 +430,7 @@ on_tick(uv_timer_t *t)
 {
     struct ctl_logs *l = t->data;
 
+    ctl_drains_tick(l->ctl->drains);
     if (!LIST_EMPTY(&l->waiters))
         wake(l, NULL, false);
 }

@@ -8,9 +8,10 @@
  *          RFC 5424 messages and ack them
  *   syslog push + take + write over a real TCP connection on loopback to a
  *          reader that discards, one thread sending
- *   wait   the longest a push waited for the drain's lock while the drain
- *          thread built batches of 1,000, 64 messages a hold (as drains.c
- *          does) and then all 1,000 in one hold
+ *   feed   what one line costs the loop while the drain thread builds
+ *          batches of 1,000 (64 messages a hold, as drains.c does): a
+ *          trylock, else the line goes to the loop's spill queue, moved
+ *          into the buffer at the next line that gets the lock
  *
  * Prints one line per figure; not a timed test.
  */
@@ -74,21 +75,32 @@ pusher(void *arg)
     struct contend *c = arg;
     size_t len = strlen(LINE);
 
+    struct drain_buf *spill = drain_buf_new(4096);
+
     for (int i = 0; i < PUSHES; i++) {
         double t = now_s();
 
-        pthread_mutex_lock(&c->mu);
-        t = now_s() - t;
+        if (pthread_mutex_trylock(&c->mu) != 0) {
+            if (!drain_buf_full(spill)) {
+                drain_buf_push(spill, 1795514400123ull, DRAIN_SEV_INFO, "web.12", "node-0042", LINE,
+                               len);
+                c->wait[i] = now_s() - t;
+                continue;
+            }
+            pthread_mutex_lock(&c->mu);
+        }
+        drain_buf_move(c->b, spill);
         drain_buf_push(c->b, 1795514400123ull, DRAIN_SEV_INFO, "web.12", "node-0042", LINE, len);
         pthread_mutex_unlock(&c->mu);
-        c->wait[i] = t;
+        c->wait[i] = now_s() - t;
     }
+    drain_buf_free(spill);
     c->done = 1;
     return NULL;
 }
 
-/* A pusher's lock waits while batches of 1,000 are taken chunk messages
- * per hold: print the 99th, 99.9th percentile and the worst. */
+/* What each line cost the pusher while batches of 1,000 are taken chunk
+ * messages per hold: print the 99th, 99.9th percentile and the worst. */
 static void
 contend(size_t chunk)
 {
@@ -119,8 +131,7 @@ contend(size_t chunk)
     drain_batch_fini(&bt);
     drain_buf_free(c.b);
     qsort(c.wait, PUSHES, sizeof(double), cmp_double);
-    printf("wait (%4zu a hold): a push waited for the lock p99 %.1f us, p99.9 %.1f us, worst %.0f "
-           "us\n",
+    printf("feed (%4zu a hold): a line cost the loop p99 %.1f us, p99.9 %.1f us, worst %.0f us\n",
            chunk, c.wait[PUSHES * 99 / 100] * 1e6, c.wait[PUSHES * 999 / 1000] * 1e6,
            c.wait[PUSHES - 1] * 1e6);
     free(c.wait);
@@ -212,7 +223,6 @@ main(void)
     drain_syslog_close(k);
     pthread_join(th, NULL);
     contend(64);
-    contend(1000);
     close(lfd);
     drain_batch_fini(&bt);
     drain_buf_free(b);

@@ -401,3 +401,36 @@ Test(drain_buf, a_batch_grows_a_chunk_at_a_time_with_one_frame_id, .timeout = 2)
     drain_batch_fini(&bt);
     drain_buf_free(b);
 }
+
+Test(drain_buf, a_spill_moves_in_order_and_drops_count_in_place, .timeout = 2)
+{
+    struct drain_buf *b = drain_buf_new(4), *spill = drain_buf_new(8);
+    struct drain_batch bt = {0};
+    struct drain_stats s;
+    struct parsed p;
+
+    for (int i = 1; i <= 3; i++)
+        push(b, i);
+    for (int i = 4; i <= 6; i++)
+        push(spill, i);
+    cr_assert(!drain_buf_full(spill));
+    drain_buf_move(b, spill);
+    cr_assert_eq(drain_buf_count(spill), 0);
+    cr_assert_eq(drain_buf_count(b), 4);
+    drain_buf_stats(b, &s);
+    cr_assert_eq(s.dropped, 2);
+    cr_assert_eq(drain_buf_take(b, &bt, "ctl", "shop", 10, 1 << 20, 0), 5);
+    unframe(&bt, 0, &p);
+    cr_assert_str_eq(p.msg[0], "drover: 2 lines dropped (drain buffer full)");
+    for (int i = 1; i < 5; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "line %d", i + 2);
+        cr_assert_str_eq(p.msg[i], want);
+    }
+    for (int i = 0; i < 8; i++)
+        push(spill, i);
+    cr_assert(drain_buf_full(spill));
+    drain_batch_fini(&bt);
+    drain_buf_free(b);
+    drain_buf_free(spill);
+}
