@@ -219,6 +219,11 @@ int cli_cmd_config(int argc, char **argv);
 int cli_cmd_config_set(int argc, char **argv);
 int cli_cmd_config_unset(int argc, char **argv);
 
+/* cmd_drains.c: drains, drains:add, drains:remove */
+int cli_cmd_drains(int argc, char **argv);
+int cli_cmd_drains_add(int argc, char **argv);
+int cli_cmd_drains_remove(int argc, char **argv);
+
 /* cmd_deploy.c */
 int cli_cmd_deploy(int argc, char **argv);
 

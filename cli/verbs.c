@@ -109,6 +109,25 @@ static const struct cli_verb verbs[] = {
      "  --type TYPE      only instances of TYPE (web)\n"
      "  --json           one JSON object per line: ts, app, source, node, text, seq\n",
      cli_cmd_logs},
+    {"drains", "APP [--json]", "list an app's log drains with their state and counters",
+     "  Each drain: id, URL, state (connected, retrying: REASON, failing: REASON),\n"
+     "  lines sent, buffered and dropped, and the last error.\n"
+     "  --json        machine output: [{id, url, state, sent, buffered, dropped,\n"
+     "                last_error, last_error_at, created}]\n",
+     cli_cmd_drains},
+    {"drains:add", "APP URL", "send an app's log stream (lines and drover's events) to URL",
+     "  syslog://HOST:PORT       RFC 5424 over TCP, octet-counted\n"
+     "  syslog+tls://HOST:PORT   the same over TLS (server certificate verified against\n"
+     "                           the system's CAs and DROVER_DRAIN_CA_FILE on the controller)\n"
+     "  https://HOST[:PORT]/PATH batched POSTs as Logplex sends them (application/logplex-1)\n"
+     "  http://...               the same in plain text, loopback hosts only\n"
+     "  Takes effect at once (no new release) and survives controller restarts. Each\n"
+     "  drain buffers DROVER_DRAIN_BUFFER lines while its destination is down; when\n"
+     "  full it drops the oldest and says so: \"drover: N lines dropped (drain buffer\n"
+     "  full)\".\n",
+     cli_cmd_drains_add},
+    {"drains:remove", "APP URL|ID", "stop sending an app's log stream to a drain", NULL,
+     cli_cmd_drains_remove},
     {"endpoints", "APP [TYPE] [--json] [--watch]",
      "where an app's up instances listen, for a router to follow",
      "  TYPE          only TYPE's instances, printed as bare host:port lines\n"

@@ -1032,6 +1032,11 @@ ctl_api_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m)
     case DROVER__MESSAGE__BODY_ENDPOINTS_REQ:
         ctl_endpoints_request(ctl->endpoints, req, m);
         return;
+    case DROVER__MESSAGE__BODY_DRAINS_REQ:
+    case DROVER__MESSAGE__BODY_DRAIN_ADD_REQ:
+    case DROVER__MESSAGE__BODY_DRAIN_REMOVE_REQ:
+        ctl_drains_request(ctl, req, m);
+        return;
     default:
         break;
     }

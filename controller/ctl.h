@@ -34,6 +34,7 @@ struct ctl_slugs;
 struct ctl_logs;
 struct ctl_runs;
 struct ctl_endpoints;
+struct ctl_drains;
 
 #define CTL_DEFAULT_GRACE_MS 30000u
 #define CTL_DEFAULT_BOOT_TIMEOUT_MS 60000u
@@ -250,6 +251,8 @@ struct ctl_config {
     uint64_t heartbeat_ms;
     uint8_t cluster_key[WIRE_KEY_BYTES]; /* DROVER_CLUSTER_KEY */
     char api_token[4097];                /* DROVER_API_TOKEN */
+    uint64_t drain_buffer;               /* DROVER_DRAIN_BUFFER: lines per drain */
+    char drain_ca_file[4096];            /* DROVER_DRAIN_CA_FILE; "" for none */
 };
 
 struct ctl {
@@ -274,6 +277,7 @@ struct ctl {
     bool stopping;     /* SIGTERM seen: finish in-flight work, then close */
     bool closed;       /* every handle has been asked to close */
     int exit_code;
+    struct ctl_drains *drains;
 };
 
 /* ---- by file ---- */
@@ -454,6 +458,15 @@ int ctl_store_flush(struct ctl_store *st, struct ctl_model *m);
 int ctl_store_start(struct ctl_store *st, uv_loop_t *loop); /* periodic checkpoints */
 void ctl_store_stop(struct ctl_store *st);
 const char *ctl_store_errmsg(const struct ctl_store *st);
+/* Log drains (drains.c), written at once, outside the model's commits. */
+int ctl_store_drain_put(struct ctl_store *st, const char *id, const char *app, const char *url,
+                        uint64_t created_ms);
+int ctl_store_drain_del(struct ctl_store *st, const char *id);
+/* fn for each stored drain, oldest first; fn returns false to stop. */
+int ctl_store_drains_each(struct ctl_store *st,
+                          bool (*fn)(void *arg, const char *id, const char *app, const char *url,
+                                     uint64_t created_ms),
+                          void *arg);
 
 /* slugs.c: the slug store */
 int ctl_slugs_new(struct ctl *ctl, const char *dir, struct ctl_slugs **out);
@@ -507,6 +520,20 @@ void ctl_logs_event(struct ctl_logs *l, const char *app, const char *fmt, ...)
 void ctl_logs_text(void *arg, const char *app, const char *text);
 /* LogsReq on the API: takes req and m (answers now or later). */
 void ctl_logs_request(struct ctl_logs *l, struct nnuv_msg *req, Drover__Message *m);
+
+/* drains.c: each app's log drains, fed from the collated stream */
+struct ctl_drains *ctl_drains_new(struct ctl *ctl, size_t max_lines, const char *ca_file);
+/* Start the stored drains (after the store is loaded). */
+int ctl_drains_start(struct ctl_drains *ds);
+/* One line of app's stream (logs.c); never blocks: copies it to each drain. */
+void ctl_drains_line(struct ctl_drains *ds, const char *app, uint64_t ts_ms, const char *source,
+                     const char *node, bool err, const char *text, size_t len);
+/* Lines a busy drain's lock made wait go to its buffer (logs.c's tick). */
+void ctl_drains_tick(struct ctl_drains *ds);
+/* DrainsReq, DrainAddReq, DrainRemoveReq: takes req and m. */
+void ctl_drains_request(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m);
+/* After the loop: up to 2 s to send what is buffered, then stop every drain. */
+void ctl_drains_free(struct ctl_drains *ds);
 
 /* runs.c: one-off instances and the relay of attached ones' stdio */
 struct ctl_runs *ctl_runs_new(struct ctl *ctl);

@@ -256,12 +256,13 @@ wake(struct ctl_logs *l, const char *app, bool force)
 
 static int
 append(struct ctl_logs *l, uint64_t ts, const char *app, const char *source, const char *node,
-       const char *text, size_t len)
+       bool err, const char *text, size_t len)
 {
     struct app_log *al = app_log(l, app, true);
 
     if (al == NULL)
         return -ENOMEM;
+    ctl_drains_line(l->ctl->drains, app, ts, source, node, err, text, len);
     return logring_push(al->ring, ts, app, source, node, text, len);
 }
 
@@ -281,7 +282,7 @@ ctl_logs_event(struct ctl_logs *l, const char *app, const char *fmt, ...)
         return;
     if ((size_t)n >= sizeof(text))
         n = sizeof(text) - 1;
-    if (append(l, now_ms(), app, "drover", "", text, (size_t)n) == 0)
+    if (append(l, now_ms(), app, "drover", "", false, text, (size_t)n) == 0)
         wake(l, app, false);
 }
 
@@ -329,7 +330,7 @@ on_batch(struct ctl_logs *l, const Drover__LogBatch *b)
             unknown++;
             continue;
         }
-        append(l, x->ts_ms, x->app, x->source, node, x->text, strlen(x->text));
+        append(l, x->ts_ms, x->app, x->source, node, x->is_stderr, x->text, strlen(x->text));
         if (last_app == NULL || strcmp(last_app, x->app) != 0) {
             if (last_app != NULL)
                 wake(l, last_app, false);
@@ -429,6 +430,7 @@ on_tick(uv_timer_t *t)
 {
     struct ctl_logs *l = t->data;
 
+    ctl_drains_tick(l->ctl->drains);
     if (!LIST_EMPTY(&l->waiters))
         wake(l, NULL, false);
 }

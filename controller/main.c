@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "env.h"
@@ -39,6 +40,12 @@ read_config(struct ctl_config *cfg)
     if (e.n == 0 && cfg->heartbeat_ms >= cfg->node_timeout_ms)
         env_err(&e, "DROVER_HEARTBEAT_MS (%llu) must be below DROVER_NODE_TIMEOUT_MS (%llu)",
                 (unsigned long long)cfg->heartbeat_ms, (unsigned long long)cfg->node_timeout_ms);
+    env_u64(&e, "DROVER_DRAIN_BUFFER", 10000, 10, 1000000, &cfg->drain_buffer);
+    if (env_str(&e, "DROVER_DRAIN_CA_FILE", "", cfg->drain_ca_file, sizeof(cfg->drain_ca_file)) ==
+            0 &&
+        cfg->drain_ca_file[0] != '\0' && access(cfg->drain_ca_file, R_OK) != 0)
+        env_err(&e, "DROVER_DRAIN_CA_FILE: cannot read %s: %s", cfg->drain_ca_file,
+                strerror(errno));
     env_key(&e, "DROVER_CLUSTER_KEY", cfg->cluster_key);
     env_token(&e, "DROVER_API_TOKEN", true, cfg->api_token, sizeof(cfg->api_token));
     env_check(&e);
@@ -118,10 +125,14 @@ open_state(struct ctl *ctl)
     ctl->logs = ctl_logs_new(ctl, (size_t)ctl->cfg.log_lines);
     ctl->runs = ctl_runs_new(ctl);
     ctl->endpoints = ctl_endpoints_new(ctl);
-    if (ctl->logs == NULL || ctl->runs == NULL || ctl->endpoints == NULL)
+    ctl->drains = ctl_drains_new(ctl, (size_t)ctl->cfg.drain_buffer, ctl->cfg.drain_ca_file);
+    if (ctl->logs == NULL || ctl->runs == NULL || ctl->endpoints == NULL || ctl->drains == NULL)
         log_fatal(1, "start_failed", "what=logs err=ENOMEM");
     ctl->model->event = ctl_logs_text;
     ctl->model->event_arg = ctl->logs;
+    rc = ctl_drains_start(ctl->drains);
+    if (rc < 0)
+        log_fatal(1, "start_failed", "what=drains err=%d", rc);
 }
 
 int
@@ -175,6 +186,8 @@ main(void)
     ctl_runs_free(ctl.runs);
     ctl_endpoints_free(ctl.endpoints);
     ctl.model->event = NULL;
+    ctl_drains_free(ctl.drains);
+    ctl.drains = NULL;
     ctl_logs_free(ctl.logs);
     ctl_slugs_free(ctl.slugs);
     ctl_store_close(ctl.store);

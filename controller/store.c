@@ -148,7 +148,12 @@ static const char schema_sql[] =
     /* One-offs (`drover run`): what makes them one, written once. */
     "CREATE TABLE IF NOT EXISTS oneoffs(id INTEGER PRIMARY KEY"
     " REFERENCES instances(id) ON DELETE CASCADE, command TEXT NOT NULL, ptype TEXT NOT NULL,"
-    " attach INTEGER NOT NULL, tty INTEGER NOT NULL);";
+    " attach INTEGER NOT NULL, tty INTEGER NOT NULL);"
+    /* Log drains (drains.c): a new table, so no version bump: an older
+     * controller ignores it. */
+    "CREATE TABLE IF NOT EXISTS drains(id TEXT PRIMARY KEY,"
+    " app TEXT NOT NULL REFERENCES apps(name), url TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL, UNIQUE(app, url));";
 
 struct ctl_store {
     sqlite3 *db;
@@ -972,4 +977,75 @@ ctl_store_stop(struct ctl_store *st)
         st->timer_on = false;
         uv_close((uv_handle_t *)&st->timer, NULL);
     }
+}
+
+/* ---- log drains: a few rows, written when drains:add or drains:remove
+ * asks, in their own (autocommit) transaction, like one config change ---- */
+
+int
+ctl_store_drain_put(struct ctl_store *st, const char *id, const char *app, const char *url,
+                    uint64_t created_ms)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = -EIO;
+
+    if (sqlite3_prepare_v2(st->db,
+                           "INSERT INTO drains(id, app, url, created_ms) VALUES(?1, ?2, ?3, ?4)",
+                           -1, &q, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, app, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, url, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)created_ms);
+    if (sqlite3_step(q) == SQLITE_DONE)
+        rc = 0;
+out:
+    if (rc < 0)
+        log_error("store_error", "what=drain_put err=%s", log_q(sqlite3_errmsg(st->db)));
+    sqlite3_finalize(q);
+    return rc;
+}
+
+int
+ctl_store_drain_del(struct ctl_store *st, const char *id)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = -EIO;
+
+    if (sqlite3_prepare_v2(st->db, "DELETE FROM drains WHERE id = ?1", -1, &q, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_DONE)
+        rc = 0;
+out:
+    if (rc < 0)
+        log_error("store_error", "what=drain_del err=%s", log_q(sqlite3_errmsg(st->db)));
+    sqlite3_finalize(q);
+    return rc;
+}
+
+int
+ctl_store_drains_each(struct ctl_store *st,
+                      bool (*fn)(void *arg, const char *id, const char *app, const char *url,
+                                 uint64_t created_ms),
+                      void *arg)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = -EIO, r;
+
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT id, app, url, created_ms FROM drains ORDER BY created_ms, id",
+                           -1, &q, NULL) != SQLITE_OK)
+        goto out;
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        if (!fn(arg, col_str(q, 0), col_str(q, 1), col_str(q, 2),
+                (uint64_t)sqlite3_column_int64(q, 3)))
+            break;
+    }
+    rc = r == SQLITE_DONE || r == SQLITE_ROW ? 0 : -EIO;
+out:
+    if (rc < 0)
+        log_error("store_error", "what=drains_load err=%s", log_q(sqlite3_errmsg(st->db)));
+    sqlite3_finalize(q);
+    return rc;
 }

@@ -350,9 +350,10 @@ void agt_out_flush_drops(void);
 #define AGT_LOG_QUEUE_BYTES (4u << 20)
 #define AGT_LOG_FLUSH_MS 50
 int agt_logs_start(struct agt *a);
-/* Queue one line of source (an instance name) of app; a line the queue
- * must refuse is counted in d and replaced by a marker later. */
-void agt_logs_line(const char *app, const char *source, const char *text, size_t len,
+/* Queue one line of source (an instance name) of app, from its stderr when
+ * err; a line the queue must refuse is counted in d and replaced by a
+ * marker later. */
+void agt_logs_line(const char *app, const char *source, bool err, const char *text, size_t len,
                    struct logring_drops *d);
 /* The source ends: queue its pending "N lines dropped" marker. */
 void agt_logs_source_done(const char *app, const char *source, struct logring_drops *d);

@@ -67,6 +67,7 @@ flush(struct agt_logs *l)
             lines[n].app = (char *)x->app;
             lines[n].source = (char *)x->source;
             lines[n].text = (char *)x->text;
+            lines[n].is_stderr = x->node[0] != '\0';
             ptrs[n] = &lines[n];
             bytes += x->size;
         }
@@ -143,14 +144,16 @@ fail:
 }
 
 void
-agt_logs_line(const char *app, const char *source, const char *text, size_t len,
+agt_logs_line(const char *app, const char *source, bool err, const char *text, size_t len,
               struct logring_drops *d)
 {
     struct agt_logs *l = shipper;
 
     if (l == NULL || l->closing)
         return;
-    logring_push_counted(l->q, d, now_ms(), app, source, NULL, text, len);
+    /* The queue's node slot is free (the batch names the node): it tags a
+     * stderr line, for the drains' severity. */
+    logring_push_counted(l->q, d, now_ms(), app, source, err ? "stderr" : NULL, text, len);
     if (logring_count(l->q) >= BATCH_LINES && !l->blocked)
         flush(l);
 }

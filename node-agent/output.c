@@ -69,7 +69,7 @@ emit(struct agt_out *o, const char *line, size_t n)
         n--;
     quote(line, n, q);
     log_info("output", "app=%s inst=%s stream=%s line=%s", o->app, o->inst, o->stream, q);
-    agt_logs_line(o->app, o->inst, line, n, &o->drops);
+    agt_logs_line(o->app, o->inst, strcmp(o->stream, "stderr") == 0, line, n, &o->drops);
 }
 
 /* Loop thread only. */
