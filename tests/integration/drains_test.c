@@ -323,12 +323,12 @@ Test(drains, syslog_tcp_and_tls_carry_lines_and_events_and_refuse_untrusted)
               "plain syslog got no worker lines");
     cr_assert(wait_file_has(tls, "n1 shop worker.1 info worker.1 tick 3 ", 30000),
               "TLS syslog got no worker lines");
-    cr_assert(wait_file_has(plain, " shop drover notice worker.1 starting -> up", 20000),
+    cr_assert(wait_file_has(plain, " shop drover notice worker.1@n1 starting -> up", 20000),
               "no state change event");
     s = slurp(plain);
     cr_assert(strstr(s, " shop drover notice release v1 created") != NULL, "%s", s);
     cr_assert(strstr(s, " shop drover notice scaled worker=1") != NULL, "%s", s);
-    cr_assert(strstr(s, " shop drover notice worker.1 starting -> up") != NULL, "%s", s);
+    cr_assert(strstr(s, " shop drover notice worker.1@n1 starting -> up") != NULL, "%s", s);
     free(s);
     s = slurp(tls);
     cr_assert(strstr(s, " shop drover notice release v1 created") != NULL, "%s", s);
