@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #include "logring.h"
@@ -367,9 +368,12 @@ void agt_pipe_spawned(struct agt_pipe *p, int pgid, int err);
 void agt_pipe_exited(struct agt_pipe *p, int64_t code, int sig);
 /* Shutdown: close every pipe at once. */
 void agt_pipe_close_all(void);
-/* `drover-agent --tty-exec COMMAND`: take stdin as the controlling terminal
- * and exec /bin/sh -c COMMAND. Returns only on failure (127). */
-int agt_pipe_tty_exec(const char *command);
+/* `drover-agent --tty-exec IDS COMMAND`, spawned as the agent's user: take
+ * stdin as the controlling terminal, become IDS ("UID:GID", or "-" to stay
+ * who we are) and exec /bin/sh -c COMMAND. Returns only on failure (127). */
+int agt_pipe_tty_exec(const char *ids, const char *command);
+/* setgroups(0), setgid, setuid, and check that they took. 0 or -errno. */
+int agt_priv_drop(uid_t uid, gid_t gid);
 
 /* slugs.c: the slug cache and unpacked releases. */
 struct agt_slugs *agt_slugs_new(struct agt *a, int *err);

@@ -401,8 +401,9 @@ spawn(struct agt_inst *i)
     uv_loop_t *loop = agt_loop(i->agt);
     char sh[] = "/bin/sh", dash_c[] = "-c", tty_exec[] = "--tty-exec";
     char *script = agt_shell_command(i->spec->command);
-    char *args[] = {sh, dash_c, script, NULL};
-    char exe[PATH_MAX];
+    char *args[] = {sh, dash_c, script, NULL, NULL};
+    char exe[PATH_MAX], ids[32] = "-";
+    bool helper = false;
     size_t exelen = sizeof exe;
     char **env = NULL;
     struct agt_run *run = NULL;
@@ -435,9 +436,14 @@ spawn(struct agt_inst *i)
                 pipe = NULL;
                 goto out;
             }
+            if (agt_cfg(i->agt)->drop)
+                snprintf(ids, sizeof ids, "%u:%u", (unsigned)agt_cfg(i->agt)->run_uid,
+                         (unsigned)agt_cfg(i->agt)->run_gid);
             args[0] = exe;
             args[1] = tty_exec;
-            args[2] = i->spec->command; /* an interactive shell, as typed */
+            args[2] = ids;
+            args[3] = i->spec->command; /* an interactive shell, as typed */
+            helper = true;              /* it drops privileges itself, after TIOCSCTTY */
         }
     } else {
         out = agt_out_new(loop, i->spec->app, i->spec->name, "stdout");
@@ -455,7 +461,7 @@ spawn(struct agt_inst *i)
     o.env = env;
     o.cwd = i->dir;
     o.flags = UV_PROCESS_DETACHED; /* setsid: its own session and process group */
-    if (agt_cfg(i->agt)->drop) {
+    if (agt_cfg(i->agt)->drop && !helper) {
         /* Root agent: the process runs as DROVER_RUN_AS; libuv also drops
          * supplementary groups (setgroups(0)) before setgid/setuid. */
         o.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
