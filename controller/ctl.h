@@ -175,6 +175,9 @@ struct ctl_node {
     TAILQ_ENTRY(ctl_node) notify_link;
     /* Scheduler scratch, zero between calls. */
     uint32_t sched_group, sched_taken;
+    /* Silent for three heartbeats (not yet down): views say its instances'
+     * states are not known; not stored. */
+    bool unreachable;
 };
 
 struct ctl_instance {
@@ -203,6 +206,7 @@ struct ctl_instance {
     LIST_ENTRY(ctl_instance) node_link;
     TAILQ_ENTRY(ctl_instance) dirty_link;
     TAILQ_ENTRY(ctl_instance) unplaced_link;
+    Drover__InstanceCause cause; /* the agent's, with reason; not stored */
 };
 
 TAILQ_HEAD(ctl_app_q, ctl_app);
@@ -422,6 +426,9 @@ void ctl_deploy_fail(struct ctl_model *m, struct ctl_app *a, uint64_t now, const
     __attribute__((format(printf, 4, 5)));
 /* An instance changed state: a new one that crashed fails its deploy. */
 void ctl_deploy_saw(struct ctl_model *m, struct ctl_instance *in, uint64_t now);
+/* A report says in crashed (its restarts grew), whatever its state now: an
+ * instance restarted at once fails its deploy as one left crashed does. */
+void ctl_deploy_crashed(struct ctl_model *m, struct ctl_instance *in, uint64_t now);
 /* Deploy timeouts; returns true when something changed. */
 bool ctl_deploys_tick(struct ctl_model *m, uint64_t now);
 int ctl_view_deploy(struct ctl_arena *ar, const struct ctl_app *a, Drover__DeployInfo *di);

@@ -69,6 +69,15 @@ ctl_view_nodes(struct ctl_arena *ar, const struct ctl_model *m, size_t *n)
     return out;
 }
 
+/* Its node has not been heard from for a while: what it last said may no
+ * longer be true (an agent killed with SIGKILL leaves its processes serving
+ * until it comes back; a dead machine does not). */
+static bool
+unreachable(const struct ctl_instance *in)
+{
+    return in->node != NULL && in->node->unreachable && !in->stopping;
+}
+
 /* Why an instance is as it is, when the model knows better than its row. */
 static const char *
 inst_reason(struct ctl_arena *ar, const struct ctl_instance *in)
@@ -77,7 +86,13 @@ inst_reason(struct ctl_arena *ar, const struct ctl_instance *in)
         return ctl_arena_printf(ar, "node %s is draining: runs until its replacement is up",
                                 in->node->name);
     if (in->stopping && in->state == DROVER__INSTANCE_STATE__ST_LOST && in->node != NULL)
-        return ctl_arena_printf(ar, "node %s is down: replaced elsewhere", in->node->name);
+        return in->oneoff
+                   ? ctl_arena_printf(ar, "node %s is down", in->node->name)
+                   : ctl_arena_printf(ar, "node %s is down: replaced elsewhere", in->node->name);
+    if (unreachable(in))
+        return ctl_arena_printf(
+            ar, "node %s unreachable for %.0f s; last reported %s", in->node->name,
+            (double)(now_ms() - in->node->last_seen_ms) / 1000.0, ctl_inst_state_name(in));
     return in->reason;
 }
 
@@ -91,7 +106,7 @@ ctl_view_inst(struct ctl_arena *ar, const struct ctl_instance *in, Drover__Insta
     ii->id = in->id;
     ii->name = ctl_arena_printf(ar, "%s.%u", in->type, in->idx);
     ii->type = (char *)in->type;
-    ii->state = (char *)ctl_inst_state_name(in);
+    ii->state = unreachable(in) ? "unknown" : (char *)ctl_inst_state_name(in);
     ii->node = in->node != NULL ? in->node->name : "";
     ii->host = in->node != NULL ? in->node->address : "";
     ii->port = in->port;

@@ -233,9 +233,12 @@ start_one(struct agt *a, struct agt_spec *spec)
         agt_inst_release_ready(i, dir);
         pump_kick(a);
     } else if (rc < 0) {
+        char why[96];
+
         log_error("release_failed", "app=%s inst=%s err=%s", spec->app, spec->name,
                   log_q(uv_strerror(rc)));
-        agt_inst_event(i, AGT_EV_SLUG_FAILED);
+        snprintf(why, sizeof why, "cannot prepare the release: %s", uv_strerror(rc));
+        agt_inst_release_failed(i, DROVER__INSTANCE_CAUSE__CAUSE_UNPACK_FAILED, why);
     }
     agt_inst_changed(a, i);
 }
@@ -344,7 +347,7 @@ agt_assign(struct agt *a, uint64_t gen, Drover__Assignment *const *as, size_t n)
 
 void
 agt_release_ready(struct agt *a, const char *app, uint32_t release, const char *sha,
-                  const char *dir, int err, const char *reason)
+                  const char *dir, int err, Drover__InstanceCause cause, const char *reason)
 {
     /* Instance events never add to or remove from the table (only
      * agt_acked forgets), so indexing stays valid while they run. */
@@ -356,7 +359,7 @@ agt_release_ready(struct agt *a, const char *app, uint32_t release, const char *
         if (err < 0) {
             log_warn("release_failed", "app=%s inst=%s release=%u err=%s", app,
                      agt_inst_spec(i)->name, (unsigned)release, log_q(reason));
-            agt_inst_event(i, AGT_EV_SLUG_FAILED);
+            agt_inst_release_failed(i, cause, reason);
         } else {
             agt_inst_release_ready(i, dir);
             pump_kick(a);

@@ -98,7 +98,7 @@ void agt_inst_changed(struct agt *a, struct agt_inst *i);
 /* slugs.c tells: the release (app, release, sha) is unpacked in dir, or
  * failed (err < 0, reason says why). Does anyone still need it? */
 void agt_release_ready(struct agt *a, const char *app, uint32_t release, const char *sha,
-                       const char *dir, int err, const char *reason);
+                       const char *dir, int err, Drover__InstanceCause cause, const char *reason);
 bool agt_release_wanted(struct agt *a, const char *app, uint32_t release, const char *sha);
 /* Pure report digest: FNV-1a 64 over each packed InstanceReport in the given
  * order (ascending id); FNV1A64_INIT for none. */
@@ -271,6 +271,9 @@ struct agt_inst *agt_inst_orphan(struct agt *a, struct agt_spec *spec, int pgid)
  * (STOPPED, or never spawned). */
 void agt_inst_free(struct agt_inst *i);
 void agt_inst_event(struct agt_inst *i, enum agt_event ev);
+/* Its release cannot be had (cause: fetch or unpack), why: for people
+ * ("refused symlink etc -> ../../etc: points outside the slug"): FAILED. */
+void agt_inst_release_failed(struct agt_inst *i, Drover__InstanceCause cause, const char *why);
 /* The release is unpacked in dir (copied): SLUG_READY. */
 void agt_inst_release_ready(struct agt_inst *i, const char *dir);
 /* The pump's step: start i if its release is ready; true if it did. */
@@ -329,6 +332,10 @@ typedef void (*agt_health_cb)(void *arg);
 struct agt_health *agt_health_start(uv_loop_t *loop, const struct agt_spec *spec, const char *addr,
                                     agt_health_cb cb, void *arg);
 void agt_health_stop(struct agt_health *h);
+/* Why the last attempt failed ("GET /healthz answered 404", "port 5001:
+ * connection refused"), "" when none did; *answered: an HTTP status came
+ * back (the process serves, wrongly). */
+const char *agt_health_why(const struct agt_health *h, bool *answered);
 
 /* output.c: a process's stdout or stderr, line by line into the log. */
 #define AGT_LINE_MAX 8192

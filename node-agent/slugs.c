@@ -161,7 +161,8 @@ retry_delay(uint32_t failures)
 /* ---- telling the agent ---- */
 
 static void
-rel_done(struct agt_slugs *s, struct rel *r, int err, const char *reason)
+rel_done(struct agt_slugs *s, struct rel *r, int err, Drover__InstanceCause cause,
+         const char *reason)
 {
     if (err < 0) {
         r->st = R_FAILED;
@@ -171,7 +172,7 @@ rel_done(struct agt_slugs *s, struct rel *r, int err, const char *reason)
         r->st = R_READY;
         r->failures = 0;
     }
-    agt_release_ready(s->agt, r->app, r->release, r->sha, r->dir, err, reason);
+    agt_release_ready(s->agt, r->app, r->release, r->sha, r->dir, err, cause, reason);
 }
 
 /* The slug of f is in the cache, or could not be had. */
@@ -192,9 +193,12 @@ fetch_done(struct agt_slugs *s, struct fetch *f, int err, const char *reason)
     for (struct rel *r = s->rels; r; r = r->next) {
         if (r->st != R_WAIT || strcmp(r->sha, f->sha) != 0)
             continue;
-        if (err < 0)
-            rel_done(s, r, err, reason);
-        else
+        if (err < 0) {
+            char why[200];
+
+            snprintf(why, sizeof why, "cannot fetch its slug: %s", reason);
+            rel_done(s, r, err, DROVER__INSTANCE_CAUSE__CAUSE_FETCH_FAILED, why);
+        } else
             unpack_start(s, r);
     }
 }
@@ -251,7 +255,7 @@ unpack_after(uv_work_t *w, int status)
         else
             log_info("unpacked", "app=%s release=%u dir=%s", j->r->app, (unsigned)j->r->release,
                      log_q(j->r->dir));
-        rel_done(s, j->r, j->rc, j->err);
+        rel_done(s, j->r, j->rc, DROVER__INSTANCE_CAUSE__CAUSE_UNPACK_FAILED, j->err);
     }
     free(j);
     maybe_free(s);
@@ -281,7 +285,7 @@ unpack_start(struct agt_slugs *s, struct rel *r)
 out:
     free(j);
     if (rc < 0)
-        rel_done(s, r, rc, "cannot start unpacking");
+        rel_done(s, r, rc, DROVER__INSTANCE_CAUSE__CAUSE_UNPACK_FAILED, "cannot start unpacking");
 }
 
 /* ---- verifying, off the loop ---- */

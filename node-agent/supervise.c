@@ -248,9 +248,11 @@ struct agt_inst {
     struct agt_run *run; /* the live process, or NULL */
     int pgid;            /* its group; kept until the exit has been handled */
     struct agt_health *health;
-    uint64_t stop_seq;     /* see agt_reports() */
-    struct agt_pipe *pipe; /* attached one-off, until its exit */
-    char reason[128];      /* why it last crashed or ended */
+    uint64_t stop_seq;           /* see agt_reports() */
+    struct agt_pipe *pipe;       /* attached one-off, until its exit */
+    char reason[128];            /* why it last crashed or ended */
+    char boot_why[96];           /* boot timeout: what the health check last saw */
+    Drover__InstanceCause cause; /* what reason is about */
 };
 
 static uint32_t
@@ -527,6 +529,22 @@ exit_text(const struct agt_inst *i, char *out, size_t outsz)
         snprintf(out, outsz, "did not start");
 }
 
+/* The boot timeout fired: remember what the health check last saw, and
+ * whether the process answered (wrongly) or not at all. */
+static void
+boot_timeout_seen(struct agt_inst *i)
+{
+    bool answered = false;
+    const char *why = i->health ? agt_health_why(i->health, &answered) : "";
+
+    if (i->sup.state != AGT_STARTING)
+        return;
+    snprintf(i->boot_why, sizeof i->boot_why, "%s", why);
+    i->boot_timed_out = true; /* said in the reason of the crash it causes */
+    i->cause = answered ? DROVER__INSTANCE_CAUSE__CAUSE_HEALTH_FAILED
+                        : DROVER__INSTANCE_CAUSE__CAUSE_BOOT_TIMEOUT;
+}
+
 /* Carry out a transition's actions, except SPAWN (agt_inst_event spawns,
  * then feeds the outcome back as the next event). */
 static void
@@ -555,14 +573,22 @@ act(struct agt_inst *i, unsigned acts)
         watch_group(i);
     if (acts & AGT_A_BACKOFF) {
         /* The exit itself is in exit_code / exit_signal. */
+        char next[48];
+
+        if (i->sup.backoff_ms == 0)
+            snprintf(next, sizeof next, "restarting");
+        else
+            snprintf(next, sizeof next, "restart %u in %.1f s", (unsigned)i->sup.restarts,
+                     (double)i->sup.backoff_ms / 1000.0);
         if (i->boot_timed_out)
             snprintf(i->reason, sizeof i->reason,
-                     "not healthy within %.1f s (killed); restart %u in %.1f s",
-                     (double)i->spec->boot_timeout_ms / 1000.0, (unsigned)i->sup.restarts,
-                     (double)i->sup.backoff_ms / 1000.0);
+                     "not healthy within %.1f s%s%.50s (killed); %.29s",
+                     (double)i->spec->boot_timeout_ms / 1000.0, i->boot_why[0] ? ": " : "",
+                     i->boot_why, next);
+        else if (i->cause == DROVER__INSTANCE_CAUSE__CAUSE_SPAWN_FAILED)
+            snprintf(i->reason, sizeof i->reason, "could not start; %.40s", next);
         else
-            snprintf(i->reason, sizeof i->reason, "restart %u in %.1f s", (unsigned)i->sup.restarts,
-                     (double)i->sup.backoff_ms / 1000.0);
+            snprintf(i->reason, sizeof i->reason, "%.40s", next);
         i->boot_timed_out = false;
         arm(i, i->sup.backoff_ms, AGT_EV_BACKOFF_EXPIRED);
         log_info("restart_scheduled", "app=%s inst=%s restarts=%u in_ms=%" PRIu64, i->spec->app,
@@ -579,14 +605,18 @@ agt_inst_event(struct agt_inst *i, enum agt_event ev)
         unsigned acts;
 
         agt_sup_next(from, ev, &acts, &ignored);
+        if (!ignored && (acts & AGT_A_CRASH))
+            i->cause = ev == AGT_EV_SPAWN_FAILED ? DROVER__INSTANCE_CAUSE__CAUSE_SPAWN_FAILED
+                       : i->boot_timed_out       ? i->cause /* set by boot_timeout_seen */
+                                                 : DROVER__INSTANCE_CAUSE__CAUSE_CRASHED;
         if (ignored) {
             log_debug("event_ignored", "app=%s inst=%s state=%s event=%s", i->spec->app,
                       i->spec->name, agt_state_name(from), agt_event_name(ev));
             return;
         }
-        acts = agt_sup_apply(&i->sup, ev, now_ms(), rnd32());
         if (ev == AGT_EV_BOOT_TIMEOUT)
-            i->boot_timed_out = true; /* said in the reason of the crash it causes */
+            boot_timeout_seen(i); /* before act() stops the check */
+        acts = agt_sup_apply(&i->sup, ev, now_ms(), rnd32());
         if (i->sup.state != from) {
             log_info("instance_state", "app=%s inst=%s id=%" PRIu64 " from=%s to=%s on=%s",
                      i->spec->app, i->spec->name, i->spec->id, agt_state_name(from),
@@ -597,13 +627,16 @@ agt_inst_event(struct agt_inst *i, enum agt_event ev)
             health_stop(i);
         }
         act(i, acts);
-        if (i->sup.state == AGT_UP)
+        if (i->sup.state == AGT_UP) {
             i->reason[0] = '\0';
+            i->cause = DROVER__INSTANCE_CAUSE__CAUSE_NONE;
+        }
         if (ev == AGT_EV_DONE && i->sup.state == AGT_STOPPED) {
             char last[48];
 
             exit_text(i, last, sizeof last);
             snprintf(i->reason, sizeof i->reason, "exited: %s", last);
+            i->cause = DROVER__INSTANCE_CAUSE__CAUSE_EXITED;
         }
         /* Outside a drain the leader's exit got the group killed: it is gone
          * or going. A drain keeps the group until GROUP_GONE. */
@@ -692,6 +725,14 @@ agt_inst_free(struct agt_inst *i)
 }
 
 void
+agt_inst_release_failed(struct agt_inst *i, Drover__InstanceCause cause, const char *why)
+{
+    i->cause = cause;
+    snprintf(i->reason, sizeof i->reason, "%s", why);
+    agt_inst_event(i, AGT_EV_SLUG_FAILED);
+}
+
+void
 agt_inst_release_ready(struct agt_inst *i, const char *dir)
 {
     snprintf(i->dir, sizeof i->dir, "%s", dir);
@@ -741,6 +782,7 @@ agt_inst_report(const struct agt_inst *i, Drover__InstanceReport *r)
     r->exit_signal = i->sup.exit_signal;
     r->since_ms = i->sup.since_ms;
     r->reason = (char *)i->reason; /* borrowed, as above */
+    r->cause = i->cause;
 }
 
 const char *

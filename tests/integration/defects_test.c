@@ -15,8 +15,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+
 #include "harness.h"
 #include "pipes.h"
+#include "slug.h"
+#include "wire.h"
 
 static struct h_cluster C;
 static char bin_copy[256];
@@ -38,6 +43,167 @@ TestSuite(defects, .fini = fini, .timeout = 240);
 #define CLI(out, err, ...) h_cli(&C, out, err, (const char *const[]){__VA_ARGS__, NULL})
 
 static const char *run_app = DROVER_SOURCE_DIR "/tests/integration/runapp";
+
+/* C.dir/NAME holding a Procfile with procfile; returns the path (static,
+ * one of four in turn). */
+static const char *
+app_dir(const char *name, const char *procfile)
+{
+    static char dirs[4][400];
+    static int next;
+    char *dir = dirs[next++ % 4], path[512];
+    FILE *f;
+
+    snprintf(dir, sizeof(dirs[0]), "%s/%s", C.dir, name);
+    mkdir(dir, 0755);
+    snprintf(path, sizeof(path), "%s/Procfile", dir);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(procfile, f);
+    fclose(f);
+    return dir;
+}
+
+/* Wait until `drover logs APP` holds needle; the whole log in *out when
+ * given (malloc'd). */
+static bool
+wait_logs(const char *app, const char *needle, int timeout_ms, char **out)
+{
+    for (long deadline = p_now_ms() + timeout_ms;;) {
+        char *text = NULL;
+        bool found;
+
+        cr_assert_eq(CLI(&text, NULL, "logs", app, "-n", "1000"), 0);
+        found = strstr(text, needle) != NULL;
+        if (found || p_now_ms() >= deadline) {
+            if (out != NULL)
+                *out = text;
+            else
+                free(text);
+            return found;
+        }
+        free(text);
+        h_msleep(200);
+    }
+}
+
+/* How many times needle occurs in the log of procs[idx]. */
+static int
+log_count(int idx, const char *needle)
+{
+    char *text = NULL;
+    size_t len = 0, n;
+    FILE *f = fopen(C.procs[idx].log, "r"), *m = open_memstream(&text, &len);
+    char buf[8192];
+    int count = 0;
+
+    cr_assert_not_null(f);
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+        fwrite(buf, 1, n, m);
+    fclose(f);
+    fclose(m);
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
+        count++;
+    free(text);
+    return count;
+}
+
+/* One sealed API request, as the CLI sends it; the reply must be want. */
+static Drover__Message *
+api_call(Drover__Message *req, Drover__Message__BodyCase want)
+{
+    static struct wire_sender snd;
+    static bool keyed;
+    uint8_t key[WIRE_KEY_BYTES], *buf;
+    struct wire_header h;
+    Drover__Message *rep = NULL;
+    void *in = NULL;
+    size_t len;
+    int s = nn_socket(AF_SP, NN_REQ), tmo = 5000, n;
+
+    if (!keyed) {
+        wire_key_from_token(H_API_TOKEN, key);
+        cr_assert_geq(wire_keyring_add("api", key), 0);
+        wire_sender_init(&snd, "it-defects");
+        wire_sender_set_key(&snd, key);
+        keyed = true;
+    }
+    cr_assert_eq(wire_seal(&snd, req, &buf, &len), 0);
+    nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo, sizeof(tmo));
+    nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDTIMEO, &tmo, sizeof(tmo));
+    cr_assert_geq(nn_connect(s, C.api), 0);
+    cr_assert_geq(nn_send(s, buf, len, 0), 0);
+    n = nn_recv(s, &in, NN_MSG, 0);
+    cr_assert_geq(n, 0, "no answer from the API");
+    cr_assert_eq(wire_open(in, (size_t)n, &h, &rep), 0);
+    cr_assert_eq(rep->body_case, want, "API answered type %d", (int)rep->body_case);
+    nn_freemsg(in);
+    nn_close(s);
+    free(buf);
+    return rep;
+}
+
+/* Pack dir as it is (links and all: what an old CLI, or any client, could
+ * send), upload it and make it app's next release. */
+static void
+upload_release(const char *app, const char *dir)
+{
+    char path[512], sha[65], err[256];
+    uint64_t size;
+    Drover__Message m = DROVER__MESSAGE__INIT, *rep;
+    Drover__SlugPutReq put = DROVER__SLUG_PUT_REQ__INIT;
+    Drover__ReleaseCreateReq rel = DROVER__RELEASE_CREATE_REQ__INIT;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s.tgz", dir);
+    cr_assert_eq(slug_pack_dir(dir, path, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(slug_sha256_file(path, sha, &size), 0);
+    cr_assert_lt(size, WIRE_SLUG_CHUNK);
+    put.data.data = malloc(size);
+    f = fopen(path, "rb");
+    cr_assert_eq(fread(put.data.data, 1, size, f), size);
+    fclose(f);
+    put.data.len = size;
+    put.sha256 = sha;
+    put.total = size;
+    m.body_case = DROVER__MESSAGE__BODY_SLUG_PUT_REQ;
+    m.slug_put_req = &put;
+    rep = api_call(&m, DROVER__MESSAGE__BODY_SLUG_PUT_REP);
+    cr_assert(rep->slug_put_rep->complete);
+    wire_msg_free(rep);
+    free(put.data.data);
+    rel.app = (char *)app;
+    rel.slug_sha256 = sha;
+    rel.description = "uploaded by the test";
+    m.body_case = DROVER__MESSAGE__BODY_RELEASE_CREATE_REQ;
+    m.release_create_req = &rel;
+    wire_msg_free(api_call(&m, DROVER__MESSAGE__BODY_RELEASE_REP));
+}
+
+/* The first instance named name in ps --json: its field key, in buf. */
+static const char *
+ps_field(const char *app, const char *name, const char *key, char *buf, size_t bufsz)
+{
+    struct h_ps ps;
+    const struct j_obj *o;
+
+    h_get_ps(&C, app, &ps);
+    o = h_ps_find(&ps, name);
+    snprintf(buf, bufsz, "%s", o != NULL ? j_get(o, key) : "");
+    return buf;
+}
+
+/* Wait until name's state in ps is state. */
+static bool
+wait_state(const char *app, const char *name, const char *state, int timeout_ms)
+{
+    char buf[64];
+
+    for (long deadline = p_now_ms() + timeout_ms; p_now_ms() < deadline; h_msleep(200))
+        if (strcmp(ps_field(app, name, "state", buf, sizeof(buf)), state) == 0)
+            return true;
+    return false;
+}
 
 /* A controller at base and agents n1..nN with ranges of width ports from
  * port0; extra: more agent settings (may be NULL). */
@@ -117,4 +283,106 @@ Test(defects, pty_one_off_with_binaries_in_a_private_directory)
     rc = p_wait_exit(&ch, 20000);
     cr_assert_eq(rc, 3, "exit code through the pty: %d (%s)", rc, ch.obuf);
     p_free(&ch);
+}
+
+/* ---- items 3, 5, 6: crashes and failed deploys say what happened ---- */
+
+#define WEB "web: exec python3 -m http.server $PORT --bind 127.0.0.1\n"
+
+Test(defects, every_crash_is_seen_and_a_failed_deploy_says_why)
+{
+    char *out = NULL, *err = NULL, buf[64];
+    long t0, took;
+    int rc;
+
+    start_cluster("crashes", 7604, 1, 9420, 20, NULL);
+    cr_assert_eq(CLI(NULL, NULL, "apps:create", "shop"), 0);
+    rc = CLI(NULL, &err, "deploy", "shop", app_dir("good", WEB));
+    cr_assert_eq(rc, 0, "deploy: %s", err);
+    free(err);
+
+    /* Item 3: the first crash, restarted at once, is in the logs with its
+     * exit status and counts in restarts. */
+    cr_assert(wait_state("shop", "web.1", "up", 20000));
+    int pid = atoi(ps_field("shop", "web.1", "pid", buf, sizeof(buf)));
+    cr_assert_gt(pid, 1);
+    cr_assert_eq(kill(pid, SIGKILL), 0);
+    cr_assert(wait_logs("shop", "web.1@n1 crashed (signal 9; restarting)", 20000, &out),
+              "the first crash is not in the logs:\n%s", out);
+    free(out);
+    cr_assert(wait_state("shop", "web.1", "up", 20000));
+    cr_assert_str_eq(ps_field("shop", "web.1", "restarts", buf, sizeof(buf)), "1");
+
+    /* A release that crashes at boot fails its deploy at its first crash,
+     * long before its boot timeout, and its code runs once. */
+    cr_assert_eq(CLI(NULL, NULL, "settings:set", "shop", "web", "boot_timeout=8s"), 0);
+    t0 = p_now_ms();
+    rc = CLI(&out, &err, "deploy", "shop", app_dir("crashy", "web: sleep 1; exit 3\n"));
+    took = p_now_ms() - t0;
+    cr_assert_eq(rc, 1, "a release that crashes deployed: %s%s", out, err);
+    cr_assert(strstr(err, "web.1 crashed (exit code 3)") != NULL, "%s", err);
+    cr_assert_lt(took, 6000, "the deploy failed only after %ld ms", took);
+    free(out), free(err);
+    cr_assert_eq(log_count(1, "code=3 "), 1, "the broken release ran more than once");
+    cr_assert(wait_logs("shop", "web.1@n1 crashed (exit code 3; restarting)", 5000, NULL));
+
+    /* Item 5: an HTTP health check that fails says what it got. */
+    cr_assert_eq(
+        CLI(NULL, NULL, "settings:set", "shop", "web", "health=http:/healthz", "boot_timeout=2s"),
+        0);
+    rc = CLI(&out, &err, "deploy", "shop", app_dir("good", WEB));
+    cr_assert_eq(rc, 1, "a web that answers 404 deployed: %s%s", out, err);
+    cr_assert(strstr(err, "web.1 was not healthy within 2.0 s: GET /healthz answered 404") != NULL,
+              "%s", err);
+    free(out), free(err);
+    cr_assert_eq(CLI(NULL, NULL, "settings:set", "shop", "web", "health=tcp", "boot_timeout=8s"),
+                 0);
+
+    /* Item 5: drover deploy refuses a link leaving the directory, with its
+     * path, before uploading; the same slug sent anyway fails its deploy
+     * with the agent's reason, in the release, the deploy and the logs. */
+    const char *bad = app_dir("badlink", WEB);
+    char link[512];
+    snprintf(link, sizeof(link), "%s/etc-dir", bad);
+    cr_assert_eq(symlink("../../etc", link), 0);
+    rc = CLI(&out, &err, "deploy", "shop", bad);
+    cr_assert_eq(rc, 1);
+    cr_assert(strstr(err, "refused symlink etc-dir -> ../../etc: points outside the slug") != NULL,
+              "%s", err);
+    cr_assert(strstr(out, "Uploading") == NULL, "it uploaded: %s", out);
+    free(out), free(err);
+    upload_release("shop", bad);
+    const char *want = "refused symlink etc-dir -> ../../etc: points outside the slug";
+    cr_assert(wait_logs("shop", "deploy of v", 20000, NULL));
+    bool failed = false;
+    for (long deadline = p_now_ms() + 20000; !failed && p_now_ms() < deadline; h_msleep(200)) {
+        cr_assert_eq(CLI(&out, NULL, "releases", "shop"), 0);
+        failed = strstr(out, want) != NULL;
+        free(out);
+    }
+    cr_assert(failed, "the release does not say why it failed");
+    cr_assert(wait_logs("shop", want, 5000, &out), "%s", out);
+    cr_assert(strstr(out, "exit code -1") == NULL, "%s", out);
+    free(out);
+    cr_assert(wait_state("shop", "web.1", "up", 20000), "v1 is not back");
+
+    /* Item 6: a first deploy that fails says no restart that will not
+     * happen. */
+    cr_assert_eq(CLI(NULL, NULL, "apps:create", "fresh"), 0);
+    cr_assert_eq(CLI(NULL, NULL, "deploy", "fresh", app_dir("crashy", "web: sleep 1; exit 3\n")),
+                 1);
+    cr_assert(wait_logs("fresh", "no earlier release to run", 5000, &out), "%s", out);
+    h_msleep(2500); /* a second crash, if the instance were not stopped */
+    free(out);
+    cr_assert(wait_logs("fresh", "deploy of v1 failed", 1000, &out));
+    cr_assert(strstr(out, "restart 2 in") == NULL, "a misleading restart line:\n%s", out);
+    free(out);
+
+    /* Item 6: an agent killed with SIGKILL: ps does not show its instances
+     * up, it says the node cannot be reached. */
+    kill(-C.procs[1].pid, SIGKILL);
+    cr_assert(wait_state("shop", "web.1", "unknown", 10000), "ps still believes the dead agent");
+    cr_assert(strstr(ps_field("shop", "web.1", "reason", buf, sizeof(buf)),
+                     "node n1 unreachable") != NULL,
+              "%s", buf);
 }
