@@ -494,6 +494,7 @@ close_all(struct agt *a)
     agt_out_close_all();
     agt_pipe_close_all();
     agt_logs_close();
+    agt_reaper_stop();
     uv_close((uv_handle_t *)&a->sigpipe, on_handle_close);
     uv_close((uv_handle_t *)&a->sigterm, on_handle_close);
     uv_close((uv_handle_t *)&a->sigint, on_handle_close);
@@ -792,6 +793,9 @@ agt_start(struct agt *a)
      * not kill the agent. */
     if (rc == 0)
         rc = uv_signal_start(&a->sigpipe, on_sigpipe, SIGPIPE);
+    agt_out_echo(a->cfg->echo_app_logs);
+    if (rc == 0)
+        rc = agt_reaper_start(a->loop);
     if (rc == 0)
         rc = agt_logs_start(a);
     if (rc == 0)
@@ -813,6 +817,7 @@ void
 agt_free(struct agt *a)
 {
     /* After uv_run has returned: every handle is closed. */
+    agt_reaper_free();
     free(a->insts);
     want_free(a);
     free(a);

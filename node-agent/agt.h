@@ -46,6 +46,7 @@ struct agt_config {
     bool drop;       /* we are root: spawn as run_uid:run_gid */
     uint32_t run_uid, run_gid;
     uint32_t leave_timeout_ms; /* SIGTERM: longest wait for replacements elsewhere */
+    bool echo_app_logs;        /* DROVER_ECHO_APP_LOGS: app lines on our stdout too */
 };
 /* Reads every DROVER_* variable the agent uses; on any error logs them all
  * and exits 78. */
@@ -347,6 +348,8 @@ int agt_out_start(struct agt_out *o);
 void agt_out_close(struct agt_out *o);
 /* Shutdown: close every stream still open. */
 void agt_out_close_all(void);
+/* Echo app lines on the agent's stdout as well (never blocking). */
+void agt_out_echo(bool on);
 /* logship.c tells: there is room: queue every pending "lines dropped". */
 void agt_out_flush_drops(void);
 
@@ -381,6 +384,19 @@ void agt_pipe_close_all(void);
 int agt_pipe_tty_exec(const char *ids, const char *command);
 /* setgroups(0), setgid, setuid, and check that they took. 0 or -errno. */
 int agt_priv_drop(uid_t uid, gid_t gid);
+
+/* reaper.c: the agent as a child subreaper. */
+/* PR_SET_CHILD_SUBREAPER, and reap adopted orphans on SIGCHLD. 0 or -errno
+ * (a kernel that refuses the prctl is only warned about). */
+int agt_reaper_start(uv_loop_t *loop);
+/* pid was spawned through libuv, which reaps it: leave it alone until its
+ * exit callback untracks it. */
+void agt_reaper_track(int pid);
+void agt_reaper_untrack(int pid);
+/* Reap every exited child that libuv does not own (also on SIGCHLD). */
+void agt_reaper_sweep(void);
+void agt_reaper_stop(void); /* closes the handle: shutdown */
+void agt_reaper_free(void); /* after uv_run */
 
 /* slugs.c: the slug cache and unpacked releases. */
 struct agt_slugs *agt_slugs_new(struct agt *a, int *err);

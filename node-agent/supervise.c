@@ -229,6 +229,7 @@ agt_state_wire(enum agt_state st)
 struct agt_run {
     uv_process_t proc;
     struct agt_inst *inst; /* NULL once it has exited */
+    int pid;               /* tracked by reaper.c until its exit */
 };
 
 struct agt_inst {
@@ -381,6 +382,7 @@ on_exit_cb(uv_process_t *p, int64_t status, int sig)
     struct agt_run *run = p->data;
     struct agt_inst *i = run->inst;
 
+    agt_reaper_untrack(run->pid);
     uv_close((uv_handle_t *)p, on_run_close);
     if (!i)
         return;
@@ -485,6 +487,8 @@ spawn(struct agt_inst *i)
         pipe = NULL;
         goto out;
     }
+    run->pid = run->proc.pid;
+    agt_reaper_track(run->pid); /* libuv reaps it, not reaper.c */
     if (pipe) {
         agt_pipe_spawned(pipe, run->proc.pid, 0);
         i->pipe = pipe;

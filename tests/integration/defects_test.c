@@ -386,3 +386,93 @@ Test(defects, every_crash_is_seen_and_a_failed_deploy_says_why)
                      "node n1 unreachable") != NULL,
               "%s", buf);
 }
+
+/* ---- Also: app lines stay off the agent's stdout; the agent reaps orphans ---- */
+
+/* The parent pid and state of pid, from /proc; false when it is gone. */
+static bool
+proc_stat(int pid, int *ppid, char *state)
+{
+    char path[64], buf[512], *rp;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return false;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    rp = strrchr(buf, ')');
+    return rp != NULL && sscanf(rp + 2, "%c %d", state, ppid) == 2;
+}
+
+/* Children of parent (by /proc scan); zombies counted apart. */
+static int
+children_of(int parent, int *zombies, const char *comm, int *found)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    int n = 0;
+
+    *zombies = 0;
+    cr_assert_not_null(d);
+    while ((de = readdir(d)) != NULL) {
+        int pid = atoi(de->d_name), ppid;
+        char state, path[64], name[64] = "";
+
+        if (pid <= 0 || !proc_stat(pid, &ppid, &state) || ppid != parent)
+            continue;
+        n++;
+        *zombies += state == 'Z';
+        snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+        FILE *f = fopen(path, "r");
+        if (f != NULL) {
+            if (fgets(name, sizeof(name), f) == NULL)
+                name[0] = '\0';
+            fclose(f);
+        }
+        name[strcspn(name, "\n")] = '\0';
+        if (comm != NULL && strcmp(name, comm) == 0)
+            *found = pid;
+    }
+    closedir(d);
+    return n;
+}
+
+Test(defects, the_agent_adopts_and_reaps_orphans_and_keeps_app_lines_off_its_stdout)
+{
+    char *out = NULL, *err = NULL;
+    int zombies = 0, orphan = 0, agent;
+
+    start_cluster("reaper", 7608, 1, 9460, 20, NULL);
+    agent = C.procs[1].pid;
+    cr_assert_eq(CLI(NULL, NULL, "apps:create", "shop"), 0);
+    /* The inner shell leaves a sleep behind and exits: an orphan. */
+    const char *dir = app_dir(
+        "orphans", "worker: sh -c 'sleep 3 & exit 0'; echo orphan-made-7q; exec sleep 600\n");
+    cr_assert_eq(CLI(NULL, &err, "deploy", "shop", dir), 0, "%s", err);
+    free(err);
+    cr_assert_eq(CLI(NULL, NULL, "scale", "shop", "worker=1"), 0);
+    cr_assert(wait_logs("shop", "orphan-made-7q", 20000, &out), "%s", out);
+    free(out);
+    /* The orphan's new parent is the agent, not init. */
+    for (long deadline = p_now_ms() + 5000; orphan == 0 && p_now_ms() < deadline; h_msleep(100))
+        children_of(agent, &zombies, "sleep", &orphan);
+    cr_assert_gt(orphan, 0, "no orphan sleep was adopted by the agent (pid %d)", agent);
+    /* Once it exits, the agent reaps it: no zombie is left behind. */
+    int ppid;
+    char state = '?';
+    for (long deadline = p_now_ms() + 10000;
+         proc_stat(orphan, &ppid, &state) && ppid == agent && p_now_ms() < deadline; h_msleep(100))
+        ;
+    cr_assert(!proc_stat(orphan, &ppid, &state) || ppid != agent,
+              "the orphan %d is still the agent's child (state %c)", orphan, state);
+    children_of(agent, &zombies, NULL, &orphan);
+    cr_assert_eq(zombies, 0, "the agent leaves zombies");
+    cr_assert(wait_state("shop", "worker.1", "up", 10000), "the worker itself went down");
+
+    /* App lines reach drover logs, not the agent's own stdout. */
+    cr_assert_not(h_log_has(&C, 1, "orphan-made-7q"), "the agent echoed an app line");
+    cr_assert(h_log_has(&C, 1, "event=spawned"), "the agent's own events are missing");
+}
