@@ -37,6 +37,8 @@ cli_node_json(struct cli_json *j, const Drover__NodeInfo *n)
     cli_json_uint(j, n->evicting);
     cli_json_key(j, "lost");
     cli_json_uint(j, n->lost);
+    cli_json_key(j, "oneoffs_stopping");
+    cli_json_uint(j, n->oneoffs_stopping);
     cli_json_key(j, "leaving");
     cli_json_bool(j, n->leaving);
     cli_json_end_object(j);
@@ -61,6 +63,9 @@ cli_node_notes(const Drover__NodeInfo *n, char *out, size_t outsz)
         NOTE("%u running until replaced", n->evicting);
     if (n->draining > 0)
         NOTE("%u stopping", n->draining);
+    if (n->oneoffs_stopping > 0)
+        NOTE("%u one-off%s stopping (never replaced)", n->oneoffs_stopping,
+             n->oneoffs_stopping > 1 ? "s" : "");
     if (n->lost > 0)
         NOTE("%u lost", n->lost);
 #undef NOTE

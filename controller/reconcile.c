@@ -443,6 +443,24 @@ out:
     return rc;
 }
 
+/*
+ * A one-off on a draining node (nodes:drain, or its agent leaving) is never
+ * replaced, so nothing would ever let the drain finish: it is stopped now
+ * (SIGTERM, then SIGKILL after its grace), and its app's log says why.
+ */
+static void
+oneoff_drained(struct ctl_model *m, struct ctl_instance *in)
+{
+    char name[48];
+
+    ctl_inst_name(in, name, sizeof(name));
+    log_info("oneoff_drained", "app=%s inst=%s id=%llu node=%s", in->app->name, name,
+             (unsigned long long)in->id, in->node->name);
+    ctl_model_event(m, in->app->name, "%s stopped: %s %s", name, in->node->name,
+                    in->node->admin == CTL_NODE_DRAINING ? "drained" : "is shutting down");
+    ctl_inst_stop(m, in);
+}
+
 int
 ctl_reconcile_app(struct ctl_model *m, struct ctl_app *a, uint64_t now)
 {
@@ -461,6 +479,9 @@ ctl_reconcile_app(struct ctl_model *m, struct ctl_app *a, uint64_t now)
         if (!in->stopping && !in->oneoff &&
             (rel == NULL || ctl_release_type(rel, in->type) == NULL))
             ctl_inst_stop(m, in); /* may free in */
+        else if (!in->stopping && in->oneoff && in->node != NULL &&
+                 in->node->state == CTL_NODE_DRAINING)
+            oneoff_drained(m, in); /* may free in */
     }
     if (rel == NULL)
         return 0;

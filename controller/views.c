@@ -33,9 +33,11 @@ ctl_view_node(const struct ctl_node *n, Drover__NodeInfo *ni)
     {
         if (in->stopping && in->state == DROVER__INSTANCE_STATE__ST_LOST)
             ni->lost++;
+        else if (in->stopping && in->oneoff)
+            ni->oneoffs_stopping++;
         else if (in->stopping)
             ni->draining++;
-        else if (ctl_inst_evicted(in))
+        else if (ctl_inst_evicted(in) && !in->oneoff)
             ni->evicting++;
     }
 }
@@ -213,12 +215,14 @@ app_status(struct ctl_arena *ar, const struct ctl_app *a)
     }
     LIST_FOREACH(in, &a->instances, app_link)
     {
-        Drover__TypeStatus *ts = type_status(ar, as, in->type);
+        /* One-offs are no process type: no row of their own. */
+        Drover__TypeStatus *ts = in->oneoff ? NULL : type_status(ar, as, in->type);
         Drover__InstanceInfo *ii;
 
-        if (ts == NULL)
+        if (ts == NULL && !in->oneoff)
             return NULL;
-        count_inst(ts, in);
+        if (ts != NULL)
+            count_inst(ts, in);
         if (!wants_attention(in))
             continue;
         ii = ctl_arena_alloc(ar, sizeof(*ii));

@@ -180,7 +180,8 @@ upload_release(const char *app, const char *dir)
     wire_msg_free(api_call(&m, DROVER__MESSAGE__BODY_RELEASE_REP));
 }
 
-/* The first instance named name in ps --json: its field key, in buf. */
+/* The instance named name in ps --json (the live one, else any): its field
+ * key, in buf. */
 static const char *
 ps_field(const char *app, const char *name, const char *key, char *buf, size_t bufsz)
 {
@@ -189,6 +190,9 @@ ps_field(const char *app, const char *name, const char *key, char *buf, size_t b
 
     h_get_ps(&C, app, &ps);
     o = h_ps_find(&ps, name);
+    for (int i = 0; o == NULL && i < ps.n; i++) /* a lost one is stopping */
+        if (strcmp(j_get(&ps.o[i], "name"), name) == 0)
+            o = &ps.o[i];
     snprintf(buf, bufsz, "%s", o != NULL ? j_get(o, key) : "");
     return buf;
 }
@@ -475,4 +479,72 @@ Test(defects, the_agent_adopts_and_reaps_orphans_and_keeps_app_lines_off_its_std
     /* App lines reach drover logs, not the agent's own stdout. */
     cr_assert_not(h_log_has(&C, 1, "orphan-made-7q"), "the agent echoed an app line");
     cr_assert(h_log_has(&C, 1, "event=spawned"), "the agent's own events are missing");
+}
+
+/* ---- item 4: one-offs do not hold drains and shutdowns; a lost one is lost ---- */
+
+/* The name of a detached one-off started on node. */
+static void
+run_detached(const char *node, char *name, size_t namesz)
+{
+    char *out = NULL, *err = NULL;
+
+    cr_assert_eq(CLI(&out, &err, "run", "shop", "--detach", "--node", node, "--", "sleep 300"), 0,
+                 "%s", err);
+    cr_assert_eq(sscanf(out, "%31s", name), 1);
+    cr_assert(strncmp(name, "run.", 4) == 0, "%s", out);
+    (void)namesz;
+    free(out), free(err);
+    cr_assert(wait_state("shop", name, "up", 20000), "%s never ran", name);
+}
+
+Test(defects, one_offs_are_stopped_by_drains_and_shutdowns_and_a_lost_one_is_lost)
+{
+    char *out = NULL, *err = NULL, name[32], want[96];
+    long t0;
+    int rc;
+
+    start_cluster("oneoffs", 7612, 3, 9480, 20, NULL);
+    cr_assert_eq(CLI(NULL, NULL, "apps:create", "shop"), 0);
+    cr_assert_eq(CLI(NULL, &err, "deploy", "shop", run_app), 0, "%s", err);
+    free(err);
+
+    /* nodes:drain stops the one-off (never replaced) and finishes. */
+    run_detached("n3", name, sizeof(name));
+    t0 = p_now_ms();
+    rc = CLI(&out, &err, "nodes:drain", "n3", "--timeout", "30");
+    cr_assert_eq(rc, 0, "drain: %s%s", out, err);
+    cr_assert_lt(p_now_ms() - t0, 15000, "the drain waited for the one-off");
+    cr_assert(strstr(out, "until replaced") == NULL, "%s", out);
+    free(out), free(err);
+    snprintf(want, sizeof(want), "%s stopped: n3 drained", name);
+    cr_assert(wait_logs("shop", want, 5000, &out), "%s", out);
+    free(out);
+
+    /* status lists no row for one-offs. */
+    run_detached("n1", name, sizeof(name));
+    cr_assert_eq(CLI(&out, NULL, "status"), 0);
+    char *apps = strstr(out, "Apps:"), *att = strstr(out, "Needs attention");
+    cr_assert(apps != NULL && att != NULL, "%s", out);
+    *att = '\0';
+    cr_assert(strstr(apps, " run ") == NULL, "a run row in status:\n%s", out);
+    free(out);
+
+    /* An agent's SIGTERM stops its one-off rather than wait its whole
+     * DROVER_LEAVE_TIMEOUT_MS (60 s) for a replacement that never comes. */
+    t0 = p_now_ms();
+    int status = h_stop(&C, 1, 30000);
+    cr_assert_neq(status, -1, "the agent did not stop");
+    cr_assert_lt(p_now_ms() - t0, 20000, "the agent waited for its one-off");
+    snprintf(want, sizeof(want), "%s stopped: n1 is shutting down", name);
+    cr_assert(wait_logs("shop", want, 5000, &out), "%s", out);
+    free(out);
+
+    /* A one-off whose node goes down is lost, not replaced. */
+    run_detached("n2", name, sizeof(name));
+    kill(-C.procs[2].pid, SIGKILL);
+    cr_assert(wait_state("shop", name, "lost", 20000), "the one-off is not lost");
+    char reason[64];
+    ps_field("shop", name, "reason", reason, sizeof(reason));
+    cr_assert_str_eq(reason, "node n2 is down");
 }
