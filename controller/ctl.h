@@ -370,6 +370,12 @@ void ctl_inst_name(const struct ctl_instance *in, char *out, size_t outsz);
 void ctl_model_clean(struct ctl_model *m); /* after a successful commit */
 
 /* scheduler.c: pure placement, no I/O */
+/* min(capacity, ports in its range): how many instances it can hold. */
+uint32_t ctl_node_limit(const struct ctl_node *n);
+#define CTL_REASON_NO_NODE "no ready node with free capacity"
+/* Why nothing fits now: "no free port in 5000-5099" when every ready node
+ * has room but no port, else CTL_REASON_NO_NODE. */
+void ctl_sched_why(const struct ctl_model *m, char *out, size_t outsz);
 size_t ctl_sched_choose(struct ctl_model *m, const struct ctl_app *a, const char *type, size_t n,
                         struct ctl_node **out);
 

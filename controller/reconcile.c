@@ -48,8 +48,6 @@
 #include "ctl.h"
 #include "log.h"
 
-#define REASON_NO_NODE "no ready node with free capacity"
-
 static void
 log_placed(const struct ctl_instance *in)
 {
@@ -62,6 +60,7 @@ static int
 place_batch(struct ctl_model *m, struct ctl_instance **v, size_t n)
 {
     struct ctl_node **nodes;
+    char why[CTL_REASON_MAX];
     size_t k, i;
     int rc = 0;
 
@@ -81,15 +80,17 @@ place_batch(struct ctl_model *m, struct ctl_instance **v, size_t n)
         }
         log_placed(v[i]);
     }
+    if (i < n)
+        ctl_sched_why(m, why, sizeof(why));
     for (; i < n; i++) {
-        if (strcmp(v[i]->reason, REASON_NO_NODE) != 0) {
-            strcpy(v[i]->reason, REASON_NO_NODE);
+        if (strcmp(v[i]->reason, why) != 0) {
+            snprintf(v[i]->reason, sizeof(v[i]->reason), "%s", why);
             ctl_inst_touch(m, v[i]);
         }
     }
     if (k < n)
         log_warn("unplaced", "app=%s type=%s count=%zu reason=%s", v[0]->app->name, v[0]->type,
-                 n - k, log_q(REASON_NO_NODE));
+                 n - k, log_q(why));
     free(nodes);
     return rc;
 }

@@ -25,6 +25,7 @@ ctl_view_node(const struct ctl_node *n, Drover__NodeInfo *ni)
     ni->state = (char *)ctl_node_state_name(n->state);
     ni->instances = n->ninst;
     ni->capacity = n->capacity;
+    ni->limit = ctl_node_limit(n);
     ni->port_min = n->port_min;
     ni->port_max = n->port_max;
     ni->last_seen_ms = n->last_seen_ms;

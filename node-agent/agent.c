@@ -804,6 +804,12 @@ agt_start(struct agt *a)
         rc = agt_slugs_start(a->slugs);
     if (rc == 0)
         rc = agt_conn_start(a->conn);
+    if (rc == 0 && (uint32_t)(a->cfg->port_max - a->cfg->port_min) + 1 < a->cfg->capacity)
+        log_warn("capacity_over_ports", "node=%s capacity=%u ports=%u-%u limit=%u msg=%s",
+                 a->cfg->node, (unsigned)a->cfg->capacity, (unsigned)a->cfg->port_min,
+                 (unsigned)a->cfg->port_max, (unsigned)(a->cfg->port_max - a->cfg->port_min) + 1,
+                 log_q("every instance takes a port: DROVER_PORT_RANGE limits this node, not "
+                       "DROVER_CAPACITY"));
     if (rc == 0)
         log_info("started",
                  "node=%s join=%s advertise=%s ports=%u-%u capacity=%u boot_id=%s run_as=%s",

@@ -548,3 +548,46 @@ Test(defects, one_offs_are_stopped_by_drains_and_shutdowns_and_a_lost_one_is_los
     ps_field("shop", name, "reason", reason, sizeof(reason));
     cr_assert_str_eq(reason, "node n2 is down");
 }
+
+/* ---- item 7: a node holds min(capacity, ports) and pending says which ran out ---- */
+
+Test(defects, ports_limit_a_node_and_pending_says_so)
+{
+    char *out = NULL, *err = NULL;
+    struct j_obj nodes[4];
+    struct h_ps ps;
+
+    start_cluster("ports", 7616, 1, 9520, 10, (const char *const[]){"DROVER_CAPACITY=20", NULL});
+    cr_assert(h_log_has(&C, 1, "event=capacity_over_ports"), "the agent does not warn");
+    cr_assert_eq(h_get_nodes(&C, nodes, 4), 1);
+    cr_assert_str_eq(j_get(&nodes[0], "limit"), "10");
+    cr_assert_eq(CLI(&out, NULL, "nodes"), 0);
+    cr_assert(strstr(out, "0/10") != NULL && strstr(out, "10 ports limit it (capacity 20)"), "%s",
+              out);
+    free(out);
+
+    cr_assert_eq(CLI(NULL, NULL, "apps:create", "shop"), 0);
+    cr_assert_eq(CLI(NULL, &err, "deploy", "shop", app_dir("sleeper", "worker: exec sleep 600\n")),
+                 0, "%s", err);
+    free(err);
+    cr_assert_eq(CLI(NULL, NULL, "scale", "shop", "worker=14"), 0);
+    int pending = 0;
+    for (long deadline = p_now_ms() + 20000; p_now_ms() < deadline; h_msleep(200)) {
+        h_get_ps(&C, "shop", &ps);
+        if (h_ps_count(&ps, "worker", "up", NULL) == 10)
+            break;
+    }
+    cr_assert_eq(h_ps_count(&ps, "worker", "up", NULL), 10);
+    for (int i = 0; i < ps.n; i++) {
+        if (strcmp(j_get(&ps.o[i], "state"), "pending") != 0)
+            continue;
+        pending++;
+        cr_assert_str_eq(j_get(&ps.o[i], "reason"), "no free port in 9520-9529");
+    }
+    cr_assert_eq(pending, 4);
+    cr_assert_eq(CLI(&out, NULL, "status"), 0);
+    cr_assert(strstr(out, "4 worker") != NULL && strstr(out, "no free port in 9520-9529"),
+              "status does not group them:\n%s", out);
+    cr_assert(strstr(out, "worker.11") == NULL, "one line each:\n%s", out);
+    free(out);
+}
