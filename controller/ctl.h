@@ -254,6 +254,7 @@ struct ctl_config {
     uint64_t heartbeat_ms;
     uint8_t cluster_key[WIRE_KEY_BYTES]; /* DROVER_CLUSTER_KEY */
     char api_token[4097];                /* DROVER_API_TOKEN */
+    uint64_t slugs_keep;                 /* DROVER_SLUGS_KEEP: releases per app whose slug stays */
 };
 
 struct ctl {
@@ -472,6 +473,10 @@ int ctl_slug_stat(const struct ctl_slugs *s, const char *sha, uint64_t *size);
 int ctl_slug_path(const struct ctl_slugs *s, const char *sha, char *out, size_t outsz);
 int ctl_slugs_put(struct ctl_slugs *s, struct nnuv_msg *req, Drover__Message *m);
 int ctl_slugs_read(struct ctl_slugs *s, struct nnuv_msg *req, Drover__Message *m);
+
+/* slugs_gc.c: delete the slugs only releases past DROVER_SLUGS_KEEP use
+ * (in the thread pool). 0 or -errno. */
+int ctl_slugs_gc(struct ctl *ctl);
 
 /* reply.c: sealing replies and errors, commit before reply */
 void ctl_reply(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *rep);

@@ -39,6 +39,7 @@ read_config(struct ctl_config *cfg)
     if (e.n == 0 && cfg->heartbeat_ms >= cfg->node_timeout_ms)
         env_err(&e, "DROVER_HEARTBEAT_MS (%llu) must be below DROVER_NODE_TIMEOUT_MS (%llu)",
                 (unsigned long long)cfg->heartbeat_ms, (unsigned long long)cfg->node_timeout_ms);
+    env_u64(&e, "DROVER_SLUGS_KEEP", 50, 1, 1000000, &cfg->slugs_keep);
     env_key(&e, "DROVER_CLUSTER_KEY", cfg->cluster_key);
     env_token(&e, "DROVER_API_TOKEN", true, cfg->api_token, sizeof(cfg->api_token));
     env_check(&e);

@@ -148,6 +148,7 @@ forget(struct agt *a, size_t pos)
     memmove(&a->insts[pos], &a->insts[pos + 1], (a->ninst - pos - 1) * sizeof *a->insts);
     a->ninst--;
     agt_inst_free(i);
+    agt_slugs_gc_soon(a->slugs); /* its release may be garbage now */
 }
 
 static bool
@@ -365,6 +366,18 @@ agt_release_ready(struct agt *a, const char *app, uint32_t release, const char *
             pump_kick(a);
         }
     }
+}
+
+bool
+agt_release_used(struct agt *a, const char *app, uint32_t release)
+{
+    for (size_t k = 0; k < a->ninst; k++) {
+        const struct agt_spec *s = agt_inst_spec(a->insts[k]);
+
+        if (s->release == release && strcmp(s->app, app) == 0)
+            return true;
+    }
+    return false;
 }
 
 bool

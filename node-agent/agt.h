@@ -101,6 +101,8 @@ void agt_inst_changed(struct agt *a, struct agt_inst *i);
 void agt_release_ready(struct agt *a, const char *app, uint32_t release, const char *sha,
                        const char *dir, int err, Drover__InstanceCause cause, const char *reason);
 bool agt_release_wanted(struct agt *a, const char *app, uint32_t release, const char *sha);
+/* Does any instance here, in any state, run (or wait for) app's release? */
+bool agt_release_used(struct agt *a, const char *app, uint32_t release);
 /* Pure report digest: FNV-1a 64 over each packed InstanceReport in the given
  * order (ascending id); FNV1A64_INIT for none. */
 uint64_t agt_digest(Drover__InstanceReport *const *reps, size_t n);
@@ -406,5 +408,8 @@ int agt_slugs_start(struct agt_slugs *s);
 int agt_slugs_want(struct agt_slugs *s, const struct agt_spec *spec, char *dir, size_t dirsz);
 /* Stop fetching; frees itself once no work is outstanding. */
 void agt_slugs_close(struct agt_slugs *s);
+/* An instance was forgotten: look for unused releases and slugs at the
+ * next tick (slugs.c keeps the newest two per app and what is used). */
+void agt_slugs_gc_soon(struct agt_slugs *s);
 
 #endif

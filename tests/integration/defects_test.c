@@ -211,6 +211,8 @@ wait_state(const char *app, const char *name, const char *state, int timeout_ms)
 
 /* A controller at base and agents n1..nN with ranges of width ports from
  * port0; extra: more agent settings (may be NULL). */
+static const char *const *ctl_env; /* the controller's extra settings */
+
 static void
 start_cluster(const char *test, int base, int nagents, int port0, int width,
               const char *const *extra)
@@ -219,7 +221,7 @@ start_cluster(const char *test, int base, int nagents, int port0, int width,
     int idx;
 
     h_init(&C, test, base);
-    idx = h_start_controller(&C, NULL);
+    idx = h_start_controller(&C, ctl_env);
     cr_assert(h_wait_log(&C, idx, "event=ready", 10000), "controller not ready");
     for (int i = 0; i < nagents; i++) {
         snprintf(name, sizeof(name), "n%d", i + 1);
@@ -444,11 +446,33 @@ children_of(int parent, int *zombies, const char *comm, int *found)
     return n;
 }
 
-Test(defects, the_agent_adopts_and_reaps_orphans_and_keeps_app_lines_off_its_stdout)
+/* Entries of dir whose name starts with prefix (NULL: any but dot files
+ * and the controller's tmp/). */
+static int
+count_entries(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.' || strcmp(de->d_name, "tmp") == 0)
+            continue;
+        if (prefix == NULL || strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+Test(defects, the_agent_reaps_orphans_keeps_app_lines_off_its_stdout_and_its_disk_bounded)
 {
     char *out = NULL, *err = NULL;
     int zombies = 0, orphan = 0, agent;
 
+    ctl_env = (const char *const[]){"DROVER_SLUGS_KEEP=3", NULL};
     start_cluster("reaper", 7608, 1, 9460, 20, NULL);
     agent = C.procs[1].pid;
     cr_assert_eq(CLI(NULL, NULL, "apps:create", "shop"), 0);
@@ -479,6 +503,46 @@ Test(defects, the_agent_adopts_and_reaps_orphans_and_keeps_app_lines_off_its_std
     /* App lines reach drover logs, not the agent's own stdout. */
     cr_assert_not(h_log_has(&C, 1, "orphan-made-7q"), "the agent echoed an app line");
     cr_assert(h_log_has(&C, 1, "event=spawned"), "the agent's own events are missing");
+
+    /* Item 10 (one cluster per test: the ports are few): eight deploys of
+     * distinct code leave the agent two unpacked releases and two cached
+     * slugs, and the controller the slugs of its last three releases. */
+    for (int v = 2; v <= 9; v++) {
+        char path[512];
+        const char *d = app_dir("versions", "worker: exec sleep 600\n");
+        snprintf(path, sizeof(path), "%s/VERSION", d);
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fprintf(f, "%d\n", v);
+        fclose(f);
+        cr_assert_eq(CLI(NULL, &err, "deploy", "shop", d), 0, "deploy %d: %s", v, err);
+        free(err);
+    }
+    char rels[400], slugs[400], cslugs[400];
+    int nrels = -1, nslugs = -1, ncslugs = -1;
+    snprintf(rels, sizeof(rels), "%s/agent-n1/releases/shop", C.dir);
+    snprintf(slugs, sizeof(slugs), "%s/agent-n1/slugs", C.dir);
+    snprintf(cslugs, sizeof(cslugs), "%s/controller/slugs", C.dir);
+    for (long deadline = p_now_ms() + 15000; p_now_ms() < deadline; h_msleep(200)) {
+        nrels = count_entries(rels, "v");
+        nslugs = count_entries(slugs, NULL);
+        ncslugs = count_entries(cslugs, NULL);
+        if (nrels == 2 && nslugs == 2 && ncslugs == 3)
+            break;
+    }
+    cr_log_info("after 9 releases: agent %d releases, %d slugs; controller %d slugs", nrels, nslugs,
+                ncslugs);
+    cr_assert_eq(nrels, 2, "unpacked releases left on the agent");
+    cr_assert_eq(nslugs, 2, "cached slugs left on the agent");
+    cr_assert_eq(ncslugs, 3, "slugs left on the controller");
+    cr_assert(wait_state("shop", "worker.1", "up", 10000), "the worker is not up on v9");
+    /* A rollback to a release whose slug is gone says so; one to a kept
+     * release works, and v8's unpacked release starts it at once. */
+    cr_assert_eq(CLI(&out, &err, "rollback", "shop", "v2"), 1);
+    cr_assert(strstr(err, "the slug of v2 is gone") != NULL, "%s", err);
+    free(out), free(err);
+    cr_assert_eq(CLI(&out, &err, "rollback", "shop", "v8"), 0, "%s", err);
+    free(out), free(err);
 }
 
 /* ---- item 4: one-offs do not hold drains and shutdowns; a lost one is lost ---- */
