@@ -254,9 +254,10 @@ deploy(const struct deploy_opts *o)
 
     if (check_procfile(o->dir, &pf) < 0)
         return CLI_FAIL;
+    rc = CLI_FAIL;
     if (slug_check_links(o->dir, err, sizeof(err)) < 0) {
         cli_fail("%s: %s", o->dir, err);
-        return CLI_FAIL;
+        goto out;
     }
     if ((rc = cli_connect(&c)) != CLI_OK)
         goto out;

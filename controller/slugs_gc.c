@@ -59,7 +59,7 @@ sha_cmp(const void *x, const void *y)
 static bool
 shas_has(const struct shas *s, const char *sha)
 {
-    return bsearch(&sha, s->v, s->n, sizeof(*s->v), sha_cmp) != NULL;
+    return s->n > 0 && bsearch(&sha, s->v, s->n, sizeof(*s->v), sha_cmp) != NULL;
 }
 
 static bool
@@ -132,7 +132,10 @@ ctl_slugs_gc(struct ctl *ctl)
     rc = classify(ctl->model, ctl->cfg.slugs_keep, &kept, &old);
     if (rc < 0)
         goto out;
-    qsort(kept.v, kept.n, sizeof(*kept.v), sha_cmp);
+    if (old.n == 0)
+        goto out; /* and qsort must not see a NULL array */
+    if (kept.n > 0)
+        qsort(kept.v, kept.n, sizeof(*kept.v), sha_cmp);
     qsort(old.v, old.n, sizeof(*old.v), sha_cmp);
     for (i = 0; i < old.n; i++) /* unique and not kept, in place */
         if ((i == 0 || strcmp(old.v[i], old.v[i - 1]) != 0) && !shas_has(&kept, old.v[i]))

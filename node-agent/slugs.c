@@ -704,7 +704,8 @@ gc_app(struct agt_slugs *s, struct gc_job *g, const char *app, const char *dir, 
         n++;
     }
     closedir(d);
-    qsort(v, n, sizeof *v, vdir_newest_first);
+    if (n > 1)
+        qsort(v, n, sizeof *v, vdir_newest_first);
     for (size_t k = 0; k < n; k++) {
         if (k < GC_KEEP || agt_release_used(s->agt, app, v[k].v)) {
             if (*nkept < maxkept)

@@ -354,7 +354,7 @@ Test(defects, every_crash_is_seen_and_a_failed_deploy_says_why)
     snprintf(link, sizeof(link), "%s/etc-dir", bad);
     cr_assert_eq(symlink("../../etc", link), 0);
     rc = CLI(&out, &err, "deploy", "shop", bad);
-    cr_assert_eq(rc, 1);
+    cr_assert_eq(rc, 1, "a link out of the directory deployed (%d): %s%s", rc, out, err);
     cr_assert(strstr(err, "refused symlink etc-dir -> ../../etc: points outside the slug") != NULL,
               "%s", err);
     cr_assert(strstr(out, "Uploading") == NULL, "it uploaded: %s", out);
