@@ -144,11 +144,11 @@ api_call(Drover__Message *req, Drover__Message__BodyCase want)
 }
 
 /* Pack dir as it is (links and all: what an old CLI, or any client, could
- * send), upload it and make it app's next release. */
+ * send), upload it and make it app's next release; its sha in sha. */
 static void
-upload_release(const char *app, const char *dir)
+upload_release(const char *app, const char *dir, char sha[65])
 {
-    char path[512], sha[65], err[256];
+    char path[512], err[256];
     uint64_t size;
     Drover__Message m = DROVER__MESSAGE__INIT, *rep;
     Drover__SlugPutReq put = DROVER__SLUG_PUT_REQ__INIT;
@@ -359,7 +359,8 @@ Test(defects, every_crash_is_seen_and_a_failed_deploy_says_why)
               "%s", err);
     cr_assert(strstr(out, "Uploading") == NULL, "it uploaded: %s", out);
     free(out), free(err);
-    upload_release("shop", bad);
+    char sha[65];
+    upload_release("shop", bad, sha);
     const char *want = "refused symlink etc-dir -> ../../etc: points outside the slug";
     cr_assert(wait_logs("shop", "deploy of v", 20000, NULL));
     bool failed = false;
@@ -373,6 +374,18 @@ Test(defects, every_crash_is_seen_and_a_failed_deploy_says_why)
     cr_assert(strstr(out, "exit code -1") == NULL, "%s", out);
     free(out);
     cr_assert(wait_state("shop", "web.1", "up", 20000), "v1 is not back");
+
+    /* Item 5: a slug that cannot be fetched (gone from the controller's
+     * store) says so in ps and the logs. */
+    char path[512];
+    cr_assert_eq(CLI(NULL, NULL, "apps:create", "fetchy"), 0);
+    upload_release("fetchy", app_dir("fetchy", "worker: exec sleep 600\n"), sha);
+    snprintf(path, sizeof(path), "%s/controller/slugs/%s.tgz", C.dir, sha);
+    cr_assert_eq(unlink(path), 0, "%s: %s", path, strerror(errno));
+    cr_assert_eq(CLI(NULL, NULL, "scale", "fetchy", "worker=1"), 0);
+    cr_assert(wait_state("fetchy", "worker.1", "failed", 20000), "the instance did not fail");
+    cr_assert(wait_logs("fetchy", "(cannot fetch its slug: no slug ", 5000, &out), "%s", out);
+    free(out);
 
     /* Item 6: a first deploy that fails says no restart that will not
      * happen. */
