@@ -108,12 +108,18 @@ crash_seen(struct ctl_model *m, struct ctl_node *n, struct ctl_instance *in, uin
            bool shown)
 {
     char name[48], how[48];
+    const char *next;
 
     if (shown)
         crashes--;
     if (crashes == 0)
         return;
     ctl_inst_name(in, name, sizeof(name));
+    /* Being stopped (a failed deploy, a scale down): whatever the agent
+     * planned, it does not come back. */
+    next = in->stopping    ? "not restarted: it is being stopped"
+           : in->reason[0] ? in->reason
+                           : "restarting";
     if (in->exit_signal > 0)
         snprintf(how, sizeof(how), "signal %d", (int)in->exit_signal);
     else
@@ -126,10 +132,9 @@ crash_seen(struct ctl_model *m, struct ctl_node *n, struct ctl_instance *in, uin
     else if (crashes > 1)
         ctl_model_event(m, in->app->name,
                         "%s@%s crashed %u times since its last report (last: %s; %s)", name,
-                        n->name, crashes, how, in->reason[0] ? in->reason : "restarting");
+                        n->name, crashes, how, next);
     else
-        ctl_model_event(m, in->app->name, "%s@%s crashed (%s; %s)", name, n->name, how,
-                        in->reason[0] ? in->reason : "restarting");
+        ctl_model_event(m, in->app->name, "%s@%s crashed (%s; %s)", name, n->name, how, next);
 }
 
 /* Apply a complete report of the node's instances. */
