@@ -380,9 +380,11 @@ void agt_pipe_spawned(struct agt_pipe *p, int pgid, int err);
 void agt_pipe_exited(struct agt_pipe *p, int64_t code, int sig);
 /* Shutdown: close every pipe at once. */
 void agt_pipe_close_all(void);
-/* `drover-agent --tty-exec IDS COMMAND`, spawned as the agent's user: take
- * stdin as the controlling terminal, become IDS ("UID:GID", or "-" to stay
- * who we are) and exec /bin/sh -c COMMAND. Returns only on failure (127). */
+/* `drover-agent --tty-exec IDS COMMAND`, spawned as the agent's user with an
+ * empty environment: take stdin as the controlling terminal, read the app's
+ * environment from descriptor 3, become IDS ("UID:GID", or "-" to stay who
+ * we are) and exec /bin/sh -c COMMAND with that environment. Returns only on
+ * failure (127). */
 int agt_pipe_tty_exec(const char *ids, const char *command);
 /* setgroups(0), setgid, setuid, and check that they took. 0 or -errno. */
 int agt_priv_drop(uid_t uid, gid_t gid);

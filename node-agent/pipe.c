@@ -29,7 +29,10 @@
  * leader), drops to the app's user (agt_priv_drop) and then execs /bin/sh -c
  * COMMAND. The helper is spawned as the agent's own user, so the app's user
  * never has to reach the agent's binary (a checkout under /root, a mktemp -d
- * directory): it only runs /bin/sh.
+ * directory): it only runs /bin/sh. Being root until the drop, the helper
+ * starts with an empty environment (the app's config could otherwise set
+ * LD_PRELOAD for a root process); the app's environment comes on descriptor
+ * 3 (a memfd) and is given to /bin/sh alone.
  *
  * A pipe outlives its instance: it lasts until the controller has recorded
  * the exit (`done`), the controller says nobody is attached (`stop`) and the
@@ -713,11 +716,58 @@ parse_ids(const char *s, bool *drop, uid_t *uid, gid_t *gid)
     return 0;
 }
 
+/* The app's environment, as the agent wrote it on descriptor 3: "K=V"
+ * strings, each ended by a NUL. A malloc'd NULL-terminated array whose
+ * strings point into one malloc'd buffer (both live until exec), or NULL. */
+static char **
+read_env(int fd)
+{
+    size_t len = 0, cap = 0, n = 0, k;
+    char *buf = NULL, **envp;
+    ssize_t got;
+
+    for (;;) {
+        if (len == cap) {
+            char *p = cap < (16u << 20) ? realloc(buf, (cap = cap ? cap * 2 : 4096) + 1) : NULL;
+
+            if (!p) {
+                free(buf);
+                return NULL;
+            }
+            buf = p;
+        }
+        got = read(fd, buf + len, cap - len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            free(buf);
+            return NULL;
+        }
+        if (got == 0)
+            break;
+        len += (size_t)got;
+    }
+    close(fd);
+    if (!buf && !(buf = calloc(1, 1)))
+        return NULL;
+    buf[len] = '\0';
+    for (k = 0; k < len; k++)
+        n += buf[k] == '\0';
+    if (!(envp = calloc(n + 1, sizeof *envp))) {
+        free(buf);
+        return NULL;
+    }
+    for (k = 0, n = 0; k < len; k += strlen(buf + k) + 1)
+        envp[n++] = buf + k;
+    return envp;
+}
+
 int
 agt_pipe_tty_exec(const char *ids, const char *command)
 {
     char sh[] = "/bin/sh", dash_c[] = "-c";
     char *args[] = {sh, dash_c, (char *)command, NULL};
+    char **envp;
     bool drop;
     uid_t uid = 0;
     gid_t gid = 0;
@@ -725,6 +775,10 @@ agt_pipe_tty_exec(const char *ids, const char *command)
 
     if (parse_ids(ids, &drop, &uid, &gid) < 0) {
         dprintf(2, "drover: --tty-exec: bad ids '%s'\n", ids);
+        return 127;
+    }
+    if (!(envp = read_env(3))) {
+        dprintf(2, "drover: --tty-exec: no environment on descriptor 3\n");
         return 127;
     }
     /* We are a session leader (detached spawn) and stdin is the slave. */
@@ -740,7 +794,7 @@ agt_pipe_tty_exec(const char *ids, const char *command)
             return 127;
         }
     }
-    execv(sh, args);
+    execve(sh, args, envp);
     dprintf(2, "drover: cannot run /bin/sh: %s\n", strerror(errno));
     return 127;
 }

@@ -46,6 +46,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "agt.h"
 #include "log.h"
@@ -398,6 +400,31 @@ on_exit_cb(uv_process_t *p, int64_t status, int sig)
     agt_inst_event(i, i->spec->oneoff ? AGT_EV_DONE : AGT_EV_EXITED);
 }
 
+/* env ("K=V" strings, NULL-terminated) written NUL after NUL into a memfd,
+ * rewound, in *fd. 0 or -errno. */
+static int
+env_memfd(char **env, int *fd)
+{
+    int f = memfd_create("drover-env", MFD_CLOEXEC);
+
+    if (f < 0)
+        return -errno;
+    for (size_t k = 0; env[k]; k++) {
+        size_t len = strlen(env[k]) + 1;
+
+        if (write(f, env[k], len) != (ssize_t)len) {
+            close(f);
+            return -EIO;
+        }
+    }
+    if (lseek(f, 0, SEEK_SET) < 0) {
+        close(f);
+        return -errno;
+    }
+    *fd = f;
+    return 0;
+}
+
 /* 0, or a negative errno with the reason logged. */
 static int
 spawn(struct agt_inst *i)
@@ -407,14 +434,16 @@ spawn(struct agt_inst *i)
     char *script = agt_shell_command(i->spec->command);
     char *args[] = {sh, dash_c, script, NULL, NULL};
     char exe[PATH_MAX], ids[32] = "-";
+    char *no_env[] = {NULL};
     bool helper = false;
+    int envfd = -1;
     size_t exelen = sizeof exe;
     char **env = NULL;
     struct agt_run *run = NULL;
     struct agt_out *out = NULL, *err = NULL;
     struct agt_pipe *pipe = NULL;
     uv_process_options_t o;
-    uv_stdio_container_t io[3];
+    uv_stdio_container_t io[4];
     int rc;
 
     rc = -ENOMEM;
@@ -440,6 +469,16 @@ spawn(struct agt_inst *i)
                 pipe = NULL;
                 goto out;
             }
+            /* It starts as the agent's user: the app's environment must
+             * not reach its dynamic loader (LD_PRELOAD ...), so it comes on
+             * descriptor 3 and only /bin/sh gets it, after the drop. */
+            if ((rc = env_memfd(env, &envfd)) < 0) {
+                agt_pipe_spawned(pipe, 0, rc);
+                pipe = NULL;
+                goto out;
+            }
+            io[3].flags = UV_INHERIT_FD;
+            io[3].data.fd = envfd;
             if (agt_cfg(i->agt)->drop)
                 snprintf(ids, sizeof ids, "%u:%u", (unsigned)agt_cfg(i->agt)->run_uid,
                          (unsigned)agt_cfg(i->agt)->run_gid);
@@ -462,7 +501,7 @@ spawn(struct agt_inst *i)
     }
     o.file = args[0];
     o.args = args;
-    o.env = env;
+    o.env = helper ? no_env : env; /* never NULL: that would pass the agent's own */
     o.cwd = i->dir;
     o.flags = UV_PROCESS_DETACHED; /* setsid: its own session and process group */
     if (agt_cfg(i->agt)->drop && !helper) {
@@ -472,7 +511,7 @@ spawn(struct agt_inst *i)
         o.uid = (uv_uid_t)agt_cfg(i->agt)->run_uid;
         o.gid = (uv_gid_t)agt_cfg(i->agt)->run_gid;
     }
-    o.stdio_count = 3;
+    o.stdio_count = helper ? 4 : 3;
     o.stdio = io;
     o.exit_cb = on_exit_cb;
     run->proc.data = run;
@@ -509,6 +548,8 @@ out:
     if (rc < 0)
         log_error("spawn_failed", "app=%s inst=%s err=%s", i->spec->app, i->spec->name,
                   log_q(uv_strerror(rc)));
+    if (envfd >= 0)
+        close(envfd); /* the helper has its copy */
     agt_env_free(env);
     free(script);
     free(run);

@@ -265,14 +265,19 @@ Test(defects, pty_one_off_with_binaries_in_a_private_directory)
     private_binaries();
     start_cluster("pty-private", 7600, 1, 9400, 20, NULL);
     cr_assert_eq(CLI(NULL, NULL, "apps:create", "shop"), 0);
+    cr_assert_eq(CLI(NULL, NULL, "config:set", "shop", "GREETING=howdy"), 0);
     cr_assert_eq(CLI(NULL, &err, "deploy", "shop", run_app), 0, "deploy: %s", err);
     free(err);
 
-    /* The suite's pty case (run_test.c), with the copied CLI. */
+    /* The suite's pty case (run_test.c), with the copied CLI; the app's
+     * environment reaches the shell (the root helper itself starts with
+     * none, so that the app's config cannot preload code into it). */
     snprintf(ctl, sizeof(ctl), "DROVER_CONTROLLER=%s", C.api);
     snprintf(script_cmd, sizeof(script_cmd),
              "stty rows 31 cols 101; exec %s/drover run shop -- "
-             "'tty; stty size; echo uid=$(id -u); printf ready; read x; echo got:$x; exit 3'",
+             "'tty; stty size; echo uid=$(id -u) G=$GREETING D=$DYNO; printf ready; read x; echo "
+             "got:$x; "
+             "exit 3'",
              bin_copy);
     const char *argv[] = {"/usr/bin/script", "-eqfc", script_cmd, "/dev/null", NULL};
     const char *env[] = {"PATH=/usr/bin:/bin", ctl, "DROVER_TIMEOUT_MS=5000",
@@ -283,7 +288,8 @@ Test(defects, pty_one_off_with_binaries_in_a_private_directory)
     cr_assert(strstr(ch.obuf, "/dev/pts/") != NULL, "no pseudo-terminal: %s", ch.obuf);
     cr_assert(strstr(ch.obuf, "31 101") != NULL, "window size not passed: %s", ch.obuf);
     /* It runs as DROVER_RUN_AS (nobody), not as the root helper. */
-    cr_assert(strstr(ch.obuf, "uid=65534") != NULL, "not nobody: %s", ch.obuf);
+    cr_assert(strstr(ch.obuf, "uid=65534 G=howdy D=run.") != NULL, "not nobody, or no env: %s",
+              ch.obuf);
     p_write(&ch, "abc\r", 4);
     cr_assert(p_wait_out(&ch, "got:abc", 20000), "no answer: %s", ch.obuf);
     rc = p_wait_exit(&ch, 20000);
