@@ -293,6 +293,11 @@ deploy(const struct deploy_opts *o)
 
     if (check_procfile(o->dir, &pf) < 0)
         return CLI_FAIL;
+    rc = CLI_FAIL;
+    if (slug_check_links(o->dir, err, sizeof(err)) < 0) {
+        cli_fail("%s: %s", o->dir, err);
+        goto out;
+    }
     if ((rc = cli_connect(&c)) != CLI_OK)
         goto out;
     /* An unknown app fails now, not after the upload, or is made. */

@@ -37,6 +37,10 @@ cli_node_json(struct cli_json *j, const Drover__NodeInfo *n)
     cli_json_uint(j, n->evicting);
     cli_json_key(j, "lost");
     cli_json_uint(j, n->lost);
+    cli_json_key(j, "limit");
+    cli_json_uint(j, n->limit);
+    cli_json_key(j, "oneoffs_stopping");
+    cli_json_uint(j, n->oneoffs_stopping);
     cli_json_key(j, "leaving");
     cli_json_bool(j, n->leaving);
     cli_json_end_object(j);
@@ -61,6 +65,9 @@ cli_node_notes(const Drover__NodeInfo *n, char *out, size_t outsz)
         NOTE("%u running until replaced", n->evicting);
     if (n->draining > 0)
         NOTE("%u stopping", n->draining);
+    if (n->oneoffs_stopping > 0)
+        NOTE("%u one-off%s stopping (never replaced)", n->oneoffs_stopping,
+             n->oneoffs_stopping > 1 ? "s" : "");
     if (n->lost > 0)
         NOTE("%u lost", n->lost);
 #undef NOTE
@@ -98,12 +105,20 @@ cli_nodes_table(Drover__NodeInfo **nodes, size_t n, const char *indent)
         const char *row[7] = {
             cli_str(x->name), cli_str(x->address), cli_str(x->state), inst, ports, seen, notes};
 
-        snprintf(inst, sizeof(inst), "%u/%u", x->instances, x->capacity);
+        /* Every instance takes a port: the smaller of the two is the limit. */
+        snprintf(inst, sizeof(inst), "%u/%u", x->instances,
+                 x->limit > 0 && x->limit < x->capacity ? x->limit : x->capacity);
         snprintf(ports, sizeof(ports), "%u-%u", x->port_min, x->port_max);
         cli_fmt_ago(x->last_seen_ms, now, seen);
         if (seen[0] == '\0')
             seen[0] = '-', seen[1] = '\0';
         cli_node_notes(x, notes, sizeof(notes));
+        if (x->limit > 0 && x->limit < x->capacity) {
+            size_t used = strlen(notes);
+
+            snprintf(notes + used, sizeof(notes) - used, "%s%u ports limit it (capacity %u)",
+                     used ? ", " : "", x->limit, x->capacity);
+        }
         rc = cli_table_row(t, row);
     }
     if (rc == 0)

@@ -13,12 +13,15 @@
  *                    worker  2        1   1 pending
  *
  *   Needs attention:
- *     shop  worker.2  pending  -   no ready node with free capacity
  *     shop  web.2     lost     n3  node n3 is down: replaced elsewhere
+ *     shop  67 web    pending  -   no free port in 5000-5099
+ *
+ * Instances waiting for a place are one row per type and reason.
  *
  * One StatusReq; --json writes the same as {"nodes": [...], "apps": [...]}.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -201,6 +204,67 @@ apps_table(const Drover__StatusRep *s)
     return rc;
 }
 
+/* Pending and unplaced: grouped by type and reason. */
+static bool
+groupable(const Drover__InstanceInfo *in)
+{
+    return strcmp(cli_str(in->state), "pending") == 0 && cli_str(in->node)[0] == '\0';
+}
+
+static int
+group_cmp(const void *x, const void *y)
+{
+    const Drover__InstanceInfo *a = *(const Drover__InstanceInfo *const *)x;
+    const Drover__InstanceInfo *b = *(const Drover__InstanceInfo *const *)y;
+    int c = strcmp(cli_str(a->type), cli_str(b->type));
+
+    return c != 0 ? c : strcmp(cli_str(a->reason), cli_str(b->reason));
+}
+
+/*
+ * One app's rows. Instances waiting for a place are grouped by type and
+ * reason ("shop  67 web  pending  -  no free port in 5000-5099"): a scale
+ * beyond what the nodes hold would otherwise print one line each.
+ */
+static int
+app_attention(struct cli_table *t, const Drover__AppStatus *as, size_t *shown)
+{
+    const Drover__InstanceInfo **wait = calloc(as->n_attention + 1, sizeof(*wait));
+    size_t nwait = 0, i, j;
+    int rc = 0;
+
+    if (wait == NULL)
+        return -ENOMEM;
+    for (i = 0; i < as->n_attention && rc == 0; i++) {
+        const Drover__InstanceInfo *in = as->attention[i];
+        const char *row[5] = {cli_str(as->name), cli_str(in->name), cli_str(in->state),
+                              cli_str(in->node)[0] ? in->node : "-", cli_str(in->reason)};
+
+        if (groupable(in)) {
+            wait[nwait++] = in;
+            continue;
+        }
+        rc = cli_table_row(t, row);
+        (*shown)++;
+    }
+    qsort(wait, nwait, sizeof(*wait), group_cmp);
+    for (i = 0; i < nwait && rc == 0; i = j) {
+        char what[96];
+        const char *row[5] = {cli_str(as->name), what, "pending", "-", cli_str(wait[i]->reason)};
+
+        for (j = i + 1; j < nwait && group_cmp(&wait[i], &wait[j]) == 0; j++)
+            ;
+        if (j - i == 1)
+            snprintf(what, sizeof(what), "%s", cli_str(wait[i]->name));
+        else
+            snprintf(what, sizeof(what), "%zu %s", j - i, cli_str(wait[i]->type));
+        rc = cli_table_row(t, row);
+        (*shown)++;
+    }
+    free(wait);
+    return rc;
+}
+
 static int
 attention_table(const Drover__StatusRep *s, size_t *shown)
 {
@@ -210,18 +274,8 @@ attention_table(const Drover__StatusRep *s, size_t *shown)
     *shown = 0;
     if (t == NULL)
         return -ENOMEM;
-    for (size_t a = 0; a < s->n_apps && rc == 0; a++) {
-        const Drover__AppStatus *as = s->apps[a];
-
-        for (size_t i = 0; i < as->n_attention && rc == 0; i++) {
-            const Drover__InstanceInfo *in = as->attention[i];
-            const char *row[5] = {cli_str(as->name), cli_str(in->name), cli_str(in->state),
-                                  cli_str(in->node)[0] ? in->node : "-", cli_str(in->reason)};
-
-            rc = cli_table_row(t, row);
-            (*shown)++;
-        }
-    }
+    for (size_t a = 0; a < s->n_apps && rc == 0; a++)
+        rc = app_attention(t, s->apps[a], shown);
     if (rc == 0 && *shown > 0)
         cli_table_print(t, stdout, "  ");
     cli_table_free(t);

@@ -38,8 +38,9 @@ static const struct cli_verb verbs[] = {
      "  --no-wait            return once the release is made\n"
      "  --timeout SECONDS    how long to wait for the rollout (default 300); the\n"
      "                       deploy goes on without us after that\n"
-     "  DIR must contain a regular file named Procfile that parses; it is checked\n"
-     "  before anything is uploaded. The controller rolls the release out type by\n"
+     "  DIR must contain a regular file named Procfile that parses, and no link\n"
+     "  pointing outside DIR; both are checked before anything is uploaded. The controller rolls "
+     "the release out type by\n"
      "  type (see 'drover settings'); a line per type shows progress as it changes,\n"
      "  like \"web 2/4 on v7 (1 starting, 1 old)\". Exit 0 once the deploy succeeded;\n"
      "  1 when it failed (the controller put the last good release back), when a\n"
@@ -57,7 +58,9 @@ static const struct cli_verb verbs[] = {
      "                release before the current one)\n"
      "  --no-wait     return once the release is made\n"
      "  --timeout SECONDS    how long to wait for the rollout (default 300)\n"
-     "  The rollback is a new release, \"Rollback to vN\", rolled out as deploy does.\n",
+     "  The rollback is a new release, \"Rollback to vN\", rolled out as deploy does.\n"
+     "  The controller keeps the slugs of each app's last DROVER_SLUGS_KEEP releases\n"
+     "  (default 50): a rollback to an older one says its slug is gone.\n",
      cli_cmd_rollback},
     {"settings", "APP [--json]",
      "show each process type's health check, timeouts and rollout settings",

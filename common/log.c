@@ -9,6 +9,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,30 +50,69 @@ write_all(int fd, const char *buf, size_t len)
     }
 }
 
-void
-log_eventv(enum log_level lvl, const char *event, const char *fmt, va_list ap)
+/* One event line in line[LOG_LINE_MAX], newline included; its length. */
+static size_t
+format_event(char *line, enum log_level lvl, const char *event, const char *fmt, va_list ap)
 {
-    char line[LOG_LINE_MAX];
     char ts[32];
     size_t len;
     int n;
 
-    if (lvl < log_min)
-        return;
     fmt_time_ms(now_ms(), ts);
-    n = snprintf(line, sizeof(line), "ts=%s level=%s proc=%s event=%s", ts, level_names[lvl],
+    n = snprintf(line, LOG_LINE_MAX, "ts=%s level=%s proc=%s event=%s", ts, level_names[lvl],
                  log_proc, event);
     len = n < 0 ? 0 : (size_t)n;
-    if (fmt != NULL && fmt[0] != '\0' && len + 2 < sizeof(line)) {
+    if (fmt != NULL && fmt[0] != '\0' && len + 2 < LOG_LINE_MAX) {
         line[len++] = ' ';
-        n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
+        n = vsnprintf(line + len, LOG_LINE_MAX - len, fmt, ap);
         if (n > 0)
             len += (size_t)n;
     }
-    if (len > sizeof(line) - 2)
-        len = sizeof(line) - 2; /* truncated: still one line */
+    if (len > LOG_LINE_MAX - 2)
+        len = LOG_LINE_MAX - 2; /* truncated: still one line */
     line[len++] = '\n';
+    return len;
+}
+
+void
+log_eventv(enum log_level lvl, const char *event, const char *fmt, va_list ap)
+{
+    char line[LOG_LINE_MAX];
+    size_t len;
+
+    if (lvl < log_min)
+        return;
+    len = format_event(line, lvl, event, fmt, ap);
     write_all(STDOUT_FILENO, line, len);
+}
+
+/*
+ * Never blocks: the line is cut to PIPE_BUF (a write that size into a pipe
+ * that polls writable goes in whole and at once) and written only when
+ * stdout polls writable now; otherwise it is dropped.
+ */
+int
+log_event_try(enum log_level lvl, const char *event, const char *fmt, ...)
+{
+    char line[LOG_LINE_MAX];
+    struct pollfd pfd = {.fd = STDOUT_FILENO, .events = POLLOUT};
+    va_list ap;
+    size_t len;
+    ssize_t n;
+
+    if (lvl < log_min)
+        return 0;
+    if (poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLOUT))
+        return -EAGAIN;
+    va_start(ap, fmt);
+    len = format_event(line, lvl, event, fmt, ap);
+    va_end(ap);
+    if (len > 4096) {
+        len = 4096;
+        line[len - 1] = '\n';
+    }
+    n = write(STDOUT_FILENO, line, len);
+    return n == (ssize_t)len ? 0 : -EAGAIN;
 }
 
 void

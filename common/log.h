@@ -28,6 +28,11 @@ void log_event(enum log_level lvl, const char *event, const char *fmt, ...)
 void log_eventv(enum log_level lvl, const char *event, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
+/* As log_event, but never blocks: cut to 4096 bytes, and dropped
+ * (-EAGAIN) when stdout cannot take it now. For echoes that must not stall
+ * the caller (the agent's DROVER_ECHO_APP_LOGS). */
+int log_event_try(enum log_level lvl, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 #define log_debug(ev, ...) log_event(LOG_DEBUG, ev, __VA_ARGS__)
 #define log_info(ev, ...) log_event(LOG_INFO, ev, __VA_ARGS__)
 #define log_warn(ev, ...) log_event(LOG_WARN, ev, __VA_ARGS__)

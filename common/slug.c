@@ -565,6 +565,57 @@ check_links_at(const char *dir, const char *root, int depth, char *err, size_t e
     return rc;
 }
 
+/* Every symlink under dir (rel: its path in the slug), as unpacking will
+ * judge it: lexically, then as it resolves on disk. */
+static int
+pack_links_at(const char *dir, const char *root, const char *rel, int depth, char *err,
+              size_t errsz)
+{
+    char full[PATH_MAX], sub[PATH_MAX], target[PATH_MAX];
+    struct dirent *de;
+    struct stat st;
+    DIR *d;
+    ssize_t n;
+    int rc = 0;
+
+    if (depth > 256)
+        return set_err(err, errsz, -EPERM, "refused: directories nested too deep");
+    if ((d = opendir(dir)) == NULL)
+        return set_err(err, errsz, -errno, "%s: cannot read", dir);
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (strfmt(full, sizeof(full), "%s/%s", dir, de->d_name) < 0 ||
+            strfmt(sub, sizeof(sub), "%s%s%s", rel, rel[0] ? "/" : "", de->d_name) < 0 ||
+            lstat(full, &st) < 0)
+            continue;
+        if (S_ISLNK(st.st_mode)) {
+            n = readlink(full, target, sizeof(target) - 1);
+            target[n > 0 ? n : 0] = '\0';
+            if (!link_inside(sub, target))
+                rc = set_err(err, errsz, -EPERM,
+                             "refused symlink %s -> %s: points outside the slug", sub, target);
+            else if (!link_resolves_inside(full, root))
+                rc = set_err(err, errsz, -EPERM, "refused symlink %s: resolves outside the slug",
+                             sub);
+        } else if (S_ISDIR(st.st_mode)) {
+            rc = pack_links_at(full, root, sub, depth + 1, err, errsz);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int
+slug_check_links(const char *dir, char *err, size_t errsz)
+{
+    char root[PATH_MAX];
+
+    if (realpath(dir, root) == NULL)
+        return set_err(err, errsz, -errno, "%s: %s", dir, strerror(errno));
+    return pack_links_at(root, root, "", 0, err, errsz);
+}
+
 int
 slug_unpack(const char *slug_path, const char *dest_dir, char *err, size_t errsz)
 {

@@ -25,6 +25,13 @@
  */
 int slug_pack_dir(const char *dir, const char *out_path, char *err, size_t errsz);
 
+/*
+ * Would every symlink under dir survive slug_unpack? -EPERM with err naming
+ * the first that would not ("refused symlink etc-dir -> ../../etc: points
+ * outside the slug"), so that `drover deploy` refuses before uploading.
+ */
+int slug_check_links(const char *dir, char *err, size_t errsz);
+
 /* SHA-256 of a file as lowercase hex (65 bytes with NUL) and its size. */
 int slug_sha256_file(const char *path, char hex[65], uint64_t *size);
 

@@ -97,12 +97,55 @@ oneoff_done(struct ctl_model *m, struct ctl_instance *in, const char *how)
     ctl_inst_delete(m, in);
 }
 
+/*
+ * A report's restarts grew by crashes: each crash reaches the app's log
+ * with its exit status, also one the agent restarted at once (its report
+ * then says starting or up, and the crash would be invisible). shown: the
+ * last crash is also this report's move to crashed, which
+ * ctl_inst_set_state says itself.
+ */
+static void
+crash_seen(struct ctl_model *m, struct ctl_node *n, struct ctl_instance *in, uint32_t crashes,
+           bool shown)
+{
+    char name[48], how[48];
+    const char *next;
+
+    if (shown)
+        crashes--;
+    if (crashes == 0)
+        return;
+    ctl_inst_name(in, name, sizeof(name));
+    /* Being stopped (a failed deploy, a scale down): whatever the agent
+     * planned, it does not come back. */
+    next = in->stopping    ? "not restarted: it is being stopped"
+           : in->reason[0] ? in->reason
+                           : "restarting";
+    if (in->exit_signal > 0)
+        snprintf(how, sizeof(how), "signal %d", (int)in->exit_signal);
+    else
+        snprintf(how, sizeof(how), "exit code %d", (int)in->exit_code);
+    log_info("instance_crashed", "app=%s inst=%s id=%llu node=%s crashes=%u last=%s", in->app->name,
+             name, (unsigned long long)in->id, n->name, crashes, log_q(how));
+    if (shown)
+        ctl_model_event(m, in->app->name, "%s@%s crashed %u more time%s before that (restarted)",
+                        name, n->name, crashes, crashes > 1 ? "s" : "");
+    else if (crashes > 1)
+        ctl_model_event(m, in->app->name,
+                        "%s@%s crashed %u times since its last report (last: %s; %s)", name,
+                        n->name, crashes, how, next);
+    else
+        ctl_model_event(m, in->app->name, "%s@%s crashed (%s; %s)", name, n->name, how, next);
+}
+
 /* Apply a complete report of the node's instances. */
 static void
 apply_report(struct ctl_model *m, struct ctl_node *n, Drover__InstanceReport **v, size_t nv)
 {
     uint64_t epoch = ++m->epoch;
     struct ctl_instance *in, *next;
+    Drover__InstanceState from;
+    uint32_t crashes;
     size_t i;
 
     for (i = 0; i < nv; i++) {
@@ -118,6 +161,11 @@ apply_report(struct ctl_model *m, struct ctl_node *n, Drover__InstanceReport **v
             ctl_inst_delete(m, in);
             continue;
         }
+        /* Crashes since the last report: restarts only grows while the
+         * agent runs the instance (a restarted agent starts again at 0). */
+        crashes = !in->oneoff && r->restarts > in->restarts ? r->restarts - in->restarts : 0;
+        from = in->state;
+        in->cause = (Drover__InstanceCause)r->cause;
         if (in->pid != r->pid || in->restarts != r->restarts || in->exit_code != r->exit_code ||
             in->exit_signal != r->exit_signal || in->since_ms != r->since_ms ||
             strcmp(in->reason, r->reason) != 0) {
@@ -137,10 +185,16 @@ apply_report(struct ctl_model *m, struct ctl_node *n, Drover__InstanceReport **v
          * An assigned instance the agent stopped (it is shutting down, say)
          * is not running but still wanted: pending, like an absent one.
          */
+        if (crashes > 0)
+            crash_seen(m, n, in, crashes,
+                       r->state == DROVER__INSTANCE_STATE__ST_CRASHED &&
+                           from != DROVER__INSTANCE_STATE__ST_CRASHED);
         if (r->state == DROVER__INSTANCE_STATE__ST_STOPPED)
             ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_PENDING, r->since_ms);
         else if (r->state != DROVER__INSTANCE_STATE__ST_UNKNOWN)
             ctl_inst_set_state(m, in, r->state, r->since_ms);
+        if (crashes > 0)
+            ctl_deploy_crashed(m, in, now_ms());
         /* A replacement came up: an evicted instance may stop now. */
         if (in->state == DROVER__INSTANCE_STATE__ST_UP && m->ndraining > 0 && !in->stopping)
             ctl_app_want_reconcile(m, in->app);
@@ -246,6 +300,7 @@ agent_register(struct ctl *ctl, struct nnuv_msg *req, const Drover__RegisterReq 
     strcpy(n->boot_id, r->boot_id);
     n->capacity = r->capacity;
     n->last_seen_ms = n->heard_ms = now;
+    n->unreachable = false;
     n->have_digest = false;
     ctl_node_touch(m, n);
     apply_report(m, n, r->instances, r->n_instances);
@@ -429,6 +484,7 @@ agent_sync(struct ctl *ctl, struct nnuv_msg *req, const Drover__SyncReq *r)
         return;
     }
     n->last_seen_ms = n->heard_ms = now;
+    n->unreachable = false;
     if (n->state == CTL_NODE_DOWN)
         log_info("node_up", "node=%s", n->name);
     if (n->state == CTL_NODE_DOWN || n->leaving != r->leaving) {
@@ -539,6 +595,8 @@ node_tick(uv_timer_t *t)
             node_down(ctl, n, now);
             changed = true;
         }
+        n->unreachable = n->state != CTL_NODE_DOWN && now > n->last_seen_ms &&
+                         now - n->last_seen_ms > 3 * ctl->cfg.heartbeat_ms;
     }
     changed |= ctl_deploys_tick(m, now);
     if (changed)

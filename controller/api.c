@@ -290,6 +290,7 @@ release_make(struct ctl *ctl, struct ctl_app *a, const char *sha, uint64_t size,
     rc = ctl_reconcile_app(m, a, now_ms());
     if (rc < 0)
         log_error("reconcile_failed", "app=%s err=%d", a->name, rc);
+    ctl_slugs_gc(ctl); /* older slugs may go now; failures are only logged */
     return 0;
 fail:
     ctl_release_free(r);
@@ -736,6 +737,7 @@ api_rollback(struct api_req *q, const Drover__RollbackReq *r)
     const struct ctl_release *to = NULL;
     struct ctl_release *rel;
     char desc[64];
+    uint64_t size;
     uint32_t v;
 
     if (a == NULL)
@@ -760,6 +762,11 @@ api_rollback(struct api_req *q, const Drover__RollbackReq *r)
         return fail(q, DROVER__ERROR_CODE__ERR_CONFLICT, "v%u is the current release already",
                     to->version);
     }
+    if (ctl_slug_stat(q->ctl->slugs, to->slug_sha256, &size) < 0)
+        return fail(q, DROVER__ERROR_CODE__ERR_NOT_FOUND,
+                    "the slug of v%u is gone: the controller keeps the slugs of each app's last "
+                    "%llu releases (DROVER_SLUGS_KEEP); deploy that code again instead",
+                    to->version, (unsigned long long)q->ctl->cfg.slugs_keep);
     snprintf(desc, sizeof(desc), "Rollback to v%u", to->version);
     if (release_make(q->ctl, a, to->slug_sha256, to->slug_size, desc, to->types, to->ntypes,
                      to->config, to->nconfig, &rel) < 0)

@@ -176,6 +176,9 @@ struct ctl_node {
     TAILQ_ENTRY(ctl_node) notify_link;
     /* Scheduler scratch, zero between calls. */
     uint32_t sched_group, sched_taken;
+    /* Silent for three heartbeats (not yet down): views say its instances'
+     * states are not known; not stored. */
+    bool unreachable;
 };
 
 struct ctl_instance {
@@ -204,6 +207,7 @@ struct ctl_instance {
     LIST_ENTRY(ctl_instance) node_link;
     TAILQ_ENTRY(ctl_instance) dirty_link;
     TAILQ_ENTRY(ctl_instance) unplaced_link;
+    Drover__InstanceCause cause; /* the agent's, with reason; not stored */
 };
 
 TAILQ_HEAD(ctl_app_q, ctl_app);
@@ -253,6 +257,7 @@ struct ctl_config {
     char api_token[4097];                /* DROVER_API_TOKEN */
     uint64_t drain_buffer;               /* DROVER_DRAIN_BUFFER: lines per drain */
     char drain_ca_file[4096];            /* DROVER_DRAIN_CA_FILE; "" for none */
+    uint64_t slugs_keep;                 /* DROVER_SLUGS_KEEP: releases per app whose slug stays */
 };
 
 struct ctl {
@@ -373,6 +378,12 @@ void ctl_inst_label(const struct ctl_instance *in, char *out, size_t outsz);
 void ctl_model_clean(struct ctl_model *m); /* after a successful commit */
 
 /* scheduler.c: pure placement, no I/O */
+/* min(capacity, ports in its range): how many instances it can hold. */
+uint32_t ctl_node_limit(const struct ctl_node *n);
+#define CTL_REASON_NO_NODE "no ready node with free capacity"
+/* Why nothing fits now: "no free port in 5000-5099" when every ready node
+ * has room but no port, else CTL_REASON_NO_NODE. */
+void ctl_sched_why(const struct ctl_model *m, char *out, size_t outsz);
 size_t ctl_sched_choose(struct ctl_model *m, const struct ctl_app *a, const char *type, size_t n,
                         struct ctl_node **out);
 
@@ -429,6 +440,9 @@ void ctl_deploy_fail(struct ctl_model *m, struct ctl_app *a, uint64_t now, const
     __attribute__((format(printf, 4, 5)));
 /* An instance changed state: a new one that crashed fails its deploy. */
 void ctl_deploy_saw(struct ctl_model *m, struct ctl_instance *in, uint64_t now);
+/* A report says in crashed (its restarts grew), whatever its state now: an
+ * instance restarted at once fails its deploy as one left crashed does. */
+void ctl_deploy_crashed(struct ctl_model *m, struct ctl_instance *in, uint64_t now);
 /* Deploy timeouts; returns true when something changed. */
 bool ctl_deploys_tick(struct ctl_model *m, uint64_t now);
 int ctl_view_deploy(struct ctl_arena *ar, const struct ctl_app *a, Drover__DeployInfo *di);
@@ -475,6 +489,10 @@ int ctl_slug_stat(const struct ctl_slugs *s, const char *sha, uint64_t *size);
 int ctl_slug_path(const struct ctl_slugs *s, const char *sha, char *out, size_t outsz);
 int ctl_slugs_put(struct ctl_slugs *s, struct nnuv_msg *req, Drover__Message *m);
 int ctl_slugs_read(struct ctl_slugs *s, struct nnuv_msg *req, Drover__Message *m);
+
+/* slugs_gc.c: delete the slugs only releases past DROVER_SLUGS_KEEP use
+ * (in the thread pool). 0 or -errno. */
+int ctl_slugs_gc(struct ctl *ctl);
 
 /* reply.c: sealing replies and errors, commit before reply */
 void ctl_reply(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *rep);

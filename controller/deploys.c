@@ -214,8 +214,9 @@ ctl_deploy_fail(struct ctl_model *m, struct ctl_app *a, uint64_t now, const char
                         d->release, d->reason);
 }
 
-void
-ctl_deploy_saw(struct ctl_model *m, struct ctl_instance *in, uint64_t now)
+/* Fail the deploy of in's release for what in's agent said (its cause). */
+static void
+judge(struct ctl_model *m, struct ctl_instance *in, uint64_t now)
 {
     struct ctl_app *a = in->app;
     char name[48];
@@ -223,16 +224,41 @@ ctl_deploy_saw(struct ctl_model *m, struct ctl_instance *in, uint64_t now)
     if (a->deploy.state != CTL_DEPLOY_RUNNING || in->oneoff || in->stopping ||
         in->release != a->deploy.release)
         return;
-    if (in->state != DROVER__INSTANCE_STATE__ST_CRASHED &&
-        in->state != DROVER__INSTANCE_STATE__ST_FAILED)
-        return;
     ctl_inst_name(in, name, sizeof(name));
-    if (strncmp(in->reason, "not healthy", 11) == 0)
+    switch (in->cause) {
+    case DROVER__INSTANCE_CAUSE__CAUSE_BOOT_TIMEOUT:
+    case DROVER__INSTANCE_CAUSE__CAUSE_HEALTH_FAILED:
+        /* "not healthy within 8.0 s: GET / answered 404 (killed); restarting" */
         ctl_deploy_fail(m, a, now, "%s was %.*s", name, (int)strcspn(in->reason, ";"), in->reason);
-    else if (in->exit_signal > 0)
-        ctl_deploy_fail(m, a, now, "%s crashed (signal %d)", name, (int)in->exit_signal);
-    else
-        ctl_deploy_fail(m, a, now, "%s crashed (exit code %d)", name, (int)in->exit_code);
+        break;
+    case DROVER__INSTANCE_CAUSE__CAUSE_UNPACK_FAILED:
+    case DROVER__INSTANCE_CAUSE__CAUSE_FETCH_FAILED:
+        ctl_deploy_fail(m, a, now, "%s failed: %s", name, in->reason);
+        break;
+    case DROVER__INSTANCE_CAUSE__CAUSE_SPAWN_FAILED:
+        ctl_deploy_fail(m, a, now, "%s could not be started", name);
+        break;
+    default:
+        if (in->exit_signal > 0)
+            ctl_deploy_fail(m, a, now, "%s crashed (signal %d)", name, (int)in->exit_signal);
+        else
+            ctl_deploy_fail(m, a, now, "%s crashed (exit code %d)", name, (int)in->exit_code);
+        break;
+    }
+}
+
+void
+ctl_deploy_saw(struct ctl_model *m, struct ctl_instance *in, uint64_t now)
+{
+    if (in->state == DROVER__INSTANCE_STATE__ST_CRASHED ||
+        in->state == DROVER__INSTANCE_STATE__ST_FAILED)
+        judge(m, in, now);
+}
+
+void
+ctl_deploy_crashed(struct ctl_model *m, struct ctl_instance *in, uint64_t now)
+{
+    judge(m, in, now);
 }
 
 static void

@@ -46,6 +46,7 @@ read_config(struct ctl_config *cfg)
         cfg->drain_ca_file[0] != '\0' && access(cfg->drain_ca_file, R_OK) != 0)
         env_err(&e, "DROVER_DRAIN_CA_FILE: cannot read %s: %s", cfg->drain_ca_file,
                 strerror(errno));
+    env_u64(&e, "DROVER_SLUGS_KEEP", 50, 1, 1000000, &cfg->slugs_keep);
     env_key(&e, "DROVER_CLUSTER_KEY", cfg->cluster_key);
     env_token(&e, "DROVER_API_TOKEN", true, cfg->api_token, sizeof(cfg->api_token));
     env_check(&e);

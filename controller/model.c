@@ -753,6 +753,7 @@ ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__Instanc
                    uint64_t since_ms)
 {
     Drover__InstanceState from = in->state;
+    const char *tail = in->reason;
     char name[TYPE_NAME_MAX + NODE_NAME_MAX + 16];
 
     if (from == st)
@@ -775,13 +776,17 @@ ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__Instanc
     if (m->event == NULL)
         return;
     ctl_inst_label(in, name, sizeof(name));
+    /* The crash that failed its deploy: it is stopped, not restarted,
+     * whatever the agent planned. */
+    if (st == DROVER__INSTANCE_STATE__ST_CRASHED && in->app->deploy.state == CTL_DEPLOY_FAILED &&
+        in->app->deploy.release == in->release)
+        tail = "not restarted: its deploy failed";
     if (st == DROVER__INSTANCE_STATE__ST_CRASHED && in->exit_signal > 0)
         ctl_model_event(m, in->app->name, "%s %s -> %s (signal %d; %s)", name,
-                        wire_state_name(from), wire_state_name(st), (int)in->exit_signal,
-                        in->reason);
+                        wire_state_name(from), wire_state_name(st), (int)in->exit_signal, tail);
     else if (st == DROVER__INSTANCE_STATE__ST_CRASHED)
         ctl_model_event(m, in->app->name, "%s %s -> %s (exit code %d; %s)", name,
-                        wire_state_name(from), wire_state_name(st), (int)in->exit_code, in->reason);
+                        wire_state_name(from), wire_state_name(st), (int)in->exit_code, tail);
     else if (st == DROVER__INSTANCE_STATE__ST_FAILED && in->reason[0] != '\0')
         ctl_model_event(m, in->app->name, "%s %s -> %s (%s)", name, wire_state_name(from),
                         wire_state_name(st), in->reason);

@@ -48,8 +48,6 @@
 #include "ctl.h"
 #include "log.h"
 
-#define REASON_NO_NODE "no ready node with free capacity"
-
 static void
 log_placed(const struct ctl_instance *in)
 {
@@ -62,6 +60,7 @@ static int
 place_batch(struct ctl_model *m, struct ctl_instance **v, size_t n)
 {
     struct ctl_node **nodes;
+    char why[CTL_REASON_MAX];
     size_t k, i;
     int rc = 0;
 
@@ -81,15 +80,17 @@ place_batch(struct ctl_model *m, struct ctl_instance **v, size_t n)
         }
         log_placed(v[i]);
     }
+    if (i < n)
+        ctl_sched_why(m, why, sizeof(why));
     for (; i < n; i++) {
-        if (strcmp(v[i]->reason, REASON_NO_NODE) != 0) {
-            strcpy(v[i]->reason, REASON_NO_NODE);
+        if (strcmp(v[i]->reason, why) != 0) {
+            snprintf(v[i]->reason, sizeof(v[i]->reason), "%s", why);
             ctl_inst_touch(m, v[i]);
         }
     }
     if (k < n)
         log_warn("unplaced", "app=%s type=%s count=%zu reason=%s", v[0]->app->name, v[0]->type,
-                 n - k, log_q(REASON_NO_NODE));
+                 n - k, log_q(why));
     free(nodes);
     return rc;
 }
@@ -443,6 +444,24 @@ out:
     return rc;
 }
 
+/*
+ * A one-off on a draining node (nodes:drain, or its agent leaving) is never
+ * replaced, so nothing would ever let the drain finish: it is stopped now
+ * (SIGTERM, then SIGKILL after its grace), and its app's log says why.
+ */
+static void
+oneoff_drained(struct ctl_model *m, struct ctl_instance *in)
+{
+    char name[48];
+
+    ctl_inst_name(in, name, sizeof(name));
+    log_info("oneoff_drained", "app=%s inst=%s id=%llu node=%s", in->app->name, name,
+             (unsigned long long)in->id, in->node->name);
+    ctl_model_event(m, in->app->name, "%s stopped: %s %s", name, in->node->name,
+                    in->node->admin == CTL_NODE_DRAINING ? "drained" : "is shutting down");
+    ctl_inst_stop(m, in);
+}
+
 int
 ctl_reconcile_app(struct ctl_model *m, struct ctl_app *a, uint64_t now)
 {
@@ -461,6 +480,9 @@ ctl_reconcile_app(struct ctl_model *m, struct ctl_app *a, uint64_t now)
         if (!in->stopping && !in->oneoff &&
             (rel == NULL || ctl_release_type(rel, in->type) == NULL))
             ctl_inst_stop(m, in); /* may free in */
+        else if (!in->stopping && in->oneoff && in->node != NULL &&
+                 in->node->state == CTL_NODE_DRAINING)
+            oneoff_drained(m, in); /* may free in */
     }
     if (rel == NULL)
         return 0;

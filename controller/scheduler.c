@@ -4,7 +4,10 @@
  * nothing, so that it can be tested without a loop, a store or a socket.
  *
  * Filter: the node is ready, its live (not stopping) instances are below its
- * capacity, and its range has a free port. Score, lowest first: instances of
+ * capacity, and its range has a free port: every instance takes a port, so a
+ * node's real limit is the smaller of its capacity and its range
+ * (ctl_node_limit), and what fits nowhere is told which one ran out
+ * (ctl_sched_why). Score, lowest first: instances of
  * the same app and type already on the node (spread), then live instances on
  * the node (least loaded), then the node's name (deterministic).
  *
@@ -15,6 +18,7 @@
  * batch instead of O(N) per placement, which is what placing 100,000
  * instances over 10,000 nodes needs.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,4 +114,42 @@ ctl_sched_choose(struct ctl_model *m, const struct ctl_app *a, const char *type,
         out[i]->sched_group = out[i]->sched_taken = 0;
     free(heap);
     return placed;
+}
+
+uint32_t
+ctl_node_limit(const struct ctl_node *n)
+{
+    uint32_t ports = n->port_max >= n->port_min ? (uint32_t)(n->port_max - n->port_min) + 1 : 0;
+
+    return ports < n->capacity ? ports : n->capacity;
+}
+
+void
+ctl_sched_why(const struct ctl_model *m, char *out, size_t outsz)
+{
+    size_t ready = 0, by_ports = 0, i;
+    uint16_t lo = 0, hi = 0;
+    bool one_range = true;
+
+    for (i = 0; i < m->nnodes; i++) {
+        const struct ctl_node *n = m->node_v[i];
+
+        if (n->state != CTL_NODE_READY || n->ports == NULL)
+            continue;
+        ready++;
+        if (n->nlive >= n->capacity || ctl_ports_used(n->ports) < ctl_ports_size(n->ports))
+            continue;
+        if (by_ports++ == 0) {
+            lo = n->port_min;
+            hi = n->port_max;
+        } else if (lo != n->port_min || hi != n->port_max) {
+            one_range = false;
+        }
+    }
+    if (ready > 0 && by_ports == ready && one_range)
+        snprintf(out, outsz, "no free port in %u-%u", (unsigned)lo, (unsigned)hi);
+    else if (ready > 0 && by_ports == ready)
+        snprintf(out, outsz, "no free port on any ready node");
+    else
+        snprintf(out, outsz, "%s", CTL_REASON_NO_NODE);
 }

@@ -25,6 +25,7 @@ ctl_view_node(const struct ctl_node *n, Drover__NodeInfo *ni)
     ni->state = (char *)ctl_node_state_name(n->state);
     ni->instances = n->ninst;
     ni->capacity = n->capacity;
+    ni->limit = ctl_node_limit(n);
     ni->port_min = n->port_min;
     ni->port_max = n->port_max;
     ni->last_seen_ms = n->last_seen_ms;
@@ -33,9 +34,11 @@ ctl_view_node(const struct ctl_node *n, Drover__NodeInfo *ni)
     {
         if (in->stopping && in->state == DROVER__INSTANCE_STATE__ST_LOST)
             ni->lost++;
+        else if (in->stopping && in->oneoff)
+            ni->oneoffs_stopping++;
         else if (in->stopping)
             ni->draining++;
-        else if (ctl_inst_evicted(in))
+        else if (ctl_inst_evicted(in) && !in->oneoff)
             ni->evicting++;
     }
 }
@@ -69,6 +72,15 @@ ctl_view_nodes(struct ctl_arena *ar, const struct ctl_model *m, size_t *n)
     return out;
 }
 
+/* Its node has not been heard from for a while: what it last said may no
+ * longer be true (an agent killed with SIGKILL leaves its processes serving
+ * until it comes back; a dead machine does not). */
+static bool
+unreachable(const struct ctl_instance *in)
+{
+    return in->node != NULL && in->node->unreachable && !in->stopping;
+}
+
 /* Why an instance is as it is, when the model knows better than its row. */
 static const char *
 inst_reason(struct ctl_arena *ar, const struct ctl_instance *in)
@@ -77,7 +89,13 @@ inst_reason(struct ctl_arena *ar, const struct ctl_instance *in)
         return ctl_arena_printf(ar, "node %s is draining: runs until its replacement is up",
                                 in->node->name);
     if (in->stopping && in->state == DROVER__INSTANCE_STATE__ST_LOST && in->node != NULL)
-        return ctl_arena_printf(ar, "node %s is down: replaced elsewhere", in->node->name);
+        return in->oneoff
+                   ? ctl_arena_printf(ar, "node %s is down", in->node->name)
+                   : ctl_arena_printf(ar, "node %s is down: replaced elsewhere", in->node->name);
+    if (unreachable(in))
+        return ctl_arena_printf(
+            ar, "node %s unreachable for %.0f s; last reported %s", in->node->name,
+            (double)(now_ms() - in->node->last_seen_ms) / 1000.0, ctl_inst_state_name(in));
     return in->reason;
 }
 
@@ -91,7 +109,7 @@ ctl_view_inst(struct ctl_arena *ar, const struct ctl_instance *in, Drover__Insta
     ii->id = in->id;
     ii->name = ctl_arena_printf(ar, "%s.%u", in->type, in->idx);
     ii->type = (char *)in->type;
-    ii->state = (char *)ctl_inst_state_name(in);
+    ii->state = unreachable(in) ? "unknown" : (char *)ctl_inst_state_name(in);
     ii->node = in->node != NULL ? in->node->name : "";
     ii->host = in->node != NULL ? in->node->address : "";
     ii->port = in->port;
@@ -198,12 +216,14 @@ app_status(struct ctl_arena *ar, const struct ctl_app *a)
     }
     LIST_FOREACH(in, &a->instances, app_link)
     {
-        Drover__TypeStatus *ts = type_status(ar, as, in->type);
+        /* One-offs are no process type: no row of their own. */
+        Drover__TypeStatus *ts = in->oneoff ? NULL : type_status(ar, as, in->type);
         Drover__InstanceInfo *ii;
 
-        if (ts == NULL)
+        if (ts == NULL && !in->oneoff)
             return NULL;
-        count_inst(ts, in);
+        if (ts != NULL)
+            count_inst(ts, in);
         if (!wants_attention(in))
             continue;
         ii = ctl_arena_alloc(ar, sizeof(*ii));

@@ -148,6 +148,7 @@ forget(struct agt *a, size_t pos)
     memmove(&a->insts[pos], &a->insts[pos + 1], (a->ninst - pos - 1) * sizeof *a->insts);
     a->ninst--;
     agt_inst_free(i);
+    agt_slugs_gc_soon(a->slugs); /* its release may be garbage now */
 }
 
 static bool
@@ -233,9 +234,12 @@ start_one(struct agt *a, struct agt_spec *spec)
         agt_inst_release_ready(i, dir);
         pump_kick(a);
     } else if (rc < 0) {
+        char why[96];
+
         log_error("release_failed", "app=%s inst=%s err=%s", spec->app, spec->name,
                   log_q(uv_strerror(rc)));
-        agt_inst_event(i, AGT_EV_SLUG_FAILED);
+        snprintf(why, sizeof why, "cannot prepare the release: %s", uv_strerror(rc));
+        agt_inst_release_failed(i, DROVER__INSTANCE_CAUSE__CAUSE_UNPACK_FAILED, why);
     }
     agt_inst_changed(a, i);
 }
@@ -344,7 +348,7 @@ agt_assign(struct agt *a, uint64_t gen, Drover__Assignment *const *as, size_t n)
 
 void
 agt_release_ready(struct agt *a, const char *app, uint32_t release, const char *sha,
-                  const char *dir, int err, const char *reason)
+                  const char *dir, int err, Drover__InstanceCause cause, const char *reason)
 {
     /* Instance events never add to or remove from the table (only
      * agt_acked forgets), so indexing stays valid while they run. */
@@ -356,12 +360,24 @@ agt_release_ready(struct agt *a, const char *app, uint32_t release, const char *
         if (err < 0) {
             log_warn("release_failed", "app=%s inst=%s release=%u err=%s", app,
                      agt_inst_spec(i)->name, (unsigned)release, log_q(reason));
-            agt_inst_event(i, AGT_EV_SLUG_FAILED);
+            agt_inst_release_failed(i, cause, reason);
         } else {
             agt_inst_release_ready(i, dir);
             pump_kick(a);
         }
     }
+}
+
+bool
+agt_release_used(struct agt *a, const char *app, uint32_t release)
+{
+    for (size_t k = 0; k < a->ninst; k++) {
+        const struct agt_spec *s = agt_inst_spec(a->insts[k]);
+
+        if (s->release == release && strcmp(s->app, app) == 0)
+            return true;
+    }
+    return false;
 }
 
 bool
@@ -491,6 +507,7 @@ close_all(struct agt *a)
     agt_out_close_all();
     agt_pipe_close_all();
     agt_logs_close();
+    agt_reaper_stop();
     uv_close((uv_handle_t *)&a->sigpipe, on_handle_close);
     uv_close((uv_handle_t *)&a->sigterm, on_handle_close);
     uv_close((uv_handle_t *)&a->sigint, on_handle_close);
@@ -789,6 +806,9 @@ agt_start(struct agt *a)
      * not kill the agent. */
     if (rc == 0)
         rc = uv_signal_start(&a->sigpipe, on_sigpipe, SIGPIPE);
+    agt_out_echo(a->cfg->echo_app_logs);
+    if (rc == 0)
+        rc = agt_reaper_start(a->loop);
     if (rc == 0)
         rc = agt_logs_start(a);
     if (rc == 0)
@@ -797,6 +817,12 @@ agt_start(struct agt *a)
         rc = agt_slugs_start(a->slugs);
     if (rc == 0)
         rc = agt_conn_start(a->conn);
+    if (rc == 0 && (uint32_t)(a->cfg->port_max - a->cfg->port_min) + 1 < a->cfg->capacity)
+        log_warn("capacity_over_ports", "node=%s capacity=%u ports=%u-%u limit=%u msg=%s",
+                 a->cfg->node, (unsigned)a->cfg->capacity, (unsigned)a->cfg->port_min,
+                 (unsigned)a->cfg->port_max, (unsigned)(a->cfg->port_max - a->cfg->port_min) + 1,
+                 log_q("every instance takes a port: DROVER_PORT_RANGE limits this node, not "
+                       "DROVER_CAPACITY"));
     if (rc == 0)
         log_info("started",
                  "node=%s join=%s advertise=%s ports=%u-%u capacity=%u boot_id=%s run_as=%s",
@@ -810,6 +836,7 @@ void
 agt_free(struct agt *a)
 {
     /* After uv_run has returned: every handle is closed. */
+    agt_reaper_free();
     free(a->insts);
     want_free(a);
     free(a);

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #include "logring.h"
@@ -45,6 +46,7 @@ struct agt_config {
     bool drop;       /* we are root: spawn as run_uid:run_gid */
     uint32_t run_uid, run_gid;
     uint32_t leave_timeout_ms; /* SIGTERM: longest wait for replacements elsewhere */
+    bool echo_app_logs;        /* DROVER_ECHO_APP_LOGS: app lines on our stdout too */
 };
 /* Reads every DROVER_* variable the agent uses; on any error logs them all
  * and exits 78. */
@@ -97,8 +99,10 @@ void agt_inst_changed(struct agt *a, struct agt_inst *i);
 /* slugs.c tells: the release (app, release, sha) is unpacked in dir, or
  * failed (err < 0, reason says why). Does anyone still need it? */
 void agt_release_ready(struct agt *a, const char *app, uint32_t release, const char *sha,
-                       const char *dir, int err, const char *reason);
+                       const char *dir, int err, Drover__InstanceCause cause, const char *reason);
 bool agt_release_wanted(struct agt *a, const char *app, uint32_t release, const char *sha);
+/* Does any instance here, in any state, run (or wait for) app's release? */
+bool agt_release_used(struct agt *a, const char *app, uint32_t release);
 /* Pure report digest: FNV-1a 64 over each packed InstanceReport in the given
  * order (ascending id); FNV1A64_INIT for none. */
 uint64_t agt_digest(Drover__InstanceReport *const *reps, size_t n);
@@ -273,6 +277,9 @@ struct agt_inst *agt_inst_orphan(struct agt *a, struct agt_spec *spec, int pgid)
  * (STOPPED, or never spawned). */
 void agt_inst_free(struct agt_inst *i);
 void agt_inst_event(struct agt_inst *i, enum agt_event ev);
+/* Its release cannot be had (cause: fetch or unpack), why: for people
+ * ("refused symlink etc -> ../../etc: points outside the slug"): FAILED. */
+void agt_inst_release_failed(struct agt_inst *i, Drover__InstanceCause cause, const char *why);
 /* The release is unpacked in dir (copied): SLUG_READY. */
 void agt_inst_release_ready(struct agt_inst *i, const char *dir);
 /* The pump's step: start i if its release is ready; true if it did. */
@@ -331,6 +338,10 @@ typedef void (*agt_health_cb)(void *arg);
 struct agt_health *agt_health_start(uv_loop_t *loop, const struct agt_spec *spec, const char *addr,
                                     agt_health_cb cb, void *arg);
 void agt_health_stop(struct agt_health *h);
+/* Why the last attempt failed ("GET /healthz answered 404", "port 5001:
+ * connection refused"), "" when none did; *answered: an HTTP status came
+ * back (the process serves, wrongly). */
+const char *agt_health_why(const struct agt_health *h, bool *answered);
 
 /* output.c: a process's stdout or stderr, line by line into the log. */
 #define AGT_LINE_MAX 8192
@@ -342,6 +353,8 @@ int agt_out_start(struct agt_out *o);
 void agt_out_close(struct agt_out *o);
 /* Shutdown: close every stream still open. */
 void agt_out_close_all(void);
+/* Echo app lines on the agent's stdout as well (never blocking). */
+void agt_out_echo(bool on);
 /* logship.c tells: there is room: queue every pending "lines dropped". */
 void agt_out_flush_drops(void);
 
@@ -371,9 +384,27 @@ void agt_pipe_spawned(struct agt_pipe *p, int pgid, int err);
 void agt_pipe_exited(struct agt_pipe *p, int64_t code, int sig);
 /* Shutdown: close every pipe at once. */
 void agt_pipe_close_all(void);
-/* `drover-agent --tty-exec COMMAND`: take stdin as the controlling terminal
- * and exec /bin/sh -c COMMAND. Returns only on failure (127). */
-int agt_pipe_tty_exec(const char *command);
+/* `drover-agent --tty-exec IDS COMMAND`, spawned as the agent's user with an
+ * empty environment: take stdin as the controlling terminal, read the app's
+ * environment from descriptor 3, become IDS ("UID:GID", or "-" to stay who
+ * we are) and exec /bin/sh -c COMMAND with that environment. Returns only on
+ * failure (127). */
+int agt_pipe_tty_exec(const char *ids, const char *command);
+/* setgroups(0), setgid, setuid, and check that they took. 0 or -errno. */
+int agt_priv_drop(uid_t uid, gid_t gid);
+
+/* reaper.c: the agent as a child subreaper. */
+/* PR_SET_CHILD_SUBREAPER, and reap adopted orphans on SIGCHLD. 0 or -errno
+ * (a kernel that refuses the prctl is only warned about). */
+int agt_reaper_start(uv_loop_t *loop);
+/* pid was spawned through libuv, which reaps it: leave it alone until its
+ * exit callback untracks it. */
+void agt_reaper_track(int pid);
+void agt_reaper_untrack(int pid);
+/* Reap every exited child that libuv does not own (also on SIGCHLD). */
+void agt_reaper_sweep(void);
+void agt_reaper_stop(void); /* closes the handle: shutdown */
+void agt_reaper_free(void); /* after uv_run */
 
 /* slugs.c: the slug cache and unpacked releases. */
 struct agt_slugs *agt_slugs_new(struct agt *a, int *err);
@@ -383,5 +414,8 @@ int agt_slugs_start(struct agt_slugs *s);
 int agt_slugs_want(struct agt_slugs *s, const struct agt_spec *spec, char *dir, size_t dirsz);
 /* Stop fetching; frees itself once no work is outstanding. */
 void agt_slugs_close(struct agt_slugs *s);
+/* An instance was forgotten: look for unused releases and slugs at the
+ * next tick (slugs.c keeps the newest two per app and what is used). */
+void agt_slugs_gc_soon(struct agt_slugs *s);
 
 #endif

@@ -140,6 +140,8 @@ agt_config_load(struct agt_config *cfg)
         cfg->heartbeat_ms = (uint32_t)v;
     if (env_u64(&e, "DROVER_LEAVE_TIMEOUT_MS", 60000, 0, 3600000, &v) == 0)
         cfg->leave_timeout_ms = (uint32_t)v;
+    if (env_u64(&e, "DROVER_ECHO_APP_LOGS", 0, 0, 1, &v) == 0)
+        cfg->echo_app_logs = v == 1;
     env_key(&e, "DROVER_CLUSTER_KEY", cfg->cluster_key);
     load_run_as(&e, cfg);
     env_check(&e);

@@ -41,6 +41,8 @@ struct agt_health {
     bool passing;        /* the last attempt succeeded ... */
     uint64_t pass_since; /* ... and so did every one since this loop time */
     bool done;           /* stopped or passed: no callback any more */
+    char path[256];
+    uint16_t port;
     uv_timer_t timer;
     uv_tcp_t tcp;
     bool tcp_open;
@@ -48,7 +50,9 @@ struct agt_health {
     uv_write_t wreq;
     char rbuf[64];
     size_t rlen;
-    int nopen; /* handles not yet closed */
+    char why[96];  /* the last failure, for the boot timeout's reason */
+    bool answered; /* the HTTP check got a status back, not a 2xx or 3xx */
+    int nopen;     /* handles not yet closed */
 };
 
 static void attempt(struct agt_health *h);
@@ -121,10 +125,12 @@ again(struct agt_health *h, uint64_t ms)
         uv_timer_start(&h->timer, on_timer, ms, 0);
 }
 
-/* An attempt failed: the window starts again at the next success. */
+/* An attempt failed (why: a few words, said by agt_health_why): the window
+ * starts again at the next success. */
 static void
-retry(struct agt_health *h)
+retry(struct agt_health *h, const char *why)
 {
+    snprintf(h->why, sizeof h->why, "%s", why);
     h->passing = false;
     again(h, RETRY_MS);
 }
@@ -145,6 +151,20 @@ succeeded(struct agt_health *h)
         pass(h);
     else
         again(h, h->min_ms - held < RETRY_MS ? h->min_ms - held : RETRY_MS);
+}
+
+/* A failure that is not an HTTP status: "GET /p: connection refused" or
+ * "port 5001: connection refused". */
+static void
+fail_text(struct agt_health *h, const char *what)
+{
+    char why[96];
+
+    if (h->kind == AGT_HEALTH_HTTP)
+        snprintf(why, sizeof why, "GET %.40s: %s", h->path, what);
+    else
+        snprintf(why, sizeof why, "port %u: %s", (unsigned)h->port, what);
+    retry(h, why);
 }
 
 /* A callback of an attempt that has already been counted (closing). */
@@ -190,7 +210,8 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (stale(h))
         return;
     if (nread < 0) {
-        retry(h);
+        fail_text(h, nread == UV_EOF ? "closed the connection without an answer"
+                                     : uv_strerror((int)nread));
         return;
     }
     h->rlen += (size_t)nread;
@@ -198,10 +219,17 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (code == 0 && h->rlen < sizeof h->rbuf - 1)
         return;
     uv_read_stop(s);
-    if (code >= 200 && code < 400)
+    if (code >= 200 && code < 400) {
         succeeded(h);
-    else
-        retry(h);
+    } else if (code > 0) {
+        char why[96];
+
+        snprintf(why, sizeof why, "GET %.64s answered %d", h->path, code);
+        h->answered = true;
+        retry(h, why);
+    } else {
+        fail_text(h, "answered something that is not HTTP");
+    }
 }
 
 static void
@@ -212,7 +240,7 @@ on_write(uv_write_t *w, int status)
     if (stale(h))
         return;
     if (status < 0)
-        retry(h);
+        fail_text(h, uv_strerror(status));
 }
 
 static void
@@ -224,7 +252,7 @@ on_connect(uv_connect_t *c, int status)
     if (stale(h))
         return;
     if (status < 0) {
-        retry(h);
+        fail_text(h, uv_strerror(status));
         return;
     }
     if (h->kind == AGT_HEALTH_TCP) {
@@ -235,7 +263,7 @@ on_connect(uv_connect_t *c, int status)
     b = uv_buf_init(h->req, (unsigned)strlen(h->req));
     if (uv_write(&h->wreq, (uv_stream_t *)&h->tcp, &b, 1, on_write) < 0 ||
         uv_read_start((uv_stream_t *)&h->tcp, on_alloc, on_read) < 0)
-        retry(h);
+        fail_text(h, "cannot send the request");
 }
 
 static void
@@ -249,7 +277,7 @@ attempt(struct agt_health *h)
     h->tcp_open = true;
     h->nopen++;
     if (uv_tcp_connect(&h->creq, &h->tcp, (const struct sockaddr *)&h->addr, on_connect) < 0)
-        retry(h);
+        fail_text(h, "cannot connect");
 }
 
 struct agt_health *
@@ -265,6 +293,8 @@ agt_health_start(uv_loop_t *loop, const struct agt_spec *spec, const char *addr,
     h->cb = cb;
     h->arg = arg;
     h->min_ms = spec->min_healthy_ms;
+    snprintf(h->path, sizeof h->path, "%s", spec->http_path);
+    h->port = spec->port;
     h->creq.data = h;
     h->wreq.data = h;
     if (uv_ip4_addr(addr, spec->port, (struct sockaddr_in *)&h->addr) < 0 &&
@@ -283,6 +313,13 @@ agt_health_start(uv_loop_t *loop, const struct agt_spec *spec, const char *addr,
     else
         attempt(h);
     return h;
+}
+
+const char *
+agt_health_why(const struct agt_health *h, bool *answered)
+{
+    *answered = h->answered;
+    return h->why;
 }
 
 void

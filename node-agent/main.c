@@ -51,8 +51,8 @@ main(int argc, char **argv)
     struct agt *a;
     int rc;
 
-    if (argc == 3 && strcmp(argv[1], "--tty-exec") == 0)
-        return agt_pipe_tty_exec(argv[2]); /* internal: see pipe.c */
+    if (argc == 4 && strcmp(argv[1], "--tty-exec") == 0)
+        return agt_pipe_tty_exec(argv[2], argv[3]); /* internal: see pipe.c */
     if (argc > 1) {
         bool help = strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0;
 

@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * output.c: an instance's stdout or stderr, one log event per line.
+ * output.c: an instance's stdout or stderr, line by line into the app's
+ * log stream (logship.c). The agent's own stdout carries only its own
+ * events: under systemd an echo of every app line doubles the journal, and
+ * a slow journal would stall the loop. DROVER_ECHO_APP_LOGS=1 echoes them
+ * for debugging, without ever blocking (lines stdout cannot take at once
+ * are dropped there):
  *
  *   event=output app=shop inst=web.1 stream=stdout line="GET / 200"
  *
@@ -11,8 +16,8 @@
  * bound. Values are quoted here, not with log_q(), which truncates near
  * 900 bytes.
  *
- * Each line also goes to the app's log stream (logship.c), with this
- * stream's own count of lines the shipping queue had to refuse.
+ * Each line goes to the app's log stream with this stream's own count of
+ * lines the shipping queue had to refuse.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -60,6 +65,15 @@ quote(const char *s, size_t n, char *out)
     *p = '\0';
 }
 
+/* DROVER_ECHO_APP_LOGS: loop thread only. */
+static bool echo;
+
+void
+agt_out_echo(bool on)
+{
+    echo = on;
+}
+
 static void
 emit(struct agt_out *o, const char *line, size_t n)
 {
@@ -67,8 +81,13 @@ emit(struct agt_out *o, const char *line, size_t n)
 
     if (n > 0 && line[n - 1] == '\r')
         n--;
-    quote(line, n, q);
-    log_info("output", "app=%s inst=%s stream=%s line=%s", o->app, o->inst, o->stream, q);
+    if (echo) {
+        /* A debugging aid: never blocks, so a slow stdout costs lines here,
+         * not the loop. */
+        quote(line, n, q);
+        log_event_try(LOG_INFO, "output", "app=%s inst=%s stream=%s line=%s", o->app, o->inst,
+                      o->stream, q);
+    }
     agt_logs_line(o->app, o->inst, strcmp(o->stream, "stderr") == 0, line, n, &o->drops);
 }
 

@@ -24,6 +24,7 @@
  * heartbeats (or answered with something that does not open) is re-sealed
  * and sent again by the tick.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -84,6 +85,7 @@ struct agt_slugs {
     uv_timer_t tick;
     int pending; /* work and fs requests in flight, plus the tick timer */
     bool closing;
+    bool gc_wanted, gc_running; /* see gc_start */
 };
 
 struct verify_job {
@@ -161,7 +163,8 @@ retry_delay(uint32_t failures)
 /* ---- telling the agent ---- */
 
 static void
-rel_done(struct agt_slugs *s, struct rel *r, int err, const char *reason)
+rel_done(struct agt_slugs *s, struct rel *r, int err, Drover__InstanceCause cause,
+         const char *reason)
 {
     if (err < 0) {
         r->st = R_FAILED;
@@ -170,8 +173,9 @@ rel_done(struct agt_slugs *s, struct rel *r, int err, const char *reason)
     } else {
         r->st = R_READY;
         r->failures = 0;
+        s->gc_wanted = true; /* an older release may be garbage now */
     }
-    agt_release_ready(s->agt, r->app, r->release, r->sha, r->dir, err, reason);
+    agt_release_ready(s->agt, r->app, r->release, r->sha, r->dir, err, cause, reason);
 }
 
 /* The slug of f is in the cache, or could not be had. */
@@ -192,9 +196,12 @@ fetch_done(struct agt_slugs *s, struct fetch *f, int err, const char *reason)
     for (struct rel *r = s->rels; r; r = r->next) {
         if (r->st != R_WAIT || strcmp(r->sha, f->sha) != 0)
             continue;
-        if (err < 0)
-            rel_done(s, r, err, reason);
-        else
+        if (err < 0) {
+            char why[200];
+
+            snprintf(why, sizeof why, "cannot fetch its slug: %s", reason);
+            rel_done(s, r, err, DROVER__INSTANCE_CAUSE__CAUSE_FETCH_FAILED, why);
+        } else
             unpack_start(s, r);
     }
 }
@@ -251,7 +258,7 @@ unpack_after(uv_work_t *w, int status)
         else
             log_info("unpacked", "app=%s release=%u dir=%s", j->r->app, (unsigned)j->r->release,
                      log_q(j->r->dir));
-        rel_done(s, j->r, j->rc, j->err);
+        rel_done(s, j->r, j->rc, DROVER__INSTANCE_CAUSE__CAUSE_UNPACK_FAILED, j->err);
     }
     free(j);
     maybe_free(s);
@@ -281,7 +288,7 @@ unpack_start(struct agt_slugs *s, struct rel *r)
 out:
     free(j);
     if (rc < 0)
-        rel_done(s, r, rc, "cannot start unpacking");
+        rel_done(s, r, rc, DROVER__INSTANCE_CAUSE__CAUSE_UNPACK_FAILED, "cannot start unpacking");
 }
 
 /* ---- verifying, off the loop ---- */
@@ -579,11 +586,285 @@ sha_wanted(struct agt_slugs *s, const char *sha)
     return false;
 }
 
+/* ---- garbage: releases and slugs that no instance uses ---- */
+
+/*
+ * Every deploy leaves an unpacked release and a cached slug behind; without
+ * this a node's disk fills. After a release is unpacked, and after an
+ * instance is forgotten, each app keeps its GC_KEEP newest unpacked releases
+ * (a rollback to the last one starts at once) and every release an instance
+ * here still uses; a slug stays while a kept release was unpacked from it,
+ * or while a release waits for it. The rest is renamed to a ".gc-" name on
+ * the loop thread (so that nothing here can hand it out again: its entries
+ * are dropped at the same time, and a later want fetches and unpacks it
+ * afresh) and removed in the thread pool. It waits while anything is being
+ * fetched, verified or unpacked.
+ */
+#define GC_KEEP 2
+
+struct gc_job {
+    uv_work_t w;
+    struct agt_slugs *s;
+    char (*paths)[PATH_MAX];
+    size_t n, cap, removed;
+};
+
+struct vdir {
+    uint32_t v;
+    char name[NAME_MAX + 1];
+};
+
+static int
+gc_add(struct gc_job *g, const char *dir, const char *name)
+{
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 16;
+        char(*p)[PATH_MAX] = realloc(g->paths, cap * sizeof(*p));
+
+        if (!p)
+            return -ENOMEM;
+        g->paths = p;
+        g->cap = cap;
+    }
+    return strfmt(g->paths[g->n], sizeof g->paths[0], "%s/%s", dir, name) < 0 ? -ENAMETOOLONG
+                                                                              : (g->n++, 0);
+}
+
+/* Rename dir/name to dir/.gc-name and queue it for removal. */
+static int
+gc_doom(struct gc_job *g, const char *dir, const char *name)
+{
+    char from[PATH_MAX], to[PATH_MAX];
+    char gcname[NAME_MAX + 8];
+
+    snprintf(gcname, sizeof gcname, ".gc-%s", name);
+    if (strfmt(from, sizeof from, "%s/%s", dir, name) < 0 ||
+        strfmt(to, sizeof to, "%s/%s", dir, gcname) < 0 || rename(from, to) < 0)
+        return -errno;
+    return gc_add(g, dir, gcname);
+}
+
+static int
+vdir_newest_first(const void *x, const void *y)
+{
+    const struct vdir *a = x, *b = y;
+
+    return a->v > b->v ? -1 : a->v < b->v;
+}
+
+static void
+rel_drop(struct agt_slugs *s, const char *app, uint32_t release)
+{
+    for (struct rel **pp = &s->rels; *pp;) {
+        struct rel *r = *pp;
+
+        if (r->st == R_READY && r->release == release && strcmp(r->app, app) == 0) {
+            *pp = r->next;
+            free(r);
+        } else {
+            pp = &r->next;
+        }
+    }
+}
+
+/* One app's releases: keep the newest GC_KEEP and the used ones; their
+ * 12-digit sha prefixes go to kept (count in *nkept, at most maxkept). */
+static void
+gc_app(struct agt_slugs *s, struct gc_job *g, const char *app, const char *dir, char (*kept)[13],
+       size_t *nkept, size_t maxkept)
+{
+    struct vdir *v = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    DIR *d = opendir(dir);
+
+    if (!d)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        unsigned ver;
+        char sha[13];
+        int end = 0;
+
+        if (strncmp(de->d_name, ".gc-", 4) == 0) {
+            gc_add(g, dir, de->d_name); /* left by an earlier run */
+            continue;
+        }
+        if (sscanf(de->d_name, "v%u-%12[0-9a-f]%n", &ver, sha, &end) != 2 ||
+            de->d_name[end] != '\0')
+            continue; /* ".", "..", "vN-SHA.tmp" being unpacked */
+        if (n == cap) {
+            struct vdir *p = realloc(v, (cap = cap ? cap * 2 : 8) * sizeof *p);
+
+            if (!p)
+                break;
+            v = p;
+        }
+        v[n].v = ver;
+        snprintf(v[n].name, sizeof v[n].name, "%s", de->d_name);
+        n++;
+    }
+    closedir(d);
+    if (n > 1)
+        qsort(v, n, sizeof *v, vdir_newest_first);
+    for (size_t k = 0; k < n; k++) {
+        if (k < GC_KEEP || agt_release_used(s->agt, app, v[k].v)) {
+            if (*nkept < maxkept)
+                snprintf(kept[(*nkept)++], 13, "%.12s", strchr(v[k].name, '-') + 1);
+            continue;
+        }
+        rel_drop(s, app, v[k].v);
+        if (gc_doom(g, dir, v[k].name) == 0)
+            log_info("release_removed", "app=%s dir=%s", app, v[k].name);
+    }
+    free(v);
+}
+
+/* Is sha still needed: a kept release's, or one a release waits for? */
+static bool
+slug_needed(const struct agt_slugs *s, const char *sha, char (*kept)[13], size_t nkept)
+{
+    for (size_t k = 0; k < nkept; k++)
+        if (strncmp(kept[k], sha, 12) == 0)
+            return true;
+    for (const struct rel *r = s->rels; r; r = r->next)
+        if (r->st != R_READY && strcmp(r->sha, sha) == 0)
+            return true;
+    for (const struct fetch *f = s->fetches; f; f = f->next)
+        if (strcmp(f->sha, sha) == 0 && f->st != F_READY && f->st != F_FAILED)
+            return true;
+    return false;
+}
+
+static void
+fetch_drop(struct agt_slugs *s, const char *sha)
+{
+    for (struct fetch **pp = &s->fetches; *pp;) {
+        struct fetch *f = *pp;
+
+        if (f != s->active && (f->st == F_READY || f->st == F_FAILED) && strcmp(f->sha, sha) == 0) {
+            *pp = f->next;
+            free(f);
+        } else {
+            pp = &f->next;
+        }
+    }
+}
+
+static void
+gc_slugs(struct agt_slugs *s, struct gc_job *g, char (*kept)[13], size_t nkept)
+{
+    char dir[PATH_MAX], sha[65];
+    struct dirent *de;
+    DIR *d;
+
+    if (strfmt(dir, sizeof dir, "%s/slugs", s->cfg->data_dir) < 0 || !(d = opendir(dir)))
+        return;
+    while ((de = readdir(d)) != NULL) {
+        int end = 0;
+
+        if (strncmp(de->d_name, ".gc-", 4) == 0) {
+            gc_add(g, dir, de->d_name);
+            continue;
+        }
+        if (sscanf(de->d_name, "%64[0-9a-f].tar.gz%n", sha, &end) != 1 || end == 0 ||
+            de->d_name[end] != '\0' || strlen(sha) != 64 || slug_needed(s, sha, kept, nkept))
+            continue;
+        fetch_drop(s, sha);
+        if (gc_doom(g, dir, de->d_name) == 0)
+            log_info("slug_removed", "sha=%s", sha);
+    }
+    closedir(d);
+}
+
+static void
+gc_work(uv_work_t *w)
+{
+    struct gc_job *g = w->data;
+
+    for (size_t k = 0; k < g->n; k++)
+        if (rm_rf(g->paths[k]) == 0)
+            g->removed++;
+}
+
+static void
+gc_after(uv_work_t *w, int status)
+{
+    struct gc_job *g = w->data;
+    struct agt_slugs *s = g->s;
+
+    s->pending--;
+    s->gc_running = false;
+    free(g->paths);
+    free(g);
+    maybe_free(s);
+}
+
+static bool
+busy(const struct agt_slugs *s)
+{
+    if (s->active)
+        return true;
+    for (const struct fetch *f = s->fetches; f; f = f->next)
+        if (f->st == F_VERIFYING || f->st == F_FETCHING)
+            return true;
+    for (const struct rel *r = s->rels; r; r = r->next)
+        if (r->st == R_UNPACKING)
+            return true;
+    return false;
+}
+
+static void
+gc_start(struct agt_slugs *s)
+{
+    char root[PATH_MAX], dir[PATH_MAX], kept[256][13];
+    size_t nkept = 0;
+    struct gc_job *g;
+    struct dirent *de;
+    DIR *d;
+
+    if (busy(s))
+        return; /* the next tick tries again */
+    s->gc_wanted = false;
+    if (!(g = calloc(1, sizeof *g)))
+        return;
+    g->s = s;
+    g->w.data = g;
+    if (strfmt(root, sizeof root, "%s/releases", s->cfg->data_dir) == 0 && (d = opendir(root))) {
+        while ((de = readdir(d)) != NULL) {
+            if (de->d_name[0] == '.' || strfmt(dir, sizeof dir, "%s/%s", root, de->d_name) < 0)
+                continue;
+            gc_app(s, g, de->d_name, dir, kept, &nkept, sizeof kept / sizeof kept[0]);
+        }
+        closedir(d);
+    }
+    /* Past 256 kept releases, keep every slug rather than guess. */
+    if (nkept < sizeof kept / sizeof kept[0])
+        gc_slugs(s, g, kept, nkept);
+    if (g->n == 0 || uv_queue_work(s->loop, &g->w, gc_work, gc_after) < 0) {
+        /* Nothing to remove (or no thread: the .gc- names go next time). */
+        free(g->paths);
+        free(g);
+        return;
+    }
+    s->gc_running = true;
+    s->pending++;
+}
+
+void
+agt_slugs_gc_soon(struct agt_slugs *s)
+{
+    if (s)
+        s->gc_wanted = true;
+}
+
 static void
 on_tick(uv_timer_t *t)
 {
     struct agt_slugs *s = t->data;
     uint64_t now = now_ms();
+
+    if (s->gc_wanted && !s->gc_running && !s->closing)
+        gc_start(s);
 
     /* The request on the socket was lost, or its answer did not open. */
     if (s->active && !s->writing &&
@@ -724,7 +1005,8 @@ agt_slugs_new(struct agt *a, int *err)
         goto out;
     uv_timer_init(s->loop, &s->tick);
     s->tick.data = s;
-    s->pending = 1; /* the tick timer */
+    s->pending = 1;      /* the tick timer */
+    s->gc_wanted = true; /* what an earlier run left */
 out:
     if (rc < 0 && s) {
         if (s->sock)

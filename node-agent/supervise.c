@@ -46,6 +46,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "agt.h"
 #include "log.h"
@@ -229,6 +231,7 @@ agt_state_wire(enum agt_state st)
 struct agt_run {
     uv_process_t proc;
     struct agt_inst *inst; /* NULL once it has exited */
+    int pid;               /* tracked by reaper.c until its exit */
 };
 
 struct agt_inst {
@@ -248,9 +251,11 @@ struct agt_inst {
     struct agt_run *run; /* the live process, or NULL */
     int pgid;            /* its group; kept until the exit has been handled */
     struct agt_health *health;
-    uint64_t stop_seq;     /* see agt_reports() */
-    struct agt_pipe *pipe; /* attached one-off, until its exit */
-    char reason[128];      /* why it last crashed or ended */
+    uint64_t stop_seq;           /* see agt_reports() */
+    struct agt_pipe *pipe;       /* attached one-off, until its exit */
+    char reason[128];            /* why it last crashed or ended */
+    char boot_why[96];           /* boot timeout: what the health check last saw */
+    Drover__InstanceCause cause; /* what reason is about */
 };
 
 static uint32_t
@@ -379,6 +384,7 @@ on_exit_cb(uv_process_t *p, int64_t status, int sig)
     struct agt_run *run = p->data;
     struct agt_inst *i = run->inst;
 
+    agt_reaper_untrack(run->pid);
     uv_close((uv_handle_t *)p, on_run_close);
     if (!i)
         return;
@@ -394,6 +400,31 @@ on_exit_cb(uv_process_t *p, int64_t status, int sig)
     agt_inst_event(i, i->spec->oneoff ? AGT_EV_DONE : AGT_EV_EXITED);
 }
 
+/* env ("K=V" strings, NULL-terminated) written NUL after NUL into a memfd,
+ * rewound, in *fd. 0 or -errno. */
+static int
+env_memfd(char **env, int *fd)
+{
+    int f = memfd_create("drover-env", MFD_CLOEXEC);
+
+    if (f < 0)
+        return -errno;
+    for (size_t k = 0; env[k]; k++) {
+        size_t len = strlen(env[k]) + 1;
+
+        if (write(f, env[k], len) != (ssize_t)len) {
+            close(f);
+            return -EIO;
+        }
+    }
+    if (lseek(f, 0, SEEK_SET) < 0) {
+        close(f);
+        return -errno;
+    }
+    *fd = f;
+    return 0;
+}
+
 /* 0, or a negative errno with the reason logged. */
 static int
 spawn(struct agt_inst *i)
@@ -401,15 +432,18 @@ spawn(struct agt_inst *i)
     uv_loop_t *loop = agt_loop(i->agt);
     char sh[] = "/bin/sh", dash_c[] = "-c", tty_exec[] = "--tty-exec";
     char *script = agt_shell_command(i->spec->command);
-    char *args[] = {sh, dash_c, script, NULL};
-    char exe[PATH_MAX];
+    char *args[] = {sh, dash_c, script, NULL, NULL};
+    char exe[PATH_MAX], ids[32] = "-";
+    char *no_env[] = {NULL};
+    bool helper = false;
+    int envfd = -1;
     size_t exelen = sizeof exe;
     char **env = NULL;
     struct agt_run *run = NULL;
     struct agt_out *out = NULL, *err = NULL;
     struct agt_pipe *pipe = NULL;
     uv_process_options_t o;
-    uv_stdio_container_t io[3];
+    uv_stdio_container_t io[4];
     int rc;
 
     rc = -ENOMEM;
@@ -435,9 +469,24 @@ spawn(struct agt_inst *i)
                 pipe = NULL;
                 goto out;
             }
+            /* It starts as the agent's user: the app's environment must
+             * not reach its dynamic loader (LD_PRELOAD ...), so it comes on
+             * descriptor 3 and only /bin/sh gets it, after the drop. */
+            if ((rc = env_memfd(env, &envfd)) < 0) {
+                agt_pipe_spawned(pipe, 0, rc);
+                pipe = NULL;
+                goto out;
+            }
+            io[3].flags = UV_INHERIT_FD;
+            io[3].data.fd = envfd;
+            if (agt_cfg(i->agt)->drop)
+                snprintf(ids, sizeof ids, "%u:%u", (unsigned)agt_cfg(i->agt)->run_uid,
+                         (unsigned)agt_cfg(i->agt)->run_gid);
             args[0] = exe;
             args[1] = tty_exec;
-            args[2] = i->spec->command; /* an interactive shell, as typed */
+            args[2] = ids;
+            args[3] = i->spec->command; /* an interactive shell, as typed */
+            helper = true;              /* it drops privileges itself, after TIOCSCTTY */
         }
     } else {
         out = agt_out_new(loop, i->spec->app, i->spec->name, "stdout");
@@ -452,17 +501,17 @@ spawn(struct agt_inst *i)
     }
     o.file = args[0];
     o.args = args;
-    o.env = env;
+    o.env = helper ? no_env : env; /* never NULL: that would pass the agent's own */
     o.cwd = i->dir;
     o.flags = UV_PROCESS_DETACHED; /* setsid: its own session and process group */
-    if (agt_cfg(i->agt)->drop) {
+    if (agt_cfg(i->agt)->drop && !helper) {
         /* Root agent: the process runs as DROVER_RUN_AS; libuv also drops
          * supplementary groups (setgroups(0)) before setgid/setuid. */
         o.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
         o.uid = (uv_uid_t)agt_cfg(i->agt)->run_uid;
         o.gid = (uv_gid_t)agt_cfg(i->agt)->run_gid;
     }
-    o.stdio_count = 3;
+    o.stdio_count = helper ? 4 : 3;
     o.stdio = io;
     o.exit_cb = on_exit_cb;
     run->proc.data = run;
@@ -477,6 +526,8 @@ spawn(struct agt_inst *i)
         pipe = NULL;
         goto out;
     }
+    run->pid = run->proc.pid;
+    agt_reaper_track(run->pid); /* libuv reaps it, not reaper.c */
     if (pipe) {
         agt_pipe_spawned(pipe, run->proc.pid, 0);
         i->pipe = pipe;
@@ -497,6 +548,8 @@ out:
     if (rc < 0)
         log_error("spawn_failed", "app=%s inst=%s err=%s", i->spec->app, i->spec->name,
                   log_q(uv_strerror(rc)));
+    if (envfd >= 0)
+        close(envfd); /* the helper has its copy */
     agt_env_free(env);
     free(script);
     free(run);
@@ -519,6 +572,22 @@ exit_text(const struct agt_inst *i, char *out, size_t outsz)
         snprintf(out, outsz, "exit code %d", (int)i->sup.exit_code);
     else
         snprintf(out, outsz, "did not start");
+}
+
+/* The boot timeout fired: remember what the health check last saw, and
+ * whether the process answered (wrongly) or not at all. */
+static void
+boot_timeout_seen(struct agt_inst *i)
+{
+    bool answered = false;
+    const char *why = i->health ? agt_health_why(i->health, &answered) : "";
+
+    if (i->sup.state != AGT_STARTING)
+        return;
+    snprintf(i->boot_why, sizeof i->boot_why, "%s", why);
+    i->boot_timed_out = true; /* said in the reason of the crash it causes */
+    i->cause = answered ? DROVER__INSTANCE_CAUSE__CAUSE_HEALTH_FAILED
+                        : DROVER__INSTANCE_CAUSE__CAUSE_BOOT_TIMEOUT;
 }
 
 /* Carry out a transition's actions, except SPAWN (agt_inst_event spawns,
@@ -549,14 +618,22 @@ act(struct agt_inst *i, unsigned acts)
         watch_group(i);
     if (acts & AGT_A_BACKOFF) {
         /* The exit itself is in exit_code / exit_signal. */
+        char next[48];
+
+        if (i->sup.backoff_ms == 0)
+            snprintf(next, sizeof next, "restarting");
+        else
+            snprintf(next, sizeof next, "restart %u in %.1f s", (unsigned)i->sup.restarts,
+                     (double)i->sup.backoff_ms / 1000.0);
         if (i->boot_timed_out)
             snprintf(i->reason, sizeof i->reason,
-                     "not healthy within %.1f s (killed); restart %u in %.1f s",
-                     (double)i->spec->boot_timeout_ms / 1000.0, (unsigned)i->sup.restarts,
-                     (double)i->sup.backoff_ms / 1000.0);
+                     "not healthy within %.1f s%s%.50s (killed); %.29s",
+                     (double)i->spec->boot_timeout_ms / 1000.0, i->boot_why[0] ? ": " : "",
+                     i->boot_why, next);
+        else if (i->cause == DROVER__INSTANCE_CAUSE__CAUSE_SPAWN_FAILED)
+            snprintf(i->reason, sizeof i->reason, "could not start; %.40s", next);
         else
-            snprintf(i->reason, sizeof i->reason, "restart %u in %.1f s", (unsigned)i->sup.restarts,
-                     (double)i->sup.backoff_ms / 1000.0);
+            snprintf(i->reason, sizeof i->reason, "%.40s", next);
         i->boot_timed_out = false;
         arm(i, i->sup.backoff_ms, AGT_EV_BACKOFF_EXPIRED);
         log_info("restart_scheduled", "app=%s inst=%s restarts=%u in_ms=%" PRIu64, i->spec->app,
@@ -573,14 +650,18 @@ agt_inst_event(struct agt_inst *i, enum agt_event ev)
         unsigned acts;
 
         agt_sup_next(from, ev, &acts, &ignored);
+        if (!ignored && (acts & AGT_A_CRASH))
+            i->cause = ev == AGT_EV_SPAWN_FAILED ? DROVER__INSTANCE_CAUSE__CAUSE_SPAWN_FAILED
+                       : i->boot_timed_out       ? i->cause /* set by boot_timeout_seen */
+                                                 : DROVER__INSTANCE_CAUSE__CAUSE_CRASHED;
         if (ignored) {
             log_debug("event_ignored", "app=%s inst=%s state=%s event=%s", i->spec->app,
                       i->spec->name, agt_state_name(from), agt_event_name(ev));
             return;
         }
-        acts = agt_sup_apply(&i->sup, ev, now_ms(), rnd32());
         if (ev == AGT_EV_BOOT_TIMEOUT)
-            i->boot_timed_out = true; /* said in the reason of the crash it causes */
+            boot_timeout_seen(i); /* before act() stops the check */
+        acts = agt_sup_apply(&i->sup, ev, now_ms(), rnd32());
         if (i->sup.state != from) {
             log_info("instance_state", "app=%s inst=%s id=%" PRIu64 " from=%s to=%s on=%s",
                      i->spec->app, i->spec->name, i->spec->id, agt_state_name(from),
@@ -591,13 +672,16 @@ agt_inst_event(struct agt_inst *i, enum agt_event ev)
             health_stop(i);
         }
         act(i, acts);
-        if (i->sup.state == AGT_UP)
+        if (i->sup.state == AGT_UP) {
             i->reason[0] = '\0';
+            i->cause = DROVER__INSTANCE_CAUSE__CAUSE_NONE;
+        }
         if (ev == AGT_EV_DONE && i->sup.state == AGT_STOPPED) {
             char last[48];
 
             exit_text(i, last, sizeof last);
             snprintf(i->reason, sizeof i->reason, "exited: %s", last);
+            i->cause = DROVER__INSTANCE_CAUSE__CAUSE_EXITED;
         }
         /* Outside a drain the leader's exit got the group killed: it is gone
          * or going. A drain keeps the group until GROUP_GONE. */
@@ -686,6 +770,14 @@ agt_inst_free(struct agt_inst *i)
 }
 
 void
+agt_inst_release_failed(struct agt_inst *i, Drover__InstanceCause cause, const char *why)
+{
+    i->cause = cause;
+    snprintf(i->reason, sizeof i->reason, "%s", why);
+    agt_inst_event(i, AGT_EV_SLUG_FAILED);
+}
+
+void
 agt_inst_release_ready(struct agt_inst *i, const char *dir)
 {
     snprintf(i->dir, sizeof i->dir, "%s", dir);
@@ -735,6 +827,7 @@ agt_inst_report(const struct agt_inst *i, Drover__InstanceReport *r)
     r->exit_signal = i->sup.exit_signal;
     r->since_ms = i->sup.since_ms;
     r->reason = (char *)i->reason; /* borrowed, as above */
+    r->cause = i->cause;
 }
 
 const char *

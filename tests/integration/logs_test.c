@@ -44,7 +44,8 @@ start_cluster(const char *test, int base, int port0)
     for (int i = 0; i < 3; i++) {
         snprintf(name, sizeof(name), "n%d", i + 1);
         snprintf(range, sizeof(range), "%d-%d", port0 + 50 * i, port0 + 50 * i + 49);
-        idx = h_start_agent(&C, name, range, NULL);
+        /* The flood's end is seen in the agents' own output. */
+        idx = h_start_agent(&C, name, range, (const char *const[]){"DROVER_ECHO_APP_LOGS=1", NULL});
         cr_assert(h_wait_log(&C, idx, "event=ready", 10000), "agent %s not ready", name);
     }
     cr_assert_eq(CLI(NULL, NULL, "apps:create", "shop"), 0);

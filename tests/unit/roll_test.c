@@ -473,7 +473,8 @@ Test(roll, a_boot_timeout_is_said_as_such, .timeout = 2)
     }
     cr_assert_not_null(in);
     in->exit_signal = 9;
-    strcpy(in->reason, "not healthy within 60.0 s (killed); restart 1 in 0.0 s");
+    strcpy(in->reason, "not healthy within 60.0 s (killed); restarting");
+    in->cause = DROVER__INSTANCE_CAUSE__CAUSE_BOOT_TIMEOUT;
     ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_CRASHED, 2001);
     cr_assert_str_eq(app->deploy.reason, "web.1 was not healthy within 60.0 s (killed)");
 }
