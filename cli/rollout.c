@@ -96,6 +96,40 @@ judge(const char *app, uint32_t release, const Drover__DeployInfo *d)
     return -EIO;
 }
 
+/* The last lines release.N wrote, on stderr: why its release phase failed.
+ * The agent ships output in batches, so wait a little for the first line. */
+static void
+release_output(struct cli_client *c, const char *app, uint32_t release)
+{
+    Drover__Message req = DROVER__MESSAGE__INIT;
+    Drover__LogsReq body = DROVER__LOGS_REQ__INIT;
+    char source[32];
+
+    snprintf(source, sizeof(source), "release.%u", release);
+    body.app = (char *)app;
+    body.lines = 20;
+    body.source = source;
+    req.body_case = DROVER__MESSAGE__BODY_LOGS_REQ;
+    req.logs_req = &body;
+    for (int tries = 0; tries < 10; tries++) {
+        Drover__Message *rep = NULL;
+        size_t n;
+
+        if (cli_call(c, &req, DROVER__MESSAGE__BODY_LOGS_REP, &rep) < 0)
+            return;
+        n = rep->logs_rep->n_lines;
+        if (n > 0 || tries == 9) {
+            fprintf(stderr, n > 0 ? "Last lines of %s:\n" : "%s wrote nothing\n", source);
+            for (size_t i = 0; i < n; i++)
+                fprintf(stderr, "  %s\n", cli_str(rep->logs_rep->lines[i]->text));
+        }
+        wire_msg_free(rep);
+        if (n > 0)
+            return;
+        cli_sleep_ms(POLL_MS);
+    }
+}
+
 static int
 ask(struct cli_client *c, const char *app, Drover__Message **rep)
 {
@@ -121,6 +155,7 @@ cli_rollout_wait(struct cli_client *c, const char *app, uint32_t release, uint32
 {
     static struct shown shown; /* large; the CLI is single-threaded */
     uint64_t deadline = cli_mono_ms() + (uint64_t)timeout_s * 1000;
+    bool told_phase = false;
     int rc;
 
     memset(&shown, 0, sizeof(shown));
@@ -135,10 +170,19 @@ cli_rollout_wait(struct cli_client *c, const char *app, uint32_t release, uint32
         if (d->release > release) {
             cli_fail("v%u was superseded by v%u", release, d->release);
             rc = -ECANCELED;
+        } else if (d->release == release && strcmp(cli_str(d->state), "releasing") == 0) {
+            if (!told_phase)
+                printf("Running release phase (release.%u) ...\n", release);
+            told_phase = true;
         } else if (d->release == release) {
+            if (told_phase && strcmp(cli_str(d->state), "failed") != 0)
+                printf("Release phase (release.%u) done.\n", release);
+            told_phase = false;
             for (size_t i = 0; i < d->n_types; i++)
                 show(&shown, d->types[i], release);
             rc = judge(app, release, d);
+            if (rc == -EIO && strncmp(cli_str(d->reason), "release phase failed", 20) == 0)
+                release_output(c, app, release);
         }
         fflush(stdout);
         wire_msg_free(rep);

@@ -129,6 +129,7 @@ apply_report(struct ctl_model *m, struct ctl_node *n, Drover__InstanceReport **v
             ctl_inst_touch(m, in);
         }
         if (in->oneoff && r->state == DROVER__INSTANCE_STATE__ST_STOPPED) {
+            ctl_relphase_ended(m, in, true);
             oneoff_done(m, in, in->reason[0] != '\0' ? in->reason : "exited");
             continue;
         }
@@ -155,6 +156,7 @@ apply_report(struct ctl_model *m, struct ctl_node *n, Drover__InstanceReport **v
         } else if (in->oneoff && in->state != DROVER__INSTANCE_STATE__ST_PENDING) {
             /* It ran and the agent no longer has it (it restarted): a
              * one-off is never started twice. */
+            ctl_relphase_ended(m, in, false);
             oneoff_done(m, in, "gone: its agent no longer runs it");
         } else if (in->state != DROVER__INSTANCE_STATE__ST_PENDING) {
             ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_PENDING, now_ms());

@@ -113,17 +113,18 @@ formation_entries(struct api_req *q, const struct ctl_app *a, size_t *n)
         return NULL;
     for (i = 0; i < rel->ntypes; i++) {
         const struct ctl_formation *f = ctl_formation_find(a, rel->types[i].name);
-        Drover__FormationEntry *e = ctl_arena_alloc(q->ar, sizeof(*e));
+        Drover__FormationEntry *e;
 
-        if (e == NULL)
+        if (strcmp(rel->types[i].name, ctl_release_type_name) == 0)
+            continue; /* the release phase: never in the formation */
+        if ((e = ctl_arena_alloc(q->ar, sizeof(*e))) == NULL)
             return NULL;
         drover__formation_entry__init(e);
         e->type = (char *)rel->types[i].name;
         e->quantity = f != NULL ? (int32_t)f->quantity : 0;
         e->command = rel->types[i].command;
-        v[i] = e;
+        v[(*n)++] = e;
     }
-    *n = rel->ntypes;
     return v;
 }
 
@@ -280,12 +281,16 @@ release_make(struct ctl *ctl, struct ctl_app *a, const char *sha, uint64_t size,
     }
     if ((rc = ctl_release_append(a, r)) < 0)
         goto fail;
-    a->current = r->version;
     ctl_app_touch(m, a, true, false, true);
     log_info("release_created", "app=%s version=%u slug=%s types=%zu description=%s", a->name,
              r->version, r->slug_sha256, r->ntypes, log_q(r->description));
     ctl_logs_event(ctl->logs, a->name, "release v%u created: %s", r->version, r->description);
     *out = r;
+    if (ctl_relphase_wanted(r)) { /* current once its release phase succeeded */
+        ctl_relphase_start(m, a, r, now_ms());
+        return 0;
+    }
+    a->current = r->version;
     ctl_deploy_start(m, a, now_ms());
     rc = ctl_reconcile_app(m, a, now_ms());
     if (rc < 0)
@@ -554,6 +559,12 @@ api_scale(struct api_req *q, const Drover__ScaleReq *r)
         if (e == NULL || !str_ok(e->type, TYPE_NAME_MAX) || !name_type_valid(e->type))
             return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
                         "invalid process type (want [a-z][a-z0-9_-], at most 30 characters)");
+        if (strcmp(e->type, ctl_release_type_name) == 0)
+            return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
+                        "release is not a formation type: its command runs once per new "
+                        "release, before the release starts (run it by hand with: drover run "
+                        "%s --type release)",
+                        a->name);
         if (ctl_release_type(rel, e->type) == NULL)
             return fail(q, DROVER__ERROR_CODE__ERR_NOT_FOUND,
                         "no process type '%s' in v%u (types: %s)", e->type, rel->version,

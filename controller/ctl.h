@@ -39,7 +39,8 @@ struct ctl_endpoints;
 #define CTL_DEFAULT_BOOT_TIMEOUT_MS 60000u
 #define CTL_DEFAULT_MIN_HEALTHY_MS 1000u
 #define CTL_DEFAULT_DEPLOY_TIMEOUT_MS 300000u
-#define CTL_DEFAULT_SHUTDOWN_DELAY_MS 1000u /* web; other types 0 */
+#define CTL_DEFAULT_SHUTDOWN_DELAY_MS 1000u     /* web; other types 0 */
+#define CTL_DEFAULT_RELEASE_TIMEOUT_MS 3600000u /* type release's deploy_timeout_ms */
 #define CTL_DEFAULT_MAX_SURGE "25%"
 #define CTL_DEFAULT_MAX_UNAVAILABLE "0"
 #define CTL_HEALTH_MAX 128
@@ -102,7 +103,8 @@ enum ctl_deploy_state {
     CTL_DEPLOY_NONE,
     CTL_DEPLOY_RUNNING,
     CTL_DEPLOY_SUCCEEDED,
-    CTL_DEPLOY_FAILED
+    CTL_DEPLOY_FAILED,
+    CTL_DEPLOY_RELEASING /* its release phase runs (release_phase.c) */
 };
 
 /* An app's latest deploy: the rollout of a new current release (deploys.c). */
@@ -425,6 +427,19 @@ void ctl_deploy_saw(struct ctl_model *m, struct ctl_instance *in, uint64_t now);
 /* Deploy timeouts; returns true when something changed. */
 bool ctl_deploys_tick(struct ctl_model *m, uint64_t now);
 int ctl_view_deploy(struct ctl_arena *ar, const struct ctl_app *a, Drover__DeployInfo *di);
+
+/* release_phase.c: a release's `release:` command, run once before it starts */
+extern const char *const ctl_release_type_name; /* "release": never a formation type */
+bool ctl_relphase_wanted(const struct ctl_release *r);
+/* r was just made: run its release phase; a->current stays until it succeeds. */
+void ctl_relphase_start(struct ctl_model *m, struct ctl_app *a, struct ctl_release *r,
+                        uint64_t now);
+/* Release newer was made: a phase of another release stops, superseded. */
+void ctl_relphase_abandon(struct ctl_model *m, struct ctl_app *a, uint32_t newer);
+/* A one-off ended (exited: it reported its exit; else the agent forgot it). */
+void ctl_relphase_ended(struct ctl_model *m, struct ctl_instance *in, bool exited);
+/* Lost, failed or timed out: fail it. True when something changed. */
+bool ctl_relphase_tick(struct ctl_model *m, struct ctl_app *a, uint64_t now);
 
 /* settings.c: per-type settings */
 void ctl_settings_defaults(struct ctl_formation *f);

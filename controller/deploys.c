@@ -37,10 +37,9 @@
 #include "procfile.h"
 
 static const char *const state_names[] = {
-    [CTL_DEPLOY_NONE] = "none",
-    [CTL_DEPLOY_RUNNING] = "running",
-    [CTL_DEPLOY_SUCCEEDED] = "succeeded",
-    [CTL_DEPLOY_FAILED] = "failed",
+    [CTL_DEPLOY_NONE] = "none",           [CTL_DEPLOY_RUNNING] = "running",
+    [CTL_DEPLOY_SUCCEEDED] = "succeeded", [CTL_DEPLOY_FAILED] = "failed",
+    [CTL_DEPLOY_RELEASING] = "releasing",
 };
 
 const char *
@@ -78,7 +77,8 @@ ctl_release_set_status(struct ctl_model *m, struct ctl_app *a, struct ctl_releas
 static void
 set_state(struct ctl_model *m, struct ctl_app *a, enum ctl_deploy_state st, uint64_t now)
 {
-    if (a->deploy.state == CTL_DEPLOY_RUNNING && m->ndeploying > 0)
+    if ((a->deploy.state == CTL_DEPLOY_RUNNING || a->deploy.state == CTL_DEPLOY_RELEASING) &&
+        m->ndeploying > 0)
         m->ndeploying--;
     if (st == CTL_DEPLOY_RUNNING)
         m->ndeploying++;
@@ -93,6 +93,7 @@ ctl_deploy_start(struct ctl_model *m, struct ctl_app *a, uint64_t now)
 {
     struct ctl_deploy *d = &a->deploy;
 
+    ctl_relphase_abandon(m, a, a->current);
     if (d->state == CTL_DEPLOY_RUNNING && d->release != a->current) {
         ctl_release_set_status(m, a, ctl_release_get(a, d->release), "superseded", "");
         ctl_model_event(m, a->name, "deploy of v%u superseded by v%u", d->release, a->current);
@@ -271,6 +272,8 @@ ctl_deploys_tick(struct ctl_model *m, uint64_t now)
     if (m->ndeploying == 0)
         return false;
     while ((a = ctl_map_next(m->apps, &pos, &cur)) != NULL) {
+        if (a->deploy.state == CTL_DEPLOY_RELEASING)
+            changed |= ctl_relphase_tick(m, a, now);
         if (a->deploy.state != CTL_DEPLOY_RUNNING)
             continue;
         check_timeout(m, a, now);

@@ -386,7 +386,7 @@ app_row(sqlite3_stmt *q, struct loader *ld)
     snprintf(a->deploy.reason, sizeof(a->deploy.reason), "%s", col_str(q, 7));
     a->deploy.started_ms = (uint64_t)sqlite3_column_int64(q, 8);
     a->deploy.finished_ms = (uint64_t)sqlite3_column_int64(q, 9);
-    if (a->deploy.state == CTL_DEPLOY_RUNNING)
+    if (a->deploy.state == CTL_DEPLOY_RUNNING || a->deploy.state == CTL_DEPLOY_RELEASING)
         ld->m->ndeploying++;
     /* A store from before deploys were judged: what ran was good. */
     if (a->good == 0 && a->deploy.state == CTL_DEPLOY_NONE)
