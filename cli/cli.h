@@ -192,6 +192,13 @@ int cli_cmd_apps_create(int argc, char **argv);
 int cli_app_get(struct cli_client *c, const char *app, Drover__Message **rep,
                 Drover__AppInfo **info);
 
+/* cmd_lifecycle.c: restart, ps:stop, apps:destroy, config:get, nodes:remove */
+int cli_cmd_restart(int argc, char **argv);
+int cli_cmd_ps_stop(int argc, char **argv);
+int cli_cmd_apps_destroy(int argc, char **argv);
+int cli_cmd_config_get(int argc, char **argv);
+int cli_cmd_nodes_remove(int argc, char **argv);
+
 /* cmd_config.c */
 int cli_cmd_config(int argc, char **argv);
 int cli_cmd_config_set(int argc, char **argv);
@@ -209,6 +216,9 @@ int cli_cmd_deploy(int argc, char **argv);
  * cli_call; every failure printed.
  */
 int cli_rollout_wait(struct cli_client *c, const char *app, uint32_t release, uint32_t timeout_s);
+/* The same, naming it what ("restart") in messages; quiet: no progress. */
+int cli_rollout_wait_for(struct cli_client *c, const char *app, uint32_t release,
+                         uint32_t timeout_s, const char *what, bool quiet);
 
 /* cmd_releases.c: releases, rollback */
 int cli_cmd_releases(int argc, char **argv);

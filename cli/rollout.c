@@ -73,12 +73,15 @@ nothing_to_run(const Drover__DeployInfo *d)
  * errno (printed) when it failed.
  */
 static int
-judge(const char *app, uint32_t release, const Drover__DeployInfo *d)
+judge(const char *app, uint32_t release, const Drover__DeployInfo *d, const char *what,
+      bool quiet_done)
 {
     const char *state = cli_str(d->state), *reason = cli_str(d->reason);
     char now[32] = "nothing running";
 
     if (strcmp(state, "succeeded") == 0) {
+        if (quiet_done)
+            return 0;
         if (nothing_to_run(d))
             printf("Done: %s v%u is released; its formation is empty (scale up with: drover "
                    "scale %s TYPE=N)\n",
@@ -91,7 +94,7 @@ judge(const char *app, uint32_t release, const Drover__DeployInfo *d)
         return 1;
     if (d->current > 0)
         snprintf(now, sizeof(now), "running v%u", d->current);
-    cli_fail("deploy of v%u failed: %s; %s", release,
+    cli_fail("%s of v%u failed: %s; %s", what, release,
              reason[0] != '\0' ? reason : "no reason given", now);
     return -EIO;
 }
@@ -153,6 +156,13 @@ ask(struct cli_client *c, const char *app, Drover__Message **rep)
 int
 cli_rollout_wait(struct cli_client *c, const char *app, uint32_t release, uint32_t timeout_s)
 {
+    return cli_rollout_wait_for(c, app, release, timeout_s, "deploy", false);
+}
+
+int
+cli_rollout_wait_for(struct cli_client *c, const char *app, uint32_t release, uint32_t timeout_s,
+                     const char *what, bool quiet)
+{
     static struct shown shown; /* large; the CLI is single-threaded */
     uint64_t deadline = cli_mono_ms() + (uint64_t)timeout_s * 1000;
     bool told_phase = false;
@@ -178,9 +188,9 @@ cli_rollout_wait(struct cli_client *c, const char *app, uint32_t release, uint32
             if (told_phase && strcmp(cli_str(d->state), "failed") != 0)
                 printf("Release phase (release.%u) done.\n", release);
             told_phase = false;
-            for (size_t i = 0; i < d->n_types; i++)
+            for (size_t i = 0; i < d->n_types && !quiet; i++)
                 show(&shown, d->types[i], release);
-            rc = judge(app, release, d);
+            rc = judge(app, release, d, what, quiet);
             if (rc == -EIO && strncmp(cli_str(d->reason), "release phase failed", 20) == 0)
                 release_output(c, app, release);
         }
@@ -189,9 +199,9 @@ cli_rollout_wait(struct cli_client *c, const char *app, uint32_t release, uint32
         if (rc <= 0)
             return rc;
         if (cli_mono_ms() >= deadline) {
-            cli_fail("gave up waiting after %u s: the deploy of %s v%u is still running on the "
+            cli_fail("gave up waiting after %u s: the %s of %s v%u is still running on the "
                      "controller (follow it with: drover ps %s)",
-                     timeout_s, app, release, app);
+                     timeout_s, what, app, release, app);
             return -ETIMEDOUT;
         }
         cli_sleep_ms(POLL_MS);

@@ -17,6 +17,17 @@ static const struct cli_verb verbs[] = {
     {"apps", "[--json]", "list apps with their current release and formation",
      "  --json        machine output: [{name, release, formation, created}]\n", cli_cmd_apps},
     {"apps:create", "APP", "create an app (name: [a-z][a-z0-9-]{0,29})", NULL, cli_cmd_apps_create},
+    {"apps:destroy", "APP --confirm APP [--no-wait] [--timeout SECONDS] [--json]",
+     "stop everything of an app and delete its releases, config, formation and slugs",
+     "  --confirm APP        required (the app's name again); without it, and with no\n"
+     "                       terminal to ask on, nothing changes (exit 2)\n"
+     "  --no-wait            return once the processes are being stopped\n"
+     "  --timeout SECONDS    how long to wait for the app to be gone (default 120)\n"
+     "  --json               {app, instances, releases, destroyed}\n"
+     "  Every process and one-off is stopped; slugs no other app uses are deleted on\n"
+     "  the controller, and the agents delete its unpacked releases and cached slugs.\n"
+     "  The name can then be created again, as a new app.\n",
+     cli_cmd_apps_destroy},
     {"config", "APP [--json]", "show an app's config vars",
      "  --json        machine output: {\"KEY\": \"value\", ...}\n", cli_cmd_config},
     {"config:set", "APP K=V...", "set config vars (makes a new release once the app has one)",
@@ -27,6 +38,8 @@ static const struct cli_verb verbs[] = {
      cli_cmd_config_set},
     {"config:unset", "APP K...", "remove config vars (makes a new release once the app has one)",
      NULL, cli_cmd_config_unset},
+    {"config:get", "APP KEY", "print one config var's value (exit 1 when it is not set)", NULL,
+     cli_cmd_config_get},
     {"deploy", "APP DIR [-m TEXT] [--no-wait] [--timeout SECONDS]",
      "pack DIR (with its Procfile), upload it, release it and wait for the rollout",
      "  -m, --message TEXT   release description (default \"Deploy <sha12>\")\n"
@@ -79,6 +92,28 @@ static const struct cli_verb verbs[] = {
      "  --json        machine output: [{name, type, state, node, host, port, release,\n"
      "                restarts, pid, exit_code, exit_signal, since, reason, command}]\n",
      cli_cmd_ps},
+    {"restart", "APP [TYPE|INSTANCE] [--no-wait] [--timeout SECONDS] [--json]",
+     "restart an app's processes (alias ps:restart); no new release",
+     "  INSTANCE      one instance (web.2): stopped as usual (shutdown delay, SIGTERM,\n"
+     "                grace) and started again at once\n"
+     "  TYPE          every instance of TYPE; no argument: every type. Rolled exactly\n"
+     "                like a deploy (max_surge, max_unavailable): never fewer than the\n"
+     "                quantity up with the default settings\n"
+     "  --no-wait     return once the restart has begun\n"
+     "  --timeout SECONDS    how long to wait (default 300)\n"
+     "  --json        {app, release, instances, state} instead of progress lines\n"
+     "  Exit 1, with the reason, when an instance does not come back up.\n",
+     cli_cmd_restart},
+    {"ps:restart", "APP [TYPE|INSTANCE] [--no-wait] [--timeout SECONDS] [--json]",
+     "the same as restart", NULL, cli_cmd_restart},
+    {"ps:stop", "APP INSTANCE [--json]",
+     "stop one process: a one-off for good; a formation one "
+     "is started again",
+     "  A one-off (run.N) gets SIGTERM, then SIGKILL after its grace period, and is not\n"
+     "  restarted. A formation instance (web.2) is stopped the same way and, as on\n"
+     "  Heroku, started again: scale the type down to run fewer.\n"
+     "  --json        {app, name, restarted}\n",
+     cli_cmd_ps_stop},
     {"run", "APP [--node NODE] [--type TYPE] [--detach] -- CMD [ARG...]",
      "run a one-off process (run.N) in the app's current release",
      "  --node NODE   run it on NODE (default: a node with room, spread)\n"
@@ -117,6 +152,11 @@ static const struct cli_verb verbs[] = {
      cli_cmd_nodes_cordon},
     {"nodes:uncordon", "NODE", "let NODE take new instances again (also cancels a drain)", NULL,
      cli_cmd_nodes_uncordon},
+    {"nodes:remove", "NODE [--json]", "forget a down node (refused for a live one)",
+     "  Its lost instances are replaced elsewhere already; an agent that later comes\n"
+     "  back with that name registers as a new node.\n"
+     "  --json        {node, removed}\n",
+     cli_cmd_nodes_remove},
     {"nodes:drain", "NODE [--timeout SECONDS] [--no-wait]",
      "move every instance off NODE, each once its replacement is up elsewhere",
      "  --timeout SECONDS    how long to wait for NODE to be empty (default 300);\n"
@@ -165,7 +205,8 @@ cli_help(FILE *out)
         snprintf(head, sizeof(head), "%s %s", verbs[i].name, verbs[i].synopsis);
         fprintf(out, "  %s\n      %s\n", head, verbs[i].summary);
     }
-    fprintf(out, "  help [VERB]\n      this text, or one verb's (also: drover VERB --help)\n\n");
+    fprintf(out, "  help [VERB]\n      this text, or one verb's (also: drover VERB --help)\n");
+    fprintf(out, "  --version\n      drover's version\n\n");
     fprintf(out, "Flags:\n");
     for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
         if (verbs[i].details != NULL)

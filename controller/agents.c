@@ -456,6 +456,7 @@ agent_sync(struct ctl *ctl, struct nnuv_msg *req, const Drover__SyncReq *r)
             ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "out of memory");
             return;
         }
+        ctl_destroy_view(ctl->model, &sr); /* apps:destroy: what to delete on disk */
     }
     ctl_reply(ctl, req, &rep);
     ctl_arena_free(ar);

@@ -377,10 +377,14 @@ api_app_create(struct api_req *q, const Drover__AppCreateReq *r)
     if (!str_ok(r->app, APP_NAME_MAX) || !name_app_valid(r->app))
         return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
                     "invalid app name (want [a-z][a-z0-9-], at most 30 characters)");
-    if (ctl_app_find(q->ctl->model, r->app) != NULL)
+    if ((a = ctl_app_find(q->ctl->model, r->app)) != NULL && a->destroying)
+        return fail(q, DROVER__ERROR_CODE__ERR_UNAVAILABLE,
+                    "app %s is being destroyed; try again once its processes have stopped", r->app);
+    if (a != NULL)
         return fail(q, DROVER__ERROR_CODE__ERR_CONFLICT, "app %s already exists", r->app);
     if (ctl_app_add(q->ctl->model, r->app, now_ms(), &a) < 0)
         return oom(q);
+    ctl_destroy_unforget(q->ctl->model, a->name);
     log_info("app_created", "app=%s", a->name);
     rep = ctl_arena_alloc(q->ar, sizeof(*rep));
     if (rep == NULL)
@@ -1032,6 +1036,12 @@ ctl_api_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m)
         return;
     case DROVER__MESSAGE__BODY_ENDPOINTS_REQ:
         ctl_endpoints_request(ctl->endpoints, req, m);
+        return;
+    case DROVER__MESSAGE__BODY_RESTART_REQ:
+    case DROVER__MESSAGE__BODY_PS_STOP_REQ:
+    case DROVER__MESSAGE__BODY_APP_DESTROY_REQ:
+    case DROVER__MESSAGE__BODY_NODE_REMOVE_REQ:
+        ctl_lifecycle_handle(ctl, req, m);
         return;
     default:
         break;

@@ -133,10 +133,11 @@ struct ctl_app {
     size_t ninstances;
     /* Write-through: which parts differ from the store. */
     bool dirty_row, dirty_config, dirty_formation;
-    bool queued;    /* on model->dirty_apps */
-    bool reconcile; /* on model->reconcile: reconcile before the next commit */
-    uint32_t good;  /* the newest release whose deploy succeeded; 0: none */
-    bool rolling;   /* the last reconcile left instances of other releases */
+    bool queued;     /* on model->dirty_apps */
+    bool reconcile;  /* on model->reconcile: reconcile before the next commit */
+    uint32_t good;   /* the newest release whose deploy succeeded; 0: none */
+    bool rolling;    /* the last reconcile left instances of other releases */
+    bool destroying; /* apps:destroy: gone once its last instance is (lifecycle.c) */
     struct ctl_deploy deploy;
     uint64_t ep_gen; /* bumped when its endpoint list may have changed */
     TAILQ_ENTRY(ctl_app) dirty_link;
@@ -200,6 +201,7 @@ struct ctl_instance {
     uint16_t rows, cols;
     char *command;                 /* owned; the one-off's command */
     char ptype[TYPE_NAME_MAX + 2]; /* --type: settings taken from this type */
+    bool restart;                  /* `drover restart`: replaced like one of an older release */
     bool dirty, unplaced;
     LIST_ENTRY(ctl_instance) app_link;
     LIST_ENTRY(ctl_instance) node_link;
@@ -230,6 +232,12 @@ struct ctl_model {
     struct ctl_inst_q dirty_insts;
     uint64_t *deleted; /* instance ids to delete from the store */
     size_t ndeleted, deleted_cap;
+    char **gone_apps, **gone_nodes; /* destroyed / removed: rows to delete */
+    size_t ngone_apps, ngone_nodes;
+    uint32_t ndestroying;               /* apps being destroyed (lifecycle.c) */
+    char **forget_apps, **forget_slugs; /* recent destroys, for the agents */
+    size_t nforget_apps, nforget_slugs;
+    uint64_t forget_until;
     struct ctl_inst_q unplaced; /* pending with no node, by creation */
     struct ctl_node_q notify;   /* nodes whose set changed: wake them */
     uint64_t epoch;
@@ -277,6 +285,13 @@ struct ctl {
     bool closed;       /* every handle has been asked to close */
     int exit_code;
 };
+
+/* Replaced by a rollout to version: of another release, or being restarted. */
+static inline bool
+ctl_inst_outdated(const struct ctl_instance *in, uint32_t version)
+{
+    return in->release != version || in->restart;
+}
 
 /* ---- by file ---- */
 
@@ -366,6 +381,10 @@ void ctl_model_event(struct ctl_model *m, const char *app, const char *fmt, ...)
 /* "web.1", "run.3" into out. */
 void ctl_inst_name(const struct ctl_instance *in, char *out, size_t outsz);
 void ctl_model_clean(struct ctl_model *m); /* after a successful commit */
+/* Forget an app with no instance left / a node with none on it (-EBUSY
+ * otherwise): freed now, its rows deleted at the next commit. */
+int ctl_app_remove(struct ctl_model *m, struct ctl_app *a);
+int ctl_node_remove(struct ctl_model *m, struct ctl_node *n);
 
 /* scheduler.c: pure placement, no I/O */
 size_t ctl_sched_choose(struct ctl_model *m, const struct ctl_app *a, const char *type, size_t n,
@@ -440,6 +459,26 @@ void ctl_relphase_abandon(struct ctl_model *m, struct ctl_app *a, uint32_t newer
 void ctl_relphase_ended(struct ctl_model *m, struct ctl_instance *in, bool exited);
 /* Lost, failed or timed out: fail it. True when something changed. */
 bool ctl_relphase_tick(struct ctl_model *m, struct ctl_app *a, uint64_t now);
+
+/* lifecycle.c: restart, ps:stop, apps:destroy, nodes:remove (no new release) */
+bool ctl_deploy_is_restart(const struct ctl_deploy *d); /* a deploy from itself */
+/* Restart target ("" every type, a type, or an instance like "web.2"):
+ * names[0..*n) the instances replaced. 0 or -EINVAL/-ENOENT/-EBUSY with err. */
+int ctl_restart(struct ctl_model *m, struct ctl_app *a, const char *target, uint64_t now,
+                char names[][48], size_t max, size_t *n, char *err, size_t errsz);
+void ctl_restart_failed(struct ctl_model *m, struct ctl_app *a); /* from ctl_deploy_fail */
+int ctl_ps_stop(struct ctl_model *m, struct ctl_app *a, const char *name, bool *restarted,
+                char *err, size_t errsz);
+int ctl_destroy(struct ctl_model *m, struct ctl_app *a, uint32_t *stopped);
+/* Destroyed apps with nothing left: forget them (from ctl_commit). */
+void ctl_destroy_reap(struct ctl *ctl);
+/* Recent destroys, for the agents' assignment sets (borrowed). */
+void ctl_destroy_view(struct ctl_model *m, Drover__SyncRep *sr);
+/* An app of that name is created again: agents must not delete its files. */
+void ctl_destroy_unforget(struct ctl_model *m, const char *app);
+int ctl_node_forget(struct ctl_model *m, struct ctl_node *n, char *err, size_t errsz);
+/* RestartReq, PsStopReq, AppDestroyReq, NodeRemoveReq: takes req and m. */
+void ctl_lifecycle_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m);
 
 /* settings.c: per-type settings */
 void ctl_settings_defaults(struct ctl_formation *f);

@@ -138,7 +138,7 @@ count_progress(const struct ctl_app *a, const struct ctl_release *rel, struct pr
             ;
         if (i == rel->ntypes)
             continue; /* a type the release does not have: stopped by reconcile */
-        if (in->release != rel->version) {
+        if (ctl_inst_outdated(in, rel->version)) {
             p[i].old++;
         } else if (!ctl_inst_evicted(in)) {
             p[i].created++;
@@ -178,7 +178,8 @@ ctl_deploy_check(struct ctl_model *m, struct ctl_app *a, uint64_t now)
     a->good = rel->version;
     set_state(m, a, CTL_DEPLOY_SUCCEEDED, now);
     ctl_release_set_status(m, a, ctl_release_get(a, rel->version), "succeeded", "");
-    ctl_model_event(m, a->name, "deploy of v%u finished:%s up", rel->version,
+    ctl_model_event(m, a->name, "%s of v%u finished:%s up",
+                    ctl_deploy_is_restart(&a->deploy) ? "restart" : "deploy", rel->version,
                     what[0] ? what : " nothing to run");
     log_info("deploy_succeeded", "app=%s release=%u ms=%llu", a->name, rel->version,
              (unsigned long long)(now - a->deploy.started_ms));
@@ -197,6 +198,10 @@ ctl_deploy_fail(struct ctl_model *m, struct ctl_app *a, uint64_t now, const char
     vsnprintf(d->reason, sizeof(d->reason), fmt, ap);
     va_end(ap);
     set_state(m, a, CTL_DEPLOY_FAILED, now);
+    if (ctl_deploy_is_restart(d)) { /* the release is not at fault: keep it */
+        ctl_restart_failed(m, a);
+        return;
+    }
     ctl_release_set_status(m, a, ctl_release_get(a, d->release), "failed", d->reason);
     good = d->from != 0 ? ctl_release_get(a, d->from) : NULL;
     a->current = good != NULL ? good->version : 0;
@@ -222,7 +227,7 @@ ctl_deploy_saw(struct ctl_model *m, struct ctl_instance *in, uint64_t now)
     char name[48];
 
     if (a->deploy.state != CTL_DEPLOY_RUNNING || in->oneoff || in->stopping ||
-        in->release != a->deploy.release)
+        ctl_inst_outdated(in, a->deploy.release))
         return;
     if (in->state != DROVER__INSTANCE_STATE__ST_CRASHED &&
         in->state != DROVER__INSTANCE_STATE__ST_FAILED)
