@@ -204,6 +204,14 @@ int cli_cmd_config(int argc, char **argv);
 int cli_cmd_config_set(int argc, char **argv);
 int cli_cmd_config_unset(int argc, char **argv);
 
+/* leftout.c: what deploy leaves out of a slug (.env, .git, .slugignore) */
+struct cli_leftout;
+/* Reads DIR/.slugignore when there is one; NULL with the reason in err. */
+struct cli_leftout *cli_leftout_new(const char *dir, char *err, size_t errsz);
+bool cli_leftout_filter(void *arg, const char *rel, bool is_dir); /* a slug_filter_fn */
+void cli_leftout_report(const struct cli_leftout *lo, FILE *out);
+void cli_leftout_free(struct cli_leftout *lo);
+
 /* cmd_deploy.c */
 int cli_cmd_deploy(int argc, char **argv);
 

@@ -30,9 +30,16 @@ static const struct cli_verb verbs[] = {
      cli_cmd_apps_destroy},
     {"config", "APP [--json]", "show an app's config vars",
      "  --json        machine output: {\"KEY\": \"value\", ...}\n", cli_cmd_config},
-    {"config:set", "APP K=V...", "set config vars (makes a new release once the app has one)",
+    {"config:set", "APP K=V... [--env-file FILE]",
+     "set config vars (makes a new release once the app has one)",
      "  K=V           KEY matches [A-Za-z_][A-Za-z0-9_]*; VALUE is everything after\n"
      "                the first '=' and may be empty or hold more '='\n"
+     "  --env-file FILE   every variable of a .env file, in the same release, read\n"
+     "                exactly as the npm dotenv package reads it (export, quotes,\n"
+     "                \\n in double quotes, comments, multi-line values); K=V given\n"
+     "                too wins. A line that is not a variable is an error naming it,\n"
+     "                and nothing changes.\n"
+     "  PORT, DYNO, PS and DROVER_* are drover's to set for each process: refused.\n"
      "  The new release rolls out as a deploy does, but config:set does not wait for\n"
      "  it: 'drover ps APP' shows progress, 'drover releases APP' the outcome.\n",
      cli_cmd_config_set},
@@ -47,7 +54,11 @@ static const struct cli_verb verbs[] = {
      "  --timeout SECONDS    how long to wait for the rollout (default 300); the\n"
      "                       deploy goes on without us after that\n"
      "  DIR must contain a regular file named Procfile that parses; it is checked\n"
-     "  before anything is uploaded. The controller rolls the release out type by\n"
+     "  before anything is uploaded. Every .env and .git, and what DIR/.slugignore\n"
+     "  names (Heroku's syntax), are left out of the slug, and deploy lists them.\n"
+     "  A release: line in the Procfile runs once before the release starts\n"
+     "  (\"Running release phase (release.N) ...\"); if it fails, so does the deploy.\n"
+     "  The controller rolls the release out type by\n"
      "  type (see 'drover settings'); a line per type shows progress as it changes,\n"
      "  like \"web 2/4 on v7 (1 starting, 1 old)\". Exit 0 once the deploy succeeded;\n"
      "  1 when it failed (the controller put the last good release back), when a\n"

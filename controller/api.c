@@ -424,6 +424,9 @@ api_config_set(struct api_req *q, const Drover__ConfigSetReq *r)
             return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
                         "invalid config key (want [A-Za-z_][A-Za-z0-9_]*, at most %d)",
                         CONFIG_KEY_MAX);
+        if (name_config_key_reserved(kv->key) != NULL)
+            return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "%s cannot be set: %s", kv->key,
+                        name_config_key_reserved(kv->key));
         if (!str_ok(kv->value, CONFIG_VALUE_MAX))
             return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
                         "value of %s is longer than %d bytes", kv->key, CONFIG_VALUE_MAX);

@@ -242,6 +242,100 @@ ps_stop_config_get_and_version(void)
     }
 }
 
+/* On the restart test's cluster: --env-file, reserved names, .slugignore. */
+static void
+env_file_reserved_names_and_slugignore(void)
+{
+    char *out = NULL, *err = NULL, path[512], dir[512], cmd[2048];
+    FILE *f;
+    int rc;
+
+    /* A .env with quotes, export, comments and a multi-line value. */
+    snprintf(path, sizeof(path), "%s/app.env", C.dir);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("# settings\nexport DB_URL = postgres://db/x   # inline\nQUOTED='a # b'\n"
+          "MULTI=\"one\ntwo\"\nESCAPED=\"x\\ny\"\n",
+          f);
+    fclose(f);
+    rc = CLI(&out, &err, "config:set", "shop", "--env-file", path);
+    cr_assert_eq(rc, 0, "config:set --env-file: %d\n%s%s", rc, out, err);
+    free(out);
+    free(err);
+    rc = CLI(&out, &err, "config:get", "shop", "DB_URL");
+    cr_assert(rc == 0 && strcmp(out, "postgres://db/x\n") == 0, "[%s]", out);
+    free(out);
+    free(err);
+    rc = CLI(&out, &err, "config:get", "shop", "QUOTED");
+    cr_assert(rc == 0 && strcmp(out, "a # b\n") == 0, "[%s]", out);
+    free(out);
+    free(err);
+    rc = CLI(&out, &err, "config:get", "shop", "MULTI");
+    cr_assert(rc == 0 && strcmp(out, "one\ntwo\n") == 0, "[%s]", out);
+    free(out);
+    free(err);
+    rc = CLI(&out, &err, "config:get", "shop", "ESCAPED");
+    cr_assert(rc == 0 && strcmp(out, "x\ny\n") == 0, "[%s]", out);
+    free(out);
+    free(err);
+
+    /* A line that is not a variable: named, and nothing changes. */
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("GOOD=1\n\nthis line is wrong\n", f);
+    fclose(f);
+    rc = CLI(&out, &err, "config:set", "shop", "--env-file", path);
+    cr_assert(rc == 2 && strstr(err, "line 3") != NULL, "%d %s", rc, err);
+    free(out);
+    free(err);
+    rc = CLI(&out, &err, "config:get", "shop", "GOOD");
+    cr_assert_eq(rc, 1, "GOOD was set from a bad file");
+    free(out);
+    free(err);
+
+    /* Reserved names, on the command line and in a file. */
+    rc = CLI(&out, &err, "config:set", "shop", "PORT=80");
+    cr_assert(rc == 2 && strstr(err, "PORT cannot be set") != NULL, "%d %s", rc, err);
+    free(out);
+    free(err);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("A=1\nDROVER_APP=x\n", f);
+    fclose(f);
+    rc = CLI(&out, &err, "config:set", "shop", "--env-file", path);
+    cr_assert(rc == 2 && strstr(err, "line 2: DROVER_APP") != NULL, "%d %s", rc, err);
+    free(out);
+    free(err);
+
+    /* .slugignore, .env and .git are left out, and deploy says so. */
+    snprintf(dir, sizeof(dir), "%s/src-ignore", C.dir);
+    snprintf(cmd, sizeof(cmd),
+             "rm -rf '%s' && cp -r '%s' '%s' && cd '%s' && echo SECRET=1 > .env && "
+             "mkdir -p .git tmp/cache docs && echo x > .git/HEAD && echo x > tmp/cache/a && "
+             "echo x > art.psd && echo x > docs/keep.txt && "
+             "printf '# big things\\ntmp/\\n*.psd\\n' > .slugignore",
+             dir, app_src(), dir, dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    rc = CLI(&out, &err, "deploy", "shop", dir);
+    cr_assert_eq(rc, 0, "deploy: %d\n%s%s", rc, out, err);
+    cr_assert(strstr(out, "Left out of the slug (never packed):") != NULL &&
+                  strstr(out, ".env") != NULL && strstr(out, ".git/") != NULL,
+              "%s", out);
+    cr_assert(strstr(out, "Left out of the slug (.slugignore):") != NULL &&
+                  strstr(out, "tmp/") != NULL && strstr(out, "art.psd") != NULL,
+              "%s", out);
+    free(out);
+    free(err);
+    rc = CLI(&out, &err, "run", "shop", "--", "ls -a; ls docs");
+    cr_assert_eq(rc, 0, "run ls: %d %s", rc, err);
+    cr_assert(strstr(out, "web.py") != NULL && strstr(out, "keep.txt") != NULL, "%s", out);
+    cr_assert(strstr(out, ".env") == NULL && strstr(out, ".git") == NULL &&
+                  strstr(out, "tmp") == NULL && strstr(out, "art.psd") == NULL,
+              "left-out files are in the slug:\n%s", out);
+    free(out);
+    free(err);
+}
+
 Test(lifecycle, restart_replaces_one_instance_or_all_without_dropping_below_the_quantity)
 {
     char *out = NULL, *err = NULL, path[256];
@@ -317,6 +411,7 @@ Test(lifecycle, restart_replaces_one_instance_or_all_without_dropping_below_the_
     free(err);
     cr_assert(wait_web("shop", 3, 30000));
     ps_stop_config_get_and_version();
+    env_file_reserved_names_and_slugignore();
 }
 
 /* Does anything named like the app live under an agent's releases dir, and
