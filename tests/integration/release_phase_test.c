@@ -287,6 +287,29 @@ Test(release_phase, runs_once_per_release_before_its_instances_and_a_failure_tou
     cr_assert_eq(phase_runs(1), 1);
     cr_assert_eq(phase_runs(2), 2, "v2's phase ran once, plus once by hand");
     cr_assert(!violations(), "an instance started before its release phase");
+
+    /* release_timeout: a phase that runs too long fails its release. */
+    OK("settings:set", "shop", "release", "release_timeout=2s");
+    rc = CLI(&out, &err, "settings:set", "shop", "web", "release_timeout=2s");
+    cr_assert_eq(rc, 1, "release_timeout on web: %d %s", rc, err);
+    free(out);
+    free(err);
+    OK("config:set", "shop", "RELEASE_SLEEP=30");
+    for (int waited = 0; waited < 20000; waited += 200) {
+        if (strcmp(release_status("shop", 5, st, sizeof(st)), "failed") == 0)
+            break;
+        h_msleep(200);
+    }
+    cr_assert_str_eq(st, "failed", "v5 with a 30 s phase and a 2 s release_timeout is %s", st);
+    rc = CLI(&out, &err, "releases", "shop");
+    cr_assert(strstr(out, "release phase failed: timed out after 2 s") != NULL, "%s", out);
+    free(out);
+    free(err);
+    cr_assert_eq(current_release("shop"), 4);
+    rc = CLI(&out, &err, "config:get", "shop", "RELEASE_SLEEP");
+    cr_assert_eq(rc, 1, "the failed release's config is still the app's: %s", out);
+    free(out);
+    free(err);
 }
 
 Test(release_phase, a_controller_killed_during_the_phase_neither_loses_nor_repeats_it)
