@@ -59,6 +59,7 @@ enum {
     S_INST_DEL,
     S_ONEOFF,
     S_RESTART,
+    S_RESTART_DEL,
     S_APP_GONE,
     S_NODE_GONE,
     S_COUNT
@@ -108,6 +109,7 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_ONEOFF] = "INSERT OR IGNORE INTO oneoffs(id, command, ptype, attach, tty) "
                  "VALUES(?1, ?2, ?3, ?4, ?5)",
     [S_RESTART] = "INSERT OR IGNORE INTO restarts(id) VALUES(?1)",
+    [S_RESTART_DEL] = "DELETE FROM restarts WHERE id = ?1",
     /* apps:destroy: every row of the app, children first. */
     [S_APP_GONE] = "DELETE FROM instances WHERE app = ?1;",
     [S_NODE_GONE] = "DELETE FROM nodes WHERE name = ?1",
@@ -861,11 +863,11 @@ flush_inst(struct ctl_store *st, const struct ctl_instance *in)
     bind_text(s, 15, in->reason);
     if ((rc = step(st, s)) < 0)
         return rc;
-    if (in->restart) {
-        sqlite3_bind_int64(st->st[S_RESTART], 1, (sqlite3_int64)in->id);
-        if ((rc = step(st, st->st[S_RESTART])) < 0)
-            return rc;
-    }
+    /* A failed restart clears the mark of what it did not replace. */
+    s = st->st[in->restart ? S_RESTART : S_RESTART_DEL];
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)in->id);
+    if ((rc = step(st, s)) < 0)
+        return rc;
     if (!in->oneoff)
         return 0;
     s = st->st[S_ONEOFF];
