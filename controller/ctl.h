@@ -556,6 +556,8 @@ void ctl_logs_event(struct ctl_logs *l, const char *app, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The same, as the model's event hook (arg: the struct ctl_logs). */
 void ctl_logs_text(void *arg, const char *app, const char *text);
+/* apps:destroy: drop app's stream (its waiters are answered first). */
+void ctl_logs_forget(struct ctl_logs *l, const char *app);
 /* LogsReq on the API: takes req and m (answers now or later). */
 void ctl_logs_request(struct ctl_logs *l, struct nnuv_msg *req, Drover__Message *m);
 

@@ -92,6 +92,7 @@ reap(struct ctl *ctl, struct ctl_app *a)
         return;
     }
     m->ndestroying--;
+    ctl_logs_forget(ctl->logs, name);
     /* A fresh assignment set for every node carries the news. */
     for (i = 0; i < m->nnodes; i++)
         ctl_node_changed(m, m->node_v[i]);

@@ -518,6 +518,10 @@ Test(lifecycle, apps_destroy_needs_confirm_then_leaves_nothing_and_nodes_remove)
     cr_assert(rc == 0 && strstr(out, "\"version\": 2") == NULL, "%s", out);
     free(out);
     free(err);
+    rc = CLI(&out, &err, "logs", "shop", "-n", "1000");
+    cr_assert(rc == 0 && strstr(out, "sleep 300") == NULL, "the old app's log is shown:\n%s", out);
+    free(out);
+    free(err);
 
     /* nodes:remove: refused for a live node; a down one is forgotten. */
     agent3 = h_start_agent(&C, "n3", "10130-10139", NULL);
