@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "harness.h"
 
@@ -540,4 +541,14 @@ Test(lifecycle, apps_destroy_needs_confirm_then_leaves_nothing_and_nodes_remove)
     OK("nodes:remove", "n3");
     cr_assert_str_eq(h_node_state(&C, "n3", st, sizeof(st)), "");
     cr_assert_str_eq(h_node_state(&C, "n1", st, sizeof(st)), "ready");
+
+    /* Everything exits cleanly (under the sanitizers: with no leak). */
+    for (int i = 2; i >= 1; i--) {
+        int status = h_stop(&C, i, 40000);
+
+        cr_assert(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "agent %d exit %d",
+                  i, status);
+    }
+    rc = h_stop(&C, 0, 10000);
+    cr_assert(rc >= 0 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "controller exit %d", rc);
 }

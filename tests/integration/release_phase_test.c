@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "harness.h"
 
@@ -352,5 +353,11 @@ Test(release_phase, a_controller_killed_during_the_phase_neither_loses_nor_repea
 
         h_get_ps(&C, "shop", &ps);
         cr_assert_null(h_ps_find(&ps, "release.1"), "ps still shows the finished phase");
+    }
+    /* The restarted controller exits cleanly (under the sanitizers: no leak). */
+    {
+        int st2 = h_stop(&C, C.nprocs - 1, 10000);
+
+        cr_assert(st2 >= 0 && WIFEXITED(st2) && WEXITSTATUS(st2) == 0, "controller exit %d", st2);
     }
 }
