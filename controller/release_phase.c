@@ -42,15 +42,15 @@ ctl_relphase_wanted(const struct ctl_release *r)
     return r != NULL && ctl_release_type(r, ctl_release_type_name) != NULL;
 }
 
-/* The running phase's one-off, or NULL. */
+/* The running phase's one-off (stopping ones too, when stopping), or NULL. */
 static struct ctl_instance *
-phase_inst(const struct ctl_app *a)
+phase_inst(const struct ctl_app *a, bool stopping)
 {
     struct ctl_instance *in;
 
     LIST_FOREACH(in, &a->instances, app_link)
     {
-        if (in->oneoff && !in->stopping && in->release == a->deploy.release &&
+        if (in->oneoff && (stopping || !in->stopping) && in->release == a->deploy.release &&
             strcmp(in->type, ctl_release_type_name) == 0)
             return in;
     }
@@ -138,7 +138,7 @@ ctl_relphase_abandon(struct ctl_model *m, struct ctl_app *a, uint32_t newer)
 
     if (a->deploy.state != CTL_DEPLOY_RELEASING || a->deploy.release == newer)
         return;
-    if ((in = phase_inst(a)) != NULL)
+    if ((in = phase_inst(a, false)) != NULL)
         ctl_inst_stop(m, in);
     ctl_release_set_status(m, a, ctl_release_get(a, a->deploy.release), "superseded", "");
     ctl_model_event(m, a->name, "release phase of v%u superseded by v%u", a->deploy.release, newer);
@@ -187,13 +187,15 @@ ctl_relphase_tick(struct ctl_model *m, struct ctl_app *a, uint64_t now)
 {
     const struct ctl_formation *f = ctl_formation_find(a, ctl_release_type_name);
     uint64_t limit = f != NULL ? f->deploy_timeout_ms : CTL_DEFAULT_RELEASE_TIMEOUT_MS;
-    struct ctl_instance *in = phase_inst(a);
+    struct ctl_instance *in = phase_inst(a, true);
     char why[CTL_REASON_MAX + 32];
 
     if (a->deploy.state != CTL_DEPLOY_RELEASING)
         return false;
     if (in == NULL)
         snprintf(why, sizeof(why), "it ended without reporting its exit");
+    else if (in->stopping)
+        snprintf(why, sizeof(why), "it was stopped (drover ps:stop)");
     else if (in->state == DROVER__INSTANCE_STATE__ST_LOST)
         snprintf(why, sizeof(why), "lost: its node went down");
     else if (in->state == DROVER__INSTANCE_STATE__ST_FAILED)
