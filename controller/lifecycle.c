@@ -24,9 +24,8 @@
  * When the last one is gone, ctl_destroy_reap removes the app from the model
  * and the store, deletes the slugs no other app uses from the slug store,
  * and tells every agent (SyncRep.destroyed_apps / forget_slugs) to delete
- * the app's unpacked releases and those cached slugs. `destroying` is not
- * stored: a controller restart in between leaves the app listed with no
- * release and nothing running, and apps:destroy finishes it.
+ * the app's unpacked releases and those cached slugs. `destroying` is
+ * stored (table destroying), so a controller restart in between carries on.
  *
  * The request handler and the reaping (which touch the slug store and the
  * agents) are in lifecycle_api.c, so that this file stays pure model rules.

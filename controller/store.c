@@ -60,6 +60,7 @@ enum {
     S_ONEOFF,
     S_RESTART,
     S_RESTART_DEL,
+    S_DESTROYING,
     S_APP_GONE,
     S_NODE_GONE,
     S_COUNT
@@ -110,6 +111,7 @@ static const char *const stmt_sql[S_COUNT] = {
                  "VALUES(?1, ?2, ?3, ?4, ?5)",
     [S_RESTART] = "INSERT OR IGNORE INTO restarts(id) VALUES(?1)",
     [S_RESTART_DEL] = "DELETE FROM restarts WHERE id = ?1",
+    [S_DESTROYING] = "INSERT OR IGNORE INTO destroying(app) VALUES(?1)",
     /* apps:destroy: every row of the app, children first. */
     [S_APP_GONE] = "DELETE FROM instances WHERE app = ?1;",
     [S_NODE_GONE] = "DELETE FROM nodes WHERE name = ?1",
@@ -117,9 +119,10 @@ static const char *const stmt_sql[S_COUNT] = {
 
 /* apps:destroy, after S_APP_GONE: the rest of the app's rows, children first. */
 static const char *const app_gone_sql[] = {
-    "DELETE FROM release_config WHERE app = ?1", "DELETE FROM release_types WHERE app = ?1",
-    "DELETE FROM releases WHERE app = ?1",       "DELETE FROM config WHERE app = ?1",
-    "DELETE FROM formations WHERE app = ?1",     "DELETE FROM apps WHERE name = ?1",
+    "DELETE FROM destroying WHERE app = ?1",    "DELETE FROM release_config WHERE app = ?1",
+    "DELETE FROM release_types WHERE app = ?1", "DELETE FROM releases WHERE app = ?1",
+    "DELETE FROM config WHERE app = ?1",        "DELETE FROM formations WHERE app = ?1",
+    "DELETE FROM apps WHERE name = ?1",
 };
 
 static const char schema_sql[] =
@@ -167,7 +170,9 @@ static const char schema_sql[] =
     " attach INTEGER NOT NULL, tty INTEGER NOT NULL);"
     /* Instances `drover restart` is replacing (issue 12). */
     "CREATE TABLE IF NOT EXISTS restarts(id INTEGER PRIMARY KEY"
-    " REFERENCES instances(id) ON DELETE CASCADE);";
+    " REFERENCES instances(id) ON DELETE CASCADE);"
+    /* Apps `drover apps:destroy` is stopping (issue 12). */
+    "CREATE TABLE IF NOT EXISTS destroying(app TEXT PRIMARY KEY REFERENCES apps(name));";
 
 struct ctl_store {
     sqlite3 *db;
@@ -618,6 +623,18 @@ restart_row(sqlite3_stmt *q, struct loader *ld)
     return 0;
 }
 
+static int
+destroying_row(sqlite3_stmt *q, struct loader *ld)
+{
+    struct ctl_app *a = ctl_app_find(ld->m, col_str(q, 0));
+
+    if (a != NULL && !a->destroying) {
+        a->destroying = true;
+        ld->m->ndestroying++;
+    }
+    return 0;
+}
+
 /* In order: each table refers only to rows of the tables before it. */
 static const struct {
     const char *sql;
@@ -646,6 +663,7 @@ static const struct {
      instance_row},
     {"SELECT id, command, ptype, attach, tty FROM oneoffs", oneoff_row},
     {"SELECT id FROM restarts", restart_row},
+    {"SELECT app FROM destroying", destroying_row},
 };
 
 /* Fill an empty model from the store. */
@@ -761,6 +779,11 @@ flush_app(struct ctl_store *st, const struct ctl_app *a)
         sqlite3_bind_int64(s, 10, (sqlite3_int64)a->deploy.finished_ms);
         if ((rc = step(st, s)) < 0)
             return rc;
+        if (a->destroying) { /* apps:destroy goes on after a restart */
+            bind_text(st->st[S_DESTROYING], 1, a->name);
+            if ((rc = step(st, st->st[S_DESTROYING])) < 0)
+                return rc;
+        }
     }
     if (a->dirty_config) {
         bind_text(st->st[S_CONFIG_DEL], 1, a->name);

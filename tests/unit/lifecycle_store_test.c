@@ -2,8 +2,9 @@
 /*
  * Issue 12's state in the store: an instance marked for restart stays
  * marked across a controller restart and loses the mark when it is cleared;
- * a destroyed app and a removed node leave no row behind, and the name can
- * be used again; the release phase's deploy state comes back as
+ * an app being destroyed is still being destroyed after a restart; a
+ * destroyed app and a removed node leave no row behind, and the name can be
+ * used again; the release phase's deploy state comes back as
  * "releasing".
  */
 #include <criterion/criterion.h>
@@ -72,6 +73,12 @@ Test(lifecycle_store, restart_marks_destroyed_apps_and_removed_nodes)
     i1->restart = true;
     cr_assert_eq(ctl_config_set(b, "K", "v"), 0);
     ctl_app_touch(m, b, true, true, false);
+    {
+        uint32_t stopped = 9;
+
+        cr_assert_eq(ctl_destroy(m, b, &stopped), 0);
+        cr_assert_eq(stopped, 0);
+    }
     cr_assert_eq(ctl_store_flush(st, m), 0);
 
     m = reopen(&st, m);
@@ -84,6 +91,8 @@ Test(lifecycle_store, restart_marks_destroyed_apps_and_removed_nodes)
         *(in->idx == 1 ? &i1 : &i2) = in;
     cr_assert(i1 != NULL && i1->restart, "the restart mark was lost");
     cr_assert(i2 != NULL && !i2->restart);
+    cr_assert(ctl_app_find(m, "gone")->destroying, "apps:destroy was forgotten by a restart");
+    cr_assert_eq(m->ndestroying, 1);
 
     /* Clear the mark; destroy "gone" (no instances); remove node n2. */
     i1->restart = false;
