@@ -93,6 +93,8 @@ static const struct cli_verb verbs[] = {
      "  min_healthy=DURATION           healthy this long before an instance is up\n"
      "  deploy_timeout=DURATION        a deploy of this type fails after this long\n"
      "  shutdown_delay=DURATION        off the endpoint list this long before SIGTERM\n"
+     "  release_timeout=DURATION       type release only: how long the release phase\n"
+     "                                 may run before its release fails (default 1h)\n"
      "  DURATION is 500ms, 30s, 2m or plain seconds; N|P% a count or a percentage of\n"
      "  the quantity. The controller checks every setting before changing any.\n"
      "  --json         print the type's settings as settings --json does\n",
