@@ -176,7 +176,8 @@ ctl_settings_set(struct ctl_formation *f, const char *key, const char *value, ch
     }
     snprintf(err, errsz,
              "unknown setting \"%.40s\" (want health, boot_timeout, grace, max_surge, "
-             "max_unavailable, min_healthy, deploy_timeout or shutdown_delay)",
+             "max_unavailable, min_healthy, deploy_timeout, shutdown_delay, or release_timeout "
+             "for type release)",
              key);
     return -EINVAL;
 }
