@@ -214,6 +214,13 @@ int cli_app_find(struct cli_client *c, const char *app, Drover__Message **rep,
 /* Create app (AppCreateReq). 0 or as cli_call (printed). */
 int cli_app_create(struct cli_client *c, const char *app);
 
+/* cmd_lifecycle.c: restart, ps:stop, apps:destroy, config:get, nodes:remove */
+int cli_cmd_restart(int argc, char **argv);
+int cli_cmd_ps_stop(int argc, char **argv);
+int cli_cmd_apps_destroy(int argc, char **argv);
+int cli_cmd_config_get(int argc, char **argv);
+int cli_cmd_nodes_remove(int argc, char **argv);
+
 /* cmd_config.c */
 int cli_cmd_config(int argc, char **argv);
 int cli_cmd_config_set(int argc, char **argv);
@@ -223,6 +230,13 @@ int cli_cmd_config_unset(int argc, char **argv);
 int cli_cmd_drains(int argc, char **argv);
 int cli_cmd_drains_add(int argc, char **argv);
 int cli_cmd_drains_remove(int argc, char **argv);
+/* leftout.c: what deploy leaves out of a slug (.env, .git, .slugignore) */
+struct cli_leftout;
+/* Reads DIR/.slugignore when there is one; NULL with the reason in err. */
+struct cli_leftout *cli_leftout_new(const char *dir, char *err, size_t errsz);
+bool cli_leftout_filter(void *arg, const char *rel, bool is_dir); /* a slug_filter_fn */
+void cli_leftout_report(const struct cli_leftout *lo, FILE *out);
+void cli_leftout_free(struct cli_leftout *lo);
 
 /* cmd_deploy.c */
 int cli_cmd_deploy(int argc, char **argv);
@@ -236,6 +250,9 @@ int cli_cmd_deploy(int argc, char **argv);
  * cli_call; every failure printed.
  */
 int cli_rollout_wait(struct cli_client *c, const char *app, uint32_t release, uint32_t timeout_s);
+/* The same, naming it what ("restart") in messages; quiet: no progress. */
+int cli_rollout_wait_for(struct cli_client *c, const char *app, uint32_t release,
+                         uint32_t timeout_s, const char *what, bool quiet);
 
 /* cmd_releases.c: releases, rollback */
 int cli_cmd_releases(int argc, char **argv);

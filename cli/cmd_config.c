@@ -15,8 +15,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
+#include "dotenv.h"
 #include "util.h"
 #include "wire.h"
 
@@ -157,6 +159,62 @@ key_seen(char **keys, size_t n, const char *key)
     return false;
 }
 
+/* Read FILE as the npm dotenv package does; every key must suit drover.
+ * Prints the reason (with the line) and returns CLI_USAGE on bad input. */
+static int
+read_env_file(const char *path, struct dotenv_var **vars, size_t *n)
+{
+    char err[320], *text = NULL;
+    struct stat st;
+    size_t len;
+    FILE *f;
+    int rc = CLI_USAGE;
+
+    *vars = NULL;
+    *n = 0;
+    if ((f = fopen(path, "rb")) == NULL || fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+        cli_fail("--env-file %s: %s", path, f == NULL ? strerror(errno) : "not a regular file");
+        goto out;
+    }
+    if (st.st_size > DOTENV_MAX_SIZE) {
+        cli_fail("--env-file %s: larger than %u bytes", path, DOTENV_MAX_SIZE);
+        goto out;
+    }
+    if ((text = malloc((size_t)st.st_size + 1)) == NULL) {
+        rc = cli_fail("out of memory");
+        goto out;
+    }
+    len = fread(text, 1, (size_t)st.st_size, f);
+    if (dotenv_parse(text, len, vars, n, err, sizeof(err)) < 0) {
+        cli_fail("%s: %s; nothing was changed", path, err);
+        goto out;
+    }
+    for (size_t i = 0; i < *n; i++) {
+        const struct dotenv_var *v = &(*vars)[i];
+        const char *why = NULL;
+
+        if (!name_config_key_valid(v->key))
+            why = "not a config key (want [A-Za-z_][A-Za-z0-9_]*)";
+        else if (name_config_key_reserved(v->key) != NULL)
+            why = name_config_key_reserved(v->key);
+        else if (strlen(v->value) > CONFIG_VALUE_MAX)
+            why = "its value is too long";
+        if (why != NULL) {
+            cli_fail("%s: line %u: %s: %s; nothing was changed", path, v->line, v->key, why);
+            dotenv_free(*vars, *n);
+            *vars = NULL;
+            *n = 0;
+            goto out;
+        }
+    }
+    rc = CLI_OK;
+out:
+    if (f != NULL)
+        fclose(f);
+    free(text);
+    return rc;
+}
+
 int
 cli_cmd_config_set(int argc, char **argv)
 {
@@ -164,6 +222,10 @@ cli_cmd_config_set(int argc, char **argv)
     Drover__ConfigSetReq body = DROVER__CONFIG_SET_REQ__INIT;
     Drover__KeyValue *kv = NULL, **kvp = NULL;
     char **keys = NULL, **pos = NULL, err[320], what[1024];
+    const char *env_file = NULL;
+    struct cli_flag flags[] = {{"env-file", 0, true, NULL, &env_file}};
+    struct dotenv_var *fv = NULL;
+    size_t nfv = 0, nargs;
     uint32_t before = 0;
     int npos, rc = CLI_FAIL;
     size_t n = 0;
@@ -171,29 +233,36 @@ cli_cmd_config_set(int argc, char **argv)
     pos = calloc((size_t)argc + 1, sizeof(*pos));
     if (pos == NULL)
         return cli_fail("out of memory");
-    if (cli_args_parse(argc, argv, NULL, 0, pos, argc, &npos, err, sizeof(err)) < 0) {
+    if (cli_args_parse(argc, argv, flags, ARRAY_SIZE(flags), pos, argc, &npos, err, sizeof(err)) <
+        0) {
         rc = cli_usage("config:set", "%s", err);
         goto out;
     }
-    if (npos < 2) {
+    if (npos < 1 || (npos < 2 && env_file == NULL)) {
         rc = cli_usage("config:set", "%s", npos < 1 ? "missing APP" : "missing K=V");
         goto out;
     }
     if ((rc = cli_app_arg("config:set", pos[0])) != CLI_OK)
         goto out;
-    if (npos - 1 > CONFIG_MAX_VARS) {
+    if (env_file != NULL && (rc = read_env_file(env_file, &fv, &nfv)) != CLI_OK)
+        goto out;
+    nargs = (size_t)npos - 1;
+    if (nargs + nfv > CONFIG_MAX_VARS) {
         rc = cli_usage("config:set", "at most %d vars at once", CONFIG_MAX_VARS);
         goto out;
     }
-    n = (size_t)npos - 1;
-    kv = calloc(n, sizeof(*kv));
-    kvp = calloc(n, sizeof(*kvp));
-    keys = calloc(n, sizeof(*keys));
+    if (nargs + nfv == 0) {
+        rc = cli_fail("%s has no variables: nothing to set", env_file);
+        goto out;
+    }
+    kv = calloc(nargs + nfv, sizeof(*kv));
+    kvp = calloc(nargs + nfv, sizeof(*kvp));
+    keys = calloc(nargs + nfv, sizeof(*keys));
     if (kv == NULL || kvp == NULL || keys == NULL) {
         rc = cli_fail("out of memory");
         goto out;
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < nargs; i++) {
         const char *arg = pos[i + 1], *value;
         char key[CONFIG_KEY_MAX + 1];
 
@@ -205,6 +274,11 @@ cli_cmd_config_set(int argc, char **argv)
             rc = cli_usage("config:set", "%s given twice", key);
             goto out;
         }
+        if (name_config_key_reserved(key) != NULL) {
+            rc =
+                cli_usage("config:set", "%s cannot be set: %s", key, name_config_key_reserved(key));
+            goto out;
+        }
         /* The key is the start of arg: cut it there (argv is ours to edit). */
         pos[i + 1][strlen(key)] = '\0';
         keys[i] = pos[i + 1];
@@ -212,6 +286,18 @@ cli_cmd_config_set(int argc, char **argv)
         kv[i].key = keys[i];
         kv[i].value = (char *)value;
         kvp[i] = &kv[i];
+    }
+    n = nargs;
+    /* The file's variables, unless K=V on the command line sets them too. */
+    for (size_t i = 0; i < nfv; i++) {
+        if (key_seen(keys, nargs, fv[i].key))
+            continue;
+        keys[n] = fv[i].key;
+        drover__key_value__init(&kv[n]);
+        kv[n].key = fv[i].key;
+        kv[n].value = fv[i].value;
+        kvp[n] = &kv[n];
+        n++;
     }
     body.app = pos[0];
     body.n_vars = n;
@@ -232,6 +318,7 @@ cli_cmd_config_set(int argc, char **argv)
 out:
     if (rep != NULL)
         wire_msg_free(rep);
+    dotenv_free(fv, nfv);
     free(keys);
     free(kvp);
     free(kv);

@@ -286,6 +286,7 @@ deploy(const struct deploy_opts *o)
     Drover__ReleaseCreateReq body = DROVER__RELEASE_CREATE_REQ__INIT;
     struct procfile pf = {0};
     struct cli_client *c = NULL;
+    struct cli_leftout *lo = NULL;
     Drover__AppInfo *app;
     char err[256], sha[65], desc[64];
     uint64_t size;
@@ -319,10 +320,15 @@ deploy(const struct deploy_opts *o)
     trap_signals(on_signal);
     if (make_tmp_slug() < 0)
         goto out;
-    if (slug_pack_dir(o->dir, tmp_slug, err, sizeof(err)) < 0) {
+    if ((lo = cli_leftout_new(o->dir, err, sizeof(err))) == NULL) {
+        cli_fail("%s", err);
+        goto out;
+    }
+    if (slug_pack_dir_filtered(o->dir, tmp_slug, cli_leftout_filter, lo, err, sizeof(err)) < 0) {
         cli_fail("cannot pack %s: %s", o->dir, err);
         goto out;
     }
+    cli_leftout_report(lo, stdout);
     if (slug_sha256_file(tmp_slug, sha, &size) < 0) {
         cli_fail("cannot hash the slug %s", tmp_slug);
         goto out;
@@ -354,6 +360,7 @@ deploy(const struct deploy_opts *o)
         cli_rollout_wait(c, o->app, rep->release_rep->release->version, o->timeout_s) == 0)
         rc = CLI_OK;
 out:
+    cli_leftout_free(lo);
     if (tmp_slug[0] != '\0') {
         unlink(tmp_slug);
         tmp_slug[0] = '\0';

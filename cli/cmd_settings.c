@@ -55,6 +55,10 @@ settings_json(FILE *out, Drover__TypeSettings **types, size_t n, const char *onl
         cli_json_uint(&j, t->min_healthy_ms);
         cli_json_key(&j, "deploy_timeout_ms");
         cli_json_uint(&j, t->deploy_timeout_ms);
+        if (strcmp(cli_str(t->type), "release") == 0) { /* the release phase's limit */
+            cli_json_key(&j, "release_timeout_ms");
+            cli_json_uint(&j, t->deploy_timeout_ms);
+        }
         cli_json_key(&j, "shutdown_delay_ms");
         cli_json_uint(&j, t->shutdown_delay_ms);
         cli_json_end_object(&j);
@@ -66,7 +70,7 @@ settings_json(FILE *out, Drover__TypeSettings **types, size_t n, const char *onl
 static int
 settings_row(struct cli_table *tab, const Drover__TypeSettings *t)
 {
-    char qty[16], boot[32], grace[32], healthy[32], deploy[32], delay[32];
+    char qty[16], boot[32], grace[32], healthy[32], deploy[64], delay[32];
     const char *row[NCOLS] = {cli_str(t->type),
                               qty,
                               cli_str(t->health),
@@ -83,6 +87,12 @@ settings_row(struct cli_table *tab, const Drover__TypeSettings *t)
     cli_fmt_duration(t->grace_ms, grace);
     cli_fmt_duration(t->min_healthy_ms, healthy);
     cli_fmt_duration(t->deploy_timeout_ms, deploy);
+    if (strcmp(cli_str(t->type), "release") == 0) { /* never rolled out: its phase's limit */
+        char d[32];
+
+        cli_fmt_duration(t->deploy_timeout_ms, d);
+        snprintf(deploy, sizeof(deploy), "release_timeout=%s", d);
+    }
     cli_fmt_duration(t->shutdown_delay_ms, delay);
     return cli_table_row(tab, row);
 }

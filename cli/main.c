@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "version.h"
 
 static int
 help(int argc, char **argv)
@@ -38,6 +39,10 @@ main(int argc, char **argv)
          * exit 2 so a script that lost its verb does not pass. */
         cli_help(stdout);
         return CLI_USAGE;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("drover %s\n", DROVER_VERSION);
+        return CLI_OK;
     }
     if (strcmp(argv[1], "help") == 0)
         return help(argc - 2, argv + 2);

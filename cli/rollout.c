@@ -73,12 +73,15 @@ nothing_to_run(const Drover__DeployInfo *d)
  * errno (printed) when it failed.
  */
 static int
-judge(const char *app, uint32_t release, const Drover__DeployInfo *d)
+judge(const char *app, uint32_t release, const Drover__DeployInfo *d, const char *what,
+      bool quiet_done)
 {
     const char *state = cli_str(d->state), *reason = cli_str(d->reason);
     char now[32] = "nothing running";
 
     if (strcmp(state, "succeeded") == 0) {
+        if (quiet_done)
+            return 0;
         if (nothing_to_run(d))
             printf("Done: %s v%u is released; its formation is empty (scale up with: drover "
                    "scale %s TYPE=N)\n",
@@ -91,9 +94,43 @@ judge(const char *app, uint32_t release, const Drover__DeployInfo *d)
         return 1;
     if (d->current > 0)
         snprintf(now, sizeof(now), "running v%u", d->current);
-    cli_fail("deploy of v%u failed: %s; %s", release,
+    cli_fail("%s of v%u failed: %s; %s", what, release,
              reason[0] != '\0' ? reason : "no reason given", now);
     return -EIO;
+}
+
+/* The last lines release.N wrote, on stderr: why its release phase failed.
+ * The agent ships output in batches, so wait a little for the first line. */
+static void
+release_output(struct cli_client *c, const char *app, uint32_t release)
+{
+    Drover__Message req = DROVER__MESSAGE__INIT;
+    Drover__LogsReq body = DROVER__LOGS_REQ__INIT;
+    char source[32];
+
+    snprintf(source, sizeof(source), "release.%u", release);
+    body.app = (char *)app;
+    body.lines = 20;
+    body.source = source;
+    req.body_case = DROVER__MESSAGE__BODY_LOGS_REQ;
+    req.logs_req = &body;
+    for (int tries = 0; tries < 10; tries++) {
+        Drover__Message *rep = NULL;
+        size_t n;
+
+        if (cli_call(c, &req, DROVER__MESSAGE__BODY_LOGS_REP, &rep) < 0)
+            return;
+        n = rep->logs_rep->n_lines;
+        if (n > 0 || tries == 9) {
+            fprintf(stderr, n > 0 ? "Last lines of %s:\n" : "%s wrote nothing\n", source);
+            for (size_t i = 0; i < n; i++)
+                fprintf(stderr, "  %s\n", cli_str(rep->logs_rep->lines[i]->text));
+        }
+        wire_msg_free(rep);
+        if (n > 0)
+            return;
+        cli_sleep_ms(POLL_MS);
+    }
 }
 
 static int
@@ -119,8 +156,16 @@ ask(struct cli_client *c, const char *app, Drover__Message **rep)
 int
 cli_rollout_wait(struct cli_client *c, const char *app, uint32_t release, uint32_t timeout_s)
 {
+    return cli_rollout_wait_for(c, app, release, timeout_s, "deploy", false);
+}
+
+int
+cli_rollout_wait_for(struct cli_client *c, const char *app, uint32_t release, uint32_t timeout_s,
+                     const char *what, bool quiet)
+{
     static struct shown shown; /* large; the CLI is single-threaded */
     uint64_t deadline = cli_mono_ms() + (uint64_t)timeout_s * 1000;
+    bool told_phase = false;
     int rc;
 
     memset(&shown, 0, sizeof(shown));
@@ -135,19 +180,28 @@ cli_rollout_wait(struct cli_client *c, const char *app, uint32_t release, uint32
         if (d->release > release) {
             cli_fail("v%u was superseded by v%u", release, d->release);
             rc = -ECANCELED;
+        } else if (d->release == release && strcmp(cli_str(d->state), "releasing") == 0) {
+            if (!told_phase)
+                printf("Running release phase (release.%u) ...\n", release);
+            told_phase = true;
         } else if (d->release == release) {
-            for (size_t i = 0; i < d->n_types; i++)
+            if (told_phase && strcmp(cli_str(d->state), "failed") != 0)
+                printf("Release phase (release.%u) done.\n", release);
+            told_phase = false;
+            for (size_t i = 0; i < d->n_types && !quiet; i++)
                 show(&shown, d->types[i], release);
-            rc = judge(app, release, d);
+            rc = judge(app, release, d, what, quiet);
+            if (rc == -EIO && strncmp(cli_str(d->reason), "release phase failed", 20) == 0)
+                release_output(c, app, release);
         }
         fflush(stdout);
         wire_msg_free(rep);
         if (rc <= 0)
             return rc;
         if (cli_mono_ms() >= deadline) {
-            cli_fail("gave up waiting after %u s: the deploy of %s v%u is still running on the "
+            cli_fail("gave up waiting after %u s: the %s of %s v%u is still running on the "
                      "controller (follow it with: drover ps %s)",
-                     timeout_s, app, release, app);
+                     timeout_s, what, app, release, app);
             return -ETIMEDOUT;
         }
         cli_sleep_ms(POLL_MS);

@@ -18,11 +18,29 @@ static const struct cli_verb verbs[] = {
     {"apps", "[--json]", "list apps with their current release and formation",
      "  --json        machine output: [{name, release, formation, created}]\n", cli_cmd_apps},
     {"apps:create", "APP", "create an app (name: [a-z][a-z0-9-]{0,29})", NULL, cli_cmd_apps_create},
+    {"apps:destroy", "APP --confirm APP [--no-wait] [--timeout SECONDS] [--json]",
+     "stop everything of an app and delete its releases, config, formation and slugs",
+     "  --confirm APP        required (the app's name again); without it, and with no\n"
+     "                       terminal to ask on, nothing changes (exit 2)\n"
+     "  --no-wait            return once the processes are being stopped\n"
+     "  --timeout SECONDS    how long to wait for the app to be gone (default 120)\n"
+     "  --json               {app, instances, releases, destroyed}\n"
+     "  Every process and one-off is stopped; slugs no other app uses are deleted on\n"
+     "  the controller, and the agents delete its unpacked releases and cached slugs.\n"
+     "  The name can then be created again, as a new app.\n",
+     cli_cmd_apps_destroy},
     {"config", "APP [--json]", "show an app's config vars",
      "  --json        machine output: {\"KEY\": \"value\", ...}\n", cli_cmd_config},
-    {"config:set", "APP K=V...", "set config vars (makes a new release once the app has one)",
+    {"config:set", "APP K=V... [--env-file FILE]",
+     "set config vars (makes a new release once the app has one)",
      "  K=V           KEY matches [A-Za-z_][A-Za-z0-9_]*; VALUE is everything after\n"
      "                the first '=' and may be empty or hold more '='\n"
+     "  --env-file FILE   every variable of a .env file, in the same release, read\n"
+     "                exactly as the npm dotenv package reads it (export, quotes,\n"
+     "                \\n in double quotes, comments, multi-line values); K=V given\n"
+     "                too wins. A line that is not a variable is an error naming it,\n"
+     "                and nothing changes.\n"
+     "  PORT, DYNO, PS and DROVER_* are drover's to set for each process: refused.\n"
      "  The new release rolls out as a deploy does, but config:set does not wait for\n"
      "  it: 'drover ps APP' shows progress, 'drover releases APP' the outcome.\n",
      cli_cmd_config_set},
@@ -30,6 +48,8 @@ static const struct cli_verb verbs[] = {
      "  A K that is not set is refused (exit 1) and nothing changes, whatever the\n"
      "  other keys given.\n",
      cli_cmd_config_unset},
+    {"config:get", "APP KEY", "print one config var's value (exit 1 when it is not set)", NULL,
+     cli_cmd_config_get},
     {"deploy", "APP DIR [-m TEXT] [--create] [--no-wait] [--timeout SECONDS]",
      "pack DIR (with its Procfile), upload it, release it and wait for the rollout",
      "  -m, --message TEXT   release description (default \"Deploy <sha12>\")\n"
@@ -39,8 +59,12 @@ static const struct cli_verb verbs[] = {
      "  --timeout SECONDS    how long to wait for the rollout (default 300); the\n"
      "                       deploy goes on without us after that\n"
      "  DIR must contain a regular file named Procfile that parses, and no link\n"
-     "  pointing outside DIR; both are checked before anything is uploaded. The controller rolls "
-     "the release out type by\n"
+     "  pointing outside DIR; both are checked before anything is uploaded. Every\n"
+     "  .env and .git, and what DIR/.slugignore names (Heroku's syntax), are left\n"
+     "  out of the slug, and deploy lists them. A release: line in the Procfile\n"
+     "  runs once before the release starts (\"Running release phase (release.N)\n"
+     "  ...\"); if it fails, so does the deploy. The controller rolls the release\n"
+     "  out type by\n"
      "  type (see 'drover settings'); a line per type shows progress as it changes,\n"
      "  like \"web 2/4 on v7 (1 starting, 1 old)\". Exit 0 once the deploy succeeded;\n"
      "  1 when it failed (the controller put the last good release back), when a\n"
@@ -77,6 +101,8 @@ static const struct cli_verb verbs[] = {
      "  min_healthy=DURATION           healthy this long before an instance is up\n"
      "  deploy_timeout=DURATION        a deploy of this type fails after this long\n"
      "  shutdown_delay=DURATION        off the endpoint list this long before SIGTERM\n"
+     "  release_timeout=DURATION       type release only: how long the release phase\n"
+     "                                 may run before its release fails (default 1h)\n"
      "  DURATION is 500ms, 30s, 2m or plain seconds; N|P% a count or a percentage of\n"
      "  the quantity. The controller checks every setting before changing any.\n"
      "  --json         print the type's settings as settings --json does\n",
@@ -91,6 +117,28 @@ static const struct cli_verb verbs[] = {
      "  --json        machine output: [{name, type, state, node, host, port, release,\n"
      "                restarts, pid, exit_code, exit_signal, since, reason, command}]\n",
      cli_cmd_ps},
+    {"restart", "APP [TYPE|INSTANCE] [--no-wait] [--timeout SECONDS] [--json]",
+     "restart an app's processes (alias ps:restart); no new release",
+     "  INSTANCE      one instance (web.2): stopped as usual (shutdown delay, SIGTERM,\n"
+     "                grace) and started again at once\n"
+     "  TYPE          every instance of TYPE; no argument: every type. Rolled exactly\n"
+     "                like a deploy (max_surge, max_unavailable): never fewer than the\n"
+     "                quantity up with the default settings\n"
+     "  --no-wait     return once the restart has begun\n"
+     "  --timeout SECONDS    how long to wait (default 300)\n"
+     "  --json        {app, release, instances, state} instead of progress lines\n"
+     "  Exit 1, with the reason, when an instance does not come back up.\n",
+     cli_cmd_restart},
+    {"ps:restart", "APP [TYPE|INSTANCE] [--no-wait] [--timeout SECONDS] [--json]",
+     "the same as restart", NULL, cli_cmd_restart},
+    {"ps:stop", "APP INSTANCE [--json]",
+     "stop one process: a one-off for good; a formation one "
+     "is started again",
+     "  A one-off (run.N) gets SIGTERM, then SIGKILL after its grace period, and is not\n"
+     "  restarted. A formation instance (web.2) is stopped the same way and, as on\n"
+     "  Heroku, started again: scale the type down to run fewer.\n"
+     "  --json        {app, name, restarted}\n",
+     cli_cmd_ps_stop},
     {"run", "APP [--node NODE] [--type TYPE] [--detach] -- CMD [ARG...]",
      "run a one-off process (run.N) in the app's current release",
      "  --node NODE   run it on NODE (default: a node with room, spread)\n"
@@ -151,6 +199,11 @@ static const struct cli_verb verbs[] = {
      cli_cmd_nodes_cordon},
     {"nodes:uncordon", "NODE", "let NODE take new instances again (also cancels a drain)", NULL,
      cli_cmd_nodes_uncordon},
+    {"nodes:remove", "NODE [--json]", "forget a down node (refused for a live one)",
+     "  Its lost instances are replaced elsewhere already; an agent that later comes\n"
+     "  back with that name registers as a new node.\n"
+     "  --json        {node, removed}\n",
+     cli_cmd_nodes_remove},
     {"nodes:drain", "NODE [--timeout SECONDS] [--no-wait]",
      "move every instance off NODE, each once its replacement is up elsewhere",
      "  --timeout SECONDS    how long to wait for NODE to be empty (default 300);\n"
@@ -269,7 +322,8 @@ cli_help(FILE *out)
         snprintf(head, sizeof(head), "%s %s", verbs[i].name, verbs[i].synopsis);
         fprintf(out, "  %s\n      %s\n", head, verbs[i].summary);
     }
-    fprintf(out, "  help [VERB]\n      this text, or one verb's (also: drover VERB --help)\n\n");
+    fprintf(out, "  help [VERB]\n      this text, or one verb's (also: drover VERB --help)\n");
+    fprintf(out, "  --version\n      drover's version\n\n");
     fprintf(out, "Flags:\n");
     for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
         if (verbs[i].details != NULL)

@@ -122,6 +122,13 @@ copy_disk_data(struct archive *disk, struct archive *w)
 int
 slug_pack_dir(const char *dir, const char *out_path, char *err, size_t errsz)
 {
+    return slug_pack_dir_filtered(dir, out_path, NULL, NULL, err, errsz);
+}
+
+int
+slug_pack_dir_filtered(const char *dir, const char *out_path, slug_filter_fn leave_out, void *arg,
+                       char *err, size_t errsz)
+{
     struct archive *disk = NULL, *w = NULL;
     struct archive_entry *entry = NULL;
     char root[PATH_MAX], procfile[PATH_MAX];
@@ -180,6 +187,10 @@ slug_pack_dir(const char *dir, const char *out_path, char *err, size_t errsz)
         if (strncmp(path, root, rlen) != 0 || (path[rlen] != '/' && path[rlen] != '\0'))
             continue;
         rel = path[rlen] == '/' ? path + rlen + 1 : "";
+        /* Left out: a directory is not even entered. */
+        if (leave_out != NULL && rel[0] != '\0' &&
+            leave_out(arg, rel, archive_entry_filetype(entry) == AE_IFDIR))
+            continue;
         /* VCS metadata is not part of a release. */
         if (strcmp(rel, ".git") == 0)
             continue;

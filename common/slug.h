@@ -12,6 +12,7 @@
 #define DROVER_SLUG_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define SLUG_MAX_SIZE (512ull << 20)   /* compressed */
@@ -24,6 +25,11 @@
  * Symlinks are stored as links. Returns 0 or negative errno with err set.
  */
 int slug_pack_dir(const char *dir, const char *out_path, char *err, size_t errsz);
+/* The same, leaving out each path (relative, like "doc/a.pdf") for which
+ * leave_out returns true; a directory left out is not entered. */
+typedef bool (*slug_filter_fn)(void *arg, const char *rel, bool is_dir);
+int slug_pack_dir_filtered(const char *dir, const char *out_path, slug_filter_fn leave_out,
+                           void *arg, char *err, size_t errsz);
 
 /*
  * Would every symlink under dir survive slug_unpack? -EPERM with err naming

@@ -61,6 +61,18 @@ name_type_valid(const char *s)
     return true;
 }
 
+const char *
+name_config_key_reserved(const char *s)
+{
+    if (strcmp(s, "PORT") == 0)
+        return "PORT is set by drover for each process (the port it must listen on)";
+    if (strcmp(s, "DYNO") == 0 || strcmp(s, "PS") == 0)
+        return "DYNO and PS are set by drover for each process (its name, like web.1)";
+    if (strncmp(s, "DROVER_", 7) == 0)
+        return "DROVER_* names are drover's own (DROVER_APP, DROVER_RELEASE, ...)";
+    return NULL;
+}
+
 bool
 name_config_key_valid(const char *s)
 {

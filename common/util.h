@@ -24,6 +24,9 @@ bool name_app_valid(const char *s);
 bool name_type_valid(const char *s);
 /* [A-Za-z_][A-Za-z0-9_]{0,254} */
 bool name_config_key_valid(const char *s);
+/* Why a config key may not be set (drover sets it for every process), or
+ * NULL: PORT, DYNO, PS and DROVER_*. */
+const char *name_config_key_reserved(const char *s);
 /* [A-Za-z0-9][A-Za-z0-9._-]{0,62} */
 bool name_node_valid(const char *s);
 /* "web.1": a valid type, '.', a positive decimal. */

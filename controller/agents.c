@@ -178,6 +178,7 @@ apply_report(struct ctl_model *m, struct ctl_node *n, Drover__InstanceReport **v
             ctl_inst_touch(m, in);
         }
         if (in->oneoff && r->state == DROVER__INSTANCE_STATE__ST_STOPPED) {
+            ctl_relphase_ended(m, in, true);
             oneoff_done(m, in, in->reason[0] != '\0' ? in->reason : "exited");
             continue;
         }
@@ -210,6 +211,7 @@ apply_report(struct ctl_model *m, struct ctl_node *n, Drover__InstanceReport **v
         } else if (in->oneoff && in->state != DROVER__INSTANCE_STATE__ST_PENDING) {
             /* It ran and the agent no longer has it (it restarted): a
              * one-off is never started twice. */
+            ctl_relphase_ended(m, in, false);
             oneoff_done(m, in, "gone: its agent no longer runs it");
         } else if (in->state != DROVER__INSTANCE_STATE__ST_PENDING) {
             ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_PENDING, now_ms());
@@ -511,6 +513,7 @@ agent_sync(struct ctl *ctl, struct nnuv_msg *req, const Drover__SyncReq *r)
             ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "out of memory");
             return;
         }
+        ctl_destroy_view(ctl->model, &sr); /* apps:destroy: what to delete on disk */
     }
     ctl_reply(ctl, req, &rep);
     ctl_arena_free(ar);

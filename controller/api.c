@@ -113,17 +113,18 @@ formation_entries(struct api_req *q, const struct ctl_app *a, size_t *n)
         return NULL;
     for (i = 0; i < rel->ntypes; i++) {
         const struct ctl_formation *f = ctl_formation_find(a, rel->types[i].name);
-        Drover__FormationEntry *e = ctl_arena_alloc(q->ar, sizeof(*e));
+        Drover__FormationEntry *e;
 
-        if (e == NULL)
+        if (strcmp(rel->types[i].name, ctl_release_type_name) == 0)
+            continue; /* the release phase: never in the formation */
+        if ((e = ctl_arena_alloc(q->ar, sizeof(*e))) == NULL)
             return NULL;
         drover__formation_entry__init(e);
         e->type = (char *)rel->types[i].name;
         e->quantity = f != NULL ? (int32_t)f->quantity : 0;
         e->command = rel->types[i].command;
-        v[i] = e;
+        v[(*n)++] = e;
     }
-    *n = rel->ntypes;
     return v;
 }
 
@@ -280,12 +281,16 @@ release_make(struct ctl *ctl, struct ctl_app *a, const char *sha, uint64_t size,
     }
     if ((rc = ctl_release_append(a, r)) < 0)
         goto fail;
-    a->current = r->version;
     ctl_app_touch(m, a, true, false, true);
     log_info("release_created", "app=%s version=%u slug=%s types=%zu description=%s", a->name,
              r->version, r->slug_sha256, r->ntypes, log_q(r->description));
     ctl_logs_event(ctl->logs, a->name, "release v%u created: %s", r->version, r->description);
     *out = r;
+    if (ctl_relphase_wanted(r)) { /* current once its release phase succeeded */
+        ctl_relphase_start(m, a, r, now_ms());
+        return 0;
+    }
+    a->current = r->version;
     ctl_deploy_start(m, a, now_ms());
     rc = ctl_reconcile_app(m, a, now_ms());
     if (rc < 0)
@@ -373,10 +378,14 @@ api_app_create(struct api_req *q, const Drover__AppCreateReq *r)
     if (!str_ok(r->app, APP_NAME_MAX) || !name_app_valid(r->app))
         return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
                     "invalid app name (want [a-z][a-z0-9-], at most 30 characters)");
-    if (ctl_app_find(q->ctl->model, r->app) != NULL)
+    if ((a = ctl_app_find(q->ctl->model, r->app)) != NULL && a->destroying)
+        return fail(q, DROVER__ERROR_CODE__ERR_UNAVAILABLE,
+                    "app %s is being destroyed; try again once its processes have stopped", r->app);
+    if (a != NULL)
         return fail(q, DROVER__ERROR_CODE__ERR_CONFLICT, "app %s already exists", r->app);
     if (ctl_app_add(q->ctl->model, r->app, now_ms(), &a) < 0)
         return oom(q);
+    ctl_destroy_unforget(q->ctl->model, a->name);
     log_info("app_created", "app=%s", a->name);
     rep = ctl_arena_alloc(q->ar, sizeof(*rep));
     if (rep == NULL)
@@ -416,6 +425,9 @@ api_config_set(struct api_req *q, const Drover__ConfigSetReq *r)
             return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
                         "invalid config key (want [A-Za-z_][A-Za-z0-9_]*, at most %d)",
                         CONFIG_KEY_MAX);
+        if (name_config_key_reserved(kv->key) != NULL)
+            return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "%s cannot be set: %s", kv->key,
+                        name_config_key_reserved(kv->key));
         if (!str_ok(kv->value, CONFIG_VALUE_MAX))
             return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
                         "value of %s is longer than %d bytes", kv->key, CONFIG_VALUE_MAX);
@@ -562,6 +574,12 @@ api_scale(struct api_req *q, const Drover__ScaleReq *r)
         if (e == NULL || !str_ok(e->type, TYPE_NAME_MAX) || !name_type_valid(e->type))
             return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
                         "invalid process type (want letters, digits, '-' or '_', at most 30)");
+        if (strcmp(e->type, ctl_release_type_name) == 0)
+            return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
+                        "release is not a formation type: its command runs once per new "
+                        "release, before the release starts (run it by hand with: drover run "
+                        "%s --type release)",
+                        a->name);
         if (ctl_release_type(rel, e->type) == NULL)
             return fail(q, DROVER__ERROR_CODE__ERR_NOT_FOUND,
                         "no process type '%s' in v%u (types: %s)", e->type, rel->version,
@@ -1043,6 +1061,11 @@ ctl_api_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m)
     case DROVER__MESSAGE__BODY_DRAIN_ADD_REQ:
     case DROVER__MESSAGE__BODY_DRAIN_REMOVE_REQ:
         ctl_drains_request(ctl, req, m);
+    case DROVER__MESSAGE__BODY_RESTART_REQ:
+    case DROVER__MESSAGE__BODY_PS_STOP_REQ:
+    case DROVER__MESSAGE__BODY_APP_DESTROY_REQ:
+    case DROVER__MESSAGE__BODY_NODE_REMOVE_REQ:
+        ctl_lifecycle_handle(ctl, req, m);
         return;
     default:
         break;

@@ -40,7 +40,8 @@ struct ctl_drains;
 #define CTL_DEFAULT_BOOT_TIMEOUT_MS 60000u
 #define CTL_DEFAULT_MIN_HEALTHY_MS 1000u
 #define CTL_DEFAULT_DEPLOY_TIMEOUT_MS 300000u
-#define CTL_DEFAULT_SHUTDOWN_DELAY_MS 1000u /* web; other types 0 */
+#define CTL_DEFAULT_SHUTDOWN_DELAY_MS 1000u     /* web; other types 0 */
+#define CTL_DEFAULT_RELEASE_TIMEOUT_MS 3600000u /* type release's deploy_timeout_ms */
 #define CTL_DEFAULT_MAX_SURGE "25%"
 #define CTL_DEFAULT_MAX_UNAVAILABLE "0"
 #define CTL_HEALTH_MAX 128
@@ -103,7 +104,8 @@ enum ctl_deploy_state {
     CTL_DEPLOY_NONE,
     CTL_DEPLOY_RUNNING,
     CTL_DEPLOY_SUCCEEDED,
-    CTL_DEPLOY_FAILED
+    CTL_DEPLOY_FAILED,
+    CTL_DEPLOY_RELEASING /* its release phase runs (release_phase.c) */
 };
 
 /* An app's latest deploy: the rollout of a new current release (deploys.c). */
@@ -132,10 +134,11 @@ struct ctl_app {
     size_t ninstances;
     /* Write-through: which parts differ from the store. */
     bool dirty_row, dirty_config, dirty_formation;
-    bool queued;    /* on model->dirty_apps */
-    bool reconcile; /* on model->reconcile: reconcile before the next commit */
-    uint32_t good;  /* the newest release whose deploy succeeded; 0: none */
-    bool rolling;   /* the last reconcile left instances of other releases */
+    bool queued;     /* on model->dirty_apps */
+    bool reconcile;  /* on model->reconcile: reconcile before the next commit */
+    uint32_t good;   /* the newest release whose deploy succeeded; 0: none */
+    bool rolling;    /* the last reconcile left instances of other releases */
+    bool destroying; /* apps:destroy: gone once its last instance is (lifecycle.c) */
     struct ctl_deploy deploy;
     uint64_t ep_gen; /* bumped when its endpoint list may have changed */
     TAILQ_ENTRY(ctl_app) dirty_link;
@@ -202,6 +205,7 @@ struct ctl_instance {
     uint16_t rows, cols;
     char *command;                 /* owned; the one-off's command */
     char ptype[TYPE_NAME_MAX + 2]; /* --type: settings taken from this type */
+    bool restart;                  /* `drover restart`: replaced like one of an older release */
     bool dirty, unplaced;
     LIST_ENTRY(ctl_instance) app_link;
     LIST_ENTRY(ctl_instance) node_link;
@@ -233,6 +237,12 @@ struct ctl_model {
     struct ctl_inst_q dirty_insts;
     uint64_t *deleted; /* instance ids to delete from the store */
     size_t ndeleted, deleted_cap;
+    char **gone_apps, **gone_nodes; /* destroyed / removed: rows to delete */
+    size_t ngone_apps, ngone_nodes;
+    uint32_t ndestroying;               /* apps being destroyed (lifecycle.c) */
+    char **forget_apps, **forget_slugs; /* recent destroys, for the agents */
+    size_t nforget_apps, nforget_slugs;
+    uint64_t forget_until;
     struct ctl_inst_q unplaced; /* pending with no node, by creation */
     struct ctl_node_q notify;   /* nodes whose set changed: wake them */
     uint64_t epoch;
@@ -284,6 +294,13 @@ struct ctl {
     int exit_code;
     struct ctl_drains *drains;
 };
+
+/* Replaced by a rollout to version: of another release, or being restarted. */
+static inline bool
+ctl_inst_outdated(const struct ctl_instance *in, uint32_t version)
+{
+    return in->release != version || in->restart;
+}
 
 /* ---- by file ---- */
 
@@ -376,6 +393,10 @@ void ctl_inst_name(const struct ctl_instance *in, char *out, size_t outsz);
  * so that a replacement and its original are not read as one. */
 void ctl_inst_label(const struct ctl_instance *in, char *out, size_t outsz);
 void ctl_model_clean(struct ctl_model *m); /* after a successful commit */
+/* Forget an app with no instance left / a node with none on it (-EBUSY
+ * otherwise): freed now, its rows deleted at the next commit. */
+int ctl_app_remove(struct ctl_model *m, struct ctl_app *a);
+int ctl_node_remove(struct ctl_model *m, struct ctl_node *n);
 
 /* scheduler.c: pure placement, no I/O */
 /* min(capacity, ports in its range): how many instances it can hold. */
@@ -446,6 +467,39 @@ void ctl_deploy_crashed(struct ctl_model *m, struct ctl_instance *in, uint64_t n
 /* Deploy timeouts; returns true when something changed. */
 bool ctl_deploys_tick(struct ctl_model *m, uint64_t now);
 int ctl_view_deploy(struct ctl_arena *ar, const struct ctl_app *a, Drover__DeployInfo *di);
+
+/* release_phase.c: a release's `release:` command, run once before it starts */
+extern const char *const ctl_release_type_name; /* "release": never a formation type */
+bool ctl_relphase_wanted(const struct ctl_release *r);
+/* r was just made: run its release phase; a->current stays until it succeeds. */
+void ctl_relphase_start(struct ctl_model *m, struct ctl_app *a, struct ctl_release *r,
+                        uint64_t now);
+/* Release newer was made: a phase of another release stops, superseded. */
+void ctl_relphase_abandon(struct ctl_model *m, struct ctl_app *a, uint32_t newer);
+/* A one-off ended (exited: it reported its exit; else the agent forgot it). */
+void ctl_relphase_ended(struct ctl_model *m, struct ctl_instance *in, bool exited);
+/* Lost, failed or timed out: fail it. True when something changed. */
+bool ctl_relphase_tick(struct ctl_model *m, struct ctl_app *a, uint64_t now);
+
+/* lifecycle.c: restart, ps:stop, apps:destroy, nodes:remove (no new release) */
+bool ctl_deploy_is_restart(const struct ctl_deploy *d); /* a deploy from itself */
+/* Restart target ("" every type, a type, or an instance like "web.2"):
+ * names[0..*n) the instances replaced. 0 or -EINVAL/-ENOENT/-EBUSY with err. */
+int ctl_restart(struct ctl_model *m, struct ctl_app *a, const char *target, uint64_t now,
+                char names[][48], size_t max, size_t *n, char *err, size_t errsz);
+void ctl_restart_failed(struct ctl_model *m, struct ctl_app *a); /* from ctl_deploy_fail */
+int ctl_ps_stop(struct ctl_model *m, struct ctl_app *a, const char *name, bool *restarted,
+                char *err, size_t errsz);
+int ctl_destroy(struct ctl_model *m, struct ctl_app *a, uint32_t *stopped);
+/* Destroyed apps with nothing left: forget them (from ctl_commit). */
+void ctl_destroy_reap(struct ctl *ctl);
+/* Recent destroys, for the agents' assignment sets (borrowed). */
+void ctl_destroy_view(struct ctl_model *m, Drover__SyncRep *sr);
+/* An app of that name is created again: agents must not delete its files. */
+void ctl_destroy_unforget(struct ctl_model *m, const char *app);
+int ctl_node_forget(struct ctl_model *m, struct ctl_node *n, char *err, size_t errsz);
+/* RestartReq, PsStopReq, AppDestroyReq, NodeRemoveReq: takes req and m. */
+void ctl_lifecycle_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m);
 
 /* settings.c: per-type settings */
 void ctl_settings_defaults(struct ctl_formation *f);
@@ -536,6 +590,8 @@ void ctl_logs_event(struct ctl_logs *l, const char *app, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The same, as the model's event hook (arg: the struct ctl_logs). */
 void ctl_logs_text(void *arg, const char *app, const char *text);
+/* apps:destroy: drop app's stream (its waiters are answered first). */
+void ctl_logs_forget(struct ctl_logs *l, const char *app);
 /* LogsReq on the API: takes req and m (answers now or later). */
 void ctl_logs_request(struct ctl_logs *l, struct nnuv_msg *req, Drover__Message *m);
 
@@ -550,6 +606,8 @@ void ctl_drains_line(struct ctl_drains *ds, const char *app, uint64_t ts_ms, con
 void ctl_drains_tick(struct ctl_drains *ds);
 /* DrainsReq, DrainAddReq, DrainRemoveReq: takes req and m. */
 void ctl_drains_request(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m);
+/* apps:destroy: stop every drain of app (its rows go with the app's). */
+void ctl_drains_forget_app(struct ctl_drains *ds, const char *app);
 /* After the loop: up to 2 s to send what is buffered, then stop every drain. */
 void ctl_drains_free(struct ctl_drains *ds);
 

@@ -37,10 +37,9 @@
 #include "procfile.h"
 
 static const char *const state_names[] = {
-    [CTL_DEPLOY_NONE] = "none",
-    [CTL_DEPLOY_RUNNING] = "running",
-    [CTL_DEPLOY_SUCCEEDED] = "succeeded",
-    [CTL_DEPLOY_FAILED] = "failed",
+    [CTL_DEPLOY_NONE] = "none",           [CTL_DEPLOY_RUNNING] = "running",
+    [CTL_DEPLOY_SUCCEEDED] = "succeeded", [CTL_DEPLOY_FAILED] = "failed",
+    [CTL_DEPLOY_RELEASING] = "releasing",
 };
 
 const char *
@@ -78,7 +77,8 @@ ctl_release_set_status(struct ctl_model *m, struct ctl_app *a, struct ctl_releas
 static void
 set_state(struct ctl_model *m, struct ctl_app *a, enum ctl_deploy_state st, uint64_t now)
 {
-    if (a->deploy.state == CTL_DEPLOY_RUNNING && m->ndeploying > 0)
+    if ((a->deploy.state == CTL_DEPLOY_RUNNING || a->deploy.state == CTL_DEPLOY_RELEASING) &&
+        m->ndeploying > 0)
         m->ndeploying--;
     if (st == CTL_DEPLOY_RUNNING)
         m->ndeploying++;
@@ -93,6 +93,7 @@ ctl_deploy_start(struct ctl_model *m, struct ctl_app *a, uint64_t now)
 {
     struct ctl_deploy *d = &a->deploy;
 
+    ctl_relphase_abandon(m, a, a->current);
     if (d->state == CTL_DEPLOY_RUNNING && d->release != a->current) {
         ctl_release_set_status(m, a, ctl_release_get(a, d->release), "superseded", "");
         ctl_model_event(m, a->name, "deploy of v%u superseded by v%u", d->release, a->current);
@@ -137,7 +138,7 @@ count_progress(const struct ctl_app *a, const struct ctl_release *rel, struct pr
             ;
         if (i == rel->ntypes)
             continue; /* a type the release does not have: stopped by reconcile */
-        if (in->release != rel->version) {
+        if (ctl_inst_outdated(in, rel->version)) {
             p[i].old++;
         } else if (!ctl_inst_evicted(in)) {
             p[i].created++;
@@ -177,7 +178,8 @@ ctl_deploy_check(struct ctl_model *m, struct ctl_app *a, uint64_t now)
     a->good = rel->version;
     set_state(m, a, CTL_DEPLOY_SUCCEEDED, now);
     ctl_release_set_status(m, a, ctl_release_get(a, rel->version), "succeeded", "");
-    ctl_model_event(m, a->name, "deploy of v%u finished:%s up", rel->version,
+    ctl_model_event(m, a->name, "%s of v%u finished:%s up",
+                    ctl_deploy_is_restart(&a->deploy) ? "restart" : "deploy", rel->version,
                     what[0] ? what : " nothing to run");
     log_info("deploy_succeeded", "app=%s release=%u ms=%llu", a->name, rel->version,
              (unsigned long long)(now - a->deploy.started_ms));
@@ -196,6 +198,10 @@ ctl_deploy_fail(struct ctl_model *m, struct ctl_app *a, uint64_t now, const char
     vsnprintf(d->reason, sizeof(d->reason), fmt, ap);
     va_end(ap);
     set_state(m, a, CTL_DEPLOY_FAILED, now);
+    if (ctl_deploy_is_restart(d)) { /* the release is not at fault: keep it */
+        ctl_restart_failed(m, a);
+        return;
+    }
     ctl_release_set_status(m, a, ctl_release_get(a, d->release), "failed", d->reason);
     good = d->from != 0 ? ctl_release_get(a, d->from) : NULL;
     a->current = good != NULL ? good->version : 0;
@@ -222,7 +228,7 @@ judge(struct ctl_model *m, struct ctl_instance *in, uint64_t now)
     char name[48];
 
     if (a->deploy.state != CTL_DEPLOY_RUNNING || in->oneoff || in->stopping ||
-        in->release != a->deploy.release)
+        ctl_inst_outdated(in, a->deploy.release))
         return;
     ctl_inst_name(in, name, sizeof(name));
     switch (in->cause) {
@@ -297,6 +303,8 @@ ctl_deploys_tick(struct ctl_model *m, uint64_t now)
     if (m->ndeploying == 0)
         return false;
     while ((a = ctl_map_next(m->apps, &pos, &cur)) != NULL) {
+        if (a->deploy.state == CTL_DEPLOY_RELEASING)
+            changed |= ctl_relphase_tick(m, a, now);
         if (a->deploy.state != CTL_DEPLOY_RUNNING)
             continue;
         check_timeout(m, a, now);

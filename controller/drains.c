@@ -751,6 +751,20 @@ remove_req(struct ctl_drains *ds, const char *app, const char *what, char *why, 
     return 0;
 }
 
+/* apps:destroy: the app's drains stop (their rows go with the app's in the
+ * same commit, app_gone_sql in store.c). ds may be NULL (no drains). */
+void
+ctl_drains_forget_app(struct ctl_drains *ds, const char *app)
+{
+    struct app_drains *ad;
+
+    if (ds == NULL || (ad = ctl_map_get(ds->apps, app)) == NULL)
+        return;
+    while (ad->first != NULL)
+        drain_remove(ds, ad, ad->first);
+    log_info("drains_forgotten", "app=%s", app);
+}
+
 void
 ctl_drains_request(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m)
 {

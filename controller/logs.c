@@ -476,3 +476,19 @@ ctl_logs_close(struct ctl_logs *l)
         uv_close((uv_handle_t *)&l->tick, NULL);
     l->tick_init = false;
 }
+
+/* apps:destroy: the app's stream goes with it; whoever waits gets what
+ * there is now. A new app of that name starts with an empty stream. */
+void
+ctl_logs_forget(struct ctl_logs *l, const char *app)
+{
+    struct app_log *al;
+
+    if (l == NULL)
+        return;
+    wake(l, app, true);
+    if ((al = ctl_map_del(l->apps, app)) != NULL) {
+        logring_free(al->ring);
+        free(al);
+    }
+}

@@ -8,11 +8,13 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "ctl.h"
+#include "version.h"
 #include "env.h"
 #include "log.h"
 
@@ -137,12 +139,16 @@ open_state(struct ctl *ctl)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
     static struct ctl ctl; /* handles inside must outlive uv_run */
     uv_loop_t loop;
     int rc;
 
+    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+        printf("drover-controller %s\n", DROVER_VERSION);
+        return 0;
+    }
     log_init("controller");
     read_config(&ctl.cfg);
     if ((rc = uv_loop_init(&loop)) < 0)

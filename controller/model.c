@@ -76,6 +76,86 @@ app_free(struct ctl_app *a)
     free(a);
 }
 
+static void
+gone_clear(struct ctl_model *m)
+{
+    size_t i;
+
+    for (i = 0; i < m->ngone_apps; i++)
+        free(m->gone_apps[i]);
+    for (i = 0; i < m->ngone_nodes; i++)
+        free(m->gone_nodes[i]);
+    free(m->gone_apps);
+    free(m->gone_nodes);
+    m->gone_apps = m->gone_nodes = NULL;
+    m->ngone_apps = m->ngone_nodes = 0;
+}
+
+/* Append a copy of name to *v (for the store to delete its rows). */
+static int
+gone_push(char ***v, size_t *n, const char *name)
+{
+    char **nv = realloc(*v, (*n + 1) * sizeof(**v));
+
+    if (nv == NULL)
+        return -ENOMEM;
+    *v = nv;
+    if ((nv[*n] = strdup(name)) == NULL)
+        return -ENOMEM;
+    (*n)++;
+    return 0;
+}
+
+int
+ctl_app_remove(struct ctl_model *m, struct ctl_app *a)
+{
+    int rc;
+
+    if (a->ninstances > 0)
+        return -EBUSY;
+    if ((rc = gone_push(&m->gone_apps, &m->ngone_apps, a->name)) < 0)
+        return rc;
+    if (a->queued)
+        TAILQ_REMOVE(&m->dirty_apps, a, dirty_link);
+    if (a->reconcile)
+        TAILQ_REMOVE(&m->reconcile, a, reconcile_link);
+    if ((a->deploy.state == CTL_DEPLOY_RUNNING || a->deploy.state == CTL_DEPLOY_RELEASING) &&
+        m->ndeploying > 0)
+        m->ndeploying--;
+    ctl_map_del(m->apps, a->name);
+    app_free(a);
+    return 0;
+}
+
+int
+ctl_node_remove(struct ctl_model *m, struct ctl_node *n)
+{
+    size_t i;
+    int rc;
+
+    if (n->ninst > 0)
+        return -EBUSY;
+    if ((rc = gone_push(&m->gone_nodes, &m->ngone_nodes, n->name)) < 0)
+        return rc;
+    if (n->queued)
+        TAILQ_REMOVE(&m->dirty_nodes, n, dirty_link);
+    if (n->notify)
+        TAILQ_REMOVE(&m->notify, n, notify_link);
+    if (n->state == CTL_NODE_DRAINING && m->ndraining > 0)
+        m->ndraining--;
+    for (i = 0; i < m->nnodes && m->node_v[i] != n; i++)
+        ;
+    if (i < m->nnodes) {
+        memmove(&m->node_v[i], &m->node_v[i + 1], (m->nnodes - i - 1) * sizeof(*m->node_v));
+        m->nnodes--;
+    }
+    ctl_map_del(m->nodes, n->name);
+    ctl_ports_free(n->ports);
+    free(n);
+    m->capacity_changed = true;
+    return 0;
+}
+
 void
 ctl_model_free(struct ctl_model *m)
 {
@@ -104,6 +184,13 @@ ctl_model_free(struct ctl_model *m)
     }
     free(m->node_v);
     free(m->deleted);
+    gone_clear(m);
+    for (i = 0; i < m->nforget_apps; i++)
+        free(m->forget_apps[i]);
+    for (i = 0; i < m->nforget_slugs; i++)
+        free(m->forget_slugs[i]);
+    free(m->forget_apps);
+    free(m->forget_slugs);
     ctl_map_free(m->apps);
     ctl_map_free(m->nodes);
     ctl_map_free(m->insts);
@@ -871,4 +958,5 @@ ctl_model_clean(struct ctl_model *m)
     }
     m->ndeleted = 0;
     m->next_id_dirty = false;
+    gone_clear(m);
 }

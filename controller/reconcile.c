@@ -277,7 +277,7 @@ reconcile_type(struct ctl_model *m, struct ctl_app *a, const struct ctl_release 
     {
         if (in->stopping || in->oneoff || strcmp(in->type, type) != 0)
             continue;
-        if (in->release != rel->version) {
+        if (ctl_inst_outdated(in, rel->version)) {
             old[nold++] = in;
             r.old_up += in->state == DROVER__INSTANCE_STATE__ST_UP;
         } else if (!ctl_inst_evicted(in)) {
@@ -391,7 +391,7 @@ evict_type(struct ctl_model *m, struct ctl_app *a, const struct ctl_release *rel
 
     LIST_FOREACH(in, &a->instances, app_link)
     {
-        if (in->stopping || in->release != rel->version || strcmp(in->type, type) != 0)
+        if (in->stopping || ctl_inst_outdated(in, rel->version) || strcmp(in->type, type) != 0)
             continue;
         if (ctl_inst_evicted(in))
             n++;
@@ -409,7 +409,7 @@ evict_type(struct ctl_model *m, struct ctl_app *a, const struct ctl_release *rel
     n = 0;
     LIST_FOREACH(in, &a->instances, app_link)
     {
-        if (in->stopping || in->release != rel->version || strcmp(in->type, type) != 0 ||
+        if (in->stopping || ctl_inst_outdated(in, rel->version) || strcmp(in->type, type) != 0 ||
             !ctl_inst_evicted(in))
             continue;
         ins[n] = in;
@@ -423,7 +423,7 @@ evict_type(struct ctl_model *m, struct ctl_app *a, const struct ctl_release *rel
     LIST_FOREACH(in, &a->instances, app_link)
     {
         if (in->stopping || ctl_inst_evicted(in) || in->state != DROVER__INSTANCE_STATE__ST_UP ||
-            in->release != rel->version || strcmp(in->type, type) != 0)
+            ctl_inst_outdated(in, rel->version) || strcmp(in->type, type) != 0)
             continue;
         for (i = evictee_lower_bound(ev, n, in->idx); i < n && ev[i].idx == in->idx; i++)
             ev[i].slot_up = true;

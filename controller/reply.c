@@ -173,6 +173,7 @@ ctl_commit(struct ctl *ctl)
 {
     int rc;
 
+    ctl_destroy_reap(ctl);
     rc = ctl_settle(ctl->model, now_ms());
     if (rc < 0)
         log_error("settle_failed", "err=%d", rc);

@@ -41,6 +41,9 @@ ctl_settings_defaults(struct ctl_formation *f)
     f->min_healthy_ms = CTL_DEFAULT_MIN_HEALTHY_MS;
     f->deploy_timeout_ms = CTL_DEFAULT_DEPLOY_TIMEOUT_MS;
     f->shutdown_delay_ms = web ? CTL_DEFAULT_SHUTDOWN_DELAY_MS : 0;
+    /* The release phase's deploy_timeout is its release_timeout. */
+    if (strcmp(f->type, ctl_release_type_name) == 0)
+        f->deploy_timeout_ms = CTL_DEFAULT_RELEASE_TIMEOUT_MS;
 }
 
 /* "30s", "500ms", "2m", "1h", "45" (seconds) into ms within [lo, hi]. */
@@ -123,8 +126,21 @@ int
 ctl_settings_set(struct ctl_formation *f, const char *key, const char *value, char *err,
                  size_t errsz)
 {
+    bool release = strcmp(f->type, ctl_release_type_name) == 0;
     size_t i;
 
+    /* Type release keeps its release_timeout where others keep their
+     * deploy_timeout: it is never rolled out, and the store needs no column. */
+    if (strcmp(key, "release_timeout") == 0) {
+        if (!release) {
+            snprintf(err, errsz, "release_timeout is a setting of type release only");
+            return -EINVAL;
+        }
+        key = "deploy_timeout";
+    } else if (release && strcmp(key, "deploy_timeout") == 0) {
+        snprintf(err, errsz, "type release has release_timeout, not deploy_timeout");
+        return -EINVAL;
+    }
     for (i = 0; i < ARRAY_SIZE(durations); i++) {
         const struct duration_key *d = &durations[i];
 
@@ -160,7 +176,8 @@ ctl_settings_set(struct ctl_formation *f, const char *key, const char *value, ch
     }
     snprintf(err, errsz,
              "unknown setting \"%.40s\" (want health, boot_timeout, grace, max_surge, "
-             "max_unavailable, min_healthy, deploy_timeout or shutdown_delay)",
+             "max_unavailable, min_healthy, deploy_timeout, shutdown_delay, or release_timeout "
+             "for type release)",
              key);
     return -EINVAL;
 }

@@ -58,6 +58,11 @@ enum {
     S_INST,
     S_INST_DEL,
     S_ONEOFF,
+    S_RESTART,
+    S_RESTART_DEL,
+    S_DESTROYING,
+    S_APP_GONE,
+    S_NODE_GONE,
     S_COUNT
 };
 
@@ -104,6 +109,21 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_INST_DEL] = "DELETE FROM instances WHERE id = ?1",
     [S_ONEOFF] = "INSERT OR IGNORE INTO oneoffs(id, command, ptype, attach, tty) "
                  "VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_RESTART] = "INSERT OR IGNORE INTO restarts(id) VALUES(?1)",
+    [S_RESTART_DEL] = "DELETE FROM restarts WHERE id = ?1",
+    [S_DESTROYING] = "INSERT OR IGNORE INTO destroying(app) VALUES(?1)",
+    /* apps:destroy: every row of the app, children first. */
+    [S_APP_GONE] = "DELETE FROM instances WHERE app = ?1;",
+    [S_NODE_GONE] = "DELETE FROM nodes WHERE name = ?1",
+};
+
+/* apps:destroy, after S_APP_GONE: the rest of the app's rows, children first. */
+static const char *const app_gone_sql[] = {
+    "DELETE FROM destroying WHERE app = ?1",    "DELETE FROM drains WHERE app = ?1",
+    "DELETE FROM release_config WHERE app = ?1",
+    "DELETE FROM release_types WHERE app = ?1", "DELETE FROM releases WHERE app = ?1",
+    "DELETE FROM config WHERE app = ?1",        "DELETE FROM formations WHERE app = ?1",
+    "DELETE FROM apps WHERE name = ?1",
 };
 
 static const char schema_sql[] =
@@ -153,7 +173,12 @@ static const char schema_sql[] =
      * controller ignores it. */
     "CREATE TABLE IF NOT EXISTS drains(id TEXT PRIMARY KEY,"
     " app TEXT NOT NULL REFERENCES apps(name), url TEXT NOT NULL,"
-    " created_ms INTEGER NOT NULL, UNIQUE(app, url));";
+    " created_ms INTEGER NOT NULL, UNIQUE(app, url));"
+    /* Instances `drover restart` is replacing (issue 12). */
+    "CREATE TABLE IF NOT EXISTS restarts(id INTEGER PRIMARY KEY"
+    " REFERENCES instances(id) ON DELETE CASCADE);"
+    /* Apps `drover apps:destroy` is stopping (issue 12). */
+    "CREATE TABLE IF NOT EXISTS destroying(app TEXT PRIMARY KEY REFERENCES apps(name));";
 
 struct ctl_store {
     sqlite3 *db;
@@ -391,7 +416,7 @@ app_row(sqlite3_stmt *q, struct loader *ld)
     snprintf(a->deploy.reason, sizeof(a->deploy.reason), "%s", col_str(q, 7));
     a->deploy.started_ms = (uint64_t)sqlite3_column_int64(q, 8);
     a->deploy.finished_ms = (uint64_t)sqlite3_column_int64(q, 9);
-    if (a->deploy.state == CTL_DEPLOY_RUNNING)
+    if (a->deploy.state == CTL_DEPLOY_RUNNING || a->deploy.state == CTL_DEPLOY_RELEASING)
         ld->m->ndeploying++;
     /* A store from before deploys were judged: what ran was good. */
     if (a->good == 0 && a->deploy.state == CTL_DEPLOY_NONE)
@@ -594,6 +619,28 @@ oneoff_row(sqlite3_stmt *q, struct loader *ld)
     return in->command == NULL ? -ENOMEM : 0;
 }
 
+static int
+restart_row(sqlite3_stmt *q, struct loader *ld)
+{
+    struct ctl_instance *in = ctl_inst_find(ld->m, (uint64_t)sqlite3_column_int64(q, 0));
+
+    if (in != NULL)
+        in->restart = true;
+    return 0;
+}
+
+static int
+destroying_row(sqlite3_stmt *q, struct loader *ld)
+{
+    struct ctl_app *a = ctl_app_find(ld->m, col_str(q, 0));
+
+    if (a != NULL && !a->destroying) {
+        a->destroying = true;
+        ld->m->ndestroying++;
+    }
+    return 0;
+}
+
 /* In order: each table refers only to rows of the tables before it. */
 static const struct {
     const char *sql;
@@ -621,6 +668,8 @@ static const struct {
      "exit_signal, since_ms, reason FROM instances ORDER BY id",
      instance_row},
     {"SELECT id, command, ptype, attach, tty FROM oneoffs", oneoff_row},
+    {"SELECT id FROM restarts", restart_row},
+    {"SELECT app FROM destroying", destroying_row},
 };
 
 /* Fill an empty model from the store. */
@@ -736,6 +785,11 @@ flush_app(struct ctl_store *st, const struct ctl_app *a)
         sqlite3_bind_int64(s, 10, (sqlite3_int64)a->deploy.finished_ms);
         if ((rc = step(st, s)) < 0)
             return rc;
+        if (a->destroying) { /* apps:destroy goes on after a restart */
+            bind_text(st->st[S_DESTROYING], 1, a->name);
+            if ((rc = step(st, st->st[S_DESTROYING])) < 0)
+                return rc;
+        }
     }
     if (a->dirty_config) {
         bind_text(st->st[S_CONFIG_DEL], 1, a->name);
@@ -836,8 +890,15 @@ flush_inst(struct ctl_store *st, const struct ctl_instance *in)
     sqlite3_bind_int(s, 13, in->exit_signal);
     sqlite3_bind_int64(s, 14, (sqlite3_int64)in->since_ms);
     bind_text(s, 15, in->reason);
-    if ((rc = step(st, s)) < 0 || !in->oneoff)
+    if ((rc = step(st, s)) < 0)
         return rc;
+    /* A failed restart clears the mark of what it did not replace. */
+    s = st->st[in->restart ? S_RESTART : S_RESTART_DEL];
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)in->id);
+    if ((rc = step(st, s)) < 0)
+        return rc;
+    if (!in->oneoff)
+        return 0;
     s = st->st[S_ONEOFF];
     sqlite3_bind_int64(s, 1, (sqlite3_int64)in->id);
     bind_text(s, 2, in->command != NULL ? in->command : "");
@@ -889,17 +950,50 @@ flush_all(struct ctl_store *st, struct ctl_model *m)
  * Write everything the model marked dirty in one transaction, then forget the
  * marks. On failure the transaction is rolled back and the marks are kept.
  */
+/* Apps destroyed and nodes removed since the last flush (issue 12). */
+static int
+flush_gone(struct ctl_store *st, struct ctl_model *m)
+{
+    sqlite3_stmt *q;
+    size_t i, k;
+    int rc;
+
+    for (i = 0; i < m->ngone_apps; i++) {
+        bind_text(st->st[S_APP_GONE], 1, m->gone_apps[i]);
+        if ((rc = step(st, st->st[S_APP_GONE])) < 0)
+            return rc;
+        for (k = 0; k < ARRAY_SIZE(app_gone_sql); k++) {
+            if (sqlite3_prepare_v2(st->db, app_gone_sql[k], -1, &q, NULL) != SQLITE_OK)
+                return -EIO;
+            bind_text(q, 1, m->gone_apps[i]);
+            rc = sqlite3_step(q) == SQLITE_DONE ? 0 : -EIO;
+            sqlite3_finalize(q);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    for (i = 0; i < m->ngone_nodes; i++) {
+        bind_text(st->st[S_NODE_GONE], 1, m->gone_nodes[i]);
+        if ((rc = step(st, st->st[S_NODE_GONE])) < 0)
+            return rc;
+    }
+    return 0;
+}
+
 int
 ctl_store_flush(struct ctl_store *st, struct ctl_model *m)
 {
     int rc;
 
     if (TAILQ_EMPTY(&m->dirty_apps) && TAILQ_EMPTY(&m->dirty_nodes) &&
-        TAILQ_EMPTY(&m->dirty_insts) && m->ndeleted == 0 && !m->next_id_dirty)
+        TAILQ_EMPTY(&m->dirty_insts) && m->ndeleted == 0 && !m->next_id_dirty &&
+        m->ngone_apps == 0 && m->ngone_nodes == 0)
         return 0;
     if ((rc = exec(st, "BEGIN IMMEDIATE;")) < 0)
         return rc;
-    rc = flush_all(st, m);
+    rc = flush_gone(st, m);
+    if (rc == 0)
+        rc = flush_all(st, m);
     if (rc == 0)
         rc = exec(st, "COMMIT;");
     if (rc < 0) {

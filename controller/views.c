@@ -208,9 +208,11 @@ app_status(struct ctl_arena *ar, const struct ctl_app *a)
      * formation's quantity; then any other type that still has instances. */
     for (i = 0; rel != NULL && i < rel->ntypes; i++) {
         const struct ctl_formation *f = ctl_formation_find(a, rel->types[i].name);
-        Drover__TypeStatus *ts = type_status(ar, as, rel->types[i].name);
+        Drover__TypeStatus *ts;
 
-        if (ts == NULL)
+        if (strcmp(rel->types[i].name, ctl_release_type_name) == 0)
+            continue; /* not a formation type: shown only while it runs */
+        if ((ts = type_status(ar, as, rel->types[i].name)) == NULL)
             return NULL;
         ts->desired = f != NULL ? f->quantity : 0;
     }

@@ -883,3 +883,34 @@ agt_exit_code(const struct agt *a)
 {
     return a->exit_code;
 }
+
+/* ---- apps:destroy (issue 12) ---- */
+
+void
+agt_forget_destroyed(struct agt *a, char **apps, size_t napps, char **shas, size_t nshas)
+{
+    size_t i, k;
+
+    for (i = 0; i < napps; i++) {
+        bool busy = false;
+
+        if (apps[i] == NULL || !name_app_valid(apps[i]))
+            continue;
+        for (k = 0; k < a->ninst && !busy; k++)
+            busy = strcmp(agt_inst_spec(a->insts[k])->app, apps[i]) == 0;
+        for (k = 0; k < a->nwant && !busy; k++)
+            busy = strcmp(a->want[k]->app, apps[i]) == 0;
+        if (!busy) /* an app of that name again, or still stopping: not now */
+            agt_slugs_forget_app(a->slugs, apps[i]);
+    }
+    for (i = 0; i < nshas; i++) {
+        bool busy = false;
+
+        if (shas[i] == NULL || strlen(shas[i]) != 64 || strspn(shas[i], "0123456789abcdef") != 64)
+            continue;
+        for (k = 0; k < a->ninst && !busy; k++)
+            busy = strcmp(agt_inst_spec(a->insts[k])->sha, shas[i]) == 0;
+        if (!busy)
+            agt_slugs_forget_slug(a->slugs, shas[i]);
+    }
+}

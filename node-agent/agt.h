@@ -107,6 +107,10 @@ bool agt_release_used(struct agt *a, const char *app, uint32_t release);
  * order (ascending id); FNV1A64_INIT for none. */
 uint64_t agt_digest(Drover__InstanceReport *const *reps, size_t n);
 
+/* agent.c: apps:destroy: the apps and slugs the controller forgot; what no
+ * instance here still uses is deleted from disk. */
+void agt_forget_destroyed(struct agt *a, char **apps, size_t napps, char **shas, size_t nshas);
+
 /* conn.c: the controller, from this node's side. */
 struct agt_conn *agt_conn_new(struct agt *a, int *err);
 int agt_conn_start(struct agt_conn *c);
@@ -417,5 +421,9 @@ void agt_slugs_close(struct agt_slugs *s);
 /* An instance was forgotten: look for unused releases and slugs at the
  * next tick (slugs.c keeps the newest two per app and what is used). */
 void agt_slugs_gc_soon(struct agt_slugs *s);
+/* apps:destroy: delete app's unpacked releases / a cached slug that no known
+ * release uses, off the loop. True when there was something to delete. */
+bool agt_slugs_forget_app(struct agt_slugs *s, const char *app);
+bool agt_slugs_forget_slug(struct agt_slugs *s, const char *sha);
 
 #endif

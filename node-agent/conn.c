@@ -247,6 +247,11 @@ on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
     if (r->has_assignments && !c->last)
         agt_assign(c->agt, r->generation, r->assignments, r->n_assignments);
     acked(c);
+    /* After the acknowledgement: the destroyed apps' stopped instances are
+     * forgotten by then. */
+    if (r->has_assignments && !c->last)
+        agt_forget_destroyed(c->agt, r->destroyed_apps, r->n_destroyed_apps, r->forget_slugs,
+                             r->n_forget_slugs);
     if (r->want_full) {
         c->want_full = true;
         if (!was_full) /* a full one was just refused: wait for the heartbeat */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agt.h"
+#include "version.h"
 #include "log.h"
 
 /*
@@ -53,6 +54,10 @@ main(int argc, char **argv)
 
     if (argc == 4 && strcmp(argv[1], "--tty-exec") == 0)
         return agt_pipe_tty_exec(argv[2], argv[3]); /* internal: see pipe.c */
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("drover-agent %s\n", DROVER_VERSION);
+        return EXIT_SUCCESS;
+    }
     if (argc > 1) {
         bool help = strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0;
 

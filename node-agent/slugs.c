@@ -1047,3 +1047,106 @@ agt_slugs_close(struct agt_slugs *s)
         fetch_stop(s, s->active);
     uv_close((uv_handle_t *)&s->tick, on_tick_close);
 }
+
+/* ---- apps:destroy (issue 12): forget an app's releases, a cached slug ---- */
+
+struct forget_job {
+    uv_work_t w;
+    struct agt_slugs *s;
+    char path[PATH_MAX];
+};
+
+static void
+forget_work(uv_work_t *w)
+{
+    struct forget_job *j = w->data;
+    int rc = rm_rf(j->path);
+
+    if (rc < 0 && rc != -ENOENT)
+        log_warn("forget_failed", "path=%s err=%s", log_q(j->path), log_q(strerror(-rc)));
+}
+
+static void
+forget_after(uv_work_t *w, int status)
+{
+    struct forget_job *j = w->data;
+    struct agt_slugs *s = j->s;
+
+    (void)status;
+    s->pending--;
+    free(j);
+    maybe_free(s);
+}
+
+/* Remove path (a file or a tree) off the loop. */
+static void
+forget_path(struct agt_slugs *s, const char *path)
+{
+    struct forget_job *j = calloc(1, sizeof *j);
+
+    if (!j || strfmt(j->path, sizeof j->path, "%s", path) < 0) {
+        free(j);
+        return;
+    }
+    j->s = s;
+    j->w.data = j;
+    if (uv_queue_work(s->loop, &j->w, forget_work, forget_after) < 0) {
+        free(j);
+        return;
+    }
+    s->pending++;
+}
+
+bool
+agt_slugs_forget_app(struct agt_slugs *s, const char *app)
+{
+    struct rel **rp = &s->rels, *r;
+    char dir[PATH_MAX];
+    struct stat st;
+
+    for (r = *rp; r; r = *rp) {
+        if (strcmp(r->app, app) == 0 && r->st == R_UNPACKING)
+            return false; /* busy: the next assignment set says it again */
+        rp = &r->next;
+    }
+    for (rp = &s->rels; (r = *rp) != NULL;) {
+        if (strcmp(r->app, app) == 0) {
+            *rp = r->next;
+            free(r);
+        } else {
+            rp = &r->next;
+        }
+    }
+    if (strfmt(dir, sizeof dir, "%s/releases/%s", s->cfg->data_dir, app) < 0 || stat(dir, &st) < 0)
+        return false;
+    log_info("app_forgotten", "app=%s dir=%s", app, log_q(dir));
+    forget_path(s, dir);
+    return true;
+}
+
+bool
+agt_slugs_forget_slug(struct agt_slugs *s, const char *sha)
+{
+    struct fetch **fp, *f;
+    struct rel *r;
+    char path[PATH_MAX];
+    struct stat st;
+
+    for (r = s->rels; r; r = r->next)
+        if (strcmp(r->sha, sha) == 0)
+            return false; /* a release of a live app still has it */
+    for (fp = &s->fetches; (f = *fp) != NULL; fp = &f->next) {
+        if (strcmp(f->sha, sha) != 0)
+            continue;
+        if (f->st != F_READY && f->st != F_FAILED)
+            return false; /* on its way: someone wants it */
+        *fp = f->next;
+        free(f);
+        break;
+    }
+    if (slug_path(s, sha, "tar.gz", path, sizeof path) < 0 || stat(path, &st) < 0)
+        return false;
+    log_info("slug_forgotten", "sha=%s", sha);
+    forget_path(s, path);
+    return true;
+}

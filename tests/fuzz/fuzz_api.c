@@ -221,7 +221,8 @@ setup(void)
      * waits for a session to expire. */
     ctl.logs = ctl_logs_new(&ctl, 1500);
     ctl.runs = ctl_runs_new(&ctl);
-    if (ctl.logs == NULL || ctl.runs == NULL)
+    ctl.endpoints = ctl_endpoints_new(&ctl); /* EndpointsReq needs it */
+    if (ctl.logs == NULL || ctl.runs == NULL || ctl.endpoints == NULL)
         abort();
     ctl.model->event = ctl_logs_text;
     ctl.model->event_arg = ctl.logs;
