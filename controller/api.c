@@ -1061,6 +1061,7 @@ ctl_api_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m)
     case DROVER__MESSAGE__BODY_DRAIN_ADD_REQ:
     case DROVER__MESSAGE__BODY_DRAIN_REMOVE_REQ:
         ctl_drains_request(ctl, req, m);
+        return;
     case DROVER__MESSAGE__BODY_RESTART_REQ:
     case DROVER__MESSAGE__BODY_PS_STOP_REQ:
     case DROVER__MESSAGE__BODY_APP_DESTROY_REQ:
