@@ -267,8 +267,12 @@ Test(run, exit_codes_streams_stdin_node_config_detach_pty)
                strstr(at - strlen(want) - 4, want) < at;
         /* Events name the node: "run.3@n2 exited: exit code 0" (n1..n3). */
         snprintf(cmd, sizeof(cmd), "drover: %s@n", name);
-        const char *ev = seen ? strstr(at, cmd) : NULL;
-        exited = ev != NULL && strncmp(ev + strlen(cmd) + 1, " exited: exit code 0", 20) == 0;
+        /* Its other events (starting -> up) may land after its output under
+         * load: look at each of them for the exit. */
+        exited = false;
+        for (const char *ev = seen ? strstr(at, cmd) : NULL; ev != NULL && !exited;
+             ev = strstr(ev + 1, cmd))
+            exited = strncmp(ev + strlen(cmd) + 1, " exited: exit code 0", 20) == 0;
         free(out);
         if (!(seen && exited))
             h_msleep(200);
