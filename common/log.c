@@ -51,6 +51,9 @@ write_all(int fd, const char *buf, size_t len)
 }
 
 /* One event line in line[LOG_LINE_MAX], newline included; its length. */
+static size_t format_event(char *line, enum log_level lvl, const char *event, const char *fmt,
+                           va_list ap) __attribute__((format(printf, 4, 0)));
+
 static size_t
 format_event(char *line, enum log_level lvl, const char *event, const char *fmt, va_list ap)
 {
