@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "version.h"
 
 static int
 help(int argc, char **argv)
@@ -35,6 +36,10 @@ main(int argc, char **argv)
 
     if (argc < 2)
         return cli_usage(NULL, "no verb given");
+    if (strcmp(argv[1], "--version") == 0) {
+        puts("drover " DROVER_VERSION);
+        return CLI_OK;
+    }
     if (strcmp(argv[1], "help") == 0)
         return help(argc - 2, argv + 2);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)

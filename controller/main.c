@@ -8,12 +8,15 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
 #include "env.h"
 #include "log.h"
+#include "notify.h"
+#include "version.h"
 
 static void
 read_config(struct ctl_config *cfg)
@@ -48,6 +51,7 @@ static void
 on_signal(uv_signal_t *sig, int signum)
 {
     log_info("signal", "signal=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    notify_send("STOPPING=1");
     ctl_shutdown(sig->data, 0);
 }
 
@@ -75,6 +79,7 @@ ctl_maybe_close(struct ctl *ctl)
     if (!ctl->stopping || ctl->inflight > 0 || ctl->closed)
         return;
     ctl->closed = true;
+    notify_watchdog_stop();
     ctl_notify_flush(ctl);
     if (ctl->api != NULL)
         nnuv_close(ctl->api);
@@ -125,13 +130,24 @@ open_state(struct ctl *ctl)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
     static struct ctl ctl; /* handles inside must outlive uv_run */
     uv_loop_t loop;
     int rc;
 
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        puts("drover-controller " DROVER_VERSION);
+        return 0;
+    }
+    if (argc > 1) {
+        fputs("usage: drover-controller [--version]\n"
+              "Configured only by DROVER_* environment variables (see drover-controller(8)).\n",
+              stderr);
+        return 2;
+    }
     log_init("controller");
+    notify_init();
     read_config(&ctl.cfg);
     if ((rc = uv_loop_init(&loop)) < 0)
         log_fatal(1, "start_failed", "what=loop err=%s", uv_strerror(rc));
@@ -168,6 +184,10 @@ main(void)
              ctl.cfg.api_listen, ctl.cfg.agent_listen, ctl.cfg.notify_listen, ctl.cfg.logs_listen,
              log_q(ctl.cfg.data_dir), ctl_map_count(ctl.model->apps), ctl.model->nnodes,
              ctl_map_count(ctl.model->insts));
+    /* Serving: tell systemd (Type=notify), and ping its watchdog from now. */
+    notify_send("READY=1");
+    if ((rc = notify_watchdog_start(&loop)) < 0)
+        log_warn("watchdog", "err=%s", uv_strerror(rc));
     uv_run(&loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(&loop);
     if (rc < 0)

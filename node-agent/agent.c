@@ -39,6 +39,7 @@
 
 #include "agt.h"
 #include "log.h"
+#include "notify.h"
 #include "util.h"
 
 enum phase {
@@ -491,6 +492,7 @@ close_all(struct agt *a)
     agt_out_close_all();
     agt_pipe_close_all();
     agt_logs_close();
+    notify_watchdog_stop();
     uv_close((uv_handle_t *)&a->sigpipe, on_handle_close);
     uv_close((uv_handle_t *)&a->sigterm, on_handle_close);
     uv_close((uv_handle_t *)&a->sigint, on_handle_close);
@@ -603,6 +605,7 @@ on_signal(uv_signal_t *sig, int signum)
     if (a->closed)
         return;
     if (++a->nsignals == 1) {
+        notify_send("STOPPING=1");
         log_info("shutdown", "signal=%d instances=%zu leave_timeout_ms=%u", signum, a->ninst,
                  (unsigned)a->cfg->leave_timeout_ms);
         a->phase = P_LEAVING;

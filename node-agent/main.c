@@ -13,6 +13,8 @@
 
 #include "agt.h"
 #include "log.h"
+#include "notify.h"
+#include "version.h"
 
 /*
  * Whatever descriptors we inherited beyond stdin, stdout and stderr (a
@@ -51,6 +53,10 @@ main(int argc, char **argv)
     struct agt *a;
     int rc;
 
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        puts("drover-agent " DROVER_VERSION);
+        return EXIT_SUCCESS;
+    }
     if (argc == 3 && strcmp(argv[1], "--tty-exec") == 0)
         return agt_pipe_tty_exec(argv[2]); /* internal: see pipe.c */
     if (argc > 1) {
@@ -62,6 +68,7 @@ main(int argc, char **argv)
     cloexec_inherited();
     umask(022); /* releases must be readable by DROVER_RUN_AS */
     log_init("agent");
+    notify_init();
     agt_config_load(&cfg); /* exits 78 on any bad variable */
     rc = uv_loop_init(&loop);
     if (rc < 0)
@@ -74,6 +81,11 @@ main(int argc, char **argv)
     rc = agt_start(a);
     if (rc < 0)
         log_fatal(1, "start_failed", "err=%s", log_q(uv_strerror(rc)));
+    /* Running (its instances are supervised even before the controller
+     * answers): tell systemd, and ping its watchdog from the loop. */
+    notify_send("READY=1");
+    if ((rc = notify_watchdog_start(&loop)) < 0)
+        log_warn("watchdog", "err=%s", log_q(uv_strerror(rc)));
     uv_run(&loop, UV_RUN_DEFAULT);
     rc = agt_exit_code(a);
     agt_free(a);
