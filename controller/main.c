@@ -43,6 +43,10 @@ read_config(struct ctl_config *cfg)
         env_err(&e, "DROVER_HEARTBEAT_MS (%llu) must be below DROVER_NODE_TIMEOUT_MS (%llu)",
                 (unsigned long long)cfg->heartbeat_ms, (unsigned long long)cfg->node_timeout_ms);
     env_key(&e, "DROVER_CLUSTER_KEY", cfg->cluster_key);
+    /* A key rotation: accepted from agents as well, never used to seal. */
+    cfg->has_key_next = env_raw("DROVER_CLUSTER_KEY_NEXT") != NULL;
+    if (cfg->has_key_next)
+        env_key(&e, "DROVER_CLUSTER_KEY_NEXT", cfg->cluster_key_next);
     env_token(&e, "DROVER_API_TOKEN", true, cfg->api_token, sizeof(cfg->api_token));
     env_check(&e);
 }

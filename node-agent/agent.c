@@ -739,6 +739,9 @@ agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err)
     wire_sender_init(&a->sender, cfg->node);
     wire_sender_set_key(&a->sender, cfg->cluster_key);
     rc = wire_keyring_add("cluster", cfg->cluster_key);
+    /* A key rotation: the controller may still seal with the other key. */
+    if (rc >= 0 && cfg->has_key_next)
+        rc = wire_keyring_add("cluster", cfg->cluster_key_next);
     if (rc < 0)
         goto out;
     rc = uv_random(NULL, NULL, rnd, sizeof rnd, 0, NULL);

@@ -141,6 +141,9 @@ agt_config_load(struct agt_config *cfg)
     if (env_u64(&e, "DROVER_LEAVE_TIMEOUT_MS", 60000, 0, 3600000, &v) == 0)
         cfg->leave_timeout_ms = (uint32_t)v;
     env_key(&e, "DROVER_CLUSTER_KEY", cfg->cluster_key);
+    cfg->has_key_next = env_raw("DROVER_CLUSTER_KEY_NEXT") != NULL;
+    if (cfg->has_key_next)
+        env_key(&e, "DROVER_CLUSTER_KEY_NEXT", cfg->cluster_key_next);
     load_run_as(&e, cfg);
     env_check(&e);
 }

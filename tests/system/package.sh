@@ -109,7 +109,7 @@ echo "${out:-clean}"
 echo "== files, owners, modes"
 check_stat() {
     local got
-    got=$(stat -c '%a %U %G' "$ROOT$1") || fail "$1 is missing"
+    got=$(in_root "stat -c '%a %U %G' $1") || fail "$1 is missing"
     [ "$got" = "$2" ] || fail "$1: $got, expected $2"
     echo "$1: $got"
 }
