@@ -15,6 +15,10 @@
 #include <string.h>
 
 #include "harness.h"
+#include "version.h"
+#include "wire.h"
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
 
 static struct h_cluster C;
 
@@ -134,6 +138,43 @@ stop_agent_serving(int idx)
     cr_assert_eq(h_stop(&C, idx, 30000), 0, "%s did not exit 0", C.procs[idx].name);
 }
 
+/* An agent's Register in an envelope of the next protocol version. */
+static void
+refused_as_another_version(void)
+{
+    Drover__Message m = DROVER__MESSAGE__INIT;
+    Drover__RegisterReq req = DROVER__REGISTER_REQ__INIT;
+    Drover__Envelope env = DROVER__ENVELOPE__INIT;
+    Drover__ErrorCode code;
+    uint8_t body[256], buf[512];
+    char text[256];
+    void *reply = NULL;
+    int s = nn_socket(AF_SP, NN_REQ), tmo = 5000, n;
+    size_t len;
+
+    req.node = "future";
+    m.body_case = DROVER__MESSAGE__BODY_REGISTER_REQ;
+    m.register_req = &req;
+    env.version = WIRE_VERSION + 1;
+    env.sender = "future";
+    env.counter = 1;
+    env.body.data = body;
+    env.body.len = drover__message__pack(&m, body);
+    len = drover__envelope__pack(&env, buf);
+    cr_assert_geq(s, 0);
+    nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo, sizeof tmo);
+    cr_assert_geq(nn_connect(s, C.join), 0);
+    cr_assert_geq(nn_send(s, buf, len, 0), 0);
+    n = nn_recv(s, &reply, NN_MSG, 0);
+    cr_assert_geq(n, 0, "no answer to another protocol version");
+    cr_assert_eq(wire_refusal_open(reply, (size_t)n, &code, text, sizeof text), 0);
+    cr_assert_eq(code, DROVER__ERROR_CODE__ERR_VERSION);
+    cr_assert(strstr(text, "runs drover " DROVER_VERSION) != NULL, "%s", text);
+    cr_assert(strstr(text, "upgrade the controller first") != NULL, "%s", text);
+    nn_freemsg(reply);
+    nn_close(s);
+}
+
 Test(rotation, agents_move_one_by_one_while_the_app_serves)
 {
     const char *ranges[] = {"9990-9993", "9994-9997"}, *nodes[] = {"n1", "n2"};
@@ -178,4 +219,9 @@ Test(rotation, agents_move_one_by_one_while_the_app_serves)
     cr_assert(h_wait_log(&C, ctl, "reason=\"sealed with an unknown key\"", 5000) ||
               h_log_has(&C, ctl, "event=refused"));
     cr_assert_not(node_ready("n3", 1000), "n3 joined with the old key");
+
+    /* Mixed versions during an upgrade: a peer of the same protocol version
+     * works (every test here); one of another protocol version is refused
+     * and told what to run. */
+    refused_as_another_version();
 }

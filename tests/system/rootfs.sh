@@ -81,6 +81,7 @@ rootfs_make() {
     local dir=$1 tgz
     tgz=$(rootfs_tarball) || return 1
     mkdir -p "$dir"
+    chmod 755 "$dir" # its / : everyone must reach it (mktemp -d makes 0700)
     if ! debootstrap --variant=minbase --unpack-tarball="$tgz" "$ROOTFS_SUITE" "$dir" \
         "$(rootfs_mirror)" >"$dir.debootstrap.log" 2>&1; then
         echo "rootfs: debootstrap failed; its log:" >&2
