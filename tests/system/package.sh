@@ -130,55 +130,158 @@ in_root "dpkg -i /root/$(basename "$DEB") >/dev/null" || fail "reinstall failed"
 [ "$(md5sum <"$ROOT/etc/drover/agent.env")" = "$sum" ] || fail "the reinstall changed agent.env"
 check_stat /etc/drover/agent.env "600 root root"
 
-echo "== the daemons as the units run them, in a private network namespace"
-# Each ExecStart= with its EnvironmentFile= and User= (no systemd here).
+echo "== three hosts (network namespaces): the controller and two agents, as the guide sets them up"
+# Host c runs the controller with the installed /etc/drover/controller.env;
+# hosts a1 and a2 run an agent each with their own agent.env, made from the
+# installed one as the README's guide says (the controller's key, DROVER_JOIN
+# at the controller, the host's own address), and their own state directory:
+# each agent sees its own /etc/drover and /var/lib/drover-agent through a
+# private mount namespace. Every daemon is started from its installed unit's
+# ExecStart=, EnvironmentFile= and User= (no systemd here). Addresses in
+# 198.19.N.0/24 (198.18.0.0/15, apart from tests/integration/hosts.c's
+# 198.18.*); names carry our pid.
+NET=198.19.$(($$ % 250 + 1))
+BR=drpkg$$br
+HOSTS=(c a1 a2)
+ns() { echo "drpkg$$$1"; }
+net_cleanup() {
+    local h
+    for h in "${HOSTS[@]}"; do ip netns del "$(ns "$h")" 2>/dev/null; done
+    ip link del "$BR" 2>/dev/null
+    return 0
+}
+trap 'net_cleanup; cleanup' EXIT
+ip link add "$BR" type bridge && ip link set "$BR" up || fail "cannot make a bridge"
+i=0
+for h in "${HOSTS[@]}"; do
+    i=$((i + 1))
+    ip netns add "$(ns "$h")" &&
+        ip -n "$(ns "$h")" link set lo up &&
+        ip link add "drpkg$$$h" type veth peer name eth0 netns "$(ns "$h")" &&
+        ip link set "drpkg$$$h" master "$BR" up &&
+        ip -n "$(ns "$h")" addr add "$NET.$i/24" dev eth0 &&
+        ip -n "$(ns "$h")" link set eth0 up || fail "cannot make host $h"
+done
+
+# unit_cmd UNIT: the unit's ExecStart= with its EnvironmentFile= and User=.
 unit_cmd() {
-    local unit=/lib/systemd/system/$1.service exec envf user
+    local unit=/lib/systemd/system/$1.service exec envf user pre=""
     exec=$(sed -n 's/^ExecStart=//p' "$ROOT$unit")
     envf=$(sed -n 's/^EnvironmentFile=//p' "$ROOT$unit")
     user=$(sed -n 's/^User=//p' "$ROOT$unit")
-    local pre=""
     [ -n "$user" ] && pre="setpriv --reuid=$user --regid=$user --clear-groups"
-    echo "env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \$(grep -v '^#' $envf) $pre $exec"
+    echo "exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \$(grep -v '^#' $envf) $pre $exec"
 }
-mkdir -p "$ROOT/root/app"
-printf 'web: exec sh -c "echo web \\$PORT; exec sleep 100000"\nworker: exec sleep 100000\n' >"$ROOT/root/app/Procfile"
+key=$(sed -n 's/^DROVER_CLUSTER_KEY=//p' "$ROOT/etc/drover/controller.env")
 token=$(sed -n 's/^DROVER_API_TOKEN=//p' "$ROOT/etc/drover/controller.env")
-cat >"$ROOT/root/cluster.sh" <<EOS
-#!/bin/bash
-# Runs in its own network namespace: lo only.
-set -u
-$(unit_cmd drover-controller) >/root/controller.log 2>&1 &
-ctl=\$!
-for i in \$(seq 100); do grep -q event=ready /root/controller.log && break; sleep 0.1; done
-$(unit_cmd drover-agent) >/root/agent.log 2>&1 &
-agt=\$!
-export DROVER_API_TOKEN=$token
-for i in \$(seq 100); do drover nodes 2>/dev/null | grep -q '^pkg1 .*ready' && break; sleep 0.1; done
-drover nodes
-drover apps:create pkgapp && drover deploy pkgapp /root/app --timeout 60 && drover scale pkgapp web=2 worker=1 || echo DEPLOY-FAILED
-for i in \$(seq 100); do [ "\$(drover ps pkgapp --json | grep -o '"state":"up"' | wc -l)" -ge 3 ] && break; sleep 0.2; done
-drover ps pkgapp
-for p in /proc/[0-9]*; do [ "\$(cat \$p/comm 2>/dev/null)" = sleep ] && echo "process: \$(stat -c %U \$p) sleep"; done
-echo "controller: \$(stat -c %U /proc/\$ctl) \$(cat /proc/\$ctl/comm)"
-# Completion, from the CLI and the cluster.
-source /usr/share/bash-completion/completions/drover
-COMP_WORDS=(drover sca); COMP_CWORD=1; _drover; echo "complete verb: \${COMPREPLY[*]}"
-COMP_WORDS=(drover ps pkg); COMP_CWORD=2; _drover; echo "complete app: \${COMPREPLY[*]}"
-COMP_WORDS=(drover scale pkgapp w); COMP_CWORD=3; _drover; echo "complete type: \${COMPREPLY[*]}"
-kill -TERM \$agt; wait \$agt; echo "agent exit \$?"
-kill -TERM \$ctl; wait \$ctl; echo "controller exit \$?"
-EOS
-out=$(unshare --net bash -c "ip link set lo up && chroot '$ROOT' /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin bash /root/cluster.sh" 2>&1)
-echo "$out"
-grep -q DEPLOY-FAILED <<<"$out" && fail "the deploy failed"
-[ "$(grep -cE '^(web|worker)\.[0-9]+: +up' <<<"$out")" -eq 3 ] || fail "expected 3 instances up"
-grep -q '^process: nobody ' <<<"$out" || fail "app processes do not run as nobody"
-grep -q '^controller: drover ' <<<"$out" || fail "the controller does not run as drover"
-grep -qx 'complete verb: scale' <<<"$out" || fail "verb completion"
-grep -qx 'complete app: pkgapp' <<<"$out" || fail "app completion"
-grep -qx 'complete type: web= worker=' <<<"$out" || fail "type completion"
-grep -qx 'agent exit 0' <<<"$out" && grep -qx 'controller exit 0' <<<"$out" || fail "the daemons did not stop cleanly"
+for n in 1 2; do
+    d=$ROOT/hosts/a$n
+    mkdir -p "$d/etc" "$d/state"
+    chmod 755 "$d/state"
+    install -m 0600 "$ROOT/etc/drover/agent.env" "$d/etc/agent.env"
+    # The guide's step: the same key, DROVER_JOIN at the controller, this host's address.
+    sed -i -e "s/^DROVER_CLUSTER_KEY=.*/DROVER_CLUSTER_KEY=$key/" \
+        -e "s|^DROVER_JOIN=.*|DROVER_JOIN=tcp://$NET.1:7401|" "$d/etc/agent.env"
+    sed -i '/^DROVER_NODE_NAME=\|^DROVER_PORT_RANGE=/d' "$d/etc/agent.env"
+    printf 'DROVER_NODE_NAME=host%s\nDROVER_ADVERTISE=%s\nDROVER_PORT_RANGE=9900-9949\n' \
+        "$n" "$NET.$((n + 1))" >>"$d/etc/agent.env"
+done
+echo "DROVER_API_LISTEN=tcp://127.0.0.1:7400" >>"$ROOT/etc/drover/controller.env"
+
+# start_in HOST LOG CMD: CMD in the root, on HOST's network, in the background.
+PIDS=()
+start_in() {
+    ip netns exec "$(ns "$1")" chroot "$ROOT" /bin/bash -c "$3" >"$ROOT/root/$2" 2>&1 &
+    PIDS+=($!)
+}
+unit_cmd drover-controller >"$ROOT/root/start-controller.sh"
+unit_cmd drover-agent >"$ROOT/root/start-agent.sh"
+start_in c controller.log "exec bash /root/start-controller.sh"
+for n in 1 2; do
+    # Its own /etc/drover and state, in a mount namespace of its own.
+    ip netns exec "$(ns a$n)" unshare --mount --propagation private bash -c "
+        mount --bind '$ROOT/hosts/a$n/etc' '$ROOT/etc/drover' &&
+        mount --bind '$ROOT/hosts/a$n/state' '$ROOT/var/lib/drover-agent' &&
+        exec chroot '$ROOT' /bin/bash /root/start-agent.sh" >"$ROOT/root/agent$n.log" 2>&1 &
+    PIDS+=($!)
+done
+cli() { ip netns exec "$(ns c)" chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin DROVER_API_TOKEN="$token" drover "$@"; }
+for i in $(seq 1 100); do
+    [ "$(cli nodes 2>/dev/null | grep -cE '^host[12] .* ready')" -eq 2 ] && break
+    sleep 0.2
+done
+cli nodes
+[ "$(cli nodes | grep -cE '^host[12] .* ready')" -eq 2 ] || {
+    for f in "$ROOT"/root/*.log; do
+        echo "--- $f"
+        tail -n 8 "$f"
+    done
+    fail "the agents did not join"
+}
+
+echo "== an app deployed across the hosts"
+mkdir -p "$ROOT/root/app"
+# perl-base is in every Debian root: a web answering HTTP on $PORT.
+cat >"$ROOT/root/app/Procfile" <<'EOP'
+web: exec perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalPort => $ENV{PORT}, Listen => 8, ReuseAddr => 1) or die "listen: $!"; while ($c = $s->accept) { <$c>; print $c "HTTP/1.0 200 OK\r\n\r\nhello from $ENV{PORT}\n"; close $c }'
+worker: exec sleep 100000
+EOP
+cli apps:create pkgapp && cli deploy pkgapp /root/app --timeout 60 && cli scale pkgapp web=2 worker=2 ||
+    fail "the deploy failed"
+for i in $(seq 1 150); do
+    [ "$(cli ps pkgapp --json | grep -o '"state":"up"' | wc -l)" -ge 4 ] && break
+    sleep 0.2
+done
+cli ps pkgapp
+ps_json=$(cli ps pkgapp --json)
+for n in 1 2; do
+    grep -q "\"node\":\"host$n\"" <<<"$ps_json" || fail "nothing runs on host$n"
+done
+webs=$(grep -o '"host":"[0-9.]*","port":[0-9]*' <<<"$ps_json" | sed 's/"host":"\([0-9.]*\)","port":\([0-9]*\)/\1:\2/' | sort -u)
+served=0
+for w in $webs; do
+    out=$(ip netns exec "$(ns c)" bash -c "exec 3<>/dev/tcp/${w%:*}/${w#*:}; printf 'GET / HTTP/1.0\r\n\r\n' >&3; cat <&3" 2>/dev/null)
+    grep -q 'hello from' <<<"$out" && served=$((served + 1)) && echo "web at $w: $(tail -1 <<<"$out")"
+done
+[ "$served" -eq 2 ] || fail "expected 2 webs answering across the hosts, got $served"
+
+# Who runs what: the controller as drover, app processes as nobody.
+ctl_pid=$(ip netns pids "$(ns c)" | while read -r p; do [ "$(cat /proc/$p/comm 2>/dev/null)" = drover-controll ] && echo "$p"; done | head -1)
+[ -n "$ctl_pid" ] && [ "$(stat -c %u "/proc/$ctl_pid")" = "$(stat -c %u "$ROOT/var/lib/drover")" ] ||
+    fail "the controller does not run as drover"
+for p in $(ip netns pids "$(ns a1)"); do
+    [ "$(cat /proc/$p/comm 2>/dev/null)" = sleep ] || continue
+    [ "$(stat -c %u "/proc/$p")" = "$(in_root 'id -u nobody')" ] || fail "an app process is not nobody's"
+done
+echo "controller as drover, app processes as nobody"
+
+echo "== completion (bash): verbs from the CLI, apps and types from the cluster"
+comp() {
+    ip netns exec "$(ns c)" chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin DROVER_API_TOKEN="$token" \
+        bash -c "source /usr/share/bash-completion/completions/drover; COMP_WORDS=($1); COMP_CWORD=$2; _drover; echo \"\${COMPREPLY[*]}\""
+}
+[ "$(comp 'drover sca' 1)" = scale ] || fail "verb completion: $(comp 'drover sca' 1)"
+[ "$(comp 'drover ps pkg' 2)" = pkgapp ] || fail "app completion: $(comp 'drover ps pkg' 2)"
+[ "$(comp 'drover scale pkgapp w' 3)" = "web= worker=" ] || fail "type completion: $(comp 'drover scale pkgapp w' 3)"
+[ "$(comp 'drover nodes:drain ho' 2)" = "host1 host2" ] || fail "node completion: $(comp 'drover nodes:drain ho' 2)"
+echo "drover sca -> scale; ps pkg -> pkgapp; scale pkgapp w -> web= worker=; nodes:drain ho -> host1 host2"
+
+echo "== SIGTERM, as systemctl stop sends it: agents leave and drain, then the controller"
+for n in 1 2; do
+    for p in $(ip netns pids "$(ns a$n)"); do
+        [ "$(cat /proc/$p/comm 2>/dev/null)" = drover-agent ] && kill -TERM "$p"
+    done
+done
+wait "${PIDS[1]}" "${PIDS[2]}"
+kill -TERM "$ctl_pid"
+wait "${PIDS[0]}"
+grep -q 'event=stopped exit_code=0' "$ROOT/root/controller.log" || fail "the controller did not stop cleanly"
+for n in 1 2; do
+    grep -q 'event=shutdown_done.*exit_code=0' "$ROOT/root/agent$n.log" || fail "agent $n did not stop cleanly"
+done
+[ -z "$(ip netns pids "$(ns a1)")$(ip netns pids "$(ns a2)")" ] || fail "processes left on the agents' hosts"
+net_cleanup
+sed -i '/^DROVER_API_LISTEN=tcp:\/\/127.0.0.1:7400$/d' "$ROOT/etc/drover/controller.env"
 
 echo "== purge"
 in_root 'apt-get purge -y -q drover >/root/purge.log 2>&1' || {

@@ -4,7 +4,7 @@
 # Sourced by tests/system/*.sh. The root comes from one debootstrap base
 # tarball (`--variant=minbase --make-tarball`), made on first use and cached
 # in the build directory, so that later runs only unpack it
-# (`--unpack-tarball`); the packages apt fetches inside the root are cached
+# (`--unpack-tarball`; the unpacked root is cached too, as a plain tar); the packages apt fetches inside the root are cached
 # beside it (bind-mounted on the root's /var/cache/apt/archives) for the
 # same reason. The mirror is the first Debian one of this machine's apt
 # sources: it is the one known to be reachable.
@@ -78,17 +78,25 @@ rootfs_tarball() {
 }
 
 rootfs_make() {
-    local dir=$1 tgz
+    local dir=$1 tgz root_tar=$ROOTFS_CACHE/$ROOTFS_SUITE-minbase-root.tar
     tgz=$(rootfs_tarball) || return 1
     mkdir -p "$dir"
     chmod 755 "$dir" # its / : everyone must reach it (mktemp -d makes 0700)
-    if ! debootstrap --variant=minbase --unpack-tarball="$tgz" "$ROOTFS_SUITE" "$dir" \
-        "$(rootfs_mirror)" >"$dir.debootstrap.log" 2>&1; then
-        echo "rootfs: debootstrap failed; its log:" >&2
-        tail -20 "$dir.debootstrap.log" >&2
-        return 1
+    # debootstrap's second stage (unpack and configure ~90 packages) takes
+    # minutes; its result is kept as a plain tar next to the base tarball
+    # (rebuilt whenever that is newer) and later roots are extracted from it.
+    if [ -s "$root_tar" ] && [ "$root_tar" -nt "$tgz" ]; then
+        tar -C "$dir" --numeric-owner -xpf "$root_tar" || return 1
+    else
+        if ! debootstrap --variant=minbase --unpack-tarball="$tgz" "$ROOTFS_SUITE" "$dir" \
+            "$(rootfs_mirror)" >"$dir.debootstrap.log" 2>&1; then
+            echo "rootfs: debootstrap failed; its log:" >&2
+            tail -20 "$dir.debootstrap.log" >&2
+            return 1
+        fi
+        rm -f "$dir.debootstrap.log"
+        tar -C "$dir" --numeric-owner -cpf "$root_tar.part" . && mv "$root_tar.part" "$root_tar"
     fi
-    rm -f "$dir.debootstrap.log"
     # The mirror the machine uses, and resolv.conf so that apt reaches it.
     echo "deb $(rootfs_mirror) $ROOTFS_SUITE main" >"$dir/etc/apt/sources.list"
     cp /etc/resolv.conf "$dir/etc/resolv.conf" 2>/dev/null || true
