@@ -7,6 +7,7 @@
  * close the store. Everything else lives in the file named for it (ctl.h).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,10 +146,16 @@ main(int argc, char **argv)
         return 0;
     }
     if (argc > 1) {
+        bool help = strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0;
+
         fputs("usage: drover-controller [--version]\n"
-              "Configured only by DROVER_* environment variables (see drover-controller(8)).\n",
-              stderr);
-        return 2;
+              "Configured only by the environment: DROVER_CLUSTER_KEY and DROVER_API_TOKEN\n"
+              "(required), DROVER_DATA_DIR, DROVER_API_LISTEN, DROVER_AGENT_LISTEN,\n"
+              "DROVER_LOG_LINES, DROVER_RUN_TIMEOUT_MS, DROVER_NODE_TIMEOUT_MS,\n"
+              "DROVER_HEARTBEAT_MS, DROVER_CLUSTER_KEY_NEXT (see drover-controller(8) and the\n"
+              "README).\n",
+              help ? stdout : stderr);
+        return help ? 0 : 2;
     }
     log_init("controller");
     notify_init();

@@ -40,10 +40,11 @@ cloexec_inherited(void)
 }
 
 static const char usage[] =
-    "usage: drover-agent\n"
+    "usage: drover-agent [--version]\n"
     "Configured only by the environment: DROVER_CLUSTER_KEY (required), DROVER_JOIN,\n"
     "DROVER_NODE_NAME, DROVER_ADVERTISE, DROVER_PORT_RANGE, DROVER_CAPACITY, DROVER_DATA_DIR,\n"
-    "DROVER_HEARTBEAT_MS, DROVER_LEAVE_TIMEOUT_MS, DROVER_RUN_AS (see README).\n";
+    "DROVER_HEARTBEAT_MS, DROVER_LEAVE_TIMEOUT_MS, DROVER_RUN_AS, DROVER_CLUSTER_KEY_NEXT\n"
+    "(see drover-agent(8) and the README).\n";
 
 int
 main(int argc, char **argv)
