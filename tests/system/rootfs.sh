@@ -55,6 +55,17 @@ rootfs_check() {
     fi
     umount "$probe"
     rmdir "$probe"
+    # apt inside the root needs the mirror.
+    local mirror host port
+    mirror=$(rootfs_mirror)
+    host=${mirror#*://}
+    host=${host%%/*}
+    port=80
+    [[ $mirror == https:* ]] && port=443
+    if ! timeout 10 bash -c "exec 3<>/dev/tcp/$host/$port" 2>/dev/null; then
+        echo "the Debian mirror $mirror is not reachable"
+        return 1
+    fi
     return 0
 }
 
