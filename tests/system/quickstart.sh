@@ -16,7 +16,7 @@
 # The cluster uses controller ports 7640-7643 and app ports 9800-9979 of the
 # host's network namespace (the root shares it, so apt can reach the mirror).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 SRC=$PWD
 source tests/system/rootfs.sh
 
@@ -38,6 +38,13 @@ trap cleanup EXIT
 fail() {
     echo "FAIL: $*"
     exit 1
+}
+# A failure that does not stop the rest from being checked: reported, and
+# the test fails at its end.
+FAILED=()
+fail_later() {
+    echo "FAIL: $*"
+    FAILED+=("$*")
 }
 
 echo "making the root in $ROOT"
@@ -124,8 +131,11 @@ echo "one-off without a terminal: ok"
 
 # `script` gives the CLI a terminal (bsdutils, in every Debian root).
 out=$(in_root '. /tmp/drover-local/env && script -qec "build/bin/drover run hello -- sh -c \"test -t 0 && echo tty-ok\"" /dev/null' 2>&1)
-grep -q tty-ok <<<"$out" || fail "one-off with a terminal said: $out"
-echo "one-off with a terminal: ok"
+if grep -q tty-ok <<<"$out"; then
+    echo "one-off with a terminal: ok"
+else
+    fail_later "one-off with a terminal said: $out"
+fi
 
 kill -TERM "$(cat "$ROOT/root/quickstart.pid")"
 wait_stopped 120 || fail "SIGTERM did not stop everything"
@@ -170,4 +180,8 @@ grep -q 'still running' <<<"$out" && grep -q -- '--stop' <<<"$out" || fail "the 
 in_root "$ENV ./deploy/local-cluster --stop" || fail "--stop failed"
 wait_stopped 120 || fail "--stop did not stop everything"
 echo "--stop: everything stopped"
+if [ ${#FAILED[@]} -gt 0 ]; then
+    echo "failed: ${FAILED[*]}"
+    exit 1
+fi
 echo "passed"
