@@ -68,17 +68,21 @@ in_root_pids() {
     echo "${out[*]}"
 }
 
-# wait_for SECONDS FILE TEXT [PIDFILE]: until FILE holds TEXT; gives up
-# early when the process in PIDFILE is gone.
+# The local-cluster script running inside the root (its pid: setsid may
+# fork, so $! would not be it).
+script_pid() { in_root_pids '^bash \./deploy/local-cluster' | cut -d' ' -f1; }
+
+# wait_for SECONDS FILE TEXT: until FILE holds TEXT; gives up early when no
+# local-cluster script runs any more.
 wait_for() {
-    local i pid
-    for ((i = 0; i < $1 * 2; i++)); do
+    local i
+    for ((i = 0; i < $1; i++)); do
         grep -q "$3" "$2" 2>/dev/null && return 0
-        if [ -n "${4:-}" ] && pid=$(cat "$4" 2>/dev/null) && ! kill -0 "$pid" 2>/dev/null; then
+        if [ "$i" -gt 5 ] && [ -z "$(script_pid)" ]; then
             grep -q "$3" "$2" 2>/dev/null
             return
         fi
-        sleep 0.5
+        sleep 1
     done
     return 1
 }
@@ -86,9 +90,9 @@ wait_for() {
 # wait_stopped SECONDS: until no drover daemon, app or script runs inside.
 wait_stopped() {
     local i
-    for ((i = 0; i < $1 * 2; i++)); do
+    for ((i = 0; i < $1; i++)); do
         [ -z "$(in_root_pids 'drover-|web\.py|worker\.sh|local-cluster')" ] && return 0
-        sleep 0.5
+        sleep 1
     done
     echo "still running inside the root:"
     for p in $(in_root_pids 'drover-|web\.py|worker\.sh|local-cluster'); do
@@ -102,8 +106,8 @@ LOG=$ROOT/root/quickstart.log
 
 echo "== 1. ./deploy/local-cluster in a fresh root (installs, builds, starts)"
 start=$(date +%s)
-in_root "$ENV setsid ./deploy/local-cluster >/root/quickstart.log 2>&1 & echo \$! >/root/quickstart.pid"
-wait_for 1200 "$LOG" 'The cluster is running' "$ROOT/root/quickstart.pid" || {
+in_root "$ENV setsid ./deploy/local-cluster >/root/quickstart.log 2>&1 &"
+wait_for 1200 "$LOG" 'The cluster is running' || {
     tail -40 "$LOG"
     fail "the quick start did not bring the cluster up"
 }
@@ -137,7 +141,7 @@ else
     fail_later "one-off with a terminal said: $out"
 fi
 
-kill -TERM "$(cat "$ROOT/root/quickstart.pid")"
+kill -TERM "$(script_pid)"
 wait_stopped 120 || fail "SIGTERM did not stop everything"
 grep -q '^stopped; logs are in' "$LOG" || fail "no 'stopped' line in the output"
 echo "SIGTERM stopped everything"
@@ -154,8 +158,13 @@ wait_for 300 "$ROOT/root/bg.log" 'The cluster is running' || {
     fail "the background cluster did not come up"
 }
 # The README's hand restart of one agent.
-in_root 'kill -TERM "$(cat /tmp/drover-local/node2.pid)"; while kill -0 "$(cat /tmp/drover-local/node2.pid)" 2>/dev/null; do sleep 0.2; done'
-in_root 'env -i $(cat /tmp/drover-local/node2.env) setsid build/bin/drover-agent >>/tmp/drover-local/node2.log 2>&1 & echo $! >/tmp/drover-local/node2.pid'
+# (the README's lines, word for word)
+in_root 'B=$PWD/build/bin; cd /tmp/drover-local
+kill -TERM "$(cat node2.pid)"
+while kill -0 "$(cat node2.pid)" 2>/dev/null; do sleep 0.2; done
+setsid sh -c '"'"'echo $$ >node2.pid; exec env -i $(cat node2.env) "$0"'"'"' "$B/drover-agent" >>node2.log 2>&1 &'
+in_root 'tr "\0" " " </proc/"$(cat /tmp/drover-local/node2.pid)"/cmdline' | grep -q drover-agent ||
+    fail "node2.pid does not name the agent restarted by hand"
 for i in $(seq 1 50); do
     in_root '. /tmp/drover-local/env && build/bin/drover nodes' | grep -qE '^node2 .* ready' && break
     sleep 0.2
@@ -169,9 +178,9 @@ wait_stopped 120 || fail "SIGINT (piped, in the background) did not stop everyth
 echo "SIGINT piped to tee, in the background: everything stopped"
 
 echo "== 3. a script killed with SIGKILL: the next start refuses, --stop stops"
-in_root "$ENV setsid ./deploy/local-cluster >/root/k.log 2>&1 & echo \$! >/root/k.pid"
-wait_for 300 "$ROOT/root/k.log" 'The cluster is running' "$ROOT/root/k.pid" || fail "the third cluster did not come up"
-kill -KILL "$(cat "$ROOT/root/k.pid")"
+in_root "$ENV setsid ./deploy/local-cluster >/root/k.log 2>&1 &"
+wait_for 300 "$ROOT/root/k.log" 'The cluster is running' || fail "the third cluster did not come up"
+kill -KILL "$(script_pid)"
 sleep 0.5
 [ -n "$(in_root_pids 'drover-agent')" ] || fail "expected the agents to survive the script's SIGKILL"
 out=$(in_root "$ENV ./deploy/local-cluster" 2>&1) && fail "a second start over a running cluster succeeded"
