@@ -11,7 +11,7 @@ _drover_field() {
     local field=$1
     shift
     DROVER_TIMEOUT_MS=${DROVER_TIMEOUT_MS:-2000} "$_drover_bin" "$@" --json 2>/dev/null |
-        grep -o "\"$field\":\"[^\"]*\"" | cut -d'"' -f4 | sort -u
+        grep -oE "\"$field\": ?\"[^\"]*\"" | cut -d'"' -f4 | sort -u
 }
 
 _drover() {

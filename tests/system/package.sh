@@ -229,15 +229,18 @@ EOP
 cli apps:create pkgapp && cli deploy pkgapp /root/app --timeout 60 && cli scale pkgapp web=2 worker=2 ||
     fail "the deploy failed"
 for i in $(seq 1 150); do
-    [ "$(cli ps pkgapp --json | grep -o '"state":"up"' | wc -l)" -ge 4 ] && break
+    python3 -c 'import json, sys; sys.exit(sum(p["state"] == "up" for p in json.load(sys.stdin)) < 4)' \
+        < <(cli ps pkgapp --json) 2>/dev/null && break
     sleep 0.2
 done
 cli ps pkgapp
 ps_json=$(cli ps pkgapp --json)
+# (parsed here, on the test's machine: the root has no python)
 for n in 1 2; do
-    grep -q "\"node\":\"host$n\"" <<<"$ps_json" || fail "nothing runs on host$n"
+    python3 -c 'import json, sys; sys.exit(not any(p["node"] == sys.argv[1] and p["state"] == "up" for p in json.loads(sys.argv[2])))' \
+        "host$n" "$ps_json" || fail "nothing runs on host$n"
 done
-webs=$(grep -o '"host":"[0-9.]*","port":[0-9]*' <<<"$ps_json" | sed 's/"host":"\([0-9.]*\)","port":\([0-9]*\)/\1:\2/' | sort -u)
+webs=$(python3 -c 'import json, sys; print(" ".join("%s:%d" % (p["host"], p["port"]) for p in json.loads(sys.argv[1]) if p["type"] == "web" and p["state"] == "up"))' "$ps_json")
 served=0
 for w in $webs; do
     out=$(ip netns exec "$(ns c)" bash -c "exec 3<>/dev/tcp/${w%:*}/${w#*:}; printf 'GET / HTTP/1.0\r\n\r\n' >&3; cat <&3" 2>/dev/null)
