@@ -68,8 +68,8 @@ rootfs_make "$ROOT" || fail "could not make the root"
 cp "$DEB" "$ROOT/root/"
 in_root() { rootfs_run "$ROOT" bash -c "$1"; }
 
-echo "== apt-get install ./$(basename "$DEB") (with man-db and systemd, for the checks)"
-in_root "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends /root/$(basename "$DEB") man-db systemd >/root/apt.log 2>&1" || {
+echo "== apt-get install ./$(basename "$DEB") (with man-db, systemd and zsh, for the checks)"
+in_root "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends /root/$(basename "$DEB") man-db systemd zsh >/root/apt.log 2>&1" || {
     tail -30 "$ROOT/root/apt.log"
     fail "apt-get install failed"
 }
@@ -268,6 +268,24 @@ comp() {
 [ "$(comp 'drover scale pkgapp w' 3)" = "web= worker=" ] || fail "type completion: $(comp 'drover scale pkgapp w' 3)"
 [ "$(comp 'drover nodes:drain ho' 2)" = "host1 host2" ] || fail "node completion: $(comp 'drover nodes:drain ho' 2)"
 echo "drover sca -> scale; ps pkg -> pkgapp; scale pkgapp w -> web= worker=; nodes:drain ho -> host1 host2"
+
+echo "== completion (zsh): the same, through a compadd that prints what it is given"
+cat >"$ROOT/root/zcomp.zsh" <<'EOZ'
+compadd() { local -a a; a=("$@"); local i=${a[(i)--]}; print -r -- "${(j: :)a[i+1,-1]}"; }
+_directories() { print -r -- "(directories)"; }
+source /usr/share/zsh/vendor-completions/_drover >/dev/null 2>&1
+words=(${=1}); CURRENT=$2; PREFIX=${words[CURRENT]}
+_drover
+EOZ
+zcomp() {
+    ip netns exec "$(ns c)" chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin DROVER_API_TOKEN="$token" \
+        zsh -f /root/zcomp.zsh "$1" "$2"
+}
+zcomp 'drover sca' 2 | grep -qw scale || fail "zsh verb completion: $(zcomp 'drover sca' 2)"
+[ "$(zcomp 'drover ps pkg' 3)" = pkgapp ] || fail "zsh app completion: $(zcomp 'drover ps pkg' 3)"
+[ "$(zcomp 'drover scale pkgapp w' 4)" = "web worker" ] || fail "zsh type completion: $(zcomp 'drover scale pkgapp w' 4)"
+[ "$(zcomp 'drover nodes:drain ho' 3)" = "host1 host2" ] || fail "zsh node completion: $(zcomp 'drover nodes:drain ho' 3)"
+echo "zsh: verbs, apps, types (with '=' as suffix), nodes"
 
 echo "== SIGTERM, as systemctl stop sends it: agents leave and drain, then the controller"
 for n in 1 2; do
