@@ -263,11 +263,13 @@ struct ctl_config {
     uint64_t run_timeout_ms; /* an attached CLI silent this long is gone */
     uint64_t node_timeout_ms;
     uint64_t heartbeat_ms;
-    uint8_t cluster_key[WIRE_KEY_BYTES]; /* DROVER_CLUSTER_KEY */
-    char api_token[4097];                /* DROVER_API_TOKEN */
-    uint64_t drain_buffer;               /* DROVER_DRAIN_BUFFER: lines per drain */
-    char drain_ca_file[4096];            /* DROVER_DRAIN_CA_FILE; "" for none */
-    uint64_t slugs_keep;                 /* DROVER_SLUGS_KEEP: releases per app whose slug stays */
+    uint8_t cluster_key[WIRE_KEY_BYTES];      /* DROVER_CLUSTER_KEY */
+    char api_token[4097];                     /* DROVER_API_TOKEN */
+    bool has_key_next;                        /* DROVER_CLUSTER_KEY_NEXT is set */
+    uint8_t cluster_key_next[WIRE_KEY_BYTES]; /* also accepted, never sent (rotation) */
+    uint64_t drain_buffer;                    /* DROVER_DRAIN_BUFFER: lines per drain */
+    char drain_ca_file[4096];                 /* DROVER_DRAIN_CA_FILE; "" for none */
+    uint64_t slugs_keep; /* DROVER_SLUGS_KEEP: releases per app whose slug stays */
 };
 
 struct ctl {
@@ -279,6 +281,7 @@ struct ctl {
     struct wire_sender sender;     /* sealed with the cluster key: agents, notify */
     struct wire_sender api_sender; /* sealed with the API key: replies to the CLI */
     int key_cluster, key_api;      /* keyring slots */
+    int key_cluster_next;          /* DROVER_CLUSTER_KEY_NEXT's slot, or -1 */
     struct ctl_logs *logs;
     struct ctl_runs *runs;
     struct ctl_endpoints *endpoints;

@@ -352,7 +352,7 @@ on_pull(struct nnuv *s, struct nnuv_msg *msg, void *arg)
     int rc = wire_open(msg->body, msg->len, &hdr, &m);
 
     nnuv_msg_free(msg);
-    if (rc == 0 && hdr.key != l->ctl->key_cluster) {
+    if (rc == 0 && hdr.key != l->ctl->key_cluster && hdr.key != l->ctl->key_cluster_next) {
         /* Sealed, but with the API key: only agents ship logs. */
         wire_msg_free(m);
         rc = -EKEYREJECTED;

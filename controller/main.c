@@ -7,6 +7,7 @@
  * close the store. Everything else lives in the file named for it (ctl.h).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +15,10 @@
 #include <unistd.h>
 
 #include "ctl.h"
-#include "version.h"
 #include "env.h"
 #include "log.h"
+#include "notify.h"
+#include "version.h"
 
 static void
 read_config(struct ctl_config *cfg)
@@ -50,6 +52,10 @@ read_config(struct ctl_config *cfg)
                 strerror(errno));
     env_u64(&e, "DROVER_SLUGS_KEEP", 50, 1, 1000000, &cfg->slugs_keep);
     env_key(&e, "DROVER_CLUSTER_KEY", cfg->cluster_key);
+    /* A key rotation: accepted from agents as well, never used to seal. */
+    cfg->has_key_next = env_raw("DROVER_CLUSTER_KEY_NEXT") != NULL;
+    if (cfg->has_key_next)
+        env_key(&e, "DROVER_CLUSTER_KEY_NEXT", cfg->cluster_key_next);
     env_token(&e, "DROVER_API_TOKEN", true, cfg->api_token, sizeof(cfg->api_token));
     env_check(&e);
 }
@@ -58,6 +64,7 @@ static void
 on_signal(uv_signal_t *sig, int signum)
 {
     log_info("signal", "signal=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    notify_send("STOPPING=1");
     ctl_shutdown(sig->data, 0);
 }
 
@@ -85,6 +92,7 @@ ctl_maybe_close(struct ctl *ctl)
     if (!ctl->stopping || ctl->inflight > 0 || ctl->closed)
         return;
     ctl->closed = true;
+    notify_watchdog_stop();
     ctl_notify_flush(ctl);
     if (ctl->api != NULL)
         nnuv_close(ctl->api);
@@ -145,11 +153,24 @@ main(int argc, char **argv)
     uv_loop_t loop;
     int rc;
 
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-        printf("drover-controller %s\n", DROVER_VERSION);
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        puts("drover-controller " DROVER_VERSION);
         return 0;
     }
+    if (argc > 1) {
+        bool help = strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0;
+
+        fputs("usage: drover-controller [--version]\n"
+              "Configured only by the environment: DROVER_CLUSTER_KEY and DROVER_API_TOKEN\n"
+              "(required), DROVER_DATA_DIR, DROVER_API_LISTEN, DROVER_AGENT_LISTEN,\n"
+              "DROVER_LOG_LINES, DROVER_RUN_TIMEOUT_MS, DROVER_NODE_TIMEOUT_MS,\n"
+              "DROVER_HEARTBEAT_MS, DROVER_CLUSTER_KEY_NEXT (see drover-controller(8) and the\n"
+              "README).\n",
+              help ? stdout : stderr);
+        return help ? 0 : 2;
+    }
     log_init("controller");
+    notify_init();
     read_config(&ctl.cfg);
     if ((rc = uv_loop_init(&loop)) < 0)
         log_fatal(1, "start_failed", "what=loop err=%s", uv_strerror(rc));
@@ -186,6 +207,10 @@ main(int argc, char **argv)
              ctl.cfg.api_listen, ctl.cfg.agent_listen, ctl.cfg.notify_listen, ctl.cfg.logs_listen,
              log_q(ctl.cfg.data_dir), ctl_map_count(ctl.model->apps), ctl.model->nnodes,
              ctl_map_count(ctl.model->insts));
+    /* Serving: tell systemd (Type=notify), and ping its watchdog from now. */
+    notify_send("READY=1");
+    if ((rc = notify_watchdog_start(&loop)) < 0)
+        log_warn("watchdog", "err=%s", uv_strerror(rc));
     uv_run(&loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(&loop);
     if (rc < 0)

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "version.h"
 #include "log.h"
 
 /* The sender whose key the peer of req holds. */
@@ -46,9 +47,14 @@ ctl_keys_init(struct ctl *ctl)
     wire_sender_set_key(&ctl->api_sender, api_key);
     ctl->key_cluster = wire_keyring_add("cluster", ctl->cfg.cluster_key);
     ctl->key_api = wire_keyring_add("api", api_key);
+    ctl->key_cluster_next = -1;
+    if (ctl->cfg.has_key_next)
+        ctl->key_cluster_next = wire_keyring_add("cluster", ctl->cfg.cluster_key_next);
     memset(api_key, 0, sizeof(api_key));
     if (ctl->key_cluster < 0)
         return ctl->key_cluster;
+    if (ctl->cfg.has_key_next && ctl->key_cluster_next < 0)
+        return ctl->key_cluster_next;
     return ctl->key_api < 0 ? ctl->key_api : 0;
 }
 
@@ -123,7 +129,7 @@ ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock)
     int rc;
 
     rc = wire_open(req->body, req->len, &hdr, &m);
-    if (rc == 0 && hdr.key != want) {
+    if (rc == 0 && hdr.key != want && (api || hdr.key != ctl->key_cluster_next)) {
         /* Sealed with the other role's key: an agent on the API, say. */
         wire_msg_free(m);
         m = NULL;
@@ -134,7 +140,10 @@ ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock)
     if (rc == -EPROTONOSUPPORT) {
         log_warn("bad_message", "sock=%s reason=version version=%u expected=%d sender=%s", sock,
                  hdr.version, WIRE_VERSION, log_q(hdr.sender));
-        snprintf(text, sizeof(text), "protocol version %u, expected %d", hdr.version, WIRE_VERSION);
+        snprintf(text, sizeof(text),
+                 "protocol version %u, expected %d: this controller runs drover %s; run the "
+                 "same drover version here (upgrade the controller first, then each agent)",
+                 hdr.version, WIRE_VERSION, DROVER_VERSION);
         refuse(req, DROVER__ERROR_CODE__ERR_VERSION, text);
         return NULL;
     }

@@ -39,6 +39,7 @@
 
 #include "agt.h"
 #include "log.h"
+#include "notify.h"
 #include "util.h"
 
 enum phase {
@@ -508,6 +509,7 @@ close_all(struct agt *a)
     agt_pipe_close_all();
     agt_logs_close();
     agt_reaper_stop();
+    notify_watchdog_stop();
     uv_close((uv_handle_t *)&a->sigpipe, on_handle_close);
     uv_close((uv_handle_t *)&a->sigterm, on_handle_close);
     uv_close((uv_handle_t *)&a->sigint, on_handle_close);
@@ -620,6 +622,7 @@ on_signal(uv_signal_t *sig, int signum)
     if (a->closed)
         return;
     if (++a->nsignals == 1) {
+        notify_send("STOPPING=1");
         log_info("shutdown", "signal=%d instances=%zu leave_timeout_ms=%u", signum, a->ninst,
                  (unsigned)a->cfg->leave_timeout_ms);
         a->phase = P_LEAVING;
@@ -753,6 +756,9 @@ agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err)
     wire_sender_init(&a->sender, cfg->node);
     wire_sender_set_key(&a->sender, cfg->cluster_key);
     rc = wire_keyring_add("cluster", cfg->cluster_key);
+    /* A key rotation: the controller may still seal with the other key. */
+    if (rc >= 0 && cfg->has_key_next)
+        rc = wire_keyring_add("cluster", cfg->cluster_key_next);
     if (rc < 0)
         goto out;
     rc = uv_random(NULL, NULL, rnd, sizeof rnd, 0, NULL);

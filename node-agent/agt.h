@@ -42,6 +42,8 @@ struct agt_config {
     char data_dir[1024];
     uint32_t heartbeat_ms;
     uint8_t cluster_key[WIRE_KEY_BYTES];
+    bool has_key_next;                        /* DROVER_CLUSTER_KEY_NEXT is set */
+    uint8_t cluster_key_next[WIRE_KEY_BYTES]; /* also accepted, never sent (rotation) */
     char run_as[64]; /* DROVER_RUN_AS: who app processes run as when we are root */
     bool drop;       /* we are root: spawn as run_uid:run_gid */
     uint32_t run_uid, run_gid;

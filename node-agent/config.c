@@ -143,6 +143,9 @@ agt_config_load(struct agt_config *cfg)
     if (env_u64(&e, "DROVER_ECHO_APP_LOGS", 0, 0, 1, &v) == 0)
         cfg->echo_app_logs = v == 1;
     env_key(&e, "DROVER_CLUSTER_KEY", cfg->cluster_key);
+    cfg->has_key_next = env_raw("DROVER_CLUSTER_KEY_NEXT") != NULL;
+    if (cfg->has_key_next)
+        env_key(&e, "DROVER_CLUSTER_KEY_NEXT", cfg->cluster_key_next);
     load_run_as(&e, cfg);
     env_check(&e);
 }

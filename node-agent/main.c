@@ -12,8 +12,9 @@
 #include <unistd.h>
 
 #include "agt.h"
-#include "version.h"
 #include "log.h"
+#include "notify.h"
+#include "version.h"
 
 /*
  * Whatever descriptors we inherited beyond stdin, stdout and stderr (a
@@ -39,10 +40,11 @@ cloexec_inherited(void)
 }
 
 static const char usage[] =
-    "usage: drover-agent\n"
+    "usage: drover-agent [--version]\n"
     "Configured only by the environment: DROVER_CLUSTER_KEY (required), DROVER_JOIN,\n"
     "DROVER_NODE_NAME, DROVER_ADVERTISE, DROVER_PORT_RANGE, DROVER_CAPACITY, DROVER_DATA_DIR,\n"
-    "DROVER_HEARTBEAT_MS, DROVER_LEAVE_TIMEOUT_MS, DROVER_RUN_AS (see README).\n";
+    "DROVER_HEARTBEAT_MS, DROVER_LEAVE_TIMEOUT_MS, DROVER_RUN_AS, DROVER_CLUSTER_KEY_NEXT\n"
+    "(see drover-agent(8) and the README).\n";
 
 int
 main(int argc, char **argv)
@@ -67,6 +69,7 @@ main(int argc, char **argv)
     cloexec_inherited();
     umask(022); /* releases must be readable by DROVER_RUN_AS */
     log_init("agent");
+    notify_init();
     agt_config_load(&cfg); /* exits 78 on any bad variable */
     rc = uv_loop_init(&loop);
     if (rc < 0)
@@ -79,6 +82,11 @@ main(int argc, char **argv)
     rc = agt_start(a);
     if (rc < 0)
         log_fatal(1, "start_failed", "err=%s", log_q(uv_strerror(rc)));
+    /* Running (its instances are supervised even before the controller
+     * answers): tell systemd, and ping its watchdog from the loop. */
+    notify_send("READY=1");
+    if ((rc = notify_watchdog_start(&loop)) < 0)
+        log_warn("watchdog", "err=%s", log_q(uv_strerror(rc)));
     uv_run(&loop, UV_RUN_DEFAULT);
     rc = agt_exit_code(a);
     agt_free(a);
