@@ -74,6 +74,8 @@ struct agt {
     int nsignals;
     int exit_code;
     bool last_sent, last_done, closed;
+    struct agt_cgroups cg;
+    struct agt_uids *uids; /* cfg->per_app only */
 };
 
 /* ---- the instance table ---- */
@@ -667,13 +669,40 @@ agt_registered(struct agt *a)
     }
 }
 
+/*
+ * Cgroups under the node's subtree that no orphan took: empty ones are
+ * removed; a populated one whose record is lost (it could not be written)
+ * is killed whole, since nothing is known to drain it with.
+ */
+static void
+reap_cgroups(struct agt *a)
+{
+    const struct agt_cgroups *cg = agt_cgroups(a);
+    uint64_t *ids = NULL;
+    size_t n = 0;
+
+    if (!cg || agt_cg_list(cg, &ids, &n) < 0)
+        return;
+    for (size_t k = 0; k < n; k++) {
+        if (find(a, ids[k]))
+            continue;
+        if (agt_cg_populated(cg, ids[k]) > 0) {
+            log_warn("orphan_cgroup_killed", "id=%" PRIu64 " reason=%s", ids[k],
+                     log_q("no record to drain it with"));
+            agt_cg_kill(cg, ids[k]);
+        }
+        agt_cg_remove(cg, ids[k]); /* a killed one goes at the next start */
+    }
+    free(ids);
+}
+
 /* Take back what a killed predecessor left running, to drain it. */
 static int
 take_orphans(struct agt *a)
 {
     struct agt_runrec *v = NULL;
     size_t n = 0;
-    int rc = agt_orphans_find(a->cfg->data_dir, &v, &n);
+    int rc = agt_orphans_find(a->cfg->data_dir, agt_cgroups(a), &v, &n);
 
     if (rc < 0) {
         log_error("orphans_failed", "err=%s", log_q(uv_strerror(rc)));
@@ -711,12 +740,90 @@ take_orphans(struct agt *a)
     if (n > 0)
         log_info("orphans", "node=%s draining=%zu", a->cfg->node, n);
     free(v);
+    reap_cgroups(a);
     return 0;
 }
 
 static void
 on_sigpipe(uv_signal_t *sig, int signum)
 {
+}
+
+/* ---- cgroups and users ---- */
+
+const struct agt_cgroups *
+agt_cgroups(const struct agt *a)
+{
+    return a->cg.ok ? &a->cg : NULL;
+}
+
+int
+agt_app_ids(struct agt *a, const char *app, uint32_t *uid, uint32_t *gid)
+{
+    int rc;
+
+    if (!a->cfg->drop)
+        return 0;
+    if (!a->uids) { /* DROVER_RUN_AS: one user for every app */
+        *uid = a->cfg->run_uid;
+        *gid = a->cfg->run_gid;
+        return 1;
+    }
+    if ((rc = agt_uids_get(a->uids, app, uid)) < 0)
+        return rc;
+    *gid = *uid;
+    return 1;
+}
+
+static int
+slurp(const char *path, char *buf, size_t bufsz)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+
+    if (fd < 0)
+        return -errno;
+    n = read(fd, buf, bufsz - 1);
+    close(fd);
+    if (n < 0)
+        return -EIO;
+    buf[n] = '\0';
+    return 0;
+}
+
+/* Said once at start: where instances' cgroups live, or why there are none. */
+static void
+probe_cgroups(struct agt *a)
+{
+    static char mounts[1 << 16], self[4096];
+    char why[512] = "";
+    int rc = slurp("/proc/self/mounts", mounts, sizeof mounts);
+
+    if (rc == 0)
+        rc = slurp("/proc/self/cgroup", self, sizeof self);
+    if (rc < 0)
+        snprintf(why, sizeof why, "cannot read /proc/self: %s", strerror(-rc));
+    else if (geteuid() != 0 && !a->cfg->cgroup_root[0])
+        snprintf(why, sizeof why, "the agent is not root and DROVER_CGROUP_ROOT is not set");
+    else
+        rc = agt_cg_probe(&a->cg, mounts, self, a->cfg->cgroup_root, a->cfg->node, why, sizeof why);
+    if (rc < 0 || !a->cg.ok) {
+        a->cg.ok = false;
+        log_warn("cgroups_unavailable", "reason=%s fallback=process_groups limits=refused",
+                 log_q(why));
+        return;
+    }
+    log_info("cgroups", "track=%s kill=%s memory=%s cpu=%s pids=%s", log_q(a->cg.track),
+             a->cg.has_kill ? "cgroup.kill" : "sigkill_each",
+             a->cg.v2ctl[AGT_CG_MEMORY]   ? "v2"
+             : a->cg.v1[AGT_CG_MEMORY][0] ? "v1"
+                                          : "none",
+             a->cg.v2ctl[AGT_CG_CPU]   ? "v2"
+             : a->cg.v1[AGT_CG_CPU][0] ? "v1"
+                                       : "none",
+             a->cg.v2ctl[AGT_CG_PIDS]   ? "v2"
+             : a->cg.v1[AGT_CG_PIDS][0] ? "v1"
+                                        : "none");
 }
 
 /* ---- life ---- */
@@ -748,6 +855,12 @@ agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err)
         rc = mkdir_p(dir, 0755);
     if (rc < 0)
         goto out;
+    if (cfg->per_app && cfg->drop) {
+        a->uids = agt_uids_new(cfg->data_dir, cfg->uid_min, cfg->uid_max, &rc);
+        if (!a->uids)
+            goto out;
+    }
+    probe_cgroups(a);
     a->slugs = agt_slugs_new(a, &rc);
     if (!a->slugs)
         goto out;
@@ -770,6 +883,7 @@ out:
         /* Only sockets were opened; they close with the loop. */
         if (a->slugs)
             agt_slugs_close(a->slugs);
+        agt_uids_free(a->uids);
         free(a);
         a = NULL;
     }
@@ -802,7 +916,9 @@ agt_start(struct agt *a)
                  "node=%s join=%s advertise=%s ports=%u-%u capacity=%u boot_id=%s run_as=%s",
                  a->cfg->node, log_q(a->cfg->join), a->cfg->advertise, (unsigned)a->cfg->port_min,
                  (unsigned)a->cfg->port_max, (unsigned)a->cfg->capacity, a->boot_id,
-                 a->cfg->drop ? a->cfg->run_as : "self");
+                 !a->cfg->drop ? "self"
+                 : a->uids     ? "app_user"
+                               : a->cfg->run_as);
     return rc;
 }
 
@@ -812,6 +928,7 @@ agt_free(struct agt *a)
     /* After uv_run has returned: every handle is closed. */
     free(a->insts);
     want_free(a);
+    agt_uids_free(a->uids);
     free(a);
 }
 

@@ -51,6 +51,8 @@ main(int argc, char **argv)
     struct agt *a;
     int rc;
 
+    if (argc >= 2 && strcmp(argv[1], "--exec") == 0)
+        return agt_exec_main(argc, argv); /* internal: see exec.c */
     if (argc == 3 && strcmp(argv[1], "--tty-exec") == 0)
         return agt_pipe_tty_exec(argv[2]); /* internal: see pipe.c */
     if (argc > 1) {

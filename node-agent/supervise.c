@@ -250,7 +250,11 @@ struct agt_inst {
     struct agt_health *health;
     uint64_t stop_seq;     /* see agt_reports() */
     struct agt_pipe *pipe; /* attached one-off, until its exit */
-    char reason[128];      /* why it last crashed or ended */
+    char reason[320];      /* why it last crashed or ended */
+    bool cg;               /* it has a cgroup (i<ID> under the node's subtree) */
+    uint64_t oom_base;     /* the cgroup's oom kills when it was spawned */
+    bool oom;              /* its last exit was an oom kill */
+    char spawn_err[256];   /* why the last spawn was refused */
 };
 
 static uint32_t
@@ -289,10 +293,16 @@ static void
 on_watch(uv_timer_t *t)
 {
     struct agt_inst *i = t->data;
-    bool alive = i->pgid > 1 && kill(-i->pgid, 0) == 0;
+    const struct agt_cgroups *cg = agt_cgroups(i->agt);
+    bool alive;
 
-    if (alive && ++i->watch_ticks % 10 == 1)
-        alive = agt_group_alive(i->pgid);
+    if (i->cg && cg) /* the cgroup says it exactly: no zombie counts */
+        alive = agt_cg_populated(cg, i->spec->id) != 0;
+    else {
+        alive = i->pgid > 1 && kill(-i->pgid, 0) == 0;
+        if (alive && ++i->watch_ticks % 10 == 1)
+            alive = agt_group_alive(i->pgid);
+    }
     if (alive && now_ms() < i->watch_deadline)
         return;
     uv_timer_stop(&i->watch);
@@ -332,8 +342,20 @@ record_group(struct agt_inst *i)
 
 /* The group is gone or has been sent SIGKILL: nothing left to find later. */
 static void
+remove_cgroup(struct agt_inst *i)
+{
+    const struct agt_cgroups *cg = agt_cgroups(i->agt);
+
+    /* EBUSY while killed members are still exiting: tried again when the
+     * instance is freed, and by the next agent's start. */
+    if (i->cg && cg && agt_cg_remove(cg, i->spec->id) == 0)
+        i->cg = false;
+}
+
+static void
 forget_group(struct agt_inst *i)
 {
+    remove_cgroup(i);
     if (i->pgid == 0)
         return;
     agt_runrec_remove(agt_cfg(i->agt)->data_dir, i->spec->id);
@@ -360,6 +382,19 @@ health_stop(struct agt_inst *i)
 static void
 signal_group(struct agt_inst *i, int sig)
 {
+    const struct agt_cgroups *cg = agt_cgroups(i->agt);
+
+    /* A cgroup holds every descendant, setsid or not: signal each; at
+     * SIGKILL, kill the cgroup whole. The group as well, for what started
+     * before the agent had cgroups. */
+    if (i->cg && cg) {
+        int rc =
+            sig == SIGKILL ? agt_cg_kill(cg, i->spec->id) : agt_cg_signal(cg, i->spec->id, sig);
+
+        if (rc < 0 && rc != -ENOENT)
+            log_warn("cgroup_kill_failed", "app=%s inst=%s sig=%d err=%s", i->spec->app,
+                     i->spec->name, sig, log_q(strerror(-rc)));
+    }
     if (i->pgid <= 1)
         return;
     if (kill(-i->pgid, sig) < 0 && errno != ESRCH)
@@ -385,6 +420,13 @@ on_exit_cb(uv_process_t *p, int64_t status, int sig)
     i->run = NULL;
     i->sup.exit_code = sig ? -1 : (int32_t)status;
     i->sup.exit_signal = sig;
+    i->oom = false;
+    if (i->cg && agt_cgroups(i->agt) && i->spec->limits.memory) {
+        uint64_t n = 0;
+
+        if (agt_cg_oom_kills(agt_cgroups(i->agt), i->spec->id, &n) == 0 && n > i->oom_base)
+            i->oom = true;
+    }
     log_info("exited", "app=%s inst=%s pid=%d code=%d signal=%d", i->spec->app, i->spec->name,
              i->pgid, (int)i->sup.exit_code, sig);
     if (i->pipe != NULL) {
@@ -394,14 +436,116 @@ on_exit_cb(uv_process_t *p, int64_t status, int sig)
     agt_inst_event(i, i->spec->oneoff ? AGT_EV_DONE : AGT_EV_EXITED);
 }
 
+/* "512 MiB", "1 GiB", "1000000 bytes": a memory limit as people set it. */
+static void
+bytes_text(uint64_t v, char *out, size_t outsz)
+{
+    if (v >= (1ull << 30) && v % (1ull << 30) == 0)
+        snprintf(out, outsz, "%" PRIu64 " GiB", v >> 30);
+    else if (v % (1ull << 20) == 0)
+        snprintf(out, outsz, "%" PRIu64 " MiB", v >> 20);
+    else if (v % 1024 == 0)
+        snprintf(out, outsz, "%" PRIu64 " KiB", v >> 10);
+    else
+        snprintf(out, outsz, "%" PRIu64 " bytes", v);
+}
+
+/*
+ * Before the spawn: the instance's cgroup with its limits, made or reused
+ * (a restart at once reuses the one its killed predecessor is leaving).
+ * A limit that no cgroup can enforce here is refused, never ignored.
+ */
+static int
+prepare_cgroup(struct agt_inst *i, char procs[][PATH_MAX], size_t max, int *nprocs)
+{
+    const struct agt_cgroups *cg = agt_cgroups(i->agt);
+    const struct agt_limits *l = &i->spec->limits;
+    static const char *const what[AGT_CG_NCTL] = {"memory", "cpu", "pids"};
+    bool want[AGT_CG_NCTL] = {l->memory != 0, l->cpu_milli != 0, l->pids != 0};
+    char err[256];
+    int k, rc;
+
+    *nprocs = 0;
+    for (k = 0; k < AGT_CG_NCTL; k++)
+        if (want[k] && (!cg || !agt_cg_can_limit(cg, (enum agt_cg_ctl)k))) {
+            snprintf(i->spawn_err, sizeof i->spawn_err,
+                     "the %s limit cannot be enforced on this node (%s)", what[k],
+                     cg ? "no such cgroup controller" : "cgroups unavailable");
+            return -ENOTSUP;
+        }
+    if (!cg)
+        return 0;
+    rc = agt_cg_create(cg, i->spec->id, l, err, sizeof err);
+    if (rc < 0) {
+        snprintf(i->spawn_err, sizeof i->spawn_err, "%s", err);
+        return rc;
+    }
+    i->cg = true;
+    if (agt_cg_populated(cg, i->spec->id) > 0) /* what the last run left */
+        agt_cg_kill(cg, i->spec->id);
+    if (agt_cg_oom_kills(cg, i->spec->id, &i->oom_base) < 0)
+        i->oom_base = 0;
+    rc = agt_cg_procs(cg, i->spec->id, procs, max);
+    if (rc < 0)
+        return rc;
+    *nprocs = rc;
+    return 0;
+}
+
+/*
+ * The helper's command line (exec.c): drover-agent --exec [--cgroup FILE]...
+ * [--uid U --gid G] [--nofile N] [--tty] -- SCRIPT. strs holds the numbers'
+ * text; argv points into it and into procs.
+ */
+static int
+helper_args(struct agt_inst *i, char *exe, char procs[][PATH_MAX], int nprocs, bool tty,
+            char *script, char strs[3][24], char **argv)
+{
+    static char o_exec[] = "--exec", o_cg[] = "--cgroup", o_uid[] = "--uid", o_gid[] = "--gid",
+                o_nofile[] = "--nofile", o_tty[] = "--tty", o_end[] = "--";
+    uint32_t uid, gid;
+    int n = 0, k, rc;
+
+    argv[n++] = exe;
+    argv[n++] = o_exec;
+    for (k = 0; k < nprocs; k++) {
+        argv[n++] = o_cg;
+        argv[n++] = procs[k];
+    }
+    rc = agt_app_ids(i->agt, i->spec->app, &uid, &gid);
+    if (rc < 0) {
+        snprintf(i->spawn_err, sizeof i->spawn_err, "no user for the app: %s", strerror(-rc));
+        return rc;
+    }
+    if (rc == 1) {
+        snprintf(strs[0], 24, "%" PRIu32, uid);
+        snprintf(strs[1], 24, "%" PRIu32, gid);
+        argv[n++] = o_uid;
+        argv[n++] = strs[0];
+        argv[n++] = o_gid;
+        argv[n++] = strs[1];
+    }
+    if (i->spec->limits.nofile) {
+        snprintf(strs[2], 24, "%" PRIu32, i->spec->limits.nofile);
+        argv[n++] = o_nofile;
+        argv[n++] = strs[2];
+    }
+    if (tty)
+        argv[n++] = o_tty;
+    argv[n++] = o_end;
+    argv[n++] = script;
+    argv[n] = NULL;
+    return 0;
+}
+
 /* 0, or a negative errno with the reason logged. */
 static int
 spawn(struct agt_inst *i)
 {
     uv_loop_t *loop = agt_loop(i->agt);
-    char sh[] = "/bin/sh", dash_c[] = "-c", tty_exec[] = "--tty-exec";
     char *script = agt_shell_command(i->spec->command);
-    char *args[] = {sh, dash_c, script, NULL};
+    char *args[AGT_CG_NCTL * 2 + 16];
+    char procs[AGT_CG_NCTL + 2][PATH_MAX], strs[3][24];
     char exe[PATH_MAX];
     size_t exelen = sizeof exe;
     char **env = NULL;
@@ -410,13 +554,20 @@ spawn(struct agt_inst *i)
     struct agt_pipe *pipe = NULL;
     uv_process_options_t o;
     uv_stdio_container_t io[3];
-    int rc;
+    bool tty = false;
+    int rc, nprocs = 0;
 
+    i->spawn_err[0] = '\0';
+    i->oom = false;
     rc = -ENOMEM;
     if (!script)
         goto out;
     rc = agt_env_build(i->spec, i->dir, &env);
     if (rc < 0)
+        goto out;
+    if ((rc = uv_exepath(exe, &exelen)) < 0)
+        goto out;
+    if ((rc = prepare_cgroup(i, procs, sizeof procs / sizeof procs[0], &nprocs)) < 0)
         goto out;
     rc = -ENOMEM;
     run = calloc(1, sizeof *run);
@@ -428,17 +579,7 @@ spawn(struct agt_inst *i)
         if (!pipe)
             goto out;
         agt_pipe_stdio(pipe, io);
-        if (agt_pipe_tty(pipe)) {
-            /* The helper makes the terminal the controlling one. */
-            if ((rc = uv_exepath(exe, &exelen)) < 0) {
-                agt_pipe_spawned(pipe, 0, rc);
-                pipe = NULL;
-                goto out;
-            }
-            args[0] = exe;
-            args[1] = tty_exec;
-            args[2] = i->spec->command; /* an interactive shell, as typed */
-        }
+        tty = agt_pipe_tty(pipe); /* the helper makes the terminal the controlling one */
     } else {
         out = agt_out_new(loop, i->spec->app, i->spec->name, "stdout");
         err = agt_out_new(loop, i->spec->app, i->spec->name, "stderr");
@@ -450,18 +591,17 @@ spawn(struct agt_inst *i)
         io[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
         io[2].data.stream = (uv_stream_t *)agt_out_pipe(err);
     }
+    /* With a tty: an interactive shell, as typed. */
+    rc = helper_args(i, exe, procs, nprocs, tty, tty ? i->spec->command : script, strs, args);
+    if (rc < 0)
+        goto out;
     o.file = args[0];
     o.args = args;
     o.env = env;
     o.cwd = i->dir;
-    o.flags = UV_PROCESS_DETACHED; /* setsid: its own session and process group */
-    if (agt_cfg(i->agt)->drop) {
-        /* Root agent: the process runs as DROVER_RUN_AS; libuv also drops
-         * supplementary groups (setgroups(0)) before setgid/setuid. */
-        o.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
-        o.uid = (uv_uid_t)agt_cfg(i->agt)->run_uid;
-        o.gid = (uv_gid_t)agt_cfg(i->agt)->run_gid;
-    }
+    /* setsid: its own session and process group. The helper runs as the
+     * agent's user (root: it joins the cgroups, then drops to the app's). */
+    o.flags = UV_PROCESS_DETACHED;
     o.stdio_count = 3;
     o.stdio = io;
     o.exit_cb = on_exit_cb;
@@ -521,6 +661,19 @@ exit_text(const struct agt_inst *i, char *out, size_t outsz)
         snprintf(out, outsz, "did not start");
 }
 
+/* Why beyond the exit status: the memory limit, or a spawn refused. */
+static void
+cause_text(const struct agt_inst *i, char *out, size_t outsz)
+{
+    char mem[32];
+
+    if (i->oom) {
+        bytes_text(i->spec->limits.memory, mem, sizeof mem);
+        snprintf(out, outsz, "memory limit %s exceeded (oom kill)", mem);
+    } else if (i->spawn_err[0])
+        snprintf(out, outsz, "%s", i->spawn_err);
+}
+
 /* Carry out a transition's actions, except SPAWN (agt_inst_event spawns,
  * then feeds the outcome back as the next event). */
 static void
@@ -548,8 +701,15 @@ act(struct agt_inst *i, unsigned acts)
     if (acts & AGT_A_WATCH)
         watch_group(i);
     if (acts & AGT_A_BACKOFF) {
-        /* The exit itself is in exit_code / exit_signal. */
-        if (i->boot_timed_out)
+        char cause[256] = "";
+
+        /* The exit itself is in exit_code / exit_signal; a cause beyond it
+         * (the memory limit, a spawn refused) leads the reason. */
+        cause_text(i, cause, sizeof cause);
+        if (cause[0])
+            snprintf(i->reason, sizeof i->reason, "%s; restart %u in %.1f s", cause,
+                     (unsigned)i->sup.restarts, (double)i->sup.backoff_ms / 1000.0);
+        else if (i->boot_timed_out)
             snprintf(i->reason, sizeof i->reason,
                      "not healthy within %.1f s (killed); restart %u in %.1f s",
                      (double)i->spec->boot_timeout_ms / 1000.0, (unsigned)i->sup.restarts,
@@ -594,10 +754,12 @@ agt_inst_event(struct agt_inst *i, enum agt_event ev)
         if (i->sup.state == AGT_UP)
             i->reason[0] = '\0';
         if (ev == AGT_EV_DONE && i->sup.state == AGT_STOPPED) {
-            char last[48];
+            char last[48], cause[256] = "";
 
             exit_text(i, last, sizeof last);
-            snprintf(i->reason, sizeof i->reason, "exited: %s", last);
+            cause_text(i, cause, sizeof cause);
+            snprintf(i->reason, sizeof i->reason, "%s%s%s",
+                     cause[0] ? cause : "exited: ", cause[0] ? "" : last, "");
         }
         /* Outside a drain the leader's exit got the group killed: it is gone
          * or going. A drain keeps the group until GROUP_GONE. */
@@ -646,6 +808,8 @@ agt_inst_orphan(struct agt *a, struct agt_spec *spec, int pgid)
         return NULL;
     i->orphan = true;
     i->pgid = pgid;
+    /* Its cgroup, if it has one, holds what left the group too. */
+    i->cg = agt_cgroups(a) && agt_cg_populated(agt_cgroups(a), spec->id) > 0;
     i->sup.state = AGT_DRAINING;
     log_info("orphan_found", "app=%s inst=%s id=%" PRIu64 " pgid=%d grace_ms=%u", spec->app,
              spec->name, spec->id, pgid, (unsigned)spec->grace_ms);
@@ -680,6 +844,7 @@ agt_inst_free(struct agt_inst *i)
         agt_pipe_exited(i->pipe, -1, SIGKILL);
     i->pipe = NULL;
     health_stop(i);
+    remove_cgroup(i);
     i->closing = 2;
     uv_close((uv_handle_t *)&i->timer, on_inst_close);
     uv_close((uv_handle_t *)&i->watch, on_inst_close);

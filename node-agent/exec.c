@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * exec.c: `drover-agent --exec [OPTIONS] -- SCRIPT`, the one helper that
+ * every app process passes through on its way to /bin/sh -c SCRIPT.
+ *
+ * uv_spawn can set a uid, a cwd and a session, but not what an instance
+ * needs before its first instruction runs: joining its cgroups (so that not
+ * even an early fork escapes), rlimits, a controlling terminal for a `drover
+ * run` with a tty, its own filesystem view. The agent therefore spawns
+ * itself in this mode, as root when it is root; the helper does each step in
+ * order, drops privileges last (agt_drop_privileges, the only place that
+ * does), and execs the shell, which keeps its pid: the pid the agent saw is
+ * the app's.
+ *
+ * Options:
+ *   --cgroup FILE   write our pid into this cgroup.procs (repeatable)
+ *   --uid N --gid N drop to this user and group (supplementary groups cleared)
+ *   --nofile N      RLIMIT_NOFILE soft and hard
+ *   --tty           stdin is a terminal: make it the controlling one
+ *
+ * Any failure before the exec is written to stderr (the instance's log) and
+ * ends the helper with 127, like a shell that cannot find its command.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "agt.h"
+
+int
+agt_drop_privileges(uint32_t uid, uint32_t gid)
+{
+    if (setgroups(0, NULL) < 0 || setgid((gid_t)gid) < 0 || setuid((uid_t)uid) < 0)
+        return -errno;
+    /* Make sure there is no way back. */
+    if (uid != 0 && setuid(0) == 0)
+        return -EPERM;
+    return 0;
+}
+
+static int
+join_cgroup(const char *procs)
+{
+    FILE *f = fopen(procs, "we");
+    int rc = 0;
+
+    if (!f)
+        return -errno;
+    if (fprintf(f, "%d\n", (int)getpid()) < 0)
+        rc = -EIO;
+    if (fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    return rc;
+}
+
+static int
+fail(const char *what, const char *arg, int err)
+{
+    dprintf(2, "drover: %s %s: %s\n", what, arg ? arg : "", strerror(err < 0 ? -err : err));
+    return 127;
+}
+
+static bool
+parse_u32(const char *s, uint32_t *out)
+{
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno || *end || end == s || v > UINT32_MAX)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+int
+agt_exec_main(int argc, char **argv)
+{
+    char sh[] = "/bin/sh", dash_c[] = "-c";
+    uint32_t uid = 0, gid = 0, nofile = 0;
+    bool drop = false, tty = false;
+    char *args[4];
+    int k, rc;
+
+    for (k = 2; k < argc && strcmp(argv[k], "--") != 0; k++) {
+        const char *opt = argv[k], *val = k + 1 < argc ? argv[k + 1] : NULL;
+
+        if (strcmp(opt, "--tty") == 0) {
+            tty = true;
+            continue;
+        }
+        if (!val)
+            return fail("missing value for", opt, EINVAL);
+        k++;
+        if (strcmp(opt, "--cgroup") == 0) {
+            if ((rc = join_cgroup(val)) < 0)
+                return fail("cannot join cgroup", val, rc);
+        } else if (strcmp(opt, "--uid") == 0 && parse_u32(val, &uid))
+            drop = true;
+        else if (strcmp(opt, "--gid") == 0 && parse_u32(val, &gid))
+            drop = true;
+        else if (strcmp(opt, "--nofile") == 0 && parse_u32(val, &nofile))
+            ;
+        else
+            return fail("bad option", opt, EINVAL);
+    }
+    if (k + 2 != argc)
+        return fail("usage:", "drover-agent --exec [OPTIONS] -- SCRIPT", EINVAL);
+    if (nofile) {
+        struct rlimit rl = {.rlim_cur = nofile, .rlim_max = nofile};
+
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            return fail("cannot set", "RLIMIT_NOFILE", errno);
+    }
+    /* We are a session leader (detached spawn); stdin is the slave. */
+    if (tty && ioctl(0, TIOCSCTTY, 0) < 0)
+        dprintf(2, "drover: cannot take the terminal: %s\n", strerror(errno));
+    if (drop && (rc = agt_drop_privileges(uid, gid)) < 0)
+        return fail("cannot drop privileges", "", rc);
+    args[0] = sh;
+    args[1] = dash_c;
+    args[2] = argv[k + 1];
+    args[3] = NULL;
+    execv(sh, args);
+    return fail("cannot run", sh, errno);
+}

@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * isolation_test.c: a cgroup per instance and a user per app, on a real
+ * cluster through the real CLI. A web that daemonizes a child (double fork,
+ * setsid, descriptors closed) leaves nothing behind after a scale-down, a
+ * deploy, a drain, or its agent's SIGKILL and restart. Controllers on
+ * 7680-7699, app ports 10200-10399.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static struct h_cluster C;
+
+static void
+fini(void)
+{
+    h_cleanup(&C);
+}
+
+TestSuite(isolation, .fini = fini, .timeout = 180);
+
+#define CLI(out, err, ...) h_cli(&C, out, err, (const char *const[]){__VA_ARGS__, NULL})
+
+static long
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void
+put(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int
+agent(const char *log, const char *node, const char *datadir, const char *ports)
+{
+    char data[320], name[96], join[96], range[64];
+    const char *env[] = {data, name, join, range, "DROVER_HEARTBEAT_MS=300", NULL};
+
+    snprintf(data, sizeof(data), "DROVER_DATA_DIR=%s/%s", C.dir, datadir);
+    snprintf(name, sizeof(name), "DROVER_NODE_NAME=%s", node);
+    snprintf(join, sizeof(join), "DROVER_JOIN=%s", C.join);
+    snprintf(range, sizeof(range), "DROVER_PORT_RANGE=%s", ports);
+    return h_start(&C, log, "drover-agent", env, NULL);
+}
+
+static void
+cluster(const char *test, int base)
+{
+    static const char *const ctl_env[] = {"DROVER_NODE_TIMEOUT_MS=1500", "DROVER_HEARTBEAT_MS=300",
+                                          NULL};
+    int idx;
+
+    h_init(&C, test, base);
+    idx = h_start_controller(&C, ctl_env);
+    cr_assert(h_wait_log(&C, idx, "event=ready", 10000), "controller not ready");
+}
+
+/* Up to n pids of the daemons the webs left, from PIDDIR/d.* files. */
+static int
+daemons(const char *piddir, pid_t *pids, int max)
+{
+    DIR *d = opendir(piddir);
+    struct dirent *de;
+    int n = 0;
+
+    cr_assert_not_null(d);
+    while ((de = readdir(d)) != NULL && n < max) {
+        char path[600];
+        FILE *f;
+        int pid = 0;
+
+        if (strncmp(de->d_name, "d.", 2) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", piddir, de->d_name);
+        f = fopen(path, "r");
+        if (f && fscanf(f, "%d", &pid) == 1 && pid > 1)
+            pids[n++] = pid;
+        if (f)
+            fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+static int
+alive_count(const pid_t *pids, int n)
+{
+    int a = 0;
+
+    for (int k = 0; k < n; k++)
+        a += h_pid_alive(pids[k]);
+    return a;
+}
+
+/* Wait until exactly want daemons are alive (and every web up). */
+static bool
+settle(const char *piddir, int want_up, int want_alive, int timeout_ms)
+{
+    long deadline = mono_ms() + timeout_ms;
+    pid_t pids[256];
+    struct h_ps ps;
+
+    do {
+        int n = daemons(piddir, pids, 256);
+
+        h_get_ps(&C, "dmn", &ps);
+        if (h_ps_count(&ps, "web", "up", NULL) == want_up && ps.n == want_up &&
+            alive_count(pids, n) == want_alive)
+            return true;
+        h_msleep(100);
+    } while (mono_ms() < deadline);
+    return false;
+}
+
+/* A web that leaves a daemon: double fork, setsid, fds closed, the
+ * daemon's pid in PIDDIR/d.<web pid>. */
+static void
+daemon_app(const char *dir, const char *mark)
+{
+    char text[256];
+
+    mkdir(dir, 0755);
+    put(dir, "Procfile", "web: sh web.sh\n");
+    put(dir, "web.sh",
+        "sh -c 'setsid sh -c \"exec sleep 100000\" </dev/null >/dev/null 2>&1 &"
+        " echo $! > \"$PIDDIR/d.$PPID\"' </dev/null >/dev/null 2>&1\n"
+        "exec python3 -m http.server \"$PORT\" --bind 127.0.0.1\n");
+    snprintf(text, sizeof(text), "%s\n", mark);
+    put(dir, "mark", text);
+}
+
+Test(isolation, a_daemonizing_web_leaves_nothing_behind)
+{
+    char app[300], piddir[300], cfg[400], *out = NULL, *err = NULL;
+    pid_t pids[256];
+    int n1, n2, n2b, n;
+
+    cluster("isodaemon", 7680);
+    n1 = agent("n1", "n1", "agent-n1", "10200-10249");
+    cr_assert(h_wait_log(&C, n1, "event=ready", 10000));
+    cr_assert(h_log_has(&C, n1, "event=cgroups "), "this test needs cgroups (run as root)");
+    snprintf(piddir, sizeof(piddir), "%s/pids", C.dir);
+    mkdir(piddir, 0777);
+    chmod(piddir, 0777);
+    snprintf(app, sizeof(app), "%s/dmn", C.dir);
+    daemon_app(app, "one");
+    snprintf(cfg, sizeof(cfg), "PIDDIR=%s", piddir);
+    cr_assert_eq(CLI(NULL, &err, "apps:create", "dmn"), 0, "%s", err);
+    free(err);
+    cr_assert_eq(CLI(NULL, &err, "config:set", "dmn", cfg), 0, "%s", err);
+    free(err);
+    cr_assert_eq(CLI(&out, &err, "deploy", "dmn", app, "--no-wait"), 0, "%s %s", out, err);
+    free(out);
+    free(err);
+    cr_assert_eq(CLI(NULL, &err, "settings:set", "dmn", "web", "grace=2s"), 0, "%s", err);
+    free(err);
+    cr_assert_eq(CLI(NULL, &err, "scale", "dmn", "web=2"), 0, "%s", err);
+    free(err);
+    cr_assert(settle(piddir, 2, 2, 30000), "two webs with their daemons never came up");
+    n = daemons(piddir, pids, 256);
+    for (int k = 0; k < n; k++) /* the daemon really left: its own session */
+        cr_assert_eq(getsid(pids[k]), pids[k], "daemon %d is not in a session of its own",
+                     (int)pids[k]);
+
+    /* Scale-down: the stopped web's daemon goes with it. */
+    cr_assert_eq(CLI(NULL, &err, "scale", "dmn", "web=1"), 0, "%s", err);
+    free(err);
+    cr_assert(settle(piddir, 1, 1, 20000), "a daemon outlived the scale-down");
+
+    /* A deploy replaces the web: the old one's daemon goes too. */
+    daemon_app(app, "two");
+    cr_assert_eq(CLI(&out, &err, "deploy", "dmn", app), 0, "%s %s", out, err);
+    free(out);
+    free(err);
+    cr_assert(settle(piddir, 1, 1, 30000), "a daemon outlived the deploy");
+
+    /* A drain moves the web to n2: n1's daemon goes with its web. */
+    n2 = agent("n2", "n2", "agent-n2", "10250-10299");
+    cr_assert(h_wait_log(&C, n2, "event=ready", 10000));
+    cr_assert_eq(CLI(&out, &err, "nodes:drain", "n1", "--timeout", "30"), 0, "%s %s", out, err);
+    free(out);
+    free(err);
+    cr_assert(settle(piddir, 1, 1, 30000), "a daemon outlived the drain");
+
+    /* The agent killed with SIGKILL and started again: the cgroup it left
+     * is found by its path and drained whole, daemon and all. */
+    kill(C.procs[n2].pid, SIGKILL);
+    waitpid(C.procs[n2].pid, NULL, 0);
+    C.procs[n2].pid = 0;
+    n = daemons(piddir, pids, 256);
+    cr_assert_eq(alive_count(pids, n), 1, "the daemon should still run while no agent does");
+    n2b = agent("n2-2", "n2", "agent-n2", "10250-10299");
+    cr_assert(h_wait_log(&C, n2b, "event=ready", 10000), "restarted agent not ready");
+    cr_assert(settle(piddir, 1, 1, 30000), "a daemon outlived the agent's SIGKILL and restart");
+    cr_assert(h_log_has(&C, n2b, "event=orphan_found"), "the orphan was not found");
+}
