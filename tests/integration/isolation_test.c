@@ -218,3 +218,99 @@ Test(isolation, a_daemonizing_web_leaves_nothing_behind)
     cr_assert(settle(piddir, 1, 1, 30000), "a daemon outlived the agent's SIGKILL and restart");
     cr_assert(h_log_has(&C, n2b, "event=orphan_found"), "the orphan was not found");
 }
+
+/* The uid a process runs as, from /proc. */
+static unsigned
+uid_of(pid_t pid)
+{
+    char path[64], line[256];
+    unsigned uid = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    cr_assert_not_null(f);
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "Uid: %u", &uid) == 1)
+            break;
+    fclose(f);
+    return uid;
+}
+
+static pid_t
+worker_pid(const char *app)
+{
+    long deadline = mono_ms() + 30000;
+    struct h_ps ps;
+
+    do {
+        h_get_ps(&C, app, &ps);
+        for (int k = 0; k < ps.n; k++)
+            if (strcmp(j_get(&ps.o[k], "state"), "up") == 0 && atoi(j_get(&ps.o[k], "pid")) > 1)
+                return (pid_t)atoi(j_get(&ps.o[k], "pid"));
+        h_msleep(100);
+    } while (mono_ms() < deadline);
+    return 0;
+}
+
+Test(isolation, an_app_cannot_reach_another_apps_secrets_code_slug_or_processes)
+{
+    char dir[300], script[2048], *out = NULL, *err = NULL;
+    const char *apps[] = {"alpha", "beta"};
+    pid_t beta;
+    unsigned ua, ub;
+    int n1;
+
+    if (geteuid() != 0)
+        cr_skip_test("a user per app needs a root agent");
+    cluster("isousers", 7684);
+    n1 = agent("n1", "n1", "agent-n1", "10300-10349");
+    cr_assert(h_wait_log(&C, n1, "event=ready", 10000));
+    snprintf(dir, sizeof(dir), "%s/sleeper", C.dir);
+    mkdir(dir, 0755);
+    put(dir, "Procfile", "worker: sleep 100000\n");
+    put(dir, "code.txt", "beta's code\n");
+    for (int k = 0; k < 2; k++) {
+        char secret[96];
+
+        snprintf(secret, sizeof(secret), "DATABASE_URL=postgres://secret-of-%s", apps[k]);
+        cr_assert_eq(CLI(NULL, &err, "apps:create", apps[k]), 0, "%s", err);
+        free(err);
+        cr_assert_eq(CLI(NULL, &err, "config:set", apps[k], secret), 0, "%s", err);
+        free(err);
+        cr_assert_eq(CLI(&out, &err, "deploy", apps[k], dir, "--no-wait"), 0, "%s %s", out, err);
+        free(out);
+        free(err);
+        cr_assert_eq(CLI(NULL, &err, "scale", apps[k], "worker=1"), 0, "%s", err);
+        free(err);
+    }
+    beta = worker_pid("beta");
+    cr_assert_gt(beta, 1);
+    ua = uid_of(worker_pid("alpha"));
+    ub = uid_of(beta);
+    cr_assert(ua >= 61184 && ua <= 65519 && ub >= 61184 && ub <= 65519 && ua != ub,
+              "alpha runs as %u, beta as %u", ua, ub);
+
+    /* A one-off of alpha, as a curious tenant would try. */
+    snprintf(script, sizeof(script),
+             "echo uid=$(id -u);"
+             "cat /proc/%d/environ >/dev/null 2>&1 && echo environ=read || echo environ=denied;"
+             "cat %s/agent-n1/releases/beta/*/code.txt >/dev/null 2>&1 && echo code=read ||"
+             " echo code=denied;"
+             "cat %s/agent-n1/slugs/* >/dev/null 2>&1 && echo slug=read || echo slug=denied;"
+             "kill -0 %d 2>/dev/null && echo signal=sent || echo signal=denied;"
+             "cat code.txt >/dev/null && echo own=read",
+             (int)beta, C.dir, C.dir, (int)beta);
+    cr_assert_eq(CLI(&out, &err, "run", "alpha", "--", "sh", "-c", script), 0, "%s %s", out, err);
+    char want[32];
+    snprintf(want, sizeof(want), "uid=%u\n", ua);
+    cr_assert(strstr(out, want) != NULL, "the one-off does not run as alpha (%u): %s", ua, out);
+    cr_assert(strstr(out, "environ=denied") != NULL, "%s", out);
+    cr_assert(strstr(out, "code=denied") != NULL, "%s", out);
+    cr_assert(strstr(out, "slug=denied") != NULL, "%s", out);
+    cr_assert(strstr(out, "signal=denied") != NULL, "%s", out);
+    cr_assert(strstr(out, "own=read") != NULL, "alpha cannot read its own code: %s", out);
+    free(out);
+    free(err);
+    cr_assert(h_pid_alive(beta));
+}
