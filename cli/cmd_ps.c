@@ -92,6 +92,10 @@ ps_json(Drover__PsRep *r)
         cli_json_string(&j, cli_str(in->reason)[0] != '\0' ? in->reason : NULL);
         cli_json_key(&j, "command");
         cli_json_string(&j, cli_str(in->command));
+        cli_json_key(&j, "memory_bytes");
+        cli_json_uint(&j, in->memory_bytes);
+        cli_json_key(&j, "cpu_percent");
+        cli_json_tenths(&j, in->cpu_permille);
         cli_json_end_object(&j);
     }
     cli_json_end_array(&j);
@@ -120,7 +124,7 @@ ps_notes(const Drover__InstanceInfo *in, char *out, size_t outsz)
 static int
 ps_group(Drover__InstanceInfo **in, size_t n, uint64_t now)
 {
-    struct cli_table *t = cli_table_new(9);
+    struct cli_table *t = cli_table_new(10);
     int rc = 0;
 
     if (t == NULL)
@@ -129,10 +133,10 @@ ps_group(Drover__InstanceInfo **in, size_t n, uint64_t now)
     for (size_t i = 0; i < n && rc == 0; i++) {
         const Drover__InstanceInfo *x = in[i];
         char name[48], since[80], t1[32], t2[32], addr[96], rel[16], restarts[32], pid[32],
-            notes[512];
+            usage[64], notes[512];
         bool placed = cli_str(x->node)[0] != '\0';
-        const char *row[9] = {
-            name, cli_str(x->state), since, placed ? x->node : "-", addr, rel, restarts, pid,
+        const char *row[10] = {
+            name, cli_str(x->state), since, placed ? x->node : "-", addr, rel, restarts, pid, usage,
             notes};
 
         snprintf(name, sizeof(name), "%s:", cli_str(x->name));
@@ -149,6 +153,12 @@ ps_group(Drover__InstanceInfo **in, size_t n, uint64_t now)
             snprintf(pid, sizeof(pid), "pid=%d", x->pid);
         else
             snprintf(pid, sizeof(pid), "pid=-");
+        if (x->pid > 0 && (x->memory_bytes > 0 || x->cpu_permille > 0))
+            snprintf(usage, sizeof(usage), "mem=%.1fM cpu=%u.%u%%",
+                     (double)x->memory_bytes / 1048576.0, x->cpu_permille / 10,
+                     x->cpu_permille % 10);
+        else
+            snprintf(usage, sizeof(usage), "-");
         ps_notes(x, notes, sizeof(notes));
         rc = cli_table_row(t, row);
     }

@@ -58,7 +58,8 @@ static const struct cli_verb verbs[] = {
      "show each process type's health check, timeouts and rollout settings",
      "  --json        machine output: [{type, quantity, health, boot_timeout_ms,\n"
      "                grace_ms, max_surge, max_unavailable, min_healthy_ms,\n"
-     "                deploy_timeout_ms, shutdown_delay_ms}]\n",
+     "                deploy_timeout_ms, shutdown_delay_ms, memory_bytes, cpu_milli,\n"
+     "                pids, nofile}] (a limit of 0 is none)\n",
      cli_cmd_settings},
     {"settings:set", "APP TYPE KEY=VALUE... [--json]", "change a process type's settings",
      "  health=tcp|none|http:/PATH     how an instance is found healthy\n"
@@ -69,6 +70,11 @@ static const struct cli_verb verbs[] = {
      "  min_healthy=DURATION           healthy this long before an instance is up\n"
      "  deploy_timeout=DURATION        a deploy of this type fails after this long\n"
      "  shutdown_delay=DURATION        off the endpoint list this long before SIGTERM\n"
+     "  memory=SIZE|none               hard memory limit (4M..1T: 512M, 1G); over it the\n"
+     "                                 instance is killed (oom) and restarted\n"
+     "  cpu=CORES|none                 CPU quota in cores (0.01..1024: 0.5, 2)\n"
+     "  pids=N|none                    the most tasks (8..4194304)\n"
+     "  nofile=N|none                  the open file descriptor limit (16..1048576)\n"
      "  DURATION is 500ms, 30s, 2m or plain seconds; N|P% a count or a percentage of\n"
      "  the quantity. The controller checks every setting before changing any.\n"
      "  --json         print the type's settings as settings --json does\n",
@@ -77,7 +83,10 @@ static const struct cli_verb verbs[] = {
      "  TYPE=N        N is a decimal from 0 to 100000\n", cli_cmd_scale},
     {"ps", "APP [--json]", "list an app's processes: state, node, port, release",
      "  --json        machine output: [{name, type, state, node, host, port, release,\n"
-     "                restarts, pid, exit_code, exit_signal, since, reason, command}]\n",
+     "                restarts, pid, exit_code, exit_signal, since, reason, command,\n"
+     "                memory_bytes, cpu_percent}]\n"
+     "  MEM and CPU are the instance's cgroup counters: memory (RSS + cache) and\n"
+     "  CPU over the last few seconds in percent of one core.\n",
      cli_cmd_ps},
     {"run", "APP [--node NODE] [--type TYPE] [--detach] -- CMD [ARG...]",
      "run a one-off process (run.N) in the app's current release",

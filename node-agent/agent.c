@@ -69,6 +69,7 @@ struct agt {
     uv_timer_t lastest; /* bounds the wait for the last sync's answer */
     uv_timer_t leave;   /* bounds the wait for replacements elsewhere */
     uv_idle_t pump;     /* starts ready instances, a few per loop turn */
+    uv_timer_t usage;   /* samples each instance's cgroup counters */
     bool pumping;
     enum phase phase;
     int nsignals;
@@ -500,6 +501,7 @@ close_all(struct agt *a)
     uv_close((uv_handle_t *)&a->lastest, on_handle_close);
     uv_close((uv_handle_t *)&a->leave, on_handle_close);
     uv_close((uv_handle_t *)&a->pump, on_handle_close);
+    uv_close((uv_handle_t *)&a->usage, on_handle_close);
 }
 
 static void
@@ -751,6 +753,26 @@ on_sigpipe(uv_signal_t *sig, int signum)
 
 /* ---- cgroups and users ---- */
 
+/*
+ * Usage for `drover ps`: every USAGE_MS each instance's memory and its CPU
+ * over the period, from its cgroup. A change makes the next sync a full
+ * report (the digest covers usage), so the period bounds that cost too.
+ */
+#define USAGE_MS 5000
+
+static void
+on_usage(uv_timer_t *t)
+{
+    struct agt *a = t->data;
+    uint64_t now = uv_hrtime();
+    bool changed = false;
+
+    for (size_t k = 0; k < a->ninst; k++)
+        changed |= agt_inst_sample(a->insts[k], now);
+    if (changed && a->conn)
+        agt_conn_sync_soon(a->conn);
+}
+
 const struct agt_cgroups *
 agt_cgroups(const struct agt *a)
 {
@@ -805,25 +827,34 @@ probe_cgroups(struct agt *a)
         snprintf(why, sizeof why, "cannot read /proc/self: %s", strerror(-rc));
     else if (geteuid() != 0 && !a->cfg->cgroup_root[0])
         snprintf(why, sizeof why, "the agent is not root and DROVER_CGROUP_ROOT is not set");
-    else
-        rc = agt_cg_probe(&a->cg, mounts, self, a->cfg->cgroup_root, a->cfg->node, why, sizeof why);
+    else {
+        /* The subtree is this agent's alone, found again by the next agent
+         * with the same data dir: NODE-HASH, where HASH is of the data dir
+         * (one host may run several agents, say for tests). */
+        char sub[96];
+        uint64_t h = fnv1a64(FNV1A64_INIT, a->cfg->data_dir, strlen(a->cfg->data_dir));
+
+        snprintf(sub, sizeof sub, "%s-%08" PRIx32, a->cfg->node, (uint32_t)(h ^ (h >> 32)));
+        rc = agt_cg_probe(&a->cg, mounts, self, a->cfg->cgroup_root, sub, why, sizeof why);
+    }
     if (rc < 0 || !a->cg.ok) {
         a->cg.ok = false;
         log_warn("cgroups_unavailable", "reason=%s fallback=process_groups limits=refused",
                  log_q(why));
         return;
     }
-    log_info("cgroups", "track=%s kill=%s memory=%s cpu=%s pids=%s", log_q(a->cg.track),
-             a->cg.has_kill ? "cgroup.kill" : "sigkill_each",
-             a->cg.v2ctl[AGT_CG_MEMORY]   ? "v2"
-             : a->cg.v1[AGT_CG_MEMORY][0] ? "v1"
-                                          : "none",
-             a->cg.v2ctl[AGT_CG_CPU]   ? "v2"
-             : a->cg.v1[AGT_CG_CPU][0] ? "v1"
-                                       : "none",
-             a->cg.v2ctl[AGT_CG_PIDS]   ? "v2"
-             : a->cg.v1[AGT_CG_PIDS][0] ? "v1"
-                                        : "none");
+    {
+        char where[AGT_CG_NCTL][PATH_MAX + 4];
+
+        for (int k = 0; k < AGT_CG_NCTL; k++)
+            snprintf(where[k], sizeof where[k], "%s",
+                     a->cg.v2ctl[k]   ? "v2"
+                     : a->cg.v1[k][0] ? a->cg.v1[k]
+                                      : "none");
+        log_info("cgroups", "track=%s kill=%s memory=%s cpu=%s pids=%s", log_q(a->cg.track),
+                 a->cg.has_kill ? "cgroup.kill" : "sigkill_each", log_q(where[AGT_CG_MEMORY]),
+                 log_q(where[AGT_CG_CPU]), log_q(where[AGT_CG_PIDS]));
+    }
 }
 
 /* ---- life ---- */
@@ -875,6 +906,8 @@ agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err)
     uv_timer_init(loop, &a->leave);
     uv_idle_init(loop, &a->pump);
     a->pump.data = a;
+    uv_timer_init(loop, &a->usage);
+    a->usage.data = a;
     a->sigterm.data = a->sigint.data = a->sigpipe.data = a;
     a->check.data = a->lastest.data = a->leave.data = a;
     read_prev_boot_id(a);
@@ -907,6 +940,8 @@ agt_start(struct agt *a)
         rc = agt_logs_start(a);
     if (rc == 0)
         rc = take_orphans(a);
+    if (rc == 0 && a->cg.ok)
+        rc = uv_timer_start(&a->usage, on_usage, USAGE_MS, USAGE_MS);
     if (rc == 0)
         rc = agt_slugs_start(a->slugs);
     if (rc == 0)
@@ -929,6 +964,14 @@ agt_free(struct agt *a)
     free(a->insts);
     want_free(a);
     agt_uids_free(a->uids);
+    if (a->cg.ok) { /* the node's subtree, if nothing is left in it */
+        rmdir(a->cg.v2);
+        for (int k = 0; k < AGT_CG_NCTL; k++)
+            if (a->cg.v1[k][0])
+                rmdir(a->cg.v1[k]);
+        if (a->cg.cpuacct[0])
+            rmdir(a->cg.cpuacct);
+    }
     free(a);
 }
 

@@ -336,6 +336,9 @@ int agt_runrec_start_time(int pid, uint64_t *start);
 int agt_orphans_find(const char *data_dir, const struct agt_cgroups *cg, struct agt_runrec **out,
                      size_t *n);
 
+/* Read its cgroup's counters (usage.c's timer): memory now, CPU since the
+ * last sample. True when what it reports changed. */
+bool agt_inst_sample(struct agt_inst *i, uint64_t now_ns);
 /* Why it last crashed, failed or exited: "" when it has not. */
 const char *agt_inst_reason(const struct agt_inst *i);
 

@@ -255,7 +255,24 @@ struct agt_inst {
     uint64_t oom_base;     /* the cgroup's oom kills when it was spawned */
     bool oom;              /* its last exit was an oom kill */
     char spawn_err[256];   /* why the last spawn was refused */
+    uint64_t mem;          /* usage at the last sample (agt_inst_sample) */
+    uint32_t cpu_permille;
+    uint64_t cpu_usec, sampled_ns; /* the counter and uv_hrtime at the last sample */
 };
+
+/* "512 MiB", "1 GiB", "1000000 bytes": a memory limit as people set it. */
+static void
+bytes_text(uint64_t v, char *out, size_t outsz)
+{
+    if (v >= (1ull << 30) && v % (1ull << 30) == 0)
+        snprintf(out, outsz, "%" PRIu64 " GiB", v >> 30);
+    else if (v % (1ull << 20) == 0)
+        snprintf(out, outsz, "%" PRIu64 " MiB", v >> 20);
+    else if (v % 1024 == 0)
+        snprintf(out, outsz, "%" PRIu64 " KiB", v >> 10);
+    else
+        snprintf(out, outsz, "%" PRIu64 " bytes", v);
+}
 
 static uint32_t
 rnd32(void)
@@ -424,8 +441,19 @@ on_exit_cb(uv_process_t *p, int64_t status, int sig)
     if (i->cg && agt_cgroups(i->agt) && i->spec->limits.memory) {
         uint64_t n = 0;
 
-        if (agt_cg_oom_kills(agt_cgroups(i->agt), i->spec->id, &n) == 0 && n > i->oom_base)
+        if (agt_cg_oom_kills(agt_cgroups(i->agt), i->spec->id, &n) == 0 && n > i->oom_base) {
+            char text[128], mem[32];
+            struct logring_drops d = {0};
+            int len;
+
             i->oom = true;
+            i->oom_base = n;
+            bytes_text(i->spec->limits.memory, mem, sizeof mem);
+            len = snprintf(text, sizeof text, "drover: memory limit %s exceeded (oom kill)", mem);
+            agt_logs_line(i->spec->app, i->spec->name, text, (size_t)len, &d);
+            log_info("oom_kill", "app=%s inst=%s limit=%" PRIu64, i->spec->app, i->spec->name,
+                     i->spec->limits.memory);
+        }
     }
     log_info("exited", "app=%s inst=%s pid=%d code=%d signal=%d", i->spec->app, i->spec->name,
              i->pgid, (int)i->sup.exit_code, sig);
@@ -434,20 +462,6 @@ on_exit_cb(uv_process_t *p, int64_t status, int sig)
         i->pipe = NULL;
     }
     agt_inst_event(i, i->spec->oneoff ? AGT_EV_DONE : AGT_EV_EXITED);
-}
-
-/* "512 MiB", "1 GiB", "1000000 bytes": a memory limit as people set it. */
-static void
-bytes_text(uint64_t v, char *out, size_t outsz)
-{
-    if (v >= (1ull << 30) && v % (1ull << 30) == 0)
-        snprintf(out, outsz, "%" PRIu64 " GiB", v >> 30);
-    else if (v % (1ull << 20) == 0)
-        snprintf(out, outsz, "%" PRIu64 " MiB", v >> 20);
-    else if (v % 1024 == 0)
-        snprintf(out, outsz, "%" PRIu64 " KiB", v >> 10);
-    else
-        snprintf(out, outsz, "%" PRIu64 " bytes", v);
 }
 
 /*
@@ -900,6 +914,32 @@ agt_inst_report(const struct agt_inst *i, Drover__InstanceReport *r)
     r->exit_signal = i->sup.exit_signal;
     r->since_ms = i->sup.since_ms;
     r->reason = (char *)i->reason; /* borrowed, as above */
+    r->memory_bytes = i->mem;
+    r->cpu_permille = i->cpu_permille;
+}
+
+bool
+agt_inst_sample(struct agt_inst *i, uint64_t now_ns)
+{
+    const struct agt_cgroups *cg = agt_cgroups(i->agt);
+    uint64_t mem = 0, cpu = 0, old_mem = i->mem;
+    uint32_t old_cpu = i->cpu_permille;
+
+    if (!cg || !i->cg || (!i->run && !i->orphan) || agt_cg_usage(cg, i->spec->id, &mem, &cpu) < 0) {
+        i->mem = 0;
+        i->cpu_permille = 0;
+        i->sampled_ns = 0;
+        return old_mem != 0 || old_cpu != 0;
+    }
+    i->mem = mem;
+    if (i->sampled_ns && now_ns > i->sampled_ns && cpu >= i->cpu_usec) {
+        uint64_t wall_us = (now_ns - i->sampled_ns) / 1000;
+
+        i->cpu_permille = wall_us ? (uint32_t)((cpu - i->cpu_usec) * 1000 / wall_us) : 0;
+    }
+    i->cpu_usec = cpu;
+    i->sampled_ns = now_ns;
+    return i->mem != old_mem || i->cpu_permille != old_cpu;
 }
 
 const char *

@@ -22,10 +22,60 @@
 
 static struct h_cluster C;
 
+/*
+ * The agents' cgroup subtrees (paths from their event=cgroups lines): the
+ * harness SIGKILLs the agents, so the test removes what they leave, once
+ * every process is gone (rmdir only removes empty ones).
+ */
 static void
 fini(void)
 {
+    static char paths[64][1024];
+    int n = 0;
+
+    for (int k = 0; k < C.nprocs; k++) {
+        char line[4096];
+        FILE *f = fopen(C.procs[k].log, "r");
+
+        while (f && fgets(line, sizeof(line), f)) {
+            char *p = strstr(line, "event=cgroups "), *tok, *save;
+
+            if (!p)
+                continue;
+            line[strcspn(line, "\n")] = '\0';
+            for (tok = strtok_r(p, " ", &save); tok && n < 64; tok = strtok_r(NULL, " ", &save))
+                if (strchr(tok, '=') && strchr(tok, '=')[1] == '/')
+                    snprintf(paths[n++], sizeof(paths[0]), "%s", strchr(tok, '=') + 1);
+        }
+        if (f)
+            fclose(f);
+    }
     h_cleanup(&C);
+    for (int tries = 0; tries < 20; tries++) {
+        int left = 0;
+
+        for (int k = 0; k < n; k++) {
+            DIR *d = opendir(paths[k]);
+            struct dirent *de;
+
+            if (!d)
+                continue;
+            while ((de = readdir(d)) != NULL) {
+                char sub[1400];
+
+                if (de->d_name[0] != 'i' || de->d_type != DT_DIR)
+                    continue;
+                snprintf(sub, sizeof(sub), "%.1000s/%.255s", paths[k], de->d_name);
+                rmdir(sub);
+            }
+            closedir(d);
+            if (rmdir(paths[k]) < 0 && errno != ENOENT)
+                left++;
+        }
+        if (left == 0)
+            break;
+        h_msleep(50);
+    }
 }
 
 TestSuite(isolation, .fini = fini, .timeout = 180);
@@ -313,4 +363,213 @@ Test(isolation, an_app_cannot_reach_another_apps_secrets_code_slug_or_processes)
     free(out);
     free(err);
     cr_assert(h_pid_alive(beta));
+}
+
+/* The instance's cgroup directory, under the subtree the agent logged. */
+static void
+cgroup_dir(int agent_idx, const char *id, char *out, size_t outsz)
+{
+    char line[2048], track[1024] = "";
+    FILE *f = fopen(C.procs[agent_idx].log, "r");
+
+    cr_assert_not_null(f);
+    while (fgets(line, sizeof(line), f)) {
+        char *p = strstr(line, "event=cgroups track=");
+
+        if (p && sscanf(p, "event=cgroups track=%1023s", track) == 1)
+            break;
+    }
+    fclose(f);
+    cr_assert(track[0] == '/', "no event=cgroups in the agent's log");
+    snprintf(out, outsz, "%s/i%s", track, id);
+}
+
+static long long
+cpu_usec(const char *dir)
+{
+    char path[700], key[64];
+    long long v = -1, x;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/cpu.stat", dir);
+    f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fscanf(f, "%63s %lld", key, &x) == 2)
+        if (strcmp(key, "usage_usec") == 0)
+            v = x;
+    fclose(f);
+    return v;
+}
+
+static const struct j_obj *
+wait_inst(const char *app, const char *type, const char *state, struct h_ps *ps, int timeout_ms)
+{
+    long deadline = mono_ms() + timeout_ms;
+
+    do {
+        h_get_ps(&C, app, ps);
+        for (int k = 0; k < ps->n; k++)
+            if (strcmp(j_get(&ps->o[k], "type"), type) == 0 &&
+                (!state || strcmp(j_get(&ps->o[k], "state"), state) == 0))
+                return &ps->o[k];
+        h_msleep(100);
+    } while (mono_ms() < deadline);
+    return NULL;
+}
+
+Test(isolation, memory_cpu_and_pids_limits_hold_and_usage_shows)
+{
+    char dir[300], cg[700], *out = NULL, *err = NULL;
+    const struct j_obj *o;
+    struct h_ps ps;
+    int n1;
+
+    if (geteuid() != 0)
+        cr_skip_test("limits need cgroups, which need a root agent");
+    cluster("isolimits", 7688);
+    n1 = agent("n1", "n1", "agent-n1", "10350-10399");
+    cr_assert(h_wait_log(&C, n1, "event=ready", 10000));
+    snprintf(dir, sizeof(dir), "%s/lim", C.dir);
+    mkdir(dir, 0755);
+    put(dir, "Procfile",
+        "hog: python3 hog.py\n"
+        "spin: while :; do :; done\n"
+        "bomb: python3 bomb.py\n");
+    put(dir, "hog.py",
+        "import time\n"
+        "a = []\n"
+        "while True:\n"
+        "    a.append(bytearray(b'x' * (4 << 20)))\n"
+        "    time.sleep(0.01)\n");
+    put(dir, "bomb.py",
+        "import os, time\n"
+        "ok = fail = 0\n"
+        "for _ in range(100):\n"
+        "    try:\n"
+        "        pid = os.fork()\n"
+        "    except OSError:\n"
+        "        fail += 1\n"
+        "        continue\n"
+        "    if pid == 0:\n"
+        "        time.sleep(600)\n"
+        "        os._exit(0)\n"
+        "    ok += 1\n"
+        "print('bomb forked=%d failed=%d' % (ok, fail), flush=True)\n"
+        "time.sleep(100000)\n");
+    cr_assert_eq(CLI(NULL, &err, "apps:create", "lim"), 0, "%s", err);
+    free(err);
+    cr_assert_eq(CLI(&out, &err, "deploy", "lim", dir, "--no-wait"), 0, "%s %s", out, err);
+    free(out);
+    free(err);
+    /* Hostile values are refused with the reason and change nothing. */
+    cr_assert_eq(CLI(&out, &err, "settings:set", "lim", "hog", "memory=-64M"), 1);
+    cr_assert(strstr(err, "memory: want a size") != NULL, "%s", err);
+    free(out);
+    free(err);
+    cr_assert_eq(CLI(&out, &err, "settings:set", "lim", "hog", "memory=64Q"), 1);
+    free(out);
+    free(err);
+    cr_assert_eq(CLI(NULL, &err, "settings:set", "lim", "hog", "memory=64M"), 0, "%s", err);
+    free(err);
+    cr_assert_eq(CLI(NULL, &err, "settings:set", "lim", "spin", "cpu=0.2"), 0, "%s", err);
+    free(err);
+    cr_assert_eq(CLI(NULL, &err, "settings:set", "lim", "bomb", "pids=32"), 0, "%s", err);
+    free(err);
+    cr_assert_eq(CLI(&out, &err, "settings", "lim", "--json"), 0, "%s", err);
+    cr_assert(strstr(out, "\"memory_bytes\": 67108864") != NULL, "%s", out);
+    cr_assert(strstr(out, "\"cpu_milli\": 200") != NULL, "%s", out);
+    cr_assert(strstr(out, "\"pids\": 32") != NULL, "%s", out);
+    free(out);
+    free(err);
+    cr_assert_eq(CLI(NULL, &err, "scale", "lim", "hog=1", "spin=1", "bomb=1"), 0, "%s", err);
+    free(err);
+
+    /* memory=64M: killed, said so, restarted. */
+    {
+        long deadline = mono_ms() + 30000;
+        bool seen = false;
+
+        while (!seen && mono_ms() < deadline) {
+            h_get_ps(&C, "lim", &ps);
+            for (int k = 0; k < ps.n; k++)
+                if (strcmp(j_get(&ps.o[k], "type"), "hog") == 0 &&
+                    atoi(j_get(&ps.o[k], "restarts")) >= 1 && j_get(&ps.o[k], "reason") &&
+                    strstr(j_get(&ps.o[k], "reason"), "memory limit 64 MiB exceeded (oom kill)"))
+                    seen = true;
+            if (!seen)
+                h_msleep(100);
+        }
+        cr_assert(seen, "no oom kill of hog reported in ps --json");
+    }
+    cr_assert_eq(CLI(&out, &err, "logs", "lim", "-n", "200"), 0, "%s", err);
+    cr_assert(strstr(out, "memory limit 64 MiB exceeded (oom kill)") != NULL, "%s", out);
+    free(out);
+    free(err);
+
+    /* cpu=0.2: a busy loop stays near 20 % of a core, by the cgroup's count. */
+    o = wait_inst("lim", "spin", "up", &ps, 20000);
+    cr_assert_not_null(o, "spin never came up");
+    cgroup_dir(n1, j_get(o, "id"), cg, sizeof(cg));
+    {
+        long long u0 = cpu_usec(cg), u1;
+        long t0 = mono_ms(), t1;
+        double pct;
+
+        cr_assert_geq(u0, 0, "no cpu.stat in %s", cg);
+        h_msleep(3000);
+        u1 = cpu_usec(cg);
+        t1 = mono_ms();
+        pct = (double)(u1 - u0) / 10.0 / (double)(t1 - t0);
+        cr_assert(pct >= 12.0 && pct <= 26.0, "spin used %.1f %% of a core, not about 20 %%", pct);
+    }
+    /* Usage in ps --json, from the agent's reports (sampled every 5 s). */
+    {
+        long deadline = mono_ms() + 15000;
+        double pct = 0;
+        long long mem = 0;
+
+        while (mono_ms() < deadline) {
+            o = wait_inst("lim", "spin", "up", &ps, 5000);
+            cr_assert_not_null(o);
+            pct = atof(j_get(o, "cpu_percent"));
+            mem = atoll(j_get(o, "memory_bytes"));
+            if (pct > 0)
+                break;
+            h_msleep(250);
+        }
+        cr_assert(pct >= 10.0 && pct <= 30.0, "ps --json cpu_percent %.1f", pct);
+        cr_assert_gt(mem, 0, "ps --json memory_bytes is 0");
+        cr_assert_eq(CLI(&out, &err, "ps", "lim"), 0, "%s", err);
+        cr_assert(strstr(out, "cpu=") != NULL && strstr(out, "mem=") != NULL, "%s", out);
+        free(out);
+        free(err);
+    }
+
+    /* pids=32: the fork bomb fails inside its instance; the node is fine. */
+    {
+        long deadline = mono_ms() + 20000;
+        char *p = NULL;
+
+        while (mono_ms() < deadline) {
+            cr_assert_eq(CLI(&out, &err, "logs", "lim", "-n", "500"), 0, "%s", err);
+            free(err);
+            if ((p = strstr(out, "bomb forked=")) != NULL)
+                break;
+            free(out);
+            out = NULL;
+            h_msleep(200);
+        }
+        cr_assert_not_null(p, "the bomb never said how it went");
+        int ok = -1, fail = -1;
+        cr_assert_eq(sscanf(p, "bomb forked=%d failed=%d", &ok, &fail), 2);
+        cr_assert(ok < 32 && fail > 0, "forked %d, failed %d under pids=32", ok, fail);
+        free(out);
+    }
+    {
+        char buf[64];
+
+        cr_assert_str_eq(h_node_state(&C, "n1", buf, sizeof(buf)), "ready");
+    }
+    cr_assert_not_null(wait_inst("lim", "spin", "up", &ps, 5000), "the node stopped serving");
 }
