@@ -886,6 +886,11 @@ agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err)
         rc = mkdir_p(dir, 0755);
     if (rc < 0)
         goto out;
+    /* Where each instance's view is mounted, in its own namespace. */
+    if (cfg->drop && (rc = strfmt(dir, sizeof dir, "%s/views", cfg->data_dir)) == 0)
+        rc = mkdir_p(dir, 0755);
+    if (rc < 0)
+        goto out;
     if (cfg->per_app && cfg->drop) {
         a->uids = agt_uids_new(cfg->data_dir, cfg->uid_min, cfg->uid_max, &rc);
         if (!a->uids)

@@ -394,6 +394,17 @@ void agt_uids_free(struct agt_uids *u);
 /* app's uid (= its gid), handed out and saved the first time. */
 int agt_uids_get(struct agt_uids *u, const char *app, uint32_t *uid);
 
+/* view.c: a writable, ephemeral view of the release per instance. */
+struct agt_view {
+    char release[PATH_MAX]; /* the unpacked release: the overlay's lower dir */
+    char views[PATH_MAX];   /* DATA_DIR/views: the view is views/app */
+    char hide[PATH_MAX];    /* DATA_DIR/releases, covered inside; "" for none */
+};
+/* In the helper, as root: a mount namespace with the view, the releases
+ * hidden and a private /tmp; cwd is the view. 0, or a negative errno with
+ * err saying which step failed. */
+int agt_view_enter(const struct agt_view *v, uint32_t uid, uint32_t gid, char *err, size_t errsz);
+
 /* exec.c: `drover-agent --exec`, the helper every app process goes through. */
 int agt_exec_main(int argc, char **argv);
 /* The one place privileges are dropped: no supplementary groups, gid, uid. */

@@ -17,6 +17,9 @@
  *   --uid N --gid N drop to this user and group (supplementary groups cleared)
  *   --nofile N      RLIMIT_NOFILE soft and hard
  *   --tty           stdin is a terminal: make it the controlling one
+ *   --view RELEASE --views DIR [--hide DIR]
+ *                   a writable, ephemeral view of RELEASE at DIR/app, in a
+ *                   mount namespace of its own (view.c)
  *
  * Any failure before the exec is written to stderr (the instance's log) and
  * ends the helper with 127, like a shell that cannot find its command.
@@ -85,6 +88,8 @@ agt_exec_main(int argc, char **argv)
     char sh[] = "/bin/sh", dash_c[] = "-c";
     uint32_t uid = 0, gid = 0, nofile = 0;
     bool drop = false, tty = false;
+    struct agt_view view = {{0}, {0}, {0}};
+    char why[256];
     char *args[4];
     int k, rc;
 
@@ -107,6 +112,12 @@ agt_exec_main(int argc, char **argv)
             drop = true;
         else if (strcmp(opt, "--nofile") == 0 && parse_u32(val, &nofile))
             ;
+        else if (strcmp(opt, "--view") == 0)
+            snprintf(view.release, sizeof view.release, "%s", val);
+        else if (strcmp(opt, "--views") == 0)
+            snprintf(view.views, sizeof view.views, "%s", val);
+        else if (strcmp(opt, "--hide") == 0)
+            snprintf(view.hide, sizeof view.hide, "%s", val);
         else
             return fail("bad option", opt, EINVAL);
     }
@@ -117,6 +128,12 @@ agt_exec_main(int argc, char **argv)
 
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
             return fail("cannot set", "RLIMIT_NOFILE", errno);
+    }
+    if (view.release[0] && view.views[0] &&
+        (rc = agt_view_enter(&view, drop ? uid : (uint32_t)getuid(),
+                             drop ? gid : (uint32_t)getgid(), why, sizeof why)) < 0) {
+        dprintf(2, "drover: cannot set up the writable view: %s\n", why);
+        return 127;
     }
     /* We are a session leader (detached spawn); stdin is the slave. */
     if (tty && ioctl(0, TIOCSCTTY, 0) < 0)

@@ -513,10 +513,11 @@ prepare_cgroup(struct agt_inst *i, char procs[][PATH_MAX], size_t max, int *npro
  */
 static int
 helper_args(struct agt_inst *i, char *exe, char procs[][PATH_MAX], int nprocs, bool tty,
-            char *script, char strs[3][24], char **argv)
+            char *script, char strs[3][24], char views[2][PATH_MAX], char **argv)
 {
     static char o_exec[] = "--exec", o_cg[] = "--cgroup", o_uid[] = "--uid", o_gid[] = "--gid",
-                o_nofile[] = "--nofile", o_tty[] = "--tty", o_end[] = "--";
+                o_nofile[] = "--nofile", o_tty[] = "--tty", o_end[] = "--", o_view[] = "--view",
+                o_views[] = "--views", o_hide[] = "--hide";
     uint32_t uid, gid;
     int n = 0, k, rc;
 
@@ -546,6 +547,14 @@ helper_args(struct agt_inst *i, char *exe, char procs[][PATH_MAX], int nprocs, b
     }
     if (tty)
         argv[n++] = o_tty;
+    if (views[0][0]) {
+        argv[n++] = o_view;
+        argv[n++] = i->dir;
+        argv[n++] = o_views;
+        argv[n++] = views[0];
+        argv[n++] = o_hide;
+        argv[n++] = views[1];
+    }
     argv[n++] = o_end;
     argv[n++] = script;
     argv[n] = NULL;
@@ -558,8 +567,8 @@ spawn(struct agt_inst *i)
 {
     uv_loop_t *loop = agt_loop(i->agt);
     char *script = agt_shell_command(i->spec->command);
-    char *args[AGT_CG_NCTL * 2 + 16];
-    char procs[AGT_CG_NCTL + 2][PATH_MAX], strs[3][24];
+    char *args[AGT_CG_NCTL * 2 + 24];
+    char procs[AGT_CG_NCTL + 2][PATH_MAX], strs[3][24], views[2][PATH_MAX], home[PATH_MAX];
     char exe[PATH_MAX];
     size_t exelen = sizeof exe;
     char **env = NULL;
@@ -576,7 +585,20 @@ spawn(struct agt_inst *i)
     rc = -ENOMEM;
     if (!script)
         goto out;
-    rc = agt_env_build(i->spec, i->dir, &env);
+    /* Root agent: a writable view (view.c) is cwd and HOME. */
+    views[0][0] = views[1][0] = '\0';
+    snprintf(home, sizeof home, "%s", i->dir);
+    if (agt_cfg(i->agt)->drop) {
+        const char *data = agt_cfg(i->agt)->data_dir;
+
+        if (strfmt(views[0], PATH_MAX, "%s/views", data) < 0 ||
+            strfmt(views[1], PATH_MAX, "%s/releases", data) < 0 ||
+            strfmt(home, sizeof home, "%s/views/app", data) < 0) {
+            rc = -ENAMETOOLONG;
+            goto out;
+        }
+    }
+    rc = agt_env_build(i->spec, home, &env);
     if (rc < 0)
         goto out;
     if ((rc = uv_exepath(exe, &exelen)) < 0)
@@ -606,7 +628,8 @@ spawn(struct agt_inst *i)
         io[2].data.stream = (uv_stream_t *)agt_out_pipe(err);
     }
     /* With a tty: an interactive shell, as typed. */
-    rc = helper_args(i, exe, procs, nprocs, tty, tty ? i->spec->command : script, strs, args);
+    rc =
+        helper_args(i, exe, procs, nprocs, tty, tty ? i->spec->command : script, strs, views, args);
     if (rc < 0)
         goto out;
     o.file = args[0];

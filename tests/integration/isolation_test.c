@@ -21,6 +21,22 @@
 #include "harness.h"
 
 static struct h_cluster C;
+/* Where apps write what the tests read: outside /tmp, which is private to
+ * each instance. World-writable; removed in fini. */
+static char shared[64];
+
+static void
+make_shared(const char *sub, char *out, size_t outsz)
+{
+    if (!shared[0]) {
+        snprintf(shared, sizeof(shared), "/var/tmp/drover-it-iso.XXXXXX");
+        cr_assert_not_null(mkdtemp(shared));
+        chmod(shared, 0755);
+    }
+    snprintf(out, outsz, "%s/%s", shared, sub);
+    mkdir(out, 0777);
+    chmod(out, 0777);
+}
 
 /*
  * The agents' cgroup subtrees (paths from their event=cgroups lines): the
@@ -51,6 +67,14 @@ fini(void)
             fclose(f);
     }
     h_cleanup(&C);
+    if (shared[0]) {
+        char cmd[128];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", shared);
+        if (system(cmd) != 0)
+            cr_log_warn("cannot remove %s", shared);
+        shared[0] = '\0';
+    }
     for (int tries = 0; tries < 20; tries++) {
         int left = 0;
 
@@ -213,9 +237,7 @@ Test(isolation, a_daemonizing_web_leaves_nothing_behind)
     n1 = agent("n1", "n1", "agent-n1", "10200-10249");
     cr_assert(h_wait_log(&C, n1, "event=ready", 10000));
     cr_assert(h_log_has(&C, n1, "event=cgroups "), "this test needs cgroups (run as root)");
-    snprintf(piddir, sizeof(piddir), "%s/pids", C.dir);
-    mkdir(piddir, 0777);
-    chmod(piddir, 0777);
+    make_shared("pids", piddir, sizeof(piddir));
     snprintf(app, sizeof(app), "%s/dmn", C.dir);
     daemon_app(app, "one");
     snprintf(cfg, sizeof(cfg), "PIDDIR=%s", piddir);
@@ -349,8 +371,10 @@ Test(isolation, an_app_cannot_reach_another_apps_secrets_code_slug_or_processes)
              " echo code=denied;"
              "cat %s/agent-n1/slugs/* >/dev/null 2>&1 && echo slug=read || echo slug=denied;"
              "kill -0 %d 2>/dev/null && echo signal=sent || echo signal=denied;"
+             "echo x 2>/dev/null > /proc/%d/cwd/evil && echo view=written || echo view=denied;"
+             "ls /proc/%d/root/ >/dev/null 2>&1 && echo root=listed || echo root=denied;"
              "cat code.txt >/dev/null && echo own=read",
-             (int)beta, C.dir, C.dir, (int)beta);
+             (int)beta, C.dir, C.dir, (int)beta, (int)beta, (int)beta);
     cr_assert_eq(CLI(&out, &err, "run", "alpha", "--", "sh", "-c", script), 0, "%s %s", out, err);
     char want[32];
     snprintf(want, sizeof(want), "uid=%u\n", ua);
@@ -359,6 +383,8 @@ Test(isolation, an_app_cannot_reach_another_apps_secrets_code_slug_or_processes)
     cr_assert(strstr(out, "code=denied") != NULL, "%s", out);
     cr_assert(strstr(out, "slug=denied") != NULL, "%s", out);
     cr_assert(strstr(out, "signal=denied") != NULL, "%s", out);
+    cr_assert(strstr(out, "view=denied") != NULL, "%s", out);
+    cr_assert(strstr(out, "root=denied") != NULL, "%s", out);
     cr_assert(strstr(out, "own=read") != NULL, "alpha cannot read its own code: %s", out);
     free(out);
     free(err);
@@ -435,7 +461,8 @@ Test(isolation, memory_cpu_and_pids_limits_hold_and_usage_shows)
     put(dir, "Procfile",
         "hog: python3 hog.py\n"
         "spin: while :; do :; done\n"
-        "bomb: python3 bomb.py\n");
+        "bomb: python3 bomb.py\n"
+        "fds: echo \"nofile=$(ulimit -n)\"; exec sleep 100000\n");
     put(dir, "hog.py",
         "import time\n"
         "a = []\n"
@@ -476,13 +503,16 @@ Test(isolation, memory_cpu_and_pids_limits_hold_and_usage_shows)
     free(err);
     cr_assert_eq(CLI(NULL, &err, "settings:set", "lim", "bomb", "pids=32"), 0, "%s", err);
     free(err);
+    cr_assert_eq(CLI(NULL, &err, "settings:set", "lim", "fds", "nofile=64"), 0, "%s", err);
+    free(err);
     cr_assert_eq(CLI(&out, &err, "settings", "lim", "--json"), 0, "%s", err);
     cr_assert(strstr(out, "\"memory_bytes\": 67108864") != NULL, "%s", out);
     cr_assert(strstr(out, "\"cpu_milli\": 200") != NULL, "%s", out);
     cr_assert(strstr(out, "\"pids\": 32") != NULL, "%s", out);
     free(out);
     free(err);
-    cr_assert_eq(CLI(NULL, &err, "scale", "lim", "hog=1", "spin=1", "bomb=1"), 0, "%s", err);
+    cr_assert_eq(CLI(NULL, &err, "scale", "lim", "hog=1", "spin=1", "bomb=1", "fds=1"), 0, "%s",
+                 err);
     free(err);
 
     /* memory=64M: killed, said so, restarted. */
@@ -561,6 +591,7 @@ Test(isolation, memory_cpu_and_pids_limits_hold_and_usage_shows)
             h_msleep(200);
         }
         cr_assert_not_null(p, "the bomb never said how it went");
+        cr_assert(strstr(out, "nofile=64") != NULL, "nofile=64 not applied:\n%s", out);
         int ok = -1, fail = -1;
         cr_assert_eq(sscanf(p, "bomb forked=%d failed=%d", &ok, &fail), 2);
         cr_assert(ok < 32 && fail > 0, "forked %d, failed %d under pids=32", ok, fail);
@@ -572,4 +603,158 @@ Test(isolation, memory_cpu_and_pids_limits_hold_and_usage_shows)
         cr_assert_str_eq(h_node_state(&C, "n1", buf, sizeof(buf)), "ready");
     }
     cr_assert_not_null(wait_inst("lim", "spin", "up", &ps, 5000), "the node stopped serving");
+}
+
+/* A digest of a tree: every path, and every file's content. */
+static void
+tree_hash(const char *dir, char *out, size_t outsz)
+{
+    char cmd[700];
+    FILE *p;
+
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && (find . | LC_ALL=C sort; find . -type f -print0 | LC_ALL=C sort -z |"
+             " xargs -0 sha256sum) | sha256sum",
+             dir);
+    p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    cr_assert_not_null(fgets(out, (int)outsz, p));
+    pclose(p);
+}
+
+static char *
+slurp_file(const char *path)
+{
+    static char buf[8192];
+    FILE *f = fopen(path, "r");
+    size_t n;
+
+    if (!f)
+        return NULL;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* OUT/NAME.PID.WHEN as the view app wrote it; NULL until it has. */
+static char *
+view_report(const char *out, const char *name, int pid, const char *when)
+{
+    char path[600];
+
+    snprintf(path, sizeof(path), "%s/%s.%d.%s", out, name, pid, when);
+    return slurp_file(path);
+}
+
+static void
+check_run(const char *outdir, const char *name, const char *other, int pid)
+{
+    char *t;
+    char own[64], theirs[64];
+    long deadline = mono_ms() + 15000;
+
+    while (!view_report(outdir, name, pid, "after") && mono_ms() < deadline)
+        h_msleep(100);
+    t = view_report(outdir, name, pid, "before");
+    cr_assert_not_null(t, "%s (pid %d) did not report", name, pid);
+    cr_assert(strstr(t, ".cwd") == NULL && strstr(t, ".home") == NULL && strstr(t, ".tmp") == NULL,
+              "%s started with files already there:\n%s", name, t);
+    t = view_report(outdir, name, pid, "after");
+    cr_assert_not_null(t, "%s (pid %d) could not write in its view", name, pid);
+    snprintf(own, sizeof(own), "%s.cwd", name);
+    cr_assert(strstr(t, own) != NULL, "%s:\n%s", own, t);
+    snprintf(own, sizeof(own), "%s.home", name);
+    cr_assert(strstr(t, own) != NULL, "%s:\n%s", own, t);
+    snprintf(own, sizeof(own), "%s.tmp", name);
+    cr_assert(strstr(t, own) != NULL, "%s:\n%s", own, t);
+    snprintf(theirs, sizeof(theirs), "%s.", other);
+    cr_assert(strstr(t, theirs) == NULL, "%s sees %s's files:\n%s", name, other, t);
+}
+
+Test(isolation, each_instance_writes_its_own_ephemeral_view)
+{
+    char dir[300], outdir[300], cfg[400], rel[400], h0[128], h1[128], *out = NULL, *err = NULL;
+    const struct j_obj *o;
+    struct h_ps ps;
+    int n1, pid1 = 0, pid2 = 0, pid1b = 0;
+
+    if (geteuid() != 0)
+        cr_skip_test("a view per instance needs a root agent");
+    cluster("isoview", 7692);
+    n1 = agent("n1", "n1", "agent-n1", "10360-10369");
+    cr_assert(h_wait_log(&C, n1, "event=ready", 10000));
+    snprintf(dir, sizeof(dir), "%s/viewapp", C.dir);
+    mkdir(dir, 0755);
+    put(dir, "Procfile", "worker: sh w.sh\n");
+    put(dir, "w.sh",
+        "ls -a . /tmp > \"$OUT/$DYNO.$$.before\"\n"
+        "echo x > \"$DYNO.cwd\" && echo x > \"$HOME/$DYNO.home\" && echo x > \"/tmp/$DYNO.tmp\"\n"
+        "sleep 2\n"
+        "ls -a . /tmp > \"$OUT/$DYNO.$$.after\"\n"
+        "exec sleep 100000\n");
+    make_shared("out", outdir, sizeof(outdir));
+    snprintf(cfg, sizeof(cfg), "OUT=%s", outdir);
+    cr_assert_eq(CLI(NULL, &err, "apps:create", "views"), 0, "%s", err);
+    free(err);
+    cr_assert_eq(CLI(NULL, &err, "config:set", "views", cfg), 0, "%s", err);
+    free(err);
+    cr_assert_eq(CLI(&out, &err, "deploy", "views", dir, "--no-wait"), 0, "%s %s", out, err);
+    free(out);
+    free(err);
+    cr_assert_eq(CLI(NULL, &err, "scale", "views", "worker=2"), 0, "%s", err);
+    free(err);
+    {
+        long deadline = mono_ms() + 30000;
+
+        while ((pid1 == 0 || pid2 == 0) && mono_ms() < deadline) {
+            h_get_ps(&C, "views", &ps);
+            for (int k = 0; k < ps.n; k++) {
+                int pid = atoi(j_get(&ps.o[k], "pid"));
+
+                if (strcmp(j_get(&ps.o[k], "name"), "worker.1") == 0)
+                    pid1 = pid;
+                if (strcmp(j_get(&ps.o[k], "name"), "worker.2") == 0)
+                    pid2 = pid;
+            }
+            h_msleep(100);
+        }
+    }
+    cr_assert(pid1 > 1 && pid2 > 1, "two workers never ran");
+    check_run(outdir, "worker.1", "worker.2", pid1);
+    check_run(outdir, "worker.2", "worker.1", pid2);
+
+    /* The release itself is untouched: the same tree, byte for byte. */
+    snprintf(rel, sizeof(rel), "%s/agent-n1/releases/views", C.dir);
+    tree_hash(rel, h0, sizeof(h0));
+
+    /* A restart starts from the release again: the files are gone. */
+    kill(pid1, SIGKILL);
+    {
+        long deadline = mono_ms() + 20000;
+
+        while (pid1b == 0 && mono_ms() < deadline) {
+            o = NULL;
+            h_get_ps(&C, "views", &ps);
+            for (int k = 0; k < ps.n; k++)
+                if (strcmp(j_get(&ps.o[k], "name"), "worker.1") == 0)
+                    o = &ps.o[k];
+            if (o && atoi(j_get(o, "pid")) > 1 && atoi(j_get(o, "pid")) != pid1)
+                pid1b = atoi(j_get(o, "pid"));
+            else
+                h_msleep(100);
+        }
+    }
+    cr_assert_gt(pid1b, 1, "worker.1 was not restarted");
+    check_run(outdir, "worker.1", "worker.2", pid1b);
+    tree_hash(rel, h1, sizeof(h1));
+    cr_assert_str_eq(h0, h1, "the release changed");
+    {
+        /* Nothing of the views on the host: no file the workers wrote. */
+        char cmd[600];
+
+        snprintf(cmd, sizeof(cmd),
+                 "find '%s/agent-n1' /tmp -name 'worker.*.cwd' 2>/dev/null | grep -q .", C.dir);
+        cr_assert_neq(system(cmd), 0, "a view's file is visible on the host");
+    }
 }

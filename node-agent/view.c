@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * view.c: a writable, ephemeral filesystem per instance, like a dyno's.
+ *
+ * Run by the exec helper (exec.c) as root, before it drops privileges: the
+ * process gets a mount namespace of its own, and in it
+ *
+ *   - a tmpfs over VIEWS (DATA_DIR/views), holding upper/ and work/;
+ *   - an overlay at VIEWS/app: the unpacked release below, upper/ (owned by
+ *     the app's user) above. This is the instance's cwd and HOME: it can
+ *     create, change and delete files there, and every change lands in
+ *     upper/, never in the release;
+ *   - an empty read-only tmpfs over DATA_DIR/releases, so no release can be
+ *     reached by its real path from inside (the overlay keeps its own
+ *     reference to the lower directory);
+ *   - a tmpfs on /tmp, private to the instance.
+ *
+ * Nothing needs cleaning up: the namespace, and with it every mount and the
+ * files written there, goes when the instance's last process does, even if
+ * the agent was killed. Writes live in memory (tmpfs) and are charged to
+ * the instance's memory cgroup, so its memory limit bounds them too.
+ *
+ * Why overlayfs and not a copy: its cost does not depend on the slug's size
+ * (see the README for the figures); a copy of a 300 MiB slug costs far more
+ * per start. Without root there is no mount namespace: instances then run
+ * in the release itself, as before (README, "Writable filesystem").
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agt.h"
+#include "util.h"
+
+static int
+mkdirs(const char *path)
+{
+    char tmp[PATH_MAX];
+
+    if (strfmt(tmp, sizeof tmp, "%s", path) < 0)
+        return -ENAMETOOLONG;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+int
+agt_view_enter(const struct agt_view *v, uint32_t uid, uint32_t gid, char *err, size_t errsz)
+{
+    char upper[PATH_MAX], work[PATH_MAX], app[PATH_MAX], opts[3 * PATH_MAX + 64];
+    struct stat st;
+    int fd;
+
+#define FAIL(what)                                                                                 \
+    do {                                                                                           \
+        int e_ = errno;                                                                            \
+        snprintf(err, errsz, "%s: %s", what, strerror(e_));                                        \
+        return -e_;                                                                                \
+    } while (0)
+
+    if (strfmt(upper, sizeof upper, "%s/upper", v->views) < 0 ||
+        strfmt(work, sizeof work, "%s/work", v->views) < 0 ||
+        strfmt(app, sizeof app, "%s/app", v->views) < 0 ||
+        strfmt(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", v->release, upper, work) <
+            0) {
+        snprintf(err, errsz, "path too long");
+        return -ENAMETOOLONG;
+    }
+    if (unshare(CLONE_NEWNS) < 0)
+        FAIL("unshare(CLONE_NEWNS)");
+    /* Nothing done here may reach the host's mount table. */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        FAIL("make / private");
+    if (mount("tmpfs", v->views, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+        FAIL("tmpfs on the views dir");
+    if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0 || mkdir(app, 0755) < 0)
+        FAIL("mkdir in the view");
+    if (chown(upper, uid, gid) < 0)
+        FAIL("chown the view");
+    if (mount("overlay", app, "overlay", MS_NOSUID | MS_NODEV, opts) < 0)
+        FAIL("overlay mount");
+    /* Held across the covering mounts below, which may hide its path. */
+    fd = open(app, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        FAIL("open the view");
+    if (v->hide[0] &&
+        mount("tmpfs", v->hide, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "mode=0755,size=4k") < 0)
+        FAIL("hide the releases");
+    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+        FAIL("a private /tmp");
+    /* A data dir under /tmp (tests do that) is now out of sight: put the
+     * view back at its path, which is HOME, in the new /tmp. */
+    if (stat(app, &st) < 0) {
+        char self[64];
+
+        snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+        if (mkdirs(app) < 0 || mount(self, app, NULL, MS_BIND, NULL) < 0)
+            FAIL("the view under the private /tmp");
+    }
+    if (fchdir(fd) < 0 || chdir(app) < 0)
+        FAIL("chdir to the view");
+    close(fd);
+    return 0;
+#undef FAIL
+}
