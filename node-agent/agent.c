@@ -823,7 +823,10 @@ probe_cgroups(struct agt *a)
 
     if (rc == 0)
         rc = slurp("/proc/self/cgroup", self, sizeof self);
-    if (rc < 0)
+    if (a->cfg->cgroups_off) {
+        rc = -ENOTSUP;
+        snprintf(why, sizeof why, "turned off by DROVER_CGROUPS=off");
+    } else if (rc < 0)
         snprintf(why, sizeof why, "cannot read /proc/self: %s", strerror(-rc));
     else if (geteuid() != 0 && !a->cfg->cgroup_root[0])
         snprintf(why, sizeof why, "the agent is not root and DROVER_CGROUP_ROOT is not set");

@@ -49,6 +49,7 @@ struct agt_config {
     bool per_app;               /* root, DROVER_RUN_AS unset: a uid per app (uids.c) */
     uint32_t uid_min, uid_max;  /* DROVER_UID_RANGE */
     char cgroup_root[PATH_MAX]; /* DROVER_CGROUP_ROOT; "" for the agent's own cgroup */
+    bool cgroups_off;           /* DROVER_CGROUPS=off: process groups only, no limits */
 };
 /* Reads every DROVER_* variable the agent uses; on any error logs them all
  * and exits 78. */

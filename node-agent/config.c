@@ -191,6 +191,16 @@ agt_config_load(struct agt_config *cfg)
     load_run_as(&e, cfg);
     load_uid_range(&e, cfg);
     env_str(&e, "DROVER_CGROUP_ROOT", "", cfg->cgroup_root, sizeof cfg->cgroup_root);
+    {
+        char mode[16];
+
+        if (env_str(&e, "DROVER_CGROUPS", "auto", mode, sizeof mode) == 0) {
+            if (strcmp(mode, "off") == 0)
+                cfg->cgroups_off = true;
+            else if (strcmp(mode, "auto") != 0)
+                env_err(&e, "DROVER_CGROUPS: want auto or off, not '%s'", mode);
+        }
+    }
     if (cfg->cgroup_root[0] && cfg->cgroup_root[0] != '/')
         env_err(&e, "DROVER_CGROUP_ROOT: '%s' must be an absolute path", cfg->cgroup_root);
     env_check(&e);
