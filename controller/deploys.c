@@ -229,6 +229,11 @@ ctl_deploy_saw(struct ctl_model *m, struct ctl_instance *in, uint64_t now)
     ctl_inst_name(in, name, sizeof(name));
     if (strncmp(in->reason, "not healthy", 11) == 0)
         ctl_deploy_fail(m, a, now, "%s was %.*s", name, (int)strcspn(in->reason, ";"), in->reason);
+    else if (in->reason[0] != '\0' && strncmp(in->reason, "restart ", 8) != 0)
+        /* The agent's cause: "memory limit 64 MiB exceeded (oom kill)", a
+         * limit it cannot enforce. */
+        ctl_deploy_fail(m, a, now, "%s crashed: %.*s", name, (int)strcspn(in->reason, ";"),
+                        in->reason);
     else if (in->exit_signal > 0)
         ctl_deploy_fail(m, a, now, "%s crashed (signal %d)", name, (int)in->exit_signal);
     else

@@ -569,8 +569,7 @@ spawn(struct agt_inst *i)
     char *script = agt_shell_command(i->spec->command);
     char *args[AGT_CG_NCTL * 2 + 24];
     char procs[AGT_CG_NCTL + 2][PATH_MAX], strs[3][24], views[2][PATH_MAX], home[PATH_MAX];
-    char exe[PATH_MAX];
-    size_t exelen = sizeof exe;
+    char exe[] = "drover-agent";
     char **env = NULL;
     struct agt_run *run = NULL;
     struct agt_out *out = NULL, *err = NULL;
@@ -601,8 +600,6 @@ spawn(struct agt_inst *i)
     rc = agt_env_build(i->spec, home, &env);
     if (rc < 0)
         goto out;
-    if ((rc = uv_exepath(exe, &exelen)) < 0)
-        goto out;
     if ((rc = prepare_cgroup(i, procs, sizeof procs / sizeof procs[0], &nprocs)) < 0)
         goto out;
     rc = -ENOMEM;
@@ -632,7 +629,9 @@ spawn(struct agt_inst *i)
         helper_args(i, exe, procs, nprocs, tty, tty ? i->spec->command : script, strs, views, args);
     if (rc < 0)
         goto out;
-    o.file = args[0];
+    /* The helper is this very binary, even when a package upgrade has
+     * replaced the file on disk since the agent started. */
+    o.file = "/proc/self/exe";
     o.args = args;
     o.env = env;
     o.cwd = i->dir;

@@ -38,35 +38,10 @@ make_shared(const char *sub, char *out, size_t outsz)
     chmod(out, 0777);
 }
 
-/*
- * The agents' cgroup subtrees (paths from their event=cgroups lines): the
- * harness SIGKILLs the agents, so the test removes what they leave, once
- * every process is gone (rmdir only removes empty ones).
- */
 static void
 fini(void)
 {
-    static char paths[64][1024];
-    int n = 0;
-
-    for (int k = 0; k < C.nprocs; k++) {
-        char line[4096];
-        FILE *f = fopen(C.procs[k].log, "r");
-
-        while (f && fgets(line, sizeof(line), f)) {
-            char *p = strstr(line, "event=cgroups "), *tok, *save;
-
-            if (!p)
-                continue;
-            line[strcspn(line, "\n")] = '\0';
-            for (tok = strtok_r(p, " ", &save); tok && n < 64; tok = strtok_r(NULL, " ", &save))
-                if (strchr(tok, '=') && strchr(tok, '=')[1] == '/')
-                    snprintf(paths[n++], sizeof(paths[0]), "%s", strchr(tok, '=') + 1);
-        }
-        if (f)
-            fclose(f);
-    }
-    h_cleanup(&C);
+    h_cleanup(&C); /* it removes the agents' cgroups too */
     if (shared[0]) {
         char cmd[128];
 
@@ -74,31 +49,6 @@ fini(void)
         if (system(cmd) != 0)
             cr_log_warn("cannot remove %s", shared);
         shared[0] = '\0';
-    }
-    for (int tries = 0; tries < 20; tries++) {
-        int left = 0;
-
-        for (int k = 0; k < n; k++) {
-            DIR *d = opendir(paths[k]);
-            struct dirent *de;
-
-            if (!d)
-                continue;
-            while ((de = readdir(d)) != NULL) {
-                char sub[1400];
-
-                if (de->d_name[0] != 'i' || de->d_type != DT_DIR)
-                    continue;
-                snprintf(sub, sizeof(sub), "%.1000s/%.255s", paths[k], de->d_name);
-                rmdir(sub);
-            }
-            closedir(d);
-            if (rmdir(paths[k]) < 0 && errno != ENOENT)
-                left++;
-        }
-        if (left == 0)
-            break;
-        h_msleep(50);
     }
 }
 
