@@ -77,6 +77,7 @@ struct agt {
     bool last_sent, last_done, closed;
     struct agt_cgroups cg;
     struct agt_uids *uids; /* cfg->per_app only */
+    char helper[PATH_MAX]; /* drover-exec beside us, or /proc/self/exe (--exec) */
 };
 
 /* ---- the instance table ---- */
@@ -773,6 +774,33 @@ on_usage(uv_timer_t *t)
         agt_conn_sync_soon(a->conn);
 }
 
+const char *
+agt_helper(const struct agt *a)
+{
+    return a->helper;
+}
+
+/*
+ * The exec helper: drover-exec beside this binary (libc only, so it loads
+ * in a fraction of the time), else this very binary in its --exec mode,
+ * through /proc/self/exe so that a binary replaced on disk still works.
+ */
+static void
+find_helper(struct agt *a)
+{
+    char exe[PATH_MAX];
+    size_t len = sizeof exe;
+    char *slash;
+
+    snprintf(a->helper, sizeof a->helper, "/proc/self/exe");
+    if (uv_exepath(exe, &len) < 0 || (slash = strrchr(exe, '/')) == NULL)
+        return;
+    *slash = '\0';
+    if (strfmt(a->helper, sizeof a->helper, "%s/drover-exec", exe) < 0 ||
+        access(a->helper, X_OK) < 0)
+        snprintf(a->helper, sizeof a->helper, "/proc/self/exe");
+}
+
 const struct agt_cgroups *
 agt_cgroups(const struct agt *a)
 {
@@ -900,6 +928,7 @@ agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err)
             goto out;
     }
     probe_cgroups(a);
+    find_helper(a);
     a->slugs = agt_slugs_new(a, &rc);
     if (!a->slugs)
         goto out;

@@ -85,6 +85,8 @@ int agt_exit_code(const struct agt *a);
 /* The node's cgroups, or NULL where they are unavailable (then process
  * groups only, and no limits). */
 const struct agt_cgroups *agt_cgroups(const struct agt *a);
+/* What spawns run: drover-exec beside the agent, or /proc/self/exe. */
+const char *agt_helper(const struct agt *a);
 /* Who app's processes run as: 1 with uid and gid filled (root agent), 0 when
  * they run as the agent's own user, negative errno (no uid left). */
 int agt_app_ids(struct agt *a, const char *app, uint32_t *uid, uint32_t *gid);

@@ -569,7 +569,7 @@ spawn(struct agt_inst *i)
     char *script = agt_shell_command(i->spec->command);
     char *args[AGT_CG_NCTL * 2 + 24];
     char procs[AGT_CG_NCTL + 2][PATH_MAX], strs[3][24], views[2][PATH_MAX], home[PATH_MAX];
-    char exe[] = "drover-agent";
+    char exe[] = "drover-exec";
     char **env = NULL;
     struct agt_run *run = NULL;
     struct agt_out *out = NULL, *err = NULL;
@@ -629,9 +629,7 @@ spawn(struct agt_inst *i)
         helper_args(i, exe, procs, nprocs, tty, tty ? i->spec->command : script, strs, views, args);
     if (rc < 0)
         goto out;
-    /* The helper is this very binary, even when a package upgrade has
-     * replaced the file on disk since the agent started. */
-    o.file = "/proc/self/exe";
+    o.file = agt_helper(i->agt); /* drover-exec, or this binary (agent.c) */
     o.args = args;
     o.env = env;
     o.cwd = i->dir;

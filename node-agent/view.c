@@ -26,6 +26,7 @@
  * in the release itself, as before (README, "Writable filesystem").
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,14 +36,30 @@
 #include <unistd.h>
 
 #include "agt.h"
-#include "util.h"
+
+/* snprintf that fails on truncation (util.c's strfmt; this file is also
+ * linked into the small drover-exec binary, which has no common library). */
+static int pathfmt(char *out, size_t outsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+pathfmt(char *out, size_t outsz, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(out, outsz, fmt, ap);
+    va_end(ap);
+    return n < 0 || (size_t)n >= outsz ? -ENAMETOOLONG : 0;
+}
 
 static int
 mkdirs(const char *path)
 {
     char tmp[PATH_MAX];
 
-    if (strfmt(tmp, sizeof tmp, "%s", path) < 0)
+    if (pathfmt(tmp, sizeof tmp, "%s", path) < 0)
         return -ENAMETOOLONG;
     for (char *p = tmp + 1; *p; p++) {
         if (*p != '/')
@@ -69,10 +86,10 @@ agt_view_enter(const struct agt_view *v, uint32_t uid, uint32_t gid, char *err, 
         return -e_;                                                                                \
     } while (0)
 
-    if (strfmt(upper, sizeof upper, "%s/upper", v->views) < 0 ||
-        strfmt(work, sizeof work, "%s/work", v->views) < 0 ||
-        strfmt(app, sizeof app, "%s/app", v->views) < 0 ||
-        strfmt(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", v->release, upper, work) <
+    if (pathfmt(upper, sizeof upper, "%s/upper", v->views) < 0 ||
+        pathfmt(work, sizeof work, "%s/work", v->views) < 0 ||
+        pathfmt(app, sizeof app, "%s/app", v->views) < 0 ||
+        pathfmt(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", v->release, upper, work) <
             0) {
         snprintf(err, errsz, "path too long");
         return -ENAMETOOLONG;
