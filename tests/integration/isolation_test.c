@@ -708,3 +708,59 @@ Test(isolation, each_instance_writes_its_own_ephemeral_view)
         cr_assert_neq(system(cmd), 0, "a view's file is visible on the host");
     }
 }
+
+Test(isolation, without_cgroups_the_agent_says_so_and_refuses_limits)
+{
+    char dir[300], data[320], join[96], *out = NULL, *err = NULL;
+    const char *env[] = {data,
+                         "DROVER_NODE_NAME=n1",
+                         join,
+                         "DROVER_PORT_RANGE=10370-10379",
+                         "DROVER_HEARTBEAT_MS=300",
+                         "DROVER_CGROUPS=off",
+                         NULL};
+    const struct j_obj *o;
+    struct h_ps ps;
+    int n1;
+
+    cluster("isonocg", 7696);
+    snprintf(data, sizeof(data), "DROVER_DATA_DIR=%s/agent-n1", C.dir);
+    snprintf(join, sizeof(join), "DROVER_JOIN=%s", C.join);
+    n1 = h_start(&C, "n1", "drover-agent", env, NULL);
+    cr_assert(h_wait_log(&C, n1, "event=ready", 10000));
+    cr_assert(
+        h_log_has(&C, n1, "event=cgroups_unavailable reason=\"turned off by DROVER_CGROUPS=off\""),
+        "no event=cgroups_unavailable at start");
+    snprintf(dir, sizeof(dir), "%s/nocg", C.dir);
+    mkdir(dir, 0755);
+    put(dir, "Procfile", "capped: exec sleep 100000\nfree: exec sleep 100000\n");
+    cr_assert_eq(CLI(NULL, &err, "apps:create", "nocg"), 0, "%s", err);
+    free(err);
+    cr_assert_eq(CLI(&out, &err, "deploy", "nocg", dir, "--no-wait"), 0, "%s %s", out, err);
+    free(out);
+    free(err);
+    cr_assert_eq(CLI(NULL, &err, "settings:set", "nocg", "capped", "memory=128M"), 0, "%s", err);
+    free(err);
+    cr_assert_eq(CLI(NULL, &err, "scale", "nocg", "capped=1", "free=1"), 0, "%s", err);
+    free(err);
+    /* Without a limit: it runs, on process groups. */
+    cr_assert_not_null(wait_inst("nocg", "free", "up", &ps, 20000), "free never came up");
+    /* With one it cannot enforce: never started, and ps says why. */
+    {
+        long deadline = mono_ms() + 20000;
+        const char *why = NULL;
+
+        while (mono_ms() < deadline) {
+            o = wait_inst("nocg", "capped", NULL, &ps, 5000);
+            cr_assert_not_null(o);
+            why = j_get(o, "reason");
+            if (why && strstr(why, "the memory limit cannot be enforced on this node") != NULL)
+                break;
+            why = NULL;
+            h_msleep(100);
+        }
+        cr_assert_not_null(why, "no reason for the refused limit in ps --json");
+        cr_assert(strstr(why, "cgroups unavailable") != NULL, "%s", why);
+        cr_assert_neq(strcmp(j_get(o, "state"), "up"), 0, "an unenforceable limit ran anyway");
+    }
+}
