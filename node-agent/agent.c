@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agt.h"
@@ -78,6 +79,7 @@ struct agt {
     struct agt_cgroups cg;
     struct agt_uids *uids; /* cfg->per_app only */
     char helper[PATH_MAX]; /* drover-exec beside us, or /proc/self/exe (--exec) */
+    bool views;            /* instances get a writable view */
 };
 
 /* ---- the instance table ---- */
@@ -774,6 +776,51 @@ on_usage(uv_timer_t *t)
         agt_conn_sync_soon(a->conn);
 }
 
+bool
+agt_views(const struct agt *a)
+{
+    return a->views;
+}
+
+/*
+ * Root: views always. Not root: a child tries what each instance's helper
+ * will do (a user namespace, a tmpfs); at start only, so the fork may block.
+ */
+static void
+probe_views(struct agt *a, const char *views)
+{
+    int pipefd[2], status = 0;
+    char why[256] = "";
+    pid_t pid;
+
+    a->views = true;
+    if (geteuid() == 0)
+        return;
+    a->views = false;
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return;
+    pid = fork();
+    if (pid == 0) {
+        int rc = agt_view_probe(views, why, sizeof why);
+
+        if (rc < 0 && write(pipefd[1], why, strlen(why)) < 0)
+            _exit(2);
+        _exit(rc < 0 ? 1 : 0);
+    }
+    close(pipefd[1]);
+    if (pid > 0) {
+        ssize_t n = read(pipefd[0], why, sizeof why - 1);
+
+        why[n > 0 ? n : 0] = '\0';
+        waitpid(pid, &status, 0);
+        a->views = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    } else
+        snprintf(why, sizeof why, "fork: %s", strerror(errno));
+    close(pipefd[0]);
+    if (!a->views)
+        log_warn("views_unavailable", "reason=%s fallback=release_dir", log_q(why));
+}
+
 const char *
 agt_helper(const struct agt *a)
 {
@@ -918,10 +965,11 @@ agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err)
     if (rc < 0)
         goto out;
     /* Where each instance's view is mounted, in its own namespace. */
-    if (cfg->drop && (rc = strfmt(dir, sizeof dir, "%s/views", cfg->data_dir)) == 0)
+    if ((rc = strfmt(dir, sizeof dir, "%s/views", cfg->data_dir)) == 0)
         rc = mkdir_p(dir, 0755);
     if (rc < 0)
         goto out;
+    probe_views(a, dir);
     if (cfg->per_app && cfg->drop) {
         a->uids = agt_uids_new(cfg->data_dir, cfg->uid_min, cfg->uid_max, &rc);
         if (!a->uids)

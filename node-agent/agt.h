@@ -85,6 +85,9 @@ int agt_exit_code(const struct agt *a);
 /* The node's cgroups, or NULL where they are unavailable (then process
  * groups only, and no limits). */
 const struct agt_cgroups *agt_cgroups(const struct agt *a);
+/* Do instances get a writable view (view.c)? Root: yes; not root: where
+ * user namespaces allow it. */
+bool agt_views(const struct agt *a);
 /* What spawns run: drover-exec beside the agent, or /proc/self/exe. */
 const char *agt_helper(const struct agt *a);
 /* Who app's processes run as: 1 with uid and gid filled (root agent), 0 when
@@ -407,6 +410,9 @@ struct agt_view {
  * hidden and a private /tmp; cwd is the view. 0, or a negative errno with
  * err saying which step failed. */
 int agt_view_enter(const struct agt_view *v, uint32_t uid, uint32_t gid, char *err, size_t errsz);
+/* Not root: can a user namespace mount a tmpfs on views? Run it in a child
+ * (it changes namespaces). 0, or a negative errno with err filled. */
+int agt_view_probe(const char *views, char *err, size_t errsz);
 
 /* exec.c: `drover-agent --exec`, the helper every app process goes through. */
 int agt_exec_main(int argc, char **argv);

@@ -584,10 +584,10 @@ spawn(struct agt_inst *i)
     rc = -ENOMEM;
     if (!script)
         goto out;
-    /* Root agent: a writable view (view.c) is cwd and HOME. */
+    /* A writable view (view.c) is cwd and HOME, where the node has them. */
     views[0][0] = views[1][0] = '\0';
     snprintf(home, sizeof home, "%s", i->dir);
-    if (agt_cfg(i->agt)->drop) {
+    if (agt_views(i->agt)) {
         const char *data = agt_cfg(i->agt)->data_dir;
 
         if (strfmt(views[0], PATH_MAX, "%s/views", data) < 0 ||

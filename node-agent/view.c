@@ -22,8 +22,10 @@
  *
  * Why overlayfs and not a copy: its cost does not depend on the slug's size
  * (see the README for the figures); a copy of a 300 MiB slug costs far more
- * per start. Without root there is no mount namespace: instances then run
- * in the release itself, as before (README, "Writable filesystem").
+ * per start. Without root, the same is done inside a user namespace of the
+ * instance's own (where the kernel allows unprivileged ones: the agent
+ * probes at start, agt_view_probe); where it does not, instances run in the
+ * release itself, as before.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -72,6 +74,62 @@ mkdirs(const char *path)
     return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -errno : 0;
 }
 
+static int
+write_proc(const char *file, const char *text)
+{
+    int fd = open(file, O_WRONLY | O_CLOEXEC), rc = 0;
+    ssize_t len = (ssize_t)strlen(text);
+
+    if (fd < 0)
+        return -errno;
+    if (write(fd, text, (size_t)len) != len)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+/*
+ * Not root: a user namespace of our own, mapping only our uid and gid to
+ * themselves, gives the capabilities to mount inside it and nowhere else
+ * (they are gone at the exec: the app is an ordinary user in it).
+ */
+static int
+enter_userns(uint32_t uid, uint32_t gid)
+{
+    char map[64];
+    int rc;
+
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
+        return -errno;
+    if ((rc = write_proc("/proc/self/setgroups", "deny")) < 0)
+        return rc;
+    snprintf(map, sizeof map, "%u %u 1\n", (unsigned)uid, (unsigned)uid);
+    if ((rc = write_proc("/proc/self/uid_map", map)) < 0)
+        return rc;
+    snprintf(map, sizeof map, "%u %u 1\n", (unsigned)gid, (unsigned)gid);
+    return write_proc("/proc/self/gid_map", map);
+}
+
+int
+agt_view_probe(const char *views, char *err, size_t errsz)
+{
+    int rc;
+
+    if (geteuid() == 0)
+        return 0;
+    if ((rc = enter_userns((uint32_t)getuid(), (uint32_t)getgid())) < 0) {
+        snprintf(err, errsz, "no user namespace: %s", strerror(-rc));
+        return rc;
+    }
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mount("tmpfs", views, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0) {
+        rc = -errno;
+        snprintf(err, errsz, "no mount in a user namespace: %s", strerror(errno));
+        return rc;
+    }
+    return 0;
+}
+
 int
 agt_view_enter(const struct agt_view *v, uint32_t uid, uint32_t gid, char *err, size_t errsz)
 {
@@ -94,7 +152,14 @@ agt_view_enter(const struct agt_view *v, uint32_t uid, uint32_t gid, char *err, 
         snprintf(err, errsz, "path too long");
         return -ENAMETOOLONG;
     }
-    if (unshare(CLONE_NEWNS) < 0)
+    if (geteuid() != 0) {
+        int rc = enter_userns(uid, gid);
+
+        if (rc < 0) {
+            errno = -rc;
+            FAIL("a user namespace");
+        }
+    } else if (unshare(CLONE_NEWNS) < 0)
         FAIL("unshare(CLONE_NEWNS)");
     /* Nothing done here may reach the host's mount table. */
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)

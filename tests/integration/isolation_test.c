@@ -709,49 +709,88 @@ Test(isolation, each_instance_writes_its_own_ephemeral_view)
     }
 }
 
-Test(isolation, without_cgroups_the_agent_says_so_and_refuses_limits)
+/*
+ * An agent that is not root (nobody, through setpriv): no cgroups, so it
+ * says so once and refuses a limit with the reason; instances still get a
+ * writable view, in a user namespace of their own.
+ */
+Test(isolation, an_unprivileged_agent_refuses_limits_and_still_gives_views)
 {
-    char dir[300], data[320], join[96], *out = NULL, *err = NULL;
+    char dir[300], data[320], join[96], key[128], outdir[300], cfg[400], rel[400], h0[128], h1[128],
+        agent_bin[512], *out = NULL, *err = NULL;
     const char *env[] = {data,
                          "DROVER_NODE_NAME=n1",
                          join,
                          "DROVER_PORT_RANGE=10370-10379",
                          "DROVER_HEARTBEAT_MS=300",
-                         "DROVER_CGROUPS=off",
+                         key,
                          NULL};
+    const char *argv[] = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+                          "--clear-groups",   agent_bin,       NULL};
     const struct j_obj *o;
     struct h_ps ps;
-    int n1;
+    int n1, pid = 0;
 
-    cluster("isonocg", 7696);
+    if (geteuid() != 0)
+        cr_skip_test("needs root to start the agent as nobody");
+    cluster("isonoroot", 7696);
     snprintf(data, sizeof(data), "DROVER_DATA_DIR=%s/agent-n1", C.dir);
-    snprintf(join, sizeof(join), "DROVER_JOIN=%s", C.join);
-    n1 = h_start(&C, "n1", "drover-agent", env, NULL);
-    cr_assert(h_wait_log(&C, n1, "event=ready", 10000));
-    cr_assert(
-        h_log_has(&C, n1, "event=cgroups_unavailable reason=\"turned off by DROVER_CGROUPS=off\""),
-        "no event=cgroups_unavailable at start");
-    snprintf(dir, sizeof(dir), "%s/nocg", C.dir);
+    snprintf(dir, sizeof(dir), "%s/agent-n1", C.dir);
     mkdir(dir, 0755);
-    put(dir, "Procfile", "capped: exec sleep 100000\nfree: exec sleep 100000\n");
-    cr_assert_eq(CLI(NULL, &err, "apps:create", "nocg"), 0, "%s", err);
+    cr_assert_eq(chown(dir, 65534, 65534), 0);
+    snprintf(join, sizeof(join), "DROVER_JOIN=%s", C.join);
+    snprintf(key, sizeof(key), "DROVER_CLUSTER_KEY=%s", H_CLUSTER_KEY);
+    snprintf(agent_bin, sizeof(agent_bin), "%s/drover-agent", h_bin_dir());
+    n1 = h_start_cmd(&C, "n1", argv, env);
+    cr_assert(h_wait_log(&C, n1, "event=ready", 10000), "the agent as nobody did not start");
+    cr_assert(h_log_has(&C, n1, "event=cgroups_unavailable reason=\"the agent is not root"),
+              "no event=cgroups_unavailable at start");
+    cr_assert_not(h_log_has(&C, n1, "event=views_unavailable"), "no user namespaces here?");
+
+    snprintf(dir, sizeof(dir), "%s/noroot", C.dir);
+    mkdir(dir, 0755);
+    put(dir, "Procfile", "capped: exec sleep 100000\nworker: sh w.sh\n");
+    put(dir, "w.sh",
+        "ls -a . /tmp > \"$OUT/$DYNO.$$.before\"\n"
+        "echo x > \"$DYNO.cwd\" && echo x > \"$HOME/$DYNO.home\" && echo x > \"/tmp/$DYNO.tmp\"\n"
+        "ls -a . /tmp > \"$OUT/$DYNO.$$.after\"\n"
+        "exec sleep 100000\n");
+    make_shared("out", outdir, sizeof(outdir));
+    snprintf(cfg, sizeof(cfg), "OUT=%s", outdir);
+    cr_assert_eq(CLI(NULL, &err, "apps:create", "noroot"), 0, "%s", err);
     free(err);
-    cr_assert_eq(CLI(&out, &err, "deploy", "nocg", dir, "--no-wait"), 0, "%s %s", out, err);
+    cr_assert_eq(CLI(NULL, &err, "config:set", "noroot", cfg), 0, "%s", err);
+    free(err);
+    cr_assert_eq(CLI(&out, &err, "deploy", "noroot", dir, "--no-wait"), 0, "%s %s", out, err);
     free(out);
     free(err);
-    cr_assert_eq(CLI(NULL, &err, "settings:set", "nocg", "capped", "memory=128M"), 0, "%s", err);
+    cr_assert_eq(CLI(NULL, &err, "settings:set", "noroot", "capped", "memory=128M"), 0, "%s", err);
     free(err);
-    cr_assert_eq(CLI(NULL, &err, "scale", "nocg", "capped=1", "free=1"), 0, "%s", err);
+    cr_assert_eq(CLI(NULL, &err, "scale", "noroot", "capped=1", "worker=1"), 0, "%s", err);
     free(err);
-    /* Without a limit: it runs, on process groups. */
-    cr_assert_not_null(wait_inst("nocg", "free", "up", &ps, 20000), "free never came up");
-    /* With one it cannot enforce: never started, and ps says why. */
+
+    /* The worker writes in its view; the release does not change. */
+    o = wait_inst("noroot", "worker", "up", &ps, 20000);
+    cr_assert_not_null(o, "the worker never came up");
+    pid = atoi(j_get(o, "pid"));
+    check_run(outdir, "worker.1", "capped.1", pid);
+    snprintf(rel, sizeof(rel), "%s/agent-n1/releases/noroot", C.dir);
+    tree_hash(rel, h0, sizeof(h0));
+    {
+        char cmd[600];
+
+        snprintf(cmd, sizeof(cmd), "find '%s' /tmp -name 'worker.*.cwd' 2>/dev/null | grep -q .",
+                 C.dir);
+        cr_assert_neq(system(cmd), 0, "a view's file is visible on the host");
+    }
+
+    /* A limit it cannot enforce: never started, and ps says why. */
     {
         long deadline = mono_ms() + 20000;
         const char *why = NULL;
 
         while (mono_ms() < deadline) {
-            o = wait_inst("nocg", "capped", NULL, &ps, 5000);
+            o = wait_inst("noroot", "capped", NULL, &ps, 5000);
             cr_assert_not_null(o);
             why = j_get(o, "reason");
             if (why && strstr(why, "the memory limit cannot be enforced on this node") != NULL)
@@ -763,4 +802,6 @@ Test(isolation, without_cgroups_the_agent_says_so_and_refuses_limits)
         cr_assert(strstr(why, "cgroups unavailable") != NULL, "%s", why);
         cr_assert_neq(strcmp(j_get(o, "state"), "up"), 0, "an unenforceable limit ran anyway");
     }
+    tree_hash(rel, h1, sizeof(h1));
+    cr_assert_str_eq(h0, h1, "the release changed");
 }
