@@ -11,8 +11,12 @@
  * does not apply), since scripts and the integration tests read it.
  */
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "util.h"
@@ -194,13 +198,72 @@ ps_human(const char *app, Drover__PsRep *r)
     return 0;
 }
 
+/* One ps request, printed. CLI_OK or CLI_FAIL (printed). */
+static int
+ps_once(struct cli_client *c, const char *app, bool json)
+{
+    Drover__Message req = DROVER__MESSAGE__INIT, *rep = NULL;
+    Drover__PsReq body = DROVER__PS_REQ__INIT;
+    int rc;
+
+    body.app = (char *)app;
+    req.body_case = DROVER__MESSAGE__BODY_PS_REQ;
+    req.ps_req = &body;
+    rc = cli_call(c, &req, DROVER__MESSAGE__BODY_PS_REP, &rep);
+    if (rc == 0) {
+        Drover__PsRep *r = rep->ps_rep;
+
+        if (r->n_instances > 1)
+            qsort(r->instances, r->n_instances, sizeof(*r->instances), by_type_then_number);
+        if (json)
+            ps_json(r);
+        else if (ps_human(app, r) < 0)
+            rc = cli_fail("out of memory");
+    }
+    if (rep != NULL)
+        wire_msg_free(rep);
+    return rc == 0 ? CLI_OK : CLI_FAIL;
+}
+
+/*
+ * --watch: ps again every PS_WATCH_MS, in place on a terminal (the screen
+ * cleared first), one after the other otherwise; until SIGINT or SIGTERM.
+ */
+#define PS_WATCH_MS 2000
+
+static int
+ps_watch(struct cli_client *c, const char *app, bool json)
+{
+    static const int sigs[] = {SIGINT, SIGTERM};
+    int sigfd = cli_signal_pipe(sigs, ARRAY_SIZE(sigs));
+    bool tty = isatty(STDOUT_FILENO);
+
+    if (sigfd < 0)
+        return cli_fail("pipe: %s", strerror(-sigfd));
+    for (;;) {
+        struct pollfd p = {.fd = sigfd, .events = POLLIN};
+        int rc;
+
+        if (tty && !json)
+            fputs("\033[H\033[2J", stdout);
+        rc = ps_once(c, app, json);
+        if (rc != CLI_OK)
+            return rc;
+        if (!tty || json)
+            putchar('\n');
+        if (fflush(stdout) != 0)
+            return CLI_FAIL;
+        if (poll(&p, 1, PS_WATCH_MS) > 0 && (p.revents & POLLIN))
+            return CLI_OK;
+    }
+}
+
 int
 cli_cmd_ps(int argc, char **argv)
 {
-    bool json = false;
-    struct cli_flag flags[] = {{"json", 0, false, &json, NULL}};
-    Drover__Message req = DROVER__MESSAGE__INIT, *rep = NULL;
-    Drover__PsReq body = DROVER__PS_REQ__INIT;
+    bool json = false, watch = false;
+    struct cli_flag flags[] = {{"json", 0, false, &json, NULL},
+                               {"watch", 'w', false, &watch, NULL}};
     struct cli_client *c = NULL;
     char err[256], *pos[1];
     int npos, rc;
@@ -213,22 +276,7 @@ cli_cmd_ps(int argc, char **argv)
         return rc;
     if ((rc = cli_connect(&c)) != CLI_OK)
         return rc;
-    body.app = pos[0];
-    req.body_case = DROVER__MESSAGE__BODY_PS_REQ;
-    req.ps_req = &body;
-    rc = cli_call(c, &req, DROVER__MESSAGE__BODY_PS_REP, &rep);
-    if (rc == 0) {
-        Drover__PsRep *r = rep->ps_rep;
-
-        if (r->n_instances > 1)
-            qsort(r->instances, r->n_instances, sizeof(*r->instances), by_type_then_number);
-        if (json)
-            ps_json(r);
-        else if (ps_human(pos[0], r) < 0)
-            rc = cli_fail("out of memory");
-    }
-    if (rep != NULL)
-        wire_msg_free(rep);
+    rc = watch ? ps_watch(c, pos[0], json) : ps_once(c, pos[0], json);
     cli_client_free(c);
-    return rc == 0 ? CLI_OK : CLI_FAIL;
+    return rc;
 }

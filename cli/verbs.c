@@ -81,12 +81,13 @@ static const struct cli_verb verbs[] = {
      cli_cmd_settings_set},
     {"scale", "APP TYPE=N [TYPE=N...]", "set how many processes of each type run",
      "  TYPE=N        N is a decimal from 0 to 100000\n", cli_cmd_scale},
-    {"ps", "APP [--json]", "list an app's processes: state, node, port, release",
+    {"ps", "APP [--json] [--watch]", "list an app's processes: state, node, port, release, usage",
      "  --json        machine output: [{name, type, state, node, host, port, release,\n"
      "                restarts, pid, exit_code, exit_signal, since, reason, command,\n"
      "                memory_bytes, cpu_percent}]\n"
-     "  MEM and CPU are the instance's cgroup counters: memory (RSS + cache) and\n"
-     "  CPU over the last few seconds in percent of one core.\n",
+     "  -w, --watch   refresh every 2 s (in place on a terminal) until Ctrl-C\n"
+     "  mem= and cpu= are the instance's cgroup counters: memory (RSS + cache)\n"
+     "  and CPU over the last 5 s in percent of one core.\n",
      cli_cmd_ps},
     {"run", "APP [--node NODE] [--type TYPE] [--detach] -- CMD [ARG...]",
      "run a one-off process (run.N) in the app's current release",

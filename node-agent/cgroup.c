@@ -343,8 +343,10 @@ inst_dirs(const struct agt_cgroups *cg, uint64_t id, char out[][PATH_MAX])
 
     if (cg->v2[0] && inst_dir(cg->v2, id, out[n], PATH_MAX) == 0)
         n++;
+    /* v1 cpu and pids are made only for an instance with that limit. */
     for (k = AGT_CG_NCTL - 1; k >= 0; k--)
-        if (cg->v1[k][0] && inst_dir(cg->v1[k], id, out[n], PATH_MAX) == 0)
+        if (cg->v1[k][0] && inst_dir(cg->v1[k], id, out[n], PATH_MAX) == 0 &&
+            (k == AGT_CG_MEMORY || access(out[n], F_OK) == 0))
             n++;
     if (cg->cpuacct[0] && inst_dir(cg->cpuacct, id, out[n], PATH_MAX) == 0)
         n++;
@@ -442,6 +444,18 @@ agt_cg_create(const struct agt_cgroups *cg, uint64_t id, const struct agt_limits
 
         if (!cg->v1[k][0])
             continue;
+        /*
+         * A v1 hierarchy costs a mkdir, a join and an rmdir per start: cpu and
+         * pids only where the instance has that limit (usage comes from v2's
+         * cpu.stat, or cpuacct), memory always (its usage and oom count), and
+         * whichever tracks membership when there is no v2.
+         */
+        if (strcmp(cg->v1[k], cg->track) != 0 &&
+            ((k == AGT_CG_CPU && !l->cpu_milli) || (k == AGT_CG_PIDS && !l->pids))) {
+            if (inst_dir(cg->v1[k], id, dir, sizeof dir) == 0)
+                rmdir(dir); /* an earlier run's, if empty */
+            continue;
+        }
         if (inst_dir(cg->v1[k], id, dir, sizeof dir) < 0 || (r = mkdirs(dir)) < 0) {
             snprintf(err, errsz, "cannot create cgroup %s", dir);
             return -EIO;

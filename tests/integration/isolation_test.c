@@ -21,6 +21,7 @@
 #include "harness.h"
 
 static struct h_cluster C;
+static char *slurp_file(const char *path);
 /* Where apps write what the tests read: outside /tmp, which is private to
  * each instance. World-writable; removed in fini. */
 static char shared[64];
@@ -553,6 +554,24 @@ Test(isolation, memory_cpu_and_pids_limits_hold_and_usage_shows)
         cr_assert_str_eq(h_node_state(&C, "n1", buf, sizeof(buf)), "ready");
     }
     cr_assert_not_null(wait_inst("lim", "spin", "up", &ps, 5000), "the node stopped serving");
+
+    /* ps --watch refreshes until Ctrl-C. */
+    {
+        char cmd[1024], path[400], *text;
+        int n = 0;
+
+        snprintf(path, sizeof(path), "%s/watch.out", C.dir);
+        snprintf(cmd, sizeof(cmd),
+                 "DROVER_CONTROLLER='%s' DROVER_API_TOKEN='%s' timeout -s INT 5 '%s/drover' ps lim "
+                 "--watch > '%s' 2>&1",
+                 C.api, H_API_TOKEN, h_bin_dir(), path);
+        (void)!system(cmd);
+        text = slurp_file(path);
+        cr_assert_not_null(text);
+        for (const char *p = text; (p = strstr(p, "=== spin")) != NULL; p++)
+            n++;
+        cr_assert_geq(n, 2, "ps --watch did not refresh:\n%s", text);
+    }
 }
 
 /* A digest of a tree: every path, and every file's content. */

@@ -235,6 +235,17 @@ Test(cgroup, hybrid_tracks_in_v2_limits_in_v1)
     get("pids/drover.n2/i5/pids.max", buf, sizeof buf);
     cr_assert_str_eq(buf, "32");
     cr_assert_eq(agt_cg_procs(&cg, 5, paths, 6), 4, "v2 plus three v1 hierarchies");
+    /* Without cpu and pids limits only v1 memory is made (and joined). */
+    {
+        struct agt_limits none = {.memory = 0};
+
+        dir("memory/box/drover.n2/i6");
+        put("memory/box/drover.n2/i6/memory.limit_in_bytes", "");
+        put("memory/box/drover.n2/i6/memory.memsw.limit_in_bytes", "");
+        cr_assert_eq(agt_cg_create(&cg, 6, &none, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(agt_cg_procs(&cg, 6, paths, 6), 2, "v2 and v1 memory only");
+        cr_assert(strstr(paths[1], "/memory/box/drover.n2/i6/") != NULL, "%s", paths[1]);
+    }
     put("memory/box/drover.n2/i5/memory.oom_control",
         "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n");
     uint64_t oom;
