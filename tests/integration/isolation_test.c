@@ -172,7 +172,8 @@ daemon_app(const char *dir, const char *mark)
     put(dir, "Procfile", "web: sh web.sh\n");
     put(dir, "web.sh",
         "sh -c 'setsid sh -c \"exec sleep 100000\" </dev/null >/dev/null 2>&1 &"
-        " echo $! > \"$PIDDIR/d.$PPID\"' </dev/null >/dev/null 2>&1\n"
+        " echo $! > \"$PIDDIR/t.$PPID\" && mv \"$PIDDIR/t.$PPID\" \"$PIDDIR/d.$PPID\"'"
+        " </dev/null >/dev/null 2>&1\n"
         "exec python3 -m http.server \"$PORT\" --bind 127.0.0.1\n");
     snprintf(text, sizeof(text), "%s\n", mark);
     put(dir, "mark", text);
@@ -660,7 +661,8 @@ Test(isolation, each_instance_writes_its_own_ephemeral_view)
         "ls -a . /tmp > \"$OUT/$DYNO.$$.before\"\n"
         "echo x > \"$DYNO.cwd\" && echo x > \"$HOME/$DYNO.home\" && echo x > \"/tmp/$DYNO.tmp\"\n"
         "sleep 2\n"
-        "ls -a . /tmp > \"$OUT/$DYNO.$$.after\"\n"
+        "ls -a . /tmp > \"$OUT/$DYNO.$$.part\" && mv \"$OUT/$DYNO.$$.part\" "
+        "\"$OUT/$DYNO.$$.after\"\n"
         "exec sleep 100000\n");
     make_shared("out", outdir, sizeof(outdir));
     snprintf(cfg, sizeof(cfg), "OUT=%s", outdir);
@@ -772,7 +774,8 @@ Test(isolation, an_unprivileged_agent_refuses_limits_and_still_gives_views)
     put(dir, "w.sh",
         "ls -a . /tmp > \"$OUT/$DYNO.$$.before\"\n"
         "echo x > \"$DYNO.cwd\" && echo x > \"$HOME/$DYNO.home\" && echo x > \"/tmp/$DYNO.tmp\"\n"
-        "ls -a . /tmp > \"$OUT/$DYNO.$$.after\"\n"
+        "ls -a . /tmp > \"$OUT/$DYNO.$$.part\" && mv \"$OUT/$DYNO.$$.part\" "
+        "\"$OUT/$DYNO.$$.after\"\n"
         "exec sleep 100000\n");
     make_shared("out", outdir, sizeof(outdir));
     snprintf(cfg, sizeof(cfg), "OUT=%s", outdir);
