@@ -41,7 +41,8 @@ static const char usage[] =
     "usage: drover-agent\n"
     "Configured only by the environment: DROVER_CLUSTER_KEY (required), DROVER_JOIN,\n"
     "DROVER_NODE_NAME, DROVER_ADVERTISE, DROVER_PORT_RANGE, DROVER_CAPACITY, DROVER_DATA_DIR,\n"
-    "DROVER_HEARTBEAT_MS, DROVER_LEAVE_TIMEOUT_MS, DROVER_RUN_AS (see README).\n";
+    "DROVER_HEARTBEAT_MS, DROVER_LEAVE_TIMEOUT_MS, DROVER_RUN_AS, DROVER_UID_RANGE,\n"
+    "DROVER_CGROUP_ROOT, DROVER_CGROUPS (see README).\n";
 
 int
 main(int argc, char **argv)
