@@ -110,6 +110,7 @@ void cli_json_key(struct cli_json *j, const char *key);
 void cli_json_string(struct cli_json *j, const char *s); /* NULL writes null */
 void cli_json_int(struct cli_json *j, int64_t v);
 void cli_json_uint(struct cli_json *j, uint64_t v);
+void cli_json_tenths(struct cli_json *j, uint64_t v); /* 255 -> 25.5 */
 void cli_json_bool(struct cli_json *j, bool v);
 void cli_json_null(struct cli_json *j);
 /* A unix-ms time as an RFC 3339 string, or null when 0. */

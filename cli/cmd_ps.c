@@ -11,8 +11,12 @@
  * does not apply), since scripts and the integration tests read it.
  */
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "util.h"
@@ -92,6 +96,10 @@ ps_json(Drover__PsRep *r)
         cli_json_string(&j, cli_str(in->reason)[0] != '\0' ? in->reason : NULL);
         cli_json_key(&j, "command");
         cli_json_string(&j, cli_str(in->command));
+        cli_json_key(&j, "memory_bytes");
+        cli_json_uint(&j, in->memory_bytes);
+        cli_json_key(&j, "cpu_percent");
+        cli_json_tenths(&j, in->cpu_permille);
         cli_json_end_object(&j);
     }
     cli_json_end_array(&j);
@@ -178,7 +186,7 @@ wanted(const struct ps_ctx *x, const char *type)
 static int
 ps_group(Drover__InstanceInfo **in, size_t n, uint64_t now, const struct ps_ctx *ctx)
 {
-    struct cli_table *t = cli_table_new(9);
+    struct cli_table *t = cli_table_new(10);
     char head[512];
     size_t nrun = 0;
     int rc = 0;
@@ -193,10 +201,10 @@ ps_group(Drover__InstanceInfo **in, size_t n, uint64_t now, const struct ps_ctx 
     for (size_t i = 0; i < n && rc == 0; i++) {
         const Drover__InstanceInfo *x = in[i];
         char name[48], since[80], t1[32], t2[32], addr[96], rel[16], restarts[32], pid[32],
-            notes[512];
+            usage[64], notes[512];
         bool placed = cli_str(x->node)[0] != '\0';
-        const char *row[9] = {
-            name, cli_str(x->state), since, placed ? x->node : "-", addr, rel, restarts, pid,
+        const char *row[10] = {
+            name, cli_str(x->state), since, placed ? x->node : "-", addr, rel, restarts, pid, usage,
             notes};
 
         snprintf(name, sizeof(name), "%s:", cli_str(x->name));
@@ -213,6 +221,12 @@ ps_group(Drover__InstanceInfo **in, size_t n, uint64_t now, const struct ps_ctx 
             snprintf(pid, sizeof(pid), "pid=%d", x->pid);
         else
             snprintf(pid, sizeof(pid), "pid=-");
+        if (x->pid > 0 && (x->memory_bytes > 0 || x->cpu_permille > 0))
+            snprintf(usage, sizeof(usage), "mem=%.1fM cpu=%u.%u%%",
+                     (double)x->memory_bytes / 1048576.0, x->cpu_permille / 10,
+                     x->cpu_permille % 10);
+        else
+            snprintf(usage, sizeof(usage), "-");
         ps_notes(x, notes, sizeof(notes));
         rc = cli_table_row(t, row);
     }
@@ -284,15 +298,79 @@ ps_context(struct cli_client *c, const char *app, struct ps_ctx *x, Drover__Mess
     return rc;
 }
 
+/* One ps request, printed. CLI_OK or CLI_FAIL (printed). */
+static int
+ps_once(struct cli_client *c, const char *app, bool json)
+{
+    Drover__Message req = DROVER__MESSAGE__INIT, *rep = NULL, *arep = NULL, *drep = NULL;
+    Drover__PsReq body = DROVER__PS_REQ__INIT;
+    struct ps_ctx x = {0};
+    int rc;
+
+    body.app = (char *)app;
+    req.body_case = DROVER__MESSAGE__BODY_PS_REQ;
+    req.ps_req = &body;
+    rc = cli_call(c, &req, DROVER__MESSAGE__BODY_PS_REP, &rep);
+    if (rc == 0 && !json)
+        rc = ps_context(c, app, &x, &arep, &drep);
+    if (rc == 0) {
+        Drover__PsRep *r = rep->ps_rep;
+
+        if (r->n_instances > 1)
+            qsort(r->instances, r->n_instances, sizeof(*r->instances), by_type_then_number);
+        if (json)
+            ps_json(r);
+        else if (ps_human(app, r, &x) < 0)
+            rc = cli_fail("out of memory");
+    }
+    if (rep != NULL)
+        wire_msg_free(rep);
+    if (arep != NULL)
+        wire_msg_free(arep);
+    if (drep != NULL)
+        wire_msg_free(drep);
+    return rc == 0 ? CLI_OK : CLI_FAIL;
+}
+
+/*
+ * --watch: ps again every PS_WATCH_MS, in place on a terminal (the screen
+ * cleared first), one after the other otherwise; until SIGINT or SIGTERM.
+ */
+#define PS_WATCH_MS 2000
+
+static int
+ps_watch(struct cli_client *c, const char *app, bool json)
+{
+    static const int sigs[] = {SIGINT, SIGTERM};
+    int sigfd = cli_signal_pipe(sigs, ARRAY_SIZE(sigs));
+    bool tty = isatty(STDOUT_FILENO);
+
+    if (sigfd < 0)
+        return cli_fail("pipe: %s", strerror(-sigfd));
+    for (;;) {
+        struct pollfd p = {.fd = sigfd, .events = POLLIN};
+        int rc;
+
+        if (tty && !json)
+            fputs("\033[H\033[2J", stdout);
+        rc = ps_once(c, app, json);
+        if (rc != CLI_OK)
+            return rc;
+        if (!tty || json)
+            putchar('\n');
+        if (fflush(stdout) != 0)
+            return CLI_FAIL;
+        if (poll(&p, 1, PS_WATCH_MS) > 0 && (p.revents & POLLIN))
+            return CLI_OK;
+    }
+}
+
 int
 cli_cmd_ps(int argc, char **argv)
 {
-    bool json = false;
-    struct cli_flag flags[] = {{"json", 0, false, &json, NULL}};
-    Drover__Message req = DROVER__MESSAGE__INIT, *rep = NULL;
-    Drover__PsReq body = DROVER__PS_REQ__INIT;
-    Drover__Message *arep = NULL, *drep = NULL;
-    struct ps_ctx x = {0};
+    bool json = false, watch = false;
+    struct cli_flag flags[] = {{"json", 0, false, &json, NULL},
+                               {"watch", 'w', false, &watch, NULL}};
     struct cli_client *c = NULL;
     char err[256], *pos[1];
     int npos, rc;
@@ -305,28 +383,7 @@ cli_cmd_ps(int argc, char **argv)
         return rc;
     if ((rc = cli_connect(&c)) != CLI_OK)
         return rc;
-    body.app = pos[0];
-    req.body_case = DROVER__MESSAGE__BODY_PS_REQ;
-    req.ps_req = &body;
-    rc = cli_call(c, &req, DROVER__MESSAGE__BODY_PS_REP, &rep);
-    if (rc == 0 && !json)
-        rc = ps_context(c, pos[0], &x, &arep, &drep);
-    if (rc == 0) {
-        Drover__PsRep *r = rep->ps_rep;
-
-        if (r->n_instances > 1)
-            qsort(r->instances, r->n_instances, sizeof(*r->instances), by_type_then_number);
-        if (json)
-            ps_json(r);
-        else if (ps_human(pos[0], r, &x) < 0)
-            rc = cli_fail("out of memory");
-    }
-    if (rep != NULL)
-        wire_msg_free(rep);
-    if (arep != NULL)
-        wire_msg_free(arep);
-    if (drep != NULL)
-        wire_msg_free(drep);
+    rc = watch ? ps_watch(c, pos[0], json) : ps_once(c, pos[0], json);
     cli_client_free(c);
-    return rc == 0 ? CLI_OK : CLI_FAIL;
+    return rc;
 }

@@ -14,6 +14,7 @@
  * back ("500ms", "60s", "5m").
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,7 +23,7 @@
 #include "wire.h"
 
 #define SETTINGS_MAX_VARS 32
-#define NCOLS 10
+#define NCOLS 14
 
 static void
 settings_json(FILE *out, Drover__TypeSettings **types, size_t n, const char *only)
@@ -61,16 +62,52 @@ settings_json(FILE *out, Drover__TypeSettings **types, size_t n, const char *onl
         }
         cli_json_key(&j, "shutdown_delay_ms");
         cli_json_uint(&j, t->shutdown_delay_ms);
+        /* Limits: 0 is none. */
+        cli_json_key(&j, "memory_bytes");
+        cli_json_uint(&j, t->memory_bytes);
+        cli_json_key(&j, "cpu_milli");
+        cli_json_uint(&j, t->cpu_milli);
+        cli_json_key(&j, "pids");
+        cli_json_uint(&j, t->pids);
+        cli_json_key(&j, "nofile");
+        cli_json_uint(&j, t->nofile);
         cli_json_end_object(&j);
     }
     cli_json_end_array(&j);
     cli_json_end(&j);
 }
 
+/* A limit as it was set: "512M", "0.5", "256"; "-" for none. */
+static void
+fmt_limit(char kind, uint64_t v, char out[32])
+{
+    if (v == 0)
+        snprintf(out, 32, "-");
+    else if (kind == 'm' && v % (1ull << 30) == 0)
+        snprintf(out, 32, "%" PRIu64 "G", v >> 30);
+    else if (kind == 'm' && v % (1ull << 20) == 0)
+        snprintf(out, 32, "%" PRIu64 "M", v >> 20);
+    else if (kind == 'm' && v % 1024 == 0)
+        snprintf(out, 32, "%" PRIu64 "K", v >> 10);
+    else if (kind == 'c')
+        snprintf(out, 32, "%" PRIu64 ".%03" PRIu64, v / 1000, v % 1000);
+    else
+        snprintf(out, 32, "%" PRIu64, v);
+    if (kind == 'c' && v != 0) /* 0.500 -> 0.5 */
+        for (size_t n = strlen(out); out[n - 1] == '0' || out[n - 1] == '.'; n--) {
+            bool dot = out[n - 1] == '.';
+
+            out[n - 1] = '\0';
+            if (dot)
+                break;
+        }
+}
+
 static int
 settings_row(struct cli_table *tab, const Drover__TypeSettings *t)
 {
     char qty[16], boot[32], grace[32], healthy[32], deploy[64], delay[32];
+    char mem[32], cpu[32], pids[32], nofile[32];
     const char *row[NCOLS] = {cli_str(t->type),
                               qty,
                               cli_str(t->health),
@@ -80,7 +117,11 @@ settings_row(struct cli_table *tab, const Drover__TypeSettings *t)
                               cli_str(t->max_unavailable),
                               healthy,
                               deploy,
-                              delay};
+                              delay,
+                              mem,
+                              cpu,
+                              pids,
+                              nofile};
 
     snprintf(qty, sizeof(qty), "%u", t->quantity);
     cli_fmt_duration(t->boot_timeout_ms, boot);
@@ -94,6 +135,10 @@ settings_row(struct cli_table *tab, const Drover__TypeSettings *t)
         snprintf(deploy, sizeof(deploy), "release_timeout=%s", d);
     }
     cli_fmt_duration(t->shutdown_delay_ms, delay);
+    fmt_limit('m', t->memory_bytes, mem);
+    fmt_limit('c', t->cpu_milli, cpu);
+    fmt_limit('n', t->pids, pids);
+    fmt_limit('n', t->nofile, nofile);
     return cli_table_row(tab, row);
 }
 
@@ -101,8 +146,9 @@ int
 cli_settings_print(FILE *out, Drover__TypeSettings **types, size_t n, const char *only, bool json)
 {
     static const char *const head[NCOLS] = {
-        "TYPE",  "QTY",         "HEALTH",      "BOOT",           "GRACE",
-        "SURGE", "UNAVAILABLE", "MIN_HEALTHY", "DEPLOY_TIMEOUT", "SHUTDOWN_DELAY"};
+        "TYPE",   "QTY",         "HEALTH",      "BOOT",           "GRACE",
+        "SURGE",  "UNAVAILABLE", "MIN_HEALTHY", "DEPLOY_TIMEOUT", "SHUTDOWN_DELAY",
+        "MEMORY", "CPU",         "PIDS",        "NOFILE"};
     struct cli_table *tab;
     int rc;
 

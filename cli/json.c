@@ -129,6 +129,13 @@ cli_json_uint(struct cli_json *j, uint64_t v)
 }
 
 void
+cli_json_tenths(struct cli_json *j, uint64_t v)
+{
+    before_item(j);
+    fprintf(j->out, "%" PRIu64 ".%u", v / 10, (unsigned)(v % 10));
+}
+
+void
 cli_json_bool(struct cli_json *j, bool v)
 {
     before_item(j);

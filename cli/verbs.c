@@ -90,7 +90,8 @@ static const struct cli_verb verbs[] = {
      "show each process type's health check, timeouts and rollout settings",
      "  --json        machine output: [{type, quantity, health, boot_timeout_ms,\n"
      "                grace_ms, max_surge, max_unavailable, min_healthy_ms,\n"
-     "                deploy_timeout_ms, shutdown_delay_ms}]\n",
+     "                deploy_timeout_ms, shutdown_delay_ms, memory_bytes, cpu_milli,\n"
+     "                pids, nofile}] (a limit of 0 is none)\n",
      cli_cmd_settings},
     {"settings:set", "APP TYPE KEY=VALUE... [--json]", "change a process type's settings",
      "  health=tcp|none|http:/PATH     how an instance is found healthy\n"
@@ -103,6 +104,11 @@ static const struct cli_verb verbs[] = {
      "  shutdown_delay=DURATION        off the endpoint list this long before SIGTERM\n"
      "  release_timeout=DURATION       type release only: how long the release phase\n"
      "                                 may run before its release fails (default 1h)\n"
+     "  memory=SIZE|none               hard memory limit (4M..1T: 512M, 1G); over it the\n"
+     "                                 instance is killed (oom) and restarted\n"
+     "  cpu=CORES|none                 CPU quota in cores (0.01..1024: 0.5, 2)\n"
+     "  pids=N|none                    the most tasks (8..4194304)\n"
+     "  nofile=N|none                  the open file descriptor limit (16..1048576)\n"
      "  DURATION is 500ms, 30s, 2m or plain seconds; N|P% a count or a percentage of\n"
      "  the quantity. The controller checks every setting before changing any.\n"
      "  --json         print the type's settings as settings --json does\n",
@@ -111,11 +117,15 @@ static const struct cli_verb verbs[] = {
      "  TYPE=N        N is a decimal from 0 to 100000; TYPE is written as in the\n"
      "                Procfile (letters, digits, '-', '_'; case matters: Web is not web)\n",
      cli_cmd_scale},
-    {"ps", "APP [--json]", "list an app's processes: state, node, port, release",
+    {"ps", "APP [--json] [--watch]", "list an app's processes: state, node, port, release, usage",
      "  Each type's heading has its quantity: \"=== web (2): CMD\", or \"=== web\n"
      "  (1 wanted, 2 running: deploy in progress): CMD\" while they differ.\n"
      "  --json        machine output: [{name, type, state, node, host, port, release,\n"
-     "                restarts, pid, exit_code, exit_signal, since, reason, command}]\n",
+     "                restarts, pid, exit_code, exit_signal, since, reason, command,\n"
+     "                memory_bytes, cpu_percent}]\n"
+     "  -w, --watch   refresh every 2 s (in place on a terminal) until Ctrl-C\n"
+     "  mem= and cpu= are the instance's cgroup counters: memory (RSS + cache)\n"
+     "  and CPU over the last 5 s in percent of one core.\n",
      cli_cmd_ps},
     {"restart", "APP [TYPE|INSTANCE] [--no-wait] [--timeout SECONDS] [--json]",
      "restart an app's processes (alias ps:restart); no new release",

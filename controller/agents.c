@@ -177,6 +177,8 @@ apply_report(struct ctl_model *m, struct ctl_node *n, Drover__InstanceReport **v
             snprintf(in->reason, sizeof(in->reason), "%s", r->reason);
             ctl_inst_touch(m, in);
         }
+        in->memory_bytes = r->memory_bytes; /* live: never stored */
+        in->cpu_permille = r->cpu_permille;
         if (in->oneoff && r->state == DROVER__INSTANCE_STATE__ST_STOPPED) {
             ctl_relphase_ended(m, in, true);
             oneoff_done(m, in, in->reason[0] != '\0' ? in->reason : "exited");
@@ -447,6 +449,10 @@ build_assignments(struct ctl_node *n, struct ctl_arena *ar, Drover__SyncRep *sr)
         a->boot_timeout_ms = f->boot_timeout_ms;
         a->min_healthy_ms = f->min_healthy_ms;
         a->shutdown_delay_ms = f->shutdown_delay_ms;
+        a->memory_bytes = f->memory_bytes;
+        a->cpu_milli = f->cpu_milli;
+        a->pids = f->pids;
+        a->nofile = f->nofile;
         if (a->name == NULL)
             return -ENOMEM;
         sr->assignments[k++] = a;

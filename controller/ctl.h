@@ -98,6 +98,11 @@ struct ctl_formation {
     uint32_t min_healthy_ms;
     uint32_t deploy_timeout_ms;
     uint32_t shutdown_delay_ms;
+    /* Limits (settings.c); 0: none. */
+    uint64_t memory_bytes;
+    uint32_t cpu_milli; /* thousandths of a core */
+    uint32_t pids;
+    uint32_t nofile;
 };
 
 enum ctl_deploy_state {
@@ -198,6 +203,8 @@ struct ctl_instance {
     int32_t pid, exit_code, exit_signal;
     uint64_t since_ms;
     char reason[CTL_REASON_MAX];
+    uint64_t memory_bytes; /* usage as last reported (not stored: it is live) */
+    uint32_t cpu_permille;
     uint64_t seen_epoch; /* full-report bookkeeping */
     /* One-offs (`drover run`): type "run", never restarted, never replaced. */
     bool oneoff;

@@ -242,7 +242,14 @@ judge(struct ctl_model *m, struct ctl_instance *in, uint64_t now)
         ctl_deploy_fail(m, a, now, "%s failed: %s", name, in->reason);
         break;
     case DROVER__INSTANCE_CAUSE__CAUSE_SPAWN_FAILED:
-        ctl_deploy_fail(m, a, now, "%s could not be started", name);
+        /* "could not start; ..." or the limit it cannot enforce here */
+        ctl_deploy_fail(m, a, now, "%s could not be started: %.*s", name,
+                        (int)strcspn(in->reason, ";"), in->reason);
+        break;
+    case DROVER__INSTANCE_CAUSE__CAUSE_MEMORY_LIMIT:
+        /* "memory limit 64 MiB exceeded (oom kill); restarting" */
+        ctl_deploy_fail(m, a, now, "%s crashed: %.*s", name, (int)strcspn(in->reason, ";"),
+                        in->reason);
         break;
     default:
         if (in->exit_signal > 0)

@@ -10,6 +10,10 @@
  *   min_healthy      0..10m                    (1s)
  *   deploy_timeout   1s..24h                   (5m)
  *   shutdown_delay   0..10m                    (web: 1s, others: 0)
+ *   memory           4M..1T, none               (none) a hard limit: B, K, M, G, T (binary)
+ *   cpu              0.01..1024 cores, none     (none) a quota: 0.5 = half a core
+ *   pids             8..4194304, none           (none) the most tasks
+ *   nofile           16..1048576, none          (none) the descriptor limit
  *
  * min_healthy must be shorter than boot_timeout, and max_surge and
  * max_unavailable cannot both be 0. Durations are N (seconds), Nms, Ns, Nm or
@@ -18,10 +22,12 @@
  * instances started from then on (an assignment never changes on an agent)
  * and to the next rollout's batches.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ctl.h"
 
@@ -92,6 +98,142 @@ parse_roll(const char *s, char *out)
     return 0;
 }
 
+/* "512M", "1G", "64Mi", "1048576" (bytes), "none" (0) into [lo, hi]. */
+static int
+parse_memory(const char *s, uint64_t *out)
+{
+    static const char units[] = "BKMGT";
+    unsigned long long v;
+    const char *u;
+    char *end;
+    int shift;
+
+    if (strcmp(s, "none") == 0) {
+        *out = 0;
+        return 0;
+    }
+    if (s[0] < '0' || s[0] > '9')
+        return -EINVAL;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || v > (1ull << 40))
+        return -ERANGE;
+    if (*end == '\0')
+        shift = 0;
+    else if ((u = strchr(units, toupper((unsigned char)end[0]))) != NULL && *u != '\0') {
+        shift = (int)(u - units) * 10;
+        end++;
+        if (shift &&
+            (strcasecmp(end, "i") == 0 || strcasecmp(end, "iB") == 0 || strcasecmp(end, "B") == 0))
+            end += strlen(end);
+        if (*end != '\0')
+            return -EINVAL;
+    } else
+        return -EINVAL;
+    if (v > ((1ull << 40) >> shift))
+        return -ERANGE;
+    v <<= shift;
+    if (v < (4ull << 20) || v > (1ull << 40))
+        return -ERANGE;
+    *out = v;
+    return 0;
+}
+
+/* "0.5", "2", "0.25" cores into thousandths, 0.01..1024; "none" (0). */
+static int
+parse_cpu(const char *s, uint32_t *out)
+{
+    unsigned long whole = 0, frac = 0;
+    int digits = 0;
+    const char *p = s;
+
+    if (strcmp(s, "none") == 0) {
+        *out = 0;
+        return 0;
+    }
+    if (*p < '0' || *p > '9')
+        return -EINVAL;
+    while (*p >= '0' && *p <= '9' && whole <= 100000)
+        whole = whole * 10 + (unsigned long)(*p++ - '0');
+    if (*p == '.') {
+        p++;
+        while (*p >= '0' && *p <= '9' && digits < 3) {
+            frac = frac * 10 + (unsigned long)(*p++ - '0');
+            digits++;
+        }
+        if (digits == 0)
+            return -EINVAL;
+        for (; digits < 3; digits++)
+            frac *= 10;
+    }
+    if (*p != '\0')
+        return -EINVAL;
+    if (whole > 1024 || whole * 1000 + frac < 10 || whole * 1000 + frac > 1024000)
+        return -ERANGE;
+    *out = (uint32_t)(whole * 1000 + frac);
+    return 0;
+}
+
+static int
+parse_count(const char *s, uint64_t lo, uint64_t hi, uint32_t *out)
+{
+    unsigned long long v;
+    char *end;
+
+    if (strcmp(s, "none") == 0) {
+        *out = 0;
+        return 0;
+    }
+    if (s[0] < '0' || s[0] > '9')
+        return -EINVAL;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (*end != '\0')
+        return -EINVAL;
+    if (errno != 0 || v < lo || v > hi)
+        return -ERANGE;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* memory, cpu, pids, nofile: 1 when key is not one of them. */
+static int
+set_limit(struct ctl_formation *f, const char *key, const char *value, char *err, size_t errsz)
+{
+    if (strcmp(key, "memory") == 0) {
+        if (parse_memory(value, &f->memory_bytes) == 0)
+            return 0;
+        snprintf(err, errsz,
+                 "memory: want a size from 4M to 1T like 512M or 1G (units B, K, M, G, T; "
+                 "binary), or none, not \"%.40s\"",
+                 value);
+        return -EINVAL;
+    }
+    if (strcmp(key, "cpu") == 0) {
+        if (parse_cpu(value, &f->cpu_milli) == 0)
+            return 0;
+        snprintf(err, errsz,
+                 "cpu: want cores from 0.01 to 1024 like 0.5 or 2 (at most 3 decimals), or "
+                 "none, not \"%.40s\"",
+                 value);
+        return -EINVAL;
+    }
+    if (strcmp(key, "pids") == 0) {
+        if (parse_count(value, 8, 4194304, &f->pids) == 0)
+            return 0;
+        snprintf(err, errsz, "pids: want a count from 8 to 4194304, or none, not \"%.40s\"", value);
+        return -EINVAL;
+    }
+    if (strcmp(key, "nofile") == 0) {
+        if (parse_count(value, 16, 1048576, &f->nofile) == 0)
+            return 0;
+        snprintf(err, errsz, "nofile: want a count from 16 to 1048576, or none, not \"%.40s\"",
+                 value);
+        return -EINVAL;
+    }
+    return 1;
+}
+
 static bool
 health_ok(const char *s)
 {
@@ -128,6 +270,7 @@ ctl_settings_set(struct ctl_formation *f, const char *key, const char *value, ch
 {
     bool release = strcmp(f->type, ctl_release_type_name) == 0;
     size_t i;
+    int rc;
 
     /* Type release keeps its release_timeout where others keep their
      * deploy_timeout: it is never rolled out, and the store needs no column. */
@@ -174,10 +317,12 @@ ctl_settings_set(struct ctl_formation *f, const char *key, const char *value, ch
                  key, value);
         return -EINVAL;
     }
+    if ((rc = set_limit(f, key, value, err, errsz)) <= 0)
+        return rc;
     snprintf(err, errsz,
              "unknown setting \"%.40s\" (want health, boot_timeout, grace, max_surge, "
-             "max_unavailable, min_healthy, deploy_timeout, shutdown_delay, or release_timeout "
-             "for type release)",
+             "max_unavailable, min_healthy, deploy_timeout, shutdown_delay, memory, cpu, pids, "
+             "nofile, or release_timeout for type release)",
              key);
     return -EINVAL;
 }
@@ -220,4 +365,8 @@ ctl_view_settings(const struct ctl_formation *f, Drover__TypeSettings *ts)
     ts->min_healthy_ms = f->min_healthy_ms;
     ts->deploy_timeout_ms = f->deploy_timeout_ms;
     ts->shutdown_delay_ms = f->shutdown_delay_ms;
+    ts->memory_bytes = f->memory_bytes;
+    ts->cpu_milli = f->cpu_milli;
+    ts->pids = f->pids;
+    ts->nofile = f->nofile;
 }

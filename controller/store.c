@@ -89,8 +89,8 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_FORM_DEL] = "DELETE FROM formations WHERE app = ?1",
     [S_FORM_INS] = "INSERT INTO formations(app, type, quantity, health, grace_ms, "
                    "boot_timeout_ms, max_surge, max_unavailable, min_healthy_ms, "
-                   "deploy_timeout_ms, shutdown_delay_ms) "
-                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                   "deploy_timeout_ms, shutdown_delay_ms, memory_bytes, cpu_milli, pids, nofile) "
+                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     [S_NODE] = "INSERT INTO nodes(name, address, port_min, port_max, capacity, state, "
                "generation, boot_id, admin) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
                "ON CONFLICT(name) DO UPDATE SET address = excluded.address, "
@@ -153,7 +153,10 @@ static const char schema_sql[] =
     " max_surge TEXT NOT NULL DEFAULT '25%', max_unavailable TEXT NOT NULL DEFAULT '0',"
     " min_healthy_ms INTEGER NOT NULL DEFAULT 1000,"
     " deploy_timeout_ms INTEGER NOT NULL DEFAULT 300000,"
-    " shutdown_delay_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(app, type));"
+    " shutdown_delay_ms INTEGER NOT NULL DEFAULT 0,"
+    " memory_bytes INTEGER NOT NULL DEFAULT 0, cpu_milli INTEGER NOT NULL DEFAULT 0,"
+    " pids INTEGER NOT NULL DEFAULT 0, nofile INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(app, type));"
     "CREATE TABLE IF NOT EXISTS nodes(name TEXT PRIMARY KEY, address TEXT NOT NULL,"
     " port_min INTEGER NOT NULL, port_max INTEGER NOT NULL, capacity INTEGER NOT NULL,"
     " state TEXT NOT NULL, generation INTEGER NOT NULL, boot_id TEXT NOT NULL,"
@@ -237,6 +240,10 @@ add_missing_columns(struct ctl_store *st)
         ADD("formations", "min_healthy_ms", "INTEGER NOT NULL DEFAULT 1000"),
         ADD("formations", "deploy_timeout_ms", "INTEGER NOT NULL DEFAULT 300000"),
         ADD("formations", "shutdown_delay_ms", "INTEGER NOT NULL DEFAULT 0"),
+        ADD("formations", "memory_bytes", "INTEGER NOT NULL DEFAULT 0"),
+        ADD("formations", "cpu_milli", "INTEGER NOT NULL DEFAULT 0"),
+        ADD("formations", "pids", "INTEGER NOT NULL DEFAULT 0"),
+        ADD("formations", "nofile", "INTEGER NOT NULL DEFAULT 0"),
 #undef ADD
     };
     sqlite3_stmt *q = NULL;
@@ -541,6 +548,10 @@ formation_row(sqlite3_stmt *q, struct loader *ld)
     f->min_healthy_ms = (uint32_t)sqlite3_column_int64(q, 8);
     f->deploy_timeout_ms = (uint32_t)sqlite3_column_int64(q, 9);
     f->shutdown_delay_ms = (uint32_t)sqlite3_column_int64(q, 10);
+    f->memory_bytes = (uint64_t)sqlite3_column_int64(q, 11);
+    f->cpu_milli = (uint32_t)sqlite3_column_int64(q, 12);
+    f->pids = (uint32_t)sqlite3_column_int64(q, 13);
+    f->nofile = (uint32_t)sqlite3_column_int64(q, 14);
     return 0;
 }
 
@@ -658,8 +669,8 @@ static const struct {
     {"SELECT app, version, type, command FROM release_types ORDER BY app, version, pos",
      release_type_row},
     {"SELECT app, type, quantity, health, grace_ms, boot_timeout_ms, max_surge, "
-     "max_unavailable, min_healthy_ms, deploy_timeout_ms, shutdown_delay_ms FROM formations ORDER "
-     "BY app, rowid",
+     "max_unavailable, min_healthy_ms, deploy_timeout_ms, shutdown_delay_ms, memory_bytes, "
+     "cpu_milli, pids, nofile FROM formations ORDER BY app, rowid",
      formation_row},
     {"SELECT name, address, port_min, port_max, capacity, state, generation, boot_id, admin "
      "FROM nodes ORDER BY rowid",
@@ -842,6 +853,10 @@ flush_app(struct ctl_store *st, const struct ctl_app *a)
             sqlite3_bind_int64(s, 9, f->min_healthy_ms);
             sqlite3_bind_int64(s, 10, f->deploy_timeout_ms);
             sqlite3_bind_int64(s, 11, f->shutdown_delay_ms);
+            sqlite3_bind_int64(s, 12, (sqlite3_int64)f->memory_bytes);
+            sqlite3_bind_int64(s, 13, f->cpu_milli);
+            sqlite3_bind_int64(s, 14, f->pids);
+            sqlite3_bind_int64(s, 15, f->nofile);
             if ((rc = step(st, s)) < 0)
                 return rc;
         }

@@ -119,6 +119,8 @@ ctl_view_inst(struct ctl_arena *ar, const struct ctl_instance *in, Drover__Insta
     ii->exit_code = in->exit_code;
     ii->exit_signal = in->exit_signal;
     ii->since_ms = in->since_ms;
+    ii->memory_bytes = in->memory_bytes;
+    ii->cpu_permille = in->cpu_permille;
     ii->reason = (char *)inst_reason(ar, in);
     ii->command = in->oneoff && in->command != NULL ? in->command : pt != NULL ? pt->command : "";
     return ii->name != NULL && ii->reason != NULL ? 0 : -ENOMEM;

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agt.h"
@@ -70,11 +71,16 @@ struct agt {
     uv_timer_t lastest; /* bounds the wait for the last sync's answer */
     uv_timer_t leave;   /* bounds the wait for replacements elsewhere */
     uv_idle_t pump;     /* starts ready instances, a few per loop turn */
+    uv_timer_t usage;   /* samples each instance's cgroup counters */
     bool pumping;
     enum phase phase;
     int nsignals;
     int exit_code;
     bool last_sent, last_done, closed;
+    struct agt_cgroups cg;
+    struct agt_uids *uids; /* cfg->per_app only */
+    char helper[PATH_MAX]; /* drover-exec beside us, or /proc/self/exe (--exec) */
+    bool views;            /* instances get a writable view */
 };
 
 /* ---- the instance table ---- */
@@ -517,6 +523,7 @@ close_all(struct agt *a)
     uv_close((uv_handle_t *)&a->lastest, on_handle_close);
     uv_close((uv_handle_t *)&a->leave, on_handle_close);
     uv_close((uv_handle_t *)&a->pump, on_handle_close);
+    uv_close((uv_handle_t *)&a->usage, on_handle_close);
 }
 
 static void
@@ -687,13 +694,40 @@ agt_registered(struct agt *a)
     }
 }
 
+/*
+ * Cgroups under the node's subtree that no orphan took: empty ones are
+ * removed; a populated one whose record is lost (it could not be written)
+ * is killed whole, since nothing is known to drain it with.
+ */
+static void
+reap_cgroups(struct agt *a)
+{
+    const struct agt_cgroups *cg = agt_cgroups(a);
+    uint64_t *ids = NULL;
+    size_t n = 0;
+
+    if (!cg || agt_cg_list(cg, &ids, &n) < 0)
+        return;
+    for (size_t k = 0; k < n; k++) {
+        if (find(a, ids[k]))
+            continue;
+        if (agt_cg_populated(cg, ids[k]) > 0) {
+            log_warn("orphan_cgroup_killed", "id=%" PRIu64 " reason=%s", ids[k],
+                     log_q("no record to drain it with"));
+            agt_cg_kill(cg, ids[k]);
+        }
+        agt_cg_remove(cg, ids[k]); /* a killed one goes at the next start */
+    }
+    free(ids);
+}
+
 /* Take back what a killed predecessor left running, to drain it. */
 static int
 take_orphans(struct agt *a)
 {
     struct agt_runrec *v = NULL;
     size_t n = 0;
-    int rc = agt_orphans_find(a->cfg->data_dir, &v, &n);
+    int rc = agt_orphans_find(a->cfg->data_dir, agt_cgroups(a), &v, &n);
 
     if (rc < 0) {
         log_error("orphans_failed", "err=%s", log_q(uv_strerror(rc)));
@@ -731,12 +765,198 @@ take_orphans(struct agt *a)
     if (n > 0)
         log_info("orphans", "node=%s draining=%zu", a->cfg->node, n);
     free(v);
+    reap_cgroups(a);
     return 0;
 }
 
 static void
 on_sigpipe(uv_signal_t *sig, int signum)
 {
+}
+
+/* ---- cgroups and users ---- */
+
+/*
+ * Usage for `drover ps`: every USAGE_MS each instance's memory and its CPU
+ * over the period, from its cgroup. A change makes the next sync a full
+ * report (the digest covers usage), so the period bounds that cost too.
+ */
+#define USAGE_MS 5000
+
+static void
+on_usage(uv_timer_t *t)
+{
+    struct agt *a = t->data;
+    uint64_t now = uv_hrtime();
+    bool changed = false;
+
+    for (size_t k = 0; k < a->ninst; k++)
+        changed |= agt_inst_sample(a->insts[k], now);
+    if (changed && a->conn)
+        agt_conn_sync_soon(a->conn);
+}
+
+bool
+agt_views(const struct agt *a)
+{
+    return a->views;
+}
+
+/*
+ * Root: views always. Not root: a child tries what each instance's helper
+ * will do (a user namespace, a tmpfs); at start only, so the fork may block.
+ */
+static void
+probe_views(struct agt *a, const char *views)
+{
+    int pipefd[2], status = 0;
+    char why[256] = "";
+    pid_t pid;
+
+    a->views = true;
+    if (geteuid() == 0)
+        return;
+    a->views = false;
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return;
+    pid = fork();
+    if (pid == 0) {
+        int rc = agt_view_probe(views, why, sizeof why);
+
+        if (rc < 0 && write(pipefd[1], why, strlen(why)) < 0)
+            _exit(2);
+        _exit(rc < 0 ? 1 : 0);
+    }
+    close(pipefd[1]);
+    if (pid > 0) {
+        ssize_t n = read(pipefd[0], why, sizeof why - 1);
+
+        why[n > 0 ? n : 0] = '\0';
+        waitpid(pid, &status, 0);
+        a->views = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    } else
+        snprintf(why, sizeof why, "fork: %s", strerror(errno));
+    close(pipefd[0]);
+    if (!a->views)
+        log_warn("views_unavailable", "reason=%s fallback=release_dir", log_q(why));
+}
+
+const char *
+agt_helper(const struct agt *a)
+{
+    return a->helper;
+}
+
+/*
+ * The exec helper: drover-exec where it is installed (../libexec/drover/
+ * from this binary) or beside this binary (a build tree); libc only, so it
+ * loads in a fraction of the time. Else this very binary in its --exec mode,
+ * through /proc/self/exe so that a binary replaced on disk still works.
+ */
+static void
+find_helper(struct agt *a)
+{
+    static const char *const where[] = {"/../libexec/drover/drover-exec", "/drover-exec"};
+    char exe[PATH_MAX];
+    size_t len = sizeof exe, k;
+    char *slash;
+
+    snprintf(a->helper, sizeof a->helper, "/proc/self/exe");
+    if (uv_exepath(exe, &len) < 0 || (slash = strrchr(exe, '/')) == NULL)
+        return;
+    *slash = '\0';
+    for (k = 0; k < sizeof where / sizeof where[0]; k++)
+        if (strfmt(a->helper, sizeof a->helper, "%s%s", exe, where[k]) == 0 &&
+            access(a->helper, X_OK) == 0)
+            return;
+    snprintf(a->helper, sizeof a->helper, "/proc/self/exe");
+}
+
+const struct agt_cgroups *
+agt_cgroups(const struct agt *a)
+{
+    return a->cg.ok ? &a->cg : NULL;
+}
+
+int
+agt_app_ids(struct agt *a, const char *app, uint32_t *uid, uint32_t *gid)
+{
+    int rc;
+
+    if (!a->cfg->drop)
+        return 0;
+    if (!a->uids) { /* DROVER_RUN_AS: one user for every app */
+        *uid = a->cfg->run_uid;
+        *gid = a->cfg->run_gid;
+        return 1;
+    }
+    if ((rc = agt_uids_get(a->uids, app, uid)) < 0)
+        return rc;
+    *gid = *uid;
+    return 1;
+}
+
+static int
+slurp(const char *path, char *buf, size_t bufsz)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+
+    if (fd < 0)
+        return -errno;
+    n = read(fd, buf, bufsz - 1);
+    close(fd);
+    if (n < 0)
+        return -EIO;
+    buf[n] = '\0';
+    return 0;
+}
+
+/* Said once at start: where instances' cgroups live, or why there are none. */
+static void
+probe_cgroups(struct agt *a)
+{
+    static char mounts[1 << 16], self[4096];
+    char why[512] = "";
+    int rc = slurp("/proc/self/mounts", mounts, sizeof mounts);
+
+    if (rc == 0)
+        rc = slurp("/proc/self/cgroup", self, sizeof self);
+    if (a->cfg->cgroups_off) {
+        rc = -ENOTSUP;
+        snprintf(why, sizeof why, "turned off by DROVER_CGROUPS=off");
+    } else if (rc < 0)
+        snprintf(why, sizeof why, "cannot read /proc/self: %s", strerror(-rc));
+    else if (geteuid() != 0 && !a->cfg->cgroup_root[0])
+        snprintf(why, sizeof why, "the agent is not root and DROVER_CGROUP_ROOT is not set");
+    else {
+        /* The subtree is this agent's alone, found again by the next agent
+         * with the same data dir: NODE-HASH, where HASH is of the data dir
+         * (one host may run several agents, say for tests). */
+        char sub[96];
+        uint64_t h = fnv1a64(FNV1A64_INIT, a->cfg->data_dir, strlen(a->cfg->data_dir));
+
+        snprintf(sub, sizeof sub, "%s-%08" PRIx32, a->cfg->node, (uint32_t)(h ^ (h >> 32)));
+        rc = agt_cg_probe(&a->cg, mounts, self, a->cfg->cgroup_root, sub, why, sizeof why);
+    }
+    if (rc < 0 || !a->cg.ok) {
+        a->cg.ok = false;
+        log_warn("cgroups_unavailable", "reason=%s fallback=process_groups limits=refused",
+                 log_q(why));
+        return;
+    }
+    {
+        char where[AGT_CG_NCTL][PATH_MAX + 4];
+
+        for (int k = 0; k < AGT_CG_NCTL; k++)
+            snprintf(where[k], sizeof where[k], "%s",
+                     a->cg.v2ctl[k]   ? "v2"
+                     : a->cg.v1[k][0] ? a->cg.v1[k]
+                                      : "none");
+        log_info("cgroups", "track=%s kill=%s memory=%s cpu=%s pids=%s", log_q(a->cg.track),
+                 a->cg.has_kill ? "cgroup.kill" : "sigkill_each", log_q(where[AGT_CG_MEMORY]),
+                 log_q(where[AGT_CG_CPU]), log_q(where[AGT_CG_PIDS]));
+    }
 }
 
 /* ---- life ---- */
@@ -771,6 +991,19 @@ agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err)
         rc = mkdir_p(dir, 0755);
     if (rc < 0)
         goto out;
+    /* Where each instance's view is mounted, in its own namespace. */
+    if ((rc = strfmt(dir, sizeof dir, "%s/views", cfg->data_dir)) == 0)
+        rc = mkdir_p(dir, 0755);
+    if (rc < 0)
+        goto out;
+    probe_views(a, dir);
+    if (cfg->per_app && cfg->drop) {
+        a->uids = agt_uids_new(cfg->data_dir, cfg->uid_min, cfg->uid_max, &rc);
+        if (!a->uids)
+            goto out;
+    }
+    probe_cgroups(a);
+    find_helper(a);
     a->slugs = agt_slugs_new(a, &rc);
     if (!a->slugs)
         goto out;
@@ -785,6 +1018,8 @@ agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err)
     uv_timer_init(loop, &a->leave);
     uv_idle_init(loop, &a->pump);
     a->pump.data = a;
+    uv_timer_init(loop, &a->usage);
+    a->usage.data = a;
     a->sigterm.data = a->sigint.data = a->sigpipe.data = a;
     a->check.data = a->lastest.data = a->leave.data = a;
     read_prev_boot_id(a);
@@ -793,6 +1028,7 @@ out:
         /* Only sockets were opened; they close with the loop. */
         if (a->slugs)
             agt_slugs_close(a->slugs);
+        agt_uids_free(a->uids);
         free(a);
         a = NULL;
     }
@@ -819,6 +1055,8 @@ agt_start(struct agt *a)
         rc = agt_logs_start(a);
     if (rc == 0)
         rc = take_orphans(a);
+    if (rc == 0 && a->cg.ok)
+        rc = uv_timer_start(&a->usage, on_usage, USAGE_MS, USAGE_MS);
     if (rc == 0)
         rc = agt_slugs_start(a->slugs);
     if (rc == 0)
@@ -834,7 +1072,9 @@ agt_start(struct agt *a)
                  "node=%s join=%s advertise=%s ports=%u-%u capacity=%u boot_id=%s run_as=%s",
                  a->cfg->node, log_q(a->cfg->join), a->cfg->advertise, (unsigned)a->cfg->port_min,
                  (unsigned)a->cfg->port_max, (unsigned)a->cfg->capacity, a->boot_id,
-                 a->cfg->drop ? a->cfg->run_as : "self");
+                 !a->cfg->drop ? "self"
+                 : a->uids     ? "app_user"
+                               : a->cfg->run_as);
     return rc;
 }
 
@@ -845,6 +1085,15 @@ agt_free(struct agt *a)
     agt_reaper_free();
     free(a->insts);
     want_free(a);
+    agt_uids_free(a->uids);
+    if (a->cg.ok) { /* the node's subtree, if nothing is left in it */
+        rmdir(a->cg.v2);
+        for (int k = 0; k < AGT_CG_NCTL; k++)
+            if (a->cg.v1[k][0])
+                rmdir(a->cg.v1[k]);
+        if (a->cg.cpuacct[0])
+            rmdir(a->cg.cpuacct);
+    }
     free(a);
 }
 

@@ -29,6 +29,7 @@ struct agt_inst;
 struct agt_health;
 struct agt_out;
 struct agt_pipe;
+struct agt_cgroups;
 
 /* config.c */
 struct agt_config {
@@ -47,8 +48,12 @@ struct agt_config {
     char run_as[64]; /* DROVER_RUN_AS: who app processes run as when we are root */
     bool drop;       /* we are root: spawn as run_uid:run_gid */
     uint32_t run_uid, run_gid;
-    uint32_t leave_timeout_ms; /* SIGTERM: longest wait for replacements elsewhere */
-    bool echo_app_logs;        /* DROVER_ECHO_APP_LOGS: app lines on our stdout too */
+    uint32_t leave_timeout_ms;  /* SIGTERM: longest wait for replacements elsewhere */
+    bool echo_app_logs;         /* DROVER_ECHO_APP_LOGS: app lines on our stdout too */
+    bool per_app;               /* root, DROVER_RUN_AS unset: a uid per app (uids.c) */
+    uint32_t uid_min, uid_max;  /* DROVER_UID_RANGE */
+    char cgroup_root[PATH_MAX]; /* DROVER_CGROUP_ROOT; "" for the agent's own cgroup */
+    bool cgroups_off;           /* DROVER_CGROUPS=off: process groups only, no limits */
 };
 /* Reads every DROVER_* variable the agent uses; on any error logs them all
  * and exits 78. */
@@ -81,6 +86,17 @@ bool agt_leaving(const struct agt *a);
 void agt_leave_acked(struct agt *a);
 void agt_leave_unreachable(struct agt *a);
 int agt_exit_code(const struct agt *a);
+/* The node's cgroups, or NULL where they are unavailable (then process
+ * groups only, and no limits). */
+const struct agt_cgroups *agt_cgroups(const struct agt *a);
+/* Do instances get a writable view (view.c)? Root: yes; not root: where
+ * user namespaces allow it. */
+bool agt_views(const struct agt *a);
+/* What spawns run: drover-exec beside the agent, or /proc/self/exe. */
+const char *agt_helper(const struct agt *a);
+/* Who app's processes run as: 1 with uid and gid filled (root agent), 0 when
+ * they run as the agent's own user, negative errno (no uid left). */
+int agt_app_ids(struct agt *a, const char *app, uint32_t *uid, uint32_t *gid);
 /* Reports of every instance, ascending id, for a register or full sync,
  * and their digest. *reps is malloc'd, its elements too (their strings are
  * borrowed from the instances: pack them before returning to the loop):
@@ -125,6 +141,14 @@ void agt_conn_last_sync(struct agt_conn *c);
 /* Close every socket and timer; frees itself in the close callbacks. */
 void agt_conn_close(struct agt_conn *c);
 
+/* Per-type limits; 0 means none. */
+struct agt_limits {
+    uint64_t memory;    /* bytes */
+    uint32_t cpu_milli; /* thousandths of a core */
+    uint32_t pids;
+    uint32_t nofile;
+};
+
 /* spec.c: an assignment, checked and copied. */
 enum agt_health_kind { AGT_HEALTH_NONE, AGT_HEALTH_TCP, AGT_HEALTH_HTTP };
 struct agt_spec {
@@ -149,6 +173,7 @@ struct agt_spec {
     bool attach;                /* its stdio goes through pipe.c, not to the logs */
     bool tty;
     uint16_t rows, cols;
+    struct agt_limits limits; /* per type; 0: none */
 };
 #define AGT_DEFAULT_GRACE_MS 30000u
 #define AGT_DEFAULT_BOOT_MS 60000u
@@ -330,10 +355,85 @@ void agt_runrec_remove(const char *data_dir, uint64_t id);
 int agt_runrec_start_time(int pid, uint64_t *start);
 /* The records whose groups are still alive and ours; the others are
  * removed. *out is malloc'd. */
-int agt_orphans_find(const char *data_dir, struct agt_runrec **out, size_t *n);
+int agt_orphans_find(const char *data_dir, const struct agt_cgroups *cg, struct agt_runrec **out,
+                     size_t *n);
 
+/* Read its cgroup's counters (usage.c's timer): memory now, CPU since the
+ * last sample. True when what it reports changed. */
+bool agt_inst_sample(struct agt_inst *i, uint64_t now_ns);
 /* Why it last crashed, failed or exited: "" when it has not. */
 const char *agt_inst_reason(const struct agt_inst *i);
+
+/* cgroup.c: a control group per instance, on the v2 or hybrid layout. */
+enum agt_cg_ctl { AGT_CG_MEMORY, AGT_CG_CPU, AGT_CG_PIDS, AGT_CG_NCTL };
+struct agt_cgroups {
+    bool ok;
+    char v2[PATH_MAX];              /* the node's v2 subtree, "" when none */
+    bool v2ctl[AGT_CG_NCTL];        /* controller enabled there */
+    bool has_kill;                  /* cgroup.kill exists */
+    char v1[AGT_CG_NCTL][PATH_MAX]; /* v1 subtrees for controllers v2 lacks */
+    char cpuacct[PATH_MAX];         /* v1 usage when there is no v2 */
+    char track[PATH_MAX];           /* where membership is read: v2, else one v1 */
+};
+/* Find the hierarchies from a /proc/self/mounts text and a /proc/self/cgroup
+ * text, make the node's subtree "drover.NODE" under root (or under our own
+ * cgroup when root is empty) and enable what v2 offers. -ENOTSUP with why
+ * filled when no hierarchy can be used. */
+int agt_cg_probe(struct agt_cgroups *cg, const char *mounts, const char *self, const char *root,
+                 const char *node, char *why, size_t whysz);
+bool agt_cg_can_limit(const struct agt_cgroups *cg, enum agt_cg_ctl k);
+/* Make (or reuse) instance id's cgroups and write its limits (none: reset). */
+int agt_cg_create(const struct agt_cgroups *cg, uint64_t id, const struct agt_limits *l, char *err,
+                  size_t errsz);
+/* The cgroup.procs files the process must join; returns how many. */
+int agt_cg_procs(const struct agt_cgroups *cg, uint64_t id, char out[][PATH_MAX], size_t max);
+/* sig to every member; returns how many were sent it, or a negative errno. */
+int agt_cg_signal(const struct agt_cgroups *cg, uint64_t id, int sig);
+/* Kill the cgroup whole: cgroup.kill, or SIGKILL each until none is left. */
+int agt_cg_kill(const struct agt_cgroups *cg, uint64_t id);
+/* 1 when a process is in it, 0 when none (or it is gone), negative errno. */
+int agt_cg_populated(const struct agt_cgroups *cg, uint64_t id);
+int agt_cg_remove(const struct agt_cgroups *cg, uint64_t id);
+/* Memory as the cgroup counts it (RSS + cache) and CPU time used. */
+int agt_cg_usage(const struct agt_cgroups *cg, uint64_t id, uint64_t *mem, uint64_t *cpu_usec);
+/* OOM kills so far in the instance's memory cgroup. */
+int agt_cg_oom_kills(const struct agt_cgroups *cg, uint64_t id, uint64_t *n);
+/* The instance ids that have a cgroup under the node's subtree. */
+int agt_cg_list(const struct agt_cgroups *cg, uint64_t **ids, size_t *n);
+
+/* uids.c: a user per app on this node. */
+struct agt_uids;
+struct agt_uid_entry {
+    char app[32];
+    uint32_t uid;
+};
+/* Pure: "APP UID" lines (damaged ones skipped). *out malloc'd. */
+int agt_uids_parse(const char *text, struct agt_uid_entry **out, size_t *n);
+/* Pure: the next number in [lo, hi] above every one ever given; -ENOSPC. */
+int agt_uids_pick(const struct agt_uid_entry *v, size_t n, uint32_t lo, uint32_t hi, uint32_t *uid);
+struct agt_uids *agt_uids_new(const char *data_dir, uint32_t lo, uint32_t hi, int *err);
+void agt_uids_free(struct agt_uids *u);
+/* app's uid (= its gid), handed out and saved the first time. */
+int agt_uids_get(struct agt_uids *u, const char *app, uint32_t *uid);
+
+/* view.c: a writable, ephemeral view of the release per instance. */
+struct agt_view {
+    char release[PATH_MAX]; /* the unpacked release: the overlay's lower dir */
+    char views[PATH_MAX];   /* DATA_DIR/views: the view is views/app */
+    char hide[PATH_MAX];    /* DATA_DIR/releases, covered inside; "" for none */
+};
+/* In the helper, as root: a mount namespace with the view, the releases
+ * hidden and a private /tmp; cwd is the view. 0, or a negative errno with
+ * err saying which step failed. */
+int agt_view_enter(const struct agt_view *v, uint32_t uid, uint32_t gid, char *err, size_t errsz);
+/* Not root: can a user namespace mount a tmpfs on views? Run it in a child
+ * (it changes namespaces). 0, or a negative errno with err filled. */
+int agt_view_probe(const char *views, char *err, size_t errsz);
+
+/* exec.c: `drover-agent --exec`, the helper every app process goes through. */
+int agt_exec_main(int argc, char **argv);
+/* The one place privileges are dropped: no supplementary groups, gid, uid. */
+int agt_drop_privileges(uint32_t uid, uint32_t gid);
 
 /* health.c: is the process serving? */
 typedef void (*agt_health_cb)(void *arg);
@@ -390,14 +490,6 @@ void agt_pipe_spawned(struct agt_pipe *p, int pgid, int err);
 void agt_pipe_exited(struct agt_pipe *p, int64_t code, int sig);
 /* Shutdown: close every pipe at once. */
 void agt_pipe_close_all(void);
-/* `drover-agent --tty-exec IDS COMMAND`, spawned as the agent's user with an
- * empty environment: take stdin as the controlling terminal, read the app's
- * environment from descriptor 3, become IDS ("UID:GID", or "-" to stay who
- * we are) and exec /bin/sh -c COMMAND with that environment. Returns only on
- * failure (127). */
-int agt_pipe_tty_exec(const char *ids, const char *command);
-/* setgroups(0), setgid, setuid, and check that they took. 0 or -errno. */
-int agt_priv_drop(uid_t uid, gid_t gid);
 
 /* reaper.c: the agent as a child subreaper. */
 /* PR_SET_CHILD_SUBREAPER, and reap adopted orphans on SIGCHLD. 0 or -errno

@@ -5,8 +5,11 @@
  * agent exits 78 (EX_CONFIG) before it has touched anything.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <grp.h>
 #include <limits.h>
 #include <pwd.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -32,6 +35,8 @@ load_run_as(struct env_errs *e, struct agt_config *cfg)
         return;
     if (geteuid() != 0)
         return;
+    /* Root without an explicit DROVER_RUN_AS: a user per app (uids.c). */
+    cfg->per_app = env_raw("DROVER_RUN_AS") == NULL;
     pw = getpwnam(cfg->run_as);
     if (pw == NULL) {
         env_err(e, "DROVER_RUN_AS: no user '%s' on this machine", cfg->run_as);
@@ -84,6 +89,48 @@ agt_config_check_dirs(const struct agt_config *cfg)
             break;
         path[--n] = '\0';
     }
+}
+
+/*
+ * DROVER_UID_RANGE: the uids (and gids, the same numbers) drover hands to
+ * apps; by default systemd's range for dynamic users. No account or group
+ * of this machine may have one of them: an app would share its files.
+ */
+static void
+load_uid_range(struct env_errs *e, struct agt_config *cfg)
+{
+    const char *raw = env_raw("DROVER_UID_RANGE");
+    char lo[32] = "", hi[32] = "";
+    uint64_t a = 61184, b = 65519;
+    struct passwd *pw;
+    struct group *gr;
+
+    if (raw && (sscanf(raw, "%31[0-9]-%31[0-9]", lo, hi) != 2 ||
+                env_parse_u64(lo, 1000, 4294967294u, &a) < 0 ||
+                env_parse_u64(hi, 1000, 4294967294u, &b) < 0 || b < a || b - a > 10000000)) {
+        env_err(e, "DROVER_UID_RANGE: '%s' is not LOW-HIGH with 1000 <= LOW <= HIGH", raw);
+        return;
+    }
+    cfg->uid_min = (uint32_t)a;
+    cfg->uid_max = (uint32_t)b;
+    if (!cfg->per_app)
+        return;
+    setpwent();
+    while ((pw = getpwent()) != NULL)
+        if (pw->pw_uid >= a && pw->pw_uid <= b) {
+            env_err(e, "DROVER_UID_RANGE: %" PRIu64 "-%" PRIu64 " holds uid %u of user '%s'", a, b,
+                    (unsigned)pw->pw_uid, pw->pw_name);
+            break;
+        }
+    endpwent();
+    setgrent();
+    while ((gr = getgrent()) != NULL)
+        if (gr->gr_gid >= a && gr->gr_gid <= b) {
+            env_err(e, "DROVER_UID_RANGE: %" PRIu64 "-%" PRIu64 " holds gid %u of group '%s'", a, b,
+                    (unsigned)gr->gr_gid, gr->gr_name);
+            break;
+        }
+    endgrent();
 }
 
 static void
@@ -147,5 +194,19 @@ agt_config_load(struct agt_config *cfg)
     if (cfg->has_key_next)
         env_key(&e, "DROVER_CLUSTER_KEY_NEXT", cfg->cluster_key_next);
     load_run_as(&e, cfg);
+    load_uid_range(&e, cfg);
+    env_str(&e, "DROVER_CGROUP_ROOT", "", cfg->cgroup_root, sizeof cfg->cgroup_root);
+    {
+        char mode[16];
+
+        if (env_str(&e, "DROVER_CGROUPS", "auto", mode, sizeof mode) == 0) {
+            if (strcmp(mode, "off") == 0)
+                cfg->cgroups_off = true;
+            else if (strcmp(mode, "auto") != 0)
+                env_err(&e, "DROVER_CGROUPS: want auto or off, not '%s'", mode);
+        }
+    }
+    if (cfg->cgroup_root[0] && cfg->cgroup_root[0] != '/')
+        env_err(&e, "DROVER_CGROUP_ROOT: '%s' must be an absolute path", cfg->cgroup_root);
     env_check(&e);
 }

@@ -43,7 +43,8 @@ static const char usage[] =
     "usage: drover-agent [--version]\n"
     "Configured only by the environment: DROVER_CLUSTER_KEY (required), DROVER_JOIN,\n"
     "DROVER_NODE_NAME, DROVER_ADVERTISE, DROVER_PORT_RANGE, DROVER_CAPACITY, DROVER_DATA_DIR,\n"
-    "DROVER_HEARTBEAT_MS, DROVER_LEAVE_TIMEOUT_MS, DROVER_RUN_AS, DROVER_CLUSTER_KEY_NEXT\n"
+    "DROVER_HEARTBEAT_MS, DROVER_LEAVE_TIMEOUT_MS, DROVER_RUN_AS, DROVER_UID_RANGE,\n"
+    "DROVER_CGROUP_ROOT, DROVER_CGROUPS, DROVER_CLUSTER_KEY_NEXT, DROVER_ECHO_APP_LOGS\n"
     "(see drover-agent(8) and the README).\n";
 
 int
@@ -54,8 +55,8 @@ main(int argc, char **argv)
     struct agt *a;
     int rc;
 
-    if (argc == 4 && strcmp(argv[1], "--tty-exec") == 0)
-        return agt_pipe_tty_exec(argv[2], argv[3]); /* internal: see pipe.c */
+    if (argc >= 2 && strcmp(argv[1], "--exec") == 0)
+        return agt_exec_main(argc, argv); /* internal: see exec.c */
     if (argc == 2 && strcmp(argv[1], "--version") == 0) {
         printf("drover-agent %s\n", DROVER_VERSION);
         return EXIT_SUCCESS;

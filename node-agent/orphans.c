@@ -288,7 +288,8 @@ read_text(const char *path, char *buf, size_t bufsz)
 }
 
 int
-agt_orphans_find(const char *data_dir, struct agt_runrec **out, size_t *nout)
+agt_orphans_find(const char *data_dir, const struct agt_cgroups *cg, struct agt_runrec **out,
+                 size_t *nout)
 {
     char dir[PATH_MAX], path[PATH_MAX], text[512];
     struct agt_runrec *v = NULL, r;
@@ -319,7 +320,8 @@ agt_orphans_find(const char *data_dir, struct agt_runrec **out, size_t *nout)
             unlink(path);
             continue;
         }
-        if (!agt_orphan_match(&r, procs, nprocs)) {
+        /* With cgroups, a member that left the group (setsid) still counts. */
+        if (!agt_orphan_match(&r, procs, nprocs) && !(cg && agt_cg_populated(cg, r.id) > 0)) {
             unlink(path); /* gone, or its pid is someone else's now */
             continue;
         }

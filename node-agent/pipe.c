@@ -23,16 +23,10 @@
  * With a terminal (tty), the process gets the slave side of a
  * pseudo-terminal as stdin, stdout and stderr, and we hold the master: its
  * output comes as stdout, Ctrl-C arrives as a byte for the line discipline,
- * and the window size is set with TIOCSWINSZ. The process is spawned through
- * `drover-agent --tty-exec UID:GID COMMAND` (agt_pipe_tty_exec), which makes
- * the terminal its controlling one (libuv's detached spawn made it a session
- * leader), drops to the app's user (agt_priv_drop) and then execs /bin/sh -c
- * COMMAND. The helper is spawned as the agent's own user, so the app's user
- * never has to reach the agent's binary (a checkout under /root, a mktemp -d
- * directory): it only runs /bin/sh. Being root until the drop, the helper
- * starts with an empty environment (the app's config could otherwise set
- * LD_PRELOAD for a root process); the app's environment comes on descriptor
- * 3 (a memfd) and is given to /bin/sh alone.
+ * and the window size is set with TIOCSWINSZ. The exec helper (exec.c,
+ * `--tty`) makes the terminal the process's controlling one and gives it to
+ * the app's user before it drops privileges: the app's user never has to
+ * reach the agent's binary (a checkout under /root, a mktemp -d directory).
  *
  * A pipe outlives its instance: it lasts until the controller has recorded
  * the exit (`done`), the controller says nobody is attached (`stop`) and the
@@ -672,129 +666,4 @@ agt_pipe_close_all(void)
 {
     while (pipes != NULL)
         pipe_close(pipes);
-}
-
-/*
- * The one place a root helper becomes the app's user: supplementary groups
- * first (while we may still change them), then the group, then the user,
- * and a check that every id took and that root cannot be regained. Stays
- * small on purpose: a later root exec helper does more before this step.
- * Returns 0 or a negative errno (the helper then must not exec).
- */
-int
-agt_priv_drop(uid_t uid, gid_t gid)
-{
-    if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
-        return -errno;
-    if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid)
-        return -EPERM;
-    if (uid != 0 && setuid(0) == 0)
-        return -EPERM;
-    return 0;
-}
-
-/* "UID:GID" or "-" (keep who we are). */
-static int
-parse_ids(const char *s, bool *drop, uid_t *uid, gid_t *gid)
-{
-    unsigned long u, g;
-    char *end;
-
-    *drop = strcmp(s, "-") != 0;
-    if (!*drop)
-        return 0;
-    errno = 0;
-    u = strtoul(s, &end, 10);
-    if (errno || end == s || *end != ':')
-        return -EINVAL;
-    s = end + 1;
-    g = strtoul(s, &end, 10);
-    if (errno || end == s || *end != '\0' || u > UINT32_MAX - 1 || g > UINT32_MAX - 1)
-        return -EINVAL;
-    *uid = (uid_t)u;
-    *gid = (gid_t)g;
-    return 0;
-}
-
-/* The app's environment, as the agent wrote it on descriptor 3: "K=V"
- * strings, each ended by a NUL. A malloc'd NULL-terminated array whose
- * strings point into one malloc'd buffer (both live until exec), or NULL. */
-static char **
-read_env(int fd)
-{
-    size_t len = 0, cap = 0, n = 0, k;
-    char *buf = NULL, **envp;
-    ssize_t got;
-
-    for (;;) {
-        if (len == cap) {
-            char *p = cap < (16u << 20) ? realloc(buf, (cap = cap ? cap * 2 : 4096) + 1) : NULL;
-
-            if (!p) {
-                free(buf);
-                return NULL;
-            }
-            buf = p;
-        }
-        got = read(fd, buf + len, cap - len);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            free(buf);
-            return NULL;
-        }
-        if (got == 0)
-            break;
-        len += (size_t)got;
-    }
-    close(fd);
-    if (!buf && !(buf = calloc(1, 1)))
-        return NULL;
-    buf[len] = '\0';
-    for (k = 0; k < len; k++)
-        n += buf[k] == '\0';
-    if (!(envp = calloc(n + 1, sizeof *envp))) {
-        free(buf);
-        return NULL;
-    }
-    for (k = 0, n = 0; k < len; k += strlen(buf + k) + 1)
-        envp[n++] = buf + k;
-    return envp;
-}
-
-int
-agt_pipe_tty_exec(const char *ids, const char *command)
-{
-    char sh[] = "/bin/sh", dash_c[] = "-c";
-    char *args[] = {sh, dash_c, (char *)command, NULL};
-    char **envp;
-    bool drop;
-    uid_t uid = 0;
-    gid_t gid = 0;
-    int rc;
-
-    if (parse_ids(ids, &drop, &uid, &gid) < 0) {
-        dprintf(2, "drover: --tty-exec: bad ids '%s'\n", ids);
-        return 127;
-    }
-    if (!(envp = read_env(3))) {
-        dprintf(2, "drover: --tty-exec: no environment on descriptor 3\n");
-        return 127;
-    }
-    /* We are a session leader (detached spawn) and stdin is the slave. */
-    if (ioctl(0, TIOCSCTTY, 0) < 0)
-        dprintf(2, "drover: cannot take the terminal: %s\n", strerror(errno));
-    if (drop) {
-        /* The user owns its terminal, as after a login. */
-        if (fchown(0, uid, (gid_t)-1) < 0)
-            dprintf(2, "drover: cannot give the terminal away: %s\n", strerror(errno));
-        if ((rc = agt_priv_drop(uid, gid)) < 0) {
-            dprintf(2, "drover: cannot become %u:%u: %s\n", (unsigned)uid, (unsigned)gid,
-                    strerror(-rc));
-            return 127;
-        }
-    }
-    execve(sh, args, envp);
-    dprintf(2, "drover: cannot run /bin/sh: %s\n", strerror(errno));
-    return 127;
 }

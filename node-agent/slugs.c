@@ -26,6 +26,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -69,6 +70,7 @@ struct rel {
     char dir[PATH_MAX];
     uint32_t failures;
     uint64_t retry_at;
+    int64_t gid; /* the app's group, which alone may read it; -1: world-readable */
 };
 
 struct agt_slugs {
@@ -208,6 +210,34 @@ fetch_done(struct agt_slugs *s, struct fetch *f, int err, const char *reason)
 
 /* ---- unpacking, off the loop ---- */
 
+/*
+ * A release belongs to root and is readable by its app's group only: the
+ * group gets the owner's read and execute bits, others nothing, and no
+ * set-id bit survives. Runs in the worker thread: nftw's callback finds
+ * the gid in a thread-local.
+ */
+static _Thread_local gid_t restrict_gid;
+
+static int
+restrict_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)ftw;
+    if (lchown(path, 0, restrict_gid) < 0)
+        return -errno;
+    if (flag != FTW_SL && chmod(path, (st->st_mode & 0500) | ((st->st_mode & 0500) >> 3)) < 0)
+        return -errno;
+    return 0;
+}
+
+static int
+restrict_tree(const char *dir, const char *parent, gid_t gid)
+{
+    restrict_gid = gid;
+    if (lchown(parent, 0, gid) < 0 || chmod(parent, 0750) < 0)
+        return -errno;
+    return nftw(dir, restrict_one, 16, FTW_PHYS);
+}
+
 static void
 unpack_work(uv_work_t *w)
 {
@@ -226,6 +256,12 @@ unpack_work(uv_work_t *w)
     }
     rm_rf(j->tmp);
     j->rc = slug_unpack(j->slug, j->tmp, j->err, sizeof j->err);
+    if (j->rc == 0 && j->r->gid >= 0 &&
+        (j->rc = restrict_tree(j->tmp, parent, (gid_t)j->r->gid)) != 0) {
+        snprintf(j->err, sizeof j->err, "cannot restrict the release to its app's group: %s",
+                 strerror(j->rc < 0 ? -j->rc : errno));
+        j->rc = j->rc < 0 ? j->rc : -EIO;
+    }
     if (j->rc < 0) {
         rm_rf(j->tmp);
         return;
@@ -948,6 +984,18 @@ agt_slugs_want(struct agt_slugs *s, const struct agt_spec *spec, char *dir, size
         return -ENOMEM;
     snprintf(r->app, sizeof r->app, "%s", spec->app);
     r->release = spec->release;
+    r->gid = -1;
+    {
+        uint32_t uid, gid;
+
+        rc = agt_app_ids(s->agt, spec->app, &uid, &gid);
+        if (rc < 0) {
+            free(r);
+            return rc;
+        }
+        if (rc == 1)
+            r->gid = gid;
+    }
     snprintf(r->sha, sizeof r->sha, "%s", spec->sha);
     rc = agt_release_dir(s->cfg->data_dir, spec->app, spec->release, spec->sha, r->dir,
                          sizeof r->dir);
@@ -990,7 +1038,9 @@ agt_slugs_new(struct agt *a, int *err)
     s->cfg = cfg;
     rc = strfmt(dir, sizeof dir, "%s/slugs", cfg->data_dir);
     if (rc == 0)
-        rc = mkdir_p(dir, 0755);
+        rc = mkdir_p(dir, 0700);
+    if (rc == 0 && cfg->drop && chmod(dir, 0700) < 0) /* apps never read a slug */
+        rc = -errno;
     if (rc < 0)
         goto out;
     s->sock = nnuv_new(s->loop, AF_SP, NN_REQ, on_msg, s, &rc);

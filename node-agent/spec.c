@@ -136,6 +136,10 @@ agt_spec_new(const Drover__Assignment *as, const struct agt_config *cfg, struct 
     /* 0 is meant for these two (up at the first pass; SIGTERM at once): no default. */
     s->min_healthy_ms = as->min_healthy_ms;
     s->shutdown_delay_ms = as->shutdown_delay_ms;
+    s->limits.memory = as->memory_bytes;
+    s->limits.cpu_milli = as->cpu_milli;
+    s->limits.pids = as->pids;
+    s->limits.nofile = as->nofile;
     s->oneoff = as->oneoff;
     s->attach = as->oneoff && as->attach;
     s->tty = s->attach && as->tty;

@@ -253,10 +253,31 @@ struct agt_inst {
     struct agt_health *health;
     uint64_t stop_seq;           /* see agt_reports() */
     struct agt_pipe *pipe;       /* attached one-off, until its exit */
-    char reason[128];            /* why it last crashed or ended */
+    char reason[320];            /* why it last crashed or ended */
     char boot_why[96];           /* boot timeout: what the health check last saw */
     Drover__InstanceCause cause; /* what reason is about */
+    bool cg;                     /* it has a cgroup (i<ID> under the node's subtree) */
+    uint64_t oom_base;           /* the cgroup's oom kills when it was spawned */
+    bool oom;                    /* its last exit was an oom kill */
+    char spawn_err[256];         /* why the last spawn was refused */
+    uint64_t mem;                /* usage at the last sample (agt_inst_sample) */
+    uint32_t cpu_permille;
+    uint64_t cpu_usec, sampled_ns; /* the counter and uv_hrtime at the last sample */
 };
+
+/* "512 MiB", "1 GiB", "1000000 bytes": a memory limit as people set it. */
+static void
+bytes_text(uint64_t v, char *out, size_t outsz)
+{
+    if (v >= (1ull << 30) && v % (1ull << 30) == 0)
+        snprintf(out, outsz, "%" PRIu64 " GiB", v >> 30);
+    else if (v % (1ull << 20) == 0)
+        snprintf(out, outsz, "%" PRIu64 " MiB", v >> 20);
+    else if (v % 1024 == 0)
+        snprintf(out, outsz, "%" PRIu64 " KiB", v >> 10);
+    else
+        snprintf(out, outsz, "%" PRIu64 " bytes", v);
+}
 
 static uint32_t
 rnd32(void)
@@ -294,10 +315,16 @@ static void
 on_watch(uv_timer_t *t)
 {
     struct agt_inst *i = t->data;
-    bool alive = i->pgid > 1 && kill(-i->pgid, 0) == 0;
+    const struct agt_cgroups *cg = agt_cgroups(i->agt);
+    bool alive;
 
-    if (alive && ++i->watch_ticks % 10 == 1)
-        alive = agt_group_alive(i->pgid);
+    if (i->cg && cg) /* the cgroup says it exactly: no zombie counts */
+        alive = agt_cg_populated(cg, i->spec->id) != 0;
+    else {
+        alive = i->pgid > 1 && kill(-i->pgid, 0) == 0;
+        if (alive && ++i->watch_ticks % 10 == 1)
+            alive = agt_group_alive(i->pgid);
+    }
     if (alive && now_ms() < i->watch_deadline)
         return;
     uv_timer_stop(&i->watch);
@@ -337,8 +364,20 @@ record_group(struct agt_inst *i)
 
 /* The group is gone or has been sent SIGKILL: nothing left to find later. */
 static void
+remove_cgroup(struct agt_inst *i)
+{
+    const struct agt_cgroups *cg = agt_cgroups(i->agt);
+
+    /* EBUSY while killed members are still exiting: tried again when the
+     * instance is freed, and by the next agent's start. */
+    if (i->cg && cg && agt_cg_remove(cg, i->spec->id) == 0)
+        i->cg = false;
+}
+
+static void
 forget_group(struct agt_inst *i)
 {
+    remove_cgroup(i);
     if (i->pgid == 0)
         return;
     agt_runrec_remove(agt_cfg(i->agt)->data_dir, i->spec->id);
@@ -365,6 +404,19 @@ health_stop(struct agt_inst *i)
 static void
 signal_group(struct agt_inst *i, int sig)
 {
+    const struct agt_cgroups *cg = agt_cgroups(i->agt);
+
+    /* A cgroup holds every descendant, setsid or not: signal each; at
+     * SIGKILL, kill the cgroup whole. The group as well, for what started
+     * before the agent had cgroups. */
+    if (i->cg && cg) {
+        int rc =
+            sig == SIGKILL ? agt_cg_kill(cg, i->spec->id) : agt_cg_signal(cg, i->spec->id, sig);
+
+        if (rc < 0 && rc != -ENOENT)
+            log_warn("cgroup_kill_failed", "app=%s inst=%s sig=%d err=%s", i->spec->app,
+                     i->spec->name, sig, log_q(strerror(-rc)));
+    }
     if (i->pgid <= 1)
         return;
     if (kill(-i->pgid, sig) < 0 && errno != ESRCH)
@@ -391,6 +443,24 @@ on_exit_cb(uv_process_t *p, int64_t status, int sig)
     i->run = NULL;
     i->sup.exit_code = sig ? -1 : (int32_t)status;
     i->sup.exit_signal = sig;
+    i->oom = false;
+    if (i->cg && agt_cgroups(i->agt) && i->spec->limits.memory) {
+        uint64_t n = 0;
+
+        if (agt_cg_oom_kills(agt_cgroups(i->agt), i->spec->id, &n) == 0 && n > i->oom_base) {
+            char text[128], mem[32];
+            struct logring_drops d = {0};
+            int len;
+
+            i->oom = true;
+            i->oom_base = n;
+            bytes_text(i->spec->limits.memory, mem, sizeof mem);
+            len = snprintf(text, sizeof text, "drover: memory limit %s exceeded (oom kill)", mem);
+            agt_logs_line(i->spec->app, i->spec->name, true, text, (size_t)len, &d);
+            log_info("oom_kill", "app=%s inst=%s limit=%" PRIu64, i->spec->app, i->spec->name,
+                     i->spec->limits.memory);
+        }
+    }
     log_info("exited", "app=%s inst=%s pid=%d code=%d signal=%d", i->spec->app, i->spec->name,
              i->pgid, (int)i->sup.exit_code, sig);
     if (i->pipe != NULL) {
@@ -425,32 +495,147 @@ env_memfd(char **env, int *fd)
     return 0;
 }
 
+/*
+ * Before the spawn: the instance's cgroup with its limits, made or reused
+ * (a restart at once reuses the one its killed predecessor is leaving).
+ * A limit that no cgroup can enforce here is refused, never ignored.
+ */
+static int
+prepare_cgroup(struct agt_inst *i, char procs[][PATH_MAX], size_t max, int *nprocs)
+{
+    const struct agt_cgroups *cg = agt_cgroups(i->agt);
+    const struct agt_limits *l = &i->spec->limits;
+    static const char *const what[AGT_CG_NCTL] = {"memory", "cpu", "pids"};
+    bool want[AGT_CG_NCTL] = {l->memory != 0, l->cpu_milli != 0, l->pids != 0};
+    char err[256];
+    int k, rc;
+
+    *nprocs = 0;
+    for (k = 0; k < AGT_CG_NCTL; k++)
+        if (want[k] && (!cg || !agt_cg_can_limit(cg, (enum agt_cg_ctl)k))) {
+            snprintf(i->spawn_err, sizeof i->spawn_err,
+                     "the %s limit cannot be enforced on this node (%s)", what[k],
+                     cg ? "no such cgroup controller" : "cgroups unavailable");
+            return -ENOTSUP;
+        }
+    if (!cg)
+        return 0;
+    rc = agt_cg_create(cg, i->spec->id, l, err, sizeof err);
+    if (rc < 0) {
+        snprintf(i->spawn_err, sizeof i->spawn_err, "%s", err);
+        return rc;
+    }
+    i->cg = true;
+    if (agt_cg_populated(cg, i->spec->id) > 0) /* what the last run left */
+        agt_cg_kill(cg, i->spec->id);
+    if (agt_cg_oom_kills(cg, i->spec->id, &i->oom_base) < 0)
+        i->oom_base = 0;
+    rc = agt_cg_procs(cg, i->spec->id, procs, max);
+    if (rc < 0)
+        return rc;
+    *nprocs = rc;
+    return 0;
+}
+
+/*
+ * The helper's command line (exec.c): drover-agent --exec [--cgroup FILE]...
+ * [--uid U --gid G] [--nofile N] [--tty] -- SCRIPT. strs holds the numbers'
+ * text; argv points into it and into procs.
+ */
+static int
+helper_args(struct agt_inst *i, char *exe, char procs[][PATH_MAX], int nprocs, bool tty,
+            char *script, char strs[3][24], char views[2][PATH_MAX], char **argv)
+{
+    static char o_exec[] = "--exec", o_cg[] = "--cgroup", o_uid[] = "--uid", o_gid[] = "--gid",
+                o_nofile[] = "--nofile", o_tty[] = "--tty", o_end[] = "--", o_view[] = "--view",
+                o_views[] = "--views", o_hide[] = "--hide", o_envfd[] = "--env-fd", o_three[] = "3";
+    uint32_t uid, gid;
+    int n = 0, k, rc;
+
+    argv[n++] = exe;
+    argv[n++] = o_exec;
+    argv[n++] = o_envfd; /* the app's environment: see spawn() */
+    argv[n++] = o_three;
+    for (k = 0; k < nprocs; k++) {
+        argv[n++] = o_cg;
+        argv[n++] = procs[k];
+    }
+    rc = agt_app_ids(i->agt, i->spec->app, &uid, &gid);
+    if (rc < 0) {
+        snprintf(i->spawn_err, sizeof i->spawn_err, "no user for the app: %s", strerror(-rc));
+        return rc;
+    }
+    if (rc == 1) {
+        snprintf(strs[0], 24, "%" PRIu32, uid);
+        snprintf(strs[1], 24, "%" PRIu32, gid);
+        argv[n++] = o_uid;
+        argv[n++] = strs[0];
+        argv[n++] = o_gid;
+        argv[n++] = strs[1];
+    }
+    if (i->spec->limits.nofile) {
+        snprintf(strs[2], 24, "%" PRIu32, i->spec->limits.nofile);
+        argv[n++] = o_nofile;
+        argv[n++] = strs[2];
+    }
+    if (tty)
+        argv[n++] = o_tty;
+    if (views[0][0]) {
+        argv[n++] = o_view;
+        argv[n++] = i->dir;
+        argv[n++] = o_views;
+        argv[n++] = views[0];
+        argv[n++] = o_hide;
+        argv[n++] = views[1];
+    }
+    argv[n++] = o_end;
+    argv[n++] = script;
+    argv[n] = NULL;
+    return 0;
+}
+
 /* 0, or a negative errno with the reason logged. */
 static int
 spawn(struct agt_inst *i)
 {
     uv_loop_t *loop = agt_loop(i->agt);
-    char sh[] = "/bin/sh", dash_c[] = "-c", tty_exec[] = "--tty-exec";
     char *script = agt_shell_command(i->spec->command);
-    char *args[] = {sh, dash_c, script, NULL, NULL};
-    char exe[PATH_MAX], ids[32] = "-";
+    char *args[AGT_CG_NCTL * 2 + 28];
+    char procs[AGT_CG_NCTL + 2][PATH_MAX], strs[3][24], views[2][PATH_MAX], home[PATH_MAX];
+    char exe[] = "drover-exec";
     char *no_env[] = {NULL};
-    bool helper = false;
     int envfd = -1;
-    size_t exelen = sizeof exe;
     char **env = NULL;
     struct agt_run *run = NULL;
     struct agt_out *out = NULL, *err = NULL;
     struct agt_pipe *pipe = NULL;
     uv_process_options_t o;
     uv_stdio_container_t io[4];
-    int rc;
+    bool tty = false;
+    int rc, nprocs = 0;
 
+    i->spawn_err[0] = '\0';
+    i->oom = false;
     rc = -ENOMEM;
     if (!script)
         goto out;
-    rc = agt_env_build(i->spec, i->dir, &env);
+    /* A writable view (view.c) is cwd and HOME, where the node has them. */
+    views[0][0] = views[1][0] = '\0';
+    snprintf(home, sizeof home, "%s", i->dir);
+    if (agt_views(i->agt)) {
+        const char *data = agt_cfg(i->agt)->data_dir;
+
+        if (strfmt(views[0], PATH_MAX, "%s/views", data) < 0 ||
+            strfmt(views[1], PATH_MAX, "%s/releases", data) < 0 ||
+            strfmt(home, sizeof home, "%s/views/app", data) < 0) {
+            rc = -ENAMETOOLONG;
+            goto out;
+        }
+    }
+    rc = agt_env_build(i->spec, home, &env);
     if (rc < 0)
+        goto out;
+    if ((rc = prepare_cgroup(i, procs, sizeof procs / sizeof procs[0], &nprocs)) < 0)
         goto out;
     rc = -ENOMEM;
     run = calloc(1, sizeof *run);
@@ -462,32 +647,7 @@ spawn(struct agt_inst *i)
         if (!pipe)
             goto out;
         agt_pipe_stdio(pipe, io);
-        if (agt_pipe_tty(pipe)) {
-            /* The helper makes the terminal the controlling one. */
-            if ((rc = uv_exepath(exe, &exelen)) < 0) {
-                agt_pipe_spawned(pipe, 0, rc);
-                pipe = NULL;
-                goto out;
-            }
-            /* It starts as the agent's user: the app's environment must
-             * not reach its dynamic loader (LD_PRELOAD ...), so it comes on
-             * descriptor 3 and only /bin/sh gets it, after the drop. */
-            if ((rc = env_memfd(env, &envfd)) < 0) {
-                agt_pipe_spawned(pipe, 0, rc);
-                pipe = NULL;
-                goto out;
-            }
-            io[3].flags = UV_INHERIT_FD;
-            io[3].data.fd = envfd;
-            if (agt_cfg(i->agt)->drop)
-                snprintf(ids, sizeof ids, "%u:%u", (unsigned)agt_cfg(i->agt)->run_uid,
-                         (unsigned)agt_cfg(i->agt)->run_gid);
-            args[0] = exe;
-            args[1] = tty_exec;
-            args[2] = ids;
-            args[3] = i->spec->command; /* an interactive shell, as typed */
-            helper = true;              /* it drops privileges itself, after TIOCSCTTY */
-        }
+        tty = agt_pipe_tty(pipe); /* the helper makes the terminal the controlling one */
     } else {
         out = agt_out_new(loop, i->spec->app, i->spec->name, "stdout");
         err = agt_out_new(loop, i->spec->app, i->spec->name, "stderr");
@@ -499,19 +659,27 @@ spawn(struct agt_inst *i)
         io[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
         io[2].data.stream = (uv_stream_t *)agt_out_pipe(err);
     }
-    o.file = args[0];
+    /* With a tty: an interactive shell, as typed. */
+    rc =
+        helper_args(i, exe, procs, nprocs, tty, tty ? i->spec->command : script, strs, views, args);
+    if (rc < 0)
+        goto out;
+    o.file = agt_helper(i->agt); /* drover-exec, or this binary (agent.c) */
     o.args = args;
-    o.env = helper ? no_env : env; /* never NULL: that would pass the agent's own */
+    /* The helper starts as the agent's user (root): the app's environment
+     * must not reach its dynamic loader (LD_PRELOAD, LD_LIBRARY_PATH ...),
+     * so it comes on descriptor 3 and only /bin/sh gets it, after the drop.
+     * Never NULL: that would pass the agent's own environment. */
+    if ((rc = env_memfd(env, &envfd)) < 0)
+        goto out;
+    io[3].flags = UV_INHERIT_FD;
+    io[3].data.fd = envfd;
+    o.env = no_env;
     o.cwd = i->dir;
-    o.flags = UV_PROCESS_DETACHED; /* setsid: its own session and process group */
-    if (agt_cfg(i->agt)->drop && !helper) {
-        /* Root agent: the process runs as DROVER_RUN_AS; libuv also drops
-         * supplementary groups (setgroups(0)) before setgid/setuid. */
-        o.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
-        o.uid = (uv_uid_t)agt_cfg(i->agt)->run_uid;
-        o.gid = (uv_gid_t)agt_cfg(i->agt)->run_gid;
-    }
-    o.stdio_count = helper ? 4 : 3;
+    /* setsid: its own session and process group. The helper runs as the
+     * agent's user (root: it joins the cgroups, then drops to the app's). */
+    o.flags = UV_PROCESS_DETACHED;
+    o.stdio_count = 4;
     o.stdio = io;
     o.exit_cb = on_exit_cb;
     run->proc.data = run;
@@ -590,6 +758,19 @@ boot_timeout_seen(struct agt_inst *i)
                         : DROVER__INSTANCE_CAUSE__CAUSE_BOOT_TIMEOUT;
 }
 
+/* Why beyond the exit status: the memory limit, or a spawn refused. */
+static void
+cause_text(const struct agt_inst *i, char *out, size_t outsz)
+{
+    char mem[32];
+
+    if (i->oom) {
+        bytes_text(i->spec->limits.memory, mem, sizeof mem);
+        snprintf(out, outsz, "memory limit %s exceeded (oom kill)", mem);
+    } else if (i->spawn_err[0])
+        snprintf(out, outsz, "%s", i->spawn_err);
+}
+
 /* Carry out a transition's actions, except SPAWN (agt_inst_event spawns,
  * then feeds the outcome back as the next event). */
 static void
@@ -617,15 +798,19 @@ act(struct agt_inst *i, unsigned acts)
     if (acts & AGT_A_WATCH)
         watch_group(i);
     if (acts & AGT_A_BACKOFF) {
-        /* The exit itself is in exit_code / exit_signal. */
-        char next[48];
+        /* The exit itself is in exit_code / exit_signal; a cause beyond it
+         * (the memory limit, a spawn refused) leads the reason. */
+        char next[48], cause[256] = "";
 
         if (i->sup.backoff_ms == 0)
             snprintf(next, sizeof next, "restarting");
         else
             snprintf(next, sizeof next, "restart %u in %.1f s", (unsigned)i->sup.restarts,
                      (double)i->sup.backoff_ms / 1000.0);
-        if (i->boot_timed_out)
+        cause_text(i, cause, sizeof cause);
+        if (cause[0])
+            snprintf(i->reason, sizeof i->reason, "%s; %s", cause, next);
+        else if (i->boot_timed_out)
             snprintf(i->reason, sizeof i->reason,
                      "not healthy within %.1f s%s%.50s (killed); %.29s",
                      (double)i->spec->boot_timeout_ms / 1000.0, i->boot_why[0] ? ": " : "",
@@ -653,6 +838,7 @@ agt_inst_event(struct agt_inst *i, enum agt_event ev)
         if (!ignored && (acts & AGT_A_CRASH))
             i->cause = ev == AGT_EV_SPAWN_FAILED ? DROVER__INSTANCE_CAUSE__CAUSE_SPAWN_FAILED
                        : i->boot_timed_out       ? i->cause /* set by boot_timeout_seen */
+                       : i->oom                  ? DROVER__INSTANCE_CAUSE__CAUSE_MEMORY_LIMIT
                                                  : DROVER__INSTANCE_CAUSE__CAUSE_CRASHED;
         if (ignored) {
             log_debug("event_ignored", "app=%s inst=%s state=%s event=%s", i->spec->app,
@@ -677,10 +863,14 @@ agt_inst_event(struct agt_inst *i, enum agt_event ev)
             i->cause = DROVER__INSTANCE_CAUSE__CAUSE_NONE;
         }
         if (ev == AGT_EV_DONE && i->sup.state == AGT_STOPPED) {
-            char last[48];
+            char last[48], cause[256] = "";
 
             exit_text(i, last, sizeof last);
-            snprintf(i->reason, sizeof i->reason, "exited: %s", last);
+            cause_text(i, cause, sizeof cause);
+            if (cause[0])
+                snprintf(i->reason, sizeof i->reason, "%s", cause);
+            else
+                snprintf(i->reason, sizeof i->reason, "exited: %s", last);
             i->cause = DROVER__INSTANCE_CAUSE__CAUSE_EXITED;
         }
         /* Outside a drain the leader's exit got the group killed: it is gone
@@ -730,6 +920,8 @@ agt_inst_orphan(struct agt *a, struct agt_spec *spec, int pgid)
         return NULL;
     i->orphan = true;
     i->pgid = pgid;
+    /* Its cgroup, if it has one, holds what left the group too. */
+    i->cg = agt_cgroups(a) && agt_cg_populated(agt_cgroups(a), spec->id) > 0;
     i->sup.state = AGT_DRAINING;
     log_info("orphan_found", "app=%s inst=%s id=%" PRIu64 " pgid=%d grace_ms=%u", spec->app,
              spec->name, spec->id, pgid, (unsigned)spec->grace_ms);
@@ -764,6 +956,7 @@ agt_inst_free(struct agt_inst *i)
         agt_pipe_exited(i->pipe, -1, SIGKILL);
     i->pipe = NULL;
     health_stop(i);
+    remove_cgroup(i);
     i->closing = 2;
     uv_close((uv_handle_t *)&i->timer, on_inst_close);
     uv_close((uv_handle_t *)&i->watch, on_inst_close);
@@ -828,6 +1021,32 @@ agt_inst_report(const struct agt_inst *i, Drover__InstanceReport *r)
     r->since_ms = i->sup.since_ms;
     r->reason = (char *)i->reason; /* borrowed, as above */
     r->cause = i->cause;
+    r->memory_bytes = i->mem;
+    r->cpu_permille = i->cpu_permille;
+}
+
+bool
+agt_inst_sample(struct agt_inst *i, uint64_t now_ns)
+{
+    const struct agt_cgroups *cg = agt_cgroups(i->agt);
+    uint64_t mem = 0, cpu = 0, old_mem = i->mem;
+    uint32_t old_cpu = i->cpu_permille;
+
+    if (!cg || !i->cg || (!i->run && !i->orphan) || agt_cg_usage(cg, i->spec->id, &mem, &cpu) < 0) {
+        i->mem = 0;
+        i->cpu_permille = 0;
+        i->sampled_ns = 0;
+        return old_mem != 0 || old_cpu != 0;
+    }
+    i->mem = mem;
+    if (i->sampled_ns && now_ns > i->sampled_ns && cpu >= i->cpu_usec) {
+        uint64_t wall_us = (now_ns - i->sampled_ns) / 1000;
+
+        i->cpu_permille = wall_us ? (uint32_t)((cpu - i->cpu_usec) * 1000 / wall_us) : 0;
+    }
+    i->cpu_usec = cpu;
+    i->sampled_ns = now_ns;
+    return i->mem != old_mem || i->cpu_permille != old_cpu;
 }
 
 const char *

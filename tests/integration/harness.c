@@ -365,6 +365,68 @@ kill_by_cwd(const char *dir)
     closedir(d);
 }
 
+/*
+ * The cgroup subtrees the cluster's agents made (the paths of their
+ * event=cgroups lines): kill what is left in each instance's cgroup, then
+ * remove them, since agents killed with SIGKILL cannot.
+ */
+static void
+remove_cgroups(struct h_cluster *c)
+{
+    static char paths[64][1024];
+    int n = 0;
+
+    for (int i = 0; i < c->nprocs; i++) {
+        char line[4096];
+        FILE *f = fopen(c->procs[i].log, "r");
+
+        while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+            char *p = strstr(line, "event=cgroups "), *tok, *save;
+
+            if (p == NULL)
+                continue;
+            line[strcspn(line, "\n")] = '\0';
+            for (tok = strtok_r(p, " ", &save); tok != NULL && n < 64;
+                 tok = strtok_r(NULL, " ", &save))
+                if (strchr(tok, '=') != NULL && strchr(tok, '=')[1] == '/')
+                    snprintf(paths[n++], sizeof(paths[0]), "%s", strchr(tok, '=') + 1);
+        }
+        if (f != NULL)
+            fclose(f);
+    }
+    for (int tries = 0; tries < 40 && n > 0; tries++) {
+        int left = 0;
+
+        for (int k = 0; k < n; k++) {
+            DIR *d = opendir(paths[k]);
+            struct dirent *de;
+
+            if (d == NULL)
+                continue;
+            while ((de = readdir(d)) != NULL) {
+                char sub[1400];
+                int fd;
+
+                if (de->d_name[0] != 'i' || de->d_type != DT_DIR)
+                    continue;
+                snprintf(sub, sizeof(sub), "%.1000s/%.255s/cgroup.kill", paths[k], de->d_name);
+                if ((fd = open(sub, O_WRONLY | O_CLOEXEC)) >= 0) {
+                    (void)!write(fd, "1", 1);
+                    close(fd);
+                }
+                snprintf(sub, sizeof(sub), "%.1000s/%.255s", paths[k], de->d_name);
+                rmdir(sub);
+            }
+            closedir(d);
+            if (rmdir(paths[k]) < 0 && errno != ENOENT)
+                left++;
+        }
+        if (left == 0)
+            break;
+        h_msleep(50);
+    }
+}
+
 void
 h_cleanup(struct h_cluster *c)
 {
@@ -378,6 +440,7 @@ h_cleanup(struct h_cluster *c)
         }
     }
     kill_by_cwd(c->dir);
+    remove_cgroups(c);
     if (getenv("DROVER_KEEP_TEST_DIR") == NULL) {
         char cmd[300];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", c->dir);

@@ -228,17 +228,21 @@ Test(cli_deploy, settings_table_and_json, .timeout = 2)
     web.min_healthy_ms = 1000;
     web.deploy_timeout_ms = 300000;
     web.shutdown_delay_ms = 500;
+    web.memory_bytes = 512u << 20;
+    web.cpu_milli = 500;
+    web.pids = 256;
+    web.nofile = 4096;
     worker.type = "worker";
     worker.health = "none";
     cr_assert_not_null(f);
     cr_assert_eq(cli_settings_print(f, types, 2, NULL, false), 0);
     fclose(f);
     cr_expect_str_eq(buf, "TYPE    QTY  HEALTH         BOOT  GRACE  SURGE  UNAVAILABLE  "
-                          "MIN_HEALTHY  DEPLOY_TIMEOUT  SHUTDOWN_DELAY\n"
+                          "MIN_HEALTHY  DEPLOY_TIMEOUT  SHUTDOWN_DELAY  MEMORY  CPU  PIDS  NOFILE\n"
                           "web     4    http:/healthz  60s   30s    25%    0            "
-                          "1s           5m              500ms\n"
+                          "1s           5m              500ms           512M    0.5  256   4096\n"
                           "worker  0    none           0s    0s                         "
-                          "0s           0s              0s\n");
+                          "0s           0s              0s              -       -    -     -\n");
     free(buf);
     f = open_memstream(&buf, &len);
     cr_assert_eq(cli_settings_print(f, types, 2, "worker", true), 0);
@@ -246,5 +250,6 @@ Test(cli_deploy, settings_table_and_json, .timeout = 2)
     cr_expect_not_null(strstr(buf, "\"type\": \"worker\""), "%s", buf);
     cr_expect_null(strstr(buf, "\"web\""), "%s", buf);
     cr_expect_not_null(strstr(buf, "\"shutdown_delay_ms\": 0"), "%s", buf);
+    cr_expect_not_null(strstr(buf, "\"memory_bytes\": 0"), "%s", buf);
     free(buf);
 }

@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * exec.c: `drover-agent --exec [OPTIONS] -- SCRIPT`, the one helper that
+ * every app process passes through on its way to /bin/sh -c SCRIPT.
+ *
+ * uv_spawn can set a uid, a cwd and a session, but not what an instance
+ * needs before its first instruction runs: joining its cgroups (so that not
+ * even an early fork escapes), rlimits, a controlling terminal for a `drover
+ * run` with a tty, its own filesystem view. The agent therefore spawns
+ * itself in this mode, as root when it is root; the helper does each step in
+ * order, drops privileges last (agt_drop_privileges, the only place that
+ * does), and execs the shell, which keeps its pid: the pid the agent saw is
+ * the app's.
+ *
+ * Options:
+ *   --cgroup FILE   write our pid into this cgroup.procs (repeatable)
+ *   --uid N --gid N drop to this user and group (supplementary groups cleared)
+ *   --nofile N      RLIMIT_NOFILE soft and hard
+ *   --tty           stdin is a terminal: make it the controlling one
+ *   --env-fd N      the app's environment, "K=V" strings NUL after NUL, on
+ *                   descriptor N (read, then closed): never this process's
+ *                   own, which a root helper's dynamic loader would obey
+ *                   (LD_PRELOAD ...); only /bin/sh gets it, after the drop
+ *   --view RELEASE --views DIR [--hide DIR]
+ *                   a writable, ephemeral view of RELEASE at DIR/app, in a
+ *                   mount namespace of its own (view.c)
+ *
+ * Any failure before the exec is written to stderr (the instance's log) and
+ * ends the helper with 127, like a shell that cannot find its command.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "agt.h"
+
+int
+agt_drop_privileges(uint32_t uid, uint32_t gid)
+{
+    if (setgroups(0, NULL) < 0 || setgid((gid_t)gid) < 0 || setuid((uid_t)uid) < 0)
+        return -errno;
+    /* Make sure every id took and there is no way back. */
+    if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid)
+        return -EPERM;
+    if (uid != 0 && setuid(0) == 0)
+        return -EPERM;
+    return 0;
+}
+
+static int
+join_cgroup(const char *procs)
+{
+    FILE *f = fopen(procs, "we");
+    int rc = 0;
+
+    if (!f)
+        return -errno;
+    if (fprintf(f, "%d\n", (int)getpid()) < 0)
+        rc = -EIO;
+    if (fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    return rc;
+}
+
+/* The environment on fd: a NULL-terminated array into one buffer. NULL with
+ * errno set on failure. */
+static char **
+read_env(int fd)
+{
+    size_t len = 0, cap = 0, n = 0, k;
+    char *buf = NULL, **env;
+    ssize_t r;
+
+    for (;;) {
+        if (len == cap) {
+            char *nb = realloc(buf, cap = cap ? cap * 2 : 65536);
+
+            if (!nb)
+                return free(buf), NULL;
+            buf = nb;
+        }
+        r = read(fd, buf + len, cap - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return free(buf), NULL;
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    for (k = 0; k < len; k++)
+        n += buf[k] == '\0';
+    if ((env = calloc(n + 1, sizeof *env)) == NULL)
+        return free(buf), NULL;
+    for (k = 0, n = 0; k < len; k += strlen(buf + k) + 1)
+        if (memchr(buf + k, '\0', len - k))
+            env[n++] = buf + k;
+    return env;
+}
+
+static int
+fail(const char *what, const char *arg, int err)
+{
+    dprintf(2, "drover: %s %s: %s\n", what, arg ? arg : "", strerror(err < 0 ? -err : err));
+    return 127;
+}
+
+static bool
+parse_u32(const char *s, uint32_t *out)
+{
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno || *end || end == s || v > UINT32_MAX)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+int
+agt_exec_main(int argc, char **argv)
+{
+    char sh[] = "/bin/sh", dash_c[] = "-c";
+    uint32_t uid = 0, gid = 0, nofile = 0;
+    bool drop = false, tty = false;
+    struct agt_view view = {{0}, {0}, {0}};
+    char why[256];
+    char *args[4], *no_env[] = {NULL}, **env = no_env;
+    int k, rc;
+
+    for (k = 2; k < argc && strcmp(argv[k], "--") != 0; k++) {
+        const char *opt = argv[k], *val = k + 1 < argc ? argv[k + 1] : NULL;
+
+        if (strcmp(opt, "--tty") == 0) {
+            tty = true;
+            continue;
+        }
+        if (!val)
+            return fail("missing value for", opt, EINVAL);
+        k++;
+        if (strcmp(opt, "--cgroup") == 0) {
+            if ((rc = join_cgroup(val)) < 0)
+                return fail("cannot join cgroup", val, rc);
+        } else if (strcmp(opt, "--uid") == 0 && parse_u32(val, &uid))
+            drop = true;
+        else if (strcmp(opt, "--gid") == 0 && parse_u32(val, &gid))
+            drop = true;
+        else if (strcmp(opt, "--nofile") == 0 && parse_u32(val, &nofile))
+            ;
+        else if (strcmp(opt, "--env-fd") == 0) {
+            uint32_t fd;
+
+            if (!parse_u32(val, &fd) || fd > 1024 || (env = read_env((int)fd)) == NULL)
+                return fail("cannot read the environment from", val, errno ? errno : EINVAL);
+        } else if (strcmp(opt, "--view") == 0)
+            snprintf(view.release, sizeof view.release, "%s", val);
+        else if (strcmp(opt, "--views") == 0)
+            snprintf(view.views, sizeof view.views, "%s", val);
+        else if (strcmp(opt, "--hide") == 0)
+            snprintf(view.hide, sizeof view.hide, "%s", val);
+        else
+            return fail("bad option", opt, EINVAL);
+    }
+    if (k + 2 != argc)
+        return fail("usage:", "drover-agent --exec [OPTIONS] -- SCRIPT", EINVAL);
+    if (nofile) {
+        struct rlimit rl = {.rlim_cur = nofile, .rlim_max = nofile};
+
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            return fail("cannot set", "RLIMIT_NOFILE", errno);
+    }
+    if (view.release[0] && view.views[0] &&
+        (rc = agt_view_enter(&view, drop ? uid : (uint32_t)getuid(),
+                             drop ? gid : (uint32_t)getgid(), why, sizeof why)) < 0) {
+        dprintf(2, "drover: cannot set up the writable view: %s\n", why);
+        return 127;
+    }
+    /* We are a session leader (detached spawn); stdin is the slave. */
+    if (tty && ioctl(0, TIOCSCTTY, 0) < 0)
+        dprintf(2, "drover: cannot take the terminal: %s\n", strerror(errno));
+    /* The terminal is the app user's, as a login's is. */
+    if (tty && drop && fchown(0, (uid_t)uid, (gid_t)-1) < 0)
+        dprintf(2, "drover: cannot give the terminal away: %s\n", strerror(errno));
+    if (drop && (rc = agt_drop_privileges(uid, gid)) < 0)
+        return fail("cannot drop privileges", "", rc);
+    args[0] = sh;
+    args[1] = dash_c;
+    args[2] = argv[k + 1];
+    args[3] = NULL;
+    execve(sh, args, env);
+    return fail("cannot run", sh, errno);
+}
