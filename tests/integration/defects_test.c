@@ -287,9 +287,12 @@ Test(defects, pty_one_off_with_binaries_in_a_private_directory)
     cr_assert(strstr(ch.obuf, "could not start") == NULL, "%s", ch.obuf);
     cr_assert(strstr(ch.obuf, "/dev/pts/") != NULL, "no pseudo-terminal: %s", ch.obuf);
     cr_assert(strstr(ch.obuf, "31 101") != NULL, "window size not passed: %s", ch.obuf);
-    /* It runs as DROVER_RUN_AS (nobody), not as the root helper. */
-    cr_assert(strstr(ch.obuf, "uid=65534 G=howdy D=run.") != NULL, "not nobody, or no env: %s",
-              ch.obuf);
+    /* It runs as its app's own user (DROVER_UID_RANGE), not as the root
+     * helper, and with its environment. */
+    const char *u = strstr(ch.obuf, "uid=");
+    cr_assert(u != NULL && atoi(u + 4) >= 61184 && atoi(u + 4) <= 65519 &&
+                  strstr(u, " G=howdy D=run.") != NULL,
+              "not the app's user, or no env: %s", ch.obuf);
     p_write(&ch, "abc\r", 4);
     cr_assert(p_wait_out(&ch, "got:abc", 20000), "no answer: %s", ch.obuf);
     rc = p_wait_exit(&ch, 20000);
