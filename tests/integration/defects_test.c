@@ -338,7 +338,9 @@ Test(defects, every_crash_is_seen_and_a_failed_deploy_says_why)
     cr_assert_lt(took, 6000, "the deploy failed only after %ld ms", took);
     free(out), free(err);
     cr_assert_eq(log_count(1, "code=3 "), 1, "the broken release ran more than once");
-    cr_assert(wait_logs("shop", "web.1@n1 crashed (exit code 3; restarting)", 5000, NULL));
+    cr_assert(wait_logs(
+        "shop", "web.1@n1 starting -> crashed (exit code 3; not restarted: its deploy failed)",
+        5000, NULL));
 
     /* Item 5: an HTTP health check that fails says what it got. */
     cr_assert_eq(
