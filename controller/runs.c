@@ -319,7 +319,10 @@ hang_up(struct ctl_runs *r, struct ctl_run *s, const char *why)
     if (!s->exited && in != NULL && !in->stopping) {
         log_info("run_hangup", "app=%s inst=%s id=%llu why=%s", s->app, s->name,
                  (unsigned long long)s->id, log_q(why));
-        ctl_logs_event(r->ctl->logs, s->app, "%s stopped: %s", s->name, why);
+        char label[TYPE_NAME_MAX + NODE_NAME_MAX + 32];
+
+        ctl_inst_label(in, label, sizeof(label));
+        ctl_logs_event(r->ctl->logs, s->app, "%s stopped: %s", label, why);
         ctl_inst_stop(r->ctl->model, in);
         ctl_commit(r->ctl);
     }

@@ -312,6 +312,9 @@ ps_and_endpoints(void)
         restarted = wait_state("worker-2_x.1", "starting", 1000, &o) &&
                     atoi(j_get(&o, "restarts")) >= 1 && atoi(j_get(&o, "pid")) != pid;
     cr_assert(restarted, "worker-2_x.1 did not restart");
+    /* Nor does its reason, at the source (ps --json has the agent's text). */
+    cr_assert(strstr(j_get(&o, "reason"), "restart") == NULL, "a starting instance's reason: %s",
+              j_get(&o, "reason"));
     cr_assert_eq(CLI(&out, NULL, "ps", "shop"), 0);
     cr_assert_not_null(line_with(out, "worker-2_x.1:", line, sizeof(line)), "%s", out);
     cr_assert(strstr(line, "starting") != NULL, "%s", line);
