@@ -286,6 +286,9 @@ Test(finish, a_drain_says_its_one_off_stops_and_a_killed_agent_is_unreachable)
         else
             cr_assert_str_eq(j_get(&nodes[i], "unreachable_ms"), "0");
     cr_assert(json, "nodes --json has no unreachable_ms for n1");
+    cr_assert_eq(CLI(&out, NULL, "status"), 0);
+    cr_assert(strstr(out, "(1 unreachable)") != NULL, "%s", out);
+    free(out);
     cr_assert(strstr(ps_field("shop", "crasher.1", "reason", buf, sizeof(buf)),
                      "node n1 unreachable") != NULL,
               "%s", buf);
