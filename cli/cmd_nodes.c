@@ -43,6 +43,8 @@ cli_node_json(struct cli_json *j, const Drover__NodeInfo *n)
     cli_json_uint(j, n->oneoffs_stopping);
     cli_json_key(j, "leaving");
     cli_json_bool(j, n->leaving);
+    cli_json_key(j, "unreachable_ms");
+    cli_json_uint(j, n->unreachable_ms);
     cli_json_end_object(j);
 }
 
@@ -101,9 +103,17 @@ cli_nodes_table(Drover__NodeInfo **nodes, size_t n, const char *indent)
     rc = cli_table_row(t, head);
     for (size_t i = 0; i < n && rc == 0; i++) {
         Drover__NodeInfo *x = nodes[i];
-        char inst[32], ports[32], seen[32], notes[160];
+        char inst[32], ports[32], seen[32], notes[160], state[64];
         const char *row[7] = {
-            cli_str(x->name), cli_str(x->address), cli_str(x->state), inst, ports, seen, notes};
+            cli_str(x->name), cli_str(x->address), state, inst, ports, seen, notes};
+
+        /* Silent past 3 heartbeats, not yet down: what it last said may be
+         * stale (ps says the same of its instances). */
+        if (x->unreachable_ms > 0)
+            snprintf(state, sizeof(state), "%s (unreachable %.0f s)", cli_str(x->state),
+                     (double)x->unreachable_ms / 1000.0);
+        else
+            snprintf(state, sizeof(state), "%s", cli_str(x->state));
 
         /* Every instance takes a port: the smaller of the two is the limit. */
         snprintf(inst, sizeof(inst), "%u/%u", x->instances,

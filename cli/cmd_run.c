@@ -17,8 +17,9 @@
  * every way out), its size is sent at start and on SIGWINCH, and Ctrl-C is
  * a byte for the remote line discipline. Without one, Ctrl-C (SIGINT) is
  * counted and delivered to the process group as SIGINT. SIGTERM or SIGHUP
- * here tells the controller to stop the process (one hangup request, whose
- * answer is said: "stopped run.3") before exiting; if this
+ * here asks the controller to stop the process (SIGTERM, SIGKILL after its
+ * grace period), waits until it has ended (at most its grace period + 2 s),
+ * says so ("stopped run.3 (killed by signal 15)") and exits 128+N; if this
  * process dies without a word, the controller stops it after
  * DROVER_RUN_TIMEOUT_MS (its setting, 60 s by default).
  */
@@ -41,6 +42,7 @@
 #define RUN_CHUNK (256u << 10)
 #define RUN_WAIT_MS 5000
 #define RUN_TRIES 3
+#define RUN_STOP_SLACK_MS 2000 /* past the grace period, for the news of the end */
 
 static int sigfd = -1;
 static struct termios saved_tio;
@@ -150,6 +152,7 @@ struct relay {
     bool done;
     int status;
     int stopped_by;   /* the signal that made us stop the process, or 0 */
+    bool stop;        /* ask the controller to stop it (RunIoReq.stop) */
     const char *name; /* "run.3" */
 };
 
@@ -173,6 +176,7 @@ send_io(struct relay *r, bool hangup)
     q.cols = r->cols;
     q.wait_ms = RUN_WAIT_MS;
     q.hangup = hangup;
+    q.stop = r->stop && !hangup;
     m.body_case = DROVER__MESSAGE__BODY_RUN_IO_REQ;
     m.run_io_req = &q;
     rc = cli_send(r->c, &m);
@@ -362,6 +366,54 @@ sig_name(int sig)
 }
 
 /*
+ * After SIGTERM or SIGHUP: have the controller stop the process, relay what
+ * it still writes, and wait until it has really ended: at most its grace
+ * period (SIGKILL comes then) + 2 s. Its end, in how; false when it did not
+ * end in time or the controller did not answer.
+ */
+static bool
+stop_and_wait(struct relay *r, char *how, size_t howsz)
+{
+    struct pollfd p = {.fd = cli_client_rcvfd(r->c), .events = POLLIN};
+    uint64_t until = mono_ms() + RUN_STOP_SLACK_MS;
+    bool exited = false, grace_known = false;
+
+    r->stop = true;
+    r->inflight = false; /* a new request replaces a poll in flight */
+    while (p.fd >= 0 && !exited && mono_ms() < until) {
+        Drover__Message *rep = NULL;
+        const Drover__RunIoRep *q;
+
+        if (!r->inflight && send_io(r, false) < 0)
+            return false;
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        if (cli_recv_nowait(r->c, DROVER__MESSAGE__BODY_RUN_IO_REP, &rep) < 0)
+            continue; /* not yet, or refused: the deadline decides */
+        r->inflight = false;
+        q = rep->run_io_rep;
+        deliver(r, 0, q->stdout_offset, &q->stdout);
+        deliver(r, 1, q->stderr_offset, &q->stderr);
+        if (!grace_known) { /* now we know how long a stop may take */
+            grace_known = true;
+            until = mono_ms() + q->grace_ms + RUN_STOP_SLACK_MS;
+        }
+        if (q->exited) {
+            exited = true;
+            if (q->exit_signal > 0)
+                snprintf(how, howsz, "killed by signal %d", (int)q->exit_signal);
+            else if (q->exit_code >= 0)
+                snprintf(how, howsz, "exit code %d", (int)q->exit_code);
+            else
+                snprintf(how, howsz, "%s", q->reason[0] ? q->reason : "no exit status");
+        }
+        wire_msg_free(rep);
+    }
+    r->stop = false;
+    return exited;
+}
+
+/*
  * Goodbye: the controller may forget the session now, and stops the process
  * if it still runs. One hangup only: a second would find the session gone
  * and be answered "no attached session". After a signal, what became of the
@@ -373,9 +425,17 @@ say_goodbye(struct relay *r)
     Drover__Message *rep = NULL;
     struct pollfd p = {.fd = cli_client_rcvfd(r->c), .events = POLLIN};
     int wait_ms = r->stopped_by ? 2000 : 500;
-    uint64_t until = mono_ms() + (uint64_t)wait_ms;
+    uint64_t until;
     int rc = -EAGAIN;
+    char how[96];
 
+    if (r->stopped_by && stop_and_wait(r, how, sizeof(how))) {
+        fprintf(stderr, "drover: %s: stopped %s (%s)\n", sig_name(r->stopped_by), r->name, how);
+        wait_ms = 500;
+        r->stopped_by = 0; /* said: the hangup below only ends the session */
+    }
+    until = mono_ms() + (uint64_t)wait_ms;
+    r->inflight = false;
     if (send_io(r, true) < 0) {
         if (r->stopped_by)
             cli_fail("%s: could not tell the controller to stop %s; it stops it when it "
@@ -391,7 +451,9 @@ say_goodbye(struct relay *r)
     if (r->stopped_by && rc == 0 && rep->run_io_rep->exited)
         fprintf(stderr, "drover: %s: %s had already ended\n", sig_name(r->stopped_by), r->name);
     else if (r->stopped_by && rc == 0)
-        fprintf(stderr, "drover: %s: stopped %s (SIGTERM now, SIGKILL after its grace period)\n",
+        fprintf(stderr,
+                "drover: %s: asked to stop %s; it had not ended in time (SIGKILL follows its "
+                "grace period)\n",
                 sig_name(r->stopped_by), r->name);
     else if (r->stopped_by && rc == -EAGAIN)
         cli_fail("%s: no answer from the controller about stopping %s; it stops it when it "

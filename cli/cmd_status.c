@@ -143,6 +143,12 @@ node_summary(const Drover__StatusRep *s, char *out, size_t outsz)
             used += (size_t)snprintf(out + used, outsz - used, "%s%u %s", used ? ", " : "", n,
                                      states[k]);
     }
+    /* Silent, not yet down: counted above by their last state too. */
+    unsigned silent = 0;
+    for (size_t i = 0; i < s->n_nodes; i++)
+        silent += s->nodes[i]->unreachable_ms > 0;
+    if (silent > 0 && used < outsz)
+        snprintf(out + used, outsz - used, " (%u unreachable)", silent);
 }
 
 static void

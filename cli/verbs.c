@@ -158,7 +158,8 @@ static const struct cli_verb verbs[] = {
      "  quoted for /bin/sh. stdin, stdout and stderr are relayed; with a terminal on\n"
      "  stdin the process gets a pseudo-terminal. Exit status: the process's own, or\n"
      "  128+N when signal N killed it. Ctrl-C reaches the process as SIGINT;\n"
-     "  SIGTERM or SIGHUP to drover stops the process and says so (exit 128+N); if\n"
+     "  SIGTERM or SIGHUP to drover stops the process, waits for its end (at most\n"
+     "  its grace period + 2 s) and says how (exit 128+N); if\n"
      "  drover goes away, the process is stopped. Shell builtins work as commands\n"
      "  ('exit 4', 'cd /tmp && ls', 'ulimit -n', '. ./script').\n",
      cli_cmd_run},

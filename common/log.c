@@ -9,10 +9,13 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -89,10 +92,28 @@ log_eventv(enum log_level lvl, const char *event, const char *fmt, va_list ap)
     write_all(STDOUT_FILENO, line, len);
 }
 
+/* A pipe already half full: what is left is kept for the blocking events
+ * of log_event, so that a reader that stalls is not made to stall them
+ * sooner by lines that could have been dropped. */
+static bool
+pipe_half_full(size_t len)
+{
+    struct stat st;
+    int queued = 0, size;
+
+    if (fstat(STDOUT_FILENO, &st) < 0 || !S_ISFIFO(st.st_mode))
+        return false;
+    size = fcntl(STDOUT_FILENO, F_GETPIPE_SZ);
+    if (size <= 0 || ioctl(STDOUT_FILENO, FIONREAD, &queued) < 0)
+        return false;
+    return (size_t)queued + len > (size_t)size / 2;
+}
+
 /*
  * Never blocks: the line is cut to PIPE_BUF (a write that size into a pipe
  * that polls writable goes in whole and at once) and written only when
- * stdout polls writable now; otherwise it is dropped.
+ * stdout polls writable now and, for a pipe, fits in its first half;
+ * otherwise it is dropped.
  */
 int
 log_event_try(enum log_level lvl, const char *event, const char *fmt, ...)
@@ -114,6 +135,8 @@ log_event_try(enum log_level lvl, const char *event, const char *fmt, ...)
         len = 4096;
         line[len - 1] = '\n';
     }
+    if (pipe_half_full(len))
+        return -EAGAIN;
     n = write(STDOUT_FILENO, line, len);
     return n == (ssize_t)len ? 0 : -EAGAIN;
 }

@@ -87,7 +87,7 @@ bad_request(struct ctl *ctl, struct nnuv_msg *req, const char *what, const char 
 static void
 oneoff_done(struct ctl_model *m, struct ctl_instance *in, const char *how)
 {
-    char name[48], label[TYPE_NAME_MAX + NODE_NAME_MAX + 16];
+    char name[48], label[TYPE_NAME_MAX + NODE_NAME_MAX + 32];
 
     ctl_inst_name(in, name, sizeof(name));
     ctl_inst_label(in, label, sizeof(label));
@@ -108,7 +108,7 @@ static void
 crash_seen(struct ctl_model *m, struct ctl_node *n, struct ctl_instance *in, uint32_t crashes,
            bool shown)
 {
-    char name[48], how[48];
+    char name[48], label[TYPE_NAME_MAX + NODE_NAME_MAX + 32], how[48];
     const char *next;
 
     if (shown)
@@ -116,6 +116,7 @@ crash_seen(struct ctl_model *m, struct ctl_node *n, struct ctl_instance *in, uin
     if (crashes == 0)
         return;
     ctl_inst_name(in, name, sizeof(name));
+    ctl_inst_label(in, label, sizeof(label));
     /* Being stopped (a failed deploy, a scale down): whatever the agent
      * planned, it does not come back. */
     next = in->stopping    ? "not restarted: it is being stopped"
@@ -128,14 +129,14 @@ crash_seen(struct ctl_model *m, struct ctl_node *n, struct ctl_instance *in, uin
     log_info("instance_crashed", "app=%s inst=%s id=%llu node=%s crashes=%u last=%s", in->app->name,
              name, (unsigned long long)in->id, n->name, crashes, log_q(how));
     if (shown)
-        ctl_model_event(m, in->app->name, "%s@%s crashed %u more time%s before that (restarted)",
-                        name, n->name, crashes, crashes > 1 ? "s" : "");
+        ctl_model_event(m, in->app->name, "%s crashed %u more time%s before that (restarted)",
+                        label, crashes, crashes > 1 ? "s" : "");
     else if (crashes > 1)
         ctl_model_event(m, in->app->name,
-                        "%s@%s crashed %u times since its last report (last: %s; %s)", name,
-                        n->name, crashes, how, next);
+                        "%s crashed %u times since its last report (last: %s; %s)", label, crashes,
+                        how, next);
     else
-        ctl_model_event(m, in->app->name, "%s@%s crashed (%s; %s)", name, n->name, how, next);
+        ctl_model_event(m, in->app->name, "%s crashed (%s; %s)", label, how, next);
 }
 
 /* Apply a complete report of the node's instances. */

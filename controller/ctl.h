@@ -400,7 +400,8 @@ void ctl_model_event(struct ctl_model *m, const char *app, const char *fmt, ...)
 /* "web.1", "run.3" into out. */
 void ctl_inst_name(const struct ctl_instance *in, char *out, size_t outsz);
 /* "web.5@node2" (just "web.5" while unplaced): how events name an instance,
- * so that a replacement and its original are not read as one. */
+ * so that a replacement and its original are not read as one; "web.1@n1
+ * (v3)" while an instance of another release has the same name there. */
 void ctl_inst_label(const struct ctl_instance *in, char *out, size_t outsz);
 void ctl_model_clean(struct ctl_model *m); /* after a successful commit */
 /* Forget an app with no instance left / a node with none on it (-EBUSY

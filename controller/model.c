@@ -841,7 +841,7 @@ ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__Instanc
 {
     Drover__InstanceState from = in->state;
     const char *tail = in->reason;
-    char name[TYPE_NAME_MAX + NODE_NAME_MAX + 16];
+    char name[TYPE_NAME_MAX + NODE_NAME_MAX + 32];
 
     if (from == st)
         return;
@@ -912,10 +912,27 @@ ctl_inst_name(const struct ctl_instance *in, char *out, size_t outsz)
 void
 ctl_inst_label(const struct ctl_instance *in, char *out, size_t outsz)
 {
-    if (in->node != NULL)
-        snprintf(out, outsz, "%s.%u@%s", in->type, in->idx, in->node->name);
-    else
+    const struct ctl_instance *o;
+    bool twin = false;
+
+    if (in->node == NULL) {
         snprintf(out, outsz, "%s.%u", in->type, in->idx);
+        return;
+    }
+    /* A rolling deploy's replacement may take its original's name on the
+     * same node: then the release tells the two apart. */
+    LIST_FOREACH(o, &in->node->instances, node_link)
+    {
+        if (o != in && o->app == in->app && !o->oneoff && o->idx == in->idx &&
+            o->release != in->release && strcmp(o->type, in->type) == 0) {
+            twin = true;
+            break;
+        }
+    }
+    if (twin)
+        snprintf(out, outsz, "%s.%u@%s (v%u)", in->type, in->idx, in->node->name, in->release);
+    else
+        snprintf(out, outsz, "%s.%u@%s", in->type, in->idx, in->node->name);
 }
 
 bool

@@ -217,6 +217,17 @@ inst_state(struct ctl_runs *r, const struct ctl_run *s)
     return ctl_inst_state_name(in);
 }
 
+/* What its agent was told: the grace of its type, or the default. */
+static uint32_t
+run_grace_ms(struct ctl_runs *r, const struct ctl_run *s)
+{
+    const struct ctl_instance *in = ctl_inst_find(r->ctl->model, s->id);
+    const struct ctl_formation *f =
+        in != NULL && in->ptype[0] ? ctl_formation_find(in->app, in->ptype) : NULL;
+
+    return f != NULL ? f->grace_ms : CTL_DEFAULT_GRACE_MS;
+}
+
 static void
 cli_reply(struct ctl_runs *r, struct ctl_run *s, struct nnuv_msg *req, const uint64_t have[2])
 {
@@ -230,6 +241,7 @@ cli_reply(struct ctl_runs *r, struct ctl_run *s, struct nnuv_msg *req, const uin
     rep.stdout.len = n0;
     rep.stderr.len = n1;
     rep.state = (char *)inst_state(r, s);
+    rep.grace_ms = run_grace_ms(r, s);
     /* The exit goes only with the last byte of output. */
     if (s->exited && rep.stdout_offset + n0 == rbuf_end(&s->out[0]) &&
         rep.stderr_offset + n1 == rbuf_end(&s->out[1])) {
@@ -310,6 +322,23 @@ record_exit(struct ctl_runs *r, struct ctl_run *s, int32_t code, int32_t sig, co
     wake_cli(r, s);
 }
 
+/* The CLI got SIGTERM or SIGHUP: stop the instance, keep the session so
+ * that its exit still reaches the CLI, which waits for it. */
+static void
+stop_asked(struct ctl_runs *r, struct ctl_run *s)
+{
+    struct ctl_instance *in = ctl_inst_find(r->ctl->model, s->id);
+    char label[TYPE_NAME_MAX + NODE_NAME_MAX + 32];
+
+    if (s->exited || in == NULL || in->stopping)
+        return;
+    log_info("run_stop", "app=%s inst=%s id=%llu", s->app, s->name, (unsigned long long)s->id);
+    ctl_inst_label(in, label, sizeof(label));
+    ctl_logs_event(r->ctl->logs, s->app, "%s stopped: its CLI got a signal", label);
+    ctl_inst_stop(r->ctl->model, in);
+    ctl_commit(r->ctl);
+}
+
 /* Nobody is attached any more: stop the instance, keep no session. */
 static void
 hang_up(struct ctl_runs *r, struct ctl_run *s, const char *why)
@@ -319,7 +348,10 @@ hang_up(struct ctl_runs *r, struct ctl_run *s, const char *why)
     if (!s->exited && in != NULL && !in->stopping) {
         log_info("run_hangup", "app=%s inst=%s id=%llu why=%s", s->app, s->name,
                  (unsigned long long)s->id, log_q(why));
-        ctl_logs_event(r->ctl->logs, s->app, "%s stopped: %s", s->name, why);
+        char label[TYPE_NAME_MAX + NODE_NAME_MAX + 32];
+
+        ctl_inst_label(in, label, sizeof(label));
+        ctl_logs_event(r->ctl->logs, s->app, "%s stopped: %s", label, why);
         ctl_inst_stop(r->ctl->model, in);
         ctl_commit(r->ctl);
     }
@@ -524,6 +556,8 @@ ctl_runs_io(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m)
         hang_up(r, s, "the CLI went away");
         goto out;
     }
+    if (q->stop)
+        stop_asked(r, s);
     if (q->stdin.len > 0 || (q->stdin_eof && !s->in_eof)) {
         uint64_t before = rbuf_end(&s->in);
 

@@ -30,6 +30,8 @@ ctl_view_node(const struct ctl_node *n, Drover__NodeInfo *ni)
     ni->port_max = n->port_max;
     ni->last_seen_ms = n->last_seen_ms;
     ni->leaving = n->leaving && n->state != CTL_NODE_DOWN;
+    if (n->unreachable && n->state != CTL_NODE_DOWN && now_ms() > n->last_seen_ms)
+        ni->unreachable_ms = now_ms() - n->last_seen_ms;
     LIST_FOREACH(in, &n->instances, node_link)
     {
         if (in->stopping && in->state == DROVER__INSTANCE_STATE__ST_LOST)

@@ -224,6 +224,10 @@ void agt_plan_fini(struct agt_plan *plan);
 /* backoff.c: the restart schedule, pure. */
 #define AGT_BACKOFF_BASE_MS 1000u
 #define AGT_BACKOFF_CAP_MS (5u * 60 * 1000)
+/* An instance that has never been up does not restart at once: its crash
+ * reaches the controller first (a deploy of a release that crashes at boot
+ * fails there, and its code runs once, not twice). */
+#define AGT_NEVER_UP_HOLD_MS 2000u
 #define AGT_BACKOFF_RESET_MS (10u * 60 * 1000)
 /* Delay before the restart after the n-th consecutive crash: 0 for n <= 1;
  * then base 1 s doubling (n=2 → 1 s, n=3 → 2 s ...) capped at 5 min, with
@@ -285,6 +289,7 @@ struct agt_sup {
     uint64_t since_ms;    /* unix ms when it entered state */
     uint64_t up_since_ms; /* unix ms it became UP; 0 when not UP */
     uint64_t backoff_ms;  /* the restart delay chosen by the last CRASH */
+    bool been_up;         /* it was UP at least once */
 };
 /* The table itself: next state and actions; *ignored when the event means
  * nothing in that state (then next == st and no actions). */

@@ -180,12 +180,17 @@ agt_sup_apply(struct agt_sup *s, enum agt_event ev, uint64_t now, uint32_t rnd)
         s->restarts++;
         s->consecutive = agt_backoff_next(s->consecutive, up);
     }
-    if (act & AGT_A_BACKOFF)
+    if (act & AGT_A_BACKOFF) {
         s->backoff_ms = agt_backoff_ms(s->consecutive, rnd);
+        if (!s->been_up && s->state != AGT_UP && s->backoff_ms < AGT_NEVER_UP_HOLD_MS)
+            s->backoff_ms = AGT_NEVER_UP_HOLD_MS;
+    }
     if (next != s->state) {
         s->state = next;
         s->since_ms = now;
         s->up_since_ms = next == AGT_UP ? now : 0;
+        if (next == AGT_UP)
+            s->been_up = true;
     }
     return act;
 }
@@ -254,6 +259,7 @@ struct agt_inst {
     uint64_t stop_seq;           /* see agt_reports() */
     struct agt_pipe *pipe;       /* attached one-off, until its exit */
     char reason[320];            /* why it last crashed or ended */
+    size_t reason_crash;         /* reason's length without its restart plan */
     char boot_why[96];           /* boot timeout: what the health check last saw */
     Drover__InstanceCause cause; /* what reason is about */
     bool cg;                     /* it has a cgroup (i<ID> under the node's subtree) */
@@ -809,16 +815,19 @@ act(struct agt_inst *i, unsigned acts)
                      (double)i->sup.backoff_ms / 1000.0);
         cause_text(i, cause, sizeof cause);
         if (cause[0])
-            snprintf(i->reason, sizeof i->reason, "%s; %s", cause, next);
+            snprintf(i->reason, sizeof i->reason, "%s", cause);
         else if (i->boot_timed_out)
-            snprintf(i->reason, sizeof i->reason,
-                     "not healthy within %.1f s%s%.50s (killed); %.29s",
+            snprintf(i->reason, sizeof i->reason, "not healthy within %.1f s%s%.50s (killed)",
                      (double)i->spec->boot_timeout_ms / 1000.0, i->boot_why[0] ? ": " : "",
-                     i->boot_why, next);
+                     i->boot_why);
         else if (i->cause == DROVER__INSTANCE_CAUSE__CAUSE_SPAWN_FAILED)
-            snprintf(i->reason, sizeof i->reason, "could not start; %.40s", next);
+            snprintf(i->reason, sizeof i->reason, "could not start");
         else
-            snprintf(i->reason, sizeof i->reason, "%.40s", next);
+            i->reason[0] = '\0';
+        /* The plan holds only while it waits: restarted, it is cut off. */
+        i->reason_crash = strlen(i->reason);
+        snprintf(i->reason + i->reason_crash, sizeof i->reason - i->reason_crash, "%s%.40s",
+                 i->reason_crash > 0 ? "; " : "", next);
         i->boot_timed_out = false;
         arm(i, i->sup.backoff_ms, AGT_EV_BACKOFF_EXPIRED);
         log_info("restart_scheduled", "app=%s inst=%s restarts=%u in_ms=%" PRIu64, i->spec->app,
@@ -857,6 +866,9 @@ agt_inst_event(struct agt_inst *i, enum agt_event ev)
             uv_timer_stop(&i->watch);
             health_stop(i);
         }
+        if (from == AGT_CRASHED && i->sup.state == AGT_STARTING &&
+            i->reason_crash < sizeof i->reason)
+            i->reason[i->reason_crash] = '\0'; /* "restart 1 in 2.0 s" is past */
         act(i, acts);
         if (i->sup.state == AGT_UP) {
             i->reason[0] = '\0';

@@ -255,6 +255,7 @@ Test(logs, tail_is_live_and_crashes_back_off)
         gone = !ps_one("run.1", &o);
     cr_assert(gone, "the one-off outlived its CLI");
     cr_assert_eq(CLI(&out, NULL, "logs", "shop", "--source", "drover", "-n", "1000"), 0);
-    cr_assert(strstr(out, "run.1 stopped: the CLI went away") != NULL, "%s", out);
+    /* Named with its node, as every event: "run.1@n2 stopped: ...". */
+    cr_assert(has_event(out, "run.1", " stopped: the CLI went away"), "%s", out);
     free(out);
 }

@@ -312,6 +312,9 @@ ps_and_endpoints(void)
         restarted = wait_state("worker-2_x.1", "starting", 1000, &o) &&
                     atoi(j_get(&o, "restarts")) >= 1 && atoi(j_get(&o, "pid")) != pid;
     cr_assert(restarted, "worker-2_x.1 did not restart");
+    /* Nor does its reason, at the source (ps --json has the agent's text). */
+    cr_assert(strstr(j_get(&o, "reason"), "restart") == NULL, "a starting instance's reason: %s",
+              j_get(&o, "reason"));
     cr_assert_eq(CLI(&out, NULL, "ps", "shop"), 0);
     cr_assert_not_null(line_with(out, "worker-2_x.1:", line, sizeof(line)), "%s", out);
     cr_assert(strstr(line, "starting") != NULL, "%s", line);
@@ -359,17 +362,48 @@ static void
 sigterm_run(void)
 {
     struct p_child ch;
+    char name[32] = "";
+    const char *at;
+    struct h_ps ps;
+    long t0;
     int rc;
 
+    /* It takes a second to stop, and writes while it does: drover waits
+     * for its end, relays the last words, and says how it ended. */
+    p_spawn_cli(&C, &ch,
+                (const char *const[]){"run", "shop", "--",
+                                      "trap 'sleep 1; echo bye; exit 7' TERM; echo ready; "
+                                      "while :; do sleep 0.2; done",
+                                      NULL});
+    cr_assert(p_wait_out(&ch, "ready\n", 20000), "the one-off never started: %s", ch.ebuf);
+    t0 = p_now_ms();
+    p_kill(&ch, SIGTERM);
+    rc = p_wait_exit(&ch, 10000);
+    cr_assert_eq(rc, 128 + SIGTERM, "exit %d", rc);
+    cr_assert_geq(p_now_ms() - t0, 900, "drover did not wait for the end");
+    cr_assert(strstr(ch.obuf, "bye\n") != NULL, "the last words were lost: %s", ch.obuf);
+    cr_assert(ch.ebuf != NULL &&
+                  (at = strstr(ch.ebuf, "drover: got SIGTERM: stopped run.")) != NULL,
+              "%s", ch.ebuf ? ch.ebuf : "");
+    cr_assert(strstr(ch.ebuf, " (exit code 7)\n") != NULL, "%s", ch.ebuf);
+    cr_assert(strstr(ch.ebuf, "no attached session") == NULL, "%s", ch.ebuf);
+    cr_assert_eq(sscanf(at, "drover: got SIGTERM: stopped %31[^ ]", name), 1);
+    /* Really ended: ps no longer has it running. */
+    h_get_ps(&C, "shop", &ps);
+    const struct j_obj *o = h_ps_find(&ps, name);
+    cr_assert(o == NULL || strcmp(j_get(o, "state"), "up") != 0, "%s still up", name);
+    p_free(&ch);
+
+    /* One that dies of the SIGTERM says so. */
     p_spawn_cli(&C, &ch,
                 (const char *const[]){"run", "shop", "--", "echo ready; exec sleep 60", NULL});
     cr_assert(p_wait_out(&ch, "ready\n", 20000), "the one-off never started: %s", ch.ebuf);
     p_kill(&ch, SIGTERM);
     rc = p_wait_exit(&ch, 10000);
     cr_assert_eq(rc, 128 + SIGTERM, "exit %d", rc);
-    cr_assert(ch.ebuf != NULL && strstr(ch.ebuf, "drover: got SIGTERM: stopped run.") != NULL, "%s",
-              ch.ebuf ? ch.ebuf : "");
-    cr_assert(strstr(ch.ebuf, "no attached session") == NULL, "%s", ch.ebuf);
+    cr_assert(ch.ebuf != NULL && strstr(ch.ebuf, "drover: got SIGTERM: stopped run.") != NULL &&
+                  strstr(ch.ebuf, " (killed by signal 15)\n") != NULL,
+              "%s", ch.ebuf ? ch.ebuf : "");
     p_free(&ch);
 }
 

@@ -247,12 +247,13 @@ Test(supervise, crash_then_backoff, .timeout = 2)
     cr_assert(a & AGT_A_BACKOFF);
     cr_assert_eq(s.state, AGT_CRASHED);
     cr_assert_eq(s.restarts, 1);
-    cr_assert_eq(s.backoff_ms, 0, "first crash restarts at once");
+    cr_assert_eq(s.backoff_ms, AGT_NEVER_UP_HOLD_MS, "never up: its crash is heard first");
     cr_assert_eq(s.exit_code, 3);
     cr_assert_eq(s.since_ms, 2500);
 
     agt_sup_apply(&s, AGT_EV_BACKOFF_EXPIRED, 2500, 0);
     agt_sup_apply(&s, AGT_EV_SPAWNED, 2500, 0);
+    agt_sup_apply(&s, AGT_EV_HEALTHY, 2500, 0); /* up once: the usual schedule from now on */
     agt_sup_apply(&s, AGT_EV_EXITED, 2600, UINT32_MAX);
     cr_assert_eq(s.restarts, 2);
     cr_assert(s.backoff_ms >= 500 && s.backoff_ms <= 1000, "second: %llu",
@@ -263,6 +264,27 @@ Test(supervise, crash_then_backoff, .timeout = 2)
     agt_sup_apply(&s, AGT_EV_EXITED, 3700, 1000);
     cr_assert_eq(s.restarts, 3);
     cr_assert_eq(s.backoff_ms, 2000, "third: 1000 + 1000 %% 1001");
+}
+
+Test(supervise, never_up_holds_every_restart, .timeout = 2)
+{
+    struct agt_sup s;
+
+    agt_sup_init(&s, 0);
+    agt_sup_apply(&s, AGT_EV_SLUG_READY, 0, 0);
+    for (uint32_t n = 1; n <= 3; n++) {
+        agt_sup_apply(&s, AGT_EV_SPAWNED, n * 10000, 0);
+        agt_sup_apply(&s, AGT_EV_EXITED, n * 10000 + 5, 0);
+        cr_assert_eq(s.state, AGT_CRASHED);
+        /* rnd 0: 0, 0.5 s, 1 s, each raised to the hold */
+        cr_assert_eq(s.backoff_ms, AGT_NEVER_UP_HOLD_MS, "n=%u", n);
+        agt_sup_apply(&s, AGT_EV_BACKOFF_EXPIRED, n * 10000 + 10, 0);
+    }
+    agt_sup_apply(&s, AGT_EV_SPAWNED, 50000, 0);
+    agt_sup_apply(&s, AGT_EV_HEALTHY, 50000, 0);
+    cr_assert(s.been_up);
+    agt_sup_apply(&s, AGT_EV_EXITED, 50000 + AGT_BACKOFF_RESET_MS, 0);
+    cr_assert_eq(s.backoff_ms, 0, "up once, a crash after a long run restarts at once");
 }
 
 Test(supervise, long_up_run_resets_backoff, .timeout = 2)
