@@ -119,11 +119,10 @@ static const char *const stmt_sql[S_COUNT] = {
 
 /* apps:destroy, after S_APP_GONE: the rest of the app's rows, children first. */
 static const char *const app_gone_sql[] = {
-    "DELETE FROM destroying WHERE app = ?1",    "DELETE FROM drains WHERE app = ?1",
-    "DELETE FROM release_config WHERE app = ?1",
-    "DELETE FROM release_types WHERE app = ?1", "DELETE FROM releases WHERE app = ?1",
-    "DELETE FROM config WHERE app = ?1",        "DELETE FROM formations WHERE app = ?1",
-    "DELETE FROM apps WHERE name = ?1",
+    "DELETE FROM destroying WHERE app = ?1",     "DELETE FROM drains WHERE app = ?1",
+    "DELETE FROM release_config WHERE app = ?1", "DELETE FROM release_types WHERE app = ?1",
+    "DELETE FROM releases WHERE app = ?1",       "DELETE FROM config WHERE app = ?1",
+    "DELETE FROM formations WHERE app = ?1",     "DELETE FROM apps WHERE name = ?1",
 };
 
 static const char schema_sql[] =
