@@ -77,7 +77,7 @@ read_env(int fd)
     ssize_t r;
 
     for (;;) {
-        if (len == cap) {
+        if (len + 1 >= cap) { /* room for a final NUL, below */
             char *nb = realloc(buf, cap = cap ? cap * 2 : 65536);
 
             if (!nb)
@@ -94,13 +94,13 @@ read_env(int fd)
         len += (size_t)r;
     }
     close(fd);
+    buf[len] = '\0'; /* an unterminated last string ends here */
     for (k = 0; k < len; k++)
         n += buf[k] == '\0';
     if ((env = calloc(n + 1, sizeof *env)) == NULL)
         return free(buf), NULL;
-    for (k = 0, n = 0; k < len; k += strlen(buf + k) + 1)
-        if (memchr(buf + k, '\0', len - k))
-            env[n++] = buf + k;
+    for (k = 0, n = 0; k < len && memchr(buf + k, '\0', len - k); k += strlen(buf + k) + 1)
+        env[n++] = buf + k;
     return env;
 }
 
