@@ -27,7 +27,9 @@
  * peer vanished behind a partition is retransmitted with exponential
  * backoff, and nanomsg would wait for it; a fresh connection makes a healed
  * partition, or a controller back from a restart, heard within a few
- * heartbeats instead of after the next retransmission.
+ * heartbeats instead of after the next retransmission. (nnuv_connect also
+ * dials again whenever a socket finds itself without a connection, and
+ * never lets nanomsg abort the agent for want of a port or descriptor.)
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -54,7 +56,6 @@ struct agt_conn {
     const struct agt_config *cfg;
     struct nnuv *req;
     struct nnuv *sub;
-    int req_ep, sub_ep;   /* nanomsg endpoint ids, for redialling */
     uint64_t replied_at;  /* uv_now of the last reply, or of the start */
     uint64_t redialed_at; /* uv_now of the last redial */
     bool redialing;       /* silent: logged once until the next reply */
@@ -359,21 +360,6 @@ silence_ms(const struct agt_conn *c)
     return ms < 1000 ? 1000 : ms > 10000 ? 10000 : ms;
 }
 
-static int
-redial_one(struct nnuv *s, int *ep, const char *url)
-{
-    int sock = nnuv_sock(s), eid;
-
-    if (*ep >= 0)
-        nn_shutdown(sock, *ep);
-    *ep = -1;
-    eid = nn_connect(sock, url);
-    if (eid < 0)
-        return -nn_errno();
-    *ep = eid;
-    return 0;
-}
-
 static void
 redial(struct agt_conn *c)
 {
@@ -384,9 +370,8 @@ redial(struct agt_conn *c)
                  uv_now(c->loop) - c->replied_at);
     c->redialing = true;
     c->redialed_at = uv_now(c->loop);
-    if ((rc = redial_one(c->req, &c->req_ep, c->cfg->join)) < 0 ||
-        (rc = redial_one(c->sub, &c->sub_ep, c->cfg->notify)) < 0)
-        log_warn("redial_failed", "err=%s", log_q(nn_strerror(-rc)));
+    if ((rc = nnuv_redial(c->req)) < 0 || (rc = nnuv_redial(c->sub)) < 0)
+        log_warn("redial_failed", "err=%s", log_q(strerror(-rc)));
     c->inflight = false; /* the request went with the old connection */
 }
 
@@ -433,7 +418,6 @@ agt_conn_new(struct agt *a, int *err)
     c->cfg = agt_cfg(a);
     c->heartbeat_ms = c->cfg->heartbeat_ms;
     ivl = NN_RESEND_OFF;
-    c->req_ep = c->sub_ep = -1;
     c->req = nnuv_new(c->loop, AF_SP, NN_REQ, on_reply, c, &rc);
     if (!c->req)
         goto out;
@@ -441,7 +425,7 @@ agt_conn_new(struct agt *a, int *err)
         rc = -nn_errno();
         goto out;
     }
-    rc = redial_one(c->req, &c->req_ep, c->cfg->join);
+    rc = nnuv_connect(c->req, c->cfg->join);
     if (rc < 0)
         goto out;
     c->sub = nnuv_new(c->loop, AF_SP, NN_SUB, on_notify, c, &rc);
@@ -454,7 +438,7 @@ agt_conn_new(struct agt *a, int *err)
         rc = -nn_errno();
         goto out;
     }
-    rc = redial_one(c->sub, &c->sub_ep, c->cfg->notify);
+    rc = nnuv_connect(c->sub, c->cfg->notify);
     if (rc < 0)
         goto out;
     uv_timer_init(c->loop, &c->heartbeat);
