@@ -84,6 +84,7 @@ struct worker {
     uint64_t replies;
     char cmdbuf[512];
     size_t cmdlen;
+    char join[300], notify[300]; /* the URLs dialled, with this worker's source */
 };
 
 static uint64_t
@@ -395,7 +396,7 @@ sim_start(struct worker *w, struct sim *s)
         return -nn_errno();
     if (nn_setsockopt(s->sock, NN_REQ, NN_REQ_RESEND_IVL, &ivl, sizeof(ivl)) < 0 ||
         nn_setsockopt(s->sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &max, sizeof(max)) < 0 ||
-        nn_connect(s->sock, w->cfg->join) < 0 ||
+        bench_dial(s->sock, w->join, 60000) < 0 ||
         nn_getsockopt(s->sock, NN_SOL_SOCKET, NN_RCVFD, &fd, &sz) < 0)
         return -nn_errno();
     ev.data.u32 = s->index - w->cfg->first;
@@ -491,9 +492,12 @@ bench_worker_main(const struct bench_cfg *cfg, int cmd_fd, int ev_fd)
     size_t sz = sizeof(fd);
     uint64_t now = mono_ms();
 
+    /* This worker's own loopback source address (bench_source_url). */
+    bench_source_url(cfg->join, cfg->first / BENCH_PER_WORKER, w.join, sizeof(w.join));
+    bench_source_url(cfg->notify, cfg->first / BENCH_PER_WORKER, w.notify, sizeof(w.notify));
     if (sodium_init() < 0 || (w.sims = calloc(cfg->count, sizeof(*w.sims))) == NULL ||
         (w.ep = epoll_create1(EPOLL_CLOEXEC)) < 0 || (w.sub = nn_socket(AF_SP, NN_SUB)) < 0 ||
-        nn_connect(w.sub, cfg->notify) < 0 ||
+        bench_dial(w.sub, w.notify, 60000) < 0 ||
         nn_getsockopt(w.sub, NN_SOL_SOCKET, NN_RCVFD, &fd, &sz) < 0)
         _exit(4);
     ev.data.u32 = cfg->count;
