@@ -23,8 +23,11 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -78,4 +81,21 @@ dial_check(const char *url)
         rc = -errno;
     close(fd);
     return rc;
+}
+
+bool
+fds_low(unsigned headroom)
+{
+    struct rlimit rl;
+    int fd;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur > (rlim_t)INT32_MAX || rl.rlim_cur <= headroom)
+        return false;
+    fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, (int)(rl.rlim_cur - headroom));
+    if (fd >= 0) {
+        close(fd);
+        return false;
+    }
+    return errno == EMFILE;
 }

@@ -6,6 +6,8 @@
 #ifndef DROVER_DIALCHECK_H
 #define DROVER_DIALCHECK_H
 
+#include <stdbool.h>
+
 /* Do what nanomsg's TCP dialer does before connect(): a socket of the
  * URL's family, SO_REUSEADDR, bind() to the URL's local interface (the part
  * before ';', else any) with port 0, then close it. 0 when that works, or
@@ -13,5 +15,10 @@
  * -ENFILE (no descriptor), -EADDRINUSE (no free local port), -EADDRNOTAVAIL
  * (no such local address), -EINVAL (not a URL this can read). */
 int dial_check(const char *url);
+
+/* Are fewer than headroom descriptors left below RLIMIT_NOFILE? O(1): asks
+ * for a descriptor at limit - headroom or above (descriptors are handed out
+ * lowest first, so the top ones go last). False when it cannot tell. */
+bool fds_low(unsigned headroom);
 
 #endif

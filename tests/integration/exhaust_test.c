@@ -7,7 +7,10 @@
  * Here the host is a network namespace of its own whose ephemeral range is
  * ten ports (10990-10999), all held by a helper process: the agent must say
  * why it cannot dial (event=dial_failed), keep running, and register once
- * the ports are free again. Controller ports 7744-7747, app ports
+ * the ports are free again. And a controller whose descriptors run out
+ * (a low RLIMIT_NOFILE, a flood of connections) says so
+ * (event=descriptors_low), keeps serving, and says when they are back.
+ * Controller ports 7744-7747 (in the namespace) and 7748-7751, app ports
  * 10900-10909 (inside the namespace).
  */
 #include <criterion/criterion.h>
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -148,4 +152,47 @@ Test(exhaust, agent_waits_for_a_port_instead_of_aborting)
               "the agent did not register once ports were free");
     cr_assert_str_eq(h_node_state(&C, "n1", state, sizeof(state)), "ready");
     cr_assert(h_pid_alive(C.procs[agt].pid));
+}
+
+Test(exhaust, controller_out_of_descriptors_says_so_and_serves)
+{
+    char data[320], api[96], agents[96], *out = NULL;
+    const char *prlimit = "/usr/bin/prlimit";
+    int ctl, fds[200], n = 0;
+
+    if (access(prlimit, X_OK) != 0)
+        cr_skip_test("needs prlimit (util-linux)");
+    h_init(&C, "exhaust-fd", 7748);
+    snprintf(data, sizeof(data), "DROVER_DATA_DIR=%s/controller", C.dir);
+    snprintf(api, sizeof(api), "DROVER_API_LISTEN=%s", C.api);
+    snprintf(agents, sizeof(agents), "DROVER_AGENT_LISTEN=%s", C.join);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/drover-controller", h_bin_dir());
+    ctl = h_start_cmd(&C, "controller", (const char *const[]){prlimit, "--nofile=64", path, NULL},
+                      (const char *const[]){data, api, agents, "DROVER_CLUSTER_KEY=" H_CLUSTER_KEY,
+                                            "DROVER_API_TOKEN=" H_API_TOKEN, NULL});
+    cr_assert(h_wait_log(&C, ctl, "event=ready", 15000), "the controller did not start");
+    cr_assert(!h_log_has(&C, ctl, "event=descriptors_low"));
+
+    /* More connections than it has descriptors left. */
+    for (n = 0; n < 100; n++) {
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(7749)};
+
+        inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+        fds[n] = socket(AF_INET, SOCK_STREAM, 0);
+        cr_assert_geq(fds[n], 0);
+        cr_assert_eq(connect(fds[n], (struct sockaddr *)&sin, sizeof(sin)), 0, "%s",
+                     strerror(errno));
+    }
+    cr_assert(h_wait_log(&C, ctl, "event=descriptors_low", 10000), "no word of the shortage");
+    cr_assert(h_log_has(&C, ctl, "RLIMIT_NOFILE"));
+    h_msleep(1000);
+    cr_assert(h_pid_alive(C.procs[ctl].pid), "the controller died out of descriptors");
+    while (n > 0)
+        close(fds[--n]);
+    cr_assert(h_wait_log(&C, ctl, "event=descriptors_ok", 10000), "no word of the recovery");
+    cr_assert_eq(h_cli(&C, &out, NULL, (const char *const[]){"nodes", NULL}), 0);
+    free(out);
+    cr_assert(h_pid_alive(C.procs[ctl].pid));
+    cr_assert(!h_log_has(&C, ctl, "Assertion failed"));
 }

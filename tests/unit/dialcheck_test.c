@@ -97,3 +97,19 @@ Test(dialcheck, sees_descriptors_run_out, .timeout = 10)
     cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
     cr_assert_eq(dial_check("tcp://127.0.0.1:7750"), -EMFILE);
 }
+
+Test(dialcheck, fds_low_sees_the_top_of_the_limit_taken, .timeout = 10)
+{
+    struct rlimit rl = {.rlim_cur = 0, .rlim_max = 0};
+    int fd;
+
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    for (fd = 0; fcntl(fd, F_GETFD) >= 0 || fd < 3; fd++)
+        ;
+    rl.rlim_cur = (rlim_t)fd + 100; /* 100 free: plenty */
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    cr_assert(!fds_low(16));
+    rl.rlim_cur = (rlim_t)fd + 4; /* 4 free: low */
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    cr_assert(fds_low(16));
+}
