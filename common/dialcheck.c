@@ -25,9 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <stdint.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -86,16 +84,21 @@ dial_check(const char *url)
 bool
 fds_low(unsigned headroom)
 {
-    struct rlimit rl;
-    int fd;
+    int fds[256], n = 0, err = 0;
 
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
-        rl.rlim_cur > (rlim_t)INT32_MAX || rl.rlim_cur <= headroom)
-        return false;
-    fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, (int)(rl.rlim_cur - headroom));
-    if (fd >= 0) {
-        close(fd);
-        return false;
+    if (headroom > 256)
+        headroom = 256;
+    /* Take headroom descriptors, then give them back. */
+    while ((unsigned)n < headroom) {
+        int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
+
+        if (fd < 0) {
+            err = errno;
+            break;
+        }
+        fds[n++] = fd;
     }
-    return errno == EMFILE;
+    while (n > 0)
+        close(fds[--n]);
+    return err == EMFILE || err == ENFILE;
 }

@@ -16,9 +16,9 @@
  * (no such local address), -EINVAL (not a URL this can read). */
 int dial_check(const char *url);
 
-/* Are fewer than headroom descriptors left below RLIMIT_NOFILE? O(1): asks
- * for a descriptor at limit - headroom or above (descriptors are handed out
- * lowest first, so the top ones go last). False when it cannot tell. */
+/* Are fewer than headroom (at most 256) descriptors left below
+ * RLIMIT_NOFILE (or the system's limit)? Takes that many and gives them
+ * back. False when it cannot tell (no descriptor 2 to copy). */
 bool fds_low(unsigned headroom);
 
 #endif

@@ -5,8 +5,8 @@
  * Every agent holds one connection to the controller (two with its
  * notifications), so a cluster outgrows a low RLIMIT_NOFILE quietly:
  * nanomsg keeps retrying accept() and new agents simply never register.
- * Once a second (from the node tick) the controller asks whether the top
- * FD_HEADROOM descriptors below its limit are all taken (fds_low, O(1)),
+ * Once a second (from the node tick) the controller asks whether it could
+ * still open FD_HEADROOM descriptors (fds_low: that many dup()s and closes),
  * and logs event=descriptors_low once when they are, event=descriptors_ok
  * once they are free again. It never stops serving either way.
  */
