@@ -9,7 +9,9 @@
  * the reply arrives. nanomsg's own timed resend is off (NN_REQ_RESEND_IVL
  * far out): it would resend the identical sealed bytes, which the controller
  * refuses as a replay. Instead a request unanswered for RESEND_BEATS
- * heartbeats is rebuilt, re-sealed and sent again (on_heartbeat). Every
+ * heartbeats is rebuilt, re-sealed and sent again (on_heartbeat); each
+ * further re-send without a reply waits twice as long (up to 16 times),
+ * with jitter, and so do redials (agt_resend_wait_ms). Every
  * request is built from the current state when it is sent, never queued as
  * a delta. A SUB socket on the notify endpoint
  * subscribed to "NODE\n" turns a notification into an immediate sync.
@@ -39,6 +41,7 @@
 #include <nanomsg/nn.h>
 #include <nanomsg/pubsub.h>
 #include <nanomsg/reqrep.h>
+#include <sodium.h>
 
 #include "agt.h"
 #include "log.h"
@@ -69,6 +72,10 @@ struct agt_conn {
     bool announced; /* event=ready printed */
     bool inflight;
     uint64_t inflight_at; /* uv_now when it was sent */
+    uint64_t resend_wait; /* how long it may go unanswered (agt_resend_wait_ms) */
+    uint32_t resends;     /* re-sends in a row without a reply */
+    uint32_t redials;     /* redials in a row without a reply */
+    uint64_t redial_wait; /* how long after the last redial the next may come */
     enum req_kind kind;   /* of the request in flight */
     uint64_t seq;         /* of the request in flight */
     bool sent_full;
@@ -195,6 +202,16 @@ send_next(struct agt_conn *c)
     }
     c->inflight = true;
     c->inflight_at = uv_now(c->loop);
+    c->resend_wait = agt_resend_wait_ms((uint64_t)RESEND_BEATS * c->heartbeat_ms, c->resends,
+                                        randombytes_random());
+}
+
+uint64_t
+agt_resend_wait_ms(uint64_t base, uint32_t n, uint32_t rnd)
+{
+    uint64_t ms = base << (n < 4 ? n : 4);
+
+    return n == 0 ? base : ms + rnd % (ms / 2 + 1);
 }
 
 /* The request in flight carried a full report and it was answered. */
@@ -271,6 +288,7 @@ on_reply(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
 
     c->inflight = false; /* whatever came back answered the request */
     c->replied_at = uv_now(c->loop);
+    c->resends = c->redials = 0;
     if (c->redialing) {
         c->redialing = false;
         log_info("controller_heard", "node=%s", c->cfg->node);
@@ -370,6 +388,7 @@ redial(struct agt_conn *c)
                  uv_now(c->loop) - c->replied_at);
     c->redialing = true;
     c->redialed_at = uv_now(c->loop);
+    c->redial_wait = agt_resend_wait_ms(silence_ms(c), c->redials++, randombytes_random());
     if ((rc = nnuv_redial(c->req)) < 0 || (rc = nnuv_redial(c->sub)) < 0)
         log_warn("redial_failed", "err=%s", log_q(strerror(-rc)));
     c->inflight = false; /* the request went with the old connection */
@@ -381,7 +400,7 @@ on_heartbeat(uv_timer_t *t)
     struct agt_conn *c = t->data;
     uint64_t now = uv_now(c->loop), quiet = now - c->replied_at;
 
-    if (quiet >= silence_ms(c) && now - c->redialed_at >= silence_ms(c))
+    if (quiet >= silence_ms(c) && now - c->redialed_at >= c->redial_wait)
         redial(c);
     if (c->leaving && now - c->leave_at >= silence_ms(c) && quiet >= silence_ms(c))
         agt_leave_unreachable(c->agt);
@@ -389,8 +408,10 @@ on_heartbeat(uv_timer_t *t)
      * state: replace it with a fresh one, freshly sealed (sending on a REQ
      * socket cancels the previous request; nanomsg's own resend is off, as
      * the controller refuses a replayed counter). */
-    if (c->inflight && now - c->inflight_at >= (uint64_t)RESEND_BEATS * c->heartbeat_ms)
+    if (c->inflight && now - c->inflight_at >= c->resend_wait) {
         c->inflight = false;
+        c->resends++;
+    }
     if (!c->inflight)
         send_next(c);
 }
@@ -465,6 +486,7 @@ agt_conn_start(struct agt_conn *c)
     int rc = nnuv_start(c->req);
 
     c->replied_at = c->redialed_at = uv_now(c->loop);
+    c->redial_wait = silence_ms(c);
     if (rc == 0)
         rc = nnuv_start(c->sub);
     if (rc == 0)
