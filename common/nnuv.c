@@ -23,6 +23,7 @@
 #include "nnuv.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +38,7 @@
 #define DIAL_TICK_MS 100       /* how often a dialled socket is looked at */
 #define DIAL_BASE_MS 500       /* a dial has this long to connect, doubling */
 #define DIAL_CAP_MS 10000      /* up to this, while dials keep failing */
+#define NNUV_BATCH 256         /* messages drained before any is handled */
 #define NN_REDIAL_OFF 86400000 /* nanomsg's own reconnect: never, in effect */
 
 struct nnuv {
@@ -54,7 +56,8 @@ struct nnuv {
     uv_timer_t dial;
     uint64_t dial_next; /* uv_now before which the dial is left alone */
     uint32_t dial_fails;
-    int open; /* handles still to close: poll (when polling), dial timer */
+    int open;      /* handles still to close: poll (when polling), dial timer */
+    uint64_t shed; /* stale requests dropped (on_readable) */
 };
 
 static void on_readable(uv_poll_t *h, int status, int events);
@@ -261,24 +264,80 @@ recv_one(struct nnuv *s, struct nnuv_msg **out)
     return 0;
 }
 
+/* The sender of a raw REP request: its routing header less the request id
+ * (the last 4 bytes), which names the connection (the pipe) it came in on.
+ * NULL when there is none. nanomsg writes the header first in the control
+ * data: a cmsghdr, then a size_t length, then the header itself. */
+static const uint8_t *
+sender_of(const struct nnuv_msg *m, size_t *len)
+{
+    const struct nn_cmsghdr *c = m->control;
+    const uint8_t *p;
+    size_t sz;
+
+    if (c == NULL || c->cmsg_level != PROTO_SP || c->cmsg_type != SP_HDR ||
+        c->cmsg_len < NN_CMSG_LEN(sizeof(size_t)))
+        return NULL;
+    p = NN_CMSG_DATA(c);
+    memcpy(&sz, p, sizeof(sz));
+    if (sz <= 4 || sz > c->cmsg_len - NN_CMSG_LEN(sizeof(size_t)))
+        return NULL;
+    *len = sz - 4;
+    return p + sizeof(size_t);
+}
+
+/* Is a later request in batch[i+1..n) from the same sender as batch[i]? */
+static bool
+superseded(struct nnuv_msg **batch, size_t i, size_t n)
+{
+    size_t la, lb;
+    const uint8_t *a = sender_of(batch[i], &la), *b;
+
+    for (size_t j = i + 1; a != NULL && j < n; j++)
+        if ((b = sender_of(batch[j], &lb)) != NULL && la == lb && memcmp(a, b, la) == 0)
+            return true;
+    return false;
+}
+
 static void
 on_readable(uv_poll_t *h, int status, int events)
 {
     struct nnuv *s = h->data;
-    struct nnuv_msg *m = NULL;
-    int rc;
+    struct nnuv_msg *batch[NNUV_BATCH];
+    size_t n = 0, i;
+    int rc = 0;
 
-    /* Drain everything that is waiting; the callback may close s. */
-    while (!s->closing) {
-        rc = recv_one(s, &m);
-        if (rc == -EAGAIN || rc == -EINTR)
-            break;
-        if (rc == -ENOMEM)
-            continue; /* dropped; the peer will resend or time out */
-        if (rc < 0)
-            break;
-        s->cb(s, m, s->arg);
+    /* Drain everything that is waiting, a batch at a time; the callback may
+     * close s. A REQ peer keeps one request outstanding: when it sent a
+     * newer one, the older was cancelled and a reply to it would be thrown
+     * away, so on a raw REP only each sender's newest request of the batch
+     * is handed on and the rest are shed (counted in s->shed): under load
+     * the queue holds stale re-sends, and answering them is pure waste. */
+    while (!s->closing && rc != -EAGAIN) {
+        for (n = 0; n < NNUV_BATCH && (rc = recv_one(s, &batch[n])) != -EAGAIN;) {
+            if (rc == -ENOMEM)
+                continue; /* dropped; the peer will resend or time out */
+            if (rc < 0)
+                break;
+            n++;
+        }
+        for (i = 0; i < n; i++) {
+            if (s->closing || (s->raw && superseded(batch, i, n))) {
+                s->shed += !s->closing;
+                nnuv_msg_free(batch[i]);
+                continue;
+            }
+            s->cb(s, batch[i], s->arg);
+        }
+        if (rc < 0 && rc != -EAGAIN)
+            break; /* EINTR or worse: the next wake-up drains the rest */
     }
+}
+
+uint64_t
+nnuv_shed(const struct nnuv *s)
+{
+    return s->shed;
 }
 
 int

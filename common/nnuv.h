@@ -49,6 +49,9 @@ int nnuv_bind(struct nnuv *s, const char *url);
 int nnuv_connect(struct nnuv *s, const char *url);
 /* Drop the connection and dial again at once (a silent peer). */
 int nnuv_redial(struct nnuv *s);
+/* Requests a raw REP dropped because a newer one from the same sender
+ * (the same connection) was waiting behind them (nnuv.c). */
+uint64_t nnuv_shed(const struct nnuv *s);
 int nnuv_sock(const struct nnuv *s); /* the nanomsg socket, for setsockopt */
 void *nnuv_data(const struct nnuv *s);
 
