@@ -18,7 +18,7 @@
  * a connection and dials it again itself, only after dial_check() found a
  * descriptor and a local port, with exponential backoff and jitter while
  * that fails (event=dial_failed says why). A connection broken by the
- * peer's restart is dialled again within about DIAL_BASE_MS.
+ * peer's restart is dialled again within DIAL_TICK_MS.
  */
 #include "nnuv.h"
 
@@ -35,7 +35,7 @@
 #include "log.h"
 #include "wire.h"
 
-#define DIAL_TICK_MS 100       /* how often a dialled socket is looked at */
+#define DIAL_TICK_MS 250       /* how often a dialled socket is looked at */
 #define DIAL_BASE_MS 500       /* a dial has this long to connect, doubling */
 #define DIAL_CAP_MS 10000      /* up to this, while dials keep failing */
 #define NNUV_BATCH 256         /* messages drained before any is handled */

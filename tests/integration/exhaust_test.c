@@ -7,8 +7,8 @@
  * Here the host is a network namespace of its own whose ephemeral range is
  * ten ports (10990-10999), all held by a helper process: the agent must say
  * why it cannot dial (event=dial_failed), keep running, and register once
- * the ports are free again. And a controller whose descriptors run out
- * (a low RLIMIT_NOFILE, a flood of connections) says so
+ * the ports are free again; the CLI there says why it cannot dial. And a controller whose
+ * descriptors run out (a low RLIMIT_NOFILE, a flood of connections) says so
  * (event=descriptors_low), keeps serving, and says when they are back.
  * Controller ports 7744-7747 (in the namespace) and 7748-7751, app ports
  * 10900-10909 (inside the namespace).
@@ -145,6 +145,12 @@ Test(exhaust, agent_waits_for_a_port_instead_of_aborting)
               "the agent died without a port");
     cr_assert(h_wait_log(&C, agt, "event=dial_failed", 10000), "the agent did not say why");
     cr_assert(h_log_has(&C, agt, "no free ephemeral port"));
+    /* The CLI, on the same host, says why it cannot dial and exits. */
+    char *err = NULL;
+    int cli = h_cli(&C, NULL, &err, (const char *const[]){"nodes", NULL});
+    cr_assert(cli != 0 && err != NULL && strstr(err, "no free local port") != NULL,
+              "cli exit %d: %s", cli, err ? err : "");
+    free(err);
     cr_assert(!h_log_has(&C, agt, "event=ready"), "registered with no port to dial from?");
 
     release_ports();
