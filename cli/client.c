@@ -34,6 +34,7 @@
 #include <sodium.h>
 
 #include "cli.h"
+#include "dialcheck.h"
 #include "env.h"
 #include "wire.h"
 
@@ -163,6 +164,16 @@ cli_client_new(struct cli_client **out)
     }
     if ((rc = probe(c)) < 0)
         goto fail;
+    /* nanomsg aborts the process when its dial finds no free local port
+     * (common/dialcheck.c): say why instead. */
+    if ((rc = dial_check(c->endpoint)) < 0 && rc != -EINVAL) {
+        cli_fail("cannot dial %s: %s", c->endpoint,
+                 rc == -EADDRINUSE ? "no free local port (net.ipv4.ip_local_port_range; too "
+                                     "many connections in TIME_WAIT?)"
+                 : rc == -EMFILE || rc == -ENFILE ? "no free file descriptor (ulimit -n)"
+                                                  : strerror(-rc));
+        goto fail;
+    }
     if (nn_connect(c->sock, c->endpoint) < 0) {
         rc = -nn_errno();
         cli_fail("cannot connect to %s: %s", c->endpoint, nn_strerror(-rc));

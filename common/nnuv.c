@@ -10,17 +10,36 @@
  * Raw REP sockets (AF_SP_RAW) hand us each request's routing header as
  * control data (NN_MSG-allocated); keeping it with the body lets a handler
  * reply later, from another callback, which cooked REP sockets cannot do.
+ *
+ * Dialling (nnuv_connect) never lets nanomsg abort the process: nanomsg
+ * 1.1.5 does when a dial's bind() finds no free ephemeral port and it
+ * retries (common/dialcheck.c). So nanomsg never retries a dial on its own
+ * (NN_RECONNECT_IVL a day out); a timer here finds a dialled socket without
+ * a connection and dials it again itself, only after dial_check() found a
+ * descriptor and a local port, with exponential backoff and jitter while
+ * that fails (event=dial_failed says why). A connection broken by the
+ * peer's restart is dialled again within DIAL_TICK_MS.
  */
 #include "nnuv.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
+#include <sodium.h>
 
+#include "dialcheck.h"
+#include "log.h"
 #include "wire.h"
+
+#define DIAL_TICK_MS 250       /* how often a dialled socket is looked at */
+#define DIAL_BASE_MS 500       /* a dial has this long to connect, doubling */
+#define DIAL_CAP_MS 10000      /* up to this, while dials keep failing */
+#define NNUV_BATCH 256         /* messages drained before any is handled */
+#define NN_REDIAL_OFF 86400000 /* nanomsg's own reconnect: never, in effect */
 
 struct nnuv {
     uv_poll_t poll; /* poll.data points back here */
@@ -31,6 +50,14 @@ struct nnuv {
     int closing;
     nnuv_recv_cb cb;
     void *arg;
+    /* nnuv_connect: the one URL dialled, its endpoint, the redial timer */
+    char *url;
+    int ep;
+    uv_timer_t dial;
+    uint64_t dial_next; /* uv_now before which the dial is left alone */
+    uint32_t dial_fails;
+    int open;      /* handles still to close: poll (when polling), dial timer */
+    uint64_t shed; /* stale requests dropped (on_readable) */
 };
 
 static void on_readable(uv_poll_t *h, int status, int events);
@@ -67,10 +94,96 @@ nnuv_bind(struct nnuv *s, const char *url)
     return nn_bind(s->nn, url) < 0 ? -nn_errno() : 0;
 }
 
+/* How long a dial has before the next one, after n failures in a row:
+ * DIAL_BASE_MS doubled n times, capped, then a random point in its upper
+ * half, so that many agents refused at once do not come back in step. */
+static uint64_t
+dial_wait_ms(uint32_t n)
+{
+    uint64_t ms = DIAL_BASE_MS;
+
+    while (n-- > 0 && ms < DIAL_CAP_MS)
+        ms *= 2;
+    if (ms > DIAL_CAP_MS)
+        ms = DIAL_CAP_MS;
+    return ms / 2 + randombytes_uniform((uint32_t)(ms / 2 + 1));
+}
+
+/* Drop the endpoint and dial again, if dial_check() says nanomsg can. */
+static int
+dial(struct nnuv *s)
+{
+    int rc;
+
+    if (s->ep >= 0)
+        nn_shutdown(s->nn, s->ep);
+    s->ep = -1;
+    s->dial_next = uv_now(s->loop) + dial_wait_ms(s->dial_fails);
+    if ((rc = dial_check(s->url)) < 0) {
+        log_warn("dial_failed", "url=%s err=%s retry_ms=%llu hint=%s", log_q(s->url),
+                 log_q(strerror(-rc)), (unsigned long long)(s->dial_next - uv_now(s->loop)),
+                 log_q(rc == -EMFILE || rc == -ENFILE ? "no free file descriptor (RLIMIT_NOFILE)"
+                       : rc == -EADDRINUSE            ? "no free ephemeral port "
+                                                        "(net.ipv4.ip_local_port_range, TIME_WAIT)"
+                                                      : "the local address cannot be bound"));
+        return rc;
+    }
+    if ((s->ep = nn_connect(s->nn, s->url)) < 0)
+        return -nn_errno();
+    return 0;
+}
+
+static void
+on_dial_tick(uv_timer_t *t)
+{
+    struct nnuv *s = t->data;
+
+    if (s->ep >= 0 && nn_get_statistic(s->nn, NN_STAT_CURRENT_CONNECTIONS) > 0) {
+        s->dial_fails = 0;
+        return;
+    }
+    if (uv_now(s->loop) < s->dial_next)
+        return;
+    s->dial_fails++;
+    dial(s);
+}
+
 int
 nnuv_connect(struct nnuv *s, const char *url)
 {
-    return nn_connect(s->nn, url) < 0 ? -nn_errno() : 0;
+    int ivl = NN_REDIAL_OFF, rc;
+
+    if (s->url != NULL) /* one URL per socket */
+        return -EISCONN;
+    if ((rc = dial_check(url)) == -EINVAL)
+        return rc;
+    if (nn_setsockopt(s->nn, NN_SOL_SOCKET, NN_RECONNECT_IVL, &ivl, sizeof(ivl)) < 0)
+        return -nn_errno();
+    if ((s->url = strdup(url)) == NULL)
+        return -ENOMEM;
+    s->ep = -1;
+    if ((rc = dial(s)) < 0 && rc != -EMFILE && rc != -ENFILE && rc != -EADDRINUSE &&
+        rc != -EADDRNOTAVAIL) {
+        free(s->url);
+        s->url = NULL;
+        return rc;
+    }
+    /* A dial that could not start now is tried again by the timer. */
+    uv_timer_init(s->loop, &s->dial);
+    s->dial.data = s;
+    uv_timer_start(&s->dial, on_dial_tick, DIAL_TICK_MS, DIAL_TICK_MS);
+    uv_unref((uv_handle_t *)&s->dial); /* it alone keeps no loop running */
+    s->open++;
+    return 0;
+}
+
+int
+nnuv_redial(struct nnuv *s)
+{
+    if (s->url == NULL)
+        return -ENOTCONN;
+    s->dial_fails = 0;
+    return dial(s);
 }
 
 int
@@ -101,9 +214,10 @@ nnuv_start(struct nnuv *s)
     if ((rc = uv_poll_init(s->loop, &s->poll, fd)) < 0)
         return rc;
     s->poll.data = s;
+    s->polling = 1;
+    s->open++;
     if ((rc = uv_poll_start(&s->poll, UV_READABLE, on_readable)) < 0)
         return rc;
-    s->polling = 1;
     return 0;
 }
 
@@ -150,24 +264,80 @@ recv_one(struct nnuv *s, struct nnuv_msg **out)
     return 0;
 }
 
+/* The sender of a raw REP request: its routing header less the request id
+ * (the last 4 bytes), which names the connection (the pipe) it came in on.
+ * NULL when there is none. nanomsg writes the header first in the control
+ * data: a cmsghdr, then a size_t length, then the header itself. */
+static const uint8_t *
+sender_of(const struct nnuv_msg *m, size_t *len)
+{
+    const struct nn_cmsghdr *c = m->control;
+    const uint8_t *p;
+    size_t sz;
+
+    if (c == NULL || c->cmsg_level != PROTO_SP || c->cmsg_type != SP_HDR ||
+        c->cmsg_len < NN_CMSG_LEN(sizeof(size_t)))
+        return NULL;
+    p = NN_CMSG_DATA(c);
+    memcpy(&sz, p, sizeof(sz));
+    if (sz <= 4 || sz > c->cmsg_len - NN_CMSG_LEN(sizeof(size_t)))
+        return NULL;
+    *len = sz - 4;
+    return p + sizeof(size_t);
+}
+
+/* Is a later request in batch[i+1..n) from the same sender as batch[i]? */
+static bool
+superseded(struct nnuv_msg **batch, size_t i, size_t n)
+{
+    size_t la, lb;
+    const uint8_t *a = sender_of(batch[i], &la), *b;
+
+    for (size_t j = i + 1; a != NULL && j < n; j++)
+        if ((b = sender_of(batch[j], &lb)) != NULL && la == lb && memcmp(a, b, la) == 0)
+            return true;
+    return false;
+}
+
 static void
 on_readable(uv_poll_t *h, int status, int events)
 {
     struct nnuv *s = h->data;
-    struct nnuv_msg *m = NULL;
-    int rc;
+    struct nnuv_msg *batch[NNUV_BATCH];
+    size_t n = 0, i;
+    int rc = 0;
 
-    /* Drain everything that is waiting; the callback may close s. */
-    while (!s->closing) {
-        rc = recv_one(s, &m);
-        if (rc == -EAGAIN || rc == -EINTR)
-            break;
-        if (rc == -ENOMEM)
-            continue; /* dropped; the peer will resend or time out */
-        if (rc < 0)
-            break;
-        s->cb(s, m, s->arg);
+    /* Drain everything that is waiting, a batch at a time; the callback may
+     * close s. A REQ peer keeps one request outstanding: when it sent a
+     * newer one, the older was cancelled and a reply to it would be thrown
+     * away, so on a raw REP only each sender's newest request of the batch
+     * is handed on and the rest are shed (counted in s->shed): under load
+     * the queue holds stale re-sends, and answering them is pure waste. */
+    while (!s->closing && rc != -EAGAIN) {
+        for (n = 0; n < NNUV_BATCH && (rc = recv_one(s, &batch[n])) != -EAGAIN;) {
+            if (rc == -ENOMEM)
+                continue; /* dropped; the peer will resend or time out */
+            if (rc < 0)
+                break;
+            n++;
+        }
+        for (i = 0; i < n; i++) {
+            if (s->closing || (s->raw && superseded(batch, i, n))) {
+                s->shed += !s->closing;
+                nnuv_msg_free(batch[i]);
+                continue;
+            }
+            s->cb(s, batch[i], s->arg);
+        }
+        if (rc < 0 && rc != -EAGAIN)
+            break; /* EINTR or worse: the next wake-up drains the rest */
     }
+}
+
+uint64_t
+nnuv_shed(const struct nnuv *s)
+{
+    return s->shed;
 }
 
 int
@@ -237,7 +407,10 @@ on_close(uv_handle_t *h)
 {
     struct nnuv *s = h->data;
 
+    if (--s->open > 0)
+        return;
     nn_close(s->nn);
+    free(s->url);
     free(s);
 }
 
@@ -247,11 +420,18 @@ nnuv_close(struct nnuv *s)
     if (s == NULL || s->closing)
         return;
     s->closing = 1;
+    if (s->open == 0) {
+        nn_close(s->nn);
+        free(s->url);
+        free(s);
+        return;
+    }
     if (s->polling) {
         uv_poll_stop(&s->poll);
         uv_close((uv_handle_t *)&s->poll, on_close);
-    } else {
-        nn_close(s->nn);
-        free(s);
+    }
+    if (s->url != NULL) {
+        uv_timer_stop(&s->dial);
+        uv_close((uv_handle_t *)&s->dial, on_close);
     }
 }

@@ -42,7 +42,16 @@ typedef void (*nnuv_recv_cb)(struct nnuv *s, struct nnuv_msg *msg, void *arg);
 struct nnuv *nnuv_new(uv_loop_t *loop, int domain, int protocol, nnuv_recv_cb cb, void *arg,
                       int *err);
 int nnuv_bind(struct nnuv *s, const char *url);
+/* Dial url (one per socket) and keep it dialled: a dial that cannot start
+ * now (no descriptor or local port: event=dial_failed) or loses its
+ * connection is made again, with backoff, never by nanomsg itself (nnuv.c
+ * says why). Returns 0, or a negative errno for a URL nanomsg refuses. */
 int nnuv_connect(struct nnuv *s, const char *url);
+/* Drop the connection and dial again at once (a silent peer). */
+int nnuv_redial(struct nnuv *s);
+/* Requests a raw REP dropped because a newer one from the same sender
+ * (the same connection) was waiting behind them (nnuv.c). */
+uint64_t nnuv_shed(const struct nnuv *s);
 int nnuv_sock(const struct nnuv *s); /* the nanomsg socket, for setsockopt */
 void *nnuv_data(const struct nnuv *s);
 

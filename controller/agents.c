@@ -609,6 +609,7 @@ node_tick(uv_timer_t *t)
                          now - n->last_seen_ms > 3 * ctl->cfg.heartbeat_ms;
     }
     changed |= ctl_deploys_tick(m, now);
+    ctl_fdwatch_tick(now);
     if (changed)
         ctl_commit(ctl);
     else

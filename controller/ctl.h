@@ -639,4 +639,7 @@ void ctl_runs_pipe(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m)
 void ctl_shutdown(struct ctl *ctl, int code);
 void ctl_maybe_close(struct ctl *ctl);
 
+/* fdwatch.c: log descriptors_low / descriptors_ok as they come and go */
+void ctl_fdwatch_tick(uint64_t now);
+
 #endif

@@ -233,6 +233,12 @@ void agt_plan_fini(struct agt_plan *plan);
  * then base 1 s doubling (n=2 → 1 s, n=3 → 2 s ...) capped at 5 min, with
  * "equal jitter": a value in [base/2, base] chosen by rnd. */
 uint64_t agt_backoff_ms(uint32_t consecutive, uint32_t rnd);
+/* conn.c: how long a request may go unanswered before it is re-sent (or the
+ * controller redialled), after n re-sends in a row went unanswered: base
+ * for n = 0 (three heartbeats, as always), then base doubled n times (at
+ * most 16 times) plus up to half of that again chosen by rnd, so that the
+ * agents of an overloaded controller back off and come back out of step. */
+uint64_t agt_resend_wait_ms(uint64_t base, uint32_t n, uint32_t rnd);
 /* Consecutive crash count after one more crash, given how long the instance
  * had been up (0 if it never was): a run of 10 min or more resets it. */
 uint32_t agt_backoff_next(uint32_t consecutive, uint64_t up_ms);

@@ -9,7 +9,9 @@
  * the reply arrives. nanomsg's own timed resend is off (NN_REQ_RESEND_IVL
  * far out): it would resend the identical sealed bytes, which the controller
  * refuses as a replay. Instead a request unanswered for RESEND_BEATS
- * heartbeats is rebuilt, re-sealed and sent again (on_heartbeat). Every
+ * heartbeats is rebuilt, re-sealed and sent again (on_heartbeat); each
+ * further re-send without a reply waits twice as long (up to 16 times),
+ * with jitter, and so do redials (agt_resend_wait_ms). Every
  * request is built from the current state when it is sent, never queued as
  * a delta. A SUB socket on the notify endpoint
  * subscribed to "NODE\n" turns a notification into an immediate sync.
@@ -27,7 +29,9 @@
  * peer vanished behind a partition is retransmitted with exponential
  * backoff, and nanomsg would wait for it; a fresh connection makes a healed
  * partition, or a controller back from a restart, heard within a few
- * heartbeats instead of after the next retransmission.
+ * heartbeats instead of after the next retransmission. (nnuv_connect also
+ * dials again whenever a socket finds itself without a connection, and
+ * never lets nanomsg abort the agent for want of a port or descriptor.)
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -37,6 +41,7 @@
 #include <nanomsg/nn.h>
 #include <nanomsg/pubsub.h>
 #include <nanomsg/reqrep.h>
+#include <sodium.h>
 
 #include "agt.h"
 #include "log.h"
@@ -54,7 +59,6 @@ struct agt_conn {
     const struct agt_config *cfg;
     struct nnuv *req;
     struct nnuv *sub;
-    int req_ep, sub_ep;   /* nanomsg endpoint ids, for redialling */
     uint64_t replied_at;  /* uv_now of the last reply, or of the start */
     uint64_t redialed_at; /* uv_now of the last redial */
     bool redialing;       /* silent: logged once until the next reply */
@@ -68,6 +72,10 @@ struct agt_conn {
     bool announced; /* event=ready printed */
     bool inflight;
     uint64_t inflight_at; /* uv_now when it was sent */
+    uint64_t resend_wait; /* how long it may go unanswered (agt_resend_wait_ms) */
+    uint32_t resends;     /* re-sends in a row without a reply */
+    uint32_t redials;     /* redials in a row without a reply */
+    uint64_t redial_wait; /* how long after the last redial the next may come */
     enum req_kind kind;   /* of the request in flight */
     uint64_t seq;         /* of the request in flight */
     bool sent_full;
@@ -194,6 +202,16 @@ send_next(struct agt_conn *c)
     }
     c->inflight = true;
     c->inflight_at = uv_now(c->loop);
+    c->resend_wait = agt_resend_wait_ms((uint64_t)RESEND_BEATS * c->heartbeat_ms, c->resends,
+                                        randombytes_random());
+}
+
+uint64_t
+agt_resend_wait_ms(uint64_t base, uint32_t n, uint32_t rnd)
+{
+    uint64_t ms = base << (n < 4 ? n : 4);
+
+    return n == 0 ? base : ms + rnd % (ms / 2 + 1);
 }
 
 /* The request in flight carried a full report and it was answered. */
@@ -275,6 +293,7 @@ on_reply(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
 
     c->inflight = false; /* whatever came back answered the request */
     c->replied_at = uv_now(c->loop);
+    c->resends = c->redials = 0;
     if (c->redialing) {
         c->redialing = false;
         log_info("controller_heard", "node=%s", c->cfg->node);
@@ -364,21 +383,6 @@ silence_ms(const struct agt_conn *c)
     return ms < 1000 ? 1000 : ms > 10000 ? 10000 : ms;
 }
 
-static int
-redial_one(struct nnuv *s, int *ep, const char *url)
-{
-    int sock = nnuv_sock(s), eid;
-
-    if (*ep >= 0)
-        nn_shutdown(sock, *ep);
-    *ep = -1;
-    eid = nn_connect(sock, url);
-    if (eid < 0)
-        return -nn_errno();
-    *ep = eid;
-    return 0;
-}
-
 static void
 redial(struct agt_conn *c)
 {
@@ -389,9 +393,9 @@ redial(struct agt_conn *c)
                  uv_now(c->loop) - c->replied_at);
     c->redialing = true;
     c->redialed_at = uv_now(c->loop);
-    if ((rc = redial_one(c->req, &c->req_ep, c->cfg->join)) < 0 ||
-        (rc = redial_one(c->sub, &c->sub_ep, c->cfg->notify)) < 0)
-        log_warn("redial_failed", "err=%s", log_q(nn_strerror(-rc)));
+    c->redial_wait = agt_resend_wait_ms(silence_ms(c), c->redials++, randombytes_random());
+    if ((rc = nnuv_redial(c->req)) < 0 || (rc = nnuv_redial(c->sub)) < 0)
+        log_warn("redial_failed", "err=%s", log_q(strerror(-rc)));
     c->inflight = false; /* the request went with the old connection */
 }
 
@@ -401,7 +405,7 @@ on_heartbeat(uv_timer_t *t)
     struct agt_conn *c = t->data;
     uint64_t now = uv_now(c->loop), quiet = now - c->replied_at;
 
-    if (quiet >= silence_ms(c) && now - c->redialed_at >= silence_ms(c))
+    if (quiet >= silence_ms(c) && now - c->redialed_at >= c->redial_wait)
         redial(c);
     if (c->leaving && now - c->leave_at >= silence_ms(c) && quiet >= silence_ms(c))
         agt_leave_unreachable(c->agt);
@@ -409,8 +413,10 @@ on_heartbeat(uv_timer_t *t)
      * state: replace it with a fresh one, freshly sealed (sending on a REQ
      * socket cancels the previous request; nanomsg's own resend is off, as
      * the controller refuses a replayed counter). */
-    if (c->inflight && now - c->inflight_at >= (uint64_t)RESEND_BEATS * c->heartbeat_ms)
+    if (c->inflight && now - c->inflight_at >= c->resend_wait) {
         c->inflight = false;
+        c->resends++;
+    }
     if (!c->inflight)
         send_next(c);
 }
@@ -438,7 +444,6 @@ agt_conn_new(struct agt *a, int *err)
     c->cfg = agt_cfg(a);
     c->heartbeat_ms = c->cfg->heartbeat_ms;
     ivl = NN_RESEND_OFF;
-    c->req_ep = c->sub_ep = -1;
     c->req = nnuv_new(c->loop, AF_SP, NN_REQ, on_reply, c, &rc);
     if (!c->req)
         goto out;
@@ -446,7 +451,7 @@ agt_conn_new(struct agt *a, int *err)
         rc = -nn_errno();
         goto out;
     }
-    rc = redial_one(c->req, &c->req_ep, c->cfg->join);
+    rc = nnuv_connect(c->req, c->cfg->join);
     if (rc < 0)
         goto out;
     c->sub = nnuv_new(c->loop, AF_SP, NN_SUB, on_notify, c, &rc);
@@ -459,7 +464,7 @@ agt_conn_new(struct agt *a, int *err)
         rc = -nn_errno();
         goto out;
     }
-    rc = redial_one(c->sub, &c->sub_ep, c->cfg->notify);
+    rc = nnuv_connect(c->sub, c->cfg->notify);
     if (rc < 0)
         goto out;
     uv_timer_init(c->loop, &c->heartbeat);
@@ -486,6 +491,7 @@ agt_conn_start(struct agt_conn *c)
     int rc = nnuv_start(c->req);
 
     c->replied_at = c->redialed_at = uv_now(c->loop);
+    c->redial_wait = silence_ms(c);
     if (rc == 0)
         rc = nnuv_start(c->sub);
     if (rc == 0)

@@ -42,6 +42,15 @@ int64_t bench_cpu_ms(pid_t pid);
 int64_t bench_rss_kib(pid_t pid);
 /* Raise RLIMIT_NOFILE to its hard limit. */
 void bench_raise_nofile(void);
+/* url dialled from a loopback source address of its own, 127.0.0.<host>
+ * ("tcp://127.0.0.H;127.0.0.1:P"), when url is a tcp:// URL on 127.x;
+ * else url as it is. Each address has the whole ephemeral range: the
+ * connections of one worker never wait for another's TIME_WAIT. */
+void bench_source_url(const char *url, unsigned host, char *out, size_t outsz);
+/* Dial url on nanomsg socket s once dial_check() says nanomsg can (else it
+ * aborts: common/dialcheck.c), waiting up to wait_ms for a port or a
+ * descriptor; says why on stderr. The endpoint id, or -errno. */
+int bench_dial(int s, const char *url, unsigned wait_ms);
 
 /* worker.c: simulated agents in one process */
 /* Run until told to quit on cmd_fd; events go out on ev_fd. Never returns. */
@@ -51,7 +60,7 @@ void bench_worker_main(const struct bench_cfg *cfg, int cmd_fd, int ev_fd)
 /* echo.c: the raw nanomsg request rate, the limit beside placement */
 int bench_echo_server(const char *url);
 /* Child: ping-pong on `count` REQ sockets for ms; writes "E N\n" to ev_fd. */
-void bench_echo_worker(const char *url, unsigned count, unsigned ms, int ev_fd)
+void bench_echo_worker(const char *url, unsigned count, unsigned ms, unsigned worker, int ev_fd)
     __attribute__((noreturn));
 
 #endif

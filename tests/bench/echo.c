@@ -57,8 +57,9 @@ bench_echo_server(const char *url)
 }
 
 void
-bench_echo_worker(const char *url, unsigned count, unsigned ms, int ev_fd)
+bench_echo_worker(const char *url, unsigned count, unsigned ms, unsigned worker, int ev_fd)
 {
+    char src[300];
     static char payload[ECHO_BYTES];
     int *socks = calloc(count, sizeof(*socks));
     int ep = epoll_create1(EPOLL_CLOEXEC), ivl = 24 * 3600 * 1000;
@@ -72,11 +73,13 @@ bench_echo_worker(const char *url, unsigned count, unsigned ms, int ev_fd)
     if (socks == NULL || ep < 0)
         _exit(4);
     memset(payload, 'x', sizeof(payload));
+    /* Past the placement workers' addresses (bench_source_url). */
+    bench_source_url(url, 100 + worker, src, sizeof(src));
     for (unsigned i = 0; i < count; i++) {
         sz = sizeof(fd);
         if ((socks[i] = nn_socket(AF_SP, NN_REQ)) < 0 ||
             nn_setsockopt(socks[i], NN_REQ, NN_REQ_RESEND_IVL, &ivl, sizeof(ivl)) < 0 ||
-            nn_connect(socks[i], url) < 0 ||
+            bench_dial(socks[i], src, 60000) < 0 ||
             nn_getsockopt(socks[i], NN_SOL_SOCKET, NN_RCVFD, &fd, &sz) < 0)
             _exit(4);
         ev.data.u32 = i;

@@ -690,7 +690,7 @@ echo(int argc, char **argv)
             return 2;
         if (fork() == 0) {
             close(ev[0]);
-            bench_echo_worker(argv[2], count, (unsigned)ms, ev[1]);
+            bench_echo_worker(argv[2], count, (unsigned)ms, i, ev[1]);
         }
         close(ev[1]);
         evs[i] = ev[0];

@@ -18,7 +18,10 @@
 #include <unistd.h>
 #include <time.h>
 
+#include <nanomsg/nn.h>
+
 #include "bench.h"
+#include "dialcheck.h"
 
 uint64_t
 bench_now_ns(void)
@@ -78,4 +81,37 @@ bench_raise_nofile(void)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+void
+bench_source_url(const char *url, unsigned host, char *out, size_t outsz)
+{
+    if (strncmp(url, "tcp://127.", 10) == 0 && strchr(url, ';') == NULL)
+        snprintf(out, outsz, "tcp://127.0.0.%u;%s", 2 + host % 250, url + 6);
+    else
+        snprintf(out, outsz, "%s", url);
+}
+
+int
+bench_dial(int s, const char *url, unsigned wait_ms)
+{
+    uint64_t end = bench_now_ns() + (uint64_t)wait_ms * 1000000;
+    unsigned delay_ms = 10;
+    int rc, eid;
+
+    while ((rc = dial_check(url)) < 0) {
+        if (bench_now_ns() > end) {
+            fprintf(stderr, "bench: cannot dial %s: %s (%s)\n", url, strerror(-rc),
+                    rc == -EADDRINUSE ? "no free ephemeral port: net.ipv4.ip_local_port_range, "
+                                        "TIME_WAIT of earlier runs"
+                    : rc == -EMFILE || rc == -ENFILE ? "no free descriptor: RLIMIT_NOFILE"
+                                                     : "local address");
+            return rc;
+        }
+        usleep(delay_ms * 1000);
+        delay_ms = delay_ms < 1000 ? delay_ms * 2 : 1000;
+    }
+    if ((eid = nn_connect(s, url)) < 0)
+        return -nn_errno();
+    return eid;
 }

@@ -11,7 +11,8 @@
  * changed. It spawns nothing: an assignment is "run" by reporting it ST_UP
  * in the next full sync, and it counts as acknowledged when the controller
  * answers that sync. Like the real agent it turns nanomsg's resend off and
- * re-seals a request left unanswered for three heartbeats.
+ * re-seals a request left unanswered for three heartbeats, backing off
+ * (doubling, with jitter) while re-sends go unanswered.
  *
  * Notifications: one SUB socket per worker, subscribed to the topic of each
  * of its agents, demultiplexed by topic. A real cluster has one subscriber
@@ -67,7 +68,9 @@ struct sim {
     enum kind inflight;
     bool sent_full;
     uint64_t sent_at_ms, next_beat_ms;
-    uint64_t sent_ns; /* when its last request went out */
+    uint64_t sent_ns;   /* when its last request went out */
+    uint64_t resend_ms; /* how long it may go unanswered (resend_wait_ms) */
+    uint32_t resends;   /* re-sends in a row without a reply */
     bool need_full, again;
     uint64_t generation;
     struct inst *v;
@@ -84,6 +87,7 @@ struct worker {
     uint64_t replies;
     char cmdbuf[512];
     size_t cmdlen;
+    char join[300], notify[300]; /* the URLs dialled, with this worker's source */
 };
 
 static uint64_t
@@ -217,6 +221,17 @@ send_sync(struct sim *s)
     return rc;
 }
 
+/* As the real agent (agt_resend_wait_ms, node-agent/conn.c): the first
+ * re-send after base, then doubling up to 16 times with up to half again at
+ * random. */
+static uint64_t
+resend_wait_ms(uint64_t base, uint32_t n)
+{
+    uint64_t ms = base << (n < 4 ? n : 4);
+
+    return n == 0 ? base : ms + randombytes_uniform((uint32_t)(ms / 2 + 1));
+}
+
 static void
 send_next(struct worker *w, struct sim *s)
 {
@@ -236,6 +251,7 @@ send_next(struct worker *w, struct sim *s)
     s->sent_full = s->registered && s->need_full;
     s->sent_ns = bench_now_ns();
     s->sent_at_ms = s->sent_ns / 1000000;
+    s->resend_ms = resend_wait_ms((uint64_t)RESEND_BEATS * w->heartbeat_ms, s->resends);
     s->next_beat_ms = s->sent_at_ms + w->heartbeat_ms;
 }
 
@@ -301,6 +317,7 @@ on_reply(struct worker *w, struct sim *s, Drover__Message *m)
     enum kind k = s->inflight;
 
     s->inflight = K_NONE;
+    s->resends = 0;
     w->replies++;
     if (k == K_REGISTER && m->body_case == DROVER__MESSAGE__BODY_REGISTER_REP) {
         s->registered = true;
@@ -395,7 +412,7 @@ sim_start(struct worker *w, struct sim *s)
         return -nn_errno();
     if (nn_setsockopt(s->sock, NN_REQ, NN_REQ_RESEND_IVL, &ivl, sizeof(ivl)) < 0 ||
         nn_setsockopt(s->sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &max, sizeof(max)) < 0 ||
-        nn_connect(s->sock, w->cfg->join) < 0 ||
+        bench_dial(s->sock, w->join, 60000) < 0 ||
         nn_getsockopt(s->sock, NN_SOL_SOCKET, NN_RCVFD, &fd, &sz) < 0)
         return -nn_errno();
     ev.data.u32 = s->index - w->cfg->first;
@@ -470,9 +487,10 @@ tick(struct worker *w)
         }
         if (s->silent)
             continue;
-        if (s->inflight != K_NONE &&
-            now - s->sent_at_ms >= (uint64_t)RESEND_BEATS * w->heartbeat_ms)
+        if (s->inflight != K_NONE && now - s->sent_at_ms >= s->resend_ms) {
             s->inflight = K_NONE; /* lost: re-seal and send afresh */
+            s->resends++;
+        }
         if (s->inflight == K_NONE && now >= s->next_beat_ms)
             send_next(w, s);
     }
@@ -491,9 +509,12 @@ bench_worker_main(const struct bench_cfg *cfg, int cmd_fd, int ev_fd)
     size_t sz = sizeof(fd);
     uint64_t now = mono_ms();
 
+    /* This worker's own loopback source address (bench_source_url). */
+    bench_source_url(cfg->join, cfg->first / BENCH_PER_WORKER, w.join, sizeof(w.join));
+    bench_source_url(cfg->notify, cfg->first / BENCH_PER_WORKER, w.notify, sizeof(w.notify));
     if (sodium_init() < 0 || (w.sims = calloc(cfg->count, sizeof(*w.sims))) == NULL ||
         (w.ep = epoll_create1(EPOLL_CLOEXEC)) < 0 || (w.sub = nn_socket(AF_SP, NN_SUB)) < 0 ||
-        nn_connect(w.sub, cfg->notify) < 0 ||
+        bench_dial(w.sub, w.notify, 60000) < 0 ||
         nn_getsockopt(w.sub, NN_SOL_SOCKET, NN_RCVFD, &fd, &sz) < 0)
         _exit(4);
     ev.data.u32 = cfg->count;
