@@ -803,8 +803,10 @@ agt_views(const struct agt *a)
 }
 
 /*
- * Root: views always. Not root: a child tries what each instance's helper
- * will do (a user namespace, a tmpfs); at start only, so the fork may block.
+ * A child tries what each instance's helper will do first (a mount
+ * namespace, / made private, a tmpfs; a user namespace too when not root):
+ * even root cannot in a chroot whose / is not a mount point. At start only,
+ * so the fork may block.
  */
 static void
 probe_views(struct agt *a, const char *views)
@@ -813,9 +815,6 @@ probe_views(struct agt *a, const char *views)
     char why[256] = "";
     pid_t pid;
 
-    a->views = true;
-    if (geteuid() == 0)
-        return;
     a->views = false;
     if (pipe2(pipefd, O_CLOEXEC) < 0)
         return;

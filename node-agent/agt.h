@@ -437,7 +437,8 @@ struct agt_view {
  * hidden and a private /tmp; cwd is the view. 0, or a negative errno with
  * err saying which step failed. */
 int agt_view_enter(const struct agt_view *v, uint32_t uid, uint32_t gid, char *err, size_t errsz);
-/* Not root: can a user namespace mount a tmpfs on views? Run it in a child
+/* Can a mount namespace of ours (a user namespace too when not root) make /
+ * private and mount a tmpfs on views? Run it in a child
  * (it changes namespaces). 0, or a negative errno with err filled. */
 int agt_view_probe(const char *views, char *err, size_t errsz);
 

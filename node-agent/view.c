@@ -115,16 +115,28 @@ agt_view_probe(const char *views, char *err, size_t errsz)
 {
     int rc;
 
-    if (geteuid() == 0)
-        return 0;
-    if ((rc = enter_userns((uint32_t)getuid(), (uint32_t)getgid())) < 0) {
+    /* The same steps agt_view_enter takes first (we are a child of the
+     * agent, so nothing here reaches it). Root can still fail them: in a
+     * chroot whose root is not a mount point, / cannot be made private. */
+    if (geteuid() == 0) {
+        if (unshare(CLONE_NEWNS) < 0) {
+            rc = -errno;
+            snprintf(err, errsz, "no mount namespace: %s", strerror(errno));
+            return rc;
+        }
+    } else if ((rc = enter_userns((uint32_t)getuid(), (uint32_t)getgid())) < 0) {
         snprintf(err, errsz, "no user namespace: %s", strerror(-rc));
         return rc;
     }
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-        mount("tmpfs", views, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0) {
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
         rc = -errno;
-        snprintf(err, errsz, "no mount in a user namespace: %s", strerror(errno));
+        snprintf(err, errsz, "cannot make / private (a chroot whose / is not a mount point?): %s",
+                 strerror(errno));
+        return rc;
+    }
+    if (mount("tmpfs", views, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0) {
+        rc = -errno;
+        snprintf(err, errsz, "cannot mount in a mount namespace: %s", strerror(errno));
         return rc;
     }
     return 0;

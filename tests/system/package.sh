@@ -226,8 +226,15 @@ cat >"$ROOT/root/app/Procfile" <<'EOP'
 web: exec perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalPort => $ENV{PORT}, Listen => 8, ReuseAddr => 1) or die "listen: $!"; while ($c = $s->accept) { <$c>; print $c "HTTP/1.0 200 OK\r\n\r\nhello from $ENV{PORT}\n"; close $c }'
 worker: exec sleep 100000
 EOP
-cli apps:create pkgapp && cli deploy pkgapp /root/app --timeout 60 && cli scale pkgapp web=2 worker=2 ||
+if ! { cli apps:create pkgapp && cli deploy pkgapp /root/app --timeout 60 &&
+    cli scale pkgapp web=2 worker=2; }; then
+    cli logs pkgapp -n 30
+    for f in "$ROOT"/root/agent*.log; do
+        echo "--- $f"
+        tail -n 15 "$f"
+    done
     fail "the deploy failed"
+fi
 for i in $(seq 1 150); do
     python3 -c 'import json, sys; sys.exit(sum(p["state"] == "up" for p in json.load(sys.stdin)) < 4)' \
         < <(cli ps pkgapp --json) 2>/dev/null && break
@@ -248,15 +255,17 @@ for w in $webs; do
 done
 [ "$served" -eq 2 ] || fail "expected 2 webs answering across the hosts, got $served"
 
-# Who runs what: the controller as drover, app processes as nobody.
+# Who runs what: the controller as drover, app processes as their app's own
+# user (DROVER_UID_RANGE, 61184-65519 by default), never root.
 ctl_pid=$(ip netns pids "$(ns c)" | while read -r p; do [ "$(cat /proc/$p/comm 2>/dev/null)" = drover-controll ] && echo "$p"; done | head -1)
 [ -n "$ctl_pid" ] && [ "$(stat -c %u "/proc/$ctl_pid")" = "$(stat -c %u "$ROOT/var/lib/drover")" ] ||
     fail "the controller does not run as drover"
 for p in $(ip netns pids "$(ns a1)"); do
     [ "$(cat /proc/$p/comm 2>/dev/null)" = sleep ] || continue
-    [ "$(stat -c %u "/proc/$p")" = "$(in_root 'id -u nobody')" ] || fail "an app process is not nobody's"
+    u=$(stat -c %u "/proc/$p")
+    [ "$u" -ge 61184 ] && [ "$u" -le 65519 ] || fail "an app process runs as uid $u, not its app's user"
 done
-echo "controller as drover, app processes as nobody"
+echo "controller as drover, app processes as their app's user"
 
 echo "== completion (bash): verbs from the CLI, apps and types from the cluster"
 comp() {
