@@ -32,8 +32,12 @@ bool name_node_valid(const char *s);
 /* "web.1": a valid type, '.', a positive decimal. */
 bool name_instance_valid(const char *s);
 
-/* Wall clock in unix milliseconds. */
+/* Wall clock in unix milliseconds: only for what a person reads and what must
+ * survive a restart (stored times). Every duration, timeout, deadline and
+ * backoff uses mono_ms() (or uv_now() on a loop). */
 uint64_t now_ms(void);
+/* CLOCK_MONOTONIC in milliseconds: never steps with the wall clock. */
+uint64_t mono_ms(void);
 /* RFC 3339 UTC with milliseconds: "2026-11-24T10:00:00.123Z" (25 bytes). */
 void fmt_time_ms(uint64_t ms, char out[32]);
 
