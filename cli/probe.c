@@ -27,15 +27,6 @@
 #include "cli.h"
 #include "util.h"
 
-static uint64_t
-mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 int
 cli_probe_host(const char *endpoint_host, char *out, size_t outsz)
 {

@@ -127,15 +127,6 @@ drain_unref(struct drain *d)
 
 /* ---- the drain's thread ---- */
 
-static uint64_t
-mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Wait on d->cv until deadline (monotonic ms). d->mu held. */
 static void
 wait_until(struct drain *d, uint64_t deadline)

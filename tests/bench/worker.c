@@ -90,12 +90,6 @@ struct worker {
     char join[300], notify[300]; /* the URLs dialled, with this worker's source */
 };
 
-static uint64_t
-mono_ms(void)
-{
-    return bench_now_ns() / 1000000;
-}
-
 static void emit(struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "util.h"
 
 #define NGINX "/usr/sbin/nginx"
 #define NGINX_PORT 9300
@@ -94,15 +95,6 @@ struct load {
     atomic_int sent, served, failed, v1, v2;
     char first_failure[256];
 };
-
-static uint64_t
-mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* One request every 5 ms (200 a second), one at a time, through nginx. */
 static void *
