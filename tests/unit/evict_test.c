@@ -259,8 +259,10 @@ Test(evict, a_leaving_agent_is_not_held_by_replacements_with_nowhere_to_go, .tim
     ctl_node_update(m, a, false, CTL_NODE_READY, true);
     cr_assert_eq(a->state, CTL_NODE_DRAINING, "a leaving agent's node is draining");
     cr_assert_eq(ctl_settle(m, 2000), 0);
-    LIST_FOREACH(in, &a->instances, node_link)
-    cr_assert(in->stopping, "nothing can replace it: it stops now");
+    LIST_FOREACH(in, &a->instances, node_link) {
+        cr_assert(in->stopping, "nothing can replace it: it stops now");
+    }
+    cr_assert_eq(count(a, true), 2, "both of a's instances are stopping, still on a");
     cr_assert_eq(count(a, false), 0);
 }
 
