@@ -44,49 +44,6 @@ TestSuite(defects, .fini = fini, .timeout = 240);
 
 static const char *run_app = DROVER_SOURCE_DIR "/tests/integration/runapp";
 
-/* C.dir/NAME holding a Procfile with procfile; returns the path (static,
- * one of four in turn). */
-static const char *
-app_dir(const char *name, const char *procfile)
-{
-    static char dirs[4][400];
-    static int next;
-    char *dir = dirs[next++ % 4], path[512];
-    FILE *f;
-
-    snprintf(dir, sizeof(dirs[0]), "%s/%s", C.dir, name);
-    mkdir(dir, 0755);
-    snprintf(path, sizeof(path), "%s/Procfile", dir);
-    f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(procfile, f);
-    fclose(f);
-    return dir;
-}
-
-/* Wait until `drover logs APP` holds needle; the whole log in *out when
- * given (malloc'd). */
-static bool
-wait_logs(const char *app, const char *needle, int timeout_ms, char **out)
-{
-    for (long deadline = p_now_ms() + timeout_ms;;) {
-        char *text = NULL;
-        bool found;
-
-        cr_assert_eq(CLI(&text, NULL, "logs", app, "-n", "1000"), 0);
-        found = strstr(text, needle) != NULL;
-        if (found || p_now_ms() >= deadline) {
-            if (out != NULL)
-                *out = text;
-            else
-                free(text);
-            return found;
-        }
-        free(text);
-        h_msleep(200);
-    }
-}
-
 /* How many times needle occurs in the log of procs[idx]. */
 static int
 log_count(int idx, const char *needle)
@@ -312,7 +269,7 @@ Test(defects, every_crash_is_seen_and_a_failed_deploy_says_why)
 
     start_cluster("crashes", 7604, 1, 9420, 20, NULL);
     cr_assert_eq(CLI(NULL, NULL, "apps:create", "shop"), 0);
-    rc = CLI(NULL, &err, "deploy", "shop", app_dir("good", WEB));
+    rc = CLI(NULL, &err, "deploy", "shop", h_app_dir(&C, "good", WEB));
     cr_assert_eq(rc, 0, "deploy: %s", err);
     free(err);
 
@@ -322,7 +279,7 @@ Test(defects, every_crash_is_seen_and_a_failed_deploy_says_why)
     int pid = atoi(ps_field("shop", "web.1", "pid", buf, sizeof(buf)));
     cr_assert_gt(pid, 1);
     cr_assert_eq(kill(pid, SIGKILL), 0);
-    cr_assert(wait_logs("shop", "web.1@n1 crashed (signal 9; restarting)", 20000, &out),
+    cr_assert(h_wait_logs(&C, "shop", "web.1@n1 crashed (signal 9; restarting)", 20000, &out),
               "the first crash is not in the logs:\n%s", out);
     free(out);
     cr_assert(wait_state("shop", "web.1", "up", 20000));
@@ -332,7 +289,7 @@ Test(defects, every_crash_is_seen_and_a_failed_deploy_says_why)
      * long before its boot timeout, and its code runs once. */
     cr_assert_eq(CLI(NULL, NULL, "settings:set", "shop", "web", "boot_timeout=8s"), 0);
     t0 = p_now_ms();
-    rc = CLI(&out, &err, "deploy", "shop", app_dir("crashy", "web: sleep 1; exit 3\n"));
+    rc = CLI(&out, &err, "deploy", "shop", h_app_dir(&C, "crashy", "web: sleep 1; exit 3\n"));
     took = p_now_ms() - t0;
     cr_assert_eq(rc, 1, "a release that crashes deployed: %s%s", out, err);
     cr_assert(strstr(err, "web.1 crashed (exit code 3)") != NULL, "%s", err);
@@ -343,14 +300,14 @@ Test(defects, every_crash_is_seen_and_a_failed_deploy_says_why)
     cr_assert_eq(log_count(1, "code=3 "), 1, "the broken release ran more than once");
     /* The crash that failed the deploy; "web.1@n1 (v2) starting -> crashed
      * (...)", or "pending -> crashed" when it was over before a report. */
-    cr_assert(wait_logs("shop", "-> crashed (exit code 3; not restarted: its deploy failed)", 5000,
-                        NULL));
+    cr_assert(h_wait_logs(&C, "shop", "-> crashed (exit code 3; not restarted: its deploy failed)",
+                          5000, NULL));
 
     /* Item 5: an HTTP health check that fails says what it got. */
     cr_assert_eq(
         CLI(NULL, NULL, "settings:set", "shop", "web", "health=http:/healthz", "boot_timeout=2s"),
         0);
-    rc = CLI(&out, &err, "deploy", "shop", app_dir("good", WEB));
+    rc = CLI(&out, &err, "deploy", "shop", h_app_dir(&C, "good", WEB));
     cr_assert_eq(rc, 1, "a web that answers 404 deployed: %s%s", out, err);
     cr_assert(strstr(err, "web.1 was not healthy within 2.0 s: GET /healthz answered 404") != NULL,
               "%s", err);
@@ -361,7 +318,7 @@ Test(defects, every_crash_is_seen_and_a_failed_deploy_says_why)
     /* Item 5: drover deploy refuses a link leaving the directory, with its
      * path, before uploading; the same slug sent anyway fails its deploy
      * with the agent's reason, in the release, the deploy and the logs. */
-    const char *bad = app_dir("badlink", WEB);
+    const char *bad = h_app_dir(&C, "badlink", WEB);
     char link[512];
     snprintf(link, sizeof(link), "%s/etc-dir", bad);
     cr_assert_eq(symlink("../../etc", link), 0);
@@ -374,7 +331,7 @@ Test(defects, every_crash_is_seen_and_a_failed_deploy_says_why)
     char sha[65];
     upload_release("shop", bad, sha);
     const char *want = "refused symlink etc-dir -> ../../etc: points outside the slug";
-    cr_assert(wait_logs("shop", "deploy of v", 20000, NULL));
+    cr_assert(h_wait_logs(&C, "shop", "deploy of v", 20000, NULL));
     bool failed = false;
     for (long deadline = p_now_ms() + 20000; !failed && p_now_ms() < deadline; h_msleep(200)) {
         cr_assert_eq(CLI(&out, NULL, "releases", "shop"), 0);
@@ -382,7 +339,7 @@ Test(defects, every_crash_is_seen_and_a_failed_deploy_says_why)
         free(out);
     }
     cr_assert(failed, "the release does not say why it failed");
-    cr_assert(wait_logs("shop", want, 5000, &out), "%s", out);
+    cr_assert(h_wait_logs(&C, "shop", want, 5000, &out), "%s", out);
     cr_assert(strstr(out, "exit code -1") == NULL, "%s", out);
     free(out);
     cr_assert(wait_state("shop", "web.1", "up", 20000), "v1 is not back");
@@ -391,23 +348,23 @@ Test(defects, every_crash_is_seen_and_a_failed_deploy_says_why)
      * store) says so in ps and the logs. */
     char path[512];
     cr_assert_eq(CLI(NULL, NULL, "apps:create", "fetchy"), 0);
-    upload_release("fetchy", app_dir("fetchy", "worker: exec sleep 600\n"), sha);
+    upload_release("fetchy", h_app_dir(&C, "fetchy", "worker: exec sleep 600\n"), sha);
     snprintf(path, sizeof(path), "%s/controller/slugs/%s.tgz", C.dir, sha);
     cr_assert_eq(unlink(path), 0, "%s: %s", path, strerror(errno));
     cr_assert_eq(CLI(NULL, NULL, "scale", "fetchy", "worker=1"), 0);
     cr_assert(wait_state("fetchy", "worker.1", "failed", 20000), "the instance did not fail");
-    cr_assert(wait_logs("fetchy", "(cannot fetch its slug: no slug ", 5000, &out), "%s", out);
+    cr_assert(h_wait_logs(&C, "fetchy", "(cannot fetch its slug: no slug ", 5000, &out), "%s", out);
     free(out);
 
     /* Item 6: a first deploy that fails says no restart that will not
      * happen. */
     cr_assert_eq(CLI(NULL, NULL, "apps:create", "fresh"), 0);
-    cr_assert_eq(CLI(NULL, NULL, "deploy", "fresh", app_dir("crashy", "web: sleep 1; exit 3\n")),
-                 1);
-    cr_assert(wait_logs("fresh", "no earlier release to run", 5000, &out), "%s", out);
+    cr_assert_eq(
+        CLI(NULL, NULL, "deploy", "fresh", h_app_dir(&C, "crashy", "web: sleep 1; exit 3\n")), 1);
+    cr_assert(h_wait_logs(&C, "fresh", "no earlier release to run", 5000, &out), "%s", out);
     h_msleep(2500); /* a second crash, if the instance were not stopped */
     free(out);
-    cr_assert(wait_logs("fresh", "deploy of v1 failed", 1000, &out));
+    cr_assert(h_wait_logs(&C, "fresh", "deploy of v1 failed", 1000, &out));
     cr_assert(strstr(out, "restart 2 in") == NULL, "a misleading restart line:\n%s", out);
     free(out);
 
@@ -504,12 +461,12 @@ Test(defects, the_agent_reaps_orphans_keeps_app_lines_off_its_stdout_and_its_dis
     agent = C.procs[1].pid;
     cr_assert_eq(CLI(NULL, NULL, "apps:create", "shop"), 0);
     /* The inner shell leaves a sleep behind and exits: an orphan. */
-    const char *dir = app_dir(
-        "orphans", "worker: sh -c 'sleep 3 & exit 0'; echo orphan-made-7q; exec sleep 600\n");
+    const char *dir = h_app_dir(
+        &C, "orphans", "worker: sh -c 'sleep 3 & exit 0'; echo orphan-made-7q; exec sleep 600\n");
     cr_assert_eq(CLI(NULL, &err, "deploy", "shop", dir), 0, "%s", err);
     free(err);
     cr_assert_eq(CLI(NULL, NULL, "scale", "shop", "worker=1"), 0);
-    cr_assert(wait_logs("shop", "orphan-made-7q", 20000, &out), "%s", out);
+    cr_assert(h_wait_logs(&C, "shop", "orphan-made-7q", 20000, &out), "%s", out);
     free(out);
     /* The orphan's new parent is the agent, not init. */
     for (long deadline = p_now_ms() + 5000; orphan == 0 && p_now_ms() < deadline; h_msleep(100))
@@ -536,7 +493,7 @@ Test(defects, the_agent_reaps_orphans_keeps_app_lines_off_its_stdout_and_its_dis
      * slugs, and the controller the slugs of its last three releases. */
     for (int v = 2; v <= 9; v++) {
         char path[512];
-        const char *d = app_dir("versions", "worker: exec sleep 600\n");
+        const char *d = h_app_dir(&C, "versions", "worker: exec sleep 600\n");
         snprintf(path, sizeof(path), "%s/VERSION", d);
         FILE *f = fopen(path, "w");
         cr_assert_not_null(f);
@@ -609,7 +566,7 @@ Test(defects, one_offs_are_stopped_by_drains_and_shutdowns_and_a_lost_one_is_los
     cr_assert(strstr(out, "until replaced") == NULL, "%s", out);
     free(out), free(err);
     snprintf(want, sizeof(want), "%s stopped: n3 drained", name);
-    cr_assert(wait_logs("shop", want, 5000, &out), "%s", out);
+    cr_assert(h_wait_logs(&C, "shop", want, 5000, &out), "%s", out);
     free(out);
 
     /* status lists no row for one-offs. */
@@ -628,7 +585,7 @@ Test(defects, one_offs_are_stopped_by_drains_and_shutdowns_and_a_lost_one_is_los
     cr_assert_neq(status, -1, "the agent did not stop");
     cr_assert_lt(p_now_ms() - t0, 20000, "the agent waited for its one-off");
     snprintf(want, sizeof(want), "%s stopped: n1 is shutting down", name);
-    cr_assert(wait_logs("shop", want, 5000, &out), "%s", out);
+    cr_assert(h_wait_logs(&C, "shop", want, 5000, &out), "%s", out);
     free(out);
 
     /* A one-off whose node goes down is lost, not replaced. */
@@ -658,8 +615,9 @@ Test(defects, ports_limit_a_node_and_pending_says_so)
     free(out);
 
     cr_assert_eq(CLI(NULL, NULL, "apps:create", "shop"), 0);
-    cr_assert_eq(CLI(NULL, &err, "deploy", "shop", app_dir("sleeper", "worker: exec sleep 600\n")),
-                 0, "%s", err);
+    cr_assert_eq(
+        CLI(NULL, &err, "deploy", "shop", h_app_dir(&C, "sleeper", "worker: exec sleep 600\n")), 0,
+        "%s", err);
     free(err);
     cr_assert_eq(CLI(NULL, NULL, "scale", "shop", "worker=14"), 0);
     int pending = 0;

@@ -31,28 +31,13 @@ TestSuite(deploy, .fini = fini, .timeout = 240);
 static const char *app_src = DROVER_SOURCE_DIR "/tests/integration/rollapp";
 
 static int
-start_controller(const char *name)
-{
-    char data[320], api[96], agents[96];
-    const char *env[] = {data, api, agents, NULL};
-    int idx;
-
-    snprintf(data, sizeof(data), "DROVER_DATA_DIR=%s/controller", C.dir);
-    snprintf(api, sizeof(api), "DROVER_API_LISTEN=%s", C.api);
-    snprintf(agents, sizeof(agents), "DROVER_AGENT_LISTEN=%s", C.join);
-    idx = h_start(&C, name, "drover-controller", env, NULL);
-    cr_assert(h_wait_log(&C, idx, "event=ready", 10000), "%s not ready", name);
-    return idx;
-}
-
-static int
 start_cluster(const char *test, int base, int app_port)
 {
     char range[32], name[8];
     int ctl, idx;
 
     h_init(&C, test, base);
-    ctl = start_controller("controller");
+    ctl = h_start_controller_as(&C, "controller", NULL);
     for (int i = 0; i < 3; i++) {
         snprintf(name, sizeof(name), "n%d", i + 1);
         snprintf(range, sizeof(range), "%d-%d", app_port + i * 50, app_port + i * 50 + 49);
@@ -81,19 +66,7 @@ app_dir(const char *version)
     return dir;
 }
 
-static void
-cli_ok(const char *const *args)
-{
-    char *out = NULL, *err = NULL;
-    int rc = h_cli(&C, &out, &err, args);
-
-    cr_assert_eq(rc, 0, "drover %s %s: exit %d\n%s%s", args[0], args[1] ? args[1] : "", rc, out,
-                 err);
-    free(out);
-    free(err);
-}
-
-#define OK(...) cli_ok((const char *const[]){__VA_ARGS__, NULL})
+#define OK(...) h_cli_ok(&C, (const char *const[]){__VA_ARGS__, NULL})
 
 /* web instances up (not draining), and how many of them on release. */
 static int
@@ -312,7 +285,7 @@ Test(deploy, a_deploy_cut_by_a_controller_restart_ends_whole)
     cr_assert(on >= 1, "the rollout never got half-way");
     kill(C.procs[ctl].pid, SIGKILL);
     h_msleep(300);
-    start_controller("controller-2");
+    h_start_controller_as(&C, "controller-2", NULL);
 
     /* It carries on and ends whole: all 4 on one release, and it succeeded. */
     for (int waited = 0; waited < 90000; waited += 200) {

@@ -29,14 +29,8 @@ static char marks[64]; /* world-writable, outside /tmp: where apps leave marks *
 static void
 fini(void)
 {
-    char cmd[160];
-
     h_cleanup(&C);
-    if (marks[0] != '\0') {
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", marks);
-        (void)!system(cmd);
-        marks[0] = '\0';
-    }
+    h_rm_rf(marks);
 }
 
 TestSuite(finish, .fini = fini, .timeout = 240);
@@ -44,49 +38,6 @@ TestSuite(finish, .fini = fini, .timeout = 240);
 #define CLI(out, err, ...) h_cli(&C, out, err, (const char *const[]){__VA_ARGS__, NULL})
 
 static const char *run_app = DROVER_SOURCE_DIR "/tests/integration/runapp";
-
-/* C.dir/NAME holding a Procfile with procfile; returns the path (static,
- * one of four in turn). */
-static const char *
-app_dir(const char *name, const char *procfile)
-{
-    static char dirs[4][400];
-    static int next;
-    char *dir = dirs[next++ % 4], path[512];
-    FILE *f;
-
-    snprintf(dir, sizeof(dirs[0]), "%s/%s", C.dir, name);
-    mkdir(dir, 0755);
-    snprintf(path, sizeof(path), "%s/Procfile", dir);
-    f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(procfile, f);
-    fclose(f);
-    return dir;
-}
-
-/* Wait until `drover logs APP` holds needle; the whole log in *out when
- * given (malloc'd). */
-static bool
-wait_logs(const char *app, const char *needle, int timeout_ms, char **out)
-{
-    for (long deadline = p_now_ms() + timeout_ms;;) {
-        char *text = NULL;
-        bool found;
-
-        cr_assert_eq(CLI(&text, NULL, "logs", app, "-n", "2000"), 0);
-        found = strstr(text, needle) != NULL;
-        if (found || p_now_ms() >= deadline) {
-            if (out != NULL)
-                *out = text;
-            else
-                free(text);
-            return found;
-        }
-        free(text);
-        h_msleep(200);
-    }
-}
 
 /* The live instance named name in ps --json: its field key, in buf ("" when
  * absent). */
@@ -156,14 +107,12 @@ Test(finish, a_crashing_release_runs_once_and_a_starting_instance_promises_nothi
     int rc;
 
     /* Outside /tmp, writable by the apps' user (nobody when run as root). */
-    snprintf(marks, sizeof(marks), "/var/tmp/drover-it-finish.XXXXXX");
-    cr_assert_not_null(mkdtemp(marks), "mkdtemp: %s", strerror(errno));
-    cr_assert_eq(chmod(marks, 0777), 0);
+    h_shared_dir(marks, sizeof(marks), "finish");
     snprintf(ran, sizeof(ran), "%s/ran", marks);
 
     start_cluster("finish-crash", 7720, 1, 10620, 20);
     cr_assert_eq(CLI(NULL, NULL, "apps:create", "shop"), 0);
-    rc = CLI(NULL, &err, "deploy", "shop", app_dir("good", WEB));
+    rc = CLI(NULL, &err, "deploy", "shop", h_app_dir(&C, "good", WEB));
     cr_assert_eq(rc, 0, "deploy: %s", err);
     free(err);
     cr_assert(wait_state("shop", "web.1", "up", 20000));
@@ -173,7 +122,7 @@ Test(finish, a_crashing_release_runs_once_and_a_starting_instance_promises_nothi
      * its first crash and the agent does not start it again before the
      * controller has heard of that crash: its code runs exactly once. */
     snprintf(procfile, sizeof(procfile), "web: echo \"ran $$\" >> %s; exit 3\n", ran);
-    rc = CLI(&out, &err, "deploy", "shop", app_dir("crashy", procfile));
+    rc = CLI(&out, &err, "deploy", "shop", h_app_dir(&C, "crashy", procfile));
     cr_assert_eq(rc, 1, "a release that crashes deployed: %s%s", out, err);
     cr_assert(strstr(err, "web.1 crashed (exit code 3)") != NULL, "%s", err);
     free(out), free(err);
@@ -181,9 +130,9 @@ Test(finish, a_crashing_release_runs_once_and_a_starting_instance_promises_nothi
     cr_assert_eq(count_lines(ran), 1, "the crashing release ran %d times", count_lines(ran));
     /* Item 15: the new web.1 shares its name and node with the old one:
      * the release tells them apart. */
-    cr_assert(
-        wait_logs("shop", "-> crashed (exit code 3; not restarted: its deploy failed)", 5000, &out),
-        "%s", out);
+    cr_assert(h_wait_logs(&C, "shop", "-> crashed (exit code 3; not restarted: its deploy failed)",
+                          5000, &out),
+              "%s", out);
     cr_assert(strstr(out, "web.1@n1 (v2) pending -> ") != NULL, "%s", out);
     free(out);
     cr_assert(wait_state("shop", "web.1", "up", 10000), "v1 is not back");
@@ -191,10 +140,10 @@ Test(finish, a_crashing_release_runs_once_and_a_starting_instance_promises_nothi
 
     /* Item 15: a rolling deploy that works; its replacement is named with
      * its release while the original is there. */
-    rc = CLI(NULL, &err, "deploy", "shop", app_dir("good3", WEB "boots: sleep 1; exit 3\n"));
+    rc = CLI(NULL, &err, "deploy", "shop", h_app_dir(&C, "good3", WEB "boots: sleep 1; exit 3\n"));
     cr_assert_eq(rc, 0, "deploy: %s", err);
     free(err);
-    cr_assert(wait_logs("shop", "web.1@n1 (v3) starting -> up", 5000, &out), "%s", out);
+    cr_assert(h_wait_logs(&C, "shop", "web.1@n1 (v3) starting -> up", 5000, &out), "%s", out);
     cr_assert(strstr(out, "web.1@n1 (v1) up -> draining") != NULL ||
                   strstr(out, "web.1@n1 (v1) up -> stopped") != NULL,
               "%s", out);
@@ -258,7 +207,7 @@ Test(finish, a_drain_says_its_one_off_stops_and_a_killed_agent_is_unreachable)
     cr_assert_geq(p_now_ms() - t0, 3000, "the drain did not wait for the one-off's end");
     free(out), free(err);
     snprintf(want, sizeof(want), "%s stopped: n2 drained", name);
-    cr_assert(wait_logs("shop", want, 5000, &out), "%s", out);
+    cr_assert(h_wait_logs(&C, "shop", want, 5000, &out), "%s", out);
     free(out);
 
     /* Item 6: n1's agent is killed; its orphans keep serving, and both ps
@@ -376,18 +325,19 @@ Test(finish, echoed_app_lines_never_block_an_agent_whose_stdout_stalls)
     /* About 1 MB of lines at once (the pipe holds 64 KiB), then, after a
      * pause, a last line. */
     cr_assert_eq(CLI(NULL, NULL, "apps:create", "shop"), 0);
-    rc = CLI(NULL, &err, "deploy", "shop",
-             app_dir("flood",
-                     "flood: i=0; while [ $i -lt 5000 ]; do echo \"flood $i "
-                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                     "aaaaaaaaaaaa\"; i=$((i+1)); done; sleep 2; echo FLOOD-END; exec sleep 600\n"
-                     "other: exec sleep 600\n"));
+    rc = CLI(
+        NULL, &err, "deploy", "shop",
+        h_app_dir(&C, "flood",
+                  "flood: i=0; while [ $i -lt 5000 ]; do echo \"flood $i "
+                  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                  "aaaaaaaaaaaa\"; i=$((i+1)); done; sleep 2; echo FLOOD-END; exec sleep 600\n"
+                  "other: exec sleep 600\n"));
     cr_assert_eq(rc, 0, "deploy: %s", err);
     free(err);
     cr_assert_eq(CLI(NULL, NULL, "scale", "shop", "flood=1"), 0);
     /* The app's lines reach its stream... */
-    cr_assert(wait_logs("shop", "FLOOD-END", 40000, &out), "the flood's end never arrived");
+    cr_assert(h_wait_logs(&C, "shop", "FLOOD-END", 40000, &out), "the flood's end never arrived");
     free(out);
     /* ...and the agent still does its work: it starts another instance
      * and reports it (its own events go to the same stalled pipe). */

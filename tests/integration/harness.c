@@ -173,6 +173,101 @@ h_start_controller(struct h_cluster *c, const char *const *extra_env)
     return start(c, "controller", "drover-controller", h_env(extra_env, base), NULL);
 }
 
+int
+h_start_controller_as(struct h_cluster *c, const char *name, const char *const *extra_env)
+{
+    char data[320], api[96], agents[96];
+    const char *env[64];
+    size_t n = 0;
+    int idx;
+
+    snprintf(data, sizeof(data), "DROVER_DATA_DIR=%s/controller", c->dir);
+    snprintf(api, sizeof(api), "DROVER_API_LISTEN=%s", c->api);
+    snprintf(agents, sizeof(agents), "DROVER_AGENT_LISTEN=%s", c->join);
+    for (; extra_env != NULL && extra_env[n] != NULL && n < 60; n++)
+        env[n] = extra_env[n]; /* first: they override the defaults below */
+    env[n++] = data;
+    env[n++] = api;
+    env[n++] = agents;
+    env[n] = NULL;
+    idx = h_start(c, name, "drover-controller", env, NULL);
+    cr_assert(h_wait_log(c, idx, "event=ready", 10000), "%s not ready", name);
+    return idx;
+}
+
+const char *
+h_app_dir(struct h_cluster *c, const char *name, const char *procfile)
+{
+    static char dirs[4][400];
+    static int next;
+    char *dir = dirs[next++ % 4], path[512];
+    FILE *f;
+
+    snprintf(dir, sizeof(dirs[0]), "%s/%s", c->dir, name);
+    mkdir(dir, 0755);
+    snprintf(path, sizeof(path), "%s/Procfile", dir);
+    f = fopen(path, "w");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    fputs(procfile, f);
+    fclose(f);
+    return dir;
+}
+
+bool
+h_wait_logs(struct h_cluster *c, const char *app, const char *needle, int timeout_ms, char **out)
+{
+    for (long deadline = mono_ms() + timeout_ms;;) {
+        char *text = NULL;
+        bool found;
+
+        cr_assert_eq(h_cli(c, &text, NULL, (const char *const[]){"logs", app, "-n", "2000", NULL}),
+                     0);
+        found = strstr(text, needle) != NULL;
+        if (found || mono_ms() >= deadline) {
+            if (out != NULL)
+                *out = text;
+            else
+                free(text);
+            return found;
+        }
+        free(text);
+        h_msleep(200);
+    }
+}
+
+void
+h_cli_ok(struct h_cluster *c, const char *const *args)
+{
+    char *out = NULL, *err = NULL;
+    int rc = h_cli(c, &out, &err, args);
+
+    cr_assert_eq(rc, 0, "drover %s %s: exit %d\n%s%s", args[0], args[1] ? args[1] : "", rc, out,
+                 err);
+    free(out);
+    free(err);
+}
+
+void
+h_shared_dir(char *dir, size_t dirsz, const char *test)
+{
+    snprintf(dir, dirsz, "/var/tmp/drover-it-%s.XXXXXX", test);
+    cr_assert_not_null(mkdtemp(dir), "mkdtemp %s: %s", dir, strerror(errno));
+    cr_assert_eq(chmod(dir, 01777), 0, "chmod %s: %s", dir, strerror(errno));
+}
+
+void
+h_rm_rf(char *dir)
+{
+    char cmd[512];
+
+    if (dir[0] == '\0')
+        return;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    dir[0] = '\0';
+}
+
 /* Any program, in netns when given; the test key and token come after env,
  * so env may override them. */
 int

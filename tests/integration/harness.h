@@ -55,6 +55,9 @@ char **h_env(const char *const *a, const char *const *b);
 int h_start_controller(struct h_cluster *c, const char *const *extra_env);
 int h_start_agent(struct h_cluster *c, const char *node, const char *port_range,
                   const char *const *extra_env);
+/* The controller started as name (data in DIR/controller, as above) and
+ * asserted ready (event=ready within 10 s); returns its index. */
+int h_start_controller_as(struct h_cluster *c, const char *name, const char *const *extra_env);
 
 /* Start build/bin/PROG as procs[idx] named name (its log: DIR/NAME.log;
  * names must be unique per cluster), with env (NULL-terminated K=V; PATH,
@@ -99,6 +102,24 @@ int h_stop(struct h_cluster *c, int idx, int timeout_ms);
 /* Kill everything: every started process group, then every process whose
  * cwd is under c->dir (app processes), then remove c->dir. Idempotent. */
 void h_cleanup(struct h_cluster *c);
+
+/* DIR/NAME holding a Procfile with procfile; returns the path (static
+ * storage, one of four in turn). */
+const char *h_app_dir(struct h_cluster *c, const char *name, const char *procfile);
+
+/* Wait until `drover logs APP -n 2000` holds needle; the whole log in *out
+ * when out is given (malloc'd), whether found or not. */
+bool h_wait_logs(struct h_cluster *c, const char *app, const char *needle, int timeout_ms,
+                 char **out);
+
+/* `drover ARGS...` must exit 0; its output and errors are in the failure. */
+void h_cli_ok(struct h_cluster *c, const char *const *args);
+
+/* A fresh world-writable (sticky) directory /var/tmp/drover-it-TEST.XXXXXX
+ * into dir: outside /tmp and /root, so apps running as another user can
+ * leave marks there. h_rm_rf removes one (and empties dir); idempotent. */
+void h_shared_dir(char *dir, size_t dirsz, const char *test);
+void h_rm_rf(char *dir);
 
 /* Sleep a little (polling helpers only; never used to wait for readiness). */
 void h_msleep(int ms);

@@ -30,15 +30,8 @@ static char shared[128];
 static void
 fini(void)
 {
-    char cmd[256];
-
     h_cleanup(&C);
-    if (shared[0] != '\0') {
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", shared);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", shared);
-        shared[0] = '\0';
-    }
+    h_rm_rf(shared);
 }
 
 TestSuite(lifecycle, .fini = fini, .timeout = 240);
@@ -53,11 +46,8 @@ start_cluster(const char *test, int base, int app_port, int agents)
     int idx;
 
     h_init(&C, test, base);
-    snprintf(shared, sizeof(shared), "/var/tmp/drover-it-%s.XXXXXX", test);
-    cr_assert_not_null(mkdtemp(shared));
-    chmod(shared, 01777);
-    idx = h_start_controller(&C, ctl_env);
-    cr_assert(h_wait_log(&C, idx, "event=ready", 10000), "controller not ready");
+    h_shared_dir(shared, sizeof(shared), test);
+    h_start_controller_as(&C, "controller", ctl_env);
     for (int i = 0; i < agents; i++) {
         snprintf(name, sizeof(name), "n%d", i + 1);
         snprintf(range, sizeof(range), "%d-%d", app_port + i * 10, app_port + i * 10 + 9);
@@ -66,19 +56,7 @@ start_cluster(const char *test, int base, int app_port, int agents)
     }
 }
 
-static void
-cli_ok(const char *const *args)
-{
-    char *out = NULL, *err = NULL;
-    int rc = h_cli(&C, &out, &err, args);
-
-    cr_assert_eq(rc, 0, "drover %s %s: exit %d\n%s%s", args[0], args[1] ? args[1] : "", rc, out,
-                 err);
-    free(out);
-    free(err);
-}
-
-#define OK(...) cli_ok((const char *const[]){__VA_ARGS__, NULL})
+#define OK(...) h_cli_ok(&C, (const char *const[]){__VA_ARGS__, NULL})
 
 /* web instances: how many listed, how many up (not draining). */
 static void

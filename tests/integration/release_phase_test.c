@@ -28,15 +28,8 @@ static char marks[128];
 static void
 fini(void)
 {
-    char cmd[256];
-
     h_cleanup(&C);
-    if (marks[0] != '\0') {
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", marks);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", marks);
-        marks[0] = '\0';
-    }
+    h_rm_rf(marks);
 }
 
 TestSuite(release_phase, .fini = fini, .timeout = 240);
@@ -46,31 +39,14 @@ TestSuite(release_phase, .fini = fini, .timeout = 240);
 static const char *app_src = DROVER_SOURCE_DIR "/tests/integration/relapp";
 
 static int
-start_controller(const char *name)
-{
-    char data[320], api[96], agents[96];
-    const char *env[] = {data, api, agents, NULL};
-    int idx;
-
-    snprintf(data, sizeof(data), "DROVER_DATA_DIR=%s/controller", C.dir);
-    snprintf(api, sizeof(api), "DROVER_API_LISTEN=%s", C.api);
-    snprintf(agents, sizeof(agents), "DROVER_AGENT_LISTEN=%s", C.join);
-    idx = h_start(&C, name, "drover-controller", env, NULL);
-    cr_assert(h_wait_log(&C, idx, "event=ready", 10000), "%s not ready", name);
-    return idx;
-}
-
-static int
 start_cluster(const char *test, int base, int app_port)
 {
     char range[32], name[8];
     int ctl, idx;
 
     h_init(&C, test, base);
-    snprintf(marks, sizeof(marks), "/var/tmp/drover-it-%s.XXXXXX", test);
-    cr_assert_not_null(mkdtemp(marks));
-    chmod(marks, 01777);
-    ctl = start_controller("controller");
+    h_shared_dir(marks, sizeof(marks), test);
+    ctl = h_start_controller_as(&C, "controller", NULL);
     for (int i = 0; i < 2; i++) {
         snprintf(name, sizeof(name), "n%d", i + 1);
         snprintf(range, sizeof(range), "%d-%d", app_port + i * 20, app_port + i * 20 + 19);
@@ -95,19 +71,7 @@ app_dir(const char *name, bool fail)
     return dir;
 }
 
-static void
-cli_ok(const char *const *args)
-{
-    char *out = NULL, *err = NULL;
-    int rc = h_cli(&C, &out, &err, args);
-
-    cr_assert_eq(rc, 0, "drover %s %s: exit %d\n%s%s", args[0], args[1] ? args[1] : "", rc, out,
-                 err);
-    free(out);
-    free(err);
-}
-
-#define OK(...) cli_ok((const char *const[]){__VA_ARGS__, NULL})
+#define OK(...) h_cli_ok(&C, (const char *const[]){__VA_ARGS__, NULL})
 
 /* How many times release v ran its release phase (lines in the marks). */
 static int
@@ -337,7 +301,7 @@ Test(release_phase, a_controller_killed_during_the_phase_neither_loses_nor_repea
     }
     kill(C.procs[ctl].pid, SIGKILL);
     h_msleep(300);
-    start_controller("controller-2");
+    h_start_controller_as(&C, "controller-2", NULL);
 
     for (int waited = 0; waited < 30000; waited += 200) {
         if (strcmp(release_status("shop", 1, st, sizeof(st)), "deploying") != 0)
