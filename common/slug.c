@@ -289,12 +289,13 @@ clean_path(const char *in, char *out, size_t outsz)
 }
 
 /*
- * The member a symlink at path with target t names, relative to the root
+ * Where a symlink at path with target t points, relative to the root
  * ("conf/Procfile" for "Procfile" -> "conf/Procfile", "a/b" for "a/x" ->
- * "../a/b"): -EPERM when it is absolute or climbs out of the root.
+ * "../a/b", "" for the root itself): lexical, -EPERM when t is absolute or
+ * the path climbs above the root at any step.
  */
 static int
-link_target(const char *path, const char *t, char *out, size_t outsz)
+link_walk(const char *path, const char *t, char *out, size_t outsz)
 {
     const char *slash = strrchr(path, '/');
     size_t o = slash != NULL ? (size_t)(slash - path) : 0;
@@ -334,7 +335,16 @@ link_target(const char *path, const char *t, char *out, size_t outsz)
         o += len;
         out[o] = '\0';
     }
-    return o > 0 ? 0 : -EPERM; /* a link to the root itself is no file */
+    return 0;
+}
+
+/* The member a symlink names (link_walk); a link to the root is no file. */
+static int
+link_target(const char *path, const char *t, char *out, size_t outsz)
+{
+    int rc = link_walk(path, t, out, outsz);
+
+    return rc == 0 && out[0] == '\0' ? -EPERM : rc;
 }
 
 #define SLUG_LINK_HOPS 8
@@ -436,40 +446,9 @@ slug_read_member(const char *slug_path, const char *name, size_t max, char **buf
 static int
 link_inside(const char *path, const char *t)
 {
-    char joined[PATH_MAX * 2];
-    const char *slash = strrchr(path, '/');
-    size_t dlen = slash != NULL ? (size_t)(slash - path) : 0;
-    int depth = 0;
-    const char *p;
+    char where[PATH_MAX * 2];
 
-    if (t == NULL || t[0] == '\0' || t[0] == '/')
-        return 0;
-    if (dlen + strlen(t) + 2 > sizeof(joined))
-        return 0;
-    memcpy(joined, path, dlen);
-    joined[dlen] = '\0';
-    if (dlen > 0)
-        strcat(joined, "/");
-    strcat(joined, t);
-    for (p = joined; *p;) {
-        const char *seg = p;
-        size_t len;
-
-        while (*p && *p != '/')
-            p++;
-        len = (size_t)(p - seg);
-        while (*p == '/')
-            p++;
-        if (len == 0 || (len == 1 && seg[0] == '.'))
-            continue;
-        if (len == 2 && seg[0] == '.' && seg[1] == '.') {
-            if (--depth < 0)
-                return 0;
-        } else {
-            depth++;
-        }
-    }
-    return 1;
+    return link_walk(path, t, where, sizeof(where)) == 0;
 }
 
 static int
