@@ -205,6 +205,44 @@ default_settings(struct ctl_arena *ar, const char *type)
     return f;
 }
 
+/* An instance of a process type, as its agent runs it. */
+static Drover__Assignment *
+type_assignment(struct ctl_arena *ar, struct ctl_instance *in, struct ctl_release *rel,
+                const struct ctl_ptype *pt)
+{
+    const struct ctl_formation *f = ctl_formation_find(in->app, in->type);
+    Drover__Assignment *a = ctl_arena_alloc(ar, sizeof(*a));
+
+    if (f == NULL)
+        f = default_settings(ar, in->type);
+    if (a == NULL || f == NULL)
+        return NULL;
+    drover__assignment__init(a);
+    a->id = in->id;
+    a->app = in->app->name;
+    a->name = ctl_arena_printf(ar, "%s.%u", in->type, in->idx);
+    a->type = in->type;
+    a->release = in->release;
+    a->slug_sha256 = rel->slug_sha256;
+    a->slug_size = rel->slug_size;
+    a->command = pt->command;
+    a->env = release_env(rel);
+    a->n_env = a->env != NULL ? rel->nconfig : 0;
+    if ((rel->nconfig > 0 && a->env == NULL) || a->name == NULL)
+        return NULL;
+    a->port = in->port;
+    a->health = (char *)f->health;
+    a->grace_ms = f->grace_ms;
+    a->boot_timeout_ms = f->boot_timeout_ms;
+    a->min_healthy_ms = f->min_healthy_ms;
+    a->shutdown_delay_ms = f->shutdown_delay_ms;
+    a->memory_bytes = f->memory_bytes;
+    a->cpu_milli = f->cpu_milli;
+    a->pids = f->pids;
+    a->nofile = f->nofile;
+    return a;
+}
+
 /* The node's whole assignment set, in arena memory: O(instances on it). */
 static int
 build_assignments(struct ctl_node *n, struct ctl_arena *ar, Drover__SyncRep *sr)
@@ -219,7 +257,6 @@ build_assignments(struct ctl_node *n, struct ctl_arena *ar, Drover__SyncRep *sr)
     {
         struct ctl_release *rel = ctl_release_get(in->app, in->release);
         const struct ctl_ptype *pt = rel != NULL ? ctl_release_type(rel, in->type) : NULL;
-        const struct ctl_formation *f = ctl_formation_find(in->app, in->type);
         Drover__Assignment *a;
 
         if (in->stopping)
@@ -235,35 +272,7 @@ build_assignments(struct ctl_node *n, struct ctl_arena *ar, Drover__SyncRep *sr)
                       in->idx, in->release);
             continue;
         }
-        a = ctl_arena_alloc(ar, sizeof(*a));
-        if (a == NULL)
-            return -ENOMEM;
-        drover__assignment__init(a);
-        a->id = in->id;
-        a->app = in->app->name;
-        a->name = ctl_arena_printf(ar, "%s.%u", in->type, in->idx);
-        a->type = in->type;
-        a->release = in->release;
-        a->slug_sha256 = rel->slug_sha256;
-        a->slug_size = rel->slug_size;
-        a->command = pt->command;
-        a->env = release_env(rel);
-        a->n_env = a->env != NULL ? rel->nconfig : 0;
-        if (rel->nconfig > 0 && a->env == NULL)
-            return -ENOMEM;
-        a->port = in->port;
-        if (f == NULL && (f = default_settings(ar, in->type)) == NULL)
-            return -ENOMEM;
-        a->health = (char *)f->health;
-        a->grace_ms = f->grace_ms;
-        a->boot_timeout_ms = f->boot_timeout_ms;
-        a->min_healthy_ms = f->min_healthy_ms;
-        a->shutdown_delay_ms = f->shutdown_delay_ms;
-        a->memory_bytes = f->memory_bytes;
-        a->cpu_milli = f->cpu_milli;
-        a->pids = f->pids;
-        a->nofile = f->nofile;
-        if (a->name == NULL)
+        if ((a = type_assignment(ar, in, rel, pt)) == NULL)
             return -ENOMEM;
         sr->assignments[k++] = a;
     }

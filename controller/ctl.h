@@ -306,7 +306,9 @@ struct ctl {
     struct ctl_drains *drains;
     LIST_HEAD(ctl_call_list, ctl_call) calls; /* handed over, not yet ended (dispatch.c) */
     unsigned ncalls;
-    bool committing; /* in ctl_commit (reply.c) */
+    bool committing;        /* in ctl_commit (reply.c) */
+    bool running;           /* main.c made the loop handles below */
+    uv_check_t close_check; /* while stopping: close once nothing is in flight */
 };
 
 /* Replaced by a rollout to version: of another release, or being restarted. */
@@ -656,7 +658,12 @@ int ctl_commit(struct ctl *ctl);
 /* Keys from cfg into the senders and the keyring; 0 or negative errno. */
 int ctl_keys_init(struct ctl *ctl);
 Drover__Message *ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock);
-void ctl_work_done(struct ctl *ctl);
+/* Work in the thread pool is over (shutdown.c's check then closes). */
+static inline void
+ctl_work_done(struct ctl *ctl)
+{
+    ctl->inflight--;
+}
 
 /* agents.c: the agent endpoint, node timeouts, notifications */
 int ctl_agents_start(struct ctl *ctl);
@@ -767,7 +774,6 @@ unsigned ctl_calls_pending(const struct ctl *ctl);
 
 /* front.c: the nanomsg front ends (API and agent REP sockets) */
 int ctl_front_start(struct ctl *ctl);
-void ctl_front_stop(struct ctl *ctl);
 
 /* The handlers, by file (dispatch.c's table names each). */
 /* api.c */

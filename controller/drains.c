@@ -395,46 +395,33 @@ ctl_drains_new(struct ctl *ctl, size_t max_lines, const char *ca_file)
     return ds;
 }
 
-static int
-drain_add(struct ctl_drains *ds, const char *id, const char *app, const char *url,
-          const struct drain_url *u, uint64_t created_ms)
+/* app's drains, made when it has none yet; NULL on ENOMEM. */
+static struct app_drains *
+app_drains(struct ctl_drains *ds, const char *app)
 {
     struct app_drains *ad = ctl_map_get(ds->apps, app);
-    struct drain *d = calloc(1, sizeof(*d)), **tail;
+
+    if (ad != NULL)
+        return ad;
+    if ((ad = calloc(1, sizeof(*ad))) == NULL)
+        return NULL;
+    snprintf(ad->name, sizeof(ad->name), "%s", app);
+    if (ctl_map_put(ds->apps, ad->name, ad) < 0) {
+        free(ad);
+        return NULL;
+    }
+    return ad;
+}
+
+/* d's thread; 0 or -errno (then d is freed). */
+static int
+drain_thread_start(struct drain *d)
+{
     pthread_condattr_t ca;
     pthread_attr_t ta;
     pthread_t th;
     int rc;
 
-    if (d == NULL)
-        return -ENOMEM;
-    if (ad == NULL) {
-        if ((ad = calloc(1, sizeof(*ad))) == NULL) {
-            free(d);
-            return -ENOMEM;
-        }
-        snprintf(ad->name, sizeof(ad->name), "%s", app);
-        if (ctl_map_put(ds->apps, ad->name, ad) < 0) {
-            free(ad);
-            free(d);
-            return -ENOMEM;
-        }
-    }
-    snprintf(d->id, sizeof(d->id), "%s", id);
-    snprintf(d->app, sizeof(d->app), "%s", app);
-    snprintf(d->url, sizeof(d->url), "%s", url);
-    snprintf(d->host, sizeof(d->host), "%s", ds->host);
-    snprintf(d->ca_file, sizeof(d->ca_file), "%s", ds->ca_file);
-    d->u = *u;
-    d->created_ms = created_ms;
-    d->buf = drain_buf_new(ds->max_lines);
-    d->spill = drain_buf_new(SPILL_LINES);
-    if (d->buf == NULL || d->spill == NULL) {
-        drain_buf_free(d->buf);
-        drain_buf_free(d->spill);
-        free(d);
-        return -ENOMEM;
-    }
     pthread_mutex_init(&d->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -457,6 +444,38 @@ drain_add(struct ctl_drains *ds, const char *id, const char *app, const char *ur
         drain_unref(d);
         return -rc;
     }
+    return 0;
+}
+
+static int
+drain_add(struct ctl_drains *ds, const char *id, const char *app, const char *url,
+          const struct drain_url *u, uint64_t created_ms)
+{
+    struct app_drains *ad = app_drains(ds, app);
+    struct drain *d = calloc(1, sizeof(*d)), **tail;
+    int rc;
+
+    if (d == NULL || ad == NULL) {
+        free(d);
+        return -ENOMEM;
+    }
+    snprintf(d->id, sizeof(d->id), "%s", id);
+    snprintf(d->app, sizeof(d->app), "%s", app);
+    snprintf(d->url, sizeof(d->url), "%s", url);
+    snprintf(d->host, sizeof(d->host), "%s", ds->host);
+    snprintf(d->ca_file, sizeof(d->ca_file), "%s", ds->ca_file);
+    d->u = *u;
+    d->created_ms = created_ms;
+    d->buf = drain_buf_new(ds->max_lines);
+    d->spill = drain_buf_new(SPILL_LINES);
+    if (d->buf == NULL || d->spill == NULL) {
+        drain_buf_free(d->buf);
+        drain_buf_free(d->spill);
+        free(d);
+        return -ENOMEM;
+    }
+    if ((rc = drain_thread_start(d)) < 0)
+        return rc;
     for (tail = &ad->first; *tail != NULL; tail = &(*tail)->next)
         ;
     *tail = d;
@@ -710,8 +729,8 @@ add_req(struct ctl_drains *ds, const char *app, const char *url, char *why, size
     }
     log_info("drain_added", "app=%s drain=%s kind=%s host=%s port=%u", app, id,
              drain_kind_name(u.kind), log_q(u.host), u.port);
-    ctl_logs_event(ds->ctl->logs, app, "drain %s added (%s://%s:%u)", id, drain_kind_name(u.kind),
-                   u.host, u.port);
+    ctl_model_event(ds->ctl->model, app, "drain %s added (%s://%s:%u)", id, drain_kind_name(u.kind),
+                    u.host, u.port);
     return 0;
 }
 
@@ -730,7 +749,7 @@ remove_req(struct ctl_drains *ds, const char *app, const char *what, char *why, 
     snprintf(id, sizeof(id), "%s", d->id);
     drain_remove(ds, ad, d);
     log_info("drain_removed", "app=%s drain=%s", app, id);
-    ctl_logs_event(ds->ctl->logs, app, "drain %s removed", id);
+    ctl_model_event(ds->ctl->model, app, "drain %s removed", id);
     return 0;
 }
 

@@ -90,13 +90,3 @@ ctl_front_start(struct ctl *ctl)
 
     return rc < 0 ? rc : rep_start(ctl, &ctl->agents, agent_recv, ctl->cfg.agent_listen);
 }
-
-/* Stop taking requests; main.c closes the sockets. */
-void
-ctl_front_stop(struct ctl *ctl)
-{
-    if (ctl->api != NULL)
-        nnuv_stop(ctl->api);
-    if (ctl->agents != NULL)
-        nnuv_stop(ctl->agents);
-}

@@ -147,6 +147,9 @@ main(int argc, char **argv)
     /* Initialise every handle first: ctl_maybe_close() closes them all. */
     uv_timer_init(&loop, &ctl.node_timer);
     uv_check_init(&loop, &ctl.notify_check);
+    uv_check_init(&loop, &ctl.close_check);
+    ctl.close_check.data = &ctl;
+    ctl.running = true;
     uv_signal_init(&loop, &ctl.sigterm);
     uv_signal_init(&loop, &ctl.sigint);
     ctl.sigterm.data = ctl.sigint.data = &ctl;

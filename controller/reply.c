@@ -215,10 +215,3 @@ commit(struct ctl *ctl)
     }
     return rc;
 }
-
-void
-ctl_work_done(struct ctl *ctl)
-{
-    ctl->inflight--;
-    ctl_maybe_close(ctl);
-}
