@@ -736,6 +736,7 @@ struct ctl_call {
     Drover__Message rep;  /* the handler's reply */
     Drover__ErrorCode code;
     char err[512];
+    bool logged; /* the refusal is logged already */
     /* Optional: builds the reply after the commit, for replies that must
      * show what the commit's settle did (a sync's assignment set). */
     int (*view)(struct ctl_call *c);

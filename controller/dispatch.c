@@ -94,7 +94,7 @@ ep_name(enum ctl_ep ep)
 static void
 log_refusal(const struct ctl_call *c)
 {
-    if (c->code == DROVER__ERROR_CODE__ERR_UNAVAILABLE && c->ctl->stopping)
+    if (c->logged || (c->code == DROVER__ERROR_CODE__ERR_UNAVAILABLE && c->ctl->stopping))
         return;
     if (c->ep == CTL_EP_AGENT)
         log_warn("bad_message", "sock=agent msg=%s reason=%s", c->what, log_q(c->err));
@@ -148,6 +148,8 @@ run(struct ctl_call *c, const struct route *r)
     if (c->ctl->stopping) {
         ctl_fail(c, DROVER__ERROR_CODE__ERR_UNAVAILABLE, "the controller is stopping");
     } else if (r == NULL || (r->eps & c->ep) == 0) {
+        c->what = r != NULL ? r->name : "unknown";
+        c->logged = true;
         log_warn("bad_message", "sock=%s reason=unexpected_type type=%d", ep_name(c->ep),
                  (int)c->req->body_case);
         ctl_fail(c, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
