@@ -1,33 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * api.c: the CLI endpoint. One handler per request type, dispatched by a
- * switch on the Message oneof.
+ * api.c: the handlers of the CLI's requests about apps, config, releases,
+ * formation, processes, nodes and status (dispatch.c's table names each).
  *
- * A handler validates every field first and either fills the reply or sets
- * an error (code and one line for a person) without having changed anything;
- * then the dispatcher commits the model's changes to the store and only then
- * sends the reply, so an acknowledged change is never lost. Replies are built
- * in an arena (arena.c) and borrow strings from the model.
+ * A handler validates every field first and either fills the reply or
+ * refuses with ctl_fail (a code and one line for a person); the rules it
+ * applies are the core files' (releases.c, nodes.c). The dispatcher then
+ * commits the model's changes to the store and only then replies, so an
+ * acknowledged change is never lost. Replies are built in the call's arena
+ * (arena.c) and borrow strings from the model.
  *
- * Two requests do blocking work and answer later from an after-work callback:
- * the slug upload (slugs.c) and release creation, which reads and parses the
- * slug's Procfile in the thread pool.
+ * Release creation reads and parses the slug's Procfile in the thread pool:
+ * it is pending meanwhile, and ends through ctl_call_end.
  *
- * Choices worth knowing:
- *   - every new current release is a deploy (deploys.c): a deploy, a config
- *     change, a rollback; its status says how the rollout went;
- *   - rollback makes a new release with the old one's slug, types and config
- *     (the app's config becomes that config), as on Heroku; without a
- *     version it goes to the newest succeeded release before the current one;
- *   - the first release of an app with no formation at all starts web=1, as
- *     on Heroku; every other new type starts at 0;
- *   - config:set / config:unset before the first release only change the
- *     config (the first deploy snapshots it); after it they also make release
- *     vN+1 with the same slug and types. An unset of a key that is not
- *     set is refused (ERR_NOT_FOUND) and makes no release.
+ * An unset of a config key that is not set is refused (ERR_NOT_FOUND) and
+ * makes no release; releases.c says the rest of what config changes do.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
