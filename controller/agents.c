@@ -132,32 +132,6 @@ ctl_h_register(struct ctl_call *c)
     return 0;
 }
 
-/* The release's config as protobuf, built once per release and kept. */
-static Drover__KeyValue **
-release_env(struct ctl_release *rel)
-{
-    size_t i;
-
-    if (rel->pb_env != NULL || rel->nconfig == 0)
-        return rel->pb_env;
-    rel->pb_kv = calloc(rel->nconfig, sizeof(*rel->pb_kv));
-    rel->pb_env = calloc(rel->nconfig, sizeof(*rel->pb_env));
-    if (rel->pb_kv == NULL || rel->pb_env == NULL) {
-        free(rel->pb_kv);
-        free(rel->pb_env);
-        rel->pb_kv = NULL;
-        rel->pb_env = NULL;
-        return NULL;
-    }
-    for (i = 0; i < rel->nconfig; i++) {
-        drover__key_value__init(&rel->pb_kv[i]);
-        rel->pb_kv[i].key = rel->config[i].key;
-        rel->pb_kv[i].value = rel->config[i].value;
-        rel->pb_env[i] = &rel->pb_kv[i];
-    }
-    return rel->pb_env;
-}
-
 static Drover__Assignment *
 oneoff_assignment(struct ctl_arena *ar, struct ctl_instance *in, struct ctl_release *rel)
 {
@@ -175,7 +149,7 @@ oneoff_assignment(struct ctl_arena *ar, struct ctl_instance *in, struct ctl_rele
     a->slug_sha256 = rel->slug_sha256;
     a->slug_size = rel->slug_size;
     a->command = in->command != NULL ? in->command : "";
-    a->env = release_env(rel);
+    a->env = ctl_release_env(rel);
     a->n_env = a->env != NULL ? rel->nconfig : 0;
     if ((rel->nconfig > 0 && a->env == NULL) || a->name == NULL)
         return NULL;
@@ -226,7 +200,7 @@ type_assignment(struct ctl_arena *ar, struct ctl_instance *in, struct ctl_releas
     a->slug_sha256 = rel->slug_sha256;
     a->slug_size = rel->slug_size;
     a->command = pt->command;
-    a->env = release_env(rel);
+    a->env = ctl_release_env(rel);
     a->n_env = a->env != NULL ? rel->nconfig : 0;
     if ((rel->nconfig > 0 && a->env == NULL) || a->name == NULL)
         return NULL;

@@ -425,6 +425,10 @@ void ctl_inst_set_report(struct ctl_model *m, struct ctl_instance *in,
                          const Drover__InstanceReport *r);
 void ctl_inst_set_pid(struct ctl_model *m, struct ctl_instance *in, int32_t pid);
 uint64_t ctl_model_next_epoch(struct ctl_model *m);
+void ctl_inst_seen(struct ctl_instance *in, uint64_t epoch);
+/* The release's config as protobuf, built once per release and kept (a
+ * cache, not stored): the env of every assignment of it. */
+Drover__KeyValue **ctl_release_env(struct ctl_release *rel);
 struct ctl_oneoff_spec;
 /* A new one-off's settings and command (copied); -ENOMEM. */
 int ctl_inst_set_oneoff(struct ctl_model *m, struct ctl_instance *in,

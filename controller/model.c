@@ -1093,3 +1093,35 @@ ctl_inst_set_oneoff(struct ctl_model *m, struct ctl_instance *in, const struct c
     in->command = copy;
     return 0;
 }
+
+/* The release's config as protobuf, built once per release and kept. */
+Drover__KeyValue **
+ctl_release_env(struct ctl_release *rel)
+{
+    size_t i;
+
+    if (rel->pb_env != NULL || rel->nconfig == 0)
+        return rel->pb_env;
+    rel->pb_kv = calloc(rel->nconfig, sizeof(*rel->pb_kv));
+    rel->pb_env = calloc(rel->nconfig, sizeof(*rel->pb_env));
+    if (rel->pb_kv == NULL || rel->pb_env == NULL) {
+        free(rel->pb_kv);
+        free(rel->pb_env);
+        rel->pb_kv = NULL;
+        rel->pb_env = NULL;
+        return NULL;
+    }
+    for (i = 0; i < rel->nconfig; i++) {
+        drover__key_value__init(&rel->pb_kv[i]);
+        rel->pb_kv[i].key = rel->config[i].key;
+        rel->pb_kv[i].value = rel->config[i].value;
+        rel->pb_env[i] = &rel->pb_kv[i];
+    }
+    return rel->pb_env;
+}
+
+void
+ctl_inst_seen(struct ctl_instance *in, uint64_t epoch)
+{
+    in->seen_epoch = epoch; /* full-report bookkeeping: not stored */
+}

@@ -137,7 +137,7 @@ ctl_node_apply_report(struct ctl_model *m, struct ctl_node *n, Drover__InstanceR
         in = ctl_inst_find(m, v[i]->id);
         if (in == NULL || in->node != n)
             continue;
-        in->seen_epoch = epoch;
+        ctl_inst_seen(in, epoch);
         apply_one(m, n, in, v[i], now);
     }
     for (in = LIST_FIRST(&n->instances); in != NULL; in = next) {
