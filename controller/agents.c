@@ -132,10 +132,11 @@ ctl_h_register(struct ctl_call *c)
     return 0;
 }
 
+/* What every assignment of in has: who it is, its release, its command. */
 static Drover__Assignment *
-oneoff_assignment(struct ctl_arena *ar, struct ctl_instance *in, struct ctl_release *rel)
+assignment_new(struct ctl_arena *ar, struct ctl_instance *in, struct ctl_release *rel,
+               const char *command)
 {
-    const struct ctl_formation *f = in->ptype[0] ? ctl_formation_find(in->app, in->ptype) : NULL;
     Drover__Assignment *a = ctl_arena_alloc(ar, sizeof(*a));
 
     if (a == NULL)
@@ -148,12 +149,23 @@ oneoff_assignment(struct ctl_arena *ar, struct ctl_instance *in, struct ctl_rele
     a->release = in->release;
     a->slug_sha256 = rel->slug_sha256;
     a->slug_size = rel->slug_size;
-    a->command = in->command != NULL ? in->command : "";
+    a->command = (char *)command;
     a->env = ctl_release_env(rel);
     a->n_env = a->env != NULL ? rel->nconfig : 0;
+    a->port = in->port;
     if ((rel->nconfig > 0 && a->env == NULL) || a->name == NULL)
         return NULL;
-    a->port = in->port;
+    return a;
+}
+
+static Drover__Assignment *
+oneoff_assignment(struct ctl_arena *ar, struct ctl_instance *in, struct ctl_release *rel)
+{
+    const struct ctl_formation *f = in->ptype[0] ? ctl_formation_find(in->app, in->ptype) : NULL;
+    Drover__Assignment *a = assignment_new(ar, in, rel, in->command != NULL ? in->command : "");
+
+    if (a == NULL)
+        return NULL;
     a->health = "none";
     a->grace_ms = f != NULL ? f->grace_ms : CTL_DEFAULT_GRACE_MS;
     a->boot_timeout_ms = CTL_DEFAULT_BOOT_TIMEOUT_MS;
@@ -185,26 +197,12 @@ type_assignment(struct ctl_arena *ar, struct ctl_instance *in, struct ctl_releas
                 const struct ctl_ptype *pt)
 {
     const struct ctl_formation *f = ctl_formation_find(in->app, in->type);
-    Drover__Assignment *a = ctl_arena_alloc(ar, sizeof(*a));
+    Drover__Assignment *a = assignment_new(ar, in, rel, pt->command);
 
     if (f == NULL)
         f = default_settings(ar, in->type);
     if (a == NULL || f == NULL)
         return NULL;
-    drover__assignment__init(a);
-    a->id = in->id;
-    a->app = in->app->name;
-    a->name = ctl_arena_printf(ar, "%s.%u", in->type, in->idx);
-    a->type = in->type;
-    a->release = in->release;
-    a->slug_sha256 = rel->slug_sha256;
-    a->slug_size = rel->slug_size;
-    a->command = pt->command;
-    a->env = ctl_release_env(rel);
-    a->n_env = a->env != NULL ? rel->nconfig : 0;
-    if ((rel->nconfig > 0 && a->env == NULL) || a->name == NULL)
-        return NULL;
-    a->port = in->port;
     a->health = (char *)f->health;
     a->grace_ms = f->grace_ms;
     a->boot_timeout_ms = f->boot_timeout_ms;

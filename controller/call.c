@@ -17,15 +17,24 @@
 
 #include "ctl.h"
 
+static void vfail(struct ctl_call *c, Drover__ErrorCode code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static void
+vfail(struct ctl_call *c, Drover__ErrorCode code, const char *fmt, va_list ap)
+{
+    vsnprintf(c->err, sizeof(c->err), fmt, ap);
+    c->code = code;
+}
+
 int
 ctl_fail(struct ctl_call *c, Drover__ErrorCode code, const char *fmt, ...)
 {
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(c->err, sizeof(c->err), fmt, ap);
+    vfail(c, code, fmt, ap);
     va_end(ap);
-    c->code = code;
     return -1;
 }
 
@@ -69,8 +78,7 @@ ctl_call_end_error(struct ctl_call *c, Drover__ErrorCode code, const char *fmt, 
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(c->err, sizeof(c->err), fmt, ap);
+    vfail(c, code, fmt, ap);
     va_end(ap);
-    c->code = code;
     c->finish(c, NULL);
 }
