@@ -72,7 +72,7 @@ reap(struct ctl *ctl, struct ctl_app *a)
     size_t i, j;
 
     snprintf(name, sizeof(name), "%s", a->name);
-    if (m->nforget_apps > 0 && now_ms() > m->forget_until)
+    if (m->nforget_apps > 0 && mono_ms() > m->forget_until)
         forget_clear(m);
     for (i = 0; i < a->nreleases; i++) {
         const char *sha = a->releases[i]->slug_sha256;
@@ -87,7 +87,7 @@ reap(struct ctl *ctl, struct ctl_app *a)
             nslugs++;
     }
     forget_push(&m->forget_apps, &m->nforget_apps, name);
-    m->forget_until = now_ms() + FORGET_KEEP_MS;
+    m->forget_until = mono_ms() + FORGET_KEEP_MS;
     if (ctl_app_remove(m, a) < 0) {
         log_error("app_destroy_failed", "app=%s err=ENOMEM", name);
         return;
@@ -124,7 +124,7 @@ ctl_destroy_view(struct ctl_model *m, Drover__SyncRep *sr)
 {
     if (m->nforget_apps == 0)
         return;
-    if (now_ms() > m->forget_until) {
+    if (mono_ms() > m->forget_until) {
         forget_clear(m);
         return;
     }
