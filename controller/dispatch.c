@@ -154,7 +154,7 @@ run(struct ctl_call *c, const struct route *r)
                  (int)c->req->body_case);
         ctl_fail(c, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
                  "message type %d is not handled on the %s endpoint", (int)c->req->body_case,
-                 ep_name(c->ep));
+                 c->ep == CTL_EP_AGENT ? "agent" : "API");
     } else if ((c->ar = ctl_arena_new()) == NULL) {
         ctl_oom(c);
     } else {

@@ -225,6 +225,7 @@ struct seen {
     int calls;
     Drover__Message__BodyCase body;
     Drover__ErrorCode code;
+    uint64_t version; /* of an EndpointsRep */
 };
 
 static void
@@ -235,6 +236,8 @@ seen_done(void *arg, const Drover__Message *rep)
     s->calls++;
     s->body = rep->body_case;
     s->code = rep->body_case == DROVER__MESSAGE__BODY_ERROR ? rep->error->code : 0;
+    if (rep->body_case == DROVER__MESSAGE__BODY_ENDPOINTS_REP)
+        s->version = rep->endpoints_rep->version;
 }
 
 static Drover__Message *
@@ -292,5 +295,56 @@ Test(core, dispatch_commits_once_and_refuses_cleanly, .timeout = 5)
     cr_assert_eq(s.calls, 4);
     cr_assert_eq(s.code, DROVER__ERROR_CODE__ERR_UNAVAILABLE);
     cr_assert_eq(ctl_calls_pending(&ctl), 0);
+    ctl_store_close(ctl.store);
+}
+
+/* A long poll is pending (no done yet) and ends once: by the line it
+ * waits for, or, for a watch, with ERR_UNAVAILABLE when its owner goes. */
+Test(core, pending_calls_end_exactly_once, .timeout = 5)
+{
+    static struct ctl ctl;
+    Drover__AppCreateReq ac = DROVER__APP_CREATE_REQ__INIT;
+    Drover__LogsReq lr = DROVER__LOGS_REQ__INIT;
+    Drover__EndpointsReq er = DROVER__ENDPOINTS_REQ__INIT;
+    struct seen s = {0}, tail = {0}, watch = {0}, now = {0};
+
+    ctl_model_free(m);
+    m = NULL;
+    cr_assert_eq(ctl_store_open(":memory:", &ctl.store), 0);
+    ctl.model = ctl_model_new();
+    cr_assert_eq(ctl_store_load(ctl.store, ctl.model, 1), 0);
+    m = ctl.model;
+    ctl.logs = ctl_logs_new(&ctl, 100);
+    ctl.endpoints = ctl_endpoints_new(&ctl);
+    ctl.model->event = ctl_logs_text;
+    ctl.model->event_arg = ctl.logs;
+    ac.app = "shop";
+    ctl_call(&ctl, request(DROVER__MESSAGE__BODY_APP_CREATE_REQ, &ac), seen_done, &s);
+    cr_assert_eq(s.body, DROVER__MESSAGE__BODY_APP_REP);
+
+    lr.app = "shop";
+    lr.wait_ms = 5000;
+    ctl_call(&ctl, request(DROVER__MESSAGE__BODY_LOGS_REQ, &lr), seen_done, &tail);
+    cr_assert_eq(tail.calls, 0, "waits for a line");
+    cr_assert_eq(ctl_calls_pending(&ctl), 1);
+    ctl_logs_event(ctl.logs, "shop", "hello");
+    cr_assert_eq(tail.calls, 1);
+    cr_assert_eq(tail.body, DROVER__MESSAGE__BODY_LOGS_REP);
+
+    er.app = "shop";
+    ctl_call(&ctl, request(DROVER__MESSAGE__BODY_ENDPOINTS_REQ, &er), seen_done, &now);
+    cr_assert_eq(now.body, DROVER__MESSAGE__BODY_ENDPOINTS_REP);
+    er.wait_ms = 5000;
+    er.version = now.version; /* nothing changed since: held */
+    ctl_call(&ctl, request(DROVER__MESSAGE__BODY_ENDPOINTS_REQ, &er), seen_done, &watch);
+    cr_assert_eq(watch.calls, 0);
+    cr_assert_eq(ctl_calls_pending(&ctl), 1);
+    ctl_endpoints_free(ctl.endpoints);
+    ctl.endpoints = NULL;
+    cr_assert_eq(watch.calls, 1);
+    cr_assert_eq(watch.code, DROVER__ERROR_CODE__ERR_UNAVAILABLE);
+    cr_assert_eq(ctl_calls_pending(&ctl), 0);
+    ctl.model->event = NULL;
+    ctl_logs_free(ctl.logs);
     ctl_store_close(ctl.store);
 }
