@@ -24,6 +24,7 @@
 #include "nnuv.h"
 #include "util.h"
 #include "wire.h"
+#include "dispatch.h"
 
 struct ctl;
 struct ctl_arena;
@@ -303,6 +304,11 @@ struct ctl {
     bool closed;       /* every handle has been asked to close */
     int exit_code;
     struct ctl_drains *drains;
+    LIST_HEAD(ctl_call_list, ctl_call) calls; /* handed over, not yet ended (dispatch.c) */
+    unsigned ncalls;
+    bool committing;        /* in ctl_commit (reply.c) */
+    bool running;           /* main.c made the loop handles below */
+    uv_check_t close_check; /* while stopping: close once nothing is in flight */
 };
 
 /* Replaced by a rollout to version: of another release, or being restarted. */
@@ -409,6 +415,31 @@ void ctl_model_clean(struct ctl_model *m); /* after a successful commit */
 int ctl_app_remove(struct ctl_model *m, struct ctl_app *a);
 int ctl_node_remove(struct ctl_model *m, struct ctl_node *n);
 
+/* model.c setters used by the core files (each touches before it writes) */
+void ctl_app_set_current(struct ctl_model *m, struct ctl_app *a, uint32_t version);
+void ctl_formation_set_quantity(struct ctl_model *m, struct ctl_app *a, struct ctl_formation *f,
+                                uint32_t quantity);
+void ctl_formation_set(struct ctl_model *m, struct ctl_app *a, struct ctl_formation *f,
+                       const struct ctl_formation *next);
+void ctl_inst_set_report(struct ctl_model *m, struct ctl_instance *in,
+                         const Drover__InstanceReport *r);
+void ctl_inst_set_pid(struct ctl_model *m, struct ctl_instance *in, int32_t pid);
+uint64_t ctl_model_next_epoch(struct ctl_model *m);
+void ctl_inst_seen(struct ctl_instance *in, uint64_t epoch);
+/* The release's config as protobuf, built once per release and kept (a
+ * cache, not stored): the env of every assignment of it. */
+Drover__KeyValue **ctl_release_env(struct ctl_release *rel);
+struct ctl_oneoff_spec;
+/* A new one-off's settings and command (copied); -ENOMEM. */
+int ctl_inst_set_oneoff(struct ctl_model *m, struct ctl_instance *in,
+                        const struct ctl_oneoff_spec *q, const char *command, uint64_t now);
+void ctl_model_capacity_changed(struct ctl_model *m);
+void ctl_node_set_identity(struct ctl_model *m, struct ctl_node *n, const char *address,
+                           const char *boot_id, uint32_t capacity);
+/* Live fields, never stored (no touch): when it was last heard, its digest. */
+void ctl_node_heard(struct ctl_node *n, uint64_t now, uint64_t mono_now);
+void ctl_node_set_digest(struct ctl_node *n, bool have, uint64_t digest);
+
 /* scheduler.c: pure placement, no I/O */
 /* min(capacity, ports in its range): how many instances it can hold. */
 uint32_t ctl_node_limit(const struct ctl_node *n);
@@ -455,6 +486,76 @@ void ctl_roll_plan(struct ctl_roll *r);
 int ctl_reconcile_app(struct ctl_model *m, struct ctl_app *a, uint64_t now);
 int ctl_place_unplaced(struct ctl_model *m);
 int ctl_settle(struct ctl_model *m, uint64_t now); /* reconcile flagged apps, place */
+
+/* nodes.c: reports, registration, the name rule, cordon and drain (no I/O) */
+/* Apply a complete report of the node's instances (wall-clock now). */
+void ctl_node_apply_report(struct ctl_model *m, struct ctl_node *n, Drover__InstanceReport **v,
+                           size_t nv, uint64_t now);
+/* The node-name rule: does a live agent with another boot hold n's name? */
+bool ctl_node_name_taken(const struct ctl_node *n, const char *boot_id,
+                         const char *previous_boot_id, uint64_t mono_now, uint64_t timeout_ms);
+struct ctl_node_reg {
+    const char *name, *address, *boot_id;
+    uint16_t port_min, port_max;
+    uint32_t capacity;
+    Drover__InstanceReport **reports; /* checked by the caller */
+    size_t nreports;
+};
+/* Add or take back the node (the caller checked the name rule). */
+int ctl_node_register(struct ctl_model *m, const struct ctl_node_reg *g, uint64_t now,
+                      uint64_t mono_now, struct ctl_node **out);
+/* A sync from its current boot: heard, up again, leaving or not. */
+void ctl_node_sync(struct ctl_model *m, struct ctl_node *n, bool leaving, uint64_t now,
+                   uint64_t mono_now);
+/* Cordon (CORDONED), uncordon (READY), drain (DRAINING). */
+void ctl_node_set_admin(struct ctl_model *m, struct ctl_node *n, enum ctl_node_state admin);
+
+/* oneoffs.c: placing a one-off (no I/O) */
+struct ctl_oneoff_spec {
+    const char *command; /* "" with type: the type's command */
+    const char *type;    /* "" or a type of the current release: its settings */
+    const char *node;    /* "" or the node to run on */
+    bool attach, tty;
+    uint16_t rows, cols;
+};
+/* Make and place run.N. -EAGAIN no release, -ENOENT no such type, -EBUSY
+ * no node (or not that one), -ENOSPC no port, -ENOMEM; why in err. */
+int ctl_oneoff_start(struct ctl_model *m, struct ctl_app *a, const struct ctl_oneoff_spec *q,
+                     uint64_t now, struct ctl_instance **out, char *err, size_t errsz);
+
+/* releases.c: making releases, rollback, scale: rules over the model, no I/O */
+struct ctl_release_spec {
+    const char *slug_sha256;
+    uint64_t slug_size;
+    const char *description;
+    const struct ctl_ptype *types; /* commands copied */
+    size_t ntypes;
+    const struct ctl_kv *config; /* the snapshot, and the app's config from now */
+    size_t nconfig;
+};
+/* Release vN+1 of a: made current (or its release phase started), its new
+ * types added to the formation, its deploy started. 0 or -ENOMEM. */
+int ctl_release_make(struct ctl_model *m, struct ctl_app *a, const struct ctl_release_spec *spec,
+                     uint64_t now, struct ctl_release **out);
+/* After a config change: vN+1 with the same slug and types (*out NULL
+ * before the first release: the first deploy snapshots the config). */
+int ctl_release_for_config(struct ctl_model *m, struct ctl_app *a, const char *desc, uint64_t now,
+                           struct ctl_release **out);
+/* "Set FOO, BAR config vars", cut short to fit a description. */
+void ctl_config_description(char *out, size_t outsz, const char *verb, char *const *keys, size_t n);
+/* Which release `rollback [vN]` goes to (0: the newest succeeded before the
+ * current). -EAGAIN no release, -ENOENT none such, -EEXIST the current. */
+int ctl_rollback_target(const struct ctl_app *a, uint32_t version, const struct ctl_release **to,
+                        char *err, size_t errsz);
+int ctl_release_rollback(struct ctl_model *m, struct ctl_app *a, const struct ctl_release *to,
+                         uint64_t now, struct ctl_release **out);
+struct ctl_scale {
+    const char *type;
+    uint32_t quantity;
+};
+/* Set each type's quantity (types checked by the caller); " web=2" in what. */
+int ctl_app_scale(struct ctl_model *m, struct ctl_app *a, const struct ctl_scale *v, size_t n,
+                  char *what, size_t whatsz);
 
 /* deploys.c: each app's latest deploy, from start to success or revert */
 const char *ctl_deploy_state_name(enum ctl_deploy_state st);
@@ -509,8 +610,6 @@ void ctl_destroy_view(struct ctl_model *m, Drover__SyncRep *sr);
 /* An app of that name is created again: agents must not delete its files. */
 void ctl_destroy_unforget(struct ctl_model *m, const char *app);
 int ctl_node_forget(struct ctl_model *m, struct ctl_node *n, char *err, size_t errsz);
-/* RestartReq, PsStopReq, AppDestroyReq, NodeRemoveReq: takes req and m. */
-void ctl_lifecycle_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m);
 
 /* settings.c: per-type settings */
 void ctl_settings_defaults(struct ctl_formation *f);
@@ -524,8 +623,6 @@ void ctl_view_settings(const struct ctl_formation *f, Drover__TypeSettings *ts);
 /* endpoints.c: the up instances of an app, and `endpoints --watch` */
 struct ctl_endpoints *ctl_endpoints_new(struct ctl *ctl);
 void ctl_endpoints_free(struct ctl_endpoints *e);
-/* EndpointsReq: takes req and m (answers now or when the list changes). */
-void ctl_endpoints_request(struct ctl_endpoints *e, struct nnuv_msg *req, Drover__Message *m);
 /* Answer the waiters whose list changed or whose wait is over (all if force). */
 void ctl_endpoints_wake(struct ctl_endpoints *e, bool force);
 
@@ -552,8 +649,6 @@ int ctl_slugs_new(struct ctl *ctl, const char *dir, struct ctl_slugs **out);
 void ctl_slugs_free(struct ctl_slugs *s);
 int ctl_slug_stat(const struct ctl_slugs *s, const char *sha, uint64_t *size);
 int ctl_slug_path(const struct ctl_slugs *s, const char *sha, char *out, size_t outsz);
-int ctl_slugs_put(struct ctl_slugs *s, struct nnuv_msg *req, Drover__Message *m);
-int ctl_slugs_read(struct ctl_slugs *s, struct nnuv_msg *req, Drover__Message *m);
 
 /* slugs_gc.c: delete the slugs only releases past DROVER_SLUGS_KEEP use
  * (in the thread pool). 0 or -errno. */
@@ -567,12 +662,15 @@ int ctl_commit(struct ctl *ctl);
 /* Keys from cfg into the senders and the keyring; 0 or negative errno. */
 int ctl_keys_init(struct ctl *ctl);
 Drover__Message *ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock);
-void ctl_work_done(struct ctl *ctl);
+/* Work in the thread pool is over (shutdown.c's check then closes). */
+static inline void
+ctl_work_done(struct ctl *ctl)
+{
+    ctl->inflight--;
+}
 
 /* agents.c: the agent endpoint, node timeouts, notifications */
 int ctl_agents_start(struct ctl *ctl);
-/* One opened request: takes req and m (each answered and freed). */
-void ctl_agents_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m);
 void ctl_agents_stop(struct ctl *ctl);
 void ctl_notify_flush(struct ctl *ctl);
 
@@ -582,13 +680,6 @@ Drover__NodeInfo **ctl_view_nodes(struct ctl_arena *ar, const struct ctl_model *
                                   size_t *n); /* sorted by name */
 int ctl_view_inst(struct ctl_arena *ar, const struct ctl_instance *in, Drover__InstanceInfo *ii);
 int ctl_view_status(struct ctl_arena *ar, const struct ctl_model *m, Drover__StatusRep *sr);
-
-/* api.c: the CLI endpoint */
-int ctl_api_start(struct ctl *ctl);
-/* One opened request: takes req and m (each answered and freed, maybe later,
- * after work in the thread pool: ctl->inflight counts it meanwhile). */
-void ctl_api_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m);
-void ctl_api_stop(struct ctl *ctl);
 
 /* logs.c: each app's log stream, agents' batches, `drover logs` */
 struct ctl_logs *ctl_logs_new(struct ctl *ctl, size_t max_lines);
@@ -603,8 +694,6 @@ void ctl_logs_event(struct ctl_logs *l, const char *app, const char *fmt, ...)
 void ctl_logs_text(void *arg, const char *app, const char *text);
 /* apps:destroy: drop app's stream (its waiters are answered first). */
 void ctl_logs_forget(struct ctl_logs *l, const char *app);
-/* LogsReq on the API: takes req and m (answers now or later). */
-void ctl_logs_request(struct ctl_logs *l, struct nnuv_msg *req, Drover__Message *m);
 
 /* drains.c: each app's log drains, fed from the collated stream */
 struct ctl_drains *ctl_drains_new(struct ctl *ctl, size_t max_lines, const char *ca_file);
@@ -615,8 +704,6 @@ void ctl_drains_line(struct ctl_drains *ds, const char *app, uint64_t ts_ms, con
                      const char *node, bool err, const char *text, size_t len);
 /* Lines a busy drain's lock made wait go to its buffer (logs.c's tick). */
 void ctl_drains_tick(struct ctl_drains *ds);
-/* DrainsReq, DrainAddReq, DrainRemoveReq: takes req and m. */
-void ctl_drains_request(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m);
 /* apps:destroy: stop every drain of app (its rows go with the app's). */
 void ctl_drains_forget_app(struct ctl_drains *ds, const char *app);
 /* After the loop: up to 2 s to send what is buffered, then stop every drain. */
@@ -630,12 +717,109 @@ void ctl_runs_free(struct ctl_runs *r);
 int ctl_runs_start(struct ctl_runs *r, uv_loop_t *loop);
 void ctl_runs_stop(struct ctl_runs *r);
 void ctl_runs_close(struct ctl_runs *r);
-/* Each takes req and m. */
-void ctl_runs_run(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m);
-void ctl_runs_io(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m);
-void ctl_runs_pipe(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m);
 
-/* main.c */
+/* ---- the request path (call.c, dispatch.c; front ends: front.c, dispatch.h) ---- */
+
+/* The endpoint a request came in on: the table says where each type is taken. */
+enum ctl_ep { CTL_EP_API = 1, CTL_EP_AGENT = 2 };
+
+/*
+ * One request from the moment a front end hands it over to the moment its
+ * reply goes back through done. A handler reads req, builds its reply in rep
+ * with memory from ar, or refuses with ctl_fail(); it never touches a socket
+ * or the store: dispatch.c commits what it changed in the model, then calls
+ * done. Defined here, like the model's objects, because every handler reads
+ * and fills it.
+ */
+struct ctl_call {
+    struct ctl *ctl;
+    enum ctl_ep ep;
+    const char *what;     /* the request's name in logs ("scale") */
+    Drover__Message *req; /* owned by the call */
+    struct ctl_arena *ar; /* the reply's memory, freed with the call */
+    Drover__Message rep;  /* the handler's reply */
+    Drover__ErrorCode code;
+    char err[512];
+    bool logged; /* the refusal is logged already */
+    /* Optional: builds the reply after the commit, for replies that must
+     * show what the commit's settle did (a sync's assignment set). */
+    int (*view)(struct ctl_call *c);
+    void *data; /* for view */
+    /* The continuation (dispatch.c): commit, then done, then free. */
+    void (*finish)(struct ctl_call *c, const Drover__Message *rep);
+    ctl_call_done *done;
+    void *arg;
+    LIST_ENTRY(ctl_call) link; /* pending calls (dispatch.c) */
+};
+
+/* A handler returns 0 (rep is the reply), -1 (ctl_fail said why) or
+ * CTL_PENDING: it keeps the call and ends it later with ctl_call_end. */
+#define CTL_PENDING 1
+typedef int ctl_handler(struct ctl_call *c);
+
+/* call.c: what handlers use */
+int ctl_fail(struct ctl_call *c, Drover__ErrorCode code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4))); /* returns -1 */
+int ctl_oom(struct ctl_call *c);
+bool ctl_str_ok(const char *s, size_t max);
+/* A valid app name that exists, else NULL with the error set. */
+struct ctl_app *ctl_call_app(struct ctl_call *c, const char *name);
+/* End a pending call: with rep (borrowed), or with the error of ctl_fail
+ * when rep is NULL. Commits, replies, frees c: never touch c after. */
+void ctl_call_end(struct ctl_call *c, const Drover__Message *rep);
+void ctl_call_end_error(struct ctl_call *c, Drover__ErrorCode code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* dispatch.c: the table and the dispatcher */
+/* ctl_call (dispatch.h) for a given endpoint: the type must be one it takes. */
+void ctl_call_ep(struct ctl *ctl, enum ctl_ep ep, Drover__Message *req, ctl_call_done *done,
+                 void *arg);
+/* Calls handed over and not yet ended. */
+unsigned ctl_calls_pending(const struct ctl *ctl);
+
+/* front.c: the nanomsg front ends (API and agent REP sockets) */
+int ctl_front_start(struct ctl *ctl);
+
+/* The handlers, by file (dispatch.c's table names each). */
+/* api.c */
+int ctl_h_apps(struct ctl_call *c);
+int ctl_h_app_create(struct ctl_call *c);
+int ctl_h_config(struct ctl_call *c);
+int ctl_h_config_set(struct ctl_call *c);
+int ctl_h_config_unset(struct ctl_call *c);
+int ctl_h_release_create(struct ctl_call *c); /* pending: reads the Procfile off the loop */
+int ctl_h_releases(struct ctl_call *c);
+int ctl_h_rollback(struct ctl_call *c);
+int ctl_h_scale(struct ctl_call *c);
+int ctl_h_ps(struct ctl_call *c);
+int ctl_h_nodes(struct ctl_call *c);
+int ctl_h_node_state(struct ctl_call *c);
+int ctl_h_status(struct ctl_call *c);
+int ctl_h_settings(struct ctl_call *c);
+int ctl_h_settings_set(struct ctl_call *c);
+int ctl_h_deploy(struct ctl_call *c);
+/* lifecycle_api.c */
+int ctl_h_restart(struct ctl_call *c);
+int ctl_h_ps_stop(struct ctl_call *c);
+int ctl_h_app_destroy(struct ctl_call *c);
+int ctl_h_node_remove(struct ctl_call *c);
+/* agents.c */
+int ctl_h_register(struct ctl_call *c);
+int ctl_h_sync(struct ctl_call *c);
+/* slugs.c: pending (the thread pool) */
+int ctl_h_slug_put(struct ctl_call *c);
+int ctl_h_slug_read(struct ctl_call *c);
+/* logs.c, endpoints.c: pending while they wait for lines or a change */
+int ctl_h_logs(struct ctl_call *c);
+int ctl_h_endpoints(struct ctl_call *c);
+/* drains.c */
+int ctl_h_drains(struct ctl_call *c);
+/* runs.c: run is immediate; io and pipe wait (long polls) */
+int ctl_h_run(struct ctl_call *c);
+int ctl_h_run_io(struct ctl_call *c);
+int ctl_h_run_pipe(struct ctl_call *c);
+
+/* shutdown.c */
 void ctl_shutdown(struct ctl *ctl, int code);
 void ctl_maybe_close(struct ctl *ctl);
 

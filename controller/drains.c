@@ -395,46 +395,33 @@ ctl_drains_new(struct ctl *ctl, size_t max_lines, const char *ca_file)
     return ds;
 }
 
-static int
-drain_add(struct ctl_drains *ds, const char *id, const char *app, const char *url,
-          const struct drain_url *u, uint64_t created_ms)
+/* app's drains, made when it has none yet; NULL on ENOMEM. */
+static struct app_drains *
+app_drains(struct ctl_drains *ds, const char *app)
 {
     struct app_drains *ad = ctl_map_get(ds->apps, app);
-    struct drain *d = calloc(1, sizeof(*d)), **tail;
+
+    if (ad != NULL)
+        return ad;
+    if ((ad = calloc(1, sizeof(*ad))) == NULL)
+        return NULL;
+    snprintf(ad->name, sizeof(ad->name), "%s", app);
+    if (ctl_map_put(ds->apps, ad->name, ad) < 0) {
+        free(ad);
+        return NULL;
+    }
+    return ad;
+}
+
+/* d's thread; 0 or -errno (then d is freed). */
+static int
+drain_thread_start(struct drain *d)
+{
     pthread_condattr_t ca;
     pthread_attr_t ta;
     pthread_t th;
     int rc;
 
-    if (d == NULL)
-        return -ENOMEM;
-    if (ad == NULL) {
-        if ((ad = calloc(1, sizeof(*ad))) == NULL) {
-            free(d);
-            return -ENOMEM;
-        }
-        snprintf(ad->name, sizeof(ad->name), "%s", app);
-        if (ctl_map_put(ds->apps, ad->name, ad) < 0) {
-            free(ad);
-            free(d);
-            return -ENOMEM;
-        }
-    }
-    snprintf(d->id, sizeof(d->id), "%s", id);
-    snprintf(d->app, sizeof(d->app), "%s", app);
-    snprintf(d->url, sizeof(d->url), "%s", url);
-    snprintf(d->host, sizeof(d->host), "%s", ds->host);
-    snprintf(d->ca_file, sizeof(d->ca_file), "%s", ds->ca_file);
-    d->u = *u;
-    d->created_ms = created_ms;
-    d->buf = drain_buf_new(ds->max_lines);
-    d->spill = drain_buf_new(SPILL_LINES);
-    if (d->buf == NULL || d->spill == NULL) {
-        drain_buf_free(d->buf);
-        drain_buf_free(d->spill);
-        free(d);
-        return -ENOMEM;
-    }
     pthread_mutex_init(&d->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -457,6 +444,38 @@ drain_add(struct ctl_drains *ds, const char *id, const char *app, const char *ur
         drain_unref(d);
         return -rc;
     }
+    return 0;
+}
+
+static int
+drain_add(struct ctl_drains *ds, const char *id, const char *app, const char *url,
+          const struct drain_url *u, uint64_t created_ms)
+{
+    struct app_drains *ad = app_drains(ds, app);
+    struct drain *d = calloc(1, sizeof(*d)), **tail;
+    int rc;
+
+    if (d == NULL || ad == NULL) {
+        free(d);
+        return -ENOMEM;
+    }
+    snprintf(d->id, sizeof(d->id), "%s", id);
+    snprintf(d->app, sizeof(d->app), "%s", app);
+    snprintf(d->url, sizeof(d->url), "%s", url);
+    snprintf(d->host, sizeof(d->host), "%s", ds->host);
+    snprintf(d->ca_file, sizeof(d->ca_file), "%s", ds->ca_file);
+    d->u = *u;
+    d->created_ms = created_ms;
+    d->buf = drain_buf_new(ds->max_lines);
+    d->spill = drain_buf_new(SPILL_LINES);
+    if (d->buf == NULL || d->spill == NULL) {
+        drain_buf_free(d->buf);
+        drain_buf_free(d->spill);
+        free(d);
+        return -ENOMEM;
+    }
+    if ((rc = drain_thread_start(d)) < 0)
+        return rc;
     for (tail = &ad->first; *tail != NULL; tail = &(*tail)->next)
         ;
     *tail = d;
@@ -628,28 +647,26 @@ state_text(struct ctl_arena *ar, const struct drain *d)
     return "?";
 }
 
-static void
-reply_list(struct ctl_drains *ds, struct nnuv_msg *req, const char *app)
+static int
+fill_list(struct ctl_call *c, struct ctl_drains *ds, const char *app)
 {
-    Drover__Message m = DROVER__MESSAGE__INIT;
-    Drover__DrainsRep rep = DROVER__DRAINS_REP__INIT;
+    Drover__DrainsRep *rep = ctl_arena_alloc(c->ar, sizeof(*rep));
     struct app_drains *ad = ctl_map_get(ds->apps, app);
-    struct ctl_arena *ar = ctl_arena_new();
+    struct ctl_arena *ar = c->ar;
     size_t n = ad ? ad->n : 0, i = 0;
 
-    rep.app = (char *)app;
-    rep.drains = ar ? ctl_arena_alloc(ar, (n + 1) * sizeof(*rep.drains)) : NULL;
-    if (rep.drains == NULL) {
-        ctl_reply_error(ds->ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "out of memory");
-        ctl_arena_free(ar);
-        return;
-    }
+    if (rep == NULL)
+        return ctl_oom(c);
+    drover__drains_rep__init(rep);
+    rep->app = (char *)app;
+    if ((rep->drains = ctl_arena_alloc(ar, (n + 1) * sizeof(*rep->drains))) == NULL)
+        return ctl_oom(c);
     for (struct drain *d = ad ? ad->first : NULL; d != NULL; d = d->next, i++) {
         Drover__DrainInfo *di = ctl_arena_alloc(ar, sizeof(*di));
         struct drain_stats s;
 
         if (di == NULL)
-            break;
+            return ctl_oom(c);
         drover__drain_info__init(di);
         di->id = d->id;
         di->url = d->url;
@@ -664,19 +681,13 @@ reply_list(struct ctl_drains *ds, struct nnuv_msg *req, const char *app)
         di->buffered = s.buffered + drain_buf_count(d->spill);
         di->dropped = s.dropped;
         if (di->state == NULL || di->last_error == NULL)
-            break;
-        rep.drains[i] = di;
+            return ctl_oom(c);
+        rep->drains[i] = di;
     }
-    if (i < n) {
-        ctl_reply_error(ds->ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "out of memory");
-        ctl_arena_free(ar);
-        return;
-    }
-    rep.n_drains = n;
-    m.body_case = DROVER__MESSAGE__BODY_DRAINS_REP;
-    m.drains_rep = &rep;
-    ctl_reply(ds->ctl, req, &m);
-    ctl_arena_free(ar);
+    rep->n_drains = n;
+    c->rep.body_case = DROVER__MESSAGE__BODY_DRAINS_REP;
+    c->rep.drains_rep = rep;
+    return 0;
 }
 
 static struct drain *
@@ -718,8 +729,8 @@ add_req(struct ctl_drains *ds, const char *app, const char *url, char *why, size
     }
     log_info("drain_added", "app=%s drain=%s kind=%s host=%s port=%u", app, id,
              drain_kind_name(u.kind), log_q(u.host), u.port);
-    ctl_logs_event(ds->ctl->logs, app, "drain %s added (%s://%s:%u)", id, drain_kind_name(u.kind),
-                   u.host, u.port);
+    ctl_model_event(ds->ctl->model, app, "drain %s added (%s://%s:%u)", id, drain_kind_name(u.kind),
+                    u.host, u.port);
     return 0;
 }
 
@@ -738,7 +749,7 @@ remove_req(struct ctl_drains *ds, const char *app, const char *what, char *why, 
     snprintf(id, sizeof(id), "%s", d->id);
     drain_remove(ds, ad, d);
     log_info("drain_removed", "app=%s drain=%s", app, id);
-    ctl_logs_event(ds->ctl->logs, app, "drain %s removed", id);
+    ctl_model_event(ds->ctl->model, app, "drain %s removed", id);
     return 0;
 }
 
@@ -756,59 +767,50 @@ ctl_drains_forget_app(struct ctl_drains *ds, const char *app)
     log_info("drains_forgotten", "app=%s", app);
 }
 
-void
-ctl_drains_request(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m)
+static const char *
+app_of(const Drover__Message *m)
 {
-    struct ctl_drains *ds = ctl->drains;
-    const char *app = NULL, *what = "drains";
+    switch (m->body_case) {
+    case DROVER__MESSAGE__BODY_DRAINS_REQ:
+        return m->drains_req->app;
+    case DROVER__MESSAGE__BODY_DRAIN_ADD_REQ:
+        return m->drain_add_req->app;
+    case DROVER__MESSAGE__BODY_DRAIN_REMOVE_REQ:
+        return m->drain_remove_req->app;
+    default:
+        return NULL;
+    }
+}
+
+/* DrainsReq, DrainAddReq, DrainRemoveReq: each replies with the list. */
+int
+ctl_h_drains(struct ctl_call *c)
+{
+    struct ctl_drains *ds = c->ctl->drains;
+    const Drover__Message *m = c->req;
+    const char *app = app_of(m), *d;
     char why[512] = "";
     int rc = 0;
 
-    if (ds == NULL) {
-        /* A controller built without drains (the API fuzzer's). */
-        ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_UNAVAILABLE, "drains are not running");
-        wire_msg_free(m);
-        return;
-    }
-    switch (m->body_case) {
-    case DROVER__MESSAGE__BODY_DRAINS_REQ:
-        app = m->drains_req->app;
-        break;
-    case DROVER__MESSAGE__BODY_DRAIN_ADD_REQ:
-        app = m->drain_add_req->app, what = "drain_add";
-        break;
-    case DROVER__MESSAGE__BODY_DRAIN_REMOVE_REQ:
-        app = m->drain_remove_req->app, what = "drain_remove";
-        break;
-    default:
-        break;
-    }
-    if (app == NULL || !name_app_valid(app)) {
-        snprintf(why, sizeof(why), "invalid app name (want [a-z][a-z0-9-], at most 30 characters)");
-        rc = -EINVAL;
-    } else if (ctl_app_find(ds->ctl->model, app) == NULL) {
-        snprintf(why, sizeof(why), "no app %s", app);
-        rc = -ENOENT;
-    } else if (m->body_case == DROVER__MESSAGE__BODY_DRAIN_ADD_REQ) {
+    if (ds == NULL) /* a controller built without drains (the API fuzzer's) */
+        return ctl_fail(c, DROVER__ERROR_CODE__ERR_UNAVAILABLE, "drains are not running");
+    if (ctl_call_app(c, app) == NULL)
+        return -1;
+    if (m->body_case == DROVER__MESSAGE__BODY_DRAIN_ADD_REQ) {
         rc = add_req(ds, app, m->drain_add_req->url, why, sizeof(why));
     } else if (m->body_case == DROVER__MESSAGE__BODY_DRAIN_REMOVE_REQ) {
-        const char *d = m->drain_remove_req->drain;
-
+        d = m->drain_remove_req->drain;
         if (d == NULL || d[0] == '\0' || strlen(d) > DRAIN_URL_MAX)
             rc = -EINVAL, snprintf(why, sizeof(why), "give a drain's URL or id");
         else
             rc = remove_req(ds, app, d, why, sizeof(why));
     }
-    if (rc < 0) {
-        log_warn("bad_request", "sock=api msg=%s reason=%s", what, log_q(why));
-        ctl_reply_error(ds->ctl, req,
+    if (rc < 0)
+        return ctl_fail(c,
                         rc == -ENOENT                    ? DROVER__ERROR_CODE__ERR_NOT_FOUND
                         : rc == -EEXIST                  ? DROVER__ERROR_CODE__ERR_CONFLICT
                         : rc == -EINVAL || rc == -ENOSPC ? DROVER__ERROR_CODE__ERR_BAD_REQUEST
                                                          : DROVER__ERROR_CODE__ERR_INTERNAL,
                         "%s", why);
-    } else {
-        reply_list(ds, req, app);
-    }
-    wire_msg_free(m);
+    return fill_list(c, ds, app);
 }

@@ -32,7 +32,7 @@
 
 struct ep_waiter {
     LIST_ENTRY(ep_waiter) link;
-    struct nnuv_msg *req;
+    struct ctl_call *c; /* pending until answered */
     char app[APP_NAME_MAX + 2];
     char type[TYPE_NAME_MAX + 2];
     uint64_t version;
@@ -61,7 +61,8 @@ static void
 waiter_free(struct ep_waiter *w)
 {
     LIST_REMOVE(w, link);
-    nnuv_msg_free(w->req);
+    if (w->c != NULL)
+        ctl_call_end_error(w->c, DROVER__ERROR_CODE__ERR_UNAVAILABLE, "the controller is stopping");
     free(w);
 }
 
@@ -155,107 +156,116 @@ list(const struct ctl_app *a, const char *type, size_t *n, uint64_t *version)
     return v;
 }
 
-/* Answer req with v[0..n) (from list(), NULL when it failed); frees v. */
-static void
-reply_list(struct ctl *ctl, struct nnuv_msg *req, struct ctl_instance **v, size_t n,
-           uint64_t version)
+/* The reply of c: v[0..n) (from list(), NULL when it failed); frees v. */
+static int
+fill_list(struct ctl_call *c, struct ctl_instance **v, size_t n, uint64_t version)
 {
-    Drover__Message m = DROVER__MESSAGE__INIT;
-    Drover__EndpointsRep rep = DROVER__ENDPOINTS_REP__INIT;
-    struct ctl_arena *ar = ctl_arena_new();
-    Drover__Endpoint *ep;
+    Drover__EndpointsRep *rep = ctl_arena_alloc(c->ar, sizeof(*rep));
+    Drover__Endpoint *ep = ctl_arena_alloc(c->ar, (n + 1) * sizeof(*ep));
     size_t i;
 
-    rep.version = version;
-    if (ar == NULL || v == NULL)
-        goto oom;
-    rep.endpoints = ctl_arena_alloc(ar, (n + 1) * sizeof(*rep.endpoints));
-    ep = ctl_arena_alloc(ar, (n + 1) * sizeof(*ep));
-    if (rep.endpoints == NULL || ep == NULL)
-        goto oom;
+    if (rep != NULL)
+        drover__endpoints_rep__init(rep);
+    if (rep == NULL || ep == NULL || v == NULL ||
+        (rep->endpoints = ctl_arena_alloc(c->ar, (n + 1) * sizeof(*rep->endpoints))) == NULL) {
+        free(v);
+        return ctl_oom(c);
+    }
+    rep->version = version;
     for (i = 0; i < n; i++) {
         drover__endpoint__init(&ep[i]);
         ep[i].id = v[i]->id;
-        ep[i].name = ctl_arena_printf(ar, "%s.%u", v[i]->type, v[i]->idx);
+        ep[i].name = ctl_arena_printf(c->ar, "%s.%u", v[i]->type, v[i]->idx);
         ep[i].type = v[i]->type;
         ep[i].host = v[i]->node->address;
         ep[i].port = v[i]->port;
         ep[i].release = v[i]->release;
-        if (ep[i].name == NULL)
-            goto oom;
-        rep.endpoints[i] = &ep[i];
+        rep->endpoints[i] = &ep[i];
+        if (ep[i].name == NULL) {
+            free(v);
+            return ctl_oom(c);
+        }
     }
-    rep.n_endpoints = n;
-    m.body_case = DROVER__MESSAGE__BODY_ENDPOINTS_REP;
-    m.endpoints_rep = &rep;
-    ctl_reply(ctl, req, &m);
     free(v);
-    ctl_arena_free(ar);
-    return;
-oom:
-    ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "out of memory");
-    free(v);
-    ctl_arena_free(ar);
+    rep->n_endpoints = n;
+    c->rep.body_case = DROVER__MESSAGE__BODY_ENDPOINTS_REP;
+    c->rep.endpoints_rep = rep;
+    return 0;
 }
 
-void
-ctl_endpoints_request(struct ctl_endpoints *e, struct nnuv_msg *req, Drover__Message *m)
+static const char *
+request_invalid(struct ctl_call *c, const Drover__EndpointsReq *r, const char *type,
+                const struct ctl_app **a)
 {
-    const Drover__EndpointsReq *r = m->endpoints_req;
+    if ((*a = ctl_call_app(c, r->app)) == NULL)
+        return c->err;
+    if (type[0] != '\0' && !name_type_valid(type))
+        return "invalid process type";
+    if (type[0] != '\0' && !has_type(*a, type)) {
+        ctl_fail(c, DROVER__ERROR_CODE__ERR_NOT_FOUND, "app %s has no process type '%s'",
+                 (*a)->name, type);
+        return c->err;
+    }
+    if (r->wait_ms > WAIT_MAX_MS)
+        return "wait at most 60000 ms";
+    return NULL;
+}
+
+/* EndpointsReq: answered now, or pending until the list changes. */
+int
+ctl_h_endpoints(struct ctl_call *c)
+{
+    struct ctl_endpoints *e = c->ctl->endpoints;
+    const Drover__EndpointsReq *r = c->req->endpoints_req;
     const char *type = r->type != NULL ? r->type : "";
     const struct ctl_app *a = NULL;
+    const char *why = request_invalid(c, r, type, &a);
     struct ctl_instance **v;
     struct ep_waiter *w;
-    const char *why = NULL;
-    Drover__ErrorCode code = DROVER__ERROR_CODE__ERR_BAD_REQUEST;
-    char text[160];
     uint64_t version = 0;
     size_t n = 0;
 
-    if (r->app == NULL || !name_app_valid(r->app)) {
-        why = "invalid app name (want [a-z][a-z0-9-], at most 30 characters)";
-    } else if ((a = ctl_app_find(e->ctl->model, r->app)) == NULL) {
-        code = DROVER__ERROR_CODE__ERR_NOT_FOUND;
-        snprintf(text, sizeof(text), "no app %s", r->app);
-        why = text;
-    } else if (type[0] != '\0' && !name_type_valid(type)) {
-        why = "invalid process type";
-    } else if (type[0] != '\0' && !has_type(a, type)) {
-        code = DROVER__ERROR_CODE__ERR_NOT_FOUND;
-        snprintf(text, sizeof(text), "app %s has no process type '%s'", a->name, type);
-        why = text;
-    } else if (r->wait_ms > WAIT_MAX_MS) {
-        why = "wait at most 60000 ms";
-    }
-    if (why != NULL) {
-        log_warn("bad_request", "sock=api msg=endpoints reason=%s", log_q(why));
-        ctl_reply_error(e->ctl, req, code, "%s", why);
-        goto out;
-    }
+    if (why == c->err)
+        return -1;
+    if (why != NULL)
+        return ctl_fail(c, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "%s", why);
     v = list(a, type, &n, &version);
-    if (v != NULL && r->wait_ms > 0 && version == r->version) {
-        if ((w = calloc(1, sizeof(*w))) != NULL) {
-            free(v);
-            w->req = req;
-            snprintf(w->app, sizeof(w->app), "%s", r->app);
-            snprintf(w->type, sizeof(w->type), "%s", type);
-            w->version = version;
-            w->gen = a->ep_gen;
-            w->deadline = now_ms() + r->wait_ms;
-            LIST_INSERT_HEAD(&e->waiters, w, link);
-            goto out;
-        }
+    if (v != NULL && r->wait_ms > 0 && version == r->version &&
+        (w = calloc(1, sizeof(*w))) != NULL) {
+        free(v);
+        w->c = c;
+        snprintf(w->app, sizeof(w->app), "%s", r->app);
+        snprintf(w->type, sizeof(w->type), "%s", type);
+        w->version = version;
+        w->gen = a->ep_gen;
+        w->deadline = mono_ms() + r->wait_ms;
+        LIST_INSERT_HEAD(&e->waiters, w, link);
+        return CTL_PENDING;
     }
-    reply_list(e->ctl, req, v, n, version);
-out:
-    wire_msg_free(m);
+    return fill_list(c, v, n, version);
+}
+
+/* Answer w: its list (v from list(), or NULL when its app is gone). */
+static void
+answer(struct ep_waiter *w, const struct ctl_app *a, struct ctl_instance **v, size_t n,
+       uint64_t version)
+{
+    struct ctl_call *c = w->c;
+
+    w->c = NULL;
+    waiter_free(w);
+    if (a == NULL)
+        ctl_call_end_error(c, DROVER__ERROR_CODE__ERR_NOT_FOUND, "no app %s",
+                           c->req->endpoints_req->app);
+    else
+        ctl_call_end(c, fill_list(c, v, n, version) < 0 ? NULL : &c->rep);
 }
 
 void
 ctl_endpoints_wake(struct ctl_endpoints *e, bool force)
 {
     struct ep_waiter *w, *next;
-    uint64_t now = now_ms();
+    uint64_t now = mono_ms();
 
     if (e == NULL || LIST_EMPTY(&e->waiters))
         return;
@@ -279,11 +289,7 @@ ctl_endpoints_wake(struct ctl_endpoints *e, bool force)
         } else if (a != NULL) {
             v = list(a, w->type, &n, &version);
         }
-        if (a != NULL)
-            reply_list(e->ctl, w->req, v, n, version);
-        else
-            ctl_reply_error(e->ctl, w->req, DROVER__ERROR_CODE__ERR_NOT_FOUND, "no app %s", w->app);
-        w->req = NULL;
-        waiter_free(w);
+        answer(w, a, v, n, version);
+        next = LIST_FIRST(&e->waiters); /* answering may have answered others */
     }
 }

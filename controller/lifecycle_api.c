@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * lifecycle_api.c: the API side of lifecycle.c's verbs (restart, ps:stop,
- * apps:destroy, nodes:remove): one handler that decodes a request, applies
- * the rule, commits once and replies; and the end of apps:destroy, once the
+ * apps:destroy, nodes:remove): a handler per request that validates it and
+ * applies the rule (dispatch.c commits and replies); and the end of
+ * apps:destroy, once the
  * app has nothing left: the model, the store, the slug store and, through
  * the agents' next assignment sets, their disks.
  */
@@ -71,7 +72,7 @@ reap(struct ctl *ctl, struct ctl_app *a)
     size_t i, j;
 
     snprintf(name, sizeof(name), "%s", a->name);
-    if (m->nforget_apps > 0 && now_ms() > m->forget_until)
+    if (m->nforget_apps > 0 && mono_ms() > m->forget_until)
         forget_clear(m);
     for (i = 0; i < a->nreleases; i++) {
         const char *sha = a->releases[i]->slug_sha256;
@@ -86,7 +87,7 @@ reap(struct ctl *ctl, struct ctl_app *a)
             nslugs++;
     }
     forget_push(&m->forget_apps, &m->nforget_apps, name);
-    m->forget_until = now_ms() + FORGET_KEEP_MS;
+    m->forget_until = mono_ms() + FORGET_KEEP_MS;
     if (ctl_app_remove(m, a) < 0) {
         log_error("app_destroy_failed", "app=%s err=ENOMEM", name);
         return;
@@ -123,7 +124,7 @@ ctl_destroy_view(struct ctl_model *m, Drover__SyncRep *sr)
 {
     if (m->nforget_apps == 0)
         return;
-    if (now_ms() > m->forget_until) {
+    if (mono_ms() > m->forget_until) {
         forget_clear(m);
         return;
     }
@@ -145,7 +146,7 @@ ctl_destroy_unforget(struct ctl_model *m, const char *app)
     }
 }
 
-/* ---- the API ---- */
+/* ---- the handlers ---- */
 
 static Drover__ErrorCode
 code_of(int rc)
@@ -162,128 +163,113 @@ code_of(int rc)
     }
 }
 
-static bool
-arg_ok(const char *s, size_t max)
+int
+ctl_h_restart(struct ctl_call *c)
 {
-    return s != NULL && strnlen(s, max + 1) <= max;
-}
-
-static struct ctl_app *
-find_app(struct ctl *ctl, const char *name, char *err, size_t errsz, int *rc)
-{
-    struct ctl_app *a;
-
-    *rc = -EINVAL;
-    if (!arg_ok(name, APP_NAME_MAX) || !name_app_valid(name)) {
-        snprintf(err, errsz, "invalid app name (want [a-z][a-z0-9-], at most 30 characters)");
-        return NULL;
-    }
-    *rc = -ENOENT;
-    if ((a = ctl_app_find(ctl->model, name)) == NULL)
-        snprintf(err, errsz, "no app %s", name);
-    return a;
-}
-
-void
-ctl_lifecycle_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m)
-{
-    Drover__Message rep = DROVER__MESSAGE__INIT;
-    Drover__RestartRep rr = DROVER__RESTART_REP__INIT;
-    Drover__PsStopRep pr = DROVER__PS_STOP_REP__INIT;
-    Drover__AppDestroyRep dr = DROVER__APP_DESTROY_REP__INIT;
-    Drover__NodeRemoveRep nr = DROVER__NODE_REMOVE_REP__INIT;
+    const Drover__RestartReq *r = c->req->restart_req;
     static char names[CTL_QUANTITY_MAX][48]; /* the loop thread only */
-    char *namev[64], err[320] = "", node[NODE_NAME_MAX + 2];
-    struct ctl_app *a = NULL;
-    struct ctl_node *n;
-    const char *what = "?";
+    Drover__RestartRep *rr = ctl_arena_alloc(c->ar, sizeof(*rr));
+    char **namev = ctl_arena_alloc(c->ar, 64 * sizeof(*namev));
+    struct ctl_app *a = ctl_call_app(c, r->app);
+    char err[320] = "";
     size_t nn = 0;
-    bool restarted = false;
-    int rc = -EINVAL;
+    int rc;
 
-    switch (m->body_case) {
-    case DROVER__MESSAGE__BODY_RESTART_REQ:
-        what = "restart";
-        if ((a = find_app(ctl, m->restart_req->app, err, sizeof(err), &rc)) == NULL)
-            break;
-        if (!arg_ok(m->restart_req->target, 64)) {
-            rc = -EINVAL;
-            snprintf(err, sizeof(err), "target too long");
-            break;
-        }
-        rc = ctl_restart(ctl->model, a, m->restart_req->target, now_ms(), names, ARRAY_SIZE(names),
-                         &nn, err, sizeof(err));
-        if (rc < 0)
-            break;
-        rr.release = a->current;
-        for (size_t i = 0; i < nn && i < ARRAY_SIZE(namev); i++)
-            namev[i] = names[i];
-        rr.names = namev;
-        rr.n_names = nn < ARRAY_SIZE(namev) ? nn : ARRAY_SIZE(namev);
-        rep.body_case = DROVER__MESSAGE__BODY_RESTART_REP;
-        rep.restart_rep = &rr;
-        break;
-    case DROVER__MESSAGE__BODY_PS_STOP_REQ:
-        what = "ps_stop";
-        if ((a = find_app(ctl, m->ps_stop_req->app, err, sizeof(err), &rc)) == NULL)
-            break;
-        if (!arg_ok(m->ps_stop_req->name, 64)) {
-            rc = -EINVAL;
-            snprintf(err, sizeof(err), "instance name too long");
-            break;
-        }
-        rc = ctl_ps_stop(ctl->model, a, m->ps_stop_req->name, &restarted, err, sizeof(err));
-        pr.name = m->ps_stop_req->name;
-        pr.restarted = restarted;
-        rep.body_case = DROVER__MESSAGE__BODY_PS_STOP_REP;
-        rep.ps_stop_rep = &pr;
-        break;
-    case DROVER__MESSAGE__BODY_APP_DESTROY_REQ:
-        what = "app_destroy";
-        if ((a = find_app(ctl, m->app_destroy_req->app, err, sizeof(err), &rc)) == NULL)
-            break;
-        if (!arg_ok(m->app_destroy_req->confirm, APP_NAME_MAX) ||
-            strcmp(m->app_destroy_req->confirm, a->name) != 0) {
-            rc = -EINVAL;
-            snprintf(err, sizeof(err), "to destroy %s and everything of it, confirm with its name",
-                     a->name);
-            break;
-        }
-        dr.app = m->app_destroy_req->app;
-        dr.releases = (uint32_t)a->nreleases;
-        rc = ctl_destroy(ctl->model, a, &dr.instances);
-        rep.body_case = DROVER__MESSAGE__BODY_APP_DESTROY_REP;
-        rep.app_destroy_rep = &dr;
-        break;
-    case DROVER__MESSAGE__BODY_NODE_REMOVE_REQ:
-        what = "node_remove";
-        if (!arg_ok(m->node_remove_req->node, NODE_NAME_MAX) ||
-            !name_node_valid(m->node_remove_req->node)) {
-            snprintf(err, sizeof(err), "invalid node name");
-            break;
-        }
-        snprintf(node, sizeof(node), "%s", m->node_remove_req->node);
-        rc = -ENOENT;
-        if ((n = ctl_node_find(ctl->model, node)) == NULL) {
-            snprintf(err, sizeof(err), "no node %s", node);
-            break;
-        }
-        rc = ctl_node_forget(ctl->model, n, err, sizeof(err));
-        nr.node = node;
-        rep.body_case = DROVER__MESSAGE__BODY_NODE_REMOVE_REP;
-        rep.node_remove_rep = &nr;
-        break;
-    default:
-        snprintf(err, sizeof(err), "message type %d is not a lifecycle request", (int)m->body_case);
-        break;
-    }
-    if (rc < 0) {
-        log_warn("bad_request", "sock=api msg=%s reason=%s", what, log_q(err));
-        ctl_reply_error(ctl, req, code_of(rc), "%s", err);
-    } else if (ctl_commit(ctl) < 0) {
-        ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "store failure");
-    } else {
-        ctl_reply(ctl, req, &rep);
-    }
-    wire_msg_free(m);
+    if (a == NULL)
+        return -1;
+    if (rr == NULL || namev == NULL)
+        return ctl_oom(c);
+    if (!ctl_str_ok(r->target, 64))
+        return ctl_fail(c, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "target too long");
+    rc = ctl_restart(c->ctl->model, a, r->target, now_ms(), names, ARRAY_SIZE(names), &nn, err,
+                     sizeof(err));
+    if (rc < 0)
+        return ctl_fail(c, code_of(rc), "%s", err);
+    drover__restart_rep__init(rr);
+    rr->release = a->current;
+    for (size_t i = 0; i < nn && i < 64; i++)
+        namev[i] = names[i];
+    rr->names = namev;
+    rr->n_names = nn < 64 ? nn : 64;
+    c->rep.body_case = DROVER__MESSAGE__BODY_RESTART_REP;
+    c->rep.restart_rep = rr;
+    return 0;
+}
+
+int
+ctl_h_ps_stop(struct ctl_call *c)
+{
+    const Drover__PsStopReq *r = c->req->ps_stop_req;
+    Drover__PsStopRep *pr = ctl_arena_alloc(c->ar, sizeof(*pr));
+    struct ctl_app *a = ctl_call_app(c, r->app);
+    bool restarted = false;
+    char err[320] = "";
+    int rc;
+
+    if (a == NULL)
+        return -1;
+    if (pr == NULL)
+        return ctl_oom(c);
+    if (!ctl_str_ok(r->name, 64))
+        return ctl_fail(c, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "instance name too long");
+    rc = ctl_ps_stop(c->ctl->model, a, r->name, &restarted, err, sizeof(err));
+    if (rc < 0)
+        return ctl_fail(c, code_of(rc), "%s", err);
+    drover__ps_stop_rep__init(pr);
+    pr->name = r->name;
+    pr->restarted = restarted;
+    c->rep.body_case = DROVER__MESSAGE__BODY_PS_STOP_REP;
+    c->rep.ps_stop_rep = pr;
+    return 0;
+}
+
+int
+ctl_h_app_destroy(struct ctl_call *c)
+{
+    const Drover__AppDestroyReq *r = c->req->app_destroy_req;
+    Drover__AppDestroyRep *dr = ctl_arena_alloc(c->ar, sizeof(*dr));
+    struct ctl_app *a = ctl_call_app(c, r->app);
+    int rc;
+
+    if (a == NULL)
+        return -1;
+    if (dr == NULL)
+        return ctl_oom(c);
+    if (!ctl_str_ok(r->confirm, APP_NAME_MAX) || strcmp(r->confirm, a->name) != 0)
+        return ctl_fail(c, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
+                        "to destroy %s and everything of it, confirm with its name", a->name);
+    drover__app_destroy_rep__init(dr);
+    dr->app = r->app;
+    dr->releases = (uint32_t)a->nreleases;
+    rc = ctl_destroy(c->ctl->model, a, &dr->instances);
+    if (rc < 0)
+        return ctl_fail(c, code_of(rc), "cannot destroy %s", r->app);
+    c->rep.body_case = DROVER__MESSAGE__BODY_APP_DESTROY_REP;
+    c->rep.app_destroy_rep = dr;
+    return 0;
+}
+
+int
+ctl_h_node_remove(struct ctl_call *c)
+{
+    const Drover__NodeRemoveReq *r = c->req->node_remove_req;
+    Drover__NodeRemoveRep *nr = ctl_arena_alloc(c->ar, sizeof(*nr));
+    struct ctl_node *n;
+    char err[320] = "";
+    int rc;
+
+    if (nr == NULL)
+        return ctl_oom(c);
+    if (!ctl_str_ok(r->node, NODE_NAME_MAX) || !name_node_valid(r->node))
+        return ctl_fail(c, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "invalid node name");
+    if ((n = ctl_node_find(c->ctl->model, r->node)) == NULL)
+        return ctl_fail(c, DROVER__ERROR_CODE__ERR_NOT_FOUND, "no node %s", r->node);
+    rc = ctl_node_forget(c->ctl->model, n, err, sizeof(err));
+    if (rc < 0)
+        return ctl_fail(c, code_of(rc), "%s", err);
+    drover__node_remove_rep__init(nr);
+    nr->node = r->node;
+    c->rep.body_case = DROVER__MESSAGE__BODY_NODE_REMOVE_REP;
+    c->rep.node_remove_rep = nr;
+    return 0;
 }

@@ -41,7 +41,7 @@ struct app_log {
 
 struct log_waiter {
     LIST_ENTRY(log_waiter) link;
-    struct nnuv_msg *req;
+    struct ctl_call *c; /* pending until answered */
     char app[APP_NAME_MAX + 2];
     char source[72];
     char type[TYPE_NAME_MAX + 2];
@@ -82,7 +82,8 @@ static void
 waiter_free(struct log_waiter *w)
 {
     LIST_REMOVE(w, link);
-    nnuv_msg_free(w->req);
+    if (w->c != NULL)
+        ctl_call_end_error(w->c, DROVER__ERROR_CODE__ERR_UNAVAILABLE, "the controller is stopping");
     free(w);
 }
 
@@ -206,22 +207,21 @@ collect(struct ctl_arena *ar, struct app_log *al, const char *source, const char
     return (long)n;
 }
 
-static void
-reply_lines(struct ctl_logs *l, struct nnuv_msg *req, struct app_log *al, const char *source,
-            const char *type, uint64_t after, uint32_t want)
+/* The reply of c: the lines of al after `after`. */
+static int
+fill_lines(struct ctl_call *c, struct app_log *al, const char *source, const char *type,
+           uint64_t after, uint32_t want)
 {
-    Drover__Message m = DROVER__MESSAGE__INIT;
-    Drover__LogsRep rep = DROVER__LOGS_REP__INIT;
-    struct ctl_arena *ar = ctl_arena_new();
+    Drover__LogsRep *rep = ctl_arena_alloc(c->ar, sizeof(*rep));
 
-    if (ar == NULL || collect(ar, al, source, type, after, want, &rep) < 0) {
-        ctl_reply_error(l->ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "out of memory");
-    } else {
-        m.body_case = DROVER__MESSAGE__BODY_LOGS_REP;
-        m.logs_rep = &rep;
-        ctl_reply(l->ctl, req, &m);
-    }
-    ctl_arena_free(ar);
+    if (rep == NULL)
+        return ctl_oom(c);
+    drover__logs_rep__init(rep);
+    if (collect(c->ar, al, source, type, after, want, rep) < 0)
+        return ctl_oom(c);
+    c->rep.body_case = DROVER__MESSAGE__BODY_LOGS_REP;
+    c->rep.logs_rep = rep;
+    return 0;
 }
 
 /* Answer every waiter of app that now has lines (all of them if force). */
@@ -229,7 +229,9 @@ static void
 wake(struct ctl_logs *l, const char *app, bool force)
 {
     struct log_waiter *w, *next;
-    uint64_t now = now_ms();
+    struct ctl_call *c;
+    uint64_t now = mono_ms();
+    int rc;
 
     for (w = LIST_FIRST(&l->waiters); w != NULL; w = next) {
         struct app_log *al;
@@ -248,9 +250,12 @@ wake(struct ctl_logs *l, const char *app, bool force)
             any = true; /* tell it what it missed */
         if (!any && !force && now < w->deadline)
             continue;
-        reply_lines(l, w->req, al, w->source, w->type, w->after, 0);
-        w->req = NULL;
+        c = w->c;
+        w->c = NULL;
+        rc = fill_lines(c, al, w->source, w->type, w->after, 0);
         waiter_free(w);
+        ctl_call_end(c, rc == 0 ? &c->rep : NULL);
+        next = LIST_FIRST(&l->waiters); /* answering may have answered others */
     }
 }
 
@@ -373,56 +378,49 @@ on_pull(struct nnuv *s, struct nnuv_msg *msg, void *arg)
 
 /* ---- the CLI's requests ---- */
 
-void
-ctl_logs_request(struct ctl_logs *l, struct nnuv_msg *req, Drover__Message *m)
+static int
+logs_check(struct ctl_call *c, const Drover__LogsReq *r, const char *source, const char *type)
 {
-    const Drover__LogsReq *r = m->logs_req;
+    Drover__ErrorCode bad = DROVER__ERROR_CODE__ERR_BAD_REQUEST;
+
+    if (ctl_call_app(c, r->app) == NULL)
+        return -1;
+    if (source[0] != '\0' && strcmp(source, "drover") != 0 && !name_instance_valid(source))
+        return ctl_fail(c, bad, "invalid source (want an instance like web.1, or drover)");
+    if (type[0] != '\0' && !name_type_valid(type))
+        return ctl_fail(c, bad, "invalid process type");
+    if (r->lines > LOGS_LINES_MAX)
+        return ctl_fail(c, bad, "at most 100000 lines");
+    if (r->wait_ms > LOGS_WAIT_MAX_MS)
+        return ctl_fail(c, bad, "wait at most 60000 ms");
+    return 0;
+}
+
+/* LogsReq: answered now, or pending until there are lines (a tail). */
+int
+ctl_h_logs(struct ctl_call *c)
+{
+    struct ctl_logs *l = c->ctl->logs;
+    const Drover__LogsReq *r = c->req->logs_req;
     const char *source = r->source != NULL ? r->source : "";
     const char *type = r->type != NULL ? r->type : "";
     struct log_waiter *w;
-    struct app_log *al;
-    const char *why = NULL;
-    Drover__ErrorCode code = DROVER__ERROR_CODE__ERR_BAD_REQUEST;
 
-    if (r->app == NULL || !name_app_valid(r->app))
-        why = "invalid app name (want [a-z][a-z0-9-], at most 30 characters)";
-    else if (ctl_app_find(l->ctl->model, r->app) == NULL)
-        code = DROVER__ERROR_CODE__ERR_NOT_FOUND, why = "no such app";
-    else if (source[0] != '\0' && strcmp(source, "drover") != 0 && !name_instance_valid(source))
-        why = "invalid source (want an instance like web.1, or drover)";
-    else if (type[0] != '\0' && !name_type_valid(type))
-        why = "invalid process type";
-    else if (r->lines > LOGS_LINES_MAX)
-        why = "at most 100000 lines";
-    else if (r->wait_ms > LOGS_WAIT_MAX_MS)
-        why = "wait at most 60000 ms";
-    if (why != NULL) {
-        log_warn("bad_request", "sock=api msg=logs reason=%s", log_q(why));
-        if (code == DROVER__ERROR_CODE__ERR_NOT_FOUND)
-            ctl_reply_error(l->ctl, req, code, "no app %s", r->app);
-        else
-            ctl_reply_error(l->ctl, req, code, "%s", why);
-        goto out;
-    }
-    al = app_log(l, r->app, false);
-    if (r->after_seq == 0 && r->wait_ms == 0) {
-        reply_lines(l, req, al, source, type, UINT64_MAX, r->lines);
-        goto out;
-    }
-    if ((w = calloc(1, sizeof(*w))) == NULL) {
-        ctl_reply_error(l->ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "out of memory");
-        goto out;
-    }
-    w->req = req;
+    if (logs_check(c, r, source, type) < 0)
+        return -1;
+    if (r->after_seq == 0 && r->wait_ms == 0)
+        return fill_lines(c, app_log(l, r->app, false), source, type, UINT64_MAX, r->lines);
+    if ((w = calloc(1, sizeof(*w))) == NULL)
+        return ctl_oom(c);
+    w->c = c;
     snprintf(w->app, sizeof(w->app), "%s", r->app);
     snprintf(w->source, sizeof(w->source), "%s", source);
     snprintf(w->type, sizeof(w->type), "%s", type);
     w->after = r->after_seq;
-    w->deadline = now_ms() + r->wait_ms;
+    w->deadline = mono_ms() + r->wait_ms;
     LIST_INSERT_HEAD(&l->waiters, w, link);
     wake(l, r->app, false); /* answers at once when lines are there */
-out:
-    wire_msg_free(m);
+    return CTL_PENDING;
 }
 
 static void

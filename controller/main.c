@@ -68,47 +68,6 @@ on_signal(uv_signal_t *sig, int signum)
     ctl_shutdown(sig->data, 0);
 }
 
-void
-ctl_shutdown(struct ctl *ctl, int code)
-{
-    if (ctl->stopping)
-        return;
-    ctl->stopping = true;
-    ctl->exit_code = code;
-    log_info("shutting_down", "inflight=%u", ctl->inflight);
-    ctl_api_stop(ctl);
-    ctl_agents_stop(ctl);
-    ctl_logs_stop(ctl->logs);
-    ctl_runs_stop(ctl->runs);
-    ctl_endpoints_wake(ctl->endpoints, true);
-    ctl_store_stop(ctl->store);
-    ctl_maybe_close(ctl);
-}
-
-/* Once stopping and no work is in flight, close every handle. */
-void
-ctl_maybe_close(struct ctl *ctl)
-{
-    if (!ctl->stopping || ctl->inflight > 0 || ctl->closed)
-        return;
-    ctl->closed = true;
-    notify_watchdog_stop();
-    ctl_notify_flush(ctl);
-    if (ctl->api != NULL)
-        nnuv_close(ctl->api);
-    if (ctl->agents != NULL)
-        nnuv_close(ctl->agents);
-    if (ctl->pub != NULL)
-        nnuv_close(ctl->pub);
-    ctl->api = ctl->agents = ctl->pub = NULL;
-    ctl_logs_close(ctl->logs);
-    ctl_runs_close(ctl->runs);
-    uv_close((uv_handle_t *)&ctl->node_timer, NULL);
-    uv_close((uv_handle_t *)&ctl->notify_check, NULL);
-    uv_close((uv_handle_t *)&ctl->sigterm, NULL);
-    uv_close((uv_handle_t *)&ctl->sigint, NULL);
-}
-
 static void
 open_state(struct ctl *ctl)
 {
@@ -188,10 +147,13 @@ main(int argc, char **argv)
     /* Initialise every handle first: ctl_maybe_close() closes them all. */
     uv_timer_init(&loop, &ctl.node_timer);
     uv_check_init(&loop, &ctl.notify_check);
+    uv_check_init(&loop, &ctl.close_check);
+    ctl.close_check.data = &ctl;
+    ctl.running = true;
     uv_signal_init(&loop, &ctl.sigterm);
     uv_signal_init(&loop, &ctl.sigint);
     ctl.sigterm.data = ctl.sigint.data = &ctl;
-    if ((rc = ctl_api_start(&ctl)) < 0 || (rc = ctl_agents_start(&ctl)) < 0 ||
+    if ((rc = ctl_front_start(&ctl)) < 0 || (rc = ctl_agents_start(&ctl)) < 0 ||
         (rc = ctl_logs_start(ctl.logs, &loop, ctl.cfg.logs_listen)) < 0 ||
         (rc = ctl_runs_start(ctl.runs, &loop)) < 0)
         log_fatal(1, "start_failed", "what=endpoints err=%d", rc);

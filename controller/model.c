@@ -977,3 +977,151 @@ ctl_model_clean(struct ctl_model *m)
     m->next_id_dirty = false;
     gone_clear(m);
 }
+
+/* ---- setters used by the core files (i13-dispatch) ---- */
+/* Each marks its object with the object's touch before it writes: the
+ * store then knows what to write, and (i13-store) what to restore when the
+ * commit fails. */
+
+void
+ctl_app_set_current(struct ctl_model *m, struct ctl_app *a, uint32_t version)
+{
+    ctl_app_touch(m, a, true, false, false);
+    a->current = version;
+}
+
+void
+ctl_formation_set_quantity(struct ctl_model *m, struct ctl_app *a, struct ctl_formation *f,
+                           uint32_t quantity)
+{
+    ctl_app_touch(m, a, false, false, true);
+    f->quantity = quantity;
+}
+
+void
+ctl_formation_set(struct ctl_model *m, struct ctl_app *a, struct ctl_formation *f,
+                  const struct ctl_formation *next)
+{
+    ctl_app_touch(m, a, false, false, true);
+    *f = *next;
+}
+
+void
+ctl_inst_set_report(struct ctl_model *m, struct ctl_instance *in, const Drover__InstanceReport *r)
+{
+    if (in->pid != r->pid || in->restarts != r->restarts || in->exit_code != r->exit_code ||
+        in->exit_signal != r->exit_signal || in->since_ms != r->since_ms ||
+        strcmp(in->reason, r->reason) != 0) {
+        ctl_inst_touch(m, in);
+        in->pid = r->pid;
+        in->restarts = r->restarts;
+        in->exit_code = r->exit_code;
+        in->exit_signal = r->exit_signal;
+        in->since_ms = r->since_ms;
+        snprintf(in->reason, sizeof(in->reason), "%s", r->reason);
+    }
+    in->cause = (Drover__InstanceCause)r->cause; /* not stored: the deploy reads it now */
+    in->memory_bytes = r->memory_bytes;          /* live: never stored */
+    in->cpu_permille = r->cpu_permille;
+}
+
+void
+ctl_inst_set_pid(struct ctl_model *m, struct ctl_instance *in, int32_t pid)
+{
+    if (in->pid == pid)
+        return;
+    ctl_inst_touch(m, in);
+    in->pid = pid;
+}
+
+uint64_t
+ctl_model_next_epoch(struct ctl_model *m)
+{
+    return ++m->epoch;
+}
+
+void
+ctl_model_capacity_changed(struct ctl_model *m)
+{
+    m->capacity_changed = true;
+}
+
+void
+ctl_node_set_identity(struct ctl_model *m, struct ctl_node *n, const char *address,
+                      const char *boot_id, uint32_t capacity)
+{
+    ctl_node_touch(m, n);
+    if (n->generation == 0)
+        n->generation = 1; /* a new node's first assignment set */
+    snprintf(n->address, sizeof(n->address), "%s", address);
+    snprintf(n->boot_id, sizeof(n->boot_id), "%s", boot_id);
+    n->capacity = capacity;
+}
+
+void
+ctl_node_heard(struct ctl_node *n, uint64_t now, uint64_t mono_now)
+{
+    n->last_seen_ms = now;
+    n->heard_ms = mono_now;
+    n->unreachable = false;
+}
+
+void
+ctl_node_set_digest(struct ctl_node *n, bool have, uint64_t digest)
+{
+    n->have_digest = have;
+    n->digest = digest;
+}
+
+int
+ctl_inst_set_oneoff(struct ctl_model *m, struct ctl_instance *in, const struct ctl_oneoff_spec *q,
+                    const char *command, uint64_t now)
+{
+    char *copy = strdup(command);
+
+    if (copy == NULL)
+        return -ENOMEM;
+    ctl_inst_touch(m, in);
+    in->oneoff = true;
+    in->attach = q->attach;
+    in->tty = q->attach && q->tty;
+    in->rows = q->rows;
+    in->cols = q->cols;
+    in->since_ms = now;
+    snprintf(in->ptype, sizeof(in->ptype), "%s", q->type);
+    free(in->command);
+    in->command = copy;
+    return 0;
+}
+
+/* The release's config as protobuf, built once per release and kept. */
+Drover__KeyValue **
+ctl_release_env(struct ctl_release *rel)
+{
+    size_t i;
+
+    if (rel->pb_env != NULL || rel->nconfig == 0)
+        return rel->pb_env;
+    rel->pb_kv = calloc(rel->nconfig, sizeof(*rel->pb_kv));
+    rel->pb_env = calloc(rel->nconfig, sizeof(*rel->pb_env));
+    if (rel->pb_kv == NULL || rel->pb_env == NULL) {
+        free(rel->pb_kv);
+        free(rel->pb_env);
+        rel->pb_kv = NULL;
+        rel->pb_env = NULL;
+        return NULL;
+    }
+    for (i = 0; i < rel->nconfig; i++) {
+        drover__key_value__init(&rel->pb_kv[i]);
+        rel->pb_kv[i].key = rel->config[i].key;
+        rel->pb_kv[i].value = rel->config[i].value;
+        rel->pb_env[i] = &rel->pb_kv[i];
+    }
+    return rel->pb_env;
+}
+
+void
+ctl_inst_seen(struct ctl_instance *in, uint64_t epoch)
+{
+    in->seen_epoch = epoch; /* full-report bookkeeping: not stored */
+}

@@ -170,6 +170,8 @@ ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock)
     return NULL;
 }
 
+static int commit(struct ctl *ctl);
+
 /*
  * Place what waits for capacity, then write every change to the store. Called
  * before a reply is sent, so nothing acknowledged can be lost. A failed
@@ -179,6 +181,21 @@ ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock)
  */
 int
 ctl_commit(struct ctl *ctl)
+{
+    int rc;
+
+    /* A commit inside a commit (a pending call ended by an event of this
+     * one's settle): the one under way writes everything. */
+    if (ctl->committing)
+        return 0;
+    ctl->committing = true;
+    rc = commit(ctl);
+    ctl->committing = false;
+    return rc;
+}
+
+static int
+commit(struct ctl *ctl)
 {
     int rc;
 
@@ -197,11 +214,4 @@ ctl_commit(struct ctl *ctl)
         ctl_endpoints_wake(ctl->endpoints, false);
     }
     return rc;
-}
-
-void
-ctl_work_done(struct ctl *ctl)
-{
-    ctl->inflight--;
-    ctl_maybe_close(ctl);
 }

@@ -69,9 +69,9 @@ struct ctl_run {
     bool exited;
     int32_t code, sig;
     char reason[CTL_REASON_MAX];
-    struct nnuv_msg *cli_held;
+    struct ctl_call *cli_held; /* pending RunIoReq */
     uint64_t cli_deadline, cli_have[2];
-    struct nnuv_msg *agent_held;
+    struct ctl_call *agent_held; /* pending RunPipeReq */
     uint64_t agent_deadline;
     uint64_t agent_stdin_have;
     bool agent_eof_seen;
@@ -100,12 +100,24 @@ ctl_runs_new(struct ctl *ctl)
     return r;
 }
 
+/* A held call that will get nothing more: its peer dropped it (a newer
+ * request replaced it), or the session or the controller is ending. */
+static void
+drop_held(struct ctl_call **held, const char *why)
+{
+    struct ctl_call *c = *held;
+
+    *held = NULL;
+    if (c != NULL)
+        ctl_call_end_error(c, DROVER__ERROR_CODE__ERR_UNAVAILABLE, "%s", why);
+}
+
 static void
 run_free(struct ctl_run *s)
 {
     LIST_REMOVE(s, link);
-    nnuv_msg_free(s->cli_held);
-    nnuv_msg_free(s->agent_held);
+    drop_held(&s->cli_held, "the session ended");
+    drop_held(&s->agent_held, "the session ended");
     free(s->in.data);
     free(s->out[0].data);
     free(s->out[1].data);
@@ -229,7 +241,7 @@ run_grace_ms(struct ctl_runs *r, const struct ctl_run *s)
 }
 
 static void
-cli_reply(struct ctl_runs *r, struct ctl_run *s, struct nnuv_msg *req, const uint64_t have[2])
+cli_reply(struct ctl_runs *r, struct ctl_run *s, struct ctl_call *c, const uint64_t have[2])
 {
     Drover__Message m = DROVER__MESSAGE__INIT;
     Drover__RunIoRep rep = DROVER__RUN_IO_REP__INIT;
@@ -250,15 +262,15 @@ cli_reply(struct ctl_runs *r, struct ctl_run *s, struct nnuv_msg *req, const uin
         rep.exit_signal = s->sig;
         rep.reason = s->reason;
         if (s->exit_told == 0)
-            s->exit_told = now_ms();
+            s->exit_told = mono_ms();
     }
     m.body_case = DROVER__MESSAGE__BODY_RUN_IO_REP;
     m.run_io_rep = &rep;
-    ctl_reply(r->ctl, req, &m);
+    ctl_call_end(c, &m);
 }
 
 static void
-agent_reply(struct ctl_runs *r, struct ctl_run *s, struct nnuv_msg *req)
+agent_reply(struct ctl_run *s, struct ctl_call *c)
 {
     Drover__Message m = DROVER__MESSAGE__INIT;
     Drover__RunPipeRep rep = DROVER__RUN_PIPE_REP__INIT;
@@ -275,25 +287,29 @@ agent_reply(struct ctl_runs *r, struct ctl_run *s, struct nnuv_msg *req)
     rep.done = s->exited;
     m.body_case = DROVER__MESSAGE__BODY_RUN_PIPE_REP;
     m.run_pipe_rep = &rep;
-    ctl_reply(r->ctl, req, &m);
+    ctl_call_end(c, &m);
 }
 
 static void
 wake_cli(struct ctl_runs *r, struct ctl_run *s)
 {
-    if (s->cli_held == NULL)
+    struct ctl_call *c = s->cli_held;
+
+    if (c == NULL)
         return;
-    cli_reply(r, s, s->cli_held, s->cli_have);
     s->cli_held = NULL;
+    cli_reply(r, s, c, s->cli_have);
 }
 
 static void
-wake_agent(struct ctl_runs *r, struct ctl_run *s)
+wake_agent(struct ctl_run *s)
 {
-    if (s->agent_held == NULL)
+    struct ctl_call *c = s->agent_held;
+
+    if (c == NULL)
         return;
-    agent_reply(r, s, s->agent_held);
     s->agent_held = NULL;
+    agent_reply(s, c);
 }
 
 /* Something for the agent beyond what its last request said it has? */
@@ -334,78 +350,34 @@ stop_asked(struct ctl_runs *r, struct ctl_run *s)
         return;
     log_info("run_stop", "app=%s inst=%s id=%llu", s->app, s->name, (unsigned long long)s->id);
     ctl_inst_label(in, label, sizeof(label));
-    ctl_logs_event(r->ctl->logs, s->app, "%s stopped: its CLI got a signal", label);
-    ctl_inst_stop(r->ctl->model, in);
-    ctl_commit(r->ctl);
+    ctl_model_event(r->ctl->model, s->app, "%s stopped: its CLI got a signal", label);
+    ctl_inst_stop(r->ctl->model, in); /* committed by the request's commit */
 }
 
-/* Nobody is attached any more: stop the instance, keep no session. */
-static void
+/* Nobody is attached any more: stop the instance and tell the agent; the
+ * caller frees the session and commits (the request's commit, or the
+ * tick's). True when it stopped the instance. */
+static bool
 hang_up(struct ctl_runs *r, struct ctl_run *s, const char *why)
 {
     struct ctl_instance *in = ctl_inst_find(r->ctl->model, s->id);
+    char label[TYPE_NAME_MAX + NODE_NAME_MAX + 32];
+    bool stopped = false;
 
     if (!s->exited && in != NULL && !in->stopping) {
         log_info("run_hangup", "app=%s inst=%s id=%llu why=%s", s->app, s->name,
                  (unsigned long long)s->id, log_q(why));
-        char label[TYPE_NAME_MAX + NODE_NAME_MAX + 32];
-
         ctl_inst_label(in, label, sizeof(label));
-        ctl_logs_event(r->ctl->logs, s->app, "%s stopped: %s", label, why);
+        ctl_model_event(r->ctl->model, s->app, "%s stopped: %s", label, why);
         ctl_inst_stop(r->ctl->model, in);
-        ctl_commit(r->ctl);
+        stopped = true;
     }
     s->stop = true;
-    wake_agent(r, s);
-    run_free(s);
+    wake_agent(s);
+    return stopped;
 }
 
-/* ---- RunReq: make a one-off ---- */
-
-static uint32_t
-next_run_idx(const struct ctl_app *a)
-{
-    const struct ctl_instance *in;
-    uint32_t idx = 1;
-    bool taken;
-
-    do {
-        taken = false;
-        LIST_FOREACH(in, &a->instances, app_link)
-        {
-            if (in->oneoff && !in->stopping && in->idx == idx) {
-                taken = true;
-                idx++;
-                break;
-            }
-        }
-    } while (taken);
-    return idx;
-}
-
-static struct ctl_node *
-pick_node(struct ctl_runs *r, const struct ctl_app *a, const char *want, char *err, size_t errsz)
-{
-    struct ctl_node *n = NULL;
-
-    if (want[0] == '\0') {
-        if (ctl_sched_choose(r->ctl->model, a, "run", 1, &n) == 1)
-            return n;
-        snprintf(err, errsz, "no ready node with free capacity");
-        return NULL;
-    }
-    n = ctl_node_find(r->ctl->model, want);
-    if (n == NULL)
-        snprintf(err, errsz, "no node %s", want);
-    else if (n->state != CTL_NODE_READY)
-        snprintf(err, errsz, "node %s is %s", want, ctl_node_state_name(n->state));
-    else if (n->ports == NULL || n->nlive >= n->capacity ||
-             ctl_ports_used(n->ports) >= ctl_ports_size(n->ports))
-        snprintf(err, errsz, "node %s is full", want);
-    else
-        return n;
-    return NULL;
-}
+/* ---- RunReq: make a one-off (oneoffs.c places it) ---- */
 
 static const char *
 run_invalid(const Drover__RunReq *q)
@@ -423,141 +395,81 @@ run_invalid(const Drover__RunReq *q)
     return NULL;
 }
 
-void
-ctl_runs_run(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m)
+static Drover__ErrorCode
+start_code(int rc)
 {
-    const Drover__RunReq *q = m->run_req;
-    struct ctl_model *model = r->ctl->model;
-    Drover__Message msg = DROVER__MESSAGE__INIT;
-    Drover__RunRep rep = DROVER__RUN_REP__INIT;
-    struct ctl_instance *in = NULL;
-    struct ctl_release *rel;
-    struct ctl_run *s = NULL;
-    struct ctl_node *n;
+    return rc == -ENOENT   ? DROVER__ERROR_CODE__ERR_NOT_FOUND
+           : rc == -ENOMEM ? DROVER__ERROR_CODE__ERR_INTERNAL
+                           : DROVER__ERROR_CODE__ERR_UNAVAILABLE;
+}
+
+/* An attached one-off's session: its stdio goes through the controller. */
+static int
+session_new(struct ctl_runs *r, const struct ctl_instance *in)
+{
+    struct ctl_run *s = calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        return -ENOMEM;
+    s->id = in->id;
+    snprintf(s->app, sizeof(s->app), "%s", in->app->name);
+    ctl_inst_name(in, s->name, sizeof(s->name));
+    snprintf(s->node, sizeof(s->node), "%s", in->node->name);
+    s->tty = in->tty;
+    s->rows = in->rows;
+    s->cols = in->cols;
+    s->cli_seen = mono_ms();
+    LIST_INSERT_HEAD(&r->runs, s, link);
+    return 0;
+}
+
+int
+ctl_h_run(struct ctl_call *c)
+{
+    const Drover__RunReq *q = c->req->run_req;
+    struct ctl_model *m = c->ctl->model;
+    Drover__RunRep *rep = ctl_arena_alloc(c->ar, sizeof(*rep));
+    struct ctl_oneoff_spec spec;
+    struct ctl_instance *in;
     struct ctl_app *a;
-    const char *why, *command;
-    char err[160], name[48];
-    Drover__ErrorCode code = DROVER__ERROR_CODE__ERR_BAD_REQUEST;
+    const char *why;
+    char err[160];
+    int rc;
 
-    if (q->app == NULL || !name_app_valid(q->app)) {
-        why = "invalid app name (want [a-z][a-z0-9-], at most 30 characters)";
-        goto fail;
-    }
+    if ((a = ctl_call_app(c, q->app)) == NULL)
+        return -1;
     if ((why = run_invalid(q)) != NULL)
-        goto fail;
-    code = DROVER__ERROR_CODE__ERR_NOT_FOUND;
-    if ((a = ctl_app_find(model, q->app)) == NULL) {
-        snprintf(err, sizeof(err), "no app %s", q->app);
-        why = err;
-        goto fail;
+        return ctl_fail(c, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "%s", why);
+    if (rep == NULL)
+        return ctl_oom(c);
+    spec = (struct ctl_oneoff_spec){
+        q->command,          q->type,           q->node,          q->attach,
+        q->attach && q->tty, (uint16_t)q->rows, (uint16_t)q->cols};
+    if ((rc = ctl_oneoff_start(m, a, &spec, now_ms(), &in, err, sizeof(err))) < 0)
+        return ctl_fail(c, start_code(rc), "%s", err);
+    if (q->attach && session_new(c->ctl->runs, in) < 0) {
+        ctl_inst_delete(m, in);
+        return ctl_oom(c);
     }
-    code = DROVER__ERROR_CODE__ERR_UNAVAILABLE;
-    if ((rel = ctl_release_current(a)) == NULL) {
-        snprintf(err, sizeof(err), "app %s has no release yet; deploy first", a->name);
-        why = err;
-        goto fail;
-    }
-    command = q->command;
-    if (q->type[0] != '\0') {
-        const struct ctl_ptype *pt = ctl_release_type(rel, q->type);
-
-        if (pt == NULL) {
-            code = DROVER__ERROR_CODE__ERR_NOT_FOUND;
-            snprintf(err, sizeof(err), "no process type '%s' in v%u", q->type, rel->version);
-            why = err;
-            goto fail;
-        }
-        if (command[0] == '\0')
-            command = pt->command;
-    }
-    if ((n = pick_node(r, a, q->node, err, sizeof(err))) == NULL) {
-        why = err;
-        goto fail;
-    }
-    code = DROVER__ERROR_CODE__ERR_INTERNAL;
-    why = "out of memory";
-    if (ctl_inst_new(model, a, "run", next_run_idx(a), rel->version, 0, &in) < 0)
-        goto fail;
-    in->oneoff = true;
-    in->attach = q->attach;
-    in->tty = q->attach && q->tty;
-    in->rows = (uint16_t)q->rows;
-    in->cols = (uint16_t)q->cols;
-    in->since_ms = now_ms();
-    snprintf(in->ptype, sizeof(in->ptype), "%s", q->type);
-    if ((in->command = strdup(command)) == NULL)
-        goto fail;
-    if (q->attach && (s = calloc(1, sizeof(*s))) == NULL)
-        goto fail;
-    if (ctl_inst_place(model, in, n, 0) < 0) {
-        why = "no free port on the node";
-        code = DROVER__ERROR_CODE__ERR_UNAVAILABLE;
-        goto fail;
-    }
-    ctl_inst_name(in, name, sizeof(name));
-    if (s != NULL) {
-        s->id = in->id;
-        snprintf(s->app, sizeof(s->app), "%s", a->name);
-        snprintf(s->name, sizeof(s->name), "%s", name);
-        snprintf(s->node, sizeof(s->node), "%s", n->name);
-        s->tty = in->tty;
-        s->rows = in->rows;
-        s->cols = in->cols;
-        s->cli_seen = now_ms();
-        LIST_INSERT_HEAD(&r->runs, s, link);
-        s = NULL;
-    }
-    log_info("run_created", "app=%s inst=%s id=%llu node=%s attach=%d tty=%d", a->name, name,
-             (unsigned long long)in->id, n->name, (int)q->attach, (int)in->tty);
-    ctl_logs_event(r->ctl->logs, a->name, "%s starting on %s%s: %s", name, n->name,
-                   q->attach ? "" : " (detached)", in->command);
-    if (ctl_commit(r->ctl) < 0) {
-        ctl_reply_error(r->ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "store failure");
-        goto out;
-    }
-    rep.id = in->id;
-    rep.name = name;
-    rep.node = n->name;
-    rep.release = rel->version;
-    msg.body_case = DROVER__MESSAGE__BODY_RUN_REP;
-    msg.run_rep = &rep;
-    ctl_reply(r->ctl, req, &msg);
-    goto out;
-fail:
-    if (in != NULL)
-        ctl_inst_delete(model, in);
-    free(s);
-    log_warn("bad_request", "sock=api msg=run reason=%s", log_q(why));
-    ctl_reply_error(r->ctl, req, code, "%s", why);
-out:
-    wire_msg_free(m);
+    drover__run_rep__init(rep);
+    rep->id = in->id;
+    rep->name = ctl_arena_printf(c->ar, "%s.%u", in->type, in->idx);
+    rep->node = in->node->name;
+    rep->release = in->release;
+    c->rep.body_case = DROVER__MESSAGE__BODY_RUN_REP;
+    c->rep.run_rep = rep;
+    return rep->name != NULL ? 0 : ctl_oom(c);
 }
 
 /* ---- RunIoReq: the CLI's side ---- */
 
-void
-ctl_runs_io(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m)
+/* Take what the CLI sent (stdin, interrupts, window size); true when
+ * some of its stdin was taken. */
+static bool
+cli_input(struct ctl_run *s, const Drover__RunIoReq *q)
 {
-    const Drover__RunIoReq *q = m->run_io_req;
-    struct ctl_run *s = run_find(r, q->id);
-    bool changed = false, took = false, now_reply;
-    uint32_t wait;
+    bool changed = false, took = false;
 
-    if (s == NULL) {
-        ctl_reply_error(r->ctl, req, DROVER__ERROR_CODE__ERR_NOT_FOUND,
-                        "no attached session for instance %llu (it ended, or the controller "
-                        "restarted)",
-                        (unsigned long long)q->id);
-        goto out;
-    }
-    s->cli_seen = now_ms();
-    if (q->hangup) {
-        cli_reply(r, s, req, (uint64_t[2]){q->stdout_have, q->stderr_have});
-        hang_up(r, s, "the CLI went away");
-        goto out;
-    }
-    if (q->stop)
-        stop_asked(r, s);
     if (q->stdin.len > 0 || (q->stdin_eof && !s->in_eof)) {
         uint64_t before = rbuf_end(&s->in);
 
@@ -580,52 +492,80 @@ ctl_runs_io(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m)
         changed = true;
     }
     if (changed)
-        wake_agent(r, s);
+        wake_agent(s);
+    return took;
+}
+
+/* RunIoReq: answered now, or pending until there is output (long poll). */
+int
+ctl_h_run_io(struct ctl_call *c)
+{
+    struct ctl_runs *r = c->ctl->runs;
+    const Drover__RunIoReq *q = c->req->run_io_req;
+    struct ctl_run *s = run_find(r, q->id);
+    const uint64_t have[2] = {q->stdout_have, q->stderr_have};
+    bool took;
+
+    if (s == NULL)
+        return ctl_fail(c, DROVER__ERROR_CODE__ERR_NOT_FOUND,
+                        "no attached session for instance %llu (it ended, or the controller "
+                        "restarted)",
+                        (unsigned long long)q->id);
+    s->cli_seen = mono_ms();
+    if (q->hangup) {
+        hang_up(r, s, "the CLI went away");
+        cli_reply(r, s, c, have); /* its commit has the stop */
+        run_free(s);
+        return CTL_PENDING;
+    }
+    if (q->stop)
+        stop_asked(r, s);
+    took = cli_input(s, q);
     rbuf_ack(&s->out[0], q->stdout_have);
     rbuf_ack(&s->out[1], q->stderr_have);
-    if (s->cli_held != NULL) { /* replaced: the CLI dropped it already */
-        nnuv_msg_free(s->cli_held);
-        s->cli_held = NULL;
-    }
+    drop_held(&s->cli_held, "replaced by a newer request"); /* the CLI dropped it already */
     /* Input that did not fit waits with the request: a reply now would
      * only have the CLI send it again at once. */
-    now_reply = q->wait_ms == 0 || took || s->exited || rbuf_end(&s->out[0]) > q->stdout_have ||
-                rbuf_end(&s->out[1]) > q->stderr_have;
-    if (now_reply) {
-        cli_reply(r, s, req, (uint64_t[2]){q->stdout_have, q->stderr_have});
-        goto out;
+    if (q->wait_ms == 0 || took || s->exited || rbuf_end(&s->out[0]) > q->stdout_have ||
+        rbuf_end(&s->out[1]) > q->stderr_have) {
+        cli_reply(r, s, c, have);
+        return CTL_PENDING; /* ended by cli_reply */
     }
-    wait = q->wait_ms < RUN_CLI_WAIT_MAX_MS ? q->wait_ms : RUN_CLI_WAIT_MAX_MS;
-    s->cli_held = req;
+    s->cli_held = c;
     s->cli_have[0] = q->stdout_have;
     s->cli_have[1] = q->stderr_have;
-    s->cli_deadline = now_ms() + wait;
-out:
-    wire_msg_free(m);
+    s->cli_deadline =
+        mono_ms() + (q->wait_ms < RUN_CLI_WAIT_MAX_MS ? q->wait_ms : RUN_CLI_WAIT_MAX_MS);
+    return CTL_PENDING;
 }
 
 /* ---- RunPipeReq: the agent's side ---- */
 
-void
-ctl_runs_pipe(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m)
+/* Nobody attached (any more): the agent discards the output. */
+static int
+pipe_orphan(struct ctl_call *c, const Drover__RunPipeReq *q)
 {
-    const Drover__RunPipeReq *q = m->run_pipe_req;
-    struct ctl_run *s = run_find(r, q->id);
+    Drover__RunPipeRep *rep = ctl_arena_alloc(c->ar, sizeof(*rep));
 
-    if (s == NULL || q->node == NULL || strcmp(q->node, s->node) != 0) {
-        /* Nobody attached (any more): the agent discards the output. */
-        Drover__Message msg = DROVER__MESSAGE__INIT;
-        Drover__RunPipeRep rep = DROVER__RUN_PIPE_REP__INIT;
+    if (rep == NULL)
+        return ctl_oom(c);
+    drover__run_pipe_rep__init(rep);
+    rep->stop = true;
+    rep->done = q->exited;
+    rep->stdout_acked = q->stdout_offset + q->stdout.len;
+    rep->stderr_acked = q->stderr_offset + q->stderr.len;
+    c->rep.body_case = DROVER__MESSAGE__BODY_RUN_PIPE_REP;
+    c->rep.run_pipe_rep = rep;
+    return 0;
+}
 
-        rep.stop = true;
-        rep.done = q->exited;
-        rep.stdout_acked = q->stdout_offset + q->stdout.len;
-        rep.stderr_acked = q->stderr_offset + q->stderr.len;
-        msg.body_case = DROVER__MESSAGE__BODY_RUN_PIPE_REP;
-        msg.run_pipe_rep = &rep;
-        ctl_reply(r->ctl, req, &msg);
-        goto out;
-    }
+/* Take what the agent sent: the stdin it has, its output, its exit. */
+static void
+agent_input(struct ctl_runs *r, struct ctl_run *s, const Drover__RunPipeReq *q)
+{
+    uint64_t e0 = rbuf_end(&s->out[0]), e1 = rbuf_end(&s->out[1]);
+    char how[64];
+
     if (q->stdin_have > s->agent_stdin_have && rbuf_end(&s->in) > s->in.base) {
         /* Room for more input: let a CLI waiting to send it know. */
         s->agent_stdin_have = q->stdin_have;
@@ -638,48 +578,53 @@ ctl_runs_pipe(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m)
     s->agent_rows = (uint16_t)(q->rows <= 10000 ? q->rows : 0);
     s->agent_cols = (uint16_t)(q->cols <= 10000 ? q->cols : 0);
     rbuf_ack(&s->in, q->stdin_have);
-    {
-        uint64_t e0 = rbuf_end(&s->out[0]), e1 = rbuf_end(&s->out[1]);
-
-        rbuf_take(&s->out[0], q->stdout_offset, q->stdout.data, q->stdout.len);
-        rbuf_take(&s->out[1], q->stderr_offset, q->stderr.data, q->stderr.len);
-        if (rbuf_end(&s->out[0]) != e0 || rbuf_end(&s->out[1]) != e1)
-            wake_cli(r, s);
-    }
+    rbuf_take(&s->out[0], q->stdout_offset, q->stdout.data, q->stdout.len);
+    rbuf_take(&s->out[1], q->stderr_offset, q->stderr.data, q->stderr.len);
+    if (rbuf_end(&s->out[0]) != e0 || rbuf_end(&s->out[1]) != e1)
+        wake_cli(r, s);
     if (q->exited && rbuf_end(&s->out[0]) == q->stdout_offset + q->stdout.len &&
         rbuf_end(&s->out[1]) == q->stderr_offset + q->stderr.len) {
-        char how[64];
-
         if (q->exit_signal > 0)
             snprintf(how, sizeof(how), "killed by signal %d", (int)q->exit_signal);
         else
             snprintf(how, sizeof(how), "exit code %d", (int)q->exit_code);
         record_exit(r, s, q->exit_code, q->exit_signal, how);
     }
-    if (s->agent_held != NULL) {
-        nnuv_msg_free(s->agent_held);
-        s->agent_held = NULL;
-    }
+}
+
+/* RunPipeReq: answered now, or pending until there is something for the
+ * agent (long poll). */
+int
+ctl_h_run_pipe(struct ctl_call *c)
+{
+    struct ctl_runs *r = c->ctl->runs;
+    const Drover__RunPipeReq *q = c->req->run_pipe_req;
+    struct ctl_run *s = run_find(r, q->id);
+
+    if (s == NULL || q->node == NULL || strcmp(q->node, s->node) != 0)
+        return pipe_orphan(c, q);
+    agent_input(r, s, q);
+    drop_held(&s->agent_held, "replaced by a newer request");
     if (!q->poll || agent_pending(s)) {
-        agent_reply(r, s, req);
-        goto out;
+        agent_reply(s, c);
+        return CTL_PENDING; /* ended by agent_reply */
     }
-    s->agent_held = req;
-    s->agent_deadline = now_ms() + RUN_AGENT_HOLD_MS;
-out:
-    wire_msg_free(m);
+    s->agent_held = c;
+    s->agent_deadline = mono_ms() + RUN_AGENT_HOLD_MS;
+    return CTL_PENDING;
 }
 
 /* ---- time ---- */
 
-static void
+/* True when it stopped the instance. */
+static bool
 check_instance(struct ctl_runs *r, struct ctl_run *s, uint64_t now)
 {
     struct ctl_instance *in = ctl_inst_find(r->ctl->model, s->id);
     const char *why = NULL;
 
     if (s->exited)
-        return;
+        return false;
     if (in == NULL)
         why = "it ended without reporting its exit";
     else if (in->state == DROVER__INSTANCE_STATE__ST_LOST)
@@ -688,18 +633,18 @@ check_instance(struct ctl_runs *r, struct ctl_run *s, uint64_t now)
         why = in->reason[0] ? in->reason : "its release could not be prepared";
     if (why == NULL) {
         s->gone_since = 0;
-        return;
+        return false;
     }
     if (s->gone_since == 0)
         s->gone_since = now;
     /* The exit may still be on its way through the pipe. */
     if (now - s->gone_since < RUN_LOST_MS)
-        return;
+        return false;
     record_exit(r, s, -1, 0, why);
-    if (in != NULL && !in->stopping) {
-        ctl_inst_stop(r->ctl->model, in);
-        ctl_commit(r->ctl);
-    }
+    if (in == NULL || in->stopping)
+        return false;
+    ctl_inst_stop(r->ctl->model, in); /* committed by the tick */
+    return true;
 }
 
 static void
@@ -707,20 +652,25 @@ on_tick(uv_timer_t *t)
 {
     struct ctl_runs *r = t->data;
     struct ctl_run *s, *next;
-    uint64_t now = now_ms();
+    uint64_t now = mono_ms();
+    bool stopped = false;
 
     for (s = LIST_FIRST(&r->runs); s != NULL; s = next) {
         next = LIST_NEXT(s, link);
         if (s->cli_held != NULL && now >= s->cli_deadline)
             wake_cli(r, s);
         if (s->agent_held != NULL && now >= s->agent_deadline)
-            wake_agent(r, s);
-        check_instance(r, s, now);
+            wake_agent(s);
+        stopped |= check_instance(r, s, now);
         if (s->exit_told != 0 && now - s->exit_told >= RUN_LINGER_MS)
             run_free(s);
-        else if (now - s->cli_seen >= r->ctl->cfg.run_timeout_ms)
-            hang_up(r, s, "the CLI went away");
+        else if (now - s->cli_seen >= r->ctl->cfg.run_timeout_ms) {
+            stopped |= hang_up(r, s, "the CLI went away");
+            run_free(s);
+        }
     }
+    if (stopped)
+        ctl_commit(r->ctl);
 }
 
 int
@@ -754,12 +704,20 @@ ctl_runs_start(struct ctl_runs *r, uv_loop_t *loop)
     return uv_timer_start(&r->tick, on_tick, RUN_TICK_MS, RUN_TICK_MS);
 }
 
-/* Shutting down: held requests are dropped (the peers retry elsewhere). */
+/* Shutting down: held requests are answered ERR_UNAVAILABLE (the peers
+ * retry, with this controller or another). */
 void
 ctl_runs_stop(struct ctl_runs *r)
 {
+    struct ctl_run *s;
+
     if (r->tick_init)
         uv_timer_stop(&r->tick);
+    LIST_FOREACH(s, &r->runs, link)
+    {
+        drop_held(&s->cli_held, "the controller is stopping");
+        drop_held(&s->agent_held, "the controller is stopping");
+    }
 }
 
 void

@@ -45,8 +45,7 @@ struct slug_work {
     uv_work_t work;
     struct ctl_slugs *s;
     enum slug_job job;
-    struct nnuv_msg *req;
-    Drover__Message *m;
+    struct ctl_call *c;
     struct upload *up;
     char path[4200], part[4200];
     bool final;
@@ -151,7 +150,7 @@ static void
 put_work(uv_work_t *w)
 {
     struct slug_work *sw = w->data;
-    Drover__SlugPutReq *p = sw->m->slug_put_req;
+    Drover__SlugPutReq *p = sw->c->req->slug_put_req;
     int fd = -1, flags = O_WRONLY | O_CREAT | O_CLOEXEC | (p->offset == 0 ? O_TRUNC : 0);
     size_t done = 0;
     char hex[65];
@@ -198,23 +197,22 @@ out:
 static void
 put_done(struct slug_work *sw)
 {
-    struct ctl *ctl = sw->s->ctl;
-    Drover__SlugPutReq *p = sw->m->slug_put_req;
+    Drover__SlugPutReq *p = sw->c->req->slug_put_req;
     struct upload *u = sw->up;
     Drover__Message rep = DROVER__MESSAGE__INIT;
     Drover__SlugPutRep pr = DROVER__SLUG_PUT_REP__INIT;
 
     u->busy = false;
-    u->last_ms = now_ms();
+    u->last_ms = mono_ms();
     if (sw->rc < 0) {
         u->used = false;
         if (sw->rc == -EBADMSG) {
             log_warn("slug_rejected", "sha256=%s reason=checksum_mismatch", p->sha256);
-            ctl_reply_error(ctl, sw->req, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "checksum mismatch");
+            ctl_call_end_error(sw->c, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "checksum mismatch");
         } else {
             log_error("slug_write_failed", "sha256=%s err=%s", p->sha256, strerror(-sw->rc));
-            ctl_reply_error(ctl, sw->req, DROVER__ERROR_CODE__ERR_INTERNAL,
-                            "cannot store the slug: %s", strerror(-sw->rc));
+            ctl_call_end_error(sw->c, DROVER__ERROR_CODE__ERR_INTERNAL, "cannot store the slug: %s",
+                               strerror(-sw->rc));
         }
         return;
     }
@@ -227,14 +225,14 @@ put_done(struct slug_work *sw)
     }
     rep.body_case = DROVER__MESSAGE__BODY_SLUG_PUT_REP;
     rep.slug_put_rep = &pr;
-    ctl_reply(ctl, sw->req, &rep);
+    ctl_call_end(sw->c, &rep);
 }
 
 static void
 read_work(uv_work_t *w)
 {
     struct slug_work *sw = w->data;
-    Drover__SlugReq *r = sw->m->slug_req;
+    Drover__SlugReq *r = sw->c->req->slug_req;
     struct stat sb;
     int fd = open(sw->path, O_RDONLY | O_CLOEXEC);
     size_t want;
@@ -276,25 +274,24 @@ out:
 static void
 read_done(struct slug_work *sw)
 {
-    struct ctl *ctl = sw->s->ctl;
-    Drover__SlugReq *r = sw->m->slug_req;
+    Drover__SlugReq *r = sw->c->req->slug_req;
     Drover__Message rep = DROVER__MESSAGE__INIT;
     Drover__SlugChunk c = DROVER__SLUG_CHUNK__INIT;
 
     if (sw->rc == -ENOENT) {
-        ctl_reply_error(ctl, sw->req, DROVER__ERROR_CODE__ERR_NOT_FOUND, "no slug %s", r->sha256);
+        ctl_call_end_error(sw->c, DROVER__ERROR_CODE__ERR_NOT_FOUND, "no slug %s", r->sha256);
         return;
     }
     if (sw->rc == -ERANGE) {
-        ctl_reply_error(ctl, sw->req, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
-                        "offset %llu past the end of slug %s (%llu bytes)",
-                        (unsigned long long)r->offset, r->sha256, (unsigned long long)sw->total);
+        ctl_call_end_error(sw->c, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
+                           "offset %llu past the end of slug %s (%llu bytes)",
+                           (unsigned long long)r->offset, r->sha256, (unsigned long long)sw->total);
         return;
     }
     if (sw->rc < 0) {
         log_error("slug_read_failed", "sha256=%s err=%s", r->sha256, strerror(-sw->rc));
-        ctl_reply_error(ctl, sw->req, DROVER__ERROR_CODE__ERR_INTERNAL, "cannot read slug: %s",
-                        strerror(-sw->rc));
+        ctl_call_end_error(sw->c, DROVER__ERROR_CODE__ERR_INTERNAL, "cannot read slug: %s",
+                           strerror(-sw->rc));
         return;
     }
     c.sha256 = r->sha256;
@@ -304,7 +301,7 @@ read_done(struct slug_work *sw)
     c.data.len = sw->len;
     rep.body_case = DROVER__MESSAGE__BODY_SLUG_CHUNK;
     rep.slug_chunk = &c;
-    ctl_reply(ctl, sw->req, &rep);
+    ctl_call_end(sw->c, &rep);
 }
 
 static void
@@ -316,13 +313,12 @@ after_work(uv_work_t *w, int status)
     if (status < 0) {
         if (sw->up != NULL)
             sw->up->busy = sw->up->used = false;
-        ctl_reply_error(ctl, sw->req, DROVER__ERROR_CODE__ERR_UNAVAILABLE, "cancelled");
+        ctl_call_end_error(sw->c, DROVER__ERROR_CODE__ERR_UNAVAILABLE, "cancelled");
     } else if (sw->job == JOB_PUT) {
         put_done(sw);
     } else {
         read_done(sw);
     }
-    wire_msg_free(sw->m);
     free(sw->buf);
     free(sw);
     ctl_work_done(ctl);
@@ -340,144 +336,122 @@ queue(struct ctl_slugs *s, struct slug_work *sw, uv_work_cb fn)
     return rc;
 }
 
-/*
- * SlugPutReq. Takes ownership of req and m: they are answered and freed here
- * or in the after-work callback.
- */
-int
-ctl_slugs_put(struct ctl_slugs *s, struct nnuv_msg *req, Drover__Message *m)
+/* The upload slot of a chunk: -1 with why when the chunk does not fit it. */
+static struct upload *
+put_slot(struct ctl_call *c, struct ctl_slugs *s, const Drover__SlugPutReq *p)
 {
-    struct ctl *ctl = s->ctl;
-    Drover__SlugPutReq *p = m->slug_put_req;
-    struct slug_work *sw = NULL;
-    struct upload *u;
-    uint64_t size;
-    Drover__ErrorCode code = DROVER__ERROR_CODE__ERR_BAD_REQUEST;
-    char err[160];
-    int rc;
+    struct upload *u = upload_find(s, p->sha256);
 
-    if (!slug_sha_valid(p->sha256)) {
-        snprintf(err, sizeof(err), "sha256 must be 64 lowercase hex characters");
-        goto fail;
-    }
-    if (p->total == 0 || p->total > SLUG_MAX_SIZE) {
-        snprintf(err, sizeof(err), "slug size %llu out of range (1..%llu)",
-                 (unsigned long long)p->total, (unsigned long long)SLUG_MAX_SIZE);
-        goto fail;
-    }
-    if (p->data.len == 0 || p->data.len > WIRE_SLUG_CHUNK) {
-        snprintf(err, sizeof(err), "chunk of %zu bytes (1..%u allowed)", p->data.len,
-                 WIRE_SLUG_CHUNK);
-        goto fail;
-    }
-    if (p->offset > p->total || p->data.len > p->total - p->offset) {
-        snprintf(err, sizeof(err), "chunk at %llu+%zu goes past the total %llu",
-                 (unsigned long long)p->offset, p->data.len, (unsigned long long)p->total);
-        goto fail;
-    }
-    if (ctl_slug_stat(s, p->sha256, &size) == 0) {
-        Drover__Message rep = DROVER__MESSAGE__INIT;
-        Drover__SlugPutRep pr = DROVER__SLUG_PUT_REP__INIT;
-
-        pr.received = size;
-        pr.complete = true;
-        rep.body_case = DROVER__MESSAGE__BODY_SLUG_PUT_REP;
-        rep.slug_put_rep = &pr;
-        ctl_reply(ctl, req, &rep);
-        wire_msg_free(m);
-        return 0;
-    }
-    u = upload_find(s, p->sha256);
     if (u != NULL && u->busy) {
-        code = DROVER__ERROR_CODE__ERR_UNAVAILABLE;
-        snprintf(err, sizeof(err), "an upload of this slug is in progress");
-        goto fail;
+        ctl_fail(c, DROVER__ERROR_CODE__ERR_UNAVAILABLE, "an upload of this slug is in progress");
+        return NULL;
     }
     if (p->offset == 0) {
-        if (u == NULL)
-            u = upload_claim(s, p->sha256);
-        if (u == NULL) {
-            code = DROVER__ERROR_CODE__ERR_UNAVAILABLE;
-            snprintf(err, sizeof(err), "too many slug uploads in progress");
-            goto fail;
+        if (u == NULL && (u = upload_claim(s, p->sha256)) == NULL) {
+            ctl_fail(c, DROVER__ERROR_CODE__ERR_UNAVAILABLE, "too many slug uploads in progress");
+            return NULL;
         }
         memset(u, 0, sizeof(*u));
         u->used = true;
         strcpy(u->sha, p->sha256);
         u->total = p->total;
     } else if (u == NULL || u->received != p->offset || u->total != p->total) {
-        snprintf(err, sizeof(err), "chunk at offset %llu, expected offset %llu%s",
-                 (unsigned long long)p->offset, (unsigned long long)(u ? u->received : 0),
+        ctl_fail(c, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
+                 "chunk at offset %llu, expected offset %llu%s", (unsigned long long)p->offset,
+                 (unsigned long long)(u ? u->received : 0),
                  u && u->total != p->total ? " (total changed)" : "");
-        goto fail;
+        return NULL;
     }
-    sw = calloc(1, sizeof(*sw));
-    if (sw == NULL) {
-        code = DROVER__ERROR_CODE__ERR_INTERNAL;
-        snprintf(err, sizeof(err), "out of memory");
-        goto fail;
+    return u;
+}
+
+static int
+put_check(struct ctl_call *c, const Drover__SlugPutReq *p)
+{
+    Drover__ErrorCode bad = DROVER__ERROR_CODE__ERR_BAD_REQUEST;
+
+    if (!slug_sha_valid(p->sha256))
+        return ctl_fail(c, bad, "sha256 must be 64 lowercase hex characters");
+    if (p->total == 0 || p->total > SLUG_MAX_SIZE)
+        return ctl_fail(c, bad, "slug size %llu out of range (1..%llu)",
+                        (unsigned long long)p->total, (unsigned long long)SLUG_MAX_SIZE);
+    if (p->data.len == 0 || p->data.len > WIRE_SLUG_CHUNK)
+        return ctl_fail(c, bad, "chunk of %zu bytes (1..%u allowed)", p->data.len, WIRE_SLUG_CHUNK);
+    if (p->offset > p->total || p->data.len > p->total - p->offset)
+        return ctl_fail(c, bad, "chunk at %llu+%zu goes past the total %llu",
+                        (unsigned long long)p->offset, p->data.len, (unsigned long long)p->total);
+    return 0;
+}
+
+/* SlugPutReq: pending while the chunk is written in the thread pool. */
+int
+ctl_h_slug_put(struct ctl_call *c)
+{
+    struct ctl_slugs *s = c->ctl->slugs;
+    const Drover__SlugPutReq *p = c->req->slug_put_req;
+    struct slug_work *sw;
+    struct upload *u;
+    uint64_t size;
+    int rc;
+
+    if (put_check(c, p) < 0)
+        return -1;
+    if (ctl_slug_stat(s, p->sha256, &size) == 0) {
+        Drover__SlugPutRep *pr = ctl_arena_alloc(c->ar, sizeof(*pr));
+
+        if (pr == NULL)
+            return ctl_oom(c);
+        drover__slug_put_rep__init(pr);
+        pr->received = size;
+        pr->complete = true;
+        c->rep.body_case = DROVER__MESSAGE__BODY_SLUG_PUT_REP;
+        c->rep.slug_put_rep = pr;
+        return 0;
     }
+    if ((u = put_slot(c, s, p)) == NULL)
+        return -1;
+    if ((sw = calloc(1, sizeof(*sw))) == NULL)
+        return ctl_oom(c);
     sw->s = s;
     sw->job = JOB_PUT;
-    sw->req = req;
-    sw->m = m;
+    sw->c = c;
     sw->up = u;
     sw->final = p->offset + p->data.len == p->total;
     strfmt(sw->part, sizeof(sw->part), "%s/%s.part", s->tmp, p->sha256);
     ctl_slug_path(s, p->sha256, sw->path, sizeof(sw->path));
     u->busy = true;
-    u->last_ms = now_ms();
-    rc = queue(s, sw, put_work);
-    if (rc < 0) {
+    u->last_ms = mono_ms();
+    if ((rc = queue(s, sw, put_work)) < 0) {
         u->busy = u->used = false;
         free(sw);
-        code = DROVER__ERROR_CODE__ERR_INTERNAL;
-        snprintf(err, sizeof(err), "cannot queue work: %s", uv_strerror(rc));
-        goto fail;
+        return ctl_fail(c, DROVER__ERROR_CODE__ERR_INTERNAL, "cannot queue work: %s",
+                        uv_strerror(rc));
     }
-    return 0;
-fail:
-    log_warn("bad_request", "sock=api msg=slug_put reason=%s", log_q(err));
-    ctl_reply_error(ctl, req, code, "%s", err);
-    wire_msg_free(m);
-    return 0;
+    return CTL_PENDING;
 }
 
-/* SlugReq from an agent. Takes ownership of req and m. */
+/* SlugReq from an agent: pending while the chunk is read. */
 int
-ctl_slugs_read(struct ctl_slugs *s, struct nnuv_msg *req, Drover__Message *m)
+ctl_h_slug_read(struct ctl_call *c)
 {
-    struct ctl *ctl = s->ctl;
-    Drover__SlugReq *r = m->slug_req;
-    struct slug_work *sw = NULL;
-    int rc;
+    struct ctl_slugs *s = c->ctl->slugs;
+    const Drover__SlugReq *r = c->req->slug_req;
+    struct slug_work *sw;
 
-    if (!slug_sha_valid(r->sha256) || r->length == 0 || r->length > WIRE_SLUG_CHUNK) {
-        log_warn("bad_message", "sock=agent msg=slug_req reason=%s",
-                 !slug_sha_valid(r->sha256) ? "bad_sha256" : "bad_length");
-        if (!slug_sha_valid(r->sha256))
-            ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
-                            "sha256 must be 64 lowercase hex characters");
-        else
-            ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "length must be 1..%u",
-                            WIRE_SLUG_CHUNK);
-        wire_msg_free(m);
-        return 0;
-    }
-    sw = calloc(1, sizeof(*sw));
-    if (sw == NULL)
-        goto fail;
+    if (!slug_sha_valid(r->sha256))
+        return ctl_fail(c, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
+                        "sha256 must be 64 lowercase hex characters");
+    if (r->length == 0 || r->length > WIRE_SLUG_CHUNK)
+        return ctl_fail(c, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "length must be 1..%u",
+                        WIRE_SLUG_CHUNK);
+    if ((sw = calloc(1, sizeof(*sw))) == NULL)
+        return ctl_oom(c);
     sw->s = s;
     sw->job = JOB_READ;
-    sw->req = req;
-    sw->m = m;
+    sw->c = c;
     ctl_slug_path(s, r->sha256, sw->path, sizeof(sw->path));
-    rc = queue(s, sw, read_work);
-    if (rc == 0)
-        return 0;
+    if (queue(s, sw, read_work) == 0)
+        return CTL_PENDING;
     free(sw);
-fail:
-    ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "cannot queue the read");
-    wire_msg_free(m);
-    return 0;
+    return ctl_fail(c, DROVER__ERROR_CODE__ERR_INTERNAL, "cannot queue the read");
 }

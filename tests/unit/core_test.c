@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * core_test.c: the controller's core files called directly, on a model
+ * alone (no sockets, no store, no stubs): release creation and rollback
+ * and scale (releases.c), a node's registration, full report and the
+ * node-name rule (nodes.c), one-off placement (oneoffs.c); and the
+ * dispatcher (dispatch.c) with a real in-memory store: done runs once, a
+ * refusal changes nothing, an agent request on the API is refused.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "ctl.h"
+
+static const struct ctl_ptype types[] = {{"web", "./web"}, {"worker", "./worker"}};
+static const char sha_a[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+static const char sha_b[] = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+static struct ctl_model *m;
+static struct ctl_app *app;
+
+static void
+setup(void)
+{
+    m = ctl_model_new();
+    cr_assert_not_null(m);
+    cr_assert_eq(ctl_app_add(m, "shop", 1, &app), 0);
+}
+
+static void
+teardown(void)
+{
+    ctl_model_free(m);
+}
+
+static struct ctl_release *
+make(const char *sha, const char *desc)
+{
+    struct ctl_release_spec spec = {sha, 100, desc, types, 2, app->config, app->nconfig};
+    struct ctl_release *rel = NULL;
+
+    cr_assert_eq(ctl_release_make(m, app, &spec, 1000, &rel), 0);
+    return rel;
+}
+
+static struct ctl_node *
+node(const char *name, const char *boot, uint64_t mono)
+{
+    struct ctl_node_reg g = {name, "10.0.0.1", boot, 5000, 5009, 10, NULL, 0};
+    struct ctl_node *n = NULL;
+
+    cr_assert_eq(ctl_node_register(m, &g, 1000, mono, &n), 0);
+    return n;
+}
+
+TestSuite(core, .init = setup, .fini = teardown);
+
+Test(core, release_make_is_current_with_web_1, .timeout = 2)
+{
+    struct ctl_release *rel = make(sha_a, "first");
+
+    cr_assert_eq(rel->version, 1);
+    cr_assert_eq(app->current, 1);
+    cr_assert_str_eq(rel->status, "deploying");
+    cr_assert_eq(app->deploy.state, CTL_DEPLOY_RUNNING);
+    cr_assert_eq(ctl_formation_find(app, "web")->quantity, 1, "web=1 on the first release");
+    cr_assert_eq(ctl_formation_find(app, "worker")->quantity, 0);
+    cr_assert(app->reconcile, "rolled out by the settle, not by a direct reconcile");
+    cr_assert(app->dirty_row && app->dirty_formation, "marked for the store");
+}
+
+Test(core, config_change_makes_a_release_only_after_the_first, .timeout = 2)
+{
+    struct ctl_release *rel = (void *)1;
+
+    cr_assert_eq(ctl_config_set(app, "A", "1"), 0);
+    cr_assert_eq(ctl_release_for_config(m, app, "Set A config vars", 1000, &rel), 0);
+    cr_assert_null(rel, "before the first release the config only changes");
+    make(sha_a, "first");
+    cr_assert_eq(ctl_config_set(app, "B", "2"), 0);
+    cr_assert_eq(ctl_release_for_config(m, app, "Set B config vars", 1000, &rel), 0);
+    cr_assert_eq(rel->version, 2);
+    cr_assert_str_eq(rel->slug_sha256, sha_a, "same slug");
+    cr_assert_eq(rel->nconfig, 2);
+    cr_assert_eq(app->current, 2);
+}
+
+Test(core, rollback_goes_to_the_last_succeeded, .timeout = 2)
+{
+    const struct ctl_release *to;
+    struct ctl_release *r1 = make(sha_a, "one"), *rel;
+    char err[160];
+
+    cr_assert_eq(ctl_rollback_target(app, 0, &to, err, sizeof(err)), -ENOENT,
+                 "nothing succeeded yet");
+    ctl_release_set_status(m, app, r1, "succeeded", "");
+    app->deploy.state = CTL_DEPLOY_SUCCEEDED; /* as deploys.c ends a good rollout */
+    make(sha_b, "two");
+    cr_assert_eq(ctl_rollback_target(app, 2, &to, err, sizeof(err)), -EEXIST);
+    cr_assert_eq(ctl_rollback_target(app, 9, &to, err, sizeof(err)), -ENOENT);
+    cr_assert_eq(ctl_rollback_target(app, 0, &to, err, sizeof(err)), 0);
+    cr_assert_eq(to->version, 1);
+    cr_assert_eq(ctl_release_rollback(m, app, to, 2000, &rel), 0);
+    cr_assert_eq(rel->version, 3);
+    cr_assert_str_eq(rel->slug_sha256, sha_a, "v1's slug");
+    cr_assert_str_eq(rel->description, "Rollback to v1");
+    cr_assert_eq(app->current, 3);
+}
+
+Test(core, scale_sets_quantities_and_asks_a_settle, .timeout = 2)
+{
+    struct ctl_scale v[] = {{"web", 3}, {"worker", 2}};
+    char what[64];
+
+    make(sha_a, "one");
+    app->reconcile = false;
+    TAILQ_INIT(&m->reconcile);
+    cr_assert_eq(ctl_app_scale(m, app, v, 2, what, sizeof(what)), 0);
+    cr_assert_str_eq(what, " web=3 worker=2");
+    cr_assert_eq(ctl_formation_find(app, "web")->quantity, 3);
+    cr_assert_eq(ctl_formation_find(app, "worker")->quantity, 2);
+    cr_assert(app->reconcile);
+    cr_assert_eq(ctl_settle(m, 1000), 0);
+    cr_assert_eq(app->ninstances, 5, "the settle made them (no node: unplaced)");
+}
+
+Test(core, node_name_rule, .timeout = 2)
+{
+    struct ctl_node *n = node("n1", "boot-a", 10000);
+
+    /* Another boot while the holder is live: taken. */
+    cr_assert(ctl_node_name_taken(n, "boot-b", "", 11000, 5000));
+    /* The same boot, or one that names it as its previous: not taken. */
+    cr_assert_not(ctl_node_name_taken(n, "boot-a", "", 11000, 5000));
+    cr_assert_not(ctl_node_name_taken(n, "boot-b", "boot-a", 11000, 5000));
+    /* Silent past the timeout: free again. */
+    cr_assert_not(ctl_node_name_taken(n, "boot-b", "", 15001, 5000));
+    /* Down: free. */
+    ctl_node_update(m, n, true, n->admin, false);
+    cr_assert_not(ctl_node_name_taken(n, "boot-b", "", 11000, 5000));
+    cr_assert_not(ctl_node_name_taken(NULL, "boot-b", "", 11000, 5000));
+}
+
+Test(core, apply_report_moves_states_and_forgets_the_stopped, .timeout = 2)
+{
+    struct ctl_node *n = node("n1", "boot-a", 1);
+    Drover__InstanceReport r[2], *v[2] = {&r[0], &r[1]};
+    struct ctl_instance *a, *b;
+    uint64_t ida, idb;
+
+    make(sha_a, "one");
+    cr_assert_eq(ctl_settle(m, 1000), 0);
+    cr_assert_eq(ctl_app_scale(m, app, &(struct ctl_scale){"web", 2}, 1, (char[64]){0}, 64), 0);
+    cr_assert_eq(ctl_settle(m, 1000), 0);
+    cr_assert_eq(n->nlive, 2);
+    a = LIST_FIRST(&n->instances);
+    b = LIST_NEXT(a, node_link);
+    ida = a->id;
+    idb = b->id;
+    ctl_inst_stop(m, b);
+    for (int i = 0; i < 2; i++) {
+        drover__instance_report__init(&r[i]);
+        r[i].app = "shop";
+        r[i].name = "web.1";
+        r[i].reason = "";
+    }
+    r[0].id = ida;
+    r[0].state = DROVER__INSTANCE_STATE__ST_UP;
+    r[0].pid = 42;
+    r[0].since_ms = 1500;
+    r[1].id = idb;
+    r[1].state = DROVER__INSTANCE_STATE__ST_STOPPED;
+    ctl_node_apply_report(m, n, v, 2, 2000);
+    cr_assert_eq(a->state, DROVER__INSTANCE_STATE__ST_UP);
+    cr_assert_eq(a->pid, 42);
+    cr_assert(a->dirty, "marked for the store");
+    cr_assert_null(ctl_inst_find(m, idb), "a stopping instance reported stopped is gone");
+    /* Absent from the next full report: pending again, pid cleared. */
+    ctl_node_apply_report(m, n, NULL, 0, 3000);
+    cr_assert_eq(a->state, DROVER__INSTANCE_STATE__ST_PENDING);
+    cr_assert_eq(a->pid, 0);
+}
+
+Test(core, oneoff_placement, .timeout = 2)
+{
+    struct ctl_oneoff_spec q = {"echo hi", "", "", false, false, 0, 0};
+    struct ctl_instance *in = NULL, *in2 = NULL;
+    struct ctl_node *n;
+    char err[160];
+
+    cr_assert_eq(ctl_oneoff_start(m, app, &q, 1000, &in, err, sizeof(err)), -EAGAIN,
+                 "no release yet");
+    make(sha_a, "one");
+    cr_assert_eq(ctl_oneoff_start(m, app, &q, 1000, &in, err, sizeof(err)), -EBUSY, "no node");
+    n = node("n1", "boot-a", 1);
+    q.node = "n2";
+    cr_assert_eq(ctl_oneoff_start(m, app, &q, 1000, &in, err, sizeof(err)), -EBUSY);
+    cr_assert_str_eq(err, "no node n2");
+    q.node = "";
+    q.type = "nope";
+    cr_assert_eq(ctl_oneoff_start(m, app, &q, 1000, &in, err, sizeof(err)), -ENOENT);
+    q.type = "worker";
+    q.command = "";
+    cr_assert_eq(ctl_oneoff_start(m, app, &q, 1000, &in, err, sizeof(err)), 0);
+    cr_assert(in->oneoff);
+    cr_assert_str_eq(in->type, "run");
+    cr_assert_eq(in->idx, 1);
+    cr_assert_str_eq(in->command, "./worker", "the type's command");
+    cr_assert_eq(in->node, n);
+    cr_assert(in->port >= 5000 && in->port <= 5009);
+    cr_assert_eq(ctl_oneoff_start(m, app, &q, 1000, &in2, err, sizeof(err)), 0);
+    cr_assert_eq(in2->idx, 2, "run.2 next to a live run.1");
+    ctl_node_set_admin(m, n, CTL_NODE_CORDONED);
+    q.node = "n1";
+    cr_assert_eq(ctl_oneoff_start(m, app, &q, 1000, &in2, err, sizeof(err)), -EBUSY);
+    cr_assert_str_eq(err, "node n1 is cordoned");
+}
+
+/* ---- the dispatcher ---- */
+
+struct seen {
+    int calls;
+    Drover__Message__BodyCase body;
+    Drover__ErrorCode code;
+    uint64_t version; /* of an EndpointsRep */
+};
+
+static void
+seen_done(void *arg, const Drover__Message *rep)
+{
+    struct seen *s = arg;
+
+    s->calls++;
+    s->body = rep->body_case;
+    s->code = rep->body_case == DROVER__MESSAGE__BODY_ERROR ? rep->error->code : 0;
+    if (rep->body_case == DROVER__MESSAGE__BODY_ENDPOINTS_REP)
+        s->version = rep->endpoints_rep->version;
+}
+
+static Drover__Message *
+request(Drover__Message__BodyCase body, void *sub)
+{
+    Drover__Message *req = calloc(1, sizeof(*req));
+    size_t len;
+    uint8_t *buf;
+
+    drover__message__init(req);
+    req->body_case = body;
+    req->apps_req = sub; /* the oneof shares one pointer */
+    len = drover__message__get_packed_size(req);
+    buf = malloc(len + 1);
+    drover__message__pack(req, buf);
+    free(req);
+    req = drover__message__unpack(NULL, len, buf);
+    free(buf);
+    cr_assert_not_null(req);
+    return req;
+}
+
+Test(core, dispatch_commits_once_and_refuses_cleanly, .timeout = 5)
+{
+    static struct ctl ctl;
+    Drover__AppCreateReq ac = DROVER__APP_CREATE_REQ__INIT;
+    Drover__SyncReq sy = DROVER__SYNC_REQ__INIT;
+    struct seen s = {0};
+
+    ctl_model_free(m); /* this test's controller has its own */
+    m = NULL;
+    cr_assert_eq(ctl_store_open(":memory:", &ctl.store), 0);
+    ctl.model = ctl_model_new();
+    cr_assert_eq(ctl_store_load(ctl.store, ctl.model, 1), 0);
+    m = ctl.model;
+    ac.app = "web-shop";
+    ctl_call(&ctl, request(DROVER__MESSAGE__BODY_APP_CREATE_REQ, &ac), seen_done, &s);
+    cr_assert_eq(s.calls, 1);
+    cr_assert_eq(s.body, DROVER__MESSAGE__BODY_APP_REP);
+    cr_assert_not_null(ctl_app_find(ctl.model, "web-shop"));
+    cr_assert_not(ctl_app_find(ctl.model, "web-shop")->dirty_row, "committed before done");
+    /* The same again: refused, one done, nothing changed. */
+    ctl_call(&ctl, request(DROVER__MESSAGE__BODY_APP_CREATE_REQ, &ac), seen_done, &s);
+    cr_assert_eq(s.calls, 2);
+    cr_assert_eq(s.code, DROVER__ERROR_CODE__ERR_CONFLICT);
+    /* An agent's request on the API endpoint: refused. */
+    sy.node = "n1";
+    sy.boot_id = "b";
+    ctl_call(&ctl, request(DROVER__MESSAGE__BODY_SYNC_REQ, &sy), seen_done, &s);
+    cr_assert_eq(s.calls, 3);
+    cr_assert_eq(s.code, DROVER__ERROR_CODE__ERR_BAD_REQUEST);
+    /* Stopping: ERR_UNAVAILABLE at once. */
+    ctl.stopping = true;
+    ctl_call(&ctl, request(DROVER__MESSAGE__BODY_APP_CREATE_REQ, &ac), seen_done, &s);
+    cr_assert_eq(s.calls, 4);
+    cr_assert_eq(s.code, DROVER__ERROR_CODE__ERR_UNAVAILABLE);
+    cr_assert_eq(ctl_calls_pending(&ctl), 0);
+    ctl_store_close(ctl.store);
+}
+
+/* A long poll is pending (no done yet) and ends once: by the line it
+ * waits for, or, for a watch, with ERR_UNAVAILABLE when its owner goes. */
+Test(core, pending_calls_end_exactly_once, .timeout = 5)
+{
+    static struct ctl ctl;
+    Drover__AppCreateReq ac = DROVER__APP_CREATE_REQ__INIT;
+    Drover__LogsReq lr = DROVER__LOGS_REQ__INIT;
+    Drover__EndpointsReq er = DROVER__ENDPOINTS_REQ__INIT;
+    struct seen s = {0}, tail = {0}, watch = {0}, now = {0};
+
+    ctl_model_free(m);
+    m = NULL;
+    cr_assert_eq(ctl_store_open(":memory:", &ctl.store), 0);
+    ctl.model = ctl_model_new();
+    cr_assert_eq(ctl_store_load(ctl.store, ctl.model, 1), 0);
+    m = ctl.model;
+    ctl.logs = ctl_logs_new(&ctl, 100);
+    ctl.endpoints = ctl_endpoints_new(&ctl);
+    ctl.model->event = ctl_logs_text;
+    ctl.model->event_arg = ctl.logs;
+    ac.app = "shop";
+    ctl_call(&ctl, request(DROVER__MESSAGE__BODY_APP_CREATE_REQ, &ac), seen_done, &s);
+    cr_assert_eq(s.body, DROVER__MESSAGE__BODY_APP_REP);
+
+    lr.app = "shop";
+    lr.wait_ms = 5000;
+    ctl_call(&ctl, request(DROVER__MESSAGE__BODY_LOGS_REQ, &lr), seen_done, &tail);
+    cr_assert_eq(tail.calls, 0, "waits for a line");
+    cr_assert_eq(ctl_calls_pending(&ctl), 1);
+    ctl_logs_event(ctl.logs, "shop", "hello");
+    cr_assert_eq(tail.calls, 1);
+    cr_assert_eq(tail.body, DROVER__MESSAGE__BODY_LOGS_REP);
+
+    er.app = "shop";
+    ctl_call(&ctl, request(DROVER__MESSAGE__BODY_ENDPOINTS_REQ, &er), seen_done, &now);
+    cr_assert_eq(now.body, DROVER__MESSAGE__BODY_ENDPOINTS_REP);
+    er.wait_ms = 5000;
+    er.version = now.version; /* nothing changed since: held */
+    ctl_call(&ctl, request(DROVER__MESSAGE__BODY_ENDPOINTS_REQ, &er), seen_done, &watch);
+    cr_assert_eq(watch.calls, 0);
+    cr_assert_eq(ctl_calls_pending(&ctl), 1);
+    ctl_endpoints_free(ctl.endpoints);
+    ctl.endpoints = NULL;
+    cr_assert_eq(watch.calls, 1);
+    cr_assert_eq(watch.code, DROVER__ERROR_CODE__ERR_UNAVAILABLE);
+    cr_assert_eq(ctl_calls_pending(&ctl), 0);
+    ctl.model->event = NULL;
+    ctl_logs_free(ctl.logs);
+    ctl_store_close(ctl.store);
+}
