@@ -314,7 +314,8 @@ agent_register(struct ctl *ctl, struct nnuv_msg *req, const Drover__RegisterReq 
              n->name, log_q(n->address), n->port_min, n->port_max, n->capacity, log_q(n->boot_id),
              is_new);
     if (ctl_commit(ctl) < 0) {
-        ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "store failure");
+        ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "%s",
+                        ctl_store_why(ctl->store));
         return;
     }
     rr.heartbeat_ms = (uint32_t)ctl->cfg.heartbeat_ms;
@@ -509,7 +510,8 @@ agent_sync(struct ctl *ctl, struct nnuv_msg *req, const Drover__SyncReq *r)
         sr.want_full = true;
     }
     if (ctl_commit(ctl) < 0) {
-        ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "store failure");
+        ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "%s",
+                        ctl_store_why(ctl->store));
         return;
     }
     sr.generation = n->generation;

@@ -250,6 +250,7 @@ release_make(struct ctl *ctl, struct ctl_app *a, const char *sha, uint64_t size,
 
     if (r == NULL)
         goto fail;
+    ctl_app_touch(m, a, true, false, true); /* before any write (undo.c) */
     r->version = (uint32_t)a->nreleases + 1;
     snprintf(r->slug_sha256, sizeof(r->slug_sha256), "%s", sha);
     r->slug_size = size;
@@ -281,7 +282,6 @@ release_make(struct ctl *ctl, struct ctl_app *a, const char *sha, uint64_t size,
     }
     if ((rc = ctl_release_append(a, r)) < 0)
         goto fail;
-    ctl_app_touch(m, a, true, false, true);
     log_info("release_created", "app=%s version=%u slug=%s types=%zu description=%s", a->name,
              r->version, r->slug_sha256, r->ntypes, log_q(r->description));
     ctl_logs_event(ctl->logs, a->name, "release v%u created: %s", r->version, r->description);
@@ -444,12 +444,12 @@ api_config_set(struct api_req *q, const Drover__ConfigSetReq *r)
     keys = ctl_arena_alloc(q->ar, r->n_vars * sizeof(*keys));
     if (keys == NULL)
         return oom(q);
+    ctl_app_touch(q->ctl->model, a, false, true, false); /* before any write (undo.c) */
     for (i = 0; i < r->n_vars; i++) {
         if (ctl_config_set(a, r->vars[i]->key, r->vars[i]->value) < 0)
             return oom(q);
         keys[i] = r->vars[i]->key;
     }
-    ctl_app_touch(q->ctl->model, a, false, true, false);
     config_description(desc, sizeof(desc), "Set", keys, r->n_vars);
     log_info("config_set", "app=%s count=%zu", a->name, r->n_vars);
     if (release_for_config(q, a, desc) < 0)
@@ -486,12 +486,12 @@ api_config_unset(struct api_req *q, const Drover__ConfigUnsetReq *r)
     keys = ctl_arena_alloc(q->ar, r->n_keys * sizeof(*keys));
     if (keys == NULL)
         return oom(q);
+    ctl_app_touch(q->ctl->model, a, false, true, false); /* before any write (undo.c) */
     for (i = 0; i < r->n_keys; i++) {
         if (ctl_config_unset(a, r->keys[i]))
             keys[removed++] = r->keys[i];
     }
     if (removed > 0) {
-        ctl_app_touch(q->ctl->model, a, false, true, false);
         config_description(desc, sizeof(desc), "Remove", keys, removed);
         log_info("config_unset", "app=%s count=%zu", a->name, removed);
         if (release_for_config(q, a, desc) < 0)
@@ -593,6 +593,7 @@ api_scale(struct api_req *q, const Drover__ScaleReq *r)
                 return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "%s is given twice", e->type);
         }
     }
+    ctl_app_touch(m, a, false, false, true); /* before any write (undo.c) */
     /* Reserve first so that applying cannot fail half way. */
     for (i = 0; i < r->n_entries; i++) {
         if (ctl_formation_find(a, r->entries[i]->type) == NULL &&
@@ -606,7 +607,6 @@ api_scale(struct api_req *q, const Drover__ScaleReq *r)
         if (len < sizeof(what))
             len += (size_t)snprintf(what + len, sizeof(what) - len, " %s=%u", f->type, f->quantity);
     }
-    ctl_app_touch(m, a, false, false, true);
     log_info("scaled", "app=%s%s", a->name, what);
     ctl_logs_event(q->ctl->logs, a->name, "scaled%s", what);
     if (ctl_reconcile_app(m, a, now_ms()) < 0)
@@ -861,8 +861,8 @@ api_settings_set(struct api_req *q, const Drover__SettingsSetReq *r)
     }
     if (ctl_settings_check(&next, err, sizeof(err)) < 0)
         return fail(q, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "%s", err);
+    ctl_app_touch(q->ctl->model, a, false, false, true); /* before any write (undo.c) */
     *f = next;
-    ctl_app_touch(q->ctl->model, a, false, false, true);
     ctl_app_want_reconcile(q->ctl->model, a); /* a rollout under way takes new batch sizes */
     log_info("settings_set", "app=%s type=%s%s", a->name, f->type, what);
     ctl_logs_event(q->ctl->logs, a->name, "settings of %s:%s", f->type, what);
@@ -982,7 +982,8 @@ reply:
         log_warn("bad_request", "sock=api msg=release_create reason=%s", log_q(q.err));
         ctl_reply_error(ctl, rw->req, q.code, "%s", q.err);
     } else if (ctl_commit(ctl) < 0) {
-        ctl_reply_error(ctl, rw->req, DROVER__ERROR_CODE__ERR_INTERNAL, "store failure");
+        ctl_reply_error(ctl, rw->req, DROVER__ERROR_CODE__ERR_INTERNAL, "%s",
+                        ctl_store_why(ctl->store));
     } else {
         ctl_reply(ctl, rw->req, &q.rep);
     }
@@ -1156,7 +1157,8 @@ ctl_api_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m)
         log_warn("bad_request", "sock=api msg=%s reason=%s", q.what, log_q(q.err));
         ctl_reply_error(ctl, req, q.code, "%s", q.err);
     } else if (ctl_commit(ctl) < 0) {
-        ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "store failure");
+        ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "%s",
+                        ctl_store_why(ctl->store));
     } else {
         ctl_reply(ctl, req, &q.rep);
     }

@@ -30,6 +30,7 @@ struct ctl_arena;
 struct ctl_map;
 struct ctl_ports;
 struct ctl_store;
+struct ctl_db;
 struct ctl_slugs;
 struct ctl_logs;
 struct ctl_runs;
@@ -148,6 +149,7 @@ struct ctl_app {
     uint64_t ep_gen; /* bumped when its endpoint list may have changed */
     TAILQ_ENTRY(ctl_app) dirty_link;
     TAILQ_ENTRY(ctl_app) reconcile_link;
+    uint32_t undo_ix; /* its record in the change set's undo journal, + 1; 0: none */
 };
 
 enum ctl_node_state { CTL_NODE_READY, CTL_NODE_CORDONED, CTL_NODE_DRAINING, CTL_NODE_DOWN };
@@ -187,6 +189,7 @@ struct ctl_node {
     /* Silent for three heartbeats (not yet down): views say its instances'
      * states are not known; not stored. */
     bool unreachable;
+    uint32_t undo_ix; /* as the app's */
 };
 
 struct ctl_instance {
@@ -219,6 +222,7 @@ struct ctl_instance {
     TAILQ_ENTRY(ctl_instance) dirty_link;
     TAILQ_ENTRY(ctl_instance) unplaced_link;
     Drover__InstanceCause cause; /* the agent's, with reason; not stored */
+    uint32_t undo_ix;            /* as the app's */
 };
 
 TAILQ_HEAD(ctl_app_q, ctl_app);
@@ -253,6 +257,11 @@ struct ctl_model {
     struct ctl_inst_q unplaced; /* pending with no node, by creation */
     struct ctl_node_q notify;   /* nodes whose set changed: wake them */
     uint64_t epoch;
+    struct ctl_undo *undo; /* what a failed apply restores (undo.c) */
+    /* How the controller itself is doing, for status (not stored): the
+     * store failing (store.c), nodes silent at once (liveness.c). */
+    char store_health[256];
+    char nodes_health[256];
     /* Where model events go (logs.c's ctl_logs_text); NULL in unit tests. */
     void (*event)(void *arg, const char *app, const char *text);
     void *event_arg;
@@ -262,6 +271,7 @@ struct ctl_model {
 
 struct ctl_config {
     char data_dir[4096];
+    char database_url[4096]; /* DROVER_DATABASE_URL: PostgreSQL instead of SQLite */
     char api_listen[256];
     char agent_listen[256];
     char notify_listen[256];
@@ -283,7 +293,7 @@ struct ctl {
     uv_loop_t *loop;
     struct ctl_config cfg;
     struct ctl_model *model;
-    struct ctl_store *store;
+    struct ctl_db *store; /* the store front (store.c) */
     struct ctl_slugs *slugs;
     struct wire_sender sender;     /* sealed with the cluster key: agents, notify */
     struct wire_sender api_sender; /* sealed with the API key: replies to the CLI */
@@ -403,11 +413,35 @@ void ctl_inst_name(const struct ctl_instance *in, char *out, size_t outsz);
  * so that a replacement and its original are not read as one; "web.1@n1
  * (v3)" while an instance of another release has the same name there. */
 void ctl_inst_label(const struct ctl_instance *in, char *out, size_t outsz);
-void ctl_model_clean(struct ctl_model *m); /* after a successful commit */
+void ctl_model_clean(struct ctl_model *m);   /* after a successful commit */
+void ctl_model_restore(struct ctl_model *m); /* after a failed one (undo.c) */
+/* Free one object, already out of the model (undo.c keeps deleted ones). */
+void ctl_app_free(struct ctl_app *a);
+void ctl_node_free(struct ctl_node *n);
+void ctl_inst_free(struct ctl_instance *in);
+void ctl_app_unlink(struct ctl_model *m, struct ctl_app *a, bool in_map);
+void ctl_node_unlink(struct ctl_model *m, struct ctl_node *n, bool in_map);
+void ctl_node_relink(struct ctl_model *m, struct ctl_node *n);
 /* Forget an app with no instance left / a node with none on it (-EBUSY
  * otherwise): freed now, its rows deleted at the next commit. */
 int ctl_app_remove(struct ctl_model *m, struct ctl_app *a);
 int ctl_node_remove(struct ctl_model *m, struct ctl_node *n);
+
+/* undo.c: the change set's undo journal (see the top of undo.c). Writers
+ * reach it through the touches; born/gone from model.c only. */
+void ctl_undo_save_app(struct ctl_model *m, struct ctl_app *a);
+void ctl_undo_save_node(struct ctl_model *m, struct ctl_node *n);
+void ctl_undo_save_inst(struct ctl_model *m, struct ctl_instance *in);
+void ctl_undo_born_app(struct ctl_model *m, struct ctl_app *a);
+void ctl_undo_born_node(struct ctl_model *m, struct ctl_node *n);
+void ctl_undo_born_inst(struct ctl_model *m, struct ctl_instance *in);
+/* true: the journal keeps the unlinked object (freed at commit). */
+bool ctl_undo_gone_app(struct ctl_model *m, struct ctl_app *a);
+bool ctl_undo_gone_node(struct ctl_model *m, struct ctl_node *n);
+bool ctl_undo_gone_inst(struct ctl_model *m, struct ctl_instance *in);
+void ctl_undo_commit(struct ctl_model *m);
+void ctl_undo_restore(struct ctl_model *m);
+void ctl_undo_free(struct ctl_model *m);
 
 /* scheduler.c: pure placement, no I/O */
 /* min(capacity, ports in its range): how many instances it can hold. */
@@ -529,20 +563,28 @@ void ctl_endpoints_request(struct ctl_endpoints *e, struct nnuv_msg *req, Drover
 /* Answer the waiters whose list changed or whose wait is over (all if force). */
 void ctl_endpoints_wake(struct ctl_endpoints *e, bool force);
 
-/* store.c: SQLite write-through */
-int ctl_store_open(const char *path, struct ctl_store **out);
-void ctl_store_close(struct ctl_store *st);
-int ctl_store_load(struct ctl_store *st, struct ctl_model *m, uint64_t now);
-int ctl_store_flush(struct ctl_store *st, struct ctl_model *m);
-int ctl_store_start(struct ctl_store *st, uv_loop_t *loop); /* periodic checkpoints */
-void ctl_store_stop(struct ctl_store *st);
-const char *ctl_store_errmsg(const struct ctl_store *st);
+/* store.c: the store front (a backend behind store.h; commits change sets) */
+struct ctl_store_ops;
+int ctl_store_open_with(const struct ctl_store_ops *ops, const char *where, struct ctl_db **out);
+int ctl_store_open(const char *path, struct ctl_db **out); /* SQLite at path */
+/* The backend the config asks for: SQLite under data_dir, or database_url. */
+int ctl_store_open_cfg(const struct ctl_config *cfg, struct ctl_db **out);
+void ctl_store_close(struct ctl_db *db);
+int ctl_store_load(struct ctl_db *db, struct ctl_model *m, uint64_t now);
+/* Apply m's change set in one transaction; on failure m is restored. */
+int ctl_store_flush(struct ctl_db *db, struct ctl_model *m);
+/* Why the last flush failed, for the request it refused. */
+const char *ctl_store_why(const struct ctl_db *db);
+bool ctl_store_failing(const struct ctl_db *db);
+int ctl_store_start(struct ctl_db *db, uv_loop_t *loop); /* periodic checkpoints */
+void ctl_store_stop(struct ctl_db *db);
+const char *ctl_store_errmsg(const struct ctl_db *db);
 /* Log drains (drains.c), written at once, outside the model's commits. */
-int ctl_store_drain_put(struct ctl_store *st, const char *id, const char *app, const char *url,
+int ctl_store_drain_put(struct ctl_db *db, const char *id, const char *app, const char *url,
                         uint64_t created_ms);
-int ctl_store_drain_del(struct ctl_store *st, const char *id);
+int ctl_store_drain_del(struct ctl_db *db, const char *id);
 /* fn for each stored drain, oldest first; fn returns false to stop. */
-int ctl_store_drains_each(struct ctl_store *st,
+int ctl_store_drains_each(struct ctl_db *db,
                           bool (*fn)(void *arg, const char *id, const char *app, const char *url,
                                      uint64_t created_ms),
                           void *arg);

@@ -281,7 +281,8 @@ ctl_lifecycle_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m)
         log_warn("bad_request", "sock=api msg=%s reason=%s", what, log_q(err));
         ctl_reply_error(ctl, req, code_of(rc), "%s", err);
     } else if (ctl_commit(ctl) < 0) {
-        ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "store failure");
+        ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "%s",
+                        ctl_store_why(ctl->store));
     } else {
         ctl_reply(ctl, req, &rep);
     }

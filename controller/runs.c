@@ -512,7 +512,8 @@ ctl_runs_run(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m)
     ctl_logs_event(r->ctl->logs, a->name, "%s starting on %s%s: %s", name, n->name,
                    q->attach ? "" : " (detached)", in->command);
     if (ctl_commit(r->ctl) < 0) {
-        ctl_reply_error(r->ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "store failure");
+        ctl_reply_error(r->ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "%s",
+                        ctl_store_why(r->ctl->store));
         goto out;
     }
     rep.id = in->id;
