@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctl.h"
 #include "log.h"
@@ -111,9 +112,16 @@ say_failing(struct ctl_db *db, struct ctl_model *m, int rc)
                   log_q(rc == -ENOSPC ? "disk full" : "write failed"),
                   log_q(db->ops->errmsg(db->st)));
     }
+    time_t t = (time_t)(db->since_wall_ms / 1000);
+    struct tm tm;
+    char when[32] = "?";
+
+    if (gmtime_r(&t, &tm) != NULL)
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     snprintf(m->store_health, sizeof(m->store_health),
-             "store failing for %llu s: %s; writes are refused, everything else carries on",
-             (unsigned long long)((mono_ms() - db->since_mono_ms) / 1000),
+             "store failing since %s (%llu writes refused): %s; writes are refused, everything "
+             "else carries on",
+             when, (unsigned long long)db->failures,
              rc == -ENOSPC ? "the controller's disk is full" : db->ops->errmsg(db->st));
 }
 

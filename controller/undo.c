@@ -129,6 +129,8 @@ rec(struct ctl_model *m, int kind, void *obj, bool *fresh)
 static void
 kv_free(struct ctl_kv *kv, size_t n)
 {
+    if (kv == NULL)
+        return;
     for (size_t i = 0; i < n; i++) {
         free(kv[i].key);
         free(kv[i].value);
@@ -435,11 +437,6 @@ reindex(struct ctl_model *m)
             nd->ports = p;
         }
     }
-    while (!TAILQ_EMPTY(&m->unplaced)) {
-        in = TAILQ_FIRST(&m->unplaced);
-        TAILQ_REMOVE(&m->unplaced, in, unplaced_link);
-        in->unplaced = false;
-    }
     if (v == NULL) {
         log_error("restore_failed", "err=ENOMEM");
         return;
@@ -475,12 +472,18 @@ void
 ctl_undo_restore(struct ctl_model *m)
 {
     struct ctl_undo *u = m->undo;
+    struct ctl_instance *in;
     size_t i;
 
     if (u == NULL || u->n == 0)
         return;
     if (u->failed)
         log_error("restore_inexact", "reason=%s", log_q("out of memory while recording"));
+    /* The unplaced queue is rebuilt (reindex): empty it before freeing. */
+    while ((in = TAILQ_FIRST(&m->unplaced)) != NULL) {
+        TAILQ_REMOVE(&m->unplaced, in, unplaced_link);
+        in->unplaced = false;
+    }
     /* Relink what was deleted (and was not born in this change set). */
     for (i = 0; i < u->n; i++) {
         struct urec *r = &u->v[i];

@@ -264,5 +264,12 @@ ctl_view_status(struct ctl_arena *ar, const struct ctl_model *m, Drover__StatusR
     }
     sr->n_apps = rc == 0 ? n : 0;
     free(apps);
+    sr->warnings = ctl_arena_alloc(ar, 2 * sizeof(*sr->warnings));
+    if (sr->warnings == NULL)
+        return -ENOMEM;
+    if (m->store_health[0] != '\0')
+        sr->warnings[sr->n_warnings++] = (char *)m->store_health;
+    if (m->nodes_health[0] != '\0')
+        sr->warnings[sr->n_warnings++] = (char *)m->nodes_health;
     return rc;
 }
