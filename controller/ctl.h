@@ -413,8 +413,9 @@ void ctl_inst_name(const struct ctl_instance *in, char *out, size_t outsz);
  * so that a replacement and its original are not read as one; "web.1@n1
  * (v3)" while an instance of another release has the same name there. */
 void ctl_inst_label(const struct ctl_instance *in, char *out, size_t outsz);
-void ctl_model_clean(struct ctl_model *m);   /* after a successful commit */
-void ctl_model_restore(struct ctl_model *m); /* after a failed one (undo.c) */
+void ctl_model_clean(struct ctl_model *m);       /* after a successful commit */
+void ctl_model_restore(struct ctl_model *m);     /* after a failed one (undo.c) */
+bool ctl_model_dirty(const struct ctl_model *m); /* a change set to apply */
 /* Free one object, already out of the model (undo.c keeps deleted ones). */
 void ctl_app_free(struct ctl_app *a);
 void ctl_node_free(struct ctl_node *n);

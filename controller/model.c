@@ -1042,6 +1042,14 @@ marks_clear(struct ctl_model *m, bool stored)
     gone_clear(m);
 }
 
+bool
+ctl_model_dirty(const struct ctl_model *m)
+{
+    return !TAILQ_EMPTY(&m->dirty_apps) || !TAILQ_EMPTY(&m->dirty_nodes) ||
+           !TAILQ_EMPTY(&m->dirty_insts) || m->ndeleted > 0 || m->next_id_dirty ||
+           m->ngone_apps > 0 || m->ngone_nodes > 0;
+}
+
 void
 ctl_model_clean(struct ctl_model *m)
 {

@@ -135,8 +135,13 @@ say_failing(struct ctl_db *db, struct ctl_model *m, int rc)
 int
 ctl_store_flush(struct ctl_db *db, struct ctl_model *m)
 {
-    int rc = db->ops->apply(db->st, m);
+    int rc;
 
+    if (!ctl_model_dirty(m)) { /* nothing to write: no news of the store */
+        ctl_model_clean(m);
+        return 0;
+    }
+    rc = db->ops->apply(db->st, m);
     if (rc < 0) {
         ctl_model_restore(m);
         say_failing(db, m, rc);

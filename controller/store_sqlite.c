@@ -193,6 +193,7 @@ struct ctl_store {
     uv_timer_t timer;
     uv_work_t work;
     bool ckpt_busy, timer_on, closing;
+    bool applying; /* in sq_apply: errors are the front's to report */
     int ckpt_rc;
 };
 
@@ -208,7 +209,9 @@ exec(struct ctl_store *st, const char *sql)
     char *err = NULL;
 
     if (sqlite3_exec(st->db, sql, NULL, NULL, &err) != SQLITE_OK) {
-        log_error("store_error", "sql=%s err=%s", log_q(sql), log_q(err ? err : "?"));
+        /* While applying, debug only: the front says store_failed once. */
+        log_event(st->applying ? LOG_DEBUG : LOG_ERROR, "store_error", "sql=%s err=%s", log_q(sql),
+                  log_q(err ? err : "?"));
         sqlite3_free(err);
         return -EIO;
     }
@@ -1021,20 +1024,20 @@ sq_apply(struct ctl_store *st, struct ctl_model *m)
 {
     int rc;
 
-    if (TAILQ_EMPTY(&m->dirty_apps) && TAILQ_EMPTY(&m->dirty_nodes) &&
-        TAILQ_EMPTY(&m->dirty_insts) && m->ndeleted == 0 && !m->next_id_dirty &&
-        m->ngone_apps == 0 && m->ngone_nodes == 0)
+    if (!ctl_model_dirty(m))
         return 0;
-    if ((rc = exec(st, "BEGIN IMMEDIATE;")) < 0)
-        return fail_rc(st);
-    rc = flush_gone(st, m);
+    st->applying = true;
+    rc = exec(st, "BEGIN IMMEDIATE;");
+    if (rc == 0)
+        rc = flush_gone(st, m);
     if (rc == 0)
         rc = flush_all(st, m);
     if (rc == 0)
         rc = exec(st, "COMMIT;");
     if (rc < 0)
-        return fail_rc(st);
-    return 0; /* the caller forgets the marks (ctl_model_clean) */
+        rc = fail_rc(st);
+    st->applying = false;
+    return rc; /* the caller forgets the marks (ctl_model_clean) */
 }
 
 /* ---- checkpoints off the loop ---- */
