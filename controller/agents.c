@@ -198,7 +198,7 @@ apply_report(struct ctl_model *m, struct ctl_node *n, Drover__InstanceReport **v
         else if (r->state != DROVER__INSTANCE_STATE__ST_UNKNOWN)
             ctl_inst_set_state(m, in, r->state, r->since_ms);
         if (crashes > 0)
-            ctl_deploy_crashed(m, in, now_ms());
+            ctl_deploy_crashed(m, in, mono_ms());
         /* A replacement came up: an evicted instance may stop now. */
         if (in->state == DROVER__INSTANCE_STATE__ST_UP && m->ndraining > 0 && !in->stopping)
             ctl_app_want_reconcile(m, in->app);
@@ -258,7 +258,7 @@ agent_register(struct ctl *ctl, struct nnuv_msg *req, const Drover__RegisterReq 
     Drover__Message rep = DROVER__MESSAGE__INIT;
     Drover__RegisterRep rr = DROVER__REGISTER_REP__INIT;
     const char *why = register_invalid(r);
-    uint64_t now = now_ms();
+    uint64_t now = mono_ms();
     bool is_new = false;
     int rc;
 
@@ -473,7 +473,7 @@ agent_sync(struct ctl *ctl, struct nnuv_msg *req, const Drover__SyncReq *r)
     Drover__SyncRep sr = DROVER__SYNC_REP__INIT;
     struct ctl_arena *ar = NULL;
     const char *why;
-    uint64_t now = now_ms();
+    uint64_t now = mono_ms();
 
     if (!str_ok(r->node, 1, NODE_NAME_MAX) || !name_node_valid(r->node))
         why = "invalid node name";
@@ -584,7 +584,7 @@ node_down(struct ctl *ctl, struct ctl_node *n, uint64_t now)
         if (in->stopping)
             continue;
         ctl_inst_stop(m, in); /* placed: never frees in */
-        ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_LOST, now);
+        ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_LOST, now_ms());
         ctl_app_want_reconcile(m, in->app); /* replaced by ctl_commit's settle */
     }
     ctl_node_forget_lost(m, n);
@@ -595,7 +595,7 @@ node_tick(uv_timer_t *t)
 {
     struct ctl *ctl = t->data;
     struct ctl_model *m = ctl->model;
-    uint64_t now = now_ms();
+    uint64_t now = mono_ms();
     bool changed = false;
     size_t i;
 

@@ -287,12 +287,12 @@ release_make(struct ctl *ctl, struct ctl_app *a, const char *sha, uint64_t size,
     ctl_logs_event(ctl->logs, a->name, "release v%u created: %s", r->version, r->description);
     *out = r;
     if (ctl_relphase_wanted(r)) { /* current once its release phase succeeded */
-        ctl_relphase_start(m, a, r, now_ms());
+        ctl_relphase_start(m, a, r, mono_ms());
         return 0;
     }
     a->current = r->version;
-    ctl_deploy_start(m, a, now_ms());
-    rc = ctl_reconcile_app(m, a, now_ms());
+    ctl_deploy_start(m, a, mono_ms());
+    rc = ctl_reconcile_app(m, a, mono_ms());
     if (rc < 0)
         log_error("reconcile_failed", "app=%s err=%d", a->name, rc);
     ctl_slugs_gc(ctl); /* older slugs may go now; failures are only logged */
@@ -609,7 +609,7 @@ api_scale(struct api_req *q, const Drover__ScaleReq *r)
     }
     log_info("scaled", "app=%s%s", a->name, what);
     ctl_logs_event(q->ctl->logs, a->name, "scaled%s", what);
-    if (ctl_reconcile_app(m, a, now_ms()) < 0)
+    if (ctl_reconcile_app(m, a, mono_ms()) < 0)
         log_error("reconcile_failed", "app=%s", a->name);
     sr = ctl_arena_alloc(q->ar, sizeof(*sr));
     if (sr == NULL)
@@ -723,7 +723,7 @@ api_node_state(struct api_req *q, const Drover__NodeStateReq *r)
     if (nr == NULL || ni == NULL)
         return oom(q);
     /* Reconcile now, so that the reply already counts the evictions. */
-    if (ctl_settle(m, now_ms()) < 0)
+    if (ctl_settle(m, mono_ms()) < 0)
         log_error("settle_failed", "node=%s", n->name);
     drover__node_rep__init(nr);
     ctl_view_node(n, ni);

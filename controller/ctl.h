@@ -120,7 +120,10 @@ struct ctl_deploy {
     uint32_t from;    /* the last good release it replaces; 0: none */
     enum ctl_deploy_state state;
     char reason[CTL_DEPLOY_REASON_MAX];
-    uint64_t started_ms, finished_ms;
+    uint64_t started_ms, finished_ms; /* wall clock: for people, and stored */
+    /* Monotonic (the `now` of the functions below): its timeout counts from
+     * here. Not stored: derived from started_ms on load. */
+    uint64_t started_mono;
 };
 
 struct ctl_instance;

@@ -25,7 +25,11 @@
  * release is marked superseded and the new one's "last good" is still the
  * last one that succeeded. The deploy is stored with the app, so a restarted
  * controller carries on judging it where it was (its timeout counts from its
- * start, wall clock).
+ * start: on the monotonic clock while the controller runs, converted from
+ * the stored wall-clock start on load).
+ *
+ * Every `now` here is the monotonic clock (mono_ms()): a step of the wall
+ * clock neither fails a deploy early nor keeps one running late.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -83,7 +87,7 @@ set_state(struct ctl_model *m, struct ctl_app *a, enum ctl_deploy_state st, uint
     if (st == CTL_DEPLOY_RUNNING)
         m->ndeploying++;
     else
-        a->deploy.finished_ms = now;
+        a->deploy.finished_ms = now_ms(); /* wall: for people */
     a->deploy.state = st;
     ctl_app_touch(m, a, true, false, false);
 }
@@ -101,7 +105,8 @@ ctl_deploy_start(struct ctl_model *m, struct ctl_app *a, uint64_t now)
     d->release = a->current;
     d->from = a->good;
     d->reason[0] = '\0';
-    d->started_ms = now;
+    d->started_ms = now_ms(); /* wall: for people */
+    d->started_mono = now;
     d->finished_ms = 0;
     set_state(m, a, CTL_DEPLOY_RUNNING, now);
     ctl_release_set_status(m, a, ctl_release_current(a), "deploying", "");
@@ -182,7 +187,7 @@ ctl_deploy_check(struct ctl_model *m, struct ctl_app *a, uint64_t now)
                     ctl_deploy_is_restart(&a->deploy) ? "restart" : "deploy", rel->version,
                     what[0] ? what : " nothing to run");
     log_info("deploy_succeeded", "app=%s release=%u ms=%llu", a->name, rel->version,
-             (unsigned long long)(now - a->deploy.started_ms));
+             (unsigned long long)(now - a->deploy.started_mono));
 }
 
 void
@@ -290,7 +295,7 @@ check_timeout(struct ctl_model *m, struct ctl_app *a, uint64_t now)
 
         if (p[i].updated >= p[i].desired && p[i].old == 0)
             continue;
-        if (now < a->deploy.started_ms + limit)
+        if (now < a->deploy.started_mono + limit)
             continue;
         ctl_deploy_fail(m, a, now, "timed out after %llu s with %s %u/%u up on v%u (%u old)",
                         (unsigned long long)(limit / 1000), rel->types[i].name, p[i].updated,

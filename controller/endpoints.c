@@ -241,7 +241,7 @@ ctl_endpoints_request(struct ctl_endpoints *e, struct nnuv_msg *req, Drover__Mes
             snprintf(w->type, sizeof(w->type), "%s", type);
             w->version = version;
             w->gen = a->ep_gen;
-            w->deadline = now_ms() + r->wait_ms;
+            w->deadline = mono_ms() + r->wait_ms;
             LIST_INSERT_HEAD(&e->waiters, w, link);
             goto out;
         }
@@ -255,7 +255,7 @@ void
 ctl_endpoints_wake(struct ctl_endpoints *e, bool force)
 {
     struct ep_waiter *w, *next;
-    uint64_t now = now_ms();
+    uint64_t now = mono_ms();
 
     if (e == NULL || LIST_EMPTY(&e->waiters))
         return;

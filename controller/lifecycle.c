@@ -60,7 +60,8 @@ restart_start(struct ctl_model *m, struct ctl_app *a, const char *what, uint64_t
 
     d->release = d->from = a->current;
     d->reason[0] = '\0';
-    d->started_ms = now;
+    d->started_ms = now_ms(); /* wall: for people */
+    d->started_mono = now;
     d->finished_ms = 0;
     if (d->state != CTL_DEPLOY_RUNNING)
         m->ndeploying++;

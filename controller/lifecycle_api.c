@@ -71,7 +71,7 @@ reap(struct ctl *ctl, struct ctl_app *a)
     size_t i, j;
 
     snprintf(name, sizeof(name), "%s", a->name);
-    if (m->nforget_apps > 0 && now_ms() > m->forget_until)
+    if (m->nforget_apps > 0 && mono_ms() > m->forget_until)
         forget_clear(m);
     for (i = 0; i < a->nreleases; i++) {
         const char *sha = a->releases[i]->slug_sha256;
@@ -86,7 +86,7 @@ reap(struct ctl *ctl, struct ctl_app *a)
             nslugs++;
     }
     forget_push(&m->forget_apps, &m->nforget_apps, name);
-    m->forget_until = now_ms() + FORGET_KEEP_MS;
+    m->forget_until = mono_ms() + FORGET_KEEP_MS;
     if (ctl_app_remove(m, a) < 0) {
         log_error("app_destroy_failed", "app=%s err=ENOMEM", name);
         return;
@@ -123,7 +123,7 @@ ctl_destroy_view(struct ctl_model *m, Drover__SyncRep *sr)
 {
     if (m->nforget_apps == 0)
         return;
-    if (now_ms() > m->forget_until) {
+    if (mono_ms() > m->forget_until) {
         forget_clear(m);
         return;
     }
@@ -211,7 +211,7 @@ ctl_lifecycle_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m)
             snprintf(err, sizeof(err), "target too long");
             break;
         }
-        rc = ctl_restart(ctl->model, a, m->restart_req->target, now_ms(), names, ARRAY_SIZE(names),
+        rc = ctl_restart(ctl->model, a, m->restart_req->target, mono_ms(), names, ARRAY_SIZE(names),
                          &nn, err, sizeof(err));
         if (rc < 0)
             break;

@@ -229,7 +229,7 @@ static void
 wake(struct ctl_logs *l, const char *app, bool force)
 {
     struct log_waiter *w, *next;
-    uint64_t now = now_ms();
+    uint64_t now = mono_ms();
 
     for (w = LIST_FIRST(&l->waiters); w != NULL; w = next) {
         struct app_log *al;
@@ -418,7 +418,7 @@ ctl_logs_request(struct ctl_logs *l, struct nnuv_msg *req, Drover__Message *m)
     snprintf(w->source, sizeof(w->source), "%s", source);
     snprintf(w->type, sizeof(w->type), "%s", type);
     w->after = r->after_seq;
-    w->deadline = now_ms() + r->wait_ms;
+    w->deadline = mono_ms() + r->wait_ms;
     LIST_INSERT_HEAD(&l->waiters, w, link);
     wake(l, r->app, false); /* answers at once when lines are there */
 out:

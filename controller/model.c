@@ -921,7 +921,7 @@ ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__Instanc
      * on this; otherwise a state change needs no reconcile. */
     if (!in->oneoff && (in->app->rolling || in->app->deploy.state == CTL_DEPLOY_RUNNING)) {
         ctl_app_want_reconcile(m, in->app);
-        ctl_deploy_saw(m, in, now_ms());
+        ctl_deploy_saw(m, in, mono_ms());
     }
     if (m->event == NULL)
         return;

@@ -313,7 +313,7 @@ reconcile_type(struct ctl_model *m, struct ctl_app *a, const struct ctl_release 
         rc = ctl_inst_new(m, a, type, idx, rel->version, 0, &v[made]);
         if (rc < 0)
             goto out;
-        v[made]->since_ms = now;
+        v[made]->since_ms = now_ms(); /* wall: ps shows it */
         used[idx] = 1;
     }
     rc = place_batch(m, v, made);

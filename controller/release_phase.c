@@ -68,7 +68,7 @@ set_deploy(struct ctl_model *m, struct ctl_app *a, enum ctl_deploy_state st, uin
     if (is)
         m->ndeploying++;
     else
-        a->deploy.finished_ms = now;
+        a->deploy.finished_ms = now_ms(); /* wall: for people */
     a->deploy.state = st;
     ctl_app_touch(m, a, true, false, false);
 }
@@ -110,7 +110,8 @@ ctl_relphase_start(struct ctl_model *m, struct ctl_app *a, struct ctl_release *r
     d->release = r->version;
     d->from = a->good;
     d->reason[0] = '\0';
-    d->started_ms = now;
+    d->started_ms = now_ms(); /* wall: for people */
+    d->started_mono = now;
     d->finished_ms = 0;
     set_deploy(m, a, CTL_DEPLOY_RELEASING, now);
     ctl_release_set_status(m, a, r, "deploying", "");
@@ -122,7 +123,7 @@ ctl_relphase_start(struct ctl_model *m, struct ctl_app *a, struct ctl_release *r
         return;
     }
     in->oneoff = true;
-    in->since_ms = now;
+    in->since_ms = now_ms();
     snprintf(in->ptype, sizeof(in->ptype), "%s", ctl_release_type_name);
     m->capacity_changed = true; /* placed by the next settle, like any new instance */
     log_info("release_phase_started", "app=%s release=%u id=%llu", a->name, r->version,
@@ -142,7 +143,7 @@ ctl_relphase_abandon(struct ctl_model *m, struct ctl_app *a, uint32_t newer)
         ctl_inst_stop(m, in);
     ctl_release_set_status(m, a, ctl_release_get(a, a->deploy.release), "superseded", "");
     ctl_model_event(m, a->name, "release phase of v%u superseded by v%u", a->deploy.release, newer);
-    set_deploy(m, a, CTL_DEPLOY_NONE, now_ms());
+    set_deploy(m, a, CTL_DEPLOY_NONE, mono_ms());
 }
 
 static void
@@ -151,7 +152,7 @@ phase_succeed(struct ctl_model *m, struct ctl_app *a, uint64_t now)
     uint32_t v = a->deploy.release;
 
     log_info("release_phase_succeeded", "app=%s release=%u ms=%llu", a->name, v,
-             (unsigned long long)(now - a->deploy.started_ms));
+             (unsigned long long)(now - a->deploy.started_mono));
     ctl_model_event(m, a->name, "release phase of v%u succeeded", v);
     set_deploy(m, a, CTL_DEPLOY_NONE, now);
     a->current = v;
@@ -176,10 +177,10 @@ ctl_relphase_ended(struct ctl_model *m, struct ctl_instance *in, bool exited)
     else if (in->exit_code != 0)
         snprintf(why, sizeof(why), "exit code %d", (int)in->exit_code);
     else {
-        phase_succeed(m, a, now_ms());
+        phase_succeed(m, a, mono_ms());
         return;
     }
-    phase_fail(m, a, now_ms(), why);
+    phase_fail(m, a, mono_ms(), why);
 }
 
 bool
@@ -200,7 +201,7 @@ ctl_relphase_tick(struct ctl_model *m, struct ctl_app *a, uint64_t now)
         snprintf(why, sizeof(why), "lost: its node went down");
     else if (in->state == DROVER__INSTANCE_STATE__ST_FAILED)
         snprintf(why, sizeof(why), "%s", in->reason[0] ? in->reason : "it could not start");
-    else if (now >= a->deploy.started_ms + limit)
+    else if (now >= a->deploy.started_mono + limit)
         snprintf(why, sizeof(why), "timed out after %llu s (release_timeout)",
                  (unsigned long long)(limit / 1000));
     else

@@ -183,7 +183,7 @@ ctl_commit(struct ctl *ctl)
     int rc;
 
     ctl_destroy_reap(ctl);
-    rc = ctl_settle(ctl->model, now_ms());
+    rc = ctl_settle(ctl->model, mono_ms());
     if (rc < 0)
         log_error("settle_failed", "err=%d", rc);
     rc = ctl_store_flush(ctl->store, ctl->model);

@@ -250,7 +250,7 @@ cli_reply(struct ctl_runs *r, struct ctl_run *s, struct nnuv_msg *req, const uin
         rep.exit_signal = s->sig;
         rep.reason = s->reason;
         if (s->exit_told == 0)
-            s->exit_told = now_ms();
+            s->exit_told = mono_ms();
     }
     m.body_case = DROVER__MESSAGE__BODY_RUN_IO_REP;
     m.run_io_rep = &rep;
@@ -503,7 +503,7 @@ ctl_runs_run(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m)
         s->tty = in->tty;
         s->rows = in->rows;
         s->cols = in->cols;
-        s->cli_seen = now_ms();
+        s->cli_seen = mono_ms();
         LIST_INSERT_HEAD(&r->runs, s, link);
         s = NULL;
     }
@@ -551,7 +551,7 @@ ctl_runs_io(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m)
                         (unsigned long long)q->id);
         goto out;
     }
-    s->cli_seen = now_ms();
+    s->cli_seen = mono_ms();
     if (q->hangup) {
         cli_reply(r, s, req, (uint64_t[2]){q->stdout_have, q->stderr_have});
         hang_up(r, s, "the CLI went away");
@@ -600,7 +600,7 @@ ctl_runs_io(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m)
     s->cli_held = req;
     s->cli_have[0] = q->stdout_have;
     s->cli_have[1] = q->stderr_have;
-    s->cli_deadline = now_ms() + wait;
+    s->cli_deadline = mono_ms() + wait;
 out:
     wire_msg_free(m);
 }
@@ -666,7 +666,7 @@ ctl_runs_pipe(struct ctl_runs *r, struct nnuv_msg *req, Drover__Message *m)
         goto out;
     }
     s->agent_held = req;
-    s->agent_deadline = now_ms() + RUN_AGENT_HOLD_MS;
+    s->agent_deadline = mono_ms() + RUN_AGENT_HOLD_MS;
 out:
     wire_msg_free(m);
 }
@@ -708,7 +708,7 @@ on_tick(uv_timer_t *t)
 {
     struct ctl_runs *r = t->data;
     struct ctl_run *s, *next;
-    uint64_t now = now_ms();
+    uint64_t now = mono_ms();
 
     for (s = LIST_FIRST(&r->runs); s != NULL; s = next) {
         next = LIST_NEXT(s, link);

@@ -205,7 +205,7 @@ put_done(struct slug_work *sw)
     Drover__SlugPutRep pr = DROVER__SLUG_PUT_REP__INIT;
 
     u->busy = false;
-    u->last_ms = now_ms();
+    u->last_ms = mono_ms();
     if (sw->rc < 0) {
         u->used = false;
         if (sw->rc == -EBADMSG) {
@@ -426,7 +426,7 @@ ctl_slugs_put(struct ctl_slugs *s, struct nnuv_msg *req, Drover__Message *m)
     strfmt(sw->part, sizeof(sw->part), "%s/%s.part", s->tmp, p->sha256);
     ctl_slug_path(s, p->sha256, sw->path, sizeof(sw->path));
     u->busy = true;
-    u->last_ms = now_ms();
+    u->last_ms = mono_ms();
     rc = queue(s, sw, put_work);
     if (rc < 0) {
         u->busy = u->used = false;

@@ -429,6 +429,14 @@ app_row(sqlite3_stmt *q, struct loader *ld)
     snprintf(a->deploy.reason, sizeof(a->deploy.reason), "%s", col_str(q, 7));
     a->deploy.started_ms = (uint64_t)sqlite3_column_int64(q, 8);
     a->deploy.finished_ms = (uint64_t)sqlite3_column_int64(q, 9);
+    /* Stored deadlines are wall clock; the running controller's are
+     * monotonic: as long ago as the wall clock says (none if in its future). */
+    {
+        uint64_t wall = now_ms(), started = a->deploy.started_ms;
+        uint64_t ago = wall > started ? wall - started : 0;
+
+        a->deploy.started_mono = ld->now > ago ? ld->now - ago : 0;
+    }
     if (a->deploy.state == CTL_DEPLOY_RUNNING || a->deploy.state == CTL_DEPLOY_RELEASING)
         ld->m->ndeploying++;
     /* A store from before deploys were judged: what ran was good. */
