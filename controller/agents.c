@@ -596,17 +596,21 @@ node_tick(uv_timer_t *t)
     struct ctl *ctl = t->data;
     struct ctl_model *m = ctl->model;
     uint64_t now = mono_ms();
+    struct ctl_node **down = calloc(m->nnodes + 1, sizeof(*down));
     bool changed = false;
-    size_t i;
+    size_t i, ndown;
 
+    /* Who is down: liveness.c (stalls and mass silences are not deaths). */
+    ndown = down == NULL ? 0
+                         : ctl_liveness_tick(&ctl->liveness, m, now, ctl->cfg.node_timeout_ms, down,
+                                             m->nnodes);
+    for (i = 0; i < ndown; i++)
+        node_down(ctl, down[i], now);
+    changed = ndown > 0;
+    free(down);
     for (i = 0; i < m->nnodes; i++) {
         struct ctl_node *n = m->node_v[i];
 
-        if (n->state != CTL_NODE_DOWN && now > n->last_seen_ms &&
-            now - n->last_seen_ms > ctl->cfg.node_timeout_ms) {
-            node_down(ctl, n, now);
-            changed = true;
-        }
         n->unreachable = n->state != CTL_NODE_DOWN && now > n->last_seen_ms &&
                          now - n->last_seen_ms > 3 * ctl->cfg.heartbeat_ms;
     }

@@ -272,6 +272,17 @@ struct ctl_model {
 
 /* ---- the controller ---- */
 
+/* Node liveness across ticks (liveness.c). */
+#define CTL_SUSPECT_MIN_NODES 3        /* fewer live nodes: never suspect ourselves */
+#define CTL_SUSPECT_INTERVAL_MS 30000u /* one node down per this, when suspecting */
+struct ctl_liveness {
+    uint64_t last_tick; /* monotonic; 0 before the first */
+    bool suspect;       /* most nodes went silent at once */
+    uint32_t total;     /* live nodes when the suspicion began */
+    uint32_t downed;    /* declared down since */
+    uint64_t last_down; /* monotonic */
+};
+
 struct ctl_config {
     char data_dir[4096];
     char database_url[4096]; /* DROVER_DATABASE_URL: PostgreSQL instead of SQLite */
@@ -309,6 +320,7 @@ struct ctl {
     struct nnuv *agents;
     struct nnuv *pub;
     uv_timer_t node_timer;
+    struct ctl_liveness liveness;
     uv_check_t notify_check;
     uv_signal_t sigterm, sigint;
     unsigned inflight; /* uv_queue_work requests not yet done */
@@ -621,6 +633,11 @@ int ctl_agents_start(struct ctl *ctl);
 void ctl_agents_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m);
 void ctl_agents_stop(struct ctl *ctl);
 void ctl_notify_flush(struct ctl *ctl);
+
+/* liveness.c: which silent nodes are down (see its opening comment) */
+/* Up to max nodes to declare down now, into down; now is monotonic. */
+size_t ctl_liveness_tick(struct ctl_liveness *lv, struct ctl_model *m, uint64_t now,
+                         uint64_t timeout, struct ctl_node **down, size_t max);
 
 /* views.c: the model as the API shows it, in a reply's arena */
 void ctl_view_node(const struct ctl_node *n, Drover__NodeInfo *ni);
