@@ -13,7 +13,8 @@
  *     the controller was not there to hear them.
  *
  *   - Most nodes silent at once: with at least CTL_SUSPECT_MIN_NODES live
- *     nodes, when more than half of them are silent past the timeout, the
+ *     nodes, when one is silent past the timeout and more than half of them
+ *     have been silent for half of it ("at once": within half a timeout), the
  *     likelier cause is this controller's network (or the controller), not
  *     that many hosts died in the same second. Kubernetes stops evictions in
  *     a fully disrupted zone; Nomad #3840 is what happens without such a
@@ -73,7 +74,7 @@ ctl_liveness_tick(struct ctl_liveness *lv, struct ctl_model *m, uint64_t now, ui
                   struct ctl_node **down, size_t max)
 {
     struct ctl_node *oldest = NULL;
-    size_t i, live = 0, nsilent = 0, n = 0;
+    size_t i, live = 0, nsilent = 0, nquiet = 0, n = 0;
 
     if (lv->last_tick != 0 && now > lv->last_tick && now - lv->last_tick > timeout)
         stalled(lv, m, now);
@@ -84,18 +85,20 @@ ctl_liveness_tick(struct ctl_liveness *lv, struct ctl_model *m, uint64_t now, ui
         if (nd->state == CTL_NODE_DOWN)
             continue;
         live++;
+        /* Going silent (half the timeout): "at once" means within that. */
+        nquiet += silent(nd, now, timeout / 2);
         if (!silent(nd, now, timeout))
             continue;
         nsilent++;
         if (oldest == NULL || nd->last_seen_ms < oldest->last_seen_ms)
             oldest = nd;
     }
-    if (!lv->suspect && live >= CTL_SUSPECT_MIN_NODES && 2 * nsilent > live) {
+    if (!lv->suspect && nsilent > 0 && live >= CTL_SUSPECT_MIN_NODES && 2 * nquiet > live) {
         lv->suspect = true;
         lv->total = (uint32_t)live;
         lv->downed = 0;
         lv->last_down = 0;
-        log_warn("mass_silence", "silent=%zu live=%zu interval_ms=%llu reason=%s", nsilent, live,
+        log_warn("mass_silence", "silent=%zu live=%zu interval_ms=%llu reason=%s", nquiet, live,
                  (unsigned long long)interval(timeout),
                  log_q("most nodes went silent at once: replacing at a bounded rate"));
     } else if (lv->suspect && (nsilent == 0 || 2 * (nsilent + lv->downed) <= lv->total)) {
