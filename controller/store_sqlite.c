@@ -42,7 +42,12 @@
 #include "log.h"
 #include "store.h"
 
-#define SCHEMA_VERSION 1
+/*
+ * 2: instance states are stored by name ('up'), as node and deploy states
+ * are, not as protobuf enum integers (migrate_v2 converts a version 1
+ * database in place; a version 1 controller refuses a version 2 one).
+ */
+#define SCHEMA_VERSION 2
 #define CHECKPOINT_MS 2000
 
 enum {
@@ -164,7 +169,7 @@ static const char schema_sql[] =
     " admin TEXT NOT NULL DEFAULT 'ready');"
     "CREATE TABLE IF NOT EXISTS instances(id INTEGER PRIMARY KEY,"
     " app TEXT NOT NULL REFERENCES apps(name), type TEXT NOT NULL, idx INTEGER NOT NULL,"
-    " release INTEGER NOT NULL, node TEXT, port INTEGER NOT NULL, state INTEGER NOT NULL,"
+    " release INTEGER NOT NULL, node TEXT, port INTEGER NOT NULL, state TEXT NOT NULL,"
     " stopping INTEGER NOT NULL, restarts INTEGER NOT NULL, pid INTEGER NOT NULL,"
     " exit_code INTEGER NOT NULL, exit_signal INTEGER NOT NULL, since_ms INTEGER NOT NULL,"
     " reason TEXT NOT NULL);"
@@ -278,6 +283,64 @@ add_missing_columns(struct ctl_store *st)
 
 static void sq_close(struct ctl_store *st);
 
+/* The stored schema version; 0 when it cannot be read. */
+static sqlite3_int64
+schema_version(struct ctl_store *st)
+{
+    sqlite3_stmt *q = NULL;
+    sqlite3_int64 v = 0;
+
+    if (sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &q,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        v = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return v;
+}
+
+/*
+ * Version 1 stored instance states as protobuf enum integers: rebuild the
+ * instances table with their names, in one transaction. Foreign keys are
+ * off meanwhile: dropping the old table must not cascade to oneoffs and
+ * restarts, whose rows keep their ids and refer to the new table.
+ */
+static int
+migrate_v2(struct ctl_store *st)
+{
+    static const char sql[] =
+        "BEGIN IMMEDIATE;"
+        "CREATE TABLE instances_v2(id INTEGER PRIMARY KEY,"
+        " app TEXT NOT NULL REFERENCES apps(name), type TEXT NOT NULL, idx INTEGER NOT NULL,"
+        " release INTEGER NOT NULL, node TEXT, port INTEGER NOT NULL, state TEXT NOT NULL,"
+        " stopping INTEGER NOT NULL, restarts INTEGER NOT NULL, pid INTEGER NOT NULL,"
+        " exit_code INTEGER NOT NULL, exit_signal INTEGER NOT NULL, since_ms INTEGER NOT NULL,"
+        " reason TEXT NOT NULL);"
+        "INSERT INTO instances_v2 SELECT id, app, type, idx, release, node, port,"
+        " CASE state WHEN 1 THEN 'pending' WHEN 2 THEN 'starting' WHEN 3 THEN 'up'"
+        " WHEN 4 THEN 'draining' WHEN 5 THEN 'stopped' WHEN 6 THEN 'crashed' WHEN 7 THEN 'lost'"
+        " WHEN 8 THEN 'failed' ELSE 'unknown' END,"
+        " stopping, restarts, pid, exit_code, exit_signal, since_ms, reason FROM instances;"
+        "DROP TABLE instances;"
+        "ALTER TABLE instances_v2 RENAME TO instances;"
+        "CREATE INDEX IF NOT EXISTS instances_app ON instances(app);"
+        "UPDATE meta SET value = 2 WHERE key = 'schema_version';"
+        "COMMIT;";
+    sqlite3_int64 v = schema_version(st);
+    int rc;
+
+    if (v != 1)
+        return 0;
+    log_info("store_migrate", "from=1 to=2 what=%s", log_q("instance states by name"));
+    if ((rc = exec(st, "PRAGMA foreign_keys=OFF;")) < 0)
+        return rc;
+    rc = exec(st, sql);
+    if (rc < 0 && !sqlite3_get_autocommit(st->db))
+        exec(st, "ROLLBACK;");
+    if (exec(st, "PRAGMA foreign_keys=ON;") < 0 && rc == 0)
+        rc = -EIO;
+    return rc;
+}
+
 static int
 sq_open(const char *path, struct ctl_store **out)
 {
@@ -313,12 +376,14 @@ sq_open(const char *path, struct ctl_store **out)
         exec(st, "ROLLBACK;");
         goto fail;
     }
-    if ((rc = exec(st, "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', 1);"
+    if ((rc = exec(st, "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', 2);"
                        "INSERT OR IGNORE INTO meta(key, value) VALUES('next_instance_id', 1);"
                        "COMMIT;")) < 0) {
         exec(st, "ROLLBACK;");
         goto fail;
     }
+    if ((rc = migrate_v2(st)) < 0)
+        goto fail;
     for (i = 0; i < S_COUNT; i++) {
         if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->st[i],
                                NULL) != SQLITE_OK) {
@@ -597,6 +662,18 @@ node_row(sqlite3_stmt *q, struct loader *ld)
 }
 
 static int
+inst_state_parse(const char *s, Drover__InstanceState *st)
+{
+    for (int i = DROVER__INSTANCE_STATE__ST_UNKNOWN; i <= DROVER__INSTANCE_STATE__ST_FAILED; i++) {
+        if (strcmp(s, wire_state_name((Drover__InstanceState)i)) == 0) {
+            *st = (Drover__InstanceState)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+static int
 instance_row(sqlite3_stmt *q, struct loader *ld)
 {
     struct ctl_model *m = ld->m;
@@ -614,7 +691,8 @@ instance_row(sqlite3_stmt *q, struct loader *ld)
         return rc;
     if (next > m->next_id)
         m->next_id = next;
-    in->state = (Drover__InstanceState)sqlite3_column_int(q, 7);
+    if (inst_state_parse(col_str(q, 7), &in->state) < 0)
+        return -EBADMSG;
     in->stopping = sqlite3_column_int(q, 8) != 0;
     in->restarts = (uint32_t)sqlite3_column_int64(q, 9);
     in->pid = sqlite3_column_int(q, 10);
@@ -912,7 +990,7 @@ flush_inst(struct ctl_store *st, const struct ctl_instance *in)
     else
         sqlite3_bind_null(s, 6);
     sqlite3_bind_int(s, 7, in->port);
-    sqlite3_bind_int(s, 8, (int)in->state);
+    bind_text(s, 8, wire_state_name(in->state));
     sqlite3_bind_int(s, 9, in->stopping);
     sqlite3_bind_int64(s, 10, in->restarts);
     sqlite3_bind_int(s, 11, in->pid);
