@@ -194,9 +194,9 @@ apply_report(struct ctl_model *m, struct ctl_node *n, Drover__InstanceReport **v
                        r->state == DROVER__INSTANCE_STATE__ST_CRASHED &&
                            from != DROVER__INSTANCE_STATE__ST_CRASHED);
         if (r->state == DROVER__INSTANCE_STATE__ST_STOPPED)
-            ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_PENDING, r->since_ms);
+            ctl_inst_report(m, in, DROVER__INSTANCE_STATE__ST_PENDING, r->since_ms, mono_ms());
         else if (r->state != DROVER__INSTANCE_STATE__ST_UNKNOWN)
-            ctl_inst_set_state(m, in, r->state, r->since_ms);
+            ctl_inst_report(m, in, r->state, r->since_ms, mono_ms());
         if (crashes > 0)
             ctl_deploy_crashed(m, in, mono_ms());
         /* A replacement came up: an evicted instance may stop now. */

@@ -412,8 +412,13 @@ int ctl_inst_place(struct ctl_model *m, struct ctl_instance *in, struct ctl_node
 void ctl_inst_stop(struct ctl_model *m, struct ctl_instance *in);
 void ctl_inst_delete(struct ctl_model *m, struct ctl_instance *in);
 void ctl_inst_touch(struct ctl_model *m, struct ctl_instance *in);
-void ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState st,
-                        uint64_t since_ms);
+/* What a state change means beyond the instance (ctl_inst_set_state's
+ * result), for its caller to act on in one place. */
+#define CTL_SAW_ENDPOINTS 1u /* the app's endpoint list changed (marked already) */
+#define CTL_SAW_CRASH 2u     /* crashed or failed while its app rolls out: judge its deploy */
+unsigned ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState st,
+                            uint64_t since_ms);
+void ctl_inst_say_state(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState from);
 const char *ctl_inst_state_name(const struct ctl_instance *in); /* as ps shows it */
 /* Its endpoint list may have changed: wake `endpoints --watch`. */
 void ctl_app_endpoints_changed(struct ctl_model *m, struct ctl_app *a);
@@ -522,6 +527,10 @@ void ctl_deploy_fail(struct ctl_model *m, struct ctl_app *a, uint64_t now, const
     __attribute__((format(printf, 4, 5)));
 /* An instance changed state: a new one that crashed fails its deploy. */
 void ctl_deploy_saw(struct ctl_model *m, struct ctl_instance *in, uint64_t now);
+/* An agent reported in's state: set it and act on what it means (the deploy
+ * judged, then the app's log line), in this one place. now: monotonic. */
+unsigned ctl_inst_report(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState st,
+                         uint64_t since_ms, uint64_t now);
 /* A report says in crashed (its restarts grew), whatever its state now: an
  * instance restarted at once fails its deploy as one left crashed does. */
 void ctl_deploy_crashed(struct ctl_model *m, struct ctl_instance *in, uint64_t now);

@@ -273,6 +273,20 @@ ctl_deploy_saw(struct ctl_model *m, struct ctl_instance *in, uint64_t now)
         judge(m, in, now);
 }
 
+unsigned
+ctl_inst_report(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState st,
+                uint64_t since_ms, uint64_t now)
+{
+    Drover__InstanceState from = in->state;
+    unsigned saw = ctl_inst_set_state(m, in, st, since_ms);
+
+    if (saw & CTL_SAW_CRASH) {
+        ctl_deploy_saw(m, in, now);
+        ctl_inst_say_state(m, in, from);
+    }
+    return saw;
+}
+
 void
 ctl_deploy_crashed(struct ctl_model *m, struct ctl_instance *in, uint64_t now)
 {

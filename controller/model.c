@@ -898,32 +898,56 @@ ctl_inst_touch(struct ctl_model *m, struct ctl_instance *in)
     }
 }
 
-void
+/*
+ * The state changes, with what the model itself keeps in step (the dirty
+ * mark, the endpoint generation, the reconcile flag). What it means for a
+ * deploy is not decided here: the result says so (CTL_SAW_CRASH) and the
+ * caller acts on it in one place (deploys.c's ctl_inst_report), so that
+ * setting a state never rolls back a release from inside the model.
+ */
+unsigned
 ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState st,
                    uint64_t since_ms)
 {
     Drover__InstanceState from = in->state;
-    const char *tail = in->reason;
-    char name[TYPE_NAME_MAX + NODE_NAME_MAX + 32];
+    unsigned saw = 0;
 
     if (from == st)
-        return;
+        return 0;
     log_info("instance_state", "app=%s inst=%s.%u id=%llu from=%s to=%s", in->app->name, in->type,
              in->idx, (unsigned long long)in->id, wire_state_name(from), wire_state_name(st));
     ctl_inst_touch(m, in);
     in->state = st;
     in->since_ms = since_ms;
     if (m->loading)
-        return;
-    if (from == DROVER__INSTANCE_STATE__ST_UP || st == DROVER__INSTANCE_STATE__ST_UP)
+        return 0;
+    if (from == DROVER__INSTANCE_STATE__ST_UP || st == DROVER__INSTANCE_STATE__ST_UP) {
         ctl_app_endpoints_changed(m, in->app);
+        saw |= CTL_SAW_ENDPOINTS;
+    }
     /* A rollout's next batch (forward or back), or a deploy's end, may hang
      * on this; otherwise a state change needs no reconcile. */
     if (!in->oneoff && (in->app->rolling || in->app->deploy.state == CTL_DEPLOY_RUNNING)) {
         ctl_app_want_reconcile(m, in->app);
-        ctl_deploy_saw(m, in, mono_ms());
+        if (st == DROVER__INSTANCE_STATE__ST_CRASHED || st == DROVER__INSTANCE_STATE__ST_FAILED)
+            saw |= CTL_SAW_CRASH;
     }
-    if (m->event == NULL)
+    /* A crash that may fail its deploy is said once the deploy is judged
+     * (by the caller, ctl_inst_report): the line says whether it restarts. */
+    if (!(saw & CTL_SAW_CRASH))
+        ctl_inst_say_state(m, in, from);
+    return saw;
+}
+
+/* The app's log line for in's move from from to its state. */
+void
+ctl_inst_say_state(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState from)
+{
+    Drover__InstanceState st = in->state;
+    const char *tail = in->reason;
+    char name[TYPE_NAME_MAX + NODE_NAME_MAX + 32];
+
+    if (m->event == NULL || m->loading)
         return;
     ctl_inst_label(in, name, sizeof(name));
     /* The crash that failed its deploy: it is stopped, not restarted,
