@@ -187,8 +187,6 @@ struct ctl_node {
     bool dirty, queued, notify;
     TAILQ_ENTRY(ctl_node) dirty_link;
     TAILQ_ENTRY(ctl_node) notify_link;
-    /* Scheduler scratch, zero between calls. */
-    uint32_t sched_group, sched_taken;
     /* Silent for three heartbeats (not yet down): views say its instances'
      * states are not known; not stored. */
     bool unreachable;
