@@ -393,6 +393,22 @@ struct ctl_node *ctl_node_find(const struct ctl_model *m, const char *name);
 int ctl_node_add(struct ctl_model *m, const char *name, struct ctl_node **out);
 int ctl_node_set_range(struct ctl_node *n, uint16_t lo, uint16_t hi);
 void ctl_node_touch(struct ctl_model *m, struct ctl_node *n);
+/* Setters (model.c): each touches what it writes first. */
+void ctl_app_set_current(struct ctl_model *m, struct ctl_app *a, uint32_t version);
+void ctl_app_set_good(struct ctl_model *m, struct ctl_app *a, uint32_t version);
+void ctl_app_set_rolling(struct ctl_model *m, struct ctl_app *a, bool rolling);
+void ctl_app_set_destroying(struct ctl_model *m, struct ctl_app *a);
+void ctl_app_reconcile_taken(struct ctl_model *m, struct ctl_app *a);
+void ctl_release_set_status(struct ctl_model *m, struct ctl_app *a, struct ctl_release *r,
+                            const char *status, const char *reason);
+void ctl_deploy_set_state(struct ctl_model *m, struct ctl_app *a, enum ctl_deploy_state st);
+void ctl_deploy_begin(struct ctl_model *m, struct ctl_app *a, uint32_t release, uint32_t from,
+                      enum ctl_deploy_state st, uint64_t now);
+void ctl_deploy_set_reason(struct ctl_model *m, struct ctl_app *a, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void ctl_inst_set_restart(struct ctl_model *m, struct ctl_instance *in, bool restart);
+int ctl_inst_make_oneoff(struct ctl_model *m, struct ctl_instance *in, const char *command,
+                         const char *ptype);
 void ctl_node_changed(struct ctl_model *m, struct ctl_node *n); /* set changed: gen++ */
 /* Set liveness, admin state and leaving; derive state; flag what it affects. */
 void ctl_node_update(struct ctl_model *m, struct ctl_node *n, bool down, enum ctl_node_state admin,
@@ -512,8 +528,6 @@ int ctl_settle(struct ctl_model *m, uint64_t now); /* reconcile flagged apps, pl
 /* deploys.c: each app's latest deploy, from start to success or revert */
 const char *ctl_deploy_state_name(enum ctl_deploy_state st);
 int ctl_deploy_state_parse(const char *s, enum ctl_deploy_state *st);
-void ctl_release_set_status(struct ctl_model *m, struct ctl_app *a, struct ctl_release *r,
-                            const char *status, const char *reason);
 /* a->current just became a new release: roll it out. */
 void ctl_deploy_start(struct ctl_model *m, struct ctl_app *a, uint64_t now);
 /* Done when every type of the release has its quantity up and nothing older

@@ -505,6 +505,143 @@ ctl_release_append(struct ctl_app *a, struct ctl_release *r)
     return 0;
 }
 
+/* ---- setters: every write to an app's deploy, releases and flags goes
+ * through one of these, which touch (for the store and undo.c) first ---- */
+
+void
+ctl_app_set_current(struct ctl_model *m, struct ctl_app *a, uint32_t version)
+{
+    ctl_app_touch(m, a, true, false, false);
+    a->current = version;
+}
+
+void
+ctl_app_set_good(struct ctl_model *m, struct ctl_app *a, uint32_t version)
+{
+    ctl_app_touch(m, a, true, false, false);
+    a->good = version;
+}
+
+/* Not stored: what the last reconcile left (undo.c still restores it). */
+void
+ctl_app_set_rolling(struct ctl_model *m, struct ctl_app *a, bool rolling)
+{
+    if (a->rolling == rolling)
+        return;
+    ctl_undo_save_app(m, a);
+    a->rolling = rolling;
+}
+
+void
+ctl_app_set_destroying(struct ctl_model *m, struct ctl_app *a)
+{
+    ctl_app_touch(m, a, true, false, false);
+    if (!a->destroying)
+        m->ndestroying++;
+    a->destroying = true;
+}
+
+/* Off the reconcile queue: its reconcile is running now. */
+void
+ctl_app_reconcile_taken(struct ctl_model *m, struct ctl_app *a)
+{
+    if (a->reconcile) {
+        a->reconcile = false;
+        TAILQ_REMOVE(&m->reconcile, a, reconcile_link);
+    }
+}
+
+void
+ctl_release_set_status(struct ctl_model *m, struct ctl_app *a, struct ctl_release *r,
+                       const char *status, const char *reason)
+{
+    if (r == NULL || (strcmp(r->status, status) == 0 && strcmp(r->reason, reason) == 0))
+        return;
+    ctl_app_touch(m, a, true, false, false);
+    snprintf(r->status, sizeof(r->status), "%s", status);
+    snprintf(r->reason, sizeof(r->reason), "%s", reason);
+    r->status_dirty = true;
+}
+
+static bool
+deploy_live(enum ctl_deploy_state st)
+{
+    return st == CTL_DEPLOY_RUNNING || st == CTL_DEPLOY_RELEASING;
+}
+
+/* The deploy's state; one that ends gets its (wall-clock) end time. */
+void
+ctl_deploy_set_state(struct ctl_model *m, struct ctl_app *a, enum ctl_deploy_state st)
+{
+    ctl_app_touch(m, a, true, false, false);
+    if (deploy_live(a->deploy.state) && m->ndeploying > 0)
+        m->ndeploying--;
+    if (deploy_live(st))
+        m->ndeploying++;
+    else
+        a->deploy.finished_ms = now_ms(); /* wall: for people */
+    a->deploy.state = st;
+}
+
+/* A new deploy of release (replacing from) starts in state st; now is
+ * the monotonic clock its timeout counts from. */
+void
+ctl_deploy_begin(struct ctl_model *m, struct ctl_app *a, uint32_t release, uint32_t from,
+                 enum ctl_deploy_state st, uint64_t now)
+{
+    struct ctl_deploy *d = &a->deploy;
+
+    ctl_app_touch(m, a, true, false, false);
+    d->release = release;
+    d->from = from;
+    d->reason[0] = '\0';
+    d->started_ms = now_ms(); /* wall: for people */
+    d->started_mono = now;
+    d->finished_ms = 0;
+    if (!deploy_live(d->state) || !deploy_live(st))
+        ctl_deploy_set_state(m, a, st);
+    else
+        d->state = st;
+}
+
+void
+ctl_deploy_set_reason(struct ctl_model *m, struct ctl_app *a, const char *fmt, ...)
+{
+    va_list ap;
+
+    ctl_app_touch(m, a, true, false, false);
+    va_start(ap, fmt);
+    vsnprintf(a->deploy.reason, sizeof(a->deploy.reason), fmt, ap);
+    va_end(ap);
+}
+
+void
+ctl_inst_set_restart(struct ctl_model *m, struct ctl_instance *in, bool restart)
+{
+    if (in->restart == restart)
+        return;
+    ctl_inst_touch(m, in);
+    in->restart = restart;
+}
+
+/* A new instance becomes a one-off running command with ptype's settings. */
+int
+ctl_inst_make_oneoff(struct ctl_model *m, struct ctl_instance *in, const char *command,
+                     const char *ptype)
+{
+    char *c = strdup(command);
+
+    if (c == NULL)
+        return -ENOMEM;
+    ctl_inst_touch(m, in);
+    free(in->command);
+    in->command = c;
+    in->oneoff = true;
+    in->since_ms = now_ms();
+    snprintf(in->ptype, sizeof(in->ptype), "%s", ptype);
+    return 0;
+}
+
 /* ---- formations ---- */
 
 struct ctl_formation *
