@@ -122,6 +122,11 @@ status_json(const Drover__StatusRep *s)
         cli_json_end_object(&j);
     }
     cli_json_end_array(&j);
+    cli_json_key(&j, "warnings");
+    cli_json_begin_array(&j);
+    for (size_t i = 0; i < s->n_warnings; i++)
+        cli_json_string(&j, cli_str(s->warnings[i]));
+    cli_json_end_array(&j);
     cli_json_end_object(&j);
     cli_json_end(&j);
 }
@@ -295,6 +300,10 @@ status_human(const Drover__StatusRep *s)
     size_t shown = 0;
     int rc;
 
+    for (size_t i = 0; i < s->n_warnings; i++)
+        printf("Controller: %s\n", cli_str(s->warnings[i]));
+    if (s->n_warnings > 0)
+        printf("\n");
     node_summary(s, summary, sizeof(summary));
     if (s->n_nodes == 0) {
         printf("Nodes: none yet. Start drover-agent with DROVER_JOIN set.\n");

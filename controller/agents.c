@@ -332,7 +332,7 @@ node_down(struct ctl *ctl, struct ctl_node *n, uint64_t now)
         if (in->stopping)
             continue;
         ctl_inst_stop(m, in); /* placed: never frees in */
-        ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_LOST, now);
+        ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_LOST, now_ms());
         ctl_app_want_reconcile(m, in->app); /* replaced by ctl_commit's settle */
     }
     ctl_node_forget_lost(m, n);
@@ -343,18 +343,22 @@ node_tick(uv_timer_t *t)
 {
     struct ctl *ctl = t->data;
     struct ctl_model *m = ctl->model;
-    uint64_t now = now_ms();
+    uint64_t now = mono_ms();
+    struct ctl_node **down = calloc(m->nnodes + 1, sizeof(*down));
     bool changed = false;
-    size_t i;
+    size_t i, ndown;
 
+    /* Who is down: liveness.c (stalls and mass silences are not deaths). */
+    ndown = down == NULL ? 0
+                         : ctl_liveness_tick(&ctl->liveness, m, now, ctl->cfg.node_timeout_ms, down,
+                                             m->nnodes);
+    for (i = 0; i < ndown; i++)
+        node_down(ctl, down[i], now);
+    changed = ndown > 0;
+    free(down);
     for (i = 0; i < m->nnodes; i++) {
         struct ctl_node *n = m->node_v[i];
 
-        if (n->state != CTL_NODE_DOWN && now > n->last_seen_ms &&
-            now - n->last_seen_ms > ctl->cfg.node_timeout_ms) {
-            node_down(ctl, n, now);
-            changed = true;
-        }
         n->unreachable = n->state != CTL_NODE_DOWN && now > n->last_seen_ms &&
                          now - n->last_seen_ms > 3 * ctl->cfg.heartbeat_ms;
     }

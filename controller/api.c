@@ -296,12 +296,12 @@ ctl_h_config_set(struct ctl_call *c)
     keys = ctl_arena_alloc(c->ar, r->n_vars * sizeof(*keys));
     if (keys == NULL)
         return ctl_oom(c);
+    ctl_app_touch(c->ctl->model, a, false, true, false); /* before any write (undo.c) */
     for (i = 0; i < r->n_vars; i++) {
         if (ctl_config_set(a, r->vars[i]->key, r->vars[i]->value) < 0)
             return ctl_oom(c);
         keys[i] = r->vars[i]->key;
     }
-    ctl_app_touch(c->ctl->model, a, false, true, false);
     ctl_config_description(desc, sizeof(desc), "Set", keys, r->n_vars);
     log_info("config_set", "app=%s count=%zu", a->name, r->n_vars);
     if (release_for_config(c, a, desc) < 0)
@@ -339,12 +339,12 @@ ctl_h_config_unset(struct ctl_call *c)
     keys = ctl_arena_alloc(c->ar, r->n_keys * sizeof(*keys));
     if (keys == NULL)
         return ctl_oom(c);
+    ctl_app_touch(c->ctl->model, a, false, true, false); /* before any write (undo.c) */
     for (i = 0; i < r->n_keys; i++) {
         if (ctl_config_unset(a, r->keys[i]))
             keys[removed++] = r->keys[i];
     }
     if (removed > 0) {
-        ctl_app_touch(c->ctl->model, a, false, true, false);
         ctl_config_description(desc, sizeof(desc), "Remove", keys, removed);
         log_info("config_unset", "app=%s count=%zu", a->name, removed);
         if (release_for_config(c, a, desc) < 0)

@@ -31,6 +31,7 @@ struct ctl_arena;
 struct ctl_map;
 struct ctl_ports;
 struct ctl_store;
+struct ctl_db;
 struct ctl_slugs;
 struct ctl_logs;
 struct ctl_runs;
@@ -120,7 +121,10 @@ struct ctl_deploy {
     uint32_t from;    /* the last good release it replaces; 0: none */
     enum ctl_deploy_state state;
     char reason[CTL_DEPLOY_REASON_MAX];
-    uint64_t started_ms, finished_ms;
+    uint64_t started_ms, finished_ms; /* wall clock: for people, and stored */
+    /* Monotonic (the `now` of the functions below): its timeout counts from
+     * here. Not stored: derived from started_ms on load. */
+    uint64_t started_mono;
 };
 
 struct ctl_instance;
@@ -149,6 +153,7 @@ struct ctl_app {
     uint64_t ep_gen; /* bumped when its endpoint list may have changed */
     TAILQ_ENTRY(ctl_app) dirty_link;
     TAILQ_ENTRY(ctl_app) reconcile_link;
+    uint32_t undo_ix; /* its record in the change set's undo journal, + 1; 0: none */
 };
 
 enum ctl_node_state { CTL_NODE_READY, CTL_NODE_CORDONED, CTL_NODE_DRAINING, CTL_NODE_DOWN };
@@ -172,7 +177,7 @@ struct ctl_node {
     bool leaving;              /* its agent is shutting down; not stored */
     uint64_t generation;       /* of its assignment set; bumped on every change */
     char boot_id[CTL_BOOT_ID_MAX + 1];
-    uint64_t last_seen_ms;
+    uint64_t last_seen_ms; /* monotonic (views.c converts for people) */
     uint64_t heard_ms; /* last message from boot_id in this run; 0: none */
     uint64_t digest;   /* of the last full report */
     bool have_digest;
@@ -183,11 +188,10 @@ struct ctl_node {
     bool dirty, queued, notify;
     TAILQ_ENTRY(ctl_node) dirty_link;
     TAILQ_ENTRY(ctl_node) notify_link;
-    /* Scheduler scratch, zero between calls. */
-    uint32_t sched_group, sched_taken;
     /* Silent for three heartbeats (not yet down): views say its instances'
      * states are not known; not stored. */
     bool unreachable;
+    uint32_t undo_ix; /* as the app's */
 };
 
 struct ctl_instance {
@@ -220,6 +224,7 @@ struct ctl_instance {
     TAILQ_ENTRY(ctl_instance) dirty_link;
     TAILQ_ENTRY(ctl_instance) unplaced_link;
     Drover__InstanceCause cause; /* the agent's, with reason; not stored */
+    uint32_t undo_ix;            /* as the app's */
 };
 
 TAILQ_HEAD(ctl_app_q, ctl_app);
@@ -254,6 +259,11 @@ struct ctl_model {
     struct ctl_inst_q unplaced; /* pending with no node, by creation */
     struct ctl_node_q notify;   /* nodes whose set changed: wake them */
     uint64_t epoch;
+    struct ctl_undo *undo; /* what a failed apply restores (undo.c) */
+    /* How the controller itself is doing, for status (not stored): the
+     * store failing (store.c), nodes silent at once (liveness.c). */
+    char store_health[256];
+    char nodes_health[256];
     /* Where model events go (logs.c's ctl_logs_text); NULL in unit tests. */
     void (*event)(void *arg, const char *app, const char *text);
     void *event_arg;
@@ -261,8 +271,20 @@ struct ctl_model {
 
 /* ---- the controller ---- */
 
+/* Node liveness across ticks (liveness.c). */
+#define CTL_SUSPECT_MIN_NODES 3        /* fewer live nodes: never suspect ourselves */
+#define CTL_SUSPECT_INTERVAL_MS 30000u /* one node down per this, when suspecting */
+struct ctl_liveness {
+    uint64_t last_tick; /* monotonic; 0 before the first */
+    bool suspect;       /* most nodes went silent at once */
+    uint32_t total;     /* live nodes when the suspicion began */
+    uint32_t downed;    /* declared down since */
+    uint64_t last_down; /* monotonic */
+};
+
 struct ctl_config {
     char data_dir[4096];
+    char database_url[4096]; /* DROVER_DATABASE_URL: PostgreSQL instead of SQLite */
     char api_listen[256];
     char agent_listen[256];
     char notify_listen[256];
@@ -284,7 +306,7 @@ struct ctl {
     uv_loop_t *loop;
     struct ctl_config cfg;
     struct ctl_model *model;
-    struct ctl_store *store;
+    struct ctl_db *store; /* the store front (store.c) */
     struct ctl_slugs *slugs;
     struct wire_sender sender;     /* sealed with the cluster key: agents, notify */
     struct wire_sender api_sender; /* sealed with the API key: replies to the CLI */
@@ -297,6 +319,7 @@ struct ctl {
     struct nnuv *agents;
     struct nnuv *pub;
     uv_timer_t node_timer;
+    struct ctl_liveness liveness;
     uv_check_t notify_check;
     uv_signal_t sigterm, sigint;
     unsigned inflight; /* uv_queue_work requests not yet done */
@@ -376,6 +399,22 @@ struct ctl_node *ctl_node_find(const struct ctl_model *m, const char *name);
 int ctl_node_add(struct ctl_model *m, const char *name, struct ctl_node **out);
 int ctl_node_set_range(struct ctl_node *n, uint16_t lo, uint16_t hi);
 void ctl_node_touch(struct ctl_model *m, struct ctl_node *n);
+/* Setters (model.c): each touches what it writes first. */
+void ctl_app_set_current(struct ctl_model *m, struct ctl_app *a, uint32_t version);
+void ctl_app_set_good(struct ctl_model *m, struct ctl_app *a, uint32_t version);
+void ctl_app_set_rolling(struct ctl_model *m, struct ctl_app *a, bool rolling);
+void ctl_app_set_destroying(struct ctl_model *m, struct ctl_app *a);
+void ctl_app_reconcile_taken(struct ctl_model *m, struct ctl_app *a);
+void ctl_release_set_status(struct ctl_model *m, struct ctl_app *a, struct ctl_release *r,
+                            const char *status, const char *reason);
+void ctl_deploy_set_state(struct ctl_model *m, struct ctl_app *a, enum ctl_deploy_state st);
+void ctl_deploy_begin(struct ctl_model *m, struct ctl_app *a, uint32_t release, uint32_t from,
+                      enum ctl_deploy_state st, uint64_t now);
+void ctl_deploy_set_reason(struct ctl_model *m, struct ctl_app *a, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void ctl_inst_set_restart(struct ctl_model *m, struct ctl_instance *in, bool restart);
+int ctl_inst_make_oneoff(struct ctl_model *m, struct ctl_instance *in, const char *command,
+                         const char *ptype);
 void ctl_node_changed(struct ctl_model *m, struct ctl_node *n); /* set changed: gen++ */
 /* Set liveness, admin state and leaving; derive state; flag what it affects. */
 void ctl_node_update(struct ctl_model *m, struct ctl_node *n, bool down, enum ctl_node_state admin,
@@ -393,8 +432,13 @@ int ctl_inst_place(struct ctl_model *m, struct ctl_instance *in, struct ctl_node
 void ctl_inst_stop(struct ctl_model *m, struct ctl_instance *in);
 void ctl_inst_delete(struct ctl_model *m, struct ctl_instance *in);
 void ctl_inst_touch(struct ctl_model *m, struct ctl_instance *in);
-void ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState st,
-                        uint64_t since_ms);
+/* What a state change means beyond the instance (ctl_inst_set_state's
+ * result), for its caller to act on in one place. */
+#define CTL_SAW_ENDPOINTS 1u /* the app's endpoint list changed (marked already) */
+#define CTL_SAW_CRASH 2u     /* crashed or failed while its app rolls out: judge its deploy */
+unsigned ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState st,
+                            uint64_t since_ms);
+void ctl_inst_say_state(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState from);
 const char *ctl_inst_state_name(const struct ctl_instance *in); /* as ps shows it */
 /* Its endpoint list may have changed: wake `endpoints --watch`. */
 void ctl_app_endpoints_changed(struct ctl_model *m, struct ctl_app *a);
@@ -409,14 +453,22 @@ void ctl_inst_name(const struct ctl_instance *in, char *out, size_t outsz);
  * so that a replacement and its original are not read as one; "web.1@n1
  * (v3)" while an instance of another release has the same name there. */
 void ctl_inst_label(const struct ctl_instance *in, char *out, size_t outsz);
-void ctl_model_clean(struct ctl_model *m); /* after a successful commit */
+void ctl_model_clean(struct ctl_model *m);       /* after a successful commit */
+void ctl_model_restore(struct ctl_model *m);     /* after a failed one (undo.c) */
+bool ctl_model_dirty(const struct ctl_model *m); /* a change set to apply */
+/* Free one object, already out of the model (undo.c keeps deleted ones). */
+void ctl_app_free(struct ctl_app *a);
+void ctl_node_free(struct ctl_node *n);
+void ctl_inst_free(struct ctl_instance *in);
+void ctl_app_unlink(struct ctl_model *m, struct ctl_app *a, bool in_map);
+void ctl_node_unlink(struct ctl_model *m, struct ctl_node *n, bool in_map);
+void ctl_node_relink(struct ctl_model *m, struct ctl_node *n);
 /* Forget an app with no instance left / a node with none on it (-EBUSY
  * otherwise): freed now, its rows deleted at the next commit. */
 int ctl_app_remove(struct ctl_model *m, struct ctl_app *a);
 int ctl_node_remove(struct ctl_model *m, struct ctl_node *n);
 
 /* model.c setters used by the core files (each touches before it writes) */
-void ctl_app_set_current(struct ctl_model *m, struct ctl_app *a, uint32_t version);
 void ctl_formation_set_quantity(struct ctl_model *m, struct ctl_app *a, struct ctl_formation *f,
                                 uint32_t quantity);
 void ctl_formation_set(struct ctl_model *m, struct ctl_app *a, struct ctl_formation *f,
@@ -437,8 +489,23 @@ void ctl_model_capacity_changed(struct ctl_model *m);
 void ctl_node_set_identity(struct ctl_model *m, struct ctl_node *n, const char *address,
                            const char *boot_id, uint32_t capacity);
 /* Live fields, never stored (no touch): when it was last heard, its digest. */
-void ctl_node_heard(struct ctl_node *n, uint64_t now, uint64_t mono_now);
+void ctl_node_heard(struct ctl_node *n, uint64_t mono_now);
 void ctl_node_set_digest(struct ctl_node *n, bool have, uint64_t digest);
+/* undo.c: the change set's undo journal (see the top of undo.c). Writers
+ * reach it through the touches; born/gone from model.c only. */
+void ctl_undo_save_app(struct ctl_model *m, struct ctl_app *a);
+void ctl_undo_save_node(struct ctl_model *m, struct ctl_node *n);
+void ctl_undo_save_inst(struct ctl_model *m, struct ctl_instance *in);
+void ctl_undo_born_app(struct ctl_model *m, struct ctl_app *a);
+void ctl_undo_born_node(struct ctl_model *m, struct ctl_node *n);
+void ctl_undo_born_inst(struct ctl_model *m, struct ctl_instance *in);
+/* true: the journal keeps the unlinked object (freed at commit). */
+bool ctl_undo_gone_app(struct ctl_model *m, struct ctl_app *a);
+bool ctl_undo_gone_node(struct ctl_model *m, struct ctl_node *n);
+bool ctl_undo_gone_inst(struct ctl_model *m, struct ctl_instance *in);
+void ctl_undo_commit(struct ctl_model *m);
+void ctl_undo_restore(struct ctl_model *m);
+void ctl_undo_free(struct ctl_model *m);
 
 /* scheduler.c: pure placement, no I/O */
 /* min(capacity, ports in its range): how many instances it can hold. */
@@ -560,8 +627,6 @@ int ctl_app_scale(struct ctl_model *m, struct ctl_app *a, const struct ctl_scale
 /* deploys.c: each app's latest deploy, from start to success or revert */
 const char *ctl_deploy_state_name(enum ctl_deploy_state st);
 int ctl_deploy_state_parse(const char *s, enum ctl_deploy_state *st);
-void ctl_release_set_status(struct ctl_model *m, struct ctl_app *a, struct ctl_release *r,
-                            const char *status, const char *reason);
 /* a->current just became a new release: roll it out. */
 void ctl_deploy_start(struct ctl_model *m, struct ctl_app *a, uint64_t now);
 /* Done when every type of the release has its quantity up and nothing older
@@ -573,6 +638,10 @@ void ctl_deploy_fail(struct ctl_model *m, struct ctl_app *a, uint64_t now, const
     __attribute__((format(printf, 4, 5)));
 /* An instance changed state: a new one that crashed fails its deploy. */
 void ctl_deploy_saw(struct ctl_model *m, struct ctl_instance *in, uint64_t now);
+/* An agent reported in's state: set it and act on what it means (the deploy
+ * judged, then the app's log line), in this one place. now: monotonic. */
+unsigned ctl_inst_report(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState st,
+                         uint64_t since_ms, uint64_t now);
 /* A report says in crashed (its restarts grew), whatever its state now: an
  * instance restarted at once fails its deploy as one left crashed does. */
 void ctl_deploy_crashed(struct ctl_model *m, struct ctl_instance *in, uint64_t now);
@@ -626,20 +695,28 @@ void ctl_endpoints_free(struct ctl_endpoints *e);
 /* Answer the waiters whose list changed or whose wait is over (all if force). */
 void ctl_endpoints_wake(struct ctl_endpoints *e, bool force);
 
-/* store.c: SQLite write-through */
-int ctl_store_open(const char *path, struct ctl_store **out);
-void ctl_store_close(struct ctl_store *st);
-int ctl_store_load(struct ctl_store *st, struct ctl_model *m, uint64_t now);
-int ctl_store_flush(struct ctl_store *st, struct ctl_model *m);
-int ctl_store_start(struct ctl_store *st, uv_loop_t *loop); /* periodic checkpoints */
-void ctl_store_stop(struct ctl_store *st);
-const char *ctl_store_errmsg(const struct ctl_store *st);
+/* store.c: the store front (a backend behind store.h; commits change sets) */
+struct ctl_store_ops;
+int ctl_store_open_with(const struct ctl_store_ops *ops, const char *where, struct ctl_db **out);
+int ctl_store_open(const char *path, struct ctl_db **out); /* SQLite at path */
+/* The backend the config asks for: SQLite under data_dir, or database_url. */
+int ctl_store_open_cfg(const struct ctl_config *cfg, struct ctl_db **out);
+void ctl_store_close(struct ctl_db *db);
+int ctl_store_load(struct ctl_db *db, struct ctl_model *m, uint64_t now);
+/* Apply m's change set in one transaction; on failure m is restored. */
+int ctl_store_flush(struct ctl_db *db, struct ctl_model *m);
+/* Why the last flush failed, for the request it refused. */
+const char *ctl_store_why(const struct ctl_db *db);
+bool ctl_store_failing(const struct ctl_db *db);
+int ctl_store_start(struct ctl_db *db, uv_loop_t *loop); /* periodic checkpoints */
+void ctl_store_stop(struct ctl_db *db);
+const char *ctl_store_errmsg(const struct ctl_db *db);
 /* Log drains (drains.c), written at once, outside the model's commits. */
-int ctl_store_drain_put(struct ctl_store *st, const char *id, const char *app, const char *url,
+int ctl_store_drain_put(struct ctl_db *db, const char *id, const char *app, const char *url,
                         uint64_t created_ms);
-int ctl_store_drain_del(struct ctl_store *st, const char *id);
+int ctl_store_drain_del(struct ctl_db *db, const char *id);
 /* fn for each stored drain, oldest first; fn returns false to stop. */
-int ctl_store_drains_each(struct ctl_store *st,
+int ctl_store_drains_each(struct ctl_db *db,
                           bool (*fn)(void *arg, const char *id, const char *app, const char *url,
                                      uint64_t created_ms),
                           void *arg);
@@ -673,6 +750,11 @@ ctl_work_done(struct ctl *ctl)
 int ctl_agents_start(struct ctl *ctl);
 void ctl_agents_stop(struct ctl *ctl);
 void ctl_notify_flush(struct ctl *ctl);
+
+/* liveness.c: which silent nodes are down (see its opening comment) */
+/* Up to max nodes to declare down now, into down; now is monotonic. */
+size_t ctl_liveness_tick(struct ctl_liveness *lv, struct ctl_model *m, uint64_t now,
+                         uint64_t timeout, struct ctl_node **down, size_t max);
 
 /* views.c: the model as the API shows it, in a reply's arena */
 void ctl_view_node(const struct ctl_node *n, Drover__NodeInfo *ni);

@@ -25,7 +25,11 @@
  * release is marked superseded and the new one's "last good" is still the
  * last one that succeeded. The deploy is stored with the app, so a restarted
  * controller carries on judging it where it was (its timeout counts from its
- * start, wall clock).
+ * start: on the monotonic clock while the controller runs, converted from
+ * the stored wall-clock start on load).
+ *
+ * Every `now` here is the monotonic clock (mono_ms()): a step of the wall
+ * clock neither fails a deploy early nor keeps one running late.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,32 +67,6 @@ ctl_deploy_state_parse(const char *s, enum ctl_deploy_state *st)
 }
 
 void
-ctl_release_set_status(struct ctl_model *m, struct ctl_app *a, struct ctl_release *r,
-                       const char *status, const char *reason)
-{
-    if (r == NULL || (strcmp(r->status, status) == 0 && strcmp(r->reason, reason) == 0))
-        return;
-    snprintf(r->status, sizeof(r->status), "%s", status);
-    snprintf(r->reason, sizeof(r->reason), "%s", reason);
-    r->status_dirty = true;
-    ctl_app_touch(m, a, true, false, false);
-}
-
-static void
-set_state(struct ctl_model *m, struct ctl_app *a, enum ctl_deploy_state st, uint64_t now)
-{
-    if ((a->deploy.state == CTL_DEPLOY_RUNNING || a->deploy.state == CTL_DEPLOY_RELEASING) &&
-        m->ndeploying > 0)
-        m->ndeploying--;
-    if (st == CTL_DEPLOY_RUNNING)
-        m->ndeploying++;
-    else
-        a->deploy.finished_ms = now;
-    a->deploy.state = st;
-    ctl_app_touch(m, a, true, false, false);
-}
-
-void
 ctl_deploy_start(struct ctl_model *m, struct ctl_app *a, uint64_t now)
 {
     struct ctl_deploy *d = &a->deploy;
@@ -98,12 +76,7 @@ ctl_deploy_start(struct ctl_model *m, struct ctl_app *a, uint64_t now)
         ctl_release_set_status(m, a, ctl_release_get(a, d->release), "superseded", "");
         ctl_model_event(m, a->name, "deploy of v%u superseded by v%u", d->release, a->current);
     }
-    d->release = a->current;
-    d->from = a->good;
-    d->reason[0] = '\0';
-    d->started_ms = now;
-    d->finished_ms = 0;
-    set_state(m, a, CTL_DEPLOY_RUNNING, now);
+    ctl_deploy_begin(m, a, a->current, a->good, CTL_DEPLOY_RUNNING, now);
     ctl_release_set_status(m, a, ctl_release_current(a), "deploying", "");
     if (d->from != 0)
         ctl_model_event(m, a->name, "deploy of v%u started, replacing v%u", d->release, d->from);
@@ -175,14 +148,14 @@ ctl_deploy_check(struct ctl_model *m, struct ctl_app *a, uint64_t now)
             len += (size_t)snprintf(what + len, sizeof(what) - len, " %s=%u", rel->types[i].name,
                                     p[i].desired);
     }
-    a->good = rel->version;
-    set_state(m, a, CTL_DEPLOY_SUCCEEDED, now);
+    ctl_app_set_good(m, a, rel->version);
+    ctl_deploy_set_state(m, a, CTL_DEPLOY_SUCCEEDED);
     ctl_release_set_status(m, a, ctl_release_get(a, rel->version), "succeeded", "");
     ctl_model_event(m, a->name, "%s of v%u finished:%s up",
                     ctl_deploy_is_restart(&a->deploy) ? "restart" : "deploy", rel->version,
                     what[0] ? what : " nothing to run");
     log_info("deploy_succeeded", "app=%s release=%u ms=%llu", a->name, rel->version,
-             (unsigned long long)(now - a->deploy.started_ms));
+             (unsigned long long)(now - a->deploy.started_mono));
 }
 
 void
@@ -190,25 +163,27 @@ ctl_deploy_fail(struct ctl_model *m, struct ctl_app *a, uint64_t now, const char
 {
     struct ctl_deploy *d = &a->deploy;
     struct ctl_release *good;
+    char why[CTL_DEPLOY_REASON_MAX];
     va_list ap;
 
+    (void)now;
     if (d->state != CTL_DEPLOY_RUNNING)
         return;
     va_start(ap, fmt);
-    vsnprintf(d->reason, sizeof(d->reason), fmt, ap);
+    vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
-    set_state(m, a, CTL_DEPLOY_FAILED, now);
+    ctl_deploy_set_reason(m, a, "%s", why);
+    ctl_deploy_set_state(m, a, CTL_DEPLOY_FAILED);
     if (ctl_deploy_is_restart(d)) { /* the release is not at fault: keep it */
         ctl_restart_failed(m, a);
         return;
     }
     ctl_release_set_status(m, a, ctl_release_get(a, d->release), "failed", d->reason);
     good = d->from != 0 ? ctl_release_get(a, d->from) : NULL;
-    a->current = good != NULL ? good->version : 0;
+    ctl_app_set_current(m, a, good != NULL ? good->version : 0);
     /* What runs is what `drover config` shows. */
     if (good != NULL && ctl_config_replace(m, a, good->config, good->nconfig) < 0)
         log_error("config_restore_failed", "app=%s release=%u err=ENOMEM", a->name, good->version);
-    ctl_app_touch(m, a, true, false, false);
     ctl_app_want_reconcile(m, a);
     log_warn("deploy_failed", "app=%s release=%u back_to=%u reason=%s", a->name, d->release,
              a->current, log_q(d->reason));
@@ -268,6 +243,20 @@ ctl_deploy_saw(struct ctl_model *m, struct ctl_instance *in, uint64_t now)
         judge(m, in, now);
 }
 
+unsigned
+ctl_inst_report(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState st,
+                uint64_t since_ms, uint64_t now)
+{
+    Drover__InstanceState from = in->state;
+    unsigned saw = ctl_inst_set_state(m, in, st, since_ms);
+
+    if (saw & CTL_SAW_CRASH) {
+        ctl_deploy_saw(m, in, now);
+        ctl_inst_say_state(m, in, from);
+    }
+    return saw;
+}
+
 void
 ctl_deploy_crashed(struct ctl_model *m, struct ctl_instance *in, uint64_t now)
 {
@@ -290,7 +279,7 @@ check_timeout(struct ctl_model *m, struct ctl_app *a, uint64_t now)
 
         if (p[i].updated >= p[i].desired && p[i].old == 0)
             continue;
-        if (now < a->deploy.started_ms + limit)
+        if (now < a->deploy.started_mono + limit)
             continue;
         ctl_deploy_fail(m, a, now, "timed out after %llu s with %s %u/%u up on v%u (%u old)",
                         (unsigned long long)(limit / 1000), rel->types[i].name, p[i].updated,

@@ -119,7 +119,7 @@ finish(struct ctl_call *c, const Drover__Message *rep)
     if (c->code != DROVER__ERROR_CODE__ERR_NONE)
         log_refusal(c);
     else if (ctl_commit(ctl) < 0)
-        ctl_fail(c, DROVER__ERROR_CODE__ERR_INTERNAL, "store failure");
+        ctl_fail(c, DROVER__ERROR_CODE__ERR_INTERNAL, "%s", ctl_store_why(ctl->store));
     else if (c->view != NULL && c->view(c) < 0 && c->code == DROVER__ERROR_CODE__ERR_NONE)
         ctl_oom(c);
     if (c->code != DROVER__ERROR_CODE__ERR_NONE) {

@@ -722,7 +722,9 @@ add_req(struct ctl_drains *ds, const char *app, const char *url, char *why, size
     snprintf(id, sizeof(id), "d.%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3], rnd[4],
              rnd[5]);
     if ((rc = ctl_store_drain_put(ds->ctl->store, id, app, url, now)) < 0)
-        return snprintf(why, whysz, "store failure"), rc;
+        return snprintf(why, whysz, "%s",
+                        rc == -ENOSPC ? "the controller's disk is full" : "store failure"),
+               rc;
     if ((rc = drain_add(ds, id, app, url, &u, now)) < 0) {
         ctl_store_drain_del(ds->ctl->store, id);
         return snprintf(why, whysz, "cannot start the drain: %s", strerror(-rc)), rc;
@@ -745,7 +747,9 @@ remove_req(struct ctl_drains *ds, const char *app, const char *what, char *why, 
     if (d == NULL)
         return snprintf(why, whysz, "%s has no drain %s", app, what), -ENOENT;
     if ((rc = ctl_store_drain_del(ds->ctl->store, d->id)) < 0)
-        return snprintf(why, whysz, "store failure"), rc;
+        return snprintf(why, whysz, "%s",
+                        rc == -ENOSPC ? "the controller's disk is full" : "store failure"),
+               rc;
     snprintf(id, sizeof(id), "%s", d->id);
     drain_remove(ds, ad, d);
     log_info("drain_removed", "app=%s drain=%s", app, id);

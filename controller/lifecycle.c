@@ -56,16 +56,7 @@ is_live(const struct ctl_instance *in)
 static void
 restart_start(struct ctl_model *m, struct ctl_app *a, const char *what, uint64_t now)
 {
-    struct ctl_deploy *d = &a->deploy;
-
-    d->release = d->from = a->current;
-    d->reason[0] = '\0';
-    d->started_ms = now;
-    d->finished_ms = 0;
-    if (d->state != CTL_DEPLOY_RUNNING)
-        m->ndeploying++;
-    d->state = CTL_DEPLOY_RUNNING;
-    ctl_app_touch(m, a, true, false, false);
+    ctl_deploy_begin(m, a, a->current, a->current, CTL_DEPLOY_RUNNING, now);
     ctl_app_want_reconcile(m, a);
     ctl_model_event(m, a->name, "restart of %s on v%u started", what, a->current);
     log_info("restart_started", "app=%s what=%s release=%u", a->name, what, a->current);
@@ -79,10 +70,7 @@ ctl_restart_failed(struct ctl_model *m, struct ctl_app *a)
     /* What was not replaced yet keeps running as it is. */
     LIST_FOREACH(in, &a->instances, app_link)
     {
-        if (in->restart) {
-            in->restart = false;
-            ctl_inst_touch(m, in);
-        }
+        ctl_inst_set_restart(m, in, false);
     }
     ctl_model_event(m, a->name, "restart of v%u failed: %s", a->current, a->deploy.reason);
     log_warn("restart_failed", "app=%s release=%u reason=%s", a->name, a->current,
@@ -181,8 +169,7 @@ ctl_restart(struct ctl_model *m, struct ctl_app *a, const char *target, uint64_t
     {
         if (!is_live(in) || in->restart || (target[0] != '\0' && strcmp(in->type, target) != 0))
             continue;
-        in->restart = true;
-        ctl_inst_touch(m, in);
+        ctl_inst_set_restart(m, in, true);
         if (*n < max)
             ctl_inst_name(in, names[(*n)++], 48);
     }
@@ -229,16 +216,10 @@ ctl_destroy(struct ctl_model *m, struct ctl_app *a, uint32_t *stopped)
     struct ctl_instance *in, *next;
 
     *stopped = 0;
-    if (!a->destroying)
-        m->ndestroying++;
-    a->destroying = true;
-    if (a->deploy.state == CTL_DEPLOY_RUNNING || a->deploy.state == CTL_DEPLOY_RELEASING) {
-        if (m->ndeploying > 0)
-            m->ndeploying--;
-        a->deploy.state = CTL_DEPLOY_NONE;
-    }
-    a->current = 0;
-    ctl_app_touch(m, a, true, false, false);
+    ctl_app_set_destroying(m, a);
+    if (a->deploy.state == CTL_DEPLOY_RUNNING || a->deploy.state == CTL_DEPLOY_RELEASING)
+        ctl_deploy_set_state(m, a, CTL_DEPLOY_NONE);
+    ctl_app_set_current(m, a, 0);
     for (in = LIST_FIRST(&a->instances); in != NULL; in = next) {
         next = LIST_NEXT(in, app_link);
         if (!in->stopping)

@@ -181,7 +181,7 @@ ctl_h_restart(struct ctl_call *c)
         return ctl_oom(c);
     if (!ctl_str_ok(r->target, 64))
         return ctl_fail(c, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "target too long");
-    rc = ctl_restart(c->ctl->model, a, r->target, now_ms(), names, ARRAY_SIZE(names), &nn, err,
+    rc = ctl_restart(c->ctl->model, a, r->target, mono_ms(), names, ARRAY_SIZE(names), &nn, err,
                      sizeof(err));
     if (rc < 0)
         return ctl_fail(c, code_of(rc), "%s", err);

@@ -27,6 +27,7 @@ read_config(struct ctl_config *cfg)
 
     memset(&e, 0, sizeof(e));
     env_str(&e, "DROVER_DATA_DIR", "/var/lib/drover", cfg->data_dir, sizeof(cfg->data_dir));
+    env_str(&e, "DROVER_DATABASE_URL", "", cfg->database_url, sizeof(cfg->database_url));
     env_endpoint(&e, "DROVER_API_LISTEN", "tcp://127.0.0.1:7400", cfg->api_listen,
                  sizeof(cfg->api_listen), NULL);
     if (env_endpoint(&e, "DROVER_AGENT_LISTEN", "tcp://0.0.0.0:7401", cfg->agent_listen,
@@ -71,22 +72,21 @@ on_signal(uv_signal_t *sig, int signum)
 static void
 open_state(struct ctl *ctl)
 {
-    char path[4200];
     int rc;
 
     rc = mkdir_p(ctl->cfg.data_dir, 0750);
     if (rc < 0)
         log_fatal(1, "start_failed", "what=data_dir path=%s err=%s", log_q(ctl->cfg.data_dir),
                   log_q(strerror(-rc)));
-    if (strfmt(path, sizeof(path), "%s/drover.db", ctl->cfg.data_dir) < 0)
-        log_fatal(ENV_EX_CONFIG, "start_failed", "what=data_dir reason=too_long");
-    rc = ctl_store_open(path, &ctl->store);
+    rc = ctl_store_open_cfg(&ctl->cfg, &ctl->store);
+    if (rc == -ENOTSUP || rc == -ENAMETOOLONG)
+        log_fatal(ENV_EX_CONFIG, "start_failed", "what=store err=%s", log_q(strerror(-rc)));
     if (rc < 0)
-        log_fatal(1, "start_failed", "what=store path=%s err=%d", log_q(path), rc);
+        log_fatal(1, "start_failed", "what=store data_dir=%s err=%d", log_q(ctl->cfg.data_dir), rc);
     ctl->model = ctl_model_new();
     if (ctl->model == NULL)
         log_fatal(1, "start_failed", "what=model err=ENOMEM");
-    rc = ctl_store_load(ctl->store, ctl->model, now_ms());
+    rc = ctl_store_load(ctl->store, ctl->model, mono_ms());
     if (rc < 0)
         log_fatal(1, "start_failed", "what=store_load err=%d", rc);
     rc = ctl_slugs_new(ctl, ctl->cfg.data_dir, &ctl->slugs);
@@ -123,8 +123,8 @@ main(int argc, char **argv)
               "Configured only by the environment: DROVER_CLUSTER_KEY and DROVER_API_TOKEN\n"
               "(required), DROVER_DATA_DIR, DROVER_API_LISTEN, DROVER_AGENT_LISTEN,\n"
               "DROVER_LOG_LINES, DROVER_RUN_TIMEOUT_MS, DROVER_NODE_TIMEOUT_MS,\n"
-              "DROVER_HEARTBEAT_MS, DROVER_CLUSTER_KEY_NEXT (see drover-controller(8) and the\n"
-              "README).\n",
+              "DROVER_HEARTBEAT_MS, DROVER_CLUSTER_KEY_NEXT, DROVER_DATABASE_URL (see\n"
+              "drover-controller(8) and the README).\n",
               help ? stdout : stderr);
         return help ? 0 : 2;
     }

@@ -63,8 +63,8 @@ kv_free(struct ctl_kv *kv, size_t n)
     free(kv);
 }
 
-static void
-app_free(struct ctl_app *a)
+void
+ctl_app_free(struct ctl_app *a)
 {
     size_t i;
 
@@ -106,6 +106,19 @@ gone_push(char ***v, size_t *n, const char *name)
     return 0;
 }
 
+/* Out of the model's queues (and its map when in_map); not freed. */
+void
+ctl_app_unlink(struct ctl_model *m, struct ctl_app *a, bool in_map)
+{
+    if (a->queued)
+        TAILQ_REMOVE(&m->dirty_apps, a, dirty_link);
+    if (a->reconcile)
+        TAILQ_REMOVE(&m->reconcile, a, reconcile_link);
+    a->queued = a->reconcile = false;
+    if (in_map)
+        ctl_map_del(m->apps, a->name);
+}
+
 int
 ctl_app_remove(struct ctl_model *m, struct ctl_app *a)
 {
@@ -115,43 +128,78 @@ ctl_app_remove(struct ctl_model *m, struct ctl_app *a)
         return -EBUSY;
     if ((rc = gone_push(&m->gone_apps, &m->ngone_apps, a->name)) < 0)
         return rc;
-    if (a->queued)
-        TAILQ_REMOVE(&m->dirty_apps, a, dirty_link);
-    if (a->reconcile)
-        TAILQ_REMOVE(&m->reconcile, a, reconcile_link);
     if ((a->deploy.state == CTL_DEPLOY_RUNNING || a->deploy.state == CTL_DEPLOY_RELEASING) &&
         m->ndeploying > 0)
         m->ndeploying--;
-    ctl_map_del(m->apps, a->name);
-    app_free(a);
+    ctl_undo_save_app(m, a);
+    ctl_app_unlink(m, a, true);
+    if (!ctl_undo_gone_app(m, a))
+        ctl_app_free(a);
     return 0;
 }
 
-int
-ctl_node_remove(struct ctl_model *m, struct ctl_node *n)
+void
+ctl_node_free(struct ctl_node *n)
+{
+    if (n == NULL)
+        return;
+    ctl_ports_free(n->ports);
+    free(n);
+}
+
+/* Out of the model's queues, node_v (and its map when in_map); not freed. */
+void
+ctl_node_unlink(struct ctl_model *m, struct ctl_node *n, bool in_map)
 {
     size_t i;
-    int rc;
 
-    if (n->ninst > 0)
-        return -EBUSY;
-    if ((rc = gone_push(&m->gone_nodes, &m->ngone_nodes, n->name)) < 0)
-        return rc;
     if (n->queued)
         TAILQ_REMOVE(&m->dirty_nodes, n, dirty_link);
     if (n->notify)
         TAILQ_REMOVE(&m->notify, n, notify_link);
-    if (n->state == CTL_NODE_DRAINING && m->ndraining > 0)
-        m->ndraining--;
+    n->queued = n->dirty = n->notify = false;
     for (i = 0; i < m->nnodes && m->node_v[i] != n; i++)
         ;
     if (i < m->nnodes) {
         memmove(&m->node_v[i], &m->node_v[i + 1], (m->nnodes - i - 1) * sizeof(*m->node_v));
         m->nnodes--;
     }
-    ctl_map_del(m->nodes, n->name);
-    ctl_ports_free(n->ports);
-    free(n);
+    if (in_map)
+        ctl_map_del(m->nodes, n->name);
+}
+
+/* A removed node comes back (undo.c). */
+void
+ctl_node_relink(struct ctl_model *m, struct ctl_node *n)
+{
+    if (m->nnodes == m->node_cap) {
+        size_t cap = m->node_cap ? m->node_cap * 2 : 16;
+        struct ctl_node **v = realloc(m->node_v, cap * sizeof(*v));
+
+        if (v == NULL)
+            return;
+        m->node_v = v;
+        m->node_cap = cap;
+    }
+    if (ctl_map_put(m->nodes, n->name, n) == 0)
+        m->node_v[m->nnodes++] = n;
+}
+
+int
+ctl_node_remove(struct ctl_model *m, struct ctl_node *n)
+{
+    int rc;
+
+    if (n->ninst > 0)
+        return -EBUSY;
+    if ((rc = gone_push(&m->gone_nodes, &m->ngone_nodes, n->name)) < 0)
+        return rc;
+    if (n->state == CTL_NODE_DRAINING && m->ndraining > 0)
+        m->ndraining--;
+    ctl_undo_save_node(m, n);
+    ctl_node_unlink(m, n, true);
+    if (!ctl_undo_gone_node(m, n))
+        ctl_node_free(n);
     m->capacity_changed = true;
     return 0;
 }
@@ -166,22 +214,19 @@ ctl_model_free(struct ctl_model *m)
 
     if (m == NULL)
         return;
+    ctl_undo_free(m); /* frees what it kept of deleted objects */
     if (m->insts != NULL) {
-        while ((in = ctl_map_next(m->insts, &pos, &cur)) != NULL) {
-            free(in->command);
-            free(in);
-        }
+        while ((in = ctl_map_next(m->insts, &pos, &cur)) != NULL)
+            ctl_inst_free(in);
     }
     if (m->apps != NULL) {
         pos = 0;
         cur = NULL;
         while ((a = ctl_map_next(m->apps, &pos, &cur)) != NULL)
-            app_free(a);
+            ctl_app_free(a);
     }
-    for (i = 0; i < m->nnodes; i++) {
-        ctl_ports_free(m->node_v[i]->ports);
-        free(m->node_v[i]);
-    }
+    for (i = 0; i < m->nnodes; i++)
+        ctl_node_free(m->node_v[i]);
     free(m->node_v);
     free(m->deleted);
     gone_clear(m);
@@ -226,6 +271,7 @@ ctl_app_add(struct ctl_model *m, const char *name, uint64_t created_ms, struct c
     rc = ctl_map_put(m->apps, a->name, a);
     if (rc < 0)
         goto out;
+    ctl_undo_born_app(m, a);
     ctl_app_touch(m, a, true, false, false);
     *out = a;
     a = NULL;
@@ -237,6 +283,7 @@ out:
 void
 ctl_app_touch(struct ctl_model *m, struct ctl_app *a, bool row, bool config, bool formation)
 {
+    ctl_undo_save_app(m, a);
     a->dirty_row |= row;
     a->dirty_config |= config;
     a->dirty_formation |= formation;
@@ -265,10 +312,10 @@ ctl_config_replace(struct ctl_model *m, struct ctl_app *a, const struct ctl_kv *
         return 0;
     if ((rc = ctl_kv_copy(src, n, &kv)) < 0)
         return rc;
+    ctl_app_touch(m, a, false, true, false);
     kv_free(a->config, a->nconfig);
     a->config = kv;
     a->nconfig = n;
-    ctl_app_touch(m, a, false, true, false);
     return 0;
 }
 
@@ -458,6 +505,143 @@ ctl_release_append(struct ctl_app *a, struct ctl_release *r)
     return 0;
 }
 
+/* ---- setters: every write to an app's deploy, releases and flags goes
+ * through one of these, which touch (for the store and undo.c) first ---- */
+
+void
+ctl_app_set_current(struct ctl_model *m, struct ctl_app *a, uint32_t version)
+{
+    ctl_app_touch(m, a, true, false, false);
+    a->current = version;
+}
+
+void
+ctl_app_set_good(struct ctl_model *m, struct ctl_app *a, uint32_t version)
+{
+    ctl_app_touch(m, a, true, false, false);
+    a->good = version;
+}
+
+/* Not stored: what the last reconcile left (undo.c still restores it). */
+void
+ctl_app_set_rolling(struct ctl_model *m, struct ctl_app *a, bool rolling)
+{
+    if (a->rolling == rolling)
+        return;
+    ctl_undo_save_app(m, a);
+    a->rolling = rolling;
+}
+
+void
+ctl_app_set_destroying(struct ctl_model *m, struct ctl_app *a)
+{
+    ctl_app_touch(m, a, true, false, false);
+    if (!a->destroying)
+        m->ndestroying++;
+    a->destroying = true;
+}
+
+/* Off the reconcile queue: its reconcile is running now. */
+void
+ctl_app_reconcile_taken(struct ctl_model *m, struct ctl_app *a)
+{
+    if (a->reconcile) {
+        a->reconcile = false;
+        TAILQ_REMOVE(&m->reconcile, a, reconcile_link);
+    }
+}
+
+void
+ctl_release_set_status(struct ctl_model *m, struct ctl_app *a, struct ctl_release *r,
+                       const char *status, const char *reason)
+{
+    if (r == NULL || (strcmp(r->status, status) == 0 && strcmp(r->reason, reason) == 0))
+        return;
+    ctl_app_touch(m, a, true, false, false);
+    snprintf(r->status, sizeof(r->status), "%s", status);
+    snprintf(r->reason, sizeof(r->reason), "%s", reason);
+    r->status_dirty = true;
+}
+
+static bool
+deploy_live(enum ctl_deploy_state st)
+{
+    return st == CTL_DEPLOY_RUNNING || st == CTL_DEPLOY_RELEASING;
+}
+
+/* The deploy's state; one that ends gets its (wall-clock) end time. */
+void
+ctl_deploy_set_state(struct ctl_model *m, struct ctl_app *a, enum ctl_deploy_state st)
+{
+    ctl_app_touch(m, a, true, false, false);
+    if (deploy_live(a->deploy.state) && m->ndeploying > 0)
+        m->ndeploying--;
+    if (deploy_live(st))
+        m->ndeploying++;
+    else
+        a->deploy.finished_ms = now_ms(); /* wall: for people */
+    a->deploy.state = st;
+}
+
+/* A new deploy of release (replacing from) starts in state st; now is
+ * the monotonic clock its timeout counts from. */
+void
+ctl_deploy_begin(struct ctl_model *m, struct ctl_app *a, uint32_t release, uint32_t from,
+                 enum ctl_deploy_state st, uint64_t now)
+{
+    struct ctl_deploy *d = &a->deploy;
+
+    ctl_app_touch(m, a, true, false, false);
+    d->release = release;
+    d->from = from;
+    d->reason[0] = '\0';
+    d->started_ms = now_ms(); /* wall: for people */
+    d->started_mono = now;
+    d->finished_ms = 0;
+    if (!deploy_live(d->state) || !deploy_live(st))
+        ctl_deploy_set_state(m, a, st);
+    else
+        d->state = st;
+}
+
+void
+ctl_deploy_set_reason(struct ctl_model *m, struct ctl_app *a, const char *fmt, ...)
+{
+    va_list ap;
+
+    ctl_app_touch(m, a, true, false, false);
+    va_start(ap, fmt);
+    vsnprintf(a->deploy.reason, sizeof(a->deploy.reason), fmt, ap);
+    va_end(ap);
+}
+
+void
+ctl_inst_set_restart(struct ctl_model *m, struct ctl_instance *in, bool restart)
+{
+    if (in->restart == restart)
+        return;
+    ctl_inst_touch(m, in);
+    in->restart = restart;
+}
+
+/* A new instance becomes a one-off running command with ptype's settings. */
+int
+ctl_inst_make_oneoff(struct ctl_model *m, struct ctl_instance *in, const char *command,
+                     const char *ptype)
+{
+    char *c = strdup(command);
+
+    if (c == NULL)
+        return -ENOMEM;
+    ctl_inst_touch(m, in);
+    free(in->command);
+    in->command = c;
+    in->oneoff = true;
+    in->since_ms = now_ms();
+    snprintf(in->ptype, sizeof(in->ptype), "%s", ptype);
+    return 0;
+}
+
 /* ---- formations ---- */
 
 struct ctl_formation *
@@ -537,6 +721,7 @@ ctl_node_add(struct ctl_model *m, const char *name, struct ctl_node **out)
     if (rc < 0)
         goto out;
     m->node_v[m->nnodes++] = n;
+    ctl_undo_born_node(m, n);
     ctl_node_touch(m, n);
     *out = n;
     n = NULL;
@@ -578,6 +763,7 @@ ctl_node_set_range(struct ctl_node *n, uint16_t lo, uint16_t hi)
 void
 ctl_node_touch(struct ctl_model *m, struct ctl_node *n)
 {
+    ctl_undo_save_node(m, n);
     n->dirty = true;
     if (!n->queued) {
         n->queued = true;
@@ -590,8 +776,8 @@ ctl_node_changed(struct ctl_model *m, struct ctl_node *n)
 {
     if (m->loading)
         return;
-    n->generation++;
     ctl_node_touch(m, n);
+    n->generation++;
     if (!n->notify) {
         n->notify = true;
         TAILQ_INSERT_TAIL(&m->notify, n, notify_link);
@@ -608,6 +794,7 @@ ctl_node_update(struct ctl_model *m, struct ctl_node *n, bool down, enum ctl_nod
     st = down ? CTL_NODE_DOWN : leaving ? CTL_NODE_DRAINING : admin;
     if (n->admin == admin && n->leaving == leaving && was == st)
         return;
+    ctl_undo_save_node(m, n); /* leaving is not stored, but a restore puts it back */
     if (n->admin != admin || was != st)
         ctl_node_touch(m, n);
     n->admin = admin;
@@ -724,6 +911,7 @@ ctl_inst_new(struct ctl_model *m, struct ctl_app *a, const char *type, uint32_t 
         m->next_id = id + 1;
         m->next_id_dirty = true;
     }
+    ctl_undo_born_inst(m, in);
     LIST_INSERT_HEAD(&a->instances, in, app_link);
     a->ninstances++;
     in->unplaced = true;
@@ -746,6 +934,7 @@ ctl_inst_place(struct ctl_model *m, struct ctl_instance *in, struct ctl_node *n,
         rc = ctl_ports_take_at(n->ports, port);
     if (rc < 0)
         return rc;
+    ctl_inst_touch(m, in);
     in->node = n;
     in->port = port;
     LIST_INSERT_HEAD(&n->instances, in, node_link);
@@ -759,7 +948,6 @@ ctl_inst_place(struct ctl_model *m, struct ctl_instance *in, struct ctl_node *n,
         TAILQ_REMOVE(&m->unplaced, in, unplaced_link);
     }
     in->reason[0] = '\0';
-    ctl_inst_touch(m, in);
     return 0;
 }
 
@@ -777,13 +965,13 @@ ctl_inst_stop(struct ctl_model *m, struct ctl_instance *in)
         ctl_inst_delete(m, in);
         return;
     }
+    ctl_inst_touch(m, in);
     in->stopping = true;
     in->node->nlive--;
     if (in->state == DROVER__INSTANCE_STATE__ST_UP && !m->loading)
         ctl_app_endpoints_changed(m, in->app);
     ctl_node_changed(m, in->node);
     m->capacity_changed = true;
-    ctl_inst_touch(m, in);
 }
 
 void
@@ -791,6 +979,7 @@ ctl_inst_delete(struct ctl_model *m, struct ctl_instance *in)
 {
     struct ctl_node *n = in->node;
 
+    ctl_undo_save_inst(m, in);
     if (n != NULL) {
         if (n->ports != NULL && ctl_ports_held(n->ports, in->port))
             ctl_ports_release(n->ports, in->port);
@@ -822,6 +1011,16 @@ ctl_inst_delete(struct ctl_model *m, struct ctl_instance *in)
         m->deleted[m->ndeleted++] = in->id;
     else
         log_error("store_leak", "inst_id=%llu reason=ENOMEM", (unsigned long long)in->id);
+    in->dirty = in->unplaced = false;
+    if (!ctl_undo_gone_inst(m, in))
+        ctl_inst_free(in);
+}
+
+void
+ctl_inst_free(struct ctl_instance *in)
+{
+    if (in == NULL)
+        return;
     free(in->command);
     free(in);
 }
@@ -829,38 +1028,63 @@ ctl_inst_delete(struct ctl_model *m, struct ctl_instance *in)
 void
 ctl_inst_touch(struct ctl_model *m, struct ctl_instance *in)
 {
+    ctl_undo_save_inst(m, in);
     if (!in->dirty) {
         in->dirty = true;
         TAILQ_INSERT_TAIL(&m->dirty_insts, in, dirty_link);
     }
 }
 
-void
+/*
+ * The state changes, with what the model itself keeps in step (the dirty
+ * mark, the endpoint generation, the reconcile flag). What it means for a
+ * deploy is not decided here: the result says so (CTL_SAW_CRASH) and the
+ * caller acts on it in one place (deploys.c's ctl_inst_report), so that
+ * setting a state never rolls back a release from inside the model.
+ */
+unsigned
 ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState st,
                    uint64_t since_ms)
 {
     Drover__InstanceState from = in->state;
-    const char *tail = in->reason;
-    char name[TYPE_NAME_MAX + NODE_NAME_MAX + 32];
+    unsigned saw = 0;
 
     if (from == st)
-        return;
+        return 0;
     log_info("instance_state", "app=%s inst=%s.%u id=%llu from=%s to=%s", in->app->name, in->type,
              in->idx, (unsigned long long)in->id, wire_state_name(from), wire_state_name(st));
+    ctl_inst_touch(m, in);
     in->state = st;
     in->since_ms = since_ms;
-    ctl_inst_touch(m, in);
     if (m->loading)
-        return;
-    if (from == DROVER__INSTANCE_STATE__ST_UP || st == DROVER__INSTANCE_STATE__ST_UP)
+        return 0;
+    if (from == DROVER__INSTANCE_STATE__ST_UP || st == DROVER__INSTANCE_STATE__ST_UP) {
         ctl_app_endpoints_changed(m, in->app);
+        saw |= CTL_SAW_ENDPOINTS;
+    }
     /* A rollout's next batch (forward or back), or a deploy's end, may hang
      * on this; otherwise a state change needs no reconcile. */
     if (!in->oneoff && (in->app->rolling || in->app->deploy.state == CTL_DEPLOY_RUNNING)) {
         ctl_app_want_reconcile(m, in->app);
-        ctl_deploy_saw(m, in, now_ms());
+        if (st == DROVER__INSTANCE_STATE__ST_CRASHED || st == DROVER__INSTANCE_STATE__ST_FAILED)
+            saw |= CTL_SAW_CRASH;
     }
-    if (m->event == NULL)
+    /* A crash that may fail its deploy is said once the deploy is judged
+     * (by the caller, ctl_inst_report): the line says whether it restarts. */
+    if (!(saw & CTL_SAW_CRASH))
+        ctl_inst_say_state(m, in, from);
+    return saw;
+}
+
+/* The app's log line for in's move from from to its state. */
+void
+ctl_inst_say_state(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState from)
+{
+    Drover__InstanceState st = in->state;
+    const char *tail = in->reason;
+    char name[TYPE_NAME_MAX + NODE_NAME_MAX + 32];
+
+    if (m->event == NULL || m->loading)
         return;
     ctl_inst_label(in, name, sizeof(name));
     /* The crash that failed its deploy: it is stopped, not restarted,
@@ -949,8 +1173,9 @@ ctl_inst_state_name(const struct ctl_instance *in)
     return wire_state_name(in->state);
 }
 
-void
-ctl_model_clean(struct ctl_model *m)
+/* Forget the dirty marks; stored: the change set was written. */
+static void
+marks_clear(struct ctl_model *m, bool stored)
 {
     struct ctl_app *a;
     struct ctl_node *n;
@@ -962,7 +1187,7 @@ ctl_model_clean(struct ctl_model *m)
         a->queued = a->dirty_row = a->dirty_config = a->dirty_formation = false;
         for (i = 0; i < a->nreleases; i++)
             a->releases[i]->status_dirty = false;
-        for (i = a->nreleases; i > 0 && !a->releases[i - 1]->stored; i--)
+        for (i = a->nreleases; stored && i > 0 && !a->releases[i - 1]->stored; i--)
             a->releases[i - 1]->stored = true;
     }
     while ((n = TAILQ_FIRST(&m->dirty_nodes)) != NULL) {
@@ -982,13 +1207,6 @@ ctl_model_clean(struct ctl_model *m)
 /* Each marks its object with the object's touch before it writes: the
  * store then knows what to write, and (i13-store) what to restore when the
  * commit fails. */
-
-void
-ctl_app_set_current(struct ctl_model *m, struct ctl_app *a, uint32_t version)
-{
-    ctl_app_touch(m, a, true, false, false);
-    a->current = version;
-}
 
 void
 ctl_formation_set_quantity(struct ctl_model *m, struct ctl_app *a, struct ctl_formation *f,
@@ -1059,10 +1277,9 @@ ctl_node_set_identity(struct ctl_model *m, struct ctl_node *n, const char *addre
 }
 
 void
-ctl_node_heard(struct ctl_node *n, uint64_t now, uint64_t mono_now)
+ctl_node_heard(struct ctl_node *n, uint64_t mono_now)
 {
-    n->last_seen_ms = now;
-    n->heard_ms = mono_now;
+    n->last_seen_ms = n->heard_ms = mono_now; /* liveness: monotonic */
     n->unreachable = false;
 }
 
@@ -1124,4 +1341,31 @@ void
 ctl_inst_seen(struct ctl_instance *in, uint64_t epoch)
 {
     in->seen_epoch = epoch; /* full-report bookkeeping: not stored */
+}
+
+bool
+ctl_model_dirty(const struct ctl_model *m)
+{
+    return !TAILQ_EMPTY(&m->dirty_apps) || !TAILQ_EMPTY(&m->dirty_nodes) ||
+           !TAILQ_EMPTY(&m->dirty_insts) || m->ndeleted > 0 || m->next_id_dirty ||
+           m->ngone_apps > 0 || m->ngone_nodes > 0;
+}
+
+void
+ctl_model_clean(struct ctl_model *m)
+{
+    marks_clear(m, true);
+    ctl_undo_commit(m);
+}
+
+/*
+ * The store refused the change set: the model goes back to what the store
+ * holds (undo.c). The marks go first: a restore frees what the change set
+ * made, and the dirty queues must not point at it.
+ */
+void
+ctl_model_restore(struct ctl_model *m)
+{
+    marks_clear(m, false);
+    ctl_undo_restore(m);
 }

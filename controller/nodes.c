@@ -115,12 +115,13 @@ apply_one(struct ctl_model *m, struct ctl_node *n, struct ctl_instance *in,
         crash_seen(m, n, in, crashes,
                    r->state == DROVER__INSTANCE_STATE__ST_CRASHED &&
                        from != DROVER__INSTANCE_STATE__ST_CRASHED);
+    /* Deploys judge crashes on the monotonic clock; now is the wall clock. */
     if (r->state == DROVER__INSTANCE_STATE__ST_STOPPED)
-        ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_PENDING, r->since_ms);
+        ctl_inst_report(m, in, DROVER__INSTANCE_STATE__ST_PENDING, r->since_ms, mono_ms());
     else if (r->state != DROVER__INSTANCE_STATE__ST_UNKNOWN)
-        ctl_inst_set_state(m, in, r->state, r->since_ms);
+        ctl_inst_report(m, in, r->state, r->since_ms, mono_ms());
     if (crashes > 0)
-        ctl_deploy_crashed(m, in, now);
+        ctl_deploy_crashed(m, in, mono_ms());
     /* A replacement came up: an evicted instance may stop now. */
     if (in->state == DROVER__INSTANCE_STATE__ST_UP && m->ndraining > 0 && !in->stopping)
         ctl_app_want_reconcile(m, in->app);
@@ -190,7 +191,7 @@ ctl_node_register(struct ctl_model *m, const struct ctl_node_reg *g, uint64_t no
     /* A new boot of the agent is not leaving (the old one may have been). */
     ctl_node_update(m, n, false, n->admin, strcmp(n->boot_id, g->boot_id) == 0 && n->leaving);
     ctl_node_set_identity(m, n, g->address, g->boot_id, g->capacity);
-    ctl_node_heard(n, now, mono_now);
+    ctl_node_heard(n, mono_now);
     ctl_node_set_digest(n, false, 0);
     ctl_node_apply_report(m, n, g->reports, g->nreports, now);
     ctl_model_capacity_changed(m);
@@ -205,7 +206,7 @@ void
 ctl_node_sync(struct ctl_model *m, struct ctl_node *n, bool leaving, uint64_t now,
               uint64_t mono_now)
 {
-    ctl_node_heard(n, now, mono_now);
+    ctl_node_heard(n, mono_now);
     if (n->state == CTL_NODE_DOWN)
         log_info("node_up", "node=%s", n->name);
     if (n->state == CTL_NODE_DOWN || n->leaving != leaving) {

@@ -291,7 +291,8 @@ reconcile_type(struct ctl_model *m, struct ctl_app *a, const struct ctl_release 
         ctl_roll_limits(f->max_surge, f->max_unavailable, r.want, &r.surge, &r.unavailable);
     ctl_roll_plan(&r);
     stop_old(m, old, nold, r.stop_old);
-    a->rolling |= nold > r.stop_old;
+    if (nold > r.stop_old)
+        ctl_app_set_rolling(m, a, true);
     rc = 0;
     if (have > r.want) {
         rc = stop_surplus(m, v, have, r.want);
@@ -313,7 +314,7 @@ reconcile_type(struct ctl_model *m, struct ctl_app *a, const struct ctl_release 
         rc = ctl_inst_new(m, a, type, idx, rel->version, 0, &v[made]);
         if (rc < 0)
             goto out;
-        v[made]->since_ms = now;
+        v[made]->since_ms = now_ms(); /* wall: ps shows it */
         used[idx] = 1;
     }
     rc = place_batch(m, v, made);
@@ -470,10 +471,7 @@ ctl_reconcile_app(struct ctl_model *m, struct ctl_app *a, uint64_t now)
     size_t i;
     int rc = 0, r;
 
-    if (a->reconcile) {
-        a->reconcile = false;
-        TAILQ_REMOVE(&m->reconcile, a, reconcile_link);
-    }
+    ctl_app_reconcile_taken(m, a);
     for (in = LIST_FIRST(&a->instances); in != NULL; in = next) {
         next = LIST_NEXT(in, app_link);
         /* A one-off runs to its end in its own release. */
@@ -486,7 +484,7 @@ ctl_reconcile_app(struct ctl_model *m, struct ctl_app *a, uint64_t now)
     }
     if (rel == NULL)
         return 0;
-    a->rolling = false; /* reconcile_type says if old instances are left */
+    ctl_app_set_rolling(m, a, false); /* reconcile_type says if old instances are left */
     for (i = 0; i < rel->ntypes; i++) {
         r = reconcile_type(m, a, rel, rel->types[i].name, now);
         if (r == 0)

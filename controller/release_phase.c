@@ -60,17 +60,8 @@ phase_inst(const struct ctl_app *a, bool stopping)
 static void
 set_deploy(struct ctl_model *m, struct ctl_app *a, enum ctl_deploy_state st, uint64_t now)
 {
-    bool was = a->deploy.state == CTL_DEPLOY_RUNNING || a->deploy.state == CTL_DEPLOY_RELEASING;
-    bool is = st == CTL_DEPLOY_RUNNING || st == CTL_DEPLOY_RELEASING;
-
-    if (was && m->ndeploying > 0)
-        m->ndeploying--;
-    if (is)
-        m->ndeploying++;
-    else
-        a->deploy.finished_ms = now;
-    a->deploy.state = st;
-    ctl_app_touch(m, a, true, false, false);
+    (void)now;
+    ctl_deploy_set_state(m, a, st);
 }
 
 /* The phase is over without success: the release is failed, and what runs
@@ -81,7 +72,7 @@ phase_fail(struct ctl_model *m, struct ctl_app *a, uint64_t now, const char *why
     struct ctl_deploy *d = &a->deploy;
     struct ctl_release *cur = ctl_release_current(a);
 
-    snprintf(d->reason, sizeof(d->reason), "release phase failed: %s", why);
+    ctl_deploy_set_reason(m, a, "release phase failed: %s", why);
     set_deploy(m, a, CTL_DEPLOY_FAILED, now);
     ctl_release_set_status(m, a, ctl_release_get(a, d->release), "failed", d->reason);
     if (cur != NULL && ctl_config_replace(m, a, cur->config, cur->nconfig) < 0)
@@ -107,23 +98,15 @@ ctl_relphase_start(struct ctl_model *m, struct ctl_app *a, struct ctl_release *r
         ctl_release_set_status(m, a, ctl_release_get(a, d->release), "superseded", "");
         ctl_model_event(m, a->name, "deploy of v%u superseded by v%u", d->release, r->version);
     }
-    d->release = r->version;
-    d->from = a->good;
-    d->reason[0] = '\0';
-    d->started_ms = now;
-    d->finished_ms = 0;
-    set_deploy(m, a, CTL_DEPLOY_RELEASING, now);
+    ctl_deploy_begin(m, a, r->version, a->good, CTL_DEPLOY_RELEASING, now);
     ctl_release_set_status(m, a, r, "deploying", "");
     if (ctl_inst_new(m, a, ctl_release_type_name, r->version, r->version, 0, &in) < 0 ||
-        (in->command = strdup(pt->command)) == NULL) {
+        ctl_inst_make_oneoff(m, in, pt->command, ctl_release_type_name) < 0) {
         if (in != NULL)
             ctl_inst_delete(m, in);
         phase_fail(m, a, now, "out of memory");
         return;
     }
-    in->oneoff = true;
-    in->since_ms = now;
-    snprintf(in->ptype, sizeof(in->ptype), "%s", ctl_release_type_name);
     m->capacity_changed = true; /* placed by the next settle, like any new instance */
     log_info("release_phase_started", "app=%s release=%u id=%llu", a->name, r->version,
              (unsigned long long)in->id);
@@ -142,7 +125,7 @@ ctl_relphase_abandon(struct ctl_model *m, struct ctl_app *a, uint32_t newer)
         ctl_inst_stop(m, in);
     ctl_release_set_status(m, a, ctl_release_get(a, a->deploy.release), "superseded", "");
     ctl_model_event(m, a->name, "release phase of v%u superseded by v%u", a->deploy.release, newer);
-    set_deploy(m, a, CTL_DEPLOY_NONE, now_ms());
+    set_deploy(m, a, CTL_DEPLOY_NONE, mono_ms());
 }
 
 static void
@@ -151,11 +134,10 @@ phase_succeed(struct ctl_model *m, struct ctl_app *a, uint64_t now)
     uint32_t v = a->deploy.release;
 
     log_info("release_phase_succeeded", "app=%s release=%u ms=%llu", a->name, v,
-             (unsigned long long)(now - a->deploy.started_ms));
+             (unsigned long long)(now - a->deploy.started_mono));
     ctl_model_event(m, a->name, "release phase of v%u succeeded", v);
     set_deploy(m, a, CTL_DEPLOY_NONE, now);
-    a->current = v;
-    ctl_app_touch(m, a, true, false, false);
+    ctl_app_set_current(m, a, v);
     ctl_deploy_start(m, a, now);
     ctl_app_want_reconcile(m, a);
 }
@@ -176,10 +158,10 @@ ctl_relphase_ended(struct ctl_model *m, struct ctl_instance *in, bool exited)
     else if (in->exit_code != 0)
         snprintf(why, sizeof(why), "exit code %d", (int)in->exit_code);
     else {
-        phase_succeed(m, a, now_ms());
+        phase_succeed(m, a, mono_ms());
         return;
     }
-    phase_fail(m, a, now_ms(), why);
+    phase_fail(m, a, mono_ms(), why);
 }
 
 bool
@@ -200,7 +182,7 @@ ctl_relphase_tick(struct ctl_model *m, struct ctl_app *a, uint64_t now)
         snprintf(why, sizeof(why), "lost: its node went down");
     else if (in->state == DROVER__INSTANCE_STATE__ST_FAILED)
         snprintf(why, sizeof(why), "%s", in->reason[0] ? in->reason : "it could not start");
-    else if (now >= a->deploy.started_ms + limit)
+    else if (now >= a->deploy.started_mono + limit)
         snprintf(why, sizeof(why), "timed out after %llu s (release_timeout)",
                  (unsigned long long)(limit / 1000));
     else

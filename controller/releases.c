@@ -90,22 +90,22 @@ ctl_release_make(struct ctl_model *m, struct ctl_app *a, const struct ctl_releas
 
     if (r == NULL)
         return -ENOMEM;
+    ctl_app_touch(m, a, true, false, true); /* before any write (undo.c) */
     if ((rc = ctl_config_replace(m, a, spec->config, spec->nconfig)) < 0 ||
         (rc = formation_for(a, r)) < 0 || (rc = ctl_release_append(a, r)) < 0) {
         ctl_release_free(r);
         return rc;
     }
-    ctl_app_touch(m, a, true, false, true);
     log_info("release_created", "app=%s version=%u slug=%s types=%zu description=%s", a->name,
              r->version, r->slug_sha256, r->ntypes, log_q(r->description));
     ctl_model_event(m, a->name, "release v%u created: %s", r->version, r->description);
     *out = r;
     if (ctl_relphase_wanted(r)) { /* current once its release phase succeeded */
-        ctl_relphase_start(m, a, r, now);
+        ctl_relphase_start(m, a, r, mono_ms()); /* deadlines: monotonic */
         return 0;
     }
     ctl_app_set_current(m, a, r->version);
-    ctl_deploy_start(m, a, now);
+    ctl_deploy_start(m, a, mono_ms());
     ctl_app_want_reconcile(m, a); /* rolled out by the settle before the commit */
     return 0;
 }
@@ -192,6 +192,7 @@ ctl_app_scale(struct ctl_model *m, struct ctl_app *a, const struct ctl_scale *v,
     struct ctl_formation *f;
     size_t i, len = 0;
 
+    ctl_app_touch(m, a, false, false, true); /* before any write (undo.c) */
     /* Reserve first so that applying cannot fail half way. */
     for (i = 0; i < n; i++) {
         if (ctl_formation_find(a, v[i].type) == NULL &&

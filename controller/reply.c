@@ -175,9 +175,9 @@ static int commit(struct ctl *ctl);
 /*
  * Place what waits for capacity, then write every change to the store. Called
  * before a reply is sent, so nothing acknowledged can be lost. A failed
- * commit leaves memory ahead of the store: the controller then stops (exit
- * 1) so that a restart reloads the last consistent state; the request that
- * caused it is answered ERR_INTERNAL and was never acknowledged.
+ * commit changes nothing: the store front puts the model back as the store
+ * has it (store.c), and the request that caused it is refused with
+ * ctl_store_why(); the controller carries on.
  */
 int
 ctl_commit(struct ctl *ctl)
@@ -200,15 +200,12 @@ commit(struct ctl *ctl)
     int rc;
 
     ctl_destroy_reap(ctl);
-    rc = ctl_settle(ctl->model, now_ms());
+    rc = ctl_settle(ctl->model, mono_ms());
     if (rc < 0)
         log_error("settle_failed", "err=%d", rc);
     rc = ctl_store_flush(ctl->store, ctl->model);
-    if (rc < 0) {
-        log_error("store_failed", "err=%s", log_q(ctl_store_errmsg(ctl->store)));
-        ctl_shutdown(ctl, 1);
+    if (rc < 0)
         return rc;
-    }
     if (ctl->model->ep_changed) {
         ctl->model->ep_changed = false;
         ctl_endpoints_wake(ctl->endpoints, false);

@@ -24,37 +24,47 @@
 
 #include "ctl.h"
 
+/*
+ * The scheduler's own table: one slot per node for the length of one call
+ * (how many instances of the app's type it holds: its group; how many this
+ * call gave it: taken). Nothing of it lives in the shared node structs.
+ */
+struct slot {
+    struct ctl_node *n;
+    uint32_t group, taken;
+};
+
 static bool
-node_eligible(const struct ctl_node *n)
+slot_eligible(const struct slot *s)
 {
-    return n->state == CTL_NODE_READY && n->ports != NULL &&
-           n->nlive + n->sched_taken < n->capacity &&
-           ctl_ports_used(n->ports) + n->sched_taken < ctl_ports_size(n->ports);
+    const struct ctl_node *n = s->n;
+
+    return n->state == CTL_NODE_READY && n->ports != NULL && n->nlive + s->taken < n->capacity &&
+           ctl_ports_used(n->ports) + s->taken < ctl_ports_size(n->ports);
 }
 
-/* Is a a better place than b? */
 static bool
-node_better(const struct ctl_node *a, const struct ctl_node *b)
+slot_better(const struct slot *a, const struct slot *b)
 {
-    uint32_t la = a->nlive + a->sched_taken, lb = b->nlive + b->sched_taken;
+    uint32_t la = a->n->nlive + a->taken, lb = b->n->nlive + b->taken;
 
-    if (a->sched_group != b->sched_group)
-        return a->sched_group < b->sched_group;
+    if (a->group != b->group)
+        return a->group < b->group;
     if (la != lb)
         return la < lb;
-    return strcmp(a->name, b->name) < 0;
+    return strcmp(a->n->name, b->n->name) < 0;
 }
 
 static void
-heap_down(struct ctl_node **h, size_t n, size_t i)
+heap_down(struct slot **h, size_t n, size_t i)
 {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, best = i;
-        struct ctl_node *t;
+        struct slot *t;
 
-        if (l < n && node_better(h[l], h[best]))
+        if (l < n && slot_better(h[l], h[best]))
             best = l;
-        if (r < n && node_better(h[r], h[best]))
+        if (r < n && slot_better(h[r], h[best]))
             best = r;
         if (best == i)
             return;
@@ -65,54 +75,59 @@ heap_down(struct ctl_node **h, size_t n, size_t i)
     }
 }
 
-/*
- * Fill out[0..n) with the node for each of n new instances of a/type, in
- * order, as if each were placed before the next is chosen. Returns how many
- * found a node; the rest fit nowhere.
- */
+static int
+by_node(const void *x, const void *y)
+{
+    const struct ctl_node *a = ((const struct slot *)x)->n, *b = ((const struct slot *)y)->n;
+
+    return a < b ? -1 : a > b;
+}
+
 size_t
 ctl_sched_choose(struct ctl_model *m, const struct ctl_app *a, const char *type, size_t n,
                  struct ctl_node **out)
 {
     struct ctl_instance *in;
-    struct ctl_node **heap = NULL;
+    struct slot *slots = NULL, **heap = NULL, key, *s;
     size_t hn = 0, i, placed = 0;
 
     if (n == 0 || m->nnodes == 0)
         return 0;
+    slots = calloc(m->nnodes, sizeof(*slots));
     heap = malloc(m->nnodes * sizeof(*heap));
-    if (heap == NULL)
-        return 0; /* nothing placed: the instances stay pending */
+    if (slots == NULL || heap == NULL)
+        goto out; /* nothing placed: the instances stay pending */
+    for (i = 0; i < m->nnodes; i++)
+        slots[i].n = m->node_v[i];
+    qsort(slots, m->nnodes, sizeof(*slots), by_node);
     LIST_FOREACH(in, &a->instances, app_link)
     {
-        if (in->node != NULL && !in->stopping && strcmp(in->type, type) == 0)
-            in->node->sched_group++;
+        if (in->node == NULL || in->stopping || strcmp(in->type, type) != 0)
+            continue;
+        key.n = in->node;
+        s = bsearch(&key, slots, m->nnodes, sizeof(*slots), by_node);
+        if (s != NULL)
+            s->group++;
     }
     for (i = 0; i < m->nnodes; i++) {
-        if (node_eligible(m->node_v[i]))
-            heap[hn++] = m->node_v[i];
+        if (slot_eligible(&slots[i]))
+            heap[hn++] = &slots[i];
     }
     for (i = hn / 2; i-- > 0;)
         heap_down(heap, hn, i);
     while (placed < n && hn > 0) {
-        struct ctl_node *best = heap[0];
+        struct slot *best = heap[0];
 
-        out[placed++] = best;
-        best->sched_group++;
-        best->sched_taken++;
-        if (!node_eligible(best))
+        out[placed++] = best->n;
+        best->group++;
+        best->taken++;
+        if (!slot_eligible(best))
             heap[0] = heap[--hn];
         heap_down(heap, hn, 0);
     }
-    /* Leave the scratch counters at zero for the next call. */
-    LIST_FOREACH(in, &a->instances, app_link)
-    {
-        if (in->node != NULL)
-            in->node->sched_group = 0;
-    }
-    for (i = 0; i < placed; i++)
-        out[i]->sched_group = out[i]->sched_taken = 0;
+out:
     free(heap);
+    free(slots);
     return placed;
 }
 

@@ -28,10 +28,11 @@ ctl_view_node(const struct ctl_node *n, Drover__NodeInfo *ni)
     ni->limit = ctl_node_limit(n);
     ni->port_min = n->port_min;
     ni->port_max = n->port_max;
-    ni->last_seen_ms = n->last_seen_ms;
+    /* Heard on the monotonic clock; shown as a wall-clock time. */
+    ni->last_seen_ms = now_ms() - (mono_ms() - n->last_seen_ms);
     ni->leaving = n->leaving && n->state != CTL_NODE_DOWN;
-    if (n->unreachable && n->state != CTL_NODE_DOWN && now_ms() > n->last_seen_ms)
-        ni->unreachable_ms = now_ms() - n->last_seen_ms;
+    if (n->unreachable && n->state != CTL_NODE_DOWN && mono_ms() > n->last_seen_ms)
+        ni->unreachable_ms = mono_ms() - n->last_seen_ms;
     LIST_FOREACH(in, &n->instances, node_link)
     {
         if (in->stopping && in->state == DROVER__INSTANCE_STATE__ST_LOST)
@@ -97,7 +98,7 @@ inst_reason(struct ctl_arena *ar, const struct ctl_instance *in)
     if (unreachable(in))
         return ctl_arena_printf(
             ar, "node %s unreachable for %.0f s; last reported %s", in->node->name,
-            (double)(now_ms() - in->node->last_seen_ms) / 1000.0, ctl_inst_state_name(in));
+            (double)(mono_ms() - in->node->last_seen_ms) / 1000.0, ctl_inst_state_name(in));
     return in->reason;
 }
 
@@ -264,5 +265,12 @@ ctl_view_status(struct ctl_arena *ar, const struct ctl_model *m, Drover__StatusR
     }
     sr->n_apps = rc == 0 ? n : 0;
     free(apps);
+    sr->warnings = ctl_arena_alloc(ar, 2 * sizeof(*sr->warnings));
+    if (sr->warnings == NULL)
+        return -ENOMEM;
+    if (m->store_health[0] != '\0')
+        sr->warnings[sr->n_warnings++] = (char *)m->store_health;
+    if (m->nodes_health[0] != '\0')
+        sr->warnings[sr->n_warnings++] = (char *)m->nodes_health;
     return rc;
 }

@@ -35,7 +35,7 @@ teardown(void)
 TestSuite(lifecycle_store, .init = setup, .fini = teardown, .timeout = 5);
 
 static struct ctl_model *
-reopen(struct ctl_store **st, struct ctl_model *old)
+reopen(struct ctl_db **st, struct ctl_model *old)
 {
     struct ctl_model *m = ctl_model_new();
 
@@ -48,7 +48,7 @@ reopen(struct ctl_store **st, struct ctl_model *old)
 
 Test(lifecycle_store, restart_marks_destroyed_apps_and_removed_nodes)
 {
-    struct ctl_store *st = NULL;
+    struct ctl_db *st = NULL;
     struct ctl_model *m = ctl_model_new();
     struct ctl_app *a = NULL, *b = NULL;
     struct ctl_node *n = NULL, *gone = NULL;

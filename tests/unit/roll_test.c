@@ -393,7 +393,7 @@ Test(roll, a_crash_reverts_to_the_last_good_release, .timeout = 2)
     }
     cr_assert_not_null(in);
     in->exit_code = 3;
-    ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_CRASHED, 2001);
+    ctl_inst_report(m, in, DROVER__INSTANCE_STATE__ST_CRASHED, 2001, 2001);
     cr_assert_eq(app->deploy.state, CTL_DEPLOY_FAILED);
     cr_assert_eq(app->current, 1);
     cr_assert_str_eq(ctl_release_get(app, 2)->status, "failed");
@@ -416,7 +416,7 @@ Test(roll, a_failed_first_deploy_leaves_nothing_running, .timeout = 2)
     ctl_formation_find(app, "web")->quantity = 2;
     deploy(1, 1000);
     in = LIST_FIRST(&app->instances);
-    ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_FAILED, 1001);
+    ctl_inst_report(m, in, DROVER__INSTANCE_STATE__ST_FAILED, 1001, 1001);
     cr_assert_eq(app->deploy.state, CTL_DEPLOY_FAILED);
     cr_assert_eq(app->current, 0);
     cr_assert_eq(ctl_settle(m, 1002), 0);
@@ -475,6 +475,6 @@ Test(roll, a_boot_timeout_is_said_as_such, .timeout = 2)
     in->exit_signal = 9;
     strcpy(in->reason, "not healthy within 60.0 s (killed); restarting");
     in->cause = DROVER__INSTANCE_CAUSE__CAUSE_BOOT_TIMEOUT;
-    ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_CRASHED, 2001);
+    ctl_inst_report(m, in, DROVER__INSTANCE_STATE__ST_CRASHED, 2001, 2001);
     cr_assert_str_eq(app->deploy.reason, "web.1 was not healthy within 60.0 s (killed)");
 }

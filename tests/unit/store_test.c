@@ -60,7 +60,7 @@ release(uint32_t version, const char *cmd, const struct ctl_app *a)
 }
 
 static struct ctl_model *
-reopen(struct ctl_store **st)
+reopen(struct ctl_db **st)
 {
     struct ctl_model *m = ctl_model_new();
 
@@ -72,7 +72,7 @@ reopen(struct ctl_store **st)
 
 Test(store, round_trip_of_everything, .timeout = 5)
 {
-    struct ctl_store *st = NULL;
+    struct ctl_db *st = NULL;
     struct ctl_model *m = ctl_model_new(), *m2;
     struct ctl_app *a = NULL, *b = NULL, *a2;
     struct ctl_node *n = NULL, *n2;
@@ -200,7 +200,7 @@ Test(store, round_trip_of_everything, .timeout = 5)
 
 Test(store, deletes_stay_deleted_and_ids_are_not_reused, .timeout = 5)
 {
-    struct ctl_store *st = NULL;
+    struct ctl_db *st = NULL;
     struct ctl_model *m = ctl_model_new(), *m2;
     struct ctl_app *a = NULL;
     struct ctl_instance *x = NULL, *y = NULL, *z = NULL;
@@ -235,7 +235,7 @@ Test(store, deletes_stay_deleted_and_ids_are_not_reused, .timeout = 5)
 
 Test(store, unflushed_changes_are_not_there, .timeout = 5)
 {
-    struct ctl_store *st = NULL;
+    struct ctl_db *st = NULL;
     struct ctl_model *m = ctl_model_new(), *m2;
     struct ctl_app *a = NULL;
 
@@ -268,7 +268,7 @@ stored_node(struct ctl_model *m, const char *name)
  * gives the rest a grace period; a leaving agent's node stays draining. */
 Test(store, node_states_survive_a_restart, .timeout = 5)
 {
-    struct ctl_store *st = NULL;
+    struct ctl_db *st = NULL;
     struct ctl_model *m = ctl_model_new(), *m2;
     struct ctl_node *n;
 
@@ -305,7 +305,7 @@ Test(store, node_states_survive_a_restart, .timeout = 5)
 /* A database from before the admin column gains it in place. */
 Test(store, an_older_database_is_migrated, .timeout = 5)
 {
-    struct ctl_store *st = NULL;
+    struct ctl_db *st = NULL;
     struct ctl_model *m = ctl_model_new(), *m2;
     sqlite3 *db = NULL;
 
