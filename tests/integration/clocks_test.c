@@ -13,8 +13,8 @@
  *   - mass silence: two of three hosts go silent at once: one is declared
  *     down, the other waits (a bounded rate), and status says why.
  *
- * Web across three agents on loopback. Controllers 7644-7655; app ports
- * 10550-10849.
+ * Web across three agents on loopback. Controllers 7904-7915; app ports
+ * 13000-13449 (150 a test, so that two tests can run at once).
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -89,7 +89,6 @@ spread(struct web w[3])
 static int
 cluster(const char *test, int base, const char *const *ctl_env, struct web w[3])
 {
-    static const char *const ranges[] = {"10550-10599", "10600-10649", "10650-10699"};
     char *out = NULL, *err = NULL;
     int ctl;
     long deadline;
@@ -98,11 +97,12 @@ cluster(const char *test, int base, const char *const *ctl_env, struct web w[3])
     ctl = h_start_controller(&C, ctl_env);
     cr_assert(h_wait_log(&C, ctl, "event=ready", 10000), "controller not ready");
     for (int k = 0; k < 3; k++) {
-        char node[8];
-        int a;
+        char node[8], range[32];
+        int a, p0 = 13000 + (base - 7904) / 4 * 150 + k * 50;
 
         snprintf(node, sizeof(node), "n%d", k + 1);
-        a = h_start_agent(&C, node, ranges[k],
+        snprintf(range, sizeof(range), "%d-%d", p0, p0 + 49);
+        a = h_start_agent(&C, node, range,
                           (const char *const[]){"DROVER_HEARTBEAT_MS=300", NULL});
         cr_assert(h_wait_log(&C, a, "event=ready", 10000), "agent %s not ready", node);
     }
@@ -223,7 +223,7 @@ Test(clocks, wall_clock_steps_move_nothing_and_a_dead_host_is_still_replaced)
     snprintf(file, sizeof(file), "/tmp/drover-faketime-%d", (int)getpid());
     snprintf(ft_file, sizeof(ft_file), "FAKETIME_TIMESTAMP_FILE=%s", file);
     set_offset(file, "+0");
-    ctl = cluster("clocks", 7644, env, w);
+    ctl = cluster("clocks", 7904, env, w);
 
     set_offset(file, "+120");
     h_msleep(NODE_TIMEOUT_MS + 1500);
@@ -247,7 +247,7 @@ Test(clocks, a_stalled_controller_moves_nothing_and_still_replaces_a_dead_host)
     long t0, took;
     int ctl, served = 0, failed = 0;
 
-    ctl = cluster("stall", 7648, env, w);
+    ctl = cluster("stall", 7908, env, w);
     cr_assert_eq(kill(C.procs[ctl].pid, SIGSTOP), 0);
     for (t0 = mono(); mono() - t0 < 10000;) {
         for (int k = 0; k < 3; k++) {
@@ -282,7 +282,7 @@ Test(clocks, most_hosts_silent_at_once_are_replaced_at_a_bounded_rate)
     char st2[32], st3[32], *out = NULL, *err = NULL;
     int ctl, down;
 
-    ctl = cluster("mass", 7652, env, w);
+    ctl = cluster("mass", 7912, env, w);
     kill_host("n2");
     kill_host("n3");
     if (!h_wait_log(&C, ctl, "event=mass_silence", 10000)) {
