@@ -288,6 +288,7 @@ agent_register(struct ctl *ctl, struct nnuv_msg *req, const Drover__RegisterReq 
         n->generation = 1;
         is_new = true;
     }
+    ctl_node_touch(m, n); /* before any write: a refused commit restores it (undo.c) */
     if (ctl_node_set_range(n, (uint16_t)r->port_min, (uint16_t)r->port_max) < 0) {
         ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "out of memory");
         return;
