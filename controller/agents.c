@@ -605,6 +605,13 @@ node_tick(uv_timer_t *t)
     ndown = down == NULL ? 0
                          : ctl_liveness_tick(&ctl->liveness, m, now, ctl->cfg.node_timeout_ms, down,
                                              m->nnodes);
+    /* The store refuses writes: a node_down it refused (and undid) is
+     * tried again once per node timeout, not at every tick. */
+    if (ndown > 0 && ctl_store_failing(ctl->store) &&
+        now - ctl->liveness.refused < ctl->cfg.node_timeout_ms)
+        ndown = 0;
+    else if (ndown > 0)
+        ctl->liveness.refused = now;
     for (i = 0; i < ndown; i++)
         node_down(ctl, down[i], now);
     changed = ndown > 0;

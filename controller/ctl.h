@@ -279,6 +279,7 @@ struct ctl_liveness {
     uint32_t total;     /* live nodes when the suspicion began */
     uint32_t downed;    /* declared down since */
     uint64_t last_down; /* monotonic */
+    uint64_t refused;   /* the last try (agents.c): retried slowly while the store fails */
 };
 
 struct ctl_config {
