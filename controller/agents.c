@@ -17,7 +17,7 @@
  * drains them) and their apps are reconciled at once, which replaces them on
  * live nodes. Lost instances are deleted when the node's next full report
  * does not have them. The timeout counts from the last message heard in this
- * run of the controller, or from its start (store.c gives every stored node a
+ * run of the controller, or from its start (store_sqlite.c gives every stored node a
  * fresh grace period): a controller that was away does not blame the nodes.
  *
  * Names: a register with another boot_id for a node heard from within the

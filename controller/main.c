@@ -201,7 +201,7 @@ main(int argc, char **argv)
     uv_signal_start(&ctl.sigint, on_signal, SIGINT);
     /* Placements that waited across a restart, committed before serving. A
      * store that refuses them (a full disk) stops nothing: the controller
-     * serves what it has and tries again at the next change (store.c). */
+     * serves what it has and tries again at the next change (store_front.c). */
     if (ctl_commit(&ctl) < 0)
         log_warn("start_degraded", "what=store reason=%s", log_q(ctl_store_why(ctl.store)));
     log_info("ready",
