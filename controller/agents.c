@@ -14,7 +14,7 @@
  * drains them) and their apps are reconciled at once, which replaces them on
  * live nodes. Lost instances are deleted when the node's next full report
  * does not have them. The timeout counts from the last message heard in this
- * run of the controller, or from its start (store.c gives every stored node a
+ * run of the controller, or from its start (store_sqlite.c gives every stored node a
  * fresh grace period): a controller that was away does not blame the nodes.
  *
  * Names: a register that breaks nodes.c's name rule is refused
@@ -352,6 +352,13 @@ node_tick(uv_timer_t *t)
     ndown = down == NULL ? 0
                          : ctl_liveness_tick(&ctl->liveness, m, now, ctl->cfg.node_timeout_ms, down,
                                              m->nnodes);
+    /* The store refuses writes: a node_down it refused (and undid) is
+     * tried again once per node timeout, not at every tick. */
+    if (ndown > 0 && ctl_store_failing(ctl->store) &&
+        now - ctl->liveness.refused < ctl->cfg.node_timeout_ms)
+        ndown = 0;
+    else if (ndown > 0)
+        ctl->liveness.refused = now;
     for (i = 0; i < ndown; i++)
         node_down(ctl, down[i], now);
     changed = ndown > 0;

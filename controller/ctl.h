@@ -240,7 +240,7 @@ struct ctl_model {
     uint64_t next_id;
     bool next_id_dirty;
     bool capacity_changed; /* try placing unplaced instances */
-    bool loading;          /* store.c is filling the model: no generation bumps */
+    bool loading;          /* the store is filling the model: no generation bumps */
     uint32_t ndraining;    /* nodes in state DRAINING: evictions may be waiting */
     uint32_t ndeploying;   /* apps whose deploy is running */
     bool ep_changed;       /* some app's ep_gen moved since the last check */
@@ -261,7 +261,7 @@ struct ctl_model {
     uint64_t epoch;
     struct ctl_undo *undo; /* what a failed apply restores (undo.c) */
     /* How the controller itself is doing, for status (not stored): the
-     * store failing (store.c), nodes silent at once (liveness.c). */
+     * store failing (store_front.c), nodes silent at once (liveness.c). */
     char store_health[256];
     char nodes_health[256];
     /* Where model events go (logs.c's ctl_logs_text); NULL in unit tests. */
@@ -280,6 +280,7 @@ struct ctl_liveness {
     uint32_t total;     /* live nodes when the suspicion began */
     uint32_t downed;    /* declared down since */
     uint64_t last_down; /* monotonic */
+    uint64_t refused;   /* the last try (agents.c): retried slowly while the store fails */
 };
 
 struct ctl_config {
@@ -306,7 +307,7 @@ struct ctl {
     uv_loop_t *loop;
     struct ctl_config cfg;
     struct ctl_model *model;
-    struct ctl_db *store; /* the store front (store.c) */
+    struct ctl_db *store; /* the store front (store_front.c) */
     struct ctl_slugs *slugs;
     struct wire_sender sender;     /* sealed with the cluster key: agents, notify */
     struct wire_sender api_sender; /* sealed with the API key: replies to the CLI */
@@ -695,7 +696,7 @@ void ctl_endpoints_free(struct ctl_endpoints *e);
 /* Answer the waiters whose list changed or whose wait is over (all if force). */
 void ctl_endpoints_wake(struct ctl_endpoints *e, bool force);
 
-/* store.c: the store front (a backend behind store.h; commits change sets) */
+/* store_front.c: the store front (a backend behind store.h; commits change sets) */
 struct ctl_store_ops;
 int ctl_store_open_with(const struct ctl_store_ops *ops, const char *where, struct ctl_db **out);
 int ctl_store_open(const char *path, struct ctl_db **out); /* SQLite at path */

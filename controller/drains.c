@@ -758,7 +758,7 @@ remove_req(struct ctl_drains *ds, const char *app, const char *what, char *why, 
 }
 
 /* apps:destroy: the app's drains stop (their rows go with the app's in the
- * same commit, app_gone_sql in store.c). ds may be NULL (no drains). */
+ * same commit, app_gone_sql in store_sqlite.c). ds may be NULL (no drains). */
 void
 ctl_drains_forget_app(struct ctl_drains *ds, const char *app)
 {

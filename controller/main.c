@@ -161,9 +161,11 @@ main(int argc, char **argv)
         log_fatal(1, "start_failed", "what=checkpoints err=%s", uv_strerror(rc));
     uv_signal_start(&ctl.sigterm, on_signal, SIGTERM);
     uv_signal_start(&ctl.sigint, on_signal, SIGINT);
-    /* Placements that waited across a restart, committed before serving. */
+    /* Placements that waited across a restart, committed before serving. A
+     * store that refuses them (a full disk) stops nothing: the controller
+     * serves what it has and tries again at the next change (store_front.c). */
     if (ctl_commit(&ctl) < 0)
-        log_fatal(1, "start_failed", "what=store_flush");
+        log_warn("start_degraded", "what=store reason=%s", log_q(ctl_store_why(ctl.store)));
     log_info("ready",
              "api=%s agent=%s notify=%s logs=%s data_dir=%s apps=%zu nodes=%zu instances=%zu",
              ctl.cfg.api_listen, ctl.cfg.agent_listen, ctl.cfg.notify_listen, ctl.cfg.logs_listen,

@@ -7,7 +7,7 @@
  * while the process runs, and every change to it is written through before
  * the request that caused it is answered. To make that one transaction per
  * request, every mutator here marks what it touched: apps, nodes and
- * instances go on dirty queues, deleted instance ids on a list; store.c
+ * instances go on dirty queues, deleted instance ids on a list; the store
  * writes exactly those and ctl_model_clean() forgets them after the commit.
  *
  * Indexes: apps and nodes by name, instances by id (map.c); each app lists

@@ -181,6 +181,7 @@ ctl_node_register(struct ctl_model *m, const struct ctl_node_reg *g, uint64_t no
 
     if (n == NULL && (rc = ctl_node_add(m, g->name, &n)) < 0)
         return rc;
+    ctl_node_touch(m, n); /* before any write: a refused commit restores it (undo.c) */
     if ((rc = ctl_node_set_range(n, g->port_min, g->port_max)) < 0)
         return rc;
     if (strcmp(n->address, g->address) != 0) {

@@ -176,7 +176,7 @@ static int commit(struct ctl *ctl);
  * Place what waits for capacity, then write every change to the store. Called
  * before a reply is sent, so nothing acknowledged can be lost. A failed
  * commit changes nothing: the store front puts the model back as the store
- * has it (store.c), and the request that caused it is refused with
+ * has it (store_front.c), and the request that caused it is refused with
  * ctl_store_why(); the controller carries on.
  */
 int

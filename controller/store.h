@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store.h: the interface between the model and a store. SQLite (store.c,
+ * store.h: the interface between the model and a store. SQLite (store_sqlite.c,
  * the embedded default) and PostgreSQL (store_pg.c, DROVER_DATABASE_URL)
  * each provide one struct ctl_store_ops; the rest of the controller calls
  * only the functions below, never a backend directly.

@@ -198,7 +198,8 @@ struct ctl_store {
     uv_timer_t timer;
     uv_work_t work;
     bool ckpt_busy, timer_on, closing;
-    bool applying; /* in sq_apply: errors are the front's to report */
+    bool applying;     /* in sq_apply: errors are the front's to report */
+    bool ckpt_failing; /* the last checkpoint failed (logged once) */
     int ckpt_rc;
 };
 
@@ -1155,8 +1156,14 @@ ckpt_done(uv_work_t *w, int status)
     struct ctl_store *st = w->data;
 
     st->ckpt_busy = false;
-    if (status == 0 && st->ckpt_rc != SQLITE_OK && st->ckpt_rc != SQLITE_BUSY)
+    if (status != 0 || st->ckpt_rc == SQLITE_BUSY)
+        return;
+    /* Once per episode: a full disk fails every checkpoint until freed. */
+    if (st->ckpt_rc != SQLITE_OK && !st->ckpt_failing)
         log_warn("checkpoint_failed", "err=%s", log_q(sqlite3_errstr(st->ckpt_rc)));
+    else if (st->ckpt_rc == SQLITE_OK && st->ckpt_failing)
+        log_info("checkpoint_recovered", "store=sqlite");
+    st->ckpt_failing = st->ckpt_rc != SQLITE_OK;
 }
 
 static void

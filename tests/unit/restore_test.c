@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A failed commit changes nothing (undo.c, store.c): the store refuses a
+ * A failed commit changes nothing (undo.c, store_front.c): the store refuses a
  * change set (here: another connection holds the write lock, a real
  * SQLITE_BUSY), and the model reads exactly as before the change set,
  * whatever it did (scale, config, a new release, new, placed, stopped and

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store.c: the store front. It picks a backend (SQLite, the embedded
+ * store_front.c: the store front. It picks a backend (SQLite, the embedded
  * default; PostgreSQL when DROVER_DATABASE_URL is set, once that backend is
  * built in), and it is the one place that commits the model's change set:
  * apply it, then either forget the marks (ctl_model_clean) or, when the
