@@ -9,10 +9,9 @@
  * request's packed plaintext is kept so that each send is a fresh seal
  * (a new counter and nonce); the owner's Drover__Message is never kept.
  *
- * Why the socket is redialled on every move, even to the same endpoint: a
- * request unanswered past its timeout most often means a connection that
- * died silently (a controller host gone, a NAT forgetting us); nanomsg
- * notices that only at TCP's own timeouts.
+ * A timeout moves to the next endpoint (with one endpoint: redials it) only
+ * after opts.redial_ms of silence, so that a controller that is slow but
+ * there keeps its connection while the request is re-sent.
  */
 #include "rpc.h"
 
@@ -41,6 +40,7 @@ struct rpc {
     struct rpc_eps eps;
     size_t cur;
     uint64_t cap_ms;
+    uint64_t redial_ms;
     uint32_t resends;
     char name[16];
     rpc_cb cb;
@@ -49,12 +49,13 @@ struct rpc {
     enum rpc_st st;
     uint8_t *body; /* the request, packed; sealed afresh for every send */
     size_t blen;
-    uint64_t base;    /* its timeout */
-    uint64_t sent_at; /* uv_now */
-    uint32_t tries;   /* re-sends of this request after a timeout */
-    uint32_t hops;    /* NOT_LEADER moves of this request */
-    uint32_t holds;   /* ERR_BUSY holds of this request */
-    uint32_t misses;  /* timeouts in a row without any reply */
+    uint64_t base;               /* its timeout */
+    uint64_t sent_at;            /* uv_now */
+    uint32_t tries;              /* re-sends of this request after a timeout */
+    uint32_t hops;               /* NOT_LEADER moves of this request */
+    uint32_t holds;              /* ERR_BUSY holds of this request */
+    uint32_t misses;             /* timeouts in a row without any reply */
+    uint64_t heard_at, moved_at; /* uv_now of the last reply, of the last redial */
     uv_timer_t timer;
     bool closing;
 };
@@ -160,6 +161,7 @@ on_timer(uv_timer_t *t)
 {
     struct rpc *r = t->data;
     struct rpc_reply rep = {.result = RPC_TIMEOUT, .err = -ETIMEDOUT};
+    uint64_t now = uv_now(r->loop);
 
     if (r->closing)
         return;
@@ -170,7 +172,10 @@ on_timer(uv_timer_t *t)
     if (r->st != RPC_WAITING)
         return;
     r->misses++;
-    move_to(r, rpc_choose(&r->eps, r->cur, RPC_WHY_TIMEOUT, NULL));
+    if (now - r->heard_at >= r->redial_ms && now - r->moved_at >= r->redial_ms) {
+        r->moved_at = now;
+        move_to(r, rpc_choose(&r->eps, r->cur, RPC_WHY_TIMEOUT, NULL));
+    }
     if (r->resends == UINT32_MAX || r->tries < r->resends) {
         r->tries++;
         log_debug("rpc_resend", "rpc=%s endpoint=%s misses=%u", r->name, log_q(rpc_endpoint(r)),
@@ -223,6 +228,7 @@ on_msg(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
     }
     rc = wire_open(nm->body, nm->len, &rep.hdr, &rep.msg);
     r->misses = 0;
+    r->heard_at = uv_now(r->loop);
     if (rc == 0 && rep.msg->body_case == DROVER__MESSAGE__BODY_ERROR && rep.msg->error != NULL &&
         redirected(r, rep.msg->error)) {
         wire_msg_free(rep.msg);
@@ -264,6 +270,7 @@ rpc_new(uv_loop_t *loop, const struct rpc_opts *o, int *err)
         snprintf(r->eps.url[i], sizeof(r->eps.url[i]), "%s", o->endpoints[i]);
     r->cur = o->first;
     r->cap_ms = o->cap_ms;
+    r->redial_ms = o->redial_ms;
     r->resends = o->resends;
     snprintf(r->name, sizeof(r->name), "%s", o->name ? o->name : "rpc");
     r->cb = o->cb;
@@ -293,6 +300,7 @@ fail:
 int
 rpc_start(struct rpc *r)
 {
+    r->heard_at = r->moved_at = uv_now(r->loop);
     return nnuv_start(r->sock);
 }
 

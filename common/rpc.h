@@ -11,7 +11,10 @@
  * the owner hears RPC_TIMEOUT and decides), each wait longer than the last
  * (rpc_backoff_ms: doubling, with jitter, so that the agents of an
  * overloaded controller come back out of step). Every wait is on the
- * loop's monotonic clock (uv_now).
+ * loop's monotonic clock (uv_now). A timeout after a silence of
+ * opts.redial_ms also redials the socket (most often a connection that died
+ * silently: a controller host gone, a NAT that forgot us, which TCP notices
+ * only at its own timeouts).
  *
  * Several controllers. The client holds the list of endpoints (DROVER_JOIN,
  * DROVER_CONTROLLER) and talks to one. A reply Error{ERR_NOT_LEADER,
@@ -95,6 +98,9 @@ struct rpc_opts {
     struct wire_sender *sender; /* borrowed: seals every send */
     uint64_t cap_ms;            /* longest wait for one send; 0: no cap */
     uint32_t resends;           /* re-sends of one request on timeout; UINT32_MAX: forever */
+    uint64_t redial_ms;         /* a timeout redials (or moves to the next endpoint) only
+                                   when nothing was heard, and no redial made, for this
+                                   long; 0: at every timeout */
     const char *name;           /* for the logs: "agent", "slug", "pipe", "cli" */
     rpc_cb cb;
     rpc_move_cb on_move; /* may be NULL */

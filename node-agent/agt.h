@@ -19,6 +19,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "env.h"
 #include "logring.h"
 #include "wire.h"
 
@@ -33,7 +34,9 @@ struct agt_cgroups;
 
 /* config.c */
 struct agt_config {
-    char join[256];   /* agent endpoint: register, sync, slugs */
+    char joins[ENV_ENDPOINTS_MAX][ENV_ENDPOINT_MAX]; /* DROVER_JOIN: every controller */
+    size_t njoin;
+    char join[256];   /* joins[0]: agent endpoint: register, sync, slugs */
     char notify[256]; /* join's port + 1 */
     char logs[256];   /* join's port + 2: log lines are pushed there */
     char node[64];
@@ -481,6 +484,9 @@ void agt_out_flush_drops(void);
 #define AGT_LOG_QUEUE_BYTES (4u << 20)
 #define AGT_LOG_FLUSH_MS 50
 int agt_logs_start(struct agt *a);
+/* The agent talks to another controller now (endpoint: its agent
+ * endpoint): lines go to its port + 2. */
+void agt_logs_follow(const char *endpoint);
 /* Queue one line of source (an instance name) of app, from its stderr when
  * err; a line the queue must refuse is counted in d and replaced by a
  * marker later. */

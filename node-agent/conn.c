@@ -3,17 +3,16 @@
  * conn.c: the controller as this node sees it (docs/protocol.md, "Agents
  * pull").
  *
- * One REQ socket carries register and sync, one request at a time: a REQ
- * socket cancels its outstanding request when a new one is sent, so a sync
- * wanted while one is in flight is remembered (again, dirty) and sent when
- * the reply arrives. nanomsg's own timed resend is off (NN_REQ_RESEND_IVL
- * far out): it would resend the identical sealed bytes, which the controller
- * refuses as a replay. Instead a request unanswered for RESEND_BEATS
- * heartbeats is rebuilt, re-sealed and sent again (on_heartbeat); each
- * further re-send without a reply waits twice as long (up to 16 times),
- * with jitter, and so do redials (agt_resend_wait_ms). Every
- * request is built from the current state when it is sent, never queued as
- * a delta. A SUB socket on the notify endpoint
+ * The RPC client (common/rpc.c) carries register and sync, one request at
+ * a time: a new request cancels the outstanding one, so a sync wanted while
+ * one is in flight is remembered (again, dirty) and sent when the reply
+ * arrives. A request unanswered for RESEND_BEATS heartbeats comes back as a
+ * timeout and is rebuilt from the current state and sent again (never
+ * queued as a delta); each further one without a reply waits twice as long
+ * (up to 16 times), with jitter (rpc_backoff_ms). With several controllers
+ * (DROVER_JOIN=a,b,c) the client follows the leader (a standby's
+ * ERR_NOT_LEADER names it; a timeout tries the next), and the notify and
+ * log sockets follow it (on_move). A SUB socket on the notify endpoint
  * subscribed to "NODE\n" turns a notification into an immediate sync.
  *
  * Quiet heartbeats carry generation and digest only; a full report goes out
@@ -24,8 +23,8 @@
  * register refused because another live agent holds the node's name: then
  * this agent is the impostor, and agt_refused() makes it leave.
  *
- * Silence: when nothing has been answered for a few heartbeats, both
- * sockets drop their connection and dial again. A TCP connection whose
+ * Silence: when a request goes unanswered past its timeout, both sockets
+ * drop their connection and dial again (the RPC client its own). A TCP connection whose
  * peer vanished behind a partition is retransmitted with exponential
  * backoff, and nanomsg would wait for it; a fresh connection makes a healed
  * partition, or a controller back from a restart, heard within a few
@@ -40,44 +39,36 @@
 
 #include <nanomsg/nn.h>
 #include <nanomsg/pubsub.h>
-#include <nanomsg/reqrep.h>
-#include <sodium.h>
 
 #include "agt.h"
+#include "env.h"
 #include "log.h"
 #include "nnuv.h"
+#include "rpc.h"
 #include "util.h"
 
 enum req_kind { K_REGISTER, K_SYNC };
 
 #define RESEND_BEATS 3
-#define NN_RESEND_OFF (24 * 3600 * 1000)
 
 struct agt_conn {
     struct agt *agt; /* borrowed */
     uv_loop_t *loop;
     const struct agt_config *cfg;
-    struct nnuv *req;
+    struct rpc *rpc;
     struct nnuv *sub;
-    uint64_t replied_at;  /* uv_now of the last reply, or of the start */
-    uint64_t redialed_at; /* uv_now of the last redial */
-    bool redialing;       /* silent: logged once until the next reply */
-    bool leaving;         /* syncs say so (agt_conn_leave) */
-    bool sent_leaving;    /* the request in flight said so */
-    uint64_t leave_at;    /* uv_now of agt_conn_leave */
+    uint64_t replied_at; /* uv_now of the last reply, or of the start */
+    bool redialing;      /* silent: logged once until the next reply */
+    bool leaving;        /* syncs say so (agt_conn_leave) */
+    bool sent_leaving;   /* the request in flight said so */
+    uint64_t leave_at;   /* uv_now of agt_conn_leave */
     uv_timer_t heartbeat;
     uv_timer_t soon; /* 0 ms: coalesces the changes of one loop iteration */
     uint32_t heartbeat_ms;
     bool registered;
-    bool announced; /* event=ready printed */
-    bool inflight;
-    uint64_t inflight_at; /* uv_now when it was sent */
-    uint64_t resend_wait; /* how long it may go unanswered (agt_resend_wait_ms) */
-    uint32_t resends;     /* re-sends in a row without a reply */
-    uint32_t redials;     /* redials in a row without a reply */
-    uint64_t redial_wait; /* how long after the last redial the next may come */
-    enum req_kind kind;   /* of the request in flight */
-    uint64_t seq;         /* of the request in flight */
+    bool announced;     /* event=ready printed */
+    enum req_kind kind; /* of the request in flight */
+    uint64_t seq;       /* of the request in flight */
     bool sent_full;
     uint64_t sent_digest;
     bool again; /* send another request once the reply is in */
@@ -95,14 +86,7 @@ static void on_heartbeat(uv_timer_t *t);
 static int
 send_msg(struct agt_conn *c, Drover__Message *m)
 {
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = wire_seal(agt_sender(c->agt), m, &buf, &len);
-
-    if (rc == 0)
-        rc = nnuv_send(c->req, buf, len);
-    free(buf);
-    return rc;
+    return rpc_send(c->rpc, m, (uint64_t)RESEND_BEATS * c->heartbeat_ms);
 }
 
 static int
@@ -185,9 +169,9 @@ send_next(struct agt_conn *c)
 {
     int rc;
 
-    if (!c->req)
+    if (!c->rpc)
         return;
-    if (c->inflight) {
+    if (rpc_busy(c->rpc)) {
         c->again = true;
         return;
     }
@@ -200,18 +184,12 @@ send_next(struct agt_conn *c)
         log_debug("send_failed", "err=%s", log_q(uv_strerror(rc)));
         return;
     }
-    c->inflight = true;
-    c->inflight_at = uv_now(c->loop);
-    c->resend_wait = agt_resend_wait_ms((uint64_t)RESEND_BEATS * c->heartbeat_ms, c->resends,
-                                        randombytes_random());
 }
 
 uint64_t
 agt_resend_wait_ms(uint64_t base, uint32_t n, uint32_t rnd)
 {
-    uint64_t ms = base << (n < 4 ? n : 4);
-
-    return n == 0 ? base : ms + rnd % (ms / 2 + 1);
+    return rpc_backoff_ms(base, n, rnd, 0);
 }
 
 /* The request in flight carried a full report and it was answered. */
@@ -241,7 +219,7 @@ on_register_rep(struct agt_conn *c, const Drover__RegisterRep *r)
     agt_registered(c->agt);
     if (!c->announced) {
         c->announced = true;
-        log_info("ready", "node=%s join=%s", c->cfg->node, log_q(c->cfg->join));
+        log_info("ready", "node=%s join=%s", c->cfg->node, log_q(rpc_endpoint(c->rpc)));
     }
     c->again = true; /* sync now, for the assignments */
 }
@@ -283,39 +261,40 @@ on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
         agt_leave_acked(c->agt);
 }
 
+static void on_silent(struct agt_conn *c);
+
 static void
-on_reply(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
+on_reply(struct rpc *rpc, struct rpc_reply *rep, void *arg)
 {
     struct agt_conn *c = arg;
-    struct wire_header hdr;
-    Drover__Message *m = NULL;
-    int rc = wire_open(nm->body, nm->len, &hdr, &m);
+    Drover__Message *m = rep->msg;
 
-    c->inflight = false; /* whatever came back answered the request */
+    if (rep->result == RPC_TIMEOUT) {
+        on_silent(c);
+        return;
+    }
     c->replied_at = uv_now(c->loop);
-    c->resends = c->redials = 0;
     if (c->redialing) {
         c->redialing = false;
         log_info("controller_heard", "node=%s", c->cfg->node);
     }
-    if (rc < 0) {
+    if (rep->result == RPC_UNOPENED) {
         Drover__ErrorCode code;
         char text[256];
 
         /* An unsealed refusal says why we were refused (a wrong cluster
          * key, most likely); it is only logged: anyone could forge one. */
-        if (wire_refusal_open(nm->body, nm->len, &code, text, sizeof text) == 0)
+        if (wire_refusal_open(rep->raw, rep->len, &code, text, sizeof text) == 0)
             log_error("refused_by_controller", "request=%s code=%d reason=%s",
                       c->kind == K_REGISTER ? "register" : "sync", (int)code, log_q(text));
         else
             log_warn("bad_message", "sock=agent err=%s version=%u sender=%s",
-                     log_q(wire_strerror(rc)), (unsigned)hdr.version, log_q(hdr.sender));
-        nnuv_msg_free(nm);
+                     log_q(wire_strerror(rep->err)), (unsigned)rep->hdr.version,
+                     log_q(rep->hdr.sender));
         if (c->last)
             agt_last_sync_done(c->agt);
         return;
     }
-    nnuv_msg_free(nm);
     switch (m->body_case) {
     case DROVER__MESSAGE__BODY_REGISTER_REP:
         if (c->kind == K_REGISTER)
@@ -342,7 +321,6 @@ on_reply(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
         log_warn("bad_message", "sock=agent err=unexpected_type type=%d", (int)m->body_case);
         break;
     }
-    wire_msg_free(m);
     if (c->again || c->dirty)
         send_next(c);
 }
@@ -383,20 +361,42 @@ silence_ms(const struct agt_conn *c)
     return ms < 1000 ? 1000 : ms > 10000 ? 10000 : ms;
 }
 
+/* The notify socket follows the controller the RPC client talks to (its
+ * port + 1), and so do the log lines (port + 2). */
 static void
-redial(struct agt_conn *c)
+follow(struct agt_conn *c, const char *endpoint, bool moved)
 {
-    int rc;
+    char notify[ENV_ENDPOINT_MAX];
+    int rc = env_endpoint_offset(endpoint, 1, notify, sizeof notify);
 
+    if (rc == 0 && c->sub)
+        rc = nnuv_retarget(c->sub, notify);
+    if (rc < 0)
+        log_warn("redial_failed", "sock=notify err=%s", log_q(strerror(-rc)));
+    if (moved)
+        agt_logs_follow(endpoint);
+}
+
+static void
+on_move(struct rpc *rpc, const char *endpoint, void *arg)
+{
+    struct agt_conn *c = arg;
+
+    follow(c, endpoint, true);
+}
+
+/* A request went unanswered past its wait (the RPC client has redialled
+ * its own socket): redial the notify socket too, and replace the request
+ * with a fresh one, built from the state as it is now. */
+static void
+on_silent(struct agt_conn *c)
+{
     if (!c->redialing)
         log_warn("controller_silent", "node=%s silent_ms=%" PRIu64 " action=redial", c->cfg->node,
                  uv_now(c->loop) - c->replied_at);
     c->redialing = true;
-    c->redialed_at = uv_now(c->loop);
-    c->redial_wait = agt_resend_wait_ms(silence_ms(c), c->redials++, randombytes_random());
-    if ((rc = nnuv_redial(c->req)) < 0 || (rc = nnuv_redial(c->sub)) < 0)
-        log_warn("redial_failed", "err=%s", log_q(strerror(-rc)));
-    c->inflight = false; /* the request went with the old connection */
+    follow(c, rpc_endpoint(c->rpc), false);
+    send_next(c);
 }
 
 static void
@@ -405,19 +405,9 @@ on_heartbeat(uv_timer_t *t)
     struct agt_conn *c = t->data;
     uint64_t now = uv_now(c->loop), quiet = now - c->replied_at;
 
-    if (quiet >= silence_ms(c) && now - c->redialed_at >= c->redial_wait)
-        redial(c);
     if (c->leaving && now - c->leave_at >= silence_ms(c) && quiet >= silence_ms(c))
         agt_leave_unreachable(c->agt);
-    /* A request unanswered for a few heartbeats was lost, or carries stale
-     * state: replace it with a fresh one, freshly sealed (sending on a REQ
-     * socket cancels the previous request; nanomsg's own resend is off, as
-     * the controller refuses a replayed counter). */
-    if (c->inflight && now - c->inflight_at >= c->resend_wait) {
-        c->inflight = false;
-        c->resends++;
-    }
-    if (!c->inflight)
+    if (!rpc_busy(c->rpc))
         send_next(c);
 }
 
@@ -426,7 +416,7 @@ on_soon(uv_timer_t *t)
 {
     struct agt_conn *c = t->data;
 
-    if (c->dirty && !c->inflight)
+    if (c->dirty && !rpc_busy(c->rpc))
         send_next(c);
 }
 
@@ -434,8 +424,9 @@ struct agt_conn *
 agt_conn_new(struct agt *a, int *err)
 {
     struct agt_conn *c = calloc(1, sizeof *c);
+    struct rpc_opts o = {0};
     char topic[72];
-    int ivl, rc = -ENOMEM;
+    int rc = -ENOMEM;
 
     if (!c)
         goto out;
@@ -443,16 +434,16 @@ agt_conn_new(struct agt *a, int *err)
     c->loop = agt_loop(a);
     c->cfg = agt_cfg(a);
     c->heartbeat_ms = c->cfg->heartbeat_ms;
-    ivl = NN_RESEND_OFF;
-    c->req = nnuv_new(c->loop, AF_SP, NN_REQ, on_reply, c, &rc);
-    if (!c->req)
-        goto out;
-    if (nn_setsockopt(nnuv_sock(c->req), NN_REQ, NN_REQ_RESEND_IVL, &ivl, sizeof ivl) < 0) {
-        rc = -nn_errno();
-        goto out;
-    }
-    rc = nnuv_connect(c->req, c->cfg->join);
-    if (rc < 0)
+    o.endpoints = (const char(*)[ENV_ENDPOINT_MAX])c->cfg->joins;
+    o.nendpoints = c->cfg->njoin;
+    o.sender = agt_sender(a);
+    o.name = "agent";
+    o.redial_ms = silence_ms(c);
+    o.cb = on_reply;
+    o.on_move = on_move;
+    o.arg = c;
+    c->rpc = rpc_new(c->loop, &o, &rc);
+    if (!c->rpc)
         goto out;
     c->sub = nnuv_new(c->loop, AF_SP, NN_SUB, on_notify, c, &rc);
     if (!c->sub)
@@ -474,8 +465,7 @@ agt_conn_new(struct agt *a, int *err)
     c->nopen = 2;
 out:
     if (rc < 0 && c) {
-        if (c->req)
-            nnuv_close(c->req);
+        rpc_close(c->rpc);
         if (c->sub)
             nnuv_close(c->sub);
         free(c);
@@ -488,10 +478,9 @@ out:
 int
 agt_conn_start(struct agt_conn *c)
 {
-    int rc = nnuv_start(c->req);
+    int rc = rpc_start(c->rpc);
 
-    c->replied_at = c->redialed_at = uv_now(c->loop);
-    c->redial_wait = silence_ms(c);
+    c->replied_at = uv_now(c->loop);
     if (rc == 0)
         rc = nnuv_start(c->sub);
     if (rc == 0)
@@ -504,10 +493,10 @@ agt_conn_start(struct agt_conn *c)
 void
 agt_conn_sync_soon(struct agt_conn *c)
 {
-    if (!c->req)
+    if (!c->rpc)
         return;
     c->dirty = true;
-    if (!c->inflight) /* else the reply sends it */
+    if (!rpc_busy(c->rpc)) /* else the reply sends it */
         uv_timer_start(&c->soon, on_soon, 0, 0);
 }
 
@@ -521,7 +510,7 @@ agt_conn_leave(struct agt_conn *c)
         return;
     }
     c->want_full = true; /* the controller sees every instance at once */
-    if (c->inflight)
+    if (rpc_busy(c->rpc))
         c->again = true;
     else
         send_next(c);
@@ -552,9 +541,10 @@ on_timer_close(uv_handle_t *h)
 void
 agt_conn_close(struct agt_conn *c)
 {
-    nnuv_close(c->req);
+    rpc_close(c->rpc);
     nnuv_close(c->sub);
-    c->req = c->sub = NULL;
+    c->rpc = NULL;
+    c->sub = NULL;
     uv_close((uv_handle_t *)&c->heartbeat, on_timer_close);
     uv_close((uv_handle_t *)&c->soon, on_timer_close);
 }

@@ -26,6 +26,7 @@
 #include <nanomsg/pipeline.h>
 
 #include "agt.h"
+#include "env.h"
 #include "log.h"
 #include "logring.h"
 #include "nnuv.h"
@@ -141,6 +142,21 @@ fail:
     logring_free(l->q);
     free(l);
     return rc;
+}
+
+void
+agt_logs_follow(const char *endpoint)
+{
+    struct agt_logs *l = shipper;
+    char ep[256];
+    int rc;
+
+    if (l == NULL || l->closing)
+        return;
+    if ((rc = env_endpoint_offset(endpoint, 2, ep, sizeof(ep))) == 0)
+        rc = nnuv_retarget(l->push, ep);
+    if (rc < 0)
+        log_warn("redial_failed", "sock=logs err=%s", log_q(strerror(-rc)));
 }
 
 void
