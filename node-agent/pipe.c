@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "agt.h"
+#include "bytewin.h"
 #include "log.h"
 #include "rpc.h"
 #include "util.h"
@@ -59,9 +60,7 @@
 #define PIPE_GIVE_UP_MS 120000 /* exited, and no word from the controller */
 
 struct obuf {
-    char *data;
-    size_t len, cap;
-    uint64_t base; /* stream offset of data[0] */
+    struct bytewin w; /* what the controller has not taken yet */
     bool eof;
 };
 
@@ -118,8 +117,8 @@ on_handle_close(uv_handle_t *h)
 
     if (--p->nopen > 0)
         return;
-    free(p->out[0].data);
-    free(p->out[1].data);
+    bytewin_fini(&p->out[0].w);
+    bytewin_fini(&p->out[1].w);
     free(p);
 }
 
@@ -165,38 +164,6 @@ output_complete(const struct agt_pipe *p)
 
 /* ---- output from the process ---- */
 
-static int
-obuf_add(struct obuf *b, const char *d, size_t n)
-{
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 16384;
-        char *nd;
-
-        while (cap < b->len + n)
-            cap *= 2;
-        if ((nd = realloc(b->data, cap)) == NULL)
-            return -ENOMEM;
-        b->data = nd;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, d, n);
-    b->len += n;
-    return 0;
-}
-
-static void
-obuf_ack(struct obuf *b, uint64_t acked)
-{
-    size_t n;
-
-    if (acked <= b->base || acked > b->base + b->len)
-        return;
-    n = (size_t)(acked - b->base);
-    memmove(b->data, b->data + n, b->len - n);
-    b->len -= n;
-    b->base = acked;
-}
-
 static void
 on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
@@ -237,11 +204,11 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     if (p->stop)
         return; /* nobody is attached: discard */
-    if (obuf_add(&p->out[k], buf->base, (size_t)nread) < 0) {
+    if (bytewin_append(&p->out[k].w, buf->base, (size_t)nread) < 0) {
         log_error("pipe_oom", "app=%s inst=%s", p->app, p->name);
         return;
     }
-    if (p->out[k].len >= PIPE_OUT_HIGH) {
+    if (p->out[k].w.len >= PIPE_OUT_HIGH) {
         uv_read_stop(s);
         p->paused[k + 1] = true;
     }
@@ -329,19 +296,15 @@ pipe_send(struct agt_pipe *p)
         p->want_send = true; /* after its reply */
         return;
     }
-    n0 = p->out[0].len < PIPE_CHUNK ? p->out[0].len : PIPE_CHUNK;
-    n1 = p->out[1].len < PIPE_CHUNK ? p->out[1].len : PIPE_CHUNK;
-    complete = output_complete(p) && n0 == p->out[0].len && n1 == p->out[1].len;
+    n0 = bytewin_from(&p->out[0].w, 0, PIPE_CHUNK, &r.stdout_offset, &r.stdout.data);
+    n1 = bytewin_from(&p->out[1].w, 0, PIPE_CHUNK, &r.stderr_offset, &r.stderr.data);
+    complete = output_complete(p) && n0 == p->out[0].w.len && n1 == p->out[1].w.len;
     r.poll = n0 == 0 && n1 == 0 && !complete;
     if (r.poll && inflight)
         return; /* a poll is already waiting */
     r.node = (char *)agt_cfg(p->agt)->node;
     r.id = p->id;
-    r.stdout_offset = p->out[0].base;
-    r.stdout.data = (uint8_t *)p->out[0].data;
     r.stdout.len = n0;
-    r.stderr_offset = p->out[1].base;
-    r.stderr.data = (uint8_t *)p->out[1].data;
     r.stderr.len = n1;
     r.stdin_have = p->stdin_have;
     r.stdin_eof_seen = p->stdin_eof;
@@ -426,10 +389,15 @@ on_reply(struct rpc *rpc, struct rpc_reply *rep, void *arg)
     if (m->body_case == DROVER__MESSAGE__BODY_RUN_PIPE_REP && m->run_pipe_rep != NULL) {
         const Drover__RunPipeRep *r = m->run_pipe_rep;
 
-        obuf_ack(&p->out[0], r->stdout_acked);
-        obuf_ack(&p->out[1], r->stderr_acked);
+        /* An acknowledgement past what was sent is junk: ignored. */
         for (int k = 0; k < 2; k++) {
-            if (p->paused[k + 1] && p->out[k].len < PIPE_OUT_HIGH / 2)
+            uint64_t acked = k == 0 ? r->stdout_acked : r->stderr_acked;
+
+            if (acked <= bytewin_end(&p->out[k].w))
+                bytewin_ack(&p->out[k].w, acked);
+        }
+        for (int k = 0; k < 2; k++) {
+            if (p->paused[k + 1] && p->out[k].w.len < PIPE_OUT_HIGH / 2)
                 start_reading(p, k + 1);
         }
         apply_stdin(p, r);
@@ -437,7 +405,8 @@ on_reply(struct rpc *rpc, struct rpc_reply *rep, void *arg)
         if (r->stop && !p->stop) {
             log_info("pipe_detached", "app=%s inst=%s", p->app, p->name);
             p->stop = true;
-            p->out[0].len = p->out[1].len = 0;
+            bytewin_discard(&p->out[0].w);
+            bytewin_discard(&p->out[1].w);
             for (int k = 1; k < 3; k++)
                 if (p->paused[k])
                     start_reading(p, k);
@@ -602,7 +571,7 @@ agt_pipe_spawned(struct agt_pipe *p, int pgid, int err)
     if (err < 0) {
         static const char msg[] = "drover: could not start the process\n";
 
-        obuf_add(&p->out[1], msg, sizeof(msg) - 1);
+        bytewin_append(&p->out[1].w, msg, sizeof(msg) - 1);
         if (p->tty)
             close(p->master);
         p->master = -1;
