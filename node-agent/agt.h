@@ -246,6 +246,79 @@ uint64_t agt_resend_wait_ms(uint64_t base, uint32_t n, uint32_t rnd);
  * had been up (0 if it never was): a run of 10 min or more resets it. */
 uint32_t agt_backoff_next(uint32_t consecutive, uint64_t up_ms);
 
+/* states.c: the connection's and the agent's own state × event tables,
+ * pure (the supervisor's is in supervise.c). A cell is a step, an event
+ * that means nothing there (ignored), or one that cannot happen there
+ * (refused: the driver logs a bug). */
+enum agt_trans { AGT_T_GO = 1, AGT_T_IGNORE = 2, AGT_T_REFUSE = 3 };
+
+enum agt_conn_state {
+    AGT_CS_REGISTERING,   /* RegisterReq goes out (at start, or when asked again) */
+    AGT_CS_SYNCING,       /* registered: syncs */
+    AGT_CS_LEAVING,       /* registered; syncs say leaving (SIGTERM) */
+    AGT_CS_LEAVING_UNREG, /* leaving, not registered: a register makes it LEAVING */
+    AGT_CS_LAST,          /* the last full sync of a shutdown is out */
+    AGT_CS_DONE,          /* it was answered, or there is nobody to tell; or closed */
+    AGT_CS_N
+};
+enum agt_conn_event {
+    AGT_CE_REGISTERED,    /* a RegisterRep */
+    AGT_CE_REREGISTER,    /* a SyncRep asking to register again */
+    AGT_CE_LEAVE,         /* agt_conn_leave */
+    AGT_CE_LAST_SYNC,     /* agt_conn_last_sync */
+    AGT_CE_LAST_ANSWERED, /* any answer (or an unusable one) to the last sync */
+    AGT_CE_CLOSE,         /* agt_conn_close */
+    AGT_CE_N
+};
+enum agt_conn_action {
+    AGT_CA_SEND = 1u << 0,        /* send the next request (after the one in flight) */
+    AGT_CA_FULL = 1u << 1,        /* the next syncs carry full reports */
+    AGT_CA_UNREACHABLE = 1u << 2, /* tell the agent: nobody moves the instances */
+    AGT_CA_LAST_DONE = 1u << 3,   /* tell the agent: the last sync is over */
+    AGT_CA_MUTE = 1u << 4,        /* stop listening to notifications */
+};
+enum agt_conn_state agt_conn_next(enum agt_conn_state st, enum agt_conn_event ev, unsigned *actions,
+                                  enum agt_trans *kind);
+
+enum agt_life_state {
+    AGT_LS_RUNNING,
+    AGT_LS_LEAVING,   /* SIGTERM: no starts; waiting for the controller to move them */
+    AGT_LS_DRAINING,  /* every instance is being stopped */
+    AGT_LS_LAST_SYNC, /* all stopped: the last sync is out */
+    AGT_LS_CLOSING,   /* it is over: every handle closes at the next check */
+    AGT_LS_DONE,
+    AGT_LS_N
+};
+enum agt_life_event {
+    AGT_LE_SIGNAL,        /* the first SIGTERM or SIGINT */
+    AGT_LE_SIGNAL_AGAIN,  /* a later one */
+    AGT_LE_LEAVE_TIMEOUT, /* DROVER_LEAVE_TIMEOUT_MS passed (or is 0) */
+    AGT_LE_MOVED,         /* leaving was answered and nothing is assigned here */
+    AGT_LE_UNREACHABLE,   /* the controller cannot be reached while leaving */
+    AGT_LE_REFUSED,       /* the node name is another live agent's */
+    AGT_LE_CHECK,         /* the deferred check found every instance stopped */
+    AGT_LE_LAST_DONE,     /* the last sync was answered, or cannot be */
+    AGT_LE_N
+};
+enum agt_life_action {
+    AGT_LA_LEAVE = 1u << 0, /* arm the leave timeout, tell the connection (timeout 0:
+                               the driver feeds LEAVE_TIMEOUT at once) */
+    AGT_LA_DRAIN = 1u << 1, /* STOP every instance; arm the check */
+    AGT_LA_KILL = 1u << 2,  /* KILL every instance */
+    AGT_LA_LAST = 1u << 3,  /* the last sync, its answer bounded by a timer */
+    AGT_LA_CHECK = 1u << 4, /* arm the deferred check */
+    AGT_LA_CLOSE = 1u << 5, /* close every handle: uv_run returns */
+};
+enum agt_life_state agt_life_next(enum agt_life_state st, enum agt_life_event ev, unsigned *actions,
+                                  enum agt_trans *kind);
+/* Is the cell written down (tests: no cell is left out)? */
+bool agt_conn_cell_written(unsigned st, unsigned ev);
+bool agt_life_cell_written(unsigned st, unsigned ev);
+const char *agt_conn_state_name(enum agt_conn_state st);
+const char *agt_conn_event_name(enum agt_conn_event ev);
+const char *agt_life_state_name(enum agt_life_state st);
+const char *agt_life_event_name(enum agt_life_event ev);
+
 /* supervise.c: the state × event table and the instance it drives. */
 enum agt_state {
     AGT_PENDING,  /* waiting for its release (slug fetch, unpack) */

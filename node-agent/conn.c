@@ -57,15 +57,15 @@ struct agt_conn {
     const struct agt_config *cfg;
     struct rpc *rpc;
     struct nnuv *sub;
-    uint64_t replied_at; /* uv_now of the last reply, or of the start */
-    bool redialing;      /* silent: logged once until the next reply */
-    bool leaving;        /* syncs say so (agt_conn_leave) */
-    bool sent_leaving;   /* the request in flight said so */
-    uint64_t leave_at;   /* uv_now of agt_conn_leave */
+    uint64_t replied_at;    /* uv_now of the last reply, or of the start */
+    bool redialing;         /* silent: logged once until the next reply */
+    enum agt_conn_state st; /* states.c's table */
+    bool said_leaving;      /* syncs say so (agt_conn_leave) */
+    bool sent_leaving;      /* the request in flight said so */
+    uint64_t leave_at;      /* uv_now of agt_conn_leave */
     uv_timer_t heartbeat;
     uv_timer_t soon; /* 0 ms: coalesces the changes of one loop iteration */
     uint32_t heartbeat_ms;
-    bool registered;
     bool announced;     /* event=ready printed */
     enum req_kind kind; /* of the request in flight */
     uint64_t seq;       /* of the request in flight */
@@ -76,12 +76,64 @@ struct agt_conn {
     bool have_acked;
     uint64_t acked_digest; /* of the last acknowledged full report */
     bool want_full;
-    bool last; /* shutting down: the next sync is the last */
     int nopen; /* timers not yet closed */
 };
 
 static void send_next(struct agt_conn *c);
 static void on_heartbeat(uv_timer_t *t);
+static void on_soon(uv_timer_t *t);
+
+/* Shutting down: the last sync is out (or over). */
+static bool
+is_last(const struct agt_conn *c)
+{
+    return c->st == AGT_CS_LAST || c->st == AGT_CS_DONE;
+}
+
+static bool
+is_registered(const struct agt_conn *c)
+{
+    return c->st == AGT_CS_SYNCING || c->st == AGT_CS_LEAVING || c->st == AGT_CS_LAST;
+}
+
+/* Feed ev to the connection's table (states.c) and do what it says. */
+static void
+conn_apply(struct agt_conn *c, enum agt_conn_event ev)
+{
+    enum agt_conn_state next;
+    enum agt_trans kind;
+    unsigned act;
+
+    if (ev == AGT_CE_LEAVE && !c->said_leaving) {
+        c->said_leaving = true;
+        c->leave_at = uv_now(c->loop);
+    }
+    next = agt_conn_next(c->st, ev, &act, &kind);
+    if (kind == AGT_T_REFUSE) {
+        log_warn("conn_event_refused", "node=%s state=%s event=%s", c->cfg->node,
+                 agt_conn_state_name(c->st), agt_conn_event_name(ev));
+        return;
+    }
+    if (kind == AGT_T_IGNORE)
+        return;
+    if (next != c->st)
+        log_debug("conn_state", "node=%s from=%s to=%s event=%s", c->cfg->node,
+                  agt_conn_state_name(c->st), agt_conn_state_name(next), agt_conn_event_name(ev));
+    c->st = next;
+    if ((act & AGT_CA_MUTE) && c->sub)
+        nnuv_stop(c->sub);
+    if (act & AGT_CA_FULL)
+        c->want_full = true; /* the controller sees every instance at once */
+    if (act & AGT_CA_SEND) {
+        /* After the request in flight, or at the end of this loop turn. */
+        c->again = true;
+        uv_timer_start(&c->soon, on_soon, 0, 0);
+    }
+    if (act & AGT_CA_UNREACHABLE)
+        agt_leave_unreachable(c->agt);
+    if (act & AGT_CA_LAST_DONE)
+        agt_last_sync_done(c->agt);
+}
 
 static int
 send_msg(struct agt_conn *c, Drover__Message *m)
@@ -141,8 +193,8 @@ send_sync(struct agt_conn *c)
     r.boot_id = (char *)agt_boot_id(c->agt);
     r.generation = agt_generation(c->agt);
     r.digest = digest;
-    r.full = c->want_full || c->last || !c->have_acked || digest != c->acked_digest;
-    r.leaving = c->leaving;
+    r.full = c->want_full || is_last(c) || !c->have_acked || digest != c->acked_digest;
+    r.leaving = c->said_leaving;
     if (r.full) {
         r.n_instances = n;
         r.instances = reps;
@@ -169,7 +221,7 @@ send_next(struct agt_conn *c)
 {
     int rc;
 
-    if (!c->rpc)
+    if (!c->rpc || c->st == AGT_CS_DONE)
         return;
     if (rpc_busy(c->rpc)) {
         c->again = true;
@@ -178,7 +230,7 @@ send_next(struct agt_conn *c)
     c->again = false;
     c->dirty = false;
     c->seq++;
-    rc = c->registered ? send_sync(c) : send_register(c);
+    rc = is_registered(c) ? send_sync(c) : send_register(c);
     if (rc < 0) {
         /* The next heartbeat tries again. */
         log_debug("send_failed", "err=%s", log_q(uv_strerror(rc)));
@@ -206,7 +258,6 @@ acked(struct agt_conn *c)
 static void
 on_register_rep(struct agt_conn *c, const Drover__RegisterRep *r)
 {
-    c->registered = true;
     acked(c);
     /* RegisterReq carries no digest, so the controller holds none yet: the
      * first sync must be full. */
@@ -221,7 +272,7 @@ on_register_rep(struct agt_conn *c, const Drover__RegisterRep *r)
         c->announced = true;
         log_info("ready", "node=%s join=%s", c->cfg->node, log_q(rpc_endpoint(c->rpc)));
     }
-    c->again = true; /* sync now, for the assignments */
+    conn_apply(c, AGT_CE_REGISTERED); /* sync now, for the assignments */
 }
 
 static void
@@ -231,21 +282,20 @@ on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
 
     if (r->reregister) {
         log_info("reregister", "node=%s", c->cfg->node);
-        c->registered = false;
         c->have_acked = false;
-        c->again = true;
+        conn_apply(c, AGT_CE_REREGISTER);
         return;
     }
     /* The new set first, then the acknowledgement: acknowledging forgets
      * stopped instances and reconciles again, which must see the set this
      * reply carries, not the one before (where a one-off that has just
      * ended is still assigned). */
-    if (r->has_assignments && !c->last)
+    if (r->has_assignments && !is_last(c))
         agt_assign(c->agt, r->generation, r->assignments, r->n_assignments);
     acked(c);
     /* After the acknowledgement: the destroyed apps' stopped instances are
      * forgotten by then. */
-    if (r->has_assignments && !c->last)
+    if (r->has_assignments && !is_last(c))
         agt_forget_destroyed(c->agt, r->destroyed_apps, r->n_destroyed_apps, r->forget_slugs,
                              r->n_forget_slugs);
     if (r->want_full) {
@@ -255,8 +305,8 @@ on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
     } else if (was_full) {
         c->want_full = false;
     }
-    if (c->last)
-        agt_last_sync_done(c->agt);
+    if (is_last(c))
+        conn_apply(c, AGT_CE_LAST_ANSWERED);
     else if (c->sent_leaving)
         agt_leave_acked(c->agt);
 }
@@ -291,8 +341,8 @@ on_reply(struct rpc *rpc, struct rpc_reply *rep, void *arg)
             log_warn("bad_message", "sock=agent err=%s version=%u sender=%s",
                      log_q(wire_strerror(rep->err)), (unsigned)rep->hdr.version,
                      log_q(rep->hdr.sender));
-        if (c->last)
-            agt_last_sync_done(c->agt);
+        if (is_last(c))
+            conn_apply(c, AGT_CE_LAST_ANSWERED);
         return;
     }
     switch (m->body_case) {
@@ -314,8 +364,8 @@ on_reply(struct rpc *rpc, struct rpc_reply *rep, void *arg)
                  log_q(m->error->message));
         if (c->kind == K_REGISTER && m->error->code == DROVER__ERROR_CODE__ERR_CONFLICT)
             agt_refused(c->agt, m->error->message);
-        if (c->last)
-            agt_last_sync_done(c->agt);
+        if (is_last(c))
+            conn_apply(c, AGT_CE_LAST_ANSWERED);
         break;
     default:
         log_warn("bad_message", "sock=agent err=unexpected_type type=%d", (int)m->body_case);
@@ -405,7 +455,7 @@ on_heartbeat(uv_timer_t *t)
     struct agt_conn *c = t->data;
     uint64_t now = uv_now(c->loop), quiet = now - c->replied_at;
 
-    if (c->leaving && now - c->leave_at >= silence_ms(c) && quiet >= silence_ms(c))
+    if (c->said_leaving && now - c->leave_at >= silence_ms(c) && quiet >= silence_ms(c))
         agt_leave_unreachable(c->agt);
     if (!rpc_busy(c->rpc))
         send_next(c);
@@ -416,7 +466,7 @@ on_soon(uv_timer_t *t)
 {
     struct agt_conn *c = t->data;
 
-    if (c->dirty && !rpc_busy(c->rpc))
+    if ((c->dirty || c->again) && !rpc_busy(c->rpc))
         send_next(c);
 }
 
@@ -503,30 +553,13 @@ agt_conn_sync_soon(struct agt_conn *c)
 void
 agt_conn_leave(struct agt_conn *c)
 {
-    c->leaving = true;
-    c->leave_at = uv_now(c->loop);
-    if (!c->registered) {
-        agt_leave_unreachable(c->agt); /* nobody to move the instances */
-        return;
-    }
-    c->want_full = true; /* the controller sees every instance at once */
-    if (rpc_busy(c->rpc))
-        c->again = true;
-    else
-        send_next(c);
+    conn_apply(c, AGT_CE_LEAVE);
 }
 
 void
 agt_conn_last_sync(struct agt_conn *c)
 {
-    if (c->sub)
-        nnuv_stop(c->sub);
-    c->last = true;
-    if (!c->registered) {
-        agt_last_sync_done(c->agt); /* nobody to tell */
-        return;
-    }
-    send_next(c);
+    conn_apply(c, AGT_CE_LAST_SYNC);
 }
 
 static void
@@ -541,6 +574,7 @@ on_timer_close(uv_handle_t *h)
 void
 agt_conn_close(struct agt_conn *c)
 {
+    conn_apply(c, AGT_CE_CLOSE);
     rpc_close(c->rpc);
     nnuv_close(c->sub);
     c->rpc = NULL;
