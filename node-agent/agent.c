@@ -51,6 +51,9 @@ struct agt {
     char prev_boot_id[64]; /* from DATA_DIR/boot_id */
     struct agt_conn *conn;
     struct agt_slugs *slugs;
+    struct agt_logs *logs;   /* NULL once closed */
+    struct agt_out *outs;    /* every open output stream (output.c links them) */
+    struct agt_pipe *pipes;  /* every attached one-off's pipe (pipe.c links them) */
     struct agt_inst **insts; /* sorted by id */
     size_t ninst, cap;
     uint64_t generation;
@@ -510,9 +513,10 @@ close_all(struct agt *a)
         agt_inst_free(a->insts[k]);
     a->ninst = 0;
     want_free(a);
-    agt_out_close_all();
-    agt_pipe_close_all();
-    agt_logs_close();
+    agt_out_close_all(a);
+    agt_pipe_close_all(a);
+    agt_logs_close(a->logs);
+    a->logs = NULL;
     agt_reaper_stop();
     notify_watchdog_stop();
     uv_close((uv_handle_t *)&a->sigpipe, on_handle_close);
@@ -1085,11 +1089,10 @@ agt_start(struct agt *a)
      * not kill the agent. */
     if (rc == 0)
         rc = uv_signal_start(&a->sigpipe, on_sigpipe, SIGPIPE);
-    agt_out_echo(a->cfg->echo_app_logs);
     if (rc == 0)
         rc = agt_reaper_start(a->loop);
     if (rc == 0)
-        rc = agt_logs_start(a);
+        a->logs = agt_logs_new(a, &rc);
     if (rc == 0)
         rc = take_orphans(a);
     if (rc == 0 && a->cg.ok)
@@ -1132,6 +1135,24 @@ agt_free(struct agt *a)
             rmdir(a->cg.cpuacct);
     }
     free(a);
+}
+
+struct agt_logs *
+agt_logs(const struct agt *a)
+{
+    return a->logs;
+}
+
+struct agt_out **
+agt_outs(struct agt *a)
+{
+    return &a->outs;
+}
+
+struct agt_pipe **
+agt_pipes(struct agt *a)
+{
+    return &a->pipes;
 }
 
 uv_loop_t *

@@ -76,6 +76,12 @@ const char *agt_boot_id(const struct agt *a);
 uint64_t agt_generation(const struct agt *a);
 /* The boot_id this data dir last registered with, "" when none. */
 const char *agt_previous_boot_id(const struct agt *a);
+/* What used to be file-level singletons, held by the agent: the log
+ * shipper (NULL once closed), the list of open output streams (output.c)
+ * and of attached one-offs' pipes (pipe.c) — their heads, linked by them. */
+struct agt_logs *agt_logs(const struct agt *a);
+struct agt_out **agt_outs(struct agt *a);
+struct agt_pipe **agt_pipes(struct agt *a);
 /* conn.c tells: registered with this boot_id (remembered for the next start). */
 void agt_registered(struct agt *a);
 /* conn.c tells: the controller refused the node name (another live agent has
@@ -541,34 +547,35 @@ const char *agt_health_why(const struct agt_health *h, bool *answered);
 #define AGT_LINE_MAX 8192
 /* The pipe to hand to uv_spawn; reads start with agt_out_start. Frees
  * itself after EOF (or agt_out_close, for a spawn that failed). */
-struct agt_out *agt_out_new(uv_loop_t *loop, const char *app, const char *inst, const char *stream);
+struct agt_out *agt_out_new(struct agt *a, const char *app, const char *inst, const char *stream);
 uv_pipe_t *agt_out_pipe(struct agt_out *o);
 int agt_out_start(struct agt_out *o);
 void agt_out_close(struct agt_out *o);
 /* Shutdown: close every stream still open. */
-void agt_out_close_all(void);
-/* Echo app lines on the agent's stdout as well (never blocking). */
-void agt_out_echo(bool on);
+void agt_out_close_all(struct agt *a);
 /* logship.c tells: there is room: queue every pending "lines dropped". */
-void agt_out_flush_drops(void);
+void agt_out_flush_drops(struct agt *a);
 
 /* logship.c: output lines, batched, to the controller (join port + 2). */
 #define AGT_LOG_QUEUE_LINES 10000
 #define AGT_LOG_QUEUE_BYTES (4u << 20)
 #define AGT_LOG_FLUSH_MS 50
-int agt_logs_start(struct agt *a);
+struct agt_logs;
+struct agt_logs *agt_logs_new(struct agt *a, int *err);
 /* The agent talks to another controller now (endpoint: its agent
- * endpoint): lines go to its port + 2. */
-void agt_logs_follow(const char *endpoint);
+ * endpoint): lines go to its port + 2. l may be NULL (closed): then these
+ * do nothing. */
+void agt_logs_follow(struct agt_logs *l, const char *endpoint);
 /* Queue one line of source (an instance name) of app, from its stderr when
  * err; a line the queue must refuse is counted in d and replaced by a
  * marker later. */
-void agt_logs_line(const char *app, const char *source, bool err, const char *text, size_t len,
-                   struct logring_drops *d);
+void agt_logs_line(struct agt_logs *l, const char *app, const char *source, bool err,
+                   const char *text, size_t len, struct logring_drops *d);
 /* The source ends: queue its pending "N lines dropped" marker. */
-void agt_logs_source_done(const char *app, const char *source, struct logring_drops *d);
-/* Shutdown: one last flush, then close. */
-void agt_logs_close(void);
+void agt_logs_source_done(struct agt_logs *l, const char *app, const char *source,
+                          struct logring_drops *d);
+/* Shutdown: one last flush, then close (frees itself). */
+void agt_logs_close(struct agt_logs *l);
 
 /* pipe.c: an attached one-off's stdio, relayed through the controller. */
 struct agt_pipe *agt_pipe_new(struct agt *a, const struct agt_spec *spec, int *err);
@@ -580,7 +587,7 @@ int agt_pipe_stdio(struct agt_pipe *p, uv_stdio_container_t io[3]);
 void agt_pipe_spawned(struct agt_pipe *p, int pgid, int err);
 void agt_pipe_exited(struct agt_pipe *p, int64_t code, int sig);
 /* Shutdown: close every pipe at once. */
-void agt_pipe_close_all(void);
+void agt_pipe_close_all(struct agt *a);
 
 /* reaper.c: the agent as a child subreaper. */
 /* PR_SET_CHILD_SUBREAPER, and reap adopted orphans on SIGCHLD. 0 or -errno

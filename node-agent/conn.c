@@ -424,7 +424,7 @@ follow(struct agt_conn *c, const char *endpoint, bool moved)
     if (rc < 0)
         log_warn("redial_failed", "sock=notify err=%s", log_q(strerror(-rc)));
     if (moved)
-        agt_logs_follow(endpoint);
+        agt_logs_follow(agt_logs(c->agt), endpoint);
 }
 
 static void

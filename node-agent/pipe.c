@@ -102,8 +102,9 @@ struct wreq {
     char data[];
 };
 
-static struct agt_pipe *pipes; /* loop thread only */
-static char rbuf[PIPE_CHUNK];  /* read buffer, copied out at once */
+/* Scratch, not state: every read is copied out of it at once (loop
+ * thread only). The pipes themselves are listed in the agent (agt_pipes). */
+static char rbuf[PIPE_CHUNK];
 
 static void pipe_send(struct agt_pipe *p);
 static void pipe_check_end(struct agt_pipe *p);
@@ -140,7 +141,7 @@ pipe_close(struct agt_pipe *p)
     if (p->prev)
         p->prev->next = p->next;
     else
-        pipes = p->next;
+        *agt_pipes(p->agt) = p->next;
     if (p->next)
         p->next->prev = p->prev;
     for (int k = 0; k < 3; k++)
@@ -509,10 +510,14 @@ agt_pipe_new(struct agt *a, const struct agt_spec *spec, int *err)
     uv_timer_init(loop, &p->timer);
     p->timer.data = p;
     p->nopen = 1;
-    p->next = pipes;
-    if (pipes)
-        pipes->prev = p;
-    pipes = p;
+    {
+        struct agt_pipe **pipes = agt_pipes(a);
+
+        p->next = *pipes;
+        if (*pipes)
+            (*pipes)->prev = p;
+        *pipes = p;
+    }
     *err = 0;
     return p;
 fail:
@@ -619,8 +624,8 @@ agt_pipe_exited(struct agt_pipe *p, int64_t code, int sig)
 }
 
 void
-agt_pipe_close_all(void)
+agt_pipe_close_all(struct agt *a)
 {
-    while (pipes != NULL)
-        pipe_close(pipes);
+    while (*agt_pipes(a) != NULL)
+        pipe_close(*agt_pipes(a));
 }

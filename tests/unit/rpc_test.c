@@ -419,8 +419,11 @@ Test(rpc, resend_is_sealed_afresh_and_waits_longer, .timeout = 5)
     world_run(&w, 3000);
     cr_assert_eq(w.calls, 1);
     cr_assert_eq(w.last, RPC_REPLY);
-    cr_assert_eq(w.fake[0].got, 2);
-    cr_assert_neq(w.fake[0].counters[0], w.fake[0].counters[1], "a fresh seal: a new counter");
+    /* (a redial may make nanomsg itself repeat the first on the new
+     * connection before the resend replaces it) */
+    cr_assert_geq(w.fake[0].got, 2);
+    cr_assert_neq(w.fake[0].counters[0], w.fake[0].counters[w.fake[0].got - 1],
+                  "a fresh seal: a new counter");
     /* the first wait was 200 ms, the second at least 400 */
     cr_assert_geq(w.replied_at - w.sent_at, 200);
     world_fini(&w);
