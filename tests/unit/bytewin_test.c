@@ -120,7 +120,8 @@ Test(bytewin, a_lossy_conversation_delivers_the_stream_once_in_order, .timeout =
         case 0: /* lost */
             break;
         case 1: /* kept for later */
-            memcpy(late.buf, d, n);
+            if (n > 0)
+                memcpy(late.buf, d, n);
             late.off = off;
             late.n = n;
             have_late = true;
@@ -135,7 +136,8 @@ Test(bytewin, a_lossy_conversation_delivers_the_stream_once_in_order, .timeout =
         }
         /* the reader consumes some, and says how far it has got */
         n = bytewin_from(&rx, rx.base, (seed >> 4) % 5000, &off, &d);
-        memcpy(got + off, d, n);
+        if (n > 0)
+            memcpy(got + off, d, n);
         cr_assert_eq(off, consumed);
         consumed += n;
         bytewin_ack(&rx, consumed);
