@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nanomsg/nn.h>
 #include <sodium.h>
 #include <uv.h>
 
@@ -158,6 +159,12 @@ probe(struct cli_client *c, size_t *first)
     return rc;
 }
 
+static int
+set_int(int sock, int level, int opt, int v)
+{
+    return nn_setsockopt(sock, level, opt, &v, sizeof(v)) < 0 ? -nn_errno() : 0;
+}
+
 static void
 answer_drop(struct cli_client *c)
 {
@@ -246,6 +253,16 @@ cli_client_new(struct cli_client **out)
     o.cb = on_answer;
     o.arg = c;
     if ((c->rpc = rpc_new(&c->loop, &o, &rc)) == NULL || (rc = rpc_start(c->rpc)) < 0) {
+        cli_fail("cannot connect to %s: %s", c->eps[first], strerror(-rc));
+        goto fail;
+    }
+    /* The verbs that poll(2) (run, endpoints --watch) turn the loop only
+     * when the socket is readable, so its redial timer would not run: let
+     * nanomsg reconnect by itself, as a lone REQ socket does (a controller
+     * restarted under `endpoints --watch` is heard again at once). */
+    if ((rc = set_int(rpc_sock(c->rpc), NN_SOL_SOCKET, NN_RECONNECT_IVL, 100)) < 0 ||
+        (rc = set_int(rpc_sock(c->rpc), NN_SOL_SOCKET, NN_RECONNECT_IVL_MAX, 0)) < 0 ||
+        (rc = rpc_redial(c->rpc)) < 0) {
         cli_fail("cannot connect to %s: %s", c->eps[first], strerror(-rc));
         goto fail;
     }

@@ -363,6 +363,18 @@ rpc_endpoint(const struct rpc *r)
     return r->eps.url[r->cur];
 }
 
+int
+rpc_sock(const struct rpc *r)
+{
+    return nnuv_sock(r->sock);
+}
+
+int
+rpc_redial(struct rpc *r)
+{
+    return r->closing ? -ESHUTDOWN : nnuv_retarget(r->sock, rpc_endpoint(r));
+}
+
 static void
 on_close(uv_handle_t *h)
 {

@@ -119,6 +119,12 @@ bool rpc_busy(const struct rpc *r);        /* a request is outstanding (or held)
 uint64_t rpc_sent_at(const struct rpc *r); /* uv_now of the last send */
 uint32_t rpc_misses(const struct rpc *r);  /* timeouts in a row without a reply */
 const char *rpc_endpoint(const struct rpc *r);
+/* The nanomsg socket, for an owner's own options (the CLI lets nanomsg
+ * reconnect by itself: its poll(2) loops do not turn the loop's timers). */
+int rpc_sock(const struct rpc *r);
+/* Drop the connection and dial the current endpoint again now (with the
+ * socket's options as they are now). 0 or a negative errno. */
+int rpc_redial(struct rpc *r);
 void rpc_close(struct rpc *r);
 
 #endif

@@ -134,3 +134,77 @@ Test(follow, bad_lists_are_refused_with_the_reason)
     cr_assert(strstr(err, "ftp://x:1") != NULL, "%s", err);
     free(err);
 }
+
+/* How many of the ports 11030-11039 the watch has printed, within
+ * timeout_ms: at least want? */
+static bool
+wait_ports(int idx, int want, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 200) {
+        int seen = 0;
+
+        for (int p = 11030; p <= 11039; p++) {
+            char hp[32];
+
+            snprintf(hp, sizeof hp, "127.0.0.1:%d", p);
+            seen += h_log_has(&C, idx, hp);
+        }
+        if (seen >= want)
+            return true;
+        h_msleep(200);
+    }
+    return false;
+}
+
+/* `endpoints --watch` turns the client's loop only when its socket is
+ * readable: the connection must come back by itself when the controller
+ * restarts, and the watch go on without a word (a router follows it). */
+Test(follow, endpoints_watch_goes_on_across_a_controller_restart)
+{
+    static char data[320], api[96], agents[96], ctl_env[160], path[512];
+    char *err = NULL;
+    int ctl, agent, watch, ctl2;
+
+    h_init(&C, "follow-watch", 7712);
+    ctl = h_start_controller(&C, NULL);
+    cr_assert(h_wait_log(&C, ctl, "event=ready", 10000), "controller not ready");
+    agent = h_start_agent(&C, "n1", "11030-11039", NULL);
+    cr_assert(h_wait_log(&C, agent, "event=ready", 10000), "agent not ready");
+    cr_assert_eq(h_cli(&C, NULL, &err, (const char *const[]){"apps:create", "shop", NULL}), 0, "%s",
+                 err);
+    free(err);
+    cr_assert_eq(h_cli(&C, NULL, &err,
+                       (const char *const[]){"deploy", "shop",
+                                             DROVER_SOURCE_DIR "/tests/integration/app", NULL}),
+                 0, "deploy: %s", err);
+    free(err);
+
+    cr_assert_eq(h_cli(&C, NULL, &err, (const char *const[]){"scale", "shop", "web=1", NULL}), 0,
+                 "%s", err);
+    free(err);
+
+    snprintf(ctl_env, sizeof ctl_env, "DROVER_CONTROLLER=%s", C.api);
+    snprintf(path, sizeof path, "%s/drover", h_bin_dir());
+    watch = h_start_cmd(&C, "watch",
+                        (const char *const[]){path, "endpoints", "shop", "web", "--watch", NULL},
+                        (const char *const[]){ctl_env, "DROVER_TIMEOUT_MS=5000",
+                                              "DROVER_API_TOKEN=" H_API_TOKEN, NULL});
+    cr_assert(wait_ports(watch, 1, 30000), "the watch never showed web.1");
+
+    /* SIGKILL the controller, start it again on the same data. */
+    kill(-C.procs[ctl].pid, SIGKILL);
+    waitpid(C.procs[ctl].pid, NULL, 0);
+    C.procs[ctl].pid = 0;
+    snprintf(data, sizeof data, "DROVER_DATA_DIR=%s/controller", C.dir);
+    snprintf(api, sizeof api, "DROVER_API_LISTEN=%s", C.api);
+    snprintf(agents, sizeof agents, "DROVER_AGENT_LISTEN=%s", C.join);
+    ctl2 = h_start(&C, "controller2", "drover-controller",
+                   (const char *const[]){data, api, agents, NULL}, NULL);
+    cr_assert(h_wait_log(&C, ctl2, "event=ready", 10000), "controller not ready again");
+    cr_assert_eq(h_cli(&C, NULL, &err, (const char *const[]){"scale", "shop", "web=2", NULL}), 0,
+                 "%s", err);
+    free(err);
+    /* Well within the watch's own give-up (25 s wait + 5 s timeout). */
+    cr_assert(wait_ports(watch, 2, 20000), "the watch did not go on after the restart");
+    cr_assert(!h_log_has(&C, watch, "lost the controller"));
+}
