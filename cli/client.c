@@ -1,17 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * client.c: the CLI's one connection to the controller — a blocking nanomsg
- * REQ socket, one request and one reply at a time.
+ * client.c: the CLI's one connection to the controller — the RPC client
+ * (common/rpc.c) on a small private loop, one request and one reply at a
+ * time. cli_call runs the loop until its request is answered or timed out;
+ * the verbs that poll(2) (run, endpoints --watch) send without waiting and
+ * receive with cli_recv_nowait, which turns the loop once.
  *
- * Blocking is right here: the CLI has nothing else to do while it waits, and
- * NN_SNDTIMEO/NN_RCVTIMEO (DROVER_TIMEOUT_MS) bound every wait. nanomsg's REQ
- * socket re-sends a request that got no reply after NN_REQ_RESEND_IVL; the
- * interval is set past our timeout so that a slow controller never receives
- * a non-idempotent request (a release, a scale) twice.
+ * DROVER_TIMEOUT_MS bounds every wait. With one controller a request that
+ * times out is not re-sent, so that a slow controller never receives a
+ * non-idempotent request (a release) twice. With several
+ * (DROVER_CONTROLLER=a,b) the client follows the leader: a standby's
+ * ERR_NOT_LEADER sends it to the leader (the request was not applied), and
+ * a timeout tries the next controller once each (a dead leader looks like
+ * a timeout; a request the slow one did apply may then be applied twice,
+ * which for most verbs — scale, config:set — changes nothing).
  *
  * Before the first request a plain TCP connect (probe.c) checks that
  * something listens at the address, so that a stopped controller is said
- * ("connection refused") at once instead of after the whole timeout.
+ * ("connection refused") at once instead of after the whole timeout; with
+ * several controllers the first that does not refuse is asked first.
  *
  * Every failure is printed here, as the one line a person sees, so the verbs
  * only decide the exit status.
@@ -30,24 +37,39 @@
 #include <string.h>
 
 #include <nanomsg/nn.h>
-#include <nanomsg/reqrep.h>
 #include <sodium.h>
+#include <uv.h>
 
 #include "cli.h"
 #include "dialcheck.h"
 #include "env.h"
+#include "log.h"
+#include "rpc.h"
 #include "wire.h"
 
 #define CLI_CONTROLLER_DEFAULT "tcp://127.0.0.1:7400"
 #define CLI_TIMEOUT_DEFAULT 10000
 #define CLI_TIMEOUT_MAX 3600000
+#define CLI_STREAM_WAIT_MS (24ull * 3600 * 1000) /* cli_send: the verb's own loop decides */
 
 struct cli_client {
-    int sock;
-    char endpoint[256];
-    uint64_t timeout_ms;
+    uv_loop_t loop;
+    bool loop_open;
+    struct rpc *rpc;
+    char eps[ENV_ENDPOINTS_MAX][ENV_ENDPOINT_MAX];
+    size_t neps;
+    uint64_t timeout_ms; /* DROVER_TIMEOUT_MS */
+    uint64_t wait_ms;    /* this call's (cli_client_set_timeout) */
     struct wire_sender sender;
     bool have_token;
+    /* the answer of the request outstanding */
+    bool done;
+    enum rpc_result result;
+    int err;
+    Drover__Message *msg; /* taken from the RPC client */
+    void *raw;            /* a copy of what came, for a refusal */
+    size_t rawlen;
+    struct wire_header hdr;
 };
 
 /* The settings, read once; errors are reported together as bad usage. */
@@ -56,11 +78,12 @@ read_env(struct cli_client *c)
 {
     struct env_errs errs = {0};
 
-    env_endpoint(&errs, "DROVER_CONTROLLER", CLI_CONTROLLER_DEFAULT, c->endpoint,
-                 sizeof(c->endpoint), NULL);
+    env_endpoints(&errs, "DROVER_CONTROLLER", CLI_CONTROLLER_DEFAULT, c->eps, ENV_ENDPOINTS_MAX,
+                  &c->neps);
     env_u64(&errs, "DROVER_TIMEOUT_MS", CLI_TIMEOUT_DEFAULT, 1, CLI_TIMEOUT_MAX, &c->timeout_ms);
     for (int i = 0; i < errs.n && i < ENV_MAX_ERRS; i++)
         fprintf(stderr, "drover: %s\n", errs.msg[i]);
+    c->wait_ms = c->timeout_ms;
     return errs.n > 0 ? -EINVAL : 0;
 }
 
@@ -91,28 +114,49 @@ read_token(struct cli_client *c)
     return 0;
 }
 
-/*
- * Fail at once when nothing listens at the controller's address (probe.c);
- * anything else, including a probe that proves nothing, goes on.
- */
+/* Does endpoint refuse a TCP connection (probe.c)? 0 when it does not, or
+ * when the probe proves nothing; else the error. */
 static int
-probe(struct cli_client *c)
+probe_one(const char *endpoint)
 {
     char host[256], addr[256];
     uint16_t port;
     int rc;
 
-    if (env_parse_endpoint(c->endpoint, host, sizeof(host), &port) < 0 ||
+    if (env_parse_endpoint(endpoint, host, sizeof(host), &port) < 0 ||
         cli_probe_host(host, addr, sizeof(addr)) < 0)
         return 0;
     rc = cli_probe_tcp(addr, port, CLI_PROBE_MS);
-    if (rc == -ECONNREFUSED || rc == -EHOSTUNREACH || rc == -ENETUNREACH) {
-        cli_fail("cannot reach the controller at %s: %s", c->endpoint,
+    if (rc == -ECONNREFUSED || rc == -EHOSTUNREACH || rc == -ENETUNREACH)
+        return rc;
+    return 0;
+}
+
+/*
+ * The first controller where something listens; fail at once when none
+ * does. Anything else, including a probe that proves nothing, goes on.
+ */
+static int
+probe(struct cli_client *c, size_t *first)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < c->neps; i++) {
+        if ((rc = probe_one(c->eps[i])) == 0) {
+            *first = i;
+            return 0;
+        }
+    }
+    if (c->neps == 1)
+        cli_fail("cannot reach the controller at %s: %s", c->eps[0],
                  rc == -ECONNREFUSED ? "connection refused (is drover-controller running?)"
                                      : strerror(-rc));
-        return rc;
-    }
-    return 0;
+    else
+        cli_fail("cannot reach any controller (%zu in DROVER_CONTROLLER, the last at %s): %s",
+                 c->neps, c->eps[c->neps - 1],
+                 rc == -ECONNREFUSED ? "connection refused (is drover-controller running?)"
+                                     : strerror(-rc));
+    return rc;
 }
 
 static int
@@ -121,16 +165,50 @@ set_int(int sock, int level, int opt, int v)
     return nn_setsockopt(sock, level, opt, &v, sizeof(v)) < 0 ? -nn_errno() : 0;
 }
 
+static void
+answer_drop(struct cli_client *c)
+{
+    if (c->msg != NULL)
+        wire_msg_free(c->msg);
+    free(c->raw);
+    c->msg = NULL;
+    c->raw = NULL;
+    c->rawlen = 0;
+    c->done = false;
+}
+
+static void
+on_answer(struct rpc *r, struct rpc_reply *rep, void *arg)
+{
+    struct cli_client *c = arg;
+
+    answer_drop(c);
+    c->done = true;
+    c->result = rep->result;
+    c->err = rep->err;
+    c->hdr = rep->hdr;
+    c->msg = rep->msg;
+    rep->msg = NULL;
+    if (rep->raw != NULL && (c->raw = malloc(rep->len ? rep->len : 1)) != NULL) {
+        memcpy(c->raw, rep->raw, rep->len);
+        c->rawlen = rep->len;
+    }
+}
+
 int
 cli_client_new(struct cli_client **out)
 {
     struct cli_client *c = calloc(1, sizeof(*c));
+    struct rpc_opts o = {0};
+    size_t first = 0;
     int rc;
 
     *out = NULL;
     if (c == NULL)
         return -ENOMEM;
-    c->sock = -1;
+    /* The CLI's stdout is its output: the shared code's events (a redial,
+     * a move to the leader) are not for it; failures are said on stderr. */
+    log_set_level(LOG_OFF);
     if (sodium_init() < 0) {
         rc = -ENOMEM;
         cli_fail("cannot initialise libsodium");
@@ -149,34 +227,43 @@ cli_client_new(struct cli_client **out)
         rc = read_token(c);
     if (rc < 0)
         goto fail;
-    c->sock = nn_socket(AF_SP, NN_REQ);
-    if (c->sock < 0) {
-        rc = -nn_errno();
-        cli_fail("cannot open a socket: %s", nn_strerror(-rc));
-        goto fail;
-    }
-    if ((rc = set_int(c->sock, NN_SOL_SOCKET, NN_SNDTIMEO, (int)c->timeout_ms)) < 0 ||
-        (rc = set_int(c->sock, NN_SOL_SOCKET, NN_RCVTIMEO, (int)c->timeout_ms)) < 0 ||
-        (rc = set_int(c->sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, (int)WIRE_MAX_SIZE)) < 0 ||
-        (rc = set_int(c->sock, NN_REQ, NN_REQ_RESEND_IVL, (int)c->timeout_ms + 60000)) < 0) {
-        cli_fail("cannot set socket options: %s", nn_strerror(-rc));
-        goto fail;
-    }
-    if ((rc = probe(c)) < 0)
+    if ((rc = probe(c, &first)) < 0)
         goto fail;
     /* nanomsg aborts the process when its dial finds no free local port
      * (common/dialcheck.c): say why instead. */
-    if ((rc = dial_check(c->endpoint)) < 0 && rc != -EINVAL) {
-        cli_fail("cannot dial %s: %s", c->endpoint,
+    if ((rc = dial_check(c->eps[first])) < 0 && rc != -EINVAL) {
+        cli_fail("cannot dial %s: %s", c->eps[first],
                  rc == -EADDRINUSE ? "no free local port (net.ipv4.ip_local_port_range; too "
                                      "many connections in TIME_WAIT?)"
                  : rc == -EMFILE || rc == -ENFILE ? "no free file descriptor (ulimit -n)"
                                                   : strerror(-rc));
         goto fail;
     }
-    if (nn_connect(c->sock, c->endpoint) < 0) {
-        rc = -nn_errno();
-        cli_fail("cannot connect to %s: %s", c->endpoint, nn_strerror(-rc));
+    if ((rc = uv_loop_init(&c->loop)) < 0) {
+        cli_fail("cannot make an event loop: %s", uv_strerror(rc));
+        goto fail;
+    }
+    c->loop_open = true;
+    o.endpoints = (const char(*)[ENV_ENDPOINT_MAX])c->eps;
+    o.nendpoints = c->neps;
+    o.first = first;
+    o.sender = &c->sender;
+    o.resends = (uint32_t)(c->neps - 1); /* each other controller once */
+    o.name = "cli";
+    o.cb = on_answer;
+    o.arg = c;
+    if ((c->rpc = rpc_new(&c->loop, &o, &rc)) == NULL || (rc = rpc_start(c->rpc)) < 0) {
+        cli_fail("cannot connect to %s: %s", c->eps[first], strerror(-rc));
+        goto fail;
+    }
+    /* The verbs that poll(2) (run, endpoints --watch) turn the loop only
+     * when the socket is readable, so its redial timer would not run: let
+     * nanomsg reconnect by itself, as a lone REQ socket does (a controller
+     * restarted under `endpoints --watch` is heard again at once). */
+    if ((rc = set_int(rpc_sock(c->rpc), NN_SOL_SOCKET, NN_RECONNECT_IVL, 100)) < 0 ||
+        (rc = set_int(rpc_sock(c->rpc), NN_SOL_SOCKET, NN_RECONNECT_IVL_MAX, 0)) < 0 ||
+        (rc = rpc_redial(c->rpc)) < 0) {
+        cli_fail("cannot connect to %s: %s", c->eps[first], strerror(-rc));
         goto fail;
     }
     *out = c;
@@ -191,8 +278,14 @@ cli_client_free(struct cli_client *c)
 {
     if (c == NULL)
         return;
-    if (c->sock >= 0)
-        nn_close(c->sock);
+    answer_drop(c);
+    if (c->rpc != NULL)
+        rpc_close(c->rpc);
+    if (c->loop_open) {
+        uv_run(&c->loop, UV_RUN_NOWAIT);
+        uv_run(&c->loop, UV_RUN_DEFAULT); /* the close callbacks */
+        uv_loop_close(&c->loop);
+    }
     free(c);
 }
 
@@ -204,20 +297,6 @@ cli_connect(struct cli_client **out)
     if (rc == -EINVAL)
         return CLI_USAGE;
     return rc < 0 ? CLI_FAIL : CLI_OK;
-}
-
-static int
-transport_error(struct cli_client *c, int err)
-{
-    char t[32];
-
-    if (err == ETIMEDOUT || err == EAGAIN) {
-        cli_fmt_ms(c->timeout_ms, t);
-        cli_fail("cannot reach the controller at %s: timed out after %s", c->endpoint, t);
-        return -ETIMEDOUT;
-    }
-    cli_fail("cannot talk to the controller at %s: %s", c->endpoint, nn_strerror(err));
-    return -err;
 }
 
 static int
@@ -238,7 +317,7 @@ check_reply(struct cli_client *c, Drover__Message *m, Drover__Message__BodyCase 
             cli_fail("the controller refused the request (error code %d)", (int)m->error->code);
         return -EREMOTEIO;
     }
-    cli_fail("unexpected reply from the controller at %s (message type %d)", c->endpoint,
+    cli_fail("unexpected reply from the controller at %s (message type %d)", cli_client_endpoint(c),
              (int)m->body_case);
     return -EBADMSG;
 }
@@ -247,93 +326,88 @@ check_reply(struct cli_client *c, Drover__Message *m, Drover__Message__BodyCase 
 static bool
 refused(struct cli_client *c, const void *buf, size_t len)
 {
+    const char *ep = cli_client_endpoint(c);
     Drover__ErrorCode code;
     char text[256];
 
-    if (wire_refusal_open(buf, len, &code, text, sizeof(text)) < 0)
+    if (buf == NULL || wire_refusal_open(buf, len, &code, text, sizeof(text)) < 0)
         return false;
     if (code == DROVER__ERROR_CODE__ERR_UNAUTHORIZED && !c->have_token)
         cli_fail("the controller at %s refused the request: it requires an API token (set "
                  "DROVER_API_TOKEN)",
-                 c->endpoint);
+                 ep);
     else if (code == DROVER__ERROR_CODE__ERR_UNAUTHORIZED)
-        cli_fail("the controller at %s refused the API token (check DROVER_API_TOKEN)",
-                 c->endpoint);
+        cli_fail("the controller at %s refused the API token (check DROVER_API_TOKEN)", ep);
     else if (code == DROVER__ERROR_CODE__ERR_VERSION)
-        cli_fail("the controller at %s speaks another protocol version (this drover speaks %d)",
-                 c->endpoint, WIRE_VERSION);
+        cli_fail("the controller at %s speaks another protocol version (this drover speaks %d)", ep,
+                 WIRE_VERSION);
     else
-        cli_fail("the controller at %s refused the request (error code %d)", c->endpoint,
-                 (int)code);
+        cli_fail("the controller at %s refused the request (error code %d)", ep, (int)code);
     return true;
+}
+
+/* The answer that came (c->done), checked and said: 0 with *rep, or a
+ * negative errno (printed). */
+static int
+take_answer(struct cli_client *c, Drover__Message__BodyCase want, Drover__Message **rep)
+{
+    const char *ep = cli_client_endpoint(c);
+    char t[32];
+    int rc;
+
+    if (c->result == RPC_TIMEOUT) {
+        cli_fmt_ms(c->wait_ms, t);
+        cli_fail("cannot reach the controller at %s: timed out after %s", ep, t);
+        return -ETIMEDOUT;
+    }
+    rc = c->result == RPC_UNOPENED ? c->err : 0;
+    if ((rc < 0 || !c->have_token) && refused(c, c->raw, c->rawlen))
+        return -EACCES;
+    if (rc == 0 && !c->have_token) {
+        /* Unsealed on both sides: only a refusal can be believed. */
+        cli_fail("unexpected unsealed reply from the controller at %s", ep);
+        return -EBADMSG;
+    }
+    if (rc == -EPROTONOSUPPORT) {
+        cli_fail("the controller at %s speaks protocol version %u, this drover speaks %d", ep,
+                 c->hdr.version, WIRE_VERSION);
+        return rc;
+    }
+    if (rc < 0) {
+        cli_fail("unexpected reply from the controller at %s: %s", ep, wire_strerror(rc));
+        return rc;
+    }
+    if ((rc = check_reply(c, c->msg, want)) < 0)
+        return rc;
+    *rep = c->msg;
+    c->msg = NULL;
+    return 0;
 }
 
 int
 cli_call(struct cli_client *c, Drover__Message *req, Drover__Message__BodyCase want,
          Drover__Message **rep)
 {
-    struct wire_header hdr;
-    Drover__Message *m = NULL;
-    uint8_t *buf = NULL;
-    void *in = NULL;
-    size_t len;
-    int n, rc;
+    int rc;
 
     *rep = NULL;
-    rc = wire_seal(&c->sender, req, &buf, &len);
+    answer_drop(c);
+    rc = rpc_send(c->rpc, req, c->wait_ms);
     if (rc < 0) {
         cli_fail("cannot encode the request: %s", strerror(-rc));
-        goto out;
+        return rc;
     }
-    if (nn_send(c->sock, buf, len, 0) < 0) {
-        rc = transport_error(c, nn_errno());
-        goto out;
-    }
-    n = nn_recv(c->sock, &in, NN_MSG, 0);
-    if (n < 0) {
-        rc = transport_error(c, nn_errno());
-        goto out;
-    }
-    rc = wire_open(in, (size_t)n, &hdr, &m);
-    if ((rc < 0 || !c->have_token) && refused(c, in, (size_t)n)) {
-        rc = -EACCES;
-        goto out;
-    }
-    if (rc == 0 && !c->have_token) {
-        /* Unsealed on both sides: only a refusal can be believed. */
-        cli_fail("unexpected unsealed reply from the controller at %s", c->endpoint);
-        rc = -EBADMSG;
-        goto out;
-    }
-    if (rc == -EPROTONOSUPPORT) {
-        cli_fail("the controller at %s speaks protocol version %u, this drover speaks %d",
-                 c->endpoint, hdr.version, WIRE_VERSION);
-        goto out;
-    }
-    if (rc < 0) {
-        cli_fail("unexpected reply from the controller at %s: %s", c->endpoint, wire_strerror(rc));
-        goto out;
-    }
-    rc = check_reply(c, m, want);
-    if (rc < 0)
-        goto out;
-    *rep = m;
-    m = NULL;
-out:
-    if (m != NULL)
-        wire_msg_free(m);
-    if (in != NULL)
-        nn_freemsg(in);
-    free(buf);
+    while (!c->done)
+        uv_run(&c->loop, UV_RUN_ONCE);
+    rc = take_answer(c, want, rep);
+    answer_drop(c);
     return rc;
 }
 
 void
 cli_client_set_timeout(struct cli_client *c, uint64_t ms)
 {
-    if (ms > INT32_MAX)
-        ms = INT32_MAX;
-    set_int(c->sock, NN_SOL_SOCKET, NN_RCVTIMEO, (int)ms);
+    c->wait_ms = ms > INT32_MAX ? INT32_MAX : ms;
 }
 
 uint64_t
@@ -345,55 +419,37 @@ cli_client_timeout(const struct cli_client *c)
 const char *
 cli_client_endpoint(const struct cli_client *c)
 {
-    return c->endpoint;
+    return c->rpc != NULL ? rpc_endpoint(c->rpc) : c->eps[0];
 }
 
 int
 cli_client_rcvfd(struct cli_client *c)
 {
-    int fd = -1;
-    size_t sz = sizeof(fd);
-
-    if (nn_getsockopt(c->sock, NN_SOL_SOCKET, NN_RCVFD, &fd, &sz) < 0)
-        return -nn_errno();
-    return fd;
+    /* The loop's descriptor is readable when the socket is; its watchers
+     * are registered at the loop's first turn. */
+    uv_run(&c->loop, UV_RUN_NOWAIT);
+    return uv_backend_fd(&c->loop);
 }
 
 int
 cli_send(struct cli_client *c, Drover__Message *req)
 {
-    uint8_t *buf = NULL;
-    size_t len;
-    int rc = wire_seal(&c->sender, req, &buf, &len);
-
-    if (rc == 0 && nn_send(c->sock, buf, len, NN_DONTWAIT) < 0)
-        rc = -nn_errno();
-    free(buf);
-    return rc;
+    answer_drop(c);
+    /* The verb's own loop decides when a request is lost. */
+    return rpc_send(c->rpc, req, CLI_STREAM_WAIT_MS);
 }
 
 int
 cli_recv_nowait(struct cli_client *c, Drover__Message__BodyCase want, Drover__Message **rep)
 {
-    struct wire_header hdr;
-    Drover__Message *m = NULL;
-    void *in = NULL;
-    int n, rc;
+    int rc;
 
     *rep = NULL;
-    n = nn_recv(c->sock, &in, NN_MSG, NN_DONTWAIT);
-    if (n < 0)
-        return nn_errno() == EAGAIN ? -EAGAIN : transport_error(c, nn_errno());
-    rc = wire_open(in, (size_t)n, &hdr, &m);
-    nn_freemsg(in);
-    if (rc < 0) {
-        cli_fail("unexpected reply from the controller at %s: %s", c->endpoint, wire_strerror(rc));
-        return rc;
-    }
-    if ((rc = check_reply(c, m, want)) < 0) {
-        wire_msg_free(m);
-        return rc;
-    }
-    *rep = m;
-    return 0;
+    if (!c->done)
+        uv_run(&c->loop, UV_RUN_NOWAIT);
+    if (!c->done)
+        return -EAGAIN;
+    rc = take_answer(c, want, rep);
+    answer_drop(c);
+    return rc;
 }

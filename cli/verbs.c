@@ -234,7 +234,8 @@ static const struct cli_verb verbs[] = {
 
 static const char environment[] =
     "Environment:\n"
-    "  DROVER_CONTROLLER   the controller's API endpoint (default tcp://127.0.0.1:7400)\n"
+    "  DROVER_CONTROLLER   the controller's API endpoint (default tcp://127.0.0.1:7400);\n"
+    "                      several controllers: a comma-separated list, the leader is followed\n"
     "  DROVER_TIMEOUT_MS   how long to wait for each reply, in ms (default 10000)\n"
     "  DROVER_API_TOKEN    the controller's API token (required: without it every request\n"
     "                      is refused); requests are sealed with a key derived from it\n";

@@ -191,6 +191,75 @@ env_endpoint(struct env_errs *e, const char *name, const char *def, char *out, s
 }
 
 int
+env_parse_endpoints(const char *s, char (*out)[ENV_ENDPOINT_MAX], size_t max, size_t *n, char *why,
+                    size_t whysz)
+{
+    char host[256], item[ENV_ENDPOINT_MAX];
+    const char *p = s, *end;
+    size_t len;
+
+    *n = 0;
+    why[0] = '\0';
+    if (s == NULL || *s == '\0') {
+        snprintf(why, whysz, "no endpoint");
+        return -EINVAL;
+    }
+    for (;;) {
+        while (*p == ' ')
+            p++;
+        end = strchr(p, ',');
+        len = end ? (size_t)(end - p) : strlen(p);
+        while (len > 0 && p[len - 1] == ' ')
+            len--;
+        if (len == 0) {
+            snprintf(why, whysz, "an empty item in the list");
+            return -EINVAL;
+        }
+        if (len >= sizeof(item)) {
+            snprintf(why, whysz, "endpoint %zu is too long", *n + 1);
+            return -EINVAL;
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (env_parse_endpoint(item, host, sizeof(host), NULL) < 0 || strchr(host, '*')) {
+            snprintf(why, whysz, "'%.*s' is not an endpoint like tcp://HOST:PORT", 200, item);
+            return -EINVAL;
+        }
+        for (size_t i = 0; i < *n; i++) {
+            if (strcmp(out[i], item) == 0) {
+                snprintf(why, whysz, "'%.*s' is listed twice", 200, item);
+                return -EINVAL;
+            }
+        }
+        if (*n == max) {
+            snprintf(why, whysz, "more than %zu endpoints", max);
+            return -EINVAL;
+        }
+        memcpy(out[(*n)++], item, len + 1);
+        if (end == NULL)
+            return 0;
+        p = end + 1;
+    }
+}
+
+int
+env_endpoints(struct env_errs *e, const char *name, const char *def, char (*out)[ENV_ENDPOINT_MAX],
+              size_t max, size_t *n)
+{
+    const char *v = env_raw(name);
+    char why[256];
+
+    if (v == NULL)
+        v = def;
+    if (env_parse_endpoints(v, out, max, n, why, sizeof(why)) < 0) {
+        env_err(e, "%s=%s: %s (a comma-separated list of tcp://HOST:PORT)", name, log_q(v), why);
+        *n = 0;
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int
 env_endpoint_offset(const char *endpoint, int delta, char *out, size_t outsz)
 {
     char host[256];

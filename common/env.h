@@ -50,6 +50,17 @@ int env_endpoint(struct env_errs *e, const char *name, const char *def, char *ou
                  uint16_t *port);
 
 /*
+ * A comma-separated list of 1..max endpoints "tcp://HOST:PORT[,tcp://...]"
+ * (DROVER_JOIN, DROVER_CONTROLLER: every controller of a cluster); spaces
+ * around the commas are allowed; an empty item, a '*' host (a listen
+ * address) or a duplicate is an error. def when unset. *n is the count.
+ */
+#define ENV_ENDPOINTS_MAX 8
+#define ENV_ENDPOINT_MAX 256
+int env_endpoints(struct env_errs *e, const char *name, const char *def,
+                  char (*out)[ENV_ENDPOINT_MAX], size_t max, size_t *n);
+
+/*
  * A required 256-bit key given as 64 hex digits (DROVER_CLUSTER_KEY). Missing
  * or malformed: an error that says how to make one. The value is never
  * echoed into a log. Returns 0 or -EINVAL.
@@ -79,6 +90,9 @@ void env_check(const struct env_errs *e);
 int env_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int env_parse_port_range(const char *s, uint16_t *lo, uint16_t *hi);
 int env_parse_endpoint(const char *s, char *host, size_t hostsz, uint16_t *port);
+/* As env_endpoints, without the environment: 0, or -EINVAL and why. */
+int env_parse_endpoints(const char *s, char (*out)[ENV_ENDPOINT_MAX], size_t max, size_t *n,
+                        char *why, size_t whysz);
 
 /*
  * Replace the port in endpoint "tcp://HOST:PORT" with PORT+delta, into out.

@@ -13,7 +13,7 @@
 
 #include <stdarg.h>
 
-enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_OFF /* log_set_level only */ };
 
 /* proc: "controller", "agent" or "cli"; borrowed, must outlive logging. */
 void log_init(const char *proc);

@@ -187,6 +187,31 @@ nnuv_redial(struct nnuv *s)
 }
 
 int
+nnuv_retarget(struct nnuv *s, const char *url)
+{
+    char *u;
+
+    if (s->url == NULL)
+        return -ENOTCONN;
+    if (strcmp(s->url, url) != 0) {
+        if (dial_check(url) == -EINVAL)
+            return -EINVAL;
+        if ((u = strdup(url)) == NULL)
+            return -ENOMEM;
+        free(s->url);
+        s->url = u;
+    }
+    s->dial_fails = 0;
+    return dial(s);
+}
+
+const char *
+nnuv_url(const struct nnuv *s)
+{
+    return s->url != NULL ? s->url : "";
+}
+
+int
 nnuv_sock(const struct nnuv *s)
 {
     return s->nn;

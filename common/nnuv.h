@@ -49,6 +49,11 @@ int nnuv_bind(struct nnuv *s, const char *url);
 int nnuv_connect(struct nnuv *s, const char *url);
 /* Drop the connection and dial again at once (a silent peer). */
 int nnuv_redial(struct nnuv *s);
+/* Dial url instead of the URL dialled so far (a controller that says
+ * another one leads), at once; the same URL: as nnuv_redial. 0, -EINVAL for
+ * a URL nanomsg refuses, -ENOTCONN when never connected. */
+int nnuv_retarget(struct nnuv *s, const char *url);
+const char *nnuv_url(const struct nnuv *s); /* "" when not connected */
 /* Requests a raw REP dropped because a newer one from the same sender
  * (the same connection) was waiting behind them (nnuv.c). */
 uint64_t nnuv_shed(const struct nnuv *s);

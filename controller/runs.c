@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytewin.h"
 #include "ctl.h"
 #include "log.h"
 
@@ -48,12 +49,6 @@
 #define RUN_LINGER_MS 30000
 #define RUN_LOST_MS 5000
 
-struct rbuf {
-    uint8_t *data;
-    size_t len, cap;
-    uint64_t base; /* stream offset of data[0] */
-};
-
 struct ctl_run {
     LIST_ENTRY(ctl_run) link;
     uint64_t id;
@@ -61,8 +56,8 @@ struct ctl_run {
     char name[48];
     char node[NODE_NAME_MAX + 2];
     bool tty;
-    struct rbuf in;     /* stdin: from the CLI, for the agent */
-    struct rbuf out[2]; /* stdout, stderr: from the agent, for the CLI */
+    struct bytewin in;     /* stdin: from the CLI, for the agent */
+    struct bytewin out[2]; /* stdout, stderr: from the agent, for the CLI */
     bool in_eof;
     uint32_t interrupts;
     uint16_t rows, cols;
@@ -118,9 +113,9 @@ run_free(struct ctl_run *s)
     LIST_REMOVE(s, link);
     drop_held(&s->cli_held, "the session ended");
     drop_held(&s->agent_held, "the session ended");
-    free(s->in.data);
-    free(s->out[0].data);
-    free(s->out[1].data);
+    bytewin_fini(&s->in);
+    bytewin_fini(&s->out[0]);
+    bytewin_fini(&s->out[1]);
     free(s);
 }
 
@@ -145,76 +140,6 @@ run_find(struct ctl_runs *r, uint64_t id)
             return s;
     }
     return NULL;
-}
-
-/* ---- byte windows ---- */
-
-static uint64_t
-rbuf_end(const struct rbuf *b)
-{
-    return b->base + b->len;
-}
-
-/* Take the part of [off, off+n) beyond the end, as far as there is room. */
-static void
-rbuf_take(struct rbuf *b, uint64_t off, const uint8_t *d, size_t n)
-{
-    uint64_t end = rbuf_end(b);
-    size_t skip, add;
-
-    if (off > end || off + n <= end)
-        return;
-    skip = (size_t)(end - off);
-    add = n - skip;
-    if (b->len >= RUN_BUF_MAX)
-        return;
-    if (add > RUN_BUF_MAX - b->len)
-        add = RUN_BUF_MAX - b->len;
-    if (b->len + add > b->cap) {
-        size_t cap = b->cap ? b->cap : 16384;
-        uint8_t *nd;
-
-        while (cap < b->len + add)
-            cap *= 2;
-        if ((nd = realloc(b->data, cap)) == NULL)
-            return; /* not taken: the sender tries again */
-        b->data = nd;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, d + skip, add);
-    b->len += add;
-}
-
-/* The reader has everything below have: let it go. */
-static void
-rbuf_ack(struct rbuf *b, uint64_t have)
-{
-    size_t n;
-
-    if (have <= b->base)
-        return;
-    if (have > rbuf_end(b))
-        have = rbuf_end(b);
-    n = (size_t)(have - b->base);
-    memmove(b->data, b->data + n, b->len - n);
-    b->len -= n;
-    b->base = have;
-}
-
-/* The bytes from `from` on, at most RUN_CHUNK: *off, data, length. */
-static size_t
-rbuf_from(const struct rbuf *b, uint64_t from, uint64_t *off, uint8_t **data)
-{
-    size_t n;
-
-    if (from < b->base)
-        from = b->base;
-    if (from > rbuf_end(b))
-        from = rbuf_end(b);
-    *off = from;
-    *data = b->data + (size_t)(from - b->base);
-    n = (size_t)(rbuf_end(b) - from);
-    return n < RUN_CHUNK ? n : RUN_CHUNK;
 }
 
 /* ---- replies ---- */
@@ -247,16 +172,16 @@ cli_reply(struct ctl_runs *r, struct ctl_run *s, struct ctl_call *c, const uint6
     Drover__RunIoRep rep = DROVER__RUN_IO_REP__INIT;
     size_t n0, n1;
 
-    rep.stdin_acked = rbuf_end(&s->in);
-    n0 = rbuf_from(&s->out[0], have[0], &rep.stdout_offset, &rep.stdout.data);
-    n1 = rbuf_from(&s->out[1], have[1], &rep.stderr_offset, &rep.stderr.data);
+    rep.stdin_acked = bytewin_end(&s->in);
+    n0 = bytewin_from(&s->out[0], have[0], RUN_CHUNK, &rep.stdout_offset, &rep.stdout.data);
+    n1 = bytewin_from(&s->out[1], have[1], RUN_CHUNK, &rep.stderr_offset, &rep.stderr.data);
     rep.stdout.len = n0;
     rep.stderr.len = n1;
     rep.state = (char *)inst_state(r, s);
     rep.grace_ms = run_grace_ms(r, s);
     /* The exit goes only with the last byte of output. */
-    if (s->exited && rep.stdout_offset + n0 == rbuf_end(&s->out[0]) &&
-        rep.stderr_offset + n1 == rbuf_end(&s->out[1])) {
+    if (s->exited && rep.stdout_offset + n0 == bytewin_end(&s->out[0]) &&
+        rep.stderr_offset + n1 == bytewin_end(&s->out[1])) {
         rep.exited = true;
         rep.exit_code = s->code;
         rep.exit_signal = s->sig;
@@ -275,11 +200,12 @@ agent_reply(struct ctl_run *s, struct ctl_call *c)
     Drover__Message m = DROVER__MESSAGE__INIT;
     Drover__RunPipeRep rep = DROVER__RUN_PIPE_REP__INIT;
 
-    rep.stdout_acked = rbuf_end(&s->out[0]);
-    rep.stderr_acked = rbuf_end(&s->out[1]);
-    rep.stdin.len = rbuf_from(&s->in, s->agent_stdin_have, &rep.stdin_offset, &rep.stdin.data);
+    rep.stdout_acked = bytewin_end(&s->out[0]);
+    rep.stderr_acked = bytewin_end(&s->out[1]);
+    rep.stdin.len =
+        bytewin_from(&s->in, s->agent_stdin_have, RUN_CHUNK, &rep.stdin_offset, &rep.stdin.data);
     /* The end is only the end with the last byte. */
-    rep.stdin_eof = s->in_eof && rep.stdin_offset + rep.stdin.len == rbuf_end(&s->in);
+    rep.stdin_eof = s->in_eof && rep.stdin_offset + rep.stdin.len == bytewin_end(&s->in);
     rep.interrupts = s->interrupts;
     rep.rows = s->rows;
     rep.cols = s->cols;
@@ -316,7 +242,7 @@ wake_agent(struct ctl_run *s)
 static bool
 agent_pending(const struct ctl_run *s)
 {
-    return rbuf_end(&s->in) > s->agent_stdin_have || (s->in_eof && !s->agent_eof_seen) ||
+    return bytewin_end(&s->in) > s->agent_stdin_have || (s->in_eof && !s->agent_eof_seen) ||
            s->interrupts != s->agent_interrupts ||
            (s->tty && s->rows != 0 && (s->rows != s->agent_rows || s->cols != s->agent_cols)) ||
            s->stop || s->exited;
@@ -471,14 +397,14 @@ cli_input(struct ctl_run *s, const Drover__RunIoReq *q)
     bool changed = false, took = false;
 
     if (q->stdin.len > 0 || (q->stdin_eof && !s->in_eof)) {
-        uint64_t before = rbuf_end(&s->in);
+        uint64_t before = bytewin_end(&s->in);
 
-        rbuf_take(&s->in, q->stdin_offset, q->stdin.data, q->stdin.len);
-        if (q->stdin_eof && !s->in_eof && q->stdin_offset + q->stdin.len == rbuf_end(&s->in)) {
+        bytewin_take(&s->in, q->stdin_offset, q->stdin.data, q->stdin.len);
+        if (q->stdin_eof && !s->in_eof && q->stdin_offset + q->stdin.len == bytewin_end(&s->in)) {
             s->in_eof = true;
             took = true;
         }
-        took = took || rbuf_end(&s->in) != before;
+        took = took || bytewin_end(&s->in) != before;
         changed = took;
     }
     if (q->interrupts > s->interrupts) {
@@ -521,13 +447,13 @@ ctl_h_run_io(struct ctl_call *c)
     if (q->stop)
         stop_asked(r, s);
     took = cli_input(s, q);
-    rbuf_ack(&s->out[0], q->stdout_have);
-    rbuf_ack(&s->out[1], q->stderr_have);
+    bytewin_ack(&s->out[0], q->stdout_have);
+    bytewin_ack(&s->out[1], q->stderr_have);
     drop_held(&s->cli_held, "replaced by a newer request"); /* the CLI dropped it already */
     /* Input that did not fit waits with the request: a reply now would
      * only have the CLI send it again at once. */
-    if (q->wait_ms == 0 || took || s->exited || rbuf_end(&s->out[0]) > q->stdout_have ||
-        rbuf_end(&s->out[1]) > q->stderr_have) {
+    if (q->wait_ms == 0 || took || s->exited || bytewin_end(&s->out[0]) > q->stdout_have ||
+        bytewin_end(&s->out[1]) > q->stderr_have) {
         cli_reply(r, s, c, have);
         return CTL_PENDING; /* ended by cli_reply */
     }
@@ -563,13 +489,13 @@ pipe_orphan(struct ctl_call *c, const Drover__RunPipeReq *q)
 static void
 agent_input(struct ctl_runs *r, struct ctl_run *s, const Drover__RunPipeReq *q)
 {
-    uint64_t e0 = rbuf_end(&s->out[0]), e1 = rbuf_end(&s->out[1]);
+    uint64_t e0 = bytewin_end(&s->out[0]), e1 = bytewin_end(&s->out[1]);
     char how[64];
 
-    if (q->stdin_have > s->agent_stdin_have && rbuf_end(&s->in) > s->in.base) {
+    if (q->stdin_have > s->agent_stdin_have && bytewin_end(&s->in) > s->in.base) {
         /* Room for more input: let a CLI waiting to send it know. */
         s->agent_stdin_have = q->stdin_have;
-        rbuf_ack(&s->in, q->stdin_have);
+        bytewin_ack(&s->in, q->stdin_have);
         wake_cli(r, s);
     }
     s->agent_stdin_have = q->stdin_have;
@@ -577,13 +503,13 @@ agent_input(struct ctl_runs *r, struct ctl_run *s, const Drover__RunPipeReq *q)
     s->agent_interrupts = q->interrupts;
     s->agent_rows = (uint16_t)(q->rows <= 10000 ? q->rows : 0);
     s->agent_cols = (uint16_t)(q->cols <= 10000 ? q->cols : 0);
-    rbuf_ack(&s->in, q->stdin_have);
-    rbuf_take(&s->out[0], q->stdout_offset, q->stdout.data, q->stdout.len);
-    rbuf_take(&s->out[1], q->stderr_offset, q->stderr.data, q->stderr.len);
-    if (rbuf_end(&s->out[0]) != e0 || rbuf_end(&s->out[1]) != e1)
+    bytewin_ack(&s->in, q->stdin_have);
+    bytewin_take(&s->out[0], q->stdout_offset, q->stdout.data, q->stdout.len);
+    bytewin_take(&s->out[1], q->stderr_offset, q->stderr.data, q->stderr.len);
+    if (bytewin_end(&s->out[0]) != e0 || bytewin_end(&s->out[1]) != e1)
         wake_cli(r, s);
-    if (q->exited && rbuf_end(&s->out[0]) == q->stdout_offset + q->stdout.len &&
-        rbuf_end(&s->out[1]) == q->stderr_offset + q->stderr.len) {
+    if (q->exited && bytewin_end(&s->out[0]) == q->stdout_offset + q->stdout.len &&
+        bytewin_end(&s->out[1]) == q->stderr_offset + q->stderr.len) {
         if (q->exit_signal > 0)
             snprintf(how, sizeof(how), "killed by signal %d", (int)q->exit_signal);
         else

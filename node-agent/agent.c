@@ -43,12 +43,6 @@
 #include "notify.h"
 #include "util.h"
 
-enum phase {
-    P_RUNNING,
-    P_LEAVING,  /* SIGTERM: waiting for the controller to move the instances */
-    P_DRAINING, /* stopping everything, then the last sync, then exit */
-};
-
 struct agt {
     uv_loop_t *loop;
     const struct agt_config *cfg; /* borrowed */
@@ -57,6 +51,9 @@ struct agt {
     char prev_boot_id[64]; /* from DATA_DIR/boot_id */
     struct agt_conn *conn;
     struct agt_slugs *slugs;
+    struct agt_logs *logs;   /* NULL once closed */
+    struct agt_out *outs;    /* every open output stream (output.c links them) */
+    struct agt_pipe *pipes;  /* every attached one-off's pipe (pipe.c links them) */
     struct agt_inst **insts; /* sorted by id */
     size_t ninst, cap;
     uint64_t generation;
@@ -73,10 +70,9 @@ struct agt {
     uv_idle_t pump;     /* starts ready instances, a few per loop turn */
     uv_timer_t usage;   /* samples each instance's cgroup counters */
     bool pumping;
-    enum phase phase;
+    enum agt_life_state st; /* states.c's table */
     int nsignals;
     int exit_code;
-    bool last_sent, last_done, closed;
     struct agt_cgroups cg;
     struct agt_uids *uids; /* cfg->per_app only */
     char helper[PATH_MAX]; /* drover-exec beside us, or /proc/self/exe (--exec) */
@@ -174,10 +170,17 @@ waits_for_release(const struct agt_inst *i)
 
 static void on_check(uv_timer_t *t);
 
+/* Stopping everything here: no starts, no new sets. */
+static bool
+draining(const struct agt *a)
+{
+    return a->st >= AGT_LS_DRAINING;
+}
+
 static void
 arm_check(struct agt *a)
 {
-    if (a->phase == P_DRAINING && !a->closed)
+    if (draining(a) && a->st != AGT_LS_DONE)
         uv_timer_start(&a->check, on_check, 0, 0);
 }
 
@@ -213,7 +216,7 @@ on_pump(uv_idle_t *h)
 static void
 pump_kick(struct agt *a)
 {
-    if (!a->pumping && !a->closed) {
+    if (!a->pumping && a->st != AGT_LS_DONE) {
         uv_idle_start(&a->pump, on_pump);
         a->pumping = true;
     }
@@ -267,7 +270,7 @@ apply(struct agt *a, bool log_always)
     uint64_t *want = calloc(a->nwant + 1, sizeof *want);
     struct agt_plan plan = {0};
 
-    if (a->phase == P_DRAINING)
+    if (draining(a))
         goto out;
     if (!have || !want) {
         log_error("assign_failed", "generation=%" PRIu64 " err=out_of_memory", a->generation);
@@ -279,7 +282,7 @@ apply(struct agt *a, bool log_always)
     }
     for (size_t k = 0; k < a->nwant; k++)
         want[k] = a->want[k]->id;
-    if (agt_reconcile(have, a->ninst, want, a->nwant, a->cfg->capacity, a->phase == P_RUNNING,
+    if (agt_reconcile(have, a->ninst, want, a->nwant, a->cfg->capacity, a->st == AGT_LS_RUNNING,
                       &plan) < 0) {
         log_error("assign_failed", "generation=%" PRIu64 " err=out_of_memory", a->generation);
         goto out;
@@ -287,7 +290,7 @@ apply(struct agt *a, bool log_always)
     if (log_always || plan.nstart || plan.ndrain)
         log_info("assignments", "generation=%" PRIu64 " n=%zu start=%zu drain=%zu wait=%zu",
                  a->generation, a->nwant, plan.nstart, plan.ndrain, plan.nwait);
-    if (plan.nwait > 0 && a->phase == P_RUNNING)
+    if (plan.nwait > 0 && a->st == AGT_LS_RUNNING)
         log_warn("over_capacity", "waiting=%zu capacity=%u", plan.nwait,
                  (unsigned)a->cfg->capacity);
     for (size_t k = 0; k < plan.ndrain; k++) {
@@ -331,7 +334,7 @@ agt_assign(struct agt *a, uint64_t gen, Drover__Assignment *const *as, size_t n)
     size_t nspecs = 0;
     char err[160];
 
-    if (a->phase == P_DRAINING)
+    if (draining(a))
         return;
     specs = n <= 100000 ? calloc(n + 1, sizeof *specs) : NULL;
     if (!specs) {
@@ -501,7 +504,6 @@ on_handle_close(uv_handle_t *h)
 static void
 close_all(struct agt *a)
 {
-    a->closed = true;
     log_info("shutdown_done", "node=%s exit_code=%d", a->cfg->node, a->exit_code);
     agt_conn_close(a->conn);
     a->conn = NULL;
@@ -511,9 +513,10 @@ close_all(struct agt *a)
         agt_inst_free(a->insts[k]);
     a->ninst = 0;
     want_free(a);
-    agt_out_close_all();
-    agt_pipe_close_all();
-    agt_logs_close();
+    agt_out_close_all(a);
+    agt_pipe_close_all(a);
+    agt_logs_close(a->logs);
+    a->logs = NULL;
     agt_reaper_stop();
     notify_watchdog_stop();
     uv_close((uv_handle_t *)&a->sigpipe, on_handle_close);
@@ -535,51 +538,26 @@ on_lastest(uv_timer_t *t)
     agt_last_sync_done(a);
 }
 
+static void life_apply(struct agt *a, enum agt_life_event ev);
+
 static void
 on_check(uv_timer_t *t)
 {
     struct agt *a = t->data;
 
-    if (a->closed || a->phase != P_DRAINING)
+    if (!draining(a) || a->st == AGT_LS_DONE)
         return;
     for (size_t k = 0; k < a->ninst; k++) {
         if (agt_inst_sup(a->insts[k])->state != AGT_STOPPED || agt_inst_running(a->insts[k]))
             return; /* still draining: its exit re-arms this check */
     }
-    if (!a->last_sent) {
-        /* Two heartbeats, within [1 s, 5 s]: an unreachable controller
-         * must not hold a shutdown for long. */
-        uint64_t wait = a->cfg->heartbeat_ms * 2ull;
-
-        wait = wait < 1000 ? 1000 : wait > 5000 ? 5000 : wait;
-        a->last_sent = true;
-        uv_timer_start(&a->lastest, on_lastest, wait, 0);
-        agt_conn_last_sync(a->conn);
-        return;
-    }
-    if (a->last_done)
-        close_all(a);
+    life_apply(a, AGT_LE_CHECK);
 }
 
 void
 agt_last_sync_done(struct agt *a)
 {
-    a->last_done = true;
-    arm_check(a);
-}
-
-/* The second phase of a shutdown: stop everything here, then go. */
-static void
-drain_all(struct agt *a, const char *why)
-{
-    if (a->phase == P_DRAINING || a->closed)
-        return;
-    a->phase = P_DRAINING;
-    uv_timer_stop(&a->leave);
-    log_info("draining", "node=%s reason=%s instances=%zu", a->cfg->node, why, a->ninst);
-    for (size_t k = 0; k < a->ninst; k++)
-        agt_inst_event(a->insts[k], AGT_EV_STOP);
-    arm_check(a);
+    life_apply(a, AGT_LE_LAST_DONE);
 }
 
 static void
@@ -589,27 +567,99 @@ on_leave_timeout(uv_timer_t *t)
 
     log_warn("leave_timeout", "node=%s timeout_ms=%u assigned=%zu", a->cfg->node,
              (unsigned)a->cfg->leave_timeout_ms, a->nwant);
-    drain_all(a, "leave_timeout");
+    life_apply(a, AGT_LE_LEAVE_TIMEOUT);
+}
+
+/* Why a drain began, in the words of the logs. */
+static const char *
+drain_reason(enum agt_life_event ev)
+{
+    switch (ev) {
+    case AGT_LE_SIGNAL_AGAIN:
+        return "second_signal";
+    case AGT_LE_MOVED:
+        return "moved";
+    case AGT_LE_UNREACHABLE:
+        return "controller_unreachable";
+    case AGT_LE_REFUSED:
+        return "refused";
+    default:
+        return "leave_timeout";
+    }
+}
+
+/* Feed ev to the agent's life table (states.c) and do what it says, in
+ * the order of the action bits. The state changes first: an action may
+ * feed the next event (a connection with nobody to tell ends the last sync
+ * at once). */
+static void
+life_apply(struct agt *a, enum agt_life_event ev)
+{
+    enum agt_life_state from = a->st;
+    enum agt_trans kind;
+    unsigned act;
+
+    a->st = agt_life_next(from, ev, &act, &kind);
+    if (kind == AGT_T_REFUSE)
+        log_warn("life_event_refused", "node=%s state=%s event=%s", a->cfg->node,
+                 agt_life_state_name(from), agt_life_event_name(ev));
+    if (kind != AGT_T_GO)
+        return;
+    if (a->st != from)
+        log_debug("life_state", "node=%s from=%s to=%s event=%s", a->cfg->node,
+                  agt_life_state_name(from), agt_life_state_name(a->st), agt_life_event_name(ev));
+    if (act & AGT_LA_LEAVE) {
+        if (a->cfg->leave_timeout_ms == 0) {
+            life_apply(a, AGT_LE_LEAVE_TIMEOUT);
+            return;
+        }
+        uv_timer_start(&a->leave, on_leave_timeout, a->cfg->leave_timeout_ms, 0);
+        agt_conn_leave(a->conn); /* may feed UNREACHABLE at once */
+    }
+    if (act & AGT_LA_DRAIN) {
+        uv_timer_stop(&a->leave);
+        log_info("draining", "node=%s reason=%s instances=%zu", a->cfg->node, drain_reason(ev),
+                 a->ninst);
+        for (size_t k = 0; k < a->ninst; k++)
+            agt_inst_event(a->insts[k], AGT_EV_STOP);
+        arm_check(a);
+    }
+    if (act & AGT_LA_KILL) {
+        for (size_t k = 0; k < a->ninst; k++)
+            agt_inst_event(a->insts[k], AGT_EV_KILL);
+    }
+    if (act & AGT_LA_LAST) {
+        /* Two heartbeats, within [1 s, 5 s]: an unreachable controller
+         * must not hold a shutdown for long. */
+        uint64_t wait = a->cfg->heartbeat_ms * 2ull;
+
+        wait = wait < 1000 ? 1000 : wait > 5000 ? 5000 : wait;
+        uv_timer_start(&a->lastest, on_lastest, wait, 0);
+        agt_conn_last_sync(a->conn); /* may feed LAST_DONE at once */
+    }
+    if (act & AGT_LA_CHECK)
+        arm_check(a);
+    if (act & AGT_LA_CLOSE)
+        close_all(a);
 }
 
 bool
 agt_leaving(const struct agt *a)
 {
-    return a->phase != P_RUNNING;
+    return a->st != AGT_LS_RUNNING;
 }
 
 void
 agt_leave_acked(struct agt *a)
 {
-    if (a->phase == P_LEAVING && a->nwant == 0)
-        drain_all(a, "moved");
+    if (a->nwant == 0)
+        life_apply(a, AGT_LE_MOVED);
 }
 
 void
 agt_leave_unreachable(struct agt *a)
 {
-    if (a->phase == P_LEAVING)
-        drain_all(a, "controller_unreachable");
+    life_apply(a, AGT_LE_UNREACHABLE);
 }
 
 void
@@ -618,7 +668,7 @@ agt_refused(struct agt *a, const char *why)
     if (a->exit_code == 0)
         log_error("register_refused", "node=%s reason=%s", a->cfg->node, log_q(why));
     a->exit_code = 1;
-    drain_all(a, "refused");
+    life_apply(a, AGT_LE_REFUSED);
 }
 
 static void
@@ -626,24 +676,16 @@ on_signal(uv_signal_t *sig, int signum)
 {
     struct agt *a = sig->data;
 
-    if (a->closed)
+    if (a->st == AGT_LS_DONE)
         return;
     if (++a->nsignals == 1) {
         notify_send("STOPPING=1");
         log_info("shutdown", "signal=%d instances=%zu leave_timeout_ms=%u", signum, a->ninst,
                  (unsigned)a->cfg->leave_timeout_ms);
-        a->phase = P_LEAVING;
-        if (a->cfg->leave_timeout_ms == 0) {
-            drain_all(a, "leave_timeout");
-            return;
-        }
-        uv_timer_start(&a->leave, on_leave_timeout, a->cfg->leave_timeout_ms, 0);
-        agt_conn_leave(a->conn); /* may call agt_leave_unreachable at once */
+        life_apply(a, AGT_LE_SIGNAL);
     } else {
         log_warn("shutdown_kill", "signal=%d instances=%zu", signum, a->ninst);
-        drain_all(a, "second_signal");
-        for (size_t k = 0; k < a->ninst; k++)
-            agt_inst_event(a->insts[k], AGT_EV_KILL);
+        life_apply(a, AGT_LE_SIGNAL_AGAIN);
     }
 }
 
@@ -1047,11 +1089,10 @@ agt_start(struct agt *a)
      * not kill the agent. */
     if (rc == 0)
         rc = uv_signal_start(&a->sigpipe, on_sigpipe, SIGPIPE);
-    agt_out_echo(a->cfg->echo_app_logs);
     if (rc == 0)
         rc = agt_reaper_start(a->loop);
     if (rc == 0)
-        rc = agt_logs_start(a);
+        a->logs = agt_logs_new(a, &rc);
     if (rc == 0)
         rc = take_orphans(a);
     if (rc == 0 && a->cg.ok)
@@ -1094,6 +1135,24 @@ agt_free(struct agt *a)
             rmdir(a->cg.cpuacct);
     }
     free(a);
+}
+
+struct agt_logs *
+agt_logs(const struct agt *a)
+{
+    return a->logs;
+}
+
+struct agt_out **
+agt_outs(struct agt *a)
+{
+    return &a->outs;
+}
+
+struct agt_pipe **
+agt_pipes(struct agt *a)
+{
+    return &a->pipes;
 }
 
 uv_loop_t *

@@ -19,6 +19,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "env.h"
 #include "logring.h"
 #include "wire.h"
 
@@ -33,7 +34,9 @@ struct agt_cgroups;
 
 /* config.c */
 struct agt_config {
-    char join[256];   /* agent endpoint: register, sync, slugs */
+    char joins[ENV_ENDPOINTS_MAX][ENV_ENDPOINT_MAX]; /* DROVER_JOIN: every controller */
+    size_t njoin;
+    char join[256];   /* joins[0]: agent endpoint: register, sync, slugs */
     char notify[256]; /* join's port + 1 */
     char logs[256];   /* join's port + 2: log lines are pushed there */
     char node[64];
@@ -73,6 +76,12 @@ const char *agt_boot_id(const struct agt *a);
 uint64_t agt_generation(const struct agt *a);
 /* The boot_id this data dir last registered with, "" when none. */
 const char *agt_previous_boot_id(const struct agt *a);
+/* What used to be file-level singletons, held by the agent: the log
+ * shipper (NULL once closed), the list of open output streams (output.c)
+ * and of attached one-offs' pipes (pipe.c) — their heads, linked by them. */
+struct agt_logs *agt_logs(const struct agt *a);
+struct agt_out **agt_outs(struct agt *a);
+struct agt_pipe **agt_pipes(struct agt *a);
 /* conn.c tells: registered with this boot_id (remembered for the next start). */
 void agt_registered(struct agt *a);
 /* conn.c tells: the controller refused the node name (another live agent has
@@ -242,6 +251,79 @@ uint64_t agt_resend_wait_ms(uint64_t base, uint32_t n, uint32_t rnd);
 /* Consecutive crash count after one more crash, given how long the instance
  * had been up (0 if it never was): a run of 10 min or more resets it. */
 uint32_t agt_backoff_next(uint32_t consecutive, uint64_t up_ms);
+
+/* states.c: the connection's and the agent's own state × event tables,
+ * pure (the supervisor's is in supervise.c). A cell is a step, an event
+ * that means nothing there (ignored), or one that cannot happen there
+ * (refused: the driver logs a bug). */
+enum agt_trans { AGT_T_GO = 1, AGT_T_IGNORE = 2, AGT_T_REFUSE = 3 };
+
+enum agt_conn_state {
+    AGT_CS_REGISTERING,   /* RegisterReq goes out (at start, or when asked again) */
+    AGT_CS_SYNCING,       /* registered: syncs */
+    AGT_CS_LEAVING,       /* registered; syncs say leaving (SIGTERM) */
+    AGT_CS_LEAVING_UNREG, /* leaving, not registered: a register makes it LEAVING */
+    AGT_CS_LAST,          /* the last full sync of a shutdown is out */
+    AGT_CS_DONE,          /* it was answered, or there is nobody to tell; or closed */
+    AGT_CS_N
+};
+enum agt_conn_event {
+    AGT_CE_REGISTERED,    /* a RegisterRep */
+    AGT_CE_REREGISTER,    /* a SyncRep asking to register again */
+    AGT_CE_LEAVE,         /* agt_conn_leave */
+    AGT_CE_LAST_SYNC,     /* agt_conn_last_sync */
+    AGT_CE_LAST_ANSWERED, /* any answer (or an unusable one) to the last sync */
+    AGT_CE_CLOSE,         /* agt_conn_close */
+    AGT_CE_N
+};
+enum agt_conn_action {
+    AGT_CA_SEND = 1u << 0,        /* send the next request (after the one in flight) */
+    AGT_CA_FULL = 1u << 1,        /* the next syncs carry full reports */
+    AGT_CA_UNREACHABLE = 1u << 2, /* tell the agent: nobody moves the instances */
+    AGT_CA_LAST_DONE = 1u << 3,   /* tell the agent: the last sync is over */
+    AGT_CA_MUTE = 1u << 4,        /* stop listening to notifications */
+};
+enum agt_conn_state agt_conn_next(enum agt_conn_state st, enum agt_conn_event ev, unsigned *actions,
+                                  enum agt_trans *kind);
+
+enum agt_life_state {
+    AGT_LS_RUNNING,
+    AGT_LS_LEAVING,   /* SIGTERM: no starts; waiting for the controller to move them */
+    AGT_LS_DRAINING,  /* every instance is being stopped */
+    AGT_LS_LAST_SYNC, /* all stopped: the last sync is out */
+    AGT_LS_CLOSING,   /* it is over: every handle closes at the next check */
+    AGT_LS_DONE,
+    AGT_LS_N
+};
+enum agt_life_event {
+    AGT_LE_SIGNAL,        /* the first SIGTERM or SIGINT */
+    AGT_LE_SIGNAL_AGAIN,  /* a later one */
+    AGT_LE_LEAVE_TIMEOUT, /* DROVER_LEAVE_TIMEOUT_MS passed (or is 0) */
+    AGT_LE_MOVED,         /* leaving was answered and nothing is assigned here */
+    AGT_LE_UNREACHABLE,   /* the controller cannot be reached while leaving */
+    AGT_LE_REFUSED,       /* the node name is another live agent's */
+    AGT_LE_CHECK,         /* the deferred check found every instance stopped */
+    AGT_LE_LAST_DONE,     /* the last sync was answered, or cannot be */
+    AGT_LE_N
+};
+enum agt_life_action {
+    AGT_LA_LEAVE = 1u << 0, /* arm the leave timeout, tell the connection (timeout 0:
+                               the driver feeds LEAVE_TIMEOUT at once) */
+    AGT_LA_DRAIN = 1u << 1, /* STOP every instance; arm the check */
+    AGT_LA_KILL = 1u << 2,  /* KILL every instance */
+    AGT_LA_LAST = 1u << 3,  /* the last sync, its answer bounded by a timer */
+    AGT_LA_CHECK = 1u << 4, /* arm the deferred check */
+    AGT_LA_CLOSE = 1u << 5, /* close every handle: uv_run returns */
+};
+enum agt_life_state agt_life_next(enum agt_life_state st, enum agt_life_event ev, unsigned *actions,
+                                  enum agt_trans *kind);
+/* Is the cell written down (tests: no cell is left out)? */
+bool agt_conn_cell_written(unsigned st, unsigned ev);
+bool agt_life_cell_written(unsigned st, unsigned ev);
+const char *agt_conn_state_name(enum agt_conn_state st);
+const char *agt_conn_event_name(enum agt_conn_event ev);
+const char *agt_life_state_name(enum agt_life_state st);
+const char *agt_life_event_name(enum agt_life_event ev);
 
 /* supervise.c: the state × event table and the instance it drives. */
 enum agt_state {
@@ -465,31 +547,35 @@ const char *agt_health_why(const struct agt_health *h, bool *answered);
 #define AGT_LINE_MAX 8192
 /* The pipe to hand to uv_spawn; reads start with agt_out_start. Frees
  * itself after EOF (or agt_out_close, for a spawn that failed). */
-struct agt_out *agt_out_new(uv_loop_t *loop, const char *app, const char *inst, const char *stream);
+struct agt_out *agt_out_new(struct agt *a, const char *app, const char *inst, const char *stream);
 uv_pipe_t *agt_out_pipe(struct agt_out *o);
 int agt_out_start(struct agt_out *o);
 void agt_out_close(struct agt_out *o);
 /* Shutdown: close every stream still open. */
-void agt_out_close_all(void);
-/* Echo app lines on the agent's stdout as well (never blocking). */
-void agt_out_echo(bool on);
+void agt_out_close_all(struct agt *a);
 /* logship.c tells: there is room: queue every pending "lines dropped". */
-void agt_out_flush_drops(void);
+void agt_out_flush_drops(struct agt *a);
 
 /* logship.c: output lines, batched, to the controller (join port + 2). */
 #define AGT_LOG_QUEUE_LINES 10000
 #define AGT_LOG_QUEUE_BYTES (4u << 20)
 #define AGT_LOG_FLUSH_MS 50
-int agt_logs_start(struct agt *a);
+struct agt_logs;
+struct agt_logs *agt_logs_new(struct agt *a, int *err);
+/* The agent talks to another controller now (endpoint: its agent
+ * endpoint): lines go to its port + 2. l may be NULL (closed): then these
+ * do nothing. */
+void agt_logs_follow(struct agt_logs *l, const char *endpoint);
 /* Queue one line of source (an instance name) of app, from its stderr when
  * err; a line the queue must refuse is counted in d and replaced by a
  * marker later. */
-void agt_logs_line(const char *app, const char *source, bool err, const char *text, size_t len,
-                   struct logring_drops *d);
+void agt_logs_line(struct agt_logs *l, const char *app, const char *source, bool err,
+                   const char *text, size_t len, struct logring_drops *d);
 /* The source ends: queue its pending "N lines dropped" marker. */
-void agt_logs_source_done(const char *app, const char *source, struct logring_drops *d);
-/* Shutdown: one last flush, then close. */
-void agt_logs_close(void);
+void agt_logs_source_done(struct agt_logs *l, const char *app, const char *source,
+                          struct logring_drops *d);
+/* Shutdown: one last flush, then close (frees itself). */
+void agt_logs_close(struct agt_logs *l);
 
 /* pipe.c: an attached one-off's stdio, relayed through the controller. */
 struct agt_pipe *agt_pipe_new(struct agt *a, const struct agt_spec *spec, int *err);
@@ -501,7 +587,7 @@ int agt_pipe_stdio(struct agt_pipe *p, uv_stdio_container_t io[3]);
 void agt_pipe_spawned(struct agt_pipe *p, int pgid, int err);
 void agt_pipe_exited(struct agt_pipe *p, int64_t code, int sig);
 /* Shutdown: close every pipe at once. */
-void agt_pipe_close_all(void);
+void agt_pipe_close_all(struct agt *a);
 
 /* reaper.c: the agent as a child subreaper. */
 /* PR_SET_CHILD_SUBREAPER, and reap adopted orphans on SIGCHLD. 0 or -errno

@@ -169,9 +169,19 @@ agt_config_load(struct agt_config *cfg)
     uint64_t v;
 
     memset(cfg, 0, sizeof *cfg);
-    if (env_endpoint(&e, "DROVER_JOIN", "tcp://127.0.0.1:7401", cfg->join, sizeof cfg->join,
-                     NULL) == 0 &&
-        env_endpoint_offset(cfg->join, 1, cfg->notify, sizeof cfg->notify) < 0)
+    /* Every controller of the cluster; the first is tried first. The
+     * notify and log endpoints follow whichever one leads (conn.c). */
+    if (env_endpoints(&e, "DROVER_JOIN", "tcp://127.0.0.1:7401", cfg->joins, ENV_ENDPOINTS_MAX,
+                      &cfg->njoin) == 0)
+        snprintf(cfg->join, sizeof cfg->join, "%s", cfg->joins[0]);
+    for (size_t i = 0; i < cfg->njoin; i++) {
+        char ep[256];
+
+        if (env_endpoint_offset(cfg->joins[i], 2, ep, sizeof ep) < 0)
+            env_err(&e, "DROVER_JOIN: no notify and log endpoints at port + 1 and + 2 of '%s'",
+                    cfg->joins[i]);
+    }
+    if (cfg->join[0] && env_endpoint_offset(cfg->join, 1, cfg->notify, sizeof cfg->notify) < 0)
         env_err(&e, "DROVER_JOIN: no notify endpoint at port + 1 of '%s'", cfg->join);
     if (cfg->join[0] && env_endpoint_offset(cfg->join, 2, cfg->logs, sizeof cfg->logs) < 0)
         env_err(&e, "DROVER_JOIN: no log endpoint at port + 2 of '%s'", cfg->join);

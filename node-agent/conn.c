@@ -3,17 +3,16 @@
  * conn.c: the controller as this node sees it (docs/protocol.md, "Agents
  * pull").
  *
- * One REQ socket carries register and sync, one request at a time: a REQ
- * socket cancels its outstanding request when a new one is sent, so a sync
- * wanted while one is in flight is remembered (again, dirty) and sent when
- * the reply arrives. nanomsg's own timed resend is off (NN_REQ_RESEND_IVL
- * far out): it would resend the identical sealed bytes, which the controller
- * refuses as a replay. Instead a request unanswered for RESEND_BEATS
- * heartbeats is rebuilt, re-sealed and sent again (on_heartbeat); each
- * further re-send without a reply waits twice as long (up to 16 times),
- * with jitter, and so do redials (agt_resend_wait_ms). Every
- * request is built from the current state when it is sent, never queued as
- * a delta. A SUB socket on the notify endpoint
+ * The RPC client (common/rpc.c) carries register and sync, one request at
+ * a time: a new request cancels the outstanding one, so a sync wanted while
+ * one is in flight is remembered (again, dirty) and sent when the reply
+ * arrives. A request unanswered for RESEND_BEATS heartbeats comes back as a
+ * timeout and is rebuilt from the current state and sent again (never
+ * queued as a delta); each further one without a reply waits twice as long
+ * (up to 16 times), with jitter (rpc_backoff_ms). With several controllers
+ * (DROVER_JOIN=a,b,c) the client follows the leader (a standby's
+ * ERR_NOT_LEADER names it; a timeout tries the next), and the notify and
+ * log sockets follow it (on_move). A SUB socket on the notify endpoint
  * subscribed to "NODE\n" turns a notification into an immediate sync.
  *
  * Quiet heartbeats carry generation and digest only; a full report goes out
@@ -24,8 +23,8 @@
  * register refused because another live agent holds the node's name: then
  * this agent is the impostor, and agt_refused() makes it leave.
  *
- * Silence: when nothing has been answered for a few heartbeats, both
- * sockets drop their connection and dial again. A TCP connection whose
+ * Silence: when a request goes unanswered past its timeout, both sockets
+ * drop their connection and dial again (the RPC client its own). A TCP connection whose
  * peer vanished behind a partition is retransmitted with exponential
  * backoff, and nanomsg would wait for it; a fresh connection makes a healed
  * partition, or a controller back from a restart, heard within a few
@@ -40,44 +39,36 @@
 
 #include <nanomsg/nn.h>
 #include <nanomsg/pubsub.h>
-#include <nanomsg/reqrep.h>
-#include <sodium.h>
 
 #include "agt.h"
+#include "env.h"
 #include "log.h"
 #include "nnuv.h"
+#include "rpc.h"
 #include "util.h"
 
 enum req_kind { K_REGISTER, K_SYNC };
 
 #define RESEND_BEATS 3
-#define NN_RESEND_OFF (24 * 3600 * 1000)
 
 struct agt_conn {
     struct agt *agt; /* borrowed */
     uv_loop_t *loop;
     const struct agt_config *cfg;
-    struct nnuv *req;
+    struct rpc *rpc;
     struct nnuv *sub;
-    uint64_t replied_at;  /* uv_now of the last reply, or of the start */
-    uint64_t redialed_at; /* uv_now of the last redial */
-    bool redialing;       /* silent: logged once until the next reply */
-    bool leaving;         /* syncs say so (agt_conn_leave) */
-    bool sent_leaving;    /* the request in flight said so */
-    uint64_t leave_at;    /* uv_now of agt_conn_leave */
+    uint64_t replied_at;    /* uv_now of the last reply, or of the start */
+    bool redialing;         /* silent: logged once until the next reply */
+    enum agt_conn_state st; /* states.c's table */
+    bool said_leaving;      /* syncs say so (agt_conn_leave) */
+    bool sent_leaving;      /* the request in flight said so */
+    uint64_t leave_at;      /* uv_now of agt_conn_leave */
     uv_timer_t heartbeat;
     uv_timer_t soon; /* 0 ms: coalesces the changes of one loop iteration */
     uint32_t heartbeat_ms;
-    bool registered;
-    bool announced; /* event=ready printed */
-    bool inflight;
-    uint64_t inflight_at; /* uv_now when it was sent */
-    uint64_t resend_wait; /* how long it may go unanswered (agt_resend_wait_ms) */
-    uint32_t resends;     /* re-sends in a row without a reply */
-    uint32_t redials;     /* redials in a row without a reply */
-    uint64_t redial_wait; /* how long after the last redial the next may come */
-    enum req_kind kind;   /* of the request in flight */
-    uint64_t seq;         /* of the request in flight */
+    bool announced;     /* event=ready printed */
+    enum req_kind kind; /* of the request in flight */
+    uint64_t seq;       /* of the request in flight */
     bool sent_full;
     uint64_t sent_digest;
     bool again; /* send another request once the reply is in */
@@ -85,24 +76,69 @@ struct agt_conn {
     bool have_acked;
     uint64_t acked_digest; /* of the last acknowledged full report */
     bool want_full;
-    bool last; /* shutting down: the next sync is the last */
     int nopen; /* timers not yet closed */
 };
 
 static void send_next(struct agt_conn *c);
 static void on_heartbeat(uv_timer_t *t);
+static void on_soon(uv_timer_t *t);
+
+/* Shutting down: the last sync is out (or over). */
+static bool
+is_last(const struct agt_conn *c)
+{
+    return c->st == AGT_CS_LAST || c->st == AGT_CS_DONE;
+}
+
+static bool
+is_registered(const struct agt_conn *c)
+{
+    return c->st == AGT_CS_SYNCING || c->st == AGT_CS_LEAVING || c->st == AGT_CS_LAST;
+}
+
+/* Feed ev to the connection's table (states.c) and do what it says. */
+static void
+conn_apply(struct agt_conn *c, enum agt_conn_event ev)
+{
+    enum agt_conn_state next;
+    enum agt_trans kind;
+    unsigned act;
+
+    if (ev == AGT_CE_LEAVE && !c->said_leaving) {
+        c->said_leaving = true;
+        c->leave_at = uv_now(c->loop);
+    }
+    next = agt_conn_next(c->st, ev, &act, &kind);
+    if (kind == AGT_T_REFUSE) {
+        log_warn("conn_event_refused", "node=%s state=%s event=%s", c->cfg->node,
+                 agt_conn_state_name(c->st), agt_conn_event_name(ev));
+        return;
+    }
+    if (kind == AGT_T_IGNORE)
+        return;
+    if (next != c->st)
+        log_debug("conn_state", "node=%s from=%s to=%s event=%s", c->cfg->node,
+                  agt_conn_state_name(c->st), agt_conn_state_name(next), agt_conn_event_name(ev));
+    c->st = next;
+    if ((act & AGT_CA_MUTE) && c->sub)
+        nnuv_stop(c->sub);
+    if (act & AGT_CA_FULL)
+        c->want_full = true; /* the controller sees every instance at once */
+    if (act & AGT_CA_SEND) {
+        /* After the request in flight, or at the end of this loop turn. */
+        c->again = true;
+        uv_timer_start(&c->soon, on_soon, 0, 0);
+    }
+    if (act & AGT_CA_UNREACHABLE)
+        agt_leave_unreachable(c->agt);
+    if (act & AGT_CA_LAST_DONE)
+        agt_last_sync_done(c->agt);
+}
 
 static int
 send_msg(struct agt_conn *c, Drover__Message *m)
 {
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = wire_seal(agt_sender(c->agt), m, &buf, &len);
-
-    if (rc == 0)
-        rc = nnuv_send(c->req, buf, len);
-    free(buf);
-    return rc;
+    return rpc_send(c->rpc, m, (uint64_t)RESEND_BEATS * c->heartbeat_ms);
 }
 
 static int
@@ -157,8 +193,8 @@ send_sync(struct agt_conn *c)
     r.boot_id = (char *)agt_boot_id(c->agt);
     r.generation = agt_generation(c->agt);
     r.digest = digest;
-    r.full = c->want_full || c->last || !c->have_acked || digest != c->acked_digest;
-    r.leaving = c->leaving;
+    r.full = c->want_full || is_last(c) || !c->have_acked || digest != c->acked_digest;
+    r.leaving = c->said_leaving;
     if (r.full) {
         r.n_instances = n;
         r.instances = reps;
@@ -185,33 +221,27 @@ send_next(struct agt_conn *c)
 {
     int rc;
 
-    if (!c->req)
+    if (!c->rpc || c->st == AGT_CS_DONE)
         return;
-    if (c->inflight) {
+    if (rpc_busy(c->rpc)) {
         c->again = true;
         return;
     }
     c->again = false;
     c->dirty = false;
     c->seq++;
-    rc = c->registered ? send_sync(c) : send_register(c);
+    rc = is_registered(c) ? send_sync(c) : send_register(c);
     if (rc < 0) {
         /* The next heartbeat tries again. */
         log_debug("send_failed", "err=%s", log_q(uv_strerror(rc)));
         return;
     }
-    c->inflight = true;
-    c->inflight_at = uv_now(c->loop);
-    c->resend_wait = agt_resend_wait_ms((uint64_t)RESEND_BEATS * c->heartbeat_ms, c->resends,
-                                        randombytes_random());
 }
 
 uint64_t
 agt_resend_wait_ms(uint64_t base, uint32_t n, uint32_t rnd)
 {
-    uint64_t ms = base << (n < 4 ? n : 4);
-
-    return n == 0 ? base : ms + rnd % (ms / 2 + 1);
+    return rpc_backoff_ms(base, n, rnd, 0);
 }
 
 /* The request in flight carried a full report and it was answered. */
@@ -228,7 +258,6 @@ acked(struct agt_conn *c)
 static void
 on_register_rep(struct agt_conn *c, const Drover__RegisterRep *r)
 {
-    c->registered = true;
     acked(c);
     /* RegisterReq carries no digest, so the controller holds none yet: the
      * first sync must be full. */
@@ -241,9 +270,9 @@ on_register_rep(struct agt_conn *c, const Drover__RegisterRep *r)
     agt_registered(c->agt);
     if (!c->announced) {
         c->announced = true;
-        log_info("ready", "node=%s join=%s", c->cfg->node, log_q(c->cfg->join));
+        log_info("ready", "node=%s join=%s", c->cfg->node, log_q(rpc_endpoint(c->rpc)));
     }
-    c->again = true; /* sync now, for the assignments */
+    conn_apply(c, AGT_CE_REGISTERED); /* sync now, for the assignments */
 }
 
 static void
@@ -253,21 +282,20 @@ on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
 
     if (r->reregister) {
         log_info("reregister", "node=%s", c->cfg->node);
-        c->registered = false;
         c->have_acked = false;
-        c->again = true;
+        conn_apply(c, AGT_CE_REREGISTER);
         return;
     }
     /* The new set first, then the acknowledgement: acknowledging forgets
      * stopped instances and reconciles again, which must see the set this
      * reply carries, not the one before (where a one-off that has just
      * ended is still assigned). */
-    if (r->has_assignments && !c->last)
+    if (r->has_assignments && !is_last(c))
         agt_assign(c->agt, r->generation, r->assignments, r->n_assignments);
     acked(c);
     /* After the acknowledgement: the destroyed apps' stopped instances are
      * forgotten by then. */
-    if (r->has_assignments && !c->last)
+    if (r->has_assignments && !is_last(c))
         agt_forget_destroyed(c->agt, r->destroyed_apps, r->n_destroyed_apps, r->forget_slugs,
                              r->n_forget_slugs);
     if (r->want_full) {
@@ -277,45 +305,46 @@ on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
     } else if (was_full) {
         c->want_full = false;
     }
-    if (c->last)
-        agt_last_sync_done(c->agt);
+    if (is_last(c))
+        conn_apply(c, AGT_CE_LAST_ANSWERED);
     else if (c->sent_leaving)
         agt_leave_acked(c->agt);
 }
 
+static void on_silent(struct agt_conn *c);
+
 static void
-on_reply(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
+on_reply(struct rpc *rpc, struct rpc_reply *rep, void *arg)
 {
     struct agt_conn *c = arg;
-    struct wire_header hdr;
-    Drover__Message *m = NULL;
-    int rc = wire_open(nm->body, nm->len, &hdr, &m);
+    Drover__Message *m = rep->msg;
 
-    c->inflight = false; /* whatever came back answered the request */
+    if (rep->result == RPC_TIMEOUT) {
+        on_silent(c);
+        return;
+    }
     c->replied_at = uv_now(c->loop);
-    c->resends = c->redials = 0;
     if (c->redialing) {
         c->redialing = false;
         log_info("controller_heard", "node=%s", c->cfg->node);
     }
-    if (rc < 0) {
+    if (rep->result == RPC_UNOPENED) {
         Drover__ErrorCode code;
         char text[256];
 
         /* An unsealed refusal says why we were refused (a wrong cluster
          * key, most likely); it is only logged: anyone could forge one. */
-        if (wire_refusal_open(nm->body, nm->len, &code, text, sizeof text) == 0)
+        if (wire_refusal_open(rep->raw, rep->len, &code, text, sizeof text) == 0)
             log_error("refused_by_controller", "request=%s code=%d reason=%s",
                       c->kind == K_REGISTER ? "register" : "sync", (int)code, log_q(text));
         else
             log_warn("bad_message", "sock=agent err=%s version=%u sender=%s",
-                     log_q(wire_strerror(rc)), (unsigned)hdr.version, log_q(hdr.sender));
-        nnuv_msg_free(nm);
-        if (c->last)
-            agt_last_sync_done(c->agt);
+                     log_q(wire_strerror(rep->err)), (unsigned)rep->hdr.version,
+                     log_q(rep->hdr.sender));
+        if (is_last(c))
+            conn_apply(c, AGT_CE_LAST_ANSWERED);
         return;
     }
-    nnuv_msg_free(nm);
     switch (m->body_case) {
     case DROVER__MESSAGE__BODY_REGISTER_REP:
         if (c->kind == K_REGISTER)
@@ -335,14 +364,13 @@ on_reply(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
                  log_q(m->error->message));
         if (c->kind == K_REGISTER && m->error->code == DROVER__ERROR_CODE__ERR_CONFLICT)
             agt_refused(c->agt, m->error->message);
-        if (c->last)
-            agt_last_sync_done(c->agt);
+        if (is_last(c))
+            conn_apply(c, AGT_CE_LAST_ANSWERED);
         break;
     default:
         log_warn("bad_message", "sock=agent err=unexpected_type type=%d", (int)m->body_case);
         break;
     }
-    wire_msg_free(m);
     if (c->again || c->dirty)
         send_next(c);
 }
@@ -383,20 +411,42 @@ silence_ms(const struct agt_conn *c)
     return ms < 1000 ? 1000 : ms > 10000 ? 10000 : ms;
 }
 
+/* The notify socket follows the controller the RPC client talks to (its
+ * port + 1), and so do the log lines (port + 2). */
 static void
-redial(struct agt_conn *c)
+follow(struct agt_conn *c, const char *endpoint, bool moved)
 {
-    int rc;
+    char notify[ENV_ENDPOINT_MAX];
+    int rc = env_endpoint_offset(endpoint, 1, notify, sizeof notify);
 
+    if (rc == 0 && c->sub)
+        rc = nnuv_retarget(c->sub, notify);
+    if (rc < 0)
+        log_warn("redial_failed", "sock=notify err=%s", log_q(strerror(-rc)));
+    if (moved)
+        agt_logs_follow(agt_logs(c->agt), endpoint);
+}
+
+static void
+on_move(struct rpc *rpc, const char *endpoint, void *arg)
+{
+    struct agt_conn *c = arg;
+
+    follow(c, endpoint, true);
+}
+
+/* A request went unanswered past its wait (the RPC client has redialled
+ * its own socket): redial the notify socket too, and replace the request
+ * with a fresh one, built from the state as it is now. */
+static void
+on_silent(struct agt_conn *c)
+{
     if (!c->redialing)
         log_warn("controller_silent", "node=%s silent_ms=%" PRIu64 " action=redial", c->cfg->node,
                  uv_now(c->loop) - c->replied_at);
     c->redialing = true;
-    c->redialed_at = uv_now(c->loop);
-    c->redial_wait = agt_resend_wait_ms(silence_ms(c), c->redials++, randombytes_random());
-    if ((rc = nnuv_redial(c->req)) < 0 || (rc = nnuv_redial(c->sub)) < 0)
-        log_warn("redial_failed", "err=%s", log_q(strerror(-rc)));
-    c->inflight = false; /* the request went with the old connection */
+    follow(c, rpc_endpoint(c->rpc), false);
+    send_next(c);
 }
 
 static void
@@ -405,19 +455,9 @@ on_heartbeat(uv_timer_t *t)
     struct agt_conn *c = t->data;
     uint64_t now = uv_now(c->loop), quiet = now - c->replied_at;
 
-    if (quiet >= silence_ms(c) && now - c->redialed_at >= c->redial_wait)
-        redial(c);
-    if (c->leaving && now - c->leave_at >= silence_ms(c) && quiet >= silence_ms(c))
+    if (c->said_leaving && now - c->leave_at >= silence_ms(c) && quiet >= silence_ms(c))
         agt_leave_unreachable(c->agt);
-    /* A request unanswered for a few heartbeats was lost, or carries stale
-     * state: replace it with a fresh one, freshly sealed (sending on a REQ
-     * socket cancels the previous request; nanomsg's own resend is off, as
-     * the controller refuses a replayed counter). */
-    if (c->inflight && now - c->inflight_at >= c->resend_wait) {
-        c->inflight = false;
-        c->resends++;
-    }
-    if (!c->inflight)
+    if (!rpc_busy(c->rpc))
         send_next(c);
 }
 
@@ -426,7 +466,7 @@ on_soon(uv_timer_t *t)
 {
     struct agt_conn *c = t->data;
 
-    if (c->dirty && !c->inflight)
+    if ((c->dirty || c->again) && !rpc_busy(c->rpc))
         send_next(c);
 }
 
@@ -434,8 +474,9 @@ struct agt_conn *
 agt_conn_new(struct agt *a, int *err)
 {
     struct agt_conn *c = calloc(1, sizeof *c);
+    struct rpc_opts o = {0};
     char topic[72];
-    int ivl, rc = -ENOMEM;
+    int rc = -ENOMEM;
 
     if (!c)
         goto out;
@@ -443,16 +484,16 @@ agt_conn_new(struct agt *a, int *err)
     c->loop = agt_loop(a);
     c->cfg = agt_cfg(a);
     c->heartbeat_ms = c->cfg->heartbeat_ms;
-    ivl = NN_RESEND_OFF;
-    c->req = nnuv_new(c->loop, AF_SP, NN_REQ, on_reply, c, &rc);
-    if (!c->req)
-        goto out;
-    if (nn_setsockopt(nnuv_sock(c->req), NN_REQ, NN_REQ_RESEND_IVL, &ivl, sizeof ivl) < 0) {
-        rc = -nn_errno();
-        goto out;
-    }
-    rc = nnuv_connect(c->req, c->cfg->join);
-    if (rc < 0)
+    o.endpoints = (const char(*)[ENV_ENDPOINT_MAX])c->cfg->joins;
+    o.nendpoints = c->cfg->njoin;
+    o.sender = agt_sender(a);
+    o.name = "agent";
+    o.redial_ms = silence_ms(c);
+    o.cb = on_reply;
+    o.on_move = on_move;
+    o.arg = c;
+    c->rpc = rpc_new(c->loop, &o, &rc);
+    if (!c->rpc)
         goto out;
     c->sub = nnuv_new(c->loop, AF_SP, NN_SUB, on_notify, c, &rc);
     if (!c->sub)
@@ -474,8 +515,7 @@ agt_conn_new(struct agt *a, int *err)
     c->nopen = 2;
 out:
     if (rc < 0 && c) {
-        if (c->req)
-            nnuv_close(c->req);
+        rpc_close(c->rpc);
         if (c->sub)
             nnuv_close(c->sub);
         free(c);
@@ -488,10 +528,9 @@ out:
 int
 agt_conn_start(struct agt_conn *c)
 {
-    int rc = nnuv_start(c->req);
+    int rc = rpc_start(c->rpc);
 
-    c->replied_at = c->redialed_at = uv_now(c->loop);
-    c->redial_wait = silence_ms(c);
+    c->replied_at = uv_now(c->loop);
     if (rc == 0)
         rc = nnuv_start(c->sub);
     if (rc == 0)
@@ -504,40 +543,23 @@ agt_conn_start(struct agt_conn *c)
 void
 agt_conn_sync_soon(struct agt_conn *c)
 {
-    if (!c->req)
+    if (!c->rpc)
         return;
     c->dirty = true;
-    if (!c->inflight) /* else the reply sends it */
+    if (!rpc_busy(c->rpc)) /* else the reply sends it */
         uv_timer_start(&c->soon, on_soon, 0, 0);
 }
 
 void
 agt_conn_leave(struct agt_conn *c)
 {
-    c->leaving = true;
-    c->leave_at = uv_now(c->loop);
-    if (!c->registered) {
-        agt_leave_unreachable(c->agt); /* nobody to move the instances */
-        return;
-    }
-    c->want_full = true; /* the controller sees every instance at once */
-    if (c->inflight)
-        c->again = true;
-    else
-        send_next(c);
+    conn_apply(c, AGT_CE_LEAVE);
 }
 
 void
 agt_conn_last_sync(struct agt_conn *c)
 {
-    if (c->sub)
-        nnuv_stop(c->sub);
-    c->last = true;
-    if (!c->registered) {
-        agt_last_sync_done(c->agt); /* nobody to tell */
-        return;
-    }
-    send_next(c);
+    conn_apply(c, AGT_CE_LAST_SYNC);
 }
 
 static void
@@ -552,9 +574,11 @@ on_timer_close(uv_handle_t *h)
 void
 agt_conn_close(struct agt_conn *c)
 {
-    nnuv_close(c->req);
+    conn_apply(c, AGT_CE_CLOSE);
+    rpc_close(c->rpc);
     nnuv_close(c->sub);
-    c->req = c->sub = NULL;
+    c->rpc = NULL;
+    c->sub = NULL;
     uv_close((uv_handle_t *)&c->heartbeat, on_timer_close);
     uv_close((uv_handle_t *)&c->soon, on_timer_close);
 }

@@ -26,6 +26,7 @@
 #include <nanomsg/pipeline.h>
 
 #include "agt.h"
+#include "env.h"
 #include "log.h"
 #include "logring.h"
 #include "nnuv.h"
@@ -43,9 +44,6 @@ struct agt_logs {
     bool blocked; /* the last send could not go: wait for the tick */
     bool closing;
 };
-
-/* Loop thread only: output.c feeds lines without holding the agent. */
-static struct agt_logs *shipper;
 
 static void
 flush(struct agt_logs *l)
@@ -94,7 +92,7 @@ flush(struct agt_logs *l)
         logring_pop(l->q, n);
         bytes = 0;
         if (logring_count(l->q) < AGT_LOG_QUEUE_LINES / 2)
-            agt_out_flush_drops();
+            agt_out_flush_drops(l->agt);
     }
     if (logring_lost_markers(l->q) != l->lost_reported) {
         log_warn("log_markers_lost", "count=%" PRIu64,
@@ -112,14 +110,15 @@ on_timer(uv_timer_t *t)
     flush(l);
 }
 
-int
-agt_logs_start(struct agt *a)
+struct agt_logs *
+agt_logs_new(struct agt *a, int *err)
 {
     struct agt_logs *l = calloc(1, sizeof(*l));
     int rc = -ENOMEM, sndbuf = 1 << 20;
 
+    *err = rc;
     if (l == NULL)
-        return rc;
+        return NULL;
     l->agt = a;
     l->q = logring_new(AGT_LOG_QUEUE_LINES, AGT_LOG_QUEUE_BYTES, false);
     if (l->q == NULL)
@@ -133,22 +132,35 @@ agt_logs_start(struct agt *a)
     uv_timer_init(agt_loop(a), &l->timer);
     l->timer.data = l;
     uv_timer_start(&l->timer, on_timer, AGT_LOG_FLUSH_MS, AGT_LOG_FLUSH_MS);
-    shipper = l;
-    return 0;
+    *err = 0;
+    return l;
 fail:
     if (l->push != NULL)
         nnuv_close(l->push);
     logring_free(l->q);
     free(l);
-    return rc;
+    *err = rc;
+    return NULL;
 }
 
 void
-agt_logs_line(const char *app, const char *source, bool err, const char *text, size_t len,
-              struct logring_drops *d)
+agt_logs_follow(struct agt_logs *l, const char *endpoint)
 {
-    struct agt_logs *l = shipper;
+    char ep[256];
+    int rc;
 
+    if (l == NULL || l->closing)
+        return;
+    if ((rc = env_endpoint_offset(endpoint, 2, ep, sizeof(ep))) == 0)
+        rc = nnuv_retarget(l->push, ep);
+    if (rc < 0)
+        log_warn("redial_failed", "sock=logs err=%s", log_q(strerror(-rc)));
+}
+
+void
+agt_logs_line(struct agt_logs *l, const char *app, const char *source, bool err, const char *text,
+              size_t len, struct logring_drops *d)
+{
     if (l == NULL || l->closing)
         return;
     /* The queue's node slot is free (the batch names the node): it tags a
@@ -159,10 +171,9 @@ agt_logs_line(const char *app, const char *source, bool err, const char *text, s
 }
 
 void
-agt_logs_source_done(const char *app, const char *source, struct logring_drops *d)
+agt_logs_source_done(struct agt_logs *l, const char *app, const char *source,
+                     struct logring_drops *d)
 {
-    struct agt_logs *l = shipper;
-
     if (l != NULL && !l->closing)
         logring_flush_drops(l->q, d, now_ms(), app, source, NULL);
 }
@@ -177,10 +188,8 @@ on_close(uv_handle_t *h)
 }
 
 void
-agt_logs_close(void)
+agt_logs_close(struct agt_logs *l)
 {
-    struct agt_logs *l = shipper;
-
     if (l == NULL || l->closing)
         return;
     /* One last try, so that the final lines of a shutdown get out. */
@@ -188,7 +197,6 @@ agt_logs_close(void)
     if (logring_count(l->q) > 0)
         log_warn("log_lines_unsent", "count=%zu", logring_count(l->q));
     l->closing = true;
-    shipper = NULL;
     nnuv_close(l->push);
     uv_close((uv_handle_t *)&l->timer, on_close);
 }

@@ -41,7 +41,8 @@ cloexec_inherited(void)
 
 static const char usage[] =
     "usage: drover-agent [--version]\n"
-    "Configured only by the environment: DROVER_CLUSTER_KEY (required), DROVER_JOIN,\n"
+    "Configured only by the environment: DROVER_CLUSTER_KEY (required), DROVER_JOIN (one\n"
+    "controller, or a comma-separated list of them),\n"
     "DROVER_NODE_NAME, DROVER_ADVERTISE, DROVER_PORT_RANGE, DROVER_CAPACITY, DROVER_DATA_DIR,\n"
     "DROVER_HEARTBEAT_MS, DROVER_LEAVE_TIMEOUT_MS, DROVER_RUN_AS, DROVER_UID_RANGE,\n"
     "DROVER_CGROUP_ROOT, DROVER_CGROUPS, DROVER_CLUSTER_KEY_NEXT, DROVER_ECHO_APP_LOGS\n"

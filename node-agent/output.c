@@ -30,7 +30,8 @@
 
 struct agt_out {
     uv_pipe_t pipe;
-    struct agt_out *prev, *next; /* every open stream, for agt_out_close_all */
+    struct agt *agt;             /* borrowed: it outlives every stream */
+    struct agt_out *prev, *next; /* every open stream (agt_outs), for agt_out_close_all */
     char app[32];
     char inst[64];
     char stream[8];
@@ -65,15 +66,6 @@ quote(const char *s, size_t n, char *out)
     *p = '\0';
 }
 
-/* DROVER_ECHO_APP_LOGS: loop thread only. */
-static bool echo;
-
-void
-agt_out_echo(bool on)
-{
-    echo = on;
-}
-
 static void
 emit(struct agt_out *o, const char *line, size_t n)
 {
@@ -81,29 +73,27 @@ emit(struct agt_out *o, const char *line, size_t n)
 
     if (n > 0 && line[n - 1] == '\r')
         n--;
-    if (echo) {
+    if (agt_cfg(o->agt)->echo_app_logs) {
         /* A debugging aid: never blocks, so a slow stdout costs lines here,
          * not the loop. */
         quote(line, n, q);
         log_event_try(LOG_INFO, "output", "app=%s inst=%s stream=%s line=%s", o->app, o->inst,
                       o->stream, q);
     }
-    agt_logs_line(o->app, o->inst, strcmp(o->stream, "stderr") == 0, line, n, &o->drops);
+    agt_logs_line(agt_logs(o->agt), o->app, o->inst, strcmp(o->stream, "stderr") == 0, line, n,
+                  &o->drops);
 }
-
-/* Loop thread only. */
-static struct agt_out *streams;
 
 static void
 on_close(uv_handle_t *h)
 {
     struct agt_out *o = h->data;
 
-    agt_logs_source_done(o->app, o->inst, &o->drops);
+    agt_logs_source_done(agt_logs(o->agt), o->app, o->inst, &o->drops);
     if (o->prev)
         o->prev->next = o->next;
     else
-        streams = o->next;
+        *agt_outs(o->agt) = o->next;
     if (o->next)
         o->next->prev = o->prev;
     free(o);
@@ -148,24 +138,26 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 }
 
 struct agt_out *
-agt_out_new(uv_loop_t *loop, const char *app, const char *inst, const char *stream)
+agt_out_new(struct agt *a, const char *app, const char *inst, const char *stream)
 {
     struct agt_out *o = calloc(1, sizeof *o);
+    struct agt_out **streams = agt_outs(a);
 
     if (!o)
         return NULL;
+    o->agt = a;
     snprintf(o->app, sizeof o->app, "%s", app);
     snprintf(o->inst, sizeof o->inst, "%s", inst);
     snprintf(o->stream, sizeof o->stream, "%s", stream);
-    if (uv_pipe_init(loop, &o->pipe, 0) < 0) {
+    if (uv_pipe_init(agt_loop(a), &o->pipe, 0) < 0) {
         free(o);
         return NULL;
     }
     o->pipe.data = o;
-    o->next = streams;
-    if (streams)
-        streams->prev = o;
-    streams = o;
+    o->next = *streams;
+    if (*streams)
+        (*streams)->prev = o;
+    *streams = o;
     return o;
 }
 
@@ -193,21 +185,21 @@ agt_out_close(struct agt_out *o)
 }
 
 void
-agt_out_flush_drops(void)
+agt_out_flush_drops(struct agt *a)
 {
     /* The queue has room again: a stream that lost lines says so now, not
      * only with its next line (which may never come). */
-    for (struct agt_out *o = streams; o; o = o->next)
+    for (struct agt_out *o = *agt_outs(a); o; o = o->next)
         if (o->drops.dropped > 0)
-            agt_logs_source_done(o->app, o->inst, &o->drops);
+            agt_logs_source_done(agt_logs(a), o->app, o->inst, &o->drops);
 }
 
 void
-agt_out_close_all(void)
+agt_out_close_all(struct agt *a)
 {
     /* A descendant that left the process group may hold a pipe open for
      * ever; at shutdown its output is abandoned so that uv_run can return. */
-    for (struct agt_out *o = streams; o; o = o->next) {
+    for (struct agt_out *o = *agt_outs(a); o; o = o->next) {
         if (o->len > 0)
             emit(o, o->buf, o->len);
         o->len = 0;

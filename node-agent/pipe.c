@@ -11,8 +11,9 @@
  * a total, never a delta, so a lost, repeated or cancelled request changes
  * nothing. With nothing to send, the request is a poll (`poll = true`) that
  * the controller holds until it has something for us; new output cancels a
- * held poll by sending a new request (a nanomsg REQ socket drops the older
- * one), so both directions move as soon as there is data.
+ * held poll by sending a new request (the RPC client, common/rpc.c, drops
+ * the older one), so both directions move as soon as there is data. A
+ * request unanswered past its timeout is rebuilt and sent afresh.
  *
  * Flow control is end to end: output is kept here until the controller has
  * taken it, and reading from the process stops while more than
@@ -44,12 +45,10 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include <nanomsg/nn.h>
-#include <nanomsg/reqrep.h>
-
 #include "agt.h"
+#include "bytewin.h"
 #include "log.h"
-#include "nnuv.h"
+#include "rpc.h"
 #include "util.h"
 
 #define PIPE_CHUNK (64u << 10)     /* most bytes per stream in one request */
@@ -61,9 +60,7 @@
 #define PIPE_GIVE_UP_MS 120000 /* exited, and no word from the controller */
 
 struct obuf {
-    char *data;
-    size_t len, cap;
-    uint64_t base; /* stream offset of data[0] */
+    struct bytewin w; /* what the controller has not taken yet */
     bool eof;
 };
 
@@ -88,10 +85,10 @@ struct agt_pipe {
     bool exited;
     int32_t code, sig;
     uint64_t exited_at;
-    struct nnuv *req;
-    bool inflight, inflight_poll, want_send;
-    uint64_t inflight_at;
-    uint64_t heard_at; /* last reply */
+    struct rpc *rpc;
+    bool inflight_poll; /* the request outstanding is a poll */
+    bool want_send;
+    uint64_t heard_at; /* mono_ms of the last reply */
     bool stop, done, closing;
     uv_timer_t timer;
     int nopen;
@@ -105,8 +102,9 @@ struct wreq {
     char data[];
 };
 
-static struct agt_pipe *pipes; /* loop thread only */
-static char rbuf[PIPE_CHUNK];  /* read buffer, copied out at once */
+/* Scratch, not state: every read is copied out of it at once (loop
+ * thread only). The pipes themselves are listed in the agent (agt_pipes). */
+static char rbuf[PIPE_CHUNK];
 
 static void pipe_send(struct agt_pipe *p);
 static void pipe_check_end(struct agt_pipe *p);
@@ -120,8 +118,8 @@ on_handle_close(uv_handle_t *h)
 
     if (--p->nopen > 0)
         return;
-    free(p->out[0].data);
-    free(p->out[1].data);
+    bytewin_fini(&p->out[0].w);
+    bytewin_fini(&p->out[1].w);
     free(p);
 }
 
@@ -143,7 +141,7 @@ pipe_close(struct agt_pipe *p)
     if (p->prev)
         p->prev->next = p->next;
     else
-        pipes = p->next;
+        *agt_pipes(p->agt) = p->next;
     if (p->next)
         p->next->prev = p->prev;
     for (int k = 0; k < 3; k++)
@@ -154,8 +152,8 @@ pipe_close(struct agt_pipe *p)
     if (p->slave >= 0)
         close(p->slave);
     p->slave = -1;
-    nnuv_close(p->req);
-    p->req = NULL;
+    rpc_close(p->rpc);
+    p->rpc = NULL;
     uv_close((uv_handle_t *)&p->timer, on_handle_close);
 }
 
@@ -166,38 +164,6 @@ output_complete(const struct agt_pipe *p)
 }
 
 /* ---- output from the process ---- */
-
-static int
-obuf_add(struct obuf *b, const char *d, size_t n)
-{
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 16384;
-        char *nd;
-
-        while (cap < b->len + n)
-            cap *= 2;
-        if ((nd = realloc(b->data, cap)) == NULL)
-            return -ENOMEM;
-        b->data = nd;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, d, n);
-    b->len += n;
-    return 0;
-}
-
-static void
-obuf_ack(struct obuf *b, uint64_t acked)
-{
-    size_t n;
-
-    if (acked <= b->base || acked > b->base + b->len)
-        return;
-    n = (size_t)(acked - b->base);
-    memmove(b->data, b->data + n, b->len - n);
-    b->len -= n;
-    b->base = acked;
-}
 
 static void
 on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -239,11 +205,11 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     if (p->stop)
         return; /* nobody is attached: discard */
-    if (obuf_add(&p->out[k], buf->base, (size_t)nread) < 0) {
+    if (bytewin_append(&p->out[k].w, buf->base, (size_t)nread) < 0) {
         log_error("pipe_oom", "app=%s inst=%s", p->app, p->name);
         return;
     }
-    if (p->out[k].len >= PIPE_OUT_HIGH) {
+    if (p->out[k].w.len >= PIPE_OUT_HIGH) {
         uv_read_stop(s);
         p->paused[k + 1] = true;
     }
@@ -321,30 +287,25 @@ pipe_send(struct agt_pipe *p)
 {
     Drover__Message m = DROVER__MESSAGE__INIT;
     Drover__RunPipeReq r = DROVER__RUN_PIPE_REQ__INIT;
-    uint8_t *buf = NULL;
-    size_t len = 0, n0, n1;
-    bool complete;
+    size_t n0, n1;
+    bool complete, inflight = rpc_busy(p->rpc);
     int rc;
 
     if (p->closing || p->done || p->stop)
         return;
-    if (p->inflight && !p->inflight_poll) {
+    if (inflight && !p->inflight_poll) {
         p->want_send = true; /* after its reply */
         return;
     }
-    n0 = p->out[0].len < PIPE_CHUNK ? p->out[0].len : PIPE_CHUNK;
-    n1 = p->out[1].len < PIPE_CHUNK ? p->out[1].len : PIPE_CHUNK;
-    complete = output_complete(p) && n0 == p->out[0].len && n1 == p->out[1].len;
+    n0 = bytewin_from(&p->out[0].w, 0, PIPE_CHUNK, &r.stdout_offset, &r.stdout.data);
+    n1 = bytewin_from(&p->out[1].w, 0, PIPE_CHUNK, &r.stderr_offset, &r.stderr.data);
+    complete = output_complete(p) && n0 == p->out[0].w.len && n1 == p->out[1].w.len;
     r.poll = n0 == 0 && n1 == 0 && !complete;
-    if (r.poll && p->inflight)
+    if (r.poll && inflight)
         return; /* a poll is already waiting */
     r.node = (char *)agt_cfg(p->agt)->node;
     r.id = p->id;
-    r.stdout_offset = p->out[0].base;
-    r.stdout.data = (uint8_t *)p->out[0].data;
     r.stdout.len = n0;
-    r.stderr_offset = p->out[1].base;
-    r.stderr.data = (uint8_t *)p->out[1].data;
     r.stderr.len = n1;
     r.stdin_have = p->stdin_have;
     r.stdin_eof_seen = p->stdin_eof;
@@ -356,18 +317,14 @@ pipe_send(struct agt_pipe *p)
     r.exit_signal = p->sig;
     m.body_case = DROVER__MESSAGE__BODY_RUN_PIPE_REQ;
     m.run_pipe_req = &r;
-    rc = wire_seal(agt_sender(p->agt), &m, &buf, &len);
-    if (rc == 0)
-        rc = nnuv_send(p->req, buf, len);
-    free(buf);
+    /* A poll waits at the controller: it may go unanswered longer. */
+    rc = rpc_send(p->rpc, &m, r.poll ? 4 * PIPE_RESEND_MS : PIPE_RESEND_MS);
     if (rc < 0) {
         p->want_send = true; /* the tick tries again */
         return;
     }
     p->want_send = false;
-    p->inflight = true;
     p->inflight_poll = r.poll;
-    p->inflight_at = now_ms();
 }
 
 static void
@@ -413,33 +370,35 @@ apply_control(struct agt_pipe *p, const Drover__RunPipeRep *r)
 }
 
 static void
-on_reply(struct nnuv *s, struct nnuv_msg *nm, void *arg)
+on_reply(struct rpc *rpc, struct rpc_reply *rep, void *arg)
 {
     struct agt_pipe *p = arg;
-    struct wire_header hdr;
-    Drover__Message *m = NULL;
-    int rc = wire_open(nm->body, nm->len, &hdr, &m);
+    Drover__Message *m = rep->msg;
 
-    nnuv_msg_free(nm);
-    if (p->closing) {
-        if (m)
-            wire_msg_free(m);
+    if (p->closing)
+        return;
+    if (rep->result == RPC_TIMEOUT) {
+        pipe_send(p); /* rebuilt and re-sealed */
         return;
     }
-    p->inflight = false;
-    p->heard_at = now_ms();
-    if (rc < 0) {
-        log_warn("bad_message", "sock=pipe err=%s", log_q(wire_strerror(rc)));
+    p->heard_at = mono_ms();
+    if (rep->result == RPC_UNOPENED) {
+        log_warn("bad_message", "sock=pipe err=%s", log_q(wire_strerror(rep->err)));
         p->want_send = true;
         return;
     }
     if (m->body_case == DROVER__MESSAGE__BODY_RUN_PIPE_REP && m->run_pipe_rep != NULL) {
         const Drover__RunPipeRep *r = m->run_pipe_rep;
 
-        obuf_ack(&p->out[0], r->stdout_acked);
-        obuf_ack(&p->out[1], r->stderr_acked);
+        /* An acknowledgement past what was sent is junk: ignored. */
         for (int k = 0; k < 2; k++) {
-            if (p->paused[k + 1] && p->out[k].len < PIPE_OUT_HIGH / 2)
+            uint64_t acked = k == 0 ? r->stdout_acked : r->stderr_acked;
+
+            if (acked <= bytewin_end(&p->out[k].w))
+                bytewin_ack(&p->out[k].w, acked);
+        }
+        for (int k = 0; k < 2; k++) {
+            if (p->paused[k + 1] && p->out[k].w.len < PIPE_OUT_HIGH / 2)
                 start_reading(p, k + 1);
         }
         apply_stdin(p, r);
@@ -447,7 +406,8 @@ on_reply(struct nnuv *s, struct nnuv_msg *nm, void *arg)
         if (r->stop && !p->stop) {
             log_info("pipe_detached", "app=%s inst=%s", p->app, p->name);
             p->stop = true;
-            p->out[0].len = p->out[1].len = 0;
+            bytewin_discard(&p->out[0].w);
+            bytewin_discard(&p->out[1].w);
             for (int k = 1; k < 3; k++)
                 if (p->paused[k])
                     start_reading(p, k);
@@ -459,7 +419,6 @@ on_reply(struct nnuv *s, struct nnuv_msg *nm, void *arg)
         if (m->error->code == DROVER__ERROR_CODE__ERR_NOT_FOUND)
             p->stop = true;
     }
-    wire_msg_free(m);
     pipe_check_end(p);
     if (!p->closing)
         pipe_send(p);
@@ -483,7 +442,7 @@ static void
 on_tick(uv_timer_t *t)
 {
     struct agt_pipe *p = t->data;
-    uint64_t now = now_ms();
+    uint64_t now = mono_ms();
 
     if (p->exited && !output_complete(p) && now - p->exited_at >= PIPE_EOF_WAIT_MS) {
         /* A descendant that left the group holds the output open. */
@@ -499,11 +458,7 @@ on_tick(uv_timer_t *t)
         pipe_close(p);
         return;
     }
-    if (p->inflight && now - p->inflight_at >= PIPE_RESEND_MS && !p->inflight_poll)
-        p->inflight = false; /* rebuilt and re-sealed by the next send */
-    if (p->inflight && p->inflight_poll && now - p->inflight_at >= 4 * PIPE_RESEND_MS)
-        p->inflight = false;
-    if (!p->inflight)
+    if (!rpc_busy(p->rpc))
         pipe_send(p);
 }
 
@@ -514,9 +469,9 @@ agt_pipe_new(struct agt *a, const struct agt_spec *spec, int *err)
 {
     uv_loop_t *loop = agt_loop(a);
     struct agt_pipe *p = calloc(1, sizeof(*p));
-    /* nanomsg's own resend would repeat sealed bytes the controller refuses
-     * as a replay: it is off, and on_tick re-seals a stale request. */
-    int rc = -ENOMEM, ivl = 24 * 3600 * 1000;
+    const struct agt_config *cfg = agt_cfg(a);
+    struct rpc_opts o = {0};
+    int rc = -ENOMEM;
 
     if (p == NULL)
         goto fail;
@@ -527,14 +482,18 @@ agt_pipe_new(struct agt *a, const struct agt_spec *spec, int *err)
     p->tty = spec->tty;
     p->master = p->slave = -1;
     p->code = -1;
-    p->heard_at = now_ms();
+    p->heard_at = mono_ms();
     p->rows = spec->rows ? spec->rows : 24;
     p->cols = spec->cols ? spec->cols : 80;
-    p->req = nnuv_new(loop, AF_SP, NN_REQ, on_reply, p, &rc);
-    if (p->req == NULL)
-        goto fail;
-    nn_setsockopt(nnuv_sock(p->req), NN_REQ, NN_REQ_RESEND_IVL, &ivl, sizeof(ivl));
-    if ((rc = nnuv_connect(p->req, agt_cfg(a)->join)) < 0 || (rc = nnuv_start(p->req)) < 0)
+    o.endpoints = (const char(*)[ENV_ENDPOINT_MAX])cfg->joins;
+    o.nendpoints = cfg->njoin;
+    o.sender = agt_sender(a);
+    o.cap_ms = 30000;
+    o.name = "pipe";
+    o.redial_ms = 10000; /* silent this long: redial, or the next controller */
+    o.cb = on_reply;
+    o.arg = p;
+    if ((p->rpc = rpc_new(loop, &o, &rc)) == NULL || (rc = rpc_start(p->rpc)) < 0)
         goto fail;
     if (p->tty) {
         struct winsize ws = {.ws_row = p->rows, .ws_col = p->cols};
@@ -551,16 +510,19 @@ agt_pipe_new(struct agt *a, const struct agt_spec *spec, int *err)
     uv_timer_init(loop, &p->timer);
     p->timer.data = p;
     p->nopen = 1;
-    p->next = pipes;
-    if (pipes)
-        pipes->prev = p;
-    pipes = p;
+    {
+        struct agt_pipe **pipes = agt_pipes(a);
+
+        p->next = *pipes;
+        if (*pipes)
+            (*pipes)->prev = p;
+        *pipes = p;
+    }
     *err = 0;
     return p;
 fail:
     if (p != NULL) {
-        if (p->req)
-            nnuv_close(p->req);
+        rpc_close(p->rpc);
         if (p->master >= 0)
             close(p->master);
         if (p->slave >= 0)
@@ -614,7 +576,7 @@ agt_pipe_spawned(struct agt_pipe *p, int pgid, int err)
     if (err < 0) {
         static const char msg[] = "drover: could not start the process\n";
 
-        obuf_add(&p->out[1], msg, sizeof(msg) - 1);
+        bytewin_append(&p->out[1].w, msg, sizeof(msg) - 1);
         if (p->tty)
             close(p->master);
         p->master = -1;
@@ -623,7 +585,7 @@ agt_pipe_spawned(struct agt_pipe *p, int pgid, int err)
         p->out[0].eof = p->out[1].eof = true;
         p->exited = true;
         p->code = 127;
-        p->exited_at = now_ms();
+        p->exited_at = mono_ms();
     } else {
         p->pgid = pgid;
         if (p->tty) {
@@ -653,7 +615,7 @@ agt_pipe_exited(struct agt_pipe *p, int64_t code, int sig)
     if (p->closing)
         return;
     p->exited = true;
-    p->exited_at = now_ms();
+    p->exited_at = mono_ms();
     p->code = sig ? -1 : (int32_t)code;
     p->sig = sig;
     /* With a tty, the group was killed on exit: the slave closes and the
@@ -662,8 +624,8 @@ agt_pipe_exited(struct agt_pipe *p, int64_t code, int sig)
 }
 
 void
-agt_pipe_close_all(void)
+agt_pipe_close_all(struct agt *a)
 {
-    while (pipes != NULL)
-        pipe_close(pipes);
+    while (*agt_pipes(a) != NULL)
+        pipe_close(*agt_pipes(a));
 }

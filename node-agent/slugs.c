@@ -19,10 +19,10 @@
  * Entries are never freed before agt_slugs_close: one per SHA and release
  * seen since start, a few hundred bytes each.
  *
- * nanomsg's timed resend is off: it would resend identical sealed bytes,
- * which the controller refuses as a replay. A SlugReq unanswered for two
- * heartbeats (or answered with something that does not open) is re-sealed
- * and sent again by the tick.
+ * The SlugReq goes through the agent's RPC client (common/rpc.c): one
+ * outstanding, re-sealed and re-sent when unanswered for two heartbeats
+ * (then longer, with jitter), following the leading controller. One
+ * answered with something that does not open is asked again at once.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -35,17 +35,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <nanomsg/nn.h>
-#include <nanomsg/reqrep.h>
-
 #include "agt.h"
 #include "log.h"
-#include "nnuv.h"
+#include "rpc.h"
 #include "slug.h"
 #include "util.h"
 
 #define TICK_MS 1000
-#define NN_RESEND_OFF (24 * 3600 * 1000)
 
 enum fetch_st { F_QUEUED, F_FETCHING, F_VERIFYING, F_READY, F_FAILED };
 enum rel_st { R_WAIT, R_UNPACKING, R_READY, R_FAILED };
@@ -77,13 +73,11 @@ struct agt_slugs {
     struct agt *agt; /* borrowed */
     uv_loop_t *loop;
     const struct agt_config *cfg;
-    struct nnuv *sock;
+    struct rpc *rpc;
     struct fetch *fetches;
     struct rel *rels;
     struct fetch *active; /* the one on the socket */
     bool writing;         /* a chunk write is in flight */
-    bool waiting;         /* a SlugReq is unanswered */
-    uint64_t sent_at;     /* now_ms() when it was sent */
     uv_timer_t tick;
     int pending; /* work and fs requests in flight, plus the tick timer */
     bool closing;
@@ -171,7 +165,7 @@ rel_done(struct agt_slugs *s, struct rel *r, int err, Drover__InstanceCause caus
     if (err < 0) {
         r->st = R_FAILED;
         r->failures++;
-        r->retry_at = now_ms() + retry_delay(r->failures);
+        r->retry_at = mono_ms() + retry_delay(r->failures);
     } else {
         r->st = R_READY;
         r->failures = 0;
@@ -187,9 +181,9 @@ fetch_done(struct agt_slugs *s, struct fetch *f, int err, const char *reason)
     if (err < 0) {
         f->st = F_FAILED;
         f->failures++;
-        f->retry_at = now_ms() + retry_delay(f->failures);
+        f->retry_at = mono_ms() + retry_delay(f->failures);
         log_error("slug_failed", "sha=%s err=%s retry_in_ms=%" PRIu64, f->sha, log_q(reason),
-                  f->retry_at - now_ms());
+                  f->retry_at - mono_ms());
     } else {
         f->st = F_READY;
         f->failures = 0;
@@ -424,22 +418,13 @@ send_req(struct agt_slugs *s, struct fetch *f)
 {
     Drover__SlugReq req = DROVER__SLUG_REQ__INIT;
     Drover__Message m = DROVER__MESSAGE__INIT;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc;
 
     req.sha256 = f->sha;
     req.offset = f->offset;
     req.length = WIRE_SLUG_CHUNK;
     m.body_case = DROVER__MESSAGE__BODY_SLUG_REQ;
     m.slug_req = &req;
-    rc = wire_seal(agt_sender(s->agt), &m, &buf, &len);
-    if (rc == 0)
-        rc = nnuv_send(s->sock, buf, len);
-    free(buf);
-    s->waiting = rc == 0;
-    s->sent_at = now_ms();
-    return rc;
+    return rpc_send(s->rpc, &m, 2ull * s->cfg->heartbeat_ms);
 }
 
 static void
@@ -537,19 +522,20 @@ fail:
 }
 
 static void
-on_msg(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
+on_reply(struct rpc *r, struct rpc_reply *rep, void *arg)
 {
     struct agt_slugs *s = arg;
-    struct wire_header hdr;
-    Drover__Message *m = NULL;
-    int rc = wire_open(nm->body, nm->len, &hdr, &m);
+    Drover__Message *m = rep->msg;
 
-    nnuv_msg_free(nm);
-    s->waiting = false;
-    if (rc < 0) {
-        /* The tick asks again. */
-        log_warn("bad_message", "sock=slug err=%s version=%u", log_q(wire_strerror(rc)),
-                 (unsigned)hdr.version);
+    if (s->closing)
+        return;
+    if (rep->result != RPC_REPLY) {
+        /* Asked again at once (the client waits longer on a timeout). */
+        if (rep->result == RPC_UNOPENED)
+            log_warn("bad_message", "sock=slug err=%s version=%u", log_q(wire_strerror(rep->err)),
+                     (unsigned)rep->hdr.version);
+        if (s->active && !s->writing && send_req(s, s->active) < 0)
+            fetch_fail(s, s->active, -EIO, "cannot send SlugReq");
         return;
     }
     switch (m->body_case) {
@@ -567,7 +553,6 @@ on_msg(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
         log_warn("bad_message", "sock=slug err=unexpected_type type=%d", (int)m->body_case);
         break;
     }
-    wire_msg_free(m);
 }
 
 static void
@@ -897,18 +882,10 @@ static void
 on_tick(uv_timer_t *t)
 {
     struct agt_slugs *s = t->data;
-    uint64_t now = now_ms();
+    uint64_t now = mono_ms();
 
     if (s->gc_wanted && !s->gc_running && !s->closing)
         gc_start(s);
-
-    /* The request on the socket was lost, or its answer did not open. */
-    if (s->active && !s->writing &&
-        (!s->waiting || now - s->sent_at >= 2ull * s->cfg->heartbeat_ms)) {
-        log_debug("slug_resend", "sha=%s offset=%" PRIu64, s->active->sha, s->active->offset);
-        if (send_req(s, s->active) < 0)
-            fetch_fail(s, s->active, -EIO, "cannot send SlugReq");
-    }
 
     for (struct fetch *f = s->fetches; f; f = f->next) {
         if (f->st != F_FAILED || f->retry_at > now || !sha_wanted(s, f->sha))
@@ -1028,7 +1005,7 @@ agt_slugs_new(struct agt *a, int *err)
     struct agt_slugs *s = calloc(1, sizeof *s);
     const struct agt_config *cfg = agt_cfg(a);
     char dir[PATH_MAX];
-    int ivl = NN_RESEND_OFF;
+    struct rpc_opts o = {0};
     int rc = -ENOMEM;
 
     if (!s)
@@ -1043,15 +1020,17 @@ agt_slugs_new(struct agt *a, int *err)
         rc = -errno;
     if (rc < 0)
         goto out;
-    s->sock = nnuv_new(s->loop, AF_SP, NN_REQ, on_msg, s, &rc);
-    if (!s->sock)
-        goto out;
-    if (nn_setsockopt(nnuv_sock(s->sock), NN_REQ, NN_REQ_RESEND_IVL, &ivl, sizeof ivl) < 0) {
-        rc = -nn_errno();
-        goto out;
-    }
-    rc = nnuv_connect(s->sock, cfg->join);
-    if (rc < 0)
+    o.endpoints = (const char(*)[ENV_ENDPOINT_MAX])cfg->joins;
+    o.nendpoints = cfg->njoin;
+    o.sender = agt_sender(a);
+    o.cap_ms = 60000;
+    o.resends = UINT32_MAX; /* for as long as the fetch lasts */
+    o.name = "slug";
+    o.redial_ms = 10000; /* silent this long: redial, or the next controller */
+    o.cb = on_reply;
+    o.arg = s;
+    s->rpc = rpc_new(s->loop, &o, &rc);
+    if (!s->rpc)
         goto out;
     uv_timer_init(s->loop, &s->tick);
     s->tick.data = s;
@@ -1059,8 +1038,6 @@ agt_slugs_new(struct agt *a, int *err)
     s->gc_wanted = true; /* what an earlier run left */
 out:
     if (rc < 0 && s) {
-        if (s->sock)
-            nnuv_close(s->sock);
         free(s);
         s = NULL;
     }
@@ -1071,7 +1048,7 @@ out:
 int
 agt_slugs_start(struct agt_slugs *s)
 {
-    int rc = nnuv_start(s->sock);
+    int rc = rpc_start(s->rpc);
 
     if (rc == 0)
         rc = uv_timer_start(&s->tick, on_tick, TICK_MS, TICK_MS);
@@ -1091,8 +1068,8 @@ void
 agt_slugs_close(struct agt_slugs *s)
 {
     s->closing = true;
-    nnuv_close(s->sock);
-    s->sock = NULL;
+    rpc_close(s->rpc);
+    s->rpc = NULL;
     if (s->active && !s->writing)
         fetch_stop(s, s->active);
     uv_close((uv_handle_t *)&s->tick, on_tick_close);

@@ -247,7 +247,8 @@ struct agt_inst {
     uv_timer_t timer;   /* boot, delay, grace or backoff: one per waiting state */
     enum agt_event timer_ev;
     uv_timer_t watch;        /* draining, leader gone: polls the group */
-    uint64_t watch_deadline; /* unix ms: past it, the group counts as gone */
+    uint64_t watch_deadline; /* mono_ms: past it, the group counts as gone */
+    uint64_t since_mono;     /* mono_ms when sup.state was entered (durations) */
     unsigned watch_ticks;
     bool orphan;         /* left by a killed agent: no process handle */
     bool ready;          /* its release is ready: the pump will start it */
@@ -331,7 +332,7 @@ on_watch(uv_timer_t *t)
         if (alive && ++i->watch_ticks % 10 == 1)
             alive = agt_group_alive(i->pgid);
     }
-    if (alive && now_ms() < i->watch_deadline)
+    if (alive && mono_ms() < i->watch_deadline)
         return;
     uv_timer_stop(&i->watch);
     agt_inst_event(i, AGT_EV_GROUP_GONE);
@@ -340,7 +341,7 @@ on_watch(uv_timer_t *t)
 static void
 watch_group(struct agt_inst *i)
 {
-    i->watch_deadline = i->sup.since_ms + i->spec->grace_ms + 2000;
+    i->watch_deadline = i->since_mono + i->spec->grace_ms + 2000;
     i->watch_ticks = 0;
     uv_timer_start(&i->watch, on_watch, 0, 20);
 }
@@ -462,7 +463,8 @@ on_exit_cb(uv_process_t *p, int64_t status, int sig)
             i->oom_base = n;
             bytes_text(i->spec->limits.memory, mem, sizeof mem);
             len = snprintf(text, sizeof text, "drover: memory limit %s exceeded (oom kill)", mem);
-            agt_logs_line(i->spec->app, i->spec->name, true, text, (size_t)len, &d);
+            agt_logs_line(agt_logs(i->agt), i->spec->app, i->spec->name, true, text, (size_t)len,
+                          &d);
             log_info("oom_kill", "app=%s inst=%s limit=%" PRIu64, i->spec->app, i->spec->name,
                      i->spec->limits.memory);
         }
@@ -655,8 +657,8 @@ spawn(struct agt_inst *i)
         agt_pipe_stdio(pipe, io);
         tty = agt_pipe_tty(pipe); /* the helper makes the terminal the controlling one */
     } else {
-        out = agt_out_new(loop, i->spec->app, i->spec->name, "stdout");
-        err = agt_out_new(loop, i->spec->app, i->spec->name, "stderr");
+        out = agt_out_new(i->agt, i->spec->app, i->spec->name, "stdout");
+        err = agt_out_new(i->agt, i->spec->app, i->spec->name, "stderr");
         if (!out || !err)
             goto out;
         io[0].flags = UV_IGNORE; /* libuv opens /dev/null */
@@ -858,6 +860,7 @@ agt_inst_event(struct agt_inst *i, enum agt_event ev)
             boot_timeout_seen(i); /* before act() stops the check */
         acts = agt_sup_apply(&i->sup, ev, now_ms(), rnd32());
         if (i->sup.state != from) {
+            i->since_mono = mono_ms();
             log_info("instance_state", "app=%s inst=%s id=%" PRIu64 " from=%s to=%s on=%s",
                      i->spec->app, i->spec->name, i->spec->id, agt_state_name(from),
                      agt_state_name(i->sup.state), agt_event_name(ev));
@@ -916,6 +919,7 @@ agt_inst_new(struct agt *a, struct agt_spec *spec)
     i->agt = a;
     i->spec = spec;
     agt_sup_init(&i->sup, now_ms());
+    i->since_mono = mono_ms();
     uv_timer_init(agt_loop(a), &i->timer);
     i->timer.data = i;
     uv_timer_init(agt_loop(a), &i->watch);
