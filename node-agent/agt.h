@@ -503,16 +503,30 @@ void agt_pipe_exited(struct agt_pipe *p, int64_t code, int sig);
 /* Shutdown: close every pipe at once. */
 void agt_pipe_close_all(void);
 
-/* reaper.c: the agent as a child subreaper. */
-/* PR_SET_CHILD_SUBREAPER, and reap adopted orphans on SIGCHLD. 0 or -errno
- * (a kernel that refuses the prctl is only warned about). */
+/* spawn.c: posix_spawn (no fork of the agent) in a session of its own. */
+struct agt_spawn_req {
+    const char *file; /* the program: a path, not searched */
+    char **argv, **envp;
+    const char *cwd;                   /* NULL: ours */
+    const uv_stdio_container_t *stdio; /* descriptors 0..nstdio-1; nothing else */
+    int nstdio;                        /* at most 8 */
+};
+/* 0 with *pid, or -errno; UV_CREATE_PIPE streams are open on success. */
+int agt_spawn(const struct agt_spawn_req *r, int *pid);
+
+/* reaper.c: every child reaped by one waitpid(-1) loop; a subreaper. */
+/* pid exited: code (0..255, 0 when killed) or the signal that killed it. */
+typedef void (*agt_exit_cb)(void *arg, int pid, int code, int sig);
+/* PR_SET_CHILD_SUBREAPER, and reap on SIGCHLD. 0 or -errno (a kernel that
+ * refuses the prctl is only warned about). */
 int agt_reaper_start(uv_loop_t *loop);
-/* pid was spawned through libuv, which reaps it: leave it alone until its
- * exit callback untracks it. */
-void agt_reaper_track(int pid);
-void agt_reaper_untrack(int pid);
-/* Reap every exited child that libuv does not own (also on SIGCHLD). */
-void agt_reaper_sweep(void);
+/* Call cb once when pid exits (loop thread, after the reap). 0 or -ENOMEM. */
+int agt_reaper_watch(int pid, agt_exit_cb cb, void *arg);
+/* Forget pid: its exit is then reaped as any orphan's. */
+void agt_reaper_unwatch(int pid);
+size_t agt_reaper_watched(void);
+/* Reap every exited child now (also on SIGCHLD). Returns how many. */
+int agt_reaper_sweep(void);
 void agt_reaper_stop(void); /* closes the handle: shutdown */
 void agt_reaper_free(void); /* after uv_run */
 

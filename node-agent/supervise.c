@@ -25,9 +25,9 @@
  * gets SIGKILL: no grandchild outlives its instance. The group survives its
  * leader while any member remains, so the pgid cannot be reused in between.
  *
- * Each spawn gets its own heap uv_process_t (struct agt_run), freed in its
- * close callback, so a restart at once never reuses a handle that is still
- * closing.
+ * Spawns go through spawn.c (posix_spawn of the exec helper: the agent is
+ * never forked) and exits come from reaper.c's one waitpid(-1) loop, looked
+ * up by pid: no process handle per instance, nothing to close.
  *
  * Each live group is recorded under DROVER_DATA_DIR/run (orphans.c) from its
  * spawn until it is gone, so that an agent killed with SIGKILL finds it when
@@ -233,12 +233,6 @@ agt_state_wire(enum agt_state st)
 
 /* ---- the driver ---- */
 
-struct agt_run {
-    uv_process_t proc;
-    struct agt_inst *inst; /* NULL once it has exited */
-    int pid;               /* tracked by reaper.c until its exit */
-};
-
 struct agt_inst {
     struct agt *agt;       /* borrowed */
     struct agt_spec *spec; /* owned */
@@ -253,7 +247,7 @@ struct agt_inst {
     bool ready;          /* its release is ready: the pump will start it */
     bool boot_timed_out; /* killed for not being healthy within the boot timeout */
     int closing;         /* handles still to close before free */
-    struct agt_run *run; /* the live process, or NULL */
+    int pid;             /* the live process (reaper.c watches it), or 0 */
     int pgid;            /* its group; kept until the exit has been handled */
     struct agt_health *health;
     uint64_t stop_seq;           /* see agt_reports() */
@@ -431,22 +425,13 @@ signal_group(struct agt_inst *i, int sig)
 }
 
 static void
-on_run_close(uv_handle_t *h)
+on_exit_cb(void *arg, int pid, int status, int sig)
 {
-    free(h->data);
-}
+    struct agt_inst *i = arg;
 
-static void
-on_exit_cb(uv_process_t *p, int64_t status, int sig)
-{
-    struct agt_run *run = p->data;
-    struct agt_inst *i = run->inst;
-
-    agt_reaper_untrack(run->pid);
-    uv_close((uv_handle_t *)p, on_run_close);
-    if (!i)
+    if (pid != i->pid) /* cannot happen: reaper.c forgets the old watch */
         return;
-    i->run = NULL;
+    i->pid = 0;
     i->sup.exit_code = sig ? -1 : (int32_t)status;
     i->sup.exit_signal = sig;
     i->oom = false;
@@ -612,13 +597,12 @@ spawn(struct agt_inst *i)
     char *no_env[] = {NULL};
     int envfd = -1;
     char **env = NULL;
-    struct agt_run *run = NULL;
     struct agt_out *out = NULL, *err = NULL;
     struct agt_pipe *pipe = NULL;
-    uv_process_options_t o;
+    struct agt_spawn_req o;
     uv_stdio_container_t io[4];
     bool tty = false;
-    int rc, nprocs = 0;
+    int rc, nprocs = 0, pid = 0;
 
     i->spawn_err[0] = '\0';
     i->oom = false;
@@ -644,9 +628,6 @@ spawn(struct agt_inst *i)
     if ((rc = prepare_cgroup(i, procs, sizeof procs / sizeof procs[0], &nprocs)) < 0)
         goto out;
     rc = -ENOMEM;
-    run = calloc(1, sizeof *run);
-    if (!run)
-        goto out;
     memset(&o, 0, sizeof o);
     if (i->spec->attach) {
         pipe = agt_pipe_new(i->agt, i->spec, &rc);
@@ -659,7 +640,7 @@ spawn(struct agt_inst *i)
         err = agt_out_new(loop, i->spec->app, i->spec->name, "stderr");
         if (!out || !err)
             goto out;
-        io[0].flags = UV_IGNORE; /* libuv opens /dev/null */
+        io[0].flags = UV_IGNORE; /* /dev/null (spawn.c) */
         io[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
         io[1].data.stream = (uv_stream_t *)agt_out_pipe(out);
         io[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
@@ -671,7 +652,7 @@ spawn(struct agt_inst *i)
     if (rc < 0)
         goto out;
     o.file = agt_helper(i->agt); /* drover-exec, or this binary (agent.c) */
-    o.args = args;
+    o.argv = args;
     /* The helper starts as the agent's user (root): the app's environment
      * must not reach its dynamic loader (LD_PRELOAD, LD_LIBRARY_PATH ...),
      * so it comes on descriptor 3 and only /bin/sh gets it, after the drop.
@@ -680,30 +661,26 @@ spawn(struct agt_inst *i)
         goto out;
     io[3].flags = UV_INHERIT_FD;
     io[3].data.fd = envfd;
-    o.env = no_env;
+    o.envp = no_env;
     o.cwd = i->dir;
-    /* setsid: its own session and process group. The helper runs as the
+    /* Its own session and process group (spawn.c). The helper runs as the
      * agent's user (root: it joins the cgroups, then drops to the app's). */
-    o.flags = UV_PROCESS_DETACHED;
-    o.stdio_count = 4;
+    o.nstdio = 4;
     o.stdio = io;
-    o.exit_cb = on_exit_cb;
-    run->proc.data = run;
-    run->inst = i;
-    rc = uv_spawn(loop, &run->proc, &o);
+    rc = agt_spawn(&o, &pid);
+    if (rc == 0 && (rc = agt_reaper_watch(pid, on_exit_cb, i)) < 0) {
+        /* Its exit could not be told: never leave it running unowned. */
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+    }
     if (rc < 0) {
-        /* The handle is initialised even when the spawn fails. */
-        uv_close((uv_handle_t *)&run->proc, on_run_close);
-        run = NULL;
         if (pipe)
             agt_pipe_spawned(pipe, 0, rc); /* reports exit 127 */
         pipe = NULL;
         goto out;
     }
-    run->pid = run->proc.pid;
-    agt_reaper_track(run->pid); /* libuv reaps it, not reaper.c */
     if (pipe) {
-        agt_pipe_spawned(pipe, run->proc.pid, 0);
+        agt_pipe_spawned(pipe, pid, 0);
         i->pipe = pipe;
         pipe = NULL;
     } else if (agt_out_start(out) < 0 || agt_out_start(err) < 0) {
@@ -711,9 +688,8 @@ spawn(struct agt_inst *i)
         log_warn("output_failed", "app=%s inst=%s", i->spec->app, i->spec->name);
     }
     out = err = NULL;
-    i->run = run;
-    i->pgid = run->proc.pid;
-    run = NULL;
+    i->pid = pid;
+    i->pgid = pid;
     record_group(i);
     log_info("spawned", "app=%s inst=%s id=%" PRIu64 " pid=%d port=%u release=%u", i->spec->app,
              i->spec->name, i->spec->id, i->pgid, (unsigned)i->spec->port,
@@ -726,7 +702,6 @@ out:
         close(envfd); /* the helper has its copy */
     agt_env_free(env);
     free(script);
-    free(run);
     if (out)
         agt_out_close(out);
     if (err)
@@ -957,12 +932,13 @@ on_inst_close(uv_handle_t *h)
 void
 agt_inst_free(struct agt_inst *i)
 {
-    if (i->run) {
+    if (i->pid) {
         /* A broken invariant, but never leave a running group unowned. */
         log_error("inst_free_running", "app=%s inst=%s pid=%d", i->spec->app, i->spec->name,
                   i->pgid);
         signal_group(i, SIGKILL);
-        i->run->inst = NULL;
+        agt_reaper_unwatch(i->pid); /* reaped as an orphan */
+        i->pid = 0;
     }
     if (i->pipe != NULL) /* it exits on its own once the process is gone */
         agt_pipe_exited(i->pipe, -1, SIGKILL);
@@ -1014,7 +990,7 @@ agt_inst_sup(const struct agt_inst *i)
 bool
 agt_inst_running(const struct agt_inst *i)
 {
-    return i->run != NULL;
+    return i->pid != 0;
 }
 
 void
@@ -1025,7 +1001,7 @@ agt_inst_report(const struct agt_inst *i, Drover__InstanceReport *r)
     r->name = (char *)i->spec->name;
     r->release = i->spec->release;
     r->state = agt_state_wire(i->sup.state);
-    r->pid = i->run || i->orphan ? i->pgid : 0;
+    r->pid = i->pid || i->orphan ? i->pgid : 0;
     r->port = i->spec->port;
     r->restarts = i->sup.restarts;
     r->exit_code = i->sup.exit_code;
@@ -1044,7 +1020,7 @@ agt_inst_sample(struct agt_inst *i, uint64_t now_ns)
     uint64_t mem = 0, cpu = 0, old_mem = i->mem;
     uint32_t old_cpu = i->cpu_permille;
 
-    if (!cg || !i->cg || (!i->run && !i->orphan) || agt_cg_usage(cg, i->spec->id, &mem, &cpu) < 0) {
+    if (!cg || !i->cg || (!i->pid && !i->orphan) || agt_cg_usage(cg, i->spec->id, &mem, &cpu) < 0) {
         i->mem = 0;
         i->cpu_permille = 0;
         i->sampled_ns = 0;
