@@ -1082,6 +1082,7 @@ agt_free(struct agt *a)
 {
     /* After uv_run has returned: every handle is closed. */
     agt_reaper_free();
+    agt_runrec_close();
     free(a->insts);
     want_free(a);
     agt_uids_free(a->uids);

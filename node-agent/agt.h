@@ -363,6 +363,7 @@ int agt_runrec_parse(const char *text, struct agt_runrec *r);
 /* DATA_DIR/run/ID, written atomically; removed once the group is gone. */
 int agt_runrec_save(const char *data_dir, const struct agt_runrec *r);
 void agt_runrec_remove(const char *data_dir, uint64_t id);
+void agt_runrec_close(void); /* the slot file: after uv_run */
 int agt_runrec_start_time(int pid, uint64_t *start);
 /* The records whose groups are still alive and ours; the others are
  * removed. *out is malloc'd. */
