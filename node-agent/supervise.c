@@ -237,8 +237,8 @@ struct agt_inst {
     struct agt *agt;       /* borrowed */
     struct agt_spec *spec; /* owned */
     struct agt_sup sup;
-    char dir[PATH_MAX]; /* the unpacked release: cwd and HOME */
-    uv_timer_t timer;   /* boot, delay, grace or backoff: one per waiting state */
+    char *dir;        /* the unpacked release: cwd and HOME (owned; NULL until ready) */
+    uv_timer_t timer; /* boot, delay, grace or backoff: one per waiting state */
     enum agt_event timer_ev;
     uv_timer_t watch;        /* draining, leader gone: polls the group */
     uint64_t watch_deadline; /* unix ms: past it, the group counts as gone */
@@ -607,7 +607,7 @@ spawn(struct agt_inst *i)
     i->spawn_err[0] = '\0';
     i->oom = false;
     rc = -ENOMEM;
-    if (!script)
+    if (!script || !i->dir)
         goto out;
     /* A writable view (view.c) is cwd and HOME, where the node has them. */
     views[0][0] = views[1][0] = '\0';
@@ -926,6 +926,7 @@ on_inst_close(uv_handle_t *h)
     if (--i->closing > 0)
         return;
     agt_spec_free(i->spec);
+    free(i->dir);
     free(i);
 }
 
@@ -961,7 +962,14 @@ agt_inst_release_failed(struct agt_inst *i, Drover__InstanceCause cause, const c
 void
 agt_inst_release_ready(struct agt_inst *i, const char *dir)
 {
-    snprintf(i->dir, sizeof i->dir, "%s", dir);
+    char *d = strdup(dir);
+
+    if (!d) { /* cannot happen at this size; the start is then refused */
+        agt_inst_release_failed(i, DROVER__INSTANCE_CAUSE__CAUSE_SPAWN_FAILED, "out of memory");
+        return;
+    }
+    free(i->dir);
+    i->dir = d;
     i->ready = true; /* agent.c's pump starts it: agt_inst_start_ready() */
 }
 
