@@ -457,6 +457,9 @@ typedef void (*agt_health_cb)(void *arg);
 struct agt_health *agt_health_start(uv_loop_t *loop, const struct agt_spec *spec, const char *addr,
                                     agt_health_cb cb, void *arg);
 void agt_health_stop(struct agt_health *h);
+/* Wait for ports in sock_diag dumps (the default) or connect every 100 ms
+ * (off: what checks did before; for the benchmark). */
+void agt_health_listen_watch(bool on);
 /* Why the last attempt failed ("GET /healthz answered 404", "port 5001:
  * connection refused"), "" when none did; *answered: an HTTP status came
  * back (the process serves, wrongly). */

@@ -516,6 +516,12 @@ agt_health_start(uv_loop_t *loop, const struct agt_spec *spec, const char *addr,
     return h;
 }
 
+void
+agt_health_listen_watch(bool on)
+{
+    diag_broken = !on;
+}
+
 const char *
 agt_health_why(const struct agt_health *h, bool *answered)
 {
