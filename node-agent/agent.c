@@ -515,6 +515,7 @@ close_all(struct agt *a)
     agt_pipe_close_all();
     agt_logs_close();
     agt_reaper_stop();
+    agt_spawn_stop();
     notify_watchdog_stop();
     uv_close((uv_handle_t *)&a->sigpipe, on_handle_close);
     uv_close((uv_handle_t *)&a->sigterm, on_handle_close);

@@ -515,8 +515,21 @@ struct agt_spawn_req {
     const uv_stdio_container_t *stdio; /* descriptors 0..nstdio-1; nothing else */
     int nstdio;                        /* at most 8 */
 };
-/* 0 with *pid, or -errno; UV_CREATE_PIPE streams are open on success. */
-int agt_spawn(const struct agt_spawn_req *r, int *pid);
+struct agt_spawn_job;
+/* On the calling thread: 0 with *pid, or -errno; UV_CREATE_PIPE streams
+ * are open on success. */
+int agt_spawn_sync(const struct agt_spawn_req *r, int *pid);
+/* pid > 0, or err < 0 and nothing started. From the loop, never from
+ * agt_spawn_async itself. */
+typedef void (*agt_spawned_cb)(void *arg, int pid, int err);
+/* On the spawner thread: 0 (cb comes later; the streams are open now and
+ * r may go), or -errno; -ENOSYS when there is no spawner (use _sync). */
+int agt_spawn_async(uv_loop_t *loop, const struct agt_spawn_req *r, agt_spawned_cb cb, void *arg,
+                    struct agt_spawn_job **job);
+/* The owner is going: cb never comes; what the job starts is killed. */
+void agt_spawn_forget(struct agt_spawn_job *job);
+/* Shutdown: close the spawner's socket and handle. */
+void agt_spawn_stop(void);
 
 /* reaper.c: every child reaped by one waitpid(-1) loop; a subreaper. */
 /* pid exited: code (0..255, 0 when killed) or the signal that killed it. */
@@ -528,6 +541,9 @@ int agt_reaper_start(uv_loop_t *loop);
 int agt_reaper_watch(int pid, agt_exit_cb cb, void *arg);
 /* Forget pid: its exit is then reaped as any orphan's. */
 void agt_reaper_unwatch(int pid);
+/* pid's exit if it was reaped unwatched lately (a child that ended before
+ * its spawn reported it): 1 with code and sig, removed; else 0. */
+int agt_reaper_claim(int pid, int *code, int *sig);
 size_t agt_reaper_watched(void);
 /* Reap every exited child now (also on SIGCHLD). Returns how many. */
 int agt_reaper_sweep(void);

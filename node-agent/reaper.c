@@ -16,9 +16,15 @@
  * really gone, not when some init gets round to reaping its zombies.
  *
  * Races: a child may exit before its spawner has called agt_reaper_watch.
- * That cannot lose its exit: SIGCHLD reaches us through uv_signal_t, so the
- * waitpid loop runs on the loop thread, never between the spawn returning
- * and the watch being set (both happen within one callback). Code that
+ * A synchronous spawn cannot lose its exit: SIGCHLD reaches us through
+ * uv_signal_t, so the waitpid loop runs on the loop thread, never between
+ * the spawn returning and the watch being set (both within one callback).
+ * A spawn on the spawner thread (spawn.c) reaches the loop later, and its
+ * child may be reaped first: so the last UNCLAIMED exits of pids nobody
+ * watched are kept, and the spawner's callback claims its pid's
+ * (agt_reaper_claim). Adopted orphans pass through the same ring; 256 of
+ * them would have to end within the few milliseconds a spawn takes to be
+ * reported before an exit could be pushed out. Code that
  * forks and waits for its own child synchronously on the loop thread
  * (agent.c's view probe) is safe for the same reason; a thread must not.
  *
@@ -43,7 +49,13 @@ struct slot {
 
 static uv_signal_t sigchld;
 static bool started;
-static struct slot *tab;  /* loop thread only */
+#define UNCLAIMED 256
+
+static struct slot *tab; /* loop thread only */
+static struct {
+    int pid, code, sig;
+} unclaimed[UNCLAIMED]; /* a ring; pid 0: empty */
+static size_t unclaimed_next;
 static size_t nused, cap; /* cap: a power of two, or 0 */
 
 static size_t
@@ -135,6 +147,19 @@ agt_reaper_unwatch(int pid)
     }
 }
 
+int
+agt_reaper_claim(int pid, int *code, int *sig)
+{
+    for (size_t k = 0; k < UNCLAIMED; k++)
+        if (unclaimed[k].pid == pid && pid > 0) {
+            *code = unclaimed[k].code;
+            *sig = unclaimed[k].sig;
+            unclaimed[k].pid = 0;
+            return 1;
+        }
+    return 0;
+}
+
 size_t
 agt_reaper_watched(void)
 {
@@ -152,8 +177,12 @@ agt_reaper_sweep(void)
         int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 
         n++;
-        if (!s) { /* an adopted orphan */
+        if (!s) { /* an adopted orphan, or a spawn not yet reported */
             log_debug("reaped", "pid=%d code=%d signal=%d", pid, code, sig);
+            unclaimed[unclaimed_next].pid = pid;
+            unclaimed[unclaimed_next].code = sig ? 0 : code;
+            unclaimed[unclaimed_next].sig = sig;
+            unclaimed_next = (unclaimed_next + 1) % UNCLAIMED;
             continue;
         }
         {

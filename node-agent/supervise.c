@@ -243,12 +243,14 @@ struct agt_inst {
     uv_timer_t watch;        /* draining, leader gone: polls the group */
     uint64_t watch_deadline; /* unix ms: past it, the group counts as gone */
     unsigned watch_ticks;
-    bool orphan;         /* left by a killed agent: no process handle */
-    bool ready;          /* its release is ready: the pump will start it */
-    bool boot_timed_out; /* killed for not being healthy within the boot timeout */
-    int closing;         /* handles still to close before free */
-    int pid;             /* the live process (reaper.c watches it), or 0 */
-    int pgid;            /* its group; kept until the exit has been handled */
+    bool orphan;               /* left by a killed agent: no process handle */
+    bool ready;                /* its release is ready: the pump will start it */
+    bool boot_timed_out;       /* killed for not being healthy within the boot timeout */
+    int closing;               /* handles still to close before free */
+    int pid;                   /* the live process (reaper.c watches it), or 0 */
+    struct agt_spawn_job *job; /* a spawn on its way (spawn.c), or NULL */
+    int pending_sig;           /* sent while the pid was on its way: sent again */
+    int pgid;                  /* its group; kept until the exit has been handled */
     struct agt_health *health;
     uint64_t stop_seq;           /* see agt_reports() */
     struct agt_pipe *pipe;       /* attached one-off, until its exit */
@@ -417,6 +419,8 @@ signal_group(struct agt_inst *i, int sig)
             log_warn("cgroup_kill_failed", "app=%s inst=%s sig=%d err=%s", i->spec->app,
                      i->spec->name, sig, log_q(strerror(-rc)));
     }
+    if (i->job && (sig == SIGKILL || !i->pending_sig))
+        i->pending_sig = sig; /* the pid is on its way: spawned() sends it */
     if (i->pgid <= 1)
         return;
     if (kill(-i->pgid, sig) < 0 && errno != ESRCH)
@@ -585,6 +589,65 @@ helper_args(struct agt_inst *i, char *exe, char procs[][PATH_MAX], int nprocs, b
     return 0;
 }
 
+/* pid runs: watch its exit, record its group. 0, or -ENOMEM with it killed. */
+static int
+started(struct agt_inst *i, int pid)
+{
+    int rc = agt_reaper_watch(pid, on_exit_cb, i);
+
+    if (rc < 0) {
+        /* Its exit could not be told: never leave it running unowned. */
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+        return rc;
+    }
+    i->pid = pid;
+    i->pgid = pid;
+    record_group(i);
+    log_info("spawned", "app=%s inst=%s id=%" PRIu64 " pid=%d port=%u release=%u", i->spec->app,
+             i->spec->name, i->spec->id, i->pgid, (unsigned)i->spec->port,
+             (unsigned)i->spec->release);
+    return 0;
+}
+
+/*
+ * The spawner thread's answer (spawn.c). The instance went on as spawned
+ * (STARTING, its health check running) while the pid was on its way; what
+ * happened meanwhile is caught up here: a signal it was sent, or the exit,
+ * which reaper.c may have reaped before the pid was known.
+ */
+static void
+spawned(void *arg, int pid, int err)
+{
+    struct agt_inst *i = arg;
+    int code, sig, pending = i->pending_sig;
+
+    i->job = NULL;
+    i->pending_sig = 0;
+    if (err == 0 && started(i, pid) < 0)
+        err = -ENOMEM;
+    if (err < 0) {
+        log_error("spawn_failed", "app=%s inst=%s err=%s", i->spec->app, i->spec->name,
+                  log_q(uv_strerror(err)));
+        snprintf(i->spawn_err, sizeof i->spawn_err, "could not start: %s", uv_strerror(err));
+        i->sup.exit_code = 127;
+        i->sup.exit_signal = 0;
+        agt_inst_event(i, i->spec->oneoff                ? AGT_EV_DONE
+                          : i->sup.state == AGT_STARTING ? AGT_EV_SPAWN_FAILED
+                                                         : AGT_EV_EXITED);
+        return;
+    }
+    if (agt_reaper_claim(pid, &code, &sig)) {
+        agt_reaper_unwatch(pid);
+        on_exit_cb(i, pid, code, sig);
+        return;
+    }
+    if (i->sup.state == AGT_STOPPED || i->sup.state == AGT_CRASHED || i->sup.state == AGT_FAILED)
+        pending = SIGKILL; /* it should not run any more */
+    if (pending)
+        signal_group(i, pending);
+}
+
 /* 0, or a negative errno with the reason logged. */
 static int
 spawn(struct agt_inst *i)
@@ -667,11 +730,16 @@ spawn(struct agt_inst *i)
      * agent's user (root: it joins the cgroups, then drops to the app's). */
     o.nstdio = 4;
     o.stdio = io;
-    rc = agt_spawn(&o, &pid);
-    if (rc == 0 && (rc = agt_reaper_watch(pid, on_exit_cb, i)) < 0) {
-        /* Its exit could not be told: never leave it running unowned. */
-        kill(-pid, SIGKILL);
-        kill(pid, SIGKILL);
+    /* A one-off's stdio is set up around its pid: spawned here. The rest
+     * go to the spawner thread, and the loop goes on (spawned()). */
+    rc = pipe ? -ENOSYS : agt_spawn_async(loop, &o, spawned, i, &i->job);
+    if (rc == -ENOSYS)
+        rc = agt_spawn_sync(&o, &pid);
+    else if (rc == 0) {
+        if (agt_out_start(out) < 0 || agt_out_start(err) < 0)
+            log_warn("output_failed", "app=%s inst=%s", i->spec->app, i->spec->name);
+        out = err = NULL;
+        goto out;
     }
     if (rc < 0) {
         if (pipe)
@@ -688,12 +756,8 @@ spawn(struct agt_inst *i)
         log_warn("output_failed", "app=%s inst=%s", i->spec->app, i->spec->name);
     }
     out = err = NULL;
-    i->pid = pid;
-    i->pgid = pid;
-    record_group(i);
-    log_info("spawned", "app=%s inst=%s id=%" PRIu64 " pid=%d port=%u release=%u", i->spec->app,
-             i->spec->name, i->spec->id, i->pgid, (unsigned)i->spec->port,
-             (unsigned)i->spec->release);
+    if ((rc = started(i, pid)) < 0)
+        goto out;
 out:
     if (rc < 0)
         log_error("spawn_failed", "app=%s inst=%s err=%s", i->spec->app, i->spec->name,
@@ -941,6 +1005,9 @@ agt_inst_free(struct agt_inst *i)
         agt_reaper_unwatch(i->pid); /* reaped as an orphan */
         i->pid = 0;
     }
+    if (i->job) /* spawn.c kills what it started */
+        agt_spawn_forget(i->job);
+    i->job = NULL;
     if (i->pipe != NULL) /* it exits on its own once the process is gone */
         agt_pipe_exited(i->pipe, -1, SIGKILL);
     i->pipe = NULL;
@@ -998,7 +1065,7 @@ agt_inst_sup(const struct agt_inst *i)
 bool
 agt_inst_running(const struct agt_inst *i)
 {
-    return i->pid != 0;
+    return i->pid != 0 || i->job != NULL;
 }
 
 void

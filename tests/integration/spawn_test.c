@@ -147,7 +147,7 @@ Test(spawn, an_instance_gets_exactly_its_environment_descriptors_user_session_an
 
     snprintf(app, sizeof(app), "%s/app", C.dir);
     mkdir(app, 0755);
-    put(app, "Procfile", "web: python3 report.py\n");
+    put(app, "Procfile", "web: python3 report.py\ncrasher: /bin/false\n");
     put(app, "report.py", report_py);
     cr_assert_eq(CLI(NULL, &err, "apps:create", "spawnenv"), 0, "%s", err);
     free(err);
@@ -255,4 +255,27 @@ Test(spawn, an_instance_gets_exactly_its_environment_descriptors_user_session_an
     snprintf(want, sizeof(want), "event=exited app=spawnenv inst=web.1 pid=%d ", pid2);
     cr_assert_eq(log_count(ag, want, "signal="), 1, "the exit of %d was not seen exactly once",
                  pid2);
+
+    /* A process that ends at once, often before its spawn has reached the
+     * loop: every spawn's exit is still seen, once. */
+    cr_assert_eq(CLI(NULL, &err, "scale", "spawnenv", "crasher=1"), 0, "%s", err);
+    free(err);
+    for (int waited = 0;; waited += 100) {
+        h_get_ps(&C, "spawnenv", &ps);
+        o = h_ps_find(&ps, "crasher.1");
+        if (o && atoi(j_get(o, "restarts")) >= 2)
+            break;
+        cr_assert_lt(waited, 30000, "crasher.1 was not restarted twice");
+        h_msleep(100);
+    }
+    cr_assert_eq(CLI(NULL, &err, "scale", "spawnenv", "crasher=0"), 0, "%s", err);
+    free(err);
+    h_msleep(1500);
+    {
+        int spawns = log_count(ag, "event=spawned app=spawnenv inst=crasher.1 ", "pid=");
+        int exits = log_count(ag, "event=exited app=spawnenv inst=crasher.1 ", "code=1 ");
+
+        cr_assert_geq(spawns, 2, "%d spawns", spawns);
+        cr_assert_eq(exits, spawns, "%d spawns but %d exits seen", spawns, exits);
+    }
 }
