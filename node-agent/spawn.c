@@ -33,9 +33,9 @@
  * - The caller waits for the child's exec. On a busy machine that wait is
  *   mostly the child waiting for a CPU: the agent used 1.3 s of CPU to
  *   start 1,000 instances and took 6 s, one spawn at a time.
- * So spawns run on a thread of their own that unshared its descriptor table
- * at birth (unshare(CLONE_FILES)) and closed all but 0-2 and its end of a
- * socket pair. The loop thread sends it each job (a pointer: memory is
+ * So spawns run on threads of their own (SPAWNERS) that unshared their
+ * descriptor tables at birth (unshare(CLONE_FILES)) and closed all but 0-2
+ * and their end of a socket pair. The loop thread sends it each job (a pointer: memory is
  * shared; the request is copied into the job) with the job's descriptors
  * as SCM_RIGHTS, and goes on; the thread spawns, and sends the job back;
  * the loop reads it when the socket is readable and calls the job's
@@ -53,7 +53,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
@@ -65,6 +67,10 @@
 #include "agt.h"
 
 #define MAX_STDIO 8
+/* Spawner threads, all reading the one socket: most of a spawn's time on a
+ * busy machine is its child waiting for a CPU, so a few in parallel keep
+ * both cores fed. */
+#define SPAWNERS 4
 
 struct agt_spawn_job {
     agt_spawned_cb cb;
@@ -73,6 +79,7 @@ struct agt_spawn_job {
     int n;
     int fds[MAX_STDIO]; /* the child's 0..n-1 in the sender's table; -1: /dev/null */
     int pid, err;
+    atomic_bool cancelled;      /* the loop gave up on it: do not spawn, or undo */
     struct agt_spawn_job *next; /* in flight, for agt_spawn_stop */
     char blob[];                /* file, cwd, argv and envp with their strings */
 };
@@ -271,7 +278,14 @@ spawner_main(int sock)
         /* They came in order, one for each slot that has one. */
         for (k = 0, slot = 0; k < j->n; k++)
             fds[k] = j->fds[k] < 0 ? -1 : slot < ngot ? got[slot++] : -1;
-        run_spawn(j, fds);
+        if (!atomic_load(&j->cancelled))
+            run_spawn(j, fds);
+        else
+            j->err = ECANCELED;
+        if (j->pid > 0 && atomic_load(&j->cancelled)) { /* nobody would own it */
+            kill(-j->pid, SIGKILL);
+            kill(j->pid, SIGKILL);
+        }
         for (k = 0; k < ngot; k++)
             close(got[k]);
         while ((r = send(sock, &j, sizeof j, MSG_NOSIGNAL)) < 0 && errno == EINTR)
@@ -348,30 +362,31 @@ on_back(uv_poll_t *h, int status, int events)
 static int
 spawner_start(uv_loop_t *loop)
 {
-    int sv[2];
-    pthread_t th;
+    int sv[2], k, started = 0;
     pthread_attr_t attr;
-    char ok = 0;
 
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 128 * 1024);
-    if (pthread_create(&th, &attr, spawner_boot, (void *)(intptr_t)sv[1]) != 0) {
-        pthread_attr_destroy(&attr);
-        close(sv[0]);
-        close(sv[1]);
-        return -EAGAIN;
+    for (k = 0; k < SPAWNERS; k++) {
+        pthread_t th;
+        char ok = 0;
+
+        if (pthread_create(&th, &attr, spawner_boot, (void *)(intptr_t)sv[1]) != 0)
+            break;
+        /* Its table is its own once it answers. */
+        if (recv(sv[0], &ok, 1, 0) != 1 || !ok)
+            break;
+        started++;
     }
     pthread_attr_destroy(&attr);
-    /* Its table is its own once it answers: our copy of its end goes. */
-    if (recv(sv[0], &ok, 1, 0) != 1 || !ok || uv_poll_init(loop, &sp.poll, sv[0]) < 0) {
-        close(sv[0]); /* the thread, if it runs, sees EOF and ends */
-        close(sv[1]);
+    close(sv[1]); /* our copy of their end: theirs are in their tables */
+    if (started == 0 || uv_poll_init(loop, &sp.poll, sv[0]) < 0) {
+        close(sv[0]); /* a thread that runs sees EOF and ends */
         return -ENOSYS;
     }
-    close(sv[1]);
     sp.sock = sv[0];
     uv_poll_start(&sp.poll, UV_READABLE, on_back);
     sp.polling = true;
@@ -425,9 +440,17 @@ agt_spawn_async(uv_loop_t *loop, const struct agt_spawn_req *r, agt_spawned_cb c
         c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
         memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
     }
-    /* Blocks only when the thread is that far behind: backpressure. */
-    while ((sent = sendmsg(sp.sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-        ;
+    /* The socket is non-blocking (uv_poll made it so): when the thread is
+     * that far behind, wait for room here. That is the backpressure. */
+    for (;;) {
+        struct pollfd pfd = {sp.sock, POLLOUT, 0};
+
+        sent = sendmsg(sp.sock, &m, MSG_NOSIGNAL);
+        if (sent >= 0 || (errno != EINTR && errno != EAGAIN))
+            break;
+        if (errno == EAGAIN && poll(&pfd, 1, 5000) <= 0)
+            break; /* no room for 5 s: the thread is stuck */
+    }
     close_pairs(pair, 1); /* in flight: the message holds them now */
     if (sent != sizeof j) {
         close_pairs(pair, -1);
@@ -462,11 +485,13 @@ agt_spawn_stop(void)
     sp.polling = false;
     close(sp.sock);
     sp.sock = -2;
-    for (struct agt_spawn_job *j = sp.flight; j; j = j->next)
+    for (struct agt_spawn_job *j = sp.flight; j; j = j->next) {
+        atomic_store(&j->cancelled, true);
         if (j->arg) {
             void *arg = j->arg;
 
             j->arg = NULL;
             j->cb(arg, 0, -ECANCELED);
         }
+    }
 }
