@@ -624,6 +624,15 @@ spawned(void *arg, int pid, int err)
 
     i->job = NULL;
     i->pending_sig = 0;
+    if (err == 0 && agt_reaper_claim(pid, &code, &sig)) {
+        /* Gone before we knew its pid: nothing to watch or record. */
+        i->pid = i->pgid = pid;
+        log_info("spawned", "app=%s inst=%s id=%" PRIu64 " pid=%d port=%u release=%u", i->spec->app,
+                 i->spec->name, i->spec->id, pid, (unsigned)i->spec->port,
+                 (unsigned)i->spec->release);
+        on_exit_cb(i, pid, code, sig);
+        return;
+    }
     if (err == 0 && started(i, pid) < 0)
         err = -ENOMEM;
     if (err < 0) {
@@ -635,11 +644,6 @@ spawned(void *arg, int pid, int err)
         agt_inst_event(i, i->spec->oneoff                ? AGT_EV_DONE
                           : i->sup.state == AGT_STARTING ? AGT_EV_SPAWN_FAILED
                                                          : AGT_EV_EXITED);
-        return;
-    }
-    if (agt_reaper_claim(pid, &code, &sig)) {
-        agt_reaper_unwatch(pid);
-        on_exit_cb(i, pid, code, sig);
         return;
     }
     if (i->sup.state == AGT_STOPPED || i->sup.state == AGT_CRASHED || i->sup.state == AGT_FAILED)
