@@ -250,6 +250,7 @@ struct agt_inst {
     int pid;                   /* the live process (reaper.c watches it), or 0 */
     struct agt_spawn_job *job; /* a spawn on its way (spawn.c), or NULL */
     int pending_sig;           /* sent while the pid was on its way: sent again */
+    bool sweep_queued;         /* its cgroup hears SIGTERM in the next loop turn */
     int pgid;                  /* its group; kept until the exit has been handled */
     struct agt_health *health;
     uint64_t stop_seq;           /* see agt_reports() */
@@ -404,21 +405,87 @@ health_stop(struct agt_inst *i)
 }
 
 static void
-signal_group(struct agt_inst *i, int sig)
+signal_cgroup(struct agt_inst *i, int sig)
 {
     const struct agt_cgroups *cg = agt_cgroups(i->agt);
+    int rc;
 
+    if (!i->cg || !cg)
+        return;
+    rc = sig == SIGKILL ? agt_cg_kill(cg, i->spec->id) : agt_cg_signal(cg, i->spec->id, sig);
+    if (rc < 0 && rc != -ENOENT)
+        log_warn("cgroup_kill_failed", "app=%s inst=%s sig=%d err=%s", i->spec->app, i->spec->name,
+                 sig, log_q(strerror(-rc)));
+}
+
+/*
+ * SIGTERM to a cgroup's members is a read of its cgroup.procs and a kill
+ * each: at a stop of 1,000 that was half of the time until the last group
+ * heard SIGTERM. The process group (the app and what it did not move out)
+ * hears it at once; the sweep of the cgroup for members that left the group
+ * follows in the next loop turn, for every instance stopped in this one.
+ */
+static struct agt_inst **sweep;
+static size_t nsweep, capsweep;
+static uv_timer_t *sweep_timer;
+
+static void
+on_sweep(uv_timer_t *t)
+{
+    size_t k;
+
+    for (k = 0; k < nsweep; k++) {
+        sweep[k]->sweep_queued = false;
+        signal_cgroup(sweep[k], SIGTERM);
+    }
+    nsweep = 0;
+    uv_close((uv_handle_t *)t, (uv_close_cb)free);
+    sweep_timer = NULL;
+}
+
+static bool
+sweep_later(struct agt_inst *i)
+{
+    if (i->sweep_queued)
+        return true;
+    if (!sweep_timer) {
+        if ((sweep_timer = malloc(sizeof *sweep_timer)) == NULL)
+            return false;
+        uv_timer_init(agt_loop(i->agt), sweep_timer);
+        uv_timer_start(sweep_timer, on_sweep, 0, 0);
+    }
+    if (nsweep == capsweep) {
+        size_t nc = capsweep ? capsweep * 2 : 64;
+        struct agt_inst **nv = realloc(sweep, nc * sizeof *nv);
+
+        if (!nv)
+            return false;
+        sweep = nv;
+        capsweep = nc;
+    }
+    sweep[nsweep++] = i;
+    i->sweep_queued = true;
+    return true;
+}
+
+static void
+sweep_forget(struct agt_inst *i)
+{
+    for (size_t k = 0; i->sweep_queued && k < nsweep; k++)
+        if (sweep[k] == i) {
+            sweep[k] = sweep[--nsweep];
+            i->sweep_queued = false;
+        }
+}
+
+static void
+signal_group(struct agt_inst *i, int sig)
+{
     /* A cgroup holds every descendant, setsid or not: signal each; at
      * SIGKILL, kill the cgroup whole. The group as well, for what started
      * before the agent had cgroups. */
-    if (i->cg && cg) {
-        int rc =
-            sig == SIGKILL ? agt_cg_kill(cg, i->spec->id) : agt_cg_signal(cg, i->spec->id, sig);
-
-        if (rc < 0 && rc != -ENOENT)
-            log_warn("cgroup_kill_failed", "app=%s inst=%s sig=%d err=%s", i->spec->app,
-                     i->spec->name, sig, log_q(strerror(-rc)));
-    }
+    if (sig != SIGTERM || i->pgid <= 1 || !sweep_later(i))
+        signal_cgroup(i, sig);
     if (i->job && (sig == SIGKILL || !i->pending_sig))
         i->pending_sig = sig; /* the pid is on its way: spawned() sends it */
     if (i->pgid <= 1)
@@ -1009,6 +1076,7 @@ agt_inst_free(struct agt_inst *i)
         agt_reaper_unwatch(i->pid); /* reaped as an orphan */
         i->pid = 0;
     }
+    sweep_forget(i);
     if (i->job) /* spawn.c kills what it started */
         agt_spawn_forget(i->job);
     i->job = NULL;
