@@ -518,6 +518,7 @@ close_all(struct agt *a)
     agt_logs_close(a->logs);
     a->logs = NULL;
     agt_reaper_stop();
+    agt_spawn_stop();
     notify_watchdog_stop();
     uv_close((uv_handle_t *)&a->sigpipe, on_handle_close);
     uv_close((uv_handle_t *)&a->sigterm, on_handle_close);
@@ -1123,6 +1124,7 @@ agt_free(struct agt *a)
 {
     /* After uv_run has returned: every handle is closed. */
     agt_reaper_free();
+    agt_runrec_close();
     free(a->insts);
     want_free(a);
     agt_uids_free(a->uids);

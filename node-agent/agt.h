@@ -445,6 +445,7 @@ int agt_runrec_parse(const char *text, struct agt_runrec *r);
 /* DATA_DIR/run/ID, written atomically; removed once the group is gone. */
 int agt_runrec_save(const char *data_dir, const struct agt_runrec *r);
 void agt_runrec_remove(const char *data_dir, uint64_t id);
+void agt_runrec_close(void); /* the slot file: after uv_run */
 int agt_runrec_start_time(int pid, uint64_t *start);
 /* The records whose groups are still alive and ours; the others are
  * removed. *out is malloc'd. */
@@ -538,6 +539,9 @@ typedef void (*agt_health_cb)(void *arg);
 struct agt_health *agt_health_start(uv_loop_t *loop, const struct agt_spec *spec, const char *addr,
                                     agt_health_cb cb, void *arg);
 void agt_health_stop(struct agt_health *h);
+/* Wait for ports in sock_diag dumps (the default) or connect every 100 ms
+ * (off: what checks did before; for the benchmark). */
+void agt_health_listen_watch(bool on);
 /* Why the last attempt failed ("GET /healthz answered 404", "port 5001:
  * connection refused"), "" when none did; *answered: an HTTP status came
  * back (the process serves, wrongly). */
@@ -589,16 +593,46 @@ void agt_pipe_exited(struct agt_pipe *p, int64_t code, int sig);
 /* Shutdown: close every pipe at once. */
 void agt_pipe_close_all(struct agt *a);
 
-/* reaper.c: the agent as a child subreaper. */
-/* PR_SET_CHILD_SUBREAPER, and reap adopted orphans on SIGCHLD. 0 or -errno
- * (a kernel that refuses the prctl is only warned about). */
+/* spawn.c: posix_spawn (no fork of the agent) in a session of its own. */
+struct agt_spawn_req {
+    const char *file; /* the program: a path, not searched */
+    char **argv, **envp;
+    const char *cwd;                   /* NULL: ours */
+    const uv_stdio_container_t *stdio; /* descriptors 0..nstdio-1; nothing else */
+    int nstdio;                        /* at most 8 */
+};
+struct agt_spawn_job;
+/* On the calling thread: 0 with *pid, or -errno; UV_CREATE_PIPE streams
+ * are open on success. */
+int agt_spawn_sync(const struct agt_spawn_req *r, int *pid);
+/* pid > 0, or err < 0 and nothing started. From the loop, never from
+ * agt_spawn_async itself. */
+typedef void (*agt_spawned_cb)(void *arg, int pid, int err);
+/* On the spawner thread: 0 (cb comes later; the streams are open now and
+ * r may go), or -errno; -ENOSYS when there is no spawner (use _sync). */
+int agt_spawn_async(uv_loop_t *loop, const struct agt_spawn_req *r, agt_spawned_cb cb, void *arg,
+                    struct agt_spawn_job **job);
+/* The owner is going: cb never comes; what the job starts is killed. */
+void agt_spawn_forget(struct agt_spawn_job *job);
+/* Shutdown: close the spawner's socket and handle. */
+void agt_spawn_stop(void);
+
+/* reaper.c: every child reaped by one waitpid(-1) loop; a subreaper. */
+/* pid exited: code (0..255, 0 when killed) or the signal that killed it. */
+typedef void (*agt_exit_cb)(void *arg, int pid, int code, int sig);
+/* PR_SET_CHILD_SUBREAPER, and reap on SIGCHLD. 0 or -errno (a kernel that
+ * refuses the prctl is only warned about). */
 int agt_reaper_start(uv_loop_t *loop);
-/* pid was spawned through libuv, which reaps it: leave it alone until its
- * exit callback untracks it. */
-void agt_reaper_track(int pid);
-void agt_reaper_untrack(int pid);
-/* Reap every exited child that libuv does not own (also on SIGCHLD). */
-void agt_reaper_sweep(void);
+/* Call cb once when pid exits (loop thread, after the reap). 0 or -ENOMEM. */
+int agt_reaper_watch(int pid, agt_exit_cb cb, void *arg);
+/* Forget pid: its exit is then reaped as any orphan's. */
+void agt_reaper_unwatch(int pid);
+/* pid's exit if it was reaped unwatched lately (a child that ended before
+ * its spawn reported it): 1 with code and sig, removed; else 0. */
+int agt_reaper_claim(int pid, int *code, int *sig);
+size_t agt_reaper_watched(void);
+/* Reap every exited child now (also on SIGCHLD). Returns how many. */
+int agt_reaper_sweep(void);
 void agt_reaper_stop(void); /* closes the handle: shutdown */
 void agt_reaper_free(void); /* after uv_run */
 

@@ -15,20 +15,40 @@
  * retried every 100 ms; the caller bounds the whole thing with the boot
  * timeout and stops it.
  *
+ * Listening, seen without a connect: a connect per instance every 100 ms
+ * is 10,000 handshakes a second for 1,000 starting instances (and as many
+ * accepts the apps must answer). So TCP and HTTP checks first wait for
+ * their port in the kernel's list of listening TCP sockets: one sock_diag
+ * netlink dump (NETLINK_SOCK_DIAG, inet_diag, LISTEN only, v4 and v6) per
+ * tick of LISTEN_TICK_MS serves every waiting check at once. A port that
+ * shows up gets one connect (or one GET) to confirm it answers on the
+ * advertised address; through the min_healthy window a TCP check then only
+ * watches the port stay in the list (gone: the window starts again), and
+ * HTTP checks go on with a GET every 100 ms as before. Where the dump is
+ * refused, checks connect every 100 ms as they did.
+ *
  * One connection at a time: the uv_tcp_t is re-initialised for each attempt
  * only after the previous one has closed, so a callback of a closing attempt
  * (uv_is_closing) belongs to an attempt already counted. The struct frees
  * itself once it is stopped (or has passed) and its handles are closed.
  */
 #include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "agt.h"
 #include "log.h"
 
 #define RETRY_MS 100
+#define LISTEN_TICK_MS 50
 
 struct agt_health {
     uv_loop_t *loop;
@@ -50,10 +70,147 @@ struct agt_health {
     uv_write_t wreq;
     char rbuf[64];
     size_t rlen;
-    char why[96];  /* the last failure, for the boot timeout's reason */
-    bool answered; /* the HTTP check got a status back, not a 2xx or 3xx */
-    int nopen;     /* handles not yet closed */
+    char why[96];                   /* the last failure, for the boot timeout's reason */
+    bool answered;                  /* the HTTP check got a status back, not a 2xx or 3xx */
+    int nopen;                      /* handles not yet closed */
+    struct agt_health *prev, *next; /* in the listen watch, while listed */
+    bool listed;
 };
+
+/* ---- the listen watch: one dump per tick for every waiting check ---- */
+
+struct watch {
+    uv_timer_t timer;
+    uv_loop_t *loop;
+    struct agt_health *head;
+    uint8_t ports[65536 / 8]; /* listening at the last dump */
+    uint64_t dumps;           /* for the tests */
+};
+
+static struct watch *watch; /* NULL while no check waits */
+static int diag_fd = -1;    /* the netlink socket, kept */
+static bool diag_broken;    /* refused once: connect every 100 ms instead */
+
+/* One dump of family's listening TCP sockets into ports. 0 or -errno. */
+static int
+dump_family(int family, uint8_t *ports)
+{
+    struct {
+        struct nlmsghdr nlh;
+        struct inet_diag_req_v2 r;
+    } req;
+    static uint32_t seq;
+    char buf[32768];
+    struct sockaddr_nl nl = {.nl_family = AF_NETLINK};
+
+    memset(&req, 0, sizeof req);
+    req.nlh.nlmsg_len = sizeof req;
+    req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    req.nlh.nlmsg_seq = ++seq;
+    req.r.sdiag_family = (uint8_t)family;
+    req.r.sdiag_protocol = IPPROTO_TCP;
+    req.r.idiag_states = 1u << TCP_LISTEN;
+    if (sendto(diag_fd, &req, sizeof req, 0, (struct sockaddr *)&nl, sizeof nl) < 0)
+        return -errno;
+    for (;;) {
+        ssize_t n = recv(diag_fd, buf, sizeof buf, 0);
+        struct nlmsghdr *h;
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+            const struct inet_diag_msg *m;
+            unsigned port;
+
+            if (h->nlmsg_seq != seq)
+                continue;
+            if (h->nlmsg_type == NLMSG_DONE)
+                return 0;
+            if (h->nlmsg_type == NLMSG_ERROR)
+                return -EPROTO;
+            if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof *m))
+                continue;
+            m = NLMSG_DATA(h);
+            port = ntohs(m->id.idiag_sport);
+            ports[port / 8] |= (uint8_t)(1u << (port % 8));
+        }
+    }
+}
+
+static int
+dump_listening(uint8_t *ports)
+{
+    int rc;
+
+    memset(ports, 0, 65536 / 8);
+    if (diag_fd < 0) {
+        diag_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+        if (diag_fd < 0)
+            return -errno;
+    }
+    if ((rc = dump_family(AF_INET, ports)) < 0)
+        return rc;
+    rc = dump_family(AF_INET6, ports);
+    return rc == -EAFNOSUPPORT ? 0 : rc; /* no IPv6: v4 says it all */
+}
+
+static bool
+listening(const struct watch *w, uint16_t port)
+{
+    return w->ports[port / 8] & (1u << (port % 8));
+}
+
+static void
+unlist(struct agt_health *h)
+{
+    if (!h->listed)
+        return;
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        watch->head = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    h->prev = h->next = NULL;
+    h->listed = false;
+    if (!watch->head) { /* nobody waits: no timer, no loop kept alive */
+        uv_close((uv_handle_t *)&watch->timer, (uv_close_cb)free);
+        watch = NULL;
+    }
+}
+
+static void on_watch_tick(uv_timer_t *t);
+
+/* Wait for the port in the dumps. false when there is no watch here. */
+static bool
+list(struct agt_health *h)
+{
+    if (diag_broken || (watch && watch->loop != h->loop))
+        return false;
+    if (!watch) {
+        struct watch *w = calloc(1, sizeof *w);
+
+        if (!w || uv_timer_init(h->loop, &w->timer) < 0) {
+            free(w);
+            return false;
+        }
+        w->loop = h->loop;
+        w->timer.data = w;
+        uv_timer_start(&w->timer, on_watch_tick, LISTEN_TICK_MS, LISTEN_TICK_MS);
+        watch = w;
+    }
+    if (h->listed)
+        return true;
+    h->next = watch->head;
+    if (watch->head)
+        watch->head->prev = h;
+    watch->head = h;
+    h->listed = true;
+    return true;
+}
 
 static void attempt(struct agt_health *h);
 
@@ -86,6 +243,7 @@ static void
 finish(struct agt_health *h)
 {
     h->done = true;
+    unlist(h);
     tcp_close(h);
     if (!uv_is_closing((uv_handle_t *)&h->timer))
         uv_close((uv_handle_t *)&h->timer, on_handle_close);
@@ -132,7 +290,9 @@ retry(struct agt_health *h, const char *why)
 {
     snprintf(h->why, sizeof h->why, "%s", why);
     h->passing = false;
-    again(h, RETRY_MS);
+    tcp_close(h);
+    if (!h->done && !list(h)) /* wait for it to listen (again) */
+        uv_timer_start(&h->timer, on_timer, RETRY_MS, 0);
 }
 
 /* An attempt succeeded: pass once successes have held for the window. The
@@ -149,6 +309,8 @@ succeeded(struct agt_health *h)
     held = now - h->pass_since;
     if (held >= h->min_ms)
         pass(h);
+    else if (h->kind == AGT_HEALTH_TCP && (tcp_close(h), list(h)))
+        ; /* through the window, the dumps watch it listen */
     else
         again(h, h->min_ms - held < RETRY_MS ? h->min_ms - held : RETRY_MS);
 }
@@ -280,6 +442,45 @@ attempt(struct agt_health *h)
         fail_text(h, "cannot connect");
 }
 
+static void
+on_watch_tick(uv_timer_t *t)
+{
+    struct watch *w = t->data;
+    struct agt_health *h, *next;
+    uint64_t now = uv_now(w->loop);
+    int rc = dump_listening(w->ports);
+
+    w->dumps++;
+    if (rc < 0) {
+        /* Refused (a kernel without inet_diag): connect as before. */
+        log_warn("listen_watch_unavailable", "err=%s", log_q(strerror(-rc)));
+        diag_broken = true;
+    }
+    /* A check may finish (and unlist itself, ending the watch) inside the
+     * loop: take next first, and stop once the watch is gone. */
+    for (h = w->head; h && watch == w; h = next) {
+        next = h->next;
+        if (diag_broken) {
+            unlist(h);
+            attempt(h);
+        } else if (!listening(w, h->port)) {
+            if (h->passing) {
+                h->passing = false; /* it stopped listening: the window restarts */
+                snprintf(h->why, sizeof h->why, "port %u: no longer listening", (unsigned)h->port);
+            } else
+                snprintf(h->why, sizeof h->why, "port %u: nothing listening", (unsigned)h->port);
+        } else if (h->tcp_open) {
+            continue; /* the last attempt is still closing */
+        } else if (!h->passing) {
+            unlist(h); /* listening: one connect to confirm */
+            attempt(h);
+        } else if (now - h->pass_since >= h->min_ms) {
+            unlist(h);
+            pass(h);
+        }
+    }
+}
+
 struct agt_health *
 agt_health_start(uv_loop_t *loop, const struct agt_spec *spec, const char *addr, agt_health_cb cb,
                  void *arg)
@@ -310,9 +511,15 @@ agt_health_start(uv_loop_t *loop, const struct agt_spec *spec, const char *addr,
     h->nopen = 1;
     if (h->kind == AGT_HEALTH_NONE)
         uv_timer_start(&h->timer, on_timer, h->min_ms, 0); /* never cb from here */
-    else
+    else if (!list(h))
         attempt(h);
     return h;
+}
+
+void
+agt_health_listen_watch(bool on)
+{
+    diag_broken = !on;
 }
 
 const char *

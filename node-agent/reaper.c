@@ -1,21 +1,36 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * reaper.c: the agent is a child subreaper (PR_SET_CHILD_SUBREAPER), so a
+ * reaper.c: every child of the agent is reaped here, in O(1) each.
+ *
+ * The agent spawns its instances itself (spawn.c: posix_spawn, never
+ * libuv's uv_spawn), so no one else waits for its children: on SIGCHLD one
+ * waitpid(-1, WNOHANG) loop collects every exit there is, and a hash from
+ * pid to the watcher (agt_reaper_watch) hands each to its instance. No scan
+ * of every child per signal: 1,000 exits cost 1,000 waitpid calls and
+ * 1,000 lookups, whatever else is running.
+ *
+ * The agent is also a child subreaper (PR_SET_CHILD_SUBREAPER), so a
  * process orphaned inside an instance (a daemonising grandchild, a worker
- * whose parent died) is reparented to the agent, not to the machine's init.
- * Its exit is then ours to reap, promptly: a drain ends when the group is
+ * whose parent died) is reparented to the agent, not to the machine's init,
+ * and the same loop reaps it promptly: a drain ends when the group is
  * really gone, not when some init gets round to reaping its zombies.
  *
- * libuv reaps the processes it spawned itself, each by its pid
- * (waitpid(pid, WNOHANG) in its SIGCHLD handler). Reaping anything else with
- * waitpid(-1) would steal their exit statuses. So the processes libuv spawned
- * are tracked here (agt_reaper_track from the moment uv_spawn returns, until
- * their exit callback), and on every SIGCHLD the agent's children are listed
- * from /proc/self/task/TID/children; each one not tracked is an adopted
- * orphan and is reaped by its own pid with WNOHANG (still running: nothing
- * happens). The set is a sorted array: lookups are a binary search.
+ * Races: a child may exit before its spawner has called agt_reaper_watch.
+ * A synchronous spawn cannot lose its exit: SIGCHLD reaches us through
+ * uv_signal_t, so the waitpid loop runs on the loop thread, never between
+ * the spawn returning and the watch being set (both within one callback).
+ * A spawn on the spawner thread (spawn.c) reaches the loop later, and its
+ * child may be reaped first: so the last UNCLAIMED exits of pids nobody
+ * watched are kept, and the spawner's callback claims its pid's
+ * (agt_reaper_claim). Adopted orphans pass through the same ring; 256 of
+ * them would have to end within the few milliseconds a spawn takes to be
+ * reported before an exit could be pushed out. Code that
+ * forks and waits for its own child synchronously on the loop thread
+ * (agent.c's view probe) is safe for the same reason; a thread must not.
+ *
+ * The hash is open addressing with linear probing and backward-shift
+ * deletion (no tombstones), kept at most half full.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,115 +41,159 @@
 #include "agt.h"
 #include "log.h"
 
+struct slot {
+    int pid; /* 0: empty */
+    agt_exit_cb cb;
+    void *arg;
+};
+
 static uv_signal_t sigchld;
 static bool started;
-static int *pids; /* sorted; loop thread only */
-static size_t npids, cap;
+#define UNCLAIMED 256
+
+static struct slot *tab; /* loop thread only */
+static struct {
+    int pid, code, sig;
+} unclaimed[UNCLAIMED]; /* a ring; pid 0: empty */
+static size_t unclaimed_next;
+static size_t nused, cap; /* cap: a power of two, or 0 */
 
 static size_t
-find_pos(int pid)
+home_of(int pid)
 {
-    size_t lo = 0, hi = npids;
+    uint32_t h = (uint32_t)pid * 2654435761u; /* Knuth's multiplicative hash */
 
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-
-        if (pids[mid] < pid)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return (size_t)h & (cap - 1);
 }
 
-static bool
-tracked(int pid)
+static struct slot *
+find(int pid)
 {
-    size_t pos = find_pos(pid);
-
-    return pos < npids && pids[pos] == pid;
-}
-
-void
-agt_reaper_track(int pid)
-{
-    size_t pos = find_pos(pid);
-
-    if (pos < npids && pids[pos] == pid)
-        return;
-    if (npids == cap) {
-        size_t ncap = cap ? cap * 2 : 64;
-        int *p = realloc(pids, ncap * sizeof *p);
-
-        if (!p) {
-            /* Untracked, it might be reaped here first: libuv would then
-             * never see its exit. Refuse to reap anything instead. */
-            log_error("reaper_oom", "pid=%d", pid);
-            agt_reaper_stop();
-            return;
-        }
-        pids = p;
-        cap = ncap;
-    }
-    memmove(&pids[pos + 1], &pids[pos], (npids - pos) * sizeof *pids);
-    pids[pos] = pid;
-    npids++;
-}
-
-void
-agt_reaper_untrack(int pid)
-{
-    size_t pos = find_pos(pid);
-
-    if (pos < npids && pids[pos] == pid) {
-        memmove(&pids[pos], &pids[pos + 1], (npids - pos - 1) * sizeof *pids);
-        npids--;
+    if (cap == 0)
+        return NULL;
+    for (size_t k = home_of(pid);; k = (k + 1) & (cap - 1)) {
+        if (tab[k].pid == pid)
+            return &tab[k];
+        if (tab[k].pid == 0)
+            return NULL;
     }
 }
 
-/* Reap every exited child listed in one children file that libuv does not
- * own. Returns how many were reaped. */
+static void
+put(struct slot s)
+{
+    size_t k = home_of(s.pid);
+
+    while (tab[k].pid != 0 && tab[k].pid != s.pid)
+        k = (k + 1) & (cap - 1);
+    if (tab[k].pid == 0)
+        nused++;
+    tab[k] = s;
+}
+
 static int
-reap_listed(const char *path)
+grow(void)
 {
-    FILE *f = fopen(path, "re");
-    int pid, status, n = 0;
+    size_t old = cap, ncap = cap ? cap * 2 : 64;
+    struct slot *otab = tab, *t = calloc(ncap, sizeof *t);
 
-    if (!f)
-        return 0;
-    while (fscanf(f, "%d", &pid) == 1) {
-        if (pid <= 1 || tracked(pid))
-            continue;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            n++;
-            log_debug("reaped", "pid=%d code=%d signal=%d", pid,
-                      WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-                      WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-        }
-    }
-    fclose(f);
-    return n;
+    if (!t)
+        return -ENOMEM;
+    tab = t;
+    cap = ncap;
+    nused = 0;
+    for (size_t k = 0; k < old; k++)
+        if (otab[k].pid != 0)
+            put(otab[k]);
+    free(otab);
+    return 0;
+}
+
+int
+agt_reaper_watch(int pid, agt_exit_cb cb, void *arg)
+{
+    struct slot s = {pid, cb, arg};
+
+    if (pid <= 0)
+        return -EINVAL;
+    if ((nused + 1) * 2 > cap && grow() < 0)
+        return -ENOMEM;
+    put(s);
+    return 0;
 }
 
 void
+agt_reaper_unwatch(int pid)
+{
+    struct slot *s = find(pid);
+    size_t hole, k;
+
+    if (!s)
+        return;
+    /* Backward shift: move up every later member of the run that may sit
+     * in the hole, so lookups never stop early at it. */
+    hole = (size_t)(s - tab);
+    tab[hole].pid = 0;
+    nused--;
+    for (k = (hole + 1) & (cap - 1); tab[k].pid != 0; k = (k + 1) & (cap - 1)) {
+        size_t h = home_of(tab[k].pid);
+
+        /* Stays where it is when its home lies cyclically in (hole, k]. */
+        if (hole <= k ? (hole < h && h <= k) : (hole < h || h <= k))
+            continue;
+        tab[hole] = tab[k];
+        tab[k].pid = 0;
+        hole = k;
+    }
+}
+
+int
+agt_reaper_claim(int pid, int *code, int *sig)
+{
+    for (size_t k = 0; k < UNCLAIMED; k++)
+        if (unclaimed[k].pid == pid && pid > 0) {
+            *code = unclaimed[k].code;
+            *sig = unclaimed[k].sig;
+            unclaimed[k].pid = 0;
+            return 1;
+        }
+    return 0;
+}
+
+size_t
+agt_reaper_watched(void)
+{
+    return nused;
+}
+
+int
 agt_reaper_sweep(void)
 {
-    char path[64];
-    struct dirent *de;
-    DIR *d;
+    int pid, status, n = 0;
 
-    if (!started)
-        return;
-    d = opendir("/proc/self/task");
-    if (!d)
-        return;
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        struct slot *s = find(pid);
+        int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+
+        n++;
+        if (!s) { /* an adopted orphan, or a spawn not yet reported */
+            log_debug("reaped", "pid=%d code=%d signal=%d", pid, code, sig);
+            unclaimed[unclaimed_next].pid = pid;
+            unclaimed[unclaimed_next].code = sig ? 0 : code;
+            unclaimed[unclaimed_next].sig = sig;
+            unclaimed_next = (unclaimed_next + 1) % UNCLAIMED;
             continue;
-        snprintf(path, sizeof path, "/proc/self/task/%.20s/children", de->d_name);
-        reap_listed(path);
+        }
+        {
+            agt_exit_cb cb = s->cb;
+            void *arg = s->arg;
+
+            agt_reaper_unwatch(pid); /* before the callback: it may spawn */
+            cb(arg, pid, sig ? 0 : code, sig);
+        }
     }
-    closedir(d);
+    return n;
 }
 
 static void
@@ -148,11 +207,10 @@ agt_reaper_start(uv_loop_t *loop)
 {
     int rc;
 
-    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
-        /* Orphans then go to init, as before: worth a warning, no more. */
+    /* Orphans then go to init, as before: worth a warning, no more. Our
+     * own children are still ours to reap. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
         log_warn("subreaper_failed", "err=%s", log_q(strerror(errno)));
-        return 0;
-    }
     if ((rc = uv_signal_init(loop, &sigchld)) < 0)
         return rc;
     if ((rc = uv_signal_start(&sigchld, on_sigchld, SIGCHLD)) < 0) {
@@ -160,6 +218,7 @@ agt_reaper_start(uv_loop_t *loop)
         return rc;
     }
     started = true;
+    agt_reaper_sweep(); /* what exited before the handler was there */
     return 0;
 }
 
@@ -175,7 +234,7 @@ agt_reaper_stop(void)
 void
 agt_reaper_free(void)
 {
-    free(pids);
-    pids = NULL;
-    npids = cap = 0;
+    free(tab);
+    tab = NULL;
+    nused = cap = 0;
 }

@@ -25,9 +25,9 @@
  * gets SIGKILL: no grandchild outlives its instance. The group survives its
  * leader while any member remains, so the pgid cannot be reused in between.
  *
- * Each spawn gets its own heap uv_process_t (struct agt_run), freed in its
- * close callback, so a restart at once never reuses a handle that is still
- * closing.
+ * Spawns go through spawn.c (posix_spawn of the exec helper: the agent is
+ * never forked) and exits come from reaper.c's one waitpid(-1) loop, looked
+ * up by pid: no process handle per instance, nothing to close.
  *
  * Each live group is recorded under DROVER_DATA_DIR/run (orphans.c) from its
  * spawn until it is gone, so that an agent killed with SIGKILL finds it when
@@ -233,29 +233,26 @@ agt_state_wire(enum agt_state st)
 
 /* ---- the driver ---- */
 
-struct agt_run {
-    uv_process_t proc;
-    struct agt_inst *inst; /* NULL once it has exited */
-    int pid;               /* tracked by reaper.c until its exit */
-};
-
 struct agt_inst {
     struct agt *agt;       /* borrowed */
     struct agt_spec *spec; /* owned */
     struct agt_sup sup;
-    char dir[PATH_MAX]; /* the unpacked release: cwd and HOME */
-    uv_timer_t timer;   /* boot, delay, grace or backoff: one per waiting state */
+    char *dir;        /* the unpacked release: cwd and HOME (owned; NULL until ready) */
+    uv_timer_t timer; /* boot, delay, grace or backoff: one per waiting state */
     enum agt_event timer_ev;
     uv_timer_t watch;        /* draining, leader gone: polls the group */
     uint64_t watch_deadline; /* mono_ms: past it, the group counts as gone */
     uint64_t since_mono;     /* mono_ms when sup.state was entered (durations) */
     unsigned watch_ticks;
-    bool orphan;         /* left by a killed agent: no process handle */
-    bool ready;          /* its release is ready: the pump will start it */
-    bool boot_timed_out; /* killed for not being healthy within the boot timeout */
-    int closing;         /* handles still to close before free */
-    struct agt_run *run; /* the live process, or NULL */
-    int pgid;            /* its group; kept until the exit has been handled */
+    bool orphan;               /* left by a killed agent: no process handle */
+    bool ready;                /* its release is ready: the pump will start it */
+    bool boot_timed_out;       /* killed for not being healthy within the boot timeout */
+    int closing;               /* handles still to close before free */
+    int pid;                   /* the live process (reaper.c watches it), or 0 */
+    struct agt_spawn_job *job; /* a spawn on its way (spawn.c), or NULL */
+    int pending_sig;           /* sent while the pid was on its way: sent again */
+    bool sweep_queued;         /* its cgroup hears SIGTERM in the next loop turn */
+    int pgid;                  /* its group; kept until the exit has been handled */
     struct agt_health *health;
     uint64_t stop_seq;           /* see agt_reports() */
     struct agt_pipe *pipe;       /* attached one-off, until its exit */
@@ -409,21 +406,89 @@ health_stop(struct agt_inst *i)
 }
 
 static void
-signal_group(struct agt_inst *i, int sig)
+signal_cgroup(struct agt_inst *i, int sig)
 {
     const struct agt_cgroups *cg = agt_cgroups(i->agt);
+    int rc;
 
+    if (!i->cg || !cg)
+        return;
+    rc = sig == SIGKILL ? agt_cg_kill(cg, i->spec->id) : agt_cg_signal(cg, i->spec->id, sig);
+    if (rc < 0 && rc != -ENOENT)
+        log_warn("cgroup_kill_failed", "app=%s inst=%s sig=%d err=%s", i->spec->app, i->spec->name,
+                 sig, log_q(strerror(-rc)));
+}
+
+/*
+ * SIGTERM to a cgroup's members is a read of its cgroup.procs and a kill
+ * each: at a stop of 1,000 that was half of the time until the last group
+ * heard SIGTERM. The process group (the app and what it did not move out)
+ * hears it at once; the sweep of the cgroup for members that left the group
+ * follows in the next loop turn, for every instance stopped in this one.
+ */
+static struct agt_inst **sweep;
+static size_t nsweep, capsweep;
+static uv_timer_t *sweep_timer;
+
+static void
+on_sweep(uv_timer_t *t)
+{
+    size_t k;
+
+    for (k = 0; k < nsweep; k++) {
+        sweep[k]->sweep_queued = false;
+        signal_cgroup(sweep[k], SIGTERM);
+    }
+    nsweep = 0;
+    uv_close((uv_handle_t *)t, (uv_close_cb)free);
+    sweep_timer = NULL;
+}
+
+static bool
+sweep_later(struct agt_inst *i)
+{
+    if (i->sweep_queued)
+        return true;
+    if (!sweep_timer) {
+        if ((sweep_timer = malloc(sizeof *sweep_timer)) == NULL)
+            return false;
+        uv_timer_init(agt_loop(i->agt), sweep_timer);
+        uv_timer_start(sweep_timer, on_sweep, 0, 0);
+    }
+    if (nsweep == capsweep) {
+        size_t nc = capsweep ? capsweep * 2 : 64;
+        struct agt_inst **nv = realloc(sweep, nc * sizeof *nv);
+
+        if (!nv)
+            return false;
+        sweep = nv;
+        capsweep = nc;
+    }
+    sweep[nsweep++] = i;
+    i->sweep_queued = true;
+    return true;
+}
+
+static void
+sweep_forget(struct agt_inst *i)
+{
+    for (size_t k = 0; i->sweep_queued && k < nsweep; k++)
+        if (sweep[k] == i) {
+            sweep[k] = sweep[--nsweep];
+            i->sweep_queued = false;
+        }
+}
+
+static void
+signal_group(struct agt_inst *i, int sig)
+{
     /* A cgroup holds every descendant, setsid or not: signal each; at
      * SIGKILL, kill the cgroup whole. The group as well, for what started
      * before the agent had cgroups. */
-    if (i->cg && cg) {
-        int rc =
-            sig == SIGKILL ? agt_cg_kill(cg, i->spec->id) : agt_cg_signal(cg, i->spec->id, sig);
-
-        if (rc < 0 && rc != -ENOENT)
-            log_warn("cgroup_kill_failed", "app=%s inst=%s sig=%d err=%s", i->spec->app,
-                     i->spec->name, sig, log_q(strerror(-rc)));
-    }
+    if (sig != SIGTERM || i->pgid <= 1 || !sweep_later(i))
+        signal_cgroup(i, sig);
+    if (i->job && (sig == SIGKILL || !i->pending_sig))
+        i->pending_sig = sig; /* the pid is on its way: spawned() sends it */
     if (i->pgid <= 1)
         return;
     if (kill(-i->pgid, sig) < 0 && errno != ESRCH)
@@ -432,22 +497,13 @@ signal_group(struct agt_inst *i, int sig)
 }
 
 static void
-on_run_close(uv_handle_t *h)
+on_exit_cb(void *arg, int pid, int status, int sig)
 {
-    free(h->data);
-}
+    struct agt_inst *i = arg;
 
-static void
-on_exit_cb(uv_process_t *p, int64_t status, int sig)
-{
-    struct agt_run *run = p->data;
-    struct agt_inst *i = run->inst;
-
-    agt_reaper_untrack(run->pid);
-    uv_close((uv_handle_t *)p, on_run_close);
-    if (!i)
+    if (pid != i->pid) /* cannot happen: reaper.c forgets the old watch */
         return;
-    i->run = NULL;
+    i->pid = 0;
     i->sup.exit_code = sig ? -1 : (int32_t)status;
     i->sup.exit_signal = sig;
     i->oom = false;
@@ -602,6 +658,69 @@ helper_args(struct agt_inst *i, char *exe, char procs[][PATH_MAX], int nprocs, b
     return 0;
 }
 
+/* pid runs: watch its exit, record its group. 0, or -ENOMEM with it killed. */
+static int
+started(struct agt_inst *i, int pid)
+{
+    int rc = agt_reaper_watch(pid, on_exit_cb, i);
+
+    if (rc < 0) {
+        /* Its exit could not be told: never leave it running unowned. */
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+        return rc;
+    }
+    i->pid = pid;
+    i->pgid = pid;
+    record_group(i);
+    log_info("spawned", "app=%s inst=%s id=%" PRIu64 " pid=%d port=%u release=%u", i->spec->app,
+             i->spec->name, i->spec->id, i->pgid, (unsigned)i->spec->port,
+             (unsigned)i->spec->release);
+    return 0;
+}
+
+/*
+ * The spawner thread's answer (spawn.c). The instance went on as spawned
+ * (STARTING, its health check running) while the pid was on its way; what
+ * happened meanwhile is caught up here: a signal it was sent, or the exit,
+ * which reaper.c may have reaped before the pid was known.
+ */
+static void
+spawned(void *arg, int pid, int err)
+{
+    struct agt_inst *i = arg;
+    int code, sig, pending = i->pending_sig;
+
+    i->job = NULL;
+    i->pending_sig = 0;
+    if (err == 0 && agt_reaper_claim(pid, &code, &sig)) {
+        /* Gone before we knew its pid: nothing to watch or record. */
+        i->pid = i->pgid = pid;
+        log_info("spawned", "app=%s inst=%s id=%" PRIu64 " pid=%d port=%u release=%u", i->spec->app,
+                 i->spec->name, i->spec->id, pid, (unsigned)i->spec->port,
+                 (unsigned)i->spec->release);
+        on_exit_cb(i, pid, code, sig);
+        return;
+    }
+    if (err == 0 && started(i, pid) < 0)
+        err = -ENOMEM;
+    if (err < 0) {
+        log_error("spawn_failed", "app=%s inst=%s err=%s", i->spec->app, i->spec->name,
+                  log_q(uv_strerror(err)));
+        snprintf(i->spawn_err, sizeof i->spawn_err, "could not start: %s", uv_strerror(err));
+        i->sup.exit_code = 127;
+        i->sup.exit_signal = 0;
+        agt_inst_event(i, i->spec->oneoff                ? AGT_EV_DONE
+                          : i->sup.state == AGT_STARTING ? AGT_EV_SPAWN_FAILED
+                                                         : AGT_EV_EXITED);
+        return;
+    }
+    if (i->sup.state == AGT_STOPPED || i->sup.state == AGT_CRASHED || i->sup.state == AGT_FAILED)
+        pending = SIGKILL; /* it should not run any more */
+    if (pending)
+        signal_group(i, pending);
+}
+
 /* 0, or a negative errno with the reason logged. */
 static int
 spawn(struct agt_inst *i)
@@ -614,18 +733,17 @@ spawn(struct agt_inst *i)
     char *no_env[] = {NULL};
     int envfd = -1;
     char **env = NULL;
-    struct agt_run *run = NULL;
     struct agt_out *out = NULL, *err = NULL;
     struct agt_pipe *pipe = NULL;
-    uv_process_options_t o;
+    struct agt_spawn_req o;
     uv_stdio_container_t io[4];
     bool tty = false;
-    int rc, nprocs = 0;
+    int rc, nprocs = 0, pid = 0;
 
     i->spawn_err[0] = '\0';
     i->oom = false;
     rc = -ENOMEM;
-    if (!script)
+    if (!script || !i->dir)
         goto out;
     /* A writable view (view.c) is cwd and HOME, where the node has them. */
     views[0][0] = views[1][0] = '\0';
@@ -646,9 +764,6 @@ spawn(struct agt_inst *i)
     if ((rc = prepare_cgroup(i, procs, sizeof procs / sizeof procs[0], &nprocs)) < 0)
         goto out;
     rc = -ENOMEM;
-    run = calloc(1, sizeof *run);
-    if (!run)
-        goto out;
     memset(&o, 0, sizeof o);
     if (i->spec->attach) {
         pipe = agt_pipe_new(i->agt, i->spec, &rc);
@@ -661,7 +776,7 @@ spawn(struct agt_inst *i)
         err = agt_out_new(i->agt, i->spec->app, i->spec->name, "stderr");
         if (!out || !err)
             goto out;
-        io[0].flags = UV_IGNORE; /* libuv opens /dev/null */
+        io[0].flags = UV_IGNORE; /* /dev/null (spawn.c) */
         io[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
         io[1].data.stream = (uv_stream_t *)agt_out_pipe(out);
         io[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
@@ -673,7 +788,7 @@ spawn(struct agt_inst *i)
     if (rc < 0)
         goto out;
     o.file = agt_helper(i->agt); /* drover-exec, or this binary (agent.c) */
-    o.args = args;
+    o.argv = args;
     /* The helper starts as the agent's user (root): the app's environment
      * must not reach its dynamic loader (LD_PRELOAD, LD_LIBRARY_PATH ...),
      * so it comes on descriptor 3 and only /bin/sh gets it, after the drop.
@@ -682,30 +797,31 @@ spawn(struct agt_inst *i)
         goto out;
     io[3].flags = UV_INHERIT_FD;
     io[3].data.fd = envfd;
-    o.env = no_env;
+    o.envp = no_env;
     o.cwd = i->dir;
-    /* setsid: its own session and process group. The helper runs as the
+    /* Its own session and process group (spawn.c). The helper runs as the
      * agent's user (root: it joins the cgroups, then drops to the app's). */
-    o.flags = UV_PROCESS_DETACHED;
-    o.stdio_count = 4;
+    o.nstdio = 4;
     o.stdio = io;
-    o.exit_cb = on_exit_cb;
-    run->proc.data = run;
-    run->inst = i;
-    rc = uv_spawn(loop, &run->proc, &o);
+    /* A one-off's stdio is set up around its pid: spawned here. The rest
+     * go to the spawner thread, and the loop goes on (spawned()). */
+    rc = pipe ? -ENOSYS : agt_spawn_async(loop, &o, spawned, i, &i->job);
+    if (rc == -ENOSYS)
+        rc = agt_spawn_sync(&o, &pid);
+    else if (rc == 0) {
+        if (agt_out_start(out) < 0 || agt_out_start(err) < 0)
+            log_warn("output_failed", "app=%s inst=%s", i->spec->app, i->spec->name);
+        out = err = NULL;
+        goto out;
+    }
     if (rc < 0) {
-        /* The handle is initialised even when the spawn fails. */
-        uv_close((uv_handle_t *)&run->proc, on_run_close);
-        run = NULL;
         if (pipe)
             agt_pipe_spawned(pipe, 0, rc); /* reports exit 127 */
         pipe = NULL;
         goto out;
     }
-    run->pid = run->proc.pid;
-    agt_reaper_track(run->pid); /* libuv reaps it, not reaper.c */
     if (pipe) {
-        agt_pipe_spawned(pipe, run->proc.pid, 0);
+        agt_pipe_spawned(pipe, pid, 0);
         i->pipe = pipe;
         pipe = NULL;
     } else if (agt_out_start(out) < 0 || agt_out_start(err) < 0) {
@@ -713,13 +829,8 @@ spawn(struct agt_inst *i)
         log_warn("output_failed", "app=%s inst=%s", i->spec->app, i->spec->name);
     }
     out = err = NULL;
-    i->run = run;
-    i->pgid = run->proc.pid;
-    run = NULL;
-    record_group(i);
-    log_info("spawned", "app=%s inst=%s id=%" PRIu64 " pid=%d port=%u release=%u", i->spec->app,
-             i->spec->name, i->spec->id, i->pgid, (unsigned)i->spec->port,
-             (unsigned)i->spec->release);
+    if ((rc = started(i, pid)) < 0)
+        goto out;
 out:
     if (rc < 0)
         log_error("spawn_failed", "app=%s inst=%s err=%s", i->spec->app, i->spec->name,
@@ -728,7 +839,6 @@ out:
         close(envfd); /* the helper has its copy */
     agt_env_free(env);
     free(script);
-    free(run);
     if (out)
         agt_out_close(out);
     if (err)
@@ -955,19 +1065,25 @@ on_inst_close(uv_handle_t *h)
     if (--i->closing > 0)
         return;
     agt_spec_free(i->spec);
+    free(i->dir);
     free(i);
 }
 
 void
 agt_inst_free(struct agt_inst *i)
 {
-    if (i->run) {
+    if (i->pid) {
         /* A broken invariant, but never leave a running group unowned. */
         log_error("inst_free_running", "app=%s inst=%s pid=%d", i->spec->app, i->spec->name,
                   i->pgid);
         signal_group(i, SIGKILL);
-        i->run->inst = NULL;
+        agt_reaper_unwatch(i->pid); /* reaped as an orphan */
+        i->pid = 0;
     }
+    sweep_forget(i);
+    if (i->job) /* spawn.c kills what it started */
+        agt_spawn_forget(i->job);
+    i->job = NULL;
     if (i->pipe != NULL) /* it exits on its own once the process is gone */
         agt_pipe_exited(i->pipe, -1, SIGKILL);
     i->pipe = NULL;
@@ -989,7 +1105,14 @@ agt_inst_release_failed(struct agt_inst *i, Drover__InstanceCause cause, const c
 void
 agt_inst_release_ready(struct agt_inst *i, const char *dir)
 {
-    snprintf(i->dir, sizeof i->dir, "%s", dir);
+    char *d = strdup(dir);
+
+    if (!d) { /* cannot happen at this size; the start is then refused */
+        agt_inst_release_failed(i, DROVER__INSTANCE_CAUSE__CAUSE_SPAWN_FAILED, "out of memory");
+        return;
+    }
+    free(i->dir);
+    i->dir = d;
     i->ready = true; /* agent.c's pump starts it: agt_inst_start_ready() */
 }
 
@@ -1018,7 +1141,7 @@ agt_inst_sup(const struct agt_inst *i)
 bool
 agt_inst_running(const struct agt_inst *i)
 {
-    return i->run != NULL;
+    return i->pid != 0 || i->job != NULL;
 }
 
 void
@@ -1029,7 +1152,7 @@ agt_inst_report(const struct agt_inst *i, Drover__InstanceReport *r)
     r->name = (char *)i->spec->name;
     r->release = i->spec->release;
     r->state = agt_state_wire(i->sup.state);
-    r->pid = i->run || i->orphan ? i->pgid : 0;
+    r->pid = i->pid || i->orphan ? i->pgid : 0;
     r->port = i->spec->port;
     r->restarts = i->sup.restarts;
     r->exit_code = i->sup.exit_code;
@@ -1048,7 +1171,7 @@ agt_inst_sample(struct agt_inst *i, uint64_t now_ns)
     uint64_t mem = 0, cpu = 0, old_mem = i->mem;
     uint32_t old_cpu = i->cpu_permille;
 
-    if (!cg || !i->cg || (!i->run && !i->orphan) || agt_cg_usage(cg, i->spec->id, &mem, &cpu) < 0) {
+    if (!cg || !i->cg || (!i->pid && !i->orphan) || agt_cg_usage(cg, i->spec->id, &mem, &cpu) < 0) {
         i->mem = 0;
         i->cpu_permille = 0;
         i->sampled_ns = 0;

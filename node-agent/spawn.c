@@ -1,0 +1,497 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * spawn.c: start a process without forking the agent, and without waiting
+ * for it on the loop.
+ *
+ * libuv's uv_spawn forks: the kernel copies the agent's page tables (and
+ * marks every private page copy-on-write) for each child, only to throw
+ * them away at the exec. Measured on the benchmark's agent, that was about
+ * 30 % of its time, and it grows with the agent's memory. glibc's
+ * posix_spawn runs the child with clone(CLONE_VM | CLONE_VFORK) on a stack
+ * of its own: nothing is copied, the cost does not depend on the agent's
+ * size, and the caller waits only until the exec.
+ *
+ * Everything the child needs is said as posix_spawn file actions and
+ * attributes: its own session (POSIX_SPAWN_SETSID, so its pid is its
+ * process group id), every signal at its default and none blocked (the
+ * agent's SIG_IGN must not leak: an ignored SIGPIPE survives an exec), the
+ * cwd, descriptors 0..n-1 from the stdio table and nothing else (closefrom;
+ * the helper closes everything above 2 once more). What posix_spawn cannot
+ * do (cgroups, rlimits, a terminal, a mount namespace, the privilege drop)
+ * is the helper's job (exec.c).
+ *
+ * The stdio table reuses libuv's uv_stdio_container_t so that output.c and
+ * pipe.c hand over their streams as they did to uv_spawn: UV_IGNORE is
+ * /dev/null, UV_INHERIT_FD a descriptor of ours, UV_CREATE_PIPE a socket
+ * pair whose other end is opened on the (initialised) uv_pipe_t at once.
+ *
+ * The spawner thread (agt_spawn_async). Two costs were left on the loop:
+ * - A clone copies the caller's whole descriptor table, and the exec (or
+ *   closefrom) closes every copy again. An agent with 1,000 instances holds
+ *   2,000 or more descriptors (their output pipes): each spawn grew slower
+ *   with every instance running (O(n) each, O(n^2) to start n).
+ * - The caller waits for the child's exec. On a busy machine that wait is
+ *   mostly the child waiting for a CPU: the agent used 1.3 s of CPU to
+ *   start 1,000 instances and took 6 s, one spawn at a time.
+ * So spawns run on threads of their own (SPAWNERS) that unshared their
+ * descriptor tables at birth (unshare(CLONE_FILES)) and closed all but 0-2
+ * and their end of a socket pair. The loop thread sends it each job (a pointer: memory is
+ * shared; the request is copied into the job) with the job's descriptors
+ * as SCM_RIGHTS, and goes on; the thread spawns, and sends the job back;
+ * the loop reads it when the socket is readable and calls the job's
+ * callback with the pid. The thread blocks every signal (libuv's handler
+ * writes to a descriptor only the loop's table has). Its children are the
+ * agent's children all the same (waitpid sees every thread's).
+ *
+ * A child may exit before its pid reaches the loop: reaper.c keeps the
+ * exits of pids nobody watches for a while (agt_reaper_claim), and the
+ * caller claims its pid's exit when the callback comes.
+ *
+ * agt_spawn_sync does the same on the calling thread and returns the pid:
+ * for attached one-offs (their stdio is set up around the pid) and where
+ * the thread could not start.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agt.h"
+
+#define MAX_STDIO 8
+/* Spawner threads, all reading the one socket: most of a spawn's time on a
+ * busy machine is its child waiting for a CPU, so a few in parallel keep
+ * both cores fed. */
+#define SPAWNERS 4
+
+struct agt_spawn_job {
+    agt_spawned_cb cb;
+    void *arg; /* NULL once forgotten: what it started is killed */
+    char *file, *cwd, **argv, **envp;
+    int n;
+    int fds[MAX_STDIO]; /* the child's 0..n-1 in the sender's table; -1: /dev/null */
+    int pid, err;
+    atomic_bool cancelled;      /* the loop gave up on it: do not spawn, or undo */
+    struct agt_spawn_job *next; /* in flight, for agt_spawn_stop */
+    char blob[];                /* file, cwd, argv and envp with their strings */
+};
+
+static int
+run_spawn(struct agt_spawn_job *j, const int *fds)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, all;
+    pid_t pid = -1;
+    int k, rc = 0;
+
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&at);
+    /* Sources are fresh descriptors above 2 (received or made just now),
+     * so no dup2 overwrites a later one's source. */
+    for (k = 0; k < j->n && rc == 0; k++)
+        rc = fds[k] >= 0 ? posix_spawn_file_actions_adddup2(&fa, fds[k], k)
+                         : posix_spawn_file_actions_addopen(&fa, k, "/dev/null", O_RDWR, 0);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_addclosefrom_np(&fa, j->n);
+    if (rc == 0 && j->cwd)
+        rc = posix_spawn_file_actions_addchdir_np(&fa, j->cwd);
+    sigemptyset(&none);
+    sigfillset(&all);
+    if (rc == 0)
+        rc = posix_spawnattr_setsigmask(&at, &none);
+    if (rc == 0)
+        rc = posix_spawnattr_setsigdefault(&at, &all);
+    if (rc == 0)
+        rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+                                               POSIX_SPAWN_SETSIGDEF);
+    if (rc == 0)
+        rc = posix_spawn(&pid, j->file, &fa, &at, j->argv, j->envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    j->pid = rc == 0 ? (int)pid : 0;
+    j->err = rc;
+    return rc;
+}
+
+/* ---- the job: the request copied, so the caller's buffers may go ---- */
+
+static size_t
+strs_size(char **v, size_t *count)
+{
+    size_t n = 0, sz = 0;
+
+    for (; v && v[n]; n++)
+        sz += strlen(v[n]) + 1;
+    *count = n;
+    return sz;
+}
+
+static char *
+put_str(char **at, const char *s)
+{
+    char *p = *at;
+    size_t len = strlen(s) + 1;
+
+    memcpy(p, s, len);
+    *at += len;
+    return p;
+}
+
+static struct agt_spawn_job *
+job_new(const struct agt_spawn_req *r)
+{
+    size_t na, ne, sz = strlen(r->file) + 1 + (r->cwd ? strlen(r->cwd) + 1 : 0);
+    struct agt_spawn_job *j;
+    char *at;
+
+    sz += strs_size(r->argv, &na) + strs_size(r->envp, &ne);
+    sz += (na + 1 + ne + 1) * sizeof(char *);
+    if ((j = calloc(1, sizeof *j + sz)) == NULL)
+        return NULL;
+    j->argv = (char **)(void *)j->blob;
+    j->envp = j->argv + na + 1;
+    at = (char *)(j->envp + ne + 1);
+    for (size_t k = 0; k < na; k++)
+        j->argv[k] = put_str(&at, r->argv[k]);
+    for (size_t k = 0; k < ne; k++)
+        j->envp[k] = put_str(&at, r->envp[k]);
+    j->file = put_str(&at, r->file);
+    j->cwd = r->cwd ? put_str(&at, r->cwd) : NULL;
+    j->n = r->nstdio;
+    for (int k = 0; k < MAX_STDIO; k++)
+        j->fds[k] = -1;
+    return j;
+}
+
+/* Socket pairs for UV_CREATE_PIPE (the child's ends into j->fds, ours
+ * opened on the streams), inherited descriptors into j->fds. */
+static int
+job_stdio(struct agt_spawn_job *j, const struct agt_spawn_req *r, int pair[][2])
+{
+    int k;
+
+    for (k = 0; k < MAX_STDIO; k++)
+        pair[k][0] = pair[k][1] = -1;
+    for (k = 0; k < r->nstdio; k++) {
+        const uv_stdio_container_t *c = &r->stdio[k];
+
+        if (c->flags & UV_CREATE_PIPE) {
+            if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair[k]) < 0)
+                return -errno;
+            j->fds[k] = pair[k][1];
+        } else if (c->flags & UV_INHERIT_FD)
+            j->fds[k] = c->data.fd;
+    }
+    return 0;
+}
+
+static void
+close_pairs(int pair[][2], int end)
+{
+    for (int k = 0; k < MAX_STDIO; k++)
+        for (int e = 0; e < 2; e++)
+            if ((end < 0 || e == end) && pair[k][e] >= 0) {
+                close(pair[k][e]);
+                pair[k][e] = -1;
+            }
+}
+
+/* Our ends onto the streams: owned by them from here, closed with them. */
+static void
+open_streams(const struct agt_spawn_req *r, int pair[][2])
+{
+    for (int k = 0; k < r->nstdio; k++) {
+        if (pair[k][0] < 0)
+            continue;
+        if (uv_pipe_open((uv_pipe_t *)r->stdio[k].data.stream, pair[k][0]) < 0)
+            close(pair[k][0]);
+        pair[k][0] = -1;
+    }
+}
+
+int
+agt_spawn_sync(const struct agt_spawn_req *r, int *pid_out)
+{
+    struct agt_spawn_job *j;
+    int pair[MAX_STDIO][2], rc;
+
+    if (r->nstdio < 0 || r->nstdio > MAX_STDIO)
+        return -EINVAL;
+    if ((j = job_new(r)) == NULL)
+        return -ENOMEM;
+    rc = job_stdio(j, r, pair);
+    if (rc == 0)
+        rc = -run_spawn(j, j->fds);
+    close_pairs(pair, 1); /* the child has its copies */
+    if (rc < 0)
+        close_pairs(pair, -1);
+    else {
+        open_streams(r, pair);
+        *pid_out = j->pid;
+    }
+    free(j);
+    return rc;
+}
+
+/* ---- the spawner thread ---- */
+
+static void *
+spawner_main(int sock)
+{
+    for (;;) {
+        struct agt_spawn_job *j = NULL;
+        union {
+            struct cmsghdr h;
+            char buf[CMSG_SPACE(sizeof(int) * MAX_STDIO)];
+        } u;
+        struct iovec iov = {&j, sizeof j};
+        struct msghdr m = {0};
+        struct cmsghdr *c;
+        int got[MAX_STDIO], fds[MAX_STDIO], ngot = 0, k, slot;
+        ssize_t r;
+
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = u.buf;
+        m.msg_controllen = sizeof u.buf;
+        r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) /* the agent is going */
+            return NULL;
+        for (c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                ngot = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+                memcpy(got, CMSG_DATA(c), (size_t)ngot * sizeof(int));
+            }
+        if (r != sizeof j || !j)
+            return NULL;
+        /* They came in order, one for each slot that has one. */
+        for (k = 0, slot = 0; k < j->n; k++)
+            fds[k] = j->fds[k] < 0 ? -1 : slot < ngot ? got[slot++] : -1;
+        if (!atomic_load(&j->cancelled))
+            run_spawn(j, fds);
+        else
+            j->err = ECANCELED;
+        if (j->pid > 0 && atomic_load(&j->cancelled)) { /* nobody would own it */
+            kill(-j->pid, SIGKILL);
+            kill(j->pid, SIGKILL);
+        }
+        for (k = 0; k < ngot; k++)
+            close(got[k]);
+        while ((r = send(sock, &j, sizeof j, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+            ;
+        if (r != sizeof j)
+            return NULL;
+    }
+}
+
+/* Unshare the descriptor table, keep 0-2 and the socket (as 3), say so,
+ * then serve. The loop thread closes its copy of our end once told. */
+static void *
+spawner_boot(void *arg)
+{
+    int sock = (int)(intptr_t)arg;
+    sigset_t all;
+    char ok = 0;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    if (unshare(CLONE_FILES) == 0) {
+        if (sock != 3 && dup3(sock, 3, O_CLOEXEC) == 3) {
+            close(sock);
+            sock = 3;
+        }
+        if (sock == 3 && close_range(4, ~0U, 0) == 0)
+            ok = 1;
+    }
+    if (send(sock, &ok, 1, MSG_NOSIGNAL) != 1 || !ok)
+        return NULL;
+    return spawner_main(sock);
+}
+
+static struct {
+    int sock; /* the loop's end; -1: not started, -2: unavailable */
+    uv_poll_t poll;
+    bool polling;
+    struct agt_spawn_job *flight; /* sent, not back */
+} sp = {-1, {0}, false, NULL};
+
+static void
+finish(struct agt_spawn_job *j)
+{
+    struct agt_spawn_job **p;
+
+    for (p = &sp.flight; *p && *p != j; p = &(*p)->next)
+        ;
+    if (*p)
+        *p = j->next;
+    if (j->arg)
+        j->cb(j->arg, j->pid, -j->err);
+    else if (j->pid > 0) { /* its owner went meanwhile: nothing may run unowned */
+        kill(-j->pid, SIGKILL);
+        kill(j->pid, SIGKILL);
+    }
+    free(j);
+}
+
+static void
+on_back(uv_poll_t *h, int status, int events)
+{
+    struct agt_spawn_job *j;
+    ssize_t r;
+
+    (void)h;
+    (void)status;
+    (void)events;
+    while ((r = recv(sp.sock, &j, sizeof j, MSG_DONTWAIT)) == sizeof j)
+        finish(j);
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+        agt_spawn_stop(); /* the thread is gone: spawn on the loop from now */
+}
+
+static int
+spawner_start(uv_loop_t *loop)
+{
+    int sv[2], k, started = 0;
+    pthread_attr_t attr;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 128 * 1024);
+    for (k = 0; k < SPAWNERS; k++) {
+        pthread_t th;
+        char ok = 0;
+
+        if (pthread_create(&th, &attr, spawner_boot, (void *)(intptr_t)sv[1]) != 0)
+            break;
+        /* Its table is its own once it answers. */
+        if (recv(sv[0], &ok, 1, 0) != 1 || !ok)
+            break;
+        started++;
+    }
+    pthread_attr_destroy(&attr);
+    close(sv[1]); /* our copy of their end: theirs are in their tables */
+    if (started == 0 || uv_poll_init(loop, &sp.poll, sv[0]) < 0) {
+        close(sv[0]); /* a thread that runs sees EOF and ends */
+        return -ENOSYS;
+    }
+    sp.sock = sv[0];
+    uv_poll_start(&sp.poll, UV_READABLE, on_back);
+    sp.polling = true;
+    return 0;
+}
+
+int
+agt_spawn_async(uv_loop_t *loop, const struct agt_spawn_req *r, agt_spawned_cb cb, void *arg,
+                struct agt_spawn_job **out)
+{
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int) * MAX_STDIO)];
+    } u;
+    struct agt_spawn_job *j;
+    struct iovec iov;
+    struct msghdr m = {0};
+    struct cmsghdr *c;
+    int pair[MAX_STDIO][2], fds[MAX_STDIO], n = 0, k, rc;
+    ssize_t sent;
+
+    if (r->nstdio < 0 || r->nstdio > MAX_STDIO)
+        return -EINVAL;
+    if (sp.sock == -1 && spawner_start(loop) < 0)
+        sp.sock = -2;
+    if (sp.sock < 0)
+        return -ENOSYS;
+    if ((j = job_new(r)) == NULL)
+        return -ENOMEM;
+    j->cb = cb;
+    j->arg = arg;
+    if ((rc = job_stdio(j, r, pair)) < 0) {
+        close_pairs(pair, -1);
+        free(j);
+        return rc;
+    }
+    for (k = 0; k < j->n; k++)
+        if (j->fds[k] >= 0)
+            fds[n++] = j->fds[k];
+    memset(&u, 0, sizeof u);
+    iov.iov_base = &j;
+    iov.iov_len = sizeof j;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    if (n > 0) {
+        m.msg_control = u.buf;
+        m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+        c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+    }
+    /* The socket is non-blocking (uv_poll made it so): when the thread is
+     * that far behind, wait for room here. That is the backpressure. */
+    for (;;) {
+        struct pollfd pfd = {sp.sock, POLLOUT, 0};
+
+        sent = sendmsg(sp.sock, &m, MSG_NOSIGNAL);
+        if (sent >= 0 || (errno != EINTR && errno != EAGAIN))
+            break;
+        if (errno == EAGAIN && poll(&pfd, 1, 5000) <= 0)
+            break; /* no room for 5 s: the thread is stuck */
+    }
+    close_pairs(pair, 1); /* in flight: the message holds them now */
+    if (sent != sizeof j) {
+        close_pairs(pair, -1);
+        free(j);
+        agt_spawn_stop();
+        return -ENOSYS;
+    }
+    open_streams(r, pair);
+    j->next = sp.flight;
+    sp.flight = j;
+    *out = j;
+    return 0;
+}
+
+void
+agt_spawn_forget(struct agt_spawn_job *j)
+{
+    j->arg = NULL;
+}
+
+void
+agt_spawn_stop(void)
+{
+    /* Shutdown, or the thread gone. Jobs in flight are told they were
+     * cancelled (their instances see a failed spawn) and kept, never
+     * freed: the thread may still hold one. What it still starts goes
+     * unowned into the node's cgroup subtree, which the next start drains. */
+    if (sp.sock < 0)
+        return;
+    if (sp.polling)
+        uv_close((uv_handle_t *)&sp.poll, NULL);
+    sp.polling = false;
+    close(sp.sock);
+    sp.sock = -2;
+    for (struct agt_spawn_job *j = sp.flight; j; j = j->next) {
+        atomic_store(&j->cancelled, true);
+        if (j->arg) {
+            void *arg = j->arg;
+
+            j->arg = NULL;
+            j->cb(arg, 0, -ECANCELED);
+        }
+    }
+}
