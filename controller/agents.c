@@ -318,6 +318,7 @@ agent_register(struct ctl *ctl, struct nnuv_msg *req, const Drover__RegisterReq 
         return;
     }
     rr.heartbeat_ms = (uint32_t)ctl->cfg.heartbeat_ms;
+    rr.term = ctl_leader_term(ctl->leader);
     rep.body_case = DROVER__MESSAGE__BODY_REGISTER_REP;
     rep.register_rep = &rr;
     ctl_reply(ctl, req, &rep);
@@ -513,6 +514,7 @@ agent_sync(struct ctl *ctl, struct nnuv_msg *req, const Drover__SyncReq *r)
         return;
     }
     sr.generation = n->generation;
+    sr.term = ctl_leader_term(ctl->leader);
     if (r->generation != n->generation) {
         ar = ctl_arena_new();
         if (ar == NULL || build_assignments(n, ar, &sr) < 0) {
@@ -562,8 +564,15 @@ agents_recv(struct nnuv *s, struct nnuv_msg *req, void *arg)
         return;
     }
     m = ctl_open(ctl, req, "agent");
-    if (m != NULL)
-        ctl_agents_handle(ctl, req, m);
+    if (m == NULL)
+        return;
+    /* HA (issue 16): as api_recv. */
+    if (!ctl_leader_acting(ctl->leader)) {
+        wire_msg_free(m);
+        ctl_leader_refuse(ctl, req, false);
+        return;
+    }
+    ctl_agents_handle(ctl, req, m);
 }
 
 /* ---- node timeout ---- */
@@ -597,6 +606,8 @@ node_tick(uv_timer_t *t)
     bool changed = false;
     size_t i;
 
+    if (!ctl_leader_acting(ctl->leader)) /* a standby judges no node */
+        return;
     for (i = 0; i < m->nnodes; i++) {
         struct ctl_node *n = m->node_v[i];
 
@@ -636,6 +647,9 @@ ctl_notify_flush(struct ctl *ctl)
 
     msg.body_case = DROVER__MESSAGE__BODY_NOTIFY;
     msg.notify = &no;
+    no.term = ctl_leader_term(ctl->leader);
+    if (!TAILQ_EMPTY(&m->notify) && !ctl_leader_acting(ctl->leader))
+        return;
     while ((n = TAILQ_FIRST(&m->notify)) != NULL) {
         TAILQ_REMOVE(&m->notify, n, notify_link);
         n->notify = false;

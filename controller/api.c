@@ -1175,8 +1175,16 @@ api_recv(struct nnuv *s, struct nnuv_msg *req, void *arg)
         return;
     }
     m = ctl_open(ctl, req, "api");
-    if (m != NULL)
-        ctl_api_handle(ctl, req, m);
+    if (m == NULL)
+        return;
+    /* HA (issue 16): a standby answers ERR_NOT_LEADER. To move into the
+     * dispatcher (ctl_call) when the one request path lands. */
+    if (!ctl_leader_acting(ctl->leader)) {
+        wire_msg_free(m);
+        ctl_leader_refuse(ctl, req, true);
+        return;
+    }
+    ctl_api_handle(ctl, req, m);
 }
 
 int

@@ -31,6 +31,9 @@ struct ctl_map;
 struct ctl_ports;
 struct ctl_store;
 struct ctl_slugs;
+struct ctl_leader;
+struct ctl_store_ops;
+struct pg_conn; /* libpq's PGconn */
 struct ctl_logs;
 struct ctl_runs;
 struct ctl_endpoints;
@@ -276,7 +279,10 @@ struct ctl_config {
     uint8_t cluster_key_next[WIRE_KEY_BYTES]; /* also accepted, never sent (rotation) */
     uint64_t drain_buffer;                    /* DROVER_DRAIN_BUFFER: lines per drain */
     char drain_ca_file[4096];                 /* DROVER_DRAIN_CA_FILE; "" for none */
-    uint64_t slugs_keep; /* DROVER_SLUGS_KEEP: releases per app whose slug stays */
+    uint64_t slugs_keep;       /* DROVER_SLUGS_KEEP: releases per app whose slug stays */
+    char database_url[4096];   /* DROVER_DATABASE_URL; "" for SQLite */
+    char advertise_api[256];   /* DROVER_ADVERTISE_API (HA: standbys point here) */
+    char advertise_agent[256]; /* DROVER_ADVERTISE_AGENT */
 };
 
 struct ctl {
@@ -284,6 +290,8 @@ struct ctl {
     struct ctl_config cfg;
     struct ctl_model *model;
     struct ctl_store *store;
+    const struct ctl_store_ops *sops; /* the store's backend (store.h) */
+    struct ctl_leader *leader;        /* PostgreSQL: the election; NULL for SQLite */
     struct ctl_slugs *slugs;
     struct wire_sender sender;     /* sealed with the cluster key: agents, notify */
     struct wire_sender api_sender; /* sealed with the API key: replies to the CLI */
@@ -547,6 +555,26 @@ int ctl_store_drains_each(struct ctl_store *st,
                                      uint64_t created_ms),
                           void *arg);
 
+/* store_pg.c: PostgreSQL (ctl_store_pg_ops in store.h) */
+int ctl_store_pg_check_url(const char *url, char *err, size_t errsz);
+struct pg_conn *ctl_pg_connect(const char *url, char *err, size_t errsz);
+void ctl_store_pg_set_term(struct ctl_store *st, uint64_t term); /* fence writes with it */
+/* Slugs in the database, on a session of their own (thread pool). */
+int ctl_pg_slug_put(const char *url, const char *sha, const char *path);
+int ctl_pg_slug_get(const char *url, const char *sha, const char *path);
+
+/* leader.c: leader election, lease and step-down (PostgreSQL only) */
+int ctl_leader_start(struct ctl *ctl, const char *url, struct ctl_leader **out);
+void ctl_leader_stop(struct ctl_leader *l);
+void ctl_leader_free(struct ctl_leader *l);
+void ctl_leader_lost(struct ctl_leader *l, const char *why); /* steps down: exits */
+/* True while this controller may act; NULL (SQLite) always may. A leader
+ * whose lease ran out steps down (exits) inside this call. */
+bool ctl_leader_acting(struct ctl_leader *l);
+uint64_t ctl_leader_term(const struct ctl_leader *l); /* 0 unless leading */
+/* Answer req (taken) with ERR_NOT_LEADER and the leader's endpoint. */
+void ctl_leader_refuse(struct ctl *ctl, struct nnuv_msg *req, bool api);
+
 /* slugs.c: the slug store */
 int ctl_slugs_new(struct ctl *ctl, const char *dir, struct ctl_slugs **out);
 void ctl_slugs_free(struct ctl_slugs *s);
@@ -564,6 +592,9 @@ void ctl_reply(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *rep
 void ctl_reply_error(struct ctl *ctl, struct nnuv_msg *req, Drover__ErrorCode code, const char *fmt,
                      ...) __attribute__((format(printf, 4, 5)));
 int ctl_commit(struct ctl *ctl);
+/* main.c: load the state and start acting on it (at start, or on winning
+ * the election). */
+int ctl_take_lead(struct ctl *ctl);
 /* Keys from cfg into the senders and the keyring; 0 or negative errno. */
 int ctl_keys_init(struct ctl *ctl);
 Drover__Message *ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock);

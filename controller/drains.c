@@ -45,6 +45,7 @@
 
 #include "ctl.h"
 #include "drain.h"
+#include "store.h"
 #include "log.h"
 
 #define DRAINS_PER_APP 10
@@ -507,7 +508,7 @@ load_one(void *arg, const char *id, const char *app, const char *url, uint64_t c
 int
 ctl_drains_start(struct ctl_drains *ds)
 {
-    return ctl_store_drains_each(ds->ctl->store, load_one, ds);
+    return ds->ctl->sops->drains_each(ds->ctl->store, load_one, ds);
 }
 
 void
@@ -710,10 +711,10 @@ add_req(struct ctl_drains *ds, const char *app, const char *url, char *why, size
     randombytes_buf(rnd, sizeof(rnd));
     snprintf(id, sizeof(id), "d.%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3], rnd[4],
              rnd[5]);
-    if ((rc = ctl_store_drain_put(ds->ctl->store, id, app, url, now)) < 0)
+    if ((rc = ds->ctl->sops->drain_put(ds->ctl->store, id, app, url, now)) < 0)
         return snprintf(why, whysz, "store failure"), rc;
     if ((rc = drain_add(ds, id, app, url, &u, now)) < 0) {
-        ctl_store_drain_del(ds->ctl->store, id);
+        ds->ctl->sops->drain_del(ds->ctl->store, id);
         return snprintf(why, whysz, "cannot start the drain: %s", strerror(-rc)), rc;
     }
     log_info("drain_added", "app=%s drain=%s kind=%s host=%s port=%u", app, id,
@@ -733,7 +734,7 @@ remove_req(struct ctl_drains *ds, const char *app, const char *what, char *why, 
 
     if (d == NULL)
         return snprintf(why, whysz, "%s has no drain %s", app, what), -ENOENT;
-    if ((rc = ctl_store_drain_del(ds->ctl->store, d->id)) < 0)
+    if ((rc = ds->ctl->sops->drain_del(ds->ctl->store, d->id)) < 0)
         return snprintf(why, whysz, "store failure"), rc;
     snprintf(id, sizeof(id), "%s", d->id);
     drain_remove(ds, ad, d);

@@ -18,7 +18,49 @@
 #include "env.h"
 #include "log.h"
 #include "notify.h"
+#include "store.h"
 #include "version.h"
+
+/*
+ * High availability (issue 16): DROVER_DATABASE_URL picks PostgreSQL; the
+ * advertised endpoints are what standbys tell the CLI and agents (stored with
+ * the term). Default: the listen address, with a wildcard host replaced by
+ * this machine's name.
+ */
+static void
+advertise(struct env_errs *e, const char *name, const char *listen, char *out, size_t outsz)
+{
+    char host[256];
+    const char *port;
+
+    if (env_str(e, name, "", out, outsz) < 0 || out[0] != '\0')
+        return;
+    port = strrchr(listen, ':');
+    if ((strncmp(listen, "tcp://0.0.0.0:", 14) == 0 || strncmp(listen, "tcp://*:", 8) == 0 ||
+         strncmp(listen, "tcp://[::]:", 11) == 0) &&
+        port != NULL && gethostname(host, sizeof(host)) == 0) {
+        host[sizeof(host) - 1] = '\0';
+        if (strfmt(out, outsz, "tcp://%s%s", host, port) < 0)
+            env_err(e, "%s: the host name is too long", name);
+    } else {
+        snprintf(out, outsz, "%s", listen);
+    }
+}
+
+static void
+read_ha_config(struct env_errs *e, struct ctl_config *cfg)
+{
+    char why[512];
+
+    if (env_str(e, "DROVER_DATABASE_URL", "", cfg->database_url, sizeof(cfg->database_url)) == 0 &&
+        cfg->database_url[0] != '\0' &&
+        ctl_store_pg_check_url(cfg->database_url, why, sizeof(why)) < 0)
+        env_err(e, "DROVER_DATABASE_URL: %s (expected postgresql://USER@HOST:PORT/DB?...)", why);
+    advertise(e, "DROVER_ADVERTISE_API", cfg->api_listen, cfg->advertise_api,
+              sizeof(cfg->advertise_api));
+    advertise(e, "DROVER_ADVERTISE_AGENT", cfg->agent_listen, cfg->advertise_agent,
+              sizeof(cfg->advertise_agent));
+}
 
 static void
 read_config(struct ctl_config *cfg)
@@ -57,6 +99,7 @@ read_config(struct ctl_config *cfg)
     if (cfg->has_key_next)
         env_key(&e, "DROVER_CLUSTER_KEY_NEXT", cfg->cluster_key_next);
     env_token(&e, "DROVER_API_TOKEN", true, cfg->api_token, sizeof(cfg->api_token));
+    read_ha_config(&e, cfg);
     env_check(&e);
 }
 
@@ -81,7 +124,7 @@ ctl_shutdown(struct ctl *ctl, int code)
     ctl_logs_stop(ctl->logs);
     ctl_runs_stop(ctl->runs);
     ctl_endpoints_wake(ctl->endpoints, true);
-    ctl_store_stop(ctl->store);
+    ctl->sops->stop(ctl->store);
     ctl_maybe_close(ctl);
 }
 
@@ -94,6 +137,7 @@ ctl_maybe_close(struct ctl *ctl)
     ctl->closed = true;
     notify_watchdog_stop();
     ctl_notify_flush(ctl);
+    ctl_leader_stop(ctl->leader); /* ends its session: the lock is free */
     if (ctl->api != NULL)
         nnuv_close(ctl->api);
     if (ctl->agents != NULL)
@@ -109,6 +153,30 @@ ctl_maybe_close(struct ctl *ctl)
     uv_close((uv_handle_t *)&ctl->sigint, NULL);
 }
 
+/*
+ * PostgreSQL: an unreachable database is retried with backoff, saying why,
+ * and nothing is served meanwhile (never from an empty state).
+ */
+static void
+open_pg(struct ctl *ctl)
+{
+    uint64_t backoff = 200;
+    unsigned attempt;
+    int rc;
+
+    for (attempt = 1;; attempt++) {
+        rc = ctl->sops->open(ctl->cfg.database_url, &ctl->store);
+        if (rc == 0)
+            return;
+        if (rc != -ENOTCONN) /* reached, but refused (schema, permissions) */
+            log_fatal(1, "start_failed", "what=store backend=postgresql err=%d", rc);
+        log_warn("store_unreachable", "backend=postgresql attempt=%u retry_ms=%llu", attempt,
+                 (unsigned long long)backoff);
+        usleep((useconds_t)(backoff * 1000)); /* before the loop runs: nothing to block */
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+    }
+}
+
 static void
 open_state(struct ctl *ctl)
 {
@@ -119,17 +187,20 @@ open_state(struct ctl *ctl)
     if (rc < 0)
         log_fatal(1, "start_failed", "what=data_dir path=%s err=%s", log_q(ctl->cfg.data_dir),
                   log_q(strerror(-rc)));
-    if (strfmt(path, sizeof(path), "%s/drover.db", ctl->cfg.data_dir) < 0)
-        log_fatal(ENV_EX_CONFIG, "start_failed", "what=data_dir reason=too_long");
-    rc = ctl_store_open(path, &ctl->store);
-    if (rc < 0)
-        log_fatal(1, "start_failed", "what=store path=%s err=%d", log_q(path), rc);
+    if (ctl->cfg.database_url[0] != '\0') {
+        ctl->sops = &ctl_store_pg_ops;
+        open_pg(ctl);
+    } else {
+        ctl->sops = &ctl_store_sqlite_ops;
+        if (strfmt(path, sizeof(path), "%s/drover.db", ctl->cfg.data_dir) < 0)
+            log_fatal(ENV_EX_CONFIG, "start_failed", "what=data_dir reason=too_long");
+        rc = ctl->sops->open(path, &ctl->store);
+        if (rc < 0)
+            log_fatal(1, "start_failed", "what=store path=%s err=%d", log_q(path), rc);
+    }
     ctl->model = ctl_model_new();
     if (ctl->model == NULL)
         log_fatal(1, "start_failed", "what=model err=ENOMEM");
-    rc = ctl_store_load(ctl->store, ctl->model, now_ms());
-    if (rc < 0)
-        log_fatal(1, "start_failed", "what=store_load err=%d", rc);
     rc = ctl_slugs_new(ctl, ctl->cfg.data_dir, &ctl->slugs);
     if (rc < 0)
         log_fatal(1, "start_failed", "what=slugs err=%s", log_q(strerror(-rc)));
@@ -141,9 +212,33 @@ open_state(struct ctl *ctl)
         log_fatal(1, "start_failed", "what=logs err=ENOMEM");
     ctl->model->event = ctl_logs_text;
     ctl->model->event_arg = ctl->logs;
+}
+
+/*
+ * Load the state into the (empty) model and act on it: at start with SQLite,
+ * on winning the election with PostgreSQL (leader.c). Every node gets a
+ * fresh grace period from here (the store's load): the old leader's absence
+ * is not the nodes'.
+ */
+int
+ctl_take_lead(struct ctl *ctl)
+{
+    int rc;
+
+    rc = ctl->sops->load(ctl->store, ctl->model, now_ms());
+    if (rc < 0) {
+        log_error("start_failed", "what=store_load err=%d", rc);
+        return rc;
+    }
     rc = ctl_drains_start(ctl->drains);
-    if (rc < 0)
-        log_fatal(1, "start_failed", "what=drains err=%d", rc);
+    if (rc < 0) {
+        log_error("start_failed", "what=drains err=%d", rc);
+        return rc;
+    }
+    /* Placements that waited across a restart, committed before serving. */
+    if ((rc = ctl_commit(ctl)) < 0)
+        log_error("start_failed", "what=store_flush");
+    return rc;
 }
 
 int
@@ -164,7 +259,8 @@ main(int argc, char **argv)
               "Configured only by the environment: DROVER_CLUSTER_KEY and DROVER_API_TOKEN\n"
               "(required), DROVER_DATA_DIR, DROVER_API_LISTEN, DROVER_AGENT_LISTEN,\n"
               "DROVER_LOG_LINES, DROVER_RUN_TIMEOUT_MS, DROVER_NODE_TIMEOUT_MS,\n"
-              "DROVER_HEARTBEAT_MS, DROVER_CLUSTER_KEY_NEXT (see drover-controller(8) and the\n"
+              "DROVER_HEARTBEAT_MS, DROVER_CLUSTER_KEY_NEXT, DROVER_DATABASE_URL,\n"
+              "DROVER_ADVERTISE_API, DROVER_ADVERTISE_AGENT (see drover-controller(8) and the\n"
               "README).\n",
               help ? stdout : stderr);
         return help ? 0 : 2;
@@ -195,18 +291,22 @@ main(int argc, char **argv)
         (rc = ctl_logs_start(ctl.logs, &loop, ctl.cfg.logs_listen)) < 0 ||
         (rc = ctl_runs_start(ctl.runs, &loop)) < 0)
         log_fatal(1, "start_failed", "what=endpoints err=%d", rc);
-    if ((rc = ctl_store_start(ctl.store, &loop)) < 0)
+    if ((rc = ctl.sops->start(ctl.store, &loop)) < 0)
         log_fatal(1, "start_failed", "what=checkpoints err=%s", uv_strerror(rc));
     uv_signal_start(&ctl.sigterm, on_signal, SIGTERM);
     uv_signal_start(&ctl.sigint, on_signal, SIGINT);
-    /* Placements that waited across a restart, committed before serving. */
-    if (ctl_commit(&ctl) < 0)
-        log_fatal(1, "start_failed", "what=store_flush");
+    if (ctl.cfg.database_url[0] == '\0') {
+        if (ctl_take_lead(&ctl) < 0)
+            log_fatal(1, "start_failed", "what=store_load");
+    } else if ((rc = ctl_leader_start(&ctl, ctl.cfg.database_url, &ctl.leader)) < 0) {
+        log_fatal(1, "start_failed", "what=leader err=%s", uv_strerror(rc));
+    }
     log_info("ready",
-             "api=%s agent=%s notify=%s logs=%s data_dir=%s apps=%zu nodes=%zu instances=%zu",
+             "api=%s agent=%s notify=%s logs=%s store=%s data_dir=%s apps=%zu nodes=%zu "
+             "instances=%zu",
              ctl.cfg.api_listen, ctl.cfg.agent_listen, ctl.cfg.notify_listen, ctl.cfg.logs_listen,
-             log_q(ctl.cfg.data_dir), ctl_map_count(ctl.model->apps), ctl.model->nnodes,
-             ctl_map_count(ctl.model->insts));
+             ctl.sops->name, log_q(ctl.cfg.data_dir), ctl_map_count(ctl.model->apps),
+             ctl.model->nnodes, ctl_map_count(ctl.model->insts));
     /* Serving: tell systemd (Type=notify), and ping its watchdog from now. */
     notify_send("READY=1");
     if ((rc = notify_watchdog_start(&loop)) < 0)
@@ -222,7 +322,8 @@ main(int argc, char **argv)
     ctl.drains = NULL;
     ctl_logs_free(ctl.logs);
     ctl_slugs_free(ctl.slugs);
-    ctl_store_close(ctl.store);
+    ctl.sops->close(ctl.store);
+    ctl_leader_free(ctl.leader);
     ctl_model_free(ctl.model);
     log_info("stopped", "exit_code=%d", ctl.exit_code);
     return ctl.exit_code;

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "store.h"
 #include "version.h"
 #include "log.h"
 
@@ -182,13 +183,19 @@ ctl_commit(struct ctl *ctl)
 {
     int rc;
 
+    /* HA (leader.c): a standby commits nothing; a leader past its lease
+     * steps down inside the check, before writing anything. */
+    if (!ctl_leader_acting(ctl->leader))
+        return -ESTALE;
     ctl_destroy_reap(ctl);
     rc = ctl_settle(ctl->model, now_ms());
     if (rc < 0)
         log_error("settle_failed", "err=%d", rc);
-    rc = ctl_store_flush(ctl->store, ctl->model);
+    rc = ctl->sops->apply(ctl->store, ctl->model);
     if (rc < 0) {
-        log_error("store_failed", "err=%s", log_q(ctl_store_errmsg(ctl->store)));
+        log_error("store_failed", "err=%s", log_q(ctl->sops->errmsg(ctl->store)));
+        if (rc == -ESTALE && ctl->leader != NULL) /* fenced: a newer leader */
+            ctl_leader_lost(ctl->leader, "a write was fenced by a newer term");
         ctl_shutdown(ctl, 1);
         return rc;
     }

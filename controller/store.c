@@ -39,6 +39,7 @@
 
 #include "ctl.h"
 #include "log.h"
+#include "store.h"
 
 #define SCHEMA_VERSION 1
 #define CHECKPOINT_MS 2000
@@ -1157,3 +1158,24 @@ out:
     sqlite3_finalize(q);
     return rc;
 }
+
+/* The SQLite backend behind store.h (issue 16 chooses it or store_pg.c). */
+static int
+sqlite_drains_each(struct ctl_store *st, ctl_store_drain_fn *fn, void *arg)
+{
+    return ctl_store_drains_each(st, fn, arg);
+}
+
+const struct ctl_store_ops ctl_store_sqlite_ops = {
+    .name = "sqlite",
+    .open = ctl_store_open,
+    .close = ctl_store_close,
+    .load = ctl_store_load,
+    .apply = ctl_store_flush,
+    .start = ctl_store_start,
+    .stop = ctl_store_stop,
+    .errmsg = ctl_store_errmsg,
+    .drain_put = ctl_store_drain_put,
+    .drain_del = ctl_store_drain_del,
+    .drains_each = sqlite_drains_each,
+};

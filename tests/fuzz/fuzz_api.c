@@ -23,6 +23,7 @@
 #include <nanomsg/nn.h>
 
 #include "ctl.h"
+#include "store.h"
 #include "log.h"
 #include "slug.h"
 
@@ -213,6 +214,7 @@ setup(void)
     if (ctl_keys_init(&ctl) < 0)
         abort();
     snprintf(path, sizeof(path), "%s/drover.db", dir);
+    ctl.sops = &ctl_store_sqlite_ops;
     if (ctl_store_open(path, &ctl.store) < 0 || (ctl.model = ctl_model_new()) == NULL ||
         ctl_store_load(ctl.store, ctl.model, now_ms()) < 0 ||
         ctl_slugs_new(&ctl, dir, &ctl.slugs) < 0)
