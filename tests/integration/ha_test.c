@@ -21,8 +21,8 @@
  * this branch does not have. For the same reason the CLI is pointed at the
  * leader explicitly (C.api) after a failover.
  *
- * Ports: controllers 7760-7767 (A, B), the forwarder 7768-7770, app ports
- * 12000-12299, PostgreSQL 5446-5455.
+ * Ports: per test a block of 11 from 7760 (A, B, the forwarder), app ports
+ * 12000-12459, PostgreSQL 5446-5448.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -43,9 +43,8 @@
 #include "../pgtest.h"
 #include "harness.h"
 
-#define API_A 7760
-#define API_B 7764
-#define FWD 7768
+/* Each test its own block (tests run two at a time): A, B, the forwarder. */
+static int API_A, API_B, FWD;
 
 static struct h_cluster C;
 static struct pgt PG;
@@ -271,24 +270,29 @@ ms_now(void)
 
 /* Two controllers (A leads), the forwarder on A, three agents. */
 static void
-start_ha(const char *test, int pgport, int *a, int *b)
+start_ha(const char *test, int base, int pgport, int *a, int *b)
 {
-    char range[32], name[8], join[64];
+    char range[32], name[8], join[64], leader[64];
     const char *aenv[] = {join, NULL};
     int idx;
 
+    API_A = base;
+    API_B = base + 4;
+    FWD = base + 8;
     h_init(&C, test, API_A);
     need_pg(pgport);
     *a = start_ctl("ctl-a", API_A, PG.url);
     cr_assert(h_wait_log(&C, *a, "event=leader term=1", 20000), "A did not lead");
     *b = start_ctl("ctl-b", API_B, PG.url);
     cr_assert(h_wait_log(&C, *b, "event=standby", 20000), "B did not stand by");
-    cr_assert(h_log_has(&C, *b, "leader=tcp://127.0.0.1:7760"), "B does not name the leader");
+    snprintf(leader, sizeof(leader), "leader=tcp://127.0.0.1:%d", API_A);
+    cr_assert(h_log_has(&C, *b, leader), "B does not name the leader");
     fwd_start(API_A + 1);
     snprintf(join, sizeof(join), "DROVER_JOIN=tcp://127.0.0.1:%d", FWD);
     for (int i = 0; i < 3; i++) {
         snprintf(name, sizeof(name), "n%d", i + 1);
-        snprintf(range, sizeof(range), "%d-%d", 12000 + 100 * i, 12000 + 100 * i + 49);
+        snprintf(range, sizeof(range), "%d-%d", 12000 + 160 * ((base - 7760) / 12) + 50 * i,
+                 12000 + 160 * ((base - 7760) / 12) + 50 * i + 39);
         idx = h_start_agent(&C, name, range, aenv);
         cr_assert(h_wait_log(&C, idx, "event=ready", 20000), "agent %s not ready", name);
     }
@@ -349,12 +353,12 @@ Test(ha, sigkill_the_leader_during_a_scale)
 {
     static const char *app = DROVER_SOURCE_DIR "/tests/integration/rollapp";
     struct h_ps before, after;
-    char *err = NULL, *out = NULL;
+    char *err = NULL, *out = NULL, want[96];
     uint64_t t0, t1;
     int a, b, a2, st, rc;
     pid_t bg;
 
-    start_ha("ha-scale", 5446, &a, &b);
+    start_ha("ha-scale", 7760, 5446, &a, &b);
     cr_assert_eq(CLI(NULL, &err, "apps:create", "shop"), 0, "%s", err);
     cr_assert_eq(CLI(NULL, &err, "deploy", "shop", app), 0, "deploy: %s", err);
     cr_assert_eq(CLI(NULL, &err, "scale", "shop", "web=3"), 0, "%s", err);
@@ -404,12 +408,13 @@ Test(ha, sigkill_the_leader_during_a_scale)
     /* The killed controller, restarted, stands by and names the leader. */
     a2 = start_ctl("ctl-a2", API_A, PG.url);
     cr_assert(h_wait_log(&C, a2, "event=standby", 20000), "the restarted A did not stand by");
-    cr_assert(h_log_has(&C, a2, "leader=tcp://127.0.0.1:7764"));
+    snprintf(want, sizeof(want), "leader=tcp://127.0.0.1:%d", API_B);
+    cr_assert(h_log_has(&C, a2, want));
     use_api(API_A);
     rc = CLI(&out, &err, "scale", "shop", "web=2");
     cr_assert_eq(rc, 1, "a standby took a scale");
-    cr_assert(strstr(err, "not the leader; the leader is at tcp://127.0.0.1:7764") != NULL, "%s",
-              err);
+    snprintf(want, sizeof(want), "not the leader; the leader is at tcp://127.0.0.1:%d", API_B);
+    cr_assert(strstr(err, want) != NULL, "%s", err);
     use_api(API_B);
     h_get_ps(&C, "shop", &after);
     cr_assert_eq(h_ps_count(&after, "web", "up", NULL), 4, "the standby's refusal changed things");
@@ -452,7 +457,7 @@ Test(ha, sigkill_the_leader_during_a_rolling_deploy)
     int a, b, st;
     pid_t bg;
 
-    start_ha("ha-deploy", 5447, &a, &b);
+    start_ha("ha-deploy", 7772, 5447, &a, &b);
     cr_assert_eq(CLI(NULL, &err, "apps:create", "shop"), 0, "%s", err);
     cr_assert_eq(CLI(NULL, &err, "deploy", "shop", app), 0, "deploy: %s", err);
     cr_assert_eq(CLI(NULL, &err, "scale", "shop", "web=3"), 0, "%s", err);
@@ -498,7 +503,7 @@ Test(ha, a_frozen_leader_is_fenced_off)
     char *err = NULL;
     int a, b, st = 0;
 
-    start_ha("ha-fence", 5448, &a, &b);
+    start_ha("ha-fence", 7784, 5448, &a, &b);
     cr_assert_eq(CLI(NULL, &err, "apps:create", "shop"), 0, "%s", err);
     cr_assert_eq(CLI(NULL, &err, "deploy", "shop", app), 0, "deploy: %s", err);
     cr_assert_eq(CLI(NULL, &err, "scale", "shop", "web=3"), 0, "%s", err);
@@ -538,7 +543,7 @@ Test(ha, a_wrong_database_url_exits_78)
     const char *env[] = {"DROVER_DATABASE_URL=mysql://root@localhost/drover", NULL};
     int idx, st = 0;
 
-    h_init(&C, "ha-url", 7772);
+    h_init(&C, "ha-url", 7796); /* exits before binding */
     idx = h_start_controller(&C, env);
     for (int w = 0; w < 10000 && waitpid(C.procs[idx].pid, &st, WNOHANG) == 0; w += 50)
         h_msleep(50);
@@ -554,7 +559,7 @@ Test(ha, an_unreachable_database_is_retried_and_nothing_is_served)
     char *err = NULL;
     int idx;
 
-    h_init(&C, "ha-down", 7776);
+    h_init(&C, "ha-down", 7796); /* binds nothing while it retries */
     idx = h_start_controller(&C, env);
     cr_assert(h_wait_log(&C, idx, "event=store_unreachable backend=postgresql attempt=3", 15000),
               "no retries logged");
