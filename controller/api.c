@@ -741,6 +741,8 @@ api_status(struct api_req *q, const Drover__StatusReq *r)
     (void)r;
     if (sr == NULL || ctl_view_status(q->ar, q->ctl->model, sr) < 0)
         return oom(q);
+    if (ctl_status_ha(q->ctl, q->ar, sr) < 0)
+        return oom(q);
     q->rep.body_case = DROVER__MESSAGE__BODY_STATUS_REP;
     q->rep.status_rep = sr;
     return 0;

@@ -557,7 +557,9 @@ int ctl_store_drains_each(struct ctl_store *st,
 
 /* store_pg.c: PostgreSQL (ctl_store_pg_ops in store.h) */
 int ctl_store_pg_check_url(const char *url, char *err, size_t errsz);
-struct pg_conn *ctl_pg_connect(const char *url, char *err, size_t errsz);
+/* A session with drover's timeouts; app: its application_name (NULL:
+ * drover-controller). NULL and err on failure. */
+struct pg_conn *ctl_pg_connect(const char *url, const char *app, char *err, size_t errsz);
 void ctl_store_pg_set_term(struct ctl_store *st, uint64_t term); /* fence writes with it */
 /* Slugs in the database, on a session of their own (thread pool). */
 int ctl_pg_slug_put(const char *url, const char *sha, const char *path);
@@ -574,6 +576,11 @@ bool ctl_leader_acting(struct ctl_leader *l);
 uint64_t ctl_leader_term(const struct ctl_leader *l); /* 0 unless leading */
 /* Answer req (taken) with ERR_NOT_LEADER and the leader's endpoint. */
 void ctl_leader_refuse(struct ctl *ctl, struct nnuv_msg *req, bool api);
+/* For `drover status`: the controllers with a live leader session (API
+ * endpoints, comma-separated, in buf), as of the last renewal. */
+void ctl_leader_controllers(struct ctl_leader *l, char *buf, size_t bufsz);
+const char *ctl_leader_api(const struct ctl_leader *l); /* ours, advertised */
+int ctl_status_ha(struct ctl *ctl, struct ctl_arena *ar, Drover__StatusRep *sr);
 
 /* slugs.c: the slug store */
 int ctl_slugs_new(struct ctl *ctl, const char *dir, struct ctl_slugs **out);

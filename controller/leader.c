@@ -52,6 +52,7 @@
 
 #include "ctl.h"
 #include "log.h"
+#include "store.h"
 #include "wire.h"
 
 #define LEADER_LOCK 0x64726f7600LL /* "drov" 0 */
@@ -81,6 +82,7 @@ struct ctl_leader {
     uint64_t renewed_at; /* mono_ms() when the last good renewal was sent */
     char leader_api[256], leader_agent[256];
     char why[256];
+    char peers[1024]; /* API endpoints of the controllers with a session */
     /* The loop's own. */
     bool leading, started;
 };
@@ -199,6 +201,39 @@ try_lead(struct ctl_leader *l, PGconn *c)
     return 1;
 }
 
+/* Who is there: every controller's leader session is named after its
+ * advertised API endpoint (application_name drover@ENDPOINT). */
+static void
+peers(struct ctl_leader *l, PGconn *c)
+{
+    PGresult *r = q(c,
+                    "SELECT string_agg(substr(application_name, 8), ',' ORDER BY application_name) "
+                    "FROM pg_stat_activity WHERE application_name LIKE 'drover@%' "
+                    "AND datname = current_database()",
+                    0, NULL);
+
+    if (r == NULL)
+        return;
+    uv_mutex_lock(&l->mu);
+    snprintf(l->peers, sizeof(l->peers), "%s", PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "");
+    uv_mutex_unlock(&l->mu);
+    PQclear(r);
+}
+
+void
+ctl_leader_controllers(struct ctl_leader *l, char *buf, size_t bufsz)
+{
+    uv_mutex_lock(&l->mu);
+    snprintf(buf, bufsz, "%s", l->peers);
+    uv_mutex_unlock(&l->mu);
+}
+
+const char *
+ctl_leader_api(const struct ctl_leader *l)
+{
+    return l->api;
+}
+
 /* Leading: 0 renewed, -ESTALE another term, -ENOTCONN session trouble. */
 static int
 renew(struct ctl_leader *l, PGconn *c)
@@ -220,6 +255,7 @@ renew(struct ctl_leader *l, PGconn *c)
     uv_mutex_lock(&l->mu);
     l->renewed_at = t0;
     uv_mutex_unlock(&l->mu);
+    peers(l, c);
     return 0;
 }
 
@@ -241,12 +277,14 @@ thread_main(void *arg)
     uint64_t backoff = 100;
     bool won = false, said = false;
     PGconn *c = NULL;
-    char err[512];
+    char err[512], app[300];
     int rc;
 
+    /* application_name is at most 63 bytes: a longer endpoint is cut. */
+    snprintf(app, sizeof(app), "drover@%s", l->api);
     while (!stopping(l)) {
         if (c == NULL) {
-            c = ctl_pg_connect(l->url, err, sizeof(err));
+            c = ctl_pg_connect(l->url, app, err, sizeof(err));
             if (c == NULL) {
                 if (won) { /* the session held the lock: it is gone */
                     post(l, EV_LOST, "lost the database session");
@@ -462,4 +500,28 @@ ctl_leader_free(struct ctl_leader *l)
     uv_mutex_destroy(&l->mu);
     uv_cond_destroy(&l->cond);
     free(l);
+}
+
+/* `drover status`: the store, and with PostgreSQL the term, the leader and
+ * the controllers. 0 or -ENOMEM. */
+int
+ctl_status_ha(struct ctl *ctl, struct ctl_arena *ar, Drover__StatusRep *sr)
+{
+    char all[1024], *save = NULL, *tok;
+    size_t n = 0;
+
+    sr->store = (char *)ctl->sops->name;
+    if (ctl->leader == NULL)
+        return 0;
+    sr->term = ctl_leader_term(ctl->leader);
+    sr->leader = (char *)ctl->leader->api;
+    ctl_leader_controllers(ctl->leader, all, sizeof(all));
+    sr->controllers = ctl_arena_alloc(ar, 16 * sizeof(char *));
+    if (sr->controllers == NULL)
+        return -ENOMEM;
+    for (tok = strtok_r(all, ",", &save); tok != NULL && n < 16; tok = strtok_r(NULL, ",", &save))
+        if ((sr->controllers[n] = ctl_arena_printf(ar, "%s", tok)) != NULL)
+            n++;
+    sr->n_controllers = n;
+    return 0;
 }

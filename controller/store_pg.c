@@ -305,7 +305,7 @@ ctl_store_pg_check_url(const char *url, char *err, size_t errsz)
  * a new leader's term bump.
  */
 PGconn *
-ctl_pg_connect(const char *url, char *err, size_t errsz)
+ctl_pg_connect(const char *url, const char *app, char *err, size_t errsz)
 {
     static const char *const keys[] = {
         "dbname",           "connect_timeout", "keepalives_idle",  "keepalives_interval",
@@ -325,6 +325,8 @@ ctl_pg_connect(const char *url, char *err, size_t errsz)
 
     memcpy(v, vals, sizeof(v));
     v[0] = url; /* expand_dbname: the URL's own settings win over ours */
+    if (app != NULL)
+        v[6] = app;
     c = PQconnectdbParams(keys, v, 1);
     if (c != NULL && PQstatus(c) == CONNECTION_OK) {
         PQclear(PQexec(c, "SET client_min_messages = warning"));
@@ -349,7 +351,7 @@ pg_open(const char *url, struct ctl_store **out)
     if (st == NULL)
         return -ENOMEM;
     snprintf(st->url, sizeof(st->url), "%s", url);
-    st->db = ctl_pg_connect(url, st->err, sizeof(st->err));
+    st->db = ctl_pg_connect(url, NULL, st->err, sizeof(st->err));
     if (st->db == NULL) {
         log_error("store_open_failed", "backend=postgresql err=%s", log_q(st->err));
         free(st);
@@ -1210,7 +1212,7 @@ ctl_pg_slug_put(const char *url, const char *sha, const char *path)
     if ((buf = malloc(SLUG_ROW_BYTES)) == NULL)
         goto out;
     rc = -ENOTCONN;
-    if ((st.db = ctl_pg_connect(url, st.err, sizeof(st.err))) == NULL)
+    if ((st.db = ctl_pg_connect(url, NULL, st.err, sizeof(st.err))) == NULL)
         goto out;
     if ((rc = exec0(&st, "BEGIN")) < 0)
         goto out;
@@ -1254,7 +1256,7 @@ ctl_pg_slug_get(const char *url, const char *sha, const char *path)
     FILE *f = NULL;
     int rc, i, fd;
 
-    if ((st.db = ctl_pg_connect(url, st.err, sizeof(st.err))) == NULL)
+    if ((st.db = ctl_pg_connect(url, NULL, st.err, sizeof(st.err))) == NULL)
         return -ENOTCONN;
     rc = run(&st, "SELECT data FROM slugs WHERE sha256 = $1 ORDER BY seq",
              &(struct params){.n = 1, .v = {sha}}, &r);

@@ -418,6 +418,20 @@ Test(ha, sigkill_the_leader_during_a_scale)
     use_api(API_B);
     h_get_ps(&C, "shop", &after);
     cr_assert_eq(h_ps_count(&after, "web", "up", NULL), 4, "the standby's refusal changed things");
+    /* status names the leader, its term and the standby. */
+    snprintf(want, sizeof(want),
+             "Controllers: tcp://127.0.0.1:%d leads (term 2, PostgreSQL); standing by: "
+             "tcp://127.0.0.1:%d",
+             API_B, API_A);
+    for (int w = 0; w < 5000; w += 250) {
+        free(out);
+        out = NULL;
+        cr_assert_eq(CLI(&out, &err, "status"), 0, "%s", err);
+        if (strstr(out, want) != NULL)
+            break;
+        h_msleep(250);
+    }
+    cr_assert(strstr(out, want) != NULL, "status: %s", out);
     free(out);
     free(err);
 }
