@@ -6,11 +6,14 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "../pgtest.h"
@@ -379,4 +382,89 @@ Test(store, an_older_database_is_migrated, .init = setup, .fini = teardown, .tim
     ctl_model_free(m);
     ctl_model_free(m2);
     OPS->close(st);
+}
+
+/* Fencing (issue 16): once a newer leader has bumped the term, a write of
+ * the older term fails with -ESTALE and changes nothing (drains too). */
+static void
+fence_init(void)
+{
+    setup_pg(5449);
+}
+
+static void
+set_term(const char *term)
+{
+    char err[256], sql[64];
+    struct pg_conn *c = ctl_pg_connect(WHERE, NULL, err, sizeof(err));
+
+    cr_assert_not_null(c, "%s", err);
+    snprintf(sql, sizeof(sql), "UPDATE leader SET term = %s", term);
+    PQclear(PQexec(c, sql));
+    PQfinish(c);
+}
+
+Test(store_pg, a_write_from_an_older_term_is_fenced, .init = fence_init, .fini = teardown_pg,
+     .timeout = 60)
+{
+    struct ctl_store *old = NULL, *cur = NULL;
+    struct ctl_model *m = ctl_model_new(), *m2 = ctl_model_new();
+    struct ctl_app *a = NULL;
+
+    cr_assert_eq(OPS->open(WHERE, &old), 0);
+    set_term("1");
+    ctl_store_pg_set_term(old, 1);
+    cr_assert_eq(ctl_app_add(m, "shop", 1, &a), 0);
+    cr_assert_eq(OPS->apply(old, m), 0, "the leader of the stored term writes");
+
+    set_term("2"); /* another controller took the lead */
+    cr_assert_eq(ctl_app_add(m, "late", 2, &a), 0);
+    cr_assert_eq(OPS->apply(old, m), -ESTALE);
+    cr_assert(strstr(OPS->errmsg(old), "fenced") != NULL, "%s", OPS->errmsg(old));
+    cr_assert_eq(OPS->drain_put(old, "d.1", "shop", "syslog://x:514", 1), -ESTALE);
+
+    cr_assert_eq(OPS->open(WHERE, &cur), 0);
+    ctl_store_pg_set_term(cur, 2);
+    cr_assert_eq(OPS->load(cur, m2, 1), 0);
+    cr_assert_not_null(ctl_app_find(m2, "shop"));
+    cr_assert_null(ctl_app_find(m2, "late"), "a fenced write took effect");
+    cr_assert_eq(ctl_map_count(m2->apps), 1);
+    OPS->close(old);
+    OPS->close(cur);
+    ctl_model_free(m);
+    ctl_model_free(m2);
+}
+
+/* Two controllers starting at once on an empty database: the migration runs
+ * once, under its advisory lock, and both open the same schema. */
+static void
+migrate_init(void)
+{
+    setup_pg(5450);
+}
+
+static void *
+open_one(void *arg)
+{
+    struct ctl_store **st = arg;
+
+    return (void *)(intptr_t)OPS->open(WHERE, st);
+}
+
+Test(store_pg, two_controllers_starting_at_once_migrate_once, .init = migrate_init,
+     .fini = teardown_pg, .timeout = 60)
+{
+    struct ctl_store *st[4] = {NULL};
+    pthread_t th[4];
+    void *rc;
+    int i;
+
+    for (i = 0; i < 4; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, open_one, &st[i]), 0);
+    for (i = 0; i < 4; i++) {
+        pthread_join(th[i], &rc);
+        cr_assert_eq((intptr_t)rc, 0, "open %d failed", i);
+    }
+    for (i = 0; i < 4; i++)
+        OPS->close(st[i]);
 }
