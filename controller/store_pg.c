@@ -307,9 +307,17 @@ ctl_store_pg_check_url(const char *url, char *err, size_t errsz)
 PGconn *
 ctl_pg_connect(const char *url, const char *app, char *err, size_t errsz)
 {
-    static const char *const keys[] = {
-        "dbname",           "connect_timeout", "keepalives_idle",  "keepalives_interval",
-        "keepalives_count", "options",         "application_name", NULL};
+    static const char *const keys[] = {"dbname",
+                                       "connect_timeout",
+                                       "keepalives_idle",
+                                       "keepalives_interval",
+                                       "keepalives_count",
+                                       "options",
+                                       "application_name",
+                                       "tcp_user_timeout",
+                                       NULL};
+    /* tcp_user_timeout: a query whose server stopped answering (a cut
+     * network) fails after 3 s, not after TCP's minutes of retries. */
     static const char *const vals[] = {NULL,
                                        "3",
                                        "2",
@@ -318,6 +326,7 @@ ctl_pg_connect(const char *url, const char *app, char *err, size_t errsz)
                                        "-c statement_timeout=5000 -c lock_timeout=3000 "
                                        "-c idle_in_transaction_session_timeout=3000",
                                        "drover-controller",
+                                       "3000",
                                        NULL};
     const char *v[ARRAY_SIZE(vals)];
     PGconn *c;

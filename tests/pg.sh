@@ -3,9 +3,10 @@
 #
 # A private PostgreSQL server for drover's tests (issue 16):
 #   tests/pg.sh start PORT   initdb into a fresh dir under /tmp, start the
-#                            server on PORT (TCP on 127.0.0.1 and a unix
-#                            socket in that dir), print the dir; exit 77 with
-#                            the reason when PostgreSQL is not installed
+#                            server on PORT (TCP on $PG_LISTEN, 127.0.0.1 by
+#                            default, and a unix socket in that dir), print
+#                            the dir; exit 77 with the reason when
+#                            PostgreSQL is not installed
 #   tests/pg.sh stop DIR     stop that server and remove its dir
 # Run as root, the server runs as the `postgres` user (initdb refuses root),
 # so its dir is made under /tmp and given to that user: it cannot enter
@@ -47,8 +48,11 @@ start)
         rm -rf "$dir"
         exit 1
     fi
+    listen=${PG_LISTEN:-127.0.0.1}
+    # Another address (a test's network namespace): trust its clients too.
+    [ "$listen" != 127.0.0.1 ] && echo "host all all 0.0.0.0/0 trust" >>"$dir/data/pg_hba.conf"
     if ! as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+        -o "-p $port -k $dir -c listen_addresses=$listen -c fsync=off -c max_connections=200" \
         start >/dev/null 2>&1; then
         cat "$dir/server.log" >&2
         rm -rf "$dir"
