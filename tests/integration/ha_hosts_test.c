@@ -66,6 +66,15 @@ sh(char *out, size_t outsz, const char *fmt, ...)
     return pclose(f);
 }
 
+/* The CLI; what err held from an earlier call is freed first. */
+static int
+cli(char **err, const char *const *args)
+{
+    free(*err);
+    *err = NULL;
+    return hn_cli(&H, NULL, err, args);
+}
+
 static int
 count_web(void)
 {
@@ -117,12 +126,9 @@ Test(ha_hosts, the_leaders_host_cut_off_the_other_leads_and_nothing_doubles)
     for (int i = 2; i <= 4; i++)
         hn_start_agent(&H, i, NULL);
 
-    cr_assert_eq(hn_cli(&H, NULL, &err, (const char *const[]){"apps:create", "shop", NULL}), 0,
-                 "%s", err);
-    cr_assert_eq(hn_cli(&H, NULL, &err, (const char *const[]){"deploy", "shop", app, NULL}), 0,
-                 "%s", err);
-    cr_assert_eq(hn_cli(&H, NULL, &err, (const char *const[]){"scale", "shop", "web=3", NULL}), 0,
-                 "%s", err);
+    cr_assert_eq(cli(&err, (const char *const[]){"apps:create", "shop", NULL}), 0, "%s", err);
+    cr_assert_eq(cli(&err, (const char *const[]){"deploy", "shop", app, NULL}), 0, "%s", err);
+    cr_assert_eq(cli(&err, (const char *const[]){"scale", "shop", "web=3", NULL}), 0, "%s", err);
     for (int w = 0; w < 30000 && count_web() != 3; w += 250)
         h_msleep(250);
     cr_assert_eq(count_web(), 3, "web=3 never came up");
@@ -143,7 +149,7 @@ Test(ha_hosts, the_leaders_host_cut_off_the_other_leads_and_nothing_doubles)
     /* The CLI from B's host, to B. */
     snprintf(H.h.netns, sizeof(H.h.netns), "%s", H.hosts[1].ns);
     snprintf(H.h.api, sizeof(H.h.api), "tcp://127.0.0.1:7400");
-    cr_assert_eq(hn_cli(&H, NULL, &err, (const char *const[]){"scale", "shop", "web=4", NULL}), 0,
+    cr_assert_eq(cli(&err, (const char *const[]){"scale", "shop", "web=4", NULL}), 0,
                  "B does not take a scale: %s", err);
     for (int w = 0; w < 30000 && count_web() != 4; w += 250)
         h_msleep(250);
@@ -169,7 +175,7 @@ Test(ha_hosts, the_leaders_host_cut_off_the_other_leads_and_nothing_doubles)
         cr_assert_str_eq(j_get(o, "pid"), j_get(&after.o[i], "pid"), "restarted by the heal");
     }
     cr_assert_eq(h_count_procs(H.h.dir, "python3"), 4, "an instance runs twice");
-    cr_assert_eq(hn_cli(&H, NULL, &err, (const char *const[]){"scale", "shop", "web=3", NULL}), 0,
+    cr_assert_eq(cli(&err, (const char *const[]){"scale", "shop", "web=3", NULL}), 0,
                  "B stopped leading after the heal: %s", err);
     free(err);
 }

@@ -218,7 +218,22 @@ fini(void)
 
 TestSuite(ha, .fini = fini, .timeout = 240);
 
-#define CLI(out, err, ...) h_cli(&C, out, err, (const char *const[]){__VA_ARGS__, NULL})
+/* The CLI; what out and err held from an earlier call is freed first. */
+static int
+cli_fresh(char **out, char **err, const char *const *args)
+{
+    if (out != NULL) {
+        free(*out);
+        *out = NULL;
+    }
+    if (err != NULL) {
+        free(*err);
+        *err = NULL;
+    }
+    return h_cli(&C, out, err, args);
+}
+
+#define CLI(out, err, ...) cli_fresh(out, err, (const char *const[]){__VA_ARGS__, NULL})
 
 static void
 need_pg(int port)
@@ -384,8 +399,6 @@ Test(ha, sigkill_the_leader_during_a_scale)
     use_api(API_B);
     /* The first scale acknowledged by the new leader: the failover time. */
     do {
-        free(err);
-        err = NULL;
         rc = CLI(NULL, &err, "scale", "shop", "web=4");
         if (rc != 0)
             h_msleep(50);
@@ -424,8 +437,6 @@ Test(ha, sigkill_the_leader_during_a_scale)
              "tcp://127.0.0.1:%d",
              API_B, API_A);
     for (int w = 0; w < 5000; w += 250) {
-        free(out);
-        out = NULL;
         cr_assert_eq(CLI(&out, &err, "status"), 0, "%s", err);
         if (strstr(out, want) != NULL)
             break;
