@@ -94,6 +94,20 @@ status_json(const Drover__StatusRep *s)
 
     cli_json_init(&j, stdout);
     cli_json_begin_object(&j);
+    cli_json_key(&j, "controller");
+    cli_json_begin_object(&j);
+    cli_json_key(&j, "store");
+    cli_json_string(&j, cli_str(s->store));
+    cli_json_key(&j, "term");
+    cli_json_uint(&j, s->term);
+    cli_json_key(&j, "leader");
+    cli_json_string(&j, cli_str(s->leader));
+    cli_json_key(&j, "controllers");
+    cli_json_begin_array(&j);
+    for (size_t i = 0; i < s->n_controllers; i++)
+        cli_json_string(&j, s->controllers[i]);
+    cli_json_end_array(&j);
+    cli_json_end_object(&j);
     cli_json_key(&j, "nodes");
     cli_json_begin_array(&j);
     for (size_t i = 0; i < s->n_nodes; i++)
@@ -293,6 +307,24 @@ attention_table(const Drover__StatusRep *s, size_t *shown)
     return rc;
 }
 
+/* HA (issue 16): who leads, in which term, and who stands by. */
+static void
+controllers_human(const Drover__StatusRep *s)
+{
+    size_t i, standby = 0;
+
+    if (s->store == NULL || strcmp(s->store, "postgresql") != 0)
+        return;
+    printf("Controllers: %s leads (term %llu, PostgreSQL)", cli_str(s->leader),
+           (unsigned long long)s->term);
+    for (i = 0; i < s->n_controllers; i++) {
+        if (strcmp(s->controllers[i], cli_str(s->leader)) == 0)
+            continue;
+        printf("%s%s", standby++ == 0 ? "; standing by: " : ", ", s->controllers[i]);
+    }
+    printf("%s\n\n", standby == 0 ? "; no standby" : "");
+}
+
 static int
 status_human(const Drover__StatusRep *s)
 {
@@ -304,6 +336,7 @@ status_human(const Drover__StatusRep *s)
         printf("Controller: %s\n", cli_str(s->warnings[i]));
     if (s->n_warnings > 0)
         printf("\n");
+    controllers_human(s);
     node_summary(s, summary, sizeof(summary));
     if (s->n_nodes == 0) {
         printf("Nodes: none yet. Start drover-agent with DROVER_JOIN set.\n");

@@ -127,6 +127,7 @@ ctl_h_register(struct ctl_call *c)
         return ctl_fail(c, DROVER__ERROR_CODE__ERR_INTERNAL, "cannot add node");
     drover__register_rep__init(rr);
     rr->heartbeat_ms = (uint32_t)c->ctl->cfg.heartbeat_ms;
+    rr->term = ctl_leader_term(c->ctl->leader); /* agents refuse older terms */
     c->rep.body_case = DROVER__MESSAGE__BODY_REGISTER_REP;
     c->rep.register_rep = rr;
     return 0;
@@ -277,6 +278,7 @@ sync_view(struct ctl_call *c)
         return 0;
     }
     sr->generation = n->generation;
+    sr->term = ctl_leader_term(c->ctl->leader);
     if (r->generation == n->generation)
         return 0;
     if (build_assignments(n, c->ar, sr) < 0)
@@ -348,6 +350,10 @@ node_tick(uv_timer_t *t)
     bool changed = false;
     size_t i, ndown;
 
+    if (!ctl_leader_acting(ctl->leader)) { /* a standby judges no node */
+        free(down);
+        return;
+    }
     /* Who is down: liveness.c (stalls and mass silences are not deaths). */
     ndown = down == NULL ? 0
                          : ctl_liveness_tick(&ctl->liveness, m, now, ctl->cfg.node_timeout_ms, down,
@@ -397,6 +403,9 @@ ctl_notify_flush(struct ctl *ctl)
 
     msg.body_case = DROVER__MESSAGE__BODY_NOTIFY;
     msg.notify = &no;
+    no.term = ctl_leader_term(ctl->leader);
+    if (!TAILQ_EMPTY(&m->notify) && !ctl_leader_acting(ctl->leader))
+        return;
     while ((n = TAILQ_FIRST(&m->notify)) != NULL) {
         TAILQ_REMOVE(&m->notify, n, notify_link);
         n->notify = false;

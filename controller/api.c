@@ -605,6 +605,8 @@ ctl_h_status(struct ctl_call *c)
     (void)r;
     if (sr == NULL || ctl_view_status(c->ar, c->ctl->model, sr) < 0)
         return ctl_oom(c);
+    if (ctl_status_ha(c->ctl, c->ar, sr) < 0)
+        return ctl_oom(c);
     c->rep.body_case = DROVER__MESSAGE__BODY_STATUS_REP;
     c->rep.status_rep = sr;
     return 0;

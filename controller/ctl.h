@@ -33,6 +33,9 @@ struct ctl_ports;
 struct ctl_store;
 struct ctl_db;
 struct ctl_slugs;
+struct ctl_leader;
+struct ctl_store_ops;
+struct pg_conn; /* libpq's PGconn */
 struct ctl_logs;
 struct ctl_runs;
 struct ctl_endpoints;
@@ -285,7 +288,6 @@ struct ctl_liveness {
 
 struct ctl_config {
     char data_dir[4096];
-    char database_url[4096]; /* DROVER_DATABASE_URL: PostgreSQL instead of SQLite */
     char api_listen[256];
     char agent_listen[256];
     char notify_listen[256];
@@ -300,7 +302,10 @@ struct ctl_config {
     uint8_t cluster_key_next[WIRE_KEY_BYTES]; /* also accepted, never sent (rotation) */
     uint64_t drain_buffer;                    /* DROVER_DRAIN_BUFFER: lines per drain */
     char drain_ca_file[4096];                 /* DROVER_DRAIN_CA_FILE; "" for none */
-    uint64_t slugs_keep; /* DROVER_SLUGS_KEEP: releases per app whose slug stays */
+    uint64_t slugs_keep;       /* DROVER_SLUGS_KEEP: releases per app whose slug stays */
+    char database_url[4096];   /* DROVER_DATABASE_URL; "" for SQLite */
+    char advertise_api[256];   /* DROVER_ADVERTISE_API (HA: standbys point here) */
+    char advertise_agent[256]; /* DROVER_ADVERTISE_AGENT */
 };
 
 struct ctl {
@@ -308,6 +313,7 @@ struct ctl {
     struct ctl_config cfg;
     struct ctl_model *model;
     struct ctl_db *store; /* the store front (store_front.c) */
+    struct ctl_leader *leader; /* PostgreSQL: the election; NULL for SQLite */
     struct ctl_slugs *slugs;
     struct wire_sender sender;     /* sealed with the cluster key: agents, notify */
     struct wire_sender api_sender; /* sealed with the API key: replies to the CLI */
@@ -700,6 +706,10 @@ void ctl_endpoints_wake(struct ctl_endpoints *e, bool force);
 struct ctl_store_ops;
 int ctl_store_open_with(const struct ctl_store_ops *ops, const char *where, struct ctl_db **out);
 int ctl_store_open(const char *path, struct ctl_db **out); /* SQLite at path */
+/* The backend behind the front (for its own extras, as store_pg.c's fencing
+ * term), and its name: "sqlite" or "postgresql". */
+struct ctl_store *ctl_store_backend(struct ctl_db *db);
+const char *ctl_store_backend_name(const struct ctl_db *db);
 /* The backend the config asks for: SQLite under data_dir, or database_url. */
 int ctl_store_open_cfg(const struct ctl_config *cfg, struct ctl_db **out);
 void ctl_store_close(struct ctl_db *db);
@@ -722,6 +732,34 @@ int ctl_store_drains_each(struct ctl_db *db,
                                      uint64_t created_ms),
                           void *arg);
 
+/* store_pg.c: PostgreSQL (ctl_store_pg_ops in store.h) */
+int ctl_store_pg_check_url(const char *url, char *err, size_t errsz);
+/* A session with drover's timeouts; app: its application_name (NULL:
+ * drover-controller). NULL and err on failure. */
+struct pg_conn *ctl_pg_connect(const char *url, const char *app, char *err, size_t errsz);
+void ctl_store_pg_set_term(struct ctl_store *st, uint64_t term); /* fence writes with it */
+/* Slugs in the database, on a session of their own (thread pool). */
+int ctl_pg_slug_put(const char *url, const char *sha, const char *path);
+int ctl_pg_slug_get(const char *url, const char *sha, const char *path);
+
+/* leader.c: leader election, lease and step-down (PostgreSQL only) */
+int ctl_leader_start(struct ctl *ctl, const char *url, struct ctl_leader **out);
+void ctl_leader_stop(struct ctl_leader *l);
+void ctl_leader_free(struct ctl_leader *l);
+void ctl_leader_lost(struct ctl_leader *l, const char *why); /* steps down: exits */
+/* True while this controller may act; NULL (SQLite) always may. A leader
+ * whose lease ran out steps down (exits) inside this call. */
+bool ctl_leader_acting(struct ctl_leader *l);
+uint64_t ctl_leader_term(const struct ctl_leader *l); /* 0 unless leading */
+/* A standby's answer: the leader's endpoint for the API or the agents ("" when
+ * none is known yet, or the stored one is ours), and how long to wait then. */
+uint32_t ctl_leader_where(struct ctl_leader *l, bool api, char *where, size_t wheresz);
+/* For `drover status`: the controllers with a live leader session (API
+ * endpoints, comma-separated, in buf), as of the last renewal. */
+void ctl_leader_controllers(struct ctl_leader *l, char *buf, size_t bufsz);
+const char *ctl_leader_api(const struct ctl_leader *l); /* ours, advertised */
+int ctl_status_ha(struct ctl *ctl, struct ctl_arena *ar, Drover__StatusRep *sr);
+
 /* slugs.c: the slug store */
 int ctl_slugs_new(struct ctl *ctl, const char *dir, struct ctl_slugs **out);
 void ctl_slugs_free(struct ctl_slugs *s);
@@ -737,6 +775,9 @@ void ctl_reply(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *rep
 void ctl_reply_error(struct ctl *ctl, struct nnuv_msg *req, Drover__ErrorCode code, const char *fmt,
                      ...) __attribute__((format(printf, 4, 5)));
 int ctl_commit(struct ctl *ctl);
+/* main.c: load the state and start acting on it (at start, or on winning
+ * the election). */
+int ctl_take_lead(struct ctl *ctl);
 /* Keys from cfg into the senders and the keyring; 0 or negative errno. */
 int ctl_keys_init(struct ctl *ctl);
 Drover__Message *ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock);
@@ -823,7 +864,9 @@ struct ctl_call {
     Drover__Message rep;  /* the handler's reply */
     Drover__ErrorCode code;
     char err[512];
-    bool logged; /* the refusal is logged already */
+    char leader[256];        /* ERR_NOT_LEADER: where the leader is ("" unknown) */
+    uint32_t retry_after_ms; /* ERR_NOT_LEADER with no leader known yet */
+    bool logged;             /* the refusal is logged already */
     /* Optional: builds the reply after the commit, for replies that must
      * show what the commit's settle did (a sync's assignment set). */
     int (*view)(struct ctl_call *c);

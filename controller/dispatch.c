@@ -125,6 +125,8 @@ finish(struct ctl_call *c, const Drover__Message *rep)
     if (c->code != DROVER__ERROR_CODE__ERR_NONE) {
         e.code = c->code;
         e.message = c->err;
+        e.leader = c->leader;
+        e.retry_after_ms = c->retry_after_ms;
         em.body_case = DROVER__MESSAGE__BODY_ERROR;
         em.error = &e;
         rep = &em;
@@ -139,6 +141,21 @@ finish(struct ctl_call *c, const Drover__Message *rep)
     free(c);
 }
 
+/* A standby (leader.c) serves nothing: it says where the leader is. */
+static void
+not_leader(struct ctl_call *c)
+{
+    c->retry_after_ms =
+        ctl_leader_where(c->ctl->leader, c->ep == CTL_EP_API, c->leader, sizeof(c->leader));
+    c->logged = true; /* not a bad request */
+    if (c->leader[0] != '\0')
+        ctl_fail(c, DROVER__ERROR_CODE__ERR_NOT_LEADER, "not the leader; the leader is at %s",
+                 c->leader);
+    else
+        ctl_fail(c, DROVER__ERROR_CODE__ERR_NOT_LEADER,
+                 "not the leader; no leader is known yet, try again");
+}
+
 /* Run the handler; a call it keeps ends later through c->finish. */
 static void
 run(struct ctl_call *c, const struct route *r)
@@ -147,6 +164,8 @@ run(struct ctl_call *c, const struct route *r)
 
     if (c->ctl->stopping) {
         ctl_fail(c, DROVER__ERROR_CODE__ERR_UNAVAILABLE, "the controller is stopping");
+    } else if (!ctl_leader_acting(c->ctl->leader)) {
+        not_leader(c);
     } else if (r == NULL || (r->eps & c->ep) == 0) {
         c->what = r != NULL ? r->name : "unknown";
         c->logged = true;

@@ -45,6 +45,7 @@
 
 #include "ctl.h"
 #include "drain.h"
+#include "store.h"
 #include "log.h"
 
 #define DRAINS_PER_APP 10

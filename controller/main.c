@@ -18,7 +18,49 @@
 #include "env.h"
 #include "log.h"
 #include "notify.h"
+#include "store.h"
 #include "version.h"
+
+/*
+ * High availability (issue 16): DROVER_DATABASE_URL picks PostgreSQL; the
+ * advertised endpoints are what standbys tell the CLI and agents (stored with
+ * the term). Default: the listen address, with a wildcard host replaced by
+ * this machine's name.
+ */
+static void
+advertise(struct env_errs *e, const char *name, const char *listen, char *out, size_t outsz)
+{
+    char host[256];
+    const char *port;
+
+    if (env_str(e, name, "", out, outsz) < 0 || out[0] != '\0')
+        return;
+    port = strrchr(listen, ':');
+    if ((strncmp(listen, "tcp://0.0.0.0:", 14) == 0 || strncmp(listen, "tcp://*:", 8) == 0 ||
+         strncmp(listen, "tcp://[::]:", 11) == 0) &&
+        port != NULL && gethostname(host, sizeof(host)) == 0) {
+        host[sizeof(host) - 1] = '\0';
+        if (strfmt(out, outsz, "tcp://%s%s", host, port) < 0)
+            env_err(e, "%s: the host name is too long", name);
+    } else {
+        snprintf(out, outsz, "%s", listen);
+    }
+}
+
+static void
+read_ha_config(struct env_errs *e, struct ctl_config *cfg)
+{
+    char why[512];
+
+    if (env_str(e, "DROVER_DATABASE_URL", "", cfg->database_url, sizeof(cfg->database_url)) == 0 &&
+        cfg->database_url[0] != '\0' &&
+        ctl_store_pg_check_url(cfg->database_url, why, sizeof(why)) < 0)
+        env_err(e, "DROVER_DATABASE_URL: %s (expected postgresql://USER@HOST:PORT/DB?...)", why);
+    advertise(e, "DROVER_ADVERTISE_API", cfg->api_listen, cfg->advertise_api,
+              sizeof(cfg->advertise_api));
+    advertise(e, "DROVER_ADVERTISE_AGENT", cfg->agent_listen, cfg->advertise_agent,
+              sizeof(cfg->advertise_agent));
+}
 
 static void
 read_config(struct ctl_config *cfg)
@@ -27,7 +69,6 @@ read_config(struct ctl_config *cfg)
 
     memset(&e, 0, sizeof(e));
     env_str(&e, "DROVER_DATA_DIR", "/var/lib/drover", cfg->data_dir, sizeof(cfg->data_dir));
-    env_str(&e, "DROVER_DATABASE_URL", "", cfg->database_url, sizeof(cfg->database_url));
     env_endpoint(&e, "DROVER_API_LISTEN", "tcp://127.0.0.1:7400", cfg->api_listen,
                  sizeof(cfg->api_listen), NULL);
     if (env_endpoint(&e, "DROVER_AGENT_LISTEN", "tcp://0.0.0.0:7401", cfg->agent_listen,
@@ -58,6 +99,7 @@ read_config(struct ctl_config *cfg)
     if (cfg->has_key_next)
         env_key(&e, "DROVER_CLUSTER_KEY_NEXT", cfg->cluster_key_next);
     env_token(&e, "DROVER_API_TOKEN", true, cfg->api_token, sizeof(cfg->api_token));
+    read_ha_config(&e, cfg);
     env_check(&e);
 }
 
@@ -69,6 +111,30 @@ on_signal(uv_signal_t *sig, int signum)
     ctl_shutdown(sig->data, 0);
 }
 
+/*
+ * PostgreSQL: an unreachable database is retried with backoff, saying why,
+ * and nothing is served meanwhile (never from an empty state).
+ */
+static void
+open_pg(struct ctl *ctl)
+{
+    uint64_t backoff = 200;
+    unsigned attempt;
+    int rc;
+
+    for (attempt = 1;; attempt++) {
+        rc = ctl_store_open_with(&ctl_store_pg_ops, ctl->cfg.database_url, &ctl->store);
+        if (rc == 0)
+            return;
+        if (rc != -ENOTCONN) /* reached, but refused (schema, permissions) */
+            log_fatal(1, "start_failed", "what=store backend=postgresql err=%d", rc);
+        log_warn("store_unreachable", "backend=postgresql attempt=%u retry_ms=%llu", attempt,
+                 (unsigned long long)backoff);
+        usleep((useconds_t)(backoff * 1000)); /* before the loop runs: nothing to block */
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+    }
+}
+
 static void
 open_state(struct ctl *ctl)
 {
@@ -78,17 +144,19 @@ open_state(struct ctl *ctl)
     if (rc < 0)
         log_fatal(1, "start_failed", "what=data_dir path=%s err=%s", log_q(ctl->cfg.data_dir),
                   log_q(strerror(-rc)));
-    rc = ctl_store_open_cfg(&ctl->cfg, &ctl->store);
-    if (rc == -ENOTSUP || rc == -ENAMETOOLONG)
-        log_fatal(ENV_EX_CONFIG, "start_failed", "what=store err=%s", log_q(strerror(-rc)));
-    if (rc < 0)
-        log_fatal(1, "start_failed", "what=store data_dir=%s err=%d", log_q(ctl->cfg.data_dir), rc);
+    if (ctl->cfg.database_url[0] != '\0') {
+        open_pg(ctl);
+    } else {
+        rc = ctl_store_open_cfg(&ctl->cfg, &ctl->store);
+        if (rc == -ENAMETOOLONG)
+            log_fatal(ENV_EX_CONFIG, "start_failed", "what=store err=%s", log_q(strerror(-rc)));
+        if (rc < 0)
+            log_fatal(1, "start_failed", "what=store data_dir=%s err=%d",
+                      log_q(ctl->cfg.data_dir), rc);
+    }
     ctl->model = ctl_model_new();
     if (ctl->model == NULL)
         log_fatal(1, "start_failed", "what=model err=ENOMEM");
-    rc = ctl_store_load(ctl->store, ctl->model, mono_ms());
-    if (rc < 0)
-        log_fatal(1, "start_failed", "what=store_load err=%d", rc);
     rc = ctl_slugs_new(ctl, ctl->cfg.data_dir, &ctl->slugs);
     if (rc < 0)
         log_fatal(1, "start_failed", "what=slugs err=%s", log_q(strerror(-rc)));
@@ -100,9 +168,6 @@ open_state(struct ctl *ctl)
         log_fatal(1, "start_failed", "what=logs err=ENOMEM");
     ctl->model->event = ctl_logs_text;
     ctl->model->event_arg = ctl->logs;
-    rc = ctl_drains_start(ctl->drains);
-    if (rc < 0)
-        log_fatal(1, "start_failed", "what=drains err=%d", rc);
 }
 
 int
@@ -123,8 +188,9 @@ main(int argc, char **argv)
               "Configured only by the environment: DROVER_CLUSTER_KEY and DROVER_API_TOKEN\n"
               "(required), DROVER_DATA_DIR, DROVER_API_LISTEN, DROVER_AGENT_LISTEN,\n"
               "DROVER_LOG_LINES, DROVER_RUN_TIMEOUT_MS, DROVER_NODE_TIMEOUT_MS,\n"
-              "DROVER_HEARTBEAT_MS, DROVER_CLUSTER_KEY_NEXT, DROVER_DATABASE_URL (see\n"
-              "drover-controller(8) and the README).\n",
+              "DROVER_HEARTBEAT_MS, DROVER_CLUSTER_KEY_NEXT, DROVER_DATABASE_URL,\n"
+              "DROVER_ADVERTISE_API, DROVER_ADVERTISE_AGENT (see drover-controller(8) and the\n"
+              "README).\n",
               help ? stdout : stderr);
         return help ? 0 : 2;
     }
@@ -161,16 +227,18 @@ main(int argc, char **argv)
         log_fatal(1, "start_failed", "what=checkpoints err=%s", uv_strerror(rc));
     uv_signal_start(&ctl.sigterm, on_signal, SIGTERM);
     uv_signal_start(&ctl.sigint, on_signal, SIGINT);
-    /* Placements that waited across a restart, committed before serving. A
-     * store that refuses them (a full disk) stops nothing: the controller
-     * serves what it has and tries again at the next change (store_front.c). */
-    if (ctl_commit(&ctl) < 0)
-        log_warn("start_degraded", "what=store reason=%s", log_q(ctl_store_why(ctl.store)));
+    if (ctl.cfg.database_url[0] == '\0') {
+        if (ctl_take_lead(&ctl) < 0)
+            log_fatal(1, "start_failed", "what=store_load");
+    } else if ((rc = ctl_leader_start(&ctl, ctl.cfg.database_url, &ctl.leader)) < 0) {
+        log_fatal(1, "start_failed", "what=leader err=%s", uv_strerror(rc));
+    }
     log_info("ready",
-             "api=%s agent=%s notify=%s logs=%s data_dir=%s apps=%zu nodes=%zu instances=%zu",
+             "api=%s agent=%s notify=%s logs=%s store=%s data_dir=%s apps=%zu nodes=%zu "
+             "instances=%zu",
              ctl.cfg.api_listen, ctl.cfg.agent_listen, ctl.cfg.notify_listen, ctl.cfg.logs_listen,
-             log_q(ctl.cfg.data_dir), ctl_map_count(ctl.model->apps), ctl.model->nnodes,
-             ctl_map_count(ctl.model->insts));
+             ctl_store_backend_name(ctl.store), log_q(ctl.cfg.data_dir), ctl_map_count(ctl.model->apps),
+             ctl.model->nnodes, ctl_map_count(ctl.model->insts));
     /* Serving: tell systemd (Type=notify), and ping its watchdog from now. */
     notify_send("READY=1");
     if ((rc = notify_watchdog_start(&loop)) < 0)
@@ -187,6 +255,7 @@ main(int argc, char **argv)
     ctl_logs_free(ctl.logs);
     ctl_slugs_free(ctl.slugs);
     ctl_store_close(ctl.store);
+    ctl_leader_free(ctl.leader);
     ctl_model_free(ctl.model);
     log_info("stopped", "exit_code=%d", ctl.exit_code);
     return ctl.exit_code;

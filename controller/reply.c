@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "store.h"
 #include "version.h"
 #include "log.h"
 
@@ -199,11 +200,17 @@ commit(struct ctl *ctl)
 {
     int rc;
 
+    /* HA (leader.c): a standby commits nothing; a leader past its lease
+     * steps down inside the check, before writing anything. */
+    if (!ctl_leader_acting(ctl->leader))
+        return -ESTALE;
     ctl_destroy_reap(ctl);
     rc = ctl_settle(ctl->model, mono_ms());
     if (rc < 0)
         log_error("settle_failed", "err=%d", rc);
     rc = ctl_store_flush(ctl->store, ctl->model);
+    if (rc == -ESTALE && ctl->leader != NULL) /* fenced: a newer leader */
+        ctl_leader_lost(ctl->leader, "a write was fenced by a newer term");
     if (rc < 0)
         return rc;
     if (ctl->model->ep_changed) {

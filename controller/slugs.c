@@ -12,6 +12,12 @@
  * the upload table. An upload slot is busy while its chunk is being written,
  * so two chunks of one upload never race. At most UPLOAD_SLOTS uploads are
  * open at once; starting another evicts the least recently used idle one.
+ *
+ * With PostgreSQL (DROVER_DATABASE_URL, issue 16) the database holds every
+ * slug too (store_pg.c), so that any controller can serve any slug: an
+ * upload is acknowledged complete only once its slug is in the database,
+ * and a slug missing here is copied from there on first use. The files
+ * stay as the local cache they read from.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -98,8 +104,15 @@ ctl_slug_stat(const struct ctl_slugs *s, const char *sha, uint64_t *size)
 
     if (!slug_sha_valid(sha) || ctl_slug_path(s, sha, path, sizeof(path)) < 0)
         return -EINVAL;
-    if (stat(path, &sb) < 0)
-        return -errno;
+    /* HA: a release made on another controller. Rare (rollback or config
+     * change right after a failover), so copied here on the loop. */
+    if (stat(path, &sb) < 0) {
+        int err = errno;
+
+        if (err != ENOENT || s->ctl->cfg.database_url[0] == '\0' ||
+            ctl_pg_slug_get(s->ctl->cfg.database_url, sha, path) < 0 || stat(path, &sb) < 0)
+            return -err;
+    }
     if (!S_ISREG(sb.st_mode))
         return -ENOENT;
     *size = (uint64_t)sb.st_size;
@@ -187,6 +200,8 @@ put_work(uv_work_t *w)
     }
     if (rename(sw->part, sw->path) < 0)
         sw->rc = -errno;
+    else if (sw->s->ctl->cfg.database_url[0] != '\0') /* HA: any controller serves it */
+        sw->rc = ctl_pg_slug_put(sw->s->ctl->cfg.database_url, p->sha256, sw->path);
 out:
     if (fd >= 0)
         close(fd);
@@ -237,6 +252,9 @@ read_work(uv_work_t *w)
     int fd = open(sw->path, O_RDONLY | O_CLOEXEC);
     size_t want;
 
+    if (fd < 0 && errno == ENOENT && sw->s->ctl->cfg.database_url[0] != '\0' &&
+        ctl_pg_slug_get(sw->s->ctl->cfg.database_url, r->sha256, sw->path) == 0)
+        fd = open(sw->path, O_RDONLY | O_CLOEXEC); /* HA: uploaded to another controller */
     if (fd < 0) {
         sw->rc = -errno;
         return;

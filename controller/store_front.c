@@ -51,6 +51,18 @@ ctl_store_open_with(const struct ctl_store_ops *ops, const char *where, struct c
     return 0;
 }
 
+struct ctl_store *
+ctl_store_backend(struct ctl_db *db)
+{
+    return db->st;
+}
+
+const char *
+ctl_store_backend_name(const struct ctl_db *db)
+{
+    return db->ops->name;
+}
+
 int
 ctl_store_open(const char *path, struct ctl_db **out)
 {

@@ -149,6 +149,10 @@ void agt_conn_leave(struct agt_conn *c);
 void agt_conn_last_sync(struct agt_conn *c);
 /* Close every socket and timer; frees itself in the close callbacks. */
 void agt_conn_close(struct agt_conn *c);
+/* HA fencing (issue 16): may a reply of a leader's term be applied, given
+ * the highest term seen so far (raised to term when it may)? A lower term
+ * is a deposed leader's: never applied. */
+bool agt_term_accept(uint64_t *seen, uint64_t term);
 
 /* Per-type limits; 0 means none. */
 struct agt_limits {

@@ -53,6 +53,7 @@ enum req_kind { K_REGISTER, K_SYNC };
 
 struct agt_conn {
     struct agt *agt; /* borrowed */
+    uint64_t term;   /* the highest leader term seen (HA fencing) */
     uv_loop_t *loop;
     const struct agt_config *cfg;
     struct rpc *rpc;
@@ -255,9 +256,32 @@ acked(struct agt_conn *c)
     agt_acked(c->agt, c->seq);
 }
 
+bool
+agt_term_accept(uint64_t *seen, uint64_t term)
+{
+    if (term < *seen)
+        return false;
+    *seen = term;
+    return true;
+}
+
+/* A reply from a deposed leader: logged and dropped, as if lost (the
+ * request is re-sent, and reaches the leader). */
+static bool
+stale(struct agt_conn *c, const char *what, uint64_t term)
+{
+    if (agt_term_accept(&c->term, term))
+        return false;
+    log_warn("stale_term", "node=%s msg=%s term=%" PRIu64 " seen=%" PRIu64, c->cfg->node, what,
+             term, c->term);
+    return true;
+}
+
 static void
 on_register_rep(struct agt_conn *c, const Drover__RegisterRep *r)
 {
+    if (stale(c, "register_rep", r->term))
+        return;
     acked(c);
     /* RegisterReq carries no digest, so the controller holds none yet: the
      * first sync must be full. */
@@ -280,6 +304,8 @@ on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
 {
     bool was_full = c->sent_full;
 
+    if (stale(c, "sync_rep", r->term))
+        return;
     if (r->reregister) {
         log_info("reregister", "node=%s", c->cfg->node);
         c->have_acked = false;
@@ -392,7 +418,10 @@ on_notify(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
         log_warn("bad_message", "sock=notify err=%s", log_q(wire_strerror(rc)));
         return;
     }
-    if (m->body_case == DROVER__MESSAGE__BODY_NOTIFY) {
+    if (m->body_case == DROVER__MESSAGE__BODY_NOTIFY && m->notify->term < c->term) {
+        log_warn("stale_term", "node=%s msg=notify term=%" PRIu64 " seen=%" PRIu64, c->cfg->node,
+                 m->notify->term, c->term);
+    } else if (m->body_case == DROVER__MESSAGE__BODY_NOTIFY) {
         log_debug("notified", "generation=%" PRIu64, m->notify->generation);
         send_next(c);
     } else {

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "store.h"
 #include "log.h"
 #include "slug.h"
 

@@ -14,7 +14,7 @@
  *     down, the other waits (a bounded rate), and status says why.
  *
  * Web across three agents on loopback. Controllers 7904-7915; app ports
- * 13000-13449 (150 a test, so that two tests can run at once).
+ * 13500-13949 (150 a test, so that two tests can run at once).
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -98,7 +98,7 @@ cluster(const char *test, int base, const char *const *ctl_env, struct web w[3])
     cr_assert(h_wait_log(&C, ctl, "event=ready", 10000), "controller not ready");
     for (int k = 0; k < 3; k++) {
         char node[8], range[32];
-        int a, p0 = 13000 + (base - 7904) / 4 * 150 + k * 50;
+        int a, p0 = 13500 + (base - 7904) / 4 * 150 + k * 50;
 
         snprintf(node, sizeof(node), "n%d", k + 1);
         snprintf(range, sizeof(range), "%d-%d", p0, p0 + 49);
