@@ -39,6 +39,7 @@
 #include <nanomsg/reqrep.h>
 
 #include "ctl.h"
+#include "http.h"
 #include "log.h"
 
 #define NODE_TICK_MS 250
@@ -534,7 +535,9 @@ ctl_agents_handle(struct ctl *ctl, struct nnuv_msg *req, Drover__Message *m)
         agent_register(ctl, req, m->register_req);
         break;
     case DROVER__MESSAGE__BODY_SYNC_REQ:
+        ctl_metrics_sync_begin(); /* metrics.c: drover_sync_seconds */
         agent_sync(ctl, req, m->sync_req);
+        ctl_metrics_sync_end();
         break;
     case DROVER__MESSAGE__BODY_SLUG_REQ:
         ctl_slugs_read(ctl->slugs, req, m); /* takes m */

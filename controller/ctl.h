@@ -277,6 +277,9 @@ struct ctl_config {
     uint64_t drain_buffer;                    /* DROVER_DRAIN_BUFFER: lines per drain */
     char drain_ca_file[4096];                 /* DROVER_DRAIN_CA_FILE; "" for none */
     uint64_t slugs_keep; /* DROVER_SLUGS_KEEP: releases per app whose slug stays */
+    char http_listen[256]; /* DROVER_HTTP_LISTEN: HOST:PORT, "" for none (http.c) */
+    char *http_tls_cert;   /* PEM text of DROVER_HTTP_TLS_CERT's file, or NULL */
+    char *http_tls_key;
 };
 
 struct ctl {
@@ -303,6 +306,7 @@ struct ctl {
     bool closed;       /* every handle has been asked to close */
     int exit_code;
     struct ctl_drains *drains;
+    struct ctl_http *http; /* NULL when DROVER_HTTP_LISTEN is empty */
 };
 
 /* Replaced by a rollout to version: of another release, or being restarted. */
@@ -568,6 +572,12 @@ int ctl_commit(struct ctl *ctl);
 int ctl_keys_init(struct ctl *ctl);
 Drover__Message *ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock);
 void ctl_work_done(struct ctl *ctl);
+
+/* call_shim.c: TEMPORARY (until i13-dispatch): a ctl_call() stand-in
+ * request answered by ctl_reply/ctl_reply_error goes to its callback: true
+ * when req was one (then consumed). rep NULL: an Error of code and text. */
+bool ctl_call_shim_reply(struct nnuv_msg *req, const Drover__Message *rep, Drover__ErrorCode code,
+                         const char *text);
 
 /* agents.c: the agent endpoint, node timeouts, notifications */
 int ctl_agents_start(struct ctl *ctl);

@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "http.h"
 #include "log.h"
 #include "procfile.h"
 
@@ -177,6 +178,7 @@ ctl_deploy_check(struct ctl_model *m, struct ctl_app *a, uint64_t now)
     }
     a->good = rel->version;
     set_state(m, a, CTL_DEPLOY_SUCCEEDED, now);
+    ctl_metrics_deploy(a->name, "succeeded");
     ctl_release_set_status(m, a, ctl_release_get(a, rel->version), "succeeded", "");
     ctl_model_event(m, a->name, "%s of v%u finished:%s up",
                     ctl_deploy_is_restart(&a->deploy) ? "restart" : "deploy", rel->version,
@@ -198,6 +200,7 @@ ctl_deploy_fail(struct ctl_model *m, struct ctl_app *a, uint64_t now, const char
     vsnprintf(d->reason, sizeof(d->reason), fmt, ap);
     va_end(ap);
     set_state(m, a, CTL_DEPLOY_FAILED, now);
+    ctl_metrics_deploy(a->name, "failed");
     if (ctl_deploy_is_restart(d)) { /* the release is not at fault: keep it */
         ctl_restart_failed(m, a);
         return;
