@@ -166,6 +166,7 @@ send_sync(struct agt_conn *c)
     m.body_case = DROVER__MESSAGE__BODY_SYNC_REQ;
     m.sync_req = &r;
     rc = send_msg(c, &m);
+    agt_metrics_sync_sent();
     agt_reports_free(reps, n);
     if (rc == 0) {
         c->kind = K_SYNC;
@@ -251,6 +252,7 @@ on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
 {
     bool was_full = c->sent_full;
 
+    agt_metrics_sync_done();
     if (r->reregister) {
         log_info("reregister", "node=%s", c->cfg->node);
         c->registered = false;

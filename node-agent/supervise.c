@@ -691,6 +691,7 @@ spawn(struct agt_inst *i)
     run->proc.data = run;
     run->inst = i;
     rc = uv_spawn(loop, &run->proc, &o);
+    agt_metrics_spawned(rc);
     if (rc < 0) {
         /* The handle is initialised even when the spawn fails. */
         uv_close((uv_handle_t *)&run->proc, on_run_close);
@@ -1077,4 +1078,10 @@ void
 agt_inst_set_stop_seq(struct agt_inst *i, uint64_t seq)
 {
     i->stop_seq = seq;
+}
+
+uint64_t
+agt_inst_cpu_usec(const struct agt_inst *i)
+{
+    return i->cpu_usec;
 }
