@@ -93,6 +93,8 @@ struct hcall {
     bool stream, left, started;
     uint64_t cursor; /* logs: after_seq; endpoints: version */
     bool sent_once;
+    uv_timer_t next_timer; /* streams: the next request, from the loop */
+    bool has_timer;
 };
 
 /* ---- answers ---- */
@@ -320,7 +322,7 @@ reply_doc(struct hcall *k, const Drover__Message *rep, unsigned *status)
 static void call(struct hcall *k, Drover__Message *req);
 
 static void
-hcall_end(struct hcall *k)
+hcall_free(struct hcall *k)
 {
     struct ctl_http *h = k->h;
 
@@ -328,6 +330,21 @@ hcall_end(struct hcall *k)
     free(k);
     if (--h->pending == 0 && h->orphan)
         free(h);
+}
+
+static void
+on_timer_closed(uv_handle_t *t)
+{
+    hcall_free(t->data);
+}
+
+static void
+hcall_end(struct hcall *k)
+{
+    if (k->has_timer)
+        uv_close((uv_handle_t *)&k->next_timer, on_timer_closed);
+    else
+        hcall_free(k);
 }
 
 static Drover__Message *
@@ -342,9 +359,12 @@ stream_req(struct hcall *k)
     if (k->route == R_LOGS) {
         lr.app = k->app;
         lr.type = k->type;
-        lr.after_seq = k->cursor;
-        lr.lines = k->cursor == 0 ? 100 : 0;
-        lr.wait_ms = k->cursor == 0 ? 0 : STREAM_LOG_WAIT_MS;
+        /* First the last lines at once, then a wait for what follows:
+         * a request that waits never answers inside ctl_call, so a stream
+         * never recurses. */
+        lr.after_seq = k->sent_once ? k->cursor : 0;
+        lr.lines = k->sent_once ? 0 : 100;
+        lr.wait_ms = k->sent_once ? STREAM_LOG_WAIT_MS : 0;
         m.body_case = DROVER__MESSAGE__BODY_LOGS_REQ;
         m.logs_req = &lr;
     } else {
@@ -372,6 +392,19 @@ stream_closed(void *arg)
     k->left = true;
 }
 
+static void
+on_next(uv_timer_t *t)
+{
+    struct hcall *k = t->data;
+
+    if (k->left || k->h->ctl->stopping) {
+        httpd_stream_end(k->r);
+        hcall_end(k);
+        return;
+    }
+    call(k, stream_req(k));
+}
+
 /* A reply on a stream: send it as events, then ask again. */
 static void
 stream_reply(struct hcall *k, const Drover__Message *rep)
@@ -380,6 +413,8 @@ stream_reply(struct hcall *k, const Drover__Message *rep)
     json_t *doc;
     int rc = 0;
 
+    bool news = false;
+
     if (!k->started) {
         if (httpd_stream_start(k->r, "text/event-stream", stream_closed, k) < 0) {
             httpd_stream_end(k->r);
@@ -387,6 +422,9 @@ stream_reply(struct hcall *k, const Drover__Message *rep)
             return;
         }
         k->started = true;
+        uv_timer_init(k->h->ctl->loop, &k->next_timer);
+        k->next_timer.data = k;
+        k->has_timer = true;
     }
     if (k->route == R_LOGS) {
         const Drover__LogsRep *lr = rep->logs_rep;
@@ -408,10 +446,13 @@ stream_reply(struct hcall *k, const Drover__Message *rep)
             k->cursor = lr->next_seq - 1;
         if (lr->n_lines == 0)
             rc = httpd_stream_send(k->r, ": ping\n\n", 8);
+        news = lr->n_lines > 0;
+        k->sent_once = true;
     } else {
         const Drover__EndpointsRep *er = rep->endpoints_rep;
 
-        if (!k->sent_once || er->version != k->cursor) {
+        news = !k->sent_once || er->version != k->cursor;
+        if (news) {
             doc = jout_endpoints(k->app, er);
             text = jout_dumps(doc, false);
             json_decref(doc);
@@ -432,7 +473,10 @@ stream_reply(struct hcall *k, const Drover__Message *rep)
         hcall_end(k);
         return;
     }
-    call(k, stream_req(k));
+    /* Ask again from the loop, never from inside this reply (it may have
+     * come back at once, inside ctl_call); after nothing new, a little
+     * later, so that a request answered at once cannot spin. */
+    uv_timer_start(&k->next_timer, on_next, news ? 0 : 1000, 0);
 }
 
 static void
