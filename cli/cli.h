@@ -317,6 +317,7 @@ int cli_cmd_nodes_drain(int argc, char **argv);
 
 /* cmd_status.c */
 int cli_cmd_status(int argc, char **argv);
+int cli_cmd_dashboard(int argc, char **argv);
 /* Fetch the cluster's status (StatusReq). 0 or as cli_call. */
 int cli_status_get(struct cli_client *c, Drover__Message **rep);
 

@@ -38,6 +38,8 @@ void ctl_http_stop(struct ctl *ctl);
 /* dash.c: the dashboard's pages; false when path is not one of them */
 struct httpd_req;
 bool ctl_dash_handle(struct ctl *ctl, struct httpd_req *r);
+/* Does r carry a live dashboard session cookie? */
+bool ctl_dash_session_ok(const struct httpd_req *r);
 
 /* metrics.c: counters (one call from where each thing happens) and the
  * /metrics page. */
