@@ -544,3 +544,85 @@ Test(http, every_openapi_path_is_served)
     cr_expect(npaths >= 15 && nops >= 18, "openapi.yaml lists %d paths, %d operations", npaths,
               nops);
 }
+
+/* Run a headless chromium (argv after the common flags); its stdout. */
+static char *
+chromium(const char *profile, const char *const *args)
+{
+    char cmd[2048], path[300];
+    size_t used;
+    FILE *f;
+    char *out = NULL;
+    size_t n = 0;
+
+    used = (size_t)snprintf(cmd, sizeof(cmd),
+                            "timeout 60 chromium --headless --no-sandbox --disable-gpu "
+                            "--no-first-run --user-data-dir=%s --virtual-time-budget=6000",
+                            profile);
+    for (size_t i = 0; args[i] != NULL && used < sizeof(cmd); i++)
+        used += (size_t)snprintf(cmd + used, sizeof(cmd) - used, " '%s'", args[i]);
+    snprintf(path, sizeof(path), "%s/chromium.out", C.dir);
+    if (used < sizeof(cmd))
+        snprintf(cmd + used, sizeof(cmd) - used, " > %s 2>/dev/null", path);
+    if (system(cmd) != 0)
+        return NULL;
+    f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    if (getdelim(&out, &n, '\0', f) < 0) {
+        free(out);
+        out = NULL;
+    }
+    fclose(f);
+    return out;
+}
+
+Test(http, dashboard_in_a_real_browser_via_a_one_time_link)
+{
+    char *out = NULL, *err = NULL, *dom, *body = NULL, url_env[96], link[400], profile[300];
+    char shot[400], shot_arg[420], phone_arg[420], home[96];
+    const char *env[] = {url_env, NULL};
+
+    if (access("/usr/bin/chromium", X_OK) != 0) {
+        cr_log_warn("chromium is not installed (Debian's chromium): dashboard test skipped");
+        return;
+    }
+    setup("http-dash", 5);
+    cr_assert_eq(CLI(NULL, NULL, "scale", "shop", "web=2"), 0);
+    cr_assert(wait_web_up(2, 30000), "two web instances never came up");
+    /* Without a session the API refuses, and the page offers the form. */
+    expect_error(http("GET", HTTP_PORT, "/v1/nodes", NULL, NULL, &body, 5000), 401, &body);
+    snprintf(url_env, sizeof(url_env), "DROVER_DASHBOARD_URL=http://127.0.0.1:%d", HTTP_PORT);
+    cr_assert_eq(
+        h_cli_env(&C, &out, &err, env, (const char *const[]){"dashboard", "--no-open", NULL}), 0,
+        "%s", err);
+    cr_assert(sscanf(out, "%399s", link) == 1 && strstr(link, "/login?code=") != NULL, "%s", out);
+    free(out);
+    free(err);
+    snprintf(profile, sizeof(profile), "%s/chromium-profile", C.dir);
+    dom = chromium(profile, (const char *const[]){"--dump-dom", link, NULL});
+    cr_assert(dom != NULL, "chromium did not run");
+    cr_expect(strstr(dom, ">n1<") != NULL, "no node in the page:\n%s", dom);
+    cr_expect(strstr(dom, ">shop<") != NULL, "no app in the page:\n%s", dom);
+    cr_expect(strstr(dom, ">web.1<") != NULL && strstr(dom, ">web.2<") != NULL,
+              "no instances in the page:\n%s", dom);
+    cr_expect(strstr(dom, "127.0.0.1:") != NULL, "no host:port in the page");
+    free(dom);
+    cr_expect(h_log_has(&C, ctl_idx, "event=dashboard_signin how=link"));
+    /* The link worked once: a second use is refused. */
+    cr_expect_eq(
+        http("GET", HTTP_PORT, link + strlen("http://127.0.0.1:78xx"), NULL, NULL, &body, 5000),
+        403, "%s", body);
+    free(body);
+    cr_expect(h_log_has(&C, ctl_idx, "event=dashboard_refused reason=used"));
+    /* Screenshots, at 1280x800 and a phone's width, under the build directory. */
+    snprintf(home, sizeof(home), "http://127.0.0.1:%d/", HTTP_PORT);
+    snprintf(shot, sizeof(shot), "%s/dashboard-1280x800.png", DROVER_BIN_DIR);
+    snprintf(shot_arg, sizeof(shot_arg), "--screenshot=%s", shot);
+    free(chromium(profile, (const char *const[]){"--window-size=1280,800", shot_arg, home, NULL}));
+    cr_expect(access(shot, R_OK) == 0, "no screenshot at %s", shot);
+    snprintf(shot, sizeof(shot), "%s/dashboard-phone.png", DROVER_BIN_DIR);
+    snprintf(phone_arg, sizeof(phone_arg), "--screenshot=%s", shot);
+    free(chromium(profile, (const char *const[]){"--window-size=390,844", phone_arg, home, NULL}));
+    cr_expect(access(shot, R_OK) == 0, "no screenshot at %s", shot);
+}
