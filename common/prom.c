@@ -52,7 +52,10 @@ puts_(struct prom *p, const char *s)
 static void
 escaped(struct prom *p, const char *s, bool quote)
 {
-    for (; *s != '\0'; s++) {
+    size_t plain = strcspn(s, quote ? "\\\n\"" : "\\\n");
+
+    put(p, s, plain); /* the usual case: nothing to escape */
+    for (s += plain; *s != '\0'; s++) {
         if (*s == '\\')
             puts_(p, "\\\\");
         else if (*s == '\n')
