@@ -29,6 +29,7 @@
 
 /* Criterion runs the tests in parallel: each has its slot of ports. */
 static int HTTP_PORT, METRICS_PORT;
+static const char *scheme = "http"; /* https for the TLS test */
 static struct h_cluster C;
 static int ctl_idx = -1;
 
@@ -84,7 +85,9 @@ http(const char *method, int port, const char *path, const char *token, const ch
     char url[4096], auth[256];
     long status = 0;
 
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    snprintf(url, sizeof(url), "%s://127.0.0.1:%d%s", scheme, port, path);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L); /* the test's own certificate */
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
@@ -625,4 +628,35 @@ Test(http, dashboard_in_a_real_browser_via_a_one_time_link)
     snprintf(phone_arg, sizeof(phone_arg), "--screenshot=%s", shot);
     free(chromium(profile, (const char *const[]){"--window-size=390,844", phone_arg, home, NULL}));
     cr_expect(access(shot, R_OK) == 0, "no screenshot at %s", shot);
+}
+
+Test(http, tls_when_a_certificate_and_key_are_given)
+{
+    char cmd[1200], cert[300], key[300], cert_env[340], key_env[340], hl[64], *body = NULL;
+    const char *env[] = {hl, cert_env, key_env, NULL};
+    int idx;
+
+    h_init(&C, "http-tls", 7800 + 4 * 6);
+    HTTP_PORT = 7846;
+    snprintf(hl, sizeof(hl), "DROVER_HTTP_LISTEN=127.0.0.1:%d", HTTP_PORT);
+    snprintf(cert, sizeof(cert), "%s/cert.pem", C.dir);
+    snprintf(key, sizeof(key), "%s/key.pem", C.dir);
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+             "-keyout %s -out %s >/dev/null 2>&1",
+             key, cert);
+    cr_assert_eq(system(cmd), 0, "openssl could not make a certificate");
+    snprintf(cert_env, sizeof(cert_env), "DROVER_HTTP_TLS_CERT=%s", cert);
+    snprintf(key_env, sizeof(key_env), "DROVER_HTTP_TLS_KEY=%s", key);
+    idx = h_start_controller(&C, env);
+    cr_assert(h_wait_log(&C, idx, "event=ready", 10000), "controller not ready");
+    cr_expect(h_log_has(&C, idx, "tls=on"));
+    scheme = "https";
+    cr_expect_eq(api("GET", "/v1/apps", NULL, &body), 200, "%s", body);
+    free(body);
+    body = NULL;
+    /* Plain HTTP on the TLS port gets no answer. */
+    scheme = "http";
+    cr_expect_neq(http("GET", HTTP_PORT, "/v1/apps", H_API_TOKEN, NULL, &body, 3000), 200);
+    free(body);
 }
