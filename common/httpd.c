@@ -525,7 +525,7 @@ httpd_start(uv_loop_t *loop, const struct httpd_opts *o, httpd_handler *h, void 
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTPD_CONN_MAX, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)(HTTPD_CONN_MAX / 2), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+        (unsigned)HTTPD_CONN_MAX, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTPD_HEADER_MAX * 2,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
         s, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,

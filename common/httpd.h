@@ -11,7 +11,8 @@
  * or later (httpd_respond), or streams (server-sent events): meanwhile the
  * connection is suspended and costs nothing.
  *
- * Limits: headers within HTTPD_HEADER_MAX (else 431), bodies within
+ * Limits: headers within 2 * HTTPD_HEADER_MAX, the connection buffer (else
+ * 431), bodies within
  * HTTPD_BODY_MAX (else 413), at most HTTPD_CONN_MAX connections (more are
  * refused at accept), and a request must arrive whole within
  * HTTPD_REQUEST_MS of its connection's start or the previous response (a

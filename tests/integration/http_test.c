@@ -379,6 +379,37 @@ Test(http, hostile_clients_are_cut_and_the_controller_keeps_serving)
     cr_expect(closed_after > 0 && closed_after < 13000, "slow client not cut (after %d ms)",
               closed_after);
     cr_expect(h_log_has(&C, ctl_idx, "event=http_slow_client"));
+    /* Overloaded: 128 streams wait on the controller; one more request is
+     * told to come back (429, Retry-After), and served once they go. */
+    {
+        static const char tail[] = "GET /v1/apps/shop/logs?tail=1 HTTP/1.1\r\nHost: x\r\n"
+                                   "Authorization: Bearer drover-integration-test-token\r\n\r\n";
+        int fds[128];
+        long st = 0, deadline;
+
+        for (int i = 0; i < 128; i++) {
+            fds[i] = dial();
+            (void)!write(fds[i], tail, sizeof(tail) - 1);
+        }
+        deadline = now_ms() + 10000;
+        while (now_ms() < deadline && (st = api("GET", "/v1/apps", NULL, &body)) != 429) {
+            free(body);
+            body = NULL;
+            h_msleep(100);
+        }
+        expect_error(st, 429, &body);
+        for (int i = 0; i < 128; i++)
+            close(fds[i]);
+        deadline = now_ms() + 15000;
+        while (now_ms() < deadline && (st = api("GET", "/v1/apps", NULL, &body)) != 200) {
+            free(body);
+            body = NULL;
+            h_msleep(200);
+        }
+        cr_expect_eq(st, 200, "not served again after the streams left");
+        free(body);
+        body = NULL;
+    }
     /* Garbage instead of HTTP. */
     fd = dial();
     (void)!write(fd, "\x01\x02\xff\xfe garbage\r\n\r\n", 16);
