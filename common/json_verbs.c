@@ -507,3 +507,44 @@ jout_log_line(const Drover__LogLine *l)
     jout_end_object(&j);
     return jout_finish(&j);
 }
+
+json_t *
+jout_restart(const char *app, const Drover__RestartRep *r, const char *state)
+{
+    struct jout j;
+
+    jout_init(&j);
+    jout_begin_object(&j);
+    jout_key(&j, "app");
+    jout_string(&j, str(app));
+    jout_key(&j, "release");
+    jout_uint(&j, r->release);
+    jout_key(&j, "instances");
+    jout_begin_array(&j);
+    for (size_t i = 0; i < r->n_names; i++)
+        jout_string(&j, r->names[i]);
+    jout_end_array(&j);
+    jout_key(&j, "state");
+    jout_string(&j, state);
+    jout_end_object(&j);
+    return jout_finish(&j);
+}
+
+json_t *
+jout_destroy(const char *app, const Drover__AppDestroyRep *r, bool destroyed)
+{
+    struct jout j;
+
+    jout_init(&j);
+    jout_begin_object(&j);
+    jout_key(&j, "app");
+    jout_string(&j, str(app));
+    jout_key(&j, "instances");
+    jout_uint(&j, r->instances);
+    jout_key(&j, "releases");
+    jout_uint(&j, r->releases);
+    jout_key(&j, "destroyed");
+    jout_bool(&j, destroyed);
+    jout_end_object(&j);
+    return jout_finish(&j);
+}

@@ -233,30 +233,6 @@ release_doc(const Drover__ReleaseInfo *rel)
 }
 
 static json_t *
-restart_doc(const Drover__RestartRep *r)
-{
-    json_t *doc = json_object(), *names = json_array();
-
-    json_object_set_new(doc, "release", json_integer(r->release));
-    for (size_t i = 0; i < r->n_names; i++)
-        json_array_append_new(names, jout_str(r->names[i]));
-    json_object_set_new(doc, "restarting", names);
-    return doc;
-}
-
-static json_t *
-destroy_doc(const Drover__AppDestroyRep *r)
-{
-    json_t *doc = json_object();
-
-    json_object_set_new(doc, "app", jout_str(r->app));
-    json_object_set_new(doc, "instances", json_integer(r->instances));
-    json_object_set_new(doc, "releases", json_integer(r->releases));
-    json_object_set_new(doc, "slugs", json_integer(r->slugs));
-    return doc;
-}
-
-static json_t *
 logs_doc(const Drover__LogsRep *r)
 {
     json_t *doc = json_array();
@@ -303,9 +279,11 @@ reply_doc(struct hcall *k, const Drover__Message *rep, unsigned *status)
     case DROVER__MESSAGE__BODY_LOGS_REP:
         return logs_doc(rep->logs_rep);
     case DROVER__MESSAGE__BODY_RESTART_REP:
-        return restart_doc(rep->restart_rep);
+        /* not waited for: as `restart --no-wait --json` */
+        return jout_restart(k->app, rep->restart_rep, "started");
     case DROVER__MESSAGE__BODY_APP_DESTROY_REP:
-        return destroy_doc(rep->app_destroy_rep);
+        /* as `apps:destroy --no-wait --json`: going, not yet gone */
+        return jout_destroy(k->app, rep->app_destroy_rep, false);
     case DROVER__MESSAGE__BODY_NODES_REP:
         return jout_nodes(rep->nodes_rep);
     case DROVER__MESSAGE__BODY_NODE_REP:

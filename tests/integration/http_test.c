@@ -263,6 +263,10 @@ Test(http, api_says_what_the_cli_says_and_scales)
     /* Restart, then destroy. */
     cr_expect_eq(api("POST", "/v1/apps/shop/restart", "{\"target\": \"web\"}", &body), 200, "%s",
                  body);
+    /* as restart --no-wait --json says it */
+    cr_expect(strstr(body, "\"app\": \"shop\"") && strstr(body, "\"state\": \"started\"") &&
+                  strstr(body, "\"web.1\""),
+              "%s", body);
     free(body);
     cr_expect_eq(api("DELETE", "/v1/apps/shop", NULL, &body), 200, "%s", body);
     free(body);
