@@ -80,6 +80,8 @@ json_t *jout_releases(const Drover__ReleasesRep *r);
 /* only: one type's settings, or NULL for all */
 json_t *jout_settings(Drover__TypeSettings **types, size_t n, const char *only);
 json_t *jout_status(const Drover__StatusRep *s);
+/* An app's latest deploy and its progress per type (null: none yet). */
+json_t *jout_deploy(const Drover__DeployInfo *d);
 /* restart --json: state "started" (not waited for), "succeeded" or "failed" */
 json_t *jout_restart(const char *app, const Drover__RestartRep *r, const char *state);
 /* apps:destroy --json: destroyed once the app is gone (waited for) */

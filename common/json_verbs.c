@@ -548,3 +548,51 @@ jout_destroy(const char *app, const Drover__AppDestroyRep *r, bool destroyed)
     jout_end_object(&j);
     return jout_finish(&j);
 }
+
+json_t *
+jout_deploy(const Drover__DeployInfo *d)
+{
+    struct jout j;
+
+    if (d == NULL)
+        return json_null();
+    jout_init(&j);
+    jout_begin_object(&j);
+    jout_key(&j, "app");
+    jout_string(&j, str(d->app));
+    jout_key(&j, "release");
+    jout_uint(&j, d->release);
+    jout_key(&j, "from");
+    jout_uint(&j, d->from);
+    jout_key(&j, "state");
+    jout_string(&j, str(d->state));
+    jout_key(&j, "reason");
+    jout_string(&j, str(d->reason)[0] != '\0' ? d->reason : NULL);
+    jout_key(&j, "started");
+    jout_time(&j, d->started_ms);
+    jout_key(&j, "finished");
+    jout_time(&j, d->finished_ms);
+    jout_key(&j, "current");
+    jout_uint(&j, d->current);
+    jout_key(&j, "types");
+    jout_begin_array(&j);
+    for (size_t i = 0; i < d->n_types; i++) {
+        const Drover__TypeProgress *t = d->types[i];
+
+        jout_begin_object(&j);
+        jout_key(&j, "type");
+        jout_string(&j, str(t->type));
+        jout_key(&j, "desired");
+        jout_uint(&j, t->desired);
+        jout_key(&j, "updated");
+        jout_uint(&j, t->updated);
+        jout_key(&j, "created");
+        jout_uint(&j, t->created);
+        jout_key(&j, "old");
+        jout_uint(&j, t->old);
+        jout_end_object(&j);
+    }
+    jout_end_array(&j);
+    jout_end_object(&j);
+    return jout_finish(&j);
+}

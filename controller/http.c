@@ -52,6 +52,7 @@ enum route {
     R_NODES,
     R_NODE_STATE,
     R_STATUS,
+    R_DEPLOY,
 };
 
 static const char *const route_names[] = {
@@ -72,6 +73,7 @@ static const char *const route_names[] = {
     [R_NODES] = "nodes",
     [R_NODE_STATE] = "nodes:state",
     [R_STATUS] = "status",
+    [R_DEPLOY] = "deploy",
 };
 
 struct ctl_http {
@@ -290,6 +292,15 @@ reply_doc(struct hcall *k, const Drover__Message *rep, unsigned *status)
         return rep->node_rep->node != NULL ? jout_node(rep->node_rep->node) : json_null();
     case DROVER__MESSAGE__BODY_STATUS_REP:
         return jout_status(rep->status_rep);
+    case DROVER__MESSAGE__BODY_DEPLOY_REP: {
+        json_t *d = jout_deploy(rep->deploy_rep->deploy);
+
+        if (json_is_null(d)) { /* no deploy yet: an empty answer, not a 404 */
+            json_decref(d);
+            d = json_object();
+        }
+        return d;
+    }
     default:
         return NULL;
     }
@@ -547,6 +558,7 @@ simple_req(struct hcall *k, const char *node, const char *state, uint32_t lines)
     Drover__NodeStateReq ns = DROVER__NODE_STATE_REQ__INIT;
     Drover__StatusReq st = DROVER__STATUS_REQ__INIT;
     Drover__AppDestroyReq ad = DROVER__APP_DESTROY_REQ__INIT;
+    Drover__DeployReq dep = DROVER__DEPLOY_REQ__INIT;
 
     switch (k->route) {
     case R_APPS:
@@ -606,6 +618,11 @@ simple_req(struct hcall *k, const char *node, const char *state, uint32_t lines)
     case R_STATUS:
         m.body_case = DROVER__MESSAGE__BODY_STATUS_REQ;
         m.status_req = &st;
+        break;
+    case R_DEPLOY:
+        dep.app = k->app;
+        m.body_case = DROVER__MESSAGE__BODY_DEPLOY_REQ;
+        m.deploy_req = &dep;
         break;
     default:
         return NULL;
@@ -739,11 +756,13 @@ api(struct ctl_http *h, struct httpd_req *r)
             k->route = R_ENDPOINTS;
         else if (strcmp(what, "logs") == 0 && method_is(r, "GET"))
             k->route = R_LOGS;
+        else if (strcmp(what, "deploy") == 0 && method_is(r, "GET"))
+            k->route = R_DEPLOY;
         else if (strcmp(what, "ps") != 0 && strcmp(what, "scale") != 0 &&
                  strcmp(what, "config") != 0 && strcmp(what, "releases") != 0 &&
                  strcmp(what, "rollback") != 0 && strcmp(what, "restart") != 0 &&
                  strcmp(what, "settings") != 0 && strcmp(what, "endpoints") != 0 &&
-                 strcmp(what, "logs") != 0)
+                 strcmp(what, "logs") != 0 && strcmp(what, "deploy") != 0)
             goto notfound;
         else
             goto done405;

@@ -53,11 +53,16 @@ async function refresh() {
     const ready = nodes.filter((n) => n.state === "ready").length;
     $("#summary").textContent = nodes.length + " node" + (nodes.length === 1 ? "" : "s") +
       " (" + ready + " ready), " + status.apps.length + " app" + (status.apps.length === 1 ? "" : "s");
-    fill("#apps", status.apps.map((a) => {
+    const deploys = await Promise.all(status.apps.map((a) => get("/v1/apps/" + a.name + "/deploy")));
+    fill("#apps", status.apps.map((a, i) => {
       const form = a.types.map((t) => t.type + " " + t.up + "/" + t.desired).join(", ") || "-";
-      const moving = a.types.some((t) => t.up !== t.desired || t.starting || t.pending || t.draining);
-      const tr = row([a.name, a.release ? "v" + a.release : "-", form,
-                      badge(moving ? "deploying" : a.release ? "succeeded" : "none")]);
+      const d = deploys[i], cell = document.createElement("span");
+      if (d.state) {
+        cell.appendChild(badge(d.state));
+        const done = d.types.map((t) => t.type + " " + t.updated + "/" + t.desired).join(", ");
+        cell.appendChild(el("span", " v" + d.release + (d.state === "running" ? ": " + done : ""), "muted"));
+      } else cell.textContent = "-";
+      const tr = row([a.name, a.release ? "v" + a.release : "-", form, cell]);
       tr.className = "pick" + (a.name === chosen ? " sel" : "");
       tr.onclick = () => choose(a.name);
       return tr;

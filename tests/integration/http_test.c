@@ -260,7 +260,22 @@ Test(http, api_says_what_the_cli_says_and_scales)
     free(body);
     cr_expect_eq(api("POST", "/v1/nodes/n1/uncordon", NULL, &body), 200, "%s", body);
     free(body);
-    /* Restart, then destroy. */
+    /* Restart (once the config's rollout is over: a restart waits for no
+     * deploy), then destroy. */
+    {
+        long deadline = now_ms() + 30000;
+
+        body = NULL;
+        do {
+            free(body);
+            cr_assert_eq(api("GET", "/v1/apps/shop/deploy", NULL, &body), 200, "%s", body);
+            if (strstr(body, "\"state\": \"running\"") == NULL)
+                break;
+            h_msleep(200);
+        } while (now_ms() < deadline);
+        cr_expect(strstr(body, "\"state\": \"succeeded\"") != NULL, "%s", body);
+        free(body);
+    }
     cr_expect_eq(api("POST", "/v1/apps/shop/restart", "{\"target\": \"web\"}", &body), 200, "%s",
                  body);
     /* as restart --no-wait --json says it */
