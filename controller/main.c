@@ -49,7 +49,8 @@ http_config(struct env_errs *e, struct ctl_config *cfg)
     char cert[4096], key[4096], host[256], tcp[270];
     uint16_t port;
 
-    env_str(e, "DROVER_HTTP_LISTEN", "127.0.0.1:7480", cfg->http_listen, sizeof(cfg->http_listen));
+    env_str_or_off(e, "DROVER_HTTP_LISTEN", "127.0.0.1:7480", cfg->http_listen,
+                   sizeof(cfg->http_listen));
     snprintf(tcp, sizeof(tcp), "tcp://%s", cfg->http_listen);
     if (cfg->http_listen[0] != '\0' && env_parse_endpoint(tcp, host, sizeof(host), &port) < 0)
         env_err(e, "DROVER_HTTP_LISTEN: want HOST:PORT (or empty to disable), got '%s'",
