@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #include "drover.pb-c.h"
+#include "json_out.h"
 
 /* Exit statuses: the contract scripts rely on. */
 enum cli_exit {
@@ -93,13 +94,13 @@ int cli_app_arg(const char *verb, const char *app);
 /* Whole seconds in [1, max] for flags like --timeout. 0 or -EINVAL. */
 int cli_parse_seconds(const char *s, uint32_t max, uint32_t *out);
 
-/* json.c: a tiny streaming JSON writer, pretty-printed, valid UTF-8 out */
-#define CLI_JSON_DEPTH 16
+/* json.c: --json output, built with jansson through common/json_out.c (the
+ * documents of replies come from its jout_* builders, shared with the
+ * controller's HTTP API); cli_json_* is its streaming builder, for the few
+ * documents that are the CLI's own. */
 struct cli_json {
     FILE *out;
-    int depth;
-    bool first[CLI_JSON_DEPTH]; /* nothing written yet at this level */
-    bool after_key;             /* the next value follows "key": */
+    struct jout j;
 };
 void cli_json_init(struct cli_json *j, FILE *out);
 void cli_json_begin_object(struct cli_json *j);
@@ -115,8 +116,10 @@ void cli_json_bool(struct cli_json *j, bool v);
 void cli_json_null(struct cli_json *j);
 /* A unix-ms time as an RFC 3339 string, or null when 0. */
 void cli_json_time(struct cli_json *j, uint64_t ms);
-/* Finish the document with a newline. */
+/* Write the document, pretty, with a newline. */
 void cli_json_end(struct cli_json *j);
+/* Print doc (takes ownership; NULL: out of memory, said on stderr). */
+void cli_json_print(FILE *out, json_t *doc);
 /*
  * Write s as a JSON string literal with its quotes: '"' '\\' and control
  * characters escaped, valid UTF-8 passed through, each invalid byte replaced
@@ -302,7 +305,6 @@ void cli_ps_reason(const char *state, const char *reason, char *out, size_t outs
 /* cmd_nodes.c */
 int cli_cmd_nodes(int argc, char **argv);
 /* One node as a JSON object (nodes --json, status --json, nodes:* --json). */
-void cli_node_json(struct cli_json *j, const Drover__NodeInfo *n);
 /* "agent leaving, 2 running until replaced, 1 stopping, 3 lost", or "". */
 void cli_node_notes(const Drover__NodeInfo *n, char *out, size_t outsz);
 /* The nodes as a table on stdout, each line after indent (may be NULL). */
@@ -315,6 +317,7 @@ int cli_cmd_nodes_drain(int argc, char **argv);
 
 /* cmd_status.c */
 int cli_cmd_status(int argc, char **argv);
+int cli_cmd_dashboard(int argc, char **argv);
 /* Fetch the cluster's status (StatusReq). 0 or as cli_call. */
 int cli_status_get(struct cli_client *c, Drover__Message **rep);
 

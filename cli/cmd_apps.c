@@ -9,36 +9,6 @@
 #include "util.h"
 #include "wire.h"
 
-static void
-apps_json(Drover__AppsRep *r)
-{
-    struct cli_json j;
-
-    cli_json_init(&j, stdout);
-    cli_json_begin_array(&j);
-    for (size_t i = 0; i < r->n_apps; i++) {
-        Drover__AppInfo *a = r->apps[i];
-
-        cli_json_begin_object(&j);
-        cli_json_key(&j, "name");
-        cli_json_string(&j, cli_str(a->name));
-        cli_json_key(&j, "release");
-        cli_json_uint(&j, a->release);
-        cli_json_key(&j, "formation");
-        cli_json_begin_object(&j);
-        for (size_t k = 0; k < a->n_formation; k++) {
-            cli_json_key(&j, cli_str(a->formation[k]->type));
-            cli_json_int(&j, a->formation[k]->quantity);
-        }
-        cli_json_end_object(&j);
-        cli_json_key(&j, "created");
-        cli_json_time(&j, a->created_ms);
-        cli_json_end_object(&j);
-    }
-    cli_json_end_array(&j);
-    cli_json_end(&j);
-}
-
 static int
 apps_human(Drover__AppsRep *r)
 {
@@ -93,7 +63,7 @@ cli_cmd_apps(int argc, char **argv)
     rc = cli_call(c, &req, DROVER__MESSAGE__BODY_APPS_REP, &rep);
     if (rc == 0) {
         if (json)
-            apps_json(rep->apps_rep);
+            cli_json_print(stdout, jout_apps(rep->apps_rep));
         else if (apps_human(rep->apps_rep) < 0)
             rc = cli_fail("out of memory");
     }

@@ -43,21 +43,6 @@ print_vars(Drover__KeyValue **vars, size_t n)
     return rc;
 }
 
-static void
-config_json(Drover__ConfigRep *r)
-{
-    struct cli_json j;
-
-    cli_json_init(&j, stdout);
-    cli_json_begin_object(&j);
-    for (size_t i = 0; i < r->n_vars; i++) {
-        cli_json_key(&j, cli_str(r->vars[i]->key));
-        cli_json_string(&j, cli_str(r->vars[i]->value));
-    }
-    cli_json_end_object(&j);
-    cli_json_end(&j);
-}
-
 /*
  * Send req about app expecting a ConfigRep; the caller frees *rep. With
  * before, first read the app's release into it. Returns an exit status.
@@ -121,7 +106,7 @@ cli_cmd_config(int argc, char **argv)
     if ((rc = config_call(pos[0], &req, &rep, NULL)) != CLI_OK)
         return rc;
     if (json) {
-        config_json(rep->config_rep);
+        cli_json_print(stdout, jout_config(rep->config_rep));
     } else if (rep->config_rep->n_vars == 0) {
         printf("%s has no config vars.\n", pos[0]);
     } else {

@@ -16,41 +16,6 @@
 #include "wire.h"
 
 static void
-drains_json(const Drover__DrainsRep *r)
-{
-    struct cli_json j;
-
-    cli_json_init(&j, stdout);
-    cli_json_begin_array(&j);
-    for (size_t i = 0; i < r->n_drains; i++) {
-        const Drover__DrainInfo *d = r->drains[i];
-
-        cli_json_begin_object(&j);
-        cli_json_key(&j, "id");
-        cli_json_string(&j, cli_str(d->id));
-        cli_json_key(&j, "url");
-        cli_json_string(&j, cli_str(d->url));
-        cli_json_key(&j, "state");
-        cli_json_string(&j, cli_str(d->state));
-        cli_json_key(&j, "sent");
-        cli_json_uint(&j, d->sent);
-        cli_json_key(&j, "buffered");
-        cli_json_uint(&j, d->buffered);
-        cli_json_key(&j, "dropped");
-        cli_json_uint(&j, d->dropped);
-        cli_json_key(&j, "last_error");
-        cli_json_string(&j, cli_str(d->last_error));
-        cli_json_key(&j, "last_error_at");
-        cli_json_time(&j, d->last_error_ms);
-        cli_json_key(&j, "created");
-        cli_json_time(&j, d->created_ms);
-        cli_json_end_object(&j);
-    }
-    cli_json_end_array(&j);
-    cli_json_end(&j);
-}
-
-static void
 drains_print(const char *app, const Drover__DrainsRep *r)
 {
     char when[32];
@@ -109,7 +74,7 @@ cli_cmd_drains(int argc, char **argv)
     if ((rc = drains_call(&req, &rep)) != CLI_OK)
         return rc;
     if (json)
-        drains_json(rep->drains_rep);
+        cli_json_print(stdout, jout_drains(rep->drains_rep));
     else
         drains_print(pos[0], rep->drains_rep);
     wire_msg_free(rep);

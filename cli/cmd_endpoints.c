@@ -43,18 +43,6 @@
 #define WATCH_WAIT_MS 25000
 #define RETRY_MS 100
 
-static void
-endpoint_json(FILE *out, const Drover__Endpoint *e)
-{
-    fprintf(out, "{\"id\": %llu, \"name\": ", (unsigned long long)e->id);
-    cli_json_write_string(out, cli_str(e->name));
-    fprintf(out, ", \"type\": ");
-    cli_json_write_string(out, cli_str(e->type));
-    fprintf(out, ", \"host\": ");
-    cli_json_write_string(out, cli_str(e->host));
-    fprintf(out, ", \"port\": %u, \"release\": %u}", e->port, e->release);
-}
-
 void
 cli_endpoints_print(FILE *out, const char *app, const Drover__EndpointsRep *r, bool by_type,
                     bool json)
@@ -62,15 +50,10 @@ cli_endpoints_print(FILE *out, const char *app, const Drover__EndpointsRep *r, b
     char hp[300];
 
     if (json) {
-        fprintf(out, "{\"app\": ");
-        cli_json_write_string(out, app);
-        fprintf(out, ", \"version\": %llu, \"endpoints\": [", (unsigned long long)r->version);
-        for (size_t i = 0; i < r->n_endpoints; i++) {
-            if (i > 0)
-                fprintf(out, ", ");
-            endpoint_json(out, r->endpoints[i]);
-        }
-        fprintf(out, "]}\n");
+        json_t *doc = jout_endpoints(app, r);
+
+        jout_dump(doc, out, false);
+        json_decref(doc);
         return;
     }
     for (size_t i = 0; i < r->n_endpoints; i++) {

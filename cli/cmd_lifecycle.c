@@ -102,25 +102,10 @@ cli_cmd_restart(int argc, char **argv)
         rc = waited == 0 ? CLI_OK : CLI_FAIL;
     }
     if (json) {
-        struct cli_json j;
-
-        cli_json_init(&j, stdout);
-        cli_json_begin_object(&j);
-        cli_json_key(&j, "app");
-        cli_json_string(&j, pos[0]);
-        cli_json_key(&j, "release");
-        cli_json_uint(&j, rep->restart_rep->release);
-        cli_json_key(&j, "instances");
-        cli_json_begin_array(&j);
-        for (size_t i = 0; i < rep->restart_rep->n_names; i++)
-            cli_json_string(&j, rep->restart_rep->names[i]);
-        cli_json_end_array(&j);
-        cli_json_key(&j, "state");
-        cli_json_string(&j, no_wait || rep->restart_rep->n_names == 0 ? "started"
-                            : waited == 0                             ? "succeeded"
-                                                                      : "failed");
-        cli_json_end_object(&j);
-        cli_json_end(&j);
+        cli_json_print(stdout, jout_restart(pos[0], rep->restart_rep,
+                                            no_wait || rep->restart_rep->n_names == 0 ? "started"
+                                            : waited == 0                             ? "succeeded"
+                                                                                      : "failed"));
     } else if (no_wait && rep->restart_rep->n_names > 0) {
         printf("Restart under way (follow it with: drover ps %s)\n", pos[0]);
     }
@@ -272,20 +257,7 @@ cli_cmd_apps_destroy(int argc, char **argv)
                                        timeout_s, pos[0], pos[0]);
     }
     if (json) {
-        struct cli_json j;
-
-        cli_json_init(&j, stdout);
-        cli_json_begin_object(&j);
-        cli_json_key(&j, "app");
-        cli_json_string(&j, pos[0]);
-        cli_json_key(&j, "instances");
-        cli_json_uint(&j, rep->app_destroy_rep->instances);
-        cli_json_key(&j, "releases");
-        cli_json_uint(&j, rep->app_destroy_rep->releases);
-        cli_json_key(&j, "destroyed");
-        cli_json_bool(&j, listed == 0);
-        cli_json_end_object(&j);
-        cli_json_end(&j);
+        cli_json_print(stdout, jout_destroy(pos[0], rep->app_destroy_rep, listed == 0));
     } else if (rc == CLI_OK) {
         printf(no_wait ? "%s is being destroyed\n" : "Destroyed %s\n", pos[0]);
     }

@@ -31,17 +31,10 @@ print_line(const Drover__LogLine *l, bool json)
 
     fmt_time_ms(l->ts_ms, ts);
     if (json) {
-        printf("{\"ts\": ");
-        cli_json_write_string(stdout, ts);
-        printf(", \"app\": ");
-        cli_json_write_string(stdout, cli_str(l->app));
-        printf(", \"source\": ");
-        cli_json_write_string(stdout, cli_str(l->source));
-        printf(", \"node\": ");
-        cli_json_write_string(stdout, cli_str(l->node));
-        printf(", \"text\": ");
-        cli_json_write_string(stdout, cli_str(l->text));
-        printf(", \"seq\": %llu}\n", (unsigned long long)l->seq);
+        json_t *doc = jout_log_line(l);
+
+        jout_dump(doc, stdout, false);
+        json_decref(doc);
     } else if (cli_str(l->node)[0] != '\0') {
         printf("%s %s@%s: %s\n", ts, cli_str(l->source), l->node, cli_str(l->text));
     } else {

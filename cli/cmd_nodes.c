@@ -12,43 +12,6 @@
 #include "wire.h"
 
 void
-cli_node_json(struct cli_json *j, const Drover__NodeInfo *n)
-{
-    cli_json_begin_object(j);
-    cli_json_key(j, "name");
-    cli_json_string(j, cli_str(n->name));
-    cli_json_key(j, "address");
-    cli_json_string(j, cli_str(n->address));
-    cli_json_key(j, "state");
-    cli_json_string(j, cli_str(n->state));
-    cli_json_key(j, "instances");
-    cli_json_uint(j, n->instances);
-    cli_json_key(j, "capacity");
-    cli_json_uint(j, n->capacity);
-    cli_json_key(j, "port_min");
-    cli_json_uint(j, n->port_min);
-    cli_json_key(j, "port_max");
-    cli_json_uint(j, n->port_max);
-    cli_json_key(j, "last_seen");
-    cli_json_time(j, n->last_seen_ms);
-    cli_json_key(j, "draining");
-    cli_json_uint(j, n->draining);
-    cli_json_key(j, "evicting");
-    cli_json_uint(j, n->evicting);
-    cli_json_key(j, "lost");
-    cli_json_uint(j, n->lost);
-    cli_json_key(j, "limit");
-    cli_json_uint(j, n->limit);
-    cli_json_key(j, "oneoffs_stopping");
-    cli_json_uint(j, n->oneoffs_stopping);
-    cli_json_key(j, "leaving");
-    cli_json_bool(j, n->leaving);
-    cli_json_key(j, "unreachable_ms");
-    cli_json_uint(j, n->unreachable_ms);
-    cli_json_end_object(j);
-}
-
-void
 cli_node_notes(const Drover__NodeInfo *n, char *out, size_t outsz)
 {
     size_t used = 0;
@@ -73,19 +36,6 @@ cli_node_notes(const Drover__NodeInfo *n, char *out, size_t outsz)
     if (n->lost > 0)
         NOTE("%u lost", n->lost);
 #undef NOTE
-}
-
-static void
-nodes_json(Drover__NodesRep *r)
-{
-    struct cli_json j;
-
-    cli_json_init(&j, stdout);
-    cli_json_begin_array(&j);
-    for (size_t i = 0; i < r->n_nodes; i++)
-        cli_node_json(&j, r->nodes[i]);
-    cli_json_end_array(&j);
-    cli_json_end(&j);
 }
 
 int
@@ -157,7 +107,7 @@ cli_cmd_nodes(int argc, char **argv)
     rc = cli_call(c, &req, DROVER__MESSAGE__BODY_NODES_REP, &rep);
     if (rc == 0) {
         if (json)
-            nodes_json(rep->nodes_rep);
+            cli_json_print(stdout, jout_nodes(rep->nodes_rep));
         else if (rep->nodes_rep->n_nodes == 0)
             printf("No nodes have joined yet. Start drover-agent with DROVER_JOIN set.\n");
         else if (cli_nodes_table(rep->nodes_rep->nodes, rep->nodes_rep->n_nodes, NULL) < 0)

@@ -48,64 +48,6 @@ by_type_then_number(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id ? 1 : 0;
 }
 
-static void
-ps_json(Drover__PsRep *r)
-{
-    struct cli_json j;
-
-    cli_json_init(&j, stdout);
-    cli_json_begin_array(&j);
-    for (size_t i = 0; i < r->n_instances; i++) {
-        Drover__InstanceInfo *in = r->instances[i];
-        bool placed = cli_str(in->node)[0] != '\0';
-
-        cli_json_begin_object(&j);
-        cli_json_key(&j, "id");
-        cli_json_uint(&j, in->id);
-        cli_json_key(&j, "name");
-        cli_json_string(&j, cli_str(in->name));
-        cli_json_key(&j, "type");
-        cli_json_string(&j, cli_str(in->type));
-        cli_json_key(&j, "state");
-        cli_json_string(&j, cli_str(in->state));
-        cli_json_key(&j, "node");
-        cli_json_string(&j, placed ? in->node : NULL);
-        cli_json_key(&j, "host");
-        cli_json_string(&j, placed && cli_str(in->host)[0] != '\0' ? in->host : NULL);
-        cli_json_key(&j, "port");
-        cli_json_uint(&j, in->port);
-        cli_json_key(&j, "release");
-        cli_json_uint(&j, in->release);
-        cli_json_key(&j, "restarts");
-        cli_json_uint(&j, in->restarts);
-        cli_json_key(&j, "pid");
-        cli_json_int(&j, in->pid);
-        cli_json_key(&j, "exit_code");
-        if (in->exit_code >= 0)
-            cli_json_int(&j, in->exit_code);
-        else
-            cli_json_null(&j);
-        cli_json_key(&j, "exit_signal");
-        if (in->exit_signal > 0)
-            cli_json_int(&j, in->exit_signal);
-        else
-            cli_json_null(&j);
-        cli_json_key(&j, "since");
-        cli_json_time(&j, in->since_ms);
-        cli_json_key(&j, "reason");
-        cli_json_string(&j, cli_str(in->reason)[0] != '\0' ? in->reason : NULL);
-        cli_json_key(&j, "command");
-        cli_json_string(&j, cli_str(in->command));
-        cli_json_key(&j, "memory_bytes");
-        cli_json_uint(&j, in->memory_bytes);
-        cli_json_key(&j, "cpu_percent");
-        cli_json_tenths(&j, in->cpu_permille);
-        cli_json_end_object(&j);
-    }
-    cli_json_end_array(&j);
-    cli_json_end(&j);
-}
-
 /* The tail of a line: last exit status and reason, when there is one. */
 static void
 ps_notes(const Drover__InstanceInfo *in, char *out, size_t outsz)
@@ -319,7 +261,7 @@ ps_once(struct cli_client *c, const char *app, bool json)
         if (r->n_instances > 1)
             qsort(r->instances, r->n_instances, sizeof(*r->instances), by_type_then_number);
         if (json)
-            ps_json(r);
+            cli_json_print(stdout, jout_ps(r));
         else if (ps_human(app, r, &x) < 0)
             rc = cli_fail("out of memory");
     }

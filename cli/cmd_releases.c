@@ -32,37 +32,6 @@ newest_first(const void *a, const void *b)
     return x->version < y->version ? 1 : x->version > y->version ? -1 : 0;
 }
 
-static void
-releases_json(Drover__ReleasesRep *r)
-{
-    struct cli_json j;
-
-    cli_json_init(&j, stdout);
-    cli_json_begin_array(&j);
-    for (size_t i = 0; i < r->n_releases; i++) {
-        Drover__ReleaseInfo *rel = r->releases[i];
-
-        cli_json_begin_object(&j);
-        cli_json_key(&j, "version");
-        cli_json_uint(&j, rel->version);
-        cli_json_key(&j, "description");
-        cli_json_string(&j, cli_str(rel->description));
-        cli_json_key(&j, "created");
-        cli_json_time(&j, rel->created_ms);
-        cli_json_key(&j, "status");
-        cli_json_string(&j, cli_str(rel->status));
-        cli_json_key(&j, "reason");
-        cli_json_string(&j, cli_str(rel->reason));
-        cli_json_key(&j, "current");
-        cli_json_bool(&j, rel->version == r->current);
-        cli_json_key(&j, "slug");
-        cli_json_string(&j, cli_str(rel->slug_sha256));
-        cli_json_end_object(&j);
-    }
-    cli_json_end_array(&j);
-    cli_json_end(&j);
-}
-
 static int
 releases_human(const char *app, Drover__ReleasesRep *r)
 {
@@ -130,7 +99,7 @@ cli_cmd_releases(int argc, char **argv)
         if (r->n_releases > 1)
             qsort(r->releases, r->n_releases, sizeof(*r->releases), newest_first);
         if (json)
-            releases_json(r);
+            cli_json_print(stdout, jout_releases(r));
         else if (releases_human(pos[0], r) < 0)
             rc = cli_fail("out of memory");
     }

@@ -25,58 +25,6 @@
 #define SETTINGS_MAX_VARS 32
 #define NCOLS 14
 
-static void
-settings_json(FILE *out, Drover__TypeSettings **types, size_t n, const char *only)
-{
-    struct cli_json j;
-
-    cli_json_init(&j, out);
-    cli_json_begin_array(&j);
-    for (size_t i = 0; i < n; i++) {
-        const Drover__TypeSettings *t = types[i];
-
-        if (only != NULL && strcmp(cli_str(t->type), only) != 0)
-            continue;
-        cli_json_begin_object(&j);
-        cli_json_key(&j, "type");
-        cli_json_string(&j, cli_str(t->type));
-        cli_json_key(&j, "quantity");
-        cli_json_uint(&j, t->quantity);
-        cli_json_key(&j, "health");
-        cli_json_string(&j, cli_str(t->health));
-        cli_json_key(&j, "boot_timeout_ms");
-        cli_json_uint(&j, t->boot_timeout_ms);
-        cli_json_key(&j, "grace_ms");
-        cli_json_uint(&j, t->grace_ms);
-        cli_json_key(&j, "max_surge");
-        cli_json_string(&j, cli_str(t->max_surge));
-        cli_json_key(&j, "max_unavailable");
-        cli_json_string(&j, cli_str(t->max_unavailable));
-        cli_json_key(&j, "min_healthy_ms");
-        cli_json_uint(&j, t->min_healthy_ms);
-        cli_json_key(&j, "deploy_timeout_ms");
-        cli_json_uint(&j, t->deploy_timeout_ms);
-        if (strcmp(cli_str(t->type), "release") == 0) { /* the release phase's limit */
-            cli_json_key(&j, "release_timeout_ms");
-            cli_json_uint(&j, t->deploy_timeout_ms);
-        }
-        cli_json_key(&j, "shutdown_delay_ms");
-        cli_json_uint(&j, t->shutdown_delay_ms);
-        /* Limits: 0 is none. */
-        cli_json_key(&j, "memory_bytes");
-        cli_json_uint(&j, t->memory_bytes);
-        cli_json_key(&j, "cpu_milli");
-        cli_json_uint(&j, t->cpu_milli);
-        cli_json_key(&j, "pids");
-        cli_json_uint(&j, t->pids);
-        cli_json_key(&j, "nofile");
-        cli_json_uint(&j, t->nofile);
-        cli_json_end_object(&j);
-    }
-    cli_json_end_array(&j);
-    cli_json_end(&j);
-}
-
 /* A limit as it was set: "512M", "0.5", "256"; "-" for none. */
 static void
 fmt_limit(char kind, uint64_t v, char out[32])
@@ -153,7 +101,7 @@ cli_settings_print(FILE *out, Drover__TypeSettings **types, size_t n, const char
     int rc;
 
     if (json) {
-        settings_json(out, types, n, only);
+        cli_json_print(out, jout_settings(types, n, only));
         return 0;
     }
     tab = cli_table_new(NCOLS);

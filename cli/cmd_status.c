@@ -39,112 +39,6 @@ cli_status_get(struct cli_client *c, Drover__Message **rep)
     return cli_call(c, &req, DROVER__MESSAGE__BODY_STATUS_REP, rep);
 }
 
-static void
-type_json(struct cli_json *j, const Drover__TypeStatus *t)
-{
-    cli_json_begin_object(j);
-    cli_json_key(j, "type");
-    cli_json_string(j, cli_str(t->type));
-    cli_json_key(j, "desired");
-    cli_json_uint(j, t->desired);
-    cli_json_key(j, "up");
-    cli_json_uint(j, t->up);
-    cli_json_key(j, "starting");
-    cli_json_uint(j, t->starting);
-    cli_json_key(j, "pending");
-    cli_json_uint(j, t->pending);
-    cli_json_key(j, "crashed");
-    cli_json_uint(j, t->crashed);
-    cli_json_key(j, "lost");
-    cli_json_uint(j, t->lost);
-    cli_json_key(j, "draining");
-    cli_json_uint(j, t->draining);
-    cli_json_key(j, "evicting");
-    cli_json_uint(j, t->evicting);
-    cli_json_end_object(j);
-}
-
-static void
-attention_json(struct cli_json *j, const Drover__InstanceInfo *in)
-{
-    bool placed = cli_str(in->node)[0] != '\0';
-
-    cli_json_begin_object(j);
-    cli_json_key(j, "name");
-    cli_json_string(j, cli_str(in->name));
-    cli_json_key(j, "type");
-    cli_json_string(j, cli_str(in->type));
-    cli_json_key(j, "state");
-    cli_json_string(j, cli_str(in->state));
-    cli_json_key(j, "node");
-    cli_json_string(j, placed ? in->node : NULL);
-    cli_json_key(j, "port");
-    cli_json_uint(j, in->port);
-    cli_json_key(j, "release");
-    cli_json_uint(j, in->release);
-    cli_json_key(j, "reason");
-    cli_json_string(j, cli_str(in->reason)[0] != '\0' ? in->reason : NULL);
-    cli_json_end_object(j);
-}
-
-static void
-status_json(const Drover__StatusRep *s)
-{
-    struct cli_json j;
-
-    cli_json_init(&j, stdout);
-    cli_json_begin_object(&j);
-    cli_json_key(&j, "controller");
-    cli_json_begin_object(&j);
-    cli_json_key(&j, "store");
-    cli_json_string(&j, cli_str(s->store));
-    cli_json_key(&j, "term");
-    cli_json_uint(&j, s->term);
-    cli_json_key(&j, "leader");
-    cli_json_string(&j, cli_str(s->leader));
-    cli_json_key(&j, "controllers");
-    cli_json_begin_array(&j);
-    for (size_t i = 0; i < s->n_controllers; i++)
-        cli_json_string(&j, s->controllers[i]);
-    cli_json_end_array(&j);
-    cli_json_end_object(&j);
-    cli_json_key(&j, "nodes");
-    cli_json_begin_array(&j);
-    for (size_t i = 0; i < s->n_nodes; i++)
-        cli_node_json(&j, s->nodes[i]);
-    cli_json_end_array(&j);
-    cli_json_key(&j, "apps");
-    cli_json_begin_array(&j);
-    for (size_t a = 0; a < s->n_apps; a++) {
-        const Drover__AppStatus *as = s->apps[a];
-
-        cli_json_begin_object(&j);
-        cli_json_key(&j, "name");
-        cli_json_string(&j, cli_str(as->name));
-        cli_json_key(&j, "release");
-        cli_json_uint(&j, as->release);
-        cli_json_key(&j, "types");
-        cli_json_begin_array(&j);
-        for (size_t t = 0; t < as->n_types; t++)
-            type_json(&j, as->types[t]);
-        cli_json_end_array(&j);
-        cli_json_key(&j, "attention");
-        cli_json_begin_array(&j);
-        for (size_t i = 0; i < as->n_attention; i++)
-            attention_json(&j, as->attention[i]);
-        cli_json_end_array(&j);
-        cli_json_end_object(&j);
-    }
-    cli_json_end_array(&j);
-    cli_json_key(&j, "warnings");
-    cli_json_begin_array(&j);
-    for (size_t i = 0; i < s->n_warnings; i++)
-        cli_json_string(&j, cli_str(s->warnings[i]));
-    cli_json_end_array(&j);
-    cli_json_end_object(&j);
-    cli_json_end(&j);
-}
-
 /* "2 ready, 1 cordoned, 1 down" in the order of the states. */
 static void
 node_summary(const Drover__StatusRep *s, char *out, size_t outsz)
@@ -378,7 +272,7 @@ cli_cmd_status(int argc, char **argv)
     rc = cli_status_get(c, &rep);
     if (rc == 0) {
         if (json)
-            status_json(rep->status_rep);
+            cli_json_print(stdout, jout_status(rep->status_rep));
         else if (status_human(rep->status_rep) < 0)
             rc = cli_fail("out of memory");
     }

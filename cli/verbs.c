@@ -230,6 +230,14 @@ static const struct cli_verb verbs[] = {
      "                draining, evicting}], attention: [{name, type, state, node, port,\n"
      "                release, reason}]}]}\n",
      cli_cmd_status},
+    {"dashboard", "[--no-open]",
+     "print a one-time sign-in link to the web dashboard (and open it on a desktop)",
+     "  The link is http://HOST:7480/login?code=... (HOST from DROVER_CONTROLLER, or\n"
+     "  DROVER_DASHBOARD_URL): valid once, for 60 seconds; it signs the browser in\n"
+     "  with a session cookie. The code is signed with DROVER_API_TOKEN, which never\n"
+     "  appears in a URL. With DISPLAY or WAYLAND_DISPLAY set it is opened with\n"
+     "  xdg-open, unless --no-open.\n",
+     cli_cmd_dashboard},
 };
 
 static const char environment[] =
@@ -238,7 +246,9 @@ static const char environment[] =
     "                      several controllers: a comma-separated list, the leader is followed\n"
     "  DROVER_TIMEOUT_MS   how long to wait for each reply, in ms (default 10000)\n"
     "  DROVER_API_TOKEN    the controller's API token (required: without it every request\n"
-    "                      is refused); requests are sealed with a key derived from it\n";
+    "                      is refused); requests are sealed with a key derived from it\n"
+    "  DROVER_DASHBOARD_URL  the controller's HTTP address for `drover dashboard`\n"
+    "                      (default http://HOST:7480, HOST from DROVER_CONTROLLER)\n";
 
 static const char exit_statuses[] =
     "Exit status: 0 success, 1 failure (the reason is printed on stderr), 2 bad usage.\n";

@@ -56,6 +56,18 @@ env_str(struct env_errs *e, const char *name, const char *def, char *out, size_t
 }
 
 int
+env_str_or_off(struct env_errs *e, const char *name, const char *def, char *out, size_t outsz)
+{
+    const char *v = getenv(name);
+
+    if (v != NULL && v[0] == '\0') {
+        out[0] = '\0';
+        return 0;
+    }
+    return env_str(e, name, def, out, outsz);
+}
+
+int
 env_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
     uint64_t v = 0;

@@ -33,6 +33,9 @@ const char *env_raw(const char *name);
  * Returns 0 or -EINVAL.
  */
 int env_str(struct env_errs *e, const char *name, const char *def, char *out, size_t outsz);
+/* As env_str, but a variable set to "" stays "" (it turns something off,
+ * as DROVER_HTTP_LISTEN= does); only an unset one takes def. */
+int env_str_or_off(struct env_errs *e, const char *name, const char *def, char *out, size_t outsz);
 
 /* Unsigned decimal in [min, max]; def when unset. Strict: no sign, no junk. */
 int env_u64(struct env_errs *e, const char *name, uint64_t def, uint64_t min, uint64_t max,

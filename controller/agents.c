@@ -33,6 +33,7 @@
 #include <nanomsg/pubsub.h>
 
 #include "ctl.h"
+#include "http.h"
 #include "log.h"
 
 #define NODE_TICK_MS 250

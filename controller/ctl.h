@@ -306,6 +306,9 @@ struct ctl_config {
     char database_url[4096];   /* DROVER_DATABASE_URL; "" for SQLite */
     char advertise_api[256];   /* DROVER_ADVERTISE_API (HA: standbys point here) */
     char advertise_agent[256]; /* DROVER_ADVERTISE_AGENT */
+    char http_listen[256]; /* DROVER_HTTP_LISTEN: HOST:PORT, "" for none (http.c) */
+    char *http_tls_cert;   /* PEM text of DROVER_HTTP_TLS_CERT's file, or NULL */
+    char *http_tls_key;
 };
 
 struct ctl {
@@ -339,6 +342,7 @@ struct ctl {
     bool committing;        /* in ctl_commit (reply.c) */
     bool running;           /* main.c made the loop handles below */
     uv_check_t close_check; /* while stopping: close once nothing is in flight */
+    struct ctl_http *http; /* NULL when DROVER_HTTP_LISTEN is empty */
 };
 
 /* Replaced by a rollout to version: of another release, or being restarted. */
@@ -867,6 +871,7 @@ struct ctl_call {
     char leader[256];        /* ERR_NOT_LEADER: where the leader is ("" unknown) */
     uint32_t retry_after_ms; /* ERR_NOT_LEADER with no leader known yet */
     bool logged;             /* the refusal is logged already */
+    uint64_t t0;             /* uv_hrtime() when it came in (metrics.c) */
     /* Optional: builds the reply after the commit, for replies that must
      * show what the commit's settle did (a sync's assignment set). */
     int (*view)(struct ctl_call *c);

@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "http.h"
 #include "log.h"
 #include "procfile.h"
 
@@ -150,6 +151,7 @@ ctl_deploy_check(struct ctl_model *m, struct ctl_app *a, uint64_t now)
     }
     ctl_app_set_good(m, a, rel->version);
     ctl_deploy_set_state(m, a, CTL_DEPLOY_SUCCEEDED);
+    ctl_metrics_deploy(a->name, "succeeded");
     ctl_release_set_status(m, a, ctl_release_get(a, rel->version), "succeeded", "");
     ctl_model_event(m, a->name, "%s of v%u finished:%s up",
                     ctl_deploy_is_restart(&a->deploy) ? "restart" : "deploy", rel->version,
@@ -174,6 +176,7 @@ ctl_deploy_fail(struct ctl_model *m, struct ctl_app *a, uint64_t now, const char
     va_end(ap);
     ctl_deploy_set_reason(m, a, "%s", why);
     ctl_deploy_set_state(m, a, CTL_DEPLOY_FAILED);
+    ctl_metrics_deploy(a->name, "failed");
     if (ctl_deploy_is_restart(d)) { /* the release is not at fault: keep it */
         ctl_restart_failed(m, a);
         return;

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "http.h"
 #include "log.h"
 
 struct route {
@@ -135,6 +136,7 @@ finish(struct ctl_call *c, const Drover__Message *rep)
     }
     LIST_REMOVE(c, link);
     ctl->ncalls--;
+    ctl_metrics_call(c->what, c->ep == CTL_EP_API, c->code, uv_hrtime() - c->t0);
     c->done(c->arg, rep);
     ctl_arena_free(c->ar);
     wire_msg_free(c->req);
@@ -206,6 +208,7 @@ ctl_call_ep(struct ctl *ctl, enum ctl_ep ep, Drover__Message *req, ctl_call_done
     }
     c->ctl = ctl;
     c->ep = ep;
+    c->t0 = uv_hrtime();
     c->what = "?";
     c->req = req;
     drover__message__init(&c->rep);

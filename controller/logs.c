@@ -24,6 +24,7 @@
 #include <nanomsg/pipeline.h>
 
 #include "ctl.h"
+#include "http.h"
 #include "log.h"
 #include "logring.h"
 
@@ -323,6 +324,7 @@ on_batch(struct ctl_logs *l, const Drover__LogBatch *b)
                  b->n_lines > LOGS_BATCH_MAX ? "too_many_lines" : "bad_node");
         return;
     }
+    ctl_metrics_log_lines(b->n_lines);
     for (i = 0; i < b->n_lines; i++) {
         const Drover__LogLine *x = b->lines[i];
 

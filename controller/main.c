@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "http.h"
 #include "env.h"
 #include "log.h"
 #include "notify.h"
@@ -62,6 +63,50 @@ read_ha_config(struct env_errs *e, struct ctl_config *cfg)
               sizeof(cfg->advertise_agent));
 }
 
+/* A PEM file's text (malloc'd), or NULL with an error recorded. */
+static char *
+read_pem(struct env_errs *e, const char *var, const char *path)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = fopen(path, "r");
+
+    if (f != NULL) {
+        text = calloc(1, 65537);
+        if (text != NULL)
+            len = fread(text, 1, 65536, f);
+        fclose(f);
+    }
+    if (text == NULL || len == 0 || len == 65536) {
+        env_err(e, "%s: cannot read %s (a PEM file under 64 KiB)", var, path);
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+static void
+http_config(struct env_errs *e, struct ctl_config *cfg)
+{
+    char cert[4096], key[4096], host[256], tcp[270];
+    uint16_t port;
+
+    env_str_or_off(e, "DROVER_HTTP_LISTEN", "127.0.0.1:7480", cfg->http_listen,
+                   sizeof(cfg->http_listen));
+    snprintf(tcp, sizeof(tcp), "tcp://%s", cfg->http_listen);
+    if (cfg->http_listen[0] != '\0' && env_parse_endpoint(tcp, host, sizeof(host), &port) < 0)
+        env_err(e, "DROVER_HTTP_LISTEN: want HOST:PORT (or empty to disable), got '%s'",
+                cfg->http_listen);
+    env_str(e, "DROVER_HTTP_TLS_CERT", "", cert, sizeof(cert));
+    env_str(e, "DROVER_HTTP_TLS_KEY", "", key, sizeof(key));
+    if ((cert[0] == '\0') != (key[0] == '\0'))
+        env_err(e, "DROVER_HTTP_TLS_CERT and DROVER_HTTP_TLS_KEY: set both or neither");
+    else if (cert[0] != '\0') {
+        cfg->http_tls_cert = read_pem(e, "DROVER_HTTP_TLS_CERT", cert);
+        cfg->http_tls_key = read_pem(e, "DROVER_HTTP_TLS_KEY", key);
+    }
+}
+
 static void
 read_config(struct ctl_config *cfg)
 {
@@ -100,6 +145,7 @@ read_config(struct ctl_config *cfg)
         env_key(&e, "DROVER_CLUSTER_KEY_NEXT", cfg->cluster_key_next);
     env_token(&e, "DROVER_API_TOKEN", true, cfg->api_token, sizeof(cfg->api_token));
     read_ha_config(&e, cfg);
+    http_config(&e, cfg);
     env_check(&e);
 }
 
@@ -223,6 +269,9 @@ main(int argc, char **argv)
         (rc = ctl_logs_start(ctl.logs, &loop, ctl.cfg.logs_listen)) < 0 ||
         (rc = ctl_runs_start(ctl.runs, &loop)) < 0)
         log_fatal(1, "start_failed", "what=endpoints err=%d", rc);
+    /* Not fatal: the controller serves its CLI and agents without it. */
+    if ((rc = ctl_http_start(&ctl)) < 0)
+        log_error("http_failed", "http=%s err=%s", ctl.cfg.http_listen, log_q(strerror(-rc)));
     if ((rc = ctl_store_start(ctl.store, &loop)) < 0)
         log_fatal(1, "start_failed", "what=checkpoints err=%s", uv_strerror(rc));
     uv_signal_start(&ctl.sigterm, on_signal, SIGTERM);

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "http.h"
 #include "log.h"
 #include "procfile.h"
 
@@ -937,6 +938,8 @@ ctl_inst_place(struct ctl_model *m, struct ctl_instance *in, struct ctl_node *n,
     ctl_inst_touch(m, in);
     in->node = n;
     in->port = port;
+    if (!m->loading)
+        ctl_metrics_placement();
     LIST_INSERT_HEAD(&n->instances, in, node_link);
     n->ninst++;
     if (!in->stopping) {

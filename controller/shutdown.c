@@ -7,6 +7,7 @@
  * ctl_work_done), then close every handle so that uv_run returns.
  */
 #include "ctl.h"
+#include "http.h"
 #include "log.h"
 #include "notify.h"
 
@@ -28,6 +29,7 @@ ctl_shutdown(struct ctl *ctl, int code)
         nnuv_stop(ctl->api);
     if (ctl->agents != NULL)
         nnuv_stop(ctl->agents);
+    ctl_http_stop(ctl);
     ctl_agents_stop(ctl);
     ctl_logs_stop(ctl->logs);
     ctl_runs_stop(ctl->runs);
@@ -50,6 +52,7 @@ ctl_maybe_close(struct ctl *ctl)
     ctl->closed = true;
     notify_watchdog_stop();
     ctl_notify_flush(ctl);
+    ctl_leader_stop(ctl->leader); /* ends its session: the lock is free */
     if (ctl->api != NULL)
         nnuv_close(ctl->api);
     if (ctl->agents != NULL)

@@ -24,7 +24,7 @@ drover_install_packages() {
 
 DROVER_BUILD_PACKAGES=(build-essential cmake pkg-config libuv1-dev libnanomsg-dev
     libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev libsodium-dev libarchive-dev
-    libssl-dev libcurl4-openssl-dev libpq-dev)
+    libssl-dev libcurl4-openssl-dev libpq-dev libjansson-dev libmicrohttpd-dev)
 
 # drover_build BUILD_DIR [cmake args...]
 drover_build() {

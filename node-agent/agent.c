@@ -97,6 +97,14 @@ find_pos(const struct agt *a, uint64_t id)
     return lo;
 }
 
+static struct agt_inst *find(const struct agt *a, uint64_t id);
+
+struct agt_inst *
+agt_inst_by_id(struct agt *a, uint64_t id)
+{
+    return find(a, id);
+}
+
 static struct agt_inst *
 find(const struct agt *a, uint64_t id)
 {
@@ -519,6 +527,7 @@ close_all(struct agt *a)
     a->logs = NULL;
     agt_reaper_stop();
     agt_spawn_stop();
+    agt_metrics_stop();
     notify_watchdog_stop();
     uv_close((uv_handle_t *)&a->sigpipe, on_handle_close);
     uv_close((uv_handle_t *)&a->sigterm, on_handle_close);
@@ -1102,6 +1111,8 @@ agt_start(struct agt *a)
         rc = agt_slugs_start(a->slugs);
     if (rc == 0)
         rc = agt_conn_start(a->conn);
+    if (rc == 0)
+        rc = agt_metrics_start(a, a->loop, a->cfg->metrics_listen);
     if (rc == 0 && (uint32_t)(a->cfg->port_max - a->cfg->port_min) + 1 < a->cfg->capacity)
         log_warn("capacity_over_ports", "node=%s capacity=%u ports=%u-%u limit=%u msg=%s",
                  a->cfg->node, (unsigned)a->cfg->capacity, (unsigned)a->cfg->port_min,

@@ -57,6 +57,7 @@ struct agt_config {
     uint32_t uid_min, uid_max;  /* DROVER_UID_RANGE */
     char cgroup_root[PATH_MAX]; /* DROVER_CGROUP_ROOT; "" for the agent's own cgroup */
     bool cgroups_off;           /* DROVER_CGROUPS=off: process groups only, no limits */
+    char metrics_listen[256];   /* DROVER_METRICS_LISTEN: HOST:PORT, "" for none */
 };
 /* Reads every DROVER_* variable the agent uses; on any error logs them all
  * and exits 78. */
@@ -655,5 +656,21 @@ void agt_slugs_gc_soon(struct agt_slugs *s);
  * release uses, off the loop. True when there was something to delete. */
 bool agt_slugs_forget_app(struct agt_slugs *s, const char *app);
 bool agt_slugs_forget_slug(struct agt_slugs *s, const char *sha);
+
+/* metrics.c: Prometheus /metrics on DROVER_METRICS_LISTEN; the counters
+ * are bumped by one call each from where things happen. */
+int agt_metrics_start(struct agt *a, uv_loop_t *loop, const char *listen);
+void agt_metrics_stop(void);
+/* cpu_usec: each report's CPU time in µs, or NULL (all 0). 0 or -ENOMEM. */
+int agt_metrics_render(Drover__InstanceReport *const *reps, const uint64_t *cpu_usec, size_t n,
+                       char **text, size_t *len);
+void agt_metrics_spawned(int rc);
+void agt_metrics_log_dropped(void);
+void agt_metrics_sync_sent(void);
+void agt_metrics_sync_done(void);
+/* agent.c: the instance with this id, or NULL (for metrics.c) */
+struct agt_inst *agt_inst_by_id(struct agt *a, uint64_t id);
+/* supervise.c: its CPU time (µs) at the last sample, 0 before one */
+uint64_t agt_inst_cpu_usec(const struct agt_inst *i);
 
 #endif

@@ -185,6 +185,8 @@ agt_config_load(struct agt_config *cfg)
         env_err(&e, "DROVER_JOIN: no notify endpoint at port + 1 of '%s'", cfg->join);
     if (cfg->join[0] && env_endpoint_offset(cfg->join, 2, cfg->logs, sizeof cfg->logs) < 0)
         env_err(&e, "DROVER_JOIN: no log endpoint at port + 2 of '%s'", cfg->join);
+    env_str_or_off(&e, "DROVER_METRICS_LISTEN", "127.0.0.1:7481", cfg->metrics_listen,
+                   sizeof cfg->metrics_listen);
     load_node(&e, cfg);
     load_advertise(&e, cfg);
     env_port_range(&e, "DROVER_PORT_RANGE", 5000, 5999, &cfg->port_min, &cfg->port_max);

@@ -809,11 +809,13 @@ spawn(struct agt_inst *i)
     if (rc == -ENOSYS)
         rc = agt_spawn_sync(&o, &pid);
     else if (rc == 0) {
+        agt_metrics_spawned(rc); /* drover_agent_spawns_total */
         if (agt_out_start(out) < 0 || agt_out_start(err) < 0)
             log_warn("output_failed", "app=%s inst=%s", i->spec->app, i->spec->name);
         out = err = NULL;
         goto out;
     }
+    agt_metrics_spawned(rc);
     if (rc < 0) {
         if (pipe)
             agt_pipe_spawned(pipe, 0, rc); /* reports exit 127 */
@@ -1204,4 +1206,10 @@ void
 agt_inst_set_stop_seq(struct agt_inst *i, uint64_t seq)
 {
     i->stop_seq = seq;
+}
+
+uint64_t
+agt_inst_cpu_usec(const struct agt_inst *i)
+{
+    return i->cpu_usec;
 }

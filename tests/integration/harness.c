@@ -167,9 +167,15 @@ h_start_controller(struct h_cluster *c, const char *const *extra_env)
     snprintf(data, sizeof(data), "DROVER_DATA_DIR=%s/controller", c->dir);
     snprintf(api, sizeof(api), "DROVER_API_LISTEN=%s", c->api);
     snprintf(agents, sizeof(agents), "DROVER_AGENT_LISTEN=%s", c->join);
-    const char *base[] = {
-        data, api, agents, "DROVER_CLUSTER_KEY=" H_CLUSTER_KEY, "DROVER_API_TOKEN=" H_API_TOKEN,
-        NULL};
+    /* No HTTP server unless a test asks (extra_env wins): its default port,
+     * 7480, is another test's controller port. */
+    const char *base[] = {data,
+                          api,
+                          agents,
+                          "DROVER_CLUSTER_KEY=" H_CLUSTER_KEY,
+                          "DROVER_API_TOKEN=" H_API_TOKEN,
+                          "DROVER_HTTP_LISTEN=",
+                          NULL};
     return start(c, "controller", "drover-controller", h_env(extra_env, base), NULL);
 }
 
@@ -274,8 +280,9 @@ int
 h_start(struct h_cluster *c, const char *name, const char *prog, const char *const *env,
         const char *netns)
 {
-    static const char *const secrets[] = {"DROVER_CLUSTER_KEY=" H_CLUSTER_KEY,
-                                          "DROVER_API_TOKEN=" H_API_TOKEN, NULL};
+    static const char *const secrets[] = {
+        "DROVER_CLUSTER_KEY=" H_CLUSTER_KEY, "DROVER_API_TOKEN=" H_API_TOKEN,
+        "DROVER_HTTP_LISTEN=", "DROVER_METRICS_LISTEN=", NULL}; /* see h_start_controller */
     return start(c, name, prog, h_env(env, secrets), netns);
 }
 
@@ -288,7 +295,9 @@ h_start_agent(struct h_cluster *c, const char *node, const char *port_range,
     snprintf(name, sizeof(name), "DROVER_NODE_NAME=%s", node);
     snprintf(join, sizeof(join), "DROVER_JOIN=%s", c->join);
     snprintf(range, sizeof(range), "DROVER_PORT_RANGE=%s", port_range);
-    const char *base[] = {data, name, join, range, "DROVER_CLUSTER_KEY=" H_CLUSTER_KEY, NULL};
+    const char *base[] = {
+        data, name, join, range, "DROVER_CLUSTER_KEY=" H_CLUSTER_KEY, "DROVER_METRICS_LISTEN=",
+        NULL}; /* 7481: see h_start_controller */
     return start(c, node, "drover-agent", h_env(extra_env, base), NULL);
 }
 
