@@ -166,17 +166,18 @@ apply_report(struct ctl_model *m, struct ctl_node *n, Drover__InstanceReport **v
          * agent runs the instance (a restarted agent starts again at 0). */
         crashes = !in->oneoff && r->restarts > in->restarts ? r->restarts - in->restarts : 0;
         from = in->state;
+        ctl_undo_save_inst(m, in); /* cause is not stored, but a restore puts it back */
         in->cause = (Drover__InstanceCause)r->cause;
         if (in->pid != r->pid || in->restarts != r->restarts || in->exit_code != r->exit_code ||
             in->exit_signal != r->exit_signal || in->since_ms != r->since_ms ||
             strcmp(in->reason, r->reason) != 0) {
+            ctl_inst_touch(m, in); /* before the writes: undo.c copies it */
             in->pid = r->pid;
             in->restarts = r->restarts;
             in->exit_code = r->exit_code;
             in->exit_signal = r->exit_signal;
             in->since_ms = r->since_ms;
             snprintf(in->reason, sizeof(in->reason), "%s", r->reason);
-            ctl_inst_touch(m, in);
         }
         in->memory_bytes = r->memory_bytes; /* live: never stored */
         in->cpu_permille = r->cpu_permille;
@@ -218,7 +219,7 @@ apply_report(struct ctl_model *m, struct ctl_node *n, Drover__InstanceReport **v
             oneoff_done(m, in, "gone: its agent no longer runs it");
         } else if (in->state != DROVER__INSTANCE_STATE__ST_PENDING) {
             ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_PENDING, now_ms());
-            in->pid = 0;
+            in->pid = 0; /* touched by the line above */
         }
     }
 }
