@@ -187,6 +187,10 @@ Test(storefail, a_full_disk_refuses_writes_changes_nothing_and_stops_nothing)
     body = h_http_get("127.0.0.1", port, 2000);
     cr_assert_not_null(body, "the app stopped serving");
     free(body);
+    cr_assert_eq(CLI(&out, &err, "endpoints", "shop"), 0, "endpoints: %s", err);
+    cr_assert_not_null(strstr(out, j_get(&ps2.o[0], "port")), "endpoints: %s", out);
+    free(out);
+    free(err);
     cr_assert_eq(CLI(&out, &err, "status"), 0, "%s", err);
     log = slurp(C.procs[ctl].log);
     cr_assert_not_null(strstr(out, "store failing"), "status: %s\nlog: %s", out, log);
