@@ -31,11 +31,14 @@
 #define NODE_TIMEOUT_MS 2000
 
 static struct h_cluster C;
+static char ft_path[320]; /* the libfaketime offset file, outside C.dir */
 
 static void
 fini(void)
 {
     h_cleanup(&C);
+    if (ft_path[0] != '\0')
+        unlink(ft_path);
 }
 
 TestSuite(clocks, .fini = fini, .timeout = 180);
@@ -198,7 +201,7 @@ time_to_replace(const char *node, long limit_ms)
 
 Test(clocks, wall_clock_steps_move_nothing_and_a_dead_host_is_still_replaced)
 {
-    char file[320], ft_file[360], asan[1024];
+    char *file = ft_path, ft_file[360], asan[1024];
     const char *env[] = {"LD_PRELOAD=" FAKETIME_LIB,
                          ft_file,
                          "FAKETIME_NO_CACHE=1",
@@ -220,7 +223,7 @@ Test(clocks, wall_clock_steps_move_nothing_and_a_dead_host_is_still_replaced)
         setenv("ASAN_OPTIONS", asan, 1);
     }
     /* The offset file lives outside the cluster dir (made by h_init). */
-    snprintf(file, sizeof(file), "/tmp/drover-faketime-%d", (int)getpid());
+    snprintf(ft_path, sizeof(ft_path), "/tmp/drover-faketime-%d", (int)getpid());
     snprintf(ft_file, sizeof(ft_file), "FAKETIME_TIMESTAMP_FILE=%s", file);
     set_offset(file, "+0");
     ctl = cluster("clocks", 7644, env, w);
@@ -235,7 +238,6 @@ Test(clocks, wall_clock_steps_move_nothing_and_a_dead_host_is_still_replaced)
 
     kill_host("n3");
     took = time_to_replace("n3", 20000);
-    unlink(file);
     cr_assert_geq(took, 0, "n3 was never replaced");
     cr_assert_leq(took, NODE_TIMEOUT_MS + 2000, "n3 replaced after %ld ms", took);
 }
