@@ -228,7 +228,9 @@ static const struct cli_verb verbs[] = {
      "  --json        machine output: {nodes: [as nodes --json], apps: [{name, release,\n"
      "                types: [{type, desired, up, starting, pending, crashed, lost,\n"
      "                draining, evicting}], attention: [{name, type, state, node, port,\n"
-     "                release, reason}]}]}\n",
+     "                release, reason}]}], warnings: [text]}\n"
+     "  A \"Controller:\" line comes first when the controller is not well: its\n"
+     "  store refuses writes (a full disk), or most nodes went silent at once.\n",
      cli_cmd_status},
     {"dashboard", "[--no-open]",
      "print a one-time sign-in link to the web dashboard (and open it on a desktop)",

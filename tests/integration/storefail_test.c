@@ -187,6 +187,10 @@ Test(storefail, a_full_disk_refuses_writes_changes_nothing_and_stops_nothing)
     body = h_http_get("127.0.0.1", port, 2000);
     cr_assert_not_null(body, "the app stopped serving");
     free(body);
+    cr_assert_eq(CLI(&out, &err, "endpoints", "shop"), 0, "endpoints: %s", err);
+    cr_assert_not_null(strstr(out, j_get(&ps2.o[0], "port")), "endpoints: %s", out);
+    free(out);
+    free(err);
     cr_assert_eq(CLI(&out, &err, "status"), 0, "%s", err);
     log = slurp(C.procs[ctl].log);
     cr_assert_not_null(strstr(out, "store failing"), "status: %s\nlog: %s", out, log);
@@ -194,7 +198,13 @@ Test(storefail, a_full_disk_refuses_writes_changes_nothing_and_stops_nothing)
     cr_assert_not_null(strstr(out, "disk is full"), "status: %s", out);
     free(out);
     free(err);
+    /* The app crashes meanwhile: its agent restarts it and reports it; the
+     * report cannot be stored, so ps still says what the store has. */
+    cr_assert_eq(kill((pid_t)atoi(j_get(&ps.o[0], "pid")), SIGKILL), 0);
     h_msleep(1500); /* heartbeats go on meanwhile: the node stays ready */
+    h_get_ps(&C, "shop", &ps2);
+    cr_assert_str_eq(j_get(&ps2.o[0], "pid"), j_get(&ps.o[0], "pid"),
+                     "ps moved ahead of the store");
     cr_assert_eq(CLI(&out, &err, "nodes"), 0, "%s", err);
     cr_assert_not_null(strstr(out, "ready"), "nodes: %s", out);
     free(out);
@@ -207,7 +217,25 @@ Test(storefail, a_full_disk_refuses_writes_changes_nothing_and_stops_nothing)
     cr_assert_eq(rc, 0, "scale after freeing space: %s %s", out, err);
     free(out);
     free(err);
-    cr_assert(wait_web(2, 2, 30000, &ps), "web=2 never came up");
+    cr_assert(wait_web(2, 2, 30000, &ps2), "web=2 never came up");
+    /* The crash reported while the disk was full comes again (the agent
+     * is asked for a full report): web.1 has its new pid and a restart. */
+    {
+        const struct j_obj *w1 = NULL;
+        long deadline = mono() + 10000;
+
+        do {
+            h_get_ps(&C, "shop", &ps2);
+            w1 = h_ps_find(&ps2, "web.1");
+            if (w1 != NULL && strcmp(j_get(w1, "pid"), j_get(&ps.o[0], "pid")) != 0 &&
+                atoi(j_get(w1, "restarts")) >= 1)
+                break;
+            h_msleep(100);
+        } while (mono() < deadline);
+        cr_assert(w1 != NULL && strcmp(j_get(w1, "pid"), j_get(&ps.o[0], "pid")) != 0 &&
+                      atoi(j_get(w1, "restarts")) >= 1,
+                  "the crash reported during the failure never reached ps");
+    }
     cr_assert_eq(CLI(&out, &err, "config:set", "shop", "AFTER=1"), 0, "%s", err);
     free(out);
     free(err);
