@@ -747,6 +747,9 @@ int ctl_pg_slug_put(const char *url, const char *sha, const char *path);
 int ctl_pg_slug_get(const char *url, const char *sha, const char *path);
 
 /* leader.c: leader election, lease and step-down (PostgreSQL only) */
+/* Load the state and start acting on it: at start with SQLite, on winning
+ * the election with PostgreSQL. */
+int ctl_take_lead(struct ctl *ctl);
 int ctl_leader_start(struct ctl *ctl, const char *url, struct ctl_leader **out);
 void ctl_leader_stop(struct ctl_leader *l);
 void ctl_leader_free(struct ctl_leader *l);
@@ -779,9 +782,6 @@ void ctl_reply(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *rep
 void ctl_reply_error(struct ctl *ctl, struct nnuv_msg *req, Drover__ErrorCode code, const char *fmt,
                      ...) __attribute__((format(printf, 4, 5)));
 int ctl_commit(struct ctl *ctl);
-/* main.c: load the state and start acting on it (at start, or on winning
- * the election). */
-int ctl_take_lead(struct ctl *ctl);
 /* Keys from cfg into the senders and the keyring; 0 or negative errno. */
 int ctl_keys_init(struct ctl *ctl);
 Drover__Message *ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock);

@@ -260,6 +260,12 @@ acked(struct agt_conn *c)
 bool
 agt_term_accept(uint64_t *seen, uint64_t term)
 {
+    /* 0: a SQLite controller, which has no election and no rival (a
+     * controller on PostgreSQL answers only while it leads, with its term,
+     * never 0): accepted, so that going back to SQLite needs no agent
+     * restart. */
+    if (term == 0)
+        return true;
     if (term < *seen)
         return false;
     *seen = term;

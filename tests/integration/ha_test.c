@@ -447,14 +447,25 @@ Test(ha, sigkill_the_leader_during_a_scale)
     free(err);
 }
 
+/* web instances of release rel (one-offs are not counted) */
 static int
 count_release(const struct h_ps *ps, const char *rel)
 {
     int n = 0;
 
     for (int i = 0; i < ps->n; i++)
-        n += strcmp(j_get(&ps->o[i], "release"), rel) == 0;
+        n += strcmp(j_get(&ps->o[i], "type"), "web") == 0 &&
+             strcmp(j_get(&ps->o[i], "release"), rel) == 0;
     return n;
+}
+
+static const char *
+web_release(const struct h_ps *ps)
+{
+    for (int i = 0; i < ps->n; i++)
+        if (strcmp(j_get(&ps->o[i], "type"), "web") == 0)
+            return j_get(&ps->o[i], "release");
+    return "";
 }
 
 /* Wait until ps shows want web instances up, all of one release (kept in
@@ -464,9 +475,10 @@ wait_one_release(int want, int timeout_ms, struct h_ps *ps, char *rel, size_t re
 {
     for (int waited = 0; waited < timeout_ms; waited += 250) {
         h_get_ps(&C, "shop", ps);
-        if (ps->n == want && h_ps_count(ps, "web", "up", NULL) == want &&
-            count_release(ps, j_get(&ps->o[0], "release")) == want) {
-            snprintf(rel, relsz, "%s", j_get(&ps->o[0], "release"));
+        if (h_ps_count(ps, "web", NULL, NULL) == want &&
+            h_ps_count(ps, "web", "up", NULL) == want &&
+            count_release(ps, web_release(ps)) == want) {
+            snprintf(rel, relsz, "%s", web_release(ps));
             return true;
         }
         h_msleep(250);
@@ -474,13 +486,39 @@ wait_one_release(int want, int timeout_ms, struct h_ps *ps, char *rel, size_t re
     return false;
 }
 
+/* `drover run` attached, its stderr in DIR/attached.err, the CLI's
+ * request timeout short (2 s) so that losing the controller shows soon. */
+static pid_t
+attached_run(void)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        char *err = NULL, path[400];
+        FILE *f;
+        int rc = h_cli_env(&C, NULL, &err, (const char *const[]){"DROVER_TIMEOUT_MS=2000", NULL},
+                           (const char *const[]){"run", "shop", "--", "sleep 300", NULL});
+
+        snprintf(path, sizeof(path), "%s/attached.err", C.dir);
+        if ((f = fopen(path, "w")) != NULL) {
+            fputs(err != NULL ? err : "", f);
+            fclose(f);
+        }
+        _exit(rc);
+    }
+    cr_assert_gt(pid, 0);
+    return pid;
+}
+
 Test(ha, sigkill_the_leader_during_a_rolling_deploy)
 {
     static const char *app = DROVER_SOURCE_DIR "/tests/integration/rollapp";
-    char v2[600], cmd[1400], old[32], end[32], *err = NULL;
+    char v2[600], cmd[1400], old[32], end[32], detached[32], *out = NULL, *err = NULL;
+    const struct j_obj *o;
     struct h_ps ps;
-    int a, b, st;
-    pid_t bg;
+    char pid[32];
+    int a, b, st, ast = 0;
+    pid_t bg, attached;
 
     start_ha("ha-deploy", 7772, 5447, &a, &b);
     cr_assert_eq(CLI(NULL, &err, "apps:create", "shop"), 0, "%s", err);
@@ -490,6 +528,17 @@ Test(ha, sigkill_the_leader_during_a_rolling_deploy)
     cr_assert_eq(CLI(NULL, &err, "config:set", "shop", "BOOT_SLEEP=1.5"), 0, "%s", err);
     h_msleep(500);
     cr_assert(wait_one_release(3, 60000, &ps, old, sizeof(old)), "web=3 never settled");
+    /* One-offs: a detached one, and an attached one whose CLI talks to A. */
+    cr_assert_eq(CLI(&out, &err, "run", "shop", "--detach", "--", "sleep 300"), 0, "%s", err);
+    cr_assert_eq(sscanf(out, "%31s", detached), 1);
+    attached = attached_run();
+    for (int w = 0; w < 20000 && h_ps_count(&ps, "run", "up", NULL) < 2; w += 250) {
+        h_msleep(250);
+        h_get_ps(&C, "shop", &ps);
+    }
+    cr_assert_eq(h_ps_count(&ps, "run", "up", NULL), 2, "the one-offs never ran");
+    cr_assert_not_null(o = h_ps_find(&ps, detached));
+    snprintf(pid, sizeof(pid), "%s", j_get(o, "pid"));
 
     snprintf(v2, sizeof(v2), "%s/rollapp-v2", C.dir);
     snprintf(cmd, sizeof(cmd), "cp -r '%s' '%s' && echo 2 > '%s/version.txt'", app, v2, v2);
@@ -498,13 +547,13 @@ Test(ha, sigkill_the_leader_during_a_rolling_deploy)
     /* Into the rollout: the first new instance is there. */
     for (int w = 0; w < 20000; w += 100) {
         h_get_ps(&C, "shop", &ps);
-        if (count_release(&ps, old) < ps.n)
+        if (count_release(&ps, old) < h_ps_count(&ps, "web", NULL, NULL))
             break;
         h_msleep(100);
     }
-    cr_assert_lt(count_release(&ps, old), ps.n, "the rollout never started");
+    cr_assert_lt(count_release(&ps, old), h_ps_count(&ps, "web", NULL, NULL),
+                 "the rollout never started");
     kill_ctl(a, SIGKILL);
-    waitpid(bg, &st, 0);
     cr_assert(h_wait_log(&C, b, "event=leading", 20000), "B did not take the lead");
     fwd_point(API_B + 1);
     use_api(API_B);
@@ -518,6 +567,19 @@ Test(ha, sigkill_the_leader_during_a_rolling_deploy)
     for (int w = 0; w < 10000 && h_count_procs(C.dir, "python3") != 3; w += 100)
         h_msleep(100);
     cr_assert_eq(h_count_procs(C.dir, "python3"), 3, "an instance runs twice");
+
+    /* The detached one-off runs on, the same process; the attached
+     * session ended with a clear message, it did not hang. */
+    h_get_ps(&C, "shop", &ps);
+    cr_assert_not_null(o = h_ps_find(&ps, detached), "%s is gone", detached);
+    cr_assert_str_eq(j_get(o, "pid"), pid, "%s was restarted", detached);
+    for (int w = 0; w < 60000 && waitpid(attached, &ast, WNOHANG) == 0; w += 250)
+        h_msleep(250);
+    cr_assert(WIFEXITED(ast) && WEXITSTATUS(ast) != 0, "the attached run hangs (status %d)", ast);
+    snprintf(cmd, sizeof(cmd), "grep -q 'lost the controller at' '%s/attached.err'", C.dir);
+    cr_assert_eq(system(cmd), 0, "the attached run did not say it lost the controller");
+    waitpid(bg, &st, 0);
+    free(out);
     free(err);
 }
 
