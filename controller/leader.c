@@ -330,33 +330,6 @@ thread_main(void *arg)
     PQfinish(c); /* ends the session: the lock goes with it */
 }
 
-/*
- * Load the state into the (empty) model and act on it: at start with SQLite,
- * on winning the election with PostgreSQL (leader.c). Every node gets a
- * fresh grace period from here (the store's load): the old leader's absence
- * is not the nodes'.
- */
-int
-ctl_take_lead(struct ctl *ctl)
-{
-    int rc;
-
-    rc = ctl->sops->load(ctl->store, ctl->model, now_ms());
-    if (rc < 0) {
-        log_error("start_failed", "what=store_load err=%d", rc);
-        return rc;
-    }
-    rc = ctl_drains_start(ctl->drains);
-    if (rc < 0) {
-        log_error("start_failed", "what=drains err=%d", rc);
-        return rc;
-    }
-    /* Placements that waited across a restart, committed before serving. */
-    if ((rc = ctl_commit(ctl)) < 0)
-        log_error("start_failed", "what=store_flush");
-    return rc;
-}
-
 /* ---- the loop's side ---- */
 
 static void
