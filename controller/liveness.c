@@ -24,6 +24,9 @@
  *     and in status (m->nodes_health), until no node is silent any more or
  *     fewer than half of the nodes live when it began are silent or down.
  *
+ * Agents that said they are leaving (SIGTERM) are not counted: their
+ * silence is expected, and they go down after the timeout as usual.
+ *
  * The rule is a pure function of the model and the clock: unit-tested alone
  * (liveness_test.c).
  */
@@ -84,6 +87,13 @@ ctl_liveness_tick(struct ctl_liveness *lv, struct ctl_model *m, uint64_t now, ui
 
         if (nd->state == CTL_NODE_DOWN)
             continue;
+        /* An agent that said it is shutting down was expected to go quiet:
+         * its silence says nothing of the network, and it is down as usual. */
+        if (nd->leaving) {
+            if (silent(nd, now, timeout) && n < max)
+                down[n++] = nd;
+            continue;
+        }
         live++;
         /* Going silent (half the timeout): "at once" means within that. */
         nquiet += silent(nd, now, timeout / 2);
@@ -107,7 +117,7 @@ ctl_liveness_tick(struct ctl_liveness *lv, struct ctl_model *m, uint64_t now, ui
         m->nodes_health[0] = '\0';
     }
     if (lv->suspect) {
-        if (oldest != NULL && max > 0 &&
+        if (oldest != NULL && n < max &&
             (lv->last_down == 0 || now - lv->last_down >= interval(timeout))) {
             down[n++] = oldest;
             lv->downed++;
@@ -118,7 +128,7 @@ ctl_liveness_tick(struct ctl_liveness *lv, struct ctl_model *m, uint64_t now, ui
         return n;
     }
     for (i = 0; i < m->nnodes && n < max; i++) {
-        if (silent(m->node_v[i], now, timeout))
+        if (!m->node_v[i]->leaving && silent(m->node_v[i], now, timeout))
             down[n++] = m->node_v[i];
     }
     return n;

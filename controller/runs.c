@@ -615,13 +615,13 @@ ctl_runs_start(struct ctl_runs *r, uv_loop_t *loop)
             ctl_inst_name(in, name, sizeof(name));
             log_info("run_orphaned", "app=%s inst=%s id=%llu", in->app->name, name,
                      (unsigned long long)in->id);
-            in->stopping = true; /* as ctl_inst_stop, which cannot run mid-iteration */
+            ctl_inst_touch(m, in); /* before any write (undo.c) */
+            in->stopping = true;   /* as ctl_inst_stop, which cannot run mid-iteration */
             if (in->node != NULL) {
                 in->node->nlive--;
                 ctl_node_changed(m, in->node);
             }
-            m->capacity_changed = true;
-            ctl_inst_touch(m, in);
+            ctl_model_capacity_changed(m);
         }
     }
     uv_timer_init(loop, &r->tick);

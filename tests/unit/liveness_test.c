@@ -134,3 +134,27 @@ Test(liveness, small_clusters_are_never_suspected, .timeout = 2)
     cr_assert_eq(tick(3001, down), 2);
     cr_assert_eq(m->nodes_health[0], '\0');
 }
+
+Test(liveness, agents_that_left_are_not_a_mass_silence, .timeout = 2)
+{
+    struct ctl_node *down[8], *n1, *n2, *n3;
+
+    /* n1's agent said it is shutting down, then went quiet; n2 dies a
+     * moment later; n3 lives on. Only one unexpected silence among the two
+     * nodes that should be talking: no suspicion, both are down in time. */
+    n1 = node("n1", 1000);
+    n2 = node("n2", 1200);
+    n3 = node("n3", 1000);
+    ctl_node_update(m, n1, false, CTL_NODE_DRAINING, true);
+    for (uint64_t t = 1000; t <= 3400; t += 100) {
+        size_t ndown;
+
+        n3->last_seen_ms = t;
+        ndown = tick(t, down);
+        if (t <= 3000)
+            cr_assert_eq(ndown, 0, "not before the timeout (t=%llu)", (unsigned long long)t);
+    }
+    cr_assert_eq(n1->state, CTL_NODE_DOWN, "the agent that left is down after the timeout");
+    cr_assert_eq(n2->state, CTL_NODE_DOWN, "the dead one is down at once, not at a bounded rate");
+    cr_assert_eq(m->nodes_health[0], '\0', "no mass silence is said");
+}
