@@ -439,8 +439,7 @@ on_reap(uv_timer_t *t)
     struct conn *k;
     bool any = false;
 
-    LIST_FOREACH(k, &s->conns, link)
-    {
+    LIST_FOREACH (k, &s->conns, link) {
         if (k->exempt || k->cut || k->fd < 0 || now - k->since < HTTPD_REQUEST_MS)
             continue;
         log_warn("http_slow_client", "server=%s fd=%d waited_ms=%llu", s->name, k->fd,
@@ -577,8 +576,7 @@ httpd_stop(struct httpd *s)
     if (s == NULL)
         return;
     s->stopping = true;
-    LIST_FOREACH(r, &s->reqs, link)
-    {
+    LIST_FOREACH (r, &s->reqs, link) {
         if (r->suspended) {
             r->suspended = false;
             MHD_resume_connection(r->c);

@@ -700,3 +700,15 @@ wire_state_name(Drover__InstanceState st)
         return "unknown";
     }
 }
+
+int
+wire_state_parse(const char *s, Drover__InstanceState *st)
+{
+    for (int i = DROVER__INSTANCE_STATE__ST_UNKNOWN; i <= DROVER__INSTANCE_STATE__ST_FAILED; i++) {
+        if (strcmp(s, wire_state_name((Drover__InstanceState)i)) == 0) {
+            *st = (Drover__InstanceState)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}

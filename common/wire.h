@@ -182,5 +182,7 @@ uint32_t wire_key_id(const uint8_t key[WIRE_KEY_BYTES]);
 
 /* "ok", "pending", ... for an InstanceState; "unknown" for anything else. */
 const char *wire_state_name(Drover__InstanceState st);
+/* The state named s (as wire_state_name writes it): 0, or -EINVAL. */
+int wire_state_parse(const char *s, Drover__InstanceState *st);
 
 #endif

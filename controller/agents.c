@@ -227,8 +227,7 @@ build_assignments(struct ctl_node *n, struct ctl_arena *ar, Drover__SyncRep *sr)
     sr->assignments = ctl_arena_alloc(ar, (n->nlive + 1) * sizeof(*sr->assignments));
     if (sr->assignments == NULL)
         return -ENOMEM;
-    LIST_FOREACH(in, &n->instances, node_link)
-    {
+    LIST_FOREACH (in, &n->instances, node_link) {
         struct ctl_release *rel = ctl_release_get(in->app, in->release);
         const struct ctl_ptype *pt = rel != NULL ? ctl_release_type(rel, in->type) : NULL;
         Drover__Assignment *a;
@@ -330,8 +329,7 @@ node_down(struct ctl *ctl, struct ctl_node *n, uint64_t now)
     log_warn("node_down", "node=%s silent_ms=%llu instances=%u", n->name,
              (unsigned long long)(now - n->last_seen_ms), n->nlive);
     ctl_node_update(m, n, true, n->admin, n->leaving);
-    LIST_FOREACH(in, &n->instances, node_link)
-    {
+    LIST_FOREACH (in, &n->instances, node_link) {
         if (in->stopping)
             continue;
         ctl_inst_stop(m, in); /* placed: never frees in */

@@ -509,8 +509,8 @@ ctl_h_ps(struct ctl_call *c)
     if (pr == NULL || v == NULL || ii == NULL)
         return ctl_oom(c);
     drover__ps_rep__init(pr);
-    LIST_FOREACH(in, &a->instances, app_link)
-    v[n++] = in;
+    LIST_FOREACH (in, &a->instances, app_link)
+        v[n++] = in;
     qsort(v, n, sizeof(*v), ps_cmp);
     pr->instances = ctl_arena_alloc(c->ar, (n + 1) * sizeof(*pr->instances));
     if (pr->instances == NULL)

@@ -181,8 +181,8 @@ struct ctl_node {
     uint64_t generation;       /* of its assignment set; bumped on every change */
     char boot_id[CTL_BOOT_ID_MAX + 1];
     uint64_t last_seen_ms; /* monotonic (views.c converts for people) */
-    uint64_t heard_ms; /* last message from boot_id in this run; 0: none */
-    uint64_t digest;   /* of the last full report */
+    uint64_t heard_ms;     /* last message from boot_id in this run; 0: none */
+    uint64_t digest;       /* of the last full report */
     bool have_digest;
     struct ctl_ports *ports; /* held by every instance on it, stopping too */
     struct ctl_inst_list instances;
@@ -306,8 +306,8 @@ struct ctl_config {
     char database_url[4096];   /* DROVER_DATABASE_URL; "" for SQLite */
     char advertise_api[256];   /* DROVER_ADVERTISE_API (HA: standbys point here) */
     char advertise_agent[256]; /* DROVER_ADVERTISE_AGENT */
-    char http_listen[256]; /* DROVER_HTTP_LISTEN: HOST:PORT, "" for none (http.c) */
-    char *http_tls_cert;   /* PEM text of DROVER_HTTP_TLS_CERT's file, or NULL */
+    char http_listen[256];     /* DROVER_HTTP_LISTEN: HOST:PORT, "" for none (http.c) */
+    char *http_tls_cert;       /* PEM text of DROVER_HTTP_TLS_CERT's file, or NULL */
     char *http_tls_key;
 };
 
@@ -315,7 +315,7 @@ struct ctl {
     uv_loop_t *loop;
     struct ctl_config cfg;
     struct ctl_model *model;
-    struct ctl_db *store; /* the store front (store_front.c) */
+    struct ctl_db *store;      /* the store front (store_front.c) */
     struct ctl_leader *leader; /* PostgreSQL: the election; NULL for SQLite */
     struct ctl_slugs *slugs;
     struct wire_sender sender;     /* sealed with the cluster key: agents, notify */
@@ -342,7 +342,7 @@ struct ctl {
     bool committing;        /* in ctl_commit (reply.c) */
     bool running;           /* main.c made the loop handles below */
     uv_check_t close_check; /* while stopping: close once nothing is in flight */
-    struct ctl_http *http; /* NULL when DROVER_HTTP_LISTEN is empty */
+    struct ctl_http *http;  /* NULL when DROVER_HTTP_LISTEN is empty */
 };
 
 /* Replaced by a rollout to version: of another release, or being restarted. */

@@ -104,8 +104,7 @@ count_progress(const struct ctl_app *a, const struct ctl_release *rel, struct pr
 
         p[i].desired = f != NULL ? f->quantity : 0;
     }
-    LIST_FOREACH(in, &a->instances, app_link)
-    {
+    LIST_FOREACH (in, &a->instances, app_link) {
         if (in->stopping || in->oneoff)
             continue;
         for (i = 0; i < rel->ntypes && strcmp(rel->types[i].name, in->type) != 0; i++)
@@ -135,8 +134,7 @@ ctl_deploy_check(struct ctl_model *m, struct ctl_app *a, uint64_t now)
     rel = ctl_release_get(a, a->deploy.release);
     if (rel == NULL || a->current != rel->version || rel->ntypes > PROCFILE_MAX_TYPES)
         return;
-    LIST_FOREACH(in, &a->instances, app_link)
-    {
+    LIST_FOREACH (in, &a->instances, app_link) {
         if (!in->stopping && !in->oneoff && ctl_release_type(rel, in->type) == NULL)
             return; /* a removed type still running: it stops at the next reconcile */
     }

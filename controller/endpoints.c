@@ -140,8 +140,7 @@ list(const struct ctl_app *a, const char *type, size_t *n, uint64_t *version)
 
     if (v == NULL)
         return NULL;
-    LIST_FOREACH(in, &a->instances, app_link)
-    {
+    LIST_FOREACH (in, &a->instances, app_link) {
         if (listed(in, type))
             v[k++] = in;
     }

@@ -68,8 +68,7 @@ ctl_restart_failed(struct ctl_model *m, struct ctl_app *a)
     struct ctl_instance *in;
 
     /* What was not replaced yet keeps running as it is. */
-    LIST_FOREACH(in, &a->instances, app_link)
-    {
+    LIST_FOREACH (in, &a->instances, app_link) {
         ctl_inst_set_restart(m, in, false);
     }
     ctl_model_event(m, a->name, "restart of v%u failed: %s", a->current, a->deploy.reason);
@@ -101,8 +100,7 @@ find_inst(const struct ctl_app *a, const char *type, uint32_t idx)
 {
     struct ctl_instance *in, *found = NULL;
 
-    LIST_FOREACH(in, &a->instances, app_link)
-    {
+    LIST_FOREACH (in, &a->instances, app_link) {
         if (in->stopping || in->idx != idx || strcmp(in->type, type) != 0)
             continue;
         /* Mid-rollout a slot may be held twice: the current release's wins. */
@@ -165,8 +163,7 @@ ctl_restart(struct ctl_model *m, struct ctl_app *a, const char *target, uint64_t
         snprintf(err, errsz, "no process type '%.40s' to restart in v%u", target, rel->version);
         return -ENOENT;
     }
-    LIST_FOREACH(in, &a->instances, app_link)
-    {
+    LIST_FOREACH (in, &a->instances, app_link) {
         if (!is_live(in) || in->restart || (target[0] != '\0' && strcmp(in->type, target) != 0))
             continue;
         ctl_inst_set_restart(m, in, true);

@@ -197,8 +197,8 @@ open_state(struct ctl *ctl)
         if (rc == -ENAMETOOLONG)
             log_fatal(ENV_EX_CONFIG, "start_failed", "what=store err=%s", log_q(strerror(-rc)));
         if (rc < 0)
-            log_fatal(1, "start_failed", "what=store data_dir=%s err=%d",
-                      log_q(ctl->cfg.data_dir), rc);
+            log_fatal(1, "start_failed", "what=store data_dir=%s err=%d", log_q(ctl->cfg.data_dir),
+                      rc);
     }
     ctl->model = ctl_model_new();
     if (ctl->model == NULL)
@@ -286,8 +286,8 @@ main(int argc, char **argv)
              "api=%s agent=%s notify=%s logs=%s store=%s data_dir=%s apps=%zu nodes=%zu "
              "instances=%zu",
              ctl.cfg.api_listen, ctl.cfg.agent_listen, ctl.cfg.notify_listen, ctl.cfg.logs_listen,
-             ctl_store_backend_name(ctl.store), log_q(ctl.cfg.data_dir), ctl_map_count(ctl.model->apps),
-             ctl.model->nnodes, ctl_map_count(ctl.model->insts));
+             ctl_store_backend_name(ctl.store), log_q(ctl.cfg.data_dir),
+             ctl_map_count(ctl.model->apps), ctl.model->nnodes, ctl_map_count(ctl.model->insts));
     /* Serving: tell systemd (Type=notify), and ping its watchdog from now. */
     notify_send("READY=1");
     if ((rc = notify_watchdog_start(&loop)) < 0)

@@ -106,7 +106,6 @@ ctl_metrics_deploy(const char *app, const char *result)
     bump(&deploys, app, result);
 }
 
-
 void
 ctl_metrics_placement(void)
 {
@@ -149,8 +148,7 @@ write_app_instances(struct prom *p, const struct ctl_app *a)
     size_t nrows = 0;
     const struct ctl_instance *in;
 
-    LIST_FOREACH(in, &a->instances, app_link)
-    {
+    LIST_FOREACH (in, &a->instances, app_link) {
         size_t i;
 
         for (i = 0; i < nrows; i++)

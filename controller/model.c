@@ -748,8 +748,7 @@ ctl_node_set_range(struct ctl_node *n, uint16_t lo, uint16_t hi)
     p = ctl_ports_new(lo, hi);
     if (p == NULL)
         return -ENOMEM;
-    LIST_FOREACH(in, &n->instances, node_link)
-    {
+    LIST_FOREACH (in, &n->instances, node_link) {
         if (ctl_ports_take_at(p, in->port) < 0 && (in->port >= lo && in->port <= hi))
             log_warn("port_conflict", "node=%s port=%u inst=%s.%u", n->name, in->port, in->type,
                      in->idx);
@@ -815,8 +814,8 @@ ctl_node_update(struct ctl_model *m, struct ctl_node *n, bool down, enum ctl_nod
         m->capacity_changed = true;
     /* Whether its live instances are evicted changed: their apps decide again. */
     if (was == CTL_NODE_DRAINING || st == CTL_NODE_DRAINING) {
-        LIST_FOREACH(in, &n->instances, node_link)
-        ctl_app_want_reconcile(m, in->app);
+        LIST_FOREACH (in, &n->instances, node_link)
+            ctl_app_want_reconcile(m, in->app);
     }
 }
 
@@ -1148,8 +1147,7 @@ ctl_inst_label(const struct ctl_instance *in, char *out, size_t outsz)
     }
     /* A rolling deploy's replacement may take its original's name on the
      * same node: then the release tells the two apart. */
-    LIST_FOREACH(o, &in->node->instances, node_link)
-    {
+    LIST_FOREACH (o, &in->node->instances, node_link) {
         if (o != in && o->app == in->app && !o->oneoff && o->idx == in->idx &&
             o->release != in->release && strcmp(o->type, in->type) == 0) {
             twin = true;

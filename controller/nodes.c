@@ -186,8 +186,8 @@ ctl_node_register(struct ctl_model *m, const struct ctl_node_reg *g, uint64_t no
         return rc;
     if (strcmp(n->address, g->address) != 0) {
         /* Endpoints show the node's address: their lists change. */
-        LIST_FOREACH(in, &n->instances, node_link)
-        ctl_app_endpoints_changed(m, in->app);
+        LIST_FOREACH (in, &n->instances, node_link)
+            ctl_app_endpoints_changed(m, in->app);
     }
     /* A new boot of the agent is not leaving (the old one may have been). */
     ctl_node_update(m, n, false, n->admin, strcmp(n->boot_id, g->boot_id) == 0 && n->leaving);

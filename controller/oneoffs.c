@@ -24,8 +24,7 @@ next_run_idx(const struct ctl_app *a)
 
     do {
         taken = false;
-        LIST_FOREACH(in, &a->instances, app_link)
-        {
+        LIST_FOREACH (in, &a->instances, app_link) {
             if (in->oneoff && !in->stopping && in->idx == idx) {
                 taken = true;
                 idx++;

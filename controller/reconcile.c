@@ -273,8 +273,7 @@ reconcile_type(struct ctl_model *m, struct ctl_app *a, const struct ctl_release 
     old = malloc((a->ninstances + 1) * sizeof(*old));
     if (v == NULL || old == NULL)
         goto out;
-    LIST_FOREACH(in, &a->instances, app_link)
-    {
+    LIST_FOREACH (in, &a->instances, app_link) {
         if (in->stopping || in->oneoff || strcmp(in->type, type) != 0)
             continue;
         if (ctl_inst_outdated(in, rel->version)) {
@@ -390,8 +389,7 @@ evict_type(struct ctl_model *m, struct ctl_app *a, const struct ctl_release *rel
     struct ctl_evictee *ev = NULL;
     int rc = -ENOMEM;
 
-    LIST_FOREACH(in, &a->instances, app_link)
-    {
+    LIST_FOREACH (in, &a->instances, app_link) {
         if (in->stopping || ctl_inst_outdated(in, rel->version) || strcmp(in->type, type) != 0)
             continue;
         if (ctl_inst_evicted(in))
@@ -408,8 +406,7 @@ evict_type(struct ctl_model *m, struct ctl_app *a, const struct ctl_release *rel
     if (ins == NULL || ev == NULL)
         goto out;
     n = 0;
-    LIST_FOREACH(in, &a->instances, app_link)
-    {
+    LIST_FOREACH (in, &a->instances, app_link) {
         if (in->stopping || ctl_inst_outdated(in, rel->version) || strcmp(in->type, type) != 0 ||
             !ctl_inst_evicted(in))
             continue;
@@ -421,8 +418,7 @@ evict_type(struct ctl_model *m, struct ctl_app *a, const struct ctl_release *rel
     }
     /* slot_up: ev sorted by idx, one binary search per up instance. */
     qsort(ev, n, sizeof(*ev), evictee_by_idx);
-    LIST_FOREACH(in, &a->instances, app_link)
-    {
+    LIST_FOREACH (in, &a->instances, app_link) {
         if (in->stopping || ctl_inst_evicted(in) || in->state != DROVER__INSTANCE_STATE__ST_UP ||
             ctl_inst_outdated(in, rel->version) || strcmp(in->type, type) != 0)
             continue;
@@ -520,15 +516,15 @@ ctl_place_unplaced(struct ctl_model *m)
     if (!m->capacity_changed)
         return 0;
     m->capacity_changed = false;
-    TAILQ_FOREACH(in, &m->unplaced, unplaced_link)
-    cap++;
+    TAILQ_FOREACH (in, &m->unplaced, unplaced_link)
+        cap++;
     if (cap == 0)
         return 0;
     v = malloc(cap * sizeof(*v));
     if (v == NULL)
         return -ENOMEM;
-    TAILQ_FOREACH(in, &m->unplaced, unplaced_link)
-    v[n++] = in;
+    TAILQ_FOREACH (in, &m->unplaced, unplaced_link)
+        v[n++] = in;
     qsort(v, n, sizeof(*v), unplaced_cmp);
     for (i = 0; i < n; i = j) {
         for (j = i + 1; j < n; j++) {

@@ -48,8 +48,7 @@ phase_inst(const struct ctl_app *a, bool stopping)
 {
     struct ctl_instance *in;
 
-    LIST_FOREACH(in, &a->instances, app_link)
-    {
+    LIST_FOREACH (in, &a->instances, app_link) {
         if (in->oneoff && (stopping || !in->stopping) && in->release == a->deploy.release &&
             strcmp(in->type, ctl_release_type_name) == 0)
             return in;

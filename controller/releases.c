@@ -100,7 +100,7 @@ ctl_release_make(struct ctl_model *m, struct ctl_app *a, const struct ctl_releas
              r->version, r->slug_sha256, r->ntypes, log_q(r->description));
     ctl_model_event(m, a->name, "release v%u created: %s", r->version, r->description);
     *out = r;
-    if (ctl_relphase_wanted(r)) { /* current once its release phase succeeded */
+    if (ctl_relphase_wanted(r)) {               /* current once its release phase succeeded */
         ctl_relphase_start(m, a, r, mono_ms()); /* deadlines: monotonic */
         return 0;
     }

@@ -134,8 +134,7 @@ run_find(struct ctl_runs *r, uint64_t id)
 {
     struct ctl_run *s;
 
-    LIST_FOREACH(s, &r->runs, link)
-    {
+    LIST_FOREACH (s, &r->runs, link) {
         if (s->id == id)
             return s;
     }
@@ -639,8 +638,7 @@ ctl_runs_stop(struct ctl_runs *r)
 
     if (r->tick_init)
         uv_timer_stop(&r->tick);
-    LIST_FOREACH(s, &r->runs, link)
-    {
+    LIST_FOREACH (s, &r->runs, link) {
         drop_held(&s->cli_held, "the controller is stopping");
         drop_held(&s->agent_held, "the controller is stopping");
     }

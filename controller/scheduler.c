@@ -100,8 +100,7 @@ ctl_sched_choose(struct ctl_model *m, const struct ctl_app *a, const char *type,
     for (i = 0; i < m->nnodes; i++)
         slots[i].n = m->node_v[i];
     qsort(slots, m->nnodes, sizeof(*slots), by_node);
-    LIST_FOREACH(in, &a->instances, app_link)
-    {
+    LIST_FOREACH (in, &a->instances, app_link) {
         if (in->node == NULL || in->stopping || strcmp(in->type, type) != 0)
             continue;
         key.n = in->node;

@@ -85,8 +85,7 @@ classify(struct ctl_model *m, uint64_t keep, struct shas *kept, struct shas *old
             if (r != NULL && shas_add(release_kept(a, r, keep) ? kept : old, r->slug_sha256) < 0)
                 return -ENOMEM;
         }
-        LIST_FOREACH(in, &a->instances, app_link)
-        {
+        LIST_FOREACH (in, &a->instances, app_link) {
             const struct ctl_release *r = ctl_release_get(a, in->release);
 
             if (r != NULL && shas_add(kept, r->slug_sha256) < 0)

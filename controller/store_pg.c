@@ -187,7 +187,7 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     " admin TEXT NOT NULL DEFAULT 'ready');"
     "CREATE TABLE instances(id BIGINT PRIMARY KEY, app TEXT NOT NULL REFERENCES apps(name),"
     " type TEXT NOT NULL, idx BIGINT NOT NULL, release BIGINT NOT NULL, node TEXT,"
-    " port INTEGER NOT NULL, state INTEGER NOT NULL, stopping INTEGER NOT NULL,"
+    " port INTEGER NOT NULL, state TEXT NOT NULL, stopping INTEGER NOT NULL,"
     " restarts BIGINT NOT NULL, pid INTEGER NOT NULL, exit_code INTEGER NOT NULL,"
     " exit_signal INTEGER NOT NULL, since_ms BIGINT NOT NULL, reason TEXT NOT NULL);"
     "CREATE INDEX instances_app ON instances(app);"
@@ -497,6 +497,14 @@ app_row(const PGresult *r, int i, struct loader *ld)
     snprintf(a->deploy.reason, sizeof(a->deploy.reason), "%s", col_str(r, i, 7));
     a->deploy.started_ms = (uint64_t)col_i64(r, i, 8);
     a->deploy.finished_ms = (uint64_t)col_i64(r, i, 9);
+    /* Stored deadlines are wall clock; the running controller's are
+     * monotonic: as long ago as the wall clock says (none if in its future). */
+    {
+        uint64_t wall = now_ms(), started = a->deploy.started_ms;
+        uint64_t ago = wall > started ? wall - started : 0;
+
+        a->deploy.started_mono = ld->now > ago ? ld->now - ago : 0;
+    }
     if (a->deploy.state == CTL_DEPLOY_RUNNING || a->deploy.state == CTL_DEPLOY_RELEASING)
         ld->m->ndeploying++;
     return 0;
@@ -642,7 +650,8 @@ instance_row(const PGresult *r, int i, struct loader *ld)
         return rc;
     if (next > m->next_id)
         m->next_id = next;
-    in->state = (Drover__InstanceState)col_i64(r, i, 7);
+    if (wire_state_parse(col_str(r, i, 7), &in->state) < 0)
+        return -EBADMSG;
     in->stopping = col_i64(r, i, 8) != 0;
     in->restarts = (uint32_t)col_i64(r, i, 9);
     in->pid = (int)col_i64(r, i, 10);
@@ -992,7 +1001,7 @@ apply_inst(struct ctl_store *st, const struct ctl_instance *in)
     else
         p_null(&p);
     p_i64(&p, in->port);
-    p_i64(&p, (int64_t)in->state);
+    p_str(&p, wire_state_name(in->state)); /* by name, as everywhere */
     p_i64(&p, in->stopping);
     p_i64(&p, in->restarts);
     p_i64(&p, in->pid);
@@ -1074,18 +1083,15 @@ apply_all(struct ctl_store *st, struct ctl_model *m)
     size_t i;
     int rc;
 
-    TAILQ_FOREACH(a, &m->dirty_apps, dirty_link)
-    {
+    TAILQ_FOREACH (a, &m->dirty_apps, dirty_link) {
         if ((rc = apply_app(st, a)) < 0)
             return rc;
     }
-    TAILQ_FOREACH(n, &m->dirty_nodes, dirty_link)
-    {
+    TAILQ_FOREACH (n, &m->dirty_nodes, dirty_link) {
         if ((rc = apply_node(st, n)) < 0)
             return rc;
     }
-    TAILQ_FOREACH(in, &m->dirty_insts, dirty_link)
-    {
+    TAILQ_FOREACH (in, &m->dirty_insts, dirty_link) {
         if ((rc = apply_inst(st, in)) < 0)
             return rc;
     }

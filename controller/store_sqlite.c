@@ -663,18 +663,6 @@ node_row(sqlite3_stmt *q, struct loader *ld)
 }
 
 static int
-inst_state_parse(const char *s, Drover__InstanceState *st)
-{
-    for (int i = DROVER__INSTANCE_STATE__ST_UNKNOWN; i <= DROVER__INSTANCE_STATE__ST_FAILED; i++) {
-        if (strcmp(s, wire_state_name((Drover__InstanceState)i)) == 0) {
-            *st = (Drover__InstanceState)i;
-            return 0;
-        }
-    }
-    return -EINVAL;
-}
-
-static int
 instance_row(sqlite3_stmt *q, struct loader *ld)
 {
     struct ctl_model *m = ld->m;
@@ -692,7 +680,7 @@ instance_row(sqlite3_stmt *q, struct loader *ld)
         return rc;
     if (next > m->next_id)
         m->next_id = next;
-    if (inst_state_parse(col_str(q, 7), &in->state) < 0)
+    if (wire_state_parse(col_str(q, 7), &in->state) < 0)
         return -EBADMSG;
     in->stopping = sqlite3_column_int(q, 8) != 0;
     in->restarts = (uint32_t)sqlite3_column_int64(q, 9);
@@ -1026,18 +1014,15 @@ flush_all(struct ctl_store *st, struct ctl_model *m)
     size_t i;
     int rc;
 
-    TAILQ_FOREACH(a, &m->dirty_apps, dirty_link)
-    {
+    TAILQ_FOREACH (a, &m->dirty_apps, dirty_link) {
         if ((rc = flush_app(st, a)) < 0)
             return rc;
     }
-    TAILQ_FOREACH(n, &m->dirty_nodes, dirty_link)
-    {
+    TAILQ_FOREACH (n, &m->dirty_nodes, dirty_link) {
         if ((rc = flush_node(st, n)) < 0)
             return rc;
     }
-    TAILQ_FOREACH(in, &m->dirty_insts, dirty_link)
-    {
+    TAILQ_FOREACH (in, &m->dirty_insts, dirty_link) {
         if ((rc = flush_inst(st, in)) < 0)
             return rc;
     }

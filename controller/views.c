@@ -33,8 +33,7 @@ ctl_view_node(const struct ctl_node *n, Drover__NodeInfo *ni)
     ni->leaving = n->leaving && n->state != CTL_NODE_DOWN;
     if (n->unreachable && n->state != CTL_NODE_DOWN && mono_ms() > n->last_seen_ms)
         ni->unreachable_ms = mono_ms() - n->last_seen_ms;
-    LIST_FOREACH(in, &n->instances, node_link)
-    {
+    LIST_FOREACH (in, &n->instances, node_link) {
         if (in->stopping && in->state == DROVER__INSTANCE_STATE__ST_LOST)
             ni->lost++;
         else if (in->stopping && in->oneoff)
@@ -221,8 +220,7 @@ app_status(struct ctl_arena *ar, const struct ctl_app *a)
             return NULL;
         ts->desired = f != NULL ? f->quantity : 0;
     }
-    LIST_FOREACH(in, &a->instances, app_link)
-    {
+    LIST_FOREACH (in, &a->instances, app_link) {
         /* One-offs are no process type: no row of their own. */
         Drover__TypeStatus *ts = in->oneoff ? NULL : type_status(ar, as, in->type);
         Drover__InstanceInfo *ii;

@@ -105,8 +105,7 @@ cluster(const char *test, int base, const char *const *ctl_env, struct web w[3])
 
         snprintf(node, sizeof(node), "n%d", k + 1);
         snprintf(range, sizeof(range), "%d-%d", p0, p0 + 49);
-        a = h_start_agent(&C, node, range,
-                          (const char *const[]){"DROVER_HEARTBEAT_MS=300", NULL});
+        a = h_start_agent(&C, node, range, (const char *const[]){"DROVER_HEARTBEAT_MS=300", NULL});
         cr_assert(h_wait_log(&C, a, "event=ready", 10000), "agent %s not ready", node);
     }
     cr_assert_eq(CLI(NULL, &err, "apps:create", "shop"), 0, "%s", err);

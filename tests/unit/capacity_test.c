@@ -68,8 +68,7 @@ scale(uint32_t q, char *why, size_t whysz)
     m->capacity_changed = true; /* a node may have joined: place what waits */
     cr_assert_eq(ctl_settle(m, 1000), 0);
     why[0] = '\0';
-    LIST_FOREACH(in, &app->instances, app_link)
-    {
+    LIST_FOREACH (in, &app->instances, app_link) {
         if (in->node != NULL)
             continue;
         if (pending++ > 0)

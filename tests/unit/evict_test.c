@@ -140,8 +140,7 @@ all_up(void)
 {
     struct ctl_instance *in;
 
-    LIST_FOREACH(in, &app->instances, app_link)
-    {
+    LIST_FOREACH (in, &app->instances, app_link) {
         if (in->node != NULL && !in->stopping)
             ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_UP, 1);
     }
@@ -163,8 +162,8 @@ count(const struct ctl_node *n, bool stopping)
     struct ctl_instance *in;
     size_t c = 0;
 
-    LIST_FOREACH(in, &app->instances, app_link)
-    c += (n == NULL || in->node == n) && in->stopping == stopping;
+    LIST_FOREACH (in, &app->instances, app_link)
+        c += (n == NULL || in->node == n) && in->stopping == stopping;
     return c;
 }
 
@@ -173,8 +172,7 @@ find(uint32_t idx, const struct ctl_node *on, bool stopping)
 {
     struct ctl_instance *in;
 
-    LIST_FOREACH(in, &app->instances, app_link)
-    {
+    LIST_FOREACH (in, &app->instances, app_link) {
         if (in->idx == idx && in->node == on && in->stopping == stopping)
             return in;
     }
@@ -197,8 +195,7 @@ Test(evict, drain_places_replacements_elsewhere_and_stops_each_once_it_is_up, .t
     cr_assert(ctl_inst_evicted(orig));
     cr_assert_eq(ctl_settle(m, 2000), 0);
     /* A replacement with the same name, elsewhere; the original runs on. */
-    LIST_FOREACH(in, &app->instances, app_link)
-    {
+    LIST_FOREACH (in, &app->instances, app_link) {
         if (in != orig && in->idx == orig->idx)
             repl = in;
     }
@@ -231,8 +228,7 @@ Test(evict, a_drain_with_nowhere_to_go_waits, .timeout = 2)
     on_a = LIST_FIRST(&a->instances);
     ctl_node_update(m, a, false, CTL_NODE_DRAINING, false);
     cr_assert_eq(ctl_settle(m, 2000), 0);
-    LIST_FOREACH(in, &app->instances, app_link)
-    {
+    LIST_FOREACH (in, &app->instances, app_link) {
         if (in->node == NULL)
             pending = in;
     }
@@ -259,7 +255,7 @@ Test(evict, a_leaving_agent_is_not_held_by_replacements_with_nowhere_to_go, .tim
     ctl_node_update(m, a, false, CTL_NODE_READY, true);
     cr_assert_eq(a->state, CTL_NODE_DRAINING, "a leaving agent's node is draining");
     cr_assert_eq(ctl_settle(m, 2000), 0);
-    LIST_FOREACH(in, &a->instances, node_link) {
+    LIST_FOREACH (in, &a->instances, node_link) {
         cr_assert(in->stopping, "nothing can replace it: it stops now");
     }
     cr_assert_eq(count(a, true), 2, "both of a's instances are stopping, still on a");
@@ -304,8 +300,8 @@ Test(evict, uncordon_mid_drain_keeps_the_originals_and_drops_the_doubles, .timeo
         struct ctl_instance *in;
         size_t holders = 0;
 
-        LIST_FOREACH(in, &app->instances, app_link)
-        holders += in->idx == idx && !in->stopping;
+        LIST_FOREACH (in, &app->instances, app_link)
+            holders += in->idx == idx && !in->stopping;
         cr_assert_eq(holders, 1, "web.%u held %zu times", idx, holders);
     }
     cr_assert_eq(a->nlive, 2);

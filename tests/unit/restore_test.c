@@ -122,8 +122,8 @@ dump(const struct ctl_model *m, bool live)
     if (live) {
         const struct ctl_instance *in;
 
-        TAILQ_FOREACH(in, &m->unplaced, unplaced_link)
-        put(&d, "unplaced %llu\n", (unsigned long long)in->id);
+        TAILQ_FOREACH (in, &m->unplaced, unplaced_link)
+            put(&d, "unplaced %llu\n", (unsigned long long)in->id);
         put(&d, "ndraining=%u ndeploying=%u\n", m->ndraining, m->ndeploying);
     }
     free(apps);

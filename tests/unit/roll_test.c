@@ -302,8 +302,7 @@ tally(const char *type, uint32_t release)
     struct tally t = {0};
     struct ctl_instance *in;
 
-    LIST_FOREACH(in, &app->instances, app_link)
-    {
+    LIST_FOREACH (in, &app->instances, app_link) {
         if (in->stopping || strcmp(in->type, type) != 0)
             continue;
         t.live++;
@@ -365,8 +364,7 @@ Test(roll, types_roll_in_parallel, .timeout = 2)
     release(2, types, 2);
     deploy(2, 2000);
     /* The first batch already has a new instance of each type. */
-    LIST_FOREACH(in, &app->instances, app_link)
-    {
+    LIST_FOREACH (in, &app->instances, app_link) {
         web_new |= in->release == 2 && strcmp(in->type, "web") == 0;
         worker_new |= in->release == 2 && strcmp(in->type, "worker") == 0;
     }
@@ -386,8 +384,7 @@ Test(roll, a_crash_reverts_to_the_last_good_release, .timeout = 2)
     cr_assert_eq(ctl_config_set(app, "V", "1"), 0);
     release(2, types, 1);
     deploy(2, 2000);
-    LIST_FOREACH(in, &app->instances, app_link)
-    {
+    LIST_FOREACH (in, &app->instances, app_link) {
         if (in->release == 2)
             break;
     }
@@ -466,8 +463,7 @@ Test(roll, a_boot_timeout_is_said_as_such, .timeout = 2)
     run_v1_web(1);
     release(2, types, 1);
     deploy(2, 2000);
-    LIST_FOREACH(in, &app->instances, app_link)
-    {
+    LIST_FOREACH (in, &app->instances, app_link) {
         if (in->release == 2)
             break;
     }

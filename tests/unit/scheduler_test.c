@@ -75,8 +75,7 @@ count_type_on(const char *type, const struct ctl_node *n, bool live_only)
     struct ctl_instance *in;
     size_t c = 0;
 
-    LIST_FOREACH(in, &n->instances, node_link)
-    {
+    LIST_FOREACH (in, &n->instances, node_link) {
         if (strcmp(in->type, type) == 0 && (!live_only || !in->stopping))
             c++;
     }
@@ -198,8 +197,7 @@ Test(scheduler, reconcile_places_names_and_ports, .timeout = 2)
     cr_assert_eq(app->ninstances, 4);
     cr_assert_eq(count_type_on("web", a, true), 2);
     cr_assert_eq(count_type_on("web", b, true), 2);
-    LIST_FOREACH(in, &app->instances, app_link)
-    {
+    LIST_FOREACH (in, &app->instances, app_link) {
         cr_assert_not_null(in->node);
         cr_assert(in->idx >= 1 && in->idx <= 4);
         names |= 1u << in->idx;
@@ -210,14 +208,13 @@ Test(scheduler, reconcile_places_names_and_ports, .timeout = 2)
 
     /* Scale down stops the highest numbers. */
     scale("web", 2);
-    LIST_FOREACH(in, &app->instances, app_link)
-    cr_assert_eq(in->stopping, in->idx > 2, "web.%u stopping=%d", in->idx, in->stopping);
+    LIST_FOREACH (in, &app->instances, app_link)
+        cr_assert_eq(in->stopping, in->idx > 2, "web.%u stopping=%d", in->idx, in->stopping);
 
     /* Scale up again reuses the lowest free names among live instances. */
     scale("web", 3);
     names = 0;
-    LIST_FOREACH(in, &app->instances, app_link)
-    {
+    LIST_FOREACH (in, &app->instances, app_link) {
         if (!in->stopping)
             names |= 1u << in->idx;
     }
@@ -231,8 +228,7 @@ Test(scheduler, unplaced_instances_wait_for_capacity, .timeout = 2)
     size_t unplaced = 0;
 
     scale("web", 3);
-    LIST_FOREACH(in, &app->instances, app_link)
-    {
+    LIST_FOREACH (in, &app->instances, app_link) {
         if (in->node == NULL) {
             unplaced++;
             cr_assert_eq(in->state, DROVER__INSTANCE_STATE__ST_PENDING);
@@ -247,8 +243,8 @@ Test(scheduler, unplaced_instances_wait_for_capacity, .timeout = 2)
     cr_assert_eq(ctl_place_unplaced(m), 0);
     cr_assert_eq(b->nlive, 2);
     cr_assert(TAILQ_EMPTY(&m->unplaced));
-    LIST_FOREACH(in, &app->instances, app_link)
-    cr_assert_str_eq(in->reason, "");
+    LIST_FOREACH (in, &app->instances, app_link)
+        cr_assert_str_eq(in->reason, "");
 
     /* Scaling down deletes unplaced instances at once instead of draining. */
     b->state = CTL_NODE_DOWN;
@@ -277,8 +273,7 @@ Test(scheduler, new_release_stops_removed_types_and_rolls_the_rest, .timeout = 2
     cr_assert_eq(ctl_release_append(app, r2), 0);
     app->current = 2;
     cr_assert_eq(ctl_reconcile_app(m, app, 2000), 0);
-    LIST_FOREACH(in, &app->instances, app_link)
-    {
+    LIST_FOREACH (in, &app->instances, app_link) {
         if (in->release == 1 && strcmp(in->type, "worker") == 0) {
             cr_assert(in->stopping, "worker is not in v2: it stops at once");
             old_worker++;
