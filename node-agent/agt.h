@@ -379,8 +379,8 @@ struct agt_sup {
     uint32_t consecutive; /* crashes since the last long healthy run */
     int32_t exit_code;    /* last; -1 when none */
     int32_t exit_signal;  /* last; 0 when none */
-    uint64_t since_ms;    /* unix ms when it entered state */
-    uint64_t up_since_ms; /* unix ms it became UP; 0 when not UP */
+    uint64_t since_ms;    /* monotonic ms when it entered state */
+    uint64_t up_since_ms; /* monotonic ms it became UP; 0 when not UP */
     uint64_t backoff_ms;  /* the restart delay chosen by the last CRASH */
     bool been_up;         /* it was UP at least once */
 };

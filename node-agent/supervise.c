@@ -242,7 +242,7 @@ struct agt_inst {
     enum agt_event timer_ev;
     uv_timer_t watch;        /* draining, leader gone: polls the group */
     uint64_t watch_deadline; /* mono_ms: past it, the group counts as gone */
-    uint64_t since_mono;     /* mono_ms when sup.state was entered (durations) */
+    uint64_t since_wall;     /* now_ms when sup.state was entered: what reports say */
     unsigned watch_ticks;
     bool orphan;               /* left by a killed agent: no process handle */
     bool ready;                /* its release is ready: the pump will start it */
@@ -338,7 +338,7 @@ on_watch(uv_timer_t *t)
 static void
 watch_group(struct agt_inst *i)
 {
-    i->watch_deadline = i->since_mono + i->spec->grace_ms + 2000;
+    i->watch_deadline = i->sup.since_ms + i->spec->grace_ms + 2000;
     i->watch_ticks = 0;
     uv_timer_start(&i->watch, on_watch, 0, 20);
 }
@@ -970,9 +970,11 @@ agt_inst_event(struct agt_inst *i, enum agt_event ev)
         }
         if (ev == AGT_EV_BOOT_TIMEOUT)
             boot_timeout_seen(i); /* before act() stops the check */
-        acts = agt_sup_apply(&i->sup, ev, now_ms(), rnd32());
+        /* The table runs on the monotonic clock (sup.since_ms, the crash
+         * count's reset after a long enough run); reports say wall time. */
+        acts = agt_sup_apply(&i->sup, ev, mono_ms(), rnd32());
         if (i->sup.state != from) {
-            i->since_mono = mono_ms();
+            i->since_wall = now_ms();
             log_info("instance_state", "app=%s inst=%s id=%" PRIu64 " from=%s to=%s on=%s",
                      i->spec->app, i->spec->name, i->spec->id, agt_state_name(from),
                      agt_state_name(i->sup.state), agt_event_name(ev));
@@ -1030,8 +1032,8 @@ agt_inst_new(struct agt *a, struct agt_spec *spec)
         return NULL;
     i->agt = a;
     i->spec = spec;
-    agt_sup_init(&i->sup, now_ms());
-    i->since_mono = mono_ms();
+    agt_sup_init(&i->sup, mono_ms());
+    i->since_wall = now_ms();
     uv_timer_init(agt_loop(a), &i->timer);
     i->timer.data = i;
     uv_timer_init(agt_loop(a), &i->watch);
@@ -1159,7 +1161,7 @@ agt_inst_report(const struct agt_inst *i, Drover__InstanceReport *r)
     r->restarts = i->sup.restarts;
     r->exit_code = i->sup.exit_code;
     r->exit_signal = i->sup.exit_signal;
-    r->since_ms = i->sup.since_ms;
+    r->since_ms = i->since_wall;
     r->reason = (char *)i->reason; /* borrowed, as above */
     r->cause = i->cause;
     r->memory_bytes = i->mem;
