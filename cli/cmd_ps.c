@@ -19,34 +19,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "json_out.h"
 #include "util.h"
 #include "wire.h"
-
-/* N of "web.N", for ordering web.2 before web.10. */
-static unsigned long
-inst_num(const char *name)
-{
-    const char *dot = strrchr(name, '.');
-
-    return dot != NULL ? strtoul(dot + 1, NULL, 10) : 0;
-}
-
-static int
-by_type_then_number(const void *a, const void *b)
-{
-    const Drover__InstanceInfo *x = *(Drover__InstanceInfo *const *)a;
-    const Drover__InstanceInfo *y = *(Drover__InstanceInfo *const *)b;
-    int c = strcmp(cli_str(x->type), cli_str(y->type));
-    unsigned long nx, ny;
-
-    if (c != 0)
-        return c;
-    nx = inst_num(cli_str(x->name));
-    ny = inst_num(cli_str(y->name));
-    if (nx != ny)
-        return nx < ny ? -1 : 1;
-    return x->id < y->id ? -1 : x->id > y->id ? 1 : 0;
-}
 
 /* The tail of a line: last exit status and reason, when there is one. */
 static void
@@ -259,7 +234,7 @@ ps_once(struct cli_client *c, const char *app, bool json)
         Drover__PsRep *r = rep->ps_rep;
 
         if (r->n_instances > 1)
-            qsort(r->instances, r->n_instances, sizeof(*r->instances), by_type_then_number);
+            qsort(r->instances, r->n_instances, sizeof(*r->instances), jout_instance_order);
         if (json)
             cli_json_print(stdout, jout_ps(r));
         else if (ps_human(app, r, &x) < 0)

@@ -68,6 +68,9 @@ char *jout_dumps(const json_t *doc, bool pretty);
 void jout_write_string(FILE *out, const char *s);
 
 /* ---- one builder per reply, shared by `drover VERB --json` and /v1 ---- */
+/* qsort order of Drover__InstanceInfo pointers, as ps shows them: by type,
+ * then by number (web.2 before web.10), then by id. */
+int jout_instance_order(const void *a, const void *b);
 json_t *jout_apps(const Drover__AppsRep *r);
 json_t *jout_config(const Drover__ConfigRep *r);
 json_t *jout_drains(const Drover__DrainsRep *r);

@@ -29,8 +29,8 @@ inst_num(const char *name)
     return dot != NULL ? strtoul(dot + 1, NULL, 10) : 0;
 }
 
-static int
-by_type_then_number(const void *a, const void *b)
+int
+jout_instance_order(const void *a, const void *b)
 {
     const Drover__InstanceInfo *x = *(Drover__InstanceInfo *const *)a;
     const Drover__InstanceInfo *y = *(Drover__InstanceInfo *const *)b;
@@ -204,7 +204,7 @@ json_t *
 jout_ps(const Drover__PsRep *r)
 {
     Drover__InstanceInfo **v =
-        sorted((void *const *)r->instances, r->n_instances, by_type_then_number);
+        sorted((void *const *)r->instances, r->n_instances, jout_instance_order);
     struct jout j;
 
     if (v == NULL)
