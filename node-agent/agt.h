@@ -31,6 +31,7 @@ struct agt_health;
 struct agt_out;
 struct agt_pipe;
 struct agt_cgroups;
+struct agt_metrics;
 
 /* config.c */
 struct agt_config {
@@ -83,6 +84,8 @@ const char *agt_previous_boot_id(const struct agt *a);
 struct agt_logs *agt_logs(const struct agt *a);
 struct agt_out **agt_outs(struct agt *a);
 struct agt_pipe **agt_pipes(struct agt *a);
+/* The metrics' counters and server (metrics.c), NULL before agt_start. */
+struct agt_metrics *agt_metrics(const struct agt *a);
 /* conn.c tells: registered with this boot_id (remembered for the next start). */
 void agt_registered(struct agt *a);
 /* conn.c tells: the controller refused the node name (another live agent has
@@ -658,16 +661,20 @@ bool agt_slugs_forget_app(struct agt_slugs *s, const char *app);
 bool agt_slugs_forget_slug(struct agt_slugs *s, const char *sha);
 
 /* metrics.c: Prometheus /metrics on DROVER_METRICS_LISTEN; the counters
- * are bumped by one call each from where things happen. */
-int agt_metrics_start(struct agt *a, uv_loop_t *loop, const char *listen);
-void agt_metrics_stop(void);
+ * are bumped by one call each from where things happen (agt_metrics(a); m
+ * NULL: nothing is counted). a is borrowed, and may be NULL for a context
+ * that only renders (the benchmark). NULL when out of memory. */
+struct agt_metrics *agt_metrics_new(struct agt *a);
+int agt_metrics_start(struct agt_metrics *m, const char *listen);
+void agt_metrics_stop(struct agt_metrics *m);
+void agt_metrics_free(struct agt_metrics *m); /* after uv_run */
 /* cpu_usec: each report's CPU time in µs, or NULL (all 0). 0 or -ENOMEM. */
-int agt_metrics_render(Drover__InstanceReport *const *reps, const uint64_t *cpu_usec, size_t n,
-                       char **text, size_t *len);
-void agt_metrics_spawned(int rc);
-void agt_metrics_log_dropped(void);
-void agt_metrics_sync_sent(void);
-void agt_metrics_sync_done(void);
+int agt_metrics_render(const struct agt_metrics *m, Drover__InstanceReport *const *reps,
+                       const uint64_t *cpu_usec, size_t n, char **text, size_t *len);
+void agt_metrics_spawned(struct agt_metrics *m, int rc);
+void agt_metrics_log_dropped(struct agt_metrics *m);
+void agt_metrics_sync_sent(struct agt_metrics *m);
+void agt_metrics_sync_done(struct agt_metrics *m);
 /* agent.c: the instance with this id, or NULL (for metrics.c) */
 struct agt_inst *agt_inst_by_id(struct agt *a, uint64_t id);
 /* supervise.c: its CPU time (µs) at the last sample, 0 before one */

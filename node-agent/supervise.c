@@ -809,13 +809,13 @@ spawn(struct agt_inst *i)
     if (rc == -ENOSYS)
         rc = agt_spawn_sync(&o, &pid);
     else if (rc == 0) {
-        agt_metrics_spawned(rc); /* drover_agent_spawns_total */
+        agt_metrics_spawned(agt_metrics(i->agt), rc); /* drover_agent_spawns_total */
         if (agt_out_start(out) < 0 || agt_out_start(err) < 0)
             log_warn("output_failed", "app=%s inst=%s", i->spec->app, i->spec->name);
         out = err = NULL;
         goto out;
     }
-    agt_metrics_spawned(rc);
+    agt_metrics_spawned(agt_metrics(i->agt), rc);
     if (rc < 0) {
         if (pipe)
             agt_pipe_spawned(pipe, 0, rc); /* reports exit 127 */
