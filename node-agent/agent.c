@@ -51,11 +51,12 @@ struct agt {
     char prev_boot_id[64]; /* from DATA_DIR/boot_id */
     struct agt_conn *conn;
     struct agt_slugs *slugs;
-    struct agt_logs *logs;       /* NULL once closed */
-    struct agt_out *outs;        /* every open output stream (output.c links them) */
-    struct agt_pipe *pipes;      /* every attached one-off's pipe (pipe.c links them) */
-    struct agt_metrics *metrics; /* made in agt_start */
-    struct agt_inst **insts;     /* sorted by id */
+    struct agt_logs *logs;           /* NULL once closed */
+    struct agt_out *outs;            /* every open output stream (output.c links them) */
+    struct agt_pipe *pipes;          /* every attached one-off's pipe (pipe.c links them) */
+    struct agt_metrics *metrics;     /* made in agt_start */
+    struct agt_health_watch *checks; /* shared by every health check */
+    struct agt_inst **insts;         /* sorted by id */
     size_t ninst, cap;
     uint64_t generation;
     struct agt_spec **want; /* the last assignment set, checked; owned */
@@ -1056,6 +1057,11 @@ agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err)
     }
     probe_cgroups(a);
     find_helper(a);
+    a->checks = agt_health_watch_new(loop, true);
+    if (!a->checks) {
+        rc = -ENOMEM;
+        goto out;
+    }
     a->slugs = agt_slugs_new(a, &rc);
     if (!a->slugs)
         goto out;
@@ -1081,6 +1087,7 @@ out:
         if (a->slugs)
             agt_slugs_close(a->slugs);
         agt_uids_free(a->uids);
+        agt_health_watch_free(a->checks);
         free(a);
         a = NULL;
     }
@@ -1142,6 +1149,7 @@ agt_free(struct agt *a)
     agt_reaper_free();
     agt_runrec_close();
     agt_metrics_free(a->metrics);
+    agt_health_watch_free(a->checks);
     free(a->insts);
     want_free(a);
     agt_uids_free(a->uids);
@@ -1178,6 +1186,12 @@ struct agt_metrics *
 agt_metrics(const struct agt *a)
 {
     return a->metrics;
+}
+
+struct agt_health_watch *
+agt_health_watch(const struct agt *a)
+{
+    return a->checks;
 }
 
 uv_loop_t *

@@ -32,6 +32,7 @@ struct agt_out;
 struct agt_pipe;
 struct agt_cgroups;
 struct agt_metrics;
+struct agt_health_watch;
 
 /* config.c */
 struct agt_config {
@@ -86,6 +87,8 @@ struct agt_out **agt_outs(struct agt *a);
 struct agt_pipe **agt_pipes(struct agt *a);
 /* The metrics' counters and server (metrics.c), NULL before agt_start. */
 struct agt_metrics *agt_metrics(const struct agt *a);
+/* The listen watch every health check of this agent shares (health.c). */
+struct agt_health_watch *agt_health_watch(const struct agt *a);
 /* conn.c tells: registered with this boot_id (remembered for the next start). */
 void agt_registered(struct agt *a);
 /* conn.c tells: the controller refused the node name (another live agent has
@@ -540,16 +543,20 @@ int agt_drop_privileges(uint32_t uid, uint32_t gid);
 
 /* health.c: is the process serving? */
 typedef void (*agt_health_cb)(void *arg);
+/* The checks on loop share one watch: they wait for their ports in
+ * sock_diag dumps (dumps true, the agent's way) or connect every 100 ms
+ * (false: what checks did before; for the benchmark). NULL when out of
+ * memory. Free it once every check on it is over and the loop has run
+ * their handles' close callbacks (after uv_run). */
+struct agt_health_watch *agt_health_watch_new(uv_loop_t *loop, bool dumps);
+void agt_health_watch_free(struct agt_health_watch *hw);
 /* cb is called once (never from agt_health_start itself), when the check
  * has passed without a break for spec->min_healthy_ms; the check then frees
  * itself. Stop it before that with agt_health_stop (cb is then never
- * called). */
-struct agt_health *agt_health_start(uv_loop_t *loop, const struct agt_spec *spec, const char *addr,
-                                    agt_health_cb cb, void *arg);
+ * called). hw: borrowed, outlives the check. */
+struct agt_health *agt_health_start(struct agt_health_watch *hw, const struct agt_spec *spec,
+                                    const char *addr, agt_health_cb cb, void *arg);
 void agt_health_stop(struct agt_health *h);
-/* Wait for ports in sock_diag dumps (the default) or connect every 100 ms
- * (off: what checks did before; for the benchmark). */
-void agt_health_listen_watch(bool on);
 /* Why the last attempt failed ("GET /healthz answered 404", "port 5001:
  * connection refused"), "" when none did; *answered: an HTTP status came
  * back (the process serves, wrongly). */

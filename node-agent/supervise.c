@@ -910,8 +910,8 @@ act(struct agt_inst *i, unsigned acts)
         arm(i, i->spec->boot_timeout_ms, AGT_EV_BOOT_TIMEOUT);
     if (acts & AGT_A_HEALTH) {
         health_stop(i);
-        i->health =
-            agt_health_start(agt_loop(i->agt), i->spec, agt_cfg(i->agt)->advertise, on_healthy, i);
+        i->health = agt_health_start(agt_health_watch(i->agt), i->spec, agt_cfg(i->agt)->advertise,
+                                     on_healthy, i);
         if (!i->health)
             log_error("health_failed", "app=%s inst=%s", i->spec->app, i->spec->name);
     }
