@@ -56,6 +56,7 @@ struct agt {
     struct agt_pipe *pipes;          /* every attached one-off's pipe (pipe.c links them) */
     struct agt_metrics *metrics;     /* made in agt_start */
     struct agt_health_watch *checks; /* shared by every health check */
+    struct agt_runrecs *runrecs;     /* the run-record slot file (orphans.c) */
     struct agt_inst **insts;         /* sorted by id */
     size_t ninst, cap;
     uint64_t generation;
@@ -781,7 +782,7 @@ take_orphans(struct agt *a)
 {
     struct agt_runrec *v = NULL;
     size_t n = 0;
-    int rc = agt_orphans_find(a->cfg->data_dir, agt_cgroups(a), &v, &n);
+    int rc = agt_orphans_find(a->runrecs, agt_cgroups(a), &v, &n);
 
     if (rc < 0) {
         log_error("orphans_failed", "err=%s", log_q(uv_strerror(rc)));
@@ -1058,7 +1059,8 @@ agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err)
     probe_cgroups(a);
     find_helper(a);
     a->checks = agt_health_watch_new(loop, true);
-    if (!a->checks) {
+    a->runrecs = agt_runrecs_new(cfg->data_dir);
+    if (!a->checks || !a->runrecs) {
         rc = -ENOMEM;
         goto out;
     }
@@ -1088,6 +1090,7 @@ out:
             agt_slugs_close(a->slugs);
         agt_uids_free(a->uids);
         agt_health_watch_free(a->checks);
+        agt_runrecs_free(a->runrecs);
         free(a);
         a = NULL;
     }
@@ -1147,7 +1150,7 @@ agt_free(struct agt *a)
 {
     /* After uv_run has returned: every handle is closed. */
     agt_reaper_free();
-    agt_runrec_close();
+    agt_runrecs_free(a->runrecs);
     agt_metrics_free(a->metrics);
     agt_health_watch_free(a->checks);
     free(a->insts);
@@ -1192,6 +1195,12 @@ struct agt_health_watch *
 agt_health_watch(const struct agt *a)
 {
     return a->checks;
+}
+
+struct agt_runrecs *
+agt_runrecs(const struct agt *a)
+{
+    return a->runrecs;
 }
 
 uv_loop_t *

@@ -33,6 +33,7 @@ struct agt_pipe;
 struct agt_cgroups;
 struct agt_metrics;
 struct agt_health_watch;
+struct agt_runrecs;
 
 /* config.c */
 struct agt_config {
@@ -89,6 +90,8 @@ struct agt_pipe **agt_pipes(struct agt *a);
 struct agt_metrics *agt_metrics(const struct agt *a);
 /* The listen watch every health check of this agent shares (health.c). */
 struct agt_health_watch *agt_health_watch(const struct agt *a);
+/* The run-record slot file (orphans.c). */
+struct agt_runrecs *agt_runrecs(const struct agt *a);
 /* conn.c tells: registered with this boot_id (remembered for the next start). */
 void agt_registered(struct agt *a);
 /* conn.c tells: the controller refused the node name (another live agent has
@@ -453,14 +456,17 @@ bool agt_group_alive(int pgid);
 bool agt_orphan_match(const struct agt_runrec *r, const struct agt_proc *procs, size_t n);
 int agt_runrec_format(const struct agt_runrec *r, char *buf, size_t bufsz);
 int agt_runrec_parse(const char *text, struct agt_runrec *r);
-/* DATA_DIR/run/ID, written atomically; removed once the group is gone. */
-int agt_runrec_save(const char *data_dir, const struct agt_runrec *r);
-void agt_runrec_remove(const char *data_dir, uint64_t id);
-void agt_runrec_close(void); /* the slot file: after uv_run */
+/* The records of data_dir (borrowed: outlives them): a slot each in
+ * DATA_DIR/run/records, opened at the first use. NULL when out of memory. */
+struct agt_runrecs *agt_runrecs_new(const char *data_dir);
+void agt_runrecs_free(struct agt_runrecs *rr); /* closes the slot file: after uv_run */
+/* Written when the group is spawned; removed once the group is gone. */
+int agt_runrec_save(struct agt_runrecs *rr, const struct agt_runrec *r);
+void agt_runrec_remove(struct agt_runrecs *rr, uint64_t id);
 int agt_runrec_start_time(int pid, uint64_t *start);
 /* The records whose groups are still alive and ours; the others are
  * removed. *out is malloc'd. */
-int agt_orphans_find(const char *data_dir, const struct agt_cgroups *cg, struct agt_runrec **out,
+int agt_orphans_find(struct agt_runrecs *rr, const struct agt_cgroups *cg, struct agt_runrec **out,
                      size_t *n);
 
 /* Read its cgroup's counters (usage.c's timer): memory now, CPU since the

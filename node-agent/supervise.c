@@ -360,7 +360,7 @@ record_group(struct agt_inst *i)
     snprintf(r.sha, sizeof r.sha, "%s", i->spec->sha);
     rc = agt_runrec_start_time(i->pgid, &r.start);
     if (rc == 0)
-        rc = agt_runrec_save(agt_cfg(i->agt)->data_dir, &r);
+        rc = agt_runrec_save(agt_runrecs(i->agt), &r);
     if (rc < 0) /* gone already, or the disk refuses: only a restart would miss it */
         log_warn("runrec_failed", "app=%s inst=%s pid=%d err=%s", i->spec->app, i->spec->name,
                  i->pgid, log_q(strerror(-rc)));
@@ -384,7 +384,7 @@ forget_group(struct agt_inst *i)
     remove_cgroup(i);
     if (i->pgid == 0)
         return;
-    agt_runrec_remove(agt_cfg(i->agt)->data_dir, i->spec->id);
+    agt_runrec_remove(agt_runrecs(i->agt), i->spec->id);
     i->pgid = 0;
 }
 
