@@ -51,10 +51,13 @@ struct agt {
     char prev_boot_id[64]; /* from DATA_DIR/boot_id */
     struct agt_conn *conn;
     struct agt_slugs *slugs;
-    struct agt_logs *logs;   /* NULL once closed */
-    struct agt_out *outs;    /* every open output stream (output.c links them) */
-    struct agt_pipe *pipes;  /* every attached one-off's pipe (pipe.c links them) */
-    struct agt_inst **insts; /* sorted by id */
+    struct agt_logs *logs;           /* NULL once closed */
+    struct agt_out *outs;            /* every open output stream (output.c links them) */
+    struct agt_pipe *pipes;          /* every attached one-off's pipe (pipe.c links them) */
+    struct agt_metrics *metrics;     /* made in agt_start */
+    struct agt_health_watch *checks; /* shared by every health check */
+    struct agt_runrecs *runrecs;     /* the run-record slot file (orphans.c) */
+    struct agt_inst **insts;         /* sorted by id */
     size_t ninst, cap;
     uint64_t generation;
     struct agt_spec **want; /* the last assignment set, checked; owned */
@@ -527,7 +530,7 @@ close_all(struct agt *a)
     a->logs = NULL;
     agt_reaper_stop();
     agt_spawn_stop();
-    agt_metrics_stop();
+    agt_metrics_stop(a->metrics);
     notify_watchdog_stop();
     uv_close((uv_handle_t *)&a->sigpipe, on_handle_close);
     uv_close((uv_handle_t *)&a->sigterm, on_handle_close);
@@ -779,7 +782,7 @@ take_orphans(struct agt *a)
 {
     struct agt_runrec *v = NULL;
     size_t n = 0;
-    int rc = agt_orphans_find(a->cfg->data_dir, agt_cgroups(a), &v, &n);
+    int rc = agt_orphans_find(a->runrecs, agt_cgroups(a), &v, &n);
 
     if (rc < 0) {
         log_error("orphans_failed", "err=%s", log_q(uv_strerror(rc)));
@@ -1055,6 +1058,12 @@ agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err)
     }
     probe_cgroups(a);
     find_helper(a);
+    a->checks = agt_health_watch_new(loop, true);
+    a->runrecs = agt_runrecs_new(cfg->data_dir);
+    if (!a->checks || !a->runrecs) {
+        rc = -ENOMEM;
+        goto out;
+    }
     a->slugs = agt_slugs_new(a, &rc);
     if (!a->slugs)
         goto out;
@@ -1080,6 +1089,8 @@ out:
         if (a->slugs)
             agt_slugs_close(a->slugs);
         agt_uids_free(a->uids);
+        agt_health_watch_free(a->checks);
+        agt_runrecs_free(a->runrecs);
         free(a);
         a = NULL;
     }
@@ -1090,9 +1101,13 @@ out:
 int
 agt_start(struct agt *a)
 {
-    int rc;
+    int rc = 0;
 
-    rc = uv_signal_start(&a->sigterm, on_signal, SIGTERM);
+    a->metrics = agt_metrics_new(a);
+    if (a->metrics == NULL)
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = uv_signal_start(&a->sigterm, on_signal, SIGTERM);
     if (rc == 0)
         rc = uv_signal_start(&a->sigint, on_signal, SIGINT);
     /* A one-off that closed its stdin makes our write fail with EPIPE,
@@ -1112,7 +1127,7 @@ agt_start(struct agt *a)
     if (rc == 0)
         rc = agt_conn_start(a->conn);
     if (rc == 0)
-        rc = agt_metrics_start(a, a->loop, a->cfg->metrics_listen);
+        rc = agt_metrics_start(a->metrics, a->cfg->metrics_listen);
     if (rc == 0 && (uint32_t)(a->cfg->port_max - a->cfg->port_min) + 1 < a->cfg->capacity)
         log_warn("capacity_over_ports", "node=%s capacity=%u ports=%u-%u limit=%u msg=%s",
                  a->cfg->node, (unsigned)a->cfg->capacity, (unsigned)a->cfg->port_min,
@@ -1135,7 +1150,9 @@ agt_free(struct agt *a)
 {
     /* After uv_run has returned: every handle is closed. */
     agt_reaper_free();
-    agt_runrec_close();
+    agt_runrecs_free(a->runrecs);
+    agt_metrics_free(a->metrics);
+    agt_health_watch_free(a->checks);
     free(a->insts);
     want_free(a);
     agt_uids_free(a->uids);
@@ -1166,6 +1183,24 @@ struct agt_pipe **
 agt_pipes(struct agt *a)
 {
     return &a->pipes;
+}
+
+struct agt_metrics *
+agt_metrics(const struct agt *a)
+{
+    return a->metrics;
+}
+
+struct agt_health_watch *
+agt_health_watch(const struct agt *a)
+{
+    return a->checks;
+}
+
+struct agt_runrecs *
+agt_runrecs(const struct agt *a)
+{
+    return a->runrecs;
 }
 
 uv_loop_t *

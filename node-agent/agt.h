@@ -31,6 +31,9 @@ struct agt_health;
 struct agt_out;
 struct agt_pipe;
 struct agt_cgroups;
+struct agt_metrics;
+struct agt_health_watch;
+struct agt_runrecs;
 
 /* config.c */
 struct agt_config {
@@ -83,6 +86,12 @@ const char *agt_previous_boot_id(const struct agt *a);
 struct agt_logs *agt_logs(const struct agt *a);
 struct agt_out **agt_outs(struct agt *a);
 struct agt_pipe **agt_pipes(struct agt *a);
+/* The metrics' counters and server (metrics.c), NULL before agt_start. */
+struct agt_metrics *agt_metrics(const struct agt *a);
+/* The listen watch every health check of this agent shares (health.c). */
+struct agt_health_watch *agt_health_watch(const struct agt *a);
+/* The run-record slot file (orphans.c). */
+struct agt_runrecs *agt_runrecs(const struct agt *a);
 /* conn.c tells: registered with this boot_id (remembered for the next start). */
 void agt_registered(struct agt *a);
 /* conn.c tells: the controller refused the node name (another live agent has
@@ -447,14 +456,17 @@ bool agt_group_alive(int pgid);
 bool agt_orphan_match(const struct agt_runrec *r, const struct agt_proc *procs, size_t n);
 int agt_runrec_format(const struct agt_runrec *r, char *buf, size_t bufsz);
 int agt_runrec_parse(const char *text, struct agt_runrec *r);
-/* DATA_DIR/run/ID, written atomically; removed once the group is gone. */
-int agt_runrec_save(const char *data_dir, const struct agt_runrec *r);
-void agt_runrec_remove(const char *data_dir, uint64_t id);
-void agt_runrec_close(void); /* the slot file: after uv_run */
+/* The records of data_dir (borrowed: outlives them): a slot each in
+ * DATA_DIR/run/records, opened at the first use. NULL when out of memory. */
+struct agt_runrecs *agt_runrecs_new(const char *data_dir);
+void agt_runrecs_free(struct agt_runrecs *rr); /* closes the slot file: after uv_run */
+/* Written when the group is spawned; removed once the group is gone. */
+int agt_runrec_save(struct agt_runrecs *rr, const struct agt_runrec *r);
+void agt_runrec_remove(struct agt_runrecs *rr, uint64_t id);
 int agt_runrec_start_time(int pid, uint64_t *start);
 /* The records whose groups are still alive and ours; the others are
  * removed. *out is malloc'd. */
-int agt_orphans_find(const char *data_dir, const struct agt_cgroups *cg, struct agt_runrec **out,
+int agt_orphans_find(struct agt_runrecs *rr, const struct agt_cgroups *cg, struct agt_runrec **out,
                      size_t *n);
 
 /* Read its cgroup's counters (usage.c's timer): memory now, CPU since the
@@ -537,16 +549,20 @@ int agt_drop_privileges(uint32_t uid, uint32_t gid);
 
 /* health.c: is the process serving? */
 typedef void (*agt_health_cb)(void *arg);
+/* The checks on loop share one watch: they wait for their ports in
+ * sock_diag dumps (dumps true, the agent's way) or connect every 100 ms
+ * (false: what checks did before; for the benchmark). NULL when out of
+ * memory. Free it once every check on it is over and the loop has run
+ * their handles' close callbacks (after uv_run). */
+struct agt_health_watch *agt_health_watch_new(uv_loop_t *loop, bool dumps);
+void agt_health_watch_free(struct agt_health_watch *hw);
 /* cb is called once (never from agt_health_start itself), when the check
  * has passed without a break for spec->min_healthy_ms; the check then frees
  * itself. Stop it before that with agt_health_stop (cb is then never
- * called). */
-struct agt_health *agt_health_start(uv_loop_t *loop, const struct agt_spec *spec, const char *addr,
-                                    agt_health_cb cb, void *arg);
+ * called). hw: borrowed, outlives the check. */
+struct agt_health *agt_health_start(struct agt_health_watch *hw, const struct agt_spec *spec,
+                                    const char *addr, agt_health_cb cb, void *arg);
 void agt_health_stop(struct agt_health *h);
-/* Wait for ports in sock_diag dumps (the default) or connect every 100 ms
- * (off: what checks did before; for the benchmark). */
-void agt_health_listen_watch(bool on);
 /* Why the last attempt failed ("GET /healthz answered 404", "port 5001:
  * connection refused"), "" when none did; *answered: an HTTP status came
  * back (the process serves, wrongly). */
@@ -658,16 +674,20 @@ bool agt_slugs_forget_app(struct agt_slugs *s, const char *app);
 bool agt_slugs_forget_slug(struct agt_slugs *s, const char *sha);
 
 /* metrics.c: Prometheus /metrics on DROVER_METRICS_LISTEN; the counters
- * are bumped by one call each from where things happen. */
-int agt_metrics_start(struct agt *a, uv_loop_t *loop, const char *listen);
-void agt_metrics_stop(void);
+ * are bumped by one call each from where things happen (agt_metrics(a); m
+ * NULL: nothing is counted). a is borrowed, and may be NULL for a context
+ * that only renders (the benchmark). NULL when out of memory. */
+struct agt_metrics *agt_metrics_new(struct agt *a);
+int agt_metrics_start(struct agt_metrics *m, const char *listen);
+void agt_metrics_stop(struct agt_metrics *m);
+void agt_metrics_free(struct agt_metrics *m); /* after uv_run */
 /* cpu_usec: each report's CPU time in µs, or NULL (all 0). 0 or -ENOMEM. */
-int agt_metrics_render(Drover__InstanceReport *const *reps, const uint64_t *cpu_usec, size_t n,
-                       char **text, size_t *len);
-void agt_metrics_spawned(int rc);
-void agt_metrics_log_dropped(void);
-void agt_metrics_sync_sent(void);
-void agt_metrics_sync_done(void);
+int agt_metrics_render(const struct agt_metrics *m, Drover__InstanceReport *const *reps,
+                       const uint64_t *cpu_usec, size_t n, char **text, size_t *len);
+void agt_metrics_spawned(struct agt_metrics *m, int rc);
+void agt_metrics_log_dropped(struct agt_metrics *m);
+void agt_metrics_sync_sent(struct agt_metrics *m);
+void agt_metrics_sync_done(struct agt_metrics *m);
 /* agent.c: the instance with this id, or NULL (for metrics.c) */
 struct agt_inst *agt_inst_by_id(struct agt *a, uint64_t id);
 /* supervise.c: its CPU time (µs) at the last sample, 0 before one */

@@ -203,7 +203,7 @@ send_sync(struct agt_conn *c)
     m.body_case = DROVER__MESSAGE__BODY_SYNC_REQ;
     m.sync_req = &r;
     rc = send_msg(c, &m);
-    agt_metrics_sync_sent();
+    agt_metrics_sync_sent(agt_metrics(c->agt));
     agt_reports_free(reps, n);
     if (rc == 0) {
         c->kind = K_SYNC;
@@ -313,7 +313,7 @@ on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
 
     if (stale(c, "sync_rep", r->term))
         return;
-    agt_metrics_sync_done();
+    agt_metrics_sync_done(agt_metrics(c->agt));
     if (r->reregister) {
         log_info("reregister", "node=%s", c->cfg->node);
         c->have_acked = false;

@@ -25,7 +25,11 @@
  * advertised address; through the min_healthy window a TCP check then only
  * watches the port stay in the list (gone: the window starts again), and
  * HTTP checks go on with a GET every 100 ms as before. Where the dump is
- * refused, checks connect every 100 ms as they did.
+ * refused, checks connect every 100 ms as they did. The watch is one per
+ * agent (struct agt_health_watch, owned by it and handed to every check):
+ * the netlink socket, kept open, and the timer with the list of the checks
+ * that wait, made when the first one waits and closed when none does, so
+ * that an idle watch keeps no loop alive.
  *
  * One connection at a time: the uv_tcp_t is re-initialised for each attempt
  * only after the previous one has closed, so a callback of a closing attempt
@@ -52,6 +56,7 @@
 
 struct agt_health {
     uv_loop_t *loop;
+    struct agt_health_watch *hw; /* borrowed: outlives every check */
     enum agt_health_kind kind;
     struct sockaddr_storage addr;
     char req[512]; /* the HTTP request */
@@ -79,27 +84,33 @@ struct agt_health {
 
 /* ---- the listen watch: one dump per tick for every waiting check ---- */
 
-struct watch {
-    uv_timer_t timer;
+struct agt_health_watch {
     uv_loop_t *loop;
+    struct dumper *dumper; /* NULL while no check waits */
+    int diag_fd;           /* the netlink socket, kept; -1 before the first dump */
+    uint32_t seq;          /* of the last dump request */
+    bool diag_broken;      /* refused once (or off): connect every 100 ms instead */
+};
+
+/* While any check waits: the timer and the waiting checks. Freed in the
+ * timer's close callback, which may come after the last check is gone. */
+struct dumper {
+    uv_timer_t timer;
+    struct agt_health_watch *hw;
     struct agt_health *head;
     uint8_t ports[65536 / 8]; /* listening at the last dump */
     uint64_t dumps;           /* for the tests */
 };
 
-static struct watch *watch; /* NULL while no check waits */
-static int diag_fd = -1;    /* the netlink socket, kept */
-static bool diag_broken;    /* refused once: connect every 100 ms instead */
-
 /* One dump of family's listening TCP sockets into ports. 0 or -errno. */
 static int
-dump_family(int family, uint8_t *ports)
+dump_family(struct agt_health_watch *hw, int family, uint8_t *ports)
 {
     struct {
         struct nlmsghdr nlh;
         struct inet_diag_req_v2 r;
     } req;
-    static uint32_t seq;
+    uint32_t seq = ++hw->seq;
     char buf[32768];
     struct sockaddr_nl nl = {.nl_family = AF_NETLINK};
 
@@ -107,14 +118,14 @@ dump_family(int family, uint8_t *ports)
     req.nlh.nlmsg_len = sizeof req;
     req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
     req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    req.nlh.nlmsg_seq = ++seq;
+    req.nlh.nlmsg_seq = seq;
     req.r.sdiag_family = (uint8_t)family;
     req.r.sdiag_protocol = IPPROTO_TCP;
     req.r.idiag_states = 1u << TCP_LISTEN;
-    if (sendto(diag_fd, &req, sizeof req, 0, (struct sockaddr *)&nl, sizeof nl) < 0)
+    if (sendto(hw->diag_fd, &req, sizeof req, 0, (struct sockaddr *)&nl, sizeof nl) < 0)
         return -errno;
     for (;;) {
-        ssize_t n = recv(diag_fd, buf, sizeof buf, 0);
+        ssize_t n = recv(hw->diag_fd, buf, sizeof buf, 0);
         struct nlmsghdr *h;
 
         if (n < 0 && errno == EINTR)
@@ -141,44 +152,46 @@ dump_family(int family, uint8_t *ports)
 }
 
 static int
-dump_listening(uint8_t *ports)
+dump_listening(struct agt_health_watch *hw, uint8_t *ports)
 {
     int rc;
 
     memset(ports, 0, 65536 / 8);
-    if (diag_fd < 0) {
-        diag_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-        if (diag_fd < 0)
+    if (hw->diag_fd < 0) {
+        hw->diag_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+        if (hw->diag_fd < 0)
             return -errno;
     }
-    if ((rc = dump_family(AF_INET, ports)) < 0)
+    if ((rc = dump_family(hw, AF_INET, ports)) < 0)
         return rc;
-    rc = dump_family(AF_INET6, ports);
+    rc = dump_family(hw, AF_INET6, ports);
     return rc == -EAFNOSUPPORT ? 0 : rc; /* no IPv6: v4 says it all */
 }
 
 static bool
-listening(const struct watch *w, uint16_t port)
+listening(const struct dumper *d, uint16_t port)
 {
-    return w->ports[port / 8] & (1u << (port % 8));
+    return d->ports[port / 8] & (1u << (port % 8));
 }
 
 static void
 unlist(struct agt_health *h)
 {
+    struct dumper *d = h->hw->dumper;
+
     if (!h->listed)
         return;
     if (h->prev)
         h->prev->next = h->next;
     else
-        watch->head = h->next;
+        d->head = h->next;
     if (h->next)
         h->next->prev = h->prev;
     h->prev = h->next = NULL;
     h->listed = false;
-    if (!watch->head) { /* nobody waits: no timer, no loop kept alive */
-        uv_close((uv_handle_t *)&watch->timer, (uv_close_cb)free);
-        watch = NULL;
+    if (!d->head) { /* nobody waits: no timer, no loop kept alive */
+        uv_close((uv_handle_t *)&d->timer, (uv_close_cb)free);
+        h->hw->dumper = NULL;
     }
 }
 
@@ -188,26 +201,28 @@ static void on_watch_tick(uv_timer_t *t);
 static bool
 list(struct agt_health *h)
 {
-    if (diag_broken || (watch && watch->loop != h->loop))
-        return false;
-    if (!watch) {
-        struct watch *w = calloc(1, sizeof *w);
+    struct agt_health_watch *hw = h->hw;
 
-        if (!w || uv_timer_init(h->loop, &w->timer) < 0) {
-            free(w);
+    if (hw->diag_broken)
+        return false;
+    if (!hw->dumper) {
+        struct dumper *d = calloc(1, sizeof *d);
+
+        if (!d || uv_timer_init(hw->loop, &d->timer) < 0) {
+            free(d);
             return false;
         }
-        w->loop = h->loop;
-        w->timer.data = w;
-        uv_timer_start(&w->timer, on_watch_tick, LISTEN_TICK_MS, LISTEN_TICK_MS);
-        watch = w;
+        d->hw = hw;
+        d->timer.data = d;
+        uv_timer_start(&d->timer, on_watch_tick, LISTEN_TICK_MS, LISTEN_TICK_MS);
+        hw->dumper = d;
     }
     if (h->listed)
         return true;
-    h->next = watch->head;
-    if (watch->head)
-        watch->head->prev = h;
-    watch->head = h;
+    h->next = hw->dumper->head;
+    if (hw->dumper->head)
+        hw->dumper->head->prev = h;
+    hw->dumper->head = h;
     h->listed = true;
     return true;
 }
@@ -445,25 +460,26 @@ attempt(struct agt_health *h)
 static void
 on_watch_tick(uv_timer_t *t)
 {
-    struct watch *w = t->data;
+    struct dumper *d = t->data;
+    struct agt_health_watch *hw = d->hw;
     struct agt_health *h, *next;
-    uint64_t now = uv_now(w->loop);
-    int rc = dump_listening(w->ports);
+    uint64_t now = uv_now(hw->loop);
+    int rc = dump_listening(hw, d->ports);
 
-    w->dumps++;
+    d->dumps++;
     if (rc < 0) {
         /* Refused (a kernel without inet_diag): connect as before. */
         log_warn("listen_watch_unavailable", "err=%s", log_q(strerror(-rc)));
-        diag_broken = true;
+        hw->diag_broken = true;
     }
-    /* A check may finish (and unlist itself, ending the watch) inside the
-     * loop: take next first, and stop once the watch is gone. */
-    for (h = w->head; h && watch == w; h = next) {
+    /* A check may finish (and unlist itself, ending the dumper) inside the
+     * loop: take next first, and stop once the dumper is gone. */
+    for (h = d->head; h && hw->dumper == d; h = next) {
         next = h->next;
-        if (diag_broken) {
+        if (hw->diag_broken) {
             unlist(h);
             attempt(h);
-        } else if (!listening(w, h->port)) {
+        } else if (!listening(d, h->port)) {
             if (h->passing) {
                 h->passing = false; /* it stopped listening: the window restarts */
                 snprintf(h->why, sizeof h->why, "port %u: no longer listening", (unsigned)h->port);
@@ -481,15 +497,40 @@ on_watch_tick(uv_timer_t *t)
     }
 }
 
+struct agt_health_watch *
+agt_health_watch_new(uv_loop_t *loop, bool dumps)
+{
+    struct agt_health_watch *hw = calloc(1, sizeof *hw);
+
+    if (!hw)
+        return NULL;
+    hw->loop = loop;
+    hw->diag_fd = -1;
+    hw->diag_broken = !dumps;
+    return hw;
+}
+
+void
+agt_health_watch_free(struct agt_health_watch *hw)
+{
+    if (!hw)
+        return;
+    if (hw->diag_fd >= 0)
+        close(hw->diag_fd);
+    free(hw);
+}
+
 struct agt_health *
-agt_health_start(uv_loop_t *loop, const struct agt_spec *spec, const char *addr, agt_health_cb cb,
-                 void *arg)
+agt_health_start(struct agt_health_watch *hw, const struct agt_spec *spec, const char *addr,
+                 agt_health_cb cb, void *arg)
 {
     struct agt_health *h = calloc(1, sizeof *h);
+    uv_loop_t *loop = hw->loop;
 
     if (!h)
         return NULL;
     h->loop = loop;
+    h->hw = hw;
     h->kind = spec->health;
     h->cb = cb;
     h->arg = arg;
@@ -514,12 +555,6 @@ agt_health_start(uv_loop_t *loop, const struct agt_spec *spec, const char *addr,
     else if (!list(h))
         attempt(h);
     return h;
-}
-
-void
-agt_health_listen_watch(bool on)
-{
-    diag_broken = !on;
 }
 
 const char *

@@ -166,7 +166,7 @@ agt_logs_line(struct agt_logs *l, const char *app, const char *source, bool err,
     /* The queue's node slot is free (the batch names the node): it tags a
      * stderr line, for the drains' severity. */
     if (logring_push_counted(l->q, d, now_ms(), app, source, err ? "stderr" : NULL, text, len) < 0)
-        agt_metrics_log_dropped();
+        agt_metrics_log_dropped(agt_metrics(l->agt));
     if (logring_count(l->q) >= BATCH_LINES && !l->blocked)
         flush(l);
 }

@@ -9,6 +9,10 @@
  * restart counts of the instances the agent runs now, by app and type: it
  * drops when a restarted instance is replaced, which Prometheus's rate()
  * takes as a counter reset.
+ *
+ * Everything here is one struct agt_metrics, owned by the agent (made in
+ * agt_start, freed in agt_free) and reached through agt_metrics(a): the
+ * counters, the sync round trip's histogram and the HTTP server.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -22,50 +26,66 @@
 #include "util.h"
 #include "wire.h"
 
-static struct httpd *srv;
-static struct agt *agent;
-static uint64_t spawns, dropped;
-static uint64_t sync_t0;
-static struct prom_hist sync_hist;
-static bool hist_ready;
+struct agt_metrics {
+    struct agt *agt;   /* borrowed: the agent owns us; NULL for render only */
+    struct httpd *srv; /* NULL when not listening */
+    uint64_t spawns;   /* drover_agent_spawns_total */
+    uint64_t dropped;  /* drover_agent_log_lines_dropped_total */
+    uint64_t sync_t0;  /* uv_hrtime when the sync in flight went out, 0: none */
+    struct prom_hist sync_hist;
+};
 
 static const double sync_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                      0.05,   0.1,   0.25,   0.5,   1,    2.5};
 
-static void
-hist_init(void)
+struct agt_metrics *
+agt_metrics_new(struct agt *a)
 {
-    if (!hist_ready)
-        prom_hist_init(&sync_hist, sync_bounds, sizeof(sync_bounds) / sizeof(sync_bounds[0]));
-    hist_ready = true;
+    struct agt_metrics *m = calloc(1, sizeof *m);
+
+    if (m == NULL)
+        return NULL;
+    m->agt = a;
+    prom_hist_init(&m->sync_hist, sync_bounds, sizeof(sync_bounds) / sizeof(sync_bounds[0]));
+    return m;
 }
 
 void
-agt_metrics_spawned(int rc)
+agt_metrics_free(struct agt_metrics *m)
 {
-    if (rc == 0)
-        spawns++;
+    free(m); /* srv is stopped (agt_metrics_stop) before uv_run returns */
+}
+
+/* The hooks take m NULL (no context yet): nothing is counted. */
+void
+agt_metrics_spawned(struct agt_metrics *m, int rc)
+{
+    if (m != NULL && rc == 0)
+        m->spawns++;
 }
 
 void
-agt_metrics_log_dropped(void)
+agt_metrics_log_dropped(struct agt_metrics *m)
 {
-    dropped++;
+    if (m != NULL)
+        m->dropped++;
 }
 
 void
-agt_metrics_sync_sent(void)
+agt_metrics_sync_sent(struct agt_metrics *m)
 {
-    sync_t0 = uv_hrtime();
+    if (m != NULL)
+        m->sync_t0 = uv_hrtime();
 }
 
 void
-agt_metrics_sync_done(void)
+agt_metrics_sync_done(struct agt_metrics *m)
 {
-    hist_init();
-    if (sync_t0 != 0)
-        prom_hist_observe(&sync_hist, (double)(uv_hrtime() - sync_t0) / 1e9);
-    sync_t0 = 0;
+    if (m == NULL)
+        return;
+    if (m->sync_t0 != 0)
+        prom_hist_observe(&m->sync_hist, (double)(uv_hrtime() - m->sync_t0) / 1e9);
+    m->sync_t0 = 0;
 }
 
 struct restarts {
@@ -74,8 +94,8 @@ struct restarts {
 };
 
 int
-agt_metrics_render(Drover__InstanceReport *const *reps, const uint64_t *cpu_usec, size_t n,
-                   char **text, size_t *len)
+agt_metrics_render(const struct agt_metrics *m, Drover__InstanceReport *const *reps,
+                   const uint64_t *cpu_usec, size_t n, char **text, size_t *len)
 {
     static const Drover__InstanceState states[] = {
         DROVER__INSTANCE_STATE__ST_PENDING, DROVER__INSTANCE_STATE__ST_STARTING,
@@ -88,7 +108,6 @@ agt_metrics_render(Drover__InstanceReport *const *reps, const uint64_t *cpu_usec
 
     if (rs == NULL)
         return -ENOMEM;
-    hist_init();
     prom_init(&p);
     prom_family(&p, "drover_agent_instances", "gauge", "Instances on this node by state.");
     for (size_t s = 0; s < sizeof(states) / sizeof(states[0]); s++) {
@@ -140,13 +159,13 @@ agt_metrics_render(Drover__InstanceReport *const *reps, const uint64_t *cpu_usec
     }
     free(rs);
     prom_family(&p, "drover_agent_spawns_total", "counter", "Processes spawned.");
-    prom_sample_u64(&p, "drover_agent_spawns_total", NULL, spawns);
+    prom_sample_u64(&p, "drover_agent_spawns_total", NULL, m->spawns);
     prom_family(&p, "drover_agent_log_lines_dropped_total", "counter",
                 "App log lines dropped because the queue to the controller was full.");
-    prom_sample_u64(&p, "drover_agent_log_lines_dropped_total", NULL, dropped);
+    prom_sample_u64(&p, "drover_agent_log_lines_dropped_total", NULL, m->dropped);
     prom_family(&p, "drover_agent_sync_seconds", "histogram",
                 "Round trip of a sync with the controller.");
-    prom_hist_write(&p, "drover_agent_sync_seconds", NULL, &sync_hist);
+    prom_hist_write(&p, "drover_agent_sync_seconds", NULL, &m->sync_hist);
     if (p.failed) {
         free(p.buf);
         return -ENOMEM;
@@ -160,6 +179,8 @@ static void
 on_request(void *arg, struct httpd_req *r)
 {
     static const char *const allow[] = {"Allow: GET", NULL};
+    struct agt_metrics *m = arg;
+    struct agt *agent = m->agt;
     Drover__InstanceReport **reps = NULL;
     size_t n = 0, len = 0;
     uint64_t digest, *cpu = NULL;
@@ -184,7 +205,7 @@ on_request(void *arg, struct httpd_req *r)
 
         cpu[k] = i != NULL ? agt_inst_cpu_usec(i) : 0;
     }
-    rc = agt_metrics_render(reps, cpu, n, &text, &len);
+    rc = agt_metrics_render(m, reps, cpu, n, &text, &len);
     agt_reports_free(reps, n);
     free(cpu);
     if (rc < 0) {
@@ -196,18 +217,17 @@ on_request(void *arg, struct httpd_req *r)
 }
 
 int
-agt_metrics_start(struct agt *a, uv_loop_t *loop, const char *listen)
+agt_metrics_start(struct agt_metrics *m, const char *listen)
 {
     struct httpd_opts o = {.listen = listen, .name = "metrics"};
     int rc = 0;
 
-    agent = a;
     if (listen[0] == '\0')
         return 0;
     if (!httpd_is_loopback(listen))
         log_warn("metrics_exposed", "metrics=%s", listen);
-    srv = httpd_start(loop, &o, on_request, NULL, &rc);
-    if (srv == NULL) {
+    m->srv = httpd_start(agt_loop(m->agt), &o, on_request, m, &rc);
+    if (m->srv == NULL) {
         log_error("metrics_failed", "metrics=%s err=%s", listen, log_q(strerror(-rc)));
         return 0; /* not fatal: the agent runs its instances without it */
     }
@@ -216,8 +236,8 @@ agt_metrics_start(struct agt *a, uv_loop_t *loop, const char *listen)
 }
 
 void
-agt_metrics_stop(void)
+agt_metrics_stop(struct agt_metrics *m)
 {
-    httpd_stop(srv);
-    srv = NULL;
+    httpd_stop(m->srv);
+    m->srv = NULL;
 }

@@ -30,7 +30,8 @@
  * started 1,000 listeners). A slot is one pwrite to a descriptor kept open;
  * a record fits a slot whole, and a write this small to the page cache is
  * not torn by the agent's death. Records in files of their own, from an
- * agent before this one, are still read (and moved into slots).
+ * agent before this one, are still read (and moved into slots). The slot
+ * file and its index are struct agt_runrecs, one per agent (agt_runrecs(a)).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -232,79 +233,107 @@ agt_runrec_parse(const char *text, struct agt_runrec *r)
 
 /* The slot file: open, and which slot holds which id (0: free). Loop
  * thread only; lookups are linear, a few microseconds at 1,000. */
-static int slots_fd = -1;
-static uint64_t *slot_id;
-static size_t nslots;
+struct agt_runrecs {
+    const char *data_dir; /* borrowed: the agent's config outlives it */
+    int fd;               /* -1 until the first use opens it */
+    uint64_t *slot_id;
+    size_t nslots;
+};
+
+struct agt_runrecs *
+agt_runrecs_new(const char *data_dir)
+{
+    struct agt_runrecs *rr = calloc(1, sizeof *rr);
+
+    if (!rr)
+        return NULL;
+    rr->data_dir = data_dir;
+    rr->fd = -1;
+    return rr;
+}
+
+void
+agt_runrecs_free(struct agt_runrecs *rr)
+{
+    if (!rr)
+        return;
+    if (rr->fd >= 0)
+        close(rr->fd);
+    free(rr->slot_id);
+    free(rr);
+}
 
 static int
-slots_open(const char *data_dir)
+slots_open(struct agt_runrecs *rr)
 {
     char path[PATH_MAX], buf[SLOT];
     struct agt_runrec r;
     size_t k;
     int rc;
 
-    if (slots_fd >= 0)
+    if (rr->fd >= 0)
         return 0;
-    if ((rc = strfmt(path, sizeof path, "%s/run", data_dir)) < 0 || (rc = mkdir_p(path, 0700)) < 0)
+    if ((rc = strfmt(path, sizeof path, "%s/run", rr->data_dir)) < 0 ||
+        (rc = mkdir_p(path, 0700)) < 0)
         return rc;
-    if ((rc = strfmt(path, sizeof path, "%s/run/records", data_dir)) < 0)
+    if ((rc = strfmt(path, sizeof path, "%s/run/records", rr->data_dir)) < 0)
         return rc;
-    slots_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (slots_fd < 0)
+    rr->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (rr->fd < 0)
         return -errno;
     /* What the file holds now: a predecessor's records, till they are read. */
-    for (k = 0; pread(slots_fd, buf, SLOT, (off_t)(k * SLOT)) == SLOT; k++) {
-        uint64_t *nv = realloc(slot_id, (k + 1) * sizeof *nv);
+    for (k = 0; pread(rr->fd, buf, SLOT, (off_t)(k * SLOT)) == SLOT; k++) {
+        uint64_t *nv = realloc(rr->slot_id, (k + 1) * sizeof *nv);
 
         if (!nv)
             return -ENOMEM;
-        slot_id = nv;
+        rr->slot_id = nv;
         buf[SLOT - 1] = '\0';
-        slot_id[k] = buf[0] && agt_runrec_parse(buf, &r) == 0 ? r.id : 0;
-        nslots = k + 1;
+        rr->slot_id[k] = buf[0] && agt_runrec_parse(buf, &r) == 0 ? r.id : 0;
+        rr->nslots = k + 1;
     }
     return 0;
 }
 
 static int
-slot_write(size_t k, const char *text)
+slot_write(struct agt_runrecs *rr, size_t k, const char *text)
 {
     char buf[SLOT] = {0};
 
     if (text)
         snprintf(buf, sizeof buf, "%s", text);
-    return pwrite(slots_fd, buf, SLOT, (off_t)(k * SLOT)) == SLOT ? 0 : -EIO;
+    return pwrite(rr->fd, buf, SLOT, (off_t)(k * SLOT)) == SLOT ? 0 : -EIO;
 }
 
 int
-agt_runrec_save(const char *data_dir, const struct agt_runrec *r)
+agt_runrec_save(struct agt_runrecs *rr, const struct agt_runrec *r)
 {
     char line[SLOT];
-    size_t k, free_k = nslots;
+    size_t k, free_k;
     int rc;
 
-    if ((rc = slots_open(data_dir)) < 0 || (rc = agt_runrec_format(r, line, sizeof line)) < 0)
+    if ((rc = slots_open(rr)) < 0 || (rc = agt_runrec_format(r, line, sizeof line)) < 0)
         return rc;
-    for (k = 0; k < nslots; k++) {
-        if (slot_id[k] == r->id)
+    free_k = rr->nslots;
+    for (k = 0; k < rr->nslots; k++) {
+        if (rr->slot_id[k] == r->id)
             break;
-        if (slot_id[k] == 0 && free_k == nslots)
+        if (rr->slot_id[k] == 0 && free_k == rr->nslots)
             free_k = k;
     }
-    if (k == nslots)
+    if (k == rr->nslots)
         k = free_k;
-    if (k == nslots) {
-        uint64_t *nv = realloc(slot_id, (nslots + 1) * sizeof *nv);
+    if (k == rr->nslots) {
+        uint64_t *nv = realloc(rr->slot_id, (rr->nslots + 1) * sizeof *nv);
 
         if (!nv)
             return -ENOMEM;
-        slot_id = nv;
-        slot_id[nslots++] = 0;
+        rr->slot_id = nv;
+        rr->slot_id[rr->nslots++] = 0;
     }
-    if ((rc = slot_write(k, line)) < 0)
+    if ((rc = slot_write(rr, k, line)) < 0)
         return rc;
-    slot_id[k] = r->id;
+    rr->slot_id[k] = r->id;
     return 0;
 }
 
@@ -319,29 +348,18 @@ legacy_remove(const char *data_dir, uint64_t id)
 }
 
 void
-agt_runrec_remove(const char *data_dir, uint64_t id)
+agt_runrec_remove(struct agt_runrecs *rr, uint64_t id)
 {
-    if (slots_open(data_dir) < 0)
+    if (slots_open(rr) < 0)
         return;
-    for (size_t k = 0; k < nslots; k++)
-        if (slot_id[k] == id) {
-            if (slot_write(k, NULL) < 0)
+    for (size_t k = 0; k < rr->nslots; k++)
+        if (rr->slot_id[k] == id) {
+            if (slot_write(rr, k, NULL) < 0)
                 log_warn("runrec_remove_failed", "id=%" PRIu64 " err=%s", id,
                          log_q(strerror(errno)));
-            slot_id[k] = 0;
+            rr->slot_id[k] = 0;
             return;
         }
-}
-
-void
-agt_runrec_close(void)
-{
-    if (slots_fd >= 0)
-        close(slots_fd);
-    slots_fd = -1;
-    free(slot_id);
-    slot_id = NULL;
-    nslots = 0;
 }
 
 int
@@ -373,12 +391,12 @@ read_text(const char *path, char *buf, size_t bufsz)
 
 /* Keep r in *v when its group is still there; else forget it. */
 static int
-consider(const char *data_dir, const struct agt_runrec *r, const struct agt_cgroups *cg,
+consider(struct agt_runrecs *rr, const struct agt_runrec *r, const struct agt_cgroups *cg,
          const struct agt_proc *procs, size_t nprocs, struct agt_runrec **v, size_t *n, size_t *cap)
 {
     /* With cgroups, a member that left the group (setsid) still counts. */
     if (!agt_orphan_match(r, procs, nprocs) && !(cg && agt_cg_populated(cg, r->id) > 0)) {
-        agt_runrec_remove(data_dir, r->id); /* gone, or its pid is someone else's now */
+        agt_runrec_remove(rr, r->id); /* gone, or its pid is someone else's now */
         return 0;
     }
     if (*n == *cap) {
@@ -395,9 +413,10 @@ consider(const char *data_dir, const struct agt_runrec *r, const struct agt_cgro
 }
 
 int
-agt_orphans_find(const char *data_dir, const struct agt_cgroups *cg, struct agt_runrec **out,
+agt_orphans_find(struct agt_runrecs *rr, const struct agt_cgroups *cg, struct agt_runrec **out,
                  size_t *nout)
 {
+    const char *data_dir = rr->data_dir;
     char dir[PATH_MAX], path[PATH_MAX], text[512];
     struct agt_runrec *v = NULL, r;
     struct agt_proc *procs = NULL;
@@ -410,21 +429,21 @@ agt_orphans_find(const char *data_dir, const struct agt_cgroups *cg, struct agt_
     *nout = 0;
     if ((rc = strfmt(dir, sizeof dir, "%s/run", data_dir)) < 0 || (rc = mkdir_p(dir, 0700)) < 0)
         return rc;
-    if ((rc = slots_open(data_dir)) < 0)
+    if ((rc = slots_open(rr)) < 0)
         return rc;
     if ((rc = proc_scan(0, &procs, &nprocs)) < 0)
         return rc;
-    for (k = 0; k < nslots; k++) {
+    for (k = 0; k < rr->nslots; k++) {
         char buf[SLOT];
 
-        if (slot_id[k] == 0)
+        if (rr->slot_id[k] == 0)
             continue;
-        if (pread(slots_fd, buf, SLOT, (off_t)(k * SLOT)) != SLOT)
+        if (pread(rr->fd, buf, SLOT, (off_t)(k * SLOT)) != SLOT)
             continue;
         buf[SLOT - 1] = '\0';
         if (agt_runrec_parse(buf, &r) < 0)
             continue;
-        if ((rc = consider(data_dir, &r, cg, procs, nprocs, &v, &n, &cap)) < 0)
+        if ((rc = consider(rr, &r, cg, procs, nprocs, &v, &n, &cap)) < 0)
             goto out;
     }
     /* Records of an agent from before the slots: one file each. */
@@ -445,8 +464,8 @@ agt_orphans_find(const char *data_dir, const struct agt_cgroups *cg, struct agt_
         }
         legacy_remove(data_dir, r.id);
         if (agt_orphan_match(&r, procs, nprocs) || (cg && agt_cg_populated(cg, r.id) > 0))
-            agt_runrec_save(data_dir, &r); /* now in a slot */
-        if ((rc = consider(data_dir, &r, cg, procs, nprocs, &v, &n, &cap)) < 0)
+            agt_runrec_save(rr, &r); /* now in a slot */
+        if ((rc = consider(rr, &r, cg, procs, nprocs, &v, &n, &cap)) < 0)
             goto out;
     }
     *out = v;

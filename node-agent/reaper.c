@@ -30,6 +30,10 @@
  *
  * The hash is open addressing with linear probing and backward-shift
  * deletion (no tombstones), kept at most half full.
+ *
+ * This state stays file-level, not in struct agt (the agent's context):
+ * SIGCHLD, waitpid(-1) and the subreaper bit belong to the process, so there
+ * is one reaper per process whatever holds it.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -360,7 +360,7 @@ record_group(struct agt_inst *i)
     snprintf(r.sha, sizeof r.sha, "%s", i->spec->sha);
     rc = agt_runrec_start_time(i->pgid, &r.start);
     if (rc == 0)
-        rc = agt_runrec_save(agt_cfg(i->agt)->data_dir, &r);
+        rc = agt_runrec_save(agt_runrecs(i->agt), &r);
     if (rc < 0) /* gone already, or the disk refuses: only a restart would miss it */
         log_warn("runrec_failed", "app=%s inst=%s pid=%d err=%s", i->spec->app, i->spec->name,
                  i->pgid, log_q(strerror(-rc)));
@@ -384,7 +384,7 @@ forget_group(struct agt_inst *i)
     remove_cgroup(i);
     if (i->pgid == 0)
         return;
-    agt_runrec_remove(agt_cfg(i->agt)->data_dir, i->spec->id);
+    agt_runrec_remove(agt_runrecs(i->agt), i->spec->id);
     i->pgid = 0;
 }
 
@@ -809,13 +809,13 @@ spawn(struct agt_inst *i)
     if (rc == -ENOSYS)
         rc = agt_spawn_sync(&o, &pid);
     else if (rc == 0) {
-        agt_metrics_spawned(rc); /* drover_agent_spawns_total */
+        agt_metrics_spawned(agt_metrics(i->agt), rc); /* drover_agent_spawns_total */
         if (agt_out_start(out) < 0 || agt_out_start(err) < 0)
             log_warn("output_failed", "app=%s inst=%s", i->spec->app, i->spec->name);
         out = err = NULL;
         goto out;
     }
-    agt_metrics_spawned(rc);
+    agt_metrics_spawned(agt_metrics(i->agt), rc);
     if (rc < 0) {
         if (pipe)
             agt_pipe_spawned(pipe, 0, rc); /* reports exit 127 */
@@ -910,8 +910,8 @@ act(struct agt_inst *i, unsigned acts)
         arm(i, i->spec->boot_timeout_ms, AGT_EV_BOOT_TIMEOUT);
     if (acts & AGT_A_HEALTH) {
         health_stop(i);
-        i->health =
-            agt_health_start(agt_loop(i->agt), i->spec, agt_cfg(i->agt)->advertise, on_healthy, i);
+        i->health = agt_health_start(agt_health_watch(i->agt), i->spec, agt_cfg(i->agt)->advertise,
+                                     on_healthy, i);
         if (!i->health)
             log_error("health_failed", "app=%s inst=%s", i->spec->app, i->spec->name);
     }

@@ -78,6 +78,7 @@ main(int argc, char **argv)
 {
     uv_loop_t loop;
     uv_timer_t spawner, done;
+    struct agt_health_watch *hw;
     struct agt_spec *specs;
     uint64_t t0;
     double c0;
@@ -89,10 +90,11 @@ main(int argc, char **argv)
         return 2;
     }
     listener = argv[1];
-    agt_health_listen_watch(strcmp(argv[4], "watch") == 0);
     if ((pids = calloc(n, sizeof(*pids))) == NULL || (specs = calloc(n, sizeof(*specs))) == NULL)
         return 2;
     uv_loop_init(&loop);
+    if ((hw = agt_health_watch_new(&loop, strcmp(argv[4], "watch") == 0)) == NULL)
+        return 2;
     uv_update_time(&loop);
     t0 = uv_hrtime();
     c0 = cpu_ms(RUSAGE_SELF);
@@ -100,7 +102,7 @@ main(int argc, char **argv)
         specs[i].health = AGT_HEALTH_TCP;
         specs[i].port = (uint16_t)(base + i);
         specs[i].min_healthy_ms = 1000;
-        if (!agt_health_start(&loop, &specs[i], "127.0.0.1", on_healthy, NULL)) {
+        if (!agt_health_start(hw, &specs[i], "127.0.0.1", on_healthy, NULL)) {
             fputs("bench-health: cannot start a check\n", stderr);
             return 1;
         }
@@ -120,6 +122,7 @@ main(int argc, char **argv)
             waitpid(pids[i], NULL, 0);
     printf("listeners_cpu_ms=%.1f\n", cpu_ms(RUSAGE_CHILDREN));
     uv_loop_close(&loop);
+    agt_health_watch_free(hw);
     free(specs);
     free(pids);
     return 0;

@@ -51,10 +51,11 @@ main(int argc, char **argv)
     double *t = calloc((size_t)rounds, sizeof(*t));
     char(*names)[32] = calloc(n, 32), (*apps)[32] = calloc(n, 32);
     uint64_t *cpu = calloc(n, sizeof(*cpu));
+    struct agt_metrics *m = agt_metrics_new(NULL); /* counters only: no agent, no server */
     size_t bytes = 0;
     double cpu0 = cpu_ms_f();
 
-    if (t == NULL || names == NULL || apps == NULL || cpu == NULL || rounds < 1)
+    if (t == NULL || names == NULL || apps == NULL || cpu == NULL || m == NULL || rounds < 1)
         return 1;
     for (size_t k = 0; k < n; k++) {
         snprintf(apps[k], 32, "app-%zu", k % 40);
@@ -79,7 +80,7 @@ main(int argc, char **argv)
             reps[k]->memory_bytes = 50000000 + k * 4096;
             reps[k]->restarts = (uint32_t)(k % 7);
         }
-        if (agt_metrics_render(reps, cpu, n, &text, &len) < 0)
+        if (agt_metrics_render(m, reps, cpu, n, &text, &len) < 0)
             return 1;
         agt_reports_free(reps, n);
         t[r] = now_ms_f() - t0;
@@ -96,5 +97,6 @@ main(int argc, char **argv)
     free(names);
     free(apps);
     free(cpu);
+    agt_metrics_free(m);
     return 0;
 }

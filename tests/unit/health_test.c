@@ -3,7 +3,8 @@
  * health_test.c: the agent's health checks (node-agent/health.c) against a
  * real listener on loopback, in a loop of the test's own, and the
  * min_healthy window: a check passes only once it has held that long, and a
- * failure inside the window starts it again. Ports 12000-12099 are this
+ * failure inside the window starts it again. Each test's checks share a
+ * listen watch of their own, as an agent's do. Ports 12000-12099 are this
  * file's.
  */
 #include <stdlib.h>
@@ -135,13 +136,17 @@ on_healthy(void *arg)
 static void
 run_check(uv_loop_t *loop, struct server *srv, struct agt_spec *spec)
 {
+    struct agt_health_watch *hw = agt_health_watch_new(loop, true); /* as the agent's */
+
+    cr_assert_not_null(hw);
     srv->loop = loop;
     uv_update_time(loop);
     srv->t0 = uv_now(loop);
-    cr_assert_not_null(agt_health_start(loop, spec, "127.0.0.1", on_healthy, srv));
+    cr_assert_not_null(agt_health_start(hw, spec, "127.0.0.1", on_healthy, srv));
     uv_run(loop, UV_RUN_DEFAULT);
     cr_assert(srv->healthy);
     cr_assert_eq(uv_loop_close(loop), 0, "every handle closed");
+    agt_health_watch_free(hw);
 }
 
 static void
