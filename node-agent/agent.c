@@ -57,6 +57,7 @@ struct agt {
     struct agt_metrics *metrics;     /* made in agt_start */
     struct agt_health_watch *checks; /* shared by every health check */
     struct agt_runrecs *runrecs;     /* the run-record slot file (orphans.c) */
+    struct agt_sweep *sweep;         /* cgroups to SIGTERM next turn (supervise.c) */
     struct agt_inst **insts;         /* sorted by id */
     size_t ninst, cap;
     uint64_t generation;
@@ -1060,7 +1061,8 @@ agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err)
     find_helper(a);
     a->checks = agt_health_watch_new(loop, true);
     a->runrecs = agt_runrecs_new(cfg->data_dir);
-    if (!a->checks || !a->runrecs) {
+    a->sweep = agt_sweep_new();
+    if (!a->checks || !a->runrecs || !a->sweep) {
         rc = -ENOMEM;
         goto out;
     }
@@ -1091,6 +1093,7 @@ out:
         agt_uids_free(a->uids);
         agt_health_watch_free(a->checks);
         agt_runrecs_free(a->runrecs);
+        agt_sweep_free(a->sweep);
         free(a);
         a = NULL;
     }
@@ -1153,6 +1156,7 @@ agt_free(struct agt *a)
     agt_runrecs_free(a->runrecs);
     agt_metrics_free(a->metrics);
     agt_health_watch_free(a->checks);
+    agt_sweep_free(a->sweep);
     free(a->insts);
     want_free(a);
     agt_uids_free(a->uids);
@@ -1189,6 +1193,12 @@ struct agt_metrics *
 agt_metrics(const struct agt *a)
 {
     return a->metrics;
+}
+
+struct agt_sweep *
+agt_sweep(const struct agt *a)
+{
+    return a->sweep;
 }
 
 struct agt_health_watch *

@@ -92,6 +92,11 @@ struct agt_metrics *agt_metrics(const struct agt *a);
 struct agt_health_watch *agt_health_watch(const struct agt *a);
 /* The run-record slot file (orphans.c). */
 struct agt_runrecs *agt_runrecs(const struct agt *a);
+/* supervise.c's queue of cgroups to SIGTERM in the next loop turn. */
+struct agt_sweep;
+struct agt_sweep *agt_sweep(const struct agt *a);
+struct agt_sweep *agt_sweep_new(void);
+void agt_sweep_free(struct agt_sweep *sw); /* after uv_run */
 /* conn.c tells: registered with this boot_id (remembered for the next start). */
 void agt_registered(struct agt *a);
 /* conn.c tells: the controller refused the node name (another live agent has

@@ -319,6 +319,8 @@ spawner_boot(void *arg)
     return spawner_main(sock);
 }
 
+/* The spawner threads are the process's, as the reaper is (reaper.c): their
+ * children are the agent process's children, whichever agent context asked. */
 static struct {
     int sock; /* the loop's end; -1: not started, -2: unavailable */
     uv_poll_t poll;

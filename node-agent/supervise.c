@@ -426,45 +426,64 @@ signal_cgroup(struct agt_inst *i, int sig)
  * hears it at once; the sweep of the cgroup for members that left the group
  * follows in the next loop turn, for every instance stopped in this one.
  */
-static struct agt_inst **sweep;
-static size_t nsweep, capsweep;
-static uv_timer_t *sweep_timer;
+struct agt_sweep {
+    struct agt_inst **v;
+    size_t n, cap;
+    uv_timer_t *timer; /* one turn of the loop; NULL while nothing waits */
+};
+
+struct agt_sweep *
+agt_sweep_new(void)
+{
+    return calloc(1, sizeof(struct agt_sweep));
+}
+
+void
+agt_sweep_free(struct agt_sweep *sw)
+{
+    if (sw != NULL)
+        free(sw->v);
+    free(sw);
+}
 
 static void
 on_sweep(uv_timer_t *t)
 {
-    size_t k;
+    struct agt_sweep *sw = t->data;
 
-    for (k = 0; k < nsweep; k++) {
-        sweep[k]->sweep_queued = false;
-        signal_cgroup(sweep[k], SIGTERM);
+    for (size_t k = 0; k < sw->n; k++) {
+        sw->v[k]->sweep_queued = false;
+        signal_cgroup(sw->v[k], SIGTERM);
     }
-    nsweep = 0;
+    sw->n = 0;
     uv_close((uv_handle_t *)t, (uv_close_cb)free);
-    sweep_timer = NULL;
+    sw->timer = NULL;
 }
 
 static bool
 sweep_later(struct agt_inst *i)
 {
+    struct agt_sweep *sw = agt_sweep(i->agt);
+
     if (i->sweep_queued)
         return true;
-    if (!sweep_timer) {
-        if ((sweep_timer = malloc(sizeof *sweep_timer)) == NULL)
+    if (!sw->timer) {
+        if ((sw->timer = malloc(sizeof *sw->timer)) == NULL)
             return false;
-        uv_timer_init(agt_loop(i->agt), sweep_timer);
-        uv_timer_start(sweep_timer, on_sweep, 0, 0);
+        uv_timer_init(agt_loop(i->agt), sw->timer);
+        sw->timer->data = sw;
+        uv_timer_start(sw->timer, on_sweep, 0, 0);
     }
-    if (nsweep == capsweep) {
-        size_t nc = capsweep ? capsweep * 2 : 64;
-        struct agt_inst **nv = realloc(sweep, nc * sizeof *nv);
+    if (sw->n == sw->cap) {
+        size_t nc = sw->cap ? sw->cap * 2 : 64;
+        struct agt_inst **nv = realloc(sw->v, nc * sizeof *nv);
 
         if (!nv)
             return false;
-        sweep = nv;
-        capsweep = nc;
+        sw->v = nv;
+        sw->cap = nc;
     }
-    sweep[nsweep++] = i;
+    sw->v[sw->n++] = i;
     i->sweep_queued = true;
     return true;
 }
@@ -472,9 +491,11 @@ sweep_later(struct agt_inst *i)
 static void
 sweep_forget(struct agt_inst *i)
 {
-    for (size_t k = 0; i->sweep_queued && k < nsweep; k++)
-        if (sweep[k] == i) {
-            sweep[k] = sweep[--nsweep];
+    struct agt_sweep *sw = agt_sweep(i->agt);
+
+    for (size_t k = 0; i->sweep_queued && k < sw->n; k++)
+        if (sw->v[k] == i) {
+            sw->v[k] = sw->v[--sw->n];
             i->sweep_queued = false;
         }
 }

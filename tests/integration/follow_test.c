@@ -8,7 +8,7 @@
  * lists are refused at start with the reason. (Following a standby's
  * ERR_NOT_LEADER is tested against a fake controller in
  * tests/unit/rpc_test.c; the controller side is the HA issue's.) The real
- * binaries; controller ports 7700-7711, app ports 11000-11019.
+ * binaries; controller ports 7920-7935, app ports 11000-11019.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -28,10 +28,10 @@ fini(void)
 
 TestSuite(follow, .fini = fini, .timeout = 90);
 
-/* The dead controller: nothing listens at 7708 (API) or 7709-7711 (agent
+/* The dead controller: nothing listens at 7928 (API) or 7929-7931 (agent
  * endpoint, notify, logs). */
-#define DEAD_API "tcp://127.0.0.1:7708"
-#define DEAD_JOIN "tcp://127.0.0.1:7709"
+#define DEAD_API "tcp://127.0.0.1:7928"
+#define DEAD_JOIN "tcp://127.0.0.1:7929"
 
 static int
 cli_list(char **out, char **err, const char *const *args)
@@ -49,7 +49,7 @@ Test(follow, a_dead_first_controller_is_skipped_by_the_agent_and_the_cli)
     bool seen = false;
     int ctl, agent;
 
-    h_init(&C, "follow", 7700);
+    h_init(&C, "follow", 7920);
     ctl = h_start_controller(&C, NULL);
     cr_assert(h_wait_log(&C, ctl, "event=ready", 10000), "controller not ready");
     snprintf(join, sizeof join, "DROVER_JOIN=%s,%s", DEAD_JOIN, C.join);
@@ -110,17 +110,17 @@ Test(follow, bad_lists_are_refused_with_the_reason)
     char *err = NULL;
     int agent;
 
-    h_init(&C, "follow-bad", 7704);
+    h_init(&C, "follow-bad", 7924);
     agent =
         h_start_agent(&C, "n1", "11020-11029",
-                      (const char *const[]){"DROVER_JOIN=tcp://127.0.0.1:7705,,tcp://x:1", NULL});
+                      (const char *const[]){"DROVER_JOIN=tcp://127.0.0.1:7925,,tcp://x:1", NULL});
     cr_assert_eq(wait_exit(agent, 10000), 78, "a bad DROVER_JOIN must exit 78");
     cr_assert(h_log_has(&C, agent, "DROVER_JOIN"), "the agent did not say which variable");
     cr_assert(h_log_has(&C, agent, "empty item"), "the agent did not say why");
 
     cr_assert_eq(h_cli_env(&C, NULL, &err,
                            (const char *const[]){
-                               "DROVER_CONTROLLER=tcp://127.0.0.1:7704,tcp://127.0.0.1:7704", NULL},
+                               "DROVER_CONTROLLER=tcp://127.0.0.1:7924,tcp://127.0.0.1:7924", NULL},
                            (const char *const[]){"apps", NULL}),
                  2);
     cr_assert(strstr(err, "listed twice") != NULL, "%s", err);
@@ -128,7 +128,7 @@ Test(follow, bad_lists_are_refused_with_the_reason)
     err = NULL;
     cr_assert_eq(
         h_cli_env(&C, NULL, &err,
-                  (const char *const[]){"DROVER_CONTROLLER=tcp://127.0.0.1:7704,ftp://x:1", NULL},
+                  (const char *const[]){"DROVER_CONTROLLER=tcp://127.0.0.1:7924,ftp://x:1", NULL},
                   (const char *const[]){"apps", NULL}),
         2);
     cr_assert(strstr(err, "ftp://x:1") != NULL, "%s", err);
@@ -165,7 +165,7 @@ Test(follow, endpoints_watch_goes_on_across_a_controller_restart)
     char *err = NULL;
     int ctl, agent, watch, ctl2;
 
-    h_init(&C, "follow-watch", 7712);
+    h_init(&C, "follow-watch", 7932);
     ctl = h_start_controller(&C, NULL);
     cr_assert(h_wait_log(&C, ctl, "event=ready", 10000), "controller not ready");
     agent = h_start_agent(&C, "n1", "11030-11039", NULL);

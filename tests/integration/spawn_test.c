@@ -10,7 +10,7 @@
  * (/proc/self/environ, as exec'd: python changes only its own copy) and
  * cgroups, then serves that report on $PORT. Needs root and cgroups (run it
  * in the host's network namespace, or with nsenter --net, which keeps /sys).
- * Controllers on 7720-7759, app ports 11500-11999.
+ * Controllers on 7940-7943, app ports 11500-11999.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -138,7 +138,7 @@ Test(spawn, an_instance_gets_exactly_its_environment_descriptors_user_session_an
     int ag, pid, port, pid2;
     unsigned long long id;
 
-    h_init(&C, "spawnenv", 7720);
+    h_init(&C, "spawnenv", 7940);
     cr_assert(h_wait_log(&C, h_start_controller(&C, ctl_env), "event=ready", 10000));
     ag = h_start_agent(&C, "n1", "11500-11509", agt_env);
     cr_assert(h_wait_log(&C, ag, "event=ready", 10000), "agent not ready");
