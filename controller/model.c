@@ -1204,9 +1204,9 @@ marks_clear(struct ctl_model *m, bool stored)
     gone_clear(m);
 }
 
-/* ---- setters used by the core files (i13-dispatch) ---- */
+/* ---- setters used by the core files ---- */
 /* Each marks its object with the object's touch before it writes: the
- * store then knows what to write, and (i13-store) what to restore when the
+ * store then knows what to write, and undo.c what to restore when the
  * commit fails. */
 
 void
