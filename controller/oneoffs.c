@@ -15,6 +15,8 @@
 #include "ctl.h"
 #include "log.h"
 
+/* The lowest run.N no one-off of the app holds, a stopping one included: a
+ * name is never listed twice by ps. */
 static uint32_t
 next_run_idx(const struct ctl_app *a)
 {
@@ -25,7 +27,7 @@ next_run_idx(const struct ctl_app *a)
     do {
         taken = false;
         LIST_FOREACH (in, &a->instances, app_link) {
-            if (in->oneoff && !in->stopping && in->idx == idx) {
+            if (in->oneoff && in->idx == idx) { /* stopping too: ps lists it */
                 taken = true;
                 idx++;
                 break;

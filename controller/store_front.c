@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * store_front.c: the store front. It picks a backend (SQLite, the embedded
- * default; PostgreSQL when DROVER_DATABASE_URL is set, once that backend is
- * built in), and it is the one place that commits the model's change set:
+ * default; PostgreSQL when DROVER_DATABASE_URL is set), and it is the one
+ * place that commits the model's change set:
  * apply it, then either forget the marks (ctl_model_clean) or, when the
  * store refused it, put the model back as the store still has it
  * (ctl_model_restore, undo.c).
@@ -74,13 +74,8 @@ ctl_store_open_cfg(const struct ctl_config *cfg, struct ctl_db **out)
 {
     char path[4200];
 
-    if (cfg->database_url[0] != '\0') {
-        log_error("start_failed", "what=store reason=%s",
-                  log_q("DROVER_DATABASE_URL is set, but the PostgreSQL store is not built in "
-                        "this build of drover-controller; unset it to use SQLite under "
-                        "DROVER_DATA_DIR"));
-        return -ENOTSUP;
-    }
+    if (cfg->database_url[0] != '\0') /* main.c retries it while unreachable */
+        return ctl_store_open_with(&ctl_store_pg_ops, cfg->database_url, out);
     if (strfmt(path, sizeof(path), "%s/drover.db", cfg->data_dir) < 0)
         return -ENAMETOOLONG;
     return ctl_store_open(path, out);

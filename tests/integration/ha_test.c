@@ -536,8 +536,25 @@ Test(ha, sigkill_the_leader_during_a_rolling_deploy)
         h_get_ps(&C, "shop", &ps);
     }
     cr_assert_eq(h_ps_count(&ps, "run", "up", NULL), 2, "the one-offs never ran");
-    cr_assert_not_null(o = h_ps_find(&ps, detached));
-    snprintf(pid, sizeof(pid), "%s", j_get(o, "pid"));
+    /* Its pid once the agent has reported the process itself (a spawn's
+     * pid reaches the controller a report after the state): the sleep. */
+    pid[0] = '\0';
+    for (int w = 0; w < 10000 && pid[0] == '\0'; w += 250) {
+        char path[64], comm[32] = "";
+        FILE *f;
+
+        h_get_ps(&C, "shop", &ps);
+        cr_assert_not_null(o = h_ps_find(&ps, detached));
+        snprintf(path, sizeof(path), "/proc/%s/comm", j_get(o, "pid"));
+        if ((f = fopen(path, "r")) != NULL) {
+            if (fgets(comm, sizeof(comm), f) != NULL && strncmp(comm, "sleep", 5) == 0)
+                snprintf(pid, sizeof(pid), "%s", j_get(o, "pid"));
+            fclose(f);
+        }
+        if (pid[0] == '\0')
+            h_msleep(250);
+    }
+    cr_assert_neq(pid[0], '\0', "ps never showed the detached one-off's sleep as its pid");
 
     snprintf(v2, sizeof(v2), "%s/rollapp-v2", C.dir);
     snprintf(cmd, sizeof(cmd), "cp -r '%s' '%s' && echo 2 > '%s/version.txt'", app, v2, v2);

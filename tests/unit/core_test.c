@@ -213,6 +213,12 @@ Test(core, oneoff_placement, .timeout = 2)
     cr_assert(in->port >= 5000 && in->port <= 5009);
     cr_assert_eq(ctl_oneoff_start(m, app, &q, 1000, &in2, err, sizeof(err)), 0);
     cr_assert_eq(in2->idx, 2, "run.2 next to a live run.1");
+    /* A stopping run.1 is still listed by ps: its name is not given again
+     * until it is gone. */
+    ctl_inst_stop(m, in);
+    cr_assert(in->stopping);
+    cr_assert_eq(ctl_oneoff_start(m, app, &q, 1000, &in2, err, sizeof(err)), 0);
+    cr_assert_eq(in2->idx, 3, "run.1 stopping and run.2 live: the next is run.3");
     ctl_node_set_admin(m, n, CTL_NODE_CORDONED);
     q.node = "n1";
     cr_assert_eq(ctl_oneoff_start(m, app, &q, 1000, &in2, err, sizeof(err)), -EBUSY);
