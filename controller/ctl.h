@@ -843,6 +843,7 @@ void ctl_runs_free(struct ctl_runs *r);
 /* Stops attached one-offs left from before a restart (their sessions are
  * gone) and starts the session timer. */
 int ctl_runs_start(struct ctl_runs *r, uv_loop_t *loop);
+void ctl_runs_orphans(struct ctl_runs *r); /* after the model is loaded */
 void ctl_runs_stop(struct ctl_runs *r);
 void ctl_runs_close(struct ctl_runs *r);
 

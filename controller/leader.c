@@ -532,6 +532,7 @@ ctl_take_lead(struct ctl *ctl)
         log_error("start_failed", "what=drains err=%d", rc);
         return rc;
     }
+    ctl_runs_orphans(ctl->runs);
     /* Placements that waited across a restart, committed before serving. A
      * store that refuses them (a full disk) stops nothing: the controller
      * serves what it has and tries again at the next change (store_front.c). */

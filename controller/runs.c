@@ -29,7 +29,7 @@
  * terminal is silent too, hence the generous default): then
  * the instance is stopped like any other (SIGTERM to its group, SIGKILL
  * after the grace period). Sessions live in memory: after a controller
- * restart, attached one-offs are stopped (ctl_runs_start).
+ * restart, attached one-offs are stopped (ctl_runs_orphans).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -598,15 +598,16 @@ on_tick(uv_timer_t *t)
         ctl_commit(r->ctl);
 }
 
-int
-ctl_runs_start(struct ctl_runs *r, uv_loop_t *loop)
+/* Attached one-offs from before a restart (or a previous leader) have lost
+ * their terminal: stop them. Once the model is loaded (ctl_take_lead). */
+void
+ctl_runs_orphans(struct ctl_runs *r)
 {
     struct ctl_model *m = r->ctl->model;
     struct ctl_instance *in;
     size_t pos = 0;
     void *cur = NULL;
 
-    /* Attached one-offs from before a restart have lost their terminal. */
     while ((in = ctl_map_next(m->insts, &pos, &cur)) != NULL) {
         if (in->oneoff && in->attach && !in->stopping) {
             char name[48];
@@ -623,6 +624,11 @@ ctl_runs_start(struct ctl_runs *r, uv_loop_t *loop)
             ctl_model_capacity_changed(m);
         }
     }
+}
+
+int
+ctl_runs_start(struct ctl_runs *r, uv_loop_t *loop)
+{
     uv_timer_init(loop, &r->tick);
     r->tick_init = true;
     r->tick.data = r;

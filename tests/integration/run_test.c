@@ -321,3 +321,45 @@ Test(run, exit_codes_streams_stdin_node_config_detach_pty)
     cr_assert_eq(runs_in_ps(runs, 4), 1);
     cr_assert_str_eq(j_get(&runs[0], "command"), "sh worker.sh");
 }
+
+/*
+ * An attached one-off whose controller is killed has lost its terminal: the
+ * session lived in that controller. The restarted controller stops it
+ * (event=run_orphaned) instead of keeping a process nobody can reach.
+ * Controller ports 7944-7947, app ports 14200-14349.
+ */
+Test(run, a_restarted_controller_stops_the_attached_one_offs_it_cannot_relay)
+{
+    char path[512], ctl_env[160], token[160];
+    struct j_obj runs[4];
+    pid_t pid = 0;
+    int cli, n;
+
+    start_cluster("run-orphan", 7944, 14200);
+    snprintf(path, sizeof(path), "%s/drover", h_bin_dir());
+    snprintf(ctl_env, sizeof(ctl_env), "DROVER_CONTROLLER=%s", C.api);
+    snprintf(token, sizeof(token), "DROVER_API_TOKEN=%s", H_API_TOKEN);
+    cli = h_start_cmd(&C, "cli-run",
+                      (const char *const[]){path, "run", "shop", "--", "sleep 300", NULL},
+                      (const char *const[]){ctl_env, token, NULL});
+    cr_assert_geq(cli, 0);
+    for (int w = 0; w < 20000 && pid <= 1; w += 200) {
+        n = runs_in_ps(runs, 4);
+        if (n == 1 && strcmp(j_get(&runs[0], "state"), "up") == 0)
+            pid = (pid_t)atoi(j_get(&runs[0], "pid"));
+        if (pid <= 1)
+            h_msleep(200);
+    }
+    cr_assert_gt(pid, 1, "the attached one-off never ran");
+    cr_assert(h_pid_alive(pid));
+
+    kill(-C.procs[0].pid, SIGKILL);
+    for (int w = 0; w < 5000 && h_pid_alive(C.procs[0].pid); w += 100)
+        h_msleep(100);
+    int again = h_start_controller_as(&C, "controller-2", NULL);
+    cr_assert(h_wait_log(&C, again, "event=run_orphaned", 10000),
+              "the restarted controller kept the orphaned session's one-off");
+    for (int w = 0; w < 20000 && h_pid_alive(pid); w += 200)
+        h_msleep(200);
+    cr_assert_not(h_pid_alive(pid), "the orphaned one-off still runs");
+}
