@@ -1077,18 +1077,25 @@ flush_gone(struct ctl_store *st, struct ctl_model *m)
 /*
  * A failed statement may already have rolled the transaction back (SQLite
  * does on SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM): ROLLBACK only when one
- * is still open. What failed decides the error: a full disk is -ENOSPC.
+ * is still open. What failed decides the error: a full disk is -ENOSPC
+ * (fail_errno, also for the drains' own statements).
  */
+static int
+fail_errno(const struct ctl_store *st)
+{
+    return sqlite3_errcode(st->db) == SQLITE_FULL || sqlite3_system_errno(st->db) == ENOSPC
+               ? -ENOSPC
+               : -EIO;
+}
+
 static int
 fail_rc(struct ctl_store *st)
 {
-    int code = sqlite3_errcode(st->db);
+    int rc = fail_errno(st); /* before ROLLBACK replaces the error */
 
     if (!sqlite3_get_autocommit(st->db))
         exec(st, "ROLLBACK;");
-    if (code == SQLITE_FULL || sqlite3_system_errno(st->db) == ENOSPC)
-        return -ENOSPC;
-    return -EIO;
+    return rc;
 }
 
 static int
@@ -1205,10 +1212,7 @@ sq_drain_put(struct ctl_store *st, const char *id, const char *app, const char *
     sqlite3_bind_text(q, 2, app, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, url, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 4, (sqlite3_int64)created_ms);
-    if (sqlite3_step(q) == SQLITE_DONE)
-        rc = 0;
-    else if (sqlite3_errcode(st->db) == SQLITE_FULL)
-        rc = -ENOSPC;
+    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : fail_errno(st);
 out:
     if (rc < 0)
         log_error("store_error", "what=drain_put err=%s", log_q(sqlite3_errmsg(st->db)));
@@ -1225,10 +1229,7 @@ sq_drain_del(struct ctl_store *st, const char *id)
     if (sqlite3_prepare_v2(st->db, "DELETE FROM drains WHERE id = ?1", -1, &q, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    if (sqlite3_step(q) == SQLITE_DONE)
-        rc = 0;
-    else if (sqlite3_errcode(st->db) == SQLITE_FULL)
-        rc = -ENOSPC;
+    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : fail_errno(st);
 out:
     if (rc < 0)
         log_error("store_error", "what=drain_del err=%s", log_q(sqlite3_errmsg(st->db)));
