@@ -166,28 +166,6 @@ wait_state(const char *app, const char *name, const char *state, int timeout_ms)
     return false;
 }
 
-/* A controller at base and agents n1..nN with ranges of width ports from
- * port0; extra: more agent settings (may be NULL). */
-static const char *const *ctl_env; /* the controller's extra settings */
-
-static void
-start_cluster(const char *test, int base, int nagents, int port0, int width,
-              const char *const *extra)
-{
-    char range[32], name[8];
-    int idx;
-
-    h_init(&C, test, base);
-    idx = h_start_controller(&C, ctl_env);
-    cr_assert(h_wait_log(&C, idx, "event=ready", 10000), "controller not ready");
-    for (int i = 0; i < nagents; i++) {
-        snprintf(name, sizeof(name), "n%d", i + 1);
-        snprintf(range, sizeof(range), "%d-%d", port0 + width * i, port0 + width * i + width - 1);
-        idx = h_start_agent(&C, name, range, extra);
-        cr_assert(h_wait_log(&C, idx, "event=ready", 10000), "agent %s not ready", name);
-    }
-}
-
 /* ---- item 2: the pty helper and a directory the app's user cannot enter ---- */
 
 /* drover's three programs copied into a fresh mkdtemp directory (mode 0700,
@@ -220,7 +198,7 @@ Test(defects, pty_one_off_with_binaries_in_a_private_directory)
     if (geteuid() != 0)
         cr_skip_test("needs root: app processes run as DROVER_RUN_AS only then");
     private_binaries();
-    start_cluster("pty-private", 7600, 1, 9400, 20, NULL);
+    h_start_cluster(&C, "pty-private", 7600, 1, 9400, 20, NULL, NULL);
     cr_assert_eq(CLI(NULL, NULL, "apps:create", "shop"), 0);
     cr_assert_eq(CLI(NULL, NULL, "config:set", "shop", "GREETING=howdy"), 0);
     cr_assert_eq(CLI(NULL, &err, "deploy", "shop", run_app), 0, "deploy: %s", err);
@@ -267,7 +245,7 @@ Test(defects, every_crash_is_seen_and_a_failed_deploy_says_why)
     long t0, took;
     int rc;
 
-    start_cluster("crashes", 7604, 1, 9420, 20, NULL);
+    h_start_cluster(&C, "crashes", 7604, 1, 9420, 20, NULL, NULL);
     cr_assert_eq(CLI(NULL, NULL, "apps:create", "shop"), 0);
     rc = CLI(NULL, &err, "deploy", "shop", h_app_dir(&C, "good", WEB));
     cr_assert_eq(rc, 0, "deploy: %s", err);
@@ -456,8 +434,8 @@ Test(defects, the_agent_reaps_orphans_keeps_app_lines_off_its_stdout_and_its_dis
     char *out = NULL, *err = NULL;
     int zombies = 0, orphan = 0, agent;
 
-    ctl_env = (const char *const[]){"DROVER_SLUGS_KEEP=3", NULL};
-    start_cluster("reaper", 7608, 1, 9460, 20, NULL);
+    h_start_cluster(&C, "reaper", 7608, 1, 9460, 20,
+                    (const char *const[]){"DROVER_SLUGS_KEEP=3", NULL}, NULL);
     agent = C.procs[1].pid;
     cr_assert_eq(CLI(NULL, NULL, "apps:create", "shop"), 0);
     /* The inner shell leaves a sleep behind and exits: an orphan. */
@@ -552,7 +530,7 @@ Test(defects, one_offs_are_stopped_by_drains_and_shutdowns_and_a_lost_one_is_los
     long t0;
     int rc;
 
-    start_cluster("oneoffs", 7612, 3, 9480, 20, NULL);
+    h_start_cluster(&C, "oneoffs", 7612, 3, 9480, 20, NULL, NULL);
     cr_assert_eq(CLI(NULL, NULL, "apps:create", "shop"), 0);
     cr_assert_eq(CLI(NULL, &err, "deploy", "shop", run_app), 0, "%s", err);
     free(err);
@@ -605,7 +583,8 @@ Test(defects, ports_limit_a_node_and_pending_says_so)
     struct j_obj nodes[4];
     struct h_ps ps;
 
-    start_cluster("ports", 7616, 1, 9520, 10, (const char *const[]){"DROVER_CAPACITY=20", NULL});
+    h_start_cluster(&C, "ports", 7616, 1, 9520, 10, NULL,
+                    (const char *const[]){"DROVER_CAPACITY=20", NULL});
     cr_assert(h_log_has(&C, 1, "event=capacity_over_ports"), "the agent does not warn");
     cr_assert_eq(h_get_nodes(&C, nodes, 4), 1);
     cr_assert_str_eq(j_get(&nodes[0], "limit"), "10");

@@ -64,24 +64,6 @@ wait_state(const char *app, const char *name, const char *state, int timeout_ms)
     return false;
 }
 
-/* A controller at base and agents n1..nN, each with width ports from port0. */
-static void
-start_cluster(const char *test, int base, int nagents, int port0, int width)
-{
-    char range[32], name[8];
-    int idx;
-
-    h_init(&C, test, base);
-    idx = h_start_controller(&C, NULL);
-    cr_assert(h_wait_log(&C, idx, "event=ready", 10000), "controller not ready");
-    for (int i = 0; i < nagents; i++) {
-        snprintf(name, sizeof(name), "n%d", i + 1);
-        snprintf(range, sizeof(range), "%d-%d", port0 + width * i, port0 + width * i + width - 1);
-        idx = h_start_agent(&C, name, range, NULL);
-        cr_assert(h_wait_log(&C, idx, "event=ready", 10000), "agent %s not ready", name);
-    }
-}
-
 /* Lines in path (0 when it does not exist). */
 static int
 count_lines(const char *path)
@@ -110,7 +92,7 @@ Test(finish, a_crashing_release_runs_once_and_a_starting_instance_promises_nothi
     h_shared_dir(marks, sizeof(marks), "finish");
     snprintf(ran, sizeof(ran), "%s/ran", marks);
 
-    start_cluster("finish-crash", 7720, 1, 10620, 20);
+    h_start_cluster(&C, "finish-crash", 7720, 1, 10620, 20, NULL, NULL);
     cr_assert_eq(CLI(NULL, NULL, "apps:create", "shop"), 0);
     rc = CLI(NULL, &err, "deploy", "shop", h_app_dir(&C, "good", WEB));
     cr_assert_eq(rc, 0, "deploy: %s", err);
@@ -185,7 +167,7 @@ Test(finish, a_drain_says_its_one_off_stops_and_a_killed_agent_is_unreachable)
     char *out = NULL, *err = NULL, name[32], want[96], buf[64];
     int rc;
 
-    start_cluster("finish-drain", 7724, 2, 10640, 20);
+    h_start_cluster(&C, "finish-drain", 7724, 2, 10640, 20, NULL, NULL);
     cr_assert_eq(CLI(NULL, NULL, "apps:create", "shop"), 0);
     cr_assert_eq(CLI(NULL, &err, "deploy", "shop", run_app), 0, "%s", err);
     free(err);

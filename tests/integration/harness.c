@@ -201,6 +201,23 @@ h_start_controller_as(struct h_cluster *c, const char *name, const char *const *
     return idx;
 }
 
+void
+h_start_cluster(struct h_cluster *c, const char *test, int base, int nagents, int port0, int width,
+                const char *const *ctl_env, const char *const *agent_env)
+{
+    char range[32], name[16];
+    int idx;
+
+    h_init(c, test, base);
+    h_start_controller_as(c, "controller", ctl_env);
+    for (int i = 0; i < nagents; i++) {
+        snprintf(name, sizeof(name), "n%d", i + 1);
+        snprintf(range, sizeof(range), "%d-%d", port0 + width * i, port0 + width * i + width - 1);
+        idx = h_start_agent(c, name, range, agent_env);
+        cr_assert(h_wait_log(c, idx, "event=ready", 10000), "agent %s not ready", name);
+    }
+}
+
 const char *
 h_app_dir(struct h_cluster *c, const char *name, const char *procfile)
 {

@@ -55,6 +55,12 @@ char **h_env(const char *const *a, const char *const *b);
 int h_start_controller(struct h_cluster *c, const char *const *extra_env);
 int h_start_agent(struct h_cluster *c, const char *node, const char *port_range,
                   const char *const *extra_env);
+/* h_init, then a controller (ctl_env first, may be NULL) and agents n1..nN,
+ * each with width ports from port0 (agent_env, may be NULL), every one
+ * asserted ready. */
+void h_start_cluster(struct h_cluster *c, const char *test, int base, int nagents, int port0,
+                     int width, const char *const *ctl_env, const char *const *agent_env);
+
 /* The controller started as name (data in DIR/controller, as above) and
  * asserted ready (event=ready within 10 s); returns its index. */
 int h_start_controller_as(struct h_cluster *c, const char *name, const char *const *extra_env);
