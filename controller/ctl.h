@@ -311,6 +311,18 @@ struct ctl_config {
     char *http_tls_key;
 };
 
+/* commit.c: the change sets written off the loop (PostgreSQL) */
+TAILQ_HEAD(ctl_call_q, ctl_call);
+struct ctl_commits {
+    struct ctl_store_job *job; /* the change set in flight, NULL: none */
+    uv_work_t work;
+    uint64_t epoch;            /* the one in flight's number */
+    uint64_t open;             /* the number of the change set accumulating now */
+    uint64_t stored;           /* the last number in the store */
+    bool starting;             /* in start (settle may end calls: they wait for open) */
+    struct ctl_call_q waiting; /* calls whose replies wait for an epoch */
+};
+
 struct ctl {
     uv_loop_t *loop;
     struct ctl_config cfg;
@@ -339,7 +351,7 @@ struct ctl {
     struct ctl_drains *drains;
     LIST_HEAD(ctl_call_list, ctl_call) calls; /* handed over, not yet ended (dispatch.c) */
     unsigned ncalls;
-    bool committing;        /* in ctl_commit (reply.c) */
+    struct ctl_commits cm;  /* commit.c */
     bool running;           /* main.c made the loop handles below */
     uv_check_t close_check; /* while stopping: close once nothing is in flight */
     struct ctl_http *http;  /* NULL when DROVER_HTTP_LISTEN is empty */
@@ -464,8 +476,13 @@ void ctl_inst_name(const struct ctl_instance *in, char *out, size_t outsz);
  * so that a replacement and its original are not read as one; "web.1@n1
  * (v3)" while an instance of another release has the same name there. */
 void ctl_inst_label(const struct ctl_instance *in, char *out, size_t outsz);
-void ctl_model_clean(struct ctl_model *m);       /* after a successful commit */
-void ctl_model_restore(struct ctl_model *m);     /* after a failed one (undo.c) */
+void ctl_model_clean(struct ctl_model *m);   /* after a successful commit */
+void ctl_model_restore(struct ctl_model *m); /* after a failed one (undo.c) */
+/* An asynchronous commit (store_front.c): the marks are forgotten as if
+ * stored and the journal goes with the change set; unwind restores the
+ * model from both journals when the store refused it. */
+struct ctl_undo *ctl_model_detach(struct ctl_model *m);
+void ctl_model_unwind(struct ctl_model *m, struct ctl_undo *u);
 bool ctl_model_dirty(const struct ctl_model *m); /* a change set to apply */
 /* Free one object, already out of the model (undo.c keeps deleted ones). */
 void ctl_app_free(struct ctl_app *a);
@@ -517,6 +534,11 @@ bool ctl_undo_gone_inst(struct ctl_model *m, struct ctl_instance *in);
 void ctl_undo_commit(struct ctl_model *m);
 void ctl_undo_restore(struct ctl_model *m);
 void ctl_undo_free(struct ctl_model *m);
+/* An asynchronous commit's journal (commit.c): taken with the change set,
+ * freed once it is stored, or restored after the newer journal. */
+struct ctl_undo *ctl_undo_detach(struct ctl_model *m);
+void ctl_undo_settle(struct ctl_undo *u);
+void ctl_undo_unwind(struct ctl_model *m, struct ctl_undo *u);
 
 /* scheduler.c: pure placement, no I/O */
 /* min(capacity, ports in its range): how many instances it can hold. */
@@ -720,6 +742,19 @@ void ctl_store_close(struct ctl_db *db);
 int ctl_store_load(struct ctl_db *db, struct ctl_model *m, uint64_t now);
 /* Apply m's change set in one transaction; on failure m is restored. */
 int ctl_store_flush(struct ctl_db *db, struct ctl_model *m);
+/*
+ * The same in two halves, for a backend that writes off the loop (store.h's
+ * record/exec/done: PostgreSQL); commit.c drives them. begin (loop) records
+ * the change set, forgets the marks and takes the undo journal: 0 with *job
+ * NULL when there is nothing to write. work runs in a worker thread. end
+ * (loop) frees the journal, or restores the model (the changes made since
+ * begin as well) and returns the error as ctl_store_flush does.
+ */
+struct ctl_store_job;
+bool ctl_store_async(const struct ctl_db *db);
+int ctl_store_flush_begin(struct ctl_db *db, struct ctl_model *m, struct ctl_store_job **job);
+void ctl_store_flush_work(struct ctl_store_job *job);
+int ctl_store_flush_end(struct ctl_db *db, struct ctl_model *m, struct ctl_store_job *job);
 /* Why the last flush failed, for the request it refused. */
 const char *ctl_store_why(const struct ctl_db *db);
 bool ctl_store_failing(const struct ctl_db *db);
@@ -777,11 +812,19 @@ int ctl_slug_path(const struct ctl_slugs *s, const char *sha, char *out, size_t 
  * (in the thread pool). 0 or -errno. */
 int ctl_slugs_gc(struct ctl *ctl);
 
-/* reply.c: sealing replies and errors, commit before reply */
+/* commit.c: the model's changes into the store before they are acknowledged */
+void ctl_commits_init(struct ctl *ctl);
+/* Write what is marked, nobody waiting: 0, or < 0 when refused here. */
+int ctl_commit(struct ctl *ctl);
+struct ctl_call;
+/* 0: answer c now; 1: c->committed runs later; < 0: the store refused. */
+int ctl_commit_wait(struct ctl *ctl, struct ctl_call *c);
+bool ctl_commit_busy(const struct ctl *ctl); /* a change set is in flight */
+
+/* reply.c: sealing replies and errors */
 void ctl_reply(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *rep);
 void ctl_reply_error(struct ctl *ctl, struct nnuv_msg *req, Drover__ErrorCode code, const char *fmt,
                      ...) __attribute__((format(printf, 4, 5)));
-int ctl_commit(struct ctl *ctl);
 /* Keys from cfg into the senders and the keyring; 0 or negative errno. */
 int ctl_keys_init(struct ctl *ctl);
 Drover__Message *ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock);
@@ -879,6 +922,12 @@ struct ctl_call {
     void *data; /* for view */
     /* The continuation (dispatch.c): commit, then done, then free. */
     void (*finish)(struct ctl_call *c, const Drover__Message *rep);
+    /* While its reply waits for a commit (commit.c): the change set it
+     * waits for, and the continuation that answers it (rc < 0: refused). */
+    uint64_t epoch;
+    TAILQ_ENTRY(ctl_call) wait_link;
+    void (*committed)(struct ctl_call *c, int rc);
+    Drover__Message *held; /* a copy of a borrowed reply, or NULL */
     ctl_call_done *done;
     void *arg;
     LIST_ENTRY(ctl_call) link; /* pending calls (dispatch.c) */

@@ -10,7 +10,9 @@
  *      -> ctl_call / ctl_call_ep: look up the route, check the endpoint
  *      -> handler(call): validate, call a core function, build the reply
  *           0: reply ready | -1: ctl_fail said why | CTL_PENDING: ends later
- *      -> finish(call, rep): commit (ctl_commit), view, done(arg, rep), free
+ *      -> finish(call, rep): commit (commit.c), then answer: view, done(arg, rep),
+ *         free; with PostgreSQL the answer may come later, when the change
+ *         set that holds what the call changed or saw is stored
  *
  * A pending handler (slug upload and read, release creation in the thread
  * pool; logs tail, endpoints watch, run io and pipe long polls) keeps its
@@ -21,6 +23,7 @@
  * they stop (logs.c, endpoints.c, runs.c); work in the thread pool always
  * completes (main.c waits for it).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,25 +106,16 @@ log_refusal(const struct ctl_call *c)
         log_warn("bad_request", "sock=api msg=%s reason=%s", c->what, log_q(c->err));
 }
 
-/*
- * The one end of every call: commit what the handler changed, then reply.
- * A refused request changes nothing, so it is not committed (what a handler
- * marked before it refused goes with the next commit, as before).
- */
+/* Answer the call (its error, or rep after the view) and free it. */
 static void
-finish(struct ctl_call *c, const Drover__Message *rep)
+answer(struct ctl_call *c, const Drover__Message *rep)
 {
     struct ctl *ctl = c->ctl;
     Drover__Message em = DROVER__MESSAGE__INIT;
     Drover__Error e = DROVER__ERROR__INIT;
 
-    if (rep == NULL && c->code == DROVER__ERROR_CODE__ERR_NONE)
-        ctl_fail(c, DROVER__ERROR_CODE__ERR_INTERNAL, "no reply");
-    if (c->code != DROVER__ERROR_CODE__ERR_NONE)
-        log_refusal(c);
-    else if (ctl_commit(ctl) < 0)
-        ctl_fail(c, DROVER__ERROR_CODE__ERR_INTERNAL, "%s", ctl_store_why(ctl->store));
-    else if (c->view != NULL && c->view(c) < 0 && c->code == DROVER__ERROR_CODE__ERR_NONE)
+    if (c->code == DROVER__ERROR_CODE__ERR_NONE && c->view != NULL && c->view(c) < 0 &&
+        c->code == DROVER__ERROR_CODE__ERR_NONE)
         ctl_oom(c);
     if (c->code != DROVER__ERROR_CODE__ERR_NONE) {
         e.code = c->code;
@@ -138,9 +132,70 @@ finish(struct ctl_call *c, const Drover__Message *rep)
     ctl->ncalls--;
     ctl_metrics_call(c->what, c->ep == CTL_EP_API, c->code, uv_hrtime() - c->t0);
     c->done(c->arg, rep);
+    if (c->held != NULL)
+        drover__message__free_unpacked(c->held, NULL);
     ctl_arena_free(c->ar);
     wire_msg_free(c->req);
     free(c);
+}
+
+/* The commit its reply waited for is over (commit.c). */
+static void
+committed(struct ctl_call *c, int rc)
+{
+    if (rc < 0)
+        ctl_fail(c, DROVER__ERROR_CODE__ERR_INTERNAL, "%s", ctl_store_why(c->ctl->store));
+    answer(c, c->held != NULL ? c->held : &c->rep);
+}
+
+/* A reply that is not the call's own (a long poll's, built on the stack)
+ * must outlive its caller while the call waits: a copy, through the wire
+ * format. */
+static int
+hold(struct ctl_call *c, const Drover__Message *rep)
+{
+    size_t len = drover__message__get_packed_size(rep);
+    uint8_t *buf = malloc(len ? len : 1);
+
+    if (buf == NULL)
+        return -ENOMEM;
+    drover__message__pack(rep, buf);
+    c->held = drover__message__unpack(NULL, len, buf);
+    free(buf);
+    return c->held != NULL ? 0 : -ENOMEM;
+}
+
+/*
+ * The one end of every call: its changes, and what it saw, are stored
+ * first (commit.c), then it is answered. A refused request changes
+ * nothing, so it waits for nothing (what a handler marked before it
+ * refused goes with the next commit, as before).
+ */
+static void
+finish(struct ctl_call *c, const Drover__Message *rep)
+{
+    struct ctl *ctl = c->ctl;
+    int rc;
+
+    if (rep == NULL && c->code == DROVER__ERROR_CODE__ERR_NONE)
+        ctl_fail(c, DROVER__ERROR_CODE__ERR_INTERNAL, "no reply");
+    if (c->code != DROVER__ERROR_CODE__ERR_NONE) {
+        log_refusal(c);
+        answer(c, NULL);
+        return;
+    }
+    c->committed = committed;
+    rc = ctl_commit_wait(ctl, c);
+    if (rc == 1) {
+        if (rep != &c->rep && c->view == NULL && hold(c, rep) < 0) {
+            /* It stays in the queue: answered with what fits in memory. */
+            ctl_oom(c);
+        }
+        return;
+    }
+    if (rc < 0)
+        ctl_fail(c, DROVER__ERROR_CODE__ERR_INTERNAL, "%s", ctl_store_why(ctl->store));
+    answer(c, rep);
 }
 
 /* A standby (leader.c) serves nothing: it says where the leader is. */

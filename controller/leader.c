@@ -34,8 +34,12 @@
  *     lock could change hands. The standby compares two readings of the same
  *     clock (the database server's), never its own with another machine's.
  *   - Fencing does not depend on these timings: every write first reads
- *     the term FOR SHARE (store_pg.c), and agents refuse a lower term than
- *     the highest they have seen (node-agent/conn.c).
+ *     the term FOR KEY SHARE (store_pg.c) and the term bump locks the row
+ *     FOR UPDATE first, so the bump waits for a write under way and a
+ *     later write sees the new term; agents refuse a lower term than the
+ *     highest they have seen (node-agent/conn.c). The renewal's UPDATE
+ *     does not conflict with a write's KEY SHARE: a write the database
+ *     keeps waiting (a lock, a slow disk) does not cost the lease.
  * A controller that stops leading exits (EX_TEMPFAIL, 75) instead of
  * dropping its model and every request in flight in place: its supervisor
  * restarts it and it stands by (Kubernetes' controller-manager does the
@@ -184,8 +188,9 @@ try_lead(struct ctl_leader *l, PGconn *c)
     v[1] = l->agent;
     t0 = mono_ms();
     r = q(c,
+          "WITH l AS (SELECT id FROM leader WHERE id = 1 FOR UPDATE) "
           "UPDATE leader SET term = term + 1, api = $1, agent = $2, pid = pg_backend_pid(), "
-          "renewed = clock_timestamp() WHERE id = 1 RETURNING term",
+          "renewed = clock_timestamp() WHERE id = (SELECT id FROM l) RETURNING term",
           2, v);
     if (r == NULL || PQntuples(r) != 1) {
         PQclear(r);

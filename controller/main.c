@@ -263,6 +263,7 @@ main(int argc, char **argv)
     uv_check_init(&loop, &ctl.close_check);
     ctl.close_check.data = &ctl;
     ctl.running = true;
+    ctl_commits_init(&ctl);
     uv_signal_init(&loop, &ctl.sigterm);
     uv_signal_init(&loop, &ctl.sigint);
     ctl.sigterm.data = ctl.sigint.data = &ctl;

@@ -1370,3 +1370,17 @@ ctl_model_restore(struct ctl_model *m)
     marks_clear(m, false);
     ctl_undo_restore(m);
 }
+
+struct ctl_undo *
+ctl_model_detach(struct ctl_model *m)
+{
+    marks_clear(m, true);
+    return ctl_undo_detach(m);
+}
+
+void
+ctl_model_unwind(struct ctl_model *m, struct ctl_undo *u)
+{
+    marks_clear(m, false);
+    ctl_undo_unwind(m, u);
+}

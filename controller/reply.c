@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * reply.c: what both endpoints do around their handlers: open a request's
- * envelope (answering a bad one with an Error), commit the model's changes to
- * the store before anything is acknowledged, and seal and send replies.
+ * envelope (answering a bad one with an Error), and seal and send replies
+ * (commit.c writes the model's changes before anything is acknowledged).
  *
  * Every request on the raw REP sockets ends in exactly one nnuv_reply(),
  * which also frees the request: the functions here that take a struct
@@ -169,53 +169,4 @@ ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock)
              req->len, log_q(hdr.sender));
     refuse(req, DROVER__ERROR_CODE__ERR_BAD_REQUEST, wire_strerror(rc));
     return NULL;
-}
-
-static int commit(struct ctl *ctl);
-
-/*
- * Place what waits for capacity, then write every change to the store. Called
- * before a reply is sent, so nothing acknowledged can be lost. A failed
- * commit changes nothing: the store front puts the model back as the store
- * has it (store_front.c), and the request that caused it is refused with
- * ctl_store_why(); the controller carries on.
- */
-int
-ctl_commit(struct ctl *ctl)
-{
-    int rc;
-
-    /* A commit inside a commit (a pending call ended by an event of this
-     * one's settle): the one under way writes everything. */
-    if (ctl->committing)
-        return 0;
-    ctl->committing = true;
-    rc = commit(ctl);
-    ctl->committing = false;
-    return rc;
-}
-
-static int
-commit(struct ctl *ctl)
-{
-    int rc;
-
-    /* HA (leader.c): a standby commits nothing; a leader past its lease
-     * steps down inside the check, before writing anything. */
-    if (!ctl_leader_acting(ctl->leader))
-        return -ESTALE;
-    ctl_destroy_reap(ctl);
-    rc = ctl_settle(ctl->model, mono_ms());
-    if (rc < 0)
-        log_error("settle_failed", "err=%d", rc);
-    rc = ctl_store_flush(ctl->store, ctl->model);
-    if (rc == -ESTALE && ctl->leader != NULL) /* fenced: a newer leader */
-        ctl_leader_lost(ctl->leader, "a write was fenced by a newer term");
-    if (rc < 0)
-        return rc;
-    if (ctl->model->ep_changed) {
-        ctl->model->ep_changed = false;
-        ctl_endpoints_wake(ctl->endpoints, false);
-    }
-    return rc;
 }

@@ -25,6 +25,7 @@
 
 struct ctl_store;
 struct ctl_model;
+struct ctl_store_batch;
 
 typedef bool ctl_store_drain_fn(void *arg, const char *id, const char *app, const char *url,
                                 uint64_t created_ms);
@@ -47,6 +48,20 @@ struct ctl_store_ops {
                      uint64_t created_ms);
     int (*drain_del)(struct ctl_store *st, const char *id);
     int (*drains_each)(struct ctl_store *st, ctl_store_drain_fn *fn, void *arg);
+    /*
+     * Optional, for a backend whose writes must not block the loop (a
+     * database across the network): apply in two halves. record (on the
+     * loop) turns the model's marked changes into a batch of statements
+     * that owns copies of every value (*out NULL: nothing to write); exec
+     * (in a worker thread, one batch at a time) writes it in one
+     * transaction on a session of its own, touching neither st's loop
+     * session nor the model; done (on the loop) takes exec's error message
+     * into errmsg and frees the batch. A backend without them applies on
+     * the loop (SQLite: a local write to the WAL, no fsync per commit).
+     */
+    int (*record)(struct ctl_store *st, struct ctl_model *m, struct ctl_store_batch **out);
+    int (*exec)(struct ctl_store *st, struct ctl_store_batch *b);
+    void (*done)(struct ctl_store *st, struct ctl_store_batch *b);
 };
 
 extern const struct ctl_store_ops ctl_store_sqlite_ops;

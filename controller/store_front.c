@@ -132,6 +132,18 @@ say_failing(struct ctl_db *db, struct ctl_model *m, int rc)
              rc == -ENOSPC ? "the controller's disk is full" : db->ops->errmsg(db->st));
 }
 
+static void
+say_recovered(struct ctl_db *db, struct ctl_model *m)
+{
+    if (!db->failing)
+        return;
+    log_info("store_recovered", "store=%s refused=%llu failing_ms=%llu", db->ops->name,
+             (unsigned long long)db->failures, (unsigned long long)(mono_ms() - db->since_mono_ms));
+    db->failing = false;
+    db->failures = 0;
+    m->store_health[0] = '\0';
+}
+
 /*
  * Write the model's change set in one transaction. On success the marks
  * are forgotten; on failure the model is restored to what the store holds
@@ -155,15 +167,73 @@ ctl_store_flush(struct ctl_db *db, struct ctl_model *m)
         return rc;
     }
     ctl_model_clean(m);
-    if (db->failing) {
-        log_info("store_recovered", "store=%s refused=%llu failing_ms=%llu", db->ops->name,
-                 (unsigned long long)db->failures,
-                 (unsigned long long)(mono_ms() - db->since_mono_ms));
-        db->failing = false;
-        db->failures = 0;
-        m->store_health[0] = '\0';
-    }
+    say_recovered(db, m);
     return 0;
+}
+
+/* ---- the same, off the loop ---- */
+
+struct ctl_store_job {
+    struct ctl_db *db;
+    struct ctl_store_batch *batch;
+    struct ctl_undo *undo; /* the change set's journal */
+    int rc;
+};
+
+bool
+ctl_store_async(const struct ctl_db *db)
+{
+    return db->ops->record != NULL;
+}
+
+int
+ctl_store_flush_begin(struct ctl_db *db, struct ctl_model *m, struct ctl_store_job **job)
+{
+    struct ctl_store_batch *b = NULL;
+    struct ctl_store_job *j;
+    int rc;
+
+    *job = NULL;
+    if (!ctl_model_dirty(m)) {
+        ctl_model_clean(m);
+        return 0;
+    }
+    if ((j = calloc(1, sizeof(*j))) == NULL || (rc = db->ops->record(db->st, m, &b)) < 0) {
+        rc = j == NULL ? -ENOMEM : rc;
+        free(j);
+        ctl_model_restore(m);
+        say_failing(db, m, rc);
+        return rc;
+    }
+    j->db = db;
+    j->batch = b;
+    j->undo = ctl_model_detach(m);
+    *job = j;
+    return 0;
+}
+
+void
+ctl_store_flush_work(struct ctl_store_job *job)
+{
+    job->rc = job->batch != NULL ? job->db->ops->exec(job->db->st, job->batch) : 0;
+}
+
+int
+ctl_store_flush_end(struct ctl_db *db, struct ctl_model *m, struct ctl_store_job *job)
+{
+    int rc = job->rc;
+
+    if (job->batch != NULL)
+        db->ops->done(db->st, job->batch);
+    if (rc < 0) {
+        ctl_model_unwind(m, job->undo);
+        say_failing(db, m, rc);
+    } else {
+        ctl_undo_settle(job->undo);
+        say_recovered(db, m);
+    }
+    free(job);
+    return rc;
 }
 
 const char *

@@ -16,11 +16,14 @@
  * refused (-EPROTO). The version is `meta.schema_version`.
  *
  * Fencing: ctl_store_pg_set_term() tells the store the term its controller
- * leads. Every write transaction first reads the leader row FOR SHARE: a
- * newer leader's term bump (an UPDATE of that row) waits for the write to
- * commit, or the write sees the new term and fails with -ESTALE. So a write
- * either precedes the new leader's load (which follows its bump) or is
- * refused: nothing a stale leader writes after the bump takes effect.
+ * leads. Every write transaction first reads the leader row FOR KEY SHARE:
+ * a newer leader's term bump (which locks that row FOR UPDATE, leader.c)
+ * waits for the write to commit, or the write sees the new term and fails
+ * with -ESTALE. So a write either precedes the new leader's load (which
+ * follows its bump) or is refused: nothing a stale leader writes after the
+ * bump takes effect. The leader's lease renewal (a plain UPDATE of a column
+ * that is not the key) does not wait for a write, however long the
+ * database makes that write wait: a slow write never costs the lease.
  *
  * Blocking: the calls here run on the calling thread, and the loop calls
  * apply through ctl_commit, whose contract (reply after the commit) is
@@ -33,6 +36,7 @@
  * (leader.c).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +61,26 @@ struct ctl_store {
     char url[4096];
     uint64_t term; /* the term writes are fenced with; 0: not fenced */
     char err[512];
+    struct ctl_store_batch *rec; /* run() records into it instead (record) */
+    struct ctl_store *w;         /* the writer's session, used by exec only */
+};
+
+/* A change set's statements (record, on the loop), written by exec in a
+ * worker thread: the SQL texts are literals, the values copies. */
+struct stmt {
+    const char *sql;
+    int n;
+    ptrdiff_t off[PARAMS_MAX]; /* into vals; -1: NULL */
+};
+
+struct ctl_store_batch {
+    struct stmt *v;
+    size_t n, cap;
+    char *vals;
+    size_t len, vcap;
+    uint64_t term;
+    char err[512];
+    bool nomem;
 };
 
 /* ---- parameters and statements ---- */
@@ -105,14 +129,70 @@ conn_err(const struct ctl_store *st)
     return st->db == NULL || PQstatus(st->db) != CONNECTION_OK ? -ENOTCONN : -EIO;
 }
 
+static bool
+grow(void **v, size_t *cap, size_t want, size_t size)
+{
+    size_t c = *cap ? *cap : 64;
+    void *nv;
+
+    if (want <= *cap)
+        return true;
+    while (c < want)
+        c *= 2;
+    if ((nv = realloc(*v, c * size)) == NULL)
+        return false;
+    *v = nv;
+    *cap = c;
+    return true;
+}
+
+/* record: sql (a literal) with copies of p's values, for exec. */
+static int
+record_stmt(struct ctl_store_batch *b, const char *sql, const struct params *p)
+{
+    struct stmt *t;
+    int i;
+
+    if (!grow((void **)&b->v, &b->cap, b->n + 1, sizeof(*b->v))) {
+        b->nomem = true;
+        return -ENOMEM;
+    }
+    t = &b->v[b->n];
+    t->sql = sql;
+    t->n = p != NULL ? p->n : 0;
+    for (i = 0; i < t->n; i++) {
+        size_t l;
+
+        t->off[i] = -1;
+        if (p->v[i] == NULL)
+            continue;
+        l = strlen(p->v[i]) + 1;
+        if (!grow((void **)&b->vals, &b->vcap, b->len + l, 1)) {
+            b->nomem = true;
+            return -ENOMEM;
+        }
+        memcpy(b->vals + b->len, p->v[i], l);
+        t->off[i] = (ptrdiff_t)b->len;
+        b->len += l;
+    }
+    b->n++;
+    return 0;
+}
+
 /* Run sql with p (NULL: the simple protocol, several statements may be
- * given); *out gets the result when the caller wants rows. */
+ * given); *out gets the result when the caller wants rows. While recording
+ * (st->rec), a statement with no result wanted is recorded instead. */
 static int
 run(struct ctl_store *st, const char *sql, const struct params *p, PGresult **out)
 {
-    PGresult *r = p == NULL ? PQexec(st->db, sql)
-                            : PQexecParams(st->db, sql, p->n, NULL, p->v, NULL, NULL, 0);
-    ExecStatusType s = PQresultStatus(r);
+    PGresult *r;
+    ExecStatusType s;
+
+    if (st->rec != NULL && out == NULL)
+        return record_stmt(st->rec, sql, p);
+    r = p == NULL ? PQexec(st->db, sql)
+                  : PQexecParams(st->db, sql, p->n, NULL, p->v, NULL, NULL, 0);
+    s = PQresultStatus(r);
 
     if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
@@ -367,12 +447,15 @@ pg_open(const char *url, struct ctl_store **out)
         return -ENOTCONN;
     }
     rc = migrate(st);
+    if (rc == 0 && (st->w = calloc(1, sizeof(*st->w))) == NULL)
+        rc = -ENOMEM;
     if (rc < 0) {
         log_error("store_open_failed", "backend=postgresql err=%s", log_q(st->err));
         PQfinish(st->db);
         free(st);
         return rc;
     }
+    snprintf(st->w->url, sizeof(st->w->url), "%s", url);
     *out = st;
     return 0;
 }
@@ -382,6 +465,9 @@ pg_close(struct ctl_store *st)
 {
     if (st == NULL)
         return;
+    if (st->w != NULL)
+        PQfinish(st->w->db);
+    free(st->w);
     PQfinish(st->db);
     free(st);
 }
@@ -423,7 +509,7 @@ begin_fenced(struct ctl_store *st)
     if (st->term == 0)
         return 0;
     (void)p;
-    if ((rc = run(st, "SELECT term FROM leader WHERE id = 1 FOR SHARE", NULL, &r)) < 0)
+    if ((rc = run(st, "SELECT term FROM leader WHERE id = 1 FOR KEY SHARE", NULL, &r)) < 0)
         goto fail;
     term = PQntuples(r) == 1 ? col_i64(r, 0, 0) : -1;
     PQclear(r);
@@ -1133,6 +1219,89 @@ pg_apply(struct ctl_store *st, struct ctl_model *m)
     return 0;
 }
 
+/* ---- apply off the loop (store.h: record, exec, done) ---- */
+
+static void
+batch_free(struct ctl_store_batch *b)
+{
+    if (b == NULL)
+        return;
+    free(b->v);
+    free(b->vals);
+    free(b);
+}
+
+/* On the loop: the statements pg_apply would run, recorded by run(). */
+static int
+pg_record(struct ctl_store *st, struct ctl_model *m, struct ctl_store_batch **out)
+{
+    struct ctl_store_batch *b;
+    int rc;
+
+    *out = NULL;
+    if ((b = calloc(1, sizeof(*b))) == NULL)
+        return -ENOMEM;
+    b->term = st->term;
+    st->rec = b;
+    rc = apply_gone(st, m);
+    if (rc == 0)
+        rc = apply_all(st, m);
+    st->rec = NULL;
+    if (rc < 0 || b->n == 0) {
+        if (rc < 0)
+            snprintf(st->err, sizeof(st->err), "out of memory recording a change set");
+        batch_free(b);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}
+
+/*
+ * In a worker thread: the batch in one fenced transaction, on the writer's
+ * own session (opened at the first batch, re-established by begin_fenced
+ * when lost), so that the loop's session is never used by two threads.
+ */
+static int
+pg_exec(struct ctl_store *st, struct ctl_store_batch *b)
+{
+    struct ctl_store *w = st->w;
+    struct params p;
+    size_t i;
+    int rc, k;
+
+    if (w == NULL) {
+        snprintf(b->err, sizeof(b->err), "out of memory");
+        return -ENOMEM;
+    }
+    if (w->db == NULL && (w->db = ctl_pg_connect(w->url, NULL, w->err, sizeof(w->err))) == NULL) {
+        memcpy(b->err, w->err, sizeof(b->err));
+        return -ENOTCONN;
+    }
+    w->term = b->term;
+    w->err[0] = '\0';
+    rc = begin_fenced(w);
+    for (i = 0; rc == 0 && i < b->n; i++) {
+        p.n = b->v[i].n;
+        for (k = 0; k < p.n; k++)
+            p.v[k] = b->v[i].off[k] < 0 ? NULL : b->vals + b->v[i].off[k];
+        rc = run(w, b->v[i].sql, &p, NULL);
+    }
+    rc = commit_or_rollback(w, rc);
+    if (rc < 0)
+        snprintf(b->err, sizeof(b->err), "%s", w->err);
+    return rc;
+}
+
+/* On the loop: the writer's error becomes the store's. */
+static void
+pg_done(struct ctl_store *st, struct ctl_store_batch *b)
+{
+    if (b->err[0] != '\0')
+        snprintf(st->err, sizeof(st->err), "%s", b->err);
+    batch_free(b);
+}
+
 /* Nothing periodic: PostgreSQL checkpoints itself. */
 static int
 pg_start(struct ctl_store *st, uv_loop_t *loop)
@@ -1324,4 +1493,7 @@ const struct ctl_store_ops ctl_store_pg_ops = {
     .drain_put = pg_drain_put,
     .drain_del = pg_drain_del,
     .drains_each = pg_drains_each,
+    .record = pg_record,
+    .exec = pg_exec,
+    .done = pg_done,
 };

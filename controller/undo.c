@@ -335,6 +335,47 @@ ctl_undo_free(struct ctl_model *m)
     m->undo = NULL;
 }
 
+/*
+ * An asynchronous commit (commit.c) takes the change set's journal with it:
+ * the objects' records are forgotten here (their undo_ix), so that what
+ * changes while the commit is in flight starts a journal of its own, whose
+ * snapshots are the model as that commit leaves it. Restoring the newer
+ * journal and then the detached one therefore puts the model back as the
+ * store still has it.
+ */
+struct ctl_undo *
+ctl_undo_detach(struct ctl_model *m)
+{
+    struct ctl_undo *u = m->undo;
+
+    m->undo = NULL;
+    if (u == NULL)
+        return NULL;
+    for (size_t i = 0; i < u->n; i++)
+        if (u->v[i].obj != NULL)
+            *ix_of(u->v[i].kind, u->v[i].obj) = 0;
+    return u;
+}
+
+/* The detached change set is in the store: free its copies and what it
+ * deleted. The live objects' undo_ix belong to the newer journal now. */
+void
+ctl_undo_settle(struct ctl_undo *u)
+{
+    if (u == NULL)
+        return;
+    for (size_t i = 0; i < u->n; i++) {
+        struct urec *r = &u->v[i];
+
+        if (r->kind == U_APP && r->saved)
+            app_snap_free(&r->s.app);
+        if (r->gone)
+            obj_free(r->kind, r->obj);
+    }
+    free(u->v);
+    free(u);
+}
+
 /* ---- restore ---- */
 
 static void
@@ -547,4 +588,22 @@ ctl_undo_restore(struct ctl_model *m)
     reindex(m);
     m->ep_changed = true;
     m->capacity_changed = true;
+}
+
+/* The detached change set was refused: the newer journal goes first (it
+ * was recorded on top of the detached one), then the detached one. */
+void
+ctl_undo_unwind(struct ctl_model *m, struct ctl_undo *u)
+{
+    struct ctl_undo *cur;
+
+    ctl_undo_restore(m);
+    if (u == NULL)
+        return;
+    cur = m->undo;
+    m->undo = u;
+    ctl_undo_restore(m);
+    m->undo = cur;
+    free(u->v);
+    free(u);
 }
