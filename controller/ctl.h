@@ -785,6 +785,10 @@ int ctl_pg_slug_get(const char *url, const char *sha, const char *path);
 /* Load the state and start acting on it: at start with SQLite, on winning
  * the election with PostgreSQL. */
 int ctl_take_lead(struct ctl *ctl);
+struct ctl_drain_rows;
+/* What follows the load: start the drains (rows read with the model, or
+ * NULL: read them here), stop orphaned one-offs, commit. */
+int ctl_take_lead_loaded(struct ctl *ctl, struct ctl_drain_rows *rows);
 int ctl_leader_start(struct ctl *ctl, const char *url, struct ctl_leader **out);
 void ctl_leader_stop(struct ctl_leader *l);
 void ctl_leader_free(struct ctl_leader *l);
@@ -870,6 +874,12 @@ void ctl_logs_forget(struct ctl_logs *l, const char *app);
 struct ctl_drains *ctl_drains_new(struct ctl *ctl, size_t max_lines, const char *ca_file);
 /* Start the stored drains (after the store is loaded). */
 int ctl_drains_start(struct ctl_drains *ds);
+/* The same in two steps: read the stored drains (any thread), start them
+ * on the loop (takes r). */
+struct ctl_drain_rows;
+int ctl_drains_read(struct ctl_db *db, struct ctl_drain_rows **out);
+void ctl_drains_start_rows(struct ctl_drains *ds, struct ctl_drain_rows *r);
+void ctl_drain_rows_free(struct ctl_drain_rows *r);
 /* One line of app's stream (logs.c); never blocks: copies it to each drain. */
 void ctl_drains_line(struct ctl_drains *ds, const char *app, uint64_t ts_ms, const char *source,
                      const char *node, bool err, const char *text, size_t len);

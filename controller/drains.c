@@ -524,10 +524,89 @@ load_one(void *arg, const char *id, const char *app, const char *url, uint64_t c
     return rc >= 0;
 }
 
+/* The stored drains, read where the store may be used (the thread pool
+ * with PostgreSQL), started on the loop (ctl_drains_start_rows). */
+struct ctl_drain_rows {
+    struct ctl_drain_row {
+        char id[24];
+        char app[APP_NAME_MAX + 1];
+        char url[DRAIN_URL_MAX + 1];
+        uint64_t created_ms;
+    } * v;
+    size_t n, cap;
+    bool nomem;
+};
+
+static bool
+read_one(void *arg, const char *id, const char *app, const char *url, uint64_t created_ms)
+{
+    struct ctl_drain_rows *r = arg;
+    struct ctl_drain_row *v;
+
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+
+        if ((v = realloc(r->v, cap * sizeof(*v))) == NULL) {
+            r->nomem = true;
+            return false;
+        }
+        r->v = v;
+        r->cap = cap;
+    }
+    v = &r->v[r->n++];
+    snprintf(v->id, sizeof(v->id), "%s", id);
+    snprintf(v->app, sizeof(v->app), "%s", app);
+    snprintf(v->url, sizeof(v->url), "%s", url);
+    v->created_ms = created_ms;
+    return true;
+}
+
+int
+ctl_drains_read(struct ctl_db *db, struct ctl_drain_rows **out)
+{
+    struct ctl_drain_rows *r = calloc(1, sizeof(*r));
+    int rc;
+
+    *out = NULL;
+    if (r == NULL)
+        return -ENOMEM;
+    rc = ctl_store_drains_each(db, read_one, r);
+    if (rc == 0 && r->nomem)
+        rc = -ENOMEM;
+    if (rc < 0) {
+        ctl_drain_rows_free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+void
+ctl_drain_rows_free(struct ctl_drain_rows *r)
+{
+    if (r == NULL)
+        return;
+    free(r->v);
+    free(r);
+}
+
+void
+ctl_drains_start_rows(struct ctl_drains *ds, struct ctl_drain_rows *r)
+{
+    for (size_t i = 0; r != NULL && i < r->n; i++)
+        load_one(ds, r->v[i].id, r->v[i].app, r->v[i].url, r->v[i].created_ms);
+    ctl_drain_rows_free(r);
+}
+
 int
 ctl_drains_start(struct ctl_drains *ds)
 {
-    return ctl_store_drains_each(ds->ctl->store, load_one, ds);
+    struct ctl_drain_rows *r;
+    int rc = ctl_drains_read(ds->ctl->store, &r);
+
+    if (rc == 0)
+        ctl_drains_start_rows(ds, r);
+    return rc;
 }
 
 void
@@ -700,61 +779,123 @@ find(struct app_drains *ad, const char *what)
     return NULL;
 }
 
+/*
+ * drains:add and drains:remove write the drain's row, then start or stop
+ * it. With PostgreSQL the row is written in the thread pool (the store's
+ * session is never used on the loop once it leads: issue 16) and the call
+ * ends when it is done; with SQLite, here.
+ */
+struct drain_op {
+    uv_work_t work;
+    struct ctl_call *c;
+    struct ctl_drains *ds;
+    bool add;
+    char id[24];
+    char app[APP_NAME_MAX + 1];
+    char url[DRAIN_URL_MAX + 1];
+    uint64_t now;
+    int rc;
+};
+
+static void drain_op_end(struct drain_op *op);
+
 static int
-add_req(struct ctl_drains *ds, const char *app, const char *url, char *why, size_t whysz)
+store_why(char *why, size_t whysz, int rc)
 {
-    struct app_drains *ad = ctl_map_get(ds->apps, app);
+    snprintf(why, whysz, "%s", rc == -ENOSPC ? "the controller's disk is full" : "store failure");
+    return rc;
+}
+
+static void
+op_work(uv_work_t *w)
+{
+    struct drain_op *op = w->data;
+    struct ctl_db *db = op->ds->ctl->store;
+
+    op->rc = op->add ? ctl_store_drain_put(db, op->id, op->app, op->url, op->now)
+                     : ctl_store_drain_del(db, op->id);
+}
+
+static void
+op_after(uv_work_t *w, int status)
+{
+    struct drain_op *op = w->data;
+
+    (void)status;
+    ctl_work_done(op->ds->ctl);
+    drain_op_end(op);
+}
+
+/* The row is written (op->rc): start or stop the drain, then answer. */
+static int
+op_apply(struct drain_op *op, char *why, size_t whysz)
+{
+    struct ctl_drains *ds = op->ds;
+    struct app_drains *ad;
+    struct drain_url u;
+    struct drain *d;
+    char err[256];
+    int rc;
+
+    if (op->rc < 0)
+        return store_why(why, whysz, op->rc);
+    if (!op->add) {
+        ad = ctl_map_get(ds->apps, op->app);
+        if ((d = find(ad, op->id)) != NULL) /* not removed meanwhile */
+            drain_remove(ds, ad, d);
+        log_info("drain_removed", "app=%s drain=%s", op->app, op->id);
+        ctl_model_event(ds->ctl->model, op->app, "drain %s removed", op->id);
+        return 0;
+    }
+    if (drain_url_parse(op->url, &u, err, sizeof(err)) < 0)
+        return snprintf(why, whysz, "refused %s URL: %s", "drain", err), -EINVAL;
+    if ((rc = drain_add(ds, op->id, op->app, op->url, &u, op->now)) < 0) {
+        ctl_store_drain_del(ds->ctl->store, op->id);
+        return snprintf(why, whysz, "cannot start the drain: %s", strerror(-rc)), rc;
+    }
+    log_info("drain_added", "app=%s drain=%s kind=%s host=%s port=%u", op->app, op->id,
+             drain_kind_name(u.kind), log_q(u.host), u.port);
+    ctl_model_event(ds->ctl->model, op->app, "drain %s added (%s://%s:%u)", op->id,
+                    drain_kind_name(u.kind), u.host, u.port);
+    return 0;
+}
+
+static int
+add_req(struct ctl_drains *ds, struct drain_op *op, const char *url, char *why, size_t whysz)
+{
+    struct app_drains *ad = ctl_map_get(ds->apps, op->app);
     struct drain_url u;
     struct drain *old;
     unsigned char rnd[6];
-    char id[24], err[256];
-    uint64_t now = now_ms();
-    int rc;
+    char err[256];
 
     if (drain_url_parse(url, &u, err, sizeof(err)) < 0)
         return snprintf(why, whysz, "refused %s URL: %s", "drain", err), -EINVAL;
     if ((old = find(ad, url)) != NULL)
-        return snprintf(why, whysz, "%s already drains to this URL (%s)", app, old->id), -EEXIST;
+        return snprintf(why, whysz, "%s already drains to this URL (%s)", op->app, old->id),
+               -EEXIST;
     if (ad != NULL && ad->n >= DRAINS_PER_APP)
         return snprintf(why, whysz, "an app has at most %d drains", DRAINS_PER_APP), -ENOSPC;
     if (ds->total >= DRAINS_MAX)
         return snprintf(why, whysz, "the controller runs at most %d drains", DRAINS_MAX), -ENOSPC;
     randombytes_buf(rnd, sizeof(rnd));
-    snprintf(id, sizeof(id), "d.%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3], rnd[4],
-             rnd[5]);
-    if ((rc = ctl_store_drain_put(ds->ctl->store, id, app, url, now)) < 0)
-        return snprintf(why, whysz, "%s",
-                        rc == -ENOSPC ? "the controller's disk is full" : "store failure"),
-               rc;
-    if ((rc = drain_add(ds, id, app, url, &u, now)) < 0) {
-        ctl_store_drain_del(ds->ctl->store, id);
-        return snprintf(why, whysz, "cannot start the drain: %s", strerror(-rc)), rc;
-    }
-    log_info("drain_added", "app=%s drain=%s kind=%s host=%s port=%u", app, id,
-             drain_kind_name(u.kind), log_q(u.host), u.port);
-    ctl_model_event(ds->ctl->model, app, "drain %s added (%s://%s:%u)", id, drain_kind_name(u.kind),
-                    u.host, u.port);
+    snprintf(op->id, sizeof(op->id), "d.%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3],
+             rnd[4], rnd[5]);
+    snprintf(op->url, sizeof(op->url), "%s", url);
+    op->add = true;
+    op->now = now_ms();
     return 0;
 }
 
 static int
-remove_req(struct ctl_drains *ds, const char *app, const char *what, char *why, size_t whysz)
+remove_req(struct ctl_drains *ds, struct drain_op *op, const char *what, char *why, size_t whysz)
 {
-    struct app_drains *ad = ctl_map_get(ds->apps, app);
-    struct drain *d = find(ad, what);
-    char id[24];
-    int rc;
+    struct drain *d = find(ctl_map_get(ds->apps, op->app), what);
 
     if (d == NULL)
-        return snprintf(why, whysz, "%s has no drain %s", app, what), -ENOENT;
-    if ((rc = ctl_store_drain_del(ds->ctl->store, d->id)) < 0)
-        return snprintf(why, whysz, "%s",
-                        rc == -ENOSPC ? "the controller's disk is full" : "store failure"),
-               rc;
-    snprintf(id, sizeof(id), "%s", d->id);
-    drain_remove(ds, ad, d);
-    log_info("drain_removed", "app=%s drain=%s", app, id);
-    ctl_model_event(ds->ctl->model, app, "drain %s removed", id);
+        return snprintf(why, whysz, "%s has no drain %s", op->app, what), -ENOENT;
+    snprintf(op->id, sizeof(op->id), "%s", d->id);
+    op->add = false;
     return 0;
 }
 
@@ -788,12 +929,44 @@ app_of(const Drover__Message *m)
 }
 
 /* DrainsReq, DrainAddReq, DrainRemoveReq: each replies with the list. */
+static int
+fail_as(struct ctl_call *c, int rc, const char *why)
+{
+    return ctl_fail(c,
+                    rc == -ENOENT                    ? DROVER__ERROR_CODE__ERR_NOT_FOUND
+                    : rc == -EEXIST                  ? DROVER__ERROR_CODE__ERR_CONFLICT
+                    : rc == -EINVAL || rc == -ENOSPC ? DROVER__ERROR_CODE__ERR_BAD_REQUEST
+                                                     : DROVER__ERROR_CODE__ERR_INTERNAL,
+                    "%s", why);
+}
+
+/* The row is written: act on it and end the call (pending or not). */
+static int
+drain_op_finish(struct drain_op *op)
+{
+    struct ctl_call *c = op->c;
+    char why[512] = "";
+    int rc = op_apply(op, why, sizeof(why));
+
+    free(op);
+    return rc < 0 ? fail_as(c, rc, why) : fill_list(c, c->ctl->drains, app_of(c->req));
+}
+
+static void
+drain_op_end(struct drain_op *op)
+{
+    struct ctl_call *c = op->c;
+
+    ctl_call_end(c, drain_op_finish(op) < 0 ? NULL : &c->rep);
+}
+
 int
 ctl_h_drains(struct ctl_call *c)
 {
     struct ctl_drains *ds = c->ctl->drains;
     const Drover__Message *m = c->req;
     const char *app = app_of(m), *d;
+    struct drain_op *op;
     char why[512] = "";
     int rc = 0;
 
@@ -801,21 +974,32 @@ ctl_h_drains(struct ctl_call *c)
         return ctl_fail(c, DROVER__ERROR_CODE__ERR_UNAVAILABLE, "drains are not running");
     if (ctl_call_app(c, app) == NULL)
         return -1;
+    if (m->body_case == DROVER__MESSAGE__BODY_DRAINS_REQ)
+        return fill_list(c, ds, app);
+    if ((op = calloc(1, sizeof(*op))) == NULL)
+        return ctl_oom(c);
+    op->c = c;
+    op->ds = ds;
+    snprintf(op->app, sizeof(op->app), "%s", app);
     if (m->body_case == DROVER__MESSAGE__BODY_DRAIN_ADD_REQ) {
-        rc = add_req(ds, app, m->drain_add_req->url, why, sizeof(why));
-    } else if (m->body_case == DROVER__MESSAGE__BODY_DRAIN_REMOVE_REQ) {
+        rc = add_req(ds, op, m->drain_add_req->url, why, sizeof(why));
+    } else {
         d = m->drain_remove_req->drain;
         if (d == NULL || d[0] == '\0' || strlen(d) > DRAIN_URL_MAX)
             rc = -EINVAL, snprintf(why, sizeof(why), "give a drain's URL or id");
         else
-            rc = remove_req(ds, app, d, why, sizeof(why));
+            rc = remove_req(ds, op, d, why, sizeof(why));
     }
-    if (rc < 0)
-        return ctl_fail(c,
-                        rc == -ENOENT                    ? DROVER__ERROR_CODE__ERR_NOT_FOUND
-                        : rc == -EEXIST                  ? DROVER__ERROR_CODE__ERR_CONFLICT
-                        : rc == -EINVAL || rc == -ENOSPC ? DROVER__ERROR_CODE__ERR_BAD_REQUEST
-                                                         : DROVER__ERROR_CODE__ERR_INTERNAL,
-                        "%s", why);
-    return fill_list(c, ds, app);
+    if (rc < 0) {
+        free(op);
+        return fail_as(c, rc, why);
+    }
+    op->work.data = op;
+    if (ctl_store_async(c->ctl->store) && c->ctl->running &&
+        uv_queue_work(c->ctl->loop, &op->work, op_work, op_after) == 0) {
+        c->ctl->inflight++;
+        return CTL_PENDING;
+    }
+    op_work(&op->work);
+    return drain_op_finish(op);
 }

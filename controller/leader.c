@@ -89,6 +89,7 @@ struct ctl_leader {
     char peers[1024]; /* API endpoints of the controllers with a session */
     /* The loop's own. */
     bool leading, started;
+    bool loading; /* won: the state loads in the thread pool (load_start) */
 };
 
 /* ---- the thread ---- */
@@ -378,6 +379,76 @@ ctl_leader_term(const struct ctl_leader *l)
     return l != NULL && l->leading ? l->term : 0;
 }
 
+/*
+ * The state is loaded in the thread pool, into a model of its own, so that
+ * the loop never waits for the database: meanwhile the controller is not
+ * acting yet (requests are answered "no leader is known yet, try again",
+ * timers do nothing) and nothing reads that model. Then it replaces the
+ * empty one and the controller acts.
+ */
+struct load {
+    uv_work_t work;
+    struct ctl_leader *l;
+    struct ctl_model *m;
+    struct ctl_drain_rows *drains;
+    uint64_t now;
+    int rc;
+};
+
+static void
+load_work(uv_work_t *w)
+{
+    struct load *ld = w->data;
+
+    ld->rc = ctl_store_load(ld->l->ctl->store, ld->m, ld->now);
+    if (ld->rc == 0)
+        ld->rc = ctl_drains_read(ld->l->ctl->store, &ld->drains);
+}
+
+static void
+load_after(uv_work_t *w, int status)
+{
+    struct load *ld = w->data;
+    struct ctl_leader *l = ld->l;
+    struct ctl *ctl = l->ctl;
+    struct ctl_model *old = ctl->model;
+    int rc;
+
+    (void)status;
+    ctl_work_done(ctl);
+    l->loading = false;
+    if (ld->rc < 0)
+        step_down(l, "cannot load the state");
+    ld->m->event = old->event;
+    ld->m->event_arg = old->event_arg;
+    ctl->model = ld->m;
+    ctl_model_free(old);
+    l->leading = true;
+    rc = ctl_take_lead_loaded(ctl, ld->drains);
+    free(ld);
+    if (rc < 0)
+        step_down(l, "cannot load the state");
+    ctl_leader_acting(l); /* the load took longer than the lease? */
+    log_info("leading", "term=%" PRIu64 " apps=%zu nodes=%zu instances=%zu", l->term,
+             ctl_map_count(ctl->model->apps), ctl->model->nnodes, ctl_map_count(ctl->model->insts));
+}
+
+static void
+load_start(struct ctl_leader *l)
+{
+    struct load *ld = calloc(1, sizeof(*ld));
+
+    if (ld == NULL || (ld->m = ctl_model_new()) == NULL)
+        step_down(l, "out of memory");
+    ld->l = l;
+    ld->now = mono_ms();
+    ld->work.data = ld;
+    l->loading = true;
+    if (uv_queue_work(l->ctl->loop, &ld->work, load_work, load_after) < 0)
+        step_down(l, "cannot load the state");
+    l->ctl->inflight++;
+}
+
 static void
 on_async(uv_async_t *a)
 {
@@ -399,17 +470,11 @@ on_async(uv_async_t *a)
         log_info("standby", "leader=%s", why[0] != '\0' ? why : "unknown");
         return;
     }
-    if (ev != EV_LEAD || l->leading)
+    if (ev != EV_LEAD || l->leading || l->loading)
         return;
     ctl_store_pg_set_term(ctl_store_backend(l->ctl->store), l->term);
-    l->leading = true;
     log_info("leader", "term=%" PRIu64 " api=%s agent=%s", l->term, l->api, l->agent);
-    if (ctl_take_lead(l->ctl) < 0)
-        step_down(l, "cannot load the state");
-    ctl_leader_acting(l); /* the load took longer than the lease? */
-    log_info("leading", "term=%" PRIu64 " apps=%zu nodes=%zu instances=%zu", l->term,
-             ctl_map_count(l->ctl->model->apps), l->ctl->model->nnodes,
-             ctl_map_count(l->ctl->model->insts));
+    load_start(l);
 }
 
 static void
@@ -532,7 +597,20 @@ ctl_take_lead(struct ctl *ctl)
         log_error("start_failed", "what=store_load err=%d", rc);
         return rc;
     }
-    rc = ctl_drains_start(ctl->drains);
+    return ctl_take_lead_loaded(ctl, NULL);
+}
+
+/* The rest of taking the lead, once the model is loaded (PostgreSQL: in the
+ * thread pool, leader.c's load). */
+int
+ctl_take_lead_loaded(struct ctl *ctl, struct ctl_drain_rows *rows)
+{
+    int rc = 0;
+
+    if (rows != NULL)
+        ctl_drains_start_rows(ctl->drains, rows);
+    else
+        rc = ctl_drains_start(ctl->drains);
     if (rc < 0) {
         log_error("start_failed", "what=drains err=%d", rc);
         return rc;

@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include <libpq-fe.h>
+#include <pthread.h>
 
 #include "ctl.h"
 #include "log.h"
@@ -63,6 +64,7 @@ struct ctl_store {
     char err[512];
     struct ctl_store_batch *rec; /* run() records into it instead (record) */
     struct ctl_store *w;         /* the writer's session, used by exec only */
+    pthread_mutex_t mu;          /* db: the drains' writes run in the thread pool */
 };
 
 /* A change set's statements (record, on the loop), written by exec in a
@@ -440,6 +442,7 @@ pg_open(const char *url, struct ctl_store **out)
     if (st == NULL)
         return -ENOMEM;
     snprintf(st->url, sizeof(st->url), "%s", url);
+    pthread_mutex_init(&st->mu, NULL);
     st->db = ctl_pg_connect(url, NULL, st->err, sizeof(st->err));
     if (st->db == NULL) {
         log_error("store_open_failed", "backend=postgresql err=%s", log_q(st->err));
@@ -469,6 +472,7 @@ pg_close(struct ctl_store *st)
         PQfinish(st->w->db);
     free(st->w);
     PQfinish(st->db);
+    pthread_mutex_destroy(&st->mu);
     free(st);
 }
 
@@ -831,7 +835,7 @@ static const struct {
 
 /* One snapshot (REPEATABLE READ): what one leader committed, whole. */
 static int
-pg_load(struct ctl_store *st, struct ctl_model *m, uint64_t now)
+pg_load_locked(struct ctl_store *st, struct ctl_model *m, uint64_t now)
 {
     struct loader ld = {.m = m, .now = now};
     PGresult *r = NULL;
@@ -861,6 +865,17 @@ pg_load(struct ctl_store *st, struct ctl_model *m, uint64_t now)
         while ((a = ctl_map_next(m->apps, &pos, &cur)) != NULL)
             ctl_app_want_reconcile(m, a);
     }
+    return rc;
+}
+
+static int
+pg_load(struct ctl_store *st, struct ctl_model *m, uint64_t now)
+{
+    int rc;
+
+    pthread_mutex_lock(&st->mu);
+    rc = pg_load_locked(st, m, now);
+    pthread_mutex_unlock(&st->mu);
     return rc;
 }
 
@@ -1200,7 +1215,7 @@ apply_all(struct ctl_store *st, struct ctl_model *m)
 }
 
 static int
-pg_apply(struct ctl_store *st, struct ctl_model *m)
+pg_apply_locked(struct ctl_store *st, struct ctl_model *m)
 {
     int rc;
 
@@ -1217,6 +1232,17 @@ pg_apply(struct ctl_store *st, struct ctl_model *m)
         return rc;
     ctl_model_clean(m);
     return 0;
+}
+
+static int
+pg_apply(struct ctl_store *st, struct ctl_model *m)
+{
+    int rc;
+
+    pthread_mutex_lock(&st->mu);
+    rc = pg_apply_locked(st, m);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
 }
 
 /* ---- apply off the loop (store.h: record, exec, done) ---- */
@@ -1320,8 +1346,8 @@ pg_stop(struct ctl_store *st)
 /* ---- log drains: fenced like every other write ---- */
 
 static int
-pg_drain_put(struct ctl_store *st, const char *id, const char *app, const char *url,
-             uint64_t created_ms)
+pg_drain_put_locked(struct ctl_store *st, const char *id, const char *app, const char *url,
+                    uint64_t created_ms)
 {
     struct params p = {0};
     int rc;
@@ -1337,7 +1363,19 @@ pg_drain_put(struct ctl_store *st, const char *id, const char *app, const char *
 }
 
 static int
-pg_drain_del(struct ctl_store *st, const char *id)
+pg_drain_put(struct ctl_store *st, const char *id, const char *app, const char *url,
+             uint64_t created_ms)
+{
+    int rc;
+
+    pthread_mutex_lock(&st->mu);
+    rc = pg_drain_put_locked(st, id, app, url, created_ms);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+static int
+pg_drain_del_locked(struct ctl_store *st, const char *id)
 {
     struct params p = {0};
     int rc;
@@ -1350,7 +1388,18 @@ pg_drain_del(struct ctl_store *st, const char *id)
 }
 
 static int
-pg_drains_each(struct ctl_store *st, ctl_store_drain_fn *fn, void *arg)
+pg_drain_del(struct ctl_store *st, const char *id)
+{
+    int rc;
+
+    pthread_mutex_lock(&st->mu);
+    rc = pg_drain_del_locked(st, id);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+static int
+pg_drains_each_locked(struct ctl_store *st, ctl_store_drain_fn *fn, void *arg)
 {
     PGresult *r = NULL;
     int rc, i;
@@ -1364,6 +1413,17 @@ pg_drains_each(struct ctl_store *st, ctl_store_drain_fn *fn, void *arg)
             break;
     PQclear(r);
     return 0;
+}
+
+static int
+pg_drains_each(struct ctl_store *st, ctl_store_drain_fn *fn, void *arg)
+{
+    int rc;
+
+    pthread_mutex_lock(&st->mu);
+    rc = pg_drains_each_locked(st, fn, arg);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
 }
 
 /* ---- slugs in the database (slugs.c) ---- */

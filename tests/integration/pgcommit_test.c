@@ -11,9 +11,11 @@
  *   - once the lock is gone the scale is acknowledged and acted on;
  *   - a lock held past the controller's lock_timeout (3 s) makes the store
  *     refuse the change set: the scale is refused with the store's reason,
- *     nothing of it stays (the model is put back), and the next scale works.
+ *     nothing of it stays (the model is put back), and the next scale works;
+ *   - drains:add and drains:remove write their rows in the thread pool.
  *
- * Ports: controller 15060-15063, HTTP 15064, app ports 15700-15739,
+ * Ports: controller 15060-15063, HTTP 15064, a drain 15065 (nothing listens),
+ * app ports 15700-15739,
  * PostgreSQL 5452.
  */
 #include <criterion/criterion.h>
@@ -127,7 +129,7 @@ Test(pgcommit, a_slow_database_does_not_stop_the_controller_and_a_refusal_change
 {
     static const char *app = DROVER_SOURCE_DIR "/tests/integration/rollapp";
     const char *env[] = {NULL, "DROVER_HTTP_LISTEN=127.0.0.1:15064", NULL};
-    char url[1200], *err = NULL, *body;
+    char url[1200], n[32], *err = NULL, *out = NULL, *body;
     int ctl, agent, st, rc;
     pid_t bg;
 
@@ -174,4 +176,21 @@ Test(pgcommit, a_slow_database_does_not_stop_the_controller_and_a_refusal_change
     h_cli_ok(&C, (const char *const[]){"scale", "shop", "web=3", NULL});
     cr_assert(wait_web_up(3), "web=3 never came up after the refusal");
     cr_assert(h_wait_log(&C, ctl, "event=store_recovered", 5000));
+
+    /* Drains are written in the thread pool too: stored, listed, removed,
+     * and a duplicate is refused. */
+    h_cli_ok(&C, (const char *const[]){"drains:add", "shop", "syslog://127.0.0.1:15065", NULL});
+    rc = h_cli(&C, &out, &err, (const char *const[]){"drains", "shop", NULL});
+    cr_assert_eq(rc, 0, "drains: %s", err);
+    cr_assert_not_null(strstr(out, "syslog://127.0.0.1:15065"), "drains lists: %s", out);
+    free(out), free(err), out = err = NULL;
+    psql_query("SELECT count(*) FROM drains WHERE url = 'syslog://127.0.0.1:15065'", n, sizeof(n));
+    cr_assert_str_eq(n, "1", "the drain is not in the database");
+    rc = h_cli(&C, NULL, &err,
+               (const char *const[]){"drains:add", "shop", "syslog://127.0.0.1:15065", NULL});
+    cr_assert_neq(rc, 0, "a duplicate drain was accepted");
+    free(err), err = NULL;
+    h_cli_ok(&C, (const char *const[]){"drains:remove", "shop", "syslog://127.0.0.1:15065", NULL});
+    psql_query("SELECT count(*) FROM drains", n, sizeof(n));
+    cr_assert_str_eq(n, "0", "the removed drain is still in the database");
 }
