@@ -614,6 +614,71 @@ ctl_h_status(struct ctl_call *c)
 
 /* ---- rolling deploys ---- */
 
+static int
+slug_gone(struct ctl_call *c, uint32_t version)
+{
+    return ctl_fail(c, DROVER__ERROR_CODE__ERR_NOT_FOUND,
+                    "the slug of v%u is gone: the controller keeps the slugs of each app's "
+                    "last %llu releases (DROVER_SLUGS_KEEP); deploy that code again instead",
+                    version, (unsigned long long)c->ctl->cfg.slugs_keep);
+}
+
+/* HA: the slug of the release rolled back to is copied from the database in
+ * the thread pool; then the rollback is handled again (the loop ran
+ * meanwhile), with the slug here. */
+struct rb_fetch {
+    uv_work_t work;
+    struct ctl_call *c;
+    char sha[65];
+    uint32_t version;
+    int rc;
+};
+
+static void
+rb_fetch_work(uv_work_t *w)
+{
+    struct rb_fetch *f = w->data;
+    uint64_t size;
+
+    f->rc = ctl_slug_fetch(f->c->ctl->slugs, f->sha, &size);
+}
+
+static void
+rb_fetch_done(uv_work_t *w, int status)
+{
+    struct rb_fetch *f = w->data;
+    struct ctl_call *c = f->c;
+    struct ctl *ctl = c->ctl;
+    uint32_t version = f->version;
+    int rc = f->rc;
+
+    (void)status;
+    free(f);
+    ctl_work_done(ctl);
+    rc = rc < 0 ? slug_gone(c, version) : ctl_h_rollback(c);
+    if (rc != CTL_PENDING)
+        ctl_call_end(c, rc < 0 ? NULL : &c->rep);
+}
+
+static int
+rollback_fetch(struct ctl_call *c, const struct ctl_release *to)
+{
+    struct rb_fetch *f = calloc(1, sizeof(*f));
+
+    if (f == NULL)
+        return ctl_oom(c);
+    f->c = c;
+    f->version = to->version;
+    snprintf(f->sha, sizeof(f->sha), "%s", to->slug_sha256);
+    f->work.data = f;
+    if (uv_queue_work(c->ctl->loop, &f->work, rb_fetch_work, rb_fetch_done) < 0) {
+        free(f);
+        return ctl_fail(c, DROVER__ERROR_CODE__ERR_INTERNAL, "cannot queue work");
+    }
+    c->ctl->inflight++;
+    return CTL_PENDING;
+}
+
 int
 ctl_h_rollback(struct ctl_call *c)
 {
@@ -634,11 +699,11 @@ ctl_h_rollback(struct ctl_call *c)
                         : rc == -EEXIST ? DROVER__ERROR_CODE__ERR_CONFLICT
                                         : DROVER__ERROR_CODE__ERR_NOT_FOUND,
                         "%s", err);
-    if (ctl_slug_stat(c->ctl->slugs, to->slug_sha256, &size) < 0)
-        return ctl_fail(c, DROVER__ERROR_CODE__ERR_NOT_FOUND,
-                        "the slug of v%u is gone: the controller keeps the slugs of each app's "
-                        "last %llu releases (DROVER_SLUGS_KEEP); deploy that code again instead",
-                        to->version, (unsigned long long)c->ctl->cfg.slugs_keep);
+    if (ctl_slug_stat(c->ctl->slugs, to->slug_sha256, &size) < 0) {
+        if (ctl_slug_maybe_stored(c->ctl->slugs))
+            return rollback_fetch(c, to);
+        return slug_gone(c, to->version);
+    }
     if (ctl_release_rollback(c->ctl->model, a, to, now_ms(), &rel) < 0)
         return ctl_oom(c);
     released(c, a, rel);
@@ -754,9 +819,11 @@ struct rel_work {
     uv_work_t work;
     struct ctl_call *c;
     char path[4200];
+    char sha[65];
     uint64_t size;
     struct procfile pf;
     int rc;
+    bool missing; /* no such slug, here or in the database */
     char err[256];
 };
 
@@ -767,6 +834,12 @@ rel_work(uv_work_t *w)
     char *text = NULL, perr[200];
     size_t len = 0;
 
+    if (ctl_slug_fetch(rw->c->ctl->slugs, rw->sha, &rw->size) < 0) {
+        rw->rc = -ENOENT;
+        rw->missing = true;
+        snprintf(rw->err, sizeof(rw->err), "no slug %s; upload it first", rw->sha);
+        return;
+    }
     rw->rc = slug_read_member(rw->path, "Procfile", PROCFILE_MAX_SIZE, &text, &len);
     if (rw->rc == -ENOENT) {
         snprintf(rw->err, sizeof(rw->err), "the slug has no Procfile");
@@ -799,7 +872,10 @@ rel_make(struct ctl_call *c, struct rel_work *rw)
     char desc[CTL_DESCRIPTION_MAX + 1];
 
     if (rw->rc < 0)
-        return ctl_fail(c, DROVER__ERROR_CODE__ERR_BAD_REQUEST, "%s", rw->err);
+        return ctl_fail(c,
+                        rw->missing ? DROVER__ERROR_CODE__ERR_NOT_FOUND
+                                    : DROVER__ERROR_CODE__ERR_BAD_REQUEST,
+                        "%s", rw->err);
     if ((a = ctl_call_app(c, r->app)) == NULL) /* looked up again: the loop ran meanwhile */
         return -1;
     if ((types = ctl_arena_alloc(c->ar, (rw->pf.n + 1) * sizeof(*types))) == NULL)
@@ -853,13 +929,16 @@ ctl_h_release_create(struct ctl_call *c)
     if (!ctl_str_ok(r->description, CTL_DESCRIPTION_MAX))
         return ctl_fail(c, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
                         "description is longer than %d bytes", CTL_DESCRIPTION_MAX);
-    if (ctl_slug_stat(c->ctl->slugs, r->slug_sha256, &size) < 0)
+    /* Not here: with PostgreSQL, maybe in the database (rel_work). */
+    if (ctl_slug_stat(c->ctl->slugs, r->slug_sha256, &size) < 0 &&
+        !ctl_slug_maybe_stored(c->ctl->slugs))
         return ctl_fail(c, DROVER__ERROR_CODE__ERR_NOT_FOUND, "no slug %s; upload it first",
                         r->slug_sha256);
     if ((rw = calloc(1, sizeof(*rw))) == NULL)
         return ctl_oom(c);
     rw->c = c;
     rw->size = size;
+    snprintf(rw->sha, sizeof(rw->sha), "%s", r->slug_sha256);
     ctl_slug_path(c->ctl->slugs, r->slug_sha256, rw->path, sizeof(rw->path));
     rw->work.data = rw;
     rc = uv_queue_work(c->ctl->loop, &rw->work, rel_work, rel_done);

@@ -809,7 +809,12 @@ int ctl_status_ha(struct ctl *ctl, struct ctl_arena *ar, Drover__StatusRep *sr);
 /* slugs.c: the slug store */
 int ctl_slugs_new(struct ctl *ctl, const char *dir, struct ctl_slugs **out);
 void ctl_slugs_free(struct ctl_slugs *s);
+/* The slug's file here: 0 and its size, or -errno (-ENOENT: not here). */
 int ctl_slug_stat(const struct ctl_slugs *s, const char *sha, uint64_t *size);
+/* The same, copying it from the database first when another controller
+ * stored it (HA): in the thread pool only. */
+int ctl_slug_fetch(const struct ctl_slugs *s, const char *sha, uint64_t *size);
+bool ctl_slug_maybe_stored(const struct ctl_slugs *s);
 int ctl_slug_path(const struct ctl_slugs *s, const char *sha, char *out, size_t outsz);
 
 /* slugs_gc.c: delete the slugs only releases past DROVER_SLUGS_KEEP use

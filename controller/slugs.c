@@ -104,19 +104,38 @@ ctl_slug_stat(const struct ctl_slugs *s, const char *sha, uint64_t *size)
 
     if (!slug_sha_valid(sha) || ctl_slug_path(s, sha, path, sizeof(path)) < 0)
         return -EINVAL;
-    /* HA: a release made on another controller. Rare (rollback or config
-     * change right after a failover), so copied here on the loop. */
-    if (stat(path, &sb) < 0) {
-        int err = errno;
-
-        if (err != ENOENT || s->ctl->cfg.database_url[0] == '\0' ||
-            ctl_pg_slug_get(s->ctl->cfg.database_url, sha, path) < 0 || stat(path, &sb) < 0)
-            return -err;
-    }
+    if (stat(path, &sb) < 0)
+        return -errno;
     if (!S_ISREG(sb.st_mode))
         return -ENOENT;
     *size = (uint64_t)sb.st_size;
     return 0;
+}
+
+/*
+ * HA: a slug stored by another controller (a release made before a
+ * failover) is copied here from the database. Never on the loop: the
+ * thread pool's work functions call it. 0 and its size when it is here.
+ */
+int
+ctl_slug_fetch(const struct ctl_slugs *s, const char *sha, uint64_t *size)
+{
+    char path[4200];
+    int rc = ctl_slug_stat(s, sha, size);
+
+    if (rc != -ENOENT || s->ctl->cfg.database_url[0] == '\0' ||
+        ctl_slug_path(s, sha, path, sizeof(path)) < 0)
+        return rc;
+    if ((rc = ctl_pg_slug_get(s->ctl->cfg.database_url, sha, path)) < 0)
+        return rc;
+    return ctl_slug_stat(s, sha, size);
+}
+
+/* Whether a slug missing here may be in the database (ctl_slug_fetch). */
+bool
+ctl_slug_maybe_stored(const struct ctl_slugs *s)
+{
+    return s->ctl->cfg.database_url[0] != '\0';
 }
 
 /* ---- upload ---- */

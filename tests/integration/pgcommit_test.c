@@ -12,7 +12,8 @@
  *   - a lock held past the controller's lock_timeout (3 s) makes the store
  *     refuse the change set: the scale is refused with the store's reason,
  *     nothing of it stays (the model is put back), and the next scale works;
- *   - drains:add and drains:remove write their rows in the thread pool.
+ *   - drains:add and drains:remove write their rows in the thread pool, and
+ *     a rollback whose slug is only in the database copies it there.
  *
  * Ports: controller 15060-15063, HTTP 15064, a drain 15065 (nothing listens),
  * app ports 15700-15739,
@@ -193,4 +194,15 @@ Test(pgcommit, a_slow_database_does_not_stop_the_controller_and_a_refusal_change
     h_cli_ok(&C, (const char *const[]){"drains:remove", "shop", "syslog://127.0.0.1:15065", NULL});
     psql_query("SELECT count(*) FROM drains", n, sizeof(n));
     cr_assert_str_eq(n, "0", "the removed drain is still in the database");
+
+    /* A slug this controller does not have (as after a failover) comes
+     * from the database, in the thread pool, for a rollback. */
+    h_cli_ok(&C, (const char *const[]){"config:set", "shop", "COLOUR=blue", NULL});
+    snprintf(url, sizeof(url), "rm -f %s/controller/slugs/*.tgz", C.dir);
+    cr_assert_eq(system(url), 0);
+    rc = h_cli(&C, NULL, &err, (const char *const[]){"rollback", "shop", "v1", NULL});
+    cr_assert_eq(rc, 0, "rollback with the slug only in the database: %s", err);
+    free(err), err = NULL;
+    snprintf(url, sizeof(url), "ls %s/controller/slugs/*.tgz >/dev/null 2>&1", C.dir);
+    cr_assert_eq(system(url), 0, "the slug was not copied back from the database");
 }
