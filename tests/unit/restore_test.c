@@ -293,3 +293,79 @@ Test(restore, commit_frees_what_was_deleted, .timeout = 10)
     ctl_model_free(m);
     ctl_store_close(st);
 }
+
+/* On top of change_everything, while it is "in flight": objects it made,
+ * changed and deleted are changed again (commit.c's second journal). */
+static void
+change_more(struct ctl_model *m)
+{
+    struct ctl_app *a = ctl_app_find(m, "shop"), *blog = ctl_app_find(m, "blog");
+    struct ctl_node *n3 = ctl_node_find(m, "n3");
+    struct ctl_instance *in;
+
+    ctl_app_touch(m, a, true, true, true);
+    ctl_formation_find(a, "web")->quantity = 9;
+    cr_assert_eq(ctl_config_set(a, "MORE", "2"), 0);
+    ctl_inst_set_state(m, ctl_inst_find(m, 1), DROVER__INSTANCE_STATE__ST_UP, 3000);
+    in = LIST_FIRST(&blog->instances); /* made by the change set in flight */
+    cr_assert_not_null(in);
+    ctl_inst_delete(m, in);
+    ctl_node_update(m, n3, false, CTL_NODE_CORDONED, false);
+    cr_assert_eq(ctl_inst_new(m, a, "web", 6, 2, 0, &in), 0);
+    cr_assert_eq(ctl_inst_place(m, in, n3, 0), 0);
+}
+
+/* A change set in flight that the store refuses (commit.c): the model goes
+ * back past it and past what changed on top of it meanwhile. */
+Test(restore, a_refused_change_set_in_flight_unwinds_both_journals, .timeout = 10)
+{
+    struct ctl_model *m = ctl_model_new();
+    char *before, *before_live, *after, *after_live;
+    struct ctl_undo *u;
+
+    build(m);
+    ctl_model_clean(m); /* as if stored */
+    before = dump(m, false);
+    before_live = dump(m, true);
+    change_everything(m);
+    u = ctl_model_detach(m);
+    cr_assert_not(ctl_model_dirty(m), "the marks went with the change set");
+    change_more(m);
+    cr_assert(ctl_model_dirty(m));
+    ctl_model_unwind(m, u);
+    after = dump(m, false);
+    after_live = dump(m, true);
+    cr_assert_str_eq(after, before, "restored:\n%s\nbefore:\n%s", after, before);
+    cr_assert_str_eq(after_live, before_live, "indexes:\n%s\nbefore:\n%s", after_live, before_live);
+    cr_assert_not(ctl_model_dirty(m));
+    free(before);
+    free(before_live);
+    free(after);
+    free(after_live);
+    ctl_model_free(m);
+}
+
+/* The change set in flight is stored: the newer changes stay marked (they
+ * are the next change set) and a refusal of those undoes only them. */
+Test(restore, a_stored_change_set_in_flight_keeps_the_newer_one, .timeout = 10)
+{
+    struct ctl_model *m = ctl_model_new();
+    char *mid, *after;
+    struct ctl_undo *u;
+
+    build(m);
+    ctl_model_clean(m);
+    change_everything(m);
+    u = ctl_model_detach(m);
+    mid = dump(m, false);
+    change_more(m);
+    ctl_undo_settle(u); /* stored: frees what it deleted (ASan checks) */
+    cr_assert(ctl_model_dirty(m), "the newer changes lost their marks");
+    cr_assert_null(ctl_node_find(m, "n2"));
+    ctl_model_restore(m); /* the next change set is refused */
+    after = dump(m, false);
+    cr_assert_str_eq(after, mid, "restored:\n%s\nstored:\n%s", after, mid);
+    free(mid);
+    free(after);
+    ctl_model_free(m);
+}
