@@ -25,15 +25,14 @@
  * that is not the key) does not wait for a write, however long the
  * database makes that write wait: a slow write never costs the lease.
  *
- * Blocking: the calls here run on the calling thread, and the loop calls
- * apply through ctl_commit, whose contract (reply after the commit) is
- * synchronous today. Each statement is a round trip on one session; the
- * session has statement_timeout and lock_timeout so that a slow or locked
- * database costs a request at most STMT_TIMEOUT_MS, never the loop forever
- * (see README, "High availability": making the commit asynchronous belongs
- * to the dispatcher, dispatch.h, whose done callback may run later). The
- * leader's session, whose liveness matters most, runs on its own thread
- * (leader.c).
+ * Never on the loop (commit.c): a change set is recorded on the loop
+ * (record: run() appends each statement, with copies of its values, to a
+ * batch) and written by exec in the thread pool, on the writer's session of
+ * its own; the state is loaded, and drains are written, in the thread pool
+ * too (leader.c, drains.c), on the loop's session under st->mu. Every
+ * session has statement_timeout and lock_timeout, so that a slow or locked
+ * database costs a request at most STMT_TIMEOUT_MS. The leader's session,
+ * whose liveness matters most, runs on its own thread (leader.c).
  */
 #include <errno.h>
 #include <stddef.h>
