@@ -15,11 +15,9 @@
  *   - A wrong DROVER_DATABASE_URL exits 78; an unreachable database is
  *     retried with backoff, logged, and nothing is served meanwhile.
  *
- * The agents reach the controllers through a small TCP forwarder (fwd_*
- * below) that the test points at the leader: it stands in for the agent's
- * own list of controllers (DROVER_JOIN=a,b, issue 13's RPC client), which
- * this branch does not have. For the same reason the CLI is pointed at the
- * leader explicitly (C.api) after a failover.
+ * The agents and the CLI are given both controllers (DROVER_JOIN and
+ * DROVER_CONTROLLER lists) and follow the leader by themselves: nothing is
+ * re-pointed after a failover.
  *
  * Ports: per test a block of 11 from 7760 (A, B, the forwarder), app ports
  * 12000-12459, PostgreSQL 5446-5448.
@@ -43,175 +41,17 @@
 #include "../pgtest.h"
 #include "harness.h"
 
-/* Each test its own block (tests run two at a time): A, B, the forwarder. */
-static int API_A, API_B, FWD;
+/* Each test its own block (tests run two at a time): A and B. */
+static int API_A, API_B;
 
 static struct h_cluster C;
 static struct pgt PG;
-
-/* ---- the forwarder: agent, notify and log ports, to the leader ---- */
-
-#define FWD_PAIRS 64
-
-static struct {
-    int lfd[3];
-    atomic_int target; /* the leader's agent port; 0: none */
-    atomic_int gen;    /* bumped by fwd_point: every open pair is cut */
-    atomic_bool stop;
-    pthread_t th;
-    bool running;
-    struct {
-        int a, b;
-    } p[FWD_PAIRS];
-    int n;
-} F;
-
-static int
-listen_on(int port)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int
-dial(int port)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static void
-pair_close(int i)
-{
-    close(F.p[i].a);
-    close(F.p[i].b);
-    F.p[i] = F.p[--F.n];
-}
-
-static bool
-pump(int from, int to)
-{
-    char buf[65536];
-    ssize_t n = read(from, buf, sizeof(buf)), off = 0;
-
-    if (n <= 0)
-        return false;
-    while (off < n) {
-        ssize_t w = write(to, buf + off, (size_t)(n - off));
-
-        if (w <= 0)
-            return false;
-        off += w;
-    }
-    return true;
-}
-
-static void *
-fwd_main(void *arg)
-{
-    struct pollfd pfd[3 + 2 * FWD_PAIRS];
-    int gen = atomic_load(&F.gen), i, k, n;
-
-    (void)arg;
-    while (!atomic_load(&F.stop)) {
-        if (gen != atomic_load(&F.gen)) { /* a new leader: cut every pair */
-            gen = atomic_load(&F.gen);
-            while (F.n > 0)
-                pair_close(0);
-        }
-        for (k = 0; k < 3; k++)
-            pfd[k] = (struct pollfd){.fd = F.lfd[k], .events = POLLIN};
-        for (i = 0; i < F.n; i++) {
-            pfd[3 + 2 * i] = (struct pollfd){.fd = F.p[i].a, .events = POLLIN};
-            pfd[4 + 2 * i] = (struct pollfd){.fd = F.p[i].b, .events = POLLIN};
-        }
-        n = F.n;
-        if (poll(pfd, (nfds_t)(3 + 2 * n), 50) <= 0)
-            continue;
-        for (i = n - 1; i >= 0; i--) {
-            bool ok = true;
-
-            if (pfd[3 + 2 * i].revents != 0)
-                ok = pump(F.p[i].a, F.p[i].b);
-            if (ok && pfd[4 + 2 * i].revents != 0)
-                ok = pump(F.p[i].b, F.p[i].a);
-            if (!ok)
-                pair_close(i);
-        }
-        for (k = 0; k < 3; k++) {
-            int a, b, t;
-
-            if (!(pfd[k].revents & POLLIN) || (a = accept4(F.lfd[k], NULL, NULL, SOCK_CLOEXEC)) < 0)
-                continue;
-            t = atomic_load(&F.target);
-            b = t != 0 && F.n < FWD_PAIRS ? dial(t + k) : -1;
-            if (b < 0) {
-                close(a);
-                continue;
-            }
-            F.p[F.n].a = a;
-            F.p[F.n].b = b;
-            F.n++;
-        }
-    }
-    while (F.n > 0)
-        pair_close(0);
-    return NULL;
-}
-
-static void
-fwd_start(int target)
-{
-    for (int k = 0; k < 3; k++) {
-        F.lfd[k] = listen_on(FWD + k);
-        cr_assert_geq(F.lfd[k], 0, "forwarder port %d: %s", FWD + k, strerror(errno));
-    }
-    atomic_store(&F.target, target);
-    cr_assert_eq(pthread_create(&F.th, NULL, fwd_main, NULL), 0);
-    F.running = true;
-}
-
-/* Point the agents at the controller whose agent port is target. */
-static void
-fwd_point(int target)
-{
-    atomic_store(&F.target, target);
-    atomic_fetch_add(&F.gen, 1);
-}
-
-static void
-fwd_stop(void)
-{
-    if (!F.running)
-        return;
-    atomic_store(&F.stop, true);
-    pthread_join(F.th, NULL);
-    for (int k = 0; k < 3; k++)
-        close(F.lfd[k]);
-    F.running = false;
-}
 
 /* ---- the cluster ---- */
 
 static void
 fini(void)
 {
-    fwd_stop();
     h_cleanup(&C);
     pgt_stop(&PG);
 }
@@ -274,6 +114,13 @@ use_api(int api)
     snprintf(C.api, sizeof(C.api), "tcp://127.0.0.1:%d", api);
 }
 
+/* The CLI's DROVER_CONTROLLER: both, as a user of two controllers sets it. */
+static void
+use_both(void)
+{
+    snprintf(C.api, sizeof(C.api), "tcp://127.0.0.1:%d,tcp://127.0.0.1:%d", API_A, API_B);
+}
+
 static uint64_t
 ms_now(void)
 {
@@ -287,13 +134,12 @@ ms_now(void)
 static void
 start_ha(const char *test, int base, int pgport, int *a, int *b)
 {
-    char range[32], name[8], join[64], leader[64];
+    char range[32], name[8], join[96], leader[64];
     const char *aenv[] = {join, NULL};
     int idx;
 
     API_A = base;
     API_B = base + 4;
-    FWD = base + 8;
     h_init(&C, test, API_A);
     need_pg(pgport);
     *a = start_ctl("ctl-a", API_A, PG.url);
@@ -302,8 +148,8 @@ start_ha(const char *test, int base, int pgport, int *a, int *b)
     cr_assert(h_wait_log(&C, *b, "event=standby", 20000), "B did not stand by");
     snprintf(leader, sizeof(leader), "leader=tcp://127.0.0.1:%d", API_A);
     cr_assert(h_log_has(&C, *b, leader), "B does not name the leader");
-    fwd_start(API_A + 1);
-    snprintf(join, sizeof(join), "DROVER_JOIN=tcp://127.0.0.1:%d", FWD);
+    snprintf(join, sizeof(join), "DROVER_JOIN=tcp://127.0.0.1:%d,tcp://127.0.0.1:%d", API_A + 1,
+             API_B + 1);
     for (int i = 0; i < 3; i++) {
         snprintf(name, sizeof(name), "n%d", i + 1);
         snprintf(range, sizeof(range), "%d-%d", 12000 + 160 * ((base - 7760) / 12) + 50 * i,
@@ -311,7 +157,7 @@ start_ha(const char *test, int base, int pgport, int *a, int *b)
         idx = h_start_agent(&C, name, range, aenv);
         cr_assert(h_wait_log(&C, idx, "event=ready", 20000), "agent %s not ready", name);
     }
-    use_api(API_A);
+    use_both();
 }
 
 /* Wait until ps shows exactly want web instances up and nothing else
@@ -349,14 +195,19 @@ assert_untouched(const struct h_ps *before, const struct h_ps *after)
     }
 }
 
-/* The CLI in a child process (a command in flight when the leader dies). */
+/* The CLI in a child process (a command in flight when the leader dies),
+ * pointed at A alone: with both it would send the command again to B once
+ * A is gone, and land after the test's own next command. */
 static pid_t
 cli_async(const char *const *args)
 {
     pid_t pid = fork();
 
     if (pid == 0) {
-        int rc = h_cli(&C, NULL, NULL, args);
+        int rc;
+
+        use_api(API_A);
+        rc = h_cli(&C, NULL, NULL, args);
 
         _exit(rc);
     }
@@ -395,8 +246,6 @@ Test(ha, sigkill_the_leader_during_a_scale)
         if (system(cp) != 0) {
         }
     }
-    fwd_point(API_B + 1);
-    use_api(API_B);
     /* The first scale acknowledged by the new leader: the failover time. */
     do {
         rc = CLI(NULL, &err, "scale", "shop", "web=4");
@@ -428,7 +277,7 @@ Test(ha, sigkill_the_leader_during_a_scale)
     use_api(API_A);
     rc = CLI(&out, &err, "scale", "shop", "web=2");
     cr_assert_eq(rc, 0, "the CLI did not follow the standby to the leader: %s", err);
-    use_api(API_B);
+    use_both();
     cr_assert(wait_web_up(2, 30000, &after), "the leader never took the scale sent to the standby");
     /* status names the leader, its term and the standby. */
     snprintf(want, sizeof(want),
@@ -571,8 +420,6 @@ Test(ha, sigkill_the_leader_during_a_rolling_deploy)
                  "the rollout never started");
     kill_ctl(a, SIGKILL);
     cr_assert(h_wait_log(&C, b, "event=leading", 20000), "B did not take the lead");
-    fwd_point(API_B + 1);
-    use_api(API_B);
 
     /* The deploy goes on under B: all new (finished) or all old (reverted). */
     cr_assert(wait_one_release(3, 90000, &ps, end, sizeof(end)),
@@ -617,8 +464,6 @@ Test(ha, a_frozen_leader_is_fenced_off)
      * clock), ends A's session, and leads. */
     cr_assert(h_wait_log(&C, b, "event=leading", 20000), "B never took over from a frozen A");
     cr_assert(h_log_has(&C, b, "event=leader_expired"));
-    fwd_point(API_B + 1);
-    use_api(API_B);
     cr_assert_eq(CLI(NULL, &err, "scale", "shop", "web=2"), 0, "%s", err);
     cr_assert(wait_web_up(2, 30000, &after), "web=2 never converged under B");
 

@@ -252,12 +252,13 @@ hn_start_controller(struct hn_cluster *c, const char *const *extra_env)
     char data[320], name[32];
     int n = 0, idx;
 
+    /* extra_env first: the first of two settings of a variable wins. */
+    for (; extra_env != NULL && *extra_env != NULL && n < 28; extra_env++)
+        env[n++] = *extra_env;
     snprintf(data, sizeof(data), "DROVER_DATA_DIR=%s/controller", c->h.dir);
     env[n++] = data;
     env[n++] = "DROVER_API_LISTEN=" CTL_API;
     env[n++] = "DROVER_AGENT_LISTEN=tcp://0.0.0.0:7401";
-    for (; extra_env != NULL && *extra_env != NULL && n < 31; extra_env++)
-        env[n++] = *extra_env;
     env[n] = NULL;
     snprintf(name, sizeof(name), h->starts == 0 ? "controller" : "controller-%d", h->starts + 1);
     h->starts++;
