@@ -148,9 +148,7 @@ committed(struct ctl_call *c, int rc)
     answer(c, c->held != NULL ? c->held : &c->rep);
 }
 
-/* A reply that is not the call's own (a long poll's, built on the stack)
- * must outlive its caller while the call waits: a copy, through the wire
- * format. */
+/* A copy of a reply, through the wire format, owned by the call. */
 static int
 hold(struct ctl_call *c, const Drover__Message *rep)
 {
@@ -187,10 +185,11 @@ finish(struct ctl_call *c, const Drover__Message *rep)
     c->committed = committed;
     rc = ctl_commit_wait(ctl, c);
     if (rc == 1) {
-        if (rep != &c->rep && c->view == NULL && hold(c, rep) < 0) {
-            /* It stays in the queue: answered with what fits in memory. */
-            ctl_oom(c);
-        }
+        /* The reply points into the model (and a long poll's into its
+         * caller's stack), which changes before the commit ends: a copy.
+         * A view builds its reply when the call is answered. */
+        if (c->view == NULL && hold(c, rep) < 0)
+            ctl_oom(c); /* still answered when the commit ends: refused */
         return;
     }
     if (rc < 0)
