@@ -369,3 +369,40 @@ Test(restore, a_stored_change_set_in_flight_keeps_the_newer_one, .timeout = 10)
     free(after);
     ctl_model_free(m);
 }
+
+/* The change set written off the loop (record on the loop, exec in a
+ * worker: here the same thread) reads back as the model has it. */
+Test(restore, a_recorded_change_set_reads_back_equal, .timeout = 10)
+{
+    struct ctl_db *st = NULL;
+    struct ctl_model *m = ctl_model_new(), *m2 = ctl_model_new();
+    struct ctl_store_job *job = NULL;
+    char *stored, *loaded;
+
+    cr_assert_eq(ctl_store_open(path, &st), 0);
+    cr_assert(ctl_store_async(st));
+    build(m);
+    cr_assert_eq(ctl_store_flush_begin(st, m, &job), 0);
+    cr_assert_not_null(job);
+    ctl_store_flush_work(job);
+    cr_assert_eq(ctl_store_flush_end(st, m, job), 0);
+    change_everything(m);
+    cr_assert_eq(ctl_store_flush_begin(st, m, &job), 0);
+    change_more(m); /* the next change set, meanwhile */
+    ctl_store_flush_work(job);
+    cr_assert_eq(ctl_store_flush_end(st, m, job), 0);
+    cr_assert_eq(ctl_store_flush_begin(st, m, &job), 0);
+    ctl_store_flush_work(job);
+    cr_assert_eq(ctl_store_flush_end(st, m, job), 0);
+    stored = dump(m, false);
+    ctl_store_close(st);
+    cr_assert_eq(ctl_store_open(path, &st), 0);
+    cr_assert_eq(ctl_store_load(st, m2, 5), 0);
+    loaded = dump(m2, false);
+    cr_assert_str_eq(loaded, stored);
+    free(stored);
+    free(loaded);
+    ctl_model_free(m);
+    ctl_model_free(m2);
+    ctl_store_close(st);
+}
