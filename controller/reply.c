@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "ctl.h"
 #include "store.h"
 #include "version.h"
@@ -39,10 +41,17 @@ sender_for(struct ctl *ctl, const struct nnuv_msg *req)
 int
 ctl_keys_init(struct ctl *ctl)
 {
-    uint8_t api_key[WIRE_KEY_BYTES];
+    uint8_t api_key[WIRE_KEY_BYTES], r[4];
+    char id[32];
 
-    wire_sender_init(&ctl->sender, "controller");
-    wire_sender_init(&ctl->api_sender, "controller");
+    /* Each controller a sender of its own: a peer's replay check keeps
+     * counters per sender, and two controllers sealing in the same
+     * millisecond (a standby's redirect, then the leader's answer) would
+     * otherwise look like one message replayed. */
+    randombytes_buf(r, sizeof(r));
+    snprintf(id, sizeof(id), "controller.%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
+    wire_sender_init(&ctl->sender, id);
+    wire_sender_init(&ctl->api_sender, id);
     wire_key_from_token(ctl->cfg.api_token, api_key);
     wire_sender_set_key(&ctl->sender, ctl->cfg.cluster_key);
     wire_sender_set_key(&ctl->api_sender, api_key);
