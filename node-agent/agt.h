@@ -626,6 +626,11 @@ struct agt_spawn_req {
     const char *cwd;                   /* NULL: ours */
     const uv_stdio_container_t *stdio; /* descriptors 0..nstdio-1; nothing else */
     int nstdio;                        /* at most 8 */
+    /* A cgroup v2 directory the child starts in (clone3 CLONE_INTO_CGROUP),
+     * or NULL. Where the kernel refuses that, argv_join runs instead (the
+     * same program told to join it itself). */
+    const char *cgroup;
+    char **argv_join;
 };
 struct agt_spawn_job;
 /* On the calling thread: 0 with *pid, or -errno; UV_CREATE_PIPE streams
@@ -642,6 +647,17 @@ int agt_spawn_async(uv_loop_t *loop, const struct agt_spawn_req *r, agt_spawned_
 void agt_spawn_forget(struct agt_spawn_job *job);
 /* Shutdown: close the spawner's socket and handle. */
 void agt_spawn_stop(void);
+/* How children were placed in their cgroups so far: at creation (clone3),
+ * or by the helper's write after a refusal (the last refusal's errno). */
+void agt_spawn_placements(uint64_t *at_clone, uint64_t *joined, int *last_refusal);
+
+/* clone3.c: clone3(2) running fn(arg) in the child on the stack the
+ * arguments give; the child's pid or -errno. -ENOSYS where not built. */
+struct agt_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+        set_tid_size, cgroup;
+};
+long agt_clone3_run(struct agt_clone_args *args, size_t size, int (*fn)(void *), void *arg);
 
 /* reaper.c: every child reaped by one waitpid(-1) loop; a subreaper. */
 /* pid exited: code (0..255, 0 when killed) or the signal that killed it. */
