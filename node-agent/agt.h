@@ -651,6 +651,26 @@ void agt_spawn_stop(void);
  * or by the helper's write after a refusal (the last refusal's errno). */
 void agt_spawn_placements(uint64_t *at_clone, uint64_t *joined, int *last_refusal);
 
+/* scrape.c: the agent's small HTTP server (GET /metrics), without
+ * libmicrohttpd. The handler fills the answer; owned, if set, is freed after
+ * the body (which may point into it) is copied. */
+struct agt_http_answer {
+    int status;
+    const char *type;
+    char *body;
+    size_t len;
+    const char *extra; /* one more header line without CRLF, or NULL */
+    char *owned;
+};
+typedef void agt_http_fn(void *arg, const char *method, const char *path,
+                         struct agt_http_answer *a);
+struct agt_http;
+/* NULL with *err (negative errno) when it cannot listen on HOST:PORT. */
+struct agt_http *agt_http_start(uv_loop_t *loop, const char *listen, agt_http_fn *fn, void *arg,
+                                int *err);
+void agt_http_stop(struct agt_http *s);
+bool agt_http_is_loopback(const char *listen);
+
 /* clone3.c: clone3(2) running fn(arg) in the child on the stack the
  * arguments give; the child's pid or -errno. -ENOSYS where not built. */
 struct agt_clone_args {
