@@ -18,7 +18,10 @@
  * cwd, descriptors 0..n-1 from the stdio table and nothing else (closefrom;
  * the helper closes everything above 2 once more). What posix_spawn cannot
  * do (cgroups, rlimits, a terminal, a mount namespace, the privilege drop)
- * is the helper's job (exec.c).
+ * is the helper's job (exec.c). A request with a v2 cgroup goes the
+ * clone3 CLONE_INTO_CGROUP way instead (clone_into, below), the child doing
+ * the same steps itself; posix_spawn stays for the rest and for a kernel
+ * that refuses it.
  *
  * The stdio table reuses libuv's uv_stdio_container_t so that output.c and
  * pipe.c hand over their streams as they did to uv_spawn: UV_IGNORE is

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * spawn_test.c: what an instance gets from the agent's spawn path
- * (posix_spawn of drover-exec from the spawner thread, node-agent/spawn.c)
+ * (drover-exec from the spawner thread, created in its v2 cgroup by clone3
+ * CLONE_INTO_CGROUP, node-agent/spawn.c)
  * and how its exits are seen (one waitpid(-1) loop, node-agent/reaper.c),
  * on a real cluster through the real CLI.
  *
