@@ -40,7 +40,7 @@ one(const char *helper, const char *v2, const char *v1, int k, int at_clone)
     char o_exec[] = "--exec", o_cg[] = "--cgroup", o_end[] = "--", script[] = "exec /bin/true";
     uv_stdio_container_t io[3];
     struct agt_spawn_req r;
-    int n = 0, m = 0, pid = 0, status;
+    int n = 0, m = 0, pid = 0, status = -1;
     double t0, t;
 
     snprintf(d2, sizeof d2, "%s/i%d", v2, k);
