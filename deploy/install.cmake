@@ -41,9 +41,10 @@ add_custom_target(docs ALL DEPENDS ${CMAKE_BINARY_DIR}/doc/changelog.gz)
 
 # ---- install ----
 install(TARGETS drover drover-controller drover-agent RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-# The agent's exec helper (node-agent/exec_main.c): not for people, so not on PATH;
-# the agent looks for it in ../libexec/drover/ from its own binary.
-install(TARGETS drover-exec RUNTIME DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/drover)
+# The agent's helpers, drover-exec (node-agent/exec_main.c) and drover-unpack
+# (node-agent/unpack_main.c): not for people, so not on PATH;
+# the agent looks for them in ../libexec/drover/ from its own binary.
+install(TARGETS drover-exec drover-unpack RUNTIME DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/drover)
 install(FILES ${DROVER_MAN_DIR}/drover.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 install(FILES ${DROVER_MAN_DIR}/drover-controller.8.gz ${DROVER_MAN_DIR}/drover-agent.8.gz
         DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)

@@ -626,6 +626,11 @@ struct agt_spawn_req {
     const char *cwd;                   /* NULL: ours */
     const uv_stdio_container_t *stdio; /* descriptors 0..nstdio-1; nothing else */
     int nstdio;                        /* at most 8 */
+    /* A cgroup v2 directory the child starts in (clone3 CLONE_INTO_CGROUP),
+     * or NULL. Where the kernel refuses that, argv_join runs instead (the
+     * same program told to join it itself). */
+    const char *cgroup;
+    char **argv_join;
 };
 struct agt_spawn_job;
 /* On the calling thread: 0 with *pid, or -errno; UV_CREATE_PIPE streams
@@ -642,6 +647,37 @@ int agt_spawn_async(uv_loop_t *loop, const struct agt_spawn_req *r, agt_spawned_
 void agt_spawn_forget(struct agt_spawn_job *job);
 /* Shutdown: close the spawner's socket and handle. */
 void agt_spawn_stop(void);
+/* How children were placed in their cgroups so far: at creation (clone3),
+ * or by the helper's write after a refusal (the last refusal's errno). */
+void agt_spawn_placements(uint64_t *at_clone, uint64_t *joined, int *last_refusal);
+
+/* scrape.c: the agent's small HTTP server (GET /metrics), without
+ * libmicrohttpd. The handler fills the answer; owned, if set, is freed after
+ * the body (which may point into it) is copied. */
+struct agt_http_answer {
+    int status;
+    const char *type;
+    char *body;
+    size_t len;
+    const char *extra; /* one more header line without CRLF, or NULL */
+    char *owned;
+};
+typedef void agt_http_fn(void *arg, const char *method, const char *path,
+                         struct agt_http_answer *a);
+struct agt_http;
+/* NULL with *err (negative errno) when it cannot listen on HOST:PORT. */
+struct agt_http *agt_http_start(uv_loop_t *loop, const char *listen, agt_http_fn *fn, void *arg,
+                                int *err);
+void agt_http_stop(struct agt_http *s);
+bool agt_http_is_loopback(const char *listen);
+
+/* clone3.c: clone3(2) running fn(arg) in the child on the stack the
+ * arguments give; the child's pid or -errno. -ENOSYS where not built. */
+struct agt_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+        set_tid_size, cgroup;
+};
+long agt_clone3_run(struct agt_clone_args *args, size_t size, int (*fn)(void *), void *arg);
 
 /* reaper.c: every child reaped by one waitpid(-1) loop; a subreaper. */
 /* pid exited: code (0..255, 0 when killed) or the signal that killed it. */

@@ -50,7 +50,12 @@ write_file(const char *dir, const char *file, const char *text)
     fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    w = write(fd, text, (size_t)len);
+    /* v1 memory.limit_in_bytes gives up with EINTR when a signal is pending
+     * on this thread (SIGCHLD of any instance, mem_cgroup_resize_max): the
+     * value is the same the next time, so write it again. */
+    for (int tries = 0; (w = write(fd, text, (size_t)len)) < 0 && errno == EINTR && tries < 100;
+         tries++)
+        ;
     rc = w == len ? 0 : w < 0 ? -errno : -EIO;
     close(fd);
     return rc;

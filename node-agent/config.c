@@ -5,6 +5,7 @@
  * agent exits 78 (EX_CONFIG) before it has touched anything.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <grp.h>
 #include <limits.h>
@@ -13,12 +14,104 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agt.h"
 #include "env.h"
 #include "log.h"
 #include "util.h"
+
+/*
+ * The user database is asked in a child process, forked at start while the
+ * agent is small: glibc loads the NSS modules the machine configures
+ * (libnss_systemd, which brings libcap and libm on Debian 12: about 0.6 MiB
+ * resident) into whichever process asks, and never unloads them. The
+ * child answers in one struct on a pipe.
+ */
+struct nss_answer {
+    int ok;             /* 1: the child answered */
+    int found;          /* user was found */
+    uint32_t uid, gid;  /* its ids */
+    uint32_t clash_uid; /* a user whose uid is in [lo, hi], if clash_user[0] */
+    uint32_t clash_gid; /* a group whose gid is in [lo, hi], if clash_group[0] */
+    char clash_user[64], clash_group[64];
+};
+
+static void
+nss_child(const char *user, uint64_t lo, uint64_t hi, struct nss_answer *r)
+{
+    struct passwd *pw;
+    struct group *gr;
+
+    if (user && (pw = getpwnam(user)) != NULL) {
+        r->found = 1;
+        r->uid = (uint32_t)pw->pw_uid;
+        r->gid = (uint32_t)pw->pw_gid;
+    }
+    if (hi == 0)
+        return;
+    setpwent();
+    while ((pw = getpwent()) != NULL)
+        if (pw->pw_uid >= lo && pw->pw_uid <= hi) {
+            r->clash_uid = (uint32_t)pw->pw_uid;
+            snprintf(r->clash_user, sizeof r->clash_user, "%s", pw->pw_name);
+            break;
+        }
+    endpwent();
+    setgrent();
+    while ((gr = getgrent()) != NULL)
+        if (gr->gr_gid >= lo && gr->gr_gid <= hi) {
+            r->clash_gid = (uint32_t)gr->gr_gid;
+            snprintf(r->clash_group, sizeof r->clash_group, "%s", gr->gr_name);
+            break;
+        }
+    endgrent();
+}
+
+/* user (or NULL) by name, and the first user and group in [lo, hi] when
+ * hi > 0. -errno when no child could answer. */
+static int
+nss_ask(const char *user, uint64_t lo, uint64_t hi, struct nss_answer *r)
+{
+    size_t got = 0;
+    ssize_t n;
+    pid_t pid;
+    int p[2];
+
+    memset(r, 0, sizeof *r);
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    if ((pid = fork()) < 0) {
+        close(p[0]);
+        close(p[1]);
+        return -errno;
+    }
+    if (pid == 0) {
+        struct nss_answer a;
+
+        memset(&a, 0, sizeof a);
+        close(p[0]);
+        nss_child(user, lo, hi, &a);
+        a.ok = 1;
+        _exit(write(p[1], &a, sizeof a) == (ssize_t)sizeof a ? 0 : 1);
+    }
+    close(p[1]);
+    while (got < sizeof *r && (n = read(p[0], (char *)r + got, sizeof *r - got)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+        got += (size_t)n;
+    }
+    close(p[0]);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    if (got != sizeof *r || !r->ok)
+        return -EIO;
+    r->clash_user[sizeof r->clash_user - 1] = r->clash_group[sizeof r->clash_group - 1] = '\0';
+    return 0;
+}
 
 /*
  * Least privilege: an agent running as root starts app processes as
@@ -29,7 +122,8 @@
 static void
 load_run_as(struct env_errs *e, struct agt_config *cfg)
 {
-    struct passwd *pw;
+    struct nss_answer pw;
+    int rc;
 
     if (env_str(e, "DROVER_RUN_AS", "nobody", cfg->run_as, sizeof cfg->run_as) < 0)
         return;
@@ -37,18 +131,21 @@ load_run_as(struct env_errs *e, struct agt_config *cfg)
         return;
     /* Root without an explicit DROVER_RUN_AS: a user per app (uids.c). */
     cfg->per_app = env_raw("DROVER_RUN_AS") == NULL;
-    pw = getpwnam(cfg->run_as);
-    if (pw == NULL) {
+    if ((rc = nss_ask(cfg->run_as, 0, 0, &pw)) < 0) {
+        env_err(e, "DROVER_RUN_AS: cannot look up '%s': %s", cfg->run_as, strerror(-rc));
+        return;
+    }
+    if (!pw.found) {
         env_err(e, "DROVER_RUN_AS: no user '%s' on this machine", cfg->run_as);
         return;
     }
-    if (pw->pw_uid == 0) {
+    if (pw.uid == 0) {
         env_err(e, "DROVER_RUN_AS: '%s' is root; app processes must not run as root", cfg->run_as);
         return;
     }
     cfg->drop = true;
-    cfg->run_uid = (uint32_t)pw->pw_uid;
-    cfg->run_gid = (uint32_t)pw->pw_gid;
+    cfg->run_uid = pw.uid;
+    cfg->run_gid = pw.gid;
 }
 
 /* Can (uid, gid) search directory st? Root's view does not count. */
@@ -102,8 +199,8 @@ load_uid_range(struct env_errs *e, struct agt_config *cfg)
     const char *raw = env_raw("DROVER_UID_RANGE");
     char lo[32] = "", hi[32] = "";
     uint64_t a = 61184, b = 65519;
-    struct passwd *pw;
-    struct group *gr;
+    struct nss_answer r;
+    int rc;
 
     if (raw && (sscanf(raw, "%31[0-9]-%31[0-9]", lo, hi) != 2 ||
                 env_parse_u64(lo, 1000, 4294967294u, &a) < 0 ||
@@ -115,22 +212,16 @@ load_uid_range(struct env_errs *e, struct agt_config *cfg)
     cfg->uid_max = (uint32_t)b;
     if (!cfg->per_app)
         return;
-    setpwent();
-    while ((pw = getpwent()) != NULL)
-        if (pw->pw_uid >= a && pw->pw_uid <= b) {
-            env_err(e, "DROVER_UID_RANGE: %" PRIu64 "-%" PRIu64 " holds uid %u of user '%s'", a, b,
-                    (unsigned)pw->pw_uid, pw->pw_name);
-            break;
-        }
-    endpwent();
-    setgrent();
-    while ((gr = getgrent()) != NULL)
-        if (gr->gr_gid >= a && gr->gr_gid <= b) {
-            env_err(e, "DROVER_UID_RANGE: %" PRIu64 "-%" PRIu64 " holds gid %u of group '%s'", a, b,
-                    (unsigned)gr->gr_gid, gr->gr_name);
-            break;
-        }
-    endgrent();
+    if ((rc = nss_ask(NULL, a, b, &r)) < 0) {
+        env_err(e, "DROVER_UID_RANGE: cannot read the user database: %s", strerror(-rc));
+        return;
+    }
+    if (r.clash_user[0])
+        env_err(e, "DROVER_UID_RANGE: %" PRIu64 "-%" PRIu64 " holds uid %u of user '%s'", a, b,
+                (unsigned)r.clash_uid, r.clash_user);
+    if (r.clash_group[0])
+        env_err(e, "DROVER_UID_RANGE: %" PRIu64 "-%" PRIu64 " holds gid %u of group '%s'", a, b,
+                (unsigned)r.clash_gid, r.clash_group);
 }
 
 static void

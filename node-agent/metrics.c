@@ -20,18 +20,17 @@
 #include <string.h>
 
 #include "agt.h"
-#include "httpd.h"
 #include "log.h"
 #include "prom.h"
 #include "util.h"
 #include "wire.h"
 
 struct agt_metrics {
-    struct agt *agt;   /* borrowed: the agent owns us; NULL for render only */
-    struct httpd *srv; /* NULL when not listening */
-    uint64_t spawns;   /* drover_agent_spawns_total */
-    uint64_t dropped;  /* drover_agent_log_lines_dropped_total */
-    uint64_t sync_t0;  /* uv_hrtime when the sync in flight went out, 0: none */
+    struct agt *agt;      /* borrowed: the agent owns us; NULL for render only */
+    struct agt_http *srv; /* NULL when not listening (scrape.c) */
+    uint64_t spawns;      /* drover_agent_spawns_total */
+    uint64_t dropped;     /* drover_agent_log_lines_dropped_total */
+    uint64_t sync_t0;     /* uv_hrtime when the sync in flight went out, 0: none */
     struct prom_hist sync_hist;
 };
 
@@ -176,9 +175,8 @@ agt_metrics_render(const struct agt_metrics *m, Drover__InstanceReport *const *r
 }
 
 static void
-on_request(void *arg, struct httpd_req *r)
+on_request(void *arg, const char *method, const char *path, struct agt_http_answer *a)
 {
-    static const char *const allow[] = {"Allow: GET", NULL};
     struct agt_metrics *m = arg;
     struct agt *agent = m->agt;
     Drover__InstanceReport **reps = NULL;
@@ -187,17 +185,25 @@ on_request(void *arg, struct httpd_req *r)
     char *text = NULL;
     int rc;
 
-    if (strcmp(httpd_path(r), "/metrics") != 0) {
-        httpd_respond(r, 404, "text/plain", "not found: try /metrics\n", 24, NULL);
+    a->type = "text/plain";
+    if (strcmp(path, "/metrics") != 0) {
+        a->status = 404;
+        a->body = (char *)"not found: try /metrics\n";
+        a->len = strlen(a->body);
         return;
     }
-    if (strcmp(httpd_method(r), "GET") != 0) {
-        httpd_respond(r, 405, "text/plain", "method not allowed\n", 19, allow);
+    if (strcmp(method, "GET") != 0) {
+        a->status = 405;
+        a->body = (char *)"method not allowed\n";
+        a->len = strlen(a->body);
+        a->extra = "Allow: GET";
         return;
     }
+    a->status = 500;
+    a->body = (char *)"out of memory\n";
+    a->len = strlen(a->body);
     if (agt_reports(agent, &reps, &n, &digest) < 0 || (cpu = calloc(n + 1, sizeof(*cpu))) == NULL) {
         agt_reports_free(reps, n);
-        httpd_respond(r, 500, "text/plain", "out of memory\n", 14, NULL);
         return;
     }
     for (size_t k = 0; k < n; k++) {
@@ -208,27 +214,27 @@ on_request(void *arg, struct httpd_req *r)
     rc = agt_metrics_render(m, reps, cpu, n, &text, &len);
     agt_reports_free(reps, n);
     free(cpu);
-    if (rc < 0) {
-        httpd_respond(r, 500, "text/plain", "out of memory\n", 14, NULL);
+    if (rc < 0)
         return;
-    }
-    httpd_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL);
-    free(text);
+    a->status = 200;
+    a->type = "text/plain; version=0.0.4; charset=utf-8";
+    a->body = a->owned = text;
+    a->len = len;
 }
 
 int
 agt_metrics_start(struct agt_metrics *m, const char *listen)
 {
-    struct httpd_opts o = {.listen = listen, .name = "metrics"};
     int rc = 0;
 
     if (listen[0] == '\0')
         return 0;
-    if (!httpd_is_loopback(listen))
+    if (!agt_http_is_loopback(listen))
         log_warn("metrics_exposed", "metrics=%s", listen);
-    m->srv = httpd_start(agt_loop(m->agt), &o, on_request, m, &rc);
+    m->srv = agt_http_start(agt_loop(m->agt), listen, on_request, m, &rc);
     if (m->srv == NULL) {
-        log_error("metrics_failed", "metrics=%s err=%s", listen, log_q(strerror(-rc)));
+        log_error("metrics_failed", "metrics=%s err=%s", listen,
+                  log_q(rc == -EINVAL ? "want HOST:PORT" : strerror(-rc)));
         return 0; /* not fatal: the agent runs its instances without it */
     }
     log_info("metrics_listening", "metrics=%s", listen);
@@ -238,6 +244,6 @@ agt_metrics_start(struct agt_metrics *m, const char *listen)
 void
 agt_metrics_stop(struct agt_metrics *m)
 {
-    httpd_stop(m->srv);
+    agt_http_stop(m->srv);
     m->srv = NULL;
 }

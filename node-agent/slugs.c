@@ -29,6 +29,8 @@
 #include <ftw.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,6 +234,104 @@ restrict_tree(const char *dir, const char *parent, gid_t gid)
     return nftw(dir, restrict_one, 16, FTW_PHYS);
 }
 
+/*
+ * The unpacking itself is drover-unpack's (unpack_main.c), so that the agent
+ * does not carry libarchive and its libraries: found where drover-exec is
+ * (../libexec/drover/ from this binary when installed, beside it in a build
+ * tree), run with nothing of ours (no environment, descriptors 0-2 only),
+ * its one line of verdict read from a pipe. Its exit goes to the reaper
+ * like any unknown pid's; the verdict is the line: "ok", or errno and why.
+ */
+static int
+find_unpacker(char *out, size_t outsz)
+{
+    static const char *const where[] = {"/../libexec/drover/drover-unpack", "/drover-unpack"};
+    char exe[PATH_MAX];
+    size_t len = sizeof exe;
+    char *slash;
+
+    if (uv_exepath(exe, &len) < 0 || (slash = strrchr(exe, '/')) == NULL)
+        return -ENOENT;
+    *slash = '\0';
+    for (size_t k = 0; k < sizeof where / sizeof where[0]; k++)
+        if (strfmt(out, outsz, "%s%s", exe, where[k]) == 0 && access(out, X_OK) == 0)
+            return 0;
+    return -ENOENT;
+}
+
+static int
+run_unpacker(const char *slug, const char *dest, char *err, size_t errsz)
+{
+    char helper[PATH_MAX], line[600], *argv[4], *no_env[] = {NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, all;
+    size_t got = 0;
+    pid_t pid;
+    int p[2], rc, code;
+    ssize_t n;
+
+    if (find_unpacker(helper, sizeof helper) < 0) {
+        snprintf(err, errsz,
+                 "no unpack helper: drover-unpack is neither in ../libexec/drover/ "
+                 "from the agent's binary nor beside it");
+        return -ENOENT;
+    }
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        snprintf(err, errsz, "cannot run drover-unpack: %s", strerror(errno));
+        return -errno;
+    }
+    argv[0] = helper;
+    argv[1] = (char *)slug;
+    argv[2] = (char *)dest;
+    argv[3] = NULL;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&at);
+    rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    if (rc == 0)
+        rc = posix_spawnattr_setsigmask(&at, &none);
+    if (rc == 0)
+        rc = posix_spawnattr_setsigdefault(&at, &all);
+    if (rc == 0)
+        rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    if (rc == 0)
+        rc = posix_spawn(&pid, helper, &fa, &at, argv, no_env);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    close(p[1]);
+    if (rc != 0) {
+        close(p[0]);
+        snprintf(err, errsz, "cannot run %.200s: %s", helper, strerror(rc));
+        return -rc;
+    }
+    while (got + 1 < sizeof line && (n = read(p[0], line + got, sizeof line - 1 - got)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+        got += (size_t)n;
+    }
+    close(p[0]);
+    line[got] = '\0';
+    line[strcspn(line, "\n")] = '\0';
+    if (strcmp(line, "ok") == 0)
+        return 0;
+    if (sscanf(line, "%d ", &code) == 1 && code > 0 && strchr(line, ' ')) {
+        snprintf(err, errsz, "%s", strchr(line, ' ') + 1);
+        return -code;
+    }
+    snprintf(err, errsz, "drover-unpack ended without a verdict%s%.200s", got ? ": " : "", line);
+    return -EIO;
+}
+
 static void
 unpack_work(uv_work_t *w)
 {
@@ -249,7 +349,7 @@ unpack_work(uv_work_t *w)
         return;
     }
     rm_rf(j->tmp);
-    j->rc = slug_unpack(j->slug, j->tmp, j->err, sizeof j->err);
+    j->rc = run_unpacker(j->slug, j->tmp, j->err, sizeof j->err);
     if (j->rc == 0 && j->r->gid >= 0 &&
         (j->rc = restrict_tree(j->tmp, parent, (gid_t)j->r->gid)) != 0) {
         snprintf(j->err, sizeof j->err, "cannot restrict the release to its app's group: %s",

@@ -748,7 +748,7 @@ spawn(struct agt_inst *i)
 {
     uv_loop_t *loop = agt_loop(i->agt);
     char *script = agt_shell_command(i->spec->command);
-    char *args[AGT_CG_NCTL * 2 + 28];
+    char *args[AGT_CG_NCTL * 2 + 28], *args_join[AGT_CG_NCTL * 2 + 28], cgdir[PATH_MAX];
     char procs[AGT_CG_NCTL + 2][PATH_MAX], strs[3][24], views[2][PATH_MAX], home[PATH_MAX];
     char exe[] = "drover-exec";
     char *no_env[] = {NULL};
@@ -804,10 +804,25 @@ spawn(struct agt_inst *i)
         io[2].data.stream = (uv_stream_t *)agt_out_pipe(err);
     }
     /* With a tty: an interactive shell, as typed. */
-    rc =
-        helper_args(i, exe, procs, nprocs, tty, tty ? i->spec->command : script, strs, views, args);
+    rc = helper_args(i, exe, procs, nprocs, tty, tty ? i->spec->command : script, strs, views,
+                     args_join);
     if (rc < 0)
         goto out;
+    /* With a v2 hierarchy (its cgroup.procs first), the child starts in its
+     * v2 cgroup (spawn.c: clone3 CLONE_INTO_CGROUP) and the helper joins
+     * only the v1 ones, if any; args_join is for a kernel that refuses. */
+    if (nprocs > 0 && agt_cgroups(i->agt)->v2[0] &&
+        strncmp(procs[0], agt_cgroups(i->agt)->v2, strlen(agt_cgroups(i->agt)->v2)) == 0) {
+        snprintf(cgdir, sizeof cgdir, "%.*s", (int)(strlen(procs[0]) - strlen("/cgroup.procs")),
+                 procs[0]);
+        rc = helper_args(i, exe, procs + 1, nprocs - 1, tty, tty ? i->spec->command : script, strs,
+                         views, args);
+        if (rc < 0)
+            goto out;
+        o.cgroup = cgdir;
+        o.argv_join = args_join;
+    } else
+        memcpy(args, args_join, sizeof args);
     o.file = agt_helper(i->agt); /* drover-exec, or this binary (agent.c) */
     o.argv = args;
     /* The helper starts as the agent's user (root): the app's environment

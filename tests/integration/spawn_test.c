@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * spawn_test.c: what an instance gets from the agent's spawn path
- * (posix_spawn of drover-exec from the spawner thread, node-agent/spawn.c)
+ * (drover-exec from the spawner thread, created in its v2 cgroup by clone3
+ * CLONE_INTO_CGROUP, node-agent/spawn.c)
  * and how its exits are seen (one waitpid(-1) loop, node-agent/reaper.c),
  * on a real cluster through the real CLI.
  *
@@ -228,6 +229,20 @@ Test(spawn, an_instance_gets_exactly_its_environment_descriptors_user_session_an
         cr_assert_not_null(strstr(buf, "/drover.n1"), "not in the node's subtree: %s", buf);
         cr_assert(n > strlen(want) && strcmp(buf + n - strlen(want), want) == 0,
                   "not in its own cgroup %s: %s", want, buf);
+        /* Put there as the kernel made it (clone3 CLONE_INTO_CGROUP), not
+         * by a write of the helper's, and in the v1 memory one as well
+         * where the node has it (the helper's one join). */
+#if defined(__x86_64__)
+        cr_assert(h_log_has(&C, ag, "event=spawn_cgroup placed=at_clone"),
+                  "not placed at its creation");
+        cr_assert(!h_log_has(&C, ag, "placed=joined"), "the helper joined its v2 cgroup");
+#endif
+        if (access("/sys/fs/cgroup/memory/cgroup.procs", F_OK) == 0) {
+            snprintf(want, sizeof want, "/i%llu\n", id);
+            line = strstr(text, ":memory:/");
+            cr_assert(line && strstr(line, want) && strstr(line, want) < strchr(line, '\n') + 1,
+                      "not in its v1 memory cgroup:\n%s", text);
+        }
     }
     free(body);
     free(text);
