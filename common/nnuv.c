@@ -39,6 +39,7 @@
 #define DIAL_BASE_MS 500       /* a dial has this long to connect, doubling */
 #define DIAL_CAP_MS 10000      /* up to this, while dials keep failing */
 #define NNUV_BATCH 256         /* messages drained before any is handled */
+#define NNUV_TURN 4            /* batches per wake-up: timers get their turn too */
 #define NN_REDIAL_OFF 86400000 /* nanomsg's own reconnect: never, in effect */
 
 struct nnuv {
@@ -56,8 +57,10 @@ struct nnuv {
     uv_timer_t dial;
     uint64_t dial_next; /* uv_now before which the dial is left alone */
     uint32_t dial_fails;
-    int open;      /* handles still to close: poll (when polling), dial timer */
-    uint64_t shed; /* stale requests dropped (on_readable) */
+    int open;            /* handles still to close: poll (when polling), dial timer */
+    uint64_t shed;       /* stale requests dropped (on_readable) */
+    uint64_t full_since; /* uv_hrtime when the queue was last seen non-empty
+                            after being empty; 0: it was drained empty */
 };
 
 static void on_readable(uv_poll_t *h, int status, int events);
@@ -330,22 +333,30 @@ on_readable(uv_poll_t *h, int status, int events)
     struct nnuv *s = h->data;
     struct nnuv_msg *batch[NNUV_BATCH];
     size_t n = 0, i;
+    unsigned turn = 0;
     int rc = 0;
 
-    /* Drain everything that is waiting, a batch at a time; the callback may
-     * close s. A REQ peer keeps one request outstanding: when it sent a
-     * newer one, the older was cancelled and a reply to it would be thrown
-     * away, so on a raw REP only each sender's newest request of the batch
-     * is handed on and the rest are shed (counted in s->shed): under load
-     * the queue holds stale re-sends, and answering them is pure waste. */
-    while (!s->closing && rc != -EAGAIN) {
+    /* Drain what is waiting, a batch at a time, up to NNUV_TURN batches
+     * (the descriptor stays readable: the next loop turn drains on, after
+     * the timers and checks had theirs); the callback may close s. A REQ
+     * peer keeps one request outstanding: when it sent a newer one, the
+     * older was cancelled and a reply to it would be thrown away, so on a
+     * raw REP only each sender's newest request of the batch is handed on
+     * and the rest are shed (counted in s->shed): under load the queue holds
+     * stale re-sends, and answering them is pure waste. full_since records
+     * how long the queue has not been empty (nnuv_backlog_ms). */
+    while (!s->closing && rc != -EAGAIN && turn++ < NNUV_TURN) {
         for (n = 0; n < NNUV_BATCH && (rc = recv_one(s, &batch[n])) != -EAGAIN;) {
             if (rc == -ENOMEM)
                 continue; /* dropped; the peer will resend or time out */
             if (rc < 0)
                 break;
+            if (s->full_since == 0)
+                s->full_since = uv_hrtime();
             n++;
         }
+        if (rc == -EAGAIN)
+            s->full_since = 0;
         for (i = 0; i < n; i++) {
             if (s->closing || (s->raw && superseded(batch, i, n))) {
                 s->shed += !s->closing;
@@ -357,6 +368,12 @@ on_readable(uv_poll_t *h, int status, int events)
         if (rc < 0 && rc != -EAGAIN)
             break; /* EINTR or worse: the next wake-up drains the rest */
     }
+}
+
+uint64_t
+nnuv_backlog_ms(const struct nnuv *s)
+{
+    return s->full_since == 0 ? 0 : (uv_hrtime() - s->full_since) / 1000000;
 }
 
 uint64_t

@@ -318,6 +318,35 @@ ctl_h_sync(struct ctl_call *c)
     return 0;
 }
 
+/*
+ * Overload (front.c): may this agent request wait? A register may (the
+ * agent registers again after retry_after_ms), and so may a heartbeat: a
+ * sync with no report, nothing to say about leaving, and the node's
+ * current generation and digest, which would change nothing and get
+ * nothing back. A waiting heartbeat still proves the node alive: it is
+ * heard here. Syncs that carry reports (acknowledgements) or fetch a new
+ * assignment set are the progress and are always served.
+ */
+bool
+ctl_agent_may_wait(struct ctl *ctl, const Drover__Message *m)
+{
+    const Drover__SyncReq *r = m->sync_req;
+    struct ctl_node *n;
+
+    if (m->body_case == DROVER__MESSAGE__BODY_REGISTER_REQ)
+        return true;
+    if (m->body_case != DROVER__MESSAGE__BODY_SYNC_REQ || r == NULL || r->full || r->node == NULL ||
+        r->boot_id == NULL)
+        return false;
+    n = ctl_node_find(ctl->model, r->node);
+    if (n == NULL || n->state == CTL_NODE_DOWN || n->leaving != r->leaving ||
+        strcmp(n->boot_id, r->boot_id) != 0 || n->generation != r->generation || !n->have_digest ||
+        n->digest != r->digest)
+        return false;
+    ctl_node_heard(n, mono_ms());
+    return true;
+}
+
 /* ---- node timeout ---- */
 
 static void

@@ -6,6 +6,18 @@
  * unsealed refusal), handed to the dispatcher with ctl_call_ep, and its
  * reply is sealed with the endpoint's key and sent back in done. Nothing
  * here knows a request type: dispatch.c's table does.
+ *
+ * Overload. nnuv.c already sheds every request a newer one from the same
+ * sender replaced. When the agent endpoint's receive queue has not been
+ * empty for DROVER_BUSY_MS (nnuv_backlog_ms: the loop is behind by at
+ * least that much), registers and heartbeats (ctl_agent_may_wait) are not
+ * queued behind the work that makes progress: they are answered
+ * Error{ERR_BUSY, retry_after_ms = one heartbeat}, and the agent's RPC
+ * client (common/rpc.c) holds the request that long plus jitter and sends
+ * it again. Syncs that carry reports or fetch assignments, and every API
+ * request, are always served. Measured by calls pending, loop lag and
+ * queue depth, the backlog's age was the signal that tracks the
+ * acknowledgement latency the agents see (README, Performance).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +27,8 @@
 
 #include "ctl.h"
 #include "log.h"
+
+#define BUSY_LOG_MS 1000 /* at most one event=busy line per second */
 
 struct front_req {
     struct ctl *ctl;
@@ -31,6 +45,32 @@ nn_done(void *arg, const Drover__Message *rep)
     free(f);
 }
 
+/* Answer req ERR_BUSY if the agent endpoint is behind and m may wait. */
+static bool
+busy(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *m)
+{
+    static uint64_t said, last_log;
+    Drover__Message em = DROVER__MESSAGE__INIT;
+    Drover__Error e = DROVER__ERROR__INIT;
+    uint64_t backlog = nnuv_backlog_ms(req->sock), now;
+
+    if (ctl->cfg.busy_ms == 0 || backlog < ctl->cfg.busy_ms || !ctl_agent_may_wait(ctl, m))
+        return false;
+    e.code = DROVER__ERROR_CODE__ERR_BUSY;
+    e.message = "the controller is busy; try again after retry_after_ms";
+    e.retry_after_ms = (uint32_t)ctl->cfg.heartbeat_ms;
+    em.body_case = DROVER__MESSAGE__BODY_ERROR;
+    em.error = &e;
+    ctl_reply(ctl, req, &em);
+    said++;
+    if ((now = mono_ms()) - last_log >= BUSY_LOG_MS) {
+        log_info("busy", "backlog_ms=%llu answered=%llu retry_after_ms=%u",
+                 (unsigned long long)backlog, (unsigned long long)said, e.retry_after_ms);
+        last_log = now;
+    }
+    return true;
+}
+
 static void
 recv_on(struct ctl *ctl, struct nnuv_msg *req, enum ctl_ep ep)
 {
@@ -44,6 +84,10 @@ recv_on(struct ctl *ctl, struct nnuv_msg *req, enum ctl_ep ep)
     m = ctl_open(ctl, req, ep == CTL_EP_API ? "api" : "agent");
     if (m == NULL)
         return;
+    if (ep == CTL_EP_AGENT && ctl_leader_acting(ctl->leader) && busy(ctl, req, m)) {
+        wire_msg_free(m);
+        return;
+    }
     if ((f = calloc(1, sizeof(*f))) == NULL) {
         ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "out of memory");
         wire_msg_free(m);

@@ -131,6 +131,7 @@ read_config(struct ctl_config *cfg)
     if (e.n == 0 && cfg->heartbeat_ms >= cfg->node_timeout_ms)
         env_err(&e, "DROVER_HEARTBEAT_MS (%llu) must be below DROVER_NODE_TIMEOUT_MS (%llu)",
                 (unsigned long long)cfg->heartbeat_ms, (unsigned long long)cfg->node_timeout_ms);
+    env_u64(&e, "DROVER_BUSY_MS", 100, 0, 60000, &cfg->busy_ms);
     env_u64(&e, "DROVER_DRAIN_BUFFER", 10000, 10, 1000000, &cfg->drain_buffer);
     if (env_str(&e, "DROVER_DRAIN_CA_FILE", "", cfg->drain_ca_file, sizeof(cfg->drain_ca_file)) ==
             0 &&
