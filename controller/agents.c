@@ -319,13 +319,15 @@ ctl_h_sync(struct ctl_call *c)
 }
 
 /*
- * Overload (front.c): may this agent request wait? A register may (the
- * agent registers again after retry_after_ms), and so may a heartbeat: a
+ * Overload (front.c): may this agent request wait? Only a heartbeat: a
  * sync with no report, nothing to say about leaving, and the node's
  * current generation and digest, which would change nothing and get
  * nothing back. A waiting heartbeat still proves the node alive: it is
- * heard here. Syncs that carry reports (acknowledgements) or fetch a new
- * assignment set are the progress and are always served.
+ * heard here. Registers, syncs that carry reports (acknowledgements) and
+ * syncs that fetch a new assignment set are the progress and are always
+ * served (measured: answering registers ERR_BUSY during the start-up storm
+ * of 10,000 agents kept the backlog as long and took registration from
+ * 4 s to 108 s).
  */
 bool
 ctl_agent_may_wait(struct ctl *ctl, const Drover__Message *m)
@@ -333,8 +335,6 @@ ctl_agent_may_wait(struct ctl *ctl, const Drover__Message *m)
     const Drover__SyncReq *r = m->sync_req;
     struct ctl_node *n;
 
-    if (m->body_case == DROVER__MESSAGE__BODY_REGISTER_REQ)
-        return true;
     if (m->body_case != DROVER__MESSAGE__BODY_SYNC_REQ || r == NULL || r->full || r->node == NULL ||
         r->boot_id == NULL)
         return false;

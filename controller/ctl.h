@@ -939,8 +939,8 @@ int ctl_h_node_remove(struct ctl_call *c);
 /* agents.c */
 int ctl_h_register(struct ctl_call *c);
 int ctl_h_sync(struct ctl_call *c);
-/* front.c's overload rule: a register or a heartbeat that may be answered
- * ERR_BUSY (a heartbeat is heard all the same). */
+/* front.c's overload rule: a heartbeat that may be answered ERR_BUSY (it
+ * is heard all the same). */
 bool ctl_agent_may_wait(struct ctl *ctl, const Drover__Message *m);
 /* slugs.c: pending (the thread pool) */
 int ctl_h_slug_put(struct ctl_call *c);

@@ -10,11 +10,13 @@
  * Overload. nnuv.c already sheds every request a newer one from the same
  * sender replaced. When the agent endpoint's receive queue has not been
  * empty for DROVER_BUSY_MS (nnuv_backlog_ms: the loop is behind by at
- * least that much), registers and heartbeats (ctl_agent_may_wait) are not
- * queued behind the work that makes progress: they are answered
- * Error{ERR_BUSY, retry_after_ms = one heartbeat}, and the agent's RPC
- * client (common/rpc.c) holds the request that long plus jitter and sends
- * it again. Syncs that carry reports or fetch assignments, and every API
+ * least that much), heartbeats (ctl_agent_may_wait) are not answered as
+ * usual: they get Error{ERR_BUSY, retry_after_ms}, one heartbeat plus the
+ * backlog's age (at most half of what the node timeout leaves after a
+ * heartbeat, so that a held agent is never judged down), and the agent's
+ * RPC client (common/rpc.c) holds the request that long plus jitter before
+ * it sends it again: the heartbeat rate falls while the backlog lasts.
+ * Registers, syncs that carry reports or fetch assignments, and every API
  * request, are always served. Measured by calls pending, loop lag and
  * queue depth, the backlog's age was the signal that tracks the
  * acknowledgement latency the agents see (README, Performance).
@@ -45,6 +47,19 @@ nn_done(void *arg, const Drover__Message *rep)
     free(f);
 }
 
+/* One heartbeat plus the backlog's age, within what the node timeout
+ * allows a held agent (rpc_hold_ms adds up to half again). */
+static uint64_t
+retry_after_ms(const struct ctl_config *cfg, uint64_t backlog)
+{
+    uint64_t ms = cfg->heartbeat_ms + backlog,
+             cap = (cfg->node_timeout_ms - cfg->heartbeat_ms) * 2 / 5;
+
+    if (ms > cap)
+        ms = cap;
+    return ms < cfg->heartbeat_ms / 2 ? cfg->heartbeat_ms / 2 : ms;
+}
+
 /* Answer req ERR_BUSY if the agent endpoint is behind and m may wait. */
 static bool
 busy(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *m)
@@ -58,7 +73,7 @@ busy(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *m)
         return false;
     e.code = DROVER__ERROR_CODE__ERR_BUSY;
     e.message = "the controller is busy; try again after retry_after_ms";
-    e.retry_after_ms = (uint32_t)ctl->cfg.heartbeat_ms;
+    e.retry_after_ms = (uint32_t)retry_after_ms(&ctl->cfg, backlog);
     em.body_case = DROVER__MESSAGE__BODY_ERROR;
     em.error = &e;
     ctl_reply(ctl, req, &em);
