@@ -5,11 +5,10 @@
  * agents hold them and send again (common/rpc.c), stay up, and what was
  * scaled meanwhile is placed and acknowledged, each instance once.
  *
- * The backlog comes from a flood: a child process with 300 REQ connections
- * (one message waits per connection in nanomsg, so a full batch of the
+ * The backlog comes from a flood: a thread with 300 REQ connections (one
+ * message waits per connection in nanomsg, so a full batch of the
  * controller's drain needs that many), each re-sending a sealed full sync of
- * an unknown node. Controller 15000-15003, app ports
- * 15100-15299.
+ * an unknown node. Controller 15000-15003, app ports 15100-15299.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
