@@ -47,17 +47,15 @@ nn_done(void *arg, const Drover__Message *rep)
     free(f);
 }
 
-/* One heartbeat plus the backlog's age, within what the node timeout
- * allows a held agent (rpc_hold_ms adds up to half again). */
-static uint64_t
-retry_after_ms(const struct ctl_config *cfg, uint64_t backlog)
+uint64_t
+ctl_busy_retry_ms(const struct ctl_config *cfg, uint64_t backlog)
 {
     uint64_t ms = cfg->heartbeat_ms + backlog,
              cap = (cfg->node_timeout_ms - cfg->heartbeat_ms) * 2 / 5;
 
     if (ms > cap)
         ms = cap;
-    return ms < cfg->heartbeat_ms / 2 ? cfg->heartbeat_ms / 2 : ms;
+    return ms < 10 ? 10 : ms; /* rpc_hold_ms waits at least 10 ms */
 }
 
 /* Answer req ERR_BUSY if the agent endpoint is behind and m may wait. */
@@ -73,7 +71,7 @@ busy(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *m)
         return false;
     e.code = DROVER__ERROR_CODE__ERR_BUSY;
     e.message = "the controller is busy; try again after retry_after_ms";
-    e.retry_after_ms = (uint32_t)retry_after_ms(&ctl->cfg, backlog);
+    e.retry_after_ms = (uint32_t)ctl_busy_retry_ms(&ctl->cfg, backlog);
     em.body_case = DROVER__MESSAGE__BODY_ERROR;
     em.error = &e;
     ctl_reply(ctl, req, &em);
