@@ -39,7 +39,8 @@
 #define DIAL_BASE_MS 500       /* a dial has this long to connect, doubling */
 #define DIAL_CAP_MS 10000      /* up to this, while dials keep failing */
 #define NNUV_BATCH 256         /* messages drained before any is handled */
-#define NNUV_TURN 4            /* batches per wake-up: timers get their turn too */
+#define NNUV_TURN 4            /* batches per wake-up at most: timers get their turn too */
+#define NNUV_TURN_NS 20000000  /* and no new batch once a wake-up took this long */
 #define NN_REDIAL_OFF 86400000 /* nanomsg's own reconnect: never, in effect */
 
 struct nnuv {
@@ -355,18 +356,22 @@ on_readable(uv_poll_t *h, int status, int events)
     bool stale[NNUV_BATCH];
     size_t n = 0, i;
     unsigned turn = 0;
+    uint64_t t0 = uv_hrtime();
     int rc = 0;
 
-    /* Drain what is waiting, a batch at a time, up to NNUV_TURN batches
-     * (the descriptor stays readable: the next loop turn drains on, after
-     * the timers and checks had theirs); the callback may close s. A REQ
+    /* Drain what is waiting, a batch at a time, up to NNUV_TURN batches and
+     * no new one after NNUV_TURN_NS (the descriptor stays readable: the next
+     * loop turn drains on, after the timers, the checks and the other
+     * sockets had theirs: a flood on the agent endpoint leaves the API
+     * answered); the callback may close s. A REQ
      * peer keeps one request outstanding: when it sent a newer one, the
      * older was cancelled and a reply to it would be thrown away, so on a
      * raw REP only each sender's newest request of the batch is handed on
      * and the rest are shed (counted in s->shed): under load the queue holds
      * stale re-sends, and answering them is pure waste. full_since records
      * how long the queue has not been empty (nnuv_backlog_ms). */
-    while (!s->closing && rc != -EAGAIN && turn++ < NNUV_TURN) {
+    while (!s->closing && rc != -EAGAIN && turn++ < NNUV_TURN &&
+           (turn == 1 || uv_hrtime() - t0 < NNUV_TURN_NS)) {
         for (n = 0; n < NNUV_BATCH && (rc = recv_one(s, &batch[n])) != -EAGAIN;) {
             if (rc == -ENOMEM)
                 continue; /* dropped; the peer will resend or time out */

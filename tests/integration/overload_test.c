@@ -26,7 +26,7 @@
 #include "wire.h"
 
 #define FLOOD_SOCKETS 300
-#define FLOOD_REPORTS 2000
+#define FLOOD_REPORTS 300
 
 static struct h_cluster C;
 
@@ -148,7 +148,7 @@ count_in(const char *path, const char *needle)
 Test(overload, busy_heartbeats_wait_and_retry_and_everything_is_placed_once)
 {
     const char *const ctl_env[] = {"DROVER_BUSY_MS=20", "DROVER_HEARTBEAT_MS=200",
-                                   "DROVER_NODE_TIMEOUT_MS=3000", NULL};
+                                   "DROVER_NODE_TIMEOUT_MS=5000", NULL};
     const char *const agent_env[] = {"DROVER_HEARTBEAT_MS=200", NULL};
     char *out = NULL, *err = NULL, log[512], buf[64];
     struct h_ps ps;
