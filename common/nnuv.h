@@ -57,6 +57,10 @@ const char *nnuv_url(const struct nnuv *s); /* "" when not connected */
 /* Requests a raw REP dropped because a newer one from the same sender
  * (the same connection) was waiting behind them (nnuv.c). */
 uint64_t nnuv_shed(const struct nnuv *s);
+/* How long (ms) the socket's receive queue has not been empty: since the
+ * first message received after it was last drained to empty; 0 when it was
+ * drained empty. The age of the backlog, the front ends' overload signal. */
+uint64_t nnuv_backlog_ms(const struct nnuv *s);
 int nnuv_sock(const struct nnuv *s); /* the nanomsg socket, for setsockopt */
 void *nnuv_data(const struct nnuv *s);
 

@@ -296,6 +296,7 @@ struct ctl_config {
     uint64_t run_timeout_ms; /* an attached CLI silent this long is gone */
     uint64_t node_timeout_ms;
     uint64_t heartbeat_ms;
+    uint64_t busy_ms; /* DROVER_BUSY_MS: agent backlog age that answers ERR_BUSY; 0: never */
     uint8_t cluster_key[WIRE_KEY_BYTES];      /* DROVER_CLUSTER_KEY */
     char api_token[4097];                     /* DROVER_API_TOKEN */
     bool has_key_next;                        /* DROVER_CLUSTER_KEY_NEXT is set */
@@ -1002,6 +1003,14 @@ int ctl_h_node_remove(struct ctl_call *c);
 /* agents.c */
 int ctl_h_register(struct ctl_call *c);
 int ctl_h_sync(struct ctl_call *c);
+/* front.c's overload rule: a heartbeat that may be answered ERR_BUSY (it
+ * is heard all the same). */
+bool ctl_agent_may_wait(struct ctl *ctl, const Drover__Message *m);
+/* front.c, pure: a busy heartbeat's retry_after_ms, one heartbeat plus the
+ * backlog's age, at most 2/5 of (node timeout - heartbeat): with the
+ * agent's jitter (rpc_hold_ms: up to half again) a held agent is heard
+ * again within node timeout - heartbeat. */
+uint64_t ctl_busy_retry_ms(const struct ctl_config *cfg, uint64_t backlog_ms);
 /* slugs.c: pending (the thread pool) */
 int ctl_h_slug_put(struct ctl_call *c);
 int ctl_h_slug_read(struct ctl_call *c);

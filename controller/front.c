@@ -6,6 +6,20 @@
  * unsealed refusal), handed to the dispatcher with ctl_call_ep, and its
  * reply is sealed with the endpoint's key and sent back in done. Nothing
  * here knows a request type: dispatch.c's table does.
+ *
+ * Overload. nnuv.c already sheds every request a newer one from the same
+ * sender replaced. When the agent endpoint's receive queue has not been
+ * empty for DROVER_BUSY_MS (nnuv_backlog_ms: the loop is behind by at
+ * least that much), heartbeats (ctl_agent_may_wait) are not answered as
+ * usual: they get Error{ERR_BUSY, retry_after_ms}, one heartbeat plus the
+ * backlog's age (at most half of what the node timeout leaves after a
+ * heartbeat, so that a held agent is never judged down), and the agent's
+ * RPC client (common/rpc.c) holds the request that long plus jitter before
+ * it sends it again: the heartbeat rate falls while the backlog lasts.
+ * Registers, syncs that carry reports or fetch assignments, and every API
+ * request, are always served. Measured by calls pending, loop lag and
+ * queue depth, the backlog's age was the signal that tracks the
+ * acknowledgement latency the agents see (README, Performance).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +29,8 @@
 
 #include "ctl.h"
 #include "log.h"
+
+#define BUSY_LOG_MS 1000 /* at most one event=busy line per second */
 
 struct front_req {
     struct ctl *ctl;
@@ -31,6 +47,43 @@ nn_done(void *arg, const Drover__Message *rep)
     free(f);
 }
 
+uint64_t
+ctl_busy_retry_ms(const struct ctl_config *cfg, uint64_t backlog)
+{
+    uint64_t ms = cfg->heartbeat_ms + backlog,
+             cap = (cfg->node_timeout_ms - cfg->heartbeat_ms) * 2 / 5;
+
+    if (ms > cap)
+        ms = cap;
+    return ms < 10 ? 10 : ms; /* rpc_hold_ms waits at least 10 ms */
+}
+
+/* Answer req ERR_BUSY if the agent endpoint is behind and m may wait. */
+static bool
+busy(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *m)
+{
+    static uint64_t said, last_log;
+    Drover__Message em = DROVER__MESSAGE__INIT;
+    Drover__Error e = DROVER__ERROR__INIT;
+    uint64_t backlog = nnuv_backlog_ms(req->sock), now;
+
+    if (ctl->cfg.busy_ms == 0 || backlog < ctl->cfg.busy_ms || !ctl_agent_may_wait(ctl, m))
+        return false;
+    e.code = DROVER__ERROR_CODE__ERR_BUSY;
+    e.message = "the controller is busy; try again after retry_after_ms";
+    e.retry_after_ms = (uint32_t)ctl_busy_retry_ms(&ctl->cfg, backlog);
+    em.body_case = DROVER__MESSAGE__BODY_ERROR;
+    em.error = &e;
+    ctl_reply(ctl, req, &em);
+    said++;
+    if ((now = mono_ms()) - last_log >= BUSY_LOG_MS) {
+        log_info("busy", "backlog_ms=%llu answered=%llu retry_after_ms=%u",
+                 (unsigned long long)backlog, (unsigned long long)said, e.retry_after_ms);
+        last_log = now;
+    }
+    return true;
+}
+
 static void
 recv_on(struct ctl *ctl, struct nnuv_msg *req, enum ctl_ep ep)
 {
@@ -44,6 +97,10 @@ recv_on(struct ctl *ctl, struct nnuv_msg *req, enum ctl_ep ep)
     m = ctl_open(ctl, req, ep == CTL_EP_API ? "api" : "agent");
     if (m == NULL)
         return;
+    if (ep == CTL_EP_AGENT && ctl_leader_acting(ctl->leader) && busy(ctl, req, m)) {
+        wire_msg_free(m);
+        return;
+    }
     if ((f = calloc(1, sizeof(*f))) == NULL) {
         ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "out of memory");
         wire_msg_free(m);

@@ -131,6 +131,7 @@ read_config(struct ctl_config *cfg)
     if (e.n == 0 && cfg->heartbeat_ms >= cfg->node_timeout_ms)
         env_err(&e, "DROVER_HEARTBEAT_MS (%llu) must be below DROVER_NODE_TIMEOUT_MS (%llu)",
                 (unsigned long long)cfg->heartbeat_ms, (unsigned long long)cfg->node_timeout_ms);
+    env_u64(&e, "DROVER_BUSY_MS", 100, 0, 60000, &cfg->busy_ms);
     env_u64(&e, "DROVER_DRAIN_BUFFER", 10000, 10, 1000000, &cfg->drain_buffer);
     if (env_str(&e, "DROVER_DRAIN_CA_FILE", "", cfg->drain_ca_file, sizeof(cfg->drain_ca_file)) ==
             0 &&
@@ -234,10 +235,10 @@ main(int argc, char **argv)
               "Configured only by the environment: DROVER_CLUSTER_KEY and DROVER_API_TOKEN\n"
               "(required), DROVER_DATA_DIR, DROVER_API_LISTEN, DROVER_AGENT_LISTEN,\n"
               "DROVER_LOG_LINES, DROVER_RUN_TIMEOUT_MS, DROVER_NODE_TIMEOUT_MS,\n"
-              "DROVER_HEARTBEAT_MS, DROVER_CLUSTER_KEY_NEXT, DROVER_DATABASE_URL,\n"
-              "DROVER_ADVERTISE_API, DROVER_ADVERTISE_AGENT, DROVER_HTTP_LISTEN,\n"
-              "DROVER_HTTP_TLS_CERT, DROVER_HTTP_TLS_KEY (see drover-controller(8) and the\n"
-              "README).\n",
+              "DROVER_HEARTBEAT_MS, DROVER_BUSY_MS, DROVER_CLUSTER_KEY_NEXT,\n"
+              "DROVER_DATABASE_URL, DROVER_ADVERTISE_API, DROVER_ADVERTISE_AGENT,\n"
+              "DROVER_HTTP_LISTEN, DROVER_HTTP_TLS_CERT, DROVER_HTTP_TLS_KEY (see\n"
+              "drover-controller(8) and the README).\n",
               help ? stdout : stderr);
         return help ? 0 : 2;
     }

@@ -12,7 +12,11 @@
  * in the next full sync, and it counts as acknowledged when the controller
  * answers that sync. Like the real agent it turns nanomsg's resend off and
  * re-seals a request left unanswered for three heartbeats, backing off
- * (doubling, with jitter) while re-sends go unanswered.
+ * (rpc_backoff_ms: doubling, with jitter) while re-sends go unanswered; and
+ * like common/rpc.c it holds a request answered Error{ERR_BUSY} for
+ * rpc_hold_ms(retry_after_ms) and sends it again (at most RPC_MAX_HOLDS
+ * times in a row; then the answer counts as a reply and the next heartbeat
+ * goes out as usual).
  *
  * Notifications: one SUB socket per worker, subscribed to the topic of each
  * of its agents, demultiplexed by topic. A real cluster has one subscriber
@@ -43,9 +47,11 @@
 #include <sodium.h>
 
 #include "bench.h"
+#include "rpc.h"
 #include "util.h"
 
 #define RESEND_BEATS 3
+#define MAX_HOLDS 8 /* as RPC_MAX_HOLDS in common/rpc.c */
 #define NN_RESEND_OFF (24 * 3600 * 1000)
 #define START_PER_TURN 10 /* agents started per loop turn: no connect storm */
 
@@ -68,9 +74,11 @@ struct sim {
     enum kind inflight;
     bool sent_full;
     uint64_t sent_at_ms, next_beat_ms;
-    uint64_t sent_ns;   /* when its last request went out */
-    uint64_t resend_ms; /* how long it may go unanswered (resend_wait_ms) */
-    uint32_t resends;   /* re-sends in a row without a reply */
+    uint64_t sent_ns;       /* when its last request went out */
+    uint64_t resend_ms;     /* how long it may go unanswered (resend_wait_ms) */
+    uint32_t resends;       /* re-sends in a row without a reply */
+    uint32_t holds;         /* ERR_BUSY answers to the request in flight */
+    uint64_t hold_until_ms; /* held (ERR_BUSY): send again at this time */
     bool need_full, again;
     uint64_t generation;
     struct inst *v;
@@ -215,15 +223,11 @@ send_sync(struct sim *s)
     return rc;
 }
 
-/* As the real agent (agt_resend_wait_ms, node-agent/conn.c): the first
- * re-send after base, then doubling up to 16 times with up to half again at
- * random. */
+/* As the real agent (agt_resend_wait_ms, node-agent/conn.c). */
 static uint64_t
 resend_wait_ms(uint64_t base, uint32_t n)
 {
-    uint64_t ms = base << (n < 4 ? n : 4);
-
-    return n == 0 ? base : ms + randombytes_uniform((uint32_t)(ms / 2 + 1));
+    return rpc_backoff_ms(base, n, randombytes_random(), 0);
 }
 
 static void
@@ -238,6 +242,7 @@ send_next(struct worker *w, struct sim *s)
         return;
     }
     s->again = false;
+    s->hold_until_ms = 0;
     rc = s->registered ? send_sync(s) : send_register(w, s);
     if (rc < 0)
         return; /* the next heartbeat tries again */
@@ -305,14 +310,31 @@ acked(struct worker *w, struct sim *s)
     }
 }
 
+/* ERR_BUSY: hold the request in flight and send it again later, as
+ * common/rpc.c does (true), or let it count as answered (false). */
+static bool
+held(struct sim *s, const Drover__Message *m)
+{
+    if (m->body_case != DROVER__MESSAGE__BODY_ERROR || m->error == NULL ||
+        m->error->code != DROVER__ERROR_CODE__ERR_BUSY || s->holds >= MAX_HOLDS)
+        return false;
+    s->holds++;
+    s->resends = 0;
+    s->hold_until_ms = mono_ms() + rpc_hold_ms(m->error->retry_after_ms, randombytes_random());
+    return true;
+}
+
 static void
 on_reply(struct worker *w, struct sim *s, Drover__Message *m)
 {
     enum kind k = s->inflight;
 
+    w->replies++;
+    if (held(s, m))
+        return;
     s->inflight = K_NONE;
     s->resends = 0;
-    w->replies++;
+    s->holds = 0;
     if (k == K_REGISTER && m->body_case == DROVER__MESSAGE__BODY_REGISTER_REP) {
         s->registered = true;
         s->need_full = true;
@@ -435,10 +457,9 @@ command(struct worker *w, const char *line)
         s->silent = true;
         emit(w, "S %llu\n", (unsigned long long)(s->sent_ns ? s->sent_ns : bench_now_ns()));
     } else if (strcmp(line, "QUIT") == 0) {
-        for (unsigned i = 0; i < w->cfg->count; i++)
-            if (w->sims[i].started)
-                nn_close(w->sims[i].sock);
-        nn_close(w->sub);
+        /* No nn_close: closing a REQ with a request in flight (a held or
+         * unanswered sync) can abort inside nanomsg 1.1.5 (chunk.c:231
+         * from nn_req_term); the process exit closes every connection. */
         _exit(0);
     }
 }
@@ -481,7 +502,12 @@ tick(struct worker *w)
         }
         if (s->silent)
             continue;
-        if (s->inflight != K_NONE && now - s->sent_at_ms >= s->resend_ms) {
+        if (s->hold_until_ms != 0 && now >= s->hold_until_ms) {
+            s->inflight = K_NONE; /* held: re-seal and send afresh */
+            send_next(w, s);
+            continue;
+        }
+        if (s->hold_until_ms == 0 && s->inflight != K_NONE && now - s->sent_at_ms >= s->resend_ms) {
             s->inflight = K_NONE; /* lost: re-seal and send afresh */
             s->resends++;
         }

@@ -105,3 +105,67 @@ Test(shed, only_the_newest_request_of_each_sender_is_answered, .timeout = 10)
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
 }
+
+struct lag {
+    int n;
+    uint64_t backlog[16]; /* nnuv_backlog_ms as each request was handed on */
+};
+
+static void
+on_slow(struct nnuv *s, struct nnuv_msg *m, void *arg)
+{
+    struct lag *l = arg;
+
+    if (l->n < 16)
+        l->backlog[l->n] = nnuv_backlog_ms(s);
+    l->n++;
+    usleep(30 * 1000); /* a handler that takes its time */
+    nnuv_msg_free(m);
+}
+
+/*
+ * The overload signal (controller/front.c): the backlog's age grows while
+ * the queue is never found empty and is 0 once it was drained empty; a
+ * wake-up starts no new batch once it took 20 ms (here: one batch each, as
+ * the handler takes 30 ms), then the loop's timers and other sockets run.
+ */
+Test(shed, the_backlog_age_grows_until_the_queue_is_empty, .timeout = 20)
+{
+    uv_loop_t loop;
+    struct lag l = {0};
+    int err = 0, a, t = 5000;
+    struct nnuv *rep;
+    char body[8];
+
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    rep = nnuv_new(&loop, AF_SP_RAW, NN_REP, on_slow, &l, &err);
+    cr_assert_not_null(rep);
+    cr_assert_eq(nnuv_bind(rep, "inproc://drover-backlog-test"), 0);
+    a = nn_socket(AF_SP_RAW, NN_REQ);
+    cr_assert(a >= 0);
+    nn_setsockopt(a, NN_SOL_SOCKET, NN_SNDTIMEO, &t, sizeof(t));
+    cr_assert_geq(nn_connect(a, "inproc://drover-backlog-test"), 0);
+    /* 6 batches' worth from one sender: each batch hands on its newest. */
+    for (int i = 0; i < 6 * 256 - 100; i++) {
+        snprintf(body, sizeof(body), "%d", i);
+        send_req(a, body, (uint8_t)i);
+    }
+    usleep(200 * 1000);
+    cr_assert_eq(nnuv_backlog_ms(rep), 0, "nothing received yet");
+    cr_assert_eq(nnuv_start(rep), 0);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    cr_assert_eq(l.n, 1, "one wake-up handed on %d batches' requests", l.n);
+    cr_assert_lt(l.backlog[0], 30, "first: %llu ms", (unsigned long long)l.backlog[0]);
+    cr_assert_geq(nnuv_backlog_ms(rep), 30, "the queue is not empty yet");
+    for (int i = 0; i < 50 && l.n < 6; i++)
+        uv_run(&loop, UV_RUN_NOWAIT), usleep(10 * 1000);
+    cr_assert_eq(l.n, 6, "handed on %d", l.n);
+    cr_assert_geq(l.backlog[3], 90, "fourth: %llu ms", (unsigned long long)l.backlog[3]);
+    cr_assert_geq(l.backlog[4], 120, "fifth: %llu ms", (unsigned long long)l.backlog[4]);
+    cr_assert_eq(l.backlog[5], 0, "the last batch emptied the queue before it was handed on");
+    cr_assert_eq(nnuv_backlog_ms(rep), 0);
+    nn_close(a);
+    nnuv_close(rep);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+}
