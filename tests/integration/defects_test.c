@@ -168,12 +168,13 @@ wait_state(const char *app, const char *name, const char *state, int timeout_ms)
 
 /* ---- item 2: the pty helper and a directory the app's user cannot enter ---- */
 
-/* drover's three programs copied into a fresh mkdtemp directory (mode 0700,
- * as a checkout under /root or a mktemp -d clone is). */
+/* drover's programs and the agent's helpers copied into a fresh mkdtemp
+ * directory (mode 0700, as a checkout under /root or a mktemp -d clone is). */
 static void
 private_binaries(void)
 {
-    static const char *const progs[] = {"drover", "drover-agent", "drover-controller"};
+    static const char *const progs[] = {"drover", "drover-agent", "drover-controller",
+                                        "drover-exec", "drover-unpack"};
     char cmd[1024];
     struct stat st;
 
