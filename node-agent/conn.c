@@ -11,9 +11,19 @@
  * queued as a delta); each further one without a reply waits twice as long
  * (up to 16 times), with jitter (rpc_backoff_ms). With several controllers
  * (DROVER_JOIN=a,b,c) the client follows the leader (a standby's
- * ERR_NOT_LEADER names it; a timeout tries the next), and the notify and
- * log sockets follow it (on_move). A SUB socket on the notify endpoint
- * subscribed to "NODE\n" turns a notification into an immediate sync.
+ * ERR_NOT_LEADER names it; a timeout tries the next), and the log socket
+ * follows it (on_move).
+ *
+ * Watch (issue 15): a quiet sync carries watch_ms (one heartbeat), and the
+ * controller holds it until this node's set changes or the time is over
+ * (controller/watch.c); its answer says watched, and the next sync goes
+ * out at once. So a change reaches this node in one write, to it alone,
+ * and syncs keep their heartbeat rate. The watch is the sync: it follows
+ * the leader as the sync does, and one lost with a controller (restart,
+ * leader change) is sent again by the next heartbeat or resend. A
+ * controller that predates watches answers at once without watched: then
+ * syncs go at heartbeats, as before (this agent has no notify socket: the
+ * controller's PUB fan-out cost O(nodes) writes per change).
  *
  * Quiet heartbeats carry generation and digest only; a full report goes out
  * when the digest differs from the last acknowledged full one, when the
@@ -57,7 +67,8 @@ struct agt_conn {
     uv_loop_t *loop;
     const struct agt_config *cfg;
     struct rpc *rpc;
-    struct nnuv *sub;
+    uint8_t quick;          /* watched answers in a row that were not held */
+    bool sent_watch;        /* the request in flight is a watch */
     uint64_t replied_at;    /* uv_now of the last reply, or of the start */
     bool redialing;         /* silent: logged once until the next reply */
     enum agt_conn_state st; /* states.c's table */
@@ -121,8 +132,6 @@ conn_apply(struct agt_conn *c, enum agt_conn_event ev)
         log_debug("conn_state", "node=%s from=%s to=%s event=%s", c->cfg->node,
                   agt_conn_state_name(c->st), agt_conn_state_name(next), agt_conn_event_name(ev));
     c->st = next;
-    if ((act & AGT_CA_MUTE) && c->sub)
-        nnuv_stop(c->sub);
     if (act & AGT_CA_FULL)
         c->want_full = true; /* the controller sees every instance at once */
     if (act & AGT_CA_SEND) {
@@ -196,6 +205,8 @@ send_sync(struct agt_conn *c)
     r.digest = digest;
     r.full = c->want_full || is_last(c) || !c->have_acked || digest != c->acked_digest;
     r.leaving = c->said_leaving;
+    /* A quiet sync waits at the controller for a change (watch.c). */
+    r.watch_ms = r.full || r.leaving ? 0 : c->heartbeat_ms;
     if (r.full) {
         r.n_instances = n;
         r.instances = reps;
@@ -209,6 +220,7 @@ send_sync(struct agt_conn *c)
         c->kind = K_SYNC;
         c->sent_leaving = r.leaving;
         c->sent_full = r.full;
+        c->sent_watch = r.watch_ms > 0;
         c->sent_digest = digest;
         if (r.full)
             agt_reports_sent(c->agt, c->seq);
@@ -306,6 +318,22 @@ on_register_rep(struct agt_conn *c, const Drover__RegisterRep *r)
     conn_apply(c, AGT_CE_REGISTERED); /* sync now, for the assignments */
 }
 
+/* A watched answer: watch again at once (it was held: nothing happened
+ * meanwhile, or the set changed and the reply has it). Answers that were
+ * not held (a full report wanted, a set being taken) may come back at once
+ * a few times, never in a loop: after three, the heartbeat sends. */
+static void
+watch_again(struct agt_conn *c, bool watched)
+{
+    bool held = uv_now(c->loop) - rpc_sent_at(c->rpc) >= c->heartbeat_ms / 2;
+
+    if (!watched)
+        return; /* a controller without watches: the heartbeat syncs */
+    c->quick = held ? 0 : c->quick + 1;
+    if (c->quick <= 3)
+        c->again = true;
+}
+
 static void
 on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
 {
@@ -343,6 +371,8 @@ on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
         conn_apply(c, AGT_CE_LAST_ANSWERED);
     else if (c->sent_leaving)
         agt_leave_acked(c->agt);
+    else
+        watch_again(c, r->watched);
 }
 
 static void on_silent(struct agt_conn *c);
@@ -409,35 +439,6 @@ on_reply(struct rpc *rpc, struct rpc_reply *rep, void *arg)
         send_next(c);
 }
 
-static void
-on_notify(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
-{
-    struct agt_conn *c = arg;
-    size_t tlen = strlen(c->cfg->node) + 1;
-    struct wire_header hdr;
-    Drover__Message *m = NULL;
-    int rc = -EBADMSG;
-
-    if (nm->len > tlen && memcmp(nm->body, c->cfg->node, tlen - 1) == 0 &&
-        ((char *)nm->body)[tlen - 1] == '\n')
-        rc = wire_open((uint8_t *)nm->body + tlen, nm->len - tlen, &hdr, &m);
-    nnuv_msg_free(nm);
-    if (rc < 0) {
-        log_warn("bad_message", "sock=notify err=%s", log_q(wire_strerror(rc)));
-        return;
-    }
-    if (m->body_case == DROVER__MESSAGE__BODY_NOTIFY && m->notify->term < c->term) {
-        log_warn("stale_term", "node=%s msg=notify term=%" PRIu64 " seen=%" PRIu64, c->cfg->node,
-                 m->notify->term, c->term);
-    } else if (m->body_case == DROVER__MESSAGE__BODY_NOTIFY) {
-        log_debug("notified", "generation=%" PRIu64, m->notify->generation);
-        send_next(c);
-    } else {
-        log_warn("bad_message", "sock=notify err=unexpected_type type=%d", (int)m->body_case);
-    }
-    wire_msg_free(m);
-}
-
 /* How long without a reply before redialling, or before a leaving agent
  * gives up on the controller: three heartbeats, within [1 s, 10 s]. */
 static uint64_t
@@ -448,18 +449,11 @@ silence_ms(const struct agt_conn *c)
     return ms < 1000 ? 1000 : ms > 10000 ? 10000 : ms;
 }
 
-/* The notify socket follows the controller the RPC client talks to (its
- * port + 1), and so do the log lines (port + 2). */
+/* The log lines follow the controller the RPC client talks to (port + 2). */
 static void
 follow(struct agt_conn *c, const char *endpoint, bool moved)
 {
-    char notify[ENV_ENDPOINT_MAX];
-    int rc = env_endpoint_offset(endpoint, 1, notify, sizeof notify);
-
-    if (rc == 0 && c->sub)
-        rc = nnuv_retarget(c->sub, notify);
-    if (rc < 0)
-        log_warn("redial_failed", "sock=notify err=%s", log_q(strerror(-rc)));
+    (void)endpoint;
     if (moved)
         agt_logs_follow(agt_logs(c->agt), endpoint);
 }
@@ -473,7 +467,7 @@ on_move(struct rpc *rpc, const char *endpoint, void *arg)
 }
 
 /* A request went unanswered past its wait (the RPC client has redialled
- * its own socket): redial the notify socket too, and replace the request
+ * its own socket): replace the request
  * with a fresh one, built from the state as it is now. */
 static void
 on_silent(struct agt_conn *c)
@@ -512,7 +506,6 @@ agt_conn_new(struct agt *a, int *err)
 {
     struct agt_conn *c = calloc(1, sizeof *c);
     struct rpc_opts o = {0};
-    char topic[72];
     int rc = -ENOMEM;
 
     if (!c)
@@ -532,19 +525,6 @@ agt_conn_new(struct agt *a, int *err)
     c->rpc = rpc_new(c->loop, &o, &rc);
     if (!c->rpc)
         goto out;
-    c->sub = nnuv_new(c->loop, AF_SP, NN_SUB, on_notify, c, &rc);
-    if (!c->sub)
-        goto out;
-    rc = strfmt(topic, sizeof topic, "%s\n", c->cfg->node);
-    if (rc < 0)
-        goto out;
-    if (nn_setsockopt(nnuv_sock(c->sub), NN_SUB, NN_SUB_SUBSCRIBE, topic, strlen(topic)) < 0) {
-        rc = -nn_errno();
-        goto out;
-    }
-    rc = nnuv_connect(c->sub, c->cfg->notify);
-    if (rc < 0)
-        goto out;
     uv_timer_init(c->loop, &c->heartbeat);
     uv_timer_init(c->loop, &c->soon);
     c->heartbeat.data = c;
@@ -553,8 +533,6 @@ agt_conn_new(struct agt *a, int *err)
 out:
     if (rc < 0 && c) {
         rpc_close(c->rpc);
-        if (c->sub)
-            nnuv_close(c->sub);
         free(c);
         c = NULL;
     }
@@ -568,8 +546,6 @@ agt_conn_start(struct agt_conn *c)
     int rc = rpc_start(c->rpc);
 
     c->replied_at = uv_now(c->loop);
-    if (rc == 0)
-        rc = nnuv_start(c->sub);
     if (rc == 0)
         rc = uv_timer_start(&c->heartbeat, on_heartbeat, c->heartbeat_ms, c->heartbeat_ms);
     if (rc == 0)
@@ -613,9 +589,7 @@ agt_conn_close(struct agt_conn *c)
 {
     conn_apply(c, AGT_CE_CLOSE);
     rpc_close(c->rpc);
-    nnuv_close(c->sub);
     c->rpc = NULL;
-    c->sub = NULL;
     uv_close((uv_handle_t *)&c->heartbeat, on_timer_close);
     uv_close((uv_handle_t *)&c->soon, on_timer_close);
 }
