@@ -552,6 +552,7 @@ struct ctl_roll {
     uint32_t unavailable;      /* at most this many of want not up */
     uint32_t new_live, new_up; /* of the current release, not stopping, not evicted */
     uint32_t old_live, old_up; /* of other releases, not stopping */
+    uint32_t new_starting;     /* of new_live: placed, pending or starting (a batch in flight) */
     uint32_t create;           /* out: new instances to make now */
     uint32_t stop_old;         /* out: old instances to stop now, those not up first */
 };

@@ -67,7 +67,8 @@ struct agt_conn {
     uv_loop_t *loop;
     const struct agt_config *cfg;
     struct rpc *rpc;
-    uint8_t quick;          /* watched answers in a row that were not held */
+    uint8_t quick;          /* answers in a row that were not held, watched again */
+    bool watching;          /* the controller has answered a watch (it holds them) */
     bool sent_watch;        /* the request in flight is a watch */
     uint64_t replied_at;    /* uv_now of the last reply, or of the start */
     bool redialing;         /* silent: logged once until the next reply */
@@ -179,6 +180,7 @@ send_register(struct agt_conn *c)
     agt_reports_free(reps, n);
     if (rc == 0) {
         c->kind = K_REGISTER;
+        c->sent_watch = false;
         c->sent_full = true;
         c->sent_digest = digest;
         agt_reports_sent(c->agt, c->seq);
@@ -230,6 +232,14 @@ send_sync(struct agt_conn *c)
     return rc;
 }
 
+/* Nothing in flight, or only a held watch, which a new request replaces
+ * (the controller drops the held one when the new one comes). */
+static bool
+can_send(const struct agt_conn *c)
+{
+    return !rpc_busy(c->rpc) || c->sent_watch;
+}
+
 static void
 send_next(struct agt_conn *c)
 {
@@ -237,7 +247,7 @@ send_next(struct agt_conn *c)
 
     if (!c->rpc || c->st == AGT_CS_DONE)
         return;
-    if (rpc_busy(c->rpc)) {
+    if (!can_send(c)) {
         c->again = true;
         return;
     }
@@ -318,17 +328,22 @@ on_register_rep(struct agt_conn *c, const Drover__RegisterRep *r)
     conn_apply(c, AGT_CE_REGISTERED); /* sync now, for the assignments */
 }
 
-/* A watched answer: watch again at once (it was held: nothing happened
- * meanwhile, or the set changed and the reply has it). Answers that were
- * not held (a full report wanted, a set being taken) may come back at once
- * a few times, never in a loop: after three, the heartbeat sends. */
+/* After a sync reply, with a controller that holds watches: watch again at
+ * once (a held one ended: nothing happened meanwhile, or the set changed
+ * and the reply has it; a full report was answered). Answers that were not
+ * held may come back at once a few times, never in a loop: after three,
+ * the heartbeat sends. */
 static void
 watch_again(struct agt_conn *c, bool watched)
 {
     bool held = uv_now(c->loop) - rpc_sent_at(c->rpc) >= c->heartbeat_ms / 2;
 
-    if (!watched)
-        return; /* a controller without watches: the heartbeat syncs */
+    if (watched)
+        c->watching = true;
+    else if (c->sent_watch)
+        c->watching = false; /* a controller without watches: the heartbeat syncs */
+    if (!c->watching)
+        return;
     c->quick = held ? 0 : c->quick + 1;
     if (c->quick <= 3)
         c->again = true;
@@ -497,7 +512,7 @@ on_soon(uv_timer_t *t)
 {
     struct agt_conn *c = t->data;
 
-    if ((c->dirty || c->again) && !rpc_busy(c->rpc))
+    if ((c->dirty || c->again) && can_send(c))
         send_next(c);
 }
 
@@ -559,7 +574,7 @@ agt_conn_sync_soon(struct agt_conn *c)
     if (!c->rpc)
         return;
     c->dirty = true;
-    if (!rpc_busy(c->rpc)) /* else the reply sends it */
+    if (can_send(c)) /* else the reply sends it */
         uv_timer_start(&c->soon, on_soon, 0, 0);
 }
 
