@@ -6,7 +6,9 @@
  * controller's heartbeat is long (4 s: syncs are held that long), so only
  * the watch can make an agent act within a second. Real controller and
  * agents; ps and the controller's /metrics and log say what happened.
- * Controller ports 15020-15027, HTTP 15036-15037, app ports 15300-15399.
+ * A rolling deploy moves in whole batches (reconcile.c) even when its
+ * instances come up at different times. Controller ports 15020-15031, HTTP
+ * 15036-15037, app ports 15300-15499.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -216,4 +218,70 @@ Test(watch, a_watch_lost_with_a_restarted_controller_is_armed_again)
     ms = time_to_log(on, "inst=worker.1 ", t0, 3 * HEARTBEAT_MS);
     cr_assert(ms >= 0 && ms < 1500, "worker.1 reached n%d after %ld ms", on, ms);
     cr_assert_eq(log_count(idx, "event=node_woken"), 1);
+}
+
+/* The controller's event=replaced lines (an old instance stopped by the
+ * rollout), grouped by time: stops less than 100 ms apart are one group.
+ * The sizes, in order, go to sizes; returns how many groups. */
+static int
+replaced_groups(int idx, int *sizes, int max)
+{
+    FILE *f = fopen(C.procs[idx].log, "r");
+    char line[4096];
+    long last = -1000000;
+    int n = 0;
+
+    cr_assert_not_null(f);
+    while (fgets(line, sizeof line, f) != NULL) {
+        int hh, mm, ss, ms;
+        const char *t = strstr(line, "ts=");
+        long at;
+
+        if (strstr(line, "event=replaced") == NULL || t == NULL ||
+            sscanf(t, "ts=%*d-%*d-%*dT%d:%d:%d.%dZ", &hh, &mm, &ss, &ms) != 4)
+            continue;
+        at = ((hh * 60L + mm) * 60 + ss) * 1000 + ms;
+        if (at - last >= 100 && n < max)
+            sizes[n++] = 0;
+        sizes[n - 1]++;
+        last = at;
+    }
+    fclose(f);
+    return n;
+}
+
+Test(watch, a_rolling_deploy_moves_in_whole_batches)
+{
+    /* Each web waits 0, 1 or 2 s (by its number) before it listens, so a
+     * batch comes up over 2 s, in several agent reports. */
+    const char *procfile =
+        "web: sh -c 'sleep $(( ${DYNO#web.} % 3 )); exec python3 -m http.server $PORT'\n";
+    int sizes[16], n;
+    struct h_ps ps;
+
+    h_start_cluster(&C, "watch-batches", 15028, 2, 15400, 50, NULL, NULL);
+    h_cli_ok(&C, (const char *const[]){"apps:create", "shop", NULL});
+    h_cli_ok(&C, (const char *const[]){"deploy", "shop", h_app_dir(&C, "shop", procfile), NULL});
+    h_cli_ok(&C, (const char *const[]){"settings:set", "shop", "web", "max_surge=4",
+                                       "min_healthy=500ms", "shutdown_delay=0", NULL});
+    h_cli_ok(&C, (const char *const[]){"scale", "shop", "web=8", NULL});
+    for (long end = mono_ms() + 30000;; h_msleep(200)) {
+        h_get_ps(&C, "shop", &ps);
+        if (h_ps_count(&ps, "web", "up", NULL) == 8)
+            break;
+        cr_assert_lt(mono_ms(), end, "web=8 never came up");
+    }
+    /* A new release: the rollout replaces 8 in batches of 4. */
+    h_cli_ok(&C, (const char *const[]){"config:set", "shop", "ROUND=2", NULL});
+    for (long end = mono_ms() + 60000;; h_msleep(200)) {
+        if (log_count(0, "event=deploy_succeeded") >= 2) /* v1's, then v2's */
+            break;
+        cr_assert_lt(mono_ms(), end, "the rollout did not end: %d replaced",
+                     log_count(0, "event=replaced"));
+    }
+    n = replaced_groups(0, sizes, 16);
+    cr_assert_eq(n, 2, "old instances stopped in %d groups (want 2 batches of 4): %d %d %d", n,
+                 sizes[0], n > 1 ? sizes[1] : 0, n > 2 ? sizes[2] : 0);
+    cr_assert_eq(sizes[0], 4);
+    cr_assert_eq(sizes[1], 4);
 }
