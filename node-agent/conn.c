@@ -529,6 +529,7 @@ agt_conn_new(struct agt *a, int *err)
     c->loop = agt_loop(a);
     c->cfg = agt_cfg(a);
     c->heartbeat_ms = c->cfg->heartbeat_ms;
+    c->watching = true; /* until a controller answers a watch without watched */
     o.endpoints = (const char(*)[ENV_ENDPOINT_MAX])c->cfg->joins;
     o.nendpoints = c->cfg->njoin;
     o.sender = agt_sender(a);

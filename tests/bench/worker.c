@@ -345,7 +345,9 @@ on_reply(struct worker *w, struct sim *s, Drover__Message *m)
                 assign(w, s, r);
             if (r->watched)
                 w->watching = true;
-            if (w->watching) { /* watch again at once (conn.c's watch_again) */
+            else if (s->sent_watch)
+                w->watching = false; /* a controller without watches */
+            if (w->watching) {       /* watch again at once (conn.c's watch_again) */
                 bool held = mono_ms() - s->sent_at_ms >= w->heartbeat_ms / 2;
 
                 s->quick = held ? 0 : s->quick + 1;
@@ -478,7 +480,8 @@ tick(struct worker *w)
 void
 bench_worker_main(const struct bench_cfg *cfg, int cmd_fd, int ev_fd)
 {
-    struct worker w = {.cfg = cfg, .ev_fd = ev_fd, .cmd_fd = cmd_fd, .heartbeat_ms = 1000};
+    struct worker w = {
+        .cfg = cfg, .ev_fd = ev_fd, .cmd_fd = cmd_fd, .heartbeat_ms = 1000, .watching = true};
     struct epoll_event ev = {.events = EPOLLIN}, evs[256];
     int rc;
     uint64_t now = mono_ms();
