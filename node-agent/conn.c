@@ -70,6 +70,8 @@ struct agt_conn {
     uint8_t quick;          /* answers in a row that were not held, watched again */
     bool watching;          /* the controller has answered a watch (it holds them) */
     bool sent_watch;        /* the request in flight is a watch */
+    uint64_t sent_breaks;   /* conn_breaks() when it was sent */
+    bool lost_redialed;     /* watch_lost redialled in this silence */
     uint64_t replied_at;    /* uv_now of the last reply, or of the start */
     bool redialing;         /* silent: logged once until the next reply */
     enum agt_conn_state st; /* states.c's table */
@@ -93,6 +95,7 @@ struct agt_conn {
 };
 
 static void send_next(struct agt_conn *c);
+static uint64_t conn_breaks(const struct agt_conn *c);
 static void on_heartbeat(uv_timer_t *t);
 static void on_soon(uv_timer_t *t);
 
@@ -223,6 +226,7 @@ send_sync(struct agt_conn *c)
         c->sent_leaving = r.leaving;
         c->sent_full = r.full;
         c->sent_watch = r.watch_ms > 0;
+        c->sent_breaks = conn_breaks(c);
         c->sent_digest = digest;
         if (r.full)
             agt_reports_sent(c->agt, c->seq);
@@ -403,6 +407,7 @@ on_reply(struct rpc *rpc, struct rpc_reply *rep, void *arg)
         return;
     }
     c->replied_at = uv_now(c->loop);
+    c->lost_redialed = false;
     if (c->redialing) {
         c->redialing = false;
         log_info("controller_heard", "node=%s", c->cfg->node);
@@ -495,6 +500,38 @@ on_silent(struct agt_conn *c)
     send_next(c);
 }
 
+/* Connections the RPC socket has lost so far. */
+static uint64_t
+conn_breaks(const struct agt_conn *c)
+{
+    int s = rpc_sock(c->rpc);
+
+    return nn_get_statistic(s, NN_STAT_BROKEN_CONNECTIONS) +
+           nn_get_statistic(s, NN_STAT_DROPPED_CONNECTIONS);
+}
+
+/*
+ * With a controller that holds watches, a live one answers this node at
+ * least once a heartbeat (a held watch ends by then). Two heartbeats of
+ * silence, or a connection broken under a held watch (a controller killed,
+ * a leader gone: nanomsg does not send it again), mean the request went
+ * nowhere: redial and send afresh once, at once, rather than at the resend
+ * wait of three heartbeats counted from the newest request (a report that
+ * replaced a held watch starts that count again), which can outlast the
+ * node timeout and make a new leader call this node down. Once per silence:
+ * after that the ordinary resend and backoff apply.
+ */
+static bool
+watch_lost(const struct agt_conn *c, uint64_t now)
+{
+    if (!c->watching || !rpc_busy(c->rpc) || c->lost_redialed)
+        return false;
+    if (c->sent_watch && conn_breaks(c) != c->sent_breaks)
+        return true;
+    return now - c->replied_at >= 2ull * c->heartbeat_ms &&
+           now - rpc_sent_at(c->rpc) >= c->heartbeat_ms;
+}
+
 static void
 on_heartbeat(uv_timer_t *t)
 {
@@ -503,8 +540,14 @@ on_heartbeat(uv_timer_t *t)
 
     if (c->said_leaving && now - c->leave_at >= silence_ms(c) && quiet >= silence_ms(c))
         agt_leave_unreachable(c->agt);
-    if (!rpc_busy(c->rpc))
+    if (watch_lost(c, now)) {
+        log_info("watch_lost", "node=%s action=redial", c->cfg->node);
+        c->lost_redialed = true;
+        rpc_redial(c->rpc);
         send_next(c);
+    } else if (!rpc_busy(c->rpc)) {
+        send_next(c);
+    }
 }
 
 static void

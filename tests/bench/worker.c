@@ -464,6 +464,10 @@ tick(struct worker *w)
         }
         if (s->silent)
             continue;
+        /* A held watch unanswered for two heartbeats is lost: sent again
+         * (node-agent/conn.c's watch_lost). */
+        if (s->inflight != K_NONE && s->sent_watch && now - s->sent_at_ms >= 2ull * w->heartbeat_ms)
+            s->inflight = K_NONE;
         if (s->inflight != K_NONE && now - s->sent_at_ms >= s->resend_ms) {
             s->inflight = K_NONE; /* lost: re-seal and send afresh */
             s->resends++;
