@@ -315,7 +315,7 @@ ctl_h_sync(struct ctl_call *c)
         sr->want_full = true;
     }
     c->view = sync_view;
-    return 0;
+    return ctl_sync_hold(c, n); /* a quiet watch waits for a change (watch.c) */
 }
 
 /*
@@ -423,7 +423,9 @@ node_tick(uv_timer_t *t)
 
 /*
  * Runs once per loop turn (uv_check): at most one notification per changed
- * node however many requests changed it during the turn.
+ * node however many requests changed it during the turn. A node whose
+ * agent holds a watch gets the watch's answer (watch.c: one write, to it
+ * alone); the PUB socket serves only agents that predate watches.
  */
 void
 ctl_notify_flush(struct ctl *ctl)
@@ -445,7 +447,7 @@ ctl_notify_flush(struct ctl *ctl)
     while ((n = TAILQ_FIRST(&m->notify)) != NULL) {
         TAILQ_REMOVE(&m->notify, n, notify_link);
         n->notify = false;
-        if (n->state == CTL_NODE_DOWN || ctl->pub == NULL)
+        if (n->state == CTL_NODE_DOWN || ctl_watch_wake(ctl->watches, n) || ctl->pub == NULL)
             continue;
         no.generation = n->generation;
         if (wire_seal(&ctl->sender, &msg, &buf, &len) < 0)
@@ -476,6 +478,8 @@ ctl_agents_start(struct ctl *ctl)
         log_error("bind_failed", "endpoint=%s err=%s", ctl->cfg.notify_listen, strerror(-rc));
         return rc;
     }
+    if ((ctl->watches = ctl_watches_new(ctl)) == NULL)
+        return -ENOMEM;
     ctl->node_timer.data = ctl;
     ctl->notify_check.data = ctl;
     if ((rc = uv_timer_start(&ctl->node_timer, node_tick, NODE_TICK_MS, NODE_TICK_MS)) < 0)
@@ -488,4 +492,5 @@ void
 ctl_agents_stop(struct ctl *ctl)
 {
     uv_timer_stop(&ctl->node_timer);
+    ctl_watches_stop(ctl->watches);
 }

@@ -341,6 +341,7 @@ struct ctl {
     struct nnuv *api;
     struct nnuv *agents;
     struct nnuv *pub;
+    struct ctl_watches *watches; /* watch.c */
     uv_timer_t node_timer;
     struct ctl_liveness liveness;
     uv_check_t notify_check;
@@ -574,6 +575,7 @@ struct ctl_roll {
     uint32_t unavailable;      /* at most this many of want not up */
     uint32_t new_live, new_up; /* of the current release, not stopping, not evicted */
     uint32_t old_live, old_up; /* of other releases, not stopping */
+    uint32_t new_starting;     /* of new_live: placed, pending or starting (a batch in flight) */
     uint32_t create;           /* out: new instances to make now */
     uint32_t stop_old;         /* out: old instances to stop now, those not up first */
 };
@@ -849,6 +851,15 @@ ctl_work_done(struct ctl *ctl)
 int ctl_agents_start(struct ctl *ctl);
 void ctl_agents_stop(struct ctl *ctl);
 void ctl_notify_flush(struct ctl *ctl);
+
+/* watch.c: agents' quiet syncs held until their node's set changes */
+struct ctl_watches *ctl_watches_new(struct ctl *ctl);
+int ctl_sync_hold(struct ctl_call *c, struct ctl_node *n); /* 0 or CTL_PENDING */
+bool ctl_watch_wake(struct ctl_watches *ws, const struct ctl_node *n);
+size_t ctl_watches_held(const struct ctl_watches *ws);
+uint64_t ctl_watches_woken(const struct ctl_watches *ws);
+void ctl_watches_stop(struct ctl_watches *ws);
+void ctl_watches_close(struct ctl_watches *ws);
 
 /* liveness.c: which silent nodes are down (see its opening comment) */
 /* Up to max nodes to declare down now, into down; now is monotonic. */

@@ -234,6 +234,12 @@ ctl_metrics_render(struct ctl *ctl, char **text, size_t *len)
     prom_sample_u64(&p, "drover_placements_total", NULL, placements);
     prom_family(&p, "drover_log_lines_total", "counter", "Log lines received from agents.");
     prom_sample_u64(&p, "drover_log_lines_total", NULL, log_lines);
+    /* watch.c: quiet syncs held until their node's set changes */
+    prom_family(&p, "drover_watches_held", "gauge", "Agent syncs held until their node changes.");
+    prom_sample_u64(&p, "drover_watches_held", NULL, ctl_watches_held(ctl->watches));
+    prom_family(&p, "drover_watch_wakes_total", "counter",
+                "Held syncs answered because their node's assignment set changed.");
+    prom_sample_u64(&p, "drover_watch_wakes_total", NULL, ctl_watches_woken(ctl->watches));
     if (p.failed) {
         free(p.buf);
         return -ENOMEM;

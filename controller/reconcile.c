@@ -21,6 +21,15 @@
  * all killed at once; an old instance that is up stops only when enough new
  * ones are up (the agent reports up only after health has passed for
  * min_healthy).
+ * Whole batches (issue 15): while new instances of the batch in flight are
+ * placed and still pending or starting, nothing more is stopped or created;
+ * once the last of them is up, the pass stops and creates as much as the
+ * bounds allow, in one change to each node's set (and the node's held sync
+ * takes it at once, watch.c). Without this the rollout slid forward a few
+ * instances per agent sync round, each step a whole assignment set sent
+ * and each new instance waiting its own min_healthy. Unplaced ones do not
+ * hold a batch (the capacity they wait for comes from the stops), nor do
+ * crashed or failed ones (the deploy is judged failed by deploys.c).
  * Because each pass re-plans from the instances' states, the same rule
  * rolls a deploy forward, rolls a failed one back (deploys.c makes the last
  * good release current again), and survives a controller restart.
@@ -207,6 +216,8 @@ ctl_roll_plan(struct ctl_roll *r)
         r->create = r->want > r->new_live ? r->want - r->new_live : 0;
         return;
     }
+    if (r->new_starting > 0)
+        return; /* a batch in flight: the next goes whole, once it is up */
     /*
      * Old instances may stop while what stays up is at least min_up,
      * counting every old one that is not up as stopping first (as
@@ -282,6 +293,9 @@ reconcile_type(struct ctl_model *m, struct ctl_app *a, const struct ctl_release 
         } else if (!ctl_inst_evicted(in)) {
             v[have++] = in;
             r.new_up += in->state == DROVER__INSTANCE_STATE__ST_UP;
+            r.new_starting +=
+                in->node != NULL && (in->state == DROVER__INSTANCE_STATE__ST_PENDING ||
+                                     in->state == DROVER__INSTANCE_STATE__ST_STARTING);
         }
     }
     r.new_live = (uint32_t)have;

@@ -60,6 +60,8 @@ ctl_maybe_close(struct ctl *ctl)
     if (ctl->pub != NULL)
         nnuv_close(ctl->pub);
     ctl->api = ctl->agents = ctl->pub = NULL;
+    ctl_watches_close(ctl->watches);
+    ctl->watches = NULL;
     ctl_logs_close(ctl->logs);
     ctl_runs_close(ctl->runs);
     uv_close((uv_handle_t *)&ctl->node_timer, NULL);

@@ -11,9 +11,19 @@
  * queued as a delta); each further one without a reply waits twice as long
  * (up to 16 times), with jitter (rpc_backoff_ms). With several controllers
  * (DROVER_JOIN=a,b,c) the client follows the leader (a standby's
- * ERR_NOT_LEADER names it; a timeout tries the next), and the notify and
- * log sockets follow it (on_move). A SUB socket on the notify endpoint
- * subscribed to "NODE\n" turns a notification into an immediate sync.
+ * ERR_NOT_LEADER names it; a timeout tries the next), and the log socket
+ * follows it (on_move).
+ *
+ * Watch (issue 15): a quiet sync carries watch_ms (one heartbeat), and the
+ * controller holds it until this node's set changes or the time is over
+ * (controller/watch.c); its answer says watched, and the next sync goes
+ * out at once. So a change reaches this node in one write, to it alone,
+ * and syncs keep their heartbeat rate. The watch is the sync: it follows
+ * the leader as the sync does, and one lost with a controller (restart,
+ * leader change) is sent again by the next heartbeat or resend. A
+ * controller that predates watches answers at once without watched: then
+ * syncs go at heartbeats, as before (this agent has no notify socket: the
+ * controller's PUB fan-out cost O(nodes) writes per change).
  *
  * Quiet heartbeats carry generation and digest only; a full report goes out
  * when the digest differs from the last acknowledged full one, when the
@@ -57,7 +67,11 @@ struct agt_conn {
     uv_loop_t *loop;
     const struct agt_config *cfg;
     struct rpc *rpc;
-    struct nnuv *sub;
+    uint8_t quick;          /* answers in a row that were not held, watched again */
+    bool watching;          /* the controller has answered a watch (it holds them) */
+    bool sent_watch;        /* the request in flight is a watch */
+    uint64_t sent_breaks;   /* conn_breaks() when it was sent */
+    bool lost_redialed;     /* watch_lost redialled in this silence */
     uint64_t replied_at;    /* uv_now of the last reply, or of the start */
     bool redialing;         /* silent: logged once until the next reply */
     enum agt_conn_state st; /* states.c's table */
@@ -81,6 +95,7 @@ struct agt_conn {
 };
 
 static void send_next(struct agt_conn *c);
+static uint64_t conn_breaks(const struct agt_conn *c);
 static void on_heartbeat(uv_timer_t *t);
 static void on_soon(uv_timer_t *t);
 
@@ -121,8 +136,6 @@ conn_apply(struct agt_conn *c, enum agt_conn_event ev)
         log_debug("conn_state", "node=%s from=%s to=%s event=%s", c->cfg->node,
                   agt_conn_state_name(c->st), agt_conn_state_name(next), agt_conn_event_name(ev));
     c->st = next;
-    if ((act & AGT_CA_MUTE) && c->sub)
-        nnuv_stop(c->sub);
     if (act & AGT_CA_FULL)
         c->want_full = true; /* the controller sees every instance at once */
     if (act & AGT_CA_SEND) {
@@ -170,6 +183,7 @@ send_register(struct agt_conn *c)
     agt_reports_free(reps, n);
     if (rc == 0) {
         c->kind = K_REGISTER;
+        c->sent_watch = false;
         c->sent_full = true;
         c->sent_digest = digest;
         agt_reports_sent(c->agt, c->seq);
@@ -196,6 +210,8 @@ send_sync(struct agt_conn *c)
     r.digest = digest;
     r.full = c->want_full || is_last(c) || !c->have_acked || digest != c->acked_digest;
     r.leaving = c->said_leaving;
+    /* A quiet sync waits at the controller for a change (watch.c). */
+    r.watch_ms = r.full || r.leaving ? 0 : c->heartbeat_ms;
     if (r.full) {
         r.n_instances = n;
         r.instances = reps;
@@ -209,6 +225,8 @@ send_sync(struct agt_conn *c)
         c->kind = K_SYNC;
         c->sent_leaving = r.leaving;
         c->sent_full = r.full;
+        c->sent_watch = r.watch_ms > 0;
+        c->sent_breaks = conn_breaks(c);
         c->sent_digest = digest;
         if (r.full)
             agt_reports_sent(c->agt, c->seq);
@@ -218,6 +236,14 @@ send_sync(struct agt_conn *c)
     return rc;
 }
 
+/* Nothing in flight, or only a held watch, which a new request replaces
+ * (the controller drops the held one when the new one comes). */
+static bool
+can_send(const struct agt_conn *c)
+{
+    return !rpc_busy(c->rpc) || c->sent_watch;
+}
+
 static void
 send_next(struct agt_conn *c)
 {
@@ -225,7 +251,7 @@ send_next(struct agt_conn *c)
 
     if (!c->rpc || c->st == AGT_CS_DONE)
         return;
-    if (rpc_busy(c->rpc)) {
+    if (!can_send(c)) {
         c->again = true;
         return;
     }
@@ -306,6 +332,27 @@ on_register_rep(struct agt_conn *c, const Drover__RegisterRep *r)
     conn_apply(c, AGT_CE_REGISTERED); /* sync now, for the assignments */
 }
 
+/* After a sync reply, with a controller that holds watches: watch again at
+ * once (a held one ended: nothing happened meanwhile, or the set changed
+ * and the reply has it; a full report was answered). Answers that were not
+ * held may come back at once a few times, never in a loop: after three,
+ * the heartbeat sends. */
+static void
+watch_again(struct agt_conn *c, bool watched)
+{
+    bool held = uv_now(c->loop) - rpc_sent_at(c->rpc) >= c->heartbeat_ms / 2;
+
+    if (watched)
+        c->watching = true;
+    else if (c->sent_watch)
+        c->watching = false; /* a controller without watches: the heartbeat syncs */
+    if (!c->watching)
+        return;
+    c->quick = held ? 0 : c->quick + 1;
+    if (c->quick <= 3)
+        c->again = true;
+}
+
 static void
 on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
 {
@@ -343,6 +390,8 @@ on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
         conn_apply(c, AGT_CE_LAST_ANSWERED);
     else if (c->sent_leaving)
         agt_leave_acked(c->agt);
+    else
+        watch_again(c, r->watched);
 }
 
 static void on_silent(struct agt_conn *c);
@@ -358,6 +407,7 @@ on_reply(struct rpc *rpc, struct rpc_reply *rep, void *arg)
         return;
     }
     c->replied_at = uv_now(c->loop);
+    c->lost_redialed = false;
     if (c->redialing) {
         c->redialing = false;
         log_info("controller_heard", "node=%s", c->cfg->node);
@@ -409,35 +459,6 @@ on_reply(struct rpc *rpc, struct rpc_reply *rep, void *arg)
         send_next(c);
 }
 
-static void
-on_notify(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
-{
-    struct agt_conn *c = arg;
-    size_t tlen = strlen(c->cfg->node) + 1;
-    struct wire_header hdr;
-    Drover__Message *m = NULL;
-    int rc = -EBADMSG;
-
-    if (nm->len > tlen && memcmp(nm->body, c->cfg->node, tlen - 1) == 0 &&
-        ((char *)nm->body)[tlen - 1] == '\n')
-        rc = wire_open((uint8_t *)nm->body + tlen, nm->len - tlen, &hdr, &m);
-    nnuv_msg_free(nm);
-    if (rc < 0) {
-        log_warn("bad_message", "sock=notify err=%s", log_q(wire_strerror(rc)));
-        return;
-    }
-    if (m->body_case == DROVER__MESSAGE__BODY_NOTIFY && m->notify->term < c->term) {
-        log_warn("stale_term", "node=%s msg=notify term=%" PRIu64 " seen=%" PRIu64, c->cfg->node,
-                 m->notify->term, c->term);
-    } else if (m->body_case == DROVER__MESSAGE__BODY_NOTIFY) {
-        log_debug("notified", "generation=%" PRIu64, m->notify->generation);
-        send_next(c);
-    } else {
-        log_warn("bad_message", "sock=notify err=unexpected_type type=%d", (int)m->body_case);
-    }
-    wire_msg_free(m);
-}
-
 /* How long without a reply before redialling, or before a leaving agent
  * gives up on the controller: three heartbeats, within [1 s, 10 s]. */
 static uint64_t
@@ -448,18 +469,11 @@ silence_ms(const struct agt_conn *c)
     return ms < 1000 ? 1000 : ms > 10000 ? 10000 : ms;
 }
 
-/* The notify socket follows the controller the RPC client talks to (its
- * port + 1), and so do the log lines (port + 2). */
+/* The log lines follow the controller the RPC client talks to (port + 2). */
 static void
 follow(struct agt_conn *c, const char *endpoint, bool moved)
 {
-    char notify[ENV_ENDPOINT_MAX];
-    int rc = env_endpoint_offset(endpoint, 1, notify, sizeof notify);
-
-    if (rc == 0 && c->sub)
-        rc = nnuv_retarget(c->sub, notify);
-    if (rc < 0)
-        log_warn("redial_failed", "sock=notify err=%s", log_q(strerror(-rc)));
+    (void)endpoint;
     if (moved)
         agt_logs_follow(agt_logs(c->agt), endpoint);
 }
@@ -473,7 +487,7 @@ on_move(struct rpc *rpc, const char *endpoint, void *arg)
 }
 
 /* A request went unanswered past its wait (the RPC client has redialled
- * its own socket): redial the notify socket too, and replace the request
+ * its own socket): replace the request
  * with a fresh one, built from the state as it is now. */
 static void
 on_silent(struct agt_conn *c)
@@ -486,6 +500,38 @@ on_silent(struct agt_conn *c)
     send_next(c);
 }
 
+/* Connections the RPC socket has lost so far. */
+static uint64_t
+conn_breaks(const struct agt_conn *c)
+{
+    int s = rpc_sock(c->rpc);
+
+    return nn_get_statistic(s, NN_STAT_BROKEN_CONNECTIONS) +
+           nn_get_statistic(s, NN_STAT_DROPPED_CONNECTIONS);
+}
+
+/*
+ * With a controller that holds watches, a live one answers this node at
+ * least once a heartbeat (a held watch ends by then). Two heartbeats of
+ * silence, or a connection broken under a held watch (a controller killed,
+ * a leader gone: nanomsg does not send it again), mean the request went
+ * nowhere: redial and send afresh once, at once, rather than at the resend
+ * wait of three heartbeats counted from the newest request (a report that
+ * replaced a held watch starts that count again), which can outlast the
+ * node timeout and make a new leader call this node down. Once per silence:
+ * after that the ordinary resend and backoff apply.
+ */
+static bool
+watch_lost(const struct agt_conn *c, uint64_t now)
+{
+    if (!c->watching || !rpc_busy(c->rpc) || c->lost_redialed)
+        return false;
+    if (c->sent_watch && conn_breaks(c) != c->sent_breaks)
+        return true;
+    return now - c->replied_at >= 2ull * c->heartbeat_ms &&
+           now - rpc_sent_at(c->rpc) >= c->heartbeat_ms;
+}
+
 static void
 on_heartbeat(uv_timer_t *t)
 {
@@ -494,8 +540,14 @@ on_heartbeat(uv_timer_t *t)
 
     if (c->said_leaving && now - c->leave_at >= silence_ms(c) && quiet >= silence_ms(c))
         agt_leave_unreachable(c->agt);
-    if (!rpc_busy(c->rpc))
+    if (watch_lost(c, now)) {
+        log_info("watch_lost", "node=%s action=redial", c->cfg->node);
+        c->lost_redialed = true;
+        rpc_redial(c->rpc);
         send_next(c);
+    } else if (!rpc_busy(c->rpc)) {
+        send_next(c);
+    }
 }
 
 static void
@@ -503,7 +555,7 @@ on_soon(uv_timer_t *t)
 {
     struct agt_conn *c = t->data;
 
-    if ((c->dirty || c->again) && !rpc_busy(c->rpc))
+    if ((c->dirty || c->again) && can_send(c))
         send_next(c);
 }
 
@@ -512,7 +564,6 @@ agt_conn_new(struct agt *a, int *err)
 {
     struct agt_conn *c = calloc(1, sizeof *c);
     struct rpc_opts o = {0};
-    char topic[72];
     int rc = -ENOMEM;
 
     if (!c)
@@ -521,6 +572,7 @@ agt_conn_new(struct agt *a, int *err)
     c->loop = agt_loop(a);
     c->cfg = agt_cfg(a);
     c->heartbeat_ms = c->cfg->heartbeat_ms;
+    c->watching = true; /* until a controller answers a watch without watched */
     o.endpoints = (const char(*)[ENV_ENDPOINT_MAX])c->cfg->joins;
     o.nendpoints = c->cfg->njoin;
     o.sender = agt_sender(a);
@@ -532,19 +584,6 @@ agt_conn_new(struct agt *a, int *err)
     c->rpc = rpc_new(c->loop, &o, &rc);
     if (!c->rpc)
         goto out;
-    c->sub = nnuv_new(c->loop, AF_SP, NN_SUB, on_notify, c, &rc);
-    if (!c->sub)
-        goto out;
-    rc = strfmt(topic, sizeof topic, "%s\n", c->cfg->node);
-    if (rc < 0)
-        goto out;
-    if (nn_setsockopt(nnuv_sock(c->sub), NN_SUB, NN_SUB_SUBSCRIBE, topic, strlen(topic)) < 0) {
-        rc = -nn_errno();
-        goto out;
-    }
-    rc = nnuv_connect(c->sub, c->cfg->notify);
-    if (rc < 0)
-        goto out;
     uv_timer_init(c->loop, &c->heartbeat);
     uv_timer_init(c->loop, &c->soon);
     c->heartbeat.data = c;
@@ -553,8 +592,6 @@ agt_conn_new(struct agt *a, int *err)
 out:
     if (rc < 0 && c) {
         rpc_close(c->rpc);
-        if (c->sub)
-            nnuv_close(c->sub);
         free(c);
         c = NULL;
     }
@@ -569,8 +606,6 @@ agt_conn_start(struct agt_conn *c)
 
     c->replied_at = uv_now(c->loop);
     if (rc == 0)
-        rc = nnuv_start(c->sub);
-    if (rc == 0)
         rc = uv_timer_start(&c->heartbeat, on_heartbeat, c->heartbeat_ms, c->heartbeat_ms);
     if (rc == 0)
         send_next(c);
@@ -583,7 +618,7 @@ agt_conn_sync_soon(struct agt_conn *c)
     if (!c->rpc)
         return;
     c->dirty = true;
-    if (!rpc_busy(c->rpc)) /* else the reply sends it */
+    if (can_send(c)) /* else the reply sends it */
         uv_timer_start(&c->soon, on_soon, 0, 0);
 }
 
@@ -613,9 +648,7 @@ agt_conn_close(struct agt_conn *c)
 {
     conn_apply(c, AGT_CE_CLOSE);
     rpc_close(c->rpc);
-    nnuv_close(c->sub);
     c->rpc = NULL;
-    c->sub = NULL;
     uv_close((uv_handle_t *)&c->heartbeat, on_timer_close);
     uv_close((uv_handle_t *)&c->soon, on_timer_close);
 }

@@ -18,11 +18,12 @@
  * times in a row; then the answer counts as a reply and the next heartbeat
  * goes out as usual).
  *
- * Notifications: one SUB socket per worker, subscribed to the topic of each
- * of its agents, demultiplexed by topic. A real cluster has one subscriber
- * per agent; this machine's descriptor limit (20,000 per process) cannot
- * hold 10,000 REQ and 10,000 SUB connections on one controller, so the
- * controller's PUB fan-out is understated (see the README).
+ * Notifications as the real agent has them (issue 15): a quiet sync
+ * carries watch_ms (one heartbeat) and the controller holds it until the
+ * node's set changes (controller/watch.c); an answer with watched set is
+ * followed at once by the next sync, and a sync with something to report
+ * replaces a held one. One REQ socket, one connection per simulated agent,
+ * as in a real cluster: the controller's cost per change is counted whole.
  *
  * Events to the parent, one line each on ev_fd:
  *   READY                        every agent here registered and synced once
@@ -42,7 +43,6 @@
 #include <unistd.h>
 
 #include <nanomsg/nn.h>
-#include <nanomsg/pubsub.h>
 #include <nanomsg/reqrep.h>
 #include <sodium.h>
 
@@ -80,6 +80,8 @@ struct sim {
     uint32_t holds;         /* ERR_BUSY answers to the request in flight */
     uint64_t hold_until_ms; /* held (ERR_BUSY): send again at this time */
     bool need_full, again;
+    bool sent_watch; /* the request in flight is a watch (held) */
+    uint8_t quick;   /* watched answers in a row that were not held */
     uint64_t generation;
     struct inst *v;
     size_t n;
@@ -90,12 +92,13 @@ struct worker {
     struct sim *sims;
     unsigned started, synced;
     bool ready_sent;
-    int sub, ep, ev_fd, cmd_fd;
+    int ep, ev_fd, cmd_fd;
     uint32_t heartbeat_ms;
+    bool watching; /* the controller holds watches */
     uint64_t replies;
     char cmdbuf[512];
     size_t cmdlen;
-    char join[300], notify[300]; /* the URLs dialled, with this worker's source */
+    char join[300]; /* the URL dialled, with this worker's source */
 };
 
 static void emit(struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -175,7 +178,7 @@ send_register(struct worker *w, struct sim *s)
 }
 
 static int
-send_sync(struct sim *s)
+send_sync(struct sim *s, uint32_t heartbeat_ms)
 {
     Drover__SyncReq r = DROVER__SYNC_REQ__INIT;
     Drover__Message m = DROVER__MESSAGE__INIT;
@@ -188,6 +191,7 @@ send_sync(struct sim *s)
     r.generation = s->generation;
     r.digest = digest(s);
     r.full = s->need_full;
+    r.watch_ms = r.full ? 0 : heartbeat_ms; /* as node-agent/conn.c */
     if (r.full && s->n > 0) {
         reps = calloc(s->n, sizeof(*reps));
         pv = calloc(s->n, sizeof(*pv));
@@ -237,17 +241,19 @@ send_next(struct worker *w, struct sim *s)
 
     if (s->silent)
         return;
-    if (s->inflight != K_NONE) {
+    if (s->inflight != K_NONE && !s->sent_watch) {
         s->again = true;
         return;
     }
     s->again = false;
     s->hold_until_ms = 0;
-    rc = s->registered ? send_sync(s) : send_register(w, s);
+    /* A held watch is replaced: the REQ socket drops it. */
+    rc = s->registered ? send_sync(s, w->heartbeat_ms) : send_register(w, s);
     if (rc < 0)
         return; /* the next heartbeat tries again */
     s->inflight = s->registered ? K_SYNC : K_REGISTER;
     s->sent_full = s->registered && s->need_full;
+    s->sent_watch = s->registered && !s->need_full;
     s->sent_ns = bench_now_ns();
     s->sent_at_ms = s->sent_ns / 1000000;
     s->resend_ms = resend_wait_ms((uint64_t)RESEND_BEATS * w->heartbeat_ms, s->resends);
@@ -359,6 +365,16 @@ on_reply(struct worker *w, struct sim *s, Drover__Message *m)
             }
             if (r->has_assignments)
                 assign(w, s, r);
+            if (r->watched)
+                w->watching = true;
+            else if (s->sent_watch)
+                w->watching = false; /* a controller without watches */
+            if (w->watching) {       /* watch again at once (conn.c's watch_again) */
+                bool held = mono_ms() - s->sent_at_ms >= w->heartbeat_ms / 2;
+
+                s->quick = held ? 0 : s->quick + 1;
+                s->again = s->again || s->quick <= 3;
+            }
             if (!s->synced) {
                 s->synced = true;
                 w->synced++;
@@ -388,41 +404,12 @@ drain_sim(struct worker *w, struct sim *s)
     }
 }
 
-static void
-drain_sub(struct worker *w)
-{
-    for (;;) {
-        void *buf = NULL;
-        int n = nn_recv(w->sub, &buf, NN_MSG, NN_DONTWAIT);
-        char *nl;
-        Drover__Message *m = NULL;
-        unsigned idx;
-
-        if (n < 0)
-            return;
-        nl = memchr(buf, '\n', (size_t)n);
-        if (nl != NULL && sscanf(buf, "sim%u\n", &idx) == 1 && idx >= w->cfg->first &&
-            idx < w->cfg->first + w->cfg->count &&
-            wire_open_key((uint8_t *)nl + 1, (size_t)n - (size_t)(nl + 1 - (char *)buf),
-                          w->cfg->cluster_key, &m) == 0 &&
-            m->body_case == DROVER__MESSAGE__BODY_NOTIFY) {
-            struct sim *s = &w->sims[idx - w->cfg->first];
-
-            if (s->registered)
-                send_next(w, s);
-        }
-        wire_msg_free(m);
-        nn_freemsg(buf);
-    }
-}
-
 static int
 sim_start(struct worker *w, struct sim *s)
 {
     int ivl = NN_RESEND_OFF, max = (int)WIRE_MAX_SIZE, fd;
     size_t sz = sizeof(fd);
     struct epoll_event ev = {.events = EPOLLIN};
-    char topic[40];
 
     if ((s->sock = nn_socket(AF_SP, NN_REQ)) < 0)
         return -nn_errno();
@@ -434,9 +421,6 @@ sim_start(struct worker *w, struct sim *s)
     ev.data.u32 = s->index - w->cfg->first;
     if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
         return -errno;
-    snprintf(topic, sizeof(topic), "%s\n", s->name);
-    if (nn_setsockopt(w->sub, NN_SUB, NN_SUB_SUBSCRIBE, topic, strlen(topic)) < 0)
-        return -nn_errno();
     s->started = true;
     send_next(w, s);
     return 0;
@@ -457,8 +441,8 @@ command(struct worker *w, const char *line)
         s->silent = true;
         emit(w, "S %llu\n", (unsigned long long)(s->sent_ns ? s->sent_ns : bench_now_ns()));
     } else if (strcmp(line, "QUIT") == 0) {
-        /* No nn_close: closing a REQ with a request in flight (a held or
-         * unanswered sync) can abort inside nanomsg 1.1.5 (chunk.c:231
+        /* No nn_close: closing a REQ with a request in flight (a held
+         * watch, nearly always) can abort inside nanomsg 1.1.5 (chunk.c:231
          * from nn_req_term); the process exit closes every connection. */
         _exit(0);
     }
@@ -507,6 +491,11 @@ tick(struct worker *w)
             send_next(w, s);
             continue;
         }
+        /* A held watch unanswered for two heartbeats is lost: sent again
+         * (node-agent/conn.c's watch_lost). */
+        if (s->hold_until_ms == 0 && s->inflight != K_NONE && s->sent_watch &&
+            now - s->sent_at_ms >= 2ull * w->heartbeat_ms)
+            s->inflight = K_NONE;
         if (s->hold_until_ms == 0 && s->inflight != K_NONE && now - s->sent_at_ms >= s->resend_ms) {
             s->inflight = K_NONE; /* lost: re-seal and send afresh */
             s->resends++;
@@ -523,22 +512,17 @@ tick(struct worker *w)
 void
 bench_worker_main(const struct bench_cfg *cfg, int cmd_fd, int ev_fd)
 {
-    struct worker w = {.cfg = cfg, .ev_fd = ev_fd, .cmd_fd = cmd_fd, .heartbeat_ms = 1000};
+    struct worker w = {
+        .cfg = cfg, .ev_fd = ev_fd, .cmd_fd = cmd_fd, .heartbeat_ms = 1000, .watching = true};
     struct epoll_event ev = {.events = EPOLLIN}, evs[256];
-    int fd, rc;
-    size_t sz = sizeof(fd);
+    int rc;
     uint64_t now = mono_ms();
 
     /* This worker's own loopback source address (bench_source_url). */
     bench_source_url(cfg->join, cfg->first / BENCH_PER_WORKER, w.join, sizeof(w.join));
-    bench_source_url(cfg->notify, cfg->first / BENCH_PER_WORKER, w.notify, sizeof(w.notify));
     if (sodium_init() < 0 || (w.sims = calloc(cfg->count, sizeof(*w.sims))) == NULL ||
-        (w.ep = epoll_create1(EPOLL_CLOEXEC)) < 0 || (w.sub = nn_socket(AF_SP, NN_SUB)) < 0 ||
-        bench_dial(w.sub, w.notify, 60000) < 0 ||
-        nn_getsockopt(w.sub, NN_SOL_SOCKET, NN_RCVFD, &fd, &sz) < 0)
+        (w.ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
         _exit(4);
-    ev.data.u32 = cfg->count;
-    epoll_ctl(w.ep, EPOLL_CTL_ADD, fd, &ev);
     ev.data.u32 = cfg->count + 1;
     epoll_ctl(w.ep, EPOLL_CTL_ADD, cmd_fd, &ev);
     for (unsigned i = 0; i < cfg->count; i++) {
@@ -562,8 +546,6 @@ bench_worker_main(const struct bench_cfg *cfg, int cmd_fd, int ev_fd)
 
             if (k < cfg->count)
                 drain_sim(&w, &w.sims[k]);
-            else if (k == cfg->count)
-                drain_sub(&w);
             else
                 read_commands(&w);
         }

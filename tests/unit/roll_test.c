@@ -121,6 +121,41 @@ Test(roll_plan, batch_size_follows_surge, .timeout = 2)
     cr_assert_eq(play(4, "0", "100%"), 1);
 }
 
+/*
+ * Whole batches (issue 15): the agents report a batch up a few at a time
+ * (one per round here); while any of the batch is still starting nothing
+ * moves, and once the last is up the next batch is made whole. Bounds hold
+ * at every step; 1,000 with 25% surge take 4 batches of 250.
+ */
+Test(roll_plan, a_batch_coming_up_in_a_trickle_moves_whole, .timeout = 5)
+{
+    struct ctl_roll r = {.want = 1000, .old_live = 1000, .old_up = 1000};
+    unsigned batches = 0, rounds = 0;
+
+    ctl_roll_limits("25%", "0", r.want, &r.surge, &r.unavailable);
+    while (r.old_live > 0 || r.new_up < r.want) {
+        r.new_starting = r.new_live - r.new_up;
+        ctl_roll_plan(&r);
+        if (r.new_starting > 0) {
+            cr_assert_eq(r.create, 0, "created %u with %u starting", r.create, r.new_starting);
+            cr_assert_eq(r.stop_old, 0, "stopped %u with %u starting", r.stop_old, r.new_starting);
+        }
+        if (r.create > 0) {
+            cr_assert(r.create == 250 || r.old_live == r.stop_old, "a batch of %u", r.create);
+            batches++;
+        }
+        r.old_up -= r.stop_old;
+        r.old_live -= r.stop_old;
+        r.new_live += r.create;
+        cr_assert_leq(r.new_live + r.old_live, r.want + r.surge);
+        cr_assert_geq(r.new_up + r.old_up, r.want);
+        if (r.new_up < r.new_live)
+            r.new_up++; /* one more reported up */
+        cr_assert_lt(++rounds, 10000u);
+    }
+    cr_assert_eq(batches, 4);
+}
+
 Test(roll_plan, first_batch_of_web4, .timeout = 2)
 {
     struct ctl_roll r = {.want = 4, .surge = 1, .old_live = 4, .old_up = 4};

@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * watch.c: "sync now" for one node, at O(1) per change (issue 15).
+ *
+ * An agent's quiet sync is a long poll (Nomad clients' blocking
+ * Node.GetClientAllocs with an index is the picture): it carries watch_ms
+ * and the generation the agent runs, and when the controller has nothing
+ * new for it (same generation, no full report wanted, nothing of the node
+ * left to write) it holds the call (pending, ended with ctl_call_end)
+ * instead of answering "nothing new" at once. The held call is answered,
+ * through the sync's own view (agents.c: the whole set when the generation
+ * moved), when the node's generation changes, or when watch_ms is over
+ * (capped at WATCH_HOLD_MAX_MS; the agent asks for one heartbeat, so a
+ * node's syncs keep their rate and the agent's resend wait of three
+ * heartbeats is never reached). The answer has watched set: the agent
+ * sends its next sync at once, so a watch is out nearly all the time, on
+ * the one REQ socket the agent already has (a REQ socket has one request
+ * outstanding; a second socket per agent would double the controller's
+ * connections).
+ *
+ * A change costs one write, to the one node whose set changed: once per
+ * loop turn (ctl_notify_flush's uv_check) the model's notify queue (nodes
+ * whose generation moved) is walked and each node's held sync, found by
+ * name in a map, is answered with its new set. The PUB socket of earlier
+ * controllers (every notify written to every subscriber's connection,
+ * O(nodes) per change) now only serves agents that predate watches: a node
+ * with no sync held is published to as before, which costs a seal and no
+ * write when no SUB socket is connected.
+ *
+ * One held sync per node: a newer sync from the node (the agent had
+ * something to report: its REQ socket dropped the held one) ends the older
+ * one with an error nobody reads. Held syncs are kept in deadline order
+ * (agents ask for the same hold, so an insertion walks back from the tail
+ * a step or two) and one timer fires for the earliest. A stopping
+ * controller answers every held sync ERR_UNAVAILABLE (the agent's next
+ * heartbeat syncs again, wherever the leader is: the watch is the sync,
+ * and follows the leader as the sync does); a controller that loses the
+ * lead exits (leader.c), which drops the held syncs with its connections.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "log.h"
+
+#define WATCH_HOLD_MAX_MS 30000u
+#define WATCH_HOLD_MIN_MS 100u
+
+struct watch {
+    TAILQ_ENTRY(watch) link;
+    struct ctl_call *c; /* pending until answered */
+    char node[NODE_NAME_MAX + 2];
+    uint64_t gen;
+    uint64_t deadline; /* uv_now */
+};
+
+struct ctl_watches {
+    struct ctl *ctl;
+    struct ctl_map *by_node;         /* name -> held watch */
+    TAILQ_HEAD(watch_q, watch) held; /* by deadline */
+    uv_timer_t timer;
+    size_t nheld;
+    uint64_t woken, expired; /* answered because of a change / the hold ended */
+};
+
+struct ctl_watches *
+ctl_watches_new(struct ctl *ctl)
+{
+    struct ctl_watches *ws = calloc(1, sizeof(*ws));
+
+    if (ws == NULL || (ws->by_node = ctl_map_new()) == NULL) {
+        free(ws);
+        return NULL;
+    }
+    ws->ctl = ctl;
+    TAILQ_INIT(&ws->held);
+    uv_timer_init(ctl->loop, &ws->timer);
+    ws->timer.data = ws;
+    return ws;
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void
+rearm(struct ctl_watches *ws)
+{
+    struct watch *w = TAILQ_FIRST(&ws->held);
+    uint64_t now = uv_now(ws->ctl->loop);
+
+    if (w == NULL) {
+        uv_timer_stop(&ws->timer);
+        return;
+    }
+    uv_timer_start(&ws->timer, on_timer, w->deadline > now ? w->deadline - now : 0, 0);
+}
+
+static void
+unlink_watch(struct ctl_watches *ws, struct watch *w)
+{
+    TAILQ_REMOVE(&ws->held, w, link);
+    ctl_map_del(ws->by_node, w->node);
+    ws->nheld--;
+}
+
+/* The held sync's answer: its view (agents.c) builds it as it is now;
+ * w is freed. */
+static void
+answer(struct ctl_watches *ws, struct watch *w)
+{
+    struct ctl_call *c = w->c;
+
+    unlink_watch(ws, w);
+    free(w);
+    ctl_call_end(c, &c->rep);
+}
+
+/* Superseded: its agent's REQ socket dropped it, so the answer is never
+ * read; an error ends it without a commit. */
+static void
+drop(struct ctl_watches *ws, struct watch *w)
+{
+    struct ctl_call *c = w->c;
+
+    unlink_watch(ws, w);
+    free(w);
+    c->logged = true; /* not a bad request */
+    ctl_call_end_error(c, DROVER__ERROR_CODE__ERR_UNAVAILABLE, "superseded by a newer sync");
+}
+
+static void
+on_timer(uv_timer_t *t)
+{
+    struct ctl_watches *ws = t->data;
+    uint64_t now = uv_now(ws->ctl->loop);
+    struct watch *w;
+
+    while ((w = TAILQ_FIRST(&ws->held)) != NULL && w->deadline <= now) {
+        ws->expired++;
+        answer(ws, w);
+    }
+    rearm(ws);
+}
+
+/* In deadline order: from the tail, where a watch with the usual hold goes. */
+static void
+insert(struct ctl_watches *ws, struct watch *w)
+{
+    struct watch *p = TAILQ_LAST(&ws->held, watch_q);
+
+    while (p != NULL && p->deadline > w->deadline)
+        p = TAILQ_PREV(p, watch_q, link);
+    if (p == NULL)
+        TAILQ_INSERT_HEAD(&ws->held, w, link);
+    else
+        TAILQ_INSERT_AFTER(&ws->held, p, w, link);
+}
+
+/*
+ * From ctl_h_sync, its reply and view ready: 0 to answer now, or
+ * CTL_PENDING when the sync is a watch with nothing new to say (see the
+ * top of the file). Any sync from n ends n's older held one.
+ */
+int
+ctl_sync_hold(struct ctl_call *c, struct ctl_node *n)
+{
+    const Drover__SyncReq *r = c->req->sync_req;
+    struct ctl_watches *ws = c->ctl->watches;
+    Drover__SyncRep *sr = c->rep.sync_rep;
+    uint32_t hold = r->watch_ms;
+    struct watch *w;
+
+    if (ws == NULL)
+        return 0;
+    if ((w = ctl_map_get(ws->by_node, n->name)) != NULL) {
+        bool first = TAILQ_FIRST(&ws->held) == w;
+
+        drop(ws, w);
+        if (first)
+            rearm(ws);
+    }
+    if (hold == 0)
+        return 0;
+    sr->watched = true;
+    if (r->full || r->leaving || sr->want_full || n->generation != r->generation || n->queued ||
+        n->dirty || n->state == CTL_NODE_DOWN)
+        return 0;
+    if ((w = calloc(1, sizeof(*w))) == NULL)
+        return 0; /* answered now: the agent asks again */
+    hold = hold < WATCH_HOLD_MIN_MS ? WATCH_HOLD_MIN_MS : hold;
+    hold = hold > WATCH_HOLD_MAX_MS ? WATCH_HOLD_MAX_MS : hold;
+    w->c = c;
+    snprintf(w->node, sizeof(w->node), "%s", n->name);
+    w->gen = r->generation;
+    w->deadline = uv_now(c->ctl->loop) + hold;
+    if (ctl_map_put(ws->by_node, w->node, w) < 0) {
+        free(w);
+        return 0;
+    }
+    c->what = "watch";
+    insert(ws, w);
+    ws->nheld++;
+    if (TAILQ_FIRST(&ws->held) == w)
+        rearm(ws);
+    return CTL_PENDING;
+}
+
+/* n's set changed: answer its watch. False when it has none held (the
+ * caller then publishes, for an agent that predates watches). */
+bool
+ctl_watch_wake(struct ctl_watches *ws, const struct ctl_node *n)
+{
+    struct watch *w = ws != NULL ? ctl_map_get(ws->by_node, n->name) : NULL;
+    bool first;
+
+    if (w == NULL)
+        return false;
+    if (w->gen == n->generation) /* changed and changed back: nothing new */
+        return true;
+    first = TAILQ_FIRST(&ws->held) == w;
+    ws->woken++;
+    log_info("node_woken", "node=%s generation=%llu", n->name, (unsigned long long)n->generation);
+    answer(ws, w);
+    if (first)
+        rearm(ws);
+    return true;
+}
+
+size_t
+ctl_watches_held(const struct ctl_watches *ws)
+{
+    return ws != NULL ? ws->nheld : 0;
+}
+
+uint64_t
+ctl_watches_woken(const struct ctl_watches *ws)
+{
+    return ws != NULL ? ws->woken : 0;
+}
+
+/* Stopping: every held sync is answered ERR_UNAVAILABLE (the agent
+ * syncs again at its next heartbeat). */
+void
+ctl_watches_stop(struct ctl_watches *ws)
+{
+    struct watch *w;
+
+    if (ws == NULL)
+        return;
+    uv_timer_stop(&ws->timer);
+    while ((w = TAILQ_FIRST(&ws->held)) != NULL) {
+        struct ctl_call *c = w->c;
+
+        unlink_watch(ws, w);
+        free(w);
+        ctl_call_end_error(c, DROVER__ERROR_CODE__ERR_UNAVAILABLE, "the controller is stopping");
+    }
+}
+
+static void
+on_close(uv_handle_t *h)
+{
+    struct ctl_watches *ws = h->data;
+
+    ctl_map_free(ws->by_node);
+    free(ws);
+}
+
+/* After ctl_watches_stop; frees in the timer's close callback. */
+void
+ctl_watches_close(struct ctl_watches *ws)
+{
+    if (ws == NULL)
+        return;
+    ctl_watches_stop(ws);
+    uv_close((uv_handle_t *)&ws->timer, on_close);
+}
