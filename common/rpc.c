@@ -375,6 +375,18 @@ rpc_redial(struct rpc *r)
     return r->closing ? -ESHUTDOWN : nnuv_retarget(r->sock, rpc_endpoint(r));
 }
 
+int
+rpc_next(struct rpc *r)
+{
+    if (r->closing)
+        return -ESHUTDOWN;
+    if (rpc_eps_count(&r->eps) < 2)
+        return rpc_redial(r);
+    r->moved_at = uv_now(r->loop);
+    move_to(r, rpc_choose(&r->eps, r->cur, RPC_WHY_TIMEOUT, NULL));
+    return 0;
+}
+
 static void
 on_close(uv_handle_t *h)
 {

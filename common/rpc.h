@@ -125,6 +125,10 @@ int rpc_sock(const struct rpc *r);
 /* Drop the connection and dial the current endpoint again now (with the
  * socket's options as they are now). 0 or a negative errno. */
 int rpc_redial(struct rpc *r);
+/* The current controller is gone (its connection broke under a request,
+ * or it fell silent): dial the next of the list now (a standby sends the
+ * request on to the leader), or the only one again. */
+int rpc_next(struct rpc *r);
 void rpc_close(struct rpc *r);
 
 #endif

@@ -70,7 +70,7 @@ struct agt_conn {
     uint8_t quick;          /* answers in a row that were not held, watched again */
     bool watching;          /* the controller has answered a watch (it holds them) */
     bool sent_watch;        /* the request in flight is a watch */
-    uint64_t sent_breaks;   /* conn_breaks() when it was sent */
+    uint64_t heard_breaks;  /* conn_breaks() at the last reply */
     bool lost_redialed;     /* watch_lost redialled in this silence */
     uint64_t replied_at;    /* uv_now of the last reply, or of the start */
     bool redialing;         /* silent: logged once until the next reply */
@@ -226,7 +226,6 @@ send_sync(struct agt_conn *c)
         c->sent_leaving = r.leaving;
         c->sent_full = r.full;
         c->sent_watch = r.watch_ms > 0;
-        c->sent_breaks = conn_breaks(c);
         c->sent_digest = digest;
         if (r.full)
             agt_reports_sent(c->agt, c->seq);
@@ -408,6 +407,7 @@ on_reply(struct rpc *rpc, struct rpc_reply *rep, void *arg)
     }
     c->replied_at = uv_now(c->loop);
     c->lost_redialed = false;
+    c->heard_breaks = conn_breaks(c);
     if (c->redialing) {
         c->redialing = false;
         log_info("controller_heard", "node=%s", c->cfg->node);
@@ -513,8 +513,8 @@ conn_breaks(const struct agt_conn *c)
 /*
  * With a controller that holds watches, a live one answers this node at
  * least once a heartbeat (a held watch ends by then). Two heartbeats of
- * silence, or a connection broken under a held watch (a controller killed,
- * a leader gone: nanomsg does not send it again), mean the request went
+ * silence, or a connection broken since the last reply (a controller
+ * killed, a leader gone: nanomsg does not send it again), mean the request went
  * nowhere: redial and send afresh once, at once, rather than at the resend
  * wait of three heartbeats counted from the newest request (a report that
  * replaced a held watch starts that count again), which can outlast the
@@ -526,7 +526,7 @@ watch_lost(const struct agt_conn *c, uint64_t now)
 {
     if (!c->watching || !rpc_busy(c->rpc) || c->lost_redialed)
         return false;
-    if (c->sent_watch && conn_breaks(c) != c->sent_breaks)
+    if (conn_breaks(c) != c->heard_breaks)
         return true;
     return now - c->replied_at >= 2ull * c->heartbeat_ms &&
            now - rpc_sent_at(c->rpc) >= c->heartbeat_ms;
@@ -541,9 +541,19 @@ on_heartbeat(uv_timer_t *t)
     if (c->said_leaving && now - c->leave_at >= silence_ms(c) && quiet >= silence_ms(c))
         agt_leave_unreachable(c->agt);
     if (watch_lost(c, now)) {
-        log_info("watch_lost", "node=%s action=redial", c->cfg->node);
+        /* A connection that broke under the watch: with several
+         * controllers, the next one (a leader that died is not redialled
+         * in vain; a standby names the new leader). A silence: the same
+         * one again (a slow leader is not left for its standby). */
+        bool broke = conn_breaks(c) != c->heard_breaks;
+
+        log_info("watch_lost", "node=%s action=%s", c->cfg->node,
+                 broke && c->cfg->njoin > 1 ? "next" : "redial");
         c->lost_redialed = true;
-        rpc_redial(c->rpc);
+        if (broke)
+            rpc_next(c->rpc);
+        else
+            rpc_redial(c->rpc);
         send_next(c);
     } else if (!rpc_busy(c->rpc)) {
         send_next(c);
