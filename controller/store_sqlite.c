@@ -33,7 +33,6 @@
  * of their own tables, so the database stays readable with sqlite3(1).
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -202,15 +201,6 @@ struct ctl_store {
     bool applying;     /* in sq_apply: errors are the front's to report */
     bool ckpt_failing; /* the last checkpoint failed (logged once) */
     int ckpt_rc;
-    struct ctl_store_batch *rec; /* step() records into it instead (sq_record) */
-    pthread_mutex_t mu;          /* db, once writes run in the thread pool */
-};
-
-/* A change set as SQL text with its values in it (sq_record, on the loop),
- * run by sq_exec in the thread pool. */
-struct ctl_store_batch {
-    char *sql;
-    size_t len, cap;
 };
 
 static const char *
@@ -360,7 +350,6 @@ sq_open(const char *path, struct ctl_store **out)
 
     if (st == NULL)
         goto fail;
-    pthread_mutex_init(&st->mu, NULL);
     rc = strfmt(st->path, sizeof(st->path), "%s", path);
     if (rc < 0)
         goto fail;
@@ -422,7 +411,6 @@ sq_close(struct ctl_store *st)
         sqlite3_finalize(st->st[i]);
     sqlite3_close(st->ckpt_db);
     sqlite3_close(st->db); /* the last connection checkpoints the WAL */
-    pthread_mutex_destroy(&st->mu);
     free(st);
 }
 
@@ -778,7 +766,7 @@ static const struct {
 
 /* Fill an empty model from the store. */
 static int
-sq_load_locked(struct ctl_store *st, struct ctl_model *m, uint64_t now)
+sq_load(struct ctl_store *st, struct ctl_model *m, uint64_t now)
 {
     struct loader ld = {.m = m, .now = now};
     int rc;
@@ -806,55 +794,11 @@ sq_load_locked(struct ctl_store *st, struct ctl_model *m, uint64_t now)
     return rc;
 }
 
-static int
-sq_load(struct ctl_store *st, struct ctl_model *m, uint64_t now)
-{
-    int rc;
-
-    pthread_mutex_lock(&st->mu);
-    rc = sq_load_locked(st, m, now);
-    pthread_mutex_unlock(&st->mu);
-    return rc;
-}
-
 /* ---- flush ---- */
-
-/* While recording: the statement with its bound values, as SQL text. */
-static int
-record(struct ctl_store *st, sqlite3_stmt *s)
-{
-    struct ctl_store_batch *b = st->rec;
-    char *x = sqlite3_expanded_sql(s);
-    size_t n = x != NULL ? strlen(x) : 0;
-    int rc = 0;
-
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    if (x == NULL)
-        return -ENOMEM;
-    if (b->len + n + 3 > b->cap) {
-        size_t cap = (b->len + n + 3) * 2;
-        char *v = realloc(b->sql, cap);
-
-        if (v == NULL)
-            rc = -ENOMEM;
-        else
-            b->sql = v, b->cap = cap;
-    }
-    if (rc == 0) {
-        memcpy(b->sql + b->len, x, n);
-        memcpy(b->sql + b->len + n, ";\n", 3); /* with its NUL, overwritten next */
-        b->len += n + 2;
-    }
-    sqlite3_free(x);
-    return rc;
-}
 
 static int
 step(struct ctl_store *st, sqlite3_stmt *s)
 {
-    if (st->rec != NULL)
-        return record(st, s);
     int rc = sqlite3_step(s);
 
     sqlite3_reset(s);
@@ -1116,7 +1060,7 @@ flush_gone(struct ctl_store *st, struct ctl_model *m)
             if (sqlite3_prepare_v2(st->db, app_gone_sql[k], -1, &q, NULL) != SQLITE_OK)
                 return -EIO;
             bind_text(q, 1, m->gone_apps[i]);
-            rc = step(st, q);
+            rc = sqlite3_step(q) == SQLITE_DONE ? 0 : -EIO;
             sqlite3_finalize(q);
             if (rc < 0)
                 return rc;
@@ -1155,7 +1099,7 @@ fail_rc(struct ctl_store *st)
 }
 
 static int
-sq_apply_locked(struct ctl_store *st, struct ctl_model *m)
+sq_apply(struct ctl_store *st, struct ctl_model *m)
 {
     int rc;
 
@@ -1173,78 +1117,6 @@ sq_apply_locked(struct ctl_store *st, struct ctl_model *m)
         rc = fail_rc(st);
     st->applying = false;
     return rc; /* the caller forgets the marks (ctl_model_clean) */
-}
-
-static int
-sq_apply(struct ctl_store *st, struct ctl_model *m)
-{
-    int rc;
-
-    pthread_mutex_lock(&st->mu);
-    rc = sq_apply_locked(st, m);
-    pthread_mutex_unlock(&st->mu);
-    return rc;
-}
-
-/* ---- the same off the loop (store.h: record, exec, done) ---- */
-
-static void
-batch_free(struct ctl_store_batch *b)
-{
-    if (b != NULL)
-        free(b->sql);
-    free(b);
-}
-
-/* On the loop: the statements sq_apply would run, with their values. */
-static int
-sq_record(struct ctl_store *st, struct ctl_model *m, struct ctl_store_batch **out)
-{
-    struct ctl_store_batch *b = calloc(1, sizeof(*b));
-    int rc;
-
-    *out = NULL;
-    if (b == NULL)
-        return -ENOMEM;
-    st->rec = b;
-    rc = flush_gone(st, m);
-    if (rc == 0)
-        rc = flush_all(st, m);
-    st->rec = NULL;
-    if (rc < 0 || b->len == 0) {
-        batch_free(b);
-        return rc;
-    }
-    *out = b;
-    return 0;
-}
-
-/* In the thread pool: the batch in one transaction. The loop does not use
- * the connection meanwhile (drains take st->mu too). */
-static int
-sq_exec(struct ctl_store *st, struct ctl_store_batch *b)
-{
-    int rc;
-
-    pthread_mutex_lock(&st->mu);
-    st->applying = true;
-    rc = exec(st, "BEGIN IMMEDIATE;");
-    if (rc == 0)
-        rc = exec(st, b->sql);
-    if (rc == 0)
-        rc = exec(st, "COMMIT;");
-    if (rc < 0)
-        rc = fail_rc(st);
-    st->applying = false;
-    pthread_mutex_unlock(&st->mu);
-    return rc;
-}
-
-static void
-sq_done(struct ctl_store *st, struct ctl_store_batch *b)
-{
-    (void)st;
-    batch_free(b);
 }
 
 /* ---- checkpoints off the loop ---- */
@@ -1326,8 +1198,8 @@ sq_stop(struct ctl_store *st)
  * asks, in their own (autocommit) transaction, like one config change ---- */
 
 static int
-sq_drain_put_locked(struct ctl_store *st, const char *id, const char *app, const char *url,
-                    uint64_t created_ms)
+sq_drain_put(struct ctl_store *st, const char *id, const char *app, const char *url,
+             uint64_t created_ms)
 {
     sqlite3_stmt *q = NULL;
     int rc = -EIO;
@@ -1349,19 +1221,7 @@ out:
 }
 
 static int
-sq_drain_put(struct ctl_store *st, const char *id, const char *app, const char *url,
-             uint64_t created_ms)
-{
-    int rc;
-
-    pthread_mutex_lock(&st->mu);
-    rc = sq_drain_put_locked(st, id, app, url, created_ms);
-    pthread_mutex_unlock(&st->mu);
-    return rc;
-}
-
-static int
-sq_drain_del_locked(struct ctl_store *st, const char *id)
+sq_drain_del(struct ctl_store *st, const char *id)
 {
     sqlite3_stmt *q = NULL;
     int rc = -EIO;
@@ -1378,18 +1238,7 @@ out:
 }
 
 static int
-sq_drain_del(struct ctl_store *st, const char *id)
-{
-    int rc;
-
-    pthread_mutex_lock(&st->mu);
-    rc = sq_drain_del_locked(st, id);
-    pthread_mutex_unlock(&st->mu);
-    return rc;
-}
-
-static int
-sq_drains_each_locked(struct ctl_store *st, ctl_store_drain_fn *fn, void *arg)
+sq_drains_each(struct ctl_store *st, ctl_store_drain_fn *fn, void *arg)
 {
     sqlite3_stmt *q = NULL;
     int rc = -EIO, r;
@@ -1411,17 +1260,6 @@ out:
     return rc;
 }
 
-static int
-sq_drains_each(struct ctl_store *st, ctl_store_drain_fn *fn, void *arg)
-{
-    int rc;
-
-    pthread_mutex_lock(&st->mu);
-    rc = sq_drains_each_locked(st, fn, arg);
-    pthread_mutex_unlock(&st->mu);
-    return rc;
-}
-
 const struct ctl_store_ops ctl_store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -1434,7 +1272,4 @@ const struct ctl_store_ops ctl_store_sqlite_ops = {
     .drain_put = sq_drain_put,
     .drain_del = sq_drain_del,
     .drains_each = sq_drains_each,
-    .record = sq_record,
-    .exec = sq_exec,
-    .done = sq_done,
 };
