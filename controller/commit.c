@@ -29,6 +29,7 @@
 #include <errno.h>
 
 #include "ctl.h"
+#include "http.h"
 #include "log.h"
 
 static int start(struct ctl *ctl);
@@ -83,8 +84,12 @@ commit_here(struct ctl *ctl)
         return 0;
     ctl->cm.starting = true;
     rc = prepare(ctl);
-    if (rc == 0)
+    if (rc == 0 && ctl_model_dirty(ctl->model)) {
+        uint64_t t0 = uv_hrtime();
+
         rc = ctl_store_flush(ctl->store, ctl->model);
+        ctl_metrics_commit(rc, uv_hrtime() - t0);
+    }
     ctl->cm.starting = false;
     return stored(ctl, rc);
 }
@@ -125,7 +130,9 @@ after(uv_work_t *w, int status)
     (void)status; /* never cancelled */
     ctl->cm.job = NULL;
     ctl_work_done(ctl);
-    rc = stored(ctl, ctl_store_flush_end(ctl->store, ctl->model, job));
+    rc = ctl_store_flush_end(ctl->store, ctl->model, job);
+    ctl_metrics_commit(rc, uv_hrtime() - ctl->cm.t0);
+    rc = stored(ctl, rc);
     if (rc < 0) {
         release(ctl, rc, true);
     } else {
@@ -159,6 +166,7 @@ start(struct ctl *ctl)
     ctl->cm.starting = false;
     if (rc == 0 && job != NULL) {
         ctl->cm.job = job;
+        ctl->cm.t0 = uv_hrtime();
         ctl->cm.epoch = ctl->cm.open++;
         ctl->cm.work.data = ctl;
         ctl->inflight++;
@@ -236,10 +244,4 @@ ctl_commit_wait(struct ctl *ctl, struct ctl_call *c)
     }
     TAILQ_INSERT_TAIL(&ctl->cm.waiting, c, wait_link);
     return 1;
-}
-
-bool
-ctl_commit_busy(const struct ctl *ctl)
-{
-    return ctl->cm.job != NULL;
 }

@@ -320,6 +320,7 @@ struct ctl_commits {
     uint64_t epoch;            /* the one in flight's number */
     uint64_t open;             /* the number of the change set accumulating now */
     uint64_t stored;           /* the last number in the store */
+    uint64_t t0;               /* uv_hrtime() when the one in flight started */
     bool starting;             /* in start (settle may end calls: they wait for open) */
     struct ctl_call_q waiting; /* calls whose replies wait for an epoch */
 };
@@ -831,7 +832,6 @@ int ctl_commit(struct ctl *ctl);
 struct ctl_call;
 /* 0: answer c now; 1: c->committed runs later; < 0: the store refused. */
 int ctl_commit_wait(struct ctl *ctl, struct ctl_call *c);
-bool ctl_commit_busy(const struct ctl *ctl); /* a change set is in flight */
 
 /* reply.c: sealing replies and errors */
 void ctl_reply(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *rep);

@@ -44,6 +44,8 @@ bool ctl_dash_session_ok(const struct httpd_req *r);
 /* metrics.c: counters (one call from where each thing happens) and the
  * /metrics page. */
 void ctl_metrics_call(const char *verb, bool api, Drover__ErrorCode code, uint64_t ns);
+/* A change set written (rc 0) or refused, and how long it took. */
+void ctl_metrics_commit(int rc, uint64_t ns);
 void ctl_metrics_deploy(const char *app, const char *result);
 void ctl_metrics_placement(void);
 void ctl_metrics_log_lines(uint64_t n);

@@ -31,8 +31,9 @@ struct table {
 
 static struct table api_requests, deploys;
 static uint64_t agent_syncs, placements, log_lines;
-static struct prom_hist sync_hist;
+static struct prom_hist sync_hist, commit_hist;
 static bool hist_ready;
+static uint64_t commits_ok, commits_refused;
 
 static const double sync_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                      0.01,   0.025,   0.05,   0.1,   0.25,   1};
@@ -61,12 +62,32 @@ bump(struct table *t, const char *a, const char *b)
 }
 
 static void
+hist_init(void)
+{
+    if (hist_ready)
+        return;
+    prom_hist_init(&sync_hist, sync_bounds, sizeof(sync_bounds) / sizeof(sync_bounds[0]));
+    prom_hist_init(&commit_hist, sync_bounds, sizeof(sync_bounds) / sizeof(sync_bounds[0]));
+    hist_ready = true;
+}
+
+/* A change set written (rc 0) or refused by the store, and how long it
+ * took from its start to its end (commit.c). */
+void
+ctl_metrics_commit(int rc, uint64_t ns)
+{
+    hist_init();
+    if (rc < 0)
+        commits_refused++;
+    else
+        commits_ok++;
+    prom_hist_observe(&commit_hist, (double)ns / 1e9);
+}
+
+static void
 sync_observe(uint64_t ns)
 {
-    if (!hist_ready) {
-        prom_hist_init(&sync_hist, sync_bounds, sizeof(sync_bounds) / sizeof(sync_bounds[0]));
-        hist_ready = true;
-    }
+    hist_init();
     agent_syncs++;
     prom_hist_observe(&sync_hist, (double)ns / 1e9);
 }
@@ -215,10 +236,7 @@ ctl_metrics_render(struct ctl *ctl, char **text, size_t *len)
 {
     struct prom p;
 
-    if (!hist_ready) {
-        prom_hist_init(&sync_hist, sync_bounds, sizeof(sync_bounds) / sizeof(sync_bounds[0]));
-        hist_ready = true;
-    }
+    hist_init();
     prom_init(&p);
     write_nodes(&p, ctl->model);
     write_apps(&p, ctl->model);
@@ -240,6 +258,15 @@ ctl_metrics_render(struct ctl *ctl, char **text, size_t *len)
     prom_family(&p, "drover_watch_wakes_total", "counter",
                 "Held syncs answered because their node's assignment set changed.");
     prom_sample_u64(&p, "drover_watch_wakes_total", NULL, ctl_watches_woken(ctl->watches));
+    prom_family(&p, "drover_store_commits_total", "counter",
+                "Change sets written to the store (ok) or refused by it (refused).");
+    prom_sample_u64(&p, "drover_store_commits_total", (const char *const[]){"result", "ok", NULL},
+                    commits_ok);
+    prom_sample_u64(&p, "drover_store_commits_total",
+                    (const char *const[]){"result", "refused", NULL}, commits_refused);
+    prom_family(&p, "drover_store_commit_seconds", "histogram",
+                "Time to write one change set (in flight off the loop with PostgreSQL).");
+    prom_hist_write(&p, "drover_store_commit_seconds", NULL, &commit_hist);
     if (p.failed) {
         free(p.buf);
         return -ENOMEM;
