@@ -390,6 +390,12 @@ node_tick(uv_timer_t *t)
      * once the queue is drained they have been heard. */
     if (ctl->agents != NULL && nnuv_backlog_ms(ctl->agents) >= ctl->cfg.heartbeat_ms)
         ndown = 0;
+    /* Nor while a change set has been in flight for a heartbeat or more
+     * (commit.c, PostgreSQL): the replies the agents wait for are held by
+     * this controller's store, and their re-sends space out meanwhile. */
+    else if (ctl->cm.job != NULL &&
+             uv_hrtime() - ctl->cm.t0 >= ctl->cfg.heartbeat_ms * UINT64_C(1000000))
+        ndown = 0;
     else
         ndown = down == NULL ? 0
                              : ctl_liveness_tick(&ctl->liveness, m, now, ctl->cfg.node_timeout_ms,
