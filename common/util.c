@@ -237,3 +237,19 @@ fnv1a64(uint64_t h, const void *data, size_t len)
     }
     return h;
 }
+
+size_t
+read_full(int fd, void *buf, size_t len)
+{
+    size_t got = 0;
+    ssize_t n;
+
+    while (got < len && (n = read(fd, (char *)buf + got, len - got)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+        got += (size_t)n;
+    }
+    return got;
+}

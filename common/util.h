@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define APP_NAME_MAX 30
 #define TYPE_NAME_MAX 30
@@ -43,6 +44,9 @@ void fmt_time_ms(uint64_t ms, char out[32]);
 
 /* snprintf that reports truncation: 0 or -ENAMETOOLONG. */
 int strfmt(char *out, size_t outsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Read fd until len bytes or end of file, again after EINTR: how many were
+ * read (a short count at end of file or at an error). */
+size_t read_full(int fd, void *buf, size_t len);
 
 /* mkdir -p; 0 or negative errno. */
 int mkdir_p(const char *path, unsigned mode);

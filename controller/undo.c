@@ -303,14 +303,12 @@ obj_free(int kind, void *obj)
     }
 }
 
-/* The change set is in the store: forget the copies, free what was deleted. */
-void
-ctl_undo_commit(struct ctl_model *m)
+/* The change set of u is in the store: free its copies and what it deleted;
+ * with forget, the live objects' records too (a detached journal's are the
+ * newer journal's by now). */
+static void
+stored(struct ctl_undo *u, bool forget)
 {
-    struct ctl_undo *u = m->undo;
-
-    if (u == NULL)
-        return;
     for (size_t i = 0; i < u->n; i++) {
         struct urec *r = &u->v[i];
 
@@ -318,11 +316,19 @@ ctl_undo_commit(struct ctl_model *m)
             app_snap_free(&r->s.app);
         if (r->gone)
             obj_free(r->kind, r->obj);
-        else
+        else if (forget)
             *ix_of(r->kind, r->obj) = 0;
     }
     u->n = 0;
     u->failed = false;
+}
+
+/* The change set is in the store: forget the copies, free what was deleted. */
+void
+ctl_undo_commit(struct ctl_model *m)
+{
+    if (m->undo != NULL)
+        stored(m->undo, true);
 }
 
 void
@@ -364,14 +370,7 @@ ctl_undo_settle(struct ctl_undo *u)
 {
     if (u == NULL)
         return;
-    for (size_t i = 0; i < u->n; i++) {
-        struct urec *r = &u->v[i];
-
-        if (r->kind == U_APP && r->saved)
-            app_snap_free(&r->s.app);
-        if (r->gone)
-            obj_free(r->kind, r->obj);
-    }
+    stored(u, false);
     free(u->v);
     free(u);
 }

@@ -74,8 +74,7 @@ nss_child(const char *user, uint64_t lo, uint64_t hi, struct nss_answer *r)
 static int
 nss_ask(const char *user, uint64_t lo, uint64_t hi, struct nss_answer *r)
 {
-    size_t got = 0;
-    ssize_t n;
+    size_t got;
     pid_t pid;
     int p[2];
 
@@ -97,13 +96,7 @@ nss_ask(const char *user, uint64_t lo, uint64_t hi, struct nss_answer *r)
         _exit(write(p[1], &a, sizeof a) == (ssize_t)sizeof a ? 0 : 1);
     }
     close(p[1]);
-    while (got < sizeof *r && (n = read(p[0], (char *)r + got, sizeof *r - got)) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            break;
-        got += (size_t)n;
-    }
+    got = read_full(p[0], r, sizeof *r);
     close(p[0]);
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
         ;

@@ -266,10 +266,9 @@ run_unpacker(const char *slug, const char *dest, char *err, size_t errsz)
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     sigset_t none, all;
-    size_t got = 0;
+    size_t got;
     pid_t pid;
     int p[2], rc, code;
-    ssize_t n;
 
     if (find_unpacker(helper, sizeof helper) < 0) {
         snprintf(err, errsz,
@@ -312,13 +311,7 @@ run_unpacker(const char *slug, const char *dest, char *err, size_t errsz)
         snprintf(err, errsz, "cannot run %.200s: %s", helper, strerror(rc));
         return -rc;
     }
-    while (got + 1 < sizeof line && (n = read(p[0], line + got, sizeof line - 1 - got)) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            break;
-        got += (size_t)n;
-    }
+    got = read_full(p[0], line, sizeof line - 1);
     close(p[0]);
     line[got] = '\0';
     line[strcspn(line, "\n")] = '\0';
