@@ -71,6 +71,23 @@
 #include "agt.h"
 #include "log.h"
 
+/* The child of clone_into runs on a stack inside the caller's frame and
+ * shares its memory: under AddressSanitizer, the child's frames leave that
+ * region poisoned for the caller, which is made whole again afterwards. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SPAWN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SPAWN_ASAN 1
+#endif
+#endif
+#ifdef SPAWN_ASAN
+#include <sanitizer/asan_interface.h>
+#define stack_whole(p, n) __asan_unpoison_memory_region((p), (n))
+#else
+#define stack_whole(p, n) ((void)(p), (void)(n))
+#endif
+
 #define MAX_STDIO 8
 /* Spawner threads, all reading the one socket: most of a spawn's time on a
  * busy machine is its child waiting for a CPU, so a few in parallel keep
@@ -202,6 +219,7 @@ clone_into(struct agt_spawn_job *j, const int *fds)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     pid = agt_clone3_run(&ca, sizeof ca, child_main, &c);
+    stack_whole(stack, sizeof stack); /* the child has exec'd or exited (CLONE_VFORK) */
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     close(cgfd);
     if (pid < 0) {
