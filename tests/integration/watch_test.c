@@ -7,8 +7,8 @@
  * the watch can make an agent act within a second. Real controller and
  * agents; ps and the controller's /metrics and log say what happened.
  * A rolling deploy moves in whole batches (reconcile.c) even when its
- * instances come up at different times. Controller ports 15020-15031, HTTP
- * 15036-15037, app ports 15300-15499.
+ * instances come up at different times. Controller ports 15020-15035, HTTP
+ * 15036-15038, app ports 15300-15499.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -218,6 +218,38 @@ Test(watch, a_watch_lost_with_a_restarted_controller_is_armed_again)
     ms = time_to_log(on, "inst=worker.1 ", t0, 3 * HEARTBEAT_MS);
     cr_assert(ms >= 0 && ms < 1500, "worker.1 reached n%d after %ld ms", on, ms);
     cr_assert_eq(log_count(idx, "event=node_woken"), 1);
+}
+
+/* A burst of reports (40 instances starting, each state change a full
+ * report answered at once) must not end the watch: the agents watch again
+ * after each answer, so a change right after the burst reaches them at
+ * once. (Counting those answers as "answered without being held" once made
+ * an agent give up its watch after three, until its next heartbeat.) */
+Test(watch, a_burst_of_reports_keeps_the_watch)
+{
+    const int http = 15038;
+    struct h_ps ps;
+    long t0, ms;
+
+    start("watch-burst", 15032, http);
+    h_cli_ok(&C, (const char *const[]){"scale", "shop", "worker=40", NULL});
+    for (long end = mono_ms() + 30000;; h_msleep(20)) {
+        h_get_ps(&C, "shop", &ps);
+        if (h_ps_count(&ps, "worker", "up", NULL) == 40)
+            break;
+        cr_assert_lt(mono_ms(), end, "worker=40 never came up");
+    }
+    /* Within a second of the last report, far short of a 4 s heartbeat. */
+    cr_assert(wait_metric(http, "drover_watches_held", 2, 1000),
+              "the agents stopped watching after the burst: held %ld",
+              metric(http, "drover_watches_held"));
+    t0 = mono_ms();
+    h_cli_ok(&C, (const char *const[]){"scale", "shop", "worker=0", NULL});
+    for (int i = 1; i <= 2; i++) {
+        ms = time_to_log(i, "on=stop", t0, 3 * HEARTBEAT_MS);
+        cr_assert(ms >= 0 && ms < 1500, "the scale to 0 reached n%d after %ld ms (heartbeat %d ms)",
+                  i, ms, HEARTBEAT_MS);
+    }
 }
 
 /* The controller's event=replaced lines (an old instance stopped by the
