@@ -27,6 +27,7 @@
 #include <microhttpd.h>
 
 #include "httpd.h"
+#include "listen.h"
 #include "log.h"
 #include "util.h"
 
@@ -452,46 +453,6 @@ on_reap(uv_timer_t *t)
         run(s);
 }
 
-bool
-httpd_is_loopback(const char *listen)
-{
-    return strncmp(listen, "127.", 4) == 0 || strncmp(listen, "localhost:", 10) == 0 ||
-           strncmp(listen, "[::1]:", 6) == 0;
-}
-
-/* HOST:PORT (HOST may be [v6]) into ss. 0 or -EINVAL. */
-static int
-parse_listen(const char *listen, struct sockaddr_storage *ss, bool *v6)
-{
-    char host[256];
-    const char *colon = strrchr(listen, ':');
-    char *end = NULL;
-    unsigned long port;
-    size_t n;
-
-    if (colon == NULL)
-        return -EINVAL;
-    n = (size_t)(colon - listen);
-    if (n == 0 || n >= sizeof(host))
-        return -EINVAL;
-    memcpy(host, listen, n);
-    host[n] = '\0';
-    port = strtoul(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end != '\0' || port > 65535)
-        return -EINVAL;
-    if (strcmp(host, "localhost") == 0)
-        snprintf(host, sizeof(host), "127.0.0.1");
-    memset(ss, 0, sizeof(*ss));
-    *v6 = host[0] == '[';
-    if (*v6) {
-        if (n < 3 || host[n - 1] != ']')
-            return -EINVAL;
-        host[n - 1] = '\0';
-        return uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)ss) == 0 ? 0 : -EINVAL;
-    }
-    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0 ? 0 : -EINVAL;
-}
-
 struct httpd *
 httpd_start(uv_loop_t *loop, const struct httpd_opts *o, httpd_handler *h, void *arg, int *err)
 {
@@ -502,7 +463,7 @@ httpd_start(uv_loop_t *loop, const struct httpd_opts *o, httpd_handler *h, void 
     bool v6 = false;
     int rc;
 
-    if ((rc = parse_listen(o->listen, &ss, &v6)) < 0) {
+    if ((rc = listen_parse(o->listen, &ss, &v6)) < 0) {
         log_error("bind_failed", "server=%s listen=%s reason=%s", o->name, log_q(o->listen),
                   log_q("want HOST:PORT"));
         goto fail;

@@ -50,9 +50,6 @@ struct httpd *httpd_start(uv_loop_t *loop, const struct httpd_opts *o, httpd_han
 /* Answer every pending request 503, close, free. */
 void httpd_stop(struct httpd *s);
 
-/* Is HOST of HOST:PORT a loopback address? */
-bool httpd_is_loopback(const char *listen);
-
 /* ---- the request (borrowed strings, valid until it is answered) ---- */
 const char *httpd_method(const struct httpd_req *r);
 const char *httpd_path(const struct httpd_req *r);

@@ -27,6 +27,7 @@
 #include "httpd.h"
 #include "http.h"
 #include "json_out.h"
+#include "listen.h"
 #include "log.h"
 
 #define HTTP_PENDING_MAX 128 /* requests waiting on the controller: more get 429 */
@@ -843,7 +844,7 @@ ctl_http_start(struct ctl *ctl)
                        strlen(ctl->cfg.api_token), NULL, 0);
     o.tls_cert = ctl->cfg.http_tls_cert;
     o.tls_key = ctl->cfg.http_tls_key;
-    if (!httpd_is_loopback(o.listen))
+    if (!listen_is_loopback(o.listen))
         log_warn("http_exposed", "http=%s reason=%s", o.listen,
                  log_q("DROVER_HTTP_LISTEN is not a loopback address: the API (token-protected), "
                        "metrics and dashboard are reachable from the network"));

@@ -669,7 +669,6 @@ struct agt_http;
 struct agt_http *agt_http_start(uv_loop_t *loop, const char *listen, agt_http_fn *fn, void *arg,
                                 int *err);
 void agt_http_stop(struct agt_http *s);
-bool agt_http_is_loopback(const char *listen);
 
 /* clone3.c: clone3(2) running fn(arg) in the child on the stack the
  * arguments give; the child's pid or -errno. -ENOSYS where not built. */

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "agt.h"
+#include "listen.h"
 #include "log.h"
 #include "prom.h"
 #include "util.h"
@@ -229,7 +230,7 @@ agt_metrics_start(struct agt_metrics *m, const char *listen)
 
     if (listen[0] == '\0')
         return 0;
-    if (!agt_http_is_loopback(listen))
+    if (!listen_is_loopback(listen))
         log_warn("metrics_exposed", "metrics=%s", listen);
     m->srv = agt_http_start(agt_loop(m->agt), listen, on_request, m, &rc);
     if (m->srv == NULL) {

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "agt.h"
+#include "listen.h"
 
 #define HEAD_MAX 8192
 #define MAX_CONNS 64
@@ -226,42 +227,6 @@ on_connection(uv_stream_t *srv, int status)
         conn_close(c);
 }
 
-bool
-agt_http_is_loopback(const char *listen)
-{
-    return strncmp(listen, "127.", 4) == 0 || strncmp(listen, "localhost:", 10) == 0 ||
-           strncmp(listen, "[::1]:", 6) == 0;
-}
-
-/* HOST:PORT (HOST may be [v6] or localhost). 0 or -EINVAL. */
-static int
-parse_listen(const char *listen, struct sockaddr_storage *ss)
-{
-    char host[256];
-    const char *colon = strrchr(listen, ':');
-    char *end = NULL;
-    unsigned long port;
-    size_t n;
-
-    if (colon == NULL || (n = (size_t)(colon - listen)) == 0 || n >= sizeof host)
-        return -EINVAL;
-    memcpy(host, listen, n);
-    host[n] = '\0';
-    port = strtoul(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end != '\0' || port > 65535)
-        return -EINVAL;
-    if (strcmp(host, "localhost") == 0)
-        snprintf(host, sizeof host, "127.0.0.1");
-    memset(ss, 0, sizeof *ss);
-    if (host[0] == '[') {
-        if (n < 3 || host[n - 1] != ']')
-            return -EINVAL;
-        host[n - 1] = '\0';
-        return uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)ss) == 0 ? 0 : -EINVAL;
-    }
-    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0 ? 0 : -EINVAL;
-}
-
 static void
 srv_closed(uv_handle_t *h)
 {
@@ -273,9 +238,10 @@ agt_http_start(uv_loop_t *loop, const char *listen, agt_http_fn *fn, void *arg, 
 {
     struct sockaddr_storage ss;
     struct agt_http *s;
+    bool v6;
     int rc;
 
-    if ((rc = parse_listen(listen, &ss)) < 0) {
+    if ((rc = listen_parse(listen, &ss, &v6)) < 0) {
         *err = rc;
         return NULL;
     }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "agt.h"
+#include "listen.h"
 
 #define PORT 15050
 
@@ -139,6 +140,6 @@ Test(scrape, a_bad_address_or_a_taken_port_is_an_error)
     agt_http_stop(a);
     uv_run(&loop, UV_RUN_DEFAULT);
     cr_assert_eq(uv_loop_close(&loop), 0);
-    cr_assert(agt_http_is_loopback("127.0.0.1:1") && agt_http_is_loopback("[::1]:1") &&
-              !agt_http_is_loopback("0.0.0.0:1"));
+    cr_assert(listen_is_loopback("127.0.0.1:1") && listen_is_loopback("[::1]:1") &&
+              !listen_is_loopback("0.0.0.0:1"));
 }
