@@ -323,6 +323,9 @@ struct ctl_commits {
     uint64_t t0;               /* uv_hrtime() when the one in flight started */
     bool starting;             /* in start (settle may end calls: they wait for open) */
     struct ctl_call_q waiting; /* calls whose replies wait for an epoch */
+    /* SQLite: calls wait for the end of the loop turn (ctl_commits_turn). */
+    uv_idle_t idle; /* active while calls wait */
+    bool turns;     /* idle is made (ctl_commits_start) */
 };
 
 struct ctl {
@@ -827,6 +830,11 @@ int ctl_slugs_gc(struct ctl *ctl);
 
 /* commit.c: the model's changes into the store before they are acknowledged */
 void ctl_commits_init(struct ctl *ctl);
+/* With the loop's handles (main.c); closed with ctl_commits_close. */
+void ctl_commits_start(struct ctl *ctl);
+void ctl_commits_close(struct ctl *ctl);
+/* The loop turn's end: write and answer the calls waiting for it. */
+void ctl_commits_turn(struct ctl *ctl);
 /* Write what is marked, nobody waiting: 0, or < 0 when refused here. */
 int ctl_commit(struct ctl *ctl);
 struct ctl_call;
