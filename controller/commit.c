@@ -68,6 +68,7 @@ prepare(struct ctl *ctl)
 static int
 stored(struct ctl *ctl, int rc)
 {
+    ctl_inst_lines_end(ctl->model);
     if (rc == -ESTALE && ctl->leader != NULL) /* fenced: a newer leader */
         ctl_leader_lost(ctl->leader, "a write was fenced by a newer term");
     if (rc < 0)

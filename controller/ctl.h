@@ -263,6 +263,11 @@ struct ctl_model {
     struct ctl_node_q notify;   /* nodes whose set changed: wake them */
     uint64_t epoch;
     struct ctl_undo *undo; /* what a failed apply restores (undo.c) */
+    /* Per-instance log lines (placed, instance_state) of the commit under
+     * way, and those past CTL_INST_LINES_MAX, counted (model.c). */
+    unsigned inst_lines;
+    unsigned quiet_placed;
+    unsigned quiet_states[DROVER__INSTANCE_STATE__ST_FAILED + 1];
     /* How the controller itself is doing, for status (not stored): the
      * store failing (store_front.c), nodes silent at once (liveness.c). */
     char store_health[256];
@@ -467,6 +472,10 @@ void ctl_inst_touch(struct ctl_model *m, struct ctl_instance *in);
 #define CTL_SAW_CRASH 2u     /* crashed or failed while its app rolls out: judge its deploy */
 unsigned ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState st,
                             uint64_t since_ms);
+/* May one more routine per-instance line go out at info in this commit? */
+bool ctl_inst_line(struct ctl_model *m);
+/* One line for the routine per-instance lines the commit left out. */
+void ctl_inst_lines_end(struct ctl_model *m);
 void ctl_inst_say_state(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState from);
 const char *ctl_inst_state_name(const struct ctl_instance *in); /* as ps shows it */
 /* Its endpoint list may have changed: wake `endpoints --watch`. */
