@@ -267,6 +267,7 @@ struct ctl_model {
      * way, and those past CTL_INST_LINES_MAX, counted (model.c). */
     unsigned inst_lines;
     unsigned quiet_placed;
+    unsigned quiet_woken; /* watch.c's node_woken */
     unsigned quiet_states[DROVER__INSTANCE_STATE__ST_FAILED + 1];
     /* How the controller itself is doing, for status (not stored): the
      * store failing (store_front.c), nodes silent at once (liveness.c). */

@@ -1091,7 +1091,7 @@ ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__Instanc
 
 /*
  * Routine per-instance lines (placed, and instance_state to pending,
- * starting, up, draining or stopped) go out at info up to
+ * starting, up, draining or stopped; watch.c's node_woken) go out at info up to
  * CTL_INST_LINES_MAX per commit; past that, one instances_summary line at
  * the commit's end counts them. Measured (issue 15): placing 100,000
  * instances wrote 200,000 lines, 14 % of the controller's time.
@@ -1119,6 +1119,10 @@ ctl_inst_lines_end(struct ctl_model *m)
         n = snprintf(buf, sizeof(buf), " placed=%u", m->quiet_placed);
         len += n > 0 ? (size_t)n : 0;
     }
+    if (m->quiet_woken > 0 && len < sizeof(buf)) {
+        n = snprintf(buf + len, sizeof(buf) - len, " nodes_woken=%u", m->quiet_woken);
+        len += n > 0 ? (size_t)n : 0;
+    }
     for (size_t i = 0; i < ARRAY_SIZE(m->quiet_states); i++) {
         if (m->quiet_states[i] == 0 || len >= sizeof(buf))
             continue;
@@ -1129,7 +1133,7 @@ ctl_inst_lines_end(struct ctl_model *m)
     if (len == 0)
         return;
     log_info("instances_summary", "more_than=%u%s", CTL_INST_LINES_MAX, buf);
-    m->quiet_placed = 0;
+    m->quiet_placed = m->quiet_woken = 0;
     memset(m->quiet_states, 0, sizeof(m->quiet_states));
 }
 
