@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <sqlite3.h>
@@ -456,4 +457,50 @@ Test(core, sqlite_commits_once_per_loop_turn, .timeout = 10)
     ctl_store_close(ctl.store); /* the model goes in teardown */
     snprintf(path, sizeof(path), "rm -rf %s", dir);
     cr_assert_eq(system(path), 0);
+}
+
+static int
+count(const char *hay, const char *needle)
+{
+    int n = 0;
+
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* Routine per-instance lines (model.c): 64 a commit at info, the rest
+ * counted in one instances_summary line at the commit's end; a crash is
+ * always said by itself; the next commit has its 64 again. */
+Test(core, routine_instance_lines_past_64_a_commit_are_summed_up, .timeout = 5)
+{
+    static char out[65536];
+    struct ctl_instance *in = NULL;
+    int p[2], saved;
+    ssize_t k;
+    size_t len = 0;
+
+    cr_assert_eq(pipe(p), 0);
+    saved = dup(STDOUT_FILENO);
+    cr_assert_geq(saved, 0);
+    cr_assert_eq(dup2(p[1], STDOUT_FILENO), STDOUT_FILENO);
+    for (uint32_t i = 1; i <= 100; i++) {
+        cr_assert_eq(ctl_inst_new(m, app, "web", i, 0, 0, &in), 0);
+        ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_UP, 1000);
+    }
+    ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_CRASHED, 1000);
+    ctl_inst_lines_end(m);
+    ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_UP, 1000);
+    ctl_inst_lines_end(m); /* within the budget: no summary */
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    close(p[1]);
+    while (len < sizeof(out) - 1 && (k = read(p[0], out + len, sizeof(out) - 1 - len)) > 0)
+        len += (size_t)k;
+    close(p[0]);
+    out[len] = '\0';
+    cr_assert_eq(count(out, "event=instance_state "), 64 + 1 + 1, "%s", out);
+    cr_assert_eq(count(out, "to=crashed"), 1);
+    cr_assert_eq(count(out, "event=instances_summary more_than=64 up=36\n"), 1, "%s", out);
+    cr_assert_eq(count(out, "event=instances_summary"), 1);
 }
