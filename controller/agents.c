@@ -466,9 +466,13 @@ ctl_notify_flush(struct ctl *ctl)
     }
 }
 
+/* After the sockets were read: the turn's calls are written and answered,
+ * then the nodes they changed are told (the watches it answers wait for the
+ * next turn's idle handle). */
 static void
 notify_check(uv_check_t *c)
 {
+    ctl_commits_turn(c->data);
     ctl_notify_flush(c->data);
 }
 

@@ -263,6 +263,12 @@ struct ctl_model {
     struct ctl_node_q notify;   /* nodes whose set changed: wake them */
     uint64_t epoch;
     struct ctl_undo *undo; /* what a failed apply restores (undo.c) */
+    /* Per-instance log lines (placed, instance_state) of the commit under
+     * way, and those past CTL_INST_LINES_MAX, counted (model.c). */
+    unsigned inst_lines;
+    unsigned quiet_placed;
+    unsigned quiet_woken; /* watch.c's node_woken */
+    unsigned quiet_states[DROVER__INSTANCE_STATE__ST_FAILED + 1];
     /* How the controller itself is doing, for status (not stored): the
      * store failing (store_front.c), nodes silent at once (liveness.c). */
     char store_health[256];
@@ -323,6 +329,9 @@ struct ctl_commits {
     uint64_t t0;               /* uv_hrtime() when the one in flight started */
     bool starting;             /* in start (settle may end calls: they wait for open) */
     struct ctl_call_q waiting; /* calls whose replies wait for an epoch */
+    /* SQLite: calls wait for the end of the loop turn (ctl_commits_turn). */
+    uv_idle_t idle; /* active while calls wait */
+    bool turns;     /* idle is made (ctl_commits_start) */
 };
 
 struct ctl {
@@ -464,6 +473,10 @@ void ctl_inst_touch(struct ctl_model *m, struct ctl_instance *in);
 #define CTL_SAW_CRASH 2u     /* crashed or failed while its app rolls out: judge its deploy */
 unsigned ctl_inst_set_state(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState st,
                             uint64_t since_ms);
+/* May one more routine per-instance line go out at info in this commit? */
+bool ctl_inst_line(struct ctl_model *m);
+/* One line for the routine per-instance lines the commit left out. */
+void ctl_inst_lines_end(struct ctl_model *m);
 void ctl_inst_say_state(struct ctl_model *m, struct ctl_instance *in, Drover__InstanceState from);
 const char *ctl_inst_state_name(const struct ctl_instance *in); /* as ps shows it */
 /* Its endpoint list may have changed: wake `endpoints --watch`. */
@@ -827,6 +840,11 @@ int ctl_slugs_gc(struct ctl *ctl);
 
 /* commit.c: the model's changes into the store before they are acknowledged */
 void ctl_commits_init(struct ctl *ctl);
+/* With the loop's handles (main.c); closed with ctl_commits_close. */
+void ctl_commits_start(struct ctl *ctl);
+void ctl_commits_close(struct ctl *ctl);
+/* The loop turn's end: write and answer the calls waiting for it. */
+void ctl_commits_turn(struct ctl *ctl);
 /* Write what is marked, nobody waiting: 0, or < 0 when refused here. */
 int ctl_commit(struct ctl *ctl);
 struct ctl_call;

@@ -265,6 +265,7 @@ main(int argc, char **argv)
     ctl.close_check.data = &ctl;
     ctl.running = true;
     ctl_commits_init(&ctl);
+    ctl_commits_start(&ctl);
     uv_signal_init(&loop, &ctl.sigterm);
     uv_signal_init(&loop, &ctl.sigint);
     ctl.sigterm.data = ctl.sigint.data = &ctl;

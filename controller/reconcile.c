@@ -57,11 +57,18 @@
 #include "ctl.h"
 #include "log.h"
 
+/* Within the commit's budget of lines (model.c's ctl_inst_line). */
 static void
-log_placed(const struct ctl_instance *in)
+log_placed(struct ctl_model *m, const struct ctl_instance *in)
 {
-    log_info("placed", "app=%s inst=%s.%u id=%llu release=%u node=%s port=%u", in->app->name,
-             in->type, in->idx, (unsigned long long)in->id, in->release, in->node->name, in->port);
+    enum log_level lvl = LOG_INFO;
+
+    if (!ctl_inst_line(m)) {
+        m->quiet_placed++;
+        lvl = LOG_DEBUG;
+    }
+    log_event(lvl, "placed", "app=%s inst=%s.%u id=%llu release=%u node=%s port=%u", in->app->name,
+              in->type, in->idx, (unsigned long long)in->id, in->release, in->node->name, in->port);
 }
 
 /* Place v[0..n), all of one app and type, as one scheduler batch. */
@@ -87,7 +94,7 @@ place_batch(struct ctl_model *m, struct ctl_instance **v, size_t n)
                       v[i]->type, v[i]->idx, nodes[i]->name, rc);
             break;
         }
-        log_placed(v[i]);
+        log_placed(m, v[i]);
     }
     if (i < n)
         ctl_sched_why(m, why, sizeof(why));

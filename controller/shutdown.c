@@ -51,7 +51,9 @@ ctl_maybe_close(struct ctl *ctl)
         return;
     ctl->closed = true;
     notify_watchdog_stop();
+    ctl_commits_turn(ctl);
     ctl_notify_flush(ctl);
+    ctl_commits_close(ctl);       /* what the notifications answered */
     ctl_leader_stop(ctl->leader); /* ends its session: the lock is free */
     if (ctl->api != NULL)
         nnuv_close(ctl->api);

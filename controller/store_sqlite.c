@@ -67,6 +67,7 @@ enum {
     S_ONEOFF,
     S_RESTART,
     S_RESTART_DEL,
+    S_RESTART_ANY,
     S_DESTROYING,
     S_APP_GONE,
     S_NODE_GONE,
@@ -118,6 +119,7 @@ static const char *const stmt_sql[S_COUNT] = {
                  "VALUES(?1, ?2, ?3, ?4, ?5)",
     [S_RESTART] = "INSERT OR IGNORE INTO restarts(id) VALUES(?1)",
     [S_RESTART_DEL] = "DELETE FROM restarts WHERE id = ?1",
+    [S_RESTART_ANY] = "SELECT EXISTS(SELECT 1 FROM restarts)",
     [S_DESTROYING] = "INSERT OR IGNORE INTO destroying(app) VALUES(?1)",
     /* apps:destroy: every row of the app, children first. */
     [S_APP_GONE] = "DELETE FROM instances WHERE app = ?1;",
@@ -200,6 +202,11 @@ struct ctl_store {
     bool ckpt_busy, timer_on, closing;
     bool applying;     /* in sq_apply: errors are the front's to report */
     bool ckpt_failing; /* the last checkpoint failed (logged once) */
+    /* The restarts table has no row: an instance written without its
+     * restart mark needs no DELETE (two statements a row, most of them
+     * for nothing, placing 100,000 instances). Known at the start of each
+     * transaction that may need it; only S_RESTART makes it false. */
+    bool restarts_empty;
     int ckpt_rc;
 };
 
@@ -990,10 +997,15 @@ flush_inst(struct ctl_store *st, const struct ctl_instance *in)
     if ((rc = step(st, s)) < 0)
         return rc;
     /* A failed restart clears the mark of what it did not replace. */
+    if (!in->restart && st->restarts_empty)
+        goto oneoff;
+    if (in->restart)
+        st->restarts_empty = false;
     s = st->st[in->restart ? S_RESTART : S_RESTART_DEL];
     sqlite3_bind_int64(s, 1, (sqlite3_int64)in->id);
     if ((rc = step(st, s)) < 0)
         return rc;
+oneoff:
     if (!in->oneoff)
         return 0;
     s = st->st[S_ONEOFF];
@@ -1005,6 +1017,22 @@ flush_inst(struct ctl_store *st, const struct ctl_instance *in)
     return step(st, s);
 }
 
+/* Is the restarts table empty now? (Asked again once a mark was written.) */
+static int
+restarts_check(struct ctl_store *st)
+{
+    sqlite3_stmt *s = st->st[S_RESTART_ANY];
+    int rc;
+
+    if (st->restarts_empty)
+        return 0;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        st->restarts_empty = sqlite3_column_int(s, 0) == 0;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? 0 : -EIO;
+}
+
 static int
 flush_all(struct ctl_store *st, struct ctl_model *m)
 {
@@ -1013,6 +1041,9 @@ flush_all(struct ctl_store *st, struct ctl_model *m)
     struct ctl_instance *in;
     size_t i;
     int rc;
+
+    if (!TAILQ_EMPTY(&m->dirty_insts) && (rc = restarts_check(st)) < 0)
+        return rc;
 
     TAILQ_FOREACH (a, &m->dirty_apps, dirty_link) {
         if ((rc = flush_app(st, a)) < 0)

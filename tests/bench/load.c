@@ -509,7 +509,7 @@ static int
 place(struct run *r)
 {
     struct api a = {.sock = -1};
-    int64_t rss0, rss1;
+    int64_t rss0, rss1, cpu0, cpu1;
     uint64_t treg = bench_now_ns();
     int rc;
 
@@ -528,6 +528,7 @@ place(struct run *r)
     printf("agents=%u\nworkers=%u\nregister_ms=%.0f\n", r->o.agents, r->nw,
            (double)(bench_now_ns() - treg) / 1e6);
     rss0 = bench_rss_kib(r->o.controller);
+    cpu0 = bench_cpu_ms(r->o.controller);
     r->placing = true;
     r->t0 = bench_now_ns();
     if ((rc = scale(r, &a, false)) < 0) {
@@ -539,6 +540,7 @@ place(struct run *r)
         fail_check(r, "%zu of %u instances acknowledged after %u ms", r->live, r->o.instances,
                    r->o.timeout_ms);
     r->placing = false;
+    cpu1 = bench_cpu_ms(r->o.controller);
     if (r->errors == 0) {
         double secs = (double)(r->t_last - r->t0) / 1e9;
 
@@ -547,6 +549,10 @@ place(struct run *r)
                r->o.instances / secs);
         printf("ack_p50_ms=%.1f\nack_p99_ms=%.1f\n", r->lat_ns[r->nlat / 2] / 1e6,
                r->lat_ns[r->nlat * 99 / 100] / 1e6);
+        /* The controller's own CPU from the scale to the last
+         * acknowledgement: steadier than the rate on a shared machine. */
+        if (cpu0 >= 0 && cpu1 >= cpu0)
+            printf("place_cpu_us=%.1f\n", (double)(cpu1 - cpu0) * 1000.0 / r->o.instances);
         for (unsigned t = 0; t < r->o.types; t++)
             for (unsigned i = 1; i <= r->quantity[t]; i++)
                 if (!r->seen[t][i])

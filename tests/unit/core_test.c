@@ -5,13 +5,17 @@
  * and scale (releases.c), a node's registration, full report and the
  * node-name rule (nodes.c), one-off placement (oneoffs.c); and the
  * dispatcher (dispatch.c) with a real in-memory store: done runs once, a
- * refusal changes nothing, an agent request on the API is refused.
+ * refusal changes nothing, an agent request on the API is refused; and
+ * SQLite's group commits on a running loop (commit.c): the calls of one
+ * loop turn are answered together, after one transaction that holds them.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <sqlite3.h>
 
 #include "ctl.h"
 
@@ -353,4 +357,150 @@ Test(core, pending_calls_end_exactly_once, .timeout = 5)
     ctl.model->event = NULL;
     ctl_logs_free(ctl.logs);
     ctl_store_close(ctl.store);
+}
+
+static int
+stored_apps(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int n = -1;
+
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM apps", -1, &q, NULL), SQLITE_OK);
+    if (sqlite3_step(q) == SQLITE_ROW)
+        n = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return n;
+}
+
+struct later {
+    struct ctl *ctl;
+    Drover__AppCreateReq ac;
+    struct seen s;
+};
+
+static void
+call_later(uv_timer_t *t)
+{
+    struct later *l = t->data;
+
+    ctl_call(l->ctl, request(DROVER__MESSAGE__BODY_APP_CREATE_REQ, &l->ac), seen_done, &l->s);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+/* With a running loop, SQLite's commits are once per loop turn: calls
+ * handled in one turn wait (nothing stored, nothing answered), then one
+ * transaction stores every one of them and each is answered once; a call
+ * that ends in a timer, with no socket to wake the loop, is answered in
+ * the same turn (the idle handle keeps poll from sleeping). */
+Test(core, sqlite_commits_once_per_loop_turn, .timeout = 10)
+{
+    static struct ctl ctl;
+    static uv_loop_t loop;
+    static uv_timer_t timer;
+    static struct later l;
+    char dir[] = "/tmp/drover-core-XXXXXX", path[64];
+    Drover__AppCreateReq ac[3] = {DROVER__APP_CREATE_REQ__INIT, DROVER__APP_CREATE_REQ__INIT,
+                                  DROVER__APP_CREATE_REQ__INIT};
+    const char *names[3] = {"one", "two", "three"};
+    struct seen s[3] = {0};
+    int i;
+
+    ctl_model_free(m);
+    m = NULL;
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/state.db", dir);
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    cr_assert_eq(ctl_store_open(path, &ctl.store), 0);
+    ctl.model = ctl_model_new();
+    cr_assert_eq(ctl_store_load(ctl.store, ctl.model, 1), 0);
+    m = ctl.model;
+    ctl.loop = &loop;
+    ctl.running = true;
+    ctl_commits_init(&ctl);
+    ctl_commits_start(&ctl);
+    for (i = 0; i < 3; i++) {
+        ac[i].app = (char *)names[i];
+        ctl_call(&ctl, request(DROVER__MESSAGE__BODY_APP_CREATE_REQ, &ac[i]), seen_done, &s[i]);
+        cr_assert_eq(s[i].calls, 0, "answered before its turn ended");
+    }
+    cr_assert_eq(ctl_calls_pending(&ctl), 3);
+    cr_assert_eq(stored_apps(path), 0, "written before the turn ended");
+    ctl_commits_turn(&ctl); /* the check after the sockets were read */
+    for (i = 0; i < 3; i++) {
+        cr_assert_eq(s[i].calls, 1);
+        cr_assert_eq(s[i].body, DROVER__MESSAGE__BODY_APP_REP);
+    }
+    cr_assert_eq(stored_apps(path), 3);
+    cr_assert_eq(ctl_calls_pending(&ctl), 0);
+    /* A refusal waits for nothing. */
+    ctl_call(&ctl, request(DROVER__MESSAGE__BODY_APP_CREATE_REQ, &ac[0]), seen_done, &s[0]);
+    cr_assert_eq(s[0].calls, 2);
+    cr_assert_eq(s[0].code, DROVER__ERROR_CODE__ERR_CONFLICT);
+    /* From a timer: the loop runs until it is answered, and then has nothing
+     * left to run (uv_run returns: the idle handle stopped). */
+    l.ctl = &ctl;
+    drover__app_create_req__init(&l.ac);
+    l.ac.app = "four";
+    uv_timer_init(&loop, &timer);
+    timer.data = &l;
+    uv_timer_start(&timer, call_later, 10, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(l.s.calls, 1);
+    cr_assert_eq(l.s.body, DROVER__MESSAGE__BODY_APP_REP);
+    cr_assert_eq(stored_apps(path), 4);
+    ctl_commits_close(&ctl);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+    ctl_store_close(ctl.store); /* the model goes in teardown */
+    snprintf(path, sizeof(path), "rm -rf %s", dir);
+    cr_assert_eq(system(path), 0);
+}
+
+static int
+count(const char *hay, const char *needle)
+{
+    int n = 0;
+
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* Routine per-instance lines (model.c): 64 a commit at info, the rest
+ * counted in one instances_summary line at the commit's end; a crash is
+ * always said by itself; the next commit has its 64 again. */
+Test(core, routine_instance_lines_past_64_a_commit_are_summed_up, .timeout = 5)
+{
+    static char out[65536];
+    struct ctl_instance *in = NULL;
+    int p[2], saved;
+    ssize_t k;
+    size_t len = 0;
+
+    cr_assert_eq(pipe(p), 0);
+    saved = dup(STDOUT_FILENO);
+    cr_assert_geq(saved, 0);
+    cr_assert_eq(dup2(p[1], STDOUT_FILENO), STDOUT_FILENO);
+    for (uint32_t i = 1; i <= 100; i++) {
+        cr_assert_eq(ctl_inst_new(m, app, "web", i, 0, 0, &in), 0);
+        ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_UP, 1000);
+    }
+    ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_CRASHED, 1000);
+    ctl_inst_lines_end(m);
+    ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_UP, 1000);
+    ctl_inst_lines_end(m); /* within the budget: no summary */
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    close(p[1]);
+    while (len < sizeof(out) - 1 && (k = read(p[0], out + len, sizeof(out) - 1 - len)) > 0)
+        len += (size_t)k;
+    close(p[0]);
+    out[len] = '\0';
+    cr_assert_eq(count(out, "event=instance_state "), 64 + 1 + 1, "%s", out);
+    cr_assert_eq(count(out, "to=crashed"), 1);
+    cr_assert_eq(count(out, "event=instances_summary more_than=64 up=36\n"), 1, "%s", out);
+    cr_assert_eq(count(out, "event=instances_summary"), 1);
 }

@@ -123,3 +123,59 @@ Test(lifecycle_store, restart_marks_destroyed_apps_and_removed_nodes)
     ctl_model_free(m);
     ctl_store_close(st);
 }
+
+/* The store skips the per-row DELETE of restart marks while it knows the
+ * table empty (store_sqlite.c): within one session, a mark written and
+ * then cleared is still deleted, and a mark survives the writes of other
+ * instances. */
+Test(lifecycle_store, a_restart_mark_cleared_in_the_same_session_is_deleted)
+{
+    struct ctl_db *st = NULL;
+    struct ctl_model *m = ctl_model_new();
+    struct ctl_app *a = NULL;
+    struct ctl_node *n = NULL;
+    struct ctl_instance *i1 = NULL, *i2 = NULL;
+
+    cr_assert_eq(ctl_store_open(path, &st), 0);
+    cr_assert_eq(ctl_store_load(st, m, 1), 0);
+    cr_assert_eq(ctl_app_add(m, "shop", 1, &a), 0);
+    cr_assert_eq(ctl_node_add(m, "n1", &n), 0);
+    cr_assert_eq(ctl_node_set_range(n, 5000, 5010), 0);
+    ctl_node_touch(m, n);
+    cr_assert_eq(ctl_inst_new(m, a, "web", 1, 0, 0, &i1), 0);
+    cr_assert_eq(ctl_inst_new(m, a, "web", 2, 0, 0, &i2), 0);
+    cr_assert_eq(ctl_inst_place(m, i1, n, 0), 0);
+    cr_assert_eq(ctl_inst_place(m, i2, n, 0), 0);
+    cr_assert_eq(ctl_store_flush(st, m), 0); /* no mark: the table is empty */
+    i1->restart = true;
+    ctl_inst_touch(m, i1);
+    cr_assert_eq(ctl_store_flush(st, m), 0);
+    i2->pid = 42; /* another instance written: i1's mark stays */
+    ctl_inst_touch(m, i2);
+    cr_assert_eq(ctl_store_flush(st, m), 0);
+    m = reopen(&st, m);
+    a = ctl_app_find(m, "shop");
+    i1 = i2 = NULL;
+    for (struct ctl_instance *in = LIST_FIRST(&a->instances); in; in = LIST_NEXT(in, app_link))
+        *(in->idx == 1 ? &i1 : &i2) = in;
+    cr_assert(i1 != NULL && i1->restart, "the mark was deleted by another instance's write");
+    cr_assert(i2 != NULL && !i2->restart);
+    cr_assert_eq(i2->pid, 42);
+    /* Cleared, in the session that read it, then once more after a write
+     * of its own: the row goes. */
+    i1->restart = false;
+    ctl_inst_touch(m, i1);
+    cr_assert_eq(ctl_store_flush(st, m), 0);
+    i1->restart = true;
+    ctl_inst_touch(m, i1);
+    cr_assert_eq(ctl_store_flush(st, m), 0);
+    i1->restart = false;
+    ctl_inst_touch(m, i1);
+    cr_assert_eq(ctl_store_flush(st, m), 0);
+    m = reopen(&st, m);
+    a = ctl_app_find(m, "shop");
+    for (struct ctl_instance *in = LIST_FIRST(&a->instances); in; in = LIST_NEXT(in, app_link))
+        cr_assert(!in->restart, "a cleared restart mark came back");
+    ctl_model_free(m);
+    ctl_store_close(st);
+}
