@@ -476,18 +476,50 @@ agt_cg_create(const struct agt_cgroups *cg, uint64_t id, const struct agt_limits
     return rc;
 }
 
+/*
+ * Which of the directories agt_cg_create makes, said from the limits alone
+ * (nothing on the disk is asked): the procs paths are wanted on the loop
+ * before the spawner thread makes them (agt_cg_prepare).
+ */
 int
-agt_cg_procs(const struct agt_cgroups *cg, uint64_t id, char out[][PATH_MAX], size_t max)
+agt_cg_procs(const struct agt_cgroups *cg, uint64_t id, const struct agt_limits *l,
+             char out[][PATH_MAX], size_t max)
 {
     char dirs[AGT_CG_NCTL + 2][PATH_MAX];
-    size_t n = inst_dirs(cg, id, dirs), k;
+    size_t n = 0, k;
+    int c;
 
+    if (cg->v2[0] && inst_dir(cg->v2, id, dirs[n], PATH_MAX) == 0)
+        n++;
+    for (c = AGT_CG_NCTL - 1; c >= 0; c--) {
+        bool made = c == AGT_CG_MEMORY || strcmp(cg->v1[c], cg->track) == 0 ||
+                    (c == AGT_CG_CPU && l->cpu_milli) || (c == AGT_CG_PIDS && l->pids);
+
+        if (cg->v1[c][0] && made && inst_dir(cg->v1[c], id, dirs[n], PATH_MAX) == 0)
+            n++;
+    }
+    if (cg->cpuacct[0] && inst_dir(cg->cpuacct, id, dirs[n], PATH_MAX) == 0)
+        n++;
     if (n > max)
         return -ENOSPC;
     for (k = 0; k < n; k++)
         if (strfmt(out[k], PATH_MAX, "%s/cgroup.procs", dirs[k]) < 0)
             return -ENAMETOOLONG;
     return (int)n;
+}
+
+void
+agt_cg_prepare(struct agt_cg_prep *p)
+{
+    p->err[0] = '\0';
+    p->oom_base = 0;
+    p->rc = agt_cg_create(p->cg, p->id, &p->limits, p->err, sizeof p->err);
+    if (p->rc < 0)
+        return;
+    if (agt_cg_populated(p->cg, p->id) > 0) /* what the last run left */
+        agt_cg_kill(p->cg, p->id);
+    if (agt_cg_oom_kills(p->cg, p->id, &p->oom_base) < 0)
+        p->oom_base = 0;
 }
 
 int
