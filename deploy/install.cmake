@@ -45,6 +45,10 @@ install(TARGETS drover drover-controller drover-agent RUNTIME DESTINATION ${CMAK
 # (node-agent/unpack_main.c): not for people, so not on PATH;
 # the agent looks for them in ../libexec/drover/ from its own binary.
 install(TARGETS drover-exec drover-unpack RUNTIME DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/drover)
+if(DROVER_STATIC_PIE) # node-agent/CMakeLists.txt: the helper is static on purpose
+  install(FILES ${CMAKE_SOURCE_DIR}/deploy/debian/lintian-overrides
+          DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides RENAME drover)
+endif()
 install(FILES ${DROVER_MAN_DIR}/drover.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 install(FILES ${DROVER_MAN_DIR}/drover-controller.8.gz ${DROVER_MAN_DIR}/drover-agent.8.gz
         DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)

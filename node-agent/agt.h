@@ -501,8 +501,23 @@ bool agt_cg_can_limit(const struct agt_cgroups *cg, enum agt_cg_ctl k);
 /* Make (or reuse) instance id's cgroups and write its limits (none: reset). */
 int agt_cg_create(const struct agt_cgroups *cg, uint64_t id, const struct agt_limits *l, char *err,
                   size_t errsz);
-/* The cgroup.procs files the process must join; returns how many. */
-int agt_cg_procs(const struct agt_cgroups *cg, uint64_t id, char out[][PATH_MAX], size_t max);
+/* The cgroup.procs files the process must join once agt_cg_create made
+ * them for these limits; returns how many. */
+int agt_cg_procs(const struct agt_cgroups *cg, uint64_t id, const struct agt_limits *l,
+                 char out[][PATH_MAX], size_t max);
+/* Everything before a start, off the loop (the spawner thread runs it,
+ * spawn.c): agt_cg_create, then kill what a last run left in it, and read
+ * its oom count. cg, id and limits in; rc (0 or -errno, err saying why)
+ * and oom_base out. */
+struct agt_cg_prep {
+    const struct agt_cgroups *cg;
+    uint64_t id;
+    struct agt_limits limits;
+    int rc;
+    uint64_t oom_base;
+    char err[256];
+};
+void agt_cg_prepare(struct agt_cg_prep *p);
 /* sig to every member; returns how many were sent it, or a negative errno. */
 int agt_cg_signal(const struct agt_cgroups *cg, uint64_t id, int sig);
 /* Kill the cgroup whole: cgroup.kill, or SIGKILL each until none is left. */
@@ -631,6 +646,10 @@ struct agt_spawn_req {
      * same program told to join it itself). */
     const char *cgroup;
     char **argv_join;
+    /* The instance's cgroups to make before the spawn (NULL: none), on the
+     * spawner thread; the outcome is copied back here before the callback
+     * (a failure is the spawn's error, nothing started). */
+    struct agt_cg_prep *prep;
 };
 struct agt_spawn_job;
 /* On the calling thread: 0 with *pid, or -errno; UV_CREATE_PIPE streams

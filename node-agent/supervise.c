@@ -261,6 +261,7 @@ struct agt_inst {
     char boot_why[96];           /* boot timeout: what the health check last saw */
     Drover__InstanceCause cause; /* what reason is about */
     bool cg;                     /* it has a cgroup (i<ID> under the node's subtree) */
+    struct agt_cg_prep prep;     /* the spawn's making of it (spawn.c, cgroup.c) */
     uint64_t oom_base;           /* the cgroup's oom kills when it was spawned */
     bool oom;                    /* its last exit was an oom kill */
     char spawn_err[256];         /* why the last spawn was refused */
@@ -582,7 +583,9 @@ env_memfd(char **env, int *fd)
 
 /*
  * Before the spawn: the instance's cgroup with its limits, made or reused
- * (a restart at once reuses the one its killed predecessor is leaving).
+ * (a restart at once reuses the one its killed predecessor is leaving) by
+ * the spawner thread (agt_cg_prepare, from i->prep); here only the
+ * cgroup.procs paths the helper joins, which follow from the limits.
  * A limit that no cgroup can enforce here is refused, never ignored.
  */
 static int
@@ -592,10 +595,10 @@ prepare_cgroup(struct agt_inst *i, char procs[][PATH_MAX], size_t max, int *npro
     const struct agt_limits *l = &i->spec->limits;
     static const char *const what[AGT_CG_NCTL] = {"memory", "cpu", "pids"};
     bool want[AGT_CG_NCTL] = {l->memory != 0, l->cpu_milli != 0, l->pids != 0};
-    char err[256];
     int k, rc;
 
     *nprocs = 0;
+    memset(&i->prep, 0, sizeof i->prep);
     for (k = 0; k < AGT_CG_NCTL; k++)
         if (want[k] && (!cg || !agt_cg_can_limit(cg, (enum agt_cg_ctl)k))) {
             snprintf(i->spawn_err, sizeof i->spawn_err,
@@ -605,20 +608,29 @@ prepare_cgroup(struct agt_inst *i, char procs[][PATH_MAX], size_t max, int *npro
         }
     if (!cg)
         return 0;
-    rc = agt_cg_create(cg, i->spec->id, l, err, sizeof err);
-    if (rc < 0) {
-        snprintf(i->spawn_err, sizeof i->spawn_err, "%s", err);
-        return rc;
-    }
-    i->cg = true;
-    if (agt_cg_populated(cg, i->spec->id) > 0) /* what the last run left */
-        agt_cg_kill(cg, i->spec->id);
-    if (agt_cg_oom_kills(cg, i->spec->id, &i->oom_base) < 0)
-        i->oom_base = 0;
-    rc = agt_cg_procs(cg, i->spec->id, procs, max);
+    rc = agt_cg_procs(cg, i->spec->id, l, procs, max);
     if (rc < 0)
         return rc;
     *nprocs = rc;
+    i->prep.cg = cg;
+    i->prep.id = i->spec->id;
+    i->prep.limits = *l;
+    i->prep.rc = -EINPROGRESS;
+    return 0;
+}
+
+/* The spawn's outcome for the cgroup: 0, or its error (why in spawn_err). */
+static int
+cgroup_made(struct agt_inst *i)
+{
+    if (!i->prep.cg || i->prep.rc == -EINPROGRESS)
+        return 0;
+    if (i->prep.rc < 0) {
+        snprintf(i->spawn_err, sizeof i->spawn_err, "%s", i->prep.err);
+        return i->prep.rc;
+    }
+    i->cg = true;
+    i->oom_base = i->prep.oom_base;
     return 0;
 }
 
@@ -711,9 +723,11 @@ spawned(void *arg, int pid, int err)
 {
     struct agt_inst *i = arg;
     int code, sig, pending = i->pending_sig;
+    bool prep_failed;
 
     i->job = NULL;
     i->pending_sig = 0;
+    prep_failed = cgroup_made(i) < 0;
     if (err == 0 && agt_reaper_claim(pid, &code, &sig)) {
         /* Gone before we knew its pid: nothing to watch or record. */
         i->pid = i->pgid = pid;
@@ -728,7 +742,8 @@ spawned(void *arg, int pid, int err)
     if (err < 0) {
         log_error("spawn_failed", "app=%s inst=%s err=%s", i->spec->app, i->spec->name,
                   log_q(uv_strerror(err)));
-        snprintf(i->spawn_err, sizeof i->spawn_err, "could not start: %s", uv_strerror(err));
+        if (!prep_failed) /* else spawn_err says what the cgroup refused */
+            snprintf(i->spawn_err, sizeof i->spawn_err, "could not start: %s", uv_strerror(err));
         i->sup.exit_code = 127;
         i->sup.exit_signal = 0;
         agt_inst_event(i, i->spec->oneoff                ? AGT_EV_DONE
@@ -839,12 +854,15 @@ spawn(struct agt_inst *i)
      * agent's user (root: it joins the cgroups, then drops to the app's). */
     o.nstdio = 4;
     o.stdio = io;
+    o.prep = i->prep.cg ? &i->prep : NULL;
     /* A one-off's stdio is set up around its pid: spawned here. The rest
      * go to the spawner thread, and the loop goes on (spawned()). */
     rc = pipe ? -ENOSYS : agt_spawn_async(loop, &o, spawned, i, &i->job);
-    if (rc == -ENOSYS)
+    if (rc == -ENOSYS) {
         rc = agt_spawn_sync(&o, &pid);
-    else if (rc == 0) {
+        if (cgroup_made(i) < 0)
+            rc = i->prep.rc;
+    } else if (rc == 0) {
         agt_metrics_spawned(agt_metrics(i->agt), rc); /* drover_agent_spawns_total */
         if (agt_out_start(out) < 0 || agt_out_start(err) < 0)
             log_warn("output_failed", "app=%s inst=%s", i->spec->app, i->spec->name);

@@ -163,7 +163,7 @@ Test(cgroup, v2_procs_populated_kill_usage_oom)
     fake_v2(&cg);
     inst_files_v2("7");
     cr_assert_eq(agt_cg_create(&cg, 7, &l, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(agt_cg_procs(&cg, 7, paths, 4), 1);
+    cr_assert_eq(agt_cg_procs(&cg, 7, &l, paths, 4), 1);
     cr_assert(strstr(paths[0], "drover.n1/i7/cgroup.procs") != NULL, "%s", paths[0]);
 
     put("v2/svc/drover.n1/i7/cgroup.events", "populated 1\nfrozen 0\n");
@@ -234,17 +234,32 @@ Test(cgroup, hybrid_tracks_in_v2_limits_in_v1)
     cr_assert_str_eq(buf, "20000");
     get("pids/drover.n2/i5/pids.max", buf, sizeof buf);
     cr_assert_str_eq(buf, "32");
-    cr_assert_eq(agt_cg_procs(&cg, 5, paths, 6), 4, "v2 plus three v1 hierarchies");
-    /* Without cpu and pids limits only v1 memory is made (and joined). */
+    cr_assert_eq(agt_cg_procs(&cg, 5, &l, paths, 6), 4, "v2 plus three v1 hierarchies");
+    /* Without limits no v1 cgroup is made (nor joined): each join takes a
+     * machine-wide lock. Memory usage is then its members' RSS. */
     {
-        struct agt_limits none = {.memory = 0};
+        struct agt_limits none = {.memory = 0}, mem_only = {.memory = 32u << 20};
+        char line[32], path[PATH_MAX + 64];
+        uint64_t mem, cpu;
 
-        dir("memory/box/drover.n2/i6");
-        put("memory/box/drover.n2/i6/memory.limit_in_bytes", "");
-        put("memory/box/drover.n2/i6/memory.memsw.limit_in_bytes", "");
         cr_assert_eq(agt_cg_create(&cg, 6, &none, err, sizeof err), 0, "%s", err);
-        cr_assert_eq(agt_cg_procs(&cg, 6, paths, 6), 2, "v2 and v1 memory only");
-        cr_assert(strstr(paths[1], "/memory/box/drover.n2/i6/") != NULL, "%s", paths[1]);
+        cr_assert_eq(agt_cg_procs(&cg, 6, &none, paths, 6), 1, "v2 only");
+        cr_assert(strstr(paths[0], "/unified/drover.n2/i6/") != NULL, "%s", paths[0]);
+        snprintf(path, sizeof path, "%s/memory/box/drover.n2/i6", root);
+        cr_assert(access(path, F_OK) < 0, "no v1 memory cgroup for an unlimited instance");
+        snprintf(line, sizeof line, "%d\n", (int)getpid());
+        put("unified/drover.n2/i6/cgroup.procs", line);
+        put("unified/drover.n2/i6/cpu.stat", "usage_usec 1500\n");
+        cr_assert_eq(agt_cg_usage(&cg, 6, &mem, &cpu), 0);
+        cr_assert_gt(mem, 0u, "our own RSS, summed from the members");
+        cr_assert_eq(cpu, 1500u);
+
+        dir("memory/box/drover.n2/i8");
+        put("memory/box/drover.n2/i8/memory.limit_in_bytes", "");
+        put("memory/box/drover.n2/i8/memory.memsw.limit_in_bytes", "");
+        cr_assert_eq(agt_cg_create(&cg, 8, &mem_only, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(agt_cg_procs(&cg, 8, &mem_only, paths, 6), 2, "v2 and v1 memory");
+        cr_assert(strstr(paths[1], "/memory/box/drover.n2/i8/") != NULL, "%s", paths[1]);
     }
     put("memory/box/drover.n2/i5/memory.oom_control",
         "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n");

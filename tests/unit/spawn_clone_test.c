@@ -240,3 +240,74 @@ Test(spawn_clone, where_clone3_is_filtered_the_join_form_runs_and_clone3_is_not_
     cr_assert_eq(last, ENOSYS, "refused with %s", strerror(last));
 #endif
 }
+
+/* The request's prep (agt_cg_prepare) makes the instance's cgroup on the
+ * spawning side first: the child starts in the cgroup it just made, and a
+ * cgroup that cannot be made is the spawn's error, with nothing started. */
+static int
+spawn_prepared(struct agt_cgroups *cgs, uint64_t id, struct agt_cg_prep *prep, int *pid)
+{
+    static char sh[] = "/bin/sh", c[] = "-c", script[] = "exit 0";
+    char *argv[] = {sh, c, script, NULL}, *envp[] = {NULL};
+    static char dir[PATH_MAX + 96];
+    uv_stdio_container_t io[1];
+    struct agt_spawn_req r;
+
+    memset(prep, 0, sizeof *prep);
+    prep->cg = cgs;
+    prep->id = id;
+    prep->rc = -EINPROGRESS;
+    snprintf(dir, sizeof dir, "%s/i%llu", cgs->v2, (unsigned long long)id);
+    io[0].flags = UV_IGNORE;
+    memset(&r, 0, sizeof r);
+    r.file = "/bin/sh";
+    r.argv = argv;
+    r.envp = envp;
+    r.stdio = io;
+    r.nstdio = 1;
+    r.cgroup = dir;
+    r.argv_join = argv;
+    r.prep = prep;
+    return agt_spawn_sync(&r, pid);
+}
+
+Test(spawn_clone, the_cgroup_is_made_before_the_spawn_and_a_refusal_starts_nothing)
+{
+    struct agt_cgroups cgs;
+    struct agt_cg_prep prep;
+    char dir[PATH_MAX + 96], procs[PATH_MAX + 128], line[32] = "";
+    int pid = 0, status, rc;
+    FILE *f;
+
+    memset(&cgs, 0, sizeof cgs);
+    cgs.ok = true;
+    cr_assert_lt(strlen(cg), sizeof cgs.v2);
+    memcpy(cgs.v2, cg, strlen(cg) + 1);
+    memcpy(cgs.track, cg, strlen(cg) + 1);
+    snprintf(dir, sizeof dir, "%s/i77", cg);
+    cr_assert(access(dir, F_OK) < 0, "made already");
+    rc = spawn_prepared(&cgs, 77, &prep, &pid);
+    cr_assert_eq(rc, 0, "%d: %s", rc, prep.err);
+    cr_assert_eq(prep.rc, 0, "the outcome came back: %d", prep.rc);
+    cr_assert_gt(pid, 0);
+    snprintf(procs, sizeof procs, "%s/cgroup.procs", dir);
+    f = fopen(procs, "re");
+    cr_assert_not_null(f, "%s: %s", procs, strerror(errno));
+    if (!fgets(line, sizeof line, f))
+        line[0] = '\0';
+    fclose(f);
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(line[0] == '\0' || atoi(line) == pid, "someone else in it: %s", line);
+    cr_assert_eq(rmdir(dir), 0, "%s: %s", dir, strerror(errno));
+
+    /* A subtree that cannot be made: the error, and no child. */
+    snprintf(cgs.v2, sizeof cgs.v2, "/proc/self/drover-no-such");
+    snprintf(cgs.track, sizeof cgs.track, "%s", cgs.v2);
+    pid = 0;
+    rc = spawn_prepared(&cgs, 78, &prep, &pid);
+    cr_assert_lt(rc, 0);
+    cr_assert_eq(rc, prep.rc);
+    cr_assert(strstr(prep.err, "cannot create cgroup") != NULL, "%s", prep.err);
+    cr_assert_eq(pid, 0);
+    cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1, "a child is left");
+}
