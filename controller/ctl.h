@@ -195,6 +195,11 @@ struct ctl_node {
      * states are not known; not stored. */
     bool unreachable;
     uint32_t undo_ix; /* as the app's */
+    /* UDP heartbeats (beat.c): the boot the counter belongs to, the last
+     * counter accepted, when (monotonic; 0: never); not stored. */
+    char udp_boot[CTL_BOOT_ID_MAX + 1];
+    uint64_t udp_counter;
+    uint64_t udp_ms;
 };
 
 struct ctl_instance {
@@ -354,10 +359,11 @@ struct ctl {
     struct ctl_drains *drains;
     LIST_HEAD(ctl_call_list, ctl_call) calls; /* handed over, not yet ended (dispatch.c) */
     unsigned ncalls;
-    struct ctl_commits cm;  /* commit.c */
-    bool running;           /* main.c made the loop handles below */
-    uv_check_t close_check; /* while stopping: close once nothing is in flight */
-    struct ctl_http *http;  /* NULL when DROVER_HTTP_LISTEN is empty */
+    struct ctl_commits cm;   /* commit.c */
+    bool running;            /* main.c made the loop handles below */
+    uv_check_t close_check;  /* while stopping: close once nothing is in flight */
+    struct ctl_http *http;   /* NULL when DROVER_HTTP_LISTEN is empty */
+    struct ctl_beats *beats; /* beat.c: UDP heartbeats; NULL when not tcp:// */
 };
 
 /* Replaced by a rollout to version: of another release, or being restarted. */
@@ -860,6 +866,21 @@ size_t ctl_watches_held(const struct ctl_watches *ws);
 uint64_t ctl_watches_woken(const struct ctl_watches *ws);
 void ctl_watches_stop(struct ctl_watches *ws);
 void ctl_watches_close(struct ctl_watches *ws);
+
+/* beat.c: sealed UDP heartbeats on the agent endpoint's address and port */
+struct beat;
+int ctl_beats_start(struct ctl *ctl); /* 0 also when the endpoint is not tcp:// */
+void ctl_beats_close(struct ctl *ctl);
+/* An opened heartbeat against the model: 0 accepted (n heard; *wake when
+ * its generation or digest differ from n's), -ENOENT unknown node or boot,
+ * -EALREADY counter not above the last accepted for that boot. */
+int ctl_beat_apply(struct ctl_model *m, const struct beat *b, uint64_t mono_now,
+                   struct ctl_node **out, bool *wake);
+/* Has n's current boot been heard over UDP within ms? */
+bool ctl_beat_recent(const struct ctl_node *n, uint64_t mono_now, uint64_t ms);
+uint64_t ctl_beats_count(const struct ctl *ctl, bool accepted);
+/* watch.c: answer n's held watch now (its agent has something to sync). */
+void ctl_watch_poke(struct ctl_watches *ws, const struct ctl_node *n);
 
 /* liveness.c: which silent nodes are down (see its opening comment) */
 /* Up to max nodes to declare down now, into down; now is monotonic. */

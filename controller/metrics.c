@@ -258,6 +258,13 @@ ctl_metrics_render(struct ctl *ctl, char **text, size_t *len)
     prom_family(&p, "drover_watch_wakes_total", "counter",
                 "Held syncs answered because their node's assignment set changed.");
     prom_sample_u64(&p, "drover_watch_wakes_total", NULL, ctl_watches_woken(ctl->watches));
+    /* beat.c: sealed UDP heartbeats */
+    prom_family(&p, "drover_heartbeats_udp_total", "counter",
+                "UDP heartbeats accepted, or refused (not sealed right, replayed, unknown node).");
+    prom_sample_u64(&p, "drover_heartbeats_udp_total",
+                    (const char *const[]){"result", "accepted", NULL}, ctl_beats_count(ctl, true));
+    prom_sample_u64(&p, "drover_heartbeats_udp_total",
+                    (const char *const[]){"result", "refused", NULL}, ctl_beats_count(ctl, false));
     prom_family(&p, "drover_store_commits_total", "counter",
                 "Change sets written to the store (ok) or refused by it (refused).");
     prom_sample_u64(&p, "drover_store_commits_total", (const char *const[]){"result", "ok", NULL},

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * beat.c: sealed UDP heartbeats (issue 15; docs/protocol.md, "UDP
+ * heartbeats").
+ *
+ * A quiet heartbeat over nanomsg REQ/REP costs the controller a TCP round
+ * trip (kernel TCP, nanomsg, libc: ~90 % of 80-165 us). Here an agent's
+ * heartbeat is one sealed datagram (common/beat.h) to the agent endpoint's
+ * address and port over UDP, read in batches (recvmmsg, UV_UDP_RECVMMSG);
+ * nothing answers it. An accepted one marks its node heard (as a sync does
+ * for liveness) and, when the node's generation or digest differ from the
+ * agent's, answers the node's held watch at once, so that the agent's TCP
+ * sync brings the report or fetches the new set. Anything else (not sealed
+ * with the cluster key, replayed, a counter not above the last accepted for
+ * that node and boot, an unknown node or boot, garbage) is counted as
+ * refused, never logged per datagram.
+ *
+ * With UDP heartbeats heard, the controller holds that node's watch longer
+ * (watch.c: up to node_timeout / 2, which the agent asks for as four
+ * heartbeats), so TCP syncs are rarer; a node whose datagrams do not arrive
+ * (UDP filtered) gets the one-heartbeat hold of before, and its syncs prove
+ * it alive as they always did.
+ *
+ * Only with a tcp:// agent endpoint (an ipc:// one has no UDP); a standby
+ * refuses them all (it judges no node).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "beat.h"
+#include "ctl.h"
+#include "listen.h"
+#include "log.h"
+
+/* libuv hands recvmmsg one 64 KiB slot per datagram (UV__UDP_DGRAM_MAXSIZE)
+ * and uses at most 20 (UV__MMSG_MAXWIDTH): one buffer for a whole batch. */
+#define BATCH_SLOT (64u << 10)
+#define BATCH_SLOTS 20u
+
+struct ctl_beats {
+    struct ctl *ctl;
+    uv_udp_t udp;
+    uint8_t *buf; /* BATCH_SLOTS * BATCH_SLOT */
+    uint64_t accepted, refused;
+};
+
+bool
+ctl_beat_recent(const struct ctl_node *n, uint64_t mono_now, uint64_t ms)
+{
+    return n->udp_ms != 0 && strcmp(n->udp_boot, n->boot_id) == 0 && mono_now - n->udp_ms <= ms;
+}
+
+int
+ctl_beat_apply(struct ctl_model *m, const struct beat *b, uint64_t mono_now, struct ctl_node **out,
+               bool *wake)
+{
+    struct ctl_node *n = ctl_node_find(m, b->node);
+
+    *out = NULL;
+    *wake = false;
+    if (n == NULL || strcmp(n->boot_id, b->boot_id) != 0)
+        return -ENOENT;
+    if (strcmp(n->udp_boot, b->boot_id) != 0) {
+        snprintf(n->udp_boot, sizeof(n->udp_boot), "%s", b->boot_id);
+        n->udp_counter = 0;
+    }
+    if (b->counter <= n->udp_counter)
+        return -EALREADY;
+    n->udp_counter = b->counter;
+    n->udp_ms = mono_now;
+    *out = n;
+    /* A node that is down comes back with its sync (which brings its
+     * report); its heartbeat only asks for that sync. */
+    if (n->state != CTL_NODE_DOWN)
+        ctl_node_heard(n, mono_now);
+    *wake = n->state == CTL_NODE_DOWN || n->generation != b->generation || !n->have_digest ||
+            n->digest != b->digest;
+    return 0;
+}
+
+static void
+one(struct ctl_beats *bs, const uint8_t *buf, size_t len)
+{
+    struct ctl *ctl = bs->ctl;
+    struct ctl_node *n;
+    struct beat b;
+    bool wake;
+
+    if (ctl->stopping || !ctl_leader_acting(ctl->leader) ||
+        beat_open(buf, len, ctl->key_cluster, ctl->key_cluster_next, &b) < 0 ||
+        ctl_beat_apply(ctl->model, &b, mono_ms(), &n, &wake) < 0) {
+        bs->refused++;
+        return;
+    }
+    bs->accepted++;
+    if (wake)
+        ctl_watch_poke(ctl->watches, n);
+}
+
+static void
+on_alloc(uv_handle_t *h, size_t want, uv_buf_t *out)
+{
+    struct ctl_beats *bs = h->data;
+
+    (void)want;
+    *out = uv_buf_init((char *)bs->buf, BATCH_SLOTS * BATCH_SLOT);
+}
+
+static void
+on_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
+        unsigned flags)
+{
+    struct ctl_beats *bs = u->data;
+
+    (void)flags;
+    if (nread <= 0 || addr == NULL) /* nothing, an error, or the batch's end */
+        return;
+    one(bs, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+/* tcp://HOST:PORT (HOST "*" for every address) into ss; -EINVAL else. */
+static int
+endpoint_addr(const char *ep, struct sockaddr_storage *ss, bool *v6)
+{
+    char hp[300];
+
+    if (strncmp(ep, "tcp://", 6) != 0)
+        return -EINVAL;
+    ep += 6;
+    if (ep[0] == '*')
+        snprintf(hp, sizeof(hp), "0.0.0.0%s", ep + 1);
+    else
+        snprintf(hp, sizeof(hp), "%s", ep);
+    return listen_parse(hp, ss, v6);
+}
+
+int
+ctl_beats_start(struct ctl *ctl)
+{
+    struct sockaddr_storage ss;
+    struct ctl_beats *bs;
+    bool v6 = false;
+    int rc;
+
+    if (endpoint_addr(ctl->cfg.agent_listen, &ss, &v6) < 0) {
+        log_info("udp_heartbeats", "enabled=0 endpoint=%s reason=%s", ctl->cfg.agent_listen,
+                 log_q("not a tcp://ADDRESS:PORT endpoint"));
+        return 0;
+    }
+    if ((bs = calloc(1, sizeof(*bs))) == NULL ||
+        (bs->buf = malloc(BATCH_SLOTS * BATCH_SLOT)) == NULL) {
+        free(bs);
+        return -ENOMEM;
+    }
+    bs->ctl = ctl;
+    bs->udp.data = bs;
+    if ((rc = uv_udp_init_ex(ctl->loop, &bs->udp, (v6 ? AF_INET6 : AF_INET) | UV_UDP_RECVMMSG)) <
+        0) {
+        free(bs->buf);
+        free(bs);
+        return rc;
+    }
+    ctl->beats = bs; /* closed by ctl_beats_close from here on */
+    if ((rc = uv_udp_bind(&bs->udp, (const struct sockaddr *)&ss, 0)) < 0 ||
+        (rc = uv_udp_recv_start(&bs->udp, on_alloc, on_recv)) < 0) {
+        log_error("bind_failed", "endpoint=udp:%s err=%s", ctl->cfg.agent_listen + 6,
+                  uv_strerror(rc));
+        return rc;
+    }
+    log_info("udp_heartbeats", "enabled=1 endpoint=%s", ctl->cfg.agent_listen);
+    return 0;
+}
+
+static void
+on_close(uv_handle_t *h)
+{
+    struct ctl_beats *bs = h->data;
+
+    free(bs->buf);
+    free(bs);
+}
+
+void
+ctl_beats_close(struct ctl *ctl)
+{
+    if (ctl->beats == NULL)
+        return;
+    uv_close((uv_handle_t *)&ctl->beats->udp, on_close);
+    ctl->beats = NULL;
+}
+
+uint64_t
+ctl_beats_count(const struct ctl *ctl, bool accepted)
+{
+    if (ctl->beats == NULL)
+        return 0;
+    return accepted ? ctl->beats->accepted : ctl->beats->refused;
+}
