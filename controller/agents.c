@@ -128,8 +128,8 @@ ctl_h_register(struct ctl_call *c)
         return ctl_fail(c, DROVER__ERROR_CODE__ERR_INTERNAL, "cannot add node");
     drover__register_rep__init(rr);
     rr->heartbeat_ms = (uint32_t)c->ctl->cfg.heartbeat_ms;
-    rr->term = ctl_leader_term(c->ctl->leader); /* agents refuse older terms */
-    rr->udp_heartbeats = c->ctl->beats != NULL; /* beat.c */
+    rr->term = ctl_leader_term(c->ctl->leader);   /* agents refuse older terms */
+    rr->udp_watch_ms = ctl_beat_watch_ms(c->ctl); /* beat.c */
     c->rep.body_case = DROVER__MESSAGE__BODY_REGISTER_REP;
     c->rep.register_rep = rr;
     return 0;
@@ -303,7 +303,7 @@ ctl_h_sync(struct ctl_call *c)
     drover__sync_rep__init(sr);
     c->rep.body_case = DROVER__MESSAGE__BODY_SYNC_REP;
     c->rep.sync_rep = sr;
-    sr->udp_heartbeats = c->ctl->beats != NULL; /* beat.c */
+    sr->udp_watch_ms = ctl_beat_watch_ms(c->ctl); /* beat.c */
     n = ctl_node_find(c->ctl->model, r->node);
     if (n == NULL || strcmp(n->boot_id, r->boot_id) != 0) {
         sr->reregister = true;

@@ -16,8 +16,8 @@
  * refused, never logged per datagram.
  *
  * With UDP heartbeats heard, the controller holds that node's watch longer
- * (watch.c: up to node_timeout / 2, which the agent asks for as four
- * heartbeats), so TCP syncs are rarer; a node whose datagrams do not arrive
+ * (watch.c: up to udp_watch_ms, half the node timeout, which it tells the
+ * agents in RegisterRep and SyncRep), so TCP syncs are rarer; a node whose datagrams do not arrive
  * (UDP filtered) gets the one-heartbeat hold of before, and its syncs prove
  * it alive as they always did.
  *
@@ -44,6 +44,17 @@ struct ctl_beats {
     uint8_t *buf; /* BATCH_SLOTS * BATCH_SLOT */
     uint64_t accepted, refused;
 };
+
+uint32_t
+ctl_beat_watch_ms(const struct ctl *ctl)
+{
+    uint64_t ms = ctl->cfg.node_timeout_ms / 2;
+
+    if (ctl->beats == NULL)
+        return 0;
+    ms = ms < ctl->cfg.heartbeat_ms ? ctl->cfg.heartbeat_ms : ms;
+    return ms > CTL_WATCH_HOLD_MAX_MS ? CTL_WATCH_HOLD_MAX_MS : (uint32_t)ms;
+}
 
 bool
 ctl_beat_recent(const struct ctl_node *n, uint64_t mono_now, uint64_t ms)
@@ -114,7 +125,7 @@ on_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *
     struct ctl_beats *bs = u->data;
 
     (void)flags;
-    if (nread <= 0 || addr == NULL) /* nothing, an error, or the batch's end */
+    if (nread < 0 || addr == NULL) /* an error, nothing more, or the batch's end */
         return;
     one(bs, (const uint8_t *)buf->base, (size_t)nread);
 }

@@ -867,6 +867,8 @@ uint64_t ctl_watches_woken(const struct ctl_watches *ws);
 void ctl_watches_stop(struct ctl_watches *ws);
 void ctl_watches_close(struct ctl_watches *ws);
 
+#define CTL_WATCH_HOLD_MAX_MS 30000u /* the longest watch held (watch.c) */
+
 /* beat.c: sealed UDP heartbeats on the agent endpoint's address and port */
 struct beat;
 int ctl_beats_start(struct ctl *ctl); /* 0 also when the endpoint is not tcp:// */
@@ -878,6 +880,9 @@ int ctl_beat_apply(struct ctl_model *m, const struct beat *b, uint64_t mono_now,
                    struct ctl_node **out, bool *wake);
 /* Has n's current boot been heard over UDP within ms? */
 bool ctl_beat_recent(const struct ctl_node *n, uint64_t mono_now, uint64_t ms);
+/* The watch held for a node heard by UDP (half the node timeout, at least a
+ * heartbeat, at most 30 s); 0 without UDP heartbeats. */
+uint32_t ctl_beat_watch_ms(const struct ctl *ctl);
 uint64_t ctl_beats_count(const struct ctl *ctl, bool accepted);
 /* watch.c: answer n's held watch now (its agent has something to sync). */
 void ctl_watch_poke(struct ctl_watches *ws, const struct ctl_node *n);

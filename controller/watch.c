@@ -43,7 +43,6 @@
 #include "ctl.h"
 #include "log.h"
 
-#define WATCH_HOLD_MAX_MS 30000u
 #define WATCH_HOLD_MIN_MS 100u
 
 struct watch {
@@ -167,10 +166,9 @@ hold_max(const struct ctl *ctl, const struct ctl_node *n)
 {
     uint64_t max = ctl->cfg.heartbeat_ms;
 
-    if (ctl_beat_recent(n, mono_ms(), 2 * ctl->cfg.heartbeat_ms) &&
-        ctl->cfg.node_timeout_ms / 2 > max)
-        max = ctl->cfg.node_timeout_ms / 2;
-    return max > WATCH_HOLD_MAX_MS ? WATCH_HOLD_MAX_MS : (uint32_t)max;
+    if (ctl_beat_recent(n, mono_ms(), 2 * ctl->cfg.heartbeat_ms))
+        max = ctl_beat_watch_ms(ctl);
+    return max > CTL_WATCH_HOLD_MAX_MS ? CTL_WATCH_HOLD_MAX_MS : (uint32_t)max;
 }
 
 /*

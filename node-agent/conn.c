@@ -26,12 +26,13 @@
  * controller's PUB fan-out cost O(nodes) writes per change).
  *
  * UDP heartbeats (issue 15): with a controller that says it takes them
- * (RegisterRep/SyncRep.udp_heartbeats), each heartbeat also sends one sealed
+ * (RegisterRep/SyncRep.udp_watch_ms), each heartbeat also sends one sealed
  * datagram (common/beat.h: node, boot, generation, digest, counter) to the
- * controller the RPC client follows, and the watch asks for UDP_HOLD_BEATS
- * heartbeats (the controller holds it that long, at most half its node
- * timeout, only while it hears this node's datagrams); the resend wait and
- * watch_lost's silence grow with it. An older controller never says so:
+ * controller the RPC client follows, and the watch asks for udp_watch_ms
+ * (half the controller's node timeout; at most UDP_HOLD_BEATS heartbeats):
+ * the controller holds it that long only while it hears this node's
+ * datagrams, else one heartbeat, as before. The resend wait and
+ * watch_lost's silence grow with the watch asked for. An older controller never says so:
  * then nothing changes.
  *
  * Quiet heartbeats carry generation and digest only; a full report goes out
@@ -70,7 +71,7 @@
 enum req_kind { K_REGISTER, K_SYNC };
 
 #define RESEND_BEATS 3
-#define UDP_HOLD_BEATS 4 /* the watch asked for when heartbeats go by UDP */
+#define UDP_HOLD_BEATS 4 /* the longest watch asked for when heartbeats go by UDP */
 
 struct agt_conn {
     struct agt *agt; /* borrowed */
@@ -104,7 +105,7 @@ struct agt_conn {
     bool want_full;
     int nopen; /* handles not yet closed */
     /* UDP heartbeats (docs/protocol.md): the controller takes them */
-    bool udp;
+    uint32_t udp_watch_ms; /* 0: syncs only */
     uv_udp_t beat;
     uint64_t beat_counter;          /* per boot (this process) */
     char beat_ep[ENV_ENDPOINT_MAX]; /* the endpoint beat_addr is for */
@@ -168,13 +169,15 @@ conn_apply(struct agt_conn *c, enum agt_conn_event ev)
         agt_last_sync_done(c->agt);
 }
 
-/* The watch this agent asks for: one heartbeat, or UDP_HOLD_BEATS when
- * the controller takes UDP heartbeats (it holds a node it hears by UDP up
- * to half its node timeout). */
+/* The watch this agent asks for: one heartbeat, or, when the controller
+ * takes UDP heartbeats, the hold it grants a node it hears by UDP (half its
+ * node timeout), within [1, UDP_HOLD_BEATS] heartbeats. */
 static uint64_t
 watch_ms(const struct agt_conn *c)
 {
-    return (uint64_t)(c->udp ? UDP_HOLD_BEATS : 1) * c->heartbeat_ms;
+    uint64_t ms = c->udp_watch_ms, max = (uint64_t)UDP_HOLD_BEATS * c->heartbeat_ms;
+
+    return ms < c->heartbeat_ms ? c->heartbeat_ms : ms > max ? max : ms;
 }
 
 /* A watch may be held watch_ms: its resend wait is two heartbeats past
@@ -348,7 +351,7 @@ on_register_rep(struct agt_conn *c, const Drover__RegisterRep *r)
 {
     if (stale(c, "register_rep", r->term))
         return;
-    c->udp = r->udp_heartbeats;
+    c->udp_watch_ms = r->udp_watch_ms;
     acked(c);
     /* RegisterReq carries no digest, so the controller holds none yet: the
      * first sync must be full. */
@@ -399,7 +402,7 @@ on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
 
     if (stale(c, "sync_rep", r->term))
         return;
-    c->udp = r->udp_heartbeats;
+    c->udp_watch_ms = r->udp_watch_ms;
     agt_metrics_sync_done(agt_metrics(c->agt));
     if (r->reregister) {
         log_info("reregister", "node=%s", c->cfg->node);
@@ -636,7 +639,8 @@ send_beat(struct agt_conn *c)
     size_t len;
     uv_buf_t ub;
 
-    if (!c->udp || c->beat.data == NULL || !is_registered(c) || is_last(c) || c->said_leaving)
+    if (c->udp_watch_ms == 0 || c->beat.data == NULL || !is_registered(c) || is_last(c) ||
+        c->said_leaving)
         return;
     beat_target(c, rpc_endpoint(c->rpc));
     if (!c->beat_addr_ok)
