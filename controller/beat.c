@@ -6,14 +6,13 @@
  * A quiet heartbeat over nanomsg REQ/REP costs the controller a TCP round
  * trip (kernel TCP, nanomsg, libc: ~90 % of 80-165 us). Here an agent's
  * heartbeat is one sealed datagram (common/beat.h) to the agent endpoint's
- * address and port over UDP, read in batches (recvmmsg, UV_UDP_RECVMMSG);
- * nothing answers it. An accepted one marks its node heard (as a sync does
- * for liveness) and, when the node's generation or digest differ from the
- * agent's, answers the node's held watch at once, so that the agent's TCP
- * sync brings the report or fetches the new set. Anything else (not sealed
- * with the cluster key, replayed, a counter not above the last accepted for
- * that node and boot, an unknown node or boot, garbage) is counted as
- * refused, never logged per datagram.
+ * address and port over UDP, read in batches (recvmmsg, every READ_MS on
+ * the loop's timer: see below); nothing answers it. An accepted one marks its node heard (as a sync
+ * does for liveness) and, when the node's generation or digest differ from the agent's, answers the
+ * node's held watch at once, so that the agent's TCP sync brings the report or fetches the new set.
+ * Anything else (not sealed with the cluster key, replayed, a counter not above the last accepted
+ * for that node and boot, an unknown node or boot, garbage) is counted as refused, never logged per
+ * datagram.
  *
  * With UDP heartbeats heard, the controller holds that node's watch longer
  * (watch.c: up to udp_watch_ms, half the node timeout, which it tells the
@@ -27,21 +26,32 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "beat.h"
 #include "ctl.h"
 #include "listen.h"
 #include "log.h"
 
-/* libuv hands recvmmsg one 64 KiB slot per datagram (UV__UDP_DGRAM_MAXSIZE)
- * and uses at most 20 (UV__MMSG_MAXWIDTH): one buffer for a whole batch. */
-#define BATCH_SLOT (64u << 10)
-#define BATCH_SLOTS 20u
+/* The socket is read on a timer, not on readiness: at thousands of
+ * datagrams a second spread evenly, a wakeup per datagram (epoll, a context
+ * switch, a recvmmsg for one) costs more than the datagram itself; every
+ * READ_MS one recvmmsg takes up to BATCH of them at a time. A heartbeat
+ * waits at most READ_MS, nothing next to the node timeout; the receive
+ * buffer holds far more than READ_MS of them (RCVBUF_BYTES). */
+#define READ_MS 20
+#define BATCH 64u
+#define SLOT (BEAT_DATAGRAM_MAX + 1) /* a longer datagram is truncated: refused */
+#define RCVBUF_BYTES (4 << 20)
 
 struct ctl_beats {
     struct ctl *ctl;
-    uv_udp_t udp;
-    uint8_t *buf; /* BATCH_SLOTS * BATCH_SLOT */
+    uv_udp_t udp; /* made and bound by libuv, read here (recvmmsg) */
+    uv_timer_t timer;
+    int nopen;
+    struct mmsghdr msgs[BATCH];
+    struct iovec iov[BATCH];
+    uint8_t buf[BATCH][SLOT];
     uint64_t accepted, refused;
 };
 
@@ -109,25 +119,29 @@ one(struct ctl_beats *bs, const uint8_t *buf, size_t len)
         ctl_watch_poke(ctl->watches, n);
 }
 
+/* Every datagram waiting, BATCH per recvmmsg. */
 static void
-on_alloc(uv_handle_t *h, size_t want, uv_buf_t *out)
+on_read(uv_timer_t *t)
 {
-    struct ctl_beats *bs = h->data;
+    struct ctl_beats *bs = t->data;
+    uv_os_fd_t fd;
+    int n;
 
-    (void)want;
-    *out = uv_buf_init((char *)bs->buf, BATCH_SLOTS * BATCH_SLOT);
-}
-
-static void
-on_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
-        unsigned flags)
-{
-    struct ctl_beats *bs = u->data;
-
-    (void)flags;
-    if (nread < 0 || addr == NULL) /* an error, nothing more, or the batch's end */
+    if (uv_fileno((uv_handle_t *)&bs->udp, &fd) < 0)
         return;
-    one(bs, (const uint8_t *)buf->base, (size_t)nread);
+    do {
+        for (unsigned i = 0; i < BATCH; i++) {
+            bs->iov[i] = (struct iovec){bs->buf[i], SLOT};
+            bs->msgs[i].msg_hdr = (struct msghdr){.msg_iov = &bs->iov[i], .msg_iovlen = 1};
+        }
+        n = recvmmsg(fd, bs->msgs, BATCH, MSG_DONTWAIT, NULL);
+        for (int i = 0; i < n; i++) {
+            if (bs->msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
+                bs->refused++;
+            else
+                one(bs, bs->buf[i], bs->msgs[i].msg_len);
+        }
+    } while (n == (int)BATCH);
 }
 
 /* tcp://HOST:PORT (HOST "*" for every address) into ss; -EINVAL else. */
@@ -159,22 +173,29 @@ ctl_beats_start(struct ctl *ctl)
                  log_q("not a tcp://ADDRESS:PORT endpoint"));
         return 0;
     }
-    if ((bs = calloc(1, sizeof(*bs))) == NULL ||
-        (bs->buf = malloc(BATCH_SLOTS * BATCH_SLOT)) == NULL) {
-        free(bs);
+    if ((bs = calloc(1, sizeof(*bs))) == NULL)
         return -ENOMEM;
-    }
     bs->ctl = ctl;
     bs->udp.data = bs;
-    if ((rc = uv_udp_init_ex(ctl->loop, &bs->udp, (v6 ? AF_INET6 : AF_INET) | UV_UDP_RECVMMSG)) <
-        0) {
-        free(bs->buf);
+    bs->timer.data = bs;
+    if ((rc = uv_udp_init_ex(ctl->loop, &bs->udp, v6 ? AF_INET6 : AF_INET)) < 0) {
         free(bs);
         return rc;
     }
+    uv_timer_init(ctl->loop, &bs->timer);
+    bs->nopen = 2;
     ctl->beats = bs; /* closed by ctl_beats_close from here on */
-    if ((rc = uv_udp_bind(&bs->udp, (const struct sockaddr *)&ss, 0)) < 0 ||
-        (rc = uv_udp_recv_start(&bs->udp, on_alloc, on_recv)) < 0) {
+    if ((rc = uv_udp_bind(&bs->udp, (const struct sockaddr *)&ss, 0)) == 0) {
+        int sz = RCVBUF_BYTES;
+        uv_os_fd_t fd;
+
+        /* Past rmem_max as root (SO_RCVBUFFORCE), else as far as allowed. */
+        if (uv_fileno((uv_handle_t *)&bs->udp, &fd) == 0 &&
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
+            (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+        rc = uv_timer_start(&bs->timer, on_read, READ_MS, READ_MS);
+    }
+    if (rc < 0) {
         log_error("bind_failed", "endpoint=udp:%s err=%s", ctl->cfg.agent_listen + 6,
                   uv_strerror(rc));
         return rc;
@@ -188,8 +209,8 @@ on_close(uv_handle_t *h)
 {
     struct ctl_beats *bs = h->data;
 
-    free(bs->buf);
-    free(bs);
+    if (--bs->nopen == 0)
+        free(bs);
 }
 
 void
@@ -197,6 +218,8 @@ ctl_beats_close(struct ctl *ctl)
 {
     if (ctl->beats == NULL)
         return;
+    uv_timer_stop(&ctl->beats->timer);
+    uv_close((uv_handle_t *)&ctl->beats->timer, on_close);
     uv_close((uv_handle_t *)&ctl->beats->udp, on_close);
     ctl->beats = NULL;
 }
