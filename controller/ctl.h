@@ -200,6 +200,7 @@ struct ctl_node {
     char udp_boot[CTL_BOOT_ID_MAX + 1];
     uint64_t udp_counter;
     uint64_t udp_ms;
+    uint8_t udp_differ; /* datagrams in a row whose generation or digest differ */
 };
 
 struct ctl_instance {
@@ -874,7 +875,7 @@ struct beat;
 int ctl_beats_start(struct ctl *ctl); /* 0 also when the endpoint is not tcp:// */
 void ctl_beats_close(struct ctl *ctl);
 /* An opened heartbeat against the model: 0 accepted (n heard; *wake when
- * its generation or digest differ from n's), -ENOENT unknown node or boot,
+ * its generation or digest differ from n's two datagrams in a row), -ENOENT unknown node or boot,
  * -EALREADY counter not above the last accepted for that boot. */
 int ctl_beat_apply(struct ctl_model *m, const struct beat *b, uint64_t mono_now,
                    struct ctl_node **out, bool *wake);

@@ -249,7 +249,9 @@ ctl_watch_poke(struct ctl_watches *ws, const struct ctl_node *n)
     struct watch *w = ws != NULL ? ctl_map_get(ws->by_node, n->name) : NULL;
     bool first;
 
-    if (w == NULL)
+    /* Held with another generation than the node's: ctl_watch_wake
+     * answers it (this loop turn). */
+    if (w == NULL || w->gen != n->generation)
         return;
     first = TAILQ_FIRST(&ws->held) == w;
     answer(ws, w);
