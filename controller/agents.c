@@ -128,7 +128,8 @@ ctl_h_register(struct ctl_call *c)
         return ctl_fail(c, DROVER__ERROR_CODE__ERR_INTERNAL, "cannot add node");
     drover__register_rep__init(rr);
     rr->heartbeat_ms = (uint32_t)c->ctl->cfg.heartbeat_ms;
-    rr->term = ctl_leader_term(c->ctl->leader); /* agents refuse older terms */
+    rr->term = ctl_leader_term(c->ctl->leader);   /* agents refuse older terms */
+    rr->udp_watch_ms = ctl_beat_watch_ms(c->ctl); /* beat.c */
     c->rep.body_case = DROVER__MESSAGE__BODY_REGISTER_REP;
     c->rep.register_rep = rr;
     return 0;
@@ -302,6 +303,7 @@ ctl_h_sync(struct ctl_call *c)
     drover__sync_rep__init(sr);
     c->rep.body_case = DROVER__MESSAGE__BODY_SYNC_REP;
     c->rep.sync_rep = sr;
+    sr->udp_watch_ms = ctl_beat_watch_ms(c->ctl); /* beat.c */
     n = ctl_node_find(c->ctl->model, r->node);
     if (n == NULL || strcmp(n->boot_id, r->boot_id) != 0) {
         sr->reregister = true;
@@ -490,6 +492,8 @@ ctl_agents_start(struct ctl *ctl)
     }
     if ((ctl->watches = ctl_watches_new(ctl)) == NULL)
         return -ENOMEM;
+    if ((rc = ctl_beats_start(ctl)) < 0)
+        return rc;
     ctl->node_timer.data = ctl;
     ctl->notify_check.data = ctl;
     if ((rc = uv_timer_start(&ctl->node_timer, node_tick, NODE_TICK_MS, NODE_TICK_MS)) < 0)

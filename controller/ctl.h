@@ -195,6 +195,12 @@ struct ctl_node {
      * states are not known; not stored. */
     bool unreachable;
     uint32_t undo_ix; /* as the app's */
+    /* UDP heartbeats (beat.c): the boot the counter belongs to, the last
+     * counter accepted, when (monotonic; 0: never); not stored. */
+    char udp_boot[CTL_BOOT_ID_MAX + 1];
+    uint64_t udp_counter;
+    uint64_t udp_ms;
+    uint8_t udp_differ; /* datagrams in a row whose generation or digest differ */
 };
 
 struct ctl_instance {
@@ -363,10 +369,11 @@ struct ctl {
     struct ctl_drains *drains;
     LIST_HEAD(ctl_call_list, ctl_call) calls; /* handed over, not yet ended (dispatch.c) */
     unsigned ncalls;
-    struct ctl_commits cm;  /* commit.c */
-    bool running;           /* main.c made the loop handles below */
-    uv_check_t close_check; /* while stopping: close once nothing is in flight */
-    struct ctl_http *http;  /* NULL when DROVER_HTTP_LISTEN is empty */
+    struct ctl_commits cm;   /* commit.c */
+    bool running;            /* main.c made the loop handles below */
+    uv_check_t close_check;  /* while stopping: close once nothing is in flight */
+    struct ctl_http *http;   /* NULL when DROVER_HTTP_LISTEN is empty */
+    struct ctl_beats *beats; /* beat.c: UDP heartbeats; NULL when not tcp:// */
 };
 
 /* Replaced by a rollout to version: of another release, or being restarted. */
@@ -878,6 +885,26 @@ size_t ctl_watches_held(const struct ctl_watches *ws);
 uint64_t ctl_watches_woken(const struct ctl_watches *ws);
 void ctl_watches_stop(struct ctl_watches *ws);
 void ctl_watches_close(struct ctl_watches *ws);
+
+#define CTL_WATCH_HOLD_MAX_MS 30000u /* the longest watch held (watch.c) */
+
+/* beat.c: sealed UDP heartbeats on the agent endpoint's address and port */
+struct beat;
+int ctl_beats_start(struct ctl *ctl); /* 0 also when the endpoint is not tcp:// */
+void ctl_beats_close(struct ctl *ctl);
+/* An opened heartbeat against the model: 0 accepted (n heard; *wake when
+ * its generation or digest differ from n's two datagrams in a row), -ENOENT unknown node or boot,
+ * -EALREADY counter not above the last accepted for that boot. */
+int ctl_beat_apply(struct ctl_model *m, const struct beat *b, uint64_t mono_now,
+                   struct ctl_node **out, bool *wake);
+/* Has n's current boot been heard over UDP within ms? */
+bool ctl_beat_recent(const struct ctl_node *n, uint64_t mono_now, uint64_t ms);
+/* The watch held for a node heard by UDP (half the node timeout, at least a
+ * heartbeat, at most 30 s); 0 without UDP heartbeats. */
+uint32_t ctl_beat_watch_ms(const struct ctl *ctl);
+uint64_t ctl_beats_count(const struct ctl *ctl, bool accepted);
+/* watch.c: answer n's held watch now (its agent has something to sync). */
+void ctl_watch_poke(struct ctl_watches *ws, const struct ctl_node *n);
 
 /* liveness.c: which silent nodes are down (see its opening comment) */
 /* Up to max nodes to declare down now, into down; now is monotonic. */

@@ -30,7 +30,7 @@ struct table {
 };
 
 static struct table api_requests, deploys;
-static uint64_t agent_syncs, placements, log_lines;
+static uint64_t agent_syncs, agent_watches, placements, log_lines;
 static struct prom_hist sync_hist, commit_hist;
 static bool hist_ready;
 static uint64_t commits_ok, commits_refused;
@@ -119,6 +119,8 @@ ctl_metrics_call(const char *verb, bool api, Drover__ErrorCode code, uint64_t ns
         bump(&api_requests, verb, code == DROVER__ERROR_CODE__ERR_NONE ? "ok" : code_name(code));
     else if (strcmp(verb, "sync") == 0)
         sync_observe(ns);
+    else if (strcmp(verb, "watch") == 0)
+        agent_watches++; /* held: its time is the hold, not the handling */
 }
 
 void
@@ -246,6 +248,10 @@ ctl_metrics_render(struct ctl *ctl, char **text, size_t *len)
                 &api_requests, "verb", "result");
     prom_family(&p, "drover_agent_syncs_total", "counter", "Agent sync requests handled.");
     prom_sample_u64(&p, "drover_agent_syncs_total", NULL, agent_syncs);
+    prom_family(
+        &p, "drover_agent_watches_total", "counter",
+        "Agent syncs held as watches (watch.c) and answered; not in drover_agent_syncs_total.");
+    prom_sample_u64(&p, "drover_agent_watches_total", NULL, agent_watches);
     prom_family(&p, "drover_sync_seconds", "histogram", "Time to handle one agent sync.");
     prom_hist_write(&p, "drover_sync_seconds", NULL, &sync_hist);
     prom_family(&p, "drover_placements_total", "counter", "Instances placed on a node.");
@@ -258,6 +264,13 @@ ctl_metrics_render(struct ctl *ctl, char **text, size_t *len)
     prom_family(&p, "drover_watch_wakes_total", "counter",
                 "Held syncs answered because their node's assignment set changed.");
     prom_sample_u64(&p, "drover_watch_wakes_total", NULL, ctl_watches_woken(ctl->watches));
+    /* beat.c: sealed UDP heartbeats */
+    prom_family(&p, "drover_heartbeats_udp_total", "counter",
+                "UDP heartbeats accepted, or refused (not sealed right, replayed, unknown node).");
+    prom_sample_u64(&p, "drover_heartbeats_udp_total",
+                    (const char *const[]){"result", "accepted", NULL}, ctl_beats_count(ctl, true));
+    prom_sample_u64(&p, "drover_heartbeats_udp_total",
+                    (const char *const[]){"result", "refused", NULL}, ctl_beats_count(ctl, false));
     prom_family(&p, "drover_store_commits_total", "counter",
                 "Change sets written to the store (ok) or refused by it (refused).");
     prom_sample_u64(&p, "drover_store_commits_total", (const char *const[]){"result", "ok", NULL},

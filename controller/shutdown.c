@@ -62,6 +62,7 @@ ctl_maybe_close(struct ctl *ctl)
     if (ctl->pub != NULL)
         nnuv_close(ctl->pub);
     ctl->api = ctl->agents = ctl->pub = NULL;
+    ctl_beats_close(ctl);
     ctl_watches_close(ctl->watches);
     ctl->watches = NULL;
     ctl_logs_close(ctl->logs);

@@ -10,9 +10,9 @@
  * instead of answering "nothing new" at once. The held call is answered,
  * through the sync's own view (agents.c: the whole set when the generation
  * moved), when the node's generation changes, or when watch_ms is over
- * (capped at WATCH_HOLD_MAX_MS; the agent asks for one heartbeat, so a
- * node's syncs keep their rate and the agent's resend wait of three
- * heartbeats is never reached). The answer has watched set: the agent
+ * (capped at one heartbeat, or, for a node heard by UDP heartbeats
+ * (beat.c), at half the node timeout: hold_max; the agent's resend wait is
+ * never reached). The answer has watched set: the agent
  * sends its next sync at once, so a watch is out nearly all the time, on
  * the one REQ socket the agent already has (a REQ socket has one request
  * outstanding; a second socket per agent would double the controller's
@@ -43,7 +43,6 @@
 #include "ctl.h"
 #include "log.h"
 
-#define WATCH_HOLD_MAX_MS 30000u
 #define WATCH_HOLD_MIN_MS 100u
 /* Deadlines are rounded up to a multiple of this: the timer fires once per
  * tick for every hold that ends in it, not once per agent (10,000 agents
@@ -162,6 +161,23 @@ insert(struct ctl_watches *ws, struct watch *w)
 }
 
 /*
+ * The longest hold for n: a node whose UDP heartbeats (beat.c) were heard
+ * within two heartbeats may be held up to half the node timeout (its agent
+ * asks for four heartbeats), so a node whose datagrams stop still syncs,
+ * and is heard, well within the timeout; any other, one heartbeat (its
+ * syncs are its heartbeats).
+ */
+static uint32_t
+hold_max(const struct ctl *ctl, const struct ctl_node *n)
+{
+    uint64_t max = ctl->cfg.heartbeat_ms;
+
+    if (ctl_beat_recent(n, mono_ms(), 2 * ctl->cfg.heartbeat_ms))
+        max = ctl_beat_watch_ms(ctl);
+    return max > CTL_WATCH_HOLD_MAX_MS ? CTL_WATCH_HOLD_MAX_MS : (uint32_t)max;
+}
+
+/*
  * From ctl_h_sync, its reply and view ready: 0 to answer now, or
  * CTL_PENDING when the sync is a watch with nothing new to say (see the
  * top of the file). Any sync from n ends n's older held one.
@@ -193,7 +209,7 @@ ctl_sync_hold(struct ctl_call *c, struct ctl_node *n)
     if ((w = calloc(1, sizeof(*w))) == NULL)
         return 0; /* answered now: the agent asks again */
     hold = hold < WATCH_HOLD_MIN_MS ? WATCH_HOLD_MIN_MS : hold;
-    hold = hold > WATCH_HOLD_MAX_MS ? WATCH_HOLD_MAX_MS : hold;
+    hold = hold > hold_max(c->ctl, n) ? hold_max(c->ctl, n) : hold;
     w->c = c;
     snprintf(w->node, sizeof(w->node), "%s", n->name);
     w->gen = r->generation;
@@ -237,6 +253,24 @@ ctl_watch_wake(struct ctl_watches *ws, const struct ctl_node *n)
     if (first)
         rearm(ws);
     return true;
+}
+
+/* n's agent has something to sync (its UDP heartbeat says another
+ * generation or digest): its held watch, if any, is answered now. */
+void
+ctl_watch_poke(struct ctl_watches *ws, const struct ctl_node *n)
+{
+    struct watch *w = ws != NULL ? ctl_map_get(ws->by_node, n->name) : NULL;
+    bool first;
+
+    /* Held with another generation than the node's: ctl_watch_wake
+     * answers it (this loop turn). */
+    if (w == NULL || w->gen != n->generation)
+        return;
+    first = TAILQ_FIRST(&ws->held) == w;
+    answer(ws, w);
+    if (first)
+        rearm(ws);
 }
 
 size_t

@@ -25,6 +25,16 @@
  * syncs go at heartbeats, as before (this agent has no notify socket: the
  * controller's PUB fan-out cost O(nodes) writes per change).
  *
+ * UDP heartbeats (issue 15): with a controller that says it takes them
+ * (RegisterRep/SyncRep.udp_watch_ms), each heartbeat also sends one sealed
+ * datagram (common/beat.h: node, boot, generation, digest, counter) to the
+ * controller the RPC client follows, and the watch asks for udp_watch_ms
+ * (half the controller's node timeout; at most UDP_HOLD_BEATS heartbeats):
+ * the controller holds it that long only while it hears this node's
+ * datagrams, else one heartbeat, as before. The resend wait and
+ * watch_lost's silence grow with the watch asked for. An older controller never says so:
+ * then nothing changes.
+ *
  * Quiet heartbeats carry generation and digest only; a full report goes out
  * when the digest differs from the last acknowledged full one, when the
  * controller asked (want_full), or in the last sync of a shutdown. Nothing
@@ -51,6 +61,7 @@
 #include <nanomsg/pubsub.h>
 
 #include "agt.h"
+#include "beat.h"
 #include "env.h"
 #include "log.h"
 #include "nnuv.h"
@@ -60,6 +71,7 @@
 enum req_kind { K_REGISTER, K_SYNC };
 
 #define RESEND_BEATS 3
+#define UDP_HOLD_BEATS 4 /* the longest watch asked for when heartbeats go by UDP */
 
 struct agt_conn {
     struct agt *agt; /* borrowed */
@@ -91,7 +103,15 @@ struct agt_conn {
     bool have_acked;
     uint64_t acked_digest; /* of the last acknowledged full report */
     bool want_full;
-    int nopen; /* timers not yet closed */
+    int nopen; /* handles not yet closed */
+    /* UDP heartbeats (docs/protocol.md): the controller takes them */
+    uint32_t udp_watch_ms; /* 0: syncs only */
+    uv_udp_t beat;
+    uint64_t beat_counter;          /* per boot (this process) */
+    char beat_ep[ENV_ENDPOINT_MAX]; /* the endpoint beat_addr is for */
+    struct sockaddr_storage beat_addr;
+    bool beat_addr_ok, resolving;
+    uv_getaddrinfo_t gai;
 };
 
 static void send_next(struct agt_conn *c);
@@ -149,10 +169,27 @@ conn_apply(struct agt_conn *c, enum agt_conn_event ev)
         agt_last_sync_done(c->agt);
 }
 
-static int
-send_msg(struct agt_conn *c, Drover__Message *m)
+/* The watch this agent asks for: one heartbeat, or, when the controller
+ * takes UDP heartbeats, the hold it grants a node it hears by UDP (half its
+ * node timeout), within [1, UDP_HOLD_BEATS] heartbeats. */
+static uint64_t
+watch_ms(const struct agt_conn *c)
 {
-    return rpc_send(c->rpc, m, (uint64_t)RESEND_BEATS * c->heartbeat_ms);
+    uint64_t ms = c->udp_watch_ms, max = (uint64_t)UDP_HOLD_BEATS * c->heartbeat_ms;
+
+    return ms < c->heartbeat_ms ? c->heartbeat_ms : ms > max ? max : ms;
+}
+
+/* A watch may be held watch_ms: its resend wait is two heartbeats past
+ * that, never less than RESEND_BEATS. */
+static int
+send_msg(struct agt_conn *c, Drover__Message *m, bool watch)
+{
+    uint64_t wait = (uint64_t)RESEND_BEATS * c->heartbeat_ms;
+
+    if (watch && watch_ms(c) + 2ull * c->heartbeat_ms > wait)
+        wait = watch_ms(c) + 2ull * c->heartbeat_ms;
+    return rpc_send(c->rpc, m, wait);
 }
 
 static int
@@ -179,7 +216,7 @@ send_register(struct agt_conn *c)
     r.instances = reps;
     m.body_case = DROVER__MESSAGE__BODY_REGISTER_REQ;
     m.register_req = &r;
-    rc = send_msg(c, &m);
+    rc = send_msg(c, &m, false);
     agt_reports_free(reps, n);
     if (rc == 0) {
         c->kind = K_REGISTER;
@@ -211,14 +248,14 @@ send_sync(struct agt_conn *c)
     r.full = c->want_full || is_last(c) || !c->have_acked || digest != c->acked_digest;
     r.leaving = c->said_leaving;
     /* A quiet sync waits at the controller for a change (watch.c). */
-    r.watch_ms = r.full || r.leaving ? 0 : c->heartbeat_ms;
+    r.watch_ms = r.full || r.leaving ? 0 : (uint32_t)watch_ms(c);
     if (r.full) {
         r.n_instances = n;
         r.instances = reps;
     }
     m.body_case = DROVER__MESSAGE__BODY_SYNC_REQ;
     m.sync_req = &r;
-    rc = send_msg(c, &m);
+    rc = send_msg(c, &m, r.watch_ms > 0);
     agt_metrics_sync_sent(agt_metrics(c->agt));
     agt_reports_free(reps, n);
     if (rc == 0) {
@@ -314,6 +351,7 @@ on_register_rep(struct agt_conn *c, const Drover__RegisterRep *r)
 {
     if (stale(c, "register_rep", r->term))
         return;
+    c->udp_watch_ms = r->udp_watch_ms;
     acked(c);
     /* RegisterReq carries no digest, so the controller holds none yet: the
      * first sync must be full. */
@@ -364,6 +402,7 @@ on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
 
     if (stale(c, "sync_rep", r->term))
         return;
+    c->udp_watch_ms = r->udp_watch_ms;
     agt_metrics_sync_done(agt_metrics(c->agt));
     if (r->reregister) {
         log_info("reregister", "node=%s", c->cfg->node);
@@ -533,8 +572,91 @@ watch_lost(const struct agt_conn *c, uint64_t now)
         return false;
     if (conn_breaks(c) != c->heard_breaks)
         return true;
-    return now - c->replied_at >= 2ull * c->heartbeat_ms &&
+    return now - c->replied_at >= watch_ms(c) + c->heartbeat_ms &&
            now - rpc_sent_at(c->rpc) >= c->heartbeat_ms;
+}
+
+/* ---- UDP heartbeats ---- */
+
+static void
+on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
+{
+    struct agt_conn *c = g->data;
+
+    c->resolving = false;
+    if (status == 0 && res != NULL && res->ai_addrlen <= sizeof(c->beat_addr) && c->rpc != NULL) {
+        memcpy(&c->beat_addr, res->ai_addr, res->ai_addrlen);
+        c->beat_addr_ok = true;
+    }
+    uv_freeaddrinfo(res);
+    if (--c->nopen == 0) /* closed meanwhile (agt_conn_close) */
+        free(c);
+}
+
+/* The UDP address of ep (tcp://HOST:PORT, the controller this agent
+ * follows): at once for a numeric HOST, else resolved off the loop (no
+ * heartbeat datagram until then: the syncs carry on). */
+static void
+beat_target(struct agt_conn *c, const char *ep)
+{
+    char host[ENV_ENDPOINT_MAX], *colon;
+    struct addrinfo hints = {.ai_socktype = SOCK_DGRAM};
+    size_t n;
+
+    if (strcmp(ep, c->beat_ep) == 0 || c->resolving)
+        return;
+    snprintf(c->beat_ep, sizeof(c->beat_ep), "%s", ep);
+    c->beat_addr_ok = false;
+    if (strncmp(ep, "tcp://", 6) != 0 || (colon = strrchr(ep + 6, ':')) == NULL)
+        return;
+    n = (size_t)(colon - (ep + 6));
+    if (n == 0 || n >= sizeof(host))
+        return;
+    memcpy(host, ep + 6, n);
+    host[n] = '\0';
+    if (host[0] == '[' && n > 2 && host[n - 1] == ']') { /* [v6] */
+        memmove(host, host + 1, n - 2);
+        host[n - 2] = '\0';
+    }
+    if (uv_ip4_addr(host, atoi(colon + 1), (struct sockaddr_in *)&c->beat_addr) == 0 ||
+        uv_ip6_addr(host, atoi(colon + 1), (struct sockaddr_in6 *)&c->beat_addr) == 0) {
+        c->beat_addr_ok = true;
+        return;
+    }
+    c->gai.data = c;
+    if (uv_getaddrinfo(c->loop, &c->gai, on_resolved, host, colon + 1, &hints) == 0) {
+        c->resolving = true;
+        c->nopen++; /* until on_resolved */
+    }
+}
+
+/* One sealed heartbeat datagram to the controller followed now. */
+static void
+send_beat(struct agt_conn *c)
+{
+    struct beat b = {0};
+    uint8_t *buf;
+    size_t len;
+    uv_buf_t ub;
+
+    if (c->udp_watch_ms == 0 || c->beat.data == NULL || !is_registered(c) || is_last(c) ||
+        c->said_leaving)
+        return;
+    beat_target(c, rpc_endpoint(c->rpc));
+    if (!c->beat_addr_ok)
+        return;
+    snprintf(b.node, sizeof(b.node), "%s", c->cfg->node);
+    snprintf(b.boot_id, sizeof(b.boot_id), "%s", agt_boot_id(c->agt));
+    b.generation = agt_generation(c->agt);
+    b.digest = c->sent_digest;
+    b.counter = ++c->beat_counter;
+    if (beat_seal(agt_sender(c->agt), &b, &buf, &len) < 0)
+        return;
+    ub = uv_buf_init((char *)buf, (unsigned)len);
+    /* Lost or refused (no route, buffer full): the watch's sync still
+     * proves this node alive in time. */
+    (void)uv_udp_try_send(&c->beat, &ub, 1, (const struct sockaddr *)&c->beat_addr);
+    free(buf);
 }
 
 static void
@@ -545,6 +667,7 @@ on_heartbeat(uv_timer_t *t)
 
     if (c->said_leaving && now - c->leave_at >= silence_ms(c) && quiet >= silence_ms(c))
         agt_leave_unreachable(c->agt);
+    send_beat(c);
     if (watch_lost(c, now)) {
         /* A connection that broke under the watch: with several
          * controllers, the next one (a leader that died is not redialled
@@ -604,6 +727,12 @@ agt_conn_new(struct agt *a, int *err)
     c->heartbeat.data = c;
     c->soon.data = c;
     c->nopen = 2;
+    if (uv_udp_init(c->loop, &c->beat) == 0) {
+        c->beat.data = c;
+        c->nopen++;
+    } else {
+        c->beat.data = NULL; /* no UDP heartbeats: syncs only */
+    }
 out:
     if (rc < 0 && c) {
         rpc_close(c->rpc);
@@ -666,4 +795,8 @@ agt_conn_close(struct agt_conn *c)
     c->rpc = NULL;
     uv_close((uv_handle_t *)&c->heartbeat, on_timer_close);
     uv_close((uv_handle_t *)&c->soon, on_timer_close);
+    if (c->beat.data != NULL)
+        uv_close((uv_handle_t *)&c->beat, on_timer_close);
+    if (c->resolving)
+        uv_cancel((uv_req_t *)&c->gai); /* on_resolved still comes */
 }

@@ -25,27 +25,40 @@
  * replaces a held one. One REQ socket, one connection per simulated agent,
  * as in a real cluster: the controller's cost per change is counted whole.
  *
+ * UDP heartbeats as the real agent sends them (issue 15): when the
+ * controller says it takes them (udp_watch_ms in RegisterRep/SyncRep), each
+ * registered agent sends one sealed datagram (common/beat.h) per heartbeat
+ * to the agent endpoint's address over UDP (one UDP socket per worker
+ * process: the controller does not look at the source), and its watch asks
+ * for udp_watch_ms (at most four heartbeats), with the resend wait and the
+ * lost-watch silence grown to match, as node-agent/conn.c does.
+ *
  * Events to the parent, one line each on ev_fd:
  *   READY                        every agent here registered and synced once
  *   A ID AGENT T_NS APP NAME     an instance acknowledged up on AGENT at T_NS
  *   D ID AGENT                   an instance left AGENT's assignment set
- *   H COUNT                      answer to COUNT: sync replies so far
+ *   H COUNT UDP                  answer to COUNT: sync replies so far, and
+ *                                UDP heartbeat datagrams sent so far
  *   S T_NS                       answer to SILENCE: when the agent's last request
  *                                went out (it sends nothing from now on)
  * Commands from the parent on cmd_fd: COUNT, SILENCE AGENT, QUIT.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
 #include <sodium.h>
 
+#include "beat.h"
 #include "bench.h"
 #include "rpc.h"
 #include "util.h"
@@ -83,6 +96,8 @@ struct sim {
     bool sent_watch; /* the request in flight is a watch (held) */
     uint8_t quick;   /* watched answers in a row that were not held */
     uint64_t generation;
+    uint64_t next_udp_ms; /* its next UDP heartbeat; 0: none planned */
+    uint64_t udp_counter;
     struct inst *v;
     size_t n;
 };
@@ -96,6 +111,10 @@ struct worker {
     uint32_t heartbeat_ms;
     bool watching; /* the controller holds watches */
     uint64_t replies;
+    uint32_t udp_watch_ms; /* 0: the controller takes no UDP heartbeats */
+    int udp;               /* this worker's UDP socket, -1: none */
+    struct sockaddr_in udp_to;
+    uint64_t udp_sent;
     char cmdbuf[512];
     size_t cmdlen;
     char join[300]; /* the URL dialled, with this worker's source */
@@ -147,6 +166,36 @@ digest(const struct sim *s)
     return h;
 }
 
+/* The watch asked for, as node-agent/conn.c's watch_ms(). */
+static uint32_t
+watch_ms(const struct worker *w)
+{
+    uint32_t ms = w->udp_watch_ms, max = 4 * w->heartbeat_ms;
+
+    return ms < w->heartbeat_ms ? w->heartbeat_ms : ms > max ? max : ms;
+}
+
+/* One sealed UDP heartbeat of s (node-agent/conn.c's send_beat). */
+static void
+send_beat(struct worker *w, struct sim *s)
+{
+    struct beat b = {0};
+    uint8_t *buf;
+    size_t len;
+
+    snprintf(b.node, sizeof(b.node), "%s", s->name);
+    snprintf(b.boot_id, sizeof(b.boot_id), "%s", s->boot);
+    b.generation = s->generation;
+    b.digest = digest(s);
+    b.counter = ++s->udp_counter;
+    if (beat_seal(&s->snd, &b, &buf, &len) < 0)
+        return;
+    if (sendto(w->udp, buf, len, MSG_DONTWAIT, (const struct sockaddr *)&w->udp_to,
+               sizeof(w->udp_to)) == (ssize_t)len)
+        w->udp_sent++;
+    free(buf);
+}
+
 static int
 send_msg(struct sim *s, Drover__Message *m)
 {
@@ -178,7 +227,7 @@ send_register(struct worker *w, struct sim *s)
 }
 
 static int
-send_sync(struct sim *s, uint32_t heartbeat_ms)
+send_sync(struct sim *s, uint32_t watch)
 {
     Drover__SyncReq r = DROVER__SYNC_REQ__INIT;
     Drover__Message m = DROVER__MESSAGE__INIT;
@@ -191,7 +240,7 @@ send_sync(struct sim *s, uint32_t heartbeat_ms)
     r.generation = s->generation;
     r.digest = digest(s);
     r.full = s->need_full;
-    r.watch_ms = r.full ? 0 : heartbeat_ms; /* as node-agent/conn.c */
+    r.watch_ms = r.full ? 0 : watch; /* as node-agent/conn.c */
     if (r.full && s->n > 0) {
         reps = calloc(s->n, sizeof(*reps));
         pv = calloc(s->n, sizeof(*pv));
@@ -248,7 +297,7 @@ send_next(struct worker *w, struct sim *s)
     s->again = false;
     s->hold_until_ms = 0;
     /* A held watch is replaced: the REQ socket drops it. */
-    rc = s->registered ? send_sync(s, w->heartbeat_ms) : send_register(w, s);
+    rc = s->registered ? send_sync(s, watch_ms(w)) : send_register(w, s);
     if (rc < 0)
         return; /* the next heartbeat tries again */
     s->inflight = s->registered ? K_SYNC : K_REGISTER;
@@ -257,6 +306,8 @@ send_next(struct worker *w, struct sim *s)
     s->sent_ns = bench_now_ns();
     s->sent_at_ms = s->sent_ns / 1000000;
     s->resend_ms = resend_wait_ms((uint64_t)RESEND_BEATS * w->heartbeat_ms, s->resends);
+    if (s->sent_watch && s->resend_ms < watch_ms(w) + 2ull * w->heartbeat_ms)
+        s->resend_ms = watch_ms(w) + 2ull * w->heartbeat_ms; /* conn.c's send_msg */
     s->next_beat_ms = s->sent_at_ms + w->heartbeat_ms;
 }
 
@@ -346,10 +397,12 @@ on_reply(struct worker *w, struct sim *s, Drover__Message *m)
         s->need_full = true;
         if (m->register_rep->heartbeat_ms >= 50)
             w->heartbeat_ms = m->register_rep->heartbeat_ms;
+        w->udp_watch_ms = m->register_rep->udp_watch_ms;
         s->again = true;
     } else if (k == K_SYNC && m->body_case == DROVER__MESSAGE__BODY_SYNC_REP) {
         const Drover__SyncRep *r = m->sync_rep;
 
+        w->udp_watch_ms = r->udp_watch_ms;
         if (r->reregister) {
             s->registered = false;
             s->again = true;
@@ -426,13 +479,32 @@ sim_start(struct worker *w, struct sim *s)
     return 0;
 }
 
+/* A UDP socket and the address of the agent endpoint (tcp://IPV4:PORT); -1
+ * for any other endpoint (no UDP heartbeats). */
+static int
+udp_target(const char *join, struct sockaddr_in *to)
+{
+    char host[64];
+    unsigned port;
+    int fd;
+
+    memset(to, 0, sizeof(*to));
+    to->sin_family = AF_INET;
+    if (sscanf(join, "tcp://%63[0-9.]:%u", host, &port) != 2 || port > 65535 ||
+        inet_pton(AF_INET, host, &to->sin_addr) != 1)
+        return -1;
+    to->sin_port = htons((uint16_t)port);
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    return fd;
+}
+
 static void
 command(struct worker *w, const char *line)
 {
     unsigned idx;
 
     if (strcmp(line, "COUNT") == 0) {
-        emit(w, "H %llu\n", (unsigned long long)w->replies);
+        emit(w, "H %llu %llu\n", (unsigned long long)w->replies, (unsigned long long)w->udp_sent);
     } else if (sscanf(line, "SILENCE %u", &idx) == 1 && idx >= w->cfg->first &&
                idx < w->cfg->first + w->cfg->count) {
         struct sim *s = &w->sims[idx - w->cfg->first];
@@ -491,10 +563,21 @@ tick(struct worker *w)
             send_next(w, s);
             continue;
         }
-        /* A held watch unanswered for two heartbeats is lost: sent again
-         * (node-agent/conn.c's watch_lost). */
+        /* UDP heartbeats, once registered, spread as the syncs are. */
+        if (s->registered && w->udp_watch_ms > 0 && w->udp >= 0) {
+            if (s->next_udp_ms == 0)
+                s->next_udp_ms = now + randombytes_uniform(w->heartbeat_ms);
+            else if (now >= s->next_udp_ms) {
+                send_beat(w, s);
+                s->next_udp_ms += w->heartbeat_ms;
+                if (s->next_udp_ms < now)
+                    s->next_udp_ms = now + w->heartbeat_ms; /* fell behind: no burst */
+            }
+        }
+        /* A held watch unanswered for its hold and a heartbeat is lost: sent
+         * again (node-agent/conn.c's watch_lost). */
         if (s->hold_until_ms == 0 && s->inflight != K_NONE && s->sent_watch &&
-            now - s->sent_at_ms >= 2ull * w->heartbeat_ms)
+            now - s->sent_at_ms >= (uint64_t)watch_ms(w) + w->heartbeat_ms)
             s->inflight = K_NONE;
         if (s->hold_until_ms == 0 && s->inflight != K_NONE && now - s->sent_at_ms >= s->resend_ms) {
             s->inflight = K_NONE; /* lost: re-seal and send afresh */
@@ -520,6 +603,7 @@ bench_worker_main(const struct bench_cfg *cfg, int cmd_fd, int ev_fd)
 
     /* This worker's own loopback source address (bench_source_url). */
     bench_source_url(cfg->join, cfg->first / BENCH_PER_WORKER, w.join, sizeof(w.join));
+    w.udp = udp_target(cfg->join, &w.udp_to);
     if (sodium_init() < 0 || (w.sims = calloc(cfg->count, sizeof(*w.sims))) == NULL ||
         (w.ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
         _exit(4);

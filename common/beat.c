@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * beat.c: the UDP heartbeat datagram (beat.h).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "beat.h"
+
+int
+beat_seal(struct wire_sender *s, const struct beat *b, uint8_t **out, size_t *outlen)
+{
+    Drover__Message m = DROVER__MESSAGE__INIT;
+    Drover__Heartbeat h = DROVER__HEARTBEAT__INIT;
+
+    h.node = (char *)b->node;
+    h.boot_id = (char *)b->boot_id;
+    h.generation = b->generation;
+    h.digest = b->digest;
+    h.counter = b->counter;
+    m.body_case = DROVER__MESSAGE__BODY_HEARTBEAT;
+    m.heartbeat = &h;
+    return wire_seal(s, &m, out, outlen);
+}
+
+/* Copy s into dst when it has 1..dstsz-1 characters. */
+static int
+copy_str(char *dst, size_t dstsz, const char *s)
+{
+    size_t n = s != NULL ? strnlen(s, dstsz) : 0;
+
+    if (n == 0 || n >= dstsz)
+        return -EBADMSG;
+    memcpy(dst, s, n + 1);
+    return 0;
+}
+
+int
+beat_open(const uint8_t *buf, size_t len, int key, int key_next, struct beat *b)
+{
+    struct wire_header hdr = {0};
+    Drover__Message *m = NULL;
+    const Drover__Heartbeat *h;
+    int rc;
+
+    memset(b, 0, sizeof(*b));
+    if (len > BEAT_DATAGRAM_MAX)
+        return -EMSGSIZE;
+    if ((rc = wire_open(buf, len, &hdr, &m)) < 0)
+        return rc;
+    if (hdr.key < 0 || (hdr.key != key && hdr.key != key_next))
+        rc = -EKEYREJECTED;
+    else if (m->body_case != DROVER__MESSAGE__BODY_HEARTBEAT || (h = m->heartbeat) == NULL)
+        rc = -EBADMSG;
+    else if (copy_str(b->node, sizeof(b->node), h->node) < 0 ||
+             copy_str(b->boot_id, sizeof(b->boot_id), h->boot_id) < 0 ||
+             strcmp(hdr.sender, b->node) != 0)
+        rc = -EBADMSG;
+    else {
+        b->generation = h->generation;
+        b->digest = h->digest;
+        b->counter = h->counter;
+    }
+    wire_msg_free(m);
+    if (rc < 0)
+        memset(b, 0, sizeof(*b));
+    return rc;
+}
