@@ -371,18 +371,19 @@ on_register_rep(struct agt_conn *c, const Drover__RegisterRep *r)
 
 /* After a sync reply, with a controller that holds watches: watch again at
  * once (a held one ended: nothing happened meanwhile, or the set changed
- * and the reply has it; a full report was answered). Only a watch answered
- * at once with nothing in it can repeat without anything happening (a
- * controller with something of this node still to write answers every
- * watch at once): after three of those in a row, the heartbeat sends. A
- * full report or a new set answered at once is progress, and counting it
- * stopped the watch during a busy start or deploy, so a change then waited
- * up to a heartbeat to reach this node. */
+ * and the reply has it; a full report was answered). Answers that were not
+ * held and brought no progress may come back at once a few times, never in
+ * a loop: after three in a row, the heartbeat sends. Progress is a full
+ * report taken (not answered want_full) or a new set applied (this agent
+ * now runs its generation: a set it could not take is no progress). Counting
+ * progress too stopped the watch during a busy start or deploy, so a change
+ * then waited up to a heartbeat to reach this node. */
 static void
 watch_again(struct agt_conn *c, const Drover__SyncRep *r)
 {
     bool held = uv_now(c->loop) - rpc_sent_at(c->rpc) >= c->heartbeat_ms / 2;
-    bool empty = c->sent_watch && !r->has_assignments && !r->want_full;
+    bool progress = (!c->sent_watch && !r->want_full) ||
+                    (r->has_assignments && agt_generation(c->agt) == r->generation);
 
     if (r->watched)
         c->watching = true;
@@ -390,7 +391,7 @@ watch_again(struct agt_conn *c, const Drover__SyncRep *r)
         c->watching = false; /* a controller without watches: the heartbeat syncs */
     if (!c->watching)
         return;
-    c->quick = held || !empty ? 0 : c->quick + 1;
+    c->quick = held || progress ? 0 : c->quick + 1;
     if (c->quick <= 3)
         c->again = true;
 }
