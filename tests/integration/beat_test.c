@@ -42,49 +42,6 @@ fini(void)
 
 TestSuite(beat, .fini = fini, .timeout = 90);
 
-static long
-mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-/* A sample's value from 127.0.0.1:HTTP/metrics ("name value" at a line
- * start), or -1. */
-static long
-metric(const char *name)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(HTTP)};
-    struct timeval tv = {.tv_sec = 3};
-    const char req[] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap), key[160];
-    const char *p;
-    long v = -1;
-    ssize_t n;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && buf != NULL) {
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-            write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1)) {
-            while (len + 1 < cap && (n = read(fd, buf + len, cap - len - 1)) > 0)
-                len += (size_t)n;
-            buf[len] = '\0';
-            snprintf(key, sizeof key, "\n%s ", name);
-            if ((p = strstr(buf, key)) != NULL)
-                v = strtol(p + strlen(key), NULL, 10);
-        }
-    }
-    if (fd >= 0)
-        close(fd);
-    free(buf);
-    return v;
-}
-
 #define ACCEPTED "drover_heartbeats_udp_total{result=\"accepted\"}"
 #define REFUSED "drover_heartbeats_udp_total{result=\"refused\"}"
 #define SYNCS "drover_agent_syncs_total"
@@ -123,12 +80,12 @@ Test(beat, udp_heartbeats_keep_nodes_up_with_rarer_syncs_and_garbage_is_refused)
     h_start_cluster(&C, "beat-up", 15780, 3, 16500, 50, env, agent_env);
     cr_assert(h_wait_log(&C, 0, "event=udp_heartbeats enabled=1", 1000));
     h_msleep(2 * HEARTBEAT_MS * 4); /* past the first syncs: watches held long */
-    a0 = metric(ACCEPTED);
-    s0 = metric(SYNCS) + metric(WATCHES);
+    a0 = h_metric(HTTP, ACCEPTED);
+    s0 = h_metric(HTTP, SYNCS) + h_metric(HTTP, WATCHES);
     cr_assert_geq(a0, 0, "no drover_heartbeats_udp_total");
     h_msleep((int)window);
-    a1 = metric(ACCEPTED);
-    s1 = metric(SYNCS) + metric(WATCHES);
+    a1 = h_metric(HTTP, ACCEPTED);
+    s1 = h_metric(HTTP, SYNCS) + h_metric(HTTP, WATCHES);
     /* Three agents, one datagram each a heartbeat: 60 in 6 s (some slack
      * for a loaded machine). */
     cr_assert_geq(a1 - a0, 42, "UDP heartbeats accepted in %ld ms: %ld", window, a1 - a0);
@@ -143,24 +100,25 @@ Test(beat, udp_heartbeats_keep_nodes_up_with_rarer_syncs_and_garbage_is_refused)
     cr_assert_not(h_log_has(&C, 0, "event=node_down"));
 
     /* Garbage is counted as refused, and the controller carries on. */
-    r0 = metric(REFUSED);
+    r0 = h_metric(HTTP, REFUSED);
     for (size_t i = 0; i < sizeof junk; i++)
         junk[i] = (unsigned char)(i * 37 + 1);
     send_datagram(15781, junk, sizeof junk);
     send_datagram(15781, "", 0);
-    for (t0 = mono_ms(); metric(REFUSED) < r0 + 2 && mono_ms() - t0 < 2000;)
+    for (t0 = h_mono_ms(); h_metric(HTTP, REFUSED) < r0 + 2 && h_mono_ms() - t0 < 2000;)
         h_msleep(50);
-    cr_assert_geq(metric(REFUSED), r0 + 2, "refused %ld, was %ld", metric(REFUSED), r0);
+    cr_assert_geq(h_metric(HTTP, REFUSED), r0 + 2, "refused %ld, was %ld", h_metric(HTTP, REFUSED),
+                  r0);
     cr_assert(h_pid_alive(C.procs[0].pid));
 
     /* A killed agent is down within the node timeout (its UDP heartbeats
      * stop with it). One node of three: a minority, judged at once
      * (liveness.c). */
     kill(-C.procs[3].pid, SIGKILL);
-    t0 = mono_ms();
+    t0 = h_mono_ms();
     cr_assert(h_wait_log(&C, 0, "event=node_down node=n3", TIMEOUT_MS + 1500),
-              "n3 not declared down %ld ms after its agent was killed", mono_ms() - t0);
-    cr_assert_lt(mono_ms() - t0, TIMEOUT_MS + 1500);
+              "n3 not declared down %ld ms after its agent was killed", h_mono_ms() - t0);
+    cr_assert_lt(h_mono_ms() - t0, TIMEOUT_MS + 1500);
     cr_assert_not(h_log_has(&C, 0, "event=node_down node=n1"));
     cr_assert_not(h_log_has(&C, 0, "event=node_down node=n2"));
 }

@@ -35,12 +35,57 @@ h_msleep(int ms)
         ;
 }
 
-static long
-mono_ms(void)
+long
+h_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* GET /metrics from 127.0.0.1:port; malloc'd response or NULL. */
+static char *
+metrics(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct timeval tv = {.tv_sec = 3};
+    const char req[] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    ssize_t n;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || buf == NULL)
+        goto fail;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1))
+        goto fail;
+    while (len + 1 < cap && (n = read(fd, buf + len, cap - len - 1)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    close(fd);
+    return buf;
+fail:
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    return NULL;
+}
+
+long
+h_metric(int port, const char *name)
+{
+    char *text = metrics(port), key[128];
+    const char *p;
+    long v = -1;
+
+    snprintf(key, sizeof key, "\n%s ", name);
+    if (text != NULL && (p = strstr(text, key)) != NULL)
+        v = strtol(p + strlen(key), NULL, 10);
+    free(text);
+    return v;
 }
 
 const char *
@@ -239,14 +284,14 @@ h_app_dir(struct h_cluster *c, const char *name, const char *procfile)
 bool
 h_wait_logs(struct h_cluster *c, const char *app, const char *needle, int timeout_ms, char **out)
 {
-    for (long deadline = mono_ms() + timeout_ms;;) {
+    for (long deadline = h_mono_ms() + timeout_ms;;) {
         char *text = NULL;
         bool found;
 
         cr_assert_eq(h_cli(c, &text, NULL, (const char *const[]){"logs", app, "-n", "2000", NULL}),
                      0);
         found = strstr(text, needle) != NULL;
-        if (found || mono_ms() >= deadline) {
+        if (found || h_mono_ms() >= deadline) {
             if (out != NULL)
                 *out = text;
             else
@@ -349,12 +394,12 @@ h_log_has(struct h_cluster *c, int idx, const char *needle)
 bool
 h_wait_log(struct h_cluster *c, int idx, const char *needle, int timeout_ms)
 {
-    long deadline = mono_ms() + timeout_ms;
+    long deadline = h_mono_ms() + timeout_ms;
     do {
         if (h_log_has(c, idx, needle))
             return true;
         h_msleep(20);
-    } while (mono_ms() < deadline);
+    } while (h_mono_ms() < deadline);
     return false;
 }
 
@@ -436,13 +481,13 @@ int
 h_stop(struct h_cluster *c, int idx, int timeout_ms)
 {
     struct h_proc *p = &c->procs[idx];
-    long deadline = mono_ms() + timeout_ms;
+    long deadline = h_mono_ms() + timeout_ms;
     int status;
 
     if (p->pid <= 0)
         return -1;
     kill(p->pid, SIGTERM);
-    while (mono_ms() < deadline) {
+    while (h_mono_ms() < deadline) {
         pid_t r = waitpid(p->pid, &status, WNOHANG);
         if (r == p->pid) {
             p->pid = 0;

@@ -129,6 +129,11 @@ void h_rm_rf(char *dir);
 
 /* Sleep a little (polling helpers only; never used to wait for readiness). */
 void h_msleep(int ms);
+/* CLOCK_MONOTONIC in ms. */
+long h_mono_ms(void);
+/* A sample's value from GET http://127.0.0.1:port/metrics ("name value" at
+ * a line start), or -1 when it is not there or the page cannot be had. */
+long h_metric(int port, const char *name);
 
 /* HTTP GET / on host:port; returns malloc'd body or NULL. */
 char *h_http_get(const char *host, int port, int timeout_ms);

@@ -36,66 +36,11 @@ TestSuite(watch, .fini = fini, .timeout = 90);
 #define CLI(out, err, ...) h_cli(&C, out, err, (const char *const[]){__VA_ARGS__, NULL})
 #define HEARTBEAT_MS 4000
 
-static long
-mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-/* GET /metrics from 127.0.0.1:port; malloc'd response or NULL. */
-static char *
-metrics(int port)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    struct timeval tv = {.tv_sec = 3};
-    const char req[] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    ssize_t n;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || buf == NULL)
-        goto fail;
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-        write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1))
-        goto fail;
-    while (len + 1 < cap && (n = read(fd, buf + len, cap - len - 1)) > 0)
-        len += (size_t)n;
-    buf[len] = '\0';
-    close(fd);
-    return buf;
-fail:
-    if (fd >= 0)
-        close(fd);
-    free(buf);
-    return NULL;
-}
-
-/* A sample's value ("name value" at a line start), or -1. */
-static long
-metric(int port, const char *name)
-{
-    char *text = metrics(port), key[128];
-    const char *p;
-    long v = -1;
-
-    snprintf(key, sizeof key, "\n%s ", name);
-    if (text != NULL && (p = strstr(text, key)) != NULL)
-        v = strtol(p + strlen(key), NULL, 10);
-    free(text);
-    return v;
-}
-
 static bool
 wait_metric(int port, const char *name, long want, int timeout_ms)
 {
-    for (long end = mono_ms() + timeout_ms; mono_ms() < end; h_msleep(50))
-        if (metric(port, name) == want)
+    for (long end = h_mono_ms() + timeout_ms; h_mono_ms() < end; h_msleep(50))
+        if (h_metric(port, name) == want)
             return true;
     return false;
 }
@@ -121,9 +66,9 @@ log_count(int idx, const char *needle)
 static long
 time_to_log(int idx, const char *needle, long t0, int timeout_ms)
 {
-    for (long end = t0 + timeout_ms; mono_ms() < end; h_msleep(10))
+    for (long end = t0 + timeout_ms; h_mono_ms() < end; h_msleep(10))
         if (h_log_has(&C, idx, needle))
-            return mono_ms() - t0;
+            return h_mono_ms() - t0;
     return -1;
 }
 
@@ -143,7 +88,7 @@ start(const char *test, int base, int http)
     /* Both agents synced since and hold a watch. */
     cr_assert(wait_metric(http, "drover_watches_held", 2, 3 * HEARTBEAT_MS),
               "the agents hold no watch: drover_watches_held %ld",
-              metric(http, "drover_watches_held"));
+              h_metric(http, "drover_watches_held"));
 }
 
 /* Which agent (1 or 2) runs worker.N, from ps. */
@@ -166,10 +111,10 @@ Test(watch, a_change_reaches_its_node_at_once_and_wakes_no_other)
     int on, other;
 
     start("watch-one", 15020, http);
-    woken0 = metric(http, "drover_watch_wakes_total");
+    woken0 = h_metric(http, "drover_watch_wakes_total");
     cr_assert_geq(woken0, 0);
 
-    t0 = mono_ms();
+    t0 = h_mono_ms();
     h_cli_ok(&C, (const char *const[]){"scale", "shop", "worker=1", NULL});
     on = node_of("worker.1");
     other = 3 - on;
@@ -179,7 +124,7 @@ Test(watch, a_change_reaches_its_node_at_once_and_wakes_no_other)
                  HEARTBEAT_MS);
     /* Exactly the one node was woken, once, for this change. */
     cr_assert(wait_metric(http, "drover_watch_wakes_total", woken0 + 1, 2000),
-              "wakes %ld, want %ld", metric(http, "drover_watch_wakes_total"), woken0 + 1);
+              "wakes %ld, want %ld", h_metric(http, "drover_watch_wakes_total"), woken0 + 1);
     cr_assert_eq(log_count(0, on == 1 ? "event=node_woken node=n1 " : "event=node_woken node=n2 "),
                  1);
     cr_assert_eq(
@@ -187,7 +132,7 @@ Test(watch, a_change_reaches_its_node_at_once_and_wakes_no_other)
         "n%d was woken for a change that was not its own", other);
 
     /* The second instance goes to the other node (spread): it alone is woken. */
-    t0 = mono_ms();
+    t0 = h_mono_ms();
     h_cli_ok(&C, (const char *const[]){"scale", "shop", "worker=2", NULL});
     cr_assert_eq(node_of("worker.2"), other);
     ms = time_to_log(other, "inst=worker.2 ", t0, 3 * HEARTBEAT_MS);
@@ -211,8 +156,8 @@ Test(watch, a_watch_lost_with_a_restarted_controller_is_armed_again)
                                                       "DROVER_HTTP_LISTEN=127.0.0.1:15037", NULL});
     cr_assert(wait_metric(http, "drover_watches_held", 2, 4 * HEARTBEAT_MS),
               "the agents did not watch the restarted controller: held %ld",
-              metric(http, "drover_watches_held"));
-    t0 = mono_ms();
+              h_metric(http, "drover_watches_held"));
+    t0 = h_mono_ms();
     h_cli_ok(&C, (const char *const[]){"scale", "shop", "worker=1", NULL});
     on = node_of("worker.1");
     ms = time_to_log(on, "inst=worker.1 ", t0, 3 * HEARTBEAT_MS);
@@ -233,17 +178,17 @@ Test(watch, a_burst_of_reports_keeps_the_watch)
 
     start("watch-burst", 15032, http);
     h_cli_ok(&C, (const char *const[]){"scale", "shop", "worker=40", NULL});
-    for (long end = mono_ms() + 30000;; h_msleep(20)) {
+    for (long end = h_mono_ms() + 30000;; h_msleep(20)) {
         h_get_ps(&C, "shop", &ps);
         if (h_ps_count(&ps, "worker", "up", NULL) == 40)
             break;
-        cr_assert_lt(mono_ms(), end, "worker=40 never came up");
+        cr_assert_lt(h_mono_ms(), end, "worker=40 never came up");
     }
     /* Within a second of the last report, far short of a 4 s heartbeat. */
     cr_assert(wait_metric(http, "drover_watches_held", 2, 1000),
               "the agents stopped watching after the burst: held %ld",
-              metric(http, "drover_watches_held"));
-    t0 = mono_ms();
+              h_metric(http, "drover_watches_held"));
+    t0 = h_mono_ms();
     h_cli_ok(&C, (const char *const[]){"scale", "shop", "worker=0", NULL});
     for (int i = 1; i <= 2; i++) {
         ms = time_to_log(i, "on=stop", t0, 3 * HEARTBEAT_MS);
@@ -297,18 +242,18 @@ Test(watch, a_rolling_deploy_moves_in_whole_batches)
     h_cli_ok(&C, (const char *const[]){"settings:set", "shop", "web", "max_surge=4",
                                        "min_healthy=500ms", "shutdown_delay=0", NULL});
     h_cli_ok(&C, (const char *const[]){"scale", "shop", "web=8", NULL});
-    for (long end = mono_ms() + 30000;; h_msleep(200)) {
+    for (long end = h_mono_ms() + 30000;; h_msleep(200)) {
         h_get_ps(&C, "shop", &ps);
         if (h_ps_count(&ps, "web", "up", NULL) == 8)
             break;
-        cr_assert_lt(mono_ms(), end, "web=8 never came up");
+        cr_assert_lt(h_mono_ms(), end, "web=8 never came up");
     }
     /* A new release: the rollout replaces 8 in batches of 4. */
     h_cli_ok(&C, (const char *const[]){"config:set", "shop", "ROUND=2", NULL});
-    for (long end = mono_ms() + 60000;; h_msleep(200)) {
+    for (long end = h_mono_ms() + 60000;; h_msleep(200)) {
         if (log_count(0, "event=deploy_succeeded") >= 2) /* v1's, then v2's */
             break;
-        cr_assert_lt(mono_ms(), end, "the rollout did not end: %d replaced",
+        cr_assert_lt(h_mono_ms(), end, "the rollout did not end: %d replaced",
                      log_count(0, "event=replaced"));
     }
     n = replaced_groups(0, sizes, 16);
