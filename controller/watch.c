@@ -188,7 +188,7 @@ ctl_sync_hold(struct ctl_call *c, struct ctl_node *n)
     const Drover__SyncReq *r = c->req->sync_req;
     struct ctl_watches *ws = c->ctl->watches;
     Drover__SyncRep *sr = c->rep.sync_rep;
-    uint32_t hold = r->watch_ms;
+    uint32_t hold = r->watch_ms, max;
     struct watch *w;
 
     if (ws == NULL)
@@ -209,7 +209,8 @@ ctl_sync_hold(struct ctl_call *c, struct ctl_node *n)
     if ((w = calloc(1, sizeof(*w))) == NULL)
         return 0; /* answered now: the agent asks again */
     hold = hold < WATCH_HOLD_MIN_MS ? WATCH_HOLD_MIN_MS : hold;
-    hold = hold > hold_max(c->ctl, n) ? hold_max(c->ctl, n) : hold;
+    max = hold_max(c->ctl, n);
+    hold = hold > max ? max : hold;
     w->c = c;
     snprintf(w->node, sizeof(w->node), "%s", n->name);
     w->gen = r->generation;

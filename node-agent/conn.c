@@ -63,6 +63,7 @@
 #include "agt.h"
 #include "beat.h"
 #include "env.h"
+#include "listen.h"
 #include "log.h"
 #include "nnuv.h"
 #include "rpc.h"
@@ -602,6 +603,7 @@ beat_target(struct agt_conn *c, const char *ep)
 {
     char host[ENV_ENDPOINT_MAX], *colon;
     struct addrinfo hints = {.ai_socktype = SOCK_DGRAM};
+    bool v6;
     size_t n;
 
     if (strcmp(ep, c->beat_ep) == 0 || c->resolving)
@@ -610,20 +612,15 @@ beat_target(struct agt_conn *c, const char *ep)
     c->beat_addr_ok = false;
     if (strncmp(ep, "tcp://", 6) != 0 || (colon = strrchr(ep + 6, ':')) == NULL)
         return;
+    if (listen_parse(ep + 6, &c->beat_addr, &v6) == 0) { /* an address, or [v6] */
+        c->beat_addr_ok = true;
+        return;
+    }
     n = (size_t)(colon - (ep + 6));
     if (n == 0 || n >= sizeof(host))
         return;
     memcpy(host, ep + 6, n);
     host[n] = '\0';
-    if (host[0] == '[' && n > 2 && host[n - 1] == ']') { /* [v6] */
-        memmove(host, host + 1, n - 2);
-        host[n - 2] = '\0';
-    }
-    if (uv_ip4_addr(host, atoi(colon + 1), (struct sockaddr_in *)&c->beat_addr) == 0 ||
-        uv_ip6_addr(host, atoi(colon + 1), (struct sockaddr_in6 *)&c->beat_addr) == 0) {
-        c->beat_addr_ok = true;
-        return;
-    }
     c->gai.data = c;
     if (uv_getaddrinfo(c->loop, &c->gai, on_resolved, host, colon + 1, &hints) == 0) {
         c->resolving = true;
