@@ -30,6 +30,7 @@
 #define NN_RESEND_OFF (24 * 3600 * 1000)
 #define RPC_MAX_HOLDS 8        /* ERR_BUSY answers to one request before the owner sees one */
 #define RPC_LEADERLESS_MS 250u /* NOT_LEADER with no leader known: wait, then the next */
+#define RPC_DISTRUST_MS 1000u  /* a standby naming the controller just left: ask it again */
 
 enum rpc_st { RPC_IDLE, RPC_WAITING, RPC_HOLDING };
 
@@ -56,6 +57,8 @@ struct rpc {
     uint32_t holds;              /* ERR_BUSY holds of this request */
     uint32_t misses;             /* timeouts in a row without any reply */
     uint64_t heard_at, moved_at; /* uv_now of the last reply, of the last redial */
+    size_t left;                 /* the endpoint last left because it failed */
+    uint64_t left_at;            /* uv_now of that; 0: none since the last answer */
     uv_timer_t timer;
     bool closing;
 };
@@ -149,6 +152,24 @@ move_to(struct rpc *r, size_t next)
     }
 }
 
+/* Leave the current endpoint because it failed (a timeout, a broken
+ * connection): a standby that still names it as the leader in the next
+ * RPC_DISTRUST_MS has not yet seen it go (a standby polls the lease every
+ * 250 ms; a killed leader's lock is free at once), so it is asked again
+ * rather than believed. */
+static void
+leave(struct rpc *r)
+{
+    size_t from = r->cur;
+
+    r->moved_at = uv_now(r->loop);
+    move_to(r, rpc_choose(&r->eps, r->cur, RPC_WHY_TIMEOUT, NULL));
+    if (r->cur != from) {
+        r->left = from;
+        r->left_at = r->moved_at ? r->moved_at : 1;
+    }
+}
+
 static void
 hold(struct rpc *r, uint64_t ms)
 {
@@ -172,10 +193,8 @@ on_timer(uv_timer_t *t)
     if (r->st != RPC_WAITING)
         return;
     r->misses++;
-    if (now - r->heard_at >= r->redial_ms && now - r->moved_at >= r->redial_ms) {
-        r->moved_at = now;
-        move_to(r, rpc_choose(&r->eps, r->cur, RPC_WHY_TIMEOUT, NULL));
-    }
+    if (now - r->heard_at >= r->redial_ms && now - r->moved_at >= r->redial_ms)
+        leave(r);
     if (r->resends == UINT32_MAX || r->tries < r->resends) {
         r->tries++;
         log_debug("rpc_resend", "rpc=%s endpoint=%s misses=%u", r->name, log_q(rpc_endpoint(r)),
@@ -197,9 +216,17 @@ redirected(struct rpc *r, const Drover__Error *e)
 
     if (e->code == DROVER__ERROR_CODE__ERR_NOT_LEADER && r->hops < 2 * n + 2) {
         bool known = e->leader != NULL && e->leader[0] != '\0';
+        size_t next = rpc_choose(&r->eps, r->cur, RPC_WHY_NOT_LEADER, e->leader);
 
         r->hops++;
-        move_to(r, rpc_choose(&r->eps, r->cur, RPC_WHY_NOT_LEADER, e->leader));
+        if (known && next == r->left && r->left_at != 0 &&
+            uv_now(r->loop) - r->left_at < RPC_DISTRUST_MS) {
+            log_debug("rpc_stale_leader", "rpc=%s endpoint=%s leader=%s", r->name,
+                      log_q(rpc_endpoint(r)), log_q(e->leader));
+            hold(r, rpc_hold_ms(RPC_LEADERLESS_MS, randombytes_random()));
+            return true;
+        }
+        move_to(r, next);
         if (known && strcmp(e->leader, rpc_endpoint(r)) == 0)
             transmit(r);
         else /* no leader yet (an election), or one we cannot dial */
@@ -237,6 +264,7 @@ on_msg(struct nnuv *sock, struct nnuv_msg *nm, void *arg)
     }
     uv_timer_stop(&r->timer);
     r->st = RPC_IDLE;
+    r->left_at = 0; /* an answer: whoever names a leader now is believed */
     if (rc < 0) {
         rep.result = RPC_UNOPENED;
         rep.err = rc;
@@ -382,8 +410,7 @@ rpc_next(struct rpc *r)
         return -ESHUTDOWN;
     if (rpc_eps_count(&r->eps) < 2)
         return rpc_redial(r);
-    r->moved_at = uv_now(r->loop);
-    move_to(r, rpc_choose(&r->eps, r->cur, RPC_WHY_TIMEOUT, NULL));
+    leave(r);
     return 0;
 }
 

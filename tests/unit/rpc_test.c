@@ -144,7 +144,8 @@ Test(rpc, endpoint_lists_parse_strictly, .timeout = 2)
 
 /* ---- against fake controllers ---- */
 
-enum fake_mode { FK_OK, FK_SILENT, FK_NOT_LEADER, FK_BUSY_ONCE, FK_LATE };
+/* FK_STALE: a standby that names the old leader twice, then leads. */
+enum fake_mode { FK_OK, FK_SILENT, FK_NOT_LEADER, FK_BUSY_ONCE, FK_LATE, FK_STALE };
 
 struct fake {
     int sock;
@@ -188,7 +189,7 @@ fake_answer(struct world *w, struct fake *f, Drover__Message__BodyCase body)
     } else {
         m.error = &er;
         er.message = "no";
-        if (f->mode == FK_NOT_LEADER) {
+        if (f->mode == FK_NOT_LEADER || f->mode == FK_STALE) {
             er.code = DROVER__ERROR_CODE__ERR_NOT_LEADER;
             er.leader = (char *)f->leader;
         } else {
@@ -240,6 +241,9 @@ fake_poll(struct world *w, struct fake *f)
         break;
     case FK_BUSY_ONCE:
         fake_answer(w, f, f->got == 1 ? DROVER__MESSAGE__BODY_ERROR : DROVER__MESSAGE__BODY_OK);
+        break;
+    case FK_STALE:
+        fake_answer(w, f, f->got <= 2 ? DROVER__MESSAGE__BODY_ERROR : DROVER__MESSAGE__BODY_OK);
         break;
     case FK_LATE:
         f->held = true;
@@ -546,5 +550,30 @@ Test(rpc, a_timeout_moves_to_the_next_controller, .timeout = 5)
     cr_assert_eq(w.last, RPC_REPLY);
     cr_assert_str_eq(w.last_endpoint, "tcp://127.0.0.1:7691");
     cr_assert_eq(w.moves, 1);
+    world_fini(&w);
+}
+
+/* The leader was killed: its standby, asked next, names it for a moment
+ * more (it has not polled the lease yet). The client asks the standby
+ * again instead of going back to the dead one and waiting there. */
+Test(rpc, a_standby_naming_the_controller_just_left_is_asked_again, .timeout = 5)
+{
+    struct world w;
+    int ports[] = {15740, 15741};
+    bool bound[] = {false, true}; /* the first is gone */
+
+    world_init(&w, 2, ports, bound);
+    w.fake[1].mode = FK_STALE;
+    w.fake[1].leader = "tcp://127.0.0.1:15740";
+    world_rpc(&w, UINT32_MAX);
+    w.stop_after_reply = true;
+    world_send(&w, 200);
+    world_run(&w, 4000);
+    cr_assert_eq(w.calls, 1);
+    cr_assert_eq(w.last_body, DROVER__MESSAGE__BODY_OK);
+    cr_assert_str_eq(w.last_endpoint, "tcp://127.0.0.1:15741");
+    cr_assert_eq(w.fake[1].got, 3);
+    cr_assert_eq(w.moves, 1, "went back to the dead controller");
+    cr_assert_lt(w.replied_at - w.sent_at, 1500);
     world_fini(&w);
 }
