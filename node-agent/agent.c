@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +74,7 @@ struct agt {
     uv_timer_t leave;   /* bounds the wait for replacements elsewhere */
     uv_idle_t pump;     /* starts ready instances, a few per loop turn */
     uv_timer_t usage;   /* samples each instance's cgroup counters */
+    uv_timer_t trim;    /* a burst of changes is over: give free memory back */
     bool pumping;
     enum agt_life_state st; /* states.c's table */
     int nsignals;
@@ -316,12 +318,8 @@ apply(struct agt *a, bool log_always)
 
         if (a->want[plan.start[k]]->oneoff && oneoff_ended(a, want[plan.start[k]]))
             continue;
-        spec = agt_spec_dup(a->want[plan.start[k]]);
-        if (!spec) {
-            log_error("start_failed", "id=%" PRIu64 " err=out_of_memory", want[plan.start[k]]);
-            continue;
-        }
-        start_one(a, spec); /* takes ownership */
+        spec = agt_spec_ref(a->want[plan.start[k]]); /* never changed: shared */
+        start_one(a, spec);                          /* takes this reference */
     }
 out:
     free(have);
@@ -354,10 +352,19 @@ agt_assign(struct agt *a, uint64_t gen, Drover__Assignment *const *as, size_t n)
         return;
     }
     for (size_t k = 0; k < n; k++) {
+        struct agt_inst *i;
+
         if (agt_spec_new(as[k], a->cfg, &specs[nspecs], err, sizeof err) < 0) {
             log_warn("bad_assignment", "id=%" PRIu64 " app=%s inst=%s err=%s", as[k]->id,
                      log_q(as[k]->app), log_q(as[k]->name), log_q(err));
             continue;
+        }
+        /* Running as assigned again: the set shares the instance's spec
+         * (one copy per instance, not two). */
+        i = find(a, as[k]->id);
+        if (i && agt_spec_same(agt_inst_spec(i), specs[nspecs])) {
+            agt_spec_free(specs[nspecs]);
+            specs[nspecs] = agt_inst_spec_ref(i);
         }
         nspecs++;
     }
@@ -498,12 +505,35 @@ agt_acked(struct agt *a, uint64_t seq)
     arm_check(a);
 }
 
+/*
+ * A burst of starts leaves the heap as large as its peak (each start's
+ * health check, spawn job and buffers are freed, but the heap's top stays
+ * where the last long-lived allocation put it): 1,000 instances held
+ * 1.3 MiB of free pages. Once no instance has changed for TRIM_QUIET_MS,
+ * the free pages go back to the kernel (malloc_trim; a few hundred
+ * microseconds on such a heap), when there are enough to matter.
+ */
+#define TRIM_QUIET_MS 500
+#define TRIM_FREE_MIN (256u << 10)
+
+static void
+on_trim(uv_timer_t *t)
+{
+    struct mallinfo2 mi = mallinfo2();
+
+    (void)t;
+    if (mi.fordblks >= TRIM_FREE_MIN)
+        malloc_trim(0);
+}
+
 void
 agt_inst_changed(struct agt *a, struct agt_inst *i)
 {
     if (a->conn)
         agt_conn_sync_soon(a->conn);
     arm_check(a);
+    if (!uv_is_closing((uv_handle_t *)&a->trim))
+        uv_timer_start(&a->trim, on_trim, TRIM_QUIET_MS, 0);
 }
 
 /* ---- shutdown ---- */
@@ -541,6 +571,7 @@ close_all(struct agt *a)
     uv_close((uv_handle_t *)&a->leave, on_handle_close);
     uv_close((uv_handle_t *)&a->pump, on_handle_close);
     uv_close((uv_handle_t *)&a->usage, on_handle_close);
+    uv_close((uv_handle_t *)&a->trim, on_handle_close);
 }
 
 static void
@@ -794,6 +825,7 @@ take_orphans(struct agt *a)
         struct agt_inst *i = NULL;
 
         if (spec) {
+            spec->refs = 1;
             spec->id = v[k].id;
             snprintf(spec->app, sizeof spec->app, "%s", v[k].app);
             snprintf(spec->name, sizeof spec->name, "%s", v[k].name);
@@ -1082,6 +1114,7 @@ agt_new(uv_loop_t *loop, const struct agt_config *cfg, int *err)
     a->pump.data = a;
     uv_timer_init(loop, &a->usage);
     a->usage.data = a;
+    uv_timer_init(loop, &a->trim);
     a->sigterm.data = a->sigint.data = a->sigpipe.data = a;
     a->check.data = a->lastest.data = a->leave.data = a;
     read_prev_boot_id(a);

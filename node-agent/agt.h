@@ -202,6 +202,7 @@ struct agt_spec {
     bool tty;
     uint16_t rows, cols;
     struct agt_limits limits; /* per type; 0: none */
+    unsigned refs;            /* owners: the assigned set, the instance (agt_spec_ref) */
 };
 #define AGT_DEFAULT_GRACE_MS 30000u
 #define AGT_DEFAULT_BOOT_MS 60000u
@@ -210,7 +211,12 @@ struct agt_spec {
  * -EINVAL with a one-line reason in err and *out NULL. */
 int agt_spec_new(const Drover__Assignment *as, const struct agt_config *cfg, struct agt_spec **out,
                  char *err, size_t errsz);
+/* One owner fewer; freed with the last. A spec never changes once made, so
+ * the assigned set and the instance share it. */
 void agt_spec_free(struct agt_spec *s);
+struct agt_spec *agt_spec_ref(struct agt_spec *s); /* one owner more; returns s */
+/* Every field the same (a set that assigns an instance again as it runs). */
+bool agt_spec_same(const struct agt_spec *a, const struct agt_spec *b);
 /* The script /bin/sh -c runs for cmd: "exec CMD" when prefixing exec cannot
  * change its meaning (agt_shell_execable: one simple command whose first
  * word names a program, not a builtin, reserved word or assignment), so the
@@ -428,6 +434,7 @@ void agt_inst_release_ready(struct agt_inst *i, const char *dir);
 /* The pump's step: start i if its release is ready; true if it did. */
 bool agt_inst_start_ready(struct agt_inst *i);
 const struct agt_spec *agt_inst_spec(const struct agt_inst *i);
+struct agt_spec *agt_inst_spec_ref(struct agt_inst *i); /* shares it: agt_spec_ref */
 const struct agt_sup *agt_inst_sup(const struct agt_inst *i);
 bool agt_inst_running(const struct agt_inst *i); /* a process is alive */
 /* Fill r (initialised by the caller) with the instance's report. */
@@ -591,8 +598,9 @@ const char *agt_health_why(const struct agt_health *h, bool *answered);
 /* output.c: a process's stdout or stderr, line by line into the log. */
 #define AGT_LINE_MAX 8192
 /* The pipe to hand to uv_spawn; reads start with agt_out_start. Frees
- * itself after EOF (or agt_out_close, for a spawn that failed). */
-struct agt_out *agt_out_new(struct agt *a, const char *app, const char *inst, const char *stream);
+ * itself after EOF (or agt_out_close, for a spawn that failed). Lines go to
+ * the logs as spec's (app, name): it shares spec until then. */
+struct agt_out *agt_out_new(struct agt *a, struct agt_spec *spec, bool err);
 uv_pipe_t *agt_out_pipe(struct agt_out *o);
 int agt_out_start(struct agt_out *o);
 void agt_out_close(struct agt_out *o);
@@ -647,17 +655,19 @@ struct agt_spawn_req {
     const char *cgroup;
     char **argv_join;
     /* The instance's cgroups to make before the spawn (NULL: none), on the
-     * spawner thread; the outcome is copied back here before the callback
-     * (a failure is the spawn's error, nothing started). */
+     * spawner thread. agt_spawn_sync writes the outcome back here; the
+     * async spawn gives it to its callback (a failure is the spawn's
+     * error, nothing started). */
     struct agt_cg_prep *prep;
 };
 struct agt_spawn_job;
 /* On the calling thread: 0 with *pid, or -errno; UV_CREATE_PIPE streams
  * are open on success. */
 int agt_spawn_sync(const struct agt_spawn_req *r, int *pid);
-/* pid > 0, or err < 0 and nothing started. From the loop, never from
- * agt_spawn_async itself. */
-typedef void (*agt_spawned_cb)(void *arg, int pid, int err);
+/* pid > 0, or err < 0 and nothing started; prep: the request's cgroups
+ * made (its outcome, borrowed for the call), or NULL when it had none.
+ * From the loop, never from agt_spawn_async itself. */
+typedef void (*agt_spawned_cb)(void *arg, int pid, int err, const struct agt_cg_prep *prep);
 /* On the spawner thread: 0 (cb comes later; the streams are open now and
  * r may go), or -errno; -ENOSYS when there is no spawner (use _sync). */
 int agt_spawn_async(uv_loop_t *loop, const struct agt_spawn_req *r, agt_spawned_cb cb, void *arg,

@@ -37,9 +37,8 @@ struct agt_out {
     uv_pipe_t pipe;
     struct agt *agt;             /* borrowed: it outlives every stream */
     struct agt_out *prev, *next; /* every open stream (agt_outs), for agt_out_close_all */
-    char app[32];
-    char inst[64];
-    char stream[8];
+    struct agt_spec *spec;       /* shared (agt_spec_ref): its app and name */
+    bool err;                    /* stderr, else stdout */
     struct logring_drops drops;
     size_t len; /* of the incomplete line in buf */
     char *buf;  /* AGT_LINE_MAX bytes while a line is incomplete, else NULL */
@@ -84,11 +83,10 @@ emit(struct agt_out *o, const char *line, size_t n)
         /* A debugging aid: never blocks, so a slow stdout costs lines here,
          * not the loop. */
         quote(line, n, q);
-        log_event_try(LOG_INFO, "output", "app=%s inst=%s stream=%s line=%s", o->app, o->inst,
-                      o->stream, q);
+        log_event_try(LOG_INFO, "output", "app=%s inst=%s stream=%s line=%s", o->spec->app,
+                      o->spec->name, o->err ? "stderr" : "stdout", q);
     }
-    agt_logs_line(agt_logs(o->agt), o->app, o->inst, strcmp(o->stream, "stderr") == 0, line, n,
-                  &o->drops);
+    agt_logs_line(agt_logs(o->agt), o->spec->app, o->spec->name, o->err, line, n, &o->drops);
 }
 
 static void
@@ -96,7 +94,7 @@ on_close(uv_handle_t *h)
 {
     struct agt_out *o = h->data;
 
-    agt_logs_source_done(agt_logs(o->agt), o->app, o->inst, &o->drops);
+    agt_logs_source_done(agt_logs(o->agt), o->spec->app, o->spec->name, &o->drops);
     if (o->prev)
         o->prev->next = o->next;
     else
@@ -104,6 +102,7 @@ on_close(uv_handle_t *h)
     if (o->next)
         o->next->prev = o->prev;
     free(o->buf);
+    agt_spec_free(o->spec);
     free(o);
 }
 
@@ -166,7 +165,7 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 }
 
 struct agt_out *
-agt_out_new(struct agt *a, const char *app, const char *inst, const char *stream)
+agt_out_new(struct agt *a, struct agt_spec *spec, bool err)
 {
     struct agt_out *o = calloc(1, sizeof *o);
     struct agt_out **streams = agt_outs(a);
@@ -174,13 +173,12 @@ agt_out_new(struct agt *a, const char *app, const char *inst, const char *stream
     if (!o)
         return NULL;
     o->agt = a;
-    snprintf(o->app, sizeof o->app, "%s", app);
-    snprintf(o->inst, sizeof o->inst, "%s", inst);
-    snprintf(o->stream, sizeof o->stream, "%s", stream);
     if (uv_pipe_init(agt_loop(a), &o->pipe, 0) < 0) {
         free(o);
         return NULL;
     }
+    o->spec = agt_spec_ref(spec);
+    o->err = err;
     o->pipe.data = o;
     o->next = *streams;
     if (*streams)
@@ -219,7 +217,7 @@ agt_out_flush_drops(struct agt *a)
      * only with its next line (which may never come). */
     for (struct agt_out *o = *agt_outs(a); o; o = o->next)
         if (o->drops.dropped > 0)
-            agt_logs_source_done(agt_logs(a), o->app, o->inst, &o->drops);
+            agt_logs_source_done(agt_logs(a), o->spec->app, o->spec->name, &o->drops);
 }
 
 void

@@ -105,11 +105,11 @@ struct agt_spawn_job {
     agt_spawned_cb cb;
     void *arg; /* NULL once forgotten: what it started is killed */
     char *file, *cwd, **argv, **envp;
-    char *cgroup, **argv_join; /* agt_spawn_req's */
-    int refusal;               /* why the cgroup was not set at the clone; 0 */
-    bool has_prep;             /* make the cgroups first (agt_cg_prepare) */
-    struct agt_cg_prep prep;   /* on the thread; copied to *prep_out at the end */
-    struct agt_cg_prep *prep_out;
+    char *cgroup, **argv_join;    /* agt_spawn_req's */
+    int refusal;                  /* why the cgroup was not set at the clone; 0 */
+    bool has_prep;                /* make the cgroups first (agt_cg_prepare) */
+    struct agt_cg_prep prep;      /* on the thread; the callback gets the outcome */
+    struct agt_cg_prep *prep_out; /* agt_spawn_sync's request: written back */
     int n;
     int fds[MAX_STDIO]; /* the child's 0..n-1 in the sender's table; -1: /dev/null */
     int pid, err;
@@ -573,10 +573,8 @@ finish(struct agt_spawn_job *j)
     if (*p)
         *p = j->next;
     say_placement(j);
-    if (j->arg && j->has_prep)
-        *j->prep_out = j->prep; /* the owner is still there */
     if (j->arg)
-        j->cb(j->arg, j->pid, -j->err);
+        j->cb(j->arg, j->pid, -j->err, j->has_prep ? &j->prep : NULL);
     else if (j->pid > 0) { /* its owner went meanwhile: nothing may run unowned */
         kill(-j->pid, SIGKILL);
         kill(j->pid, SIGKILL);
@@ -731,7 +729,7 @@ agt_spawn_stop(void)
             void *arg = j->arg;
 
             j->arg = NULL;
-            j->cb(arg, 0, -ECANCELED);
+            j->cb(arg, 0, -ECANCELED, NULL); /* the thread may hold j->prep */
         }
     }
 }

@@ -119,6 +119,7 @@ agt_spec_new(const Drover__Assignment *as, const struct agt_config *cfg, struct 
     s = calloc(1, sizeof *s);
     if (!s)
         goto out;
+    s->refs = 1;
     rc = check_health(as->health, as->type, s, err, errsz);
     if (rc < 0)
         goto out;
@@ -172,6 +173,7 @@ agt_spec_dup(const struct agt_spec *src)
     if (!s)
         return NULL;
     *s = *src;
+    s->refs = 1;
     s->nenv = 0;
     s->command = strdup(src->command);
     s->env = calloc(src->nenv + 1, sizeof *s->env);
@@ -188,10 +190,37 @@ fail:
     return NULL;
 }
 
+struct agt_spec *
+agt_spec_ref(struct agt_spec *s)
+{
+    s->refs++;
+    return s;
+}
+
+bool
+agt_spec_same(const struct agt_spec *a, const struct agt_spec *b)
+{
+    if (a->id != b->id || strcmp(a->app, b->app) != 0 || strcmp(a->name, b->name) != 0 ||
+        strcmp(a->type, b->type) != 0 || a->release != b->release || strcmp(a->sha, b->sha) != 0 ||
+        a->size != b->size || a->port != b->port || a->health != b->health ||
+        strcmp(a->http_path, b->http_path) != 0 || a->grace_ms != b->grace_ms ||
+        a->boot_timeout_ms != b->boot_timeout_ms || a->min_healthy_ms != b->min_healthy_ms ||
+        a->shutdown_delay_ms != b->shutdown_delay_ms || a->oneoff != b->oneoff ||
+        a->attach != b->attach || a->tty != b->tty || a->rows != b->rows || a->cols != b->cols ||
+        a->limits.memory != b->limits.memory || a->limits.cpu_milli != b->limits.cpu_milli ||
+        a->limits.pids != b->limits.pids || a->limits.nofile != b->limits.nofile ||
+        a->nenv != b->nenv || strcmp(a->command, b->command) != 0)
+        return false;
+    for (size_t k = 0; k < a->nenv; k++)
+        if (strcmp(a->env[k], b->env[k]) != 0)
+            return false;
+    return true;
+}
+
 void
 agt_spec_free(struct agt_spec *s)
 {
-    if (!s)
+    if (!s || --s->refs > 0)
         return;
     for (size_t k = 0; k < s->nenv; k++)
         free(s->env[k]);

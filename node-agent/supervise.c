@@ -233,6 +233,14 @@ agt_state_wire(enum agt_state st)
 
 /* ---- the driver ---- */
 
+/* What went wrong, kept apart: most instances never need it (a thousand
+ * of them on a node would carry 670 bytes each for nothing). */
+struct inst_notes {
+    char reason[320];    /* why it last crashed or ended */
+    char boot_why[96];   /* boot timeout: what the health check last saw */
+    char spawn_err[256]; /* why the last spawn was refused */
+};
+
 struct agt_inst {
     struct agt *agt;       /* borrowed */
     struct agt_spec *spec; /* owned */
@@ -256,19 +264,36 @@ struct agt_inst {
     struct agt_health *health;
     uint64_t stop_seq;           /* see agt_reports() */
     struct agt_pipe *pipe;       /* attached one-off, until its exit */
-    char reason[320];            /* why it last crashed or ended */
+    struct inst_notes *notes;    /* why: NULL until something went wrong (notes()) */
     size_t reason_crash;         /* reason's length without its restart plan */
-    char boot_why[96];           /* boot timeout: what the health check last saw */
     Drover__InstanceCause cause; /* what reason is about */
     bool cg;                     /* it has a cgroup (i<ID> under the node's subtree) */
-    struct agt_cg_prep prep;     /* the spawn's making of it (spawn.c, cgroup.c) */
     uint64_t oom_base;           /* the cgroup's oom kills when it was spawned */
     bool oom;                    /* its last exit was an oom kill */
-    char spawn_err[256];         /* why the last spawn was refused */
     uint64_t mem;                /* usage at the last sample (agt_inst_sample) */
     uint32_t cpu_permille;
     uint64_t cpu_usec, sampled_ns; /* the counter and uv_hrtime at the last sample */
 };
+
+/* i's notes, made on first use. Out of memory, a scratch copy takes the
+ * writes and the reason is lost (reports say none). */
+static struct inst_notes *
+notes(struct agt_inst *i)
+{
+    static struct inst_notes scratch;
+
+    if (!i->notes && !(i->notes = calloc(1, sizeof *i->notes))) {
+        memset(&scratch, 0, sizeof scratch);
+        return &scratch;
+    }
+    return i->notes;
+}
+
+static const char *
+reason_of(const struct agt_inst *i)
+{
+    return i->notes ? i->notes->reason : "";
+}
 
 /* "512 MiB", "1 GiB", "1000000 bytes": a memory limit as people set it. */
 static void
@@ -584,12 +609,13 @@ env_memfd(char **env, int *fd)
 /*
  * Before the spawn: the instance's cgroup with its limits, made or reused
  * (a restart at once reuses the one its killed predecessor is leaving) by
- * the spawner thread (agt_cg_prepare, from i->prep); here only the
+ * the spawner thread (agt_cg_prepare, from prep); here only the
  * cgroup.procs paths the helper joins, which follow from the limits.
  * A limit that no cgroup can enforce here is refused, never ignored.
  */
 static int
-prepare_cgroup(struct agt_inst *i, char procs[][PATH_MAX], size_t max, int *nprocs)
+prepare_cgroup(struct agt_inst *i, struct agt_cg_prep *prep, char procs[][PATH_MAX], size_t max,
+               int *nprocs)
 {
     const struct agt_cgroups *cg = agt_cgroups(i->agt);
     const struct agt_limits *l = &i->spec->limits;
@@ -598,10 +624,10 @@ prepare_cgroup(struct agt_inst *i, char procs[][PATH_MAX], size_t max, int *npro
     int k, rc;
 
     *nprocs = 0;
-    memset(&i->prep, 0, sizeof i->prep);
+    memset(prep, 0, sizeof *prep);
     for (k = 0; k < AGT_CG_NCTL; k++)
         if (want[k] && (!cg || !agt_cg_can_limit(cg, (enum agt_cg_ctl)k))) {
-            snprintf(i->spawn_err, sizeof i->spawn_err,
+            snprintf(notes(i)->spawn_err, sizeof i->notes->spawn_err,
                      "the %s limit cannot be enforced on this node (%s)", what[k],
                      cg ? "no such cgroup controller" : "cgroups unavailable");
             return -ENOTSUP;
@@ -612,25 +638,26 @@ prepare_cgroup(struct agt_inst *i, char procs[][PATH_MAX], size_t max, int *npro
     if (rc < 0)
         return rc;
     *nprocs = rc;
-    i->prep.cg = cg;
-    i->prep.id = i->spec->id;
-    i->prep.limits = *l;
-    i->prep.rc = -EINPROGRESS;
+    prep->cg = cg;
+    prep->id = i->spec->id;
+    prep->limits = *l;
+    prep->rc = -EINPROGRESS;
     return 0;
 }
 
-/* The spawn's outcome for the cgroup: 0, or its error (why in spawn_err). */
+/* The spawn's outcome for the cgroup (prep: NULL when it had none): 0, or
+ * its error (why in spawn_err). */
 static int
-cgroup_made(struct agt_inst *i)
+cgroup_made(struct agt_inst *i, const struct agt_cg_prep *prep)
 {
-    if (!i->prep.cg || i->prep.rc == -EINPROGRESS)
+    if (!prep || !prep->cg || prep->rc == -EINPROGRESS)
         return 0;
-    if (i->prep.rc < 0) {
-        snprintf(i->spawn_err, sizeof i->spawn_err, "%s", i->prep.err);
-        return i->prep.rc;
+    if (prep->rc < 0) {
+        snprintf(notes(i)->spawn_err, sizeof i->notes->spawn_err, "%s", prep->err);
+        return prep->rc;
     }
     i->cg = true;
-    i->oom_base = i->prep.oom_base;
+    i->oom_base = prep->oom_base;
     return 0;
 }
 
@@ -659,7 +686,8 @@ helper_args(struct agt_inst *i, char *exe, char procs[][PATH_MAX], int nprocs, b
     }
     rc = agt_app_ids(i->agt, i->spec->app, &uid, &gid);
     if (rc < 0) {
-        snprintf(i->spawn_err, sizeof i->spawn_err, "no user for the app: %s", strerror(-rc));
+        snprintf(notes(i)->spawn_err, sizeof i->notes->spawn_err, "no user for the app: %s",
+                 strerror(-rc));
         return rc;
     }
     if (rc == 1) {
@@ -719,7 +747,7 @@ started(struct agt_inst *i, int pid)
  * which reaper.c may have reaped before the pid was known.
  */
 static void
-spawned(void *arg, int pid, int err)
+spawned(void *arg, int pid, int err, const struct agt_cg_prep *prep)
 {
     struct agt_inst *i = arg;
     int code, sig, pending = i->pending_sig;
@@ -727,7 +755,7 @@ spawned(void *arg, int pid, int err)
 
     i->job = NULL;
     i->pending_sig = 0;
-    prep_failed = cgroup_made(i) < 0;
+    prep_failed = cgroup_made(i, prep) < 0;
     if (err == 0 && agt_reaper_claim(pid, &code, &sig)) {
         /* Gone before we knew its pid: nothing to watch or record. */
         i->pid = i->pgid = pid;
@@ -743,7 +771,8 @@ spawned(void *arg, int pid, int err)
         log_error("spawn_failed", "app=%s inst=%s err=%s", i->spec->app, i->spec->name,
                   log_q(uv_strerror(err)));
         if (!prep_failed) /* else spawn_err says what the cgroup refused */
-            snprintf(i->spawn_err, sizeof i->spawn_err, "could not start: %s", uv_strerror(err));
+            snprintf(notes(i)->spawn_err, sizeof i->notes->spawn_err, "could not start: %s",
+                     uv_strerror(err));
         i->sup.exit_code = 127;
         i->sup.exit_signal = 0;
         agt_inst_event(i, i->spec->oneoff                ? AGT_EV_DONE
@@ -772,11 +801,13 @@ spawn(struct agt_inst *i)
     struct agt_out *out = NULL, *err = NULL;
     struct agt_pipe *pipe = NULL;
     struct agt_spawn_req o;
+    struct agt_cg_prep prep = {0};
     uv_stdio_container_t io[4];
     bool tty = false;
     int rc, nprocs = 0, pid = 0;
 
-    i->spawn_err[0] = '\0';
+    if (i->notes)
+        i->notes->spawn_err[0] = '\0';
     i->oom = false;
     rc = -ENOMEM;
     if (!script || !i->dir)
@@ -797,7 +828,7 @@ spawn(struct agt_inst *i)
     rc = agt_env_build(i->spec, home, &env);
     if (rc < 0)
         goto out;
-    if ((rc = prepare_cgroup(i, procs, sizeof procs / sizeof procs[0], &nprocs)) < 0)
+    if ((rc = prepare_cgroup(i, &prep, procs, sizeof procs / sizeof procs[0], &nprocs)) < 0)
         goto out;
     rc = -ENOMEM;
     memset(&o, 0, sizeof o);
@@ -808,8 +839,8 @@ spawn(struct agt_inst *i)
         agt_pipe_stdio(pipe, io);
         tty = agt_pipe_tty(pipe); /* the helper makes the terminal the controlling one */
     } else {
-        out = agt_out_new(i->agt, i->spec->app, i->spec->name, "stdout");
-        err = agt_out_new(i->agt, i->spec->app, i->spec->name, "stderr");
+        out = agt_out_new(i->agt, i->spec, false);
+        err = agt_out_new(i->agt, i->spec, true);
         if (!out || !err)
             goto out;
         io[0].flags = UV_IGNORE; /* /dev/null (spawn.c) */
@@ -854,14 +885,14 @@ spawn(struct agt_inst *i)
      * agent's user (root: it joins the cgroups, then drops to the app's). */
     o.nstdio = 4;
     o.stdio = io;
-    o.prep = i->prep.cg ? &i->prep : NULL;
+    o.prep = prep.cg ? &prep : NULL;
     /* A one-off's stdio is set up around its pid: spawned here. The rest
      * go to the spawner thread, and the loop goes on (spawned()). */
     rc = pipe ? -ENOSYS : agt_spawn_async(loop, &o, spawned, i, &i->job);
     if (rc == -ENOSYS) {
         rc = agt_spawn_sync(&o, &pid);
-        if (cgroup_made(i) < 0)
-            rc = i->prep.rc;
+        if (cgroup_made(i, o.prep) < 0)
+            rc = prep.rc;
     } else if (rc == 0) {
         agt_metrics_spawned(agt_metrics(i->agt), rc); /* drover_agent_spawns_total */
         if (agt_out_start(out) < 0 || agt_out_start(err) < 0)
@@ -926,7 +957,7 @@ boot_timeout_seen(struct agt_inst *i)
 
     if (i->sup.state != AGT_STARTING)
         return;
-    snprintf(i->boot_why, sizeof i->boot_why, "%s", why);
+    snprintf(notes(i)->boot_why, sizeof i->notes->boot_why, "%s", why);
     i->boot_timed_out = true; /* said in the reason of the crash it causes */
     i->cause = answered ? DROVER__INSTANCE_CAUSE__CAUSE_HEALTH_FAILED
                         : DROVER__INSTANCE_CAUSE__CAUSE_BOOT_TIMEOUT;
@@ -941,8 +972,8 @@ cause_text(const struct agt_inst *i, char *out, size_t outsz)
     if (i->oom) {
         bytes_text(i->spec->limits.memory, mem, sizeof mem);
         snprintf(out, outsz, "memory limit %s exceeded (oom kill)", mem);
-    } else if (i->spawn_err[0])
-        snprintf(out, outsz, "%s", i->spawn_err);
+    } else if (i->notes && i->notes->spawn_err[0])
+        snprintf(out, outsz, "%s", i->notes->spawn_err);
 }
 
 /* Carry out a transition's actions, except SPAWN (agt_inst_event spawns,
@@ -975,6 +1006,7 @@ act(struct agt_inst *i, unsigned acts)
         /* The exit itself is in exit_code / exit_signal; a cause beyond it
          * (the memory limit, a spawn refused) leads the reason. */
         char next[48], cause[256] = "";
+        struct inst_notes *n = notes(i);
 
         if (i->sup.backoff_ms == 0)
             snprintf(next, sizeof next, "restarting");
@@ -983,18 +1015,18 @@ act(struct agt_inst *i, unsigned acts)
                      (double)i->sup.backoff_ms / 1000.0);
         cause_text(i, cause, sizeof cause);
         if (cause[0])
-            snprintf(i->reason, sizeof i->reason, "%s", cause);
+            snprintf(n->reason, sizeof n->reason, "%s", cause);
         else if (i->boot_timed_out)
-            snprintf(i->reason, sizeof i->reason, "not healthy within %.1f s%s%.50s (killed)",
-                     (double)i->spec->boot_timeout_ms / 1000.0, i->boot_why[0] ? ": " : "",
-                     i->boot_why);
+            snprintf(n->reason, sizeof n->reason, "not healthy within %.1f s%s%.50s (killed)",
+                     (double)i->spec->boot_timeout_ms / 1000.0, n->boot_why[0] ? ": " : "",
+                     n->boot_why);
         else if (i->cause == DROVER__INSTANCE_CAUSE__CAUSE_SPAWN_FAILED)
-            snprintf(i->reason, sizeof i->reason, "could not start");
+            snprintf(n->reason, sizeof n->reason, "could not start");
         else
-            i->reason[0] = '\0';
+            n->reason[0] = '\0';
         /* The plan holds only while it waits: restarted, it is cut off. */
-        i->reason_crash = strlen(i->reason);
-        snprintf(i->reason + i->reason_crash, sizeof i->reason - i->reason_crash, "%s%.40s",
+        i->reason_crash = strlen(n->reason);
+        snprintf(n->reason + i->reason_crash, sizeof n->reason - i->reason_crash, "%s%.40s",
                  i->reason_crash > 0 ? "; " : "", next);
         i->boot_timed_out = false;
         arm(i, i->sup.backoff_ms, AGT_EV_BACKOFF_EXPIRED);
@@ -1037,12 +1069,13 @@ agt_inst_event(struct agt_inst *i, enum agt_event ev)
             uv_timer_stop(&i->watch);
             health_stop(i);
         }
-        if (from == AGT_CRASHED && i->sup.state == AGT_STARTING &&
-            i->reason_crash < sizeof i->reason)
-            i->reason[i->reason_crash] = '\0'; /* "restart 1 in 2.0 s" is past */
+        if (from == AGT_CRASHED && i->sup.state == AGT_STARTING && i->notes &&
+            i->reason_crash < sizeof i->notes->reason)
+            i->notes->reason[i->reason_crash] = '\0'; /* "restart 1 in 2.0 s" is past */
         act(i, acts);
         if (i->sup.state == AGT_UP) {
-            i->reason[0] = '\0';
+            free(i->notes); /* up: no reason left, and its spawn went well */
+            i->notes = NULL;
             i->cause = DROVER__INSTANCE_CAUSE__CAUSE_NONE;
         }
         if (ev == AGT_EV_DONE && i->sup.state == AGT_STOPPED) {
@@ -1051,9 +1084,9 @@ agt_inst_event(struct agt_inst *i, enum agt_event ev)
             exit_text(i, last, sizeof last);
             cause_text(i, cause, sizeof cause);
             if (cause[0])
-                snprintf(i->reason, sizeof i->reason, "%s", cause);
+                snprintf(notes(i)->reason, sizeof i->notes->reason, "%s", cause);
             else
-                snprintf(i->reason, sizeof i->reason, "exited: %s", last);
+                snprintf(notes(i)->reason, sizeof i->notes->reason, "exited: %s", last);
             i->cause = DROVER__INSTANCE_CAUSE__CAUSE_EXITED;
         }
         /* Outside a drain the leader's exit got the group killed: it is gone
@@ -1123,6 +1156,7 @@ on_inst_close(uv_handle_t *h)
     if (--i->closing > 0)
         return;
     agt_spec_free(i->spec);
+    free(i->notes);
     free(i->dir);
     free(i);
 }
@@ -1156,7 +1190,7 @@ void
 agt_inst_release_failed(struct agt_inst *i, Drover__InstanceCause cause, const char *why)
 {
     i->cause = cause;
-    snprintf(i->reason, sizeof i->reason, "%s", why);
+    snprintf(notes(i)->reason, sizeof i->notes->reason, "%s", why);
     agt_inst_event(i, AGT_EV_SLUG_FAILED);
 }
 
@@ -1190,6 +1224,12 @@ agt_inst_spec(const struct agt_inst *i)
     return i->spec;
 }
 
+struct agt_spec *
+agt_inst_spec_ref(struct agt_inst *i)
+{
+    return agt_spec_ref(i->spec);
+}
+
 const struct agt_sup *
 agt_inst_sup(const struct agt_inst *i)
 {
@@ -1216,7 +1256,7 @@ agt_inst_report(const struct agt_inst *i, Drover__InstanceReport *r)
     r->exit_code = i->sup.exit_code;
     r->exit_signal = i->sup.exit_signal;
     r->since_ms = i->since_wall;
-    r->reason = (char *)i->reason; /* borrowed, as above */
+    r->reason = (char *)reason_of(i); /* borrowed, as above */
     r->cause = i->cause;
     r->memory_bytes = i->mem;
     r->cpu_permille = i->cpu_permille;
@@ -1249,7 +1289,7 @@ agt_inst_sample(struct agt_inst *i, uint64_t now_ns)
 const char *
 agt_inst_reason(const struct agt_inst *i)
 {
-    return i->reason;
+    return reason_of(i);
 }
 
 uint64_t

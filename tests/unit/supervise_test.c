@@ -430,6 +430,37 @@ Test(agt_spec, accepts_a_good_assignment, .timeout = 2)
     agt_spec_free(s);
 }
 
+/* The set and the instance share one spec while the set assigns it as it
+ * runs; anything different in a new set is a spec of its own. */
+Test(agt_spec, same_and_shared_by_reference, .timeout = 2)
+{
+    Drover__KeyValue kv = DROVER__KEY_VALUE__INIT, *envp[] = {&kv};
+    Drover__Assignment as;
+    struct agt_spec *a, *b, *c;
+    char err[128] = "";
+
+    kv.key = "DATABASE_URL";
+    kv.value = "postgres://db/shop";
+    assignment(&as, envp, 1);
+    cr_assert_eq(agt_spec_new(&as, &cfg, &a, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(agt_spec_new(&as, &cfg, &b, err, sizeof err), 0, "%s", err);
+    cr_assert(agt_spec_same(a, b));
+    kv.value = "postgres://db2/shop";
+    cr_assert_eq(agt_spec_new(&as, &cfg, &c, err, sizeof err), 0, "%s", err);
+    cr_assert_not(agt_spec_same(a, c), "a config var differs");
+    agt_spec_free(c);
+    kv.value = "postgres://db/shop";
+    as.shutdown_delay_ms = 1000;
+    cr_assert_eq(agt_spec_new(&as, &cfg, &c, err, sizeof err), 0, "%s", err);
+    cr_assert_not(agt_spec_same(a, c), "the shutdown delay differs");
+    agt_spec_free(c);
+    cr_assert_eq(agt_spec_ref(a), a);
+    agt_spec_free(a); /* one owner left: still there (ASan would see a use after free) */
+    cr_assert_str_eq(a->env[0], "DATABASE_URL=postgres://db/shop");
+    agt_spec_free(a);
+    agt_spec_free(b);
+}
+
 Test(agt_spec, carries_min_healthy_and_shutdown_delay, .timeout = 2)
 {
     Drover__Assignment as;
