@@ -53,6 +53,7 @@ else
     echo "lintian is not installed: not run"
 fi
 
+rootfs_sweep
 ROOT=$(mktemp -d "${TMPDIR:-/tmp}/drover-package.XXXXXX")
 cleanup() {
     local p

@@ -24,6 +24,7 @@ if ! why=$(rootfs_check); then
     echo "skipped: $why"
     exit 77
 fi
+rootfs_sweep
 ROOT=$(mktemp -d "${TMPDIR:-/tmp}/drover-quickstart.XXXXXX")
 cleanup() {
     # Whatever is still running inside the root dies with it.

@@ -13,6 +13,7 @@
 #   rootfs_make DIR          DIR becomes a fresh root, /proc /sys /dev mounted
 #   rootfs_run DIR CMD...    CMD as root inside, with a clean environment
 #   rootfs_remove DIR        unmounts everything under DIR, then removes it
+#   rootfs_sweep             removes the roots of earlier runs that were killed
 
 ROOTFS_SUITE=bookworm
 ROOTFS_CACHE=${DROVER_ROOTFS_CACHE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/rootfs}
@@ -151,4 +152,21 @@ rootfs_remove() {
         return 1
     fi
     rm -rf --one-file-system "$dir"
+}
+
+# A run killed with SIGKILL (a CI timeout, say) never ran its cleanup: its
+# root stays, with the host's /dev, /proc and /sys still mounted inside, and
+# an `rm -rf` of the temp directory then goes through those mounts and
+# empties the host's /dev. So each run first removes the roots that no run
+# uses: untouched for two hours, and no process has its root there.
+rootfs_sweep() {
+    local d p
+    for d in "${TMPDIR:-/tmp}"/drover-quickstart.* "${TMPDIR:-/tmp}"/drover-package.*; do
+        [ -d "$d" ] && [ -n "$(find "$d" -maxdepth 0 -mmin +120)" ] || continue
+        for p in /proc/[0-9]*; do
+            [ "$(readlink "$p/root" 2>/dev/null)" = "$d" ] && continue 2
+        done
+        echo "rootfs: removing $d, left by an earlier run that was killed" >&2
+        rootfs_remove "$d" || true
+    done
 }
