@@ -224,7 +224,6 @@ bool agt_spec_same(const struct agt_spec *a, const struct agt_spec *b);
  * memory. */
 char *agt_shell_command(const char *cmd);
 bool agt_shell_execable(const char *cmd);
-struct agt_spec *agt_spec_dup(const struct agt_spec *s); /* NULL on ENOMEM */
 /* The process environment: PATH, HOME=home, LANG; the config vars (which may
  * override those); PORT, DYNO, PS, DROVER_APP, DROVER_RELEASE. Later keys
  * replace earlier ones. *envp is a malloc'd NULL-terminated array of

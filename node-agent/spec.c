@@ -166,31 +166,6 @@ out:
 }
 
 struct agt_spec *
-agt_spec_dup(const struct agt_spec *src)
-{
-    struct agt_spec *s = calloc(1, sizeof *s);
-
-    if (!s)
-        return NULL;
-    *s = *src;
-    s->refs = 1;
-    s->nenv = 0;
-    s->command = strdup(src->command);
-    s->env = calloc(src->nenv + 1, sizeof *s->env);
-    if (!s->command || !s->env)
-        goto fail;
-    for (size_t k = 0; k < src->nenv; k++, s->nenv++) {
-        s->env[k] = strdup(src->env[k]);
-        if (!s->env[k])
-            goto fail;
-    }
-    return s;
-fail:
-    agt_spec_free(s);
-    return NULL;
-}
-
-struct agt_spec *
 agt_spec_ref(struct agt_spec *s)
 {
     s->refs++;

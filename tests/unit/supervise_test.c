@@ -473,7 +473,7 @@ Test(agt_spec, carries_min_healthy_and_shutdown_delay, .timeout = 2)
     cr_assert_eq(agt_spec_new(&as, &cfg, &s, err, sizeof err), 0, "%s", err);
     cr_assert_eq(s->min_healthy_ms, 1500);
     cr_assert_eq(s->shutdown_delay_ms, 2500);
-    d = agt_spec_dup(s);
+    d = agt_spec_ref(s); /* the instance's, as apply() shares it */
     cr_assert_not_null(d);
     cr_assert_eq(d->min_healthy_ms, 1500);
     cr_assert_eq(d->shutdown_delay_ms, 2500);
