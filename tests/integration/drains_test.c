@@ -57,16 +57,6 @@ slurp(const char *path)
     return s;
 }
 
-static int
-count_str(const char *hay, const char *needle)
-{
-    int n = 0;
-
-    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    return n;
-}
-
 static bool
 wait_file_has(const char *path, const char *needle, int timeout_ms)
 {
@@ -377,11 +367,11 @@ Test(drains, syslog_tcp_and_tls_carry_lines_and_events_and_refuse_untrusted)
     for (int i = 0; i < 4; i++)
         cr_assert_str_eq(j_get(&o2[i], "id"), j_get(&o[i], "id"));
     s = slurp(plain);
-    int before = count_str(s, "shop worker.1 info");
+    int before = h_count(s, "shop worker.1 info");
     free(s);
     for (long deadline = p_now_ms() + 20000;; h_msleep(200)) {
         s = slurp(plain);
-        int now = count_str(s, "shop worker.1 info");
+        int now = h_count(s, "shop worker.1 info");
         free(s);
         if (now >= before + 3)
             break;

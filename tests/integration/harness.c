@@ -43,6 +43,16 @@ h_mono_ms(void)
     return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
+int
+h_count(const char *hay, const char *needle)
+{
+    int n = 0;
+
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
 /* GET /metrics from 127.0.0.1:port; malloc'd response or NULL. */
 static char *
 metrics(int port)

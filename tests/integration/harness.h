@@ -131,6 +131,8 @@ void h_rm_rf(char *dir);
 void h_msleep(int ms);
 /* CLOCK_MONOTONIC in ms. */
 long h_mono_ms(void);
+/* How many times needle occurs in hay (not overlapping). */
+int h_count(const char *hay, const char *needle);
 /* A sample's value from GET http://127.0.0.1:port/metrics ("name value" at
  * a line start), or -1 when it is not there or the page cannot be had. */
 long h_metric(int port, const char *name);

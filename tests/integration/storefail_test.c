@@ -91,16 +91,6 @@ fill(const char *path)
     return total;
 }
 
-static int
-count_in(const char *hay, const char *needle)
-{
-    int n = 0;
-
-    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    return n;
-}
-
 static char *
 slurp(const char *path)
 {
@@ -245,8 +235,8 @@ Test(storefail, a_full_disk_refuses_writes_changes_nothing_and_stops_nothing)
     free(out);
     free(err);
     log = slurp(C.procs[ctl].log);
-    cr_assert_eq(count_in(log, "event=store_failed"), 1, "store_failed not once per episode");
-    cr_assert_eq(count_in(log, "event=store_recovered"), 1);
+    cr_assert_eq(h_count(log, "event=store_failed"), 1, "store_failed not once per episode");
+    cr_assert_eq(h_count(log, "event=store_recovered"), 1);
     free(log);
     free(cfg_before);
     cr_assert(h_pid_alive(C.procs[ctl].pid), "the controller died");
