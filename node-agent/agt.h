@@ -568,6 +568,13 @@ int agt_view_enter(const struct agt_view *v, uint32_t uid, uint32_t gid, char *e
  * (it changes namespaces). 0, or a negative errno with err filled. */
 int agt_view_probe(const char *views, char *err, size_t errsz);
 
+/* viewhold.c: a reference to the view of the live process pid (its mount
+ * namespace), taken as it is stopped so that its exit does not wait for the
+ * view's teardown; -1 when it has no view of its own. Given back once it
+ * has exited: a thread of the agent's, at nice 19, drops it. */
+int agt_viewhold_take(int pid);
+void agt_viewhold_give(int fd);
+
 /* exec.c: `drover-agent --exec`, the helper every app process goes through. */
 int agt_exec_main(int argc, char **argv);
 /* The one place privileges are dropped: no supplementary groups, gid, uid. */

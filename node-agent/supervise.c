@@ -261,6 +261,7 @@ struct agt_inst {
     int pending_sig;           /* sent while the pid was on its way: sent again */
     bool sweep_queued;         /* its cgroup hears SIGTERM in the next loop turn */
     int pgid;                  /* its group; kept until the exit has been handled */
+    int view_ns;               /* its view, held from the stop to the exit (viewhold.c); -1 */
     struct agt_health *health;
     uint64_t stop_seq;           /* see agt_reports() */
     struct agt_pipe *pipe;       /* attached one-off, until its exit */
@@ -532,6 +533,8 @@ signal_group(struct agt_inst *i, int sig)
     /* A cgroup holds every descendant, setsid or not: signal each; at
      * SIGKILL, kill the cgroup whole. The group as well, for what started
      * before the agent had cgroups. */
+    if (i->pid > 0 && i->view_ns < 0 && agt_views(i->agt))
+        i->view_ns = agt_viewhold_take(i->pid);
     if (sig != SIGTERM || i->pgid <= 1 || !sweep_later(i))
         signal_cgroup(i, sig);
     if (i->job && (sig == SIGKILL || !i->pending_sig))
@@ -551,6 +554,8 @@ on_exit_cb(void *arg, int pid, int status, int sig)
     if (pid != i->pid) /* cannot happen: reaper.c forgets the old watch */
         return;
     i->pid = 0;
+    agt_viewhold_give(i->view_ns);
+    i->view_ns = -1;
     i->sup.exit_code = sig ? -1 : (int32_t)status;
     i->sup.exit_signal = sig;
     i->oom = false;
@@ -1121,6 +1126,7 @@ agt_inst_new(struct agt *a, struct agt_spec *spec)
     i->spec = spec;
     agt_sup_init(&i->sup, mono_ms());
     i->since_wall = now_ms();
+    i->view_ns = -1;
     uv_timer_init(agt_loop(a), &i->timer);
     i->timer.data = i;
     uv_timer_init(agt_loop(a), &i->watch);
@@ -1172,6 +1178,8 @@ agt_inst_free(struct agt_inst *i)
         agt_reaper_unwatch(i->pid); /* reaped as an orphan */
         i->pid = 0;
     }
+    agt_viewhold_give(i->view_ns);
+    i->view_ns = -1;
     sweep_forget(i);
     if (i->job) /* spawn.c kills what it started */
         agt_spawn_forget(i->job);

@@ -837,3 +837,103 @@ Test(isolation, an_unprivileged_agent_refuses_limits_and_still_gives_views)
     tree_hash(rel, h1, sizeof(h1));
     cr_assert_str_eq(h0, h1, "the release changed");
 }
+
+/* How many descriptors of pid's are links to a mount namespace, and whether
+ * one of them is ns (a readlink of some /proc/P/ns/mnt; "" for none). */
+static int
+mnt_links(pid_t pid, const char *ns, bool *has)
+{
+    char dir[64], path[384], link[128];
+    struct dirent *e;
+    DIR *d;
+    int n = 0;
+
+    *has = false;
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    d = opendir(dir);
+    cr_assert_not_null(d, "%s", dir);
+    while ((e = readdir(d)) != NULL) {
+        ssize_t len;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        len = readlink(path, link, sizeof(link) - 1);
+        if (len <= 0)
+            continue;
+        link[len] = '\0';
+        if (strncmp(link, "mnt:[", 5) != 0)
+            continue;
+        n++;
+        if (ns[0] && strcmp(link, ns) == 0)
+            *has = true;
+    }
+    closedir(d);
+    return n;
+}
+
+/*
+ * A stopped instance's view is not taken down by its exit (which would
+ * hold its sockets open until it was: viewhold.c): the agent holds the
+ * view's namespace from the SIGTERM to the exit, then lets it go. The
+ * worker takes 2 s to stop, so the hold is seen; once it has exited the
+ * agent holds no namespace at all.
+ */
+Test(isolation, a_stopped_instances_view_is_held_until_its_exit_then_let_go)
+{
+    char dir[300], ns[128] = "", path[64], *err = NULL;
+    struct h_ps ps;
+    pid_t agent_pid;
+    int n1, pid = 0;
+    bool has = false;
+    long deadline;
+
+    if (geteuid() != 0)
+        cr_skip_test("a view per instance needs a root agent");
+    cluster("isohold", 15744);
+    n1 = agent("n1", "n1", "agent-n1", "16710-16719");
+    cr_assert(h_wait_log(&C, n1, "event=ready", 10000));
+    agent_pid = C.procs[n1].pid;
+    snprintf(dir, sizeof(dir), "%s/holdapp", C.dir);
+    mkdir(dir, 0755);
+    put(dir, "Procfile", "worker: sh w.sh\n");
+    /* Every member of the group hears the SIGTERM: a sleep it kills only
+     * ends one turn of a loop. */
+    put(dir, "w.sh",
+        "trap 'stop=1' TERM\n"
+        "while [ -z \"$stop\" ]; do sleep 0.1; done\n"
+        "n=0; while [ $n -lt 20 ]; do sleep 0.1; n=$((n + 1)); done\n");
+    cr_assert_eq(CLI(NULL, &err, "apps:create", "hold"), 0, "%s", err);
+    free(err);
+    cr_assert_eq(CLI(NULL, &err, "deploy", "hold", dir, "--no-wait"), 0, "%s", err);
+    free(err);
+    cr_assert_eq(CLI(NULL, &err, "scale", "hold", "worker=1"), 0, "%s", err);
+    free(err);
+    for (deadline = mono_ms() + 30000; !ns[0] && mono_ms() < deadline; h_msleep(100)) {
+        h_get_ps(&C, "hold", &ps);
+        for (int k = 0; k < ps.n; k++)
+            if (strcmp(j_get(&ps.o[k], "state"), "up") == 0)
+                pid = atoi(j_get(&ps.o[k], "pid"));
+        if (pid > 1) {
+            ssize_t len;
+
+            snprintf(path, sizeof(path), "/proc/%d/ns/mnt", pid);
+            len = readlink(path, ns, sizeof(ns) - 1);
+            ns[len > 0 ? len : 0] = '\0';
+        }
+    }
+    cr_assert(ns[0], "the worker never came up");
+    cr_assert_eq(mnt_links(agent_pid, ns, &has), 0, "a namespace held before any stop");
+
+    cr_assert_eq(CLI(NULL, &err, "scale", "hold", "worker=0"), 0, "%s", err);
+    free(err);
+    for (deadline = mono_ms() + 1500; !has && mono_ms() < deadline; h_msleep(50))
+        mnt_links(agent_pid, ns, &has);
+    cr_assert(has, "the agent did not hold the stopping worker's view (%s)", ns);
+    cr_assert(h_pid_alive(pid), "the worker stopped before its 2 s");
+
+    /* Exited: let go (after the closer's quiet 100 ms), and nothing else held. */
+    for (deadline = mono_ms() + 10000; mono_ms() < deadline; h_msleep(100))
+        if (!h_pid_alive(pid) && mnt_links(agent_pid, "", &has) == 0)
+            break;
+    cr_assert_not(h_pid_alive(pid), "the worker did not exit");
+    cr_assert_eq(mnt_links(agent_pid, "", &has), 0, "the agent still holds a view");
+}
