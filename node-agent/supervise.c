@@ -328,6 +328,25 @@ on_timer(uv_timer_t *t)
     agt_inst_event(i, i->timer_ev);
 }
 
+/* Shutdown delays end on a grid of the loop's clock. A formation stopped at
+ * once (a scale down, a deploy's batch) arms its timers over a few ms, one
+ * instance after another; off the grid they expire over as many loop
+ * passes, each also handling the exits of those signalled just before
+ * (reaping, reports, cgroups), and the last SIGTERM of 1,000 went out
+ * 160 ms after the first. On the grid they expire in one pass: every
+ * SIGTERM goes out before any exit is handled. The delay is a least wait
+ * for routers to catch up, so ending it up to DELAY_GRID_MS later keeps
+ * its meaning. */
+#define DELAY_GRID_MS 20
+
+static uint64_t
+delay_on_grid(const struct agt_inst *i, uint64_t ms)
+{
+    uint64_t rem = (uv_now(agt_loop(i->agt)) + ms) % DELAY_GRID_MS;
+
+    return rem ? ms + DELAY_GRID_MS - rem : ms;
+}
+
 static void
 arm(struct agt_inst *i, uint64_t ms, enum agt_event ev)
 {
@@ -993,7 +1012,7 @@ act(struct agt_inst *i, unsigned acts)
     if (acts & AGT_A_TERM)
         signal_group(i, SIGTERM);
     if ((acts & AGT_A_DELAY) && i->spec->shutdown_delay_ms > 0) /* 0: agt_inst_event */
-        arm(i, i->spec->shutdown_delay_ms, AGT_EV_DELAY_EXPIRED);
+        arm(i, delay_on_grid(i, i->spec->shutdown_delay_ms), AGT_EV_DELAY_EXPIRED);
     if (acts & AGT_A_GRACE)
         arm(i, i->spec->grace_ms, AGT_EV_GRACE_EXPIRED);
     if (acts & AGT_A_BOOT)
