@@ -17,8 +17,11 @@
  *
  * Nothing needs cleaning up: the namespace, and with it every mount and the
  * files written there, goes when the instance's last process does, even if
- * the agent was killed. Writes live in memory (tmpfs) and are charged to
- * the instance's memory cgroup, so its memory limit bounds them too.
+ * the agent was killed (an instance the agent stops goes a moment later:
+ * the agent holds its namespace through the stop, so that the exit does not
+ * wait for the teardown, and then drops it: viewhold.c). Writes live in
+ * memory (tmpfs) and are charged to the instance's memory cgroup, so its
+ * memory limit bounds them too.
  *
  * Why overlayfs and not a copy: its cost does not depend on the slug's size
  * (see the README for the figures); a copy of a 300 MiB slug costs far more
