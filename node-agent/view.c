@@ -5,15 +5,16 @@
  * Run by the exec helper (exec.c) as root, before it drops privileges: the
  * process gets a mount namespace of its own, and in it
  *
- *   - a tmpfs over VIEWS (DATA_DIR/views), holding upper/ and work/;
+ *   - a tmpfs over VIEWS (DATA_DIR/views), holding upper/, work/, tmp/
+ *     and empty/ (the instance's one filesystem of its own);
  *   - an overlay at VIEWS/app: the unpacked release below, upper/ (owned by
  *     the app's user) above. This is the instance's cwd and HOME: it can
  *     create, change and delete files there, and every change lands in
  *     upper/, never in the release;
- *   - an empty read-only tmpfs over DATA_DIR/releases, so no release can be
- *     reached by its real path from inside (the overlay keeps its own
+ *   - VIEWS/empty bound read-only over DATA_DIR/releases, so no release can
+ *     be reached by its real path from inside (the overlay keeps its own
  *     reference to the lower directory);
- *   - a tmpfs on /tmp, private to the instance.
+ *   - VIEWS/tmp bound on /tmp (mode 1777), private to the instance.
  *
  * Nothing needs cleaning up: the namespace, and with it every mount and the
  * files written there, goes when the instance's last process does, even if
@@ -148,7 +149,8 @@ agt_view_probe(const char *views, char *err, size_t errsz)
 int
 agt_view_enter(const struct agt_view *v, uint32_t uid, uint32_t gid, char *err, size_t errsz)
 {
-    char upper[PATH_MAX], work[PATH_MAX], app[PATH_MAX], opts[3 * PATH_MAX + 64];
+    char upper[PATH_MAX], work[PATH_MAX], app[PATH_MAX], tmp[PATH_MAX], empty[PATH_MAX],
+        opts[3 * PATH_MAX + 64];
     struct stat st;
     int fd;
 
@@ -162,6 +164,8 @@ agt_view_enter(const struct agt_view *v, uint32_t uid, uint32_t gid, char *err, 
     if (pathfmt(upper, sizeof upper, "%s/upper", v->views) < 0 ||
         pathfmt(work, sizeof work, "%s/work", v->views) < 0 ||
         pathfmt(app, sizeof app, "%s/app", v->views) < 0 ||
+        pathfmt(tmp, sizeof tmp, "%s/tmp", v->views) < 0 ||
+        pathfmt(empty, sizeof empty, "%s/empty", v->views) < 0 ||
         pathfmt(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", v->release, upper, work) <
             0) {
         snprintf(err, errsz, "path too long");
@@ -181,7 +185,8 @@ agt_view_enter(const struct agt_view *v, uint32_t uid, uint32_t gid, char *err, 
         FAIL("make / private");
     if (mount("tmpfs", v->views, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
         FAIL("tmpfs on the views dir");
-    if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0 || mkdir(app, 0755) < 0)
+    if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0 || mkdir(app, 0755) < 0 ||
+        mkdir(tmp, 0700) < 0 || chmod(tmp, 01777) < 0 || mkdir(empty, 0755) < 0)
         FAIL("mkdir in the view");
     if (chown(upper, uid, gid) < 0)
         FAIL("chown the view");
@@ -191,10 +196,14 @@ agt_view_enter(const struct agt_view *v, uint32_t uid, uint32_t gid, char *err, 
     fd = open(app, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         FAIL("open the view");
-    if (v->hide[0] &&
-        mount("tmpfs", v->hide, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "mode=0755,size=4k") < 0)
+    /* The cover of the releases and the private /tmp are directories of
+     * the view's tmpfs, bound: a bind mount costs no filesystem of its own
+     * to make at the start and to take down at the exit. */
+    if (v->hide[0] && (mount(empty, v->hide, NULL, MS_BIND, NULL) < 0 ||
+                       mount(NULL, v->hide, NULL,
+                             MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0))
         FAIL("hide the releases");
-    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+    if (mount(tmp, "/tmp", NULL, MS_BIND, NULL) < 0)
         FAIL("a private /tmp");
     /* A data dir under /tmp (tests do that) is now out of sight: put the
      * view back at its path, which is HOME, in the new /tmp. */
