@@ -549,11 +549,13 @@ sweep_forget(struct agt_inst *i)
 static void
 signal_group(struct agt_inst *i, int sig)
 {
+    /* Its view is held from now to the reap, so that the exit does not wait
+     * for the view's teardown (viewhold.c). */
+    if (i->pid > 0 && i->view_ns < 0 && agt_views(i->agt))
+        i->view_ns = agt_viewhold_take(i->pid);
     /* A cgroup holds every descendant, setsid or not: signal each; at
      * SIGKILL, kill the cgroup whole. The group as well, for what started
      * before the agent had cgroups. */
-    if (i->pid > 0 && i->view_ns < 0 && agt_views(i->agt))
-        i->view_ns = agt_viewhold_take(i->pid);
     if (sig != SIGTERM || i->pgid <= 1 || !sweep_later(i))
         signal_cgroup(i, sig);
     if (i->job && (sig == SIGKILL || !i->pending_sig))
