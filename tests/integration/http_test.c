@@ -182,9 +182,36 @@ wait_web_up(int n, int timeout_ms)
 }
 
 /*
+ * A node's last_seen moves with every heartbeat: under load (the ASan run)
+ * the API's request and the CLI's together took longer than a heartbeat in
+ * ten tries out of ten, and the two documents never matched. It is
+ * compared apart: present in both, a timestamp. Removed from each object
+ * of an array of objects (or the object itself).
+ */
+static void
+drop_last_seen(json_t *doc, const char *path)
+{
+    size_t k;
+    json_t *o;
+
+    if (json_is_object(doc)) {
+        json_t *v = json_object_get(doc, "last_seen");
+
+        if (v) {
+            cr_assert(json_is_string(v) && strlen(json_string_value(v)) >= 20,
+                      "%s: last_seen is not a timestamp", path);
+            json_object_del(doc, "last_seen");
+        }
+        return;
+    }
+    json_array_foreach(doc, k, o) drop_last_seen(o, path);
+}
+
+/*
  * The API's document for path and the CLI's --json for args agree: parsed,
- * they are equal. Live fields (last_seen, usage samples) may move between
- * the two requests, so a few tries are allowed.
+ * they are equal, but for last_seen (drop_last_seen). Other live fields
+ * (usage samples) may move between the two requests, so a few tries are
+ * allowed.
  */
 static void
 expect_same(const char *path, const char *const *args)
@@ -203,6 +230,8 @@ expect_same(const char *path, const char *const *args)
         ja = json_loads(a, 0, NULL);
         jc = json_loads(cli, 0, NULL);
         cr_assert(ja != NULL && jc != NULL, "not JSON: %s / %s", a, cli);
+        drop_last_seen(ja, path);
+        drop_last_seen(jc, path);
         same = json_equal(ja, jc);
         json_decref(ja);
         json_decref(jc);
