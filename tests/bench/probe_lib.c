@@ -24,22 +24,12 @@ probe_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-bool
-probe_accepts(unsigned port)
+static struct sockaddr_in
+loopback(unsigned port)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                             .sin_port = htons((unsigned short)port)};
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    bool ok;
-
-    if (s < 0)
-        return false;
-    ok = connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-    setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    close(s);
-    return ok;
+    return (struct sockaddr_in){.sin_family = AF_INET,
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                .sin_port = htons((unsigned short)port)};
 }
 
 /* Closed with a reset: no TIME_WAIT left behind. */
@@ -50,6 +40,20 @@ probe_close(int s)
 
     setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     close(s);
+}
+
+bool
+probe_accepts(unsigned port)
+{
+    struct sockaddr_in sa = loopback(port);
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool ok;
+
+    if (s < 0)
+        return false;
+    ok = connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    probe_close(s);
+    return ok;
 }
 
 /*
@@ -75,9 +79,7 @@ probe_pass(unsigned lo, unsigned n, unsigned char *done, bool up, unsigned *reac
         int k = 0, left = 0;
 
         for (; i < n && k < BATCH; i++) {
-            struct sockaddr_in sa = {.sin_family = AF_INET,
-                                     .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                                     .sin_port = htons((unsigned short)(lo + i))};
+            struct sockaddr_in sa = loopback(lo + i);
             int s;
 
             if (done[i])
