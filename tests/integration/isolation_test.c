@@ -104,6 +104,27 @@ cluster(const char *test, int base)
     cr_assert(h_wait_log(&C, idx, "event=ready", 10000), "controller not ready");
 }
 
+/* cluster(), then the agent n1 on ports, ready; its index. */
+static int
+one_node(const char *test, int base, const char *ports)
+{
+    int n1;
+
+    cluster(test, base);
+    n1 = agent("n1", "n1", "agent-n1", ports);
+    cr_assert(h_wait_log(&C, n1, "event=ready", 10000));
+    return n1;
+}
+
+/* C.dir/NAME made, with this Procfile: the app's directory, in dir. */
+static void
+app_dir(const char *name, const char *procfile, char *dir, size_t dirsz)
+{
+    snprintf(dir, dirsz, "%s/%s", C.dir, name);
+    mkdir(dir, 0755);
+    put(dir, "Procfile", procfile);
+}
+
 /* Up to n pids of the daemons the webs left, from PIDDIR/d.* files. */
 static int
 daemons(const char *piddir, pid_t *pids, int max)
@@ -185,9 +206,7 @@ Test(isolation, a_daemonizing_web_leaves_nothing_behind)
     pid_t pids[256];
     int n1, n2, n2b, n;
 
-    cluster("isodaemon", 7680);
-    n1 = agent("n1", "n1", "agent-n1", "10200-10249");
-    cr_assert(h_wait_log(&C, n1, "event=ready", 10000));
+    n1 = one_node("isodaemon", 7680, "10200-10249");
     cr_assert(h_log_has(&C, n1, "event=cgroups "), "this test needs cgroups (run as root)");
     make_shared("pids", piddir, sizeof(piddir));
     snprintf(app, sizeof(app), "%s/dmn", C.dir);
@@ -283,16 +302,11 @@ Test(isolation, an_app_cannot_reach_another_apps_secrets_code_slug_or_processes)
     const char *apps[] = {"alpha", "beta"};
     pid_t beta;
     unsigned ua, ub;
-    int n1;
 
     if (geteuid() != 0)
         cr_skip_test("a user per app needs a root agent");
-    cluster("isousers", 7684);
-    n1 = agent("n1", "n1", "agent-n1", "10300-10349");
-    cr_assert(h_wait_log(&C, n1, "event=ready", 10000));
-    snprintf(dir, sizeof(dir), "%s/sleeper", C.dir);
-    mkdir(dir, 0755);
-    put(dir, "Procfile", "worker: sleep 100000\n");
+    one_node("isousers", 7684, "10300-10349");
+    app_dir("sleeper", "worker: sleep 100000\n", dir, sizeof(dir));
     put(dir, "code.txt", "beta's code\n");
     for (int k = 0; k < 2; k++) {
         char secret[96];
@@ -405,16 +419,13 @@ Test(isolation, memory_cpu_and_pids_limits_hold_and_usage_shows)
 
     if (geteuid() != 0)
         cr_skip_test("limits need cgroups, which need a root agent");
-    cluster("isolimits", 7688);
-    n1 = agent("n1", "n1", "agent-n1", "10350-10399");
-    cr_assert(h_wait_log(&C, n1, "event=ready", 10000));
-    snprintf(dir, sizeof(dir), "%s/lim", C.dir);
-    mkdir(dir, 0755);
-    put(dir, "Procfile",
-        "hog: python3 hog.py\n"
-        "spin: while :; do :; done\n"
-        "bomb: python3 bomb.py\n"
-        "fds: echo \"nofile=$(ulimit -n)\"; exec sleep 100000\n");
+    n1 = one_node("isolimits", 7688, "10350-10399");
+    app_dir("lim",
+            "hog: python3 hog.py\n"
+            "spin: while :; do :; done\n"
+            "bomb: python3 bomb.py\n"
+            "fds: echo \"nofile=$(ulimit -n)\"; exec sleep 100000\n",
+            dir, sizeof(dir));
     put(dir, "hog.py",
         "import time\n"
         "a = []\n"
@@ -647,16 +658,12 @@ Test(isolation, each_instance_writes_its_own_ephemeral_view)
     char dir[300], outdir[300], cfg[400], rel[400], h0[128], h1[128], *out = NULL, *err = NULL;
     const struct j_obj *o;
     struct h_ps ps;
-    int n1, pid1 = 0, pid2 = 0, pid1b = 0;
+    int pid1 = 0, pid2 = 0, pid1b = 0;
 
     if (geteuid() != 0)
         cr_skip_test("a view per instance needs a root agent");
-    cluster("isoview", 7692);
-    n1 = agent("n1", "n1", "agent-n1", "10360-10369");
-    cr_assert(h_wait_log(&C, n1, "event=ready", 10000));
-    snprintf(dir, sizeof(dir), "%s/viewapp", C.dir);
-    mkdir(dir, 0755);
-    put(dir, "Procfile", "worker: sh w.sh\n");
+    one_node("isoview", 7692, "10360-10369");
+    app_dir("viewapp", "worker: sh w.sh\n", dir, sizeof(dir));
     put(dir, "w.sh",
         "ls -a . /tmp > \"$OUT/$DYNO.$$.before\"\n"
         "echo x > \"$DYNO.cwd\" && echo x > \"$HOME/$DYNO.home\" && echo x > \"/tmp/$DYNO.tmp\"\n"
@@ -778,9 +785,7 @@ Test(isolation, an_unprivileged_agent_refuses_limits_and_still_gives_views)
               "no event=cgroups_unavailable at start");
     cr_assert_not(h_log_has(&C, n1, "event=views_unavailable"), "no user namespaces here?");
 
-    snprintf(dir, sizeof(dir), "%s/noroot", C.dir);
-    mkdir(dir, 0755);
-    put(dir, "Procfile", "capped: exec sleep 100000\nworker: sh w.sh\n");
+    app_dir("noroot", "capped: exec sleep 100000\nworker: sh w.sh\n", dir, sizeof(dir));
     put(dir, "w.sh",
         "ls -a . /tmp > \"$OUT/$DYNO.$$.before\"\n"
         "echo x > \"$DYNO.cwd\" && echo x > \"$HOME/$DYNO.home\" && echo x > \"/tmp/$DYNO.tmp\"\n"
@@ -888,13 +893,9 @@ Test(isolation, a_stopped_instances_view_is_held_until_its_exit_then_let_go)
 
     if (geteuid() != 0)
         cr_skip_test("a view per instance needs a root agent");
-    cluster("isohold", 15744);
-    n1 = agent("n1", "n1", "agent-n1", "16710-16719");
-    cr_assert(h_wait_log(&C, n1, "event=ready", 10000));
+    n1 = one_node("isohold", 15744, "16710-16719");
     agent_pid = C.procs[n1].pid;
-    snprintf(dir, sizeof(dir), "%s/holdapp", C.dir);
-    mkdir(dir, 0755);
-    put(dir, "Procfile", "worker: sh w.sh\n");
+    app_dir("holdapp", "worker: sh w.sh\n", dir, sizeof(dir));
     /* Every member of the group hears the SIGTERM: a sleep it kills only
      * ends one turn of a loop. */
     put(dir, "w.sh",
