@@ -175,13 +175,19 @@ bool
 p_wait_out(struct p_child *ch, const char *needle, int timeout_ms)
 {
     long deadline = p_now_ms() + timeout_ms;
+    size_t from = 0, keep = needle[0] != '\0' ? strlen(needle) - 1 : 0;
 
-    do {
-        if (ch->obuf != NULL && strstr(ch->obuf, needle) != NULL)
+    /* Only what came since the last look (and the needle's length before
+     * it) is searched again: a tail of many megabytes stays linear. */
+    for (;;) {
+        if (ch->obuf != NULL && strstr(ch->obuf + from, needle) != NULL)
             return true;
+        if (ch->olen > keep)
+            from = ch->olen - keep;
+        if (p_now_ms() >= deadline)
+            return false;
         p_pump(ch, 50);
-    } while (p_now_ms() < deadline);
-    return ch->obuf != NULL && strstr(ch->obuf, needle) != NULL;
+    }
 }
 
 int
