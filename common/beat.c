@@ -18,6 +18,7 @@ beat_seal(struct wire_sender *s, const struct beat *b, uint8_t **out, size_t *ou
     h.generation = b->generation;
     h.digest = b->digest;
     h.counter = b->counter;
+    h.takes_summons = b->takes_summons;
     m.body_case = DROVER__MESSAGE__BODY_HEARTBEAT;
     m.heartbeat = &h;
     return wire_seal(s, &m, out, outlen);
@@ -60,9 +61,48 @@ beat_open(const uint8_t *buf, size_t len, int key, int key_next, struct beat *b)
         b->generation = h->generation;
         b->digest = h->digest;
         b->counter = h->counter;
+        b->takes_summons = h->takes_summons;
     }
     wire_msg_free(m);
     if (rc < 0)
         memset(b, 0, sizeof(*b));
+    return rc;
+}
+
+int
+summons_seal(struct wire_sender *s, const struct summons *sm, uint8_t **out, size_t *outlen)
+{
+    Drover__Message m = DROVER__MESSAGE__INIT;
+    Drover__Summon h = DROVER__SUMMON__INIT;
+
+    h.node = (char *)sm->node;
+    h.term = sm->term;
+    m.body_case = DROVER__MESSAGE__BODY_SUMMON;
+    m.summon = &h;
+    return wire_seal(s, &m, out, outlen);
+}
+
+int
+summons_open(const uint8_t *buf, size_t len, struct summons *sm)
+{
+    struct wire_header hdr = {0};
+    Drover__Message *m = NULL;
+    int rc;
+
+    memset(sm, 0, sizeof(*sm));
+    if (len > BEAT_DATAGRAM_MAX)
+        return -EMSGSIZE;
+    if ((rc = wire_open(buf, len, &hdr, &m)) < 0)
+        return rc;
+    if (!hdr.sealed || hdr.key < 0)
+        rc = -EKEYREJECTED;
+    else if (m->body_case != DROVER__MESSAGE__BODY_SUMMON || m->summon == NULL ||
+             copy_str(sm->node, sizeof(sm->node), m->summon->node) < 0)
+        rc = -EBADMSG;
+    else
+        sm->term = m->summon->term;
+    wire_msg_free(m);
+    if (rc < 0)
+        memset(sm, 0, sizeof(*sm));
     return rc;
 }

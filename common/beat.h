@@ -7,7 +7,8 @@
  * generation, digest, a per-boot counter), sealed by wire_seal() with the
  * sender's key exactly as a nanomsg envelope is, and sent as one datagram to
  * the controller's agent endpoint (same address and port, UDP). The agent
- * sends one per heartbeat; nothing answers it.
+ * sends one per heartbeat; nothing answers it, but a controller that hears
+ * a node it holds no watch of may send a summons back (below).
  *
  * beat_open() is the whole parse: anything that is not an envelope sealed
  * with one of the accepted key slots, replayed (wire_open's replay state),
@@ -33,6 +34,16 @@ struct beat {
     uint64_t generation;
     uint64_t digest;
     uint64_t counter;
+    bool takes_summons; /* the agent acts on summonses */
+};
+
+/*
+ * A summons: the controller's "sync with me now", one sealed datagram
+ * (Summon: node, term) to the source address of the node's heartbeat.
+ */
+struct summons {
+    char node[NODE_NAME_MAX + 1];
+    uint64_t term;
 };
 
 /* Seal b as one datagram; *out is malloc'd. Returns as wire_seal(). */
@@ -45,5 +56,10 @@ int beat_seal(struct wire_sender *s, const struct beat *b, uint8_t **out, size_t
  * -EBADMSG when it is not a well-formed Heartbeat from the node it names.
  */
 int beat_open(const uint8_t *buf, size_t len, int key, int key_next, struct beat *b);
+
+int summons_seal(struct wire_sender *s, const struct summons *m, uint8_t **out, size_t *outlen);
+/* As beat_open, for a Summon sealed with any key of the keyring (an agent's
+ * keyring holds the cluster keys only). */
+int summons_open(const uint8_t *buf, size_t len, struct summons *m);
 
 #endif

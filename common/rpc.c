@@ -414,6 +414,31 @@ rpc_next(struct rpc *r)
     return 0;
 }
 
+const char *
+rpc_endpoint_at(const struct rpc *r, size_t i)
+{
+    return i < rpc_eps_count(&r->eps) ? r->eps.url[i] : NULL;
+}
+
+int
+rpc_follow(struct rpc *r, const char *url)
+{
+    size_t n = rpc_eps_count(&r->eps);
+
+    if (r->closing)
+        return -ESHUTDOWN;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(r->eps.url[i], url) != 0)
+            continue;
+        if (i == r->cur)
+            return rpc_redial(r);
+        r->moved_at = uv_now(r->loop);
+        move_to(r, i);
+        return 0;
+    }
+    return -ENOENT;
+}
+
 static void
 on_close(uv_handle_t *h)
 {

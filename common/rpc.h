@@ -129,6 +129,12 @@ int rpc_redial(struct rpc *r);
  * or it fell silent): dial the next of the list now (a standby sends the
  * request on to the leader), or the only one again. */
 int rpc_next(struct rpc *r);
+/* The endpoints known (the given list, then a learned leader): the i-th, or
+ * NULL past the end. */
+const char *rpc_endpoint_at(const struct rpc *r, size_t i);
+/* A controller at url (one of rpc_endpoint_at's) says it leads: dial it now
+ * (the current one: dial it again). 0 or a negative errno. */
+int rpc_follow(struct rpc *r, const char *url);
 void rpc_close(struct rpc *r);
 
 #endif

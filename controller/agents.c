@@ -126,10 +126,12 @@ ctl_h_register(struct ctl_call *c)
         r->capacity, r->instances, r->n_instances};
     if (ctl_node_register(m, &g, now_ms(), mono_ms(), &n) < 0)
         return ctl_fail(c, DROVER__ERROR_CODE__ERR_INTERNAL, "cannot add node");
+    n->sync_ms = mono_ms(); /* beat.c: its first sync follows */
     drover__register_rep__init(rr);
     rr->heartbeat_ms = (uint32_t)c->ctl->cfg.heartbeat_ms;
-    rr->term = ctl_leader_term(c->ctl->leader);   /* agents refuse older terms */
-    rr->udp_watch_ms = ctl_beat_watch_ms(c->ctl); /* beat.c */
+    rr->term = ctl_leader_term(c->ctl->leader);        /* agents refuse older terms */
+    rr->udp_watch_ms = ctl_beat_watch_ms(c->ctl);      /* beat.c */
+    rr->summon_watch_ms = ctl_summon_watch_ms(c->ctl); /* beat.c */
     c->rep.body_case = DROVER__MESSAGE__BODY_REGISTER_REP;
     c->rep.register_rep = rr;
     return 0;
@@ -278,6 +280,7 @@ sync_view(struct ctl_call *c)
         sr->reregister = true;
         return 0;
     }
+    n->sync_ms = mono_ms();
     sr->generation = n->generation;
     sr->term = ctl_leader_term(c->ctl->leader);
     if (r->generation == n->generation)
@@ -303,13 +306,15 @@ ctl_h_sync(struct ctl_call *c)
     drover__sync_rep__init(sr);
     c->rep.body_case = DROVER__MESSAGE__BODY_SYNC_REP;
     c->rep.sync_rep = sr;
-    sr->udp_watch_ms = ctl_beat_watch_ms(c->ctl); /* beat.c */
+    sr->udp_watch_ms = ctl_beat_watch_ms(c->ctl);      /* beat.c */
+    sr->summon_watch_ms = ctl_summon_watch_ms(c->ctl); /* beat.c */
     n = ctl_node_find(c->ctl->model, r->node);
     if (n == NULL || strcmp(n->boot_id, r->boot_id) != 0) {
         sr->reregister = true;
         return 0;
     }
     ctl_node_sync(c->ctl->model, n, r->leaving, now_ms(), mono_ms());
+    n->sync_ms = mono_ms(); /* beat.c: no summons while it syncs */
     if (r->full) {
         ctl_node_apply_report(c->ctl->model, n, r->instances, r->n_instances, now_ms());
         ctl_node_set_digest(n, true, r->digest);
@@ -418,6 +423,9 @@ node_tick(uv_timer_t *t)
 
         n->unreachable = n->state != CTL_NODE_DOWN && now > n->last_seen_ms &&
                          now - n->last_seen_ms > 3 * ctl->cfg.heartbeat_ms;
+        /* A long watch lasts only while its node's datagrams come. */
+        if (n->watch_long && !ctl_beat_recent(n, now, 2 * ctl->cfg.heartbeat_ms))
+            ctl_watch_cut(ctl->watches, n);
     }
     changed |= ctl_deploys_tick(m, now);
     ctl_fdwatch_tick(now);

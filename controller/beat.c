@@ -20,10 +20,28 @@
  * (UDP filtered) gets the one-heartbeat hold of before, and its syncs prove
  * it alive as they always did.
  *
+ * Summonses: a node whose datagrams say it takes them gets a watch held up
+ * to CTL_WATCH_HOLD_MAX_MS while its datagrams come (watch.c; node_tick
+ * answers it as soon as they stop), so a quiet node costs a TCP sync every
+ * 30 s instead of every half node timeout. What made the shorter hold
+ * necessary was the agent's only sign of a controller that vanished
+ * without closing its connections (its host cut off, or a leader replaced
+ * by its standby elsewhere): silence past the hold. Instead, a controller
+ * that hears a node holding no watch of it (none held, and no TCP sync from
+ * it for two heartbeats: a new leader, a controller back from a restart, a
+ * node that is down, or a connection lost without a sign) sends a sealed
+ * Summon back to the datagram's source address, at most once a heartbeat
+ * per node; the agent, which sends its heartbeat datagrams to every
+ * controller it was given, then syncs with the one that summoned it at
+ * once. A datagram from a node or boot this controller does not know (a
+ * leader that has not seen the register) is summoned as well, unless it
+ * fails to open: the agent then registers.
+ *
  * Only with a tcp:// agent endpoint (an ipc:// one has no UDP); a standby
  * refuses them all (it judges no node).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -51,8 +69,9 @@ struct ctl_beats {
     int nopen;
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
+    struct sockaddr_storage from[BATCH];
     uint8_t buf[BATCH][SLOT];
-    uint64_t accepted, refused;
+    uint64_t accepted, refused, summoned;
 };
 
 uint32_t
@@ -64,6 +83,12 @@ ctl_beat_watch_ms(const struct ctl *ctl)
         return 0;
     ms = ms < ctl->cfg.heartbeat_ms ? ctl->cfg.heartbeat_ms : ms;
     return ms > CTL_WATCH_HOLD_MAX_MS ? CTL_WATCH_HOLD_MAX_MS : (uint32_t)ms;
+}
+
+uint32_t
+ctl_summon_watch_ms(const struct ctl *ctl)
+{
+    return ctl->beats != NULL ? CTL_WATCH_HOLD_MAX_MS : 0;
 }
 
 bool
@@ -90,6 +115,7 @@ ctl_beat_apply(struct ctl_model *m, const struct beat *b, uint64_t mono_now, str
         return -EALREADY;
     n->udp_counter = b->counter;
     n->udp_ms = mono_now;
+    n->takes_summons = b->takes_summons;
     *out = n;
     /* A node that is down comes back with its sync (which brings its
      * report); its heartbeat only asks for that sync. */
@@ -110,23 +136,76 @@ ctl_beat_apply(struct ctl_model *m, const struct beat *b, uint64_t mono_now, str
     return 0;
 }
 
+/* "Sync with me now", to the source of a heartbeat of node (its agent's
+ * socket); lost or refused, the next heartbeat summons again. */
 static void
-one(struct ctl_beats *bs, const uint8_t *buf, size_t len)
+summon(struct ctl_beats *bs, const char *node, const struct sockaddr_storage *to, socklen_t tolen)
 {
     struct ctl *ctl = bs->ctl;
+    struct summons sm = {.term = ctl_leader_term(ctl->leader)};
+    uv_os_fd_t fd;
+    uint8_t *buf;
+    size_t len;
+
+    snprintf(sm.node, sizeof(sm.node), "%s", node);
+    if (uv_fileno((uv_handle_t *)&bs->udp, &fd) < 0 ||
+        summons_seal(&ctl->sender, &sm, &buf, &len) < 0)
+        return;
+    if (sendto(fd, buf, len, MSG_DONTWAIT, (const struct sockaddr *)to, tolen) == (ssize_t)len)
+        bs->summoned++;
+    free(buf);
+}
+
+/* Does node n, just heard by UDP, hold no watch here and need a summons?
+ * Not when a TCP sync came or was answered within two heartbeats (an agent
+ * between the answer to one watch and the next), nor more than once a
+ * heartbeat. */
+static bool
+wants_summons(struct ctl *ctl, struct ctl_node *n, uint64_t now)
+{
+    uint64_t hb = ctl->cfg.heartbeat_ms;
+
+    /* Nor while the agent endpoint is a heartbeat behind (front.c): the
+     * node's sync may be waiting in this controller's own queue, and a
+     * summons would make its agent send it again. */
+    if (!n->takes_summons || (ctl->agents != NULL && nnuv_backlog_ms(ctl->agents) >= hb) ||
+        (n->sync_ms != 0 && now - n->sync_ms < 2 * hb) ||
+        (n->summoned_ms != 0 && now - n->summoned_ms < hb) ||
+        (n->state != CTL_NODE_DOWN && n->watch_held))
+        return false;
+    n->summoned_ms = now;
+    return true;
+}
+
+static void
+one(struct ctl_beats *bs, const uint8_t *buf, size_t len, const struct sockaddr_storage *from,
+    socklen_t fromlen)
+{
+    struct ctl *ctl = bs->ctl;
+    uint64_t now = mono_ms();
     struct ctl_node *n;
     struct beat b;
     bool wake;
+    int rc;
 
     if (ctl->stopping || !ctl_leader_acting(ctl->leader) ||
-        beat_open(buf, len, ctl->key_cluster, ctl->key_cluster_next, &b) < 0 ||
-        ctl_beat_apply(ctl->model, &b, mono_ms(), &n, &wake) < 0) {
+        beat_open(buf, len, ctl->key_cluster, ctl->key_cluster_next, &b) < 0) {
         bs->refused++;
+        return;
+    }
+    if ((rc = ctl_beat_apply(ctl->model, &b, now, &n, &wake)) < 0) {
+        bs->refused++;
+        /* Unknown here (a leader that has not seen its register): its
+         * sync will be told to register. */
+        if (rc == -ENOENT && b.takes_summons)
+            summon(bs, b.node, from, fromlen);
         return;
     }
     bs->accepted++;
     if (wake)
         ctl_watch_poke(ctl->watches, n);
+    if (wants_summons(ctl, n, now))
+        summon(bs, n->name, from, fromlen);
 }
 
 /* Every datagram waiting, BATCH per recvmmsg. */
@@ -142,14 +221,18 @@ on_read(uv_timer_t *t)
     do {
         for (unsigned i = 0; i < BATCH; i++) {
             bs->iov[i] = (struct iovec){bs->buf[i], SLOT};
-            bs->msgs[i].msg_hdr = (struct msghdr){.msg_iov = &bs->iov[i], .msg_iovlen = 1};
+            bs->msgs[i].msg_hdr = (struct msghdr){.msg_name = &bs->from[i],
+                                                  .msg_namelen = sizeof(bs->from[i]),
+                                                  .msg_iov = &bs->iov[i],
+                                                  .msg_iovlen = 1};
         }
         n = recvmmsg(fd, bs->msgs, BATCH, MSG_DONTWAIT, NULL);
         for (int i = 0; i < n; i++) {
             if (bs->msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
                 bs->refused++;
             else
-                one(bs, bs->buf[i], bs->msgs[i].msg_len);
+                one(bs, bs->buf[i], bs->msgs[i].msg_len, &bs->from[i],
+                    bs->msgs[i].msg_hdr.msg_namelen);
         }
     } while (n == (int)BATCH);
 }
@@ -240,4 +323,10 @@ ctl_beats_count(const struct ctl *ctl, bool accepted)
     if (ctl->beats == NULL)
         return 0;
     return accepted ? ctl->beats->accepted : ctl->beats->refused;
+}
+
+uint64_t
+ctl_summonses_sent(const struct ctl *ctl)
+{
+    return ctl->beats != NULL ? ctl->beats->summoned : 0;
 }

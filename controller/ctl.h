@@ -201,6 +201,13 @@ struct ctl_node {
     uint64_t udp_counter;
     uint64_t udp_ms;
     uint8_t udp_differ; /* datagrams in a row whose generation or digest differ */
+    /* Summonses (beat.c): its datagrams say it takes them; the last TCP
+     * sync heard from it or answered (monotonic; 0: none in this run); the
+     * last summons sent; it has a held watch, a long one (watch.c). */
+    bool takes_summons;
+    bool watch_held, watch_long;
+    uint64_t sync_ms;
+    uint64_t summoned_ms;
 };
 
 struct ctl_instance {
@@ -881,6 +888,9 @@ void ctl_notify_flush(struct ctl *ctl);
 struct ctl_watches *ctl_watches_new(struct ctl *ctl);
 int ctl_sync_hold(struct ctl_call *c, struct ctl_node *n); /* 0 or CTL_PENDING */
 bool ctl_watch_wake(struct ctl_watches *ws, const struct ctl_node *n);
+/* n's UDP heartbeats stopped: a long watch it holds is answered now, so
+ * that its syncs prove it alive again (node_tick). */
+void ctl_watch_cut(struct ctl_watches *ws, struct ctl_node *n);
 size_t ctl_watches_held(const struct ctl_watches *ws);
 uint64_t ctl_watches_woken(const struct ctl_watches *ws);
 void ctl_watches_stop(struct ctl_watches *ws);
@@ -902,7 +912,11 @@ bool ctl_beat_recent(const struct ctl_node *n, uint64_t mono_now, uint64_t ms);
 /* The watch held for a node heard by UDP (half the node timeout, at least a
  * heartbeat, at most 30 s); 0 without UDP heartbeats. */
 uint32_t ctl_beat_watch_ms(const struct ctl *ctl);
+/* The watch held for a node that takes summonses while it is heard by UDP
+ * (CTL_WATCH_HOLD_MAX_MS); 0 without UDP heartbeats. */
+uint32_t ctl_summon_watch_ms(const struct ctl *ctl);
 uint64_t ctl_beats_count(const struct ctl *ctl, bool accepted);
+uint64_t ctl_summonses_sent(const struct ctl *ctl);
 /* watch.c: answer n's held watch now (its agent has something to sync). */
 void ctl_watch_poke(struct ctl_watches *ws, const struct ctl_node *n);
 

@@ -271,6 +271,9 @@ ctl_metrics_render(struct ctl *ctl, char **text, size_t *len)
                     (const char *const[]){"result", "accepted", NULL}, ctl_beats_count(ctl, true));
     prom_sample_u64(&p, "drover_heartbeats_udp_total",
                     (const char *const[]){"result", "refused", NULL}, ctl_beats_count(ctl, false));
+    prom_family(&p, "drover_summonses_total", "counter",
+                "Summonses sent: nodes heard by UDP that held no watch here, asked to sync now.");
+    prom_sample_u64(&p, "drover_summonses_total", NULL, ctl_summonses_sent(ctl));
     prom_family(&p, "drover_store_commits_total", "counter",
                 "Change sets written to the store (ok) or refused by it (refused).");
     prom_sample_u64(&p, "drover_store_commits_total", (const char *const[]){"result", "ok", NULL},

@@ -102,9 +102,13 @@ rearm(struct ctl_watches *ws)
 static void
 unlink_watch(struct ctl_watches *ws, struct watch *w)
 {
+    struct ctl_node *n = ctl_node_find(ws->ctl->model, w->node);
+
     TAILQ_REMOVE(&ws->held, w, link);
     ctl_map_del(ws->by_node, w->node);
     ws->nheld--;
+    if (n != NULL)
+        n->watch_held = n->watch_long = false;
 }
 
 /* The held sync's answer: its view (agents.c) builds it as it is now;
@@ -164,8 +168,10 @@ insert(struct ctl_watches *ws, struct watch *w)
  * The longest hold for n: a node whose UDP heartbeats (beat.c) were heard
  * within two heartbeats may be held up to half the node timeout (its agent
  * asks for four heartbeats), so a node whose datagrams stop still syncs,
- * and is heard, well within the timeout; any other, one heartbeat (its
- * syncs are its heartbeats).
+ * and is heard, well within the timeout; one whose datagrams say it takes
+ * summonses, up to CTL_WATCH_HOLD_MAX_MS (node_tick answers it as soon as
+ * its datagrams stop, and a controller that finds it without a watch
+ * summons it); any other, one heartbeat (its syncs are its heartbeats).
  */
 static uint32_t
 hold_max(const struct ctl *ctl, const struct ctl_node *n)
@@ -173,7 +179,7 @@ hold_max(const struct ctl *ctl, const struct ctl_node *n)
     uint64_t max = ctl->cfg.heartbeat_ms;
 
     if (ctl_beat_recent(n, mono_ms(), 2 * ctl->cfg.heartbeat_ms))
-        max = ctl_beat_watch_ms(ctl);
+        max = n->takes_summons ? ctl_summon_watch_ms(ctl) : ctl_beat_watch_ms(ctl);
     return max > CTL_WATCH_HOLD_MAX_MS ? CTL_WATCH_HOLD_MAX_MS : (uint32_t)max;
 }
 
@@ -220,6 +226,8 @@ ctl_sync_hold(struct ctl_call *c, struct ctl_node *n)
         return 0;
     }
     c->what = "watch";
+    n->watch_held = true;
+    n->watch_long = hold > ctl_beat_watch_ms(c->ctl) && hold > c->ctl->cfg.heartbeat_ms;
     insert(ws, w);
     ws->nheld++;
     if (TAILQ_FIRST(&ws->held) == w)
@@ -268,6 +276,22 @@ ctl_watch_poke(struct ctl_watches *ws, const struct ctl_node *n)
      * answers it (this loop turn). */
     if (w == NULL || w->gen != n->generation)
         return;
+    first = TAILQ_FIRST(&ws->held) == w;
+    answer(ws, w);
+    if (first)
+        rearm(ws);
+}
+
+void
+ctl_watch_cut(struct ctl_watches *ws, struct ctl_node *n)
+{
+    struct watch *w = ws != NULL ? ctl_map_get(ws->by_node, n->name) : NULL;
+    bool first;
+
+    if (w == NULL) {
+        n->watch_held = n->watch_long = false;
+        return;
+    }
     first = TAILQ_FIRST(&ws->held) == w;
     answer(ws, w);
     if (first)

@@ -35,6 +35,15 @@
  * watch_lost's silence grow with the watch asked for. An older controller never says so:
  * then nothing changes.
  *
+ * Summonses (issue 15; docs/protocol.md, "Summonses"): a controller that
+ * says summon_watch_ms holds this node's watch that long (30 s) while it
+ * hears its datagrams, which then say takes_summons and go to every
+ * controller known, not only the one followed. A controller that hears this
+ * node and holds no watch of it (a new leader, a controller back from a
+ * restart, a connection lost without a sign) sends a sealed summons back;
+ * on_summons follows it (or dials it again) and syncs at once. That, not
+ * silence past a short hold, is how this node finds a leader that moved.
+ *
  * Quiet heartbeats carry generation and digest only; a full report goes out
  * when the digest differs from the last acknowledged full one, when the
  * controller asked (want_full), or in the last sync of a shutdown. Nothing
@@ -72,7 +81,18 @@
 enum req_kind { K_REGISTER, K_SYNC };
 
 #define RESEND_BEATS 3
-#define UDP_HOLD_BEATS 4 /* the longest watch asked for when heartbeats go by UDP */
+#define UDP_HOLD_BEATS 4          /* the longest watch asked for when heartbeats go by UDP */
+#define SUMMON_HOLD_MAX_MS 60000u /* ... and when the controller summons */
+
+/* Where heartbeat datagrams go: one controller endpoint's UDP address, at
+ * once for a numeric host, else resolved off the loop. */
+struct beat_dest {
+    struct agt_conn *c;
+    char ep[ENV_ENDPOINT_MAX];
+    struct sockaddr_storage addr;
+    bool ok, resolving;
+    uv_getaddrinfo_t gai;
+};
 
 struct agt_conn {
     struct agt *agt; /* borrowed */
@@ -106,13 +126,14 @@ struct agt_conn {
     bool want_full;
     int nopen; /* handles not yet closed */
     /* UDP heartbeats (docs/protocol.md): the controller takes them */
-    uint32_t udp_watch_ms; /* 0: syncs only */
+    uint32_t udp_watch_ms;    /* 0: syncs only */
+    uint32_t summon_watch_ms; /* the controller summons: the watch it holds long */
     uv_udp_t beat;
-    uint64_t beat_counter;          /* per boot (this process) */
-    char beat_ep[ENV_ENDPOINT_MAX]; /* the endpoint beat_addr is for */
-    struct sockaddr_storage beat_addr;
-    bool beat_addr_ok, resolving;
-    uv_getaddrinfo_t gai;
+    bool beat_reading;                            /* summonses are read on it */
+    uint64_t beat_counter;                        /* per boot (this process) */
+    uint64_t summoned_at;                         /* uv_now of the last summons acted on */
+    struct beat_dest dest[ENV_ENDPOINTS_MAX + 1]; /* every controller known */
+    size_t ndest;
 };
 
 static void send_next(struct agt_conn *c);
@@ -178,6 +199,10 @@ watch_ms(const struct agt_conn *c)
 {
     uint64_t ms = c->udp_watch_ms, max = (uint64_t)UDP_HOLD_BEATS * c->heartbeat_ms;
 
+    if (c->summon_watch_ms > 0) { /* the controller summons: see the top */
+        ms = c->summon_watch_ms;
+        max = SUMMON_HOLD_MAX_MS;
+    }
     return ms < c->heartbeat_ms ? c->heartbeat_ms : ms > max ? max : ms;
 }
 
@@ -353,6 +378,7 @@ on_register_rep(struct agt_conn *c, const Drover__RegisterRep *r)
     if (stale(c, "register_rep", r->term))
         return;
     c->udp_watch_ms = r->udp_watch_ms;
+    c->summon_watch_ms = r->summon_watch_ms;
     acked(c);
     /* RegisterReq carries no digest, so the controller holds none yet: the
      * first sync must be full. */
@@ -405,6 +431,7 @@ on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
     if (stale(c, "sync_rep", r->term))
         return;
     c->udp_watch_ms = r->udp_watch_ms;
+    c->summon_watch_ms = r->summon_watch_ms;
     agt_metrics_sync_done(agt_metrics(c->agt));
     if (r->reregister) {
         log_info("reregister", "node=%s", c->cfg->node);
@@ -578,42 +605,44 @@ watch_lost(const struct agt_conn *c, uint64_t now)
            now - rpc_sent_at(c->rpc) >= c->heartbeat_ms;
 }
 
-/* ---- UDP heartbeats ---- */
+/* ---- UDP heartbeats and summonses ---- */
 
 static void
 on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
 {
-    struct agt_conn *c = g->data;
+    struct beat_dest *d = g->data;
+    struct agt_conn *c = d->c;
 
-    c->resolving = false;
-    if (status == 0 && res != NULL && res->ai_addrlen <= sizeof(c->beat_addr) && c->rpc != NULL) {
-        memcpy(&c->beat_addr, res->ai_addr, res->ai_addrlen);
-        c->beat_addr_ok = true;
+    d->resolving = false;
+    if (status == 0 && res != NULL && res->ai_addrlen <= sizeof(d->addr) && c->rpc != NULL) {
+        memcpy(&d->addr, res->ai_addr, res->ai_addrlen);
+        d->ok = true;
     }
     uv_freeaddrinfo(res);
     if (--c->nopen == 0) /* closed meanwhile (agt_conn_close) */
         free(c);
 }
 
-/* The UDP address of ep (tcp://HOST:PORT, the controller this agent
- * follows): at once for a numeric HOST, else resolved off the loop (no
- * heartbeat datagram until then: the syncs carry on). */
+/* d's UDP address for ep (tcp://HOST:PORT): at once for a numeric HOST,
+ * else resolved off the loop (no datagram to it until then: the syncs carry
+ * on). */
 static void
-beat_target(struct agt_conn *c, const char *ep)
+dest_set(struct agt_conn *c, struct beat_dest *d, const char *ep)
 {
     char host[ENV_ENDPOINT_MAX], *colon;
     struct addrinfo hints = {.ai_socktype = SOCK_DGRAM};
     bool v6;
     size_t n;
 
-    if (strcmp(ep, c->beat_ep) == 0 || c->resolving)
+    if (strcmp(ep, d->ep) == 0 || d->resolving)
         return;
-    snprintf(c->beat_ep, sizeof(c->beat_ep), "%s", ep);
-    c->beat_addr_ok = false;
+    d->c = c;
+    snprintf(d->ep, sizeof(d->ep), "%s", ep);
+    d->ok = false;
     if (strncmp(ep, "tcp://", 6) != 0 || (colon = strrchr(ep + 6, ':')) == NULL)
         return;
-    if (listen_parse(ep + 6, &c->beat_addr, &v6) == 0) { /* an address, or [v6] */
-        c->beat_addr_ok = true;
+    if (listen_parse(ep + 6, &d->addr, &v6) == 0) { /* an address, or [v6] */
+        d->ok = true;
         return;
     }
     n = (size_t)(colon - (ep + 6));
@@ -621,14 +650,98 @@ beat_target(struct agt_conn *c, const char *ep)
         return;
     memcpy(host, ep + 6, n);
     host[n] = '\0';
-    c->gai.data = c;
-    if (uv_getaddrinfo(c->loop, &c->gai, on_resolved, host, colon + 1, &hints) == 0) {
-        c->resolving = true;
+    d->gai.data = d;
+    if (uv_getaddrinfo(c->loop, &d->gai, on_resolved, host, colon + 1, &hints) == 0) {
+        d->resolving = true;
         c->nopen++; /* until on_resolved */
     }
 }
 
-/* One sealed heartbeat datagram to the controller followed now. */
+/* Heartbeats go to every controller known (the joined list and a leader
+ * learned from a standby), not only the one followed: a standby that takes
+ * the lead hears this node at once and summons it (beat.c), instead of the
+ * node finding out only when its watch at the old leader runs out. */
+static void
+dests_update(struct agt_conn *c)
+{
+    const char *ep;
+    size_t i;
+
+    for (i = 0; i < ENV_ENDPOINTS_MAX + 1 && (ep = rpc_endpoint_at(c->rpc, i)) != NULL; i++)
+        dest_set(c, &c->dest[i], ep);
+    c->ndest = i;
+}
+
+static bool
+same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+    if (a->ss_family != b->sa_family)
+        return false;
+    if (b->sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (b->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return false;
+}
+
+static void
+on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static char slot[BEAT_DATAGRAM_MAX + 1]; /* the loop thread only */
+
+    (void)h;
+    (void)suggested;
+    *buf = uv_buf_init(slot, sizeof(slot));
+}
+
+/*
+ * A summons (beat.c): a controller this node sends heartbeats to holds no
+ * watch of it and leads. Sync with it now: follow it (a new leader), or
+ * dial it again (the connection to it was lost without a sign), and send a
+ * fresh sync in place of the watch in flight. Anything that does not open
+ * with the cluster key, names another node, carries an older term than
+ * seen, or comes from an address no controller of the list has, is
+ * dropped; at most one is acted on per heartbeat.
+ */
+static void
+on_summons(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from,
+           unsigned flags)
+{
+    struct agt_conn *c = u->data;
+    struct summons sm;
+    uint64_t now = uv_now(c->loop);
+    const char *ep = NULL;
+
+    if (nread <= 0 || from == NULL || (flags & UV_UDP_PARTIAL) || c->rpc == NULL ||
+        !is_registered(c) || is_last(c) || c->said_leaving)
+        return;
+    if (summons_open((const uint8_t *)buf->base, (size_t)nread, &sm) < 0 ||
+        strcmp(sm.node, c->cfg->node) != 0)
+        return;
+    for (size_t i = 0; i < c->ndest && ep == NULL; i++)
+        if (c->dest[i].ok && same_addr(&c->dest[i].addr, from))
+            ep = c->dest[i].ep;
+    if (ep == NULL || (c->summoned_at != 0 && now - c->summoned_at < c->heartbeat_ms) ||
+        stale(c, "summons", sm.term))
+        return;
+    c->summoned_at = now;
+    log_info("summoned", "node=%s endpoint=%s term=%" PRIu64, c->cfg->node, log_q(ep), sm.term);
+    if (rpc_follow(c->rpc, ep) < 0)
+        return;
+    if (c->sent_watch || !rpc_busy(c->rpc))
+        send_next(c);
+    else
+        c->again = true;
+}
+
+/* One sealed heartbeat datagram to every controller known. */
 static void
 send_beat(struct agt_conn *c)
 {
@@ -636,25 +749,34 @@ send_beat(struct agt_conn *c)
     uint8_t *buf;
     size_t len;
     uv_buf_t ub;
+    bool sent = false;
 
     if (c->udp_watch_ms == 0 || c->beat.data == NULL || !is_registered(c) || is_last(c) ||
         c->said_leaving)
         return;
-    beat_target(c, rpc_endpoint(c->rpc));
-    if (!c->beat_addr_ok)
-        return;
+    dests_update(c);
     snprintf(b.node, sizeof(b.node), "%s", c->cfg->node);
     snprintf(b.boot_id, sizeof(b.boot_id), "%s", agt_boot_id(c->agt));
     b.generation = agt_generation(c->agt);
     b.digest = c->sent_digest;
     b.counter = ++c->beat_counter;
+    b.takes_summons = c->summon_watch_ms > 0;
     if (beat_seal(agt_sender(c->agt), &b, &buf, &len) < 0)
         return;
     ub = uv_buf_init((char *)buf, (unsigned)len);
     /* Lost or refused (no route, buffer full): the watch's sync still
-     * proves this node alive in time. */
-    (void)uv_udp_try_send(&c->beat, &ub, 1, (const struct sockaddr *)&c->beat_addr);
+     * proves this node alive in time (a long watch only lasts while the
+     * controller hears these). */
+    for (size_t i = 0; i < c->ndest; i++)
+        if (c->dest[i].ok &&
+            uv_udp_try_send(&c->beat, &ub, 1, (const struct sockaddr *)&c->dest[i].addr) >= 0)
+            sent = true;
     free(buf);
+    /* The socket exists (bound by the first send): summonses come back to
+     * it. */
+    if (sent && !c->beat_reading && b.takes_summons &&
+        uv_udp_recv_start(&c->beat, on_alloc, on_summons) == 0)
+        c->beat_reading = true;
 }
 
 static void
@@ -795,6 +917,7 @@ agt_conn_close(struct agt_conn *c)
     uv_close((uv_handle_t *)&c->soon, on_timer_close);
     if (c->beat.data != NULL)
         uv_close((uv_handle_t *)&c->beat, on_timer_close);
-    if (c->resolving)
-        uv_cancel((uv_req_t *)&c->gai); /* on_resolved still comes */
+    for (size_t i = 0; i < c->ndest; i++)
+        if (c->dest[i].resolving)
+            uv_cancel((uv_req_t *)&c->dest[i].gai); /* on_resolved still comes */
 }
