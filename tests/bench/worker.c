@@ -29,9 +29,13 @@
  * controller says it takes them (udp_watch_ms in RegisterRep/SyncRep), each
  * registered agent sends one sealed datagram (common/beat.h) per heartbeat
  * to the agent endpoint's address over UDP (one UDP socket per worker
- * process: the controller does not look at the source), and its watch asks
- * for udp_watch_ms (at most four heartbeats), with the resend wait and the
- * lost-watch silence grown to match, as node-agent/conn.c does.
+ * process), and its watch asks for udp_watch_ms (at most four heartbeats),
+ * or summon_watch_ms when the controller sends summonses (its datagrams say
+ * it takes them), with the resend wait and the lost-watch silence grown to
+ * match, as node-agent/conn.c does. A summons (controller/beat.c: a node
+ * heard that holds no watch) would come back to the worker's shared socket
+ * and is not read: in a quiet window none is sent (the controller's
+ * drover_summonses_total says so).
  *
  * Events to the parent, one line each on ev_fd:
  *   READY                        every agent here registered and synced once
@@ -111,8 +115,9 @@ struct worker {
     uint32_t heartbeat_ms;
     bool watching; /* the controller holds watches */
     uint64_t replies;
-    uint32_t udp_watch_ms; /* 0: the controller takes no UDP heartbeats */
-    int udp;               /* this worker's UDP socket, -1: none */
+    uint32_t udp_watch_ms;    /* 0: the controller takes no UDP heartbeats */
+    uint32_t summon_watch_ms; /* 0: the controller sends no summonses */
+    int udp;                  /* this worker's UDP socket, -1: none */
     struct sockaddr_in udp_to;
     uint64_t udp_sent;
     char cmdbuf[512];
@@ -172,6 +177,10 @@ watch_ms(const struct worker *w)
 {
     uint32_t ms = w->udp_watch_ms, max = 4 * w->heartbeat_ms;
 
+    if (w->summon_watch_ms > 0) {
+        ms = w->summon_watch_ms;
+        max = 60000;
+    }
     return ms < w->heartbeat_ms ? w->heartbeat_ms : ms > max ? max : ms;
 }
 
@@ -188,6 +197,7 @@ send_beat(struct worker *w, struct sim *s)
     b.generation = s->generation;
     b.digest = digest(s);
     b.counter = ++s->udp_counter;
+    b.takes_summons = w->summon_watch_ms > 0;
     if (beat_seal(&s->snd, &b, &buf, &len) < 0)
         return;
     if (sendto(w->udp, buf, len, MSG_DONTWAIT, (const struct sockaddr *)&w->udp_to,
@@ -398,11 +408,13 @@ on_reply(struct worker *w, struct sim *s, Drover__Message *m)
         if (m->register_rep->heartbeat_ms >= 50)
             w->heartbeat_ms = m->register_rep->heartbeat_ms;
         w->udp_watch_ms = m->register_rep->udp_watch_ms;
+        w->summon_watch_ms = m->register_rep->summon_watch_ms;
         s->again = true;
     } else if (k == K_SYNC && m->body_case == DROVER__MESSAGE__BODY_SYNC_REP) {
         const Drover__SyncRep *r = m->sync_rep;
 
         w->udp_watch_ms = r->udp_watch_ms;
+        w->summon_watch_ms = r->summon_watch_ms;
         if (r->reregister) {
             s->registered = false;
             s->again = true;
