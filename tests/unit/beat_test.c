@@ -181,3 +181,54 @@ Test(beat, wrong_key_other_sender_garbage_and_other_messages_refused)
     cr_assert_lt(beat_open(junk, sizeof(junk), slot, -1, &got), 0);
     cr_assert_eq(beat_open(junk, BEAT_DATAGRAM_MAX + 1, slot, -1, &got), -EMSGSIZE);
 }
+
+Test(beat, a_summons_opens_once_with_the_cluster_key_and_nothing_else_does)
+{
+    struct wire_sender ctl, wrong;
+    struct summons sm = {.term = 7}, got;
+    struct beat b = {0};
+    uint8_t *buf, *beatbuf;
+    size_t len, beatlen, i;
+
+    snprintf(sm.node, sizeof(sm.node), "n1");
+    wire_sender_init(&ctl, "controller");
+    wire_sender_set_key(&ctl, cluster);
+    cr_assert_eq(summons_seal(&ctl, &sm, &buf, &len), 0);
+    cr_assert_eq(summons_open(buf, len, &got), 0);
+    cr_assert_str_eq(got.node, "n1");
+    cr_assert_eq(got.term, 7);
+    /* the same datagram again: a replay */
+    cr_assert_lt(summons_open(buf, len, &got), 0);
+    cr_assert_str_eq(got.node, "");
+    /* every truncation and one flipped bit of a fresh one */
+    free(buf);
+    cr_assert_eq(summons_seal(&ctl, &sm, &buf, &len), 0);
+    for (i = 0; i < len; i++)
+        cr_assert_lt(summons_open(buf, i, &got), 0);
+    buf[len / 2] ^= 1;
+    cr_assert_lt(summons_open(buf, len, &got), 0);
+    free(buf);
+    /* another key */
+    wire_sender_init(&wrong, "controller2");
+    wire_sender_set_key(&wrong, other);
+    cr_assert_eq(summons_seal(&wrong, &sm, &buf, &len), 0);
+    cr_assert_lt(summons_open(buf, len, &got), 0);
+    free(buf);
+    /* a heartbeat is not a summons, nor a summons a heartbeat; no node */
+    snprintf(b.node, sizeof(b.node), "n1");
+    snprintf(b.boot_id, sizeof(b.boot_id), "boot-a");
+    b.counter = 1;
+    b.takes_summons = true;
+    wire_sender_init(&wrong, "n1");
+    wire_sender_set_key(&wrong, cluster);
+    cr_assert_eq(beat_seal(&wrong, &b, &beatbuf, &beatlen), 0);
+    cr_assert_eq(summons_open(beatbuf, beatlen, &got), -EBADMSG);
+    free(beatbuf);
+    cr_assert_eq(summons_seal(&ctl, &sm, &buf, &len), 0);
+    cr_assert_eq(beat_open(buf, len, slot, -1, &b), -EBADMSG);
+    free(buf);
+    sm.node[0] = '\0';
+    cr_assert_eq(summons_seal(&ctl, &sm, &buf, &len), 0);
+    cr_assert_eq(summons_open(buf, len, &got), -EBADMSG);
+    free(buf);
+}
