@@ -44,7 +44,8 @@
  *   H COUNT UDP                  answer to COUNT: sync replies so far, and
  *                                UDP heartbeat datagrams sent so far
  *   S T_NS                       answer to SILENCE: when the agent's last request
- *                                went out (it sends nothing from now on)
+ *                                or UDP heartbeat went out (it sends nothing from
+ *                                now on)
  * Commands from the parent on cmd_fd: COUNT, SILENCE AGENT, QUIT.
  */
 #include <arpa/inet.h>
@@ -101,6 +102,7 @@ struct sim {
     uint8_t quick;   /* watched answers in a row that were not held */
     uint64_t generation;
     uint64_t next_udp_ms; /* its next UDP heartbeat; 0: none planned */
+    uint64_t udp_ns;      /* when its last UDP heartbeat went out; 0: none */
     uint64_t udp_counter;
     struct inst *v;
     size_t n;
@@ -201,8 +203,10 @@ send_beat(struct worker *w, struct sim *s)
     if (beat_seal(&s->snd, &b, &buf, &len) < 0)
         return;
     if (sendto(w->udp, buf, len, MSG_DONTWAIT, (const struct sockaddr *)&w->udp_to,
-               sizeof(w->udp_to)) == (ssize_t)len)
+               sizeof(w->udp_to)) == (ssize_t)len) {
         w->udp_sent++;
+        s->udp_ns = bench_now_ns();
+    }
     free(buf);
 }
 
@@ -521,9 +525,12 @@ command(struct worker *w, const char *line)
                idx < w->cfg->first + w->cfg->count) {
         struct sim *s = &w->sims[idx - w->cfg->first];
 
-        /* The controller's node timeout runs from the last message it heard. */
+        /* The controller's node timeout runs from the last message it
+         * heard: a request, or (a watch held 30 s) a UDP heartbeat. */
+        uint64_t last = s->sent_ns > s->udp_ns ? s->sent_ns : s->udp_ns;
+
         s->silent = true;
-        emit(w, "S %llu\n", (unsigned long long)(s->sent_ns ? s->sent_ns : bench_now_ns()));
+        emit(w, "S %llu\n", (unsigned long long)(last ? last : bench_now_ns()));
     } else if (strcmp(line, "QUIT") == 0) {
         /* No nn_close: closing a REQ with a request in flight (a held
          * watch, nearly always) can abort inside nanomsg 1.1.5 (chunk.c:231
