@@ -124,9 +124,8 @@ Test(ha_hosts, the_leaders_host_cut_off_the_other_leads_and_nothing_doubles)
     cr_assert_lt(snprintf(H.h.join, sizeof(H.h.join), "tcp://%s:7401,tcp://%s:7401",
                           H.hosts[0].addr, H.hosts[1].addr),
                  (int)sizeof(H.h.join));
-    int agents[3];
     for (int i = 2; i <= 4; i++)
-        agents[i - 2] = hn_start_agent(&H, i, NULL);
+        hn_start_agent(&H, i, NULL);
     /* The CLI on host 2, given both controllers, for the whole test. */
     snprintf(H.h.netns, sizeof(H.h.netns), "%s", H.hosts[2].ns);
     cr_assert_lt(snprintf(H.h.api, sizeof(H.h.api), "tcp://%s:7400,tcp://%s:7400", H.hosts[0].addr,
@@ -154,10 +153,6 @@ Test(ha_hosts, the_leaders_host_cut_off_the_other_leads_and_nothing_doubles)
     for (int w = 0; w < 30000 && count_web() != 4; w += 250)
         h_msleep(250);
     cr_assert_eq(count_web(), 4, "web=4 never converged under B");
-    /* Their watches at A were held long (30 s): B, hearing their UDP
-     * heartbeats and holding no watch of them, summoned each. */
-    for (int i = 0; i < 3; i++)
-        cr_assert(h_log_has(&H.h, agents[i], "event=summoned"), "agent %d was not summoned", i);
     h_get_ps(&H.h, "shop", &after);
     for (int i = 0; i < before.n; i++) {
         const struct j_obj *o = h_ps_find(&after, j_get(&before.o[i], "name"));
