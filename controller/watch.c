@@ -125,6 +125,17 @@ answer(struct ctl_watches *ws, struct watch *w)
     ctl_call_end(c, &c->rep);
 }
 
+/* Answer w now, out of deadline order: the timer follows the new first. */
+static void
+answer_now(struct ctl_watches *ws, struct watch *w)
+{
+    bool first = TAILQ_FIRST(&ws->held) == w;
+
+    answer(ws, w);
+    if (first)
+        rearm(ws);
+}
+
 /* Superseded: its agent's REQ socket dropped it, so the answer is never
  * read; an error ends it without a commit. */
 static void
@@ -250,13 +261,11 @@ bool
 ctl_watch_wake(struct ctl_watches *ws, const struct ctl_node *n)
 {
     struct watch *w = ws != NULL ? ctl_map_get(ws->by_node, n->name) : NULL;
-    bool first;
 
     if (w == NULL)
         return false;
     if (w->gen == n->generation) /* changed and changed back: nothing new */
         return true;
-    first = TAILQ_FIRST(&ws->held) == w;
     ws->woken++;
     /* Within the commit's budget of lines (model.c), like the instances'. */
     if (ctl_inst_line(ws->ctl->model)) {
@@ -267,9 +276,7 @@ ctl_watch_wake(struct ctl_watches *ws, const struct ctl_node *n)
         log_debug("node_woken", "node=%s generation=%llu", n->name,
                   (unsigned long long)n->generation);
     }
-    answer(ws, w);
-    if (first)
-        rearm(ws);
+    answer_now(ws, w);
     return true;
 }
 
@@ -279,32 +286,24 @@ void
 ctl_watch_poke(struct ctl_watches *ws, const struct ctl_node *n)
 {
     struct watch *w = ws != NULL ? ctl_map_get(ws->by_node, n->name) : NULL;
-    bool first;
 
     /* Held with another generation than the node's: ctl_watch_wake
      * answers it (this loop turn). */
     if (w == NULL || w->gen != n->generation)
         return;
-    first = TAILQ_FIRST(&ws->held) == w;
-    answer(ws, w);
-    if (first)
-        rearm(ws);
+    answer_now(ws, w);
 }
 
 void
 ctl_watch_cut(struct ctl_watches *ws, struct ctl_node *n)
 {
     struct watch *w = ws != NULL ? ctl_map_get(ws->by_node, n->name) : NULL;
-    bool first;
 
     if (w == NULL) {
         n->watch_held = n->watch_long = false;
         return;
     }
-    first = TAILQ_FIRST(&ws->held) == w;
-    answer(ws, w);
-    if (first)
-        rearm(ws);
+    answer_now(ws, w);
 }
 
 size_t

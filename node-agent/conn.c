@@ -733,12 +733,8 @@ on_summons(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struct sockadd
         return;
     c->summoned_at = now;
     log_info("summoned", "node=%s endpoint=%s term=%" PRIu64, c->cfg->node, log_q(ep), sm.term);
-    if (rpc_follow(c->rpc, ep) < 0)
-        return;
-    if (c->sent_watch || !rpc_busy(c->rpc))
-        send_next(c);
-    else
-        c->again = true;
+    if (rpc_follow(c->rpc, ep) == 0)
+        send_next(c); /* in place of a watch; after a report in flight */
 }
 
 /* One sealed heartbeat datagram to every controller known. */
