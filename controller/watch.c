@@ -29,9 +29,11 @@
  *
  * One held sync per node: a newer sync from the node (the agent had
  * something to report: its REQ socket dropped the held one) ends the older
- * one with an error nobody reads. Held syncs are kept in deadline order
- * (agents ask for the same hold, so an insertion walks back from the tail
- * a step or two) and one timer fires for the earliest. A stopping
+ * one with an error nobody reads. Held syncs are kept in a binary heap by
+ * deadline (a long hold ends at a random point of its last quarter, so a
+ * list kept in order took a walk of thousands of steps per insertion at
+ * 10,000 nodes: 39 % of the controller's CPU while the watches taken by a
+ * placement ended) and one timer fires for the earliest. A stopping
  * controller answers every held sync ERR_UNAVAILABLE (the agent's next
  * heartbeat syncs again, wherever the leader is: the watch is the sync,
  * and follows the leader as the sync does); a controller that loses the
@@ -54,19 +56,21 @@
 #define WATCH_TICK_MS 20u
 
 struct watch {
-    TAILQ_ENTRY(watch) link;
     struct ctl_call *c; /* pending until answered */
     char node[NODE_NAME_MAX + 2];
     uint64_t gen;
     uint64_t deadline; /* uv_now */
+    uint64_t seq;      /* equal deadlines end in the order they were held */
+    size_t at;         /* index in the heap */
 };
 
 struct ctl_watches {
     struct ctl *ctl;
-    struct ctl_map *by_node;         /* name -> held watch */
-    TAILQ_HEAD(watch_q, watch) held; /* by deadline */
+    struct ctl_map *by_node; /* name -> held watch */
+    struct watch **heap;     /* min-heap by (deadline, seq) */
+    size_t nheld, cap;
+    uint64_t seq;
     uv_timer_t timer;
-    size_t nheld;
     uint64_t woken, expired; /* answered because of a change / the hold ended */
 };
 
@@ -80,10 +84,56 @@ ctl_watches_new(struct ctl *ctl)
         return NULL;
     }
     ws->ctl = ctl;
-    TAILQ_INIT(&ws->held);
     uv_timer_init(ctl->loop, &ws->timer);
     ws->timer.data = ws;
     return ws;
+}
+
+static bool
+earlier(const struct watch *a, const struct watch *b)
+{
+    return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
+}
+
+static void
+place(struct ctl_watches *ws, struct watch *w, size_t i)
+{
+    ws->heap[i] = w;
+    w->at = i;
+}
+
+static void
+sift_up(struct ctl_watches *ws, struct watch *w, size_t i)
+{
+    while (i > 0 && earlier(w, ws->heap[(i - 1) / 2])) {
+        place(ws, ws->heap[(i - 1) / 2], i);
+        i = (i - 1) / 2;
+    }
+    place(ws, w, i);
+}
+
+static void
+sift_down(struct ctl_watches *ws, struct watch *w, size_t i)
+{
+    for (;;) {
+        size_t k = 2 * i + 1;
+
+        if (k >= ws->nheld)
+            break;
+        if (k + 1 < ws->nheld && earlier(ws->heap[k + 1], ws->heap[k]))
+            k++;
+        if (!earlier(ws->heap[k], w))
+            break;
+        place(ws, ws->heap[k], i);
+        i = k;
+    }
+    place(ws, w, i);
+}
+
+static struct watch *
+first(const struct ctl_watches *ws)
+{
+    return ws->nheld > 0 ? ws->heap[0] : NULL;
 }
 
 static void on_timer(uv_timer_t *t);
@@ -91,7 +141,7 @@ static void on_timer(uv_timer_t *t);
 static void
 rearm(struct ctl_watches *ws)
 {
-    struct watch *w = TAILQ_FIRST(&ws->held);
+    struct watch *w = first(ws);
     uint64_t now = uv_now(ws->ctl->loop);
 
     if (w == NULL) {
@@ -105,10 +155,16 @@ static void
 unlink_watch(struct ctl_watches *ws, struct watch *w)
 {
     struct ctl_node *n = ctl_node_find(ws->ctl->model, w->node);
+    struct watch *last = ws->heap[--ws->nheld];
 
-    TAILQ_REMOVE(&ws->held, w, link);
+    /* The last leaf takes w's place, and moves up or down from there. */
+    if (last != w) {
+        if (w->at > 0 && earlier(last, ws->heap[(w->at - 1) / 2]))
+            sift_up(ws, last, w->at);
+        else
+            sift_down(ws, last, w->at);
+    }
     ctl_map_del(ws->by_node, w->node);
-    ws->nheld--;
     if (n != NULL)
         n->watch_held = n->watch_long = false;
 }
@@ -129,10 +185,10 @@ answer(struct ctl_watches *ws, struct watch *w)
 static void
 answer_now(struct ctl_watches *ws, struct watch *w)
 {
-    bool first = TAILQ_FIRST(&ws->held) == w;
+    bool was_first = first(ws) == w;
 
     answer(ws, w);
-    if (first)
+    if (was_first)
         rearm(ws);
 }
 
@@ -156,25 +212,29 @@ on_timer(uv_timer_t *t)
     uint64_t now = uv_now(ws->ctl->loop);
     struct watch *w;
 
-    while ((w = TAILQ_FIRST(&ws->held)) != NULL && w->deadline <= now) {
+    while ((w = first(ws)) != NULL && w->deadline <= now) {
         ws->expired++;
         answer(ws, w);
     }
     rearm(ws);
 }
 
-/* In deadline order: from the tail, where a watch with the usual hold goes. */
-static void
+/* Into the heap: -1 when it cannot grow. */
+static int
 insert(struct ctl_watches *ws, struct watch *w)
 {
-    struct watch *p = TAILQ_LAST(&ws->held, watch_q);
+    if (ws->nheld == ws->cap) {
+        size_t cap = ws->cap != 0 ? 2 * ws->cap : 64;
+        struct watch **h = realloc(ws->heap, cap * sizeof(*h));
 
-    while (p != NULL && p->deadline > w->deadline)
-        p = TAILQ_PREV(p, watch_q, link);
-    if (p == NULL)
-        TAILQ_INSERT_HEAD(&ws->held, w, link);
-    else
-        TAILQ_INSERT_AFTER(&ws->held, p, w, link);
+        if (h == NULL)
+            return -1;
+        ws->heap = h;
+        ws->cap = cap;
+    }
+    w->seq = ws->seq++;
+    sift_up(ws, w, ws->nheld++);
+    return 0;
 }
 
 /*
@@ -213,10 +273,10 @@ ctl_sync_hold(struct ctl_call *c, struct ctl_node *n)
     if (ws == NULL)
         return 0;
     if ((w = ctl_map_get(ws->by_node, n->name)) != NULL) {
-        bool first = TAILQ_FIRST(&ws->held) == w;
+        bool was_first = first(ws) == w;
 
         drop(ws, w);
-        if (first)
+        if (was_first)
             rearm(ws);
     }
     if (hold == 0)
@@ -245,12 +305,15 @@ ctl_sync_hold(struct ctl_call *c, struct ctl_node *n)
         free(w);
         return 0;
     }
+    if (insert(ws, w) < 0) {
+        ctl_map_del(ws->by_node, w->node);
+        free(w);
+        return 0;
+    }
     c->what = "watch";
     n->watch_held = true;
     n->watch_long = hold > ctl_beat_watch_ms(c->ctl) && hold > c->ctl->cfg.heartbeat_ms;
-    insert(ws, w);
-    ws->nheld++;
-    if (TAILQ_FIRST(&ws->held) == w)
+    if (first(ws) == w)
         rearm(ws);
     return CTL_PENDING;
 }
@@ -328,7 +391,7 @@ ctl_watches_stop(struct ctl_watches *ws)
     if (ws == NULL)
         return;
     uv_timer_stop(&ws->timer);
-    while ((w = TAILQ_FIRST(&ws->held)) != NULL) {
+    while ((w = first(ws)) != NULL) {
         struct ctl_call *c = w->c;
 
         unlink_watch(ws, w);
@@ -343,6 +406,7 @@ on_close(uv_handle_t *h)
     struct ctl_watches *ws = h->data;
 
     ctl_map_free(ws->by_node);
+    free(ws->heap);
     free(ws);
 }
 
