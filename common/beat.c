@@ -36,10 +36,13 @@ copy_str(char *dst, size_t dstsz, const char *s)
     return 0;
 }
 
+/* Opened thousands of times a second by a controller: unpacked on the
+ * stack (wire_open_arena), no malloc. */
 int
 beat_open(const uint8_t *buf, size_t len, int key, int key_next, struct beat *b)
 {
     struct wire_header hdr = {0};
+    struct wire_arena a;
     Drover__Message *m = NULL;
     const Drover__Heartbeat *h;
     int rc;
@@ -47,7 +50,8 @@ beat_open(const uint8_t *buf, size_t len, int key, int key_next, struct beat *b)
     memset(b, 0, sizeof(*b));
     if (len > BEAT_DATAGRAM_MAX)
         return -EMSGSIZE;
-    if ((rc = wire_open(buf, len, &hdr, &m)) < 0)
+    wire_arena_init(&a);
+    if ((rc = wire_open_arena(buf, len, &hdr, &a, &m)) < 0)
         return rc;
     if (hdr.key < 0 || (hdr.key != key && hdr.key != key_next))
         rc = -EKEYREJECTED;
@@ -63,7 +67,7 @@ beat_open(const uint8_t *buf, size_t len, int key, int key_next, struct beat *b)
         b->counter = h->counter;
         b->takes_summons = h->takes_summons;
     }
-    wire_msg_free(m);
+    wire_arena_msg_free(&a, m);
     if (rc < 0)
         memset(b, 0, sizeof(*b));
     return rc;

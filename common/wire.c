@@ -30,7 +30,9 @@
 #include "util.h"
 
 #define AD_MAX (4 + 4 + 4 + 8 + 1 + 64)
-#define BUCKETS 4096
+/* Ten thousand nodes heartbeat a controller: a chain of about one. A bucket
+ * untouched is a page never made resident. */
+#define BUCKETS 16384
 
 struct key {
     char name[16];
@@ -40,6 +42,7 @@ struct key {
 
 struct peer {
     struct peer *next;
+    uint64_t hash; /* peer_hash's, before the modulo: most misses skip strcmp */
     int slot;
     char id[64];
     uint64_t highest;
@@ -280,10 +283,10 @@ wire_seal(struct wire_sender *s, const Drover__Message *msg, uint8_t **out, size
 
 /* ---- replay state (lock held) ---- */
 
-static size_t
+static uint64_t
 peer_hash(int slot, const char *id)
 {
-    return (size_t)(fnv1a64(FNV1A64_INIT ^ (uint64_t)slot, id, strlen(id)) % BUCKETS);
+    return fnv1a64(FNV1A64_INIT ^ (uint64_t)slot, id, strlen(id));
 }
 
 /* Drop entries silent for 2 x WIRE_FRESH_MS: their old messages are stale
@@ -345,11 +348,12 @@ static int
 replay_check(int slot, const char *id, uint64_t counter)
 {
     uint64_t now = now_ms();
-    size_t h = peer_hash(slot, id);
+    uint64_t hash = peer_hash(slot, id);
+    size_t h = (size_t)(hash % BUCKETS);
     struct peer *p;
 
     for (p = buckets[h]; p != NULL; p = p->next)
-        if (p->slot == slot && strcmp(p->id, id) == 0)
+        if (p->hash == hash && p->slot == slot && strcmp(p->id, id) == 0)
             break;
     if (p == NULL) {
         if (!fresh(counter, now))
@@ -361,6 +365,7 @@ replay_check(int slot, const char *id, uint64_t counter)
         }
         if ((p = calloc(1, sizeof(*p))) == NULL)
             return -ENOMEM;
+        p->hash = hash;
         p->slot = slot;
         snprintf(p->id, sizeof(p->id), "%s", id);
         p->highest = counter;
@@ -399,11 +404,71 @@ find_key(uint32_t id, uint8_t k[WIRE_KEY_BYTES])
     return -1;
 }
 
-/* Authenticate and decrypt a sealed env's body with k into a malloc'd
- * *plain: the one place that knows the associated data's layout. */
+/* ---- arenas ---- */
+
+static void *
+arena_alloc(void *data, size_t size)
+{
+    struct wire_arena *a = data;
+    size_t need = (size + 15) & ~(size_t)15;
+
+    if (need >= size && need <= sizeof(a->buf) - a->used) {
+        void *p = a->buf + a->used;
+
+        a->used += need;
+        return p;
+    }
+    a->spilled++;
+    return malloc(size);
+}
+
+static void
+arena_free(void *data, void *p)
+{
+    struct wire_arena *a = data;
+
+    if (p != NULL && ((uint8_t *)p < a->buf || (uint8_t *)p >= a->buf + sizeof(a->buf)))
+        free(p);
+}
+
+void
+wire_arena_init(struct wire_arena *a)
+{
+    a->al.alloc = arena_alloc;
+    a->al.free = arena_free;
+    a->al.allocator_data = a;
+    a->used = a->spilled = 0;
+}
+
+void
+wire_arena_msg_free(struct wire_arena *a, Drover__Message *msg)
+{
+    /* Nothing came from malloc: nothing to walk. */
+    if (msg != NULL && a->spilled > 0)
+        drover__message__free_unpacked(msg, &a->al);
+}
+
+/* al == NULL: malloc's. */
+static void *
+al_alloc(ProtobufCAllocator *al, size_t size)
+{
+    return al != NULL ? al->alloc(al->allocator_data, size) : malloc(size);
+}
+
+static void
+al_free(ProtobufCAllocator *al, void *p)
+{
+    if (al != NULL)
+        al->free(al->allocator_data, p);
+    else
+        free(p);
+}
+
+/* Authenticate and decrypt a sealed env's body with k into *plain, from al
+ * (NULL: malloc): the one place that knows the associated data's layout. */
 static int
-decrypt_body(const Drover__Envelope *env, const uint8_t k[WIRE_KEY_BYTES], uint8_t **plain,
-             size_t *plen)
+decrypt_body(const Drover__Envelope *env, const uint8_t k[WIRE_KEY_BYTES], ProtobufCAllocator *al,
+             uint8_t **plain, size_t *plen)
 {
     uint8_t ad[AD_MAX];
     unsigned long long n = 0;
@@ -411,12 +476,12 @@ decrypt_body(const Drover__Envelope *env, const uint8_t k[WIRE_KEY_BYTES], uint8
 
     if (env->nonce.len != WIRE_NONCE_BYTES || env->body.len < WIRE_TAG_BYTES)
         return -EBADMSG;
-    if ((*plain = malloc(env->body.len)) == NULL)
+    if ((*plain = al_alloc(al, env->body.len)) == NULL)
         return -ENOMEM;
     adlen = build_ad(ad, env->version, env->key_id, env->counter, env->sender ? env->sender : "");
     if (crypto_aead_xchacha20poly1305_ietf_decrypt(*plain, &n, NULL, env->body.data, env->body.len,
                                                    ad, adlen, env->nonce.data, k) != 0) {
-        free(*plain);
+        al_free(al, *plain);
         *plain = NULL;
         return -EBADE;
     }
@@ -424,9 +489,10 @@ decrypt_body(const Drover__Envelope *env, const uint8_t k[WIRE_KEY_BYTES], uint8
     return 0;
 }
 
-/* Decrypt env's body into a malloc'd *plain; the lock is held. */
+/* Decrypt env's body into *plain, from al; the lock is held. */
 static int
-open_body(const Drover__Envelope *env, struct wire_header *hdr, uint8_t **plain, size_t *plen)
+open_body(const Drover__Envelope *env, struct wire_header *hdr, ProtobufCAllocator *al,
+          uint8_t **plain, size_t *plen)
 {
     uint8_t k[WIRE_KEY_BYTES];
     int slot, rc;
@@ -442,13 +508,13 @@ open_body(const Drover__Envelope *env, struct wire_header *hdr, uint8_t **plain,
         return -EBADMSG;
     if ((slot = find_key(env->key_id, k)) < 0)
         return -EKEYREJECTED;
-    rc = decrypt_body(env, k, plain, plen);
+    rc = decrypt_body(env, k, al, plain, plen);
     sodium_memzero(k, sizeof(k));
     if (rc < 0)
         return rc;
     rc = replay_check(slot, env->sender ? env->sender : "", env->counter);
     if (rc < 0) {
-        free(*plain);
+        al_free(al, *plain);
         *plain = NULL;
         return rc;
     }
@@ -456,13 +522,17 @@ open_body(const Drover__Envelope *env, struct wire_header *hdr, uint8_t **plain,
     return 0;
 }
 
-int
-wire_open(const uint8_t *buf, size_t len, struct wire_header *hdr, Drover__Message **msg)
+/* The envelope and the plaintext live in scratch (this frame's); the
+ * message is unpacked with al (NULL: malloc). */
+static int
+open_with(const uint8_t *buf, size_t len, struct wire_header *hdr, ProtobufCAllocator *al,
+          Drover__Message **msg)
 {
+    struct wire_arena scratch;
     Drover__Envelope *env = NULL;
     Drover__Message *m = NULL;
     uint8_t *plain = NULL;
-    size_t plen = 0;
+    size_t plen = 0, slen;
     int rc;
 
     *msg = NULL;
@@ -470,10 +540,12 @@ wire_open(const uint8_t *buf, size_t len, struct wire_header *hdr, Drover__Messa
     hdr->key = -1;
     if (len > WIRE_MAX_SIZE)
         return -EMSGSIZE;
-    if ((env = drover__envelope__unpack(NULL, len, buf)) == NULL)
+    wire_arena_init(&scratch);
+    if ((env = drover__envelope__unpack(&scratch.al, len, buf)) == NULL)
         return -EBADMSG;
     hdr->version = env->version;
-    snprintf(hdr->sender, sizeof(hdr->sender), "%s", env->sender ? env->sender : "");
+    slen = env->sender != NULL ? strnlen(env->sender, sizeof(hdr->sender) - 1) : 0;
+    memcpy(hdr->sender, env->sender != NULL ? env->sender : "", slen);
     hdr->counter = env->counter;
     hdr->key_id = env->key_id;
     hdr->sealed = env->nonce.len > 0;
@@ -490,11 +562,11 @@ wire_open(const uint8_t *buf, size_t len, struct wire_header *hdr, Drover__Messa
         goto out;
     }
     pthread_mutex_lock(&lock);
-    rc = open_body(env, hdr, &plain, &plen);
+    rc = open_body(env, hdr, &scratch.al, &plain, &plen);
     pthread_mutex_unlock(&lock);
     if (rc < 0)
         goto out;
-    m = drover__message__unpack(NULL, plen, plain != NULL ? plain : env->body.data);
+    m = drover__message__unpack(al, plen, plain != NULL ? plain : env->body.data);
     if (m == NULL || m->body_case == DROVER__MESSAGE__BODY__NOT_SET) {
         rc = -EBADMSG;
         goto out;
@@ -504,13 +576,26 @@ wire_open(const uint8_t *buf, size_t len, struct wire_header *hdr, Drover__Messa
     rc = 0;
 out:
     if (m != NULL)
-        drover__message__free_unpacked(m, NULL);
+        drover__message__free_unpacked(m, al);
     if (plain != NULL) {
         sodium_memzero(plain, plen);
-        free(plain);
+        al_free(&scratch.al, plain);
     }
-    drover__envelope__free_unpacked(env, NULL);
+    drover__envelope__free_unpacked(env, &scratch.al);
     return rc;
+}
+
+int
+wire_open(const uint8_t *buf, size_t len, struct wire_header *hdr, Drover__Message **msg)
+{
+    return open_with(buf, len, hdr, NULL, msg);
+}
+
+int
+wire_open_arena(const uint8_t *buf, size_t len, struct wire_header *hdr, struct wire_arena *a,
+                Drover__Message **msg)
+{
+    return open_with(buf, len, hdr, &a->al, msg);
 }
 
 int
@@ -539,7 +624,7 @@ wire_open_key(const uint8_t *buf, size_t len, const uint8_t key[WIRE_KEY_BYTES],
     else if (!crypto_ready())
         rc = -ENOMEM;
     else
-        rc = decrypt_body(env, key, &plain, &plen);
+        rc = decrypt_body(env, key, NULL, &plain, &plen);
     if (rc < 0)
         goto out;
     m = drover__message__unpack(NULL, plen, plain);

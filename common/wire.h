@@ -127,6 +127,26 @@ int wire_open(const uint8_t *buf, size_t len, struct wire_header *hdr, Drover__M
 void wire_msg_free(Drover__Message *msg);
 
 /*
+ * Memory for one small message that lives no longer than its caller's
+ * frame (a UDP heartbeat, opened and forgotten thousands of times a
+ * second): unpacking into it costs no malloc. What does not fit in buf
+ * comes from malloc, and wire_arena_msg_free gives it back.
+ */
+#define WIRE_ARENA_BYTES 2048
+struct wire_arena {
+    ProtobufCAllocator al;
+    size_t used;
+    size_t spilled; /* allocations that did not fit: from malloc */
+    _Alignas(16) uint8_t buf[WIRE_ARENA_BYTES];
+};
+void wire_arena_init(struct wire_arena *a);
+/* wire_open, with the message unpacked into a (its other scratch memory is
+ * on wire_open's own stack either way). */
+int wire_open_arena(const uint8_t *buf, size_t len, struct wire_header *hdr, struct wire_arena *a,
+                    Drover__Message **msg);
+void wire_arena_msg_free(struct wire_arena *a, Drover__Message *msg);
+
+/*
  * Open with this key only, keeping no replay state: for load generators that
  * host many peers in one process (tests/bench), where one replay window
  * cannot follow a counter reordered across hundreds of sockets. Daemons use
