@@ -330,17 +330,13 @@ ctl_h_sync(struct ctl_call *c)
  * sync with no report, nothing to say about leaving, and the node's
  * current generation and digest, which would change nothing and get
  * nothing back. A waiting heartbeat still proves the node alive: it is
- * heard here, and counts as a sync answered (its ERR_BUSY is the answer),
- * so that no summons (beat.c) calls it back before its retry_after_ms:
- * measured at the end of a placement on 10,000 agents, thousands of
- * summonses a second went to nodes that had just been told to wait.
- * Registers, syncs that carry reports (acknowledgements) and
- * syncs that fetch a new assignment set are the progress and are always
+ * heard here. Its node, or NULL when it may not wait. Registers, syncs that carry reports
+ * (acknowledgements) and syncs that fetch a new assignment set are the progress and are always
  * served (measured: answering registers ERR_BUSY during the start-up storm
  * of 10,000 agents kept the backlog as long and took registration from
  * 4 s to 108 s).
  */
-bool
+struct ctl_node *
 ctl_agent_may_wait(struct ctl *ctl, const Drover__Message *m)
 {
     const Drover__SyncReq *r = m->sync_req;
@@ -348,15 +344,14 @@ ctl_agent_may_wait(struct ctl *ctl, const Drover__Message *m)
 
     if (m->body_case != DROVER__MESSAGE__BODY_SYNC_REQ || r == NULL || r->full || r->node == NULL ||
         r->boot_id == NULL)
-        return false;
+        return NULL;
     n = ctl_node_find(ctl->model, r->node);
     if (n == NULL || n->state == CTL_NODE_DOWN || n->leaving != r->leaving ||
         strcmp(n->boot_id, r->boot_id) != 0 || n->generation != r->generation || !n->have_digest ||
         n->digest != r->digest)
-        return false;
-    n->sync_ms = mono_ms();
-    ctl_node_heard(n, n->sync_ms);
-    return true;
+        return NULL;
+    ctl_node_heard(n, mono_ms());
+    return n;
 }
 
 /* ---- node timeout ---- */

@@ -162,7 +162,7 @@ summon(struct ctl_beats *bs, const char *node, const struct sockaddr_storage *to
 /* Does node n, just heard by UDP, hold no watch here and need a summons?
  * Not when a TCP sync came or was answered within two heartbeats (an agent
  * between the answer to one watch and the next), nor more than once a
- * heartbeat. */
+ * heartbeat, nor while its agent waits out an ERR_BUSY (front.c). */
 static bool
 wants_summons(struct ctl *ctl, struct ctl_node *n, uint64_t now)
 {
@@ -173,7 +173,7 @@ wants_summons(struct ctl *ctl, struct ctl_node *n, uint64_t now)
      * summons would make its agent send it again. */
     if (!n->takes_summons || (ctl->agents != NULL && nnuv_backlog_ms(ctl->agents) >= hb) ||
         (n->sync_ms != 0 && now - n->sync_ms < 2 * hb) ||
-        (n->summoned_ms != 0 && now - n->summoned_ms < hb) ||
+        (n->summoned_ms != 0 && now - n->summoned_ms < hb) || now < n->quiet_until_ms ||
         (n->state != CTL_NODE_DOWN && n->watch_held))
         return false;
     n->summoned_ms = now;

@@ -203,11 +203,14 @@ struct ctl_node {
     uint8_t udp_differ; /* datagrams in a row whose generation or digest differ */
     /* Summonses (beat.c): its datagrams say it takes them; the last TCP
      * sync heard from it or answered (monotonic; 0: none in this run); the
-     * last summons sent; it has a held watch, a long one (watch.c). */
+     * last summons sent; none before quiet_until_ms (told ERR_BUSY: its
+     * agent waits that long, front.c); it has a held watch, a long one
+     * (watch.c). */
     bool takes_summons;
     bool watch_held, watch_long;
     uint64_t sync_ms;
     uint64_t summoned_ms;
+    uint64_t quiet_until_ms;
 };
 
 struct ctl_instance {
@@ -1075,7 +1078,7 @@ int ctl_h_register(struct ctl_call *c);
 int ctl_h_sync(struct ctl_call *c);
 /* front.c's overload rule: a heartbeat that may be answered ERR_BUSY (it
  * is heard all the same). */
-bool ctl_agent_may_wait(struct ctl *ctl, const Drover__Message *m);
+struct ctl_node *ctl_agent_may_wait(struct ctl *ctl, const Drover__Message *m);
 /* front.c, pure: a busy heartbeat's retry_after_ms, one heartbeat plus the
  * backlog's age, at most 2/5 of (node timeout - heartbeat): with the
  * agent's jitter (rpc_hold_ms: up to half again) a held agent is heard

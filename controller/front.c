@@ -65,18 +65,25 @@ busy(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *m)
     static uint64_t said, last_log;
     Drover__Message em = DROVER__MESSAGE__INIT;
     Drover__Error e = DROVER__ERROR__INIT;
-    uint64_t backlog = nnuv_backlog_ms(req->sock), now;
+    uint64_t backlog = nnuv_backlog_ms(req->sock), now = mono_ms();
+    struct ctl_node *n;
 
-    if (ctl->cfg.busy_ms == 0 || backlog < ctl->cfg.busy_ms || !ctl_agent_may_wait(ctl, m))
+    if (ctl->cfg.busy_ms == 0 || backlog < ctl->cfg.busy_ms ||
+        (n = ctl_agent_may_wait(ctl, m)) == NULL)
         return false;
     e.code = DROVER__ERROR_CODE__ERR_BUSY;
     e.message = "the controller is busy; try again after retry_after_ms";
     e.retry_after_ms = (uint32_t)ctl_busy_retry_ms(&ctl->cfg, backlog);
+    /* No summons (beat.c) calls the agent back while it waits, up to
+     * rpc_hold_ms's longest: measured at the end of a placement on 10,000
+     * agents, thousands of summonses a second went to nodes just told to
+     * wait, and undid the shedding. */
+    n->quiet_until_ms = now + e.retry_after_ms + e.retry_after_ms / 2;
     em.body_case = DROVER__MESSAGE__BODY_ERROR;
     em.error = &e;
     ctl_reply(ctl, req, &em);
     said++;
-    if ((now = mono_ms()) - last_log >= BUSY_LOG_MS) {
+    if (now - last_log >= BUSY_LOG_MS) {
         log_info("busy", "backlog_ms=%llu answered=%llu retry_after_ms=%u",
                  (unsigned long long)backlog, (unsigned long long)said, e.retry_after_ms);
         last_log = now;
