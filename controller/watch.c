@@ -48,12 +48,16 @@
 #include "log.h"
 
 #define WATCH_HOLD_MIN_MS 100u
-/* Deadlines are rounded up to a multiple of this: the timer fires once per
- * tick for every hold that ends in it, not once per agent (10,000 agents
- * beating once a second spread their deadlines a tenth of a millisecond
- * apart: a loop turn, a commit turn and a timer per answer). An answer at
- * most this late is far inside the agent's resend wait. */
-#define WATCH_TICK_MS 20u
+/* Deadlines are rounded up to a multiple of a tick, a tenth of a heartbeat
+ * between these bounds: the timer fires once per tick for every hold that
+ * ends in it, not once per agent (10,000 agents beating once a second
+ * spread their deadlines a tenth of a millisecond apart: a loop turn, a
+ * commit turn and a timer per answer). An answer at most a tick late is far
+ * inside the agent's resend wait (the hold and two heartbeats). Measured at
+ * 1,000 agents (bench, CPU per quiet heartbeat): 15.9 us with a tick of
+ * 20 ms, 11.2-11.6 us with 100 ms, the wakeups fewer. */
+#define WATCH_TICK_MIN_MS 10u
+#define WATCH_TICK_MAX_MS 100u
 
 struct watch {
     struct ctl_call *c; /* pending until answered */
@@ -268,6 +272,7 @@ ctl_sync_hold(struct ctl_call *c, struct ctl_node *n)
     struct ctl_watches *ws = c->ctl->watches;
     Drover__SyncRep *sr = c->rep.sync_rep;
     uint32_t hold = r->watch_ms, max;
+    uint64_t tick;
     struct watch *w;
 
     if (ws == NULL)
@@ -300,7 +305,10 @@ ctl_sync_hold(struct ctl_call *c, struct ctl_node *n)
     w->c = c;
     snprintf(w->node, sizeof(w->node), "%s", n->name);
     w->gen = r->generation;
-    w->deadline = (uv_now(c->ctl->loop) + hold + WATCH_TICK_MS - 1) / WATCH_TICK_MS * WATCH_TICK_MS;
+    tick = c->ctl->cfg.heartbeat_ms / 10;
+    tick = tick < WATCH_TICK_MIN_MS ? WATCH_TICK_MIN_MS : tick;
+    tick = tick > WATCH_TICK_MAX_MS ? WATCH_TICK_MAX_MS : tick;
+    w->deadline = (uv_now(c->ctl->loop) + hold + tick - 1) / tick * tick;
     if (ctl_map_put(ws->by_node, w->node, w) < 0) {
         free(w);
         return 0;

@@ -13,7 +13,7 @@
 #include "log.h"
 
 #define NODES 300
-#define TICK_MS 20 /* watch.c's WATCH_TICK_MS */
+#define TICK_MS 100 /* watch.c's tick at a heartbeat of 10 s */
 
 struct held {
     struct ctl_call call;
