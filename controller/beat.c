@@ -23,7 +23,7 @@
  * Summonses: a node whose datagrams say it takes them gets a watch held up
  * to CTL_WATCH_HOLD_MAX_MS while its datagrams come (watch.c; node_tick
  * answers it as soon as they stop), so a quiet node costs a TCP sync every
- * 30 s instead of every half node timeout. What made the shorter hold
+ * minute instead of every half node timeout. What made the shorter hold
  * necessary was the agent's only sign of a controller that vanished
  * without closing its connections (its host cut off, or a leader replaced
  * by its standby elsewhere): silence past the hold. Instead, a controller
@@ -85,7 +85,7 @@ ctl_beat_watch_ms(const struct ctl *ctl)
     if (ctl->beats == NULL)
         return 0;
     ms = ms < ctl->cfg.heartbeat_ms ? ctl->cfg.heartbeat_ms : ms;
-    return ms > CTL_WATCH_HOLD_MAX_MS ? CTL_WATCH_HOLD_MAX_MS : (uint32_t)ms;
+    return ms > CTL_BEAT_HOLD_MAX_MS ? CTL_BEAT_HOLD_MAX_MS : (uint32_t)ms;
 }
 
 uint32_t

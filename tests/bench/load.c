@@ -488,8 +488,8 @@ udp_rcvbuf_errors(void)
  * less than SETTLE_PCT of a core in each of two seconds in a row (at most
  * SETTLE_MAX_MS after the last acknowledgement; settle_ms says how long it
  * took; the tail comes in bursts, and one quiet second was not its end).
- * The watches the placement's syncs took (held 22.5-30 s) still all end
- * inside the window, 31 s long and opened at most 15 s after them.
+ * The watches the placement's syncs took (held 45-60 s) still all end
+ * inside the window, 61 s long and opened at most 15 s after them.
  */
 #define SETTLE_PCT 20
 #define SETTLE_MAX_MS 15000

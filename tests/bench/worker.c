@@ -526,7 +526,7 @@ command(struct worker *w, const char *line)
         struct sim *s = &w->sims[idx - w->cfg->first];
 
         /* The controller's node timeout runs from the last message it
-         * heard: a request, or (a watch held 30 s) a UDP heartbeat. */
+         * heard: a request, or (a watch held up to 60 s) a UDP heartbeat. */
         uint64_t last = s->sent_ns > s->udp_ns ? s->sent_ns : s->udp_ns;
 
         s->silent = true;
