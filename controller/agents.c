@@ -330,11 +330,11 @@ ctl_h_sync(struct ctl_call *c)
  * sync with no report, nothing to say about leaving, and the node's
  * current generation and digest, which would change nothing and get
  * nothing back. A waiting heartbeat still proves the node alive: it is
- * heard here. Its node, or NULL when it may not wait. Registers, syncs that carry reports
- * (acknowledgements) and syncs that fetch a new assignment set are the progress and are always
- * served (measured: answering registers ERR_BUSY during the start-up storm
- * of 10,000 agents kept the backlog as long and took registration from
- * 4 s to 108 s).
+ * heard here. Returns its node, or NULL when it may not wait. Registers,
+ * syncs that carry reports (acknowledgements) and syncs that fetch a new
+ * assignment set are the progress and are always served (measured:
+ * answering registers ERR_BUSY during the start-up storm of 10,000 agents
+ * kept the backlog as long and took registration from 4 s to 108 s).
  */
 struct ctl_node *
 ctl_agent_may_wait(struct ctl *ctl, const Drover__Message *m)
