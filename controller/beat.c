@@ -163,8 +163,8 @@ summon(struct ctl_beats *bs, const char *node, const struct sockaddr_storage *to
  * Not when a TCP sync came or was answered within two heartbeats (an agent
  * between the answer to one watch and the next), nor more than once a
  * heartbeat, nor while its agent waits out an ERR_BUSY (front.c). */
-static bool
-wants_summons(struct ctl *ctl, struct ctl_node *n, uint64_t now)
+bool
+ctl_beat_wants_summons(struct ctl *ctl, struct ctl_node *n, uint64_t now)
 {
     uint64_t hb = ctl->cfg.heartbeat_ms;
 
@@ -207,7 +207,7 @@ one(struct ctl_beats *bs, const uint8_t *buf, size_t len, const struct sockaddr_
     bs->accepted++;
     if (wake)
         ctl_watch_poke(ctl->watches, n);
-    if (wants_summons(ctl, n, now))
+    if (ctl_beat_wants_summons(ctl, n, now))
         summon(bs, n->name, from, fromlen);
 }
 

@@ -926,6 +926,9 @@ uint32_t ctl_beat_watch_ms(const struct ctl *ctl);
 /* The watch held for a node that takes summonses while it is heard by UDP
  * (CTL_WATCH_HOLD_MAX_MS); 0 without UDP heartbeats. */
 uint32_t ctl_summon_watch_ms(const struct ctl *ctl);
+/* Does n, just heard by UDP at now, need a summons (beat.c)? True marks it
+ * summoned. */
+bool ctl_beat_wants_summons(struct ctl *ctl, struct ctl_node *n, uint64_t now);
 uint64_t ctl_beats_count(const struct ctl *ctl, bool accepted);
 uint64_t ctl_summonses_sent(const struct ctl *ctl);
 /* watch.c: answer n's held watch now (its agent has something to sync). */
@@ -1092,6 +1095,9 @@ struct ctl_node *ctl_agent_may_wait(struct ctl *ctl, const Drover__Message *m);
  * agent's jitter (rpc_hold_ms: up to half again) a held agent is heard
  * again within node timeout - heartbeat. */
 uint64_t ctl_busy_retry_ms(const struct ctl_config *cfg, uint64_t backlog_ms);
+/* front.c, pure: how long after an ERR_BUSY with retry_after_ms its agent
+ * may still be waiting (rpc_hold_ms's longest): no summons before. */
+uint64_t ctl_busy_quiet_ms(uint32_t retry_after_ms);
 /* slugs.c: pending (the thread pool) */
 int ctl_h_slug_put(struct ctl_call *c);
 int ctl_h_slug_read(struct ctl_call *c);

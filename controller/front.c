@@ -58,6 +58,12 @@ ctl_busy_retry_ms(const struct ctl_config *cfg, uint64_t backlog)
     return ms < 10 ? 10 : ms; /* rpc_hold_ms waits at least 10 ms */
 }
 
+uint64_t
+ctl_busy_quiet_ms(uint32_t retry_after_ms)
+{
+    return (uint64_t)retry_after_ms + retry_after_ms / 2;
+}
+
 /* Answer req ERR_BUSY if the agent endpoint is behind and m may wait. */
 static bool
 busy(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *m)
@@ -78,7 +84,7 @@ busy(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *m)
      * rpc_hold_ms's longest: measured at the end of a placement on 10,000
      * agents, thousands of summonses a second went to nodes just told to
      * wait, and undid the shedding. */
-    n->quiet_until_ms = now + e.retry_after_ms + e.retry_after_ms / 2;
+    n->quiet_until_ms = now + ctl_busy_quiet_ms(e.retry_after_ms);
     em.body_case = DROVER__MESSAGE__BODY_ERROR;
     em.error = &e;
     ctl_reply(ctl, req, &em);

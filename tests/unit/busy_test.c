@@ -2,11 +2,12 @@
 /*
  * busy_test.c: a busy heartbeat's retry_after_ms (controller/front.c) and
  * what the agent makes of it (common/rpc.c): held agents are never judged
- * down, however long the backlog.
+ * down, however long the backlog, nor summoned before their wait is over.
  */
 #include <criterion/criterion.h>
 
 #include "ctl.h"
+#include "log.h"
 #include "rpc.h"
 
 Test(busy, retry_after_is_a_heartbeat_plus_the_backlog, .timeout = 2)
@@ -40,4 +41,45 @@ Test(busy, a_held_agent_is_heard_again_within_the_node_timeout, .timeout = 2)
                          (unsigned long long)backlog, (unsigned long long)worst);
         }
     }
+}
+
+/* A node answered ERR_BUSY is not summoned (controller/beat.c) before the
+ * longest wait its agent may choose is over: a summons would make it sync
+ * at once and undo the shedding. Otherwise a node heard by UDP with no
+ * watch and no sync for two heartbeats is summoned, at most once a
+ * heartbeat. */
+Test(busy, no_summons_while_a_told_agent_waits, .timeout = 5)
+{
+    struct ctl ctl = {.cfg = {.heartbeat_ms = 1000, .node_timeout_ms = 5000}};
+    const uint64_t now = 1000000;
+    struct ctl_node *n;
+
+    log_set_level(LOG_ERROR);
+    for (uint32_t ra = 10; ra <= 60000; ra = ra * 3 + 7) {
+        uint64_t worst = rpc_hold_ms(ra, UINT32_MAX - (UINT32_MAX % (ra / 2 + 1)) - 1);
+
+        cr_assert_geq(ctl_busy_quiet_ms(ra), worst, "retry_after %u: quiet %llu, agent waits %llu",
+                      ra, (unsigned long long)ctl_busy_quiet_ms(ra), (unsigned long long)worst);
+    }
+    cr_assert_not_null(ctl.model = ctl_model_new());
+    cr_assert_eq(ctl_node_add(ctl.model, "n1", &n), 0);
+    ctl_node_update(ctl.model, n, false, CTL_NODE_READY, false);
+    n->takes_summons = true;
+    n->sync_ms = now - 3000;
+    cr_assert(ctl_beat_wants_summons(&ctl, n, now), "no watch, no sync for 3 s: summoned");
+    cr_assert_not(ctl_beat_wants_summons(&ctl, n, now + 500), "at most once a heartbeat");
+    n->summoned_ms = 0;
+    n->quiet_until_ms = now + ctl_busy_quiet_ms(1600);
+    cr_assert_not(ctl_beat_wants_summons(&ctl, n, now + 1000));
+    cr_assert_not(ctl_beat_wants_summons(&ctl, n, now + 2399), "its agent may still be waiting");
+    cr_assert(ctl_beat_wants_summons(&ctl, n, now + 2400));
+    n->summoned_ms = 0;
+    n->watch_held = true;
+    cr_assert_not(ctl_beat_wants_summons(&ctl, n, now + 5000), "a held watch: nothing to summon");
+    n->watch_held = false;
+    n->sync_ms = now + 4500;
+    cr_assert_not(ctl_beat_wants_summons(&ctl, n, now + 5000), "a sync half a second ago");
+    n->takes_summons = false;
+    cr_assert_not(ctl_beat_wants_summons(&ctl, n, now + 9000), "an agent that takes none");
+    ctl_model_free(ctl.model);
 }
