@@ -10,10 +10,11 @@
  * instead of answering "nothing new" at once. The held call is answered,
  * through the sync's own view (agents.c: the whole set when the generation
  * moved), when the node's generation changes, or when watch_ms is over
- * (capped at one heartbeat, or, for a node heard by UDP heartbeats
- * (beat.c), at half the node timeout: hold_max; the agent's resend wait is
- * never reached). The answer has watched set: the agent
- * sends its next sync at once, so a watch is out nearly all the time, on
+ * (capped at one heartbeat; for a node heard by UDP heartbeats (beat.c),
+ * at half the node timeout, or, when it takes summonses, at
+ * CTL_WATCH_HOLD_MAX_MS: hold_max; the agent's resend wait is never
+ * reached). The answer has watched set: the agent sends its next sync at
+ * once, so a watch is out nearly all the time, on
  * the one REQ socket the agent already has (a REQ socket has one request
  * outstanding; a second socket per agent would double the controller's
  * connections).

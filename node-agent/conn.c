@@ -36,7 +36,7 @@
  * then nothing changes.
  *
  * Summonses (issue 15; docs/protocol.md, "Summonses"): a controller that
- * says summon_watch_ms holds this node's watch that long (30 s) while it
+ * says summon_watch_ms holds this node's watch that long (60 s) while it
  * hears its datagrams, which then say takes_summons and go to every
  * controller known, not only the one followed. A controller that hears this
  * node and holds no watch of it (a new leader, a controller back from a
