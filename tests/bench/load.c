@@ -476,13 +476,6 @@ udp_rcvbuf_errors(void)
 }
 
 /*
- * Controller CPU per heartbeat over a quiet window. A heartbeat is either a
- * sync answered (a watch ended, TCP) or a UDP heartbeat datagram that
- * reached the controller's socket (issue 15: sent by the workers, less those
- * this namespace dropped for a full receive buffer); both count, as both are
- * what keeps a node alive. Their rates are printed apart as well.
- */
-/*
  * The placement's tail (its last commits, the queued requests it shed) is
  * not a quiet heartbeat's: the window opens once the controller has used
  * less than SETTLE_PCT of a core in each of two seconds in a row (at most
@@ -515,6 +508,13 @@ settle(struct run *r)
     printf("settle_ms=%.0f\n", (double)(bench_now_ns() - t0) / 1e6);
 }
 
+/*
+ * Controller CPU per heartbeat over a quiet window. A heartbeat is either a
+ * sync answered (a watch ended, TCP) or a UDP heartbeat datagram that
+ * reached the controller's socket (issue 15: sent by the workers, less those
+ * this namespace dropped for a full receive buffer); both count, as both are
+ * what keeps a node alive. Their rates are printed apart as well.
+ */
 static void
 heartbeat_cpu(struct run *r)
 {
