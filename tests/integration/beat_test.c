@@ -7,9 +7,11 @@
  * counted; a killed agent is still declared down within the node timeout;
  * and a node whose UDP heartbeats are dropped (an nft rule inside the
  * controller's network namespace) is never declared down: its syncs prove
- * it alive as before. Real controller and agents, the controller's
- * /metrics and log. Controller ports 15780-15783, HTTP 15784, app ports
- * 16500-16649; the nft case uses hosts.c's private namespaces.
+ * it alive as before; a watch answer lost on a connection that died without
+ * a sign is followed by a summons, seconds after, not at the 60 s hold's
+ * end. Real controller and agents, the controller's /metrics and log.
+ * Controller ports 15780-15783, HTTP 15784, app ports 16500-16649; the nft
+ * cases use hosts.c's private namespaces.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -188,4 +190,141 @@ Test(beat, a_node_whose_udp_heartbeats_are_dropped_is_never_declared_down)
     /* And the rule did drop the agent's heartbeats. */
     cr_assert_gt(nft_dropped(H.hosts[0].ns), 4, "the nft rule dropped %ld datagrams",
                  nft_dropped(H.hosts[0].ns));
+}
+
+/* The agent's connections to the controller's agent endpoint (port 7401 on
+ * ctl_addr), as the agent's host sees them: their local ports, as an nft
+ * set ("{ 1, 2 }") in set; how many. */
+static int
+agent_conn_ports(const char *ns, const char *ctl_addr, char *set, size_t setsz)
+{
+    char cmd[512], line[512];
+    size_t off = 0;
+    int n = 0;
+    FILE *f;
+
+    snprintf(cmd, sizeof cmd,
+             "nsenter --net=/var/run/netns/%s ss -Htn state established dst %s:7401 2>/dev/null",
+             ns, ctl_addr);
+    if ((f = popen(cmd, "r")) == NULL)
+        return 0;
+    off += (size_t)snprintf(set, setsz, "{ ");
+    while (fgets(line, sizeof line, f) != NULL && off < setsz) {
+        char local[128];
+        const char *colon;
+
+        /* Recv-Q Send-Q Local:Port Peer:Port */
+        if (sscanf(line, "%*s %*s %127s", local) == 1 && (colon = strrchr(local, ':')) != NULL)
+            off +=
+                (size_t)snprintf(set + off, setsz - off, "%s%d", n++ ? ", " : "", atoi(colon + 1));
+    }
+    pclose(f);
+    if (off < setsz)
+        snprintf(set + off, setsz - off, " }");
+    return n;
+}
+
+/* The number of the first line of file path holding needle, or 0. */
+static int
+line_of(const char *path, const char *needle)
+{
+    char line[4096];
+    int n = 0, at = 0;
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL)
+        return 0;
+    while (at == 0 && fgets(line, sizeof line, f) != NULL) {
+        n++;
+        if (strstr(line, needle) != NULL)
+            at = n;
+    }
+    fclose(f);
+    return at;
+}
+
+static bool
+workers_up(int n, int timeout_ms)
+{
+    long deadline = h_mono_ms() + timeout_ms;
+    struct h_ps ps;
+
+    do {
+        h_get_ps(&H.h, "shop", &ps);
+        if (h_ps_count(&ps, "worker", "up", NULL) == n && ps.n == n)
+            return true;
+        h_msleep(100);
+    } while (h_mono_ms() < deadline);
+    return false;
+}
+
+/*
+ * The watch of a node that takes summonses is held 60 s (controller/ctl.h):
+ * what finds a connection that died without a sign is not the hold's end
+ * but the summons that follows an answer no sync followed. Here every
+ * packet from the controller to the agent's open connections is dropped (an
+ * nft rule on the controller's host, matching their ports only, so a new
+ * connection passes), then a scale changes the node's set: the answer to
+ * its watch is lost. The agent must be summoned, dial again and run the new
+ * instance within seconds, not at the hold's end.
+ */
+Test(beat, a_watch_answer_lost_on_a_dead_connection_is_followed_by_a_summons)
+{
+    const char *ctl_env[] = {"DROVER_HEARTBEAT_MS=300", "DROVER_NODE_TIMEOUT_MS=3000", NULL};
+    const char *agent_env[] = {"DROVER_HEARTBEAT_MS=300", NULL};
+    const char *app_dir = DROVER_SOURCE_DIR "/tests/integration/app";
+    char *out = NULL, *err = NULL, rule[512], ports[128];
+    int agent, assigned, summoned, silent;
+    long t0;
+
+    if (system("command -v nft >/dev/null 2>&1") != 0)
+        cr_skip_test("nft (package nftables) is not installed: cannot drop a connection's packets");
+    hn_init(&H, "beat-lost", 1);
+    hn_start_controller(&H, ctl_env);
+    agent = hn_start_agent(&H, 1, agent_env);
+    cr_assert_eq(hn_cli(&H, NULL, &err, (const char *const[]){"apps:create", "shop", NULL}), 0,
+                 "%s", err);
+    free(err);
+    cr_assert_eq(
+        hn_cli(&H, &out, &err, (const char *const[]){"deploy", "shop", app_dir, "--no-wait", NULL}),
+        0, "deploy: %s %s", out, err);
+    free(out);
+    free(err);
+    cr_assert_eq(
+        hn_cli(&H, NULL, &err, (const char *const[]){"scale", "shop", "web=0", "worker=1", NULL}),
+        0, "%s", err);
+    free(err);
+    cr_assert(workers_up(1, 20000), "worker=1 never came up");
+    h_msleep(1500); /* the agent's quiet sync is a held watch now */
+    cr_assert_gt(agent_conn_ports(H.hosts[1].ns, H.hosts[0].addr, ports, sizeof ports), 0,
+                 "the agent's connections to %s:7401 were not found", H.hosts[0].addr);
+    snprintf(rule, sizeof rule,
+             "table inet beat {\n"
+             "  chain out {\n"
+             "    type filter hook output priority 0; policy accept;\n"
+             "    ip daddr %s tcp sport 7401 tcp dport %s counter drop\n"
+             "  }\n"
+             "}",
+             H.hosts[1].addr, ports);
+    cr_assert_eq(nft_in(H.hosts[0].ns, rule), 0, "nft refused the rule");
+    t0 = h_mono_ms();
+    cr_assert_eq(hn_cli(&H, NULL, &err, (const char *const[]){"scale", "shop", "worker=2", NULL}),
+                 0, "%s", err);
+    free(err);
+    cr_assert(workers_up(2, 10000), "worker=2 not up %ld ms after the scale (the hold is 60 s)",
+              h_mono_ms() - t0);
+    cr_log_info("beat: a lost watch answer: worker=2 up %ld ms after the scale", h_mono_ms() - t0);
+    /* And it was the summons that brought it: the agent's own silence
+     * check (a report unanswered past its wait: conn.c, on_silent) would
+     * redial too, seconds later. */
+    assigned = line_of(H.h.procs[agent].log, "event=assigned app=shop inst=worker.2");
+    summoned = line_of(H.h.procs[agent].log, "event=summoned");
+    silent = line_of(H.h.procs[agent].log, "event=controller_silent");
+    cr_assert_gt(assigned, 0, "worker.2 was never assigned in the agent's log");
+    cr_assert(summoned > 0 && summoned < assigned,
+              "the agent was not summoned before worker.2 reached it (lines %d, %d)", summoned,
+              assigned);
+    cr_assert(silent == 0 || silent > assigned,
+              "the agent's own silence check, not the summons, found the lost answer");
+    cr_assert_gt(nft_dropped(H.hosts[0].ns), 0, "the rule dropped nothing: no answer was lost");
 }
