@@ -99,16 +99,29 @@ rpc_backoff_ms(uint64_t base, uint32_t n, uint32_t rnd, uint64_t cap)
     return cap > 0 && w > cap ? cap : w;
 }
 
-uint64_t
-rpc_hold_ms(uint32_t retry_after_ms, uint32_t rnd)
+/* retry_after_ms as the hold's base: 1 s when 0, within [10 ms, 60 s]. */
+static uint64_t
+hold_base(uint32_t retry_after_ms)
 {
     uint64_t ms = retry_after_ms == 0 ? 1000 : retry_after_ms;
 
-    if (ms < 10)
-        ms = 10;
-    if (ms > 60000)
-        ms = 60000;
+    return ms < 10 ? 10 : ms > 60000 ? 60000 : ms;
+}
+
+uint64_t
+rpc_hold_ms(uint32_t retry_after_ms, uint32_t rnd)
+{
+    uint64_t ms = hold_base(retry_after_ms);
+
     return ms + rnd % (ms / 2 + 1);
+}
+
+uint64_t
+rpc_hold_max_ms(uint32_t retry_after_ms)
+{
+    uint64_t ms = hold_base(retry_after_ms);
+
+    return ms + ms / 2;
 }
 
 static void on_timer(uv_timer_t *t);

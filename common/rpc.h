@@ -69,6 +69,8 @@ uint64_t rpc_backoff_ms(uint64_t base, uint32_t n, uint32_t rnd, uint64_t cap);
 /* Pure: an ERR_BUSY answer's wait: retry_after_ms (1 s when 0, within
  * [10 ms, 60 s]) plus up to half of it again chosen by rnd. */
 uint64_t rpc_hold_ms(uint32_t retry_after_ms, uint32_t rnd);
+/* Pure: the longest rpc_hold_ms can choose for retry_after_ms. */
+uint64_t rpc_hold_max_ms(uint32_t retry_after_ms);
 
 enum rpc_result {
     RPC_REPLY,    /* msg: the reply (an Error too) */

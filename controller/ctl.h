@@ -1095,9 +1095,6 @@ struct ctl_node *ctl_agent_may_wait(struct ctl *ctl, const Drover__Message *m);
  * agent's jitter (rpc_hold_ms: up to half again) a held agent is heard
  * again within node timeout - heartbeat. */
 uint64_t ctl_busy_retry_ms(const struct ctl_config *cfg, uint64_t backlog_ms);
-/* front.c, pure: how long after an ERR_BUSY with retry_after_ms its agent
- * may still be waiting (rpc_hold_ms's longest): no summons before. */
-uint64_t ctl_busy_quiet_ms(uint32_t retry_after_ms);
 /* slugs.c: pending (the thread pool) */
 int ctl_h_slug_put(struct ctl_call *c);
 int ctl_h_slug_read(struct ctl_call *c);

@@ -29,6 +29,7 @@
 
 #include "ctl.h"
 #include "log.h"
+#include "rpc.h"
 
 #define BUSY_LOG_MS 1000 /* at most one event=busy line per second */
 
@@ -58,12 +59,6 @@ ctl_busy_retry_ms(const struct ctl_config *cfg, uint64_t backlog)
     return ms < 10 ? 10 : ms; /* rpc_hold_ms waits at least 10 ms */
 }
 
-uint64_t
-ctl_busy_quiet_ms(uint32_t retry_after_ms)
-{
-    return (uint64_t)retry_after_ms + retry_after_ms / 2;
-}
-
 /* Answer req ERR_BUSY if the agent endpoint is behind and m may wait. */
 static bool
 busy(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *m)
@@ -71,20 +66,21 @@ busy(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *m)
     static uint64_t said, last_log;
     Drover__Message em = DROVER__MESSAGE__INIT;
     Drover__Error e = DROVER__ERROR__INIT;
-    uint64_t backlog = nnuv_backlog_ms(req->sock), now = mono_ms();
+    uint64_t backlog = nnuv_backlog_ms(req->sock), now;
     struct ctl_node *n;
 
     if (ctl->cfg.busy_ms == 0 || backlog < ctl->cfg.busy_ms ||
         (n = ctl_agent_may_wait(ctl, m)) == NULL)
         return false;
+    now = mono_ms();
     e.code = DROVER__ERROR_CODE__ERR_BUSY;
     e.message = "the controller is busy; try again after retry_after_ms";
     e.retry_after_ms = (uint32_t)ctl_busy_retry_ms(&ctl->cfg, backlog);
-    /* No summons (beat.c) calls the agent back while it waits, up to
-     * rpc_hold_ms's longest: measured at the end of a placement on 10,000
-     * agents, thousands of summonses a second went to nodes just told to
-     * wait, and undid the shedding. */
-    n->quiet_until_ms = now + ctl_busy_quiet_ms(e.retry_after_ms);
+    /* No summons (beat.c) calls the agent back while it waits, up to the
+     * longest hold its RPC client may choose (common/rpc.c): measured at the end of a placement on
+     * 10,000 agents, thousands of summonses a second went to nodes just told to wait, and undid the
+     * shedding. */
+    n->quiet_until_ms = now + rpc_hold_max_ms(e.retry_after_ms);
     em.body_case = DROVER__MESSAGE__BODY_ERROR;
     em.error = &e;
     ctl_reply(ctl, req, &em);

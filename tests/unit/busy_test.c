@@ -58,8 +58,8 @@ Test(busy, no_summons_while_a_told_agent_waits, .timeout = 5)
     for (uint32_t ra = 10; ra <= 60000; ra = ra * 3 + 7) {
         uint64_t worst = rpc_hold_ms(ra, UINT32_MAX - (UINT32_MAX % (ra / 2 + 1)) - 1);
 
-        cr_assert_geq(ctl_busy_quiet_ms(ra), worst, "retry_after %u: quiet %llu, agent waits %llu",
-                      ra, (unsigned long long)ctl_busy_quiet_ms(ra), (unsigned long long)worst);
+        cr_assert_geq(rpc_hold_max_ms(ra), worst, "retry_after %u: quiet %llu, agent waits %llu",
+                      ra, (unsigned long long)rpc_hold_max_ms(ra), (unsigned long long)worst);
     }
     cr_assert_not_null(ctl.model = ctl_model_new());
     cr_assert_eq(ctl_node_add(ctl.model, "n1", &n), 0);
@@ -69,7 +69,7 @@ Test(busy, no_summons_while_a_told_agent_waits, .timeout = 5)
     cr_assert(ctl_beat_wants_summons(&ctl, n, now), "no watch, no sync for 3 s: summoned");
     cr_assert_not(ctl_beat_wants_summons(&ctl, n, now + 500), "at most once a heartbeat");
     n->summoned_ms = 0;
-    n->quiet_until_ms = now + ctl_busy_quiet_ms(1600);
+    n->quiet_until_ms = now + rpc_hold_max_ms(1600);
     cr_assert_not(ctl_beat_wants_summons(&ctl, n, now + 1000));
     cr_assert_not(ctl_beat_wants_summons(&ctl, n, now + 2399), "its agent may still be waiting");
     cr_assert(ctl_beat_wants_summons(&ctl, n, now + 2400));
