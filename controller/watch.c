@@ -75,6 +75,7 @@ struct ctl_watches {
     struct watch **heap;     /* min-heap by (deadline, seq) */
     size_t nheld, cap;
     uint64_t seq;
+    uint64_t tick; /* deadlines are multiples of it */
     uv_timer_t timer;
     uint64_t woken, expired; /* answered because of a change / the hold ended */
 };
@@ -89,6 +90,9 @@ ctl_watches_new(struct ctl *ctl)
         return NULL;
     }
     ws->ctl = ctl;
+    ws->tick = ctl->cfg.heartbeat_ms / 10;
+    ws->tick = ws->tick < WATCH_TICK_MIN_MS ? WATCH_TICK_MIN_MS : ws->tick;
+    ws->tick = ws->tick > WATCH_TICK_MAX_MS ? WATCH_TICK_MAX_MS : ws->tick;
     uv_timer_init(ctl->loop, &ws->timer);
     ws->timer.data = ws;
     return ws;
@@ -273,7 +277,6 @@ ctl_sync_hold(struct ctl_call *c, struct ctl_node *n)
     struct ctl_watches *ws = c->ctl->watches;
     Drover__SyncRep *sr = c->rep.sync_rep;
     uint32_t hold = r->watch_ms, max;
-    uint64_t tick;
     struct watch *w;
 
     if (ws == NULL)
@@ -306,10 +309,7 @@ ctl_sync_hold(struct ctl_call *c, struct ctl_node *n)
     w->c = c;
     snprintf(w->node, sizeof(w->node), "%s", n->name);
     w->gen = r->generation;
-    tick = c->ctl->cfg.heartbeat_ms / 10;
-    tick = tick < WATCH_TICK_MIN_MS ? WATCH_TICK_MIN_MS : tick;
-    tick = tick > WATCH_TICK_MAX_MS ? WATCH_TICK_MAX_MS : tick;
-    w->deadline = (uv_now(c->ctl->loop) + hold + tick - 1) / tick * tick;
+    w->deadline = (uv_now(c->ctl->loop) + hold + ws->tick - 1) / ws->tick * ws->tick;
     if (ctl_map_put(ws->by_node, w->node, w) < 0) {
         free(w);
         return 0;
