@@ -392,13 +392,21 @@ slurp(const char *path)
     return buf;
 }
 
+long
+h_log_at(struct h_cluster *c, int idx, const char *needle)
+{
+    char *text = slurp(c->procs[idx].log);
+    const char *p = text != NULL ? strstr(text, needle) : NULL;
+    long at = p != NULL ? (long)(p - text) : -1;
+
+    free(text);
+    return at;
+}
+
 bool
 h_log_has(struct h_cluster *c, int idx, const char *needle)
 {
-    char *text = slurp(c->procs[idx].log);
-    bool found = text != NULL && strstr(text, needle) != NULL;
-    free(text);
-    return found;
+    return h_log_at(c, idx, needle) >= 0;
 }
 
 bool

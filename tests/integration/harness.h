@@ -91,6 +91,8 @@ int h_count_procs(const char *dir, const char *comm);
 bool h_wait_log(struct h_cluster *c, int idx, const char *needle, int timeout_ms);
 /* Does the proc's log contain needle? */
 bool h_log_has(struct h_cluster *c, int idx, const char *needle);
+/* Where needle first appears in the proc's log (a byte offset), or -1. */
+long h_log_at(struct h_cluster *c, int idx, const char *needle);
 
 /*
  * Run the CLI with args (NULL-terminated) against the cluster; returns its
