@@ -66,8 +66,10 @@ struct urec {
     bool born, gone;
 };
 
-/* Grown by doubling, kept between change sets up to UNDO_KEEP entries. */
-#define UNDO_KEEP 4096
+/* Grown by doubling, kept between change sets up to UNDO_KEEP bytes each
+ * (the reports of a busy loop turn touch thousands of instances: an array
+ * given back after every turn was faulted in again by the next). */
+#define UNDO_KEEP (4u << 20)
 
 struct ctl_undo {
     struct urec *v;
@@ -103,11 +105,11 @@ room(void *v, size_t n, size_t *cap, size_t sz)
 
 /* After a change set: give back what a large one grew. */
 static void
-trim(void *v, size_t *cap)
+trim(void *v, size_t *cap, size_t sz)
 {
     void **pv = v;
 
-    if (*cap <= UNDO_KEEP)
+    if (*cap * sz <= UNDO_KEEP)
         return;
     free(*pv);
     *pv = NULL;
@@ -358,10 +360,10 @@ snaps_end(struct ctl_undo *u)
     u->napps = u->nnodes = u->ninsts = 0;
     u->n = 0;
     u->failed = false;
-    trim(&u->v, &u->cap);
-    trim(&u->apps, &u->capapps);
-    trim(&u->nodes, &u->capnodes);
-    trim(&u->insts, &u->capinsts);
+    trim(&u->v, &u->cap, sizeof(*u->v));
+    trim(&u->apps, &u->capapps, sizeof(*u->apps));
+    trim(&u->nodes, &u->capnodes, sizeof(*u->nodes));
+    trim(&u->insts, &u->capinsts, sizeof(*u->insts));
 }
 
 static void
