@@ -84,36 +84,30 @@ struct ctl_undo {
     bool failed;      /* could not record something: a restore is not exact */
 };
 
-/* Room for one more entry of size sz at *v (n used of *cap): false when
- * there is no memory. */
-static bool
+/* v (n entries of size sz used of *cap) with room for one more, grown by
+ * doubling: NULL when there is no memory (v is then as it was). */
+static void *
 room(void *v, size_t n, size_t *cap, size_t sz)
 {
-    void **pv = v;
     size_t ncap;
-    void *nv;
 
     if (n < *cap)
-        return true;
+        return v;
     ncap = *cap ? *cap * 2 : 64;
-    if ((nv = realloc(*pv, ncap * sz)) == NULL)
-        return false;
-    *pv = nv;
-    *cap = ncap;
-    return true;
+    if ((v = realloc(v, ncap * sz)) != NULL)
+        *cap = ncap;
+    return v;
 }
 
-/* After a change set: give back what a large one grew. */
-static void
+/* After a change set: v, or NULL when it was large and is given back. */
+static void *
 trim(void *v, size_t *cap, size_t sz)
 {
-    void **pv = v;
-
     if (*cap * sz <= UNDO_KEEP)
-        return;
-    free(*pv);
-    *pv = NULL;
+        return v;
+    free(v);
     *cap = 0;
+    return NULL;
 }
 
 static struct ctl_undo *
@@ -143,7 +137,7 @@ rec(struct ctl_model *m, int kind, void *obj, bool *fresh)
 {
     struct ctl_undo *u = undo_get(m);
     uint32_t *ix = ix_of(kind, obj);
-    struct urec *r;
+    struct urec *r, *v;
 
     *fresh = false;
     if (u == NULL)
@@ -152,10 +146,11 @@ rec(struct ctl_model *m, int kind, void *obj, bool *fresh)
         return &u->v[*ix - 1];
     if (u->n == 0)
         u->next_id = m->next_id;
-    if (!room(&u->v, u->n, &u->cap, sizeof(*u->v))) {
+    if ((v = room(u->v, u->n, &u->cap, sizeof(*v))) == NULL) {
         u->failed = true;
         return NULL;
     }
+    u->v = v;
     r = &u->v[u->n++];
     *r = (struct urec){.obj = obj, .kind = (uint8_t)kind};
     *ix = (uint32_t)u->n;
@@ -213,6 +208,9 @@ app_snap_free(struct app_snap *s)
 static void
 save(struct ctl_model *m, int kind, void *obj)
 {
+    struct ctl_instance *insts;
+    struct app_snap *apps;
+    struct ctl_node *nodes;
     struct ctl_undo *u;
     struct urec *r;
     bool fresh;
@@ -225,8 +223,9 @@ save(struct ctl_model *m, int kind, void *obj)
     u = m->undo;
     switch (kind) {
     case U_APP:
-        if (!room(&u->apps, u->napps, &u->capapps, sizeof(*u->apps)))
+        if ((apps = room(u->apps, u->napps, &u->capapps, sizeof(*apps))) == NULL)
             break;
+        u->apps = apps;
         memset(&u->apps[u->napps], 0, sizeof(*u->apps));
         if (app_snap(&u->apps[u->napps], obj) < 0) {
             app_snap_free(&u->apps[u->napps]);
@@ -235,14 +234,16 @@ save(struct ctl_model *m, int kind, void *obj)
         r->snap = (uint32_t)++u->napps;
         return;
     case U_NODE:
-        if (!room(&u->nodes, u->nnodes, &u->capnodes, sizeof(*u->nodes)))
+        if ((nodes = room(u->nodes, u->nnodes, &u->capnodes, sizeof(*nodes))) == NULL)
             break;
+        u->nodes = nodes;
         u->nodes[u->nnodes] = *(struct ctl_node *)obj;
         r->snap = (uint32_t)++u->nnodes;
         return;
     default:
-        if (!room(&u->insts, u->ninsts, &u->capinsts, sizeof(*u->insts)))
+        if ((insts = room(u->insts, u->ninsts, &u->capinsts, sizeof(*insts))) == NULL)
             break;
+        u->insts = insts;
         u->insts[u->ninsts] = *(struct ctl_instance *)obj;
         r->snap = (uint32_t)++u->ninsts;
         return;
@@ -360,10 +361,10 @@ snaps_end(struct ctl_undo *u)
     u->napps = u->nnodes = u->ninsts = 0;
     u->n = 0;
     u->failed = false;
-    trim(&u->v, &u->cap, sizeof(*u->v));
-    trim(&u->apps, &u->capapps, sizeof(*u->apps));
-    trim(&u->nodes, &u->capnodes, sizeof(*u->nodes));
-    trim(&u->insts, &u->capinsts, sizeof(*u->insts));
+    u->v = trim(u->v, &u->cap, sizeof(*u->v));
+    u->apps = trim(u->apps, &u->capapps, sizeof(*u->apps));
+    u->nodes = trim(u->nodes, &u->capnodes, sizeof(*u->nodes));
+    u->insts = trim(u->insts, &u->capinsts, sizeof(*u->insts));
 }
 
 static void
