@@ -352,7 +352,8 @@ obj_free(int kind, void *obj)
     }
 }
 
-/* Forget every copy (and what an app's holds). */
+/* The journal's change set is over: forget its records and copies (what an
+ * app's copy holds is freed), and give back the arrays a large one grew. */
 static void
 snaps_end(struct ctl_undo *u)
 {
