@@ -393,14 +393,31 @@ slurp(const char *path)
 }
 
 long
-h_log_at(struct h_cluster *c, int idx, const char *needle)
+h_log_after(struct h_cluster *c, int idx, const char *needle, long from)
 {
     char *text = slurp(c->procs[idx].log);
-    const char *p = text != NULL ? strstr(text, needle) : NULL;
-    long at = p != NULL ? (long)(p - text) : -1;
+    const char *p = NULL;
+    long at;
 
+    if (text != NULL && from >= 0 && (size_t)from <= strlen(text))
+        p = strstr(text + from, needle);
+    at = p != NULL ? (long)(p - text) : -1;
     free(text);
     return at;
+}
+
+long
+h_log_at(struct h_cluster *c, int idx, const char *needle)
+{
+    return h_log_after(c, idx, needle, 0);
+}
+
+long
+h_log_size(struct h_cluster *c, int idx)
+{
+    struct stat st;
+
+    return stat(c->procs[idx].log, &st) == 0 ? (long)st.st_size : 0;
 }
 
 bool

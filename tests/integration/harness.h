@@ -93,6 +93,10 @@ bool h_wait_log(struct h_cluster *c, int idx, const char *needle, int timeout_ms
 bool h_log_has(struct h_cluster *c, int idx, const char *needle);
 /* Where needle first appears in the proc's log (a byte offset), or -1. */
 long h_log_at(struct h_cluster *c, int idx, const char *needle);
+/* The same at or after byte offset from (what the proc logged since then). */
+long h_log_after(struct h_cluster *c, int idx, const char *needle, long from);
+/* The proc's log's size in bytes now: a mark for h_log_after. */
+long h_log_size(struct h_cluster *c, int idx);
 
 /*
  * Run the CLI with args (NULL-terminated) against the cluster; returns its
