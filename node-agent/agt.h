@@ -555,9 +555,9 @@ int agt_uids_get(struct agt_uids *u, const char *app, uint32_t *uid);
 
 /* view.c: a writable, ephemeral view of the release per instance. */
 struct agt_view {
-    char release[PATH_MAX]; /* the unpacked release: the overlay's lower dir */
-    char views[PATH_MAX];   /* DATA_DIR/views: the view is views/app */
-    char hide[PATH_MAX];    /* DATA_DIR/releases, covered inside; "" for none */
+    const char *release; /* the unpacked release: the overlay's lower dir */
+    const char *views;   /* DATA_DIR/views: the view is views/app */
+    const char *hide;    /* DATA_DIR/releases, covered inside; "" for none */
 };
 /* In the helper, as root: a mount namespace with the view, the releases
  * hidden and a private /tmp; cwd is the view. 0, or a negative errno with
@@ -577,8 +577,25 @@ void agt_viewhold_give(int fd);
 
 /* exec.c: `drover-agent --exec`, the helper every app process goes through. */
 int agt_exec_main(int argc, char **argv);
-/* The one place privileges are dropped: no supplementary groups, gid, uid. */
+/* The one place privileges are dropped: no supplementary groups, gid, uid
+ * (raw system calls: see agt_exec_plan_run). */
 int agt_drop_privileges(uint32_t uid, uint32_t gid);
+/* What the helper does for a process, once it is in its session with its
+ * descriptors 0-2 in place and its cwd set: the helper's options, parsed. */
+struct agt_exec_plan {
+    const char *script;          /* run directly when plain (exec.c), else by /bin/sh -c */
+    char **env;                  /* the app's environment: only the final exec gets it */
+    char **join;                 /* cgroup.procs files to write our pid into; NULL-ended */
+    uint32_t uid, gid, nofile;   /* nofile: RLIMIT_NOFILE, 0 leaves it */
+    bool drop, tty;              /* drop to uid/gid; stdin is a terminal to take */
+    const struct agt_view *view; /* NULL: none */
+};
+/* Carry out plan and exec; returns only on failure, having said why on
+ * stderr (the caller exits 127, as a shell that cannot run its command).
+ * e2: room for the environment's pointers plus two. Allocates nothing,
+ * takes no lock and uses no stdio stream: spawn.c runs it in a clone child
+ * that shares the agent's memory (and the helper runs it too). */
+void agt_exec_plan_run(const struct agt_exec_plan *plan, char **e2);
 
 /* health.c: is the process serving? */
 typedef void (*agt_health_cb)(void *arg);
@@ -665,6 +682,12 @@ struct agt_spawn_req {
      * async spawn gives it to its callback (a failure is the spawn's
      * error, nothing started). */
     struct agt_cg_prep *prep;
+    /* The helper's steps, done by the clone child itself instead of by
+     * exec'ing file (one exec less per start), where clone3 works; file
+     * and argv (or argv_join) stay the way for a kernel that refuses. NULL:
+     * always file. Not with a terminal, nor where a view needs a user
+     * namespace (not root): those go through the helper. */
+    const struct agt_exec_plan *plan;
 };
 struct agt_spawn_job;
 /* On the calling thread: 0 with *pid, or -errno; UV_CREATE_PIPE streams

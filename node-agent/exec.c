@@ -36,27 +36,39 @@
  *
  * Any failure before the exec is written to stderr (the instance's log) and
  * ends the helper with 127, like a shell that cannot find its command.
+ *
+ * The steps after the options are agt_exec_plan_run, which the agent's
+ * spawner also runs in its clone child instead of exec'ing this helper
+ * (spawn.c): so they allocate nothing, take no lock, keep no stdio stream
+ * and drop privileges by raw system calls.
  */
 #include <errno.h>
-#include <grp.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "agt.h"
 
+/* Raw system calls, not glibc's wrappers: in a process with threads those
+ * make every thread change its ids too (by signals between them), and
+ * spawn.c calls this in a clone child that shares the agent's memory, where
+ * glibc would take the agent's threads for the child's. In the helper, a
+ * process of one thread, the two are the same. */
 int
 agt_drop_privileges(uint32_t uid, uint32_t gid)
 {
-    if (setgroups(0, NULL) < 0 || setgid((gid_t)gid) < 0 || setuid((uid_t)uid) < 0)
+    if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setgid, (gid_t)gid) < 0 ||
+        syscall(SYS_setuid, (uid_t)uid) < 0)
         return -errno;
     /* Make sure every id took and there is no way back. */
     if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid)
         return -EPERM;
-    if (uid != 0 && setuid(0) == 0)
+    if (uid != 0 && syscall(SYS_setuid, 0) == 0)
         return -EPERM;
     return 0;
 }
@@ -64,14 +76,15 @@ agt_drop_privileges(uint32_t uid, uint32_t gid)
 static int
 join_cgroup(const char *procs)
 {
-    FILE *f = fopen(procs, "we");
-    int rc = 0;
+    char pid[24];
+    int fd, n = snprintf(pid, sizeof pid, "%d\n", (int)getpid()), rc = 0;
 
-    if (!f)
+    if ((fd = open(procs, O_WRONLY | O_CLOEXEC)) < 0)
         return -errno;
-    if (fprintf(f, "%d\n", (int)getpid()) < 0)
-        rc = -EIO;
-    if (fclose(f) != 0 && rc == 0)
+    errno = 0;
+    if (write(fd, pid, (size_t)n) != n)
+        rc = errno ? -errno : -EIO;
+    if (close(fd) < 0 && rc == 0)
         rc = -errno;
     return rc;
 }
@@ -113,10 +126,20 @@ read_env(int fd)
     return env;
 }
 
+/* strerror's text without its locale (which may allocate). */
+static const char *
+errtext(int err)
+{
+    const char *d = strerrordesc_np(err < 0 ? -err : err);
+
+    return d ? d : "unknown error";
+}
+
+/* One write, from a buffer on the stack (dprintf keeps no stream). */
 static int
 fail(const char *what, const char *arg, int err)
 {
-    dprintf(2, "drover: %s %s: %s\n", what, arg ? arg : "", strerror(err < 0 ? -err : err));
+    dprintf(2, "drover: %s %s: %s\n", what, arg ? arg : "", errtext(err));
     return 127;
 }
 
@@ -130,11 +153,13 @@ plain_word_char(char c)
 #define DIRECT_MAX_ARGS 64
 
 /* Exec "exec CMD ARG..." without the shell when it is that plain; returns
- * only when it did not exec (then the shell runs it). */
+ * only when it did not exec (then the shell runs it). e2: room for env's
+ * pointers plus two. strtok_r: a clone child of another spawner thread may
+ * be splitting its own script at the same time, in the same memory. */
 static void
-exec_direct(const char *script, char **env)
+exec_direct(const char *script, char **env, char **e2)
 {
-    char buf[4096], *argv[DIRECT_MAX_ARGS + 1], *p, **e2, cwd[4096], pwd[4200], path[4096];
+    char buf[4096], *argv[DIRECT_MAX_ARGS + 1], *p, *save, cwd[4096], pwd[4200], path[4096];
     const char *paths = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     size_t n = 0, k, ne;
 
@@ -144,7 +169,7 @@ exec_direct(const char *script, char **env)
     for (p = buf; *p; p++)
         if (!plain_word_char(*p) && *p != ' ' && *p != '\t')
             return;
-    for (p = strtok(buf, " \t"); p; p = strtok(NULL, " \t")) {
+    for (p = strtok_r(buf, " \t", &save); p; p = strtok_r(NULL, " \t", &save)) {
         if (n == DIRECT_MAX_ARGS)
             return;
         argv[n++] = p;
@@ -158,12 +183,11 @@ exec_direct(const char *script, char **env)
     for (ne = 0; env[ne]; ne++)
         if (strncmp(env[ne], "PATH=", 5) == 0)
             paths = env[ne] + 5;
-    if ((e2 = calloc(ne + 2, sizeof *e2)) == NULL)
-        return;
     for (k = 0, n = 0; k < ne; k++)
         if (strncmp(env[k], "PWD=", 4) != 0)
             e2[n++] = env[k];
     e2[n++] = pwd; /* as the shell would set it */
+    e2[n] = NULL;
     if (strchr(argv[0], '/')) {
         execve(argv[0], argv, e2);
     } else {
@@ -178,7 +202,7 @@ exec_direct(const char *script, char **env)
                 d++;
         }
     }
-    free(e2); /* not found, not executable, not a binary: the shell decides */
+    /* Not found, not executable, not a binary: the shell decides. */
 }
 
 static bool
@@ -195,82 +219,112 @@ parse_u32(const char *s, uint32_t *out)
     return true;
 }
 
+void
+agt_exec_plan_run(const struct agt_exec_plan *p, char **e2)
+{
+    char sh[] = "/bin/sh", dash_c[] = "-c", why[256], *args[4];
+    int rc;
+
+    for (char **c = p->join; c && *c; c++)
+        if ((rc = join_cgroup(*c)) < 0) {
+            fail("cannot join cgroup", *c, rc);
+            return;
+        }
+    /* The app gets 0, 1 and 2 and nothing else, whatever the agent forgot
+     * to mark close-on-exec (the environment's descriptor is closed). */
+    if (close_range(3, ~0U, 0) < 0) {
+        fail("cannot close descriptors", "", errno);
+        return;
+    }
+    if (p->nofile) {
+        struct rlimit rl = {.rlim_cur = p->nofile, .rlim_max = p->nofile};
+
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            fail("cannot set", "RLIMIT_NOFILE", errno);
+            return;
+        }
+    }
+    if (p->view &&
+        (rc = agt_view_enter(p->view, p->drop ? p->uid : (uint32_t)getuid(),
+                             p->drop ? p->gid : (uint32_t)getgid(), why, sizeof why)) < 0) {
+        dprintf(2, "drover: cannot set up the writable view: %s\n", why);
+        return;
+    }
+    /* We are a session leader (detached spawn); stdin is the slave. */
+    if (p->tty && ioctl(0, TIOCSCTTY, 0) < 0)
+        dprintf(2, "drover: cannot take the terminal: %s\n", errtext(errno));
+    /* The terminal is the app user's, as a login's is. */
+    if (p->tty && p->drop && fchown(0, (uid_t)p->uid, (gid_t)-1) < 0)
+        dprintf(2, "drover: cannot give the terminal away: %s\n", errtext(errno));
+    if (p->drop && (rc = agt_drop_privileges(p->uid, p->gid)) < 0) {
+        fail("cannot drop privileges", "", rc);
+        return;
+    }
+    if (!p->tty)
+        exec_direct(p->script, p->env, e2);
+    args[0] = sh;
+    args[1] = dash_c;
+    args[2] = (char *)p->script;
+    args[3] = NULL;
+    execve(sh, args, p->env);
+    fail("cannot run", sh, errno);
+}
+
 int
 agt_exec_main(int argc, char **argv)
 {
-    char sh[] = "/bin/sh", dash_c[] = "-c";
-    uint32_t uid = 0, gid = 0, nofile = 0;
-    bool drop = false, tty = false;
-    struct agt_view view = {{0}, {0}, {0}};
-    char why[256];
-    char *args[4], *no_env[] = {NULL}, **env = no_env;
-    int k, rc;
+    struct agt_exec_plan plan = {0};
+    struct agt_view view = {"", "", ""};
+    char *no_env[] = {NULL}, *join[16], **e2;
+    size_t njoin = 0, ne;
+    int k;
 
+    plan.env = no_env;
     for (k = 2; k < argc && strcmp(argv[k], "--") != 0; k++) {
         const char *opt = argv[k], *val = k + 1 < argc ? argv[k + 1] : NULL;
 
         if (strcmp(opt, "--tty") == 0) {
-            tty = true;
+            plan.tty = true;
             continue;
         }
         if (!val)
             return fail("missing value for", opt, EINVAL);
         k++;
         if (strcmp(opt, "--cgroup") == 0) {
-            if ((rc = join_cgroup(val)) < 0)
-                return fail("cannot join cgroup", val, rc);
-        } else if (strcmp(opt, "--uid") == 0 && parse_u32(val, &uid))
-            drop = true;
-        else if (strcmp(opt, "--gid") == 0 && parse_u32(val, &gid))
-            drop = true;
-        else if (strcmp(opt, "--nofile") == 0 && parse_u32(val, &nofile))
+            if (njoin + 1 == sizeof join / sizeof join[0])
+                return fail("too many", opt, E2BIG);
+            join[njoin++] = argv[k];
+        } else if (strcmp(opt, "--uid") == 0 && parse_u32(val, &plan.uid))
+            plan.drop = true;
+        else if (strcmp(opt, "--gid") == 0 && parse_u32(val, &plan.gid))
+            plan.drop = true;
+        else if (strcmp(opt, "--nofile") == 0 && parse_u32(val, &plan.nofile))
             ;
         else if (strcmp(opt, "--env-fd") == 0) {
             uint32_t fd;
 
-            if (!parse_u32(val, &fd) || fd > 1024 || (env = read_env((int)fd)) == NULL)
+            if (!parse_u32(val, &fd) || fd > 1024 || (plan.env = read_env((int)fd)) == NULL)
                 return fail("cannot read the environment from", val, errno ? errno : EINVAL);
         } else if (strcmp(opt, "--view") == 0)
-            snprintf(view.release, sizeof view.release, "%s", val);
+            view.release = val;
         else if (strcmp(opt, "--views") == 0)
-            snprintf(view.views, sizeof view.views, "%s", val);
+            view.views = val;
         else if (strcmp(opt, "--hide") == 0)
-            snprintf(view.hide, sizeof view.hide, "%s", val);
+            view.hide = val;
         else
             return fail("bad option", opt, EINVAL);
     }
     if (k + 2 != argc)
         return fail("usage:", "drover-agent --exec [OPTIONS] -- SCRIPT", EINVAL);
-    /* The app gets 0, 1 and 2 and nothing else, whatever the agent forgot
-     * to mark close-on-exec (the environment's descriptor is closed). */
-    if (close_range(3, ~0U, 0) < 0)
-        return fail("cannot close descriptors", "", errno);
-    if (nofile) {
-        struct rlimit rl = {.rlim_cur = nofile, .rlim_max = nofile};
-
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-            return fail("cannot set", "RLIMIT_NOFILE", errno);
-    }
-    if (view.release[0] && view.views[0] &&
-        (rc = agt_view_enter(&view, drop ? uid : (uint32_t)getuid(),
-                             drop ? gid : (uint32_t)getgid(), why, sizeof why)) < 0) {
-        dprintf(2, "drover: cannot set up the writable view: %s\n", why);
-        return 127;
-    }
-    /* We are a session leader (detached spawn); stdin is the slave. */
-    if (tty && ioctl(0, TIOCSCTTY, 0) < 0)
-        dprintf(2, "drover: cannot take the terminal: %s\n", strerror(errno));
-    /* The terminal is the app user's, as a login's is. */
-    if (tty && drop && fchown(0, (uid_t)uid, (gid_t)-1) < 0)
-        dprintf(2, "drover: cannot give the terminal away: %s\n", strerror(errno));
-    if (drop && (rc = agt_drop_privileges(uid, gid)) < 0)
-        return fail("cannot drop privileges", "", rc);
-    if (!tty)
-        exec_direct(argv[k + 1], env);
-    args[0] = sh;
-    args[1] = dash_c;
-    args[2] = argv[k + 1];
-    args[3] = NULL;
-    execve(sh, args, env);
-    return fail("cannot run", sh, errno);
+    join[njoin] = NULL;
+    plan.join = join;
+    plan.script = argv[k + 1];
+    if (view.release[0] && view.views[0])
+        plan.view = &view;
+    for (ne = 0; plan.env[ne]; ne++)
+        ;
+    if ((e2 = calloc(ne + 2, sizeof *e2)) == NULL)
+        return fail("cannot run", plan.script, ENOMEM);
+    agt_exec_plan_run(&plan, e2);
+    return 127;
 }

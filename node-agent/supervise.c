@@ -745,6 +745,37 @@ helper_args(struct agt_inst *i, char *exe, char procs[][PATH_MAX], int nprocs, b
     return 0;
 }
 
+/* The helper's options of helper_args as a plan (spawn.c runs it in the
+ * clone child): the same script, environment, cgroups, ids, limit and
+ * view. join: room for nprocs + 1. 0, or -errno (then the helper does it). */
+static int
+exec_plan(struct agt_inst *i, char *script, char **env, char procs[][PATH_MAX], int nprocs,
+          char views[2][PATH_MAX], struct agt_view *view, char **join, struct agt_exec_plan *p)
+{
+    int k, rc;
+
+    if (nprocs < 0 || nprocs > AGT_CG_NCTL + 1)
+        return -E2BIG;
+    memset(p, 0, sizeof *p);
+    p->script = script;
+    p->env = env;
+    for (k = 0; k < nprocs; k++)
+        join[k] = procs[k];
+    join[k] = NULL;
+    p->join = join;
+    if ((rc = agt_app_ids(i->agt, i->spec->app, &p->uid, &p->gid)) < 0)
+        return rc;
+    p->drop = rc == 1;
+    p->nofile = i->spec->limits.nofile;
+    if (views[0][0]) {
+        view->release = i->dir;
+        view->views = views[0];
+        view->hide = views[1];
+        p->view = view;
+    }
+    return 0;
+}
+
 /* pid runs: watch its exit, record its group. 0, or -ENOMEM with it killed. */
 static int
 started(struct agt_inst *i, int pid)
@@ -828,8 +859,11 @@ spawn(struct agt_inst *i)
     struct agt_pipe *pipe = NULL;
     struct agt_spawn_req o;
     struct agt_cg_prep prep = {0};
+    struct agt_exec_plan plan = {0};
+    struct agt_view view;
+    char *plan_join[AGT_CG_NCTL + 2];
     uv_stdio_container_t io[4];
-    bool tty = false;
+    bool tty = false, v2 = false;
     int rc, nprocs = 0, pid = 0;
 
     if (i->notes)
@@ -885,6 +919,7 @@ spawn(struct agt_inst *i)
      * only the v1 ones, if any; args_join is for a kernel that refuses. */
     if (nprocs > 0 && agt_cgroups(i->agt)->v2[0] &&
         strncmp(procs[0], agt_cgroups(i->agt)->v2, strlen(agt_cgroups(i->agt)->v2)) == 0) {
+        v2 = true;
         snprintf(cgdir, sizeof cgdir, "%.*s", (int)(strlen(procs[0]) - strlen("/cgroup.procs")),
                  procs[0]);
         rc = helper_args(i, exe, procs + 1, nprocs - 1, tty, tty ? i->spec->command : script, strs,
@@ -912,6 +947,12 @@ spawn(struct agt_inst *i)
     o.nstdio = 4;
     o.stdio = io;
     o.prep = prep.cg ? &prep : NULL;
+    /* The helper's steps in the clone child, one exec less (spawn.c): not
+     * with a terminal, nor for a view that needs a user namespace. */
+    if (!pipe && (geteuid() == 0 || !views[0][0]) &&
+        (rc = exec_plan(i, script, env, procs + v2, nprocs - v2, views, &view, plan_join, &plan)) ==
+            0)
+        o.plan = &plan;
     /* A one-off's stdio is set up around its pid: spawned here. The rest
      * go to the spawner thread, and the loop goes on (spawned()). */
     rc = pipe ? -ENOSYS : agt_spawn_async(loop, &o, spawned, i, &i->job);

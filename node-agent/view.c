@@ -154,10 +154,13 @@ agt_view_enter(const struct agt_view *v, uint32_t uid, uint32_t gid, char *err, 
     struct stat st;
     int fd;
 
+    /* strerrordesc_np: strerror's text without its locale, which may
+     * allocate (spawn.c runs this in a child sharing the agent's memory). */
 #define FAIL(what)                                                                                 \
     do {                                                                                           \
         int e_ = errno;                                                                            \
-        snprintf(err, errsz, "%s: %s", what, strerror(e_));                                        \
+        const char *d_ = strerrordesc_np(e_);                                                      \
+        snprintf(err, errsz, "%s: %s", what, d_ ? d_ : "unknown error");                           \
         return -e_;                                                                                \
     } while (0)
 

@@ -237,6 +237,11 @@ Test(spawn, an_instance_gets_exactly_its_environment_descriptors_user_session_an
         cr_assert(h_log_has(&C, ag, "event=spawn_cgroup placed=at_clone"),
                   "not placed at its creation");
         cr_assert(!h_log_has(&C, ag, "placed=joined"), "the helper joined its v2 cgroup");
+        /* And the helper's steps (the view, the drop to the app's user,
+         * the exec of the command) done by the clone child itself: no
+         * helper was exec'd (spawn.c), and all of the above still holds. */
+        cr_assert(h_log_has(&C, ag, "event=spawn_steps by=clone_child"),
+                  "the helper's steps were not done in the clone child");
 #endif
         if (access("/sys/fs/cgroup/memory/cgroup.procs", F_OK) == 0) {
             snprintf(want, sizeof want, "/i%llu\n", id);

@@ -311,3 +311,118 @@ Test(spawn_clone, the_cgroup_is_made_before_the_spawn_and_a_refusal_starts_nothi
     cr_assert_eq(pid, 0);
     cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1, "a child is left");
 }
+
+/*
+ * The helper's steps in the clone child (agt_spawn_req.plan): the request's
+ * file does not exist, so anything that ran went the plan's way. Output and
+ * errors go to the test's file; descriptor 3 stands for the environment's
+ * descriptor the agent passes to the helper, which the app must not get.
+ */
+static int
+spawn_plan(const struct agt_exec_plan *plan, const char *cgroup, int *status, char **text)
+{
+    static char file[] = "/nonexistent/drover-exec";
+    char *argv[] = {file, NULL}, *envp[] = {NULL};
+    uv_stdio_container_t io[4];
+    struct agt_spawn_req r;
+    int fd, extra, pid = 0, rc;
+    FILE *f;
+    long len;
+
+    fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    cr_assert_geq(fd, 0);
+    extra = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(extra, 0);
+    io[0].flags = UV_IGNORE;
+    io[1].flags = UV_INHERIT_FD;
+    io[1].data.fd = fd;
+    io[2].flags = UV_INHERIT_FD;
+    io[2].data.fd = fd;
+    io[3].flags = UV_INHERIT_FD;
+    io[3].data.fd = extra;
+    memset(&r, 0, sizeof r);
+    r.file = file;
+    r.argv = argv;
+    r.envp = envp;
+    r.cwd = "/";
+    r.stdio = io;
+    r.nstdio = 4;
+    r.cgroup = cgroup;
+    r.argv_join = argv;
+    r.plan = plan;
+    rc = agt_spawn_sync(&r, &pid);
+    close(fd);
+    close(extra);
+    if (rc < 0)
+        return rc;
+    cr_assert_eq(waitpid(pid, status, 0), pid);
+    f = fopen(out, "re");
+    cr_assert_not_null(f);
+    fseek(f, 0, SEEK_END);
+    len = ftell(f);
+    rewind(f);
+    *text = calloc(1, (size_t)len + 1);
+    cr_assert_eq(fread(*text, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    return pid;
+}
+
+#if defined(__x86_64__)
+Test(spawn_clone, the_child_does_the_helpers_steps_itself)
+{
+    static char report[] =
+        "read -r l < /proc/$$/stat; set -- $l; echo pid=$1 pgid=$5 sid=$6 A=$A; "
+        "echo ids=$(id -u):$(id -g):$(id -G) nofile=$(ulimit -n); cat /proc/self/cgroup; "
+        "printf fds:; for f in /proc/$$/fd/*; do printf ' %s' \"${f##*/}\"; done; echo";
+    char *env[] = {(char *)"A=1", (char *)"PATH=/usr/bin:/bin", NULL}, *join[] = {NULL};
+    struct agt_exec_plan plan = {.script = report,
+                                 .env = env,
+                                 .join = join,
+                                 .uid = 65534,
+                                 .gid = 65534,
+                                 .nofile = 123,
+                                 .drop = true};
+    char want[128], *text = NULL;
+    int status = -1, pid;
+
+    pid = spawn_plan(&plan, cg, &status, &text);
+    cr_assert_gt(pid, 0, "%d", pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d: %s", status, text);
+    snprintf(want, sizeof want, "pid=%d pgid=%d sid=%d A=1\n", pid, pid, pid);
+    cr_assert_not_null(strstr(text, want), "session, group or environment: %s", text);
+    cr_assert_not_null(strstr(text, "ids=65534:65534:65534 nofile=123\n"), "%s", text);
+    cr_assert(in_cgroup(text), "not in %s: %s", cg, text);
+    /* 0-2, and the shell's own 3 (the directory its glob is reading): not
+     * the descriptor 3 it was given. */
+    cr_assert_not_null(strstr(text, "\nfds: 0 1 2 3\n"), "descriptors: %s", text);
+    free(text);
+}
+
+Test(spawn_clone, a_plain_command_is_exec_d_directly_with_exactly_its_environment)
+{
+    char *env[] = {(char *)"A=1", (char *)"PATH=/usr/bin:/bin", (char *)"PWD=/elsewhere", NULL};
+    char *join[] = {NULL}, *text = NULL;
+    struct agt_exec_plan plan = {.script = "exec env", .env = env, .join = join};
+    int status = -1;
+
+    cr_assert_gt(spawn_plan(&plan, NULL, &status, &text), 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d: %s", status, text);
+    /* env found on PATH, run without a shell; PWD is the cwd, as a shell
+     * would say it. */
+    cr_assert_str_eq(text, "A=1\nPATH=/usr/bin:/bin\nPWD=/\n");
+    free(text);
+}
+
+Test(spawn_clone, a_step_that_fails_is_said_and_the_child_exits_127)
+{
+    char *env[] = {NULL}, *join[] = {(char *)"/nonexistent/cgroup.procs", NULL}, *text = NULL;
+    struct agt_exec_plan plan = {.script = "exec true", .env = env, .join = join};
+    int status = -1;
+
+    cr_assert_gt(spawn_plan(&plan, cg, &status, &text), 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 127, "status %d", status);
+    cr_assert_str_eq(text, "drover: cannot join cgroup /nonexistent/cgroup.procs: No such file "
+                           "or directory\n");
+    free(text);
+}
+#endif
