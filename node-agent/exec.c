@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * exec.c: `drover-agent --exec [OPTIONS] -- SCRIPT`, the one helper that
- * every app process passes through on its way to /bin/sh -c SCRIPT.
+ * exec.c: `drover-agent --exec [OPTIONS] -- SCRIPT`, the helper whose steps
+ * every app process goes through on its way to SCRIPT (in this helper, or
+ * in the agent's clone child itself: agt_exec_plan_run, below).
  *
  * uv_spawn can set a uid, a cwd and a session, but not what an instance
  * needs before its first instruction runs: joining its cgroups (so that not
