@@ -71,6 +71,41 @@ teardown(void)
 
 TestSuite(spawn_clone, .init = setup, .fini = teardown, .timeout = 30);
 
+/* A request run in / with stdio io[0..n-1]. */
+static void
+req_init(struct agt_spawn_req *r, const char *file, char **argv, char **envp,
+         const uv_stdio_container_t *io, int n, const char *cgroup, char **argv_join)
+{
+    memset(r, 0, sizeof *r);
+    r->file = file;
+    r->argv = argv;
+    r->envp = envp;
+    r->cwd = "/";
+    r->stdio = io;
+    r->nstdio = n;
+    r->cgroup = cgroup;
+    r->argv_join = argv_join;
+}
+
+/* What the child wrote to the test's file, whole. */
+static char *
+read_out(void)
+{
+    FILE *f = fopen(out, "re");
+    char *text;
+    long len;
+
+    cr_assert_not_null(f);
+    fseek(f, 0, SEEK_END);
+    len = ftell(f);
+    rewind(f);
+    text = calloc(1, (size_t)len + 1);
+    cr_assert_not_null(text);
+    cr_assert_eq(fread(text, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    return text;
+}
+
 /* The script reports which argv ran, its session, its environment and its
  * cgroups. Returns 0 or -errno; *text is the report. */
 static int
@@ -86,8 +121,6 @@ spawn_into(const char *cgroup, const char *file, char **text)
     uv_stdio_container_t io[3];
     struct agt_spawn_req r;
     int in[2], fd, pid = 0, status, rc;
-    FILE *f;
-    long len;
 
     cr_assert_eq(pipe(in), 0);
     fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -98,15 +131,7 @@ spawn_into(const char *cgroup, const char *file, char **text)
     io[1].data.fd = fd;
     io[2].flags = UV_INHERIT_FD;
     io[2].data.fd = fd;
-    memset(&r, 0, sizeof r);
-    r.file = file;
-    r.argv = argv;
-    r.envp = envp;
-    r.cwd = "/";
-    r.stdio = io;
-    r.nstdio = 3;
-    r.cgroup = cgroup;
-    r.argv_join = argv_join;
+    req_init(&r, file, argv, envp, io, 3, cgroup, argv_join);
     rc = agt_spawn_sync(&r, &pid);
     close(in[0]);
     close(fd);
@@ -117,14 +142,7 @@ spawn_into(const char *cgroup, const char *file, char **text)
         return rc;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
-    f = fopen(out, "re");
-    cr_assert_not_null(f);
-    fseek(f, 0, SEEK_END);
-    len = ftell(f);
-    rewind(f);
-    *text = calloc(1, (size_t)len + 1);
-    cr_assert_eq(fread(*text, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
+    *text = read_out();
     {
         char want[64];
 
@@ -326,8 +344,6 @@ spawn_plan(const struct agt_exec_plan *plan, const char *cgroup, int *status, ch
     uv_stdio_container_t io[4];
     struct agt_spawn_req r;
     int fd, extra, pid = 0, rc;
-    FILE *f;
-    long len;
 
     fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     cr_assert_geq(fd, 0);
@@ -340,15 +356,7 @@ spawn_plan(const struct agt_exec_plan *plan, const char *cgroup, int *status, ch
     io[2].data.fd = fd;
     io[3].flags = UV_INHERIT_FD;
     io[3].data.fd = extra;
-    memset(&r, 0, sizeof r);
-    r.file = file;
-    r.argv = argv;
-    r.envp = envp;
-    r.cwd = "/";
-    r.stdio = io;
-    r.nstdio = 4;
-    r.cgroup = cgroup;
-    r.argv_join = argv;
+    req_init(&r, file, argv, envp, io, 4, cgroup, argv);
     r.plan = plan;
     rc = agt_spawn_sync(&r, &pid);
     close(fd);
@@ -356,14 +364,7 @@ spawn_plan(const struct agt_exec_plan *plan, const char *cgroup, int *status, ch
     if (rc < 0)
         return rc;
     cr_assert_eq(waitpid(pid, status, 0), pid);
-    f = fopen(out, "re");
-    cr_assert_not_null(f);
-    fseek(f, 0, SEEK_END);
-    len = ftell(f);
-    rewind(f);
-    *text = calloc(1, (size_t)len + 1);
-    cr_assert_eq(fread(*text, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
+    *text = read_out();
     return pid;
 }
 
