@@ -68,7 +68,7 @@
  * helper stays for what the plan does not cover (a terminal, a view in a
  * user namespace, a kernel that refuses clone3): the request keeps its
  * file and argv for that. Measured with `tests/bench/run --spawn-only`:
- * 1,000 listeners up in 2.9 s against 3.8-5.0 s, a deploy's batch of 250
+ * 1,000 listeners up in 2.9 s against 3.8-6.6 s, a deploy's batch of 250
  * 1,156 ms beyond min_healthy against 1,632-1,887.
  *
  * A child may exit before its pid reaches the loop: reaper.c keeps the
