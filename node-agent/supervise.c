@@ -687,84 +687,24 @@ cgroup_made(struct agt_inst *i, const struct agt_cg_prep *prep)
     return 0;
 }
 
-/*
- * The helper's command line (exec.c): drover-agent --exec [--cgroup FILE]...
- * [--uid U --gid G] [--nofile N] [--tty] -- SCRIPT. strs holds the numbers'
- * text; argv points into it and into procs.
- */
+/* The helper's steps for instance i (exec.c): its script, environment,
+ * ids, limit and view; the cgroups to join are the caller's. 0, or -errno
+ * with the reason in the instance's notes. */
 static int
-helper_args(struct agt_inst *i, char *exe, char procs[][PATH_MAX], int nprocs, bool tty,
-            char *script, char strs[3][24], char views[2][PATH_MAX], char **argv)
+exec_plan(struct agt_inst *i, char *script, char **env, char views[2][PATH_MAX],
+          struct agt_view *view, struct agt_exec_plan *p)
 {
-    static char o_exec[] = "--exec", o_cg[] = "--cgroup", o_uid[] = "--uid", o_gid[] = "--gid",
-                o_nofile[] = "--nofile", o_tty[] = "--tty", o_end[] = "--", o_view[] = "--view",
-                o_views[] = "--views", o_hide[] = "--hide", o_envfd[] = "--env-fd", o_three[] = "3";
-    uint32_t uid, gid;
-    int n = 0, k, rc;
+    int rc;
 
-    argv[n++] = exe;
-    argv[n++] = o_exec;
-    argv[n++] = o_envfd; /* the app's environment: see spawn() */
-    argv[n++] = o_three;
-    for (k = 0; k < nprocs; k++) {
-        argv[n++] = o_cg;
-        argv[n++] = procs[k];
-    }
-    rc = agt_app_ids(i->agt, i->spec->app, &uid, &gid);
+    memset(p, 0, sizeof *p);
+    p->script = script;
+    p->env = env;
+    rc = agt_app_ids(i->agt, i->spec->app, &p->uid, &p->gid);
     if (rc < 0) {
         snprintf(notes(i)->spawn_err, sizeof i->notes->spawn_err, "no user for the app: %s",
                  strerror(-rc));
         return rc;
     }
-    if (rc == 1) {
-        snprintf(strs[0], 24, "%" PRIu32, uid);
-        snprintf(strs[1], 24, "%" PRIu32, gid);
-        argv[n++] = o_uid;
-        argv[n++] = strs[0];
-        argv[n++] = o_gid;
-        argv[n++] = strs[1];
-    }
-    if (i->spec->limits.nofile) {
-        snprintf(strs[2], 24, "%" PRIu32, i->spec->limits.nofile);
-        argv[n++] = o_nofile;
-        argv[n++] = strs[2];
-    }
-    if (tty)
-        argv[n++] = o_tty;
-    if (views[0][0]) {
-        argv[n++] = o_view;
-        argv[n++] = i->dir;
-        argv[n++] = o_views;
-        argv[n++] = views[0];
-        argv[n++] = o_hide;
-        argv[n++] = views[1];
-    }
-    argv[n++] = o_end;
-    argv[n++] = script;
-    argv[n] = NULL;
-    return 0;
-}
-
-/* The helper's options of helper_args as a plan (spawn.c runs it in the
- * clone child): the same script, environment, cgroups, ids, limit and
- * view. join: room for nprocs + 1. 0, or -errno (then the helper does it). */
-static int
-exec_plan(struct agt_inst *i, char *script, char **env, char procs[][PATH_MAX], int nprocs,
-          char views[2][PATH_MAX], struct agt_view *view, char **join, struct agt_exec_plan *p)
-{
-    int k, rc;
-
-    if (nprocs < 0 || nprocs > AGT_CG_NCTL + 1)
-        return -E2BIG;
-    memset(p, 0, sizeof *p);
-    p->script = script;
-    p->env = env;
-    for (k = 0; k < nprocs; k++)
-        join[k] = procs[k];
-    join[k] = NULL;
-    p->join = join;
-    if ((rc = agt_app_ids(i->agt, i->spec->app, &p->uid, &p->gid)) < 0)
-        return rc;
     p->drop = rc == 1;
     p->nofile = i->spec->limits.nofile;
     if (views[0][0]) {
@@ -774,6 +714,57 @@ exec_plan(struct agt_inst *i, char *script, char **env, char procs[][PATH_MAX], 
         p->view = view;
     }
     return 0;
+}
+
+/*
+ * The helper's command line for plan p (exec.c): drover-agent --exec
+ * [--cgroup FILE]... [--uid U --gid G] [--nofile N] [--tty] [--view ...]
+ * -- SCRIPT, joining procs[0..nprocs-1]. strs holds the numbers' text;
+ * argv points into it, into procs and into p's strings.
+ */
+static void
+helper_args(const struct agt_exec_plan *p, char *exe, char procs[][PATH_MAX], int nprocs,
+            char strs[3][24], char **argv)
+{
+    static char o_exec[] = "--exec", o_cg[] = "--cgroup", o_uid[] = "--uid", o_gid[] = "--gid",
+                o_nofile[] = "--nofile", o_tty[] = "--tty", o_end[] = "--", o_view[] = "--view",
+                o_views[] = "--views", o_hide[] = "--hide", o_envfd[] = "--env-fd", o_three[] = "3";
+    int n = 0, k;
+
+    argv[n++] = exe;
+    argv[n++] = o_exec;
+    argv[n++] = o_envfd; /* the app's environment: see spawn() */
+    argv[n++] = o_three;
+    for (k = 0; k < nprocs; k++) {
+        argv[n++] = o_cg;
+        argv[n++] = procs[k];
+    }
+    if (p->drop) {
+        snprintf(strs[0], 24, "%" PRIu32, p->uid);
+        snprintf(strs[1], 24, "%" PRIu32, p->gid);
+        argv[n++] = o_uid;
+        argv[n++] = strs[0];
+        argv[n++] = o_gid;
+        argv[n++] = strs[1];
+    }
+    if (p->nofile) {
+        snprintf(strs[2], 24, "%" PRIu32, p->nofile);
+        argv[n++] = o_nofile;
+        argv[n++] = strs[2];
+    }
+    if (p->tty)
+        argv[n++] = o_tty;
+    if (p->view) {
+        argv[n++] = o_view;
+        argv[n++] = (char *)p->view->release;
+        argv[n++] = o_views;
+        argv[n++] = (char *)p->view->views;
+        argv[n++] = o_hide;
+        argv[n++] = (char *)p->view->hide;
+    }
+    argv[n++] = o_end;
+    argv[n++] = (char *)p->script;
+    argv[n] = NULL;
 }
 
 /* pid runs: watch its exit, record its group. 0, or -ENOMEM with it killed. */
@@ -861,10 +852,10 @@ spawn(struct agt_inst *i)
     struct agt_cg_prep prep = {0};
     struct agt_exec_plan plan = {0};
     struct agt_view view;
-    char *plan_join[AGT_CG_NCTL + 2];
+    char *plan_join[AGT_CG_NCTL + 3]; /* procs, and the NULL */
     uv_stdio_container_t io[4];
-    bool tty = false, v2 = false;
-    int rc, nprocs = 0, pid = 0;
+    bool tty = false;
+    int rc, nprocs = 0, pid = 0, v2 = 0, k;
 
     if (i->notes)
         i->notes->spawn_err[0] = '\0';
@@ -910,22 +901,19 @@ spawn(struct agt_inst *i)
         io[2].data.stream = (uv_stream_t *)agt_out_pipe(err);
     }
     /* With a tty: an interactive shell, as typed. */
-    rc = helper_args(i, exe, procs, nprocs, tty, tty ? i->spec->command : script, strs, views,
-                     args_join);
-    if (rc < 0)
+    if ((rc = exec_plan(i, tty ? i->spec->command : script, env, views, &view, &plan)) < 0)
         goto out;
+    plan.tty = tty;
+    helper_args(&plan, exe, procs, nprocs, strs, args_join);
     /* With a v2 hierarchy (its cgroup.procs first), the child starts in its
      * v2 cgroup (spawn.c: clone3 CLONE_INTO_CGROUP) and the helper joins
      * only the v1 ones, if any; args_join is for a kernel that refuses. */
     if (nprocs > 0 && agt_cgroups(i->agt)->v2[0] &&
         strncmp(procs[0], agt_cgroups(i->agt)->v2, strlen(agt_cgroups(i->agt)->v2)) == 0) {
-        v2 = true;
+        v2 = 1;
         snprintf(cgdir, sizeof cgdir, "%.*s", (int)(strlen(procs[0]) - strlen("/cgroup.procs")),
                  procs[0]);
-        rc = helper_args(i, exe, procs + 1, nprocs - 1, tty, tty ? i->spec->command : script, strs,
-                         views, args);
-        if (rc < 0)
-            goto out;
+        helper_args(&plan, exe, procs + 1, nprocs - 1, strs, args);
         o.cgroup = cgdir;
         o.argv_join = args_join;
     } else
@@ -948,11 +936,15 @@ spawn(struct agt_inst *i)
     o.stdio = io;
     o.prep = prep.cg ? &prep : NULL;
     /* The helper's steps in the clone child, one exec less (spawn.c): not
-     * with a terminal, nor for a view that needs a user namespace. */
-    if (!pipe && (geteuid() == 0 || !views[0][0]) &&
-        (rc = exec_plan(i, script, env, procs + v2, nprocs - v2, views, &view, plan_join, &plan)) ==
-            0)
+     * with a terminal, nor for a view that needs a user namespace. The
+     * child joins what the helper of args would: all but the v2 cgroup. */
+    if (!pipe && (geteuid() == 0 || !plan.view)) {
+        for (k = v2; k < nprocs; k++)
+            plan_join[k - v2] = procs[k];
+        plan_join[nprocs - v2] = NULL;
+        plan.join = plan_join;
         o.plan = &plan;
+    }
     /* A one-off's stdio is set up around its pid: spawned here. The rest
      * go to the spawner thread, and the loop goes on (spawned()). */
     rc = pipe ? -ENOSYS : agt_spawn_async(loop, &o, spawned, i, &i->job);
