@@ -174,8 +174,17 @@ unlink_watch(struct ctl_watches *ws, struct watch *w)
             sift_down(ws, last, w->at);
     }
     ctl_map_del(ws->by_node, w->node);
-    if (n != NULL)
-        n->watch_held = n->watch_long = false;
+    if (n == NULL)
+        return;
+    n->watch_held = n->watch_long = false;
+    /* Its answer is on the way (a woken watch's may wait for the next
+     * commit first) and the agent syncs again when it has it: as for a
+     * sync answered, no summons for two heartbeats (beat.c). Measured at
+     * 10,000 agents: the datagrams heard while the woken watches of a
+     * placement waited for their commit summoned thousands of nodes that
+     * were about to sync anyway (8.7 % of the controller's time in the
+     * placement's first second; a real agent syncs twice). */
+    n->sync_ms = mono_ms();
 }
 
 /* The held sync's answer: its view (agents.c) builds it as it is now;

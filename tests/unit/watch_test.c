@@ -175,3 +175,31 @@ Test(watch, a_sync_with_news_is_answered_at_once_and_ends_the_held_one)
     cr_assert_eq(ctl_watches_held(ctl.watches), 0);
     cr_assert_not(n->watch_held);
 }
+
+/* A held watch answered (here woken by a new generation) counts as a sync
+ * answered: its agent is about to sync, and is not summoned for two
+ * heartbeats though its reply may still wait for a commit
+ * (controller/beat.c). */
+Test(watch, a_woken_watch_is_not_summoned)
+{
+    const uint64_t hb = ctl.cfg.heartbeat_ms;
+    struct ctl_node *n;
+    struct held *h;
+    bool held;
+
+    cr_assert_eq(ctl_node_add(ctl.model, "woken", &n), 0);
+    ctl_node_update(ctl.model, n, false, CTL_NODE_READY, false);
+    n->generation = 3;
+    n->dirty = n->queued = false;
+    n->takes_summons = true;
+    n->sync_ms = 1; /* its watch came long ago */
+    h = sync_of(n, 3, 500, &held);
+    cr_assert(held);
+    cr_assert_not(ctl_beat_wants_summons(&ctl, n, 1 + 3 * hb), "a held watch: no summons");
+    n->generation = 4;
+    cr_assert(ctl_watch_wake(ctl.watches, n));
+    cr_assert_eq(h->ended, 1, "woken: answered");
+    cr_assert_not(n->watch_held);
+    cr_assert_not(ctl_beat_wants_summons(&ctl, n, mono_ms()), "woken a moment ago: no summons");
+    cr_assert(ctl_beat_wants_summons(&ctl, n, mono_ms() + 2 * hb), "silent after it: summoned");
+}
