@@ -504,3 +504,31 @@ Test(core, routine_instance_lines_past_64_a_commit_are_summed_up, .timeout = 5)
     cr_assert_eq(count(out, "event=instances_summary more_than=64 up=36\n"), 1, "%s", out);
     cr_assert_eq(count(out, "event=instances_summary"), 1);
 }
+
+/* The reply arena (arena.c): blocks grow from a page, and every allocation,
+ * small or larger than the biggest block, is zeroed, 16-byte aligned and
+ * its own; a formatted string fits exactly. */
+Test(core, arena_allocations_are_zeroed_aligned_and_distinct, .timeout = 5)
+{
+    struct ctl_arena *a = ctl_arena_new();
+    unsigned char *prev = NULL, *p;
+    const size_t sizes[] = {1, 24, 200, 3000, 5000, 70000, 16, 300000, 8};
+    char *s;
+
+    cr_assert_not_null(a);
+    for (int round = 0; round < 20; round++) {
+        for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+            p = ctl_arena_alloc(a, sizes[i]);
+            cr_assert_not_null(p);
+            cr_assert_eq((uintptr_t)p % 16, 0, "allocation of %zu not aligned", sizes[i]);
+            for (size_t k = 0; k < sizes[i]; k++)
+                cr_assert_eq(p[k], 0, "byte %zu of %zu not zeroed", k, sizes[i]);
+            memset(p, 0xa5, sizes[i]); /* the next must not see it */
+            cr_assert_neq(p, prev);
+            prev = p;
+        }
+    }
+    s = ctl_arena_printf(a, "%s.%u", "web", 12345u);
+    cr_assert_str_eq(s, "web.12345");
+    ctl_arena_free(a);
+}
