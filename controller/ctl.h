@@ -890,6 +890,9 @@ void ctl_notify_flush(struct ctl *ctl);
 /* watch.c: agents' quiet syncs held until their node's set changes */
 struct ctl_watches *ctl_watches_new(struct ctl *ctl);
 int ctl_sync_hold(struct ctl_call *c, struct ctl_node *n); /* 0 or CTL_PENDING */
+/* May a watch of n be held longer than a heartbeat (its UDP heartbeats were
+ * heard within two)? Else its syncs are its heartbeats. */
+bool ctl_watch_held_long(const struct ctl *ctl, const struct ctl_node *n);
 bool ctl_watch_wake(struct ctl_watches *ws, const struct ctl_node *n);
 /* n's UDP heartbeats stopped: a long watch it holds is answered now, so
  * that its syncs prove it alive again (node_tick). */

@@ -255,6 +255,12 @@ insert(struct ctl_watches *ws, struct watch *w)
     return 0;
 }
 
+bool
+ctl_watch_held_long(const struct ctl *ctl, const struct ctl_node *n)
+{
+    return ctl_beat_recent(n, mono_ms(), 2 * ctl->cfg.heartbeat_ms);
+}
+
 /*
  * The longest hold for n: a node whose UDP heartbeats (beat.c) were heard
  * within two heartbeats may be held up to half the node timeout (its agent
@@ -269,7 +275,7 @@ hold_max(const struct ctl *ctl, const struct ctl_node *n)
 {
     uint64_t max = ctl->cfg.heartbeat_ms;
 
-    if (ctl_beat_recent(n, mono_ms(), 2 * ctl->cfg.heartbeat_ms))
+    if (ctl_watch_held_long(ctl, n))
         max = n->takes_summons ? ctl_summon_watch_ms(ctl) : ctl_beat_watch_ms(ctl);
     return max > CTL_WATCH_HOLD_MAX_MS ? CTL_WATCH_HOLD_MAX_MS : (uint32_t)max;
 }
