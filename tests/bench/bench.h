@@ -2,9 +2,9 @@
 /*
  * bench.h: the private header of drover-bench-load, grouped by file.
  *
- * The load program simulates many agents in a few worker processes (a
- * nanomsg process holds at most 512 sockets), each worker driving its
- * agents' REQ sockets from one thread with epoll over their NN_RCVFDs. The
+ * The load program simulates many agents in a few worker processes, each
+ * worker driving its agents' REQ sockets (TCP sockets speaking SP
+ * themselves: sp.c) from one thread with epoll. The
  * parent process drives the controller's API and collects what the workers
  * report over a socketpair, one text line per event.
  */
@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/types.h>
 
 #include "wire.h"
@@ -56,6 +57,44 @@ int bench_dial(int s, const char *url, unsigned wait_ms);
 /* Run until told to quit on cmd_fd; events go out on ev_fd. Never returns. */
 void bench_worker_main(const struct bench_cfg *cfg, int cmd_fd, int ev_fd)
     __attribute__((noreturn));
+
+/* sp.c: a REQ socket speaking SP over TCP itself (see the file's top) */
+enum bench_sp_state { BENCH_SP_DOWN, BENCH_SP_CONNECTING, BENCH_SP_UP };
+
+struct bench_sp {
+    int fd; /* -1 while down */
+    enum bench_sp_state state;
+    struct sockaddr_in src, dst;
+    bool have_src;
+    uint32_t id;   /* the request in flight's id, without the top bit */
+    bool inflight; /* a request waits for its reply */
+    uint8_t *req;  /* its body, to send again on a new connection */
+    size_t reqlen, reqcap;
+    uint8_t *out; /* bytes not yet written */
+    size_t outoff, outlen, outcap;
+    uint8_t *in; /* bytes read, not yet parsed */
+    size_t inoff, inlen, incap;
+    uint64_t retry_ms; /* down: connect again at this time (mono_ms) */
+    uint64_t drops;    /* connections lost */
+};
+
+/* From "tcp://[SRC;]HOST:PORT" (IPv4 addresses); -EINVAL for any other. */
+int bench_sp_init(struct bench_sp *s, const char *url);
+/* Start connecting (non-blocking): 0, or -errno. Watch s->fd with
+ * EPOLLIN | EPOLLOUT | EPOLLET and call bench_sp_next on every event. */
+int bench_sp_connect(struct bench_sp *s);
+/* Send a request (a copy is kept), replacing the one in flight: its reply,
+ * if one comes, is dropped. Sent once the connection is up. 0 or -ENOMEM. */
+int bench_sp_send(struct bench_sp *s, const uint8_t *buf, size_t len);
+/* Read and write what the socket allows: 1 with the reply to the request
+ * in flight in *msg and *len (valid until the next call), 0 when nothing
+ * more comes now (call again on the next event). A connection that fails
+ * is closed, and bench_sp_tick makes the next. */
+int bench_sp_next(struct bench_sp *s, uint64_t now_ms, const uint8_t **msg, size_t *len);
+/* Down for long enough: connect again; 1 with a new s->fd to watch, 0 with
+ * nothing to do, -errno when it could not (tried again later). */
+int bench_sp_tick(struct bench_sp *s, uint64_t now_ms);
+void bench_sp_close(struct bench_sp *s);
 
 /* echo.c: the raw nanomsg request rate, the limit beside placement */
 int bench_echo_server(const char *url);

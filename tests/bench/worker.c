@@ -3,15 +3,16 @@
  * worker.c: simulated agents, a few hundred per process.
  *
  * Each simulated agent is a distinct node as the controller sees it: its own
- * name, boot id, REQ socket (its own TCP connection), and wire_sender (so its
- * counter and the controller's replay window for it are its own). It speaks
+ * name, boot id, REQ socket (its own TCP connection, speaking SP itself:
+ * sp.c), and wire_sender (so its counter and the controller's replay
+ * window for it are its own). It speaks
  * the protocol of node-agent/conn.c: register, then sync at least every
  * heartbeat (spread over the heartbeat so that agents do not beat in step),
  * at once on a notification, and with a full report whenever its state
  * changed. It spawns nothing: an assignment is "run" by reporting it ST_UP
  * in the next full sync, and it counts as acknowledged when the controller
- * answers that sync. Like the real agent it turns nanomsg's resend off and
- * re-seals a request left unanswered for three heartbeats, backing off
+ * answers that sync. Like the real agent (nanomsg's resend is off on its
+ * REQ socket) it re-seals a request left unanswered for three heartbeats, backing off
  * (rpc_backoff_ms: doubling, with jitter) while re-sends go unanswered; and
  * like common/rpc.c it holds a request answered Error{ERR_BUSY} for
  * rpc_hold_ms(retry_after_ms) and sends it again (at most RPC_MAX_HOLDS
@@ -59,8 +60,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <nanomsg/nn.h>
-#include <nanomsg/reqrep.h>
 #include <sodium.h>
 
 #include "beat.h"
@@ -69,8 +68,7 @@
 #include "util.h"
 
 #define RESEND_BEATS 3
-#define MAX_HOLDS 8 /* as RPC_MAX_HOLDS in common/rpc.c */
-#define NN_RESEND_OFF (24 * 3600 * 1000)
+#define MAX_HOLDS 8       /* as RPC_MAX_HOLDS in common/rpc.c */
 #define START_PER_TURN 10 /* agents started per loop turn: no connect storm */
 
 enum kind { K_NONE, K_REGISTER, K_SYNC };
@@ -85,7 +83,8 @@ struct inst {
 
 struct sim {
     unsigned index;
-    int sock;
+    struct bench_sp sp; /* its REQ socket (sp.c) */
+    uint64_t down_ms;   /* since when it cannot connect; 0: it can */
     struct wire_sender snd;
     char name[32], boot[40];
     bool started, registered, synced, silent;
@@ -234,8 +233,8 @@ send_msg(struct sim *s, Drover__Message *m)
     size_t len = 0;
     int rc = wire_seal(&s->snd, m, &buf, &len);
 
-    if (rc == 0 && nn_send(s->sock, buf, len, NN_DONTWAIT) < 0)
-        rc = -nn_errno();
+    if (rc == 0)
+        rc = bench_sp_send(&s->sp, buf, len);
     free(buf);
     return rc;
 }
@@ -474,40 +473,72 @@ on_reply(struct worker *w, struct sim *s, Drover__Message *m)
 static void
 drain_sim(struct worker *w, struct sim *s)
 {
-    for (;;) {
-        void *buf = NULL;
-        int n = nn_recv(s->sock, &buf, NN_MSG, NN_DONTWAIT);
+    const uint8_t *buf;
+    size_t n;
+
+    while (bench_sp_next(&s->sp, mono_ms(), &buf, &n) > 0) {
         Drover__Message *m = NULL;
 
-        if (n < 0)
-            return;
-        if (!s->silent && wire_open_key(buf, (size_t)n, w->cfg->cluster_key, &m) == 0)
+        if (!s->silent && wire_open_key(buf, n, w->cfg->cluster_key, &m) == 0)
             on_reply(w, s, m);
         else if (!s->silent)
             s->inflight = K_NONE; /* an error or refusal still answered it */
         wire_msg_free(m);
-        nn_freemsg(buf);
     }
+}
+
+/* Its socket's events, in the worker's epoll set (edge-triggered: sp.c
+ * reads and writes until the socket says EAGAIN). */
+static int
+sim_watch(struct worker *w, struct sim *s)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET};
+
+    ev.data.u32 = s->index - w->cfg->first;
+    return epoll_ctl(w->ep, EPOLL_CTL_ADD, s->sp.fd, &ev) < 0 ? -errno : 0;
+}
+
+/* Connect again when its connection dropped (sp.c waits a moment first);
+ * one that cannot for a minute ends the worker, saying why. */
+static void
+sim_reconnect(struct worker *w, struct sim *s, uint64_t now)
+{
+    int rc = bench_sp_tick(&s->sp, now);
+
+    if (rc > 0) {
+        if ((rc = sim_watch(w, s)) < 0) {
+            fprintf(stderr, "bench: agent %u: epoll_ctl: %s\n", s->index, strerror(-rc));
+            _exit(4);
+        }
+        s->down_ms = 0;
+        return;
+    }
+    if (rc == 0)
+        return;
+    if (s->down_ms == 0)
+        s->down_ms = now;
+    if (now - s->down_ms < 60000)
+        return;
+    fprintf(stderr, "bench: agent %u cannot connect to %s: %s (%s)\n", s->index, w->join,
+            strerror(-rc),
+            rc == -EADDRNOTAVAIL || rc == -EADDRINUSE
+                ? "no free ephemeral port: net.ipv4.ip_local_port_range, TIME_WAIT of earlier runs"
+            : rc == -EMFILE || rc == -ENFILE ? "no free descriptor: RLIMIT_NOFILE"
+                                             : "local address");
+    _exit(4);
 }
 
 static int
 sim_start(struct worker *w, struct sim *s)
 {
-    int ivl = NN_RESEND_OFF, max = (int)WIRE_MAX_SIZE, fd;
-    size_t sz = sizeof(fd);
-    struct epoll_event ev = {.events = EPOLLIN};
+    int rc;
 
-    if ((s->sock = nn_socket(AF_SP, NN_REQ)) < 0)
-        return -nn_errno();
-    if (nn_setsockopt(s->sock, NN_REQ, NN_REQ_RESEND_IVL, &ivl, sizeof(ivl)) < 0 ||
-        nn_setsockopt(s->sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &max, sizeof(max)) < 0 ||
-        bench_dial(s->sock, w->join, 60000) < 0 ||
-        nn_getsockopt(s->sock, NN_SOL_SOCKET, NN_RCVFD, &fd, &sz) < 0)
-        return -nn_errno();
-    ev.data.u32 = s->index - w->cfg->first;
-    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
-        return -errno;
+    if ((rc = bench_sp_init(&s->sp, w->join)) < 0)
+        return rc;
     s->started = true;
+    /* Not connected now (no port free yet, say): tried again every 100 ms
+     * (sim_reconnect); the request waits for the connection. */
+    sim_reconnect(w, s, mono_ms());
     send_next(w, s);
     return 0;
 }
@@ -550,9 +581,7 @@ command(struct worker *w, const char *line)
         emit(w, "S %llu\n", (unsigned long long)(last ? last : bench_now_ns()));
     } else if (strcmp(line, "QUIT") == 0) {
         flush_events(w);
-        /* No nn_close: closing a REQ with a request in flight (a held
-         * watch, nearly always) can abort inside nanomsg 1.1.5 (chunk.c:231
-         * from nn_req_term); the process exit closes every connection. */
+        /* The process exit closes every connection. */
         _exit(0);
     }
 }
@@ -587,14 +616,16 @@ tick(struct worker *w)
 
         if (!s->started) {
             if (started++ < START_PER_TURN && sim_start(w, s) < 0) {
-                fprintf(stderr, "bench: agent %u cannot start: %s\n", s->index,
-                        nn_strerror(nn_errno()));
+                fprintf(stderr, "bench: agent %u cannot start: %s is not tcp://[SRC;]IPV4:PORT\n",
+                        s->index, w->join);
                 _exit(4);
             }
             continue;
         }
         if (s->silent)
             continue;
+        if (s->sp.state == BENCH_SP_DOWN)
+            sim_reconnect(w, s, now);
         if (s->hold_until_ms != 0 && now >= s->hold_until_ms) {
             s->inflight = K_NONE; /* held: re-seal and send afresh */
             send_next(w, s);
