@@ -15,9 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <nanomsg/nn.h>
-#include <nanomsg/reqrep.h>
-
+#include "ask.h"
 #include "harness.h"
 #include "pipes.h"
 #include "slug.h"
@@ -71,12 +69,9 @@ api_call(Drover__Message *req, Drover__Message__BodyCase want)
 {
     static struct wire_sender snd;
     static bool keyed;
-    uint8_t key[WIRE_KEY_BYTES], *buf;
-    struct wire_header h;
+    uint8_t key[WIRE_KEY_BYTES];
     Drover__Message *rep = NULL;
-    void *in = NULL;
-    size_t len;
-    int s = nn_socket(AF_SP, NN_REQ), tmo = 5000, n;
+    int rc;
 
     if (!keyed) {
         wire_key_from_token(H_API_TOKEN, key);
@@ -85,18 +80,10 @@ api_call(Drover__Message *req, Drover__Message__BodyCase want)
         wire_sender_set_key(&snd, key);
         keyed = true;
     }
-    cr_assert_eq(wire_seal(&snd, req, &buf, &len), 0);
-    nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo, sizeof(tmo));
-    nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDTIMEO, &tmo, sizeof(tmo));
-    cr_assert_geq(nn_connect(s, C.api), 0);
-    cr_assert_geq(nn_send(s, buf, len, 0), 0);
-    n = nn_recv(s, &in, NN_MSG, 0);
-    cr_assert_geq(n, 0, "no answer from the API");
-    cr_assert_eq(wire_open(in, (size_t)n, &h, &rep), 0);
+    rc = h_ask(C.api, &snd, req, 5000, &rep);
+    cr_assert_neq(rc, -ETIMEDOUT, "no answer from the API");
+    cr_assert_eq(rc, 0, "the API's answer does not open: %s", wire_strerror(rc));
     cr_assert_eq(rep->body_case, want, "API answered type %d", (int)rep->body_case);
-    nn_freemsg(in);
-    nn_close(s);
-    free(buf);
     return rep;
 }
 

@@ -5,6 +5,7 @@
  * One test, one cluster: each step is quick and the cluster is not.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +13,8 @@
 
 #include <nanomsg/nn.h>
 #include <nanomsg/pipeline.h>
-#include <nanomsg/reqrep.h>
 
+#include "ask.h"
 #include "harness.h"
 #include "pipes.h"
 #include "wire.h"
@@ -85,27 +86,15 @@ static void
 expect_error(const char *endpoint, Drover__Message *m, const char *what)
 {
     struct wire_sender snd;
-    struct wire_header h;
     Drover__Message *rep = NULL;
-    uint8_t *buf;
-    size_t len;
-    void *in = NULL;
-    int s = nn_socket(AF_SP, NN_REQ), tmo = 5000, n;
+    int rc;
 
     wire_sender_init(&snd, "test");
-    cr_assert_eq(wire_seal(&snd, m, &buf, &len), 0);
-    nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo, sizeof(tmo));
-    nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDTIMEO, &tmo, sizeof(tmo));
-    cr_assert_geq(nn_connect(s, endpoint), 0);
-    cr_assert_geq(nn_send(s, buf, len, 0), 0);
-    n = nn_recv(s, &in, NN_MSG, 0);
-    cr_assert_geq(n, 0, "no reply to %s", what);
-    cr_assert_eq(wire_open(in, (size_t)n, &h, &rep), 0);
+    rc = h_ask(endpoint, &snd, m, 5000, &rep);
+    cr_assert_neq(rc, -ETIMEDOUT, "no reply to %s", what);
+    cr_assert_eq(rc, 0, "the reply to %s does not open: %s", what, wire_strerror(rc));
     cr_assert_eq(rep->body_case, DROVER__MESSAGE__BODY_ERROR, "%s was not refused", what);
     wire_msg_free(rep);
-    nn_freemsg(in);
-    nn_close(s);
-    free(buf);
 }
 
 /* Bad input to the new requests and the log socket changes nothing. */

@@ -21,9 +21,8 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <nanomsg/nn.h>
-#include <nanomsg/reqrep.h>
 
+#include "ask.h"
 #include "harness.h"
 #include "slug.h"
 #include "util.h"
@@ -79,31 +78,6 @@ wait_exit(int idx, int timeout_ms)
     return -1;
 }
 
-/* Send buf on a fresh REQ socket; the reply's length (malloc'd in *reply),
- * or -1 when none came within timeout_ms. */
-static int
-round_trip(const char *endpoint, const void *buf, size_t len, int timeout_ms, uint8_t **reply)
-{
-    int s = nn_socket(AF_SP, NN_REQ), big = 1 << 30, n;
-    void *in = NULL;
-
-    cr_assert_geq(s, 0);
-    nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout_ms, sizeof(timeout_ms));
-    nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDTIMEO, &timeout_ms, sizeof(timeout_ms));
-    nn_setsockopt(s, NN_REQ, NN_REQ_RESEND_IVL, &big, sizeof(big));
-    cr_assert_geq(nn_connect(s, endpoint), 0);
-    cr_assert_geq(nn_send(s, buf, len, 0), 0);
-    n = nn_recv(s, &in, NN_MSG, 0);
-    *reply = NULL;
-    if (n >= 0) {
-        *reply = malloc((size_t)n + 1);
-        memcpy(*reply, in, (size_t)n);
-        nn_freemsg(in);
-    }
-    nn_close(s);
-    return n;
-}
-
 /* The reply must be an unsealed refusal whose text holds want. */
 static void
 expect_refusal(const char *endpoint, const void *buf, size_t len, const char *want,
@@ -112,7 +86,7 @@ expect_refusal(const char *endpoint, const void *buf, size_t len, const char *wa
     uint8_t *reply;
     Drover__ErrorCode code;
     char text[256];
-    int n = round_trip(endpoint, buf, len, 5000, &reply);
+    int n = h_round_trip(endpoint, buf, len, 5000, &reply);
 
     cr_assert_geq(n, 0, "%s: no answer to %s", endpoint, what);
     cr_assert_eq(wire_refusal_open(reply, (size_t)n, &code, text, sizeof(text)), 0,
@@ -130,7 +104,7 @@ expect_sealed(const char *endpoint, const void *buf, size_t len, Drover__Message
     uint8_t *reply;
     struct wire_header h;
     Drover__Message *m = NULL;
-    int n = round_trip(endpoint, buf, len, 5000, &reply);
+    int n = h_round_trip(endpoint, buf, len, 5000, &reply);
 
     cr_assert_geq(n, 0, "%s: no answer to %s", endpoint, what);
     int rc = wire_open(reply, (size_t)n, &h, &m);
@@ -294,7 +268,7 @@ Test(security, hostile_envelopes_leave_the_daemons_serving)
         /* Oversized: nanomsg drops the connection (NN_RCVMAXSIZE), no answer. */
         len = WIRE_MAX_SIZE + 4096;
         buf = calloc(1, len);
-        cr_assert_lt(round_trip(ep[e].endpoint, buf, len, 1000, &reply), 0,
+        cr_assert_lt(h_round_trip(ep[e].endpoint, buf, len, 1000, &reply), 0,
                      "an oversized envelope was answered");
         free(buf);
     }
