@@ -33,14 +33,12 @@
 
 #include "dialcheck.h"
 #include "log.h"
+#include "sprep.h"
 #include "wire.h"
 
 #define DIAL_TICK_MS 250       /* how often a dialled socket is looked at */
 #define DIAL_BASE_MS 500       /* a dial has this long to connect, doubling */
 #define DIAL_CAP_MS 10000      /* up to this, while dials keep failing */
-#define NNUV_BATCH 256         /* messages drained before any is handled */
-#define NNUV_TURN 4            /* batches per wake-up at most: timers get their turn too */
-#define NNUV_TURN_NS 20000000  /* and no new batch once a wake-up took this long */
 #define NN_REDIAL_OFF 86400000 /* nanomsg's own reconnect: never, in effect */
 
 struct nnuv {
@@ -48,6 +46,8 @@ struct nnuv {
     uv_loop_t *loop;
     int nn;
     int raw;
+    int protocol;
+    struct sprep *tcp; /* a raw REP bound to TCP: served by sprep.c */
     int polling;
     int closing;
     nnuv_recv_cb cb;
@@ -78,6 +78,7 @@ nnuv_new(uv_loop_t *loop, int domain, int protocol, nnuv_recv_cb cb, void *arg, 
     }
     s->loop = loop;
     s->raw = domain == AF_SP_RAW;
+    s->protocol = protocol;
     s->cb = cb;
     s->arg = arg;
     if ((s->nn = nn_socket(domain, protocol)) < 0) {
@@ -92,9 +93,24 @@ nnuv_new(uv_loop_t *loop, int domain, int protocol, nnuv_recv_cb cb, void *arg, 
     return s;
 }
 
+static void
+on_sprep(struct nnuv_msg *msg, void *arg)
+{
+    struct nnuv *s = arg;
+
+    s->cb(s, msg, s->arg);
+}
+
 int
 nnuv_bind(struct nnuv *s, const char *url)
 {
+    struct sockaddr_in sa;
+    int rc;
+
+    if (s->raw && s->protocol == NN_REP && s->tcp == NULL && s->cb != NULL && sprep_url(url, &sa)) {
+        s->tcp = sprep_new(s->loop, &sa, s, on_sprep, s, &rc);
+        return s->tcp != NULL ? 0 : rc;
+    }
     return nn_bind(s->nn, url) < 0 ? -nn_errno() : 0;
 }
 
@@ -238,6 +254,10 @@ nnuv_start(struct nnuv *s)
         return 0;
     if (s->cb == NULL)
         return -EINVAL;
+    if (s->tcp != NULL) {
+        sprep_start(s->tcp);
+        return 0;
+    }
     if (nn_getsockopt(s->nn, NN_SOL_SOCKET, NN_RCVFD, &fd, &sz) < 0)
         return -nn_errno();
     if ((rc = uv_poll_init(s->loop, &s->poll, fd)) < 0)
@@ -253,6 +273,8 @@ nnuv_start(struct nnuv *s)
 void
 nnuv_stop(struct nnuv *s)
 {
+    if (s->tcp != NULL)
+        sprep_stop(s->tcp);
     if (s->polling)
         uv_poll_stop(&s->poll);
 }
@@ -401,12 +423,16 @@ on_readable(uv_poll_t *h, int status, int events)
 uint64_t
 nnuv_backlog_ms(const struct nnuv *s)
 {
+    if (s->tcp != NULL)
+        return sprep_backlog_ms(s->tcp);
     return s->full_since == 0 ? 0 : (uv_hrtime() - s->full_since) / 1000000;
 }
 
 uint64_t
 nnuv_shed(const struct nnuv *s)
 {
+    if (s->tcp != NULL)
+        return sprep_shed(s->tcp);
     return s->shed;
 }
 
@@ -441,6 +467,8 @@ nnuv_reply(struct nnuv_msg *msg, const void *buf, size_t len)
     struct nn_iovec iov;
     int rc = 0;
 
+    if (msg->conn != NULL)
+        return sprep_reply(msg, buf, len);
     memset(&hdr, 0, sizeof(hdr));
     iov.iov_base = (void *)buf;
     iov.iov_len = len;
@@ -458,11 +486,26 @@ nnuv_reply(struct nnuv_msg *msg, const void *buf, size_t len)
     return rc;
 }
 
+const char *
+nnuv_msg_peer(const struct nnuv_msg *msg, char *buf, size_t bufsz)
+{
+    if (msg->conn != NULL)
+        return sprep_msg_peer(msg, buf, bufsz);
+    if (bufsz > 0)
+        buf[0] = '\0'; /* nanomsg does not say */
+    return buf;
+}
+
 void
 nnuv_msg_free(struct nnuv_msg *msg)
 {
     if (msg == NULL)
         return;
+    if (msg->conn != NULL) {
+        sprep_msg_release(msg);
+        free(msg);
+        return;
+    }
     if (msg->body != NULL)
         nn_freemsg(msg->body);
     if (msg->control != NULL)
@@ -490,6 +533,8 @@ nnuv_close(struct nnuv *s)
     if (s == NULL || s->closing)
         return;
     s->closing = 1;
+    sprep_close(s->tcp); /* its requests out there keep their connections */
+    s->tcp = NULL;
     if (s->open == 0) {
         nn_close(s->nn);
         free(s->url);

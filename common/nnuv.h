@@ -7,7 +7,10 @@
  * callback. Server sockets are opened raw (AF_SP_RAW REP) so that a request
  * may be answered later, from another callback (after uv_queue_work, say):
  * each received message carries its routing header, and nnuv_reply() sends
- * the answer back along it.
+ * the answer back along it. A raw REP socket bound to a TCP address that
+ * sprep.c can serve (an IPv4 address, "*" or an interface) is served by it,
+ * on the loop, with the same bytes on the wire and the same semantics
+ * (sprep.c says why); nanomsg serves any other.
  *
  * Lifetime: nnuv_new() allocates; nnuv_close() stops polling, closes the
  * nanomsg socket and frees the struct in the uv_poll close callback. A
@@ -19,16 +22,30 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <uv.h>
 
+/* A wake-up's budget: messages are handed on NNUV_BATCH at a time, up to
+ * NNUV_TURN batches, and no new batch once it took NNUV_TURN_NS (the rest
+ * wait for the next loop turn: timers and other sockets get theirs). */
+#define NNUV_BATCH 256
+#define NNUV_TURN 4
+#define NNUV_TURN_NS 20000000
+
 struct nnuv;
+struct sprep_conn;
 
 struct nnuv_msg {
     struct nnuv *sock; /* borrowed; may be closed before the reply */
-    int nn;            /* nanomsg socket id, for the reply */
-    void *body;        /* nn_allocmsg'd */
+    int nn;            /* nanomsg socket id, for the reply; -1: served by sprep.c */
+    void *body;        /* nn_allocmsg'd, or malloc'd (sprep.c) */
     size_t len;
     void *control; /* routing header of a raw REP request, or NULL */
+    /* sprep.c: the connection (a reference) and the request's backtrace */
+    struct sprep_conn *conn;
+    uint8_t bt[32];
+    uint8_t btlen;
+    TAILQ_ENTRY(nnuv_msg) qlink;
 };
 
 /* msg: owned by the callback from here on. */
@@ -84,6 +101,10 @@ int nnuv_send2(struct nnuv *s, const void *a, size_t alen, const void *b, size_t
  */
 int nnuv_reply(struct nnuv_msg *msg, const void *buf, size_t len);
 void nnuv_msg_free(struct nnuv_msg *msg);
+/* The network address a request came from, "IP:PORT" in buf, where it is
+ * known (a request served by sprep.c, its connection still open); else "".
+ * Returns buf. */
+const char *nnuv_msg_peer(const struct nnuv_msg *msg, char *buf, size_t bufsz);
 
 void nnuv_close(struct nnuv *s);
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * front.c: the two nanomsg front ends of the request path, the API endpoint
- * (the CLI) and the agent endpoint. Each request that arrives on a raw REP
+ * front.c: the two REP front ends of the request path, the API endpoint
+ * (the CLI) and the agent endpoint (raw REP sockets, common/nnuv.c: served
+ * on the loop by common/sprep.c when bound to TCP). Each request that arrives on a raw REP
  * socket is opened (reply.c: the right key, the right version, else an
  * unsealed refusal), handed to the dispatcher with ctl_call_ep, and its
  * reply is sealed with the endpoint's key and sent back in done. Nothing

@@ -13,8 +13,9 @@
  * DROVER_API_TOKEN; a reply is sealed with the key of the endpoint it goes
  * out on. An envelope that does not open (not sealed, a wrong key, forged,
  * replayed, junk, another version) changes nothing: it is logged as
- * event=refused or event=bad_message with the reason and the sender id it
- * claims (nanomsg does not tell us the peer's network address), and answered
+ * event=refused or event=bad_message with the reason, the sender id it
+ * claims and the address it came from (peer=, for an endpoint bound to a
+ * TCP address: common/sprep.c; nanomsg's endpoints do not say), and answered
  * with an unsealed refusal (wire_refusal), the only answer a peer without the
  * key can read.
  */
@@ -135,7 +136,7 @@ ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock)
     int want = api ? ctl->key_api : ctl->key_cluster;
     struct wire_header hdr = {0};
     Drover__Message *m = NULL;
-    char text[256];
+    char text[256], peer[64];
     int rc;
 
     rc = wire_open(req->body, req->len, &hdr, &m);
@@ -147,9 +148,10 @@ ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock)
     }
     if (rc == 0)
         return m;
+    nnuv_msg_peer(req, peer, sizeof(peer));
     if (rc == -EPROTONOSUPPORT) {
-        log_warn("bad_message", "sock=%s reason=version version=%u expected=%d sender=%s", sock,
-                 hdr.version, WIRE_VERSION, log_q(hdr.sender));
+        log_warn("bad_message", "sock=%s reason=version version=%u expected=%d sender=%s peer=%s",
+                 sock, hdr.version, WIRE_VERSION, log_q(hdr.sender), log_q(peer));
         snprintf(text, sizeof(text),
                  "protocol version %u, expected %d: this controller runs drover %s; run the "
                  "same drover version here (upgrade the controller first, then each agent)",
@@ -158,9 +160,9 @@ ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock)
         return NULL;
     }
     if (wire_err_auth(rc)) {
-        log_warn("refused", "sock=%s reason=%s sender=%s key_id=%08x counter=%llu len=%zu", sock,
-                 log_q(wire_strerror(rc)), log_q(hdr.sender), (unsigned)hdr.key_id,
-                 (unsigned long long)hdr.counter, req->len);
+        log_warn("refused", "sock=%s reason=%s sender=%s key_id=%08x counter=%llu len=%zu peer=%s",
+                 sock, log_q(wire_strerror(rc)), log_q(hdr.sender), (unsigned)hdr.key_id,
+                 (unsigned long long)hdr.counter, req->len, log_q(peer));
         if (rc == -ENOKEY)
             snprintf(text, sizeof(text), "%s",
                      api ? "this controller requires an API token (DROVER_API_TOKEN)"
@@ -174,8 +176,8 @@ ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock)
         refuse(req, DROVER__ERROR_CODE__ERR_UNAUTHORIZED, text);
         return NULL;
     }
-    log_warn("bad_message", "sock=%s reason=%s len=%zu sender=%s", sock, log_q(wire_strerror(rc)),
-             req->len, log_q(hdr.sender));
+    log_warn("bad_message", "sock=%s reason=%s len=%zu sender=%s peer=%s", sock,
+             log_q(wire_strerror(rc)), req->len, log_q(hdr.sender), log_q(peer));
     refuse(req, DROVER__ERROR_CODE__ERR_BAD_REQUEST, wire_strerror(rc));
     return NULL;
 }

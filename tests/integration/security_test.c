@@ -171,6 +171,9 @@ Test(security, keys_and_tokens_are_required_and_checked)
     cr_assert(h_log_has(&C, evil, "cluster key was refused"));
     cr_assert(h_wait_log(&C, 2, "sender=evil", 5000), "the refusal was not logged with the sender");
     cr_assert(h_log_has(&C, 2, "event=refused sock=agent reason=\"sealed with an unknown key\""));
+    /* And where it came from (common/sprep.c knows the connection). */
+    cr_assert(h_log_has(&C, 2, "sender=evil key_id="));
+    cr_assert(h_log_has(&C, 2, "peer=127.0.0.1:"), "the refusal does not name the peer's address");
     cr_assert_not(h_log_has(&C, evil, "event=ready"));
     cr_assert(nodes_has("good"));
     cr_assert_not(nodes_has("evil"), "an agent with a wrong key is listed");
