@@ -2,16 +2,11 @@
 /*
  * sprep.c: the REP side of nanomsg's protocol over TCP, on the libuv loop.
  *
- * The bytes are nanomsg's (the SP TCP mapping, sp-tcp-mapping-01; request/
- * reply, sp-request-reply-01), so every peer keeps its nanomsg REQ socket:
- * each side opens a connection with eight bytes, "\0SP\0", its protocol
- * (REQ 48, REP 49, big-endian) and two zero bytes, and a peer that is not a
- * REQ socket is disconnected; then each message is its size (eight bytes,
- * big-endian) and its body, whose head is the request's backtrace: 32-bit
- * words up to the first with its top bit set (the request id), at most
- * eight (nanomsg's NN_MAXTTL), sent back before the reply's body. A
- * message larger than WIRE_MAX_SIZE drops its connection, as NN_RCVMAXSIZE
- * does; one without a backtrace is dropped alone.
+ * The bytes are nanomsg's (common/sp.h), so every peer keeps its nanomsg
+ * REQ socket. A peer that is not a REQ socket is disconnected, and so is
+ * one that sends a message larger than WIRE_MAX_SIZE (as NN_RCVMAXSIZE
+ * does); a message without a backtrace (at most SP_MAX_HOPS words) is
+ * dropped alone.
  *
  * Why not nanomsg here (issue 15): a raw REP socket moves every message
  * through nanomsg's worker thread, a queue, a lock shared with the loop and
@@ -46,20 +41,15 @@
 
 #include "log.h"
 #include "nnuv.h"
+#include "sp.h"
 #include "wire.h"
 
-#define SP_HDR_LEN 8
-#define SP_PROTO_REQ 48
-#define SP_PROTO_REP 49
-#define SP_MAX_HOPS 8            /* backtrace words, as nanomsg's NN_MAXTTL */
 #define SPREP_BACKLOG 4096       /* listen(2) */
 #define SPREP_READ 65536         /* the shared read buffer */
 #define SPREP_OUT_MAX (4u << 20) /* unread replies a peer may have */
 #define SPREP_PART_KEEP 16384    /* a partial-frame buffer kept between frames */
 #define SPREP_ACCEPT_LOG_MS 1000 /* at most one accept_failed line a second */
 #define SPREP_HELLO_MS 1000      /* a peer has this long to say what it is */
-
-static const uint8_t hello[SP_HDR_LEN] = {0, 'S', 'P', 0, 0, SP_PROTO_REP, 0, 0};
 
 TAILQ_HEAD(sprep_q, nnuv_msg);
 
@@ -100,23 +90,6 @@ struct sprep_write {
     struct sprep_conn *c;
     uint8_t data[];
 };
-
-static void
-put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t
-get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
 
 /* The IPv4 address of interface name, as nanomsg resolves a bind to one. */
 static int
@@ -318,14 +291,13 @@ consume(struct sprep_conn *c, const uint8_t *p, size_t n)
             memcpy(c->peer + c->peerlen, p + used, k);
             c->peerlen += k;
             used += k;
-            if (c->peerlen == SP_HDR_LEN && (memcmp(c->peer, "\0SP\0", 4) != 0 || c->peer[4] != 0 ||
-                                             c->peer[5] != SP_PROTO_REQ))
+            if (c->peerlen == SP_HDR_LEN && !sp_hello_is(c->peer, SP_PROTO_REQ))
                 conn_close(c); /* not a REQ socket */
             continue;
         }
         if (n - used < 8)
             break;
-        size = get_be64(p + used);
+        size = sp_get_be64(p + used);
         if (size > WIRE_MAX_SIZE) {
             conn_close(c); /* as NN_RCVMAXSIZE */
             break;
@@ -353,7 +325,7 @@ keep(struct sprep_conn *c, const uint8_t *p, size_t n)
         /* The frame's whole size when its size is at hand: one allocation
          * (kept bytes always start at a frame). */
         if (c->partlen >= 8 || (c->partlen == 0 && n >= 8)) {
-            uint64_t whole = 8 + get_be64(c->partlen >= 8 ? c->part : p);
+            uint64_t whole = 8 + sp_get_be64(c->partlen >= 8 ? c->part : p);
 
             if (whole > cap && whole <= WIRE_MAX_SIZE + 8)
                 cap = (size_t)whole;
@@ -418,6 +390,7 @@ on_connection(uv_stream_t *l, int status)
 {
     struct sprep *s = l->data;
     struct sprep_conn *c;
+    uint8_t hello[SP_HDR_LEN];
     int rc;
 
     if (status < 0) { /* EMFILE and the like: libuv shed the connection */
@@ -448,6 +421,7 @@ on_connection(uv_stream_t *l, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    sp_hello(hello, SP_PROTO_REP);
     if (conn_write(c, hello, sizeof(hello), NULL, 0) < 0)
         return;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
@@ -577,7 +551,7 @@ sprep_reply(struct nnuv_msg *msg, const void *buf, size_t len)
     /* Gone, or not reading what it was sent: dropped (its REQ socket
      * sends the request again). */
     if (!c->dead && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= SPREP_OUT_MAX) {
-        put_be64(head, (uint64_t)msg->btlen + len);
+        sp_put_be64(head, (uint64_t)msg->btlen + len);
         memcpy(head + 8, msg->bt, msg->btlen);
         rc = conn_write(c, head, 8 + (size_t)msg->btlen, buf, len);
         if (rc != -ENOMEM)

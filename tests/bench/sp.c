@@ -3,14 +3,9 @@
  * sp.c: a REQ socket of the scalability protocols over TCP, without
  * libnanomsg, for the simulated agents (worker.c).
  *
- * The bytes are nanomsg's (the SP TCP mapping, sp-tcp-mapping-01; the
- * request/reply protocol, sp-request-reply-01): each side opens with an
- * eight-byte header, "\0SP\0", its protocol (REQ 48, REP 49: big-endian)
- * and two zero bytes; then every message is its size (eight bytes,
- * big-endian) and its body. A request's body starts with its 32-bit
- * request id, top bit set, which the REP socket sends back at the start of
- * the reply; a reply whose id is not the request's in flight (a request
- * sent again) is dropped, as nanomsg's REQ drops it.
+ * The bytes are nanomsg's (common/sp.h): a request's backtrace is its one
+ * 32-bit id, top bit set; a reply whose id is not the request's in flight
+ * (a request sent again) is dropped, as nanomsg's REQ drops it.
  *
  * Why not libnanomsg: a nanomsg socket moves every message through the
  * library's worker thread (a queue, a lock and an eventfd each way), and
@@ -37,32 +32,11 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "sp.h"
 #include "util.h"
 #include "wire.h"
 
-#define SP_PROTO_REQ 48
-#define SP_PROTO_REP 49
-#define SP_HDR 8
 #define SP_RECONNECT_MS 100
-
-static const uint8_t hello[SP_HDR] = {0, 'S', 'P', 0, 0, SP_PROTO_REQ, 0, 0};
-
-static void
-put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t
-get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
 
 static uint32_t
 get_be32(const uint8_t *p)
@@ -153,7 +127,7 @@ queue_request(struct bench_sp *s)
     uint8_t hdr[12];
     uint32_t id = s->id | 0x80000000u;
 
-    put_be64(hdr, (uint64_t)s->reqlen + 4);
+    sp_put_be64(hdr, (uint64_t)s->reqlen + 4);
     hdr[8] = (uint8_t)(id >> 24);
     hdr[9] = (uint8_t)(id >> 16);
     hdr[10] = (uint8_t)(id >> 8);
@@ -179,6 +153,7 @@ int
 bench_sp_connect(struct bench_sp *s)
 {
     int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    uint8_t hello[SP_HDR_LEN];
 
     if (fd < 0)
         return -errno;
@@ -198,6 +173,7 @@ bench_sp_connect(struct bench_sp *s)
     s->fd = fd;
     s->state = BENCH_SP_CONNECTING;
     s->outoff = s->outlen = s->inlen = 0;
+    sp_hello(hello, SP_PROTO_REQ);
     if (queue(s, hello, sizeof(hello)) < 0)
         return -ENOMEM;
     return 0;
@@ -255,12 +231,11 @@ parse(struct bench_sp *s, const uint8_t **msg, size_t *len)
         uint64_t size;
 
         if (s->state == BENCH_SP_CONNECTING) {
-            if (s->inlen - s->inoff < SP_HDR)
+            if (s->inlen - s->inoff < SP_HDR_LEN)
                 return 0;
-            if (memcmp(s->in + s->inoff, "\0SP\0", 4) != 0 || s->in[s->inoff + 4] != 0 ||
-                s->in[s->inoff + 5] != SP_PROTO_REP)
+            if (!sp_hello_is(s->in + s->inoff, SP_PROTO_REP))
                 return -EPROTO;
-            s->inoff += SP_HDR;
+            s->inoff += SP_HDR_LEN;
             s->state = BENCH_SP_UP;
             /* Sent before the connection was up, or lost with the last one. */
             if (s->inflight && queue_request(s) < 0)
@@ -269,7 +244,7 @@ parse(struct bench_sp *s, const uint8_t **msg, size_t *len)
         }
         if (s->inlen - s->inoff < 8)
             return 0;
-        size = get_be64(s->in + s->inoff);
+        size = sp_get_be64(s->in + s->inoff);
         if (size < 4 || size > WIRE_MAX_SIZE + 4)
             return -EMSGSIZE;
         if (s->inlen - s->inoff < 8 + size)
@@ -318,8 +293,8 @@ bench_sp_next(struct bench_sp *s, uint64_t now_ms, const uint8_t **msg, size_t *
             size_t cap = s->incap != 0 ? s->incap * 2 : 65536;
             uint8_t *p;
 
-            if (s->inlen >= 8 && 8 + get_be64(s->in) <= WIRE_MAX_SIZE + 12) {
-                while (cap < 8 + get_be64(s->in) + 65536)
+            if (s->inlen >= 8 && 8 + sp_get_be64(s->in) <= WIRE_MAX_SIZE + 12) {
+                while (cap < 8 + sp_get_be64(s->in) + 65536)
                     cap *= 2;
             }
             if ((p = realloc(s->in, cap)) == NULL) {
