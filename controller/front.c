@@ -2,11 +2,11 @@
 /*
  * front.c: the two REP front ends of the request path, the API endpoint
  * (the CLI) and the agent endpoint (raw REP sockets, common/nnuv.c: served
- * on the loop by common/sprep.c when bound to TCP). Each request that arrives on a raw REP
- * socket is opened (reply.c: the right key, the right version, else an
- * unsealed refusal), handed to the dispatcher with ctl_call_ep, and its
- * reply is sealed with the endpoint's key and sent back in done. Nothing
- * here knows a request type: dispatch.c's table does.
+ * on the loop by common/sprep.c when bound to TCP). Each request that
+ * arrives on a raw REP socket is opened (reply.c: the right key, the right
+ * version, else an unsealed refusal), handed to the dispatcher with
+ * ctl_call_ep, and its reply is sealed with the endpoint's key and sent
+ * back in done. Nothing here knows a request type: dispatch.c's table does.
  *
  * Overload. nnuv.c already sheds every request a newer one from the same
  * sender replaced. When the agent endpoint's receive queue has not been
