@@ -61,6 +61,7 @@ struct sprep_conn {
     uint8_t peer[SP_HDR_LEN];
     size_t peerlen; /* bytes of the peer's header read */
     uint64_t since; /* uv_now when it was taken */
+    bool suspect;   /* no header by a sweep past SPREP_HELLO_MS: closed at the next */
     uint8_t *part;  /* a frame not yet whole */
     size_t partlen, partcap;
     struct nnuv_msg *queued; /* its request waiting in the queue, if any */
@@ -430,7 +431,9 @@ on_connection(uv_stream_t *l, int status)
 
 /* A connection whose peer has not sent its header within SPREP_HELLO_MS is
  * closed, as nanomsg closes it: an idle connection would hold a descriptor
- * for nothing. */
+ * for nothing. Not at the first sweep that finds it late but at the next
+ * (2-3 s in all): a loop turn that ran long may have left its header unread
+ * in the socket, and the loop reads every socket between two sweeps. */
 static void
 on_sweep(uv_timer_t *t)
 {
@@ -440,8 +443,12 @@ on_sweep(uv_timer_t *t)
 
     for (c = LIST_FIRST(&s->conns); c != NULL; c = next) {
         next = LIST_NEXT(c, link);
-        if (c->peerlen < SP_HDR_LEN && now - c->since >= SPREP_HELLO_MS)
+        if (c->peerlen == SP_HDR_LEN || now - c->since < SPREP_HELLO_MS)
+            continue;
+        if (c->suspect)
             conn_close(c);
+        else
+            c->suspect = true;
     }
 }
 
