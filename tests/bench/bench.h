@@ -52,6 +52,9 @@ void bench_source_url(const char *url, unsigned host, char *out, size_t outsz);
  * aborts: common/dialcheck.c), waiting up to wait_ms for a port or a
  * descriptor; says why on stderr. The endpoint id, or -errno. */
 int bench_dial(int s, const char *url, unsigned wait_ms);
+/* Why a dial failed with rc (-errno), for its message: no port, no
+ * descriptor, or the local address. */
+const char *bench_dial_why(int rc);
 
 /* worker.c: simulated agents in one process */
 /* Run until told to quit on cmd_fd; events go out on ev_fd. Never returns. */

@@ -92,6 +92,16 @@ bench_source_url(const char *url, unsigned host, char *out, size_t outsz)
         snprintf(out, outsz, "%s", url);
 }
 
+const char *
+bench_dial_why(int rc)
+{
+    if (rc == -EADDRINUSE || rc == -EADDRNOTAVAIL)
+        return "no free ephemeral port: net.ipv4.ip_local_port_range, TIME_WAIT of earlier runs";
+    if (rc == -EMFILE || rc == -ENFILE)
+        return "no free descriptor: RLIMIT_NOFILE";
+    return "local address";
+}
+
 int
 bench_dial(int s, const char *url, unsigned wait_ms)
 {
@@ -102,10 +112,7 @@ bench_dial(int s, const char *url, unsigned wait_ms)
     while ((rc = dial_check(url)) < 0) {
         if (bench_now_ns() > end) {
             fprintf(stderr, "bench: cannot dial %s: %s (%s)\n", url, strerror(-rc),
-                    rc == -EADDRINUSE ? "no free ephemeral port: net.ipv4.ip_local_port_range, "
-                                        "TIME_WAIT of earlier runs"
-                    : rc == -EMFILE || rc == -ENFILE ? "no free descriptor: RLIMIT_NOFILE"
-                                                     : "local address");
+                    bench_dial_why(rc));
             return rc;
         }
         usleep(delay_ms * 1000);

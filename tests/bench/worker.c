@@ -520,11 +520,7 @@ sim_reconnect(struct worker *w, struct sim *s, uint64_t now)
     if (now - s->down_ms < 60000)
         return;
     fprintf(stderr, "bench: agent %u cannot connect to %s: %s (%s)\n", s->index, w->join,
-            strerror(-rc),
-            rc == -EADDRNOTAVAIL || rc == -EADDRINUSE
-                ? "no free ephemeral port: net.ipv4.ip_local_port_range, TIME_WAIT of earlier runs"
-            : rc == -EMFILE || rc == -ENFILE ? "no free descriptor: RLIMIT_NOFILE"
-                                             : "local address");
+            strerror(-rc), bench_dial_why(rc));
     _exit(4);
 }
 
