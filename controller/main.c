@@ -244,6 +244,10 @@ main(int argc, char **argv)
     }
     log_init("controller");
     notify_init();
+    /* A peer gone while an answer is written to it (libuv writes without
+     * MSG_NOSIGNAL) is an EPIPE for that connection, never the end of the
+     * controller. It execs nothing, so the disposition leaks nowhere. */
+    signal(SIGPIPE, SIG_IGN);
     read_config(&ctl.cfg);
     if ((rc = uv_loop_init(&loop)) < 0)
         log_fatal(1, "start_failed", "what=loop err=%s", uv_strerror(rc));

@@ -207,6 +207,24 @@ Test(security, keys_and_tokens_are_required_and_checked)
     free(out);
 }
 
+/* Does process p ignore signal sig (its SigIgn mask)? */
+static bool
+sig_ignored(pid_t p, int sig)
+{
+    char path[64], line[256];
+    unsigned long long mask = 0;
+    bool found = false;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)p);
+    cr_assert_not_null(f = fopen(path, "r"), "%s: %s", path, strerror(errno));
+    while (!found && fgets(line, sizeof(line), f) != NULL)
+        found = sscanf(line, "SigIgn: %llx", &mask) == 1;
+    fclose(f);
+    cr_assert(found, "no SigIgn in %s", path);
+    return (mask >> (sig - 1)) & 1;
+}
+
 Test(security, hostile_envelopes_leave_the_daemons_serving)
 {
     Drover__Message m = DROVER__MESSAGE__INIT, *rep;
@@ -218,6 +236,9 @@ Test(security, hostile_envelopes_leave_the_daemons_serving)
     h_init(&C, "hostile", 7494);
     int ctl = h_start_controller(&C, NULL);
     cr_assert(h_wait_log(&C, ctl, "event=ready", 10000), "controller not ready");
+    /* A peer that resets while it is being answered costs an EPIPE, never
+     * the controller (SIGPIPE's default kills). */
+    cr_assert(sig_ignored(C.procs[ctl].pid, SIGPIPE), "the controller does not ignore SIGPIPE");
     int agent = h_start_agent(&C, "n1", "8430-8439", NULL);
     cr_assert(h_wait_log(&C, agent, "event=ready", 10000), "agent not ready");
 
