@@ -206,29 +206,51 @@ on_written(uv_write_t *req, int status)
     conn_unref(c);
 }
 
-/* Bytes to c, copied: 0, or a negative errno (c is then closed). */
+/*
+ * Bytes to c: written at once when the socket takes them (the common case:
+ * no copy, no write request, no callback, and none of the epoll_ctl libuv
+ * makes after each queued write), else what is left is copied and queued
+ * behind what waits. 0, or a negative errno (c is then closed).
+ */
 static int
 conn_write(struct sprep_conn *c, const void *a, size_t alen, const void *b, size_t blen)
 {
-    struct sprep_write *w = malloc(sizeof(*w) + alen + blen);
+    uv_buf_t bufs[2] = {uv_buf_init((char *)a, (unsigned)alen),
+                        uv_buf_init((char *)b, (unsigned)blen)};
+    struct sprep_write *w;
+    size_t done = 0, left;
     uv_buf_t buf;
     int rc;
 
-    if (w == NULL)
+    rc = uv_try_write((uv_stream_t *)&c->tcp, bufs, blen > 0 ? 2 : 1);
+    if (rc >= 0)
+        done = (size_t)rc;
+    else if (rc != UV_EAGAIN && rc != UV_ENOSYS)
+        goto fail;
+    if ((left = alen + blen - done) == 0)
+        return 0;
+    if ((w = malloc(sizeof(*w) + left)) == NULL) {
+        if (done > 0) /* half a message went out: nothing may follow it */
+            conn_close(c);
         return -ENOMEM;
-    memcpy(w->data, a, alen);
-    if (blen > 0)
-        memcpy(w->data + alen, b, blen);
-    w->c = c;
-    buf = uv_buf_init((char *)w->data, (unsigned)(alen + blen));
-    c->refs++;
-    if ((rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written)) < 0) {
-        free(w);
-        conn_unref(c);
-        conn_close(c);
-        return rc;
     }
-    return 0;
+    if (done < alen) {
+        memcpy(w->data, (const uint8_t *)a + done, alen - done);
+        if (blen > 0)
+            memcpy(w->data + alen - done, b, blen);
+    } else {
+        memcpy(w->data, (const uint8_t *)b + (done - alen), left);
+    }
+    w->c = c;
+    buf = uv_buf_init((char *)w->data, (unsigned)left);
+    c->refs++;
+    if ((rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written)) == 0)
+        return 0;
+    free(w);
+    conn_unref(c);
+fail:
+    conn_close(c);
+    return rc;
 }
 
 static void on_drain(uv_idle_t *h);

@@ -5,7 +5,7 @@
  * in; a peer that is not a REQ socket, sends too much or sends garbage loses
  * its connection and nothing else; a newer request on a connection replaces
  * the one still queued; an answer to a peer gone is dropped. Ports
- * 15870-15881, one per test (Criterion runs them side by side).
+ * 15870-15882, one per test (Criterion runs them side by side).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -419,6 +419,44 @@ Test(sprep, an_answer_to_a_peer_gone_is_dropped)
     cr_assert_eq(nnuv_reply(sv.got[0], "late", 4), 0);
     sv.got[0] = NULL;
     pump(&sv, 20);
+    finish(&sv);
+}
+
+/* A peer that reset its connection with two answers owed: neither write
+ * may raise SIGPIPE (which kills a process that does not handle it), and
+ * the server goes on serving others. */
+Test(sprep, answers_owed_to_a_peer_that_reset_raise_no_sigpipe)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    struct server sv;
+    uint8_t buf[256];
+    size_t n;
+    char *r;
+    int fd, s;
+
+    serve(&sv, 15882, false);
+    fd = raw_client(15882);
+    cr_assert_eq(write(fd, req_hello, 8), 8);
+    n = frame(buf, 1, "one");
+    cr_assert_eq(write(fd, buf, n), (ssize_t)n);
+    pump_until(&sv, 1);
+    n = frame(buf, 2, "two");
+    cr_assert_eq(write(fd, buf, n), (ssize_t)n);
+    pump_until(&sv, 2);
+    cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    close(fd); /* a reset, not read by the server before it answers */
+    usleep(20 * 1000);
+    cr_assert_eq(nnuv_reply(sv.got[0], "late-1", 6), 0);
+    sv.got[0] = NULL;
+    cr_assert_eq(nnuv_reply(sv.got[1], "late-2", 6), 0);
+    sv.got[1] = NULL;
+    pump(&sv, 20);
+    sv.echo = true;
+    s = req_socket(15882);
+    cr_assert_eq(nn_send(s, "next", 4, NN_DONTWAIT), 4);
+    cr_assert_str_eq(r = req_reply(&sv, s), "re:next");
+    free(r);
+    nn_close(s);
     finish(&sv);
 }
 
