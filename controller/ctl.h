@@ -238,6 +238,7 @@ struct ctl_instance {
     char ptype[TYPE_NAME_MAX + 2]; /* --type: settings taken from this type */
     bool restart;                  /* `drover restart`: replaced like one of an older release */
     bool dirty, unplaced;
+    bool stored; /* its row was written by a commit (or loaded): SQLite updates it in place */
     LIST_ENTRY(ctl_instance) app_link;
     LIST_ENTRY(ctl_instance) node_link;
     TAILQ_ENTRY(ctl_instance) dirty_link;

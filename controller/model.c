@@ -902,6 +902,7 @@ ctl_inst_new(struct ctl_model *m, struct ctl_app *a, const char *type, uint32_t 
     in->release = release;
     in->state = DROVER__INSTANCE_STATE__ST_PENDING;
     in->exit_code = -1;
+    in->stored = m->loading;
     rc = ctl_map_puti(m->insts, id, in);
     if (rc < 0) {
         free(in);
@@ -949,7 +950,10 @@ ctl_inst_place(struct ctl_model *m, struct ctl_instance *in, struct ctl_node *n,
         in->unplaced = false;
         TAILQ_REMOVE(&m->unplaced, in, unplaced_link);
     }
-    in->reason[0] = '\0';
+    /* Placed now, it no longer waits for capacity; a row loaded from the
+     * store keeps the reason it was written with (a crash's, a failure's). */
+    if (!m->loading)
+        in->reason[0] = '\0';
     return 0;
 }
 
@@ -1257,6 +1261,7 @@ marks_clear(struct ctl_model *m, bool stored)
     while ((in = TAILQ_FIRST(&m->dirty_insts)) != NULL) {
         TAILQ_REMOVE(&m->dirty_insts, in, dirty_link);
         in->dirty = false;
+        in->stored |= stored;
     }
     m->ndeleted = 0;
     m->next_id_dirty = false;

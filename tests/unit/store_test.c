@@ -363,6 +363,102 @@ CASE(node_states_survive_a_restart, 5445)
     OPS->close(st);
 }
 
+/* An instance written again and again (placed, then each report): the last
+ * write is what a restart finds, in the process that wrote it and in one
+ * that loaded it (SQLite updates such a row in place). */
+CASE(an_instance_written_again_keeps_its_last_state, 5453)
+{
+    struct ctl_store *st = NULL;
+    struct ctl_model *m = ctl_model_new(), *m2, *m3;
+    struct ctl_app *a = NULL;
+    struct ctl_node *n;
+    struct ctl_instance *in = NULL, *j;
+    uint64_t id;
+
+    cr_assert_eq(OPS->open(WHERE, &st), 0);
+    cr_assert_eq(ctl_app_add(m, "shop", 1, &a), 0);
+    n = stored_node(m, "n1");
+    cr_assert_eq(ctl_inst_new(m, a, "web", 1, 1, 0, &in), 0);
+    id = in->id;
+    cr_assert_not(in->stored);
+    cr_assert_eq(apply(st, m), 0);
+    cr_assert(in->stored, "written by a commit");
+    cr_assert_eq(ctl_inst_place(m, in, n, 0), 0);
+    cr_assert_eq(apply(st, m), 0);
+    ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_STARTING, 100);
+    cr_assert_eq(apply(st, m), 0);
+    ctl_inst_touch(m, in);
+    in->state = DROVER__INSTANCE_STATE__ST_UP;
+    in->pid = 777;
+    in->since_ms = 200;
+    strcpy(in->reason, "healthy");
+    cr_assert_eq(apply(st, m), 0);
+
+    m2 = reopen(&st);
+    j = ctl_inst_find(m2, id);
+    cr_assert_not_null(j);
+    cr_assert(j->stored, "a loaded instance has its row");
+    cr_assert_not_null(j->node);
+    cr_assert_str_eq(j->node->name, "n1");
+    cr_assert_eq(j->port, in->port);
+    cr_assert_eq(j->state, DROVER__INSTANCE_STATE__ST_UP);
+    cr_assert_eq(j->pid, 777);
+    cr_assert_eq(j->since_ms, 200);
+    cr_assert_str_eq(j->reason, "healthy");
+    /* Written again by the process that loaded it. */
+    ctl_inst_touch(m2, j);
+    j->state = DROVER__INSTANCE_STATE__ST_CRASHED;
+    j->exit_code = 3;
+    j->restarts = 1;
+    cr_assert_eq(apply(st, m2), 0);
+
+    m3 = reopen(&st);
+    j = ctl_inst_find(m3, id);
+    cr_assert_not_null(j);
+    cr_assert_eq(j->state, DROVER__INSTANCE_STATE__ST_CRASHED);
+    cr_assert_eq(j->exit_code, 3);
+    cr_assert_eq(j->restarts, 1);
+    cr_assert_str_eq(j->type, "web");
+    cr_assert_eq(j->idx, 1);
+    ctl_model_free(m);
+    ctl_model_free(m2);
+    ctl_model_free(m3);
+    OPS->close(st);
+}
+
+/* Should a row the model believes written be missing (removed behind its
+ * back), the next write inserts it whole rather than updating nothing. */
+Test(store, a_missing_row_is_written_whole, .init = setup, .fini = teardown, .timeout = 5)
+{
+    struct ctl_store *st = NULL;
+    struct ctl_model *m = ctl_model_new(), *m2;
+    struct ctl_app *a = NULL;
+    struct ctl_instance *in = NULL, *j;
+    sqlite3 *db;
+
+    cr_assert_eq(OPS->open(WHERE, &st), 0);
+    cr_assert_eq(ctl_app_add(m, "shop", 1, &a), 0);
+    cr_assert_eq(ctl_inst_new(m, a, "worker", 2, 1, 0, &in), 0);
+    cr_assert_eq(apply(st, m), 0);
+    cr_assert(in->stored);
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "DELETE FROM instances", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    ctl_inst_touch(m, in);
+    in->state = DROVER__INSTANCE_STATE__ST_UP;
+    cr_assert_eq(apply(st, m), 0);
+
+    m2 = reopen(&st);
+    j = ctl_inst_find(m2, in->id);
+    cr_assert_not_null(j, "the row was not written again");
+    cr_assert_eq(j->state, DROVER__INSTANCE_STATE__ST_UP);
+    cr_assert_str_eq(j->type, "worker");
+    cr_assert_eq(j->idx, 2);
+    ctl_model_free(m);
+    ctl_model_free(m2);
+    OPS->close(st);
+}
+
 /* A database from before the admin column gains it in place. */
 Test(store, an_older_database_is_migrated, .init = setup, .fini = teardown, .timeout = 5)
 {
