@@ -592,6 +592,13 @@ wire_open(const uint8_t *buf, size_t len, struct wire_header *hdr, Drover__Messa
 }
 
 int
+wire_open_al(const uint8_t *buf, size_t len, struct wire_header *hdr, ProtobufCAllocator *al,
+             Drover__Message **msg)
+{
+    return open_with(buf, len, hdr, al, msg);
+}
+
+int
 wire_open_arena(const uint8_t *buf, size_t len, struct wire_header *hdr, struct wire_arena *a,
                 Drover__Message **msg)
 {

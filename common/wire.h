@@ -125,6 +125,10 @@ struct wire_header {
  */
 int wire_open(const uint8_t *buf, size_t len, struct wire_header *hdr, Drover__Message **msg);
 void wire_msg_free(Drover__Message *msg);
+/* wire_open, with the message's memory from al (a caller's arena, given
+ * back all at once with it: never wire_msg_free such a message). */
+int wire_open_al(const uint8_t *buf, size_t len, struct wire_header *hdr, ProtobufCAllocator *al,
+                 Drover__Message **msg);
 
 /*
  * Memory for one small message that lives no longer than its caller's

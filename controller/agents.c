@@ -149,7 +149,7 @@ assignment_new(struct ctl_arena *ar, struct ctl_instance *in, struct ctl_release
     drover__assignment__init(a);
     a->id = in->id;
     a->app = in->app->name;
-    a->name = ctl_arena_printf(ar, "%s.%u", in->type, in->idx);
+    a->name = ctl_arena_inst_name(ar, in->type, in->idx);
     a->type = in->type;
     a->release = in->release;
     a->slug_sha256 = rel->slug_sha256;

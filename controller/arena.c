@@ -8,6 +8,12 @@
  * tree field by field, and no error path can leak half of one. Strings are
  * usually borrowed from the model instead of copied: the arena is freed before
  * control returns to the loop, while the model cannot change.
+ *
+ * A request from an endpoint is unpacked into its call's arena too
+ * (ctl_arena_allocator): a report of a hundred instances is a hundred
+ * structs and their strings, which protobuf-c would otherwise malloc one by
+ * one and free one by one when the call ends (measured, issue 15: the
+ * frees alone were 6 % of the controller's instructions in a placement).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -86,6 +92,44 @@ ctl_arena_alloc(struct ctl_arena *a, size_t size)
     b->used += need;
     memset(p, 0, size);
     return p;
+}
+
+static void *
+pb_alloc(void *data, size_t size)
+{
+    return ctl_arena_alloc(data, size);
+}
+
+static void
+pb_free(void *data, void *p)
+{
+    (void)data;
+    (void)p;
+}
+
+ProtobufCAllocator
+ctl_arena_allocator(struct ctl_arena *a)
+{
+    return (ProtobufCAllocator){.alloc = pb_alloc, .free = pb_free, .allocator_data = a};
+}
+
+char *
+ctl_arena_inst_name(struct ctl_arena *a, const char *type, uint32_t idx)
+{
+    char digits[10];
+    size_t tlen = strlen(type), n = 0;
+    char *s;
+
+    do
+        digits[n++] = (char)('0' + idx % 10);
+    while ((idx /= 10) != 0);
+    if ((s = ctl_arena_alloc(a, tlen + 1 + n + 1)) == NULL)
+        return NULL;
+    memcpy(s, type, tlen);
+    s[tlen] = '.';
+    for (size_t i = 0; i < n; i++)
+        s[tlen + 1 + i] = digits[n - 1 - i];
+    return s; /* zeroed: terminated */
 }
 
 char *

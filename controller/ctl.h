@@ -400,6 +400,12 @@ ctl_inst_outdated(const struct ctl_instance *in, uint32_t version)
 struct ctl_arena *ctl_arena_new(void);
 void ctl_arena_free(struct ctl_arena *a);
 void *ctl_arena_alloc(struct ctl_arena *a, size_t size); /* zeroed; NULL on ENOMEM */
+/* protobuf-c's allocator over a (its frees do nothing: the arena's free
+ * gives everything back): to unpack a request into its call's arena. */
+ProtobufCAllocator ctl_arena_allocator(struct ctl_arena *a);
+/* "TYPE.IDX", an instance's name ("web.1"), without printf's cost (it is
+ * written once per assignment and per listed instance). */
+char *ctl_arena_inst_name(struct ctl_arena *a, const char *type, uint32_t idx);
 char *ctl_arena_printf(struct ctl_arena *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -875,7 +881,10 @@ void ctl_reply_error(struct ctl *ctl, struct nnuv_msg *req, Drover__ErrorCode co
                      ...) __attribute__((format(printf, 4, 5)));
 /* Keys from cfg into the senders and the keyring; 0 or negative errno. */
 int ctl_keys_init(struct ctl *ctl);
-Drover__Message *ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock);
+/* The request's memory from ar when it is not NULL (else from malloc:
+ * wire_msg_free). */
+Drover__Message *ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock,
+                          struct ctl_arena *ar);
 /* Work in the thread pool is over (shutdown.c's check then closes). */
 static inline void
 ctl_work_done(struct ctl *ctl)
@@ -1012,6 +1021,7 @@ struct ctl_call {
     enum ctl_ep ep;
     const char *what;     /* the request's name in logs ("scale") */
     Drover__Message *req; /* owned by the call */
+    bool req_in_ar;       /* req lives in ar (ctl_call_ep), not in malloc's memory */
     struct ctl_arena *ar; /* the reply's memory, freed with the call */
     Drover__Message rep;  /* the handler's reply */
     Drover__ErrorCode code;
@@ -1056,9 +1066,11 @@ void ctl_call_end_error(struct ctl_call *c, Drover__ErrorCode code, const char *
     __attribute__((format(printf, 3, 4)));
 
 /* dispatch.c: the table and the dispatcher */
-/* ctl_call (dispatch.h) for a given endpoint: the type must be one it takes. */
-void ctl_call_ep(struct ctl *ctl, enum ctl_ep ep, Drover__Message *req, ctl_call_done *done,
-                 void *arg);
+/* ctl_call (dispatch.h) for a given endpoint: the type must be one it takes.
+ * ar: the arena req was unpacked into (the call answers from it and frees
+ * it with req), or NULL for a req from malloc. */
+void ctl_call_ep(struct ctl *ctl, enum ctl_ep ep, Drover__Message *req, struct ctl_arena *ar,
+                 ctl_call_done *done, void *arg);
 /* Calls handed over and not yet ended. */
 unsigned ctl_calls_pending(const struct ctl *ctl);
 

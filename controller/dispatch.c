@@ -134,8 +134,9 @@ answer(struct ctl_call *c, const Drover__Message *rep)
     c->done(c->arg, rep);
     if (c->held != NULL)
         drover__message__free_unpacked(c->held, NULL);
+    if (!c->req_in_ar)
+        wire_msg_free(c->req);
     ctl_arena_free(c->ar);
-    wire_msg_free(c->req);
     free(c);
 }
 
@@ -230,7 +231,7 @@ run(struct ctl_call *c, const struct route *r)
         ctl_fail(c, DROVER__ERROR_CODE__ERR_BAD_REQUEST,
                  "message type %d is not handled on the %s endpoint", (int)c->req->body_case,
                  c->ep == CTL_EP_AGENT ? "agent" : "API");
-    } else if ((c->ar = ctl_arena_new()) == NULL) {
+    } else if (c->ar == NULL && (c->ar = ctl_arena_new()) == NULL) {
         ctl_oom(c);
     } else {
         c->what = r->name;
@@ -244,7 +245,8 @@ run(struct ctl_call *c, const struct route *r)
 }
 
 void
-ctl_call_ep(struct ctl *ctl, enum ctl_ep ep, Drover__Message *req, ctl_call_done *done, void *arg)
+ctl_call_ep(struct ctl *ctl, enum ctl_ep ep, Drover__Message *req, struct ctl_arena *ar,
+            ctl_call_done *done, void *arg)
 {
     struct ctl_call *c = calloc(1, sizeof(*c));
 
@@ -257,11 +259,15 @@ ctl_call_ep(struct ctl *ctl, enum ctl_ep ep, Drover__Message *req, ctl_call_done
         em.body_case = DROVER__MESSAGE__BODY_ERROR;
         em.error = &e;
         done(arg, &em);
-        wire_msg_free(req);
+        if (ar == NULL)
+            wire_msg_free(req);
+        ctl_arena_free(ar);
         return;
     }
     c->ctl = ctl;
     c->ep = ep;
+    c->ar = ar;
+    c->req_in_ar = ar != NULL;
     c->t0 = uv_hrtime();
     c->what = "?";
     c->req = req;
@@ -277,7 +283,7 @@ ctl_call_ep(struct ctl *ctl, enum ctl_ep ep, Drover__Message *req, ctl_call_done
 void
 ctl_call(struct ctl *ctl, Drover__Message *req, ctl_call_done *done, void *arg)
 {
-    ctl_call_ep(ctl, CTL_EP_API, req, done, arg);
+    ctl_call_ep(ctl, CTL_EP_API, req, NULL, done, arg);
 }
 
 unsigned

@@ -174,7 +174,7 @@ fill_list(struct ctl_call *c, struct ctl_instance **v, size_t n, uint64_t versio
     for (i = 0; i < n; i++) {
         drover__endpoint__init(&ep[i]);
         ep[i].id = v[i]->id;
-        ep[i].name = ctl_arena_printf(c->ar, "%s.%u", v[i]->type, v[i]->idx);
+        ep[i].name = ctl_arena_inst_name(c->ar, v[i]->type, v[i]->idx);
         ep[i].type = v[i]->type;
         ep[i].host = v[i]->node->address;
         ep[i].port = v[i]->port;

@@ -110,6 +110,7 @@ busy(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *m)
 static void
 recv_on(struct ctl *ctl, struct nnuv_msg *req, enum ctl_ep ep)
 {
+    struct ctl_arena *ar;
     struct front_req *f;
     Drover__Message *m;
 
@@ -117,21 +118,24 @@ recv_on(struct ctl *ctl, struct nnuv_msg *req, enum ctl_ep ep)
         nnuv_msg_free(req);
         return;
     }
-    m = ctl_open(ctl, req, ep == CTL_EP_API ? "api" : "agent");
-    if (m == NULL)
+    /* The request is unpacked into the arena its call answers from. */
+    if ((ar = ctl_arena_new()) == NULL) {
+        ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "out of memory");
         return;
-    if (ep == CTL_EP_AGENT && ctl_leader_acting(ctl->leader) && busy(ctl, req, m)) {
-        wire_msg_free(m);
+    }
+    m = ctl_open(ctl, req, ep == CTL_EP_API ? "api" : "agent", ar);
+    if (m == NULL || (ep == CTL_EP_AGENT && ctl_leader_acting(ctl->leader) && busy(ctl, req, m))) {
+        ctl_arena_free(ar);
         return;
     }
     if ((f = calloc(1, sizeof(*f))) == NULL) {
         ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL, "out of memory");
-        wire_msg_free(m);
+        ctl_arena_free(ar);
         return;
     }
     f->ctl = ctl;
     f->req = req;
-    ctl_call_ep(ctl, ep, m, nn_done, f);
+    ctl_call_ep(ctl, ep, m, ar, nn_done, f);
 }
 
 static void

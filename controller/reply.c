@@ -130,19 +130,26 @@ ctl_reply_error(struct ctl *ctl, struct nnuv_msg *req, Drover__ErrorCode code, c
  * has been logged and answered (and req consumed).
  */
 Drover__Message *
-ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock)
+ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock, struct ctl_arena *ar)
 {
     bool api = strcmp(sock, "api") == 0;
     int want = api ? ctl->key_api : ctl->key_cluster;
     struct wire_header hdr = {0};
+    ProtobufCAllocator al;
     Drover__Message *m = NULL;
     char text[256], peer[64];
     int rc;
 
-    rc = wire_open(req->body, req->len, &hdr, &m);
+    if (ar != NULL) {
+        al = ctl_arena_allocator(ar);
+        rc = wire_open_al(req->body, req->len, &hdr, &al, &m);
+    } else {
+        rc = wire_open(req->body, req->len, &hdr, &m);
+    }
     if (rc == 0 && hdr.key != want && (api || hdr.key != ctl->key_cluster_next)) {
         /* Sealed with the other role's key: an agent on the API, say. */
-        wire_msg_free(m);
+        if (ar == NULL)
+            wire_msg_free(m);
         m = NULL;
         rc = -EKEYREJECTED;
     }

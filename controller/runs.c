@@ -378,7 +378,7 @@ ctl_h_run(struct ctl_call *c)
     }
     drover__run_rep__init(rep);
     rep->id = in->id;
-    rep->name = ctl_arena_printf(c->ar, "%s.%u", in->type, in->idx);
+    rep->name = ctl_arena_inst_name(c->ar, in->type, in->idx);
     rep->node = in->node->name;
     rep->release = in->release;
     c->rep.body_case = DROVER__MESSAGE__BODY_RUN_REP;

@@ -109,7 +109,7 @@ ctl_view_inst(struct ctl_arena *ar, const struct ctl_instance *in, Drover__Insta
 
     drover__instance_info__init(ii);
     ii->id = in->id;
-    ii->name = ctl_arena_printf(ar, "%s.%u", in->type, in->idx);
+    ii->name = ctl_arena_inst_name(ar, in->type, in->idx);
     ii->type = (char *)in->type;
     ii->state = unreachable(in) ? "unknown" : (char *)ctl_inst_state_name(in);
     ii->node = in->node != NULL ? in->node->name : "";
