@@ -77,8 +77,9 @@ struct inst {
     uint64_t id;
     char *app, *name;
     uint32_t release, port;
-    bool reported; /* in the full report in flight */
-    bool acked;    /* the controller acknowledged it up */
+    uint64_t since_ms; /* up since (its first report), as an agent keeps it */
+    bool reported;     /* in the full report in flight */
+    bool acked;        /* the controller acknowledged it up */
 };
 
 struct sim {
@@ -289,7 +290,9 @@ send_sync(struct sim *s, uint32_t watch)
             reps[i].pid = 1; /* nothing runs: a placeholder, never signalled */
             reps[i].port = s->v[i].port;
             reps[i].exit_code = -1;
-            reps[i].since_ms = now;
+            if (s->v[i].since_ms == 0)
+                s->v[i].since_ms = now;
+            reps[i].since_ms = s->v[i].since_ms;
             pv[i] = &reps[i];
         }
         r.n_instances = s->n;
