@@ -145,6 +145,8 @@ struct ctl_app {
     struct ctl_formation *formation;
     struct ctl_inst_list instances;
     size_t ninstances;
+    uint64_t label_stamp; /* ctl_inst_label's scratch: the scan it was seen in, */
+    uint32_t label_rel;   /* and the release of its first instance there */
     /* Write-through: which parts differ from the store. */
     bool dirty_row, dirty_config, dirty_formation;
     bool queued;     /* on model->dirty_apps */
@@ -186,6 +188,11 @@ struct ctl_node {
     bool have_digest;
     struct ctl_ports *ports; /* held by every instance on it, stopping too */
     struct ctl_inst_list instances;
+    /* ctl_inst_label's cache: list_gen moves with every change of
+     * instances; mixed (known as of mixed_gen) says whether some app has
+     * instances of two releases here, without which no name has a twin. */
+    uint32_t list_gen, mixed_gen;
+    bool mixed, mixed_known;
     uint32_t ninst; /* on it, stopping included */
     uint32_t nlive; /* on it and not stopping: counts against capacity */
     bool dirty, queued, notify;

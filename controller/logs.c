@@ -295,7 +295,13 @@ ctl_logs_event(struct ctl_logs *l, const char *app, const char *fmt, ...)
 void
 ctl_logs_text(void *arg, const char *app, const char *text)
 {
-    ctl_logs_event(arg, app, "%s", text);
+    struct ctl_logs *l = arg;
+    size_t n = strnlen(text, 1023);
+
+    /* Written as it is (ctl_logs_event would format it again: a state
+     * change of every instance of a placement comes here). */
+    if (l != NULL && append(l, now_ms(), app, "drover", "", false, text, n) == 0)
+        wake(l, app, false);
 }
 
 /* ---- agents' batches ---- */

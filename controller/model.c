@@ -941,6 +941,7 @@ ctl_inst_place(struct ctl_model *m, struct ctl_instance *in, struct ctl_node *n,
     if (!m->loading)
         ctl_metrics_placement();
     LIST_INSERT_HEAD(&n->instances, in, node_link);
+    n->list_gen++;
     n->ninst++;
     if (!in->stopping) {
         n->nlive++;
@@ -990,6 +991,7 @@ ctl_inst_delete(struct ctl_model *m, struct ctl_instance *in)
         if (n->ports != NULL && ctl_ports_held(n->ports, in->port))
             ctl_ports_release(n->ports, in->port);
         LIST_REMOVE(in, node_link);
+        n->list_gen++;
         n->ninst--;
         if (!in->stopping) {
             n->nlive--;
@@ -1198,6 +1200,33 @@ ctl_inst_name(const struct ctl_instance *in, char *out, size_t outsz)
     snprintf(out, outsz, "%s.%u", in->type, in->idx);
 }
 
+/* Does some app have instances of two releases on n? Cached until n's
+ * instance list changes: one pass, then a label costs no scan of the node
+ * (a full report of a node's instances labels each of them). */
+static bool
+node_mixed(struct ctl_node *n)
+{
+    static uint64_t stamp;
+    struct ctl_instance *o;
+
+    if (n->mixed_known && n->mixed_gen == n->list_gen)
+        return n->mixed;
+    stamp++;
+    n->mixed = false;
+    LIST_FOREACH (o, &n->instances, node_link) {
+        if (o->app->label_stamp != stamp) {
+            o->app->label_stamp = stamp;
+            o->app->label_rel = o->release;
+        } else if (o->app->label_rel != o->release) {
+            n->mixed = true;
+            break;
+        }
+    }
+    n->mixed_gen = n->list_gen;
+    n->mixed_known = true;
+    return n->mixed;
+}
+
 void
 ctl_inst_label(const struct ctl_instance *in, char *out, size_t outsz)
 {
@@ -1210,6 +1239,8 @@ ctl_inst_label(const struct ctl_instance *in, char *out, size_t outsz)
     }
     /* A rolling deploy's replacement may take its original's name on the
      * same node: then the release tells the two apart. */
+    if (!node_mixed(in->node))
+        goto named;
     LIST_FOREACH (o, &in->node->instances, node_link) {
         if (o != in && o->app == in->app && !o->oneoff && o->idx == in->idx &&
             o->release != in->release && strcmp(o->type, in->type) == 0) {
@@ -1217,6 +1248,7 @@ ctl_inst_label(const struct ctl_instance *in, char *out, size_t outsz)
             break;
         }
     }
+named:
     if (twin)
         snprintf(out, outsz, "%s.%u@%s (v%u)", in->type, in->idx, in->node->name, in->release);
     else

@@ -541,6 +541,7 @@ reindex(struct ctl_model *m)
         struct ctl_ports *p = ctl_ports_new(nd->port_min, nd->port_max);
 
         LIST_INIT(&nd->instances);
+        nd->list_gen++;
         nd->ninst = nd->nlive = 0;
         nd->have_digest = false; /* its agent sends a full report again */
         m->ndraining += nd->state == CTL_NODE_DRAINING;

@@ -581,3 +581,46 @@ Test(core, a_request_unpacks_into_an_arena, .timeout = 5)
     cr_assert_str_eq(got->sync_req->instances[49]->name, "web.50");
     ctl_arena_free(a);
 }
+
+/* An instance's label in the app's log: its name and node, and its release
+ * only when another release's instance of the same name is on that node
+ * (a rollout's replacement beside its original). The node's "two releases
+ * here" answer is cached: it must follow every change of the node's list. */
+Test(core, a_label_names_the_release_only_beside_a_twin, .timeout = 5)
+{
+    struct ctl_model *mm = ctl_model_new();
+    struct ctl_app *a = NULL, *b = NULL;
+    struct ctl_node *n = NULL;
+    struct ctl_instance *w1 = NULL, *w2 = NULL, *w1v2 = NULL, *o = NULL;
+    char l[128];
+
+    cr_assert_eq(ctl_app_add(mm, "shop", 1, &a), 0);
+    cr_assert_eq(ctl_app_add(mm, "blog", 1, &b), 0);
+    cr_assert_eq(ctl_node_add(mm, "n1", &n), 0);
+    cr_assert_eq(ctl_node_set_range(n, 20000, 20009), 0);
+    cr_assert_eq(ctl_inst_new(mm, a, "web", 1, 1, 0, &w1), 0);
+    cr_assert_eq(ctl_inst_place(mm, w1, n, 0), 0);
+    cr_assert_eq(ctl_inst_new(mm, a, "web", 2, 1, 0, &w2), 0);
+    cr_assert_eq(ctl_inst_place(mm, w2, n, 0), 0);
+    /* Another app's other release on the node is no twin of shop's. */
+    cr_assert_eq(ctl_inst_new(mm, b, "web", 1, 7, 0, &o), 0);
+    cr_assert_eq(ctl_inst_place(mm, o, n, 0), 0);
+    ctl_inst_label(w1, l, sizeof(l));
+    cr_assert_str_eq(l, "web.1@n1");
+    ctl_inst_label(o, l, sizeof(l));
+    cr_assert_str_eq(l, "web.1@n1");
+    /* The replacement of web.1 in release 2 comes beside it. */
+    cr_assert_eq(ctl_inst_new(mm, a, "web", 1, 2, 0, &w1v2), 0);
+    cr_assert_eq(ctl_inst_place(mm, w1v2, n, 0), 0);
+    ctl_inst_label(w1, l, sizeof(l));
+    cr_assert_str_eq(l, "web.1@n1 (v1)");
+    ctl_inst_label(w1v2, l, sizeof(l));
+    cr_assert_str_eq(l, "web.1@n1 (v2)");
+    ctl_inst_label(w2, l, sizeof(l));
+    cr_assert_str_eq(l, "web.2@n1");
+    /* The original goes: the name is alone again. */
+    ctl_inst_delete(mm, w1);
+    ctl_inst_label(w1v2, l, sizeof(l));
+    cr_assert_str_eq(l, "web.1@n1");
+    ctl_model_free(mm);
+}
