@@ -888,8 +888,8 @@ void ctl_reply_error(struct ctl *ctl, struct nnuv_msg *req, Drover__ErrorCode co
                      ...) __attribute__((format(printf, 4, 5)));
 /* Keys from cfg into the senders and the keyring; 0 or negative errno. */
 int ctl_keys_init(struct ctl *ctl);
-/* The request's memory from ar when it is not NULL (else from malloc:
- * wire_msg_free). */
+/* The request's memory comes from ar (the caller frees ar, never the
+ * message). */
 Drover__Message *ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock,
                           struct ctl_arena *ar);
 /* Work in the thread pool is over (shutdown.c's check then closes). */

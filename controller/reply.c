@@ -135,21 +135,15 @@ ctl_open(struct ctl *ctl, struct nnuv_msg *req, const char *sock, struct ctl_are
     bool api = strcmp(sock, "api") == 0;
     int want = api ? ctl->key_api : ctl->key_cluster;
     struct wire_header hdr = {0};
-    ProtobufCAllocator al;
+    ProtobufCAllocator al = ctl_arena_allocator(ar);
     Drover__Message *m = NULL;
     char text[256], peer[64];
     int rc;
 
-    if (ar != NULL) {
-        al = ctl_arena_allocator(ar);
-        rc = wire_open_al(req->body, req->len, &hdr, &al, &m);
-    } else {
-        rc = wire_open(req->body, req->len, &hdr, &m);
-    }
+    rc = wire_open_al(req->body, req->len, &hdr, &al, &m);
     if (rc == 0 && hdr.key != want && (api || hdr.key != ctl->key_cluster_next)) {
-        /* Sealed with the other role's key: an agent on the API, say. */
-        if (ar == NULL)
-            wire_msg_free(m);
+        /* Sealed with the other role's key: an agent on the API, say (its
+         * memory goes with ar). */
         m = NULL;
         rc = -EKEYREJECTED;
     }
