@@ -195,22 +195,26 @@ no_waits(Drover__Message *m)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    ProtobufCAllocator al;
+    struct ctl_arena *ar;
     Drover__Message *m;
 
     setup();
     if (ctl.stopping)
         return 0; /* a store failure stops the controller: nothing more to test */
-    m = drover__message__unpack(NULL, size, data);
-    if (m == NULL)
+    /* As the front end does (front.c): the request in its call's arena. */
+    if ((ar = ctl_arena_new()) == NULL)
         return 0;
-    if (m->body_case == DROVER__MESSAGE__BODY__NOT_SET) {
-        wire_msg_free(m);
+    al = ctl_arena_allocator(ar);
+    m = drover__message__unpack(&al, size, data);
+    if (m == NULL || m->body_case == DROVER__MESSAGE__BODY__NOT_SET) {
+        ctl_arena_free(ar);
         return 0;
     }
     no_waits(m);
     controller_up();
     dones = 0;
-    ctl_call_ep(&ctl, endpoint_of(m), m, done, NULL);
+    ctl_call_ep(&ctl, endpoint_of(m), m, ar, done, NULL);
     while (ctl.inflight > 0)
         uv_run(&loop, UV_RUN_ONCE);
     ctl_notify_flush(&ctl);
