@@ -27,6 +27,7 @@
 
 #include <sodium.h>
 
+#include "pbread.h"
 #include "util.h"
 
 #define AD_MAX (4 + 4 + 4 + 8 + 1 + 64)
@@ -464,23 +465,89 @@ al_free(ProtobufCAllocator *al, void *p)
         free(p);
 }
 
-/* Authenticate and decrypt a sealed env's body with k into *plain, from al
- * (NULL: malloc): the one place that knows the associated data's layout. */
+/*
+ * An envelope as protobuf-c's unpack reads it, without its allocations: the
+ * nonce and body point into the buffer (pbread.h). sender holds up to 63
+ * characters of the sender (as C reads protobuf-c's copy: up to a NUL),
+ * sender_len its whole length.
+ */
+struct env_view {
+    uint32_t version, key_id;
+    uint64_t counter;
+    char sender[64];
+    size_t sender_len;
+    const uint8_t *nonce, *body;
+    size_t nonce_len, body_len;
+};
+
 static int
-decrypt_body(const Drover__Envelope *env, const uint8_t k[WIRE_KEY_BYTES], ProtobufCAllocator *al,
+env_parse(const uint8_t *buf, size_t len, struct env_view *e)
+{
+    struct pb_in in = {buf, buf + len};
+    struct pb_field f;
+    size_t n;
+    int rc;
+
+    memset(e, 0, sizeof(*e));
+    while ((rc = pb_next(&in, &f)) > 0) {
+        switch (f.num) {
+        case 1: /* version */
+        case 3: /* counter */
+        case 6: /* key_id */
+            if (f.type != PB_VARINT)
+                return -EBADMSG;
+            if (f.num == 3)
+                e->counter = f.v;
+            else if (f.num == 1)
+                e->version = (uint32_t)f.v;
+            else
+                e->key_id = (uint32_t)f.v;
+            break;
+        case 2: /* sender */
+            if (f.type != PB_LEN)
+                return -EBADMSG;
+            e->sender_len = pb_strlen(&f);
+            n = e->sender_len < sizeof(e->sender) ? e->sender_len : sizeof(e->sender) - 1;
+            memcpy(e->sender, f.data, n);
+            e->sender[n] = '\0';
+            break;
+        case 4: /* nonce */
+        case 5: /* body */
+            if (f.type != PB_LEN)
+                return -EBADMSG;
+            if (f.num == 4) {
+                e->nonce = f.data;
+                e->nonce_len = f.len;
+            } else {
+                e->body = f.data;
+                e->body_len = f.len;
+            }
+            break;
+        default: /* unknown: skipped */
+            break;
+        }
+    }
+    return rc < 0 ? -EBADMSG : 0;
+}
+
+/* Authenticate and decrypt a sealed envelope's body with k into *plain,
+ * from al (NULL: malloc): the one place that knows the associated data's
+ * layout. */
+static int
+decrypt_body(const struct env_view *env, const uint8_t k[WIRE_KEY_BYTES], ProtobufCAllocator *al,
              uint8_t **plain, size_t *plen)
 {
     uint8_t ad[AD_MAX];
     unsigned long long n = 0;
     size_t adlen;
 
-    if (env->nonce.len != WIRE_NONCE_BYTES || env->body.len < WIRE_TAG_BYTES)
+    if (env->nonce_len != WIRE_NONCE_BYTES || env->body_len < WIRE_TAG_BYTES)
         return -EBADMSG;
-    if ((*plain = al_alloc(al, env->body.len)) == NULL)
+    if ((*plain = al_alloc(al, env->body_len)) == NULL)
         return -ENOMEM;
-    adlen = build_ad(ad, env->version, env->key_id, env->counter, env->sender ? env->sender : "");
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(*plain, &n, NULL, env->body.data, env->body.len,
-                                                   ad, adlen, env->nonce.data, k) != 0) {
+    adlen = build_ad(ad, env->version, env->key_id, env->counter, env->sender);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(*plain, &n, NULL, env->body, env->body_len, ad,
+                                                   adlen, env->nonce, k) != 0) {
         al_free(al, *plain);
         *plain = NULL;
         return -EBADE;
@@ -491,20 +558,20 @@ decrypt_body(const Drover__Envelope *env, const uint8_t k[WIRE_KEY_BYTES], Proto
 
 /* Decrypt env's body into *plain, from al; the lock is held. */
 static int
-open_body(const Drover__Envelope *env, struct wire_header *hdr, ProtobufCAllocator *al,
+open_body(const struct env_view *env, struct wire_header *hdr, ProtobufCAllocator *al,
           uint8_t **plain, size_t *plen)
 {
     uint8_t k[WIRE_KEY_BYTES];
     int slot, rc;
 
-    if (env->nonce.len == 0) {
+    if (env->nonce_len == 0) {
         if (nkeys > 0)
             return -ENOKEY;
         *plain = NULL; /* keyless: the body is the plaintext, borrowed */
-        *plen = env->body.len;
+        *plen = env->body_len;
         return 0;
     }
-    if (env->nonce.len != WIRE_NONCE_BYTES || env->body.len < WIRE_TAG_BYTES)
+    if (env->nonce_len != WIRE_NONCE_BYTES || env->body_len < WIRE_TAG_BYTES)
         return -EBADMSG;
     if ((slot = find_key(env->key_id, k)) < 0)
         return -EKEYREJECTED;
@@ -512,7 +579,7 @@ open_body(const Drover__Envelope *env, struct wire_header *hdr, ProtobufCAllocat
     sodium_memzero(k, sizeof(k));
     if (rc < 0)
         return rc;
-    rc = replay_check(slot, env->sender ? env->sender : "", env->counter);
+    rc = replay_check(slot, env->sender, env->counter);
     if (rc < 0) {
         al_free(al, *plain);
         *plain = NULL;
@@ -522,66 +589,83 @@ open_body(const Drover__Envelope *env, struct wire_header *hdr, ProtobufCAllocat
     return 0;
 }
 
-/* The envelope and the plaintext live in scratch (this frame's); the
- * message is unpacked with al (NULL: malloc). */
+/*
+ * The envelope in buf checked and opened: *plain is its body's plaintext,
+ * from al when it was sealed (the caller zeroes and frees it), else the
+ * body itself, in buf (keyless).
+ */
+static int
+open_plain(const uint8_t *buf, size_t len, struct wire_header *hdr, ProtobufCAllocator *al,
+           const uint8_t **plain, size_t *plen)
+{
+    struct env_view env;
+    uint8_t *p = NULL;
+    int rc;
+
+    *plain = NULL;
+    *plen = 0;
+    memset(hdr, 0, sizeof(*hdr));
+    hdr->key = -1;
+    if (len > WIRE_MAX_SIZE)
+        return -EMSGSIZE;
+    if (env_parse(buf, len, &env) < 0)
+        return -EBADMSG;
+    hdr->version = env.version;
+    memcpy(hdr->sender, env.sender, strlen(env.sender));
+    hdr->counter = env.counter;
+    hdr->key_id = env.key_id;
+    hdr->sealed = env.nonce_len > 0;
+    if (env.version != WIRE_VERSION)
+        return -EPROTONOSUPPORT;
+    if (env.sender_len >= sizeof(hdr->sender))
+        return -EBADMSG;
+    if (!crypto_ready())
+        return -ENOMEM;
+    pthread_mutex_lock(&lock);
+    rc = open_body(&env, hdr, al, &p, plen);
+    pthread_mutex_unlock(&lock);
+    if (rc < 0)
+        return rc;
+    *plain = p != NULL ? p : env.body;
+    return 0;
+}
+
+/* Zero and give back what open_plain decrypted (nothing when it lent buf). */
+static void
+plain_free(ProtobufCAllocator *al, const uint8_t *buf, size_t len, const uint8_t *plain,
+           size_t plen)
+{
+    if (plain == NULL || (plain >= buf && plain < buf + len))
+        return;
+    sodium_memzero((void *)plain, plen);
+    al_free(al, (void *)plain);
+}
+
+/* The plaintext lives in scratch (this frame's); the message is unpacked
+ * with al (NULL: malloc). */
 static int
 open_with(const uint8_t *buf, size_t len, struct wire_header *hdr, ProtobufCAllocator *al,
           Drover__Message **msg)
 {
     struct wire_arena scratch;
-    Drover__Envelope *env = NULL;
     Drover__Message *m = NULL;
-    uint8_t *plain = NULL;
-    size_t plen = 0, slen;
+    const uint8_t *plain = NULL;
+    size_t plen = 0;
     int rc;
 
     *msg = NULL;
-    memset(hdr, 0, sizeof(*hdr));
-    hdr->key = -1;
-    if (len > WIRE_MAX_SIZE)
-        return -EMSGSIZE;
     wire_arena_init(&scratch);
-    if ((env = drover__envelope__unpack(&scratch.al, len, buf)) == NULL)
-        return -EBADMSG;
-    hdr->version = env->version;
-    slen = env->sender != NULL ? strnlen(env->sender, sizeof(hdr->sender) - 1) : 0;
-    memcpy(hdr->sender, env->sender != NULL ? env->sender : "", slen);
-    hdr->counter = env->counter;
-    hdr->key_id = env->key_id;
-    hdr->sealed = env->nonce.len > 0;
-    if (env->version != WIRE_VERSION) {
-        rc = -EPROTONOSUPPORT;
-        goto out;
-    }
-    if (env->sender == NULL || strlen(env->sender) >= sizeof(hdr->sender)) {
-        rc = -EBADMSG;
-        goto out;
-    }
-    if (!crypto_ready()) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    pthread_mutex_lock(&lock);
-    rc = open_body(env, hdr, &scratch.al, &plain, &plen);
-    pthread_mutex_unlock(&lock);
-    if (rc < 0)
-        goto out;
-    m = drover__message__unpack(al, plen, plain != NULL ? plain : env->body.data);
+    if ((rc = open_plain(buf, len, hdr, &scratch.al, &plain, &plen)) < 0)
+        return rc;
+    m = drover__message__unpack(al, plen, plain);
     if (m == NULL || m->body_case == DROVER__MESSAGE__BODY__NOT_SET) {
+        if (m != NULL)
+            drover__message__free_unpacked(m, al);
         rc = -EBADMSG;
-        goto out;
+    } else {
+        *msg = m;
     }
-    *msg = m;
-    m = NULL;
-    rc = 0;
-out:
-    if (m != NULL)
-        drover__message__free_unpacked(m, al);
-    if (plain != NULL) {
-        sodium_memzero(plain, plen);
-        al_free(&scratch.al, plain);
-    }
-    drover__envelope__free_unpacked(env, &scratch.al);
+    plain_free(&scratch.al, buf, len, plain, plen);
     return rc;
 }
 
@@ -606,10 +690,45 @@ wire_open_arena(const uint8_t *buf, size_t len, struct wire_header *hdr, struct 
 }
 
 int
+wire_read_envelope(const uint8_t *buf, size_t len, struct wire_header *hdr, size_t *sender_len,
+                   size_t *nonce_len, size_t *body_len)
+{
+    struct env_view env;
+
+    memset(hdr, 0, sizeof(*hdr));
+    hdr->key = -1;
+    if (len > WIRE_MAX_SIZE || env_parse(buf, len, &env) < 0)
+        return -EBADMSG;
+    hdr->version = env.version;
+    memcpy(hdr->sender, env.sender, strlen(env.sender));
+    hdr->counter = env.counter;
+    hdr->key_id = env.key_id;
+    hdr->sealed = env.nonce_len > 0;
+    *sender_len = env.sender_len;
+    *nonce_len = env.nonce_len;
+    *body_len = env.body_len;
+    return 0;
+}
+
+int
+wire_open_plain(const uint8_t *buf, size_t len, struct wire_header *hdr, struct wire_arena *a,
+                const uint8_t **plain, size_t *plen)
+{
+    return open_plain(buf, len, hdr, &a->al, plain, plen);
+}
+
+void
+wire_plain_free(struct wire_arena *a, const uint8_t *buf, size_t len, const uint8_t *plain,
+                size_t plen)
+{
+    plain_free(&a->al, buf, len, plain, plen);
+}
+
+int
 wire_open_key(const uint8_t *buf, size_t len, const uint8_t key[WIRE_KEY_BYTES],
               Drover__Message **msg)
 {
-    Drover__Envelope *env = NULL;
+    struct env_view env;
     Drover__Message *m = NULL;
     uint8_t *plain = NULL;
     size_t plen = 0;
@@ -618,20 +737,18 @@ wire_open_key(const uint8_t *buf, size_t len, const uint8_t key[WIRE_KEY_BYTES],
     *msg = NULL;
     if (len > WIRE_MAX_SIZE)
         return -EMSGSIZE;
-    if ((env = drover__envelope__unpack(NULL, len, buf)) == NULL)
+    if (env_parse(buf, len, &env) < 0)
         return -EBADMSG;
-    if (env->version != WIRE_VERSION)
+    if (env.version != WIRE_VERSION)
         rc = -EPROTONOSUPPORT;
-    else if (env->nonce.len == 0)
+    else if (env.nonce_len == 0)
         rc = -ENOKEY; /* a refusal: the caller may read it with wire_refusal_open */
-    else if (env->sender == NULL)
-        rc = -EBADMSG;
-    else if (env->key_id != wire_key_id(key))
+    else if (env.key_id != wire_key_id(key))
         rc = -EKEYREJECTED;
     else if (!crypto_ready())
         rc = -ENOMEM;
     else
-        rc = decrypt_body(env, key, NULL, &plain, &plen);
+        rc = decrypt_body(&env, key, NULL, &plain, &plen);
     if (rc < 0)
         goto out;
     m = drover__message__unpack(NULL, plen, plain);
@@ -648,7 +765,6 @@ out:
         sodium_memzero(plain, plen);
         free(plain);
     }
-    drover__envelope__free_unpacked(env, NULL);
     return rc;
 }
 

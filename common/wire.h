@@ -149,6 +149,22 @@ void wire_arena_init(struct wire_arena *a);
 int wire_open_arena(const uint8_t *buf, size_t len, struct wire_header *hdr, struct wire_arena *a,
                     Drover__Message **msg);
 void wire_arena_msg_free(struct wire_arena *a, Drover__Message *msg);
+/* The envelope's header as wire_open reads it (pbread.h), its sender's
+ * whole length (up to a NUL) and its nonce's and body's: for tests and
+ * fuzzing, which hold it against protobuf-c. 0 or -EBADMSG. */
+int wire_read_envelope(const uint8_t *buf, size_t len, struct wire_header *hdr, size_t *sender_len,
+                       size_t *nonce_len, size_t *body_len);
+/*
+ * wire_open without the unpack, for a caller that reads the body itself
+ * (beat.c: pbread.h): *plain is the body's plaintext, authenticated and
+ * checked against replay when sealed, in a's memory (or, keyless, in buf).
+ * Errors as wire_open's, but for a body that is not a Message (unread
+ * here). Give it back with wire_plain_free, which zeroes it.
+ */
+int wire_open_plain(const uint8_t *buf, size_t len, struct wire_header *hdr, struct wire_arena *a,
+                    const uint8_t **plain, size_t *plen);
+void wire_plain_free(struct wire_arena *a, const uint8_t *buf, size_t len, const uint8_t *plain,
+                     size_t plen);
 
 /*
  * Open with this key only, keeping no replay state: for load generators that

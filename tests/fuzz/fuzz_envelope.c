@@ -9,7 +9,10 @@
  * of an envelope sealed with the right key (what a peer with the key can
  * send: every decoded Message must seal again). Both the hostile bytes and
  * the sealed body also go to beat_open(), the controller's parse of a UDP
- * heartbeat datagram (common/beat.h).
+ * heartbeat datagram (common/beat.h). Both hand-written readers behind them
+ * (common/pbread.h: the envelope's and the heartbeat's) are held against
+ * protobuf-c: what they read, protobuf-c must read to the same values, or
+ * the harness aborts.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,6 +22,43 @@
 #include "wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* wire.c's envelope reader against protobuf-c. */
+static void
+envelope_agrees(const uint8_t *data, size_t size)
+{
+    Drover__Envelope *e;
+    struct wire_header h;
+    size_t slen, nlen, blen;
+
+    if (wire_read_envelope(data, size, &h, &slen, &nlen, &blen) != 0)
+        return;
+    if ((e = drover__envelope__unpack(NULL, size, data)) == NULL)
+        abort();
+    if (h.version != e->version || h.counter != e->counter || h.key_id != e->key_id ||
+        slen != strlen(e->sender) || strncmp(h.sender, e->sender, 63) != 0 ||
+        nlen != e->nonce.len || blen != e->body.len)
+        abort();
+    drover__envelope__free_unpacked(e, NULL);
+}
+
+/* beat.c's heartbeat reader, which opened plaintext p into b, against
+ * protobuf-c. */
+static void
+beat_agrees(const uint8_t *p, size_t n, const struct beat *b)
+{
+    Drover__Message *m = drover__message__unpack(NULL, n, p);
+    const Drover__Heartbeat *hb;
+
+    if (m == NULL || m->body_case != DROVER__MESSAGE__BODY_HEARTBEAT)
+        abort();
+    hb = m->heartbeat;
+    if (strcmp(hb->node, b->node) != 0 || strcmp(hb->boot_id, b->boot_id) != 0 ||
+        hb->generation != b->generation || hb->digest != b->digest || hb->counter != b->counter ||
+        hb->takes_summons != b->takes_summons)
+        abort();
+    drover__message__free_unpacked(m, NULL);
+}
 
 static struct wire_sender sender;
 static int slot;
@@ -50,6 +90,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct beat b;
 
     setup();
+    envelope_agrees(data, size);
     (void)beat_open(data, size, slot, -1, &b);
     if (wire_open(data, size, &h, &m) == 0)
         wire_msg_free(m);
@@ -59,7 +100,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (wire_seal_raw(&sender, data, size, &buf, &len) != 0)
         return 0;
-    (void)beat_open(buf, len, slot, -1, &b); /* opens it: the replay state has it next */
+    if (beat_open(buf, len, slot, -1, &b) == 0) /* opens it: the replay state has it next */
+        beat_agrees(data, size, &b);
     free(buf);
     buf = NULL;
     if (wire_seal_raw(&sender, data, size, &buf, &len) != 0)
