@@ -89,6 +89,9 @@ struct ctl_release {
     /* Lazily built protobuf view of config, shared by every assignment. */
     Drover__KeyValue *pb_kv;
     Drover__KeyValue **pb_env;
+    /* agents.c: its env set in the reply being built (env_stamp its serial). */
+    uint64_t env_stamp;
+    uint32_t env_set;
 };
 
 /* A type's quantity and its settings (settings.c). */

@@ -342,8 +342,23 @@ want_free(struct agt *a)
     a->nwant = 0;
 }
 
+const Drover__Assignment *
+agt_assignment_env(const Drover__Assignment *as, Drover__EnvSet *const *sets, size_t nsets,
+                   Drover__Assignment *one)
+{
+    if (as->env_set == 0)
+        return as;
+    if (as->env_set > nsets || as->n_env > 0 || sets[as->env_set - 1] == NULL)
+        return NULL;
+    *one = *as;
+    one->env = sets[as->env_set - 1]->env;
+    one->n_env = sets[as->env_set - 1]->n_env;
+    return one;
+}
+
 void
-agt_assign(struct agt *a, uint64_t gen, Drover__Assignment *const *as, size_t n)
+agt_assign(struct agt *a, uint64_t gen, Drover__Assignment *const *as, size_t n,
+           Drover__EnvSet *const *sets, size_t nsets)
 {
     struct agt_spec **specs;
     size_t nspecs = 0;
@@ -357,9 +372,17 @@ agt_assign(struct agt *a, uint64_t gen, Drover__Assignment *const *as, size_t n)
         return;
     }
     for (size_t k = 0; k < n; k++) {
+        const Drover__Assignment *full;
+        Drover__Assignment one;
         struct agt_inst *i;
 
-        if (agt_spec_new(as[k], a->cfg, &specs[nspecs], err, sizeof err) < 0) {
+        if ((full = agt_assignment_env(as[k], sets, nsets, &one)) == NULL) {
+            log_warn("bad_assignment", "id=%" PRIu64 " app=%s inst=%s err=%s", as[k]->id,
+                     log_q(as[k]->app), log_q(as[k]->name),
+                     log_q("names a set of config vars the reply does not hold"));
+            continue;
+        }
+        if (agt_spec_new(full, a->cfg, &specs[nspecs], err, sizeof err) < 0) {
             log_warn("bad_assignment", "id=%" PRIu64 " app=%s inst=%s err=%s", as[k]->id,
                      log_q(as[k]->app), log_q(as[k]->name), log_q(err));
             continue;

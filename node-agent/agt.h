@@ -132,8 +132,16 @@ void agt_reports_sent(struct agt *a, uint64_t seq);
 void agt_reports_free(Drover__InstanceReport **reps, size_t n);
 /* conn.c tells: a full report sent with seq was acknowledged. */
 void agt_acked(struct agt *a, uint64_t seq);
-/* conn.c tells: the whole desired set at generation gen. Borrowed. */
-void agt_assign(struct agt *a, uint64_t gen, Drover__Assignment *const *as, size_t n);
+/* conn.c tells: the whole desired set at generation gen, the config vars
+ * an assignment names by env_set in sets (SyncRep.env_sets). Borrowed. */
+void agt_assign(struct agt *a, uint64_t gen, Drover__Assignment *const *as, size_t n,
+                Drover__EnvSet *const *sets, size_t nsets);
+/* as with its config vars: as itself when they are inline, else *one, a
+ * copy of it pointing at its env set's; NULL when it names a set not in
+ * sets, or names one and has inline ones too. */
+const Drover__Assignment *agt_assignment_env(const Drover__Assignment *as,
+                                             Drover__EnvSet *const *sets, size_t nsets,
+                                             Drover__Assignment *one);
 /* conn.c tells: the last sync of a shutdown was answered (or cannot be). */
 void agt_last_sync_done(struct agt *a);
 /* supervise.c tells: an instance changed state or reported fields. */

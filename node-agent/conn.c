@@ -273,6 +273,7 @@ send_sync(struct agt_conn *c)
     r.digest = digest;
     r.full = c->want_full || is_last(c) || !c->have_acked || digest != c->acked_digest;
     r.leaving = c->said_leaving;
+    r.env_sets = true; /* each release's config vars once a reply (agent.c) */
     /* A quiet sync waits at the controller for a change (watch.c). */
     r.watch_ms = r.full || r.leaving ? 0 : (uint32_t)watch_ms(c);
     if (r.full) {
@@ -444,7 +445,8 @@ on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
      * reply carries, not the one before (where a one-off that has just
      * ended is still assigned). */
     if (r->has_assignments && !is_last(c))
-        agt_assign(c->agt, r->generation, r->assignments, r->n_assignments);
+        agt_assign(c->agt, r->generation, r->assignments, r->n_assignments, r->env_sets,
+                   r->n_env_sets);
     acked(c);
     /* After the acknowledgement: the destroyed apps' stopped instances are
      * forgotten by then. */

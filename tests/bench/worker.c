@@ -271,6 +271,7 @@ send_sync(struct sim *s, uint32_t watch)
     r.generation = s->generation;
     r.digest = digest(s);
     r.full = s->need_full;
+    r.env_sets = true;               /* as node-agent/conn.c: config vars once a reply */
     r.watch_ms = r.full ? 0 : watch; /* as node-agent/conn.c */
     if (r.full && s->n > 0) {
         reps = calloc(s->n, sizeof(*reps));

@@ -255,3 +255,39 @@ Test(agt_orphans, proc_stat_parsing, .timeout = 2)
     cr_assert_eq(p.pid, getpid());
     cr_assert_gt(p.start, 0);
 }
+
+/* An assignment's config vars: inline (an older controller), or the env set
+ * it names in the reply; naming one the reply does not hold is refused. */
+Test(agt_env_sets, an_assignment_gets_the_config_vars_its_set_holds, .timeout = 2)
+{
+    Drover__KeyValue kv[2] = {DROVER__KEY_VALUE__INIT, DROVER__KEY_VALUE__INIT};
+    Drover__KeyValue *env[2] = {&kv[0], &kv[1]}, *inline_env[1] = {&kv[1]};
+    Drover__EnvSet set = DROVER__ENV_SET__INIT, *sets[1] = {&set};
+    Drover__Assignment as = DROVER__ASSIGNMENT__INIT, one;
+    const Drover__Assignment *got;
+
+    kv[0].key = "DATABASE_URL";
+    kv[0].value = "postgres://db/shop";
+    kv[1].key = "SECRET";
+    kv[1].value = "s";
+    set.env = env;
+    set.n_env = 2;
+    as.env = inline_env;
+    as.n_env = 1;
+    cr_assert_eq(agt_assignment_env(&as, sets, 1, &one), &as, "inline: itself");
+    as.env = NULL;
+    as.n_env = 0;
+    as.env_set = 1;
+    got = agt_assignment_env(&as, sets, 1, &one);
+    cr_assert_eq(got, &one);
+    cr_assert_eq(got->n_env, 2);
+    cr_assert_str_eq(got->env[0]->key, "DATABASE_URL");
+    cr_assert_eq(as.n_env, 0, "the reply's own assignment is untouched");
+    as.env_set = 2;
+    cr_assert_null(agt_assignment_env(&as, sets, 1, &one), "no such set");
+    cr_assert_null(agt_assignment_env(&as, NULL, 0, &one), "no sets at all");
+    as.env_set = 1;
+    as.env = inline_env;
+    as.n_env = 1;
+    cr_assert_null(agt_assignment_env(&as, sets, 1, &one), "both: refused");
+}

@@ -624,3 +624,102 @@ Test(core, a_label_names_the_release_only_beside_a_twin, .timeout = 5)
     cr_assert_str_eq(l, "web.1@n1");
     ctl_model_free(mm);
 }
+
+/* A sync's assignments: an agent that reads env sets (SyncReq.env_sets) gets
+ * each release's config vars once, every assignment naming them; one that
+ * does not gets them inline in every assignment, as before. */
+static void
+sync_rep_done(void *arg, const Drover__Message *rep)
+{
+    uint8_t **packed = arg;
+    size_t len = drover__message__get_packed_size(rep);
+
+    cr_assert_eq(rep->body_case, DROVER__MESSAGE__BODY_SYNC_REP);
+    *packed = malloc(len + sizeof(size_t));
+    memcpy(*packed, &len, sizeof(size_t));
+    drover__message__pack(rep, *packed + sizeof(size_t));
+}
+
+static Drover__SyncRep *
+sync_of(struct ctl *ctl, const char *boot, bool env_sets, Drover__Message **msg)
+{
+    Drover__SyncReq sy = DROVER__SYNC_REQ__INIT;
+    uint8_t *packed = NULL;
+    size_t len;
+
+    sy.node = "n1";
+    sy.boot_id = (char *)boot;
+    sy.env_sets = env_sets;
+    ctl_call_ep(ctl, CTL_EP_AGENT, request(DROVER__MESSAGE__BODY_SYNC_REQ, &sy), NULL,
+                sync_rep_done, &packed);
+    cr_assert_not_null(packed, "answered at once");
+    memcpy(&len, packed, sizeof(size_t));
+    *msg = drover__message__unpack(NULL, len, packed + sizeof(size_t));
+    free(packed);
+    cr_assert_not_null(*msg);
+    return (*msg)->sync_rep;
+}
+
+Test(core, a_release_s_config_vars_go_once_a_reply_to_an_agent_that_reads_env_sets, .timeout = 5)
+{
+    static struct ctl ctl;
+    struct ctl_scale v[] = {{"web", 3}, {"worker", 2}};
+    struct ctl_app *plain = NULL;
+    struct ctl_release_spec spec = {sha_b, 100, "plain", types, 2, NULL, 0};
+    struct ctl_release *rel = NULL;
+    struct ctl_node *n;
+    Drover__Message *msg;
+    Drover__SyncRep *sr;
+    char what[64];
+    size_t shop = 0;
+
+    ctl_model_free(m);
+    m = NULL;
+    cr_assert_eq(ctl_store_open(":memory:", &ctl.store), 0);
+    ctl.model = ctl_model_new();
+    cr_assert_eq(ctl_store_load(ctl.store, ctl.model, 1), 0);
+    m = ctl.model;
+    cr_assert_eq(ctl_app_add(m, "shop", 1, &app), 0);
+    cr_assert_eq(ctl_config_set(app, "DATABASE_URL", "postgres://db/shop"), 0);
+    cr_assert_eq(ctl_config_set(app, "SECRET", "s3cr3t"), 0);
+    make(sha_a, "one");
+    cr_assert_eq(ctl_app_add(m, "blog", 1, &plain), 0); /* no config vars */
+    cr_assert_eq(ctl_release_make(m, plain, &spec, 1000, &rel), 0);
+    n = node("n1", "boot-a", 1);
+    cr_assert_eq(ctl_app_scale(m, app, v, 2, what, sizeof(what)), 0);
+    cr_assert_eq(ctl_app_scale(m, plain, v, 1, what, sizeof(what)), 0);
+    cr_assert_eq(ctl_settle(m, 1000), 0);
+    cr_assert_eq(n->nlive, 8);
+
+    sr = sync_of(&ctl, "boot-a", true, &msg);
+    cr_assert_eq(sr->n_assignments, 8);
+    cr_assert_eq(sr->n_env_sets, 1, "one release with config vars: one set");
+    cr_assert_eq(sr->env_sets[0]->n_env, 2);
+    cr_assert_str_eq(sr->env_sets[0]->env[0]->key, "DATABASE_URL");
+    cr_assert_str_eq(sr->env_sets[0]->env[0]->value, "postgres://db/shop");
+    for (size_t i = 0; i < sr->n_assignments; i++) {
+        const Drover__Assignment *a = sr->assignments[i];
+
+        cr_assert_eq(a->n_env, 0, "nothing inline");
+        if (strcmp(a->app, "shop") == 0) {
+            cr_assert_eq(a->env_set, 1);
+            shop++;
+        } else {
+            cr_assert_eq(a->env_set, 0, "no config vars: no set");
+        }
+    }
+    cr_assert_eq(shop, 5);
+    drover__message__free_unpacked(msg, NULL);
+
+    sr = sync_of(&ctl, "boot-a", false, &msg);
+    cr_assert_eq(sr->n_assignments, 8);
+    cr_assert_eq(sr->n_env_sets, 0, "an older agent: no sets");
+    for (size_t i = 0; i < sr->n_assignments; i++) {
+        const Drover__Assignment *a = sr->assignments[i];
+
+        cr_assert_eq(a->env_set, 0);
+        cr_assert_eq(a->n_env, strcmp(a->app, "shop") == 0 ? 2 : 0, "inline, as before");
+    }
+    drover__message__free_unpacked(msg, NULL);
+    ctl_store_close(ctl.store);
+}
