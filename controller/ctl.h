@@ -886,11 +886,6 @@ struct ctl_call;
 int ctl_commit_wait(struct ctl *ctl, struct ctl_call *c);
 
 /* reply.c: sealing replies and errors */
-/* syncpack.c: a SyncRep's Message (m) packed with each distinct environment
- * of its assignments packed once; *out malloc'd. -ENOTSUP when m is not a
- * SyncRep with assignments, or holds more environments than it keeps apart
- * (protobuf-c packs it then), -ENOMEM. */
-int ctl_sync_pack(const Drover__Message *m, uint8_t **out, size_t *outlen);
 void ctl_reply(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *rep);
 void ctl_reply_error(struct ctl *ctl, struct nnuv_msg *req, Drover__ErrorCode code, const char *fmt,
                      ...) __attribute__((format(printf, 4, 5)));

@@ -88,19 +88,11 @@ refuse(struct nnuv_msg *req, Drover__ErrorCode code, const char *text)
 void
 ctl_reply(struct ctl *ctl, struct nnuv_msg *req, const Drover__Message *rep)
 {
-    uint8_t *buf = NULL, *body = NULL;
-    size_t len = 0, blen = 0;
+    uint8_t *buf = NULL;
+    size_t len = 0;
     int rc;
 
-    /* An assignment set: each environment packed once (syncpack.c). */
-    rc = ctl_sync_pack(rep, &body, &blen);
-    if (rc == 0) {
-        rc = wire_seal_raw(sender_for(ctl, req), body, blen, &buf, &len);
-        sodium_memzero(body, blen);
-        free(body);
-    } else if (rc == -ENOTSUP) {
-        rc = wire_seal(sender_for(ctl, req), rep, &buf, &len);
-    }
+    rc = wire_seal(sender_for(ctl, req), rep, &buf, &len);
     if (rc < 0) {
         log_error("reply_failed", "err=%s", log_q(wire_strerror(rc)));
         ctl_reply_error(ctl, req, DROVER__ERROR_CODE__ERR_INTERNAL,
