@@ -441,14 +441,6 @@ wire_arena_init(struct wire_arena *a)
     a->used = a->spilled = 0;
 }
 
-void
-wire_arena_msg_free(struct wire_arena *a, Drover__Message *msg)
-{
-    /* Nothing came from malloc: nothing to walk. */
-    if (msg != NULL && a->spilled > 0)
-        drover__message__free_unpacked(msg, &a->al);
-}
-
 /* al == NULL: malloc's. */
 static void *
 al_alloc(ProtobufCAllocator *al, size_t size)
@@ -528,6 +520,17 @@ env_parse(const uint8_t *buf, size_t len, struct env_view *e)
         }
     }
     return rc < 0 ? -EBADMSG : 0;
+}
+
+/* What hdr says of the envelope read into env. */
+static void
+header_of(const struct env_view *env, struct wire_header *hdr)
+{
+    hdr->version = env->version;
+    memcpy(hdr->sender, env->sender, strlen(env->sender));
+    hdr->counter = env->counter;
+    hdr->key_id = env->key_id;
+    hdr->sealed = env->nonce_len > 0;
 }
 
 /* Authenticate and decrypt a sealed envelope's body with k into *plain,
@@ -610,11 +613,7 @@ open_plain(const uint8_t *buf, size_t len, struct wire_header *hdr, ProtobufCAll
         return -EMSGSIZE;
     if (env_parse(buf, len, &env) < 0)
         return -EBADMSG;
-    hdr->version = env.version;
-    memcpy(hdr->sender, env.sender, strlen(env.sender));
-    hdr->counter = env.counter;
-    hdr->key_id = env.key_id;
-    hdr->sealed = env.nonce_len > 0;
+    header_of(&env, hdr);
     if (env.version != WIRE_VERSION)
         return -EPROTONOSUPPORT;
     if (env.sender_len >= sizeof(hdr->sender))
@@ -683,13 +682,6 @@ wire_open_al(const uint8_t *buf, size_t len, struct wire_header *hdr, ProtobufCA
 }
 
 int
-wire_open_arena(const uint8_t *buf, size_t len, struct wire_header *hdr, struct wire_arena *a,
-                Drover__Message **msg)
-{
-    return open_with(buf, len, hdr, &a->al, msg);
-}
-
-int
 wire_read_envelope(const uint8_t *buf, size_t len, struct wire_header *hdr, size_t *sender_len,
                    size_t *nonce_len, size_t *body_len)
 {
@@ -699,11 +691,7 @@ wire_read_envelope(const uint8_t *buf, size_t len, struct wire_header *hdr, size
     hdr->key = -1;
     if (len > WIRE_MAX_SIZE || env_parse(buf, len, &env) < 0)
         return -EBADMSG;
-    hdr->version = env.version;
-    memcpy(hdr->sender, env.sender, strlen(env.sender));
-    hdr->counter = env.counter;
-    hdr->key_id = env.key_id;
-    hdr->sealed = env.nonce_len > 0;
+    header_of(&env, hdr);
     *sender_len = env.sender_len;
     *nonce_len = env.nonce_len;
     *body_len = env.body_len;

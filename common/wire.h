@@ -133,8 +133,8 @@ int wire_open_al(const uint8_t *buf, size_t len, struct wire_header *hdr, Protob
 /*
  * Memory for one small message that lives no longer than its caller's
  * frame (a UDP heartbeat, opened and forgotten thousands of times a
- * second): unpacking into it costs no malloc. What does not fit in buf
- * comes from malloc, and wire_arena_msg_free gives it back.
+ * second): decrypting into it costs no malloc. What does not fit in buf
+ * comes from malloc, and wire_plain_free gives it back.
  */
 #define WIRE_ARENA_BYTES 2048
 struct wire_arena {
@@ -144,11 +144,6 @@ struct wire_arena {
     _Alignas(16) uint8_t buf[WIRE_ARENA_BYTES];
 };
 void wire_arena_init(struct wire_arena *a);
-/* wire_open, with the message unpacked into a (its other scratch memory is
- * on wire_open's own stack either way). */
-int wire_open_arena(const uint8_t *buf, size_t len, struct wire_header *hdr, struct wire_arena *a,
-                    Drover__Message **msg);
-void wire_arena_msg_free(struct wire_arena *a, Drover__Message *msg);
 /* The envelope's header as wire_open reads it (pbread.h), its sender's
  * whole length (up to a NUL) and its nonce's and body's: for tests and
  * fuzzing, which hold it against protobuf-c. 0 or -EBADMSG. */

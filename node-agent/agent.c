@@ -376,13 +376,9 @@ agt_assign(struct agt *a, uint64_t gen, Drover__Assignment *const *as, size_t n,
         Drover__Assignment one;
         struct agt_inst *i;
 
-        if ((full = agt_assignment_env(as[k], sets, nsets, &one)) == NULL) {
-            log_warn("bad_assignment", "id=%" PRIu64 " app=%s inst=%s err=%s", as[k]->id,
-                     log_q(as[k]->app), log_q(as[k]->name),
-                     log_q("names a set of config vars the reply does not hold"));
-            continue;
-        }
-        if (agt_spec_new(full, a->cfg, &specs[nspecs], err, sizeof err) < 0) {
+        if ((full = agt_assignment_env(as[k], sets, nsets, &one)) == NULL)
+            snprintf(err, sizeof err, "names a set of config vars the reply does not hold");
+        if (full == NULL || agt_spec_new(full, a->cfg, &specs[nspecs], err, sizeof err) < 0) {
             log_warn("bad_assignment", "id=%" PRIu64 " app=%s inst=%s err=%s", as[k]->id,
                      log_q(as[k]->app), log_q(as[k]->name), log_q(err));
             continue;

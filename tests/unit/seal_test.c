@@ -359,9 +359,10 @@ Test(seal, open_with_a_given_key_keeps_no_replay_state)
     free(buf);
 }
 
-/* wire_open_arena: a heartbeat-sized message is unpacked into the caller's
- * arena with no malloc; a larger one spills to malloc and is given back
- * (the ASan run's leak check); a refused one leaves nothing behind. */
+/* wire_open_plain: a heartbeat-sized message's plaintext is decrypted into
+ * the caller's arena with no malloc; a larger one spills to malloc and is
+ * given back (the ASan run's leak check); a refused one leaves nothing
+ * behind. */
 Test(seal, an_arena_opens_a_small_message_in_place_and_spills_a_large_one)
 {
     struct wire_sender s;
@@ -369,20 +370,23 @@ Test(seal, an_arena_opens_a_small_message_in_place_and_spills_a_large_one)
     struct wire_arena a;
     Drover__Message m, *got;
     Drover__PsReq req;
+    const uint8_t *plain;
     uint8_t *buf;
-    size_t len;
+    size_t len, plen;
     char *big;
 
     cr_assert_eq(add_key("cluster", hex_a), 0);
     keyed_sender(&s, "n1", hex_a);
     seal_ps(&s, &buf, &len);
     wire_arena_init(&a);
-    cr_assert_eq(wire_open_arena(buf, len, &h, &a, &got), 0);
-    cr_assert_str_eq(got->ps_req->app, "shop");
+    cr_assert_eq(wire_open_plain(buf, len, &h, &a, &plain, &plen), 0);
     cr_assert_str_eq(h.sender, "n1");
     cr_assert_eq(a.spilled, 0, "a small message fits the arena");
-    cr_assert((uint8_t *)got >= a.buf && (uint8_t *)got < a.buf + sizeof(a.buf));
-    wire_arena_msg_free(&a, got);
+    cr_assert(plain >= a.buf && plain < a.buf + sizeof(a.buf));
+    cr_assert_not_null(got = drover__message__unpack(NULL, plen, plain));
+    cr_assert_str_eq(got->ps_req->app, "shop");
+    drover__message__free_unpacked(got, NULL);
+    wire_plain_free(&a, buf, len, plain, plen);
     free(buf);
 
     cr_assert_not_null(big = malloc(3 * WIRE_ARENA_BYTES + 1));
@@ -391,14 +395,16 @@ Test(seal, an_arena_opens_a_small_message_in_place_and_spills_a_large_one)
     ps_msg(&m, &req, big);
     cr_assert_eq(wire_seal(&s, &m, &buf, &len), 0);
     wire_arena_init(&a);
-    cr_assert_eq(wire_open_arena(buf, len, &h, &a, &got), 0);
+    cr_assert_eq(wire_open_plain(buf, len, &h, &a, &plain, &plen), 0);
     cr_assert_gt(a.spilled, 0);
+    cr_assert_not_null(got = drover__message__unpack(NULL, plen, plain));
     cr_assert_str_eq(got->ps_req->app, big);
-    wire_arena_msg_free(&a, got);
-    /* Replayed: refused after the envelope was unpacked and decrypted. */
+    drover__message__free_unpacked(got, NULL);
+    wire_plain_free(&a, buf, len, plain, plen);
+    /* Replayed: refused after the envelope was read and decrypted. */
     wire_arena_init(&a);
-    cr_assert_eq(wire_open_arena(buf, len, &h, &a, &got), -EALREADY);
-    cr_assert_null(got);
+    cr_assert_eq(wire_open_plain(buf, len, &h, &a, &plain, &plen), -EALREADY);
+    cr_assert_null(plain);
     free(buf);
     free(big);
 }
