@@ -15,8 +15,8 @@
  * skipped, a uint32 keeps the low 32 bits of its varint); they are stricter
  * about what no encoder writes: a varint longer than 10 bytes or with bits
  * past the 64th, a tag or a length longer than 5 bytes, a field past
- * 2^29 - 1, field 0,
- * groups, and a known field of the wrong wire type are all refused.
+ * 2^29 - 1, field 0, groups, and a known field of the wrong wire type are
+ * all refused.
  * tests/unit/pbread_test.c and tests/fuzz/fuzz_envelope.c check both
  * against protobuf-c.
  */

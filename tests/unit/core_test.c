@@ -270,6 +270,19 @@ request(Drover__Message__BodyCase body, void *sub)
     return req;
 }
 
+/* A test's own controller over an in-memory store, its model loaded from
+ * it in place of the suite's (teardown frees it as m). */
+static void
+own_controller(struct ctl *ctl)
+{
+    ctl_model_free(m);
+    m = NULL;
+    cr_assert_eq(ctl_store_open(":memory:", &ctl->store), 0);
+    ctl->model = ctl_model_new();
+    cr_assert_eq(ctl_store_load(ctl->store, ctl->model, 1), 0);
+    m = ctl->model;
+}
+
 Test(core, dispatch_commits_once_and_refuses_cleanly, .timeout = 5)
 {
     static struct ctl ctl;
@@ -277,12 +290,7 @@ Test(core, dispatch_commits_once_and_refuses_cleanly, .timeout = 5)
     Drover__SyncReq sy = DROVER__SYNC_REQ__INIT;
     struct seen s = {0};
 
-    ctl_model_free(m); /* this test's controller has its own */
-    m = NULL;
-    cr_assert_eq(ctl_store_open(":memory:", &ctl.store), 0);
-    ctl.model = ctl_model_new();
-    cr_assert_eq(ctl_store_load(ctl.store, ctl.model, 1), 0);
-    m = ctl.model;
+    own_controller(&ctl);
     ac.app = "web-shop";
     ctl_call(&ctl, request(DROVER__MESSAGE__BODY_APP_CREATE_REQ, &ac), seen_done, &s);
     cr_assert_eq(s.calls, 1);
@@ -318,12 +326,7 @@ Test(core, pending_calls_end_exactly_once, .timeout = 5)
     Drover__EndpointsReq er = DROVER__ENDPOINTS_REQ__INIT;
     struct seen s = {0}, tail = {0}, watch = {0}, now = {0};
 
-    ctl_model_free(m);
-    m = NULL;
-    cr_assert_eq(ctl_store_open(":memory:", &ctl.store), 0);
-    ctl.model = ctl_model_new();
-    cr_assert_eq(ctl_store_load(ctl.store, ctl.model, 1), 0);
-    m = ctl.model;
+    own_controller(&ctl);
     ctl.logs = ctl_logs_new(&ctl, 100);
     ctl.endpoints = ctl_endpoints_new(&ctl);
     ctl.model->event = ctl_logs_text;
@@ -673,12 +676,7 @@ Test(core, a_release_s_config_vars_go_once_a_reply_to_an_agent_that_reads_env_se
     char what[64];
     size_t shop = 0;
 
-    ctl_model_free(m);
-    m = NULL;
-    cr_assert_eq(ctl_store_open(":memory:", &ctl.store), 0);
-    ctl.model = ctl_model_new();
-    cr_assert_eq(ctl_store_load(ctl.store, ctl.model, 1), 0);
-    m = ctl.model;
+    own_controller(&ctl);
     cr_assert_eq(ctl_app_add(m, "shop", 1, &app), 0);
     cr_assert_eq(ctl_config_set(app, "DATABASE_URL", "postgres://db/shop"), 0);
     cr_assert_eq(ctl_config_set(app, "SECRET", "s3cr3t"), 0);
