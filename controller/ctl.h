@@ -419,7 +419,7 @@ char *ctl_arena_inst_name(struct ctl_arena *a, const char *type, uint32_t idx);
 char *ctl_arena_printf(struct ctl_arena *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* map.c: chained hash tables keyed by a borrowed string or by a u64 */
+/* map.c: open-addressing hash tables keyed by a borrowed string or by a u64 */
 struct ctl_map *ctl_map_new(void);
 void ctl_map_free(struct ctl_map *m);
 size_t ctl_map_count(const struct ctl_map *m);
@@ -430,7 +430,7 @@ void *ctl_map_geti(const struct ctl_map *m, uint64_t key);
 int ctl_map_puti(struct ctl_map *m, uint64_t key, void *val);
 void *ctl_map_deli(struct ctl_map *m, uint64_t key);
 /* Iterate: *pos starts at 0; returns NULL at the end. No changes meanwhile. */
-void *ctl_map_next(const struct ctl_map *m, size_t *pos, void **cursor);
+void *ctl_map_next(const struct ctl_map *m, size_t *pos);
 
 /* ports.c: the port bitmap of one node */
 struct ctl_ports *ctl_ports_new(uint16_t lo, uint16_t hi);

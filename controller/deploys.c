@@ -293,13 +293,12 @@ bool
 ctl_deploys_tick(struct ctl_model *m, uint64_t now)
 {
     size_t pos = 0;
-    void *cur = NULL;
     struct ctl_app *a;
     bool changed = false;
 
     if (m->ndeploying == 0)
         return false;
-    while ((a = ctl_map_next(m->apps, &pos, &cur)) != NULL) {
+    while ((a = ctl_map_next(m->apps, &pos)) != NULL) {
         if (a->deploy.state == CTL_DEPLOY_RELEASING)
             changed |= ctl_relphase_tick(m, a, now);
         if (a->deploy.state != CTL_DEPLOY_RUNNING)

@@ -645,12 +645,11 @@ void
 ctl_drains_tick(struct ctl_drains *ds)
 {
     size_t pos = 0;
-    void *cur = NULL;
     struct app_drains *ad;
 
     if (ds == NULL || ds->spilled == 0)
         return;
-    while ((ad = ctl_map_next(ds->apps, &pos, &cur)) != NULL) {
+    while ((ad = ctl_map_next(ds->apps, &pos)) != NULL) {
         for (struct drain *d = ad->first; d != NULL; d = d->next) {
             if (drain_buf_count(d->spill) == 0 || pthread_mutex_trylock(&d->mu) != 0)
                 continue;
@@ -666,7 +665,6 @@ void
 ctl_drains_free(struct ctl_drains *ds)
 {
     size_t pos = 0;
-    void *cur = NULL;
     struct app_drains *ad;
     struct timespec ts;
     int left;
@@ -674,7 +672,7 @@ ctl_drains_free(struct ctl_drains *ds)
     if (ds == NULL)
         return;
     /* Send what is buffered for a moment, then give up on the rest. */
-    while ((ad = ctl_map_next(ds->apps, &pos, &cur)) != NULL) {
+    while ((ad = ctl_map_next(ds->apps, &pos)) != NULL) {
         for (struct drain *d = ad->first; d != NULL; d = d->next) {
             pthread_mutex_lock(&d->mu);
             drain_buf_move(d->buf, d->spill);
@@ -690,8 +688,7 @@ ctl_drains_free(struct ctl_drains *ds)
         ;
     pthread_mutex_unlock(&live_mu);
     pos = 0;
-    cur = NULL;
-    while ((ad = ctl_map_next(ds->apps, &pos, &cur)) != NULL) {
+    while ((ad = ctl_map_next(ds->apps, &pos)) != NULL) {
         while (ad->first != NULL)
             drain_remove(ds, ad, ad->first);
         free(ad);

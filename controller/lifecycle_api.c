@@ -24,10 +24,9 @@ static bool
 slug_used_elsewhere(const struct ctl_model *m, const struct ctl_app *self, const char *sha)
 {
     size_t pos = 0, i;
-    void *cur = NULL;
     const struct ctl_app *a;
 
-    while ((a = ctl_map_next(m->apps, &pos, &cur)) != NULL) {
+    while ((a = ctl_map_next(m->apps, &pos)) != NULL) {
         if (a == self)
             continue;
         for (i = 0; i < a->nreleases; i++)
@@ -107,11 +106,10 @@ ctl_destroy_reap(struct ctl *ctl)
     struct ctl_model *m = ctl->model;
     struct ctl_app *a, *done[16];
     size_t pos = 0, n = 0;
-    void *cur = NULL;
 
     if (m->ndestroying == 0)
         return;
-    while ((a = ctl_map_next(m->apps, &pos, &cur)) != NULL && n < ARRAY_SIZE(done)) {
+    while ((a = ctl_map_next(m->apps, &pos)) != NULL && n < ARRAY_SIZE(done)) {
         if (a->destroying && a->ninstances == 0)
             done[n++] = a;
     }

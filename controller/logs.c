@@ -92,14 +92,13 @@ void
 ctl_logs_free(struct ctl_logs *l)
 {
     size_t pos = 0;
-    void *cur = NULL;
     struct app_log *al;
 
     if (l == NULL)
         return;
     while (!LIST_EMPTY(&l->waiters))
         waiter_free(LIST_FIRST(&l->waiters));
-    while ((al = ctl_map_next(l->apps, &pos, &cur)) != NULL) {
+    while ((al = ctl_map_next(l->apps, &pos)) != NULL) {
         logring_free(al->ring);
         free(al);
     }

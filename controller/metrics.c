@@ -200,19 +200,16 @@ write_apps(struct prom *p, const struct ctl_model *m)
 {
     struct ctl_app *a;
     size_t pos = 0;
-    void *cur = NULL;
 
     prom_family(p, "drover_instances", "gauge",
                 "Instances by app, process type and state (as drover ps shows them).");
     pos = 0;
-    cur = NULL;
-    while ((a = ctl_map_next(m->apps, &pos, &cur)) != NULL)
+    while ((a = ctl_map_next(m->apps, &pos)) != NULL)
         write_app_instances(p, a);
     prom_family(p, "drover_desired_instances", "gauge",
                 "The formation: desired instances by app and process type.");
     pos = 0;
-    cur = NULL;
-    while ((a = ctl_map_next(m->apps, &pos, &cur)) != NULL) {
+    while ((a = ctl_map_next(m->apps, &pos)) != NULL) {
         for (size_t i = 0; i < a->nformation; i++) {
             const char *l[] = {"app", a->name, "type", a->formation[i].type, NULL};
 

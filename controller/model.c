@@ -209,7 +209,6 @@ void
 ctl_model_free(struct ctl_model *m)
 {
     size_t pos = 0, i;
-    void *cur = NULL;
     struct ctl_instance *in;
     struct ctl_app *a;
 
@@ -217,13 +216,12 @@ ctl_model_free(struct ctl_model *m)
         return;
     ctl_undo_free(m); /* frees what it kept of deleted objects */
     if (m->insts != NULL) {
-        while ((in = ctl_map_next(m->insts, &pos, &cur)) != NULL)
+        while ((in = ctl_map_next(m->insts, &pos)) != NULL)
             ctl_inst_free(in);
     }
     if (m->apps != NULL) {
         pos = 0;
-        cur = NULL;
-        while ((a = ctl_map_next(m->apps, &pos, &cur)) != NULL)
+        while ((a = ctl_map_next(m->apps, &pos)) != NULL)
             ctl_app_free(a);
     }
     for (i = 0; i < m->nnodes; i++)
@@ -332,12 +330,11 @@ struct ctl_app **
 ctl_apps_sorted(const struct ctl_model *m, size_t *n)
 {
     size_t pos = 0, i = 0, count = ctl_map_count(m->apps);
-    void *cur = NULL;
     struct ctl_app **v = malloc((count + 1) * sizeof(*v)), *a;
 
     if (v == NULL)
         return NULL;
-    while ((a = ctl_map_next(m->apps, &pos, &cur)) != NULL && i < count)
+    while ((a = ctl_map_next(m->apps, &pos)) != NULL && i < count)
         v[i++] = a;
     qsort(v, i, sizeof(*v), app_cmp);
     *n = i;

@@ -606,9 +606,8 @@ ctl_runs_orphans(struct ctl_runs *r)
     struct ctl_model *m = r->ctl->model;
     struct ctl_instance *in;
     size_t pos = 0;
-    void *cur = NULL;
 
-    while ((in = ctl_map_next(m->insts, &pos, &cur)) != NULL) {
+    while ((in = ctl_map_next(m->insts, &pos)) != NULL) {
         if (in->oneoff && in->attach && !in->stopping) {
             char name[48];
 

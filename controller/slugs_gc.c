@@ -74,11 +74,10 @@ static int
 classify(struct ctl_model *m, uint64_t keep, struct shas *kept, struct shas *old)
 {
     size_t pos = 0;
-    void *cur = NULL;
     struct ctl_app *a;
     const struct ctl_instance *in;
 
-    while ((a = ctl_map_next(m->apps, &pos, &cur)) != NULL) {
+    while ((a = ctl_map_next(m->apps, &pos)) != NULL) {
         for (size_t i = 0; i < a->nreleases; i++) {
             const struct ctl_release *r = a->releases[i];
 

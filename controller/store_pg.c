@@ -858,10 +858,9 @@ pg_load_locked(struct ctl_store *st, struct ctl_model *m, uint64_t now)
     m->capacity_changed = !TAILQ_EMPTY(&m->unplaced);
     if (rc == 0) {
         size_t pos = 0;
-        void *cur = NULL;
         struct ctl_app *a;
 
-        while ((a = ctl_map_next(m->apps, &pos, &cur)) != NULL)
+        while ((a = ctl_map_next(m->apps, &pos)) != NULL)
             ctl_app_want_reconcile(m, a);
     }
     return rc;

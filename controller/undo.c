@@ -525,11 +525,10 @@ reindex(struct ctl_model *m)
 {
     size_t pos = 0, n = 0, i, count = ctl_map_count(m->insts);
     struct ctl_instance **v = malloc((count + 1) * sizeof(*v)), *in;
-    void *cur = NULL;
     struct ctl_app *a;
 
     m->ndraining = m->ndeploying = m->ndestroying = 0;
-    while ((a = ctl_map_next(m->apps, &pos, &cur)) != NULL) {
+    while ((a = ctl_map_next(m->apps, &pos)) != NULL) {
         LIST_INIT(&a->instances);
         a->ninstances = 0;
         m->ndeploying +=
@@ -555,8 +554,7 @@ reindex(struct ctl_model *m)
         return;
     }
     pos = 0;
-    cur = NULL;
-    while ((in = ctl_map_next(m->insts, &pos, &cur)) != NULL && n < count)
+    while ((in = ctl_map_next(m->insts, &pos)) != NULL && n < count)
         v[n++] = in;
     qsort(v, n, sizeof(*v), id_cmp);
     for (i = 0; i < n; i++) {
