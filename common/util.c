@@ -144,6 +144,15 @@ mono_ms(void)
 }
 
 void
+str_copy(char *out, size_t outsz, const char *s)
+{
+    size_t n = strnlen(s, outsz - 1);
+
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
+
+void
 fmt_time_ms(uint64_t ms, char out[32])
 {
     time_t secs = (time_t)(ms / 1000u);

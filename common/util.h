@@ -41,6 +41,9 @@ uint64_t now_ms(void);
 uint64_t mono_ms(void);
 /* RFC 3339 UTC with milliseconds: "2026-11-24T10:00:00.123Z" (25 bytes). */
 void fmt_time_ms(uint64_t ms, char out[32]);
+/* s into out, cut short to outsz - 1 bytes and terminated, as snprintf's
+ * "%s" does, without its cost (outsz > 0). */
+void str_copy(char *out, size_t outsz, const char *s);
 
 /* snprintf that reports truncation: 0 or -ENAMETOOLONG. */
 int strfmt(char *out, size_t outsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -747,7 +747,7 @@ instance_row(const PGresult *r, int i, struct loader *ld)
     in->exit_code = (int)col_i64(r, i, 11);
     in->exit_signal = (int)col_i64(r, i, 12);
     in->since_ms = (uint64_t)col_i64(r, i, 13);
-    snprintf(in->reason, sizeof(in->reason), "%s", col_str(r, i, 14));
+    str_copy(in->reason, sizeof(in->reason), col_str(r, i, 14));
     if (PQgetisnull(r, i, 5))
         return 0;
     n = ctl_node_find(m, col_str(r, i, 5));

@@ -703,7 +703,7 @@ instance_row(sqlite3_stmt *q, struct loader *ld)
     in->exit_code = sqlite3_column_int(q, 11);
     in->exit_signal = sqlite3_column_int(q, 12);
     in->since_ms = (uint64_t)sqlite3_column_int64(q, 13);
-    snprintf(in->reason, sizeof(in->reason), "%s", col_str(q, 14));
+    str_copy(in->reason, sizeof(in->reason), col_str(q, 14));
     if (sqlite3_column_type(q, 5) == SQLITE_NULL)
         return 0;
     n = ctl_node_find(m, col_str(q, 5));

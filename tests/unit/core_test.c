@@ -585,6 +585,12 @@ Test(core, a_request_unpacks_into_an_arena, .timeout = 5)
     ctl_arena_free(a);
 }
 
+static void
+said(void *arg, const char *app_name, const char *text)
+{
+    snprintf(arg, 128, "%s: %s", app_name, text);
+}
+
 /* An instance's label in the app's log: its name and node, and its release
  * only when another release's instance of the same name is on that node
  * (a rollout's replacement beside its original). The node's "two releases
@@ -625,6 +631,53 @@ Test(core, a_label_names_the_release_only_beside_a_twin, .timeout = 5)
     ctl_inst_delete(mm, w1);
     ctl_inst_label(w1v2, l, sizeof(l));
     cr_assert_str_eq(l, "web.1@n1");
+    /* Cut short as snprintf would; unplaced: no node. */
+    {
+        char small[7];
+        struct ctl_instance *u = NULL;
+
+        ctl_inst_label(w2, small, sizeof(small));
+        cr_assert_str_eq(small, "web.2@");
+        cr_assert_eq(ctl_inst_new(mm, a, "worker", 4294967295u, 2, 0, &u), 0);
+        ctl_inst_label(u, l, sizeof(l));
+        cr_assert_str_eq(l, "worker.4294967295");
+    }
+    /* The app's log line of a routine state change. */
+    mm->event = said;
+    mm->event_arg = l;
+    cr_assert_eq(ctl_inst_set_state(mm, w2, DROVER__INSTANCE_STATE__ST_STARTING, 1), 0);
+    cr_assert_str_eq(l, "shop: web.2@n1 pending -> starting");
+    ctl_model_free(mm);
+}
+
+/* A reason longer than the controller keeps is kept cut short, once: the
+ * same report again changes nothing (it was written again at every sync). */
+Test(core, a_long_reason_is_cut_once_and_the_same_report_changes_nothing, .timeout = 5)
+{
+    struct ctl_model *mm = ctl_model_new();
+    struct ctl_app *a = NULL;
+    struct ctl_instance *in = NULL;
+    Drover__InstanceReport r = DROVER__INSTANCE_REPORT__INIT;
+    char longer[CTL_REASON_MAX + 40];
+
+    memset(longer, 'x', sizeof(longer) - 1);
+    longer[sizeof(longer) - 1] = '\0';
+    cr_assert_eq(ctl_app_add(mm, "shop", 1, &a), 0);
+    cr_assert_eq(ctl_inst_new(mm, a, "web", 1, 1, 0, &in), 0);
+    ctl_model_clean(mm);
+    r.pid = 42;
+    r.reason = longer;
+    ctl_inst_set_report(mm, in, &r);
+    cr_assert(in->dirty);
+    cr_assert_eq(strlen(in->reason), CTL_REASON_MAX - 1);
+    cr_assert_eq(strncmp(in->reason, longer, CTL_REASON_MAX - 1), 0);
+    ctl_model_clean(mm);
+    ctl_inst_set_report(mm, in, &r);
+    cr_assert_not(in->dirty);
+    r.reason = "exit code 7";
+    ctl_inst_set_report(mm, in, &r);
+    cr_assert(in->dirty);
+    cr_assert_str_eq(in->reason, "exit code 7");
     ctl_model_free(mm);
 }
 
