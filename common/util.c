@@ -152,6 +152,21 @@ str_copy(char *out, size_t outsz, const char *s)
     out[n] = '\0';
 }
 
+size_t
+u32_dec(uint32_t v, char out[11])
+{
+    char rev[10];
+    size_t n = 0;
+
+    do
+        rev[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = rev[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
 void
 fmt_time_ms(uint64_t ms, char out[32])
 {

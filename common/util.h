@@ -44,6 +44,8 @@ void fmt_time_ms(uint64_t ms, char out[32]);
 /* s into out, cut short to outsz - 1 bytes and terminated, as snprintf's
  * "%s" does, without its cost (outsz > 0). */
 void str_copy(char *out, size_t outsz, const char *s);
+/* v in decimal into out, terminated, without printf's cost; its length. */
+size_t u32_dec(uint32_t v, char out[11]);
 
 /* snprintf that reports truncation: 0 or -ENAMETOOLONG. */
 int strfmt(char *out, size_t outsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -116,19 +116,15 @@ ctl_arena_allocator(struct ctl_arena *a)
 char *
 ctl_arena_inst_name(struct ctl_arena *a, const char *type, uint32_t idx)
 {
-    char digits[10];
-    size_t tlen = strlen(type), n = 0;
+    char digits[11];
+    size_t tlen = strlen(type), n = u32_dec(idx, digits);
     char *s;
 
-    do
-        digits[n++] = (char)('0' + idx % 10);
-    while ((idx /= 10) != 0);
     if ((s = ctl_arena_alloc(a, tlen + 1 + n + 1)) == NULL)
         return NULL;
     memcpy(s, type, tlen);
     s[tlen] = '.';
-    for (size_t i = 0; i < n; i++)
-        s[tlen + 1 + i] = digits[n - 1 - i];
+    memcpy(s + tlen + 1, digits, n);
     return s; /* zeroed: terminated */
 }
 

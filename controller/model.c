@@ -1151,10 +1151,8 @@ struct line {
 static void
 put_str(struct line *l, const char *s)
 {
-    size_t n = strlen(s);
+    size_t n = strnlen(s, l->left);
 
-    if (n > l->left)
-        n = l->left;
     memcpy(l->p, s, n);
     l->p += n;
     l->left -= n;
@@ -1165,13 +1163,9 @@ static void
 put_u32(struct line *l, uint32_t v)
 {
     char d[11];
-    size_t n = sizeof(d) - 1;
 
-    d[n] = '\0';
-    do
-        d[--n] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    put_str(l, d + n);
+    u32_dec(v, d);
+    put_str(l, d);
 }
 
 static struct line
