@@ -198,6 +198,8 @@ struct ctl_node {
     bool mixed, mixed_known;
     uint32_t ninst; /* on it, stopping included */
     uint32_t nlive; /* on it and not stopping: counts against capacity */
+    /* Its place in name order and in node_v (scheduler.c), as of m->ranked_gen. */
+    uint32_t sched_rank, sched_ix;
     bool dirty, queued, notify;
     TAILQ_ENTRY(ctl_node) dirty_link;
     TAILQ_ENTRY(ctl_node) notify_link;
@@ -267,6 +269,9 @@ struct ctl_model {
     struct ctl_map *insts;    /* id -> instance */
     struct ctl_node **node_v; /* every node, registration order */
     size_t nnodes, node_cap;
+    uint64_t nodes_gen;  /* moves whenever node_v gains or loses a node */
+    uint64_t ranked_gen; /* the nodes_gen of the nodes' sched_rank */
+    bool ranked;
     uint64_t next_id;
     bool next_id_dirty;
     bool capacity_changed; /* try placing unplaced instances */

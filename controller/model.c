@@ -164,6 +164,7 @@ ctl_node_unlink(struct ctl_model *m, struct ctl_node *n, bool in_map)
     if (i < m->nnodes) {
         memmove(&m->node_v[i], &m->node_v[i + 1], (m->nnodes - i - 1) * sizeof(*m->node_v));
         m->nnodes--;
+        m->nodes_gen++;
     }
     if (in_map)
         ctl_map_del(m->nodes, n->name);
@@ -182,8 +183,10 @@ ctl_node_relink(struct ctl_model *m, struct ctl_node *n)
         m->node_v = v;
         m->node_cap = cap;
     }
-    if (ctl_map_put(m->nodes, n->name, n) == 0)
+    if (ctl_map_put(m->nodes, n->name, n) == 0) {
         m->node_v[m->nnodes++] = n;
+        m->nodes_gen++;
+    }
 }
 
 int
@@ -719,6 +722,7 @@ ctl_node_add(struct ctl_model *m, const char *name, struct ctl_node **out)
     if (rc < 0)
         goto out;
     m->node_v[m->nnodes++] = n;
+    m->nodes_gen++;
     ctl_undo_born_node(m, n);
     ctl_node_touch(m, n);
     *out = n;

@@ -150,6 +150,38 @@ Test(scheduler, least_loaded_breaks_ties_then_name, .timeout = 2)
     cr_assert_eq(out[2], a);
 }
 
+/* Ties go by name whatever the order the nodes came in, and still do after
+ * nodes came and went between two batches (the ranks are kept). */
+Test(scheduler, name_order_holds_as_nodes_come_and_go, .timeout = 2)
+{
+    struct ctl_node *d = node("d", 10, 5000, 5099), *b = node("b", 10, 5000, 5099), *out[3];
+    struct ctl_node *e, *a;
+
+    cr_assert_eq(ctl_sched_choose(m, app, "web", 2, out), 2);
+    cr_assert_eq(out[0], b);
+    cr_assert_eq(out[1], d);
+    e = node("e", 10, 5000, 5099);
+    cr_assert_eq(ctl_sched_choose(m, app, "web", 3, out), 3);
+    cr_assert_eq(out[0], b);
+    cr_assert_eq(out[1], d);
+    cr_assert_eq(out[2], e, "a node that came later is ranked by its name");
+    cr_assert_eq(ctl_node_remove(m, b), 0);
+    a = node("a", 10, 5000, 5099);
+    cr_assert_eq(ctl_sched_choose(m, app, "web", 3, out), 3);
+    cr_assert_eq(out[0], a);
+    cr_assert_eq(out[1], d);
+    cr_assert_eq(out[2], e);
+    /* Loads still come before names: d carries one more than a and e. */
+    put("worker", 1, a);
+    put("worker", 2, e);
+    put("worker", 3, d);
+    put("worker", 4, d);
+    cr_assert_eq(ctl_sched_choose(m, app, "web", 3, out), 3);
+    cr_assert_eq(out[0], a);
+    cr_assert_eq(out[1], e);
+    cr_assert_eq(out[2], d);
+}
+
 Test(scheduler, respects_capacity_and_free_ports, .timeout = 2)
 {
     struct ctl_node *a = node("a", 2, 5000, 5099), *b = node("b", 10, 6000, 6000), *out[10];
