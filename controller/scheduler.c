@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * scheduler.c: where new instances go. Pure: it reads the model and changes
- * nothing, so that it can be tested without a loop, a store or a socket.
+ * nothing in it but its own cache of the nodes' order (rank_nodes), so that
+ * it can be tested without a loop, a store or a socket.
  *
  * Filter: the node is ready, its live (not stopping) instances are below its
  * capacity, and its range has a free port: every instance takes a port, so a
@@ -26,13 +27,13 @@
 #include "ctl.h"
 
 /*
- * The scheduler's own table: one slot per node for the length of one call
- * (how many instances of the app's type it holds: its group; how many this
- * call gave it: taken; its live instances with those: load). The heap holds
- * the eligible slots themselves, with the node's place in name order (rank),
- * so that comparing two is three integer comparisons and never a look into
- * the node: at 10,000 nodes the nodes' structs and names do not fit in the
- * cache, and most comparisons of a batch are ties broken by name.
+ * The scheduler's own table, for the length of one call: a slot per eligible
+ * node (how many instances of the app's type it holds: its group; how many
+ * this call gave it: taken; its live instances with those: load), kept as a
+ * binary heap. A slot carries the node's place in name order (rank), so that
+ * comparing two is three integer comparisons and never a look into the node:
+ * at 10,000 nodes the nodes' structs and names do not fit in the cache, and
+ * most comparisons of a batch are ties broken by name.
  */
 struct slot {
     struct ctl_node *n;
@@ -120,14 +121,15 @@ ctl_sched_choose(struct ctl_model *m, const struct ctl_app *a, const char *type,
                  struct ctl_node **out)
 {
     struct ctl_instance *in;
-    struct slot *slots = NULL, *heap = NULL;
+    struct slot *heap = NULL;
+    uint32_t *group = NULL; /* by index in node_v */
     size_t hn = 0, i, placed = 0;
 
     if (n == 0 || m->nnodes == 0)
         return 0;
-    slots = calloc(m->nnodes, sizeof(*slots));
+    group = calloc(m->nnodes, sizeof(*group));
     heap = malloc(m->nnodes * sizeof(*heap));
-    if (slots == NULL || heap == NULL || rank_nodes(m) < 0)
+    if (group == NULL || heap == NULL || rank_nodes(m) < 0)
         goto out; /* nothing placed: the instances stay pending */
     LIST_FOREACH (in, &a->instances, app_link) {
         uint32_t ix;
@@ -136,14 +138,14 @@ ctl_sched_choose(struct ctl_model *m, const struct ctl_app *a, const char *type,
             continue;
         ix = in->node->sched_ix;
         if (ix < m->nnodes && m->node_v[ix] == in->node) /* else not a node of the model */
-            slots[ix].group++;
+            group[ix]++;
     }
     for (i = 0; i < m->nnodes; i++) {
-        slots[i].n = m->node_v[i];
-        slots[i].load = slots[i].n->nlive;
-        slots[i].rank = slots[i].n->sched_rank;
-        if (slot_eligible(&slots[i]))
-            heap[hn++] = slots[i];
+        struct ctl_node *nd = m->node_v[i];
+        struct slot s = {.n = nd, .group = group[i], .load = nd->nlive, .rank = nd->sched_rank};
+
+        if (slot_eligible(&s))
+            heap[hn++] = s;
     }
     for (i = hn / 2; i-- > 0;)
         heap_down(heap, hn, i);
@@ -161,7 +163,7 @@ ctl_sched_choose(struct ctl_model *m, const struct ctl_app *a, const char *type,
     }
 out:
     free(heap);
-    free(slots);
+    free(group);
     return placed;
 }
 
