@@ -270,8 +270,7 @@ struct ctl_model {
     struct ctl_node **node_v; /* every node, registration order */
     size_t nnodes, node_cap;
     uint64_t nodes_gen;  /* moves whenever node_v gains or loses a node */
-    uint64_t ranked_gen; /* the nodes_gen of the nodes' sched_rank */
-    bool ranked;
+    uint64_t ranked_gen; /* the nodes_gen of the nodes' sched_rank; 0: never (a node makes 1) */
     uint64_t next_id;
     bool next_id_dirty;
     bool capacity_changed; /* try placing unplaced instances */

@@ -99,7 +99,7 @@ rank_nodes(struct ctl_model *m)
     struct ctl_node **v;
     size_t i;
 
-    if (m->ranked_gen == m->nodes_gen && m->ranked)
+    if (m->ranked_gen == m->nodes_gen)
         return 0;
     v = malloc(m->nnodes * sizeof(*v));
     if (v == NULL)
@@ -112,7 +112,6 @@ rank_nodes(struct ctl_model *m)
         v[i]->sched_rank = (uint32_t)i;
     free(v);
     m->ranked_gen = m->nodes_gen;
-    m->ranked = true;
     return 0;
 }
 
