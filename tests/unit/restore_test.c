@@ -185,6 +185,9 @@ change_everything(struct ctl_model *m)
     cr_assert_eq(ctl_inst_new(m, a, "web", 3, 2, 0, &in), 0);
     cr_assert_eq(ctl_inst_place(m, in, n1, 0), 0);
     ctl_inst_set_state(m, w1, DROVER__INSTANCE_STATE__ST_CRASHED, 2000);
+    strcpy(w1->reason, "exited with status 3"); /* the journal keeps the one before */
+    ctl_inst_touch(m, w2);
+    w2->reason[0] = '\0';
     ctl_inst_stop(m, w2);
     ctl_inst_delete(m, ctl_inst_find(m, 3)); /* placed on n2 */
     ctl_inst_delete(m, ctl_inst_find(m, 4)); /* unplaced */
@@ -215,8 +218,10 @@ build(struct ctl_model *m)
     cr_assert_eq(ctl_inst_new(m, a, "web", 1, 1, 0, &in), 0); /* id 1 */
     cr_assert_eq(ctl_inst_place(m, in, n1, 0), 0);
     ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_UP, 10);
+    strcpy(in->reason, "up since the first start");
     cr_assert_eq(ctl_inst_new(m, a, "web", 2, 1, 0, &in), 0); /* id 2 */
     cr_assert_eq(ctl_inst_place(m, in, n1, 0), 0);
+    strcpy(in->reason, "a reason restored whole");
     cr_assert_eq(ctl_inst_new(m, a, "web", 3, 1, 0, &in), 0); /* id 3 */
     cr_assert_eq(ctl_inst_place(m, in, n2, 0), 0);
     cr_assert_eq(ctl_inst_new(m, a, "web", 5, 1, 0, &in), 0); /* id 4: unplaced */
