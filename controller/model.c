@@ -170,23 +170,38 @@ ctl_node_unlink(struct ctl_model *m, struct ctl_node *n, bool in_map)
         ctl_map_del(m->nodes, n->name);
 }
 
-/* A removed node comes back (undo.c). */
-void
-ctl_node_relink(struct ctl_model *m, struct ctl_node *n)
+/* n into the nodes' map and node_v (grown by doubling), a move of
+ * nodes_gen (the scheduler's ranks): 0, or a negative errno with nothing
+ * changed. */
+static int
+node_link(struct ctl_model *m, struct ctl_node *n)
 {
+    int rc;
+
     if (m->nnodes == m->node_cap) {
         size_t cap = m->node_cap ? m->node_cap * 2 : 16;
         struct ctl_node **v = realloc(m->node_v, cap * sizeof(*v));
 
         if (v == NULL)
-            return;
+            return -ENOMEM;
         m->node_v = v;
         m->node_cap = cap;
     }
-    if (ctl_map_put(m->nodes, n->name, n) == 0) {
-        m->node_v[m->nnodes++] = n;
-        m->nodes_gen++;
-    }
+    if ((rc = ctl_map_put(m->nodes, n->name, n)) < 0)
+        return rc;
+    m->node_v[m->nnodes++] = n;
+    m->nodes_gen++;
+    return 0;
+}
+
+/* A removed node comes back (undo.c). */
+void
+ctl_node_relink(struct ctl_model *m, struct ctl_node *n)
+{
+    int rc = node_link(m, n);
+
+    if (rc < 0)
+        log_error("node_relink_failed", "node=%s err=%d", log_q(n->name), rc);
 }
 
 int
@@ -692,7 +707,7 @@ ctl_node_find(const struct ctl_model *m, const char *name)
 int
 ctl_node_add(struct ctl_model *m, const char *name, struct ctl_node **out)
 {
-    struct ctl_node *n = NULL, **v;
+    struct ctl_node *n = NULL;
     int rc = -EINVAL;
 
     if (!name_node_valid(name))
@@ -704,25 +719,13 @@ ctl_node_add(struct ctl_model *m, const char *name, struct ctl_node **out)
     n = calloc(1, sizeof(*n));
     if (n == NULL)
         goto out;
-    if (m->nnodes == m->node_cap) {
-        size_t cap = m->node_cap ? m->node_cap * 2 : 16;
-
-        v = realloc(m->node_v, cap * sizeof(*v));
-        if (v == NULL)
-            goto out;
-        m->node_v = v;
-        m->node_cap = cap;
-    }
     strcpy(n->name, name);
     n->state = CTL_NODE_DOWN;
     n->admin = CTL_NODE_READY;
     n->port_min = n->port_max = 0;
     LIST_INIT(&n->instances);
-    rc = ctl_map_put(m->nodes, n->name, n);
-    if (rc < 0)
+    if ((rc = node_link(m, n)) < 0)
         goto out;
-    m->node_v[m->nnodes++] = n;
-    m->nodes_gen++;
     ctl_undo_born_node(m, n);
     ctl_node_touch(m, n);
     *out = n;
