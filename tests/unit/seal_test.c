@@ -167,7 +167,7 @@ Test(seal, wrong_key_unsealed_and_keyless)
 Test(seal, replays_reordering_and_stale_counters)
 {
     struct wire_sender s, other;
-    enum { N = 41 };
+    enum { N = 43 };
     uint8_t *buf[N];
     size_t len[N];
 
@@ -193,7 +193,7 @@ Test(seal, replays_reordering_and_stale_counters)
      * (7): message 0, never seen, is too old to tell from a replay. Message
      * 10 is above the floor: accepted once. */
     cr_assert_eq(open_rc(buf[9], len[9]), 0);
-    for (int i = 11; i < N; i++)
+    for (int i = 11; i <= 40; i++)
         cr_assert_eq(open_rc(buf[i], len[i]), 0, "message %d", i);
     cr_assert_eq(open_rc(buf[0], len[0]), -ESTALE);
     cr_assert_eq(open_rc(buf[7], len[7]), -ESTALE);
@@ -201,6 +201,14 @@ Test(seal, replays_reordering_and_stale_counters)
     cr_assert_eq(open_rc(buf[10], len[10]), 0);
     cr_assert_eq(open_rc(buf[10], len[10]), -EALREADY);
     cr_assert_eq(open_rc(buf[40], len[40]), -EALREADY);
+    /* 10 went in between 9 and 11 (8, the smallest, became the floor): two
+     * more at the top forget the two smallest, 9 then 10, and 11 is still
+     * remembered. */
+    cr_assert_eq(open_rc(buf[41], len[41]), 0);
+    cr_assert_eq(open_rc(buf[42], len[42]), 0);
+    cr_assert_eq(open_rc(buf[9], len[9]), -ESTALE);
+    cr_assert_eq(open_rc(buf[10], len[10]), -ESTALE);
+    cr_assert_eq(open_rc(buf[11], len[11]), -EALREADY);
     for (int i = 0; i < N; i++)
         free(buf[i]);
 
