@@ -50,6 +50,13 @@
 #define SPREP_PART_KEEP 16384    /* a partial-frame buffer kept between frames */
 #define SPREP_ACCEPT_LOG_MS 1000 /* at most one accept_failed line a second */
 #define SPREP_HELLO_MS 1000      /* a peer has this long to say what it is */
+/* An agent's watch is held for minutes with nothing on its connection
+ * (controller/ctl.h, CTL_WATCH_HOLD_MAX_MS): a TCP keepalive after this many
+ * idle seconds keeps the flow in a NAT or load balancer that forgets idle
+ * ones after a few minutes (Azure's default is 4), and tells a peer that
+ * vanished from one that is quiet. The kernel sends it; the loop never
+ * wakes for it. */
+#define SPREP_KEEPALIVE_S 30
 
 TAILQ_HEAD(sprep_q, nnuv_msg);
 
@@ -444,6 +451,7 @@ on_connection(uv_stream_t *l, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_keepalive(&c->tcp, 1, SPREP_KEEPALIVE_S);
     sp_hello(hello, SP_PROTO_REP);
     if (conn_write(c, hello, sizeof(hello), NULL, 0) < 0)
         return;

@@ -5,7 +5,7 @@
  * in; a peer that is not a REQ socket, sends too much or sends garbage loses
  * its connection and nothing else; a newer request on a connection replaces
  * the one still queued; an answer to a peer gone is dropped. Ports
- * 15870-15882, one per test (Criterion runs them side by side).
+ * 15870-15883, one per test (Criterion runs them side by side).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -539,6 +540,51 @@ Test(sprep, a_peer_that_never_says_what_it_is_is_disconnected)
     fd = raw_client(15881);
     /* Connected, and silent: closed within 2-3 s (two sweeps). */
     cr_assert(closed_within(&sv, fd, 5000));
+    close(fd);
+    finish(&sv);
+}
+
+/* The server's end of the connection whose client end is cfd. */
+static int
+server_end(int cfd, int port)
+{
+    struct sockaddr_in me, a, b;
+    socklen_t len = sizeof(me);
+
+    cr_assert_eq(getsockname(cfd, (struct sockaddr *)&me, &len), 0);
+    for (int fd = 3; fd < 1024; fd++) {
+        socklen_t la = sizeof(a), lb = sizeof(b);
+
+        if (fd == cfd || getsockname(fd, (struct sockaddr *)&a, &la) < 0 ||
+            getpeername(fd, (struct sockaddr *)&b, &lb) < 0 || a.sin_family != AF_INET)
+            continue;
+        if (ntohs(a.sin_port) == port && b.sin_port == me.sin_port)
+            return fd;
+    }
+    return -1;
+}
+
+/* A watch is held for minutes on a connection that carries nothing
+ * meanwhile: the server's end sends TCP keepalives well inside the idle
+ * timeouts of NATs and load balancers (a few minutes). */
+Test(sprep, an_idle_connection_is_kept_alive)
+{
+    struct server sv;
+    int fd, sfd = -1, on = 0, idle = 0;
+    socklen_t len = sizeof(on);
+
+    serve(&sv, 15883, true);
+    fd = raw_client(15883);
+    for (uint64_t end = mono_ms() + 2000; sfd < 0 && mono_ms() < end;) {
+        pump(&sv, 10);
+        sfd = server_end(fd, 15883);
+    }
+    cr_assert_geq(sfd, 0, "the server never accepted the connection");
+    cr_assert_eq(getsockopt(sfd, SOL_SOCKET, SO_KEEPALIVE, &on, &len), 0);
+    cr_assert_eq(on, 1, "no TCP keepalive on the server's end");
+    len = sizeof(idle);
+    cr_assert_eq(getsockopt(sfd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len), 0);
+    cr_assert(idle > 0 && idle <= 60, "keepalive after %d s idle", idle);
     close(fd);
     finish(&sv);
 }
