@@ -929,11 +929,17 @@ void ctl_watches_close(struct ctl_watches *ws);
 /* The longest watch held (watch.c): a node that takes summonses, while its
  * datagrams come. Its length is not what finds a lost connection: an answer
  * that no sync follows within two heartbeats is (the node is summoned). So
- * it is long, and its agent's syncs are few: 60 s (bench, 1,000 agents:
- * TCP syncs in a quiet cluster 32 -> 16 a second, CPU per quiet heartbeat
- * 11-12 -> 9.4-9.7 us). A node heard by UDP that takes none: at most
- * CTL_BEAT_HOLD_MAX_MS (ctl_beat_watch_ms). */
-#define CTL_WATCH_HOLD_MAX_MS 60000u
+ * it is long, and its agent's syncs are few: 300 s, the default wait of
+ * Nomad's blocking queries (bench, 1,000 agents: 30 s -> 60 s took the TCP
+ * syncs of a quiet cluster from 32 to 16 a second and the CPU per quiet
+ * heartbeat from 11-12 to 9.4-9.7 us; a window without them measures 3.7
+ * us, so each ended watch, an answer and the next sync, cost 130-330 us;
+ * 60 s -> 300 s: 16 -> 3 a second). The agent endpoint keeps its idle
+ * connections alive with TCP keepalives (sprep.c), so a NAT or load
+ * balancer that forgets idle flows after a few minutes does not lose a held
+ * watch. A node heard by UDP that takes none: at most CTL_BEAT_HOLD_MAX_MS
+ * (ctl_beat_watch_ms). */
+#define CTL_WATCH_HOLD_MAX_MS 300000u
 #define CTL_BEAT_HOLD_MAX_MS 30000u
 
 /* beat.c: sealed UDP heartbeats on the agent endpoint's address and port */

@@ -36,7 +36,7 @@
  * then nothing changes.
  *
  * Summonses (issue 15; docs/protocol.md, "Summonses"): a controller that
- * says summon_watch_ms holds this node's watch that long (60 s) while it
+ * says summon_watch_ms holds this node's watch that long (300 s) while it
  * hears its datagrams, which then say takes_summons and go to every
  * controller known, not only the one followed. A controller that hears this
  * node and holds no watch of it (a new leader, a controller back from a
@@ -81,8 +81,8 @@
 enum req_kind { K_REGISTER, K_SYNC };
 
 #define RESEND_BEATS 3
-#define UDP_HOLD_BEATS 4          /* the longest watch asked for when heartbeats go by UDP */
-#define SUMMON_HOLD_MAX_MS 60000u /* ... and when the controller summons */
+#define UDP_HOLD_BEATS 4           /* the longest watch asked for when heartbeats go by UDP */
+#define SUMMON_HOLD_MAX_MS 300000u /* ... and when the controller summons */
 
 /* Where heartbeat datagrams go: one controller endpoint's UDP address, at
  * once for a numeric host, else resolved off the loop. */

@@ -491,8 +491,9 @@ udp_rcvbuf_errors(void)
  *
  * After the placement (settle_ms): its tail (the last commits, the queued
  * requests it shed) is not a quiet heartbeat's. The watches the placement's
- * syncs took (held 45-60 s) still all end inside the window, 61 s long and
- * opened at most 15 s after them.
+ * syncs took (held 225-300 s: controller/ctl.h, CTL_WATCH_HOLD_MAX_MS) still
+ * all end inside the window, 301 s long by default and opened at most 15 s
+ * after them.
  */
 #define SETTLE_PCT 20
 #define SETTLE_MAX_MS 15000

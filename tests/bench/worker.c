@@ -198,7 +198,7 @@ watch_ms(const struct worker *w)
 
     if (w->summon_watch_ms > 0) {
         ms = w->summon_watch_ms;
-        max = 60000;
+        max = 300000; /* node-agent/conn.c's SUMMON_HOLD_MAX_MS */
     }
     return ms < w->heartbeat_ms ? w->heartbeat_ms : ms > max ? max : ms;
 }
@@ -574,7 +574,7 @@ command(struct worker *w, const char *line)
         struct sim *s = &w->sims[idx - w->cfg->first];
 
         /* The controller's node timeout runs from the last message it
-         * heard: a request, or (a watch held up to 60 s) a UDP heartbeat. */
+         * heard: a request, or (a watch held up to 300 s) a UDP heartbeat. */
         uint64_t last = s->sent_ns > s->udp_ns ? s->sent_ns : s->udp_ns;
 
         s->silent = true;
