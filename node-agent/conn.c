@@ -110,6 +110,7 @@ struct agt_conn {
     enum agt_conn_state st; /* states.c's table */
     bool said_leaving;      /* syncs say so (agt_conn_leave) */
     bool sent_leaving;      /* the request in flight said so */
+    bool sent_last;         /* the request in flight is the last sync */
     uint64_t leave_at;      /* uv_now of agt_conn_leave */
     uv_timer_t heartbeat;
     uv_timer_t soon; /* 0 ms: coalesces the changes of one loop iteration */
@@ -247,6 +248,7 @@ send_register(struct agt_conn *c)
     if (rc == 0) {
         c->kind = K_REGISTER;
         c->sent_watch = false;
+        c->sent_last = false;
         c->sent_full = true;
         c->sent_digest = digest;
         agt_reports_sent(c->agt, c->seq);
@@ -288,6 +290,7 @@ send_sync(struct agt_conn *c)
     if (rc == 0) {
         c->kind = K_SYNC;
         c->sent_leaving = r.leaving;
+        c->sent_last = is_last(c);
         c->sent_full = r.full;
         c->sent_watch = r.watch_ms > 0;
         c->sent_digest = digest;
@@ -460,12 +463,16 @@ on_sync_rep(struct agt_conn *c, const Drover__SyncRep *r)
     } else if (was_full) {
         c->want_full = false;
     }
-    if (is_last(c))
-        conn_apply(c, AGT_CE_LAST_ANSWERED);
-    else if (c->sent_leaving)
+    /* A reply to a request sent before the last sync (which then waits
+     * for it, again) answers nothing about the last report. */
+    if (is_last(c)) {
+        if (c->sent_last)
+            conn_apply(c, AGT_CE_LAST_ANSWERED);
+    } else if (c->sent_leaving) {
         agt_leave_acked(c->agt);
-    else
+    } else {
         watch_again(c, r);
+    }
 }
 
 static void on_silent(struct agt_conn *c);
@@ -500,7 +507,7 @@ on_reply(struct rpc *rpc, struct rpc_reply *rep, void *arg)
             log_warn("bad_message", "sock=agent err=%s version=%u sender=%s",
                      log_q(wire_strerror(rep->err)), (unsigned)rep->hdr.version,
                      log_q(rep->hdr.sender));
-        if (is_last(c))
+        if (c->sent_last)
             conn_apply(c, AGT_CE_LAST_ANSWERED);
         return;
     }
@@ -523,7 +530,7 @@ on_reply(struct rpc *rpc, struct rpc_reply *rep, void *arg)
                  log_q(m->error->message));
         if (c->kind == K_REGISTER && m->error->code == DROVER__ERROR_CODE__ERR_CONFLICT)
             agt_refused(c->agt, m->error->message);
-        if (is_last(c))
+        if (c->sent_last)
             conn_apply(c, AGT_CE_LAST_ANSWERED);
         break;
     default:

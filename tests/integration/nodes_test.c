@@ -4,9 +4,10 @@
  * runs anywhere, root or not): an agent killed with SIGKILL and started
  * again leaves nothing unmanaged; a second agent with a taken name is
  * refused and goes; a scale beyond capacity waits, pending with its reason,
- * and is placed when capacity appears. Each controller binds four ports
- * (API, agents, notify, logs): 7470-7473, 7474-7477 and 7520-7523. App
- * ports 6500-6899.
+ * and is placed when capacity appears; a leaving agent's last report
+ * reaches the controller even when an older request's reply comes first.
+ * Each controller binds four ports (API, agents, notify, logs): 7470-7473,
+ * 7474-7477, 7520-7523 and 7524-7527. App ports 6500-6899.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -252,4 +253,56 @@ Test(nodes, scale_beyond_capacity_waits_pending_and_is_placed_when_capacity_appe
     cr_assert(wait_web(6, 6, 30000, &ps), "the pending instances were never placed");
     cr_assert_eq(h_ps_count(&ps, "web", "up", "n3"), 2);
     cr_assert_eq(h_count_procs(C.dir, "python3"), 6);
+}
+
+/*
+ * A leaving agent's last sync waits for the request already in flight; the
+ * reply to that one, built before its instance stopped, is not the answer
+ * to the last report. The controller is stopped from before the instance
+ * stops until just after, so a request built earlier is always in flight
+ * when the last sync is wanted (a heartbeat goes out within 300 ms of the
+ * stop, and each one unanswered is replaced at once by a fresh one).
+ */
+Test(nodes, a_leaving_agent_s_last_report_is_not_taken_as_answered_by_an_older_reply)
+{
+    struct h_ps ps;
+    char *err = NULL;
+    int n1, ctl = 0, st;
+    long mark;
+
+    setup("lastsync", 7524);
+    n1 = agent("n1", "n1", "agent-n1", "6850-6874", "10");
+    cr_assert(h_wait_log(&C, n1, "event=ready", 10000));
+    cr_assert(
+        h_wait_log(&C, agent("n2", "n2", "agent-n2", "6875-6899", "10"), "event=ready", 10000));
+    cr_assert_eq(CLI(NULL, &err, "scale", "shop", "web=2"), 0, "%s", err);
+    free(err);
+    cr_assert(wait_web(2, 2, 30000, &ps), "web=2 never came up");
+    cr_assert_eq(h_ps_count(&ps, "web", "up", "n1"), 1, "web=2 is not spread over both nodes");
+
+    /* SIGTERM: the replacement comes up on n2, then n1 drains its web, which
+     * takes its shutdown delay (1 s) to stop. */
+    mark = h_log_size(&C, n1);
+    kill(C.procs[n1].pid, SIGTERM);
+    cr_assert(h_wait_log(&C, n1, "reason=moved", 20000), "n1 never drained");
+    cr_assert_eq(h_log_after(&C, n1, "on=group_gone", mark), -1,
+                 "the web stopped before its shutdown delay");
+    cr_assert_eq(kill(C.procs[ctl].pid, SIGSTOP), 0);
+    {
+        bool gone = h_wait_log(&C, n1, "on=group_gone", 10000);
+
+        kill(C.procs[ctl].pid, SIGCONT);
+        cr_assert(gone, "n1's web never stopped");
+    }
+    st = wait_exit(n1, 10000);
+    /* At once, before n1's silence could make it down: the controller has
+     * the last report, which says the web stopped. */
+    h_get_ps(&C, "shop", &ps);
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "n1 exit status %d", st);
+    cr_assert_not(h_log_has(&C, n1, "event=last_sync_timeout"),
+                  "the last sync went unanswered for its whole wait");
+    cr_assert_eq(h_ps_count(&ps, NULL, NULL, "n1"), 0,
+                 "the controller never heard that n1's web stopped (%d listed on n1)",
+                 h_ps_count(&ps, NULL, NULL, "n1"));
+    cr_assert(wait_web(2, 2, 5000, &ps), "web=2 is not what is left");
 }
