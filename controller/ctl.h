@@ -492,7 +492,9 @@ void ctl_node_changed(struct ctl_model *m, struct ctl_node *n); /* set changed: 
 /* Set liveness, admin state and leaving; derive state; flag what it affects. */
 void ctl_node_update(struct ctl_model *m, struct ctl_node *n, bool down, enum ctl_node_state admin,
                      bool leaving);
-/* A down node that is being drained holds nothing: forget its lost instances. */
+/* A down node that is being drained, or whose agent said it was leaving
+ * (it stops everything before it exits), holds nothing: forget its
+ * stopping and lost instances. */
 void ctl_node_forget_lost(struct ctl_model *m, struct ctl_node *n);
 const char *ctl_node_state_name(enum ctl_node_state st);
 int ctl_node_state_parse(const char *s, enum ctl_node_state *st);

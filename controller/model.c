@@ -828,15 +828,15 @@ ctl_node_forget_lost(struct ctl_model *m, struct ctl_node *n)
 {
     struct ctl_instance *in, *next;
 
-    if (n->state != CTL_NODE_DOWN || n->admin != CTL_NODE_DRAINING)
+    if (n->state != CTL_NODE_DOWN || (n->admin != CTL_NODE_DRAINING && !n->leaving))
         return;
     for (in = LIST_FIRST(&n->instances); in != NULL; in = next) {
         next = LIST_NEXT(in, node_link);
         if (!in->stopping)
             continue;
-        log_info("instance_forgotten",
-                 "app=%s inst=%s.%u id=%llu node=%s reason=drained_while_down", in->app->name,
-                 in->type, in->idx, (unsigned long long)in->id, n->name);
+        log_info("instance_forgotten", "app=%s inst=%s.%u id=%llu node=%s reason=%s", in->app->name,
+                 in->type, in->idx, (unsigned long long)in->id, n->name,
+                 n->leaving ? "left" : "drained_while_down");
         ctl_inst_delete(m, in);
     }
 }

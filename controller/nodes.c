@@ -22,7 +22,10 @@
  * places replacements elsewhere and stops each evicted instance once its
  * replacement is up (the settle before the commit runs it). A node that is
  * down when drained has nothing running to wait for: its lost instances,
- * already replaced, are forgotten.
+ * already replaced, are forgotten. So are those of a node whose agent said
+ * it was leaving and then went silent: it stops everything before it exits
+ * (or when it cannot reach this controller), so its last report lost on the
+ * way leaves nothing listed.
  */
 #include <stdio.h>
 #include <string.h>

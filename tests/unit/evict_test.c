@@ -331,6 +331,55 @@ Test(evict, a_node_down_while_draining_holds_nothing, .timeout = 2)
     cr_assert_null(find(1, a, false));
 }
 
+/* As agents.c's node_down: down, and what was not stopping is lost. */
+static void
+node_down(struct ctl_node *n)
+{
+    struct ctl_instance *in;
+
+    ctl_node_update(m, n, true, n->admin, n->leaving);
+    LIST_FOREACH (in, &n->instances, node_link) {
+        if (in->stopping)
+            continue;
+        ctl_inst_stop(m, in);
+        ctl_inst_set_state(m, in, DROVER__INSTANCE_STATE__ST_LOST, 3);
+    }
+    ctl_node_forget_lost(m, n);
+}
+
+/* An agent that said it was leaving and went silent stopped everything it
+ * ran before it exited (its last report lost on the way): nothing of it is
+ * listed on. A node that died without a word shows its lost instance. */
+Test(evict, a_node_down_after_leaving_holds_nothing, .timeout = 2)
+{
+    struct ctl_node *a = node("a", 10), *b = node("b", 10), *c = node("c", 10);
+    struct ctl_instance *orig, *repl = NULL, *in;
+
+    scale(3);
+    all_up();
+    orig = LIST_FIRST(&a->instances);
+    cr_assert_not_null(orig, "spread: a holds one");
+    ctl_node_update(m, a, false, a->admin, true);
+    cr_assert_eq(ctl_settle(m, 2000), 0);
+    LIST_FOREACH (in, &app->instances, app_link) {
+        if (in != orig && in->idx == orig->idx)
+            repl = in;
+    }
+    cr_assert_not_null(repl, "no replacement");
+    report_up(repl);
+    cr_assert(orig->stopping, "its replacement is up: it goes");
+    node_down(a);
+    cr_assert_eq(a->ninst, 0, "a left: its draining instance is forgotten");
+    cr_assert_eq(count(NULL, true), 0);
+
+    /* c dies without leaving: its web is lost, shown, and replaced. */
+    node_down(c);
+    cr_assert_eq(c->ninst, 1, "a dead node's instance is shown lost");
+    cr_assert_str_eq(ctl_inst_state_name(LIST_FIRST(&c->instances)), "lost");
+    cr_assert_eq(ctl_settle(m, 3000), 0);
+    cr_assert_eq(b->nlive, 3);
+}
+
 Test(evict, node_state_is_derived_and_admin_survives_down, .timeout = 2)
 {
     struct ctl_node *a = node("a", 10);
