@@ -111,6 +111,21 @@ wait_formation(int web, int worker, int timeout_ms, struct h_ps *ps)
     return false;
 }
 
+/* What ps lists, for a failure's message: "web.1 up n2, ..." (static). */
+static const char *
+listed(const struct h_ps *ps)
+{
+    static char buf[2048];
+    size_t len = 0;
+
+    buf[0] = '\0';
+    for (int i = 0; i < ps->n && len < sizeof(buf); i++)
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s %s %s", i ? ", " : "",
+                                j_get(&ps->o[i], "name"), j_get(&ps->o[i], "state"),
+                                j_get(&ps->o[i], "node"));
+    return buf;
+}
+
 /* Does every up web of ps answer on its host:port, asked from host `from`? */
 static bool
 webs_answer(const struct h_ps *ps, int from)
@@ -510,7 +525,7 @@ Test(hosts, sigterm_an_agent_it_leaves_replacements_first_and_exits_0)
               "the agent drained before its instances were moved");
     C.hosts[victim].proc = -1;
     cr_assert_geq(min_up, 3, "fewer than 3 webs up while the agent left (%d)", min_up);
-    cr_assert(wait_formation(3, 0, 10000, &ps));
+    cr_assert(wait_formation(3, 0, 10000, &ps), "not web=3 alone: %s", listed(&ps));
     cr_assert_eq(h_ps_count(&ps, NULL, NULL, node), 0);
     cr_assert_eq(hn_count_in(&C, victim), 0, "something is left running on the host");
     cr_assert_eq(webs_running(), 3);
