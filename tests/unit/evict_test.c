@@ -179,15 +179,37 @@ find(uint32_t idx, const struct ctl_node *on, bool stopping)
     return NULL;
 }
 
-Test(evict, drain_places_replacements_elsewhere_and_stops_each_once_it_is_up, .timeout = 2)
+/* Three nodes a, b, c and web=3 up, one on each: a's, which is returned. */
+static struct ctl_instance *
+spread_three(struct ctl_node **a, struct ctl_node **b, struct ctl_node **c)
 {
-    struct ctl_node *a = node("a", 10), *b = node("b", 10), *c = node("c", 10);
-    struct ctl_instance *orig, *repl = NULL, *in;
-
+    *a = node("a", 10);
+    *b = node("b", 10);
+    *c = node("c", 10);
     scale(3);
     all_up();
-    orig = LIST_FIRST(&a->instances);
-    cr_assert_not_null(orig, "spread: a holds one");
+    cr_assert_not_null(LIST_FIRST(&(*a)->instances), "spread: a holds one");
+    return LIST_FIRST(&(*a)->instances);
+}
+
+/* The instance with orig's name that is not orig, or NULL. */
+static struct ctl_instance *
+replacement(const struct ctl_instance *orig)
+{
+    struct ctl_instance *in, *r = NULL;
+
+    LIST_FOREACH (in, &app->instances, app_link) {
+        if (in != orig && in->idx == orig->idx)
+            r = in;
+    }
+    return r;
+}
+
+Test(evict, drain_places_replacements_elsewhere_and_stops_each_once_it_is_up, .timeout = 2)
+{
+    struct ctl_node *a, *b, *c;
+    struct ctl_instance *orig = spread_three(&a, &b, &c), *repl;
+
     cr_assert_eq(a->nlive, 1);
 
     ctl_node_update(m, a, false, CTL_NODE_DRAINING, false);
@@ -195,10 +217,7 @@ Test(evict, drain_places_replacements_elsewhere_and_stops_each_once_it_is_up, .t
     cr_assert(ctl_inst_evicted(orig));
     cr_assert_eq(ctl_settle(m, 2000), 0);
     /* A replacement with the same name, elsewhere; the original runs on. */
-    LIST_FOREACH (in, &app->instances, app_link) {
-        if (in != orig && in->idx == orig->idx)
-            repl = in;
-    }
+    repl = replacement(orig);
     cr_assert_not_null(repl, "no replacement");
     cr_assert(repl->node == b || repl->node == c, "the replacement must not go to a");
     cr_assert_not(orig->stopping, "stopped before its replacement was up");
@@ -352,19 +371,12 @@ node_down(struct ctl_node *n)
  * listed on. A node that died without a word shows its lost instance. */
 Test(evict, a_node_down_after_leaving_holds_nothing, .timeout = 2)
 {
-    struct ctl_node *a = node("a", 10), *b = node("b", 10), *c = node("c", 10);
-    struct ctl_instance *orig, *repl = NULL, *in;
+    struct ctl_node *a, *b, *c;
+    struct ctl_instance *orig = spread_three(&a, &b, &c), *repl;
 
-    scale(3);
-    all_up();
-    orig = LIST_FIRST(&a->instances);
-    cr_assert_not_null(orig, "spread: a holds one");
     ctl_node_update(m, a, false, a->admin, true);
     cr_assert_eq(ctl_settle(m, 2000), 0);
-    LIST_FOREACH (in, &app->instances, app_link) {
-        if (in != orig && in->idx == orig->idx)
-            repl = in;
-    }
+    repl = replacement(orig);
     cr_assert_not_null(repl, "no replacement");
     report_up(repl);
     cr_assert(orig->stopping, "its replacement is up: it goes");
