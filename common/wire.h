@@ -97,6 +97,11 @@ int wire_seal(struct wire_sender *s, const Drover__Message *msg, uint8_t **out, 
 int wire_seal_raw(struct wire_sender *s, const uint8_t *body, size_t blen, uint8_t **out,
                   size_t *outlen);
 
+/* A nonce of fresh kernel randomness, never handed out twice: taken from a
+ * per-thread pool that one getrandom(2) fills for 170 of them; a forked
+ * child starts with an empty pool, never with its parent's. */
+void wire_nonce(uint8_t nonce[WIRE_NONCE_BYTES]);
+
 struct wire_header {
     uint32_t version;
     char sender[64];

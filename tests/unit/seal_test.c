@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Sealed envelopes: AEAD round trip, every byte authenticated, wrong keys,
- * unsealed envelopes, replays and reordering, refusals, key derivation, and
- * what sealing costs.
+ * unsealed envelopes, replays and reordering, refusals, key derivation,
+ * nonces that never repeat, and what sealing costs.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 #include "wire.h"
@@ -294,6 +296,47 @@ mono_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int
+nonce_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, WIRE_NONCE_BYTES);
+}
+
+/* Nonces come from a pool of kernel randomness: none repeats over several
+ * refills, and a child forked with the pool half used (holding a copy of
+ * it) hands out none of its parent's. */
+Test(seal, nonces_never_repeat_across_refills_and_forks)
+{
+    enum { N = 1000 }; /* about six pools */
+    static uint8_t v[N + 1][WIRE_NONCE_BYTES];
+    uint8_t child[WIRE_NONCE_BYTES];
+    int fds[2], st;
+    pid_t pid;
+
+    for (int i = 0; i < N; i++)
+        wire_nonce(v[i]);
+    cr_assert_eq(pipe(fds), 0);
+    pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        wire_nonce(child);
+        _exit(write(fds[1], child, sizeof(child)) == sizeof(child) ? 0 : 1);
+    }
+    wire_nonce(v[N]);
+    cr_assert_eq(read(fds[0], child, sizeof(child)), (ssize_t)sizeof(child));
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    close(fds[0]);
+    close(fds[1]);
+    qsort(v, N + 1, WIRE_NONCE_BYTES, nonce_cmp);
+    for (int i = 0; i <= N; i++) {
+        cr_assert(i == 0 || memcmp(v[i - 1], v[i], WIRE_NONCE_BYTES) != 0,
+                  "a nonce was handed out twice");
+        cr_assert_neq(memcmp(child, v[i], WIRE_NONCE_BYTES), 0,
+                      "the forked child handed out one of its parent's nonces");
+    }
 }
 
 Test(seal, costs_microseconds)
