@@ -18,10 +18,12 @@
  * longer in the assignment set and no longer counts against capacity.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "ctl.h"
 #include "http.h"
@@ -872,6 +874,90 @@ ctl_node_state_parse(const char *s, enum ctl_node_state *st)
 
 /* ---- instances ---- */
 
+/*
+ * Instances come from slabs of INST_SLAB, mapped with MAP_POPULATE (their
+ * pages faulted in by one call), and a freed one goes on a free list for
+ * the next, never back to the system. Measured (issue 15, perf over a
+ * scale to 100,000 instances on 10,000 simulated agents): calloc's walk of
+ * the heap and the faults of the fresh pages it handed out were 14 % of the
+ * scale call. Under AddressSanitizer they are calloc and free, so that a
+ * use after free is still caught. Any thread may take or give one (a lock:
+ * the loop's is the only caller in practice).
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define INST_PLAIN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define INST_PLAIN 1
+#endif
+#endif
+
+#ifndef INST_PLAIN
+#define INST_SLAB 1024
+
+struct inst_free {
+    struct inst_free *next;
+};
+
+static pthread_mutex_t inst_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct inst_free *inst_free_list;
+
+/* A new slab's instances onto the free list; false when no memory. */
+static bool
+inst_slab(void)
+{
+    size_t len = INST_SLAB * sizeof(struct ctl_instance);
+    char *p =
+        mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+    if (p == MAP_FAILED)
+        return false;
+    for (size_t i = INST_SLAB; i-- > 0;) {
+        struct inst_free *f = (struct inst_free *)(p + i * sizeof(struct ctl_instance));
+
+        f->next = inst_free_list;
+        inst_free_list = f;
+    }
+    return true;
+}
+#endif
+
+static struct ctl_instance *
+inst_alloc(void)
+{
+#ifdef INST_PLAIN
+    return calloc(1, sizeof(struct ctl_instance));
+#else
+    struct inst_free *f;
+
+    pthread_mutex_lock(&inst_lock);
+    if (inst_free_list == NULL && !inst_slab()) {
+        pthread_mutex_unlock(&inst_lock);
+        return NULL;
+    }
+    f = inst_free_list;
+    inst_free_list = f->next;
+    pthread_mutex_unlock(&inst_lock);
+    memset(f, 0, sizeof(struct ctl_instance));
+    return (struct ctl_instance *)f;
+#endif
+}
+
+static void
+inst_release(struct ctl_instance *in)
+{
+#ifdef INST_PLAIN
+    free(in);
+#else
+    struct inst_free *f = (struct inst_free *)in;
+
+    pthread_mutex_lock(&inst_lock);
+    f->next = inst_free_list;
+    inst_free_list = f;
+    pthread_mutex_unlock(&inst_lock);
+#endif
+}
+
 struct ctl_instance *
 ctl_inst_find(const struct ctl_model *m, uint64_t id)
 {
@@ -896,7 +982,7 @@ ctl_inst_new(struct ctl_model *m, struct ctl_app *a, const char *type, uint32_t 
         id = m->next_id;
     if (ctl_inst_find(m, id) != NULL)
         return -EEXIST;
-    in = calloc(1, sizeof(*in));
+    in = inst_alloc();
     if (in == NULL)
         return -ENOMEM;
     in->id = id;
@@ -909,7 +995,7 @@ ctl_inst_new(struct ctl_model *m, struct ctl_app *a, const char *type, uint32_t 
     in->stored = m->loading;
     rc = ctl_map_puti(m->insts, id, in);
     if (rc < 0) {
-        free(in);
+        inst_release(in);
         return rc;
     }
     if (id >= m->next_id) {
@@ -1034,7 +1120,7 @@ ctl_inst_free(struct ctl_instance *in)
     if (in == NULL)
         return;
     free(in->command);
-    free(in);
+    inst_release(in);
 }
 
 void
