@@ -509,6 +509,8 @@ on_reply(struct rpc *rpc, struct rpc_reply *rep, void *arg)
                      log_q(rep->hdr.sender));
         if (c->sent_last)
             conn_apply(c, AGT_CE_LAST_ANSWERED);
+        else if (is_last(c))
+            send_next(c); /* the last sync waited for this one */
         return;
     }
     switch (m->body_case) {
