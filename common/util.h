@@ -19,6 +19,16 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* DROVER_ASAN: built with AddressSanitizer (GCC says so with
+ * __SANITIZE_ADDRESS__, clang with __has_feature). */
+#if defined(__SANITIZE_ADDRESS__)
+#define DROVER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DROVER_ASAN 1
+#endif
+#endif
+
 /* [a-z][a-z0-9-]{0,29} */
 bool name_app_valid(const char *s);
 /* [A-Za-z0-9_-]{1,30}, case-sensitive (as Heroku) */

@@ -884,15 +884,7 @@ ctl_node_state_parse(const char *s, enum ctl_node_state *st)
  * use after free is still caught. Any thread may take or give one (a lock:
  * the loop's is the only caller in practice).
  */
-#if defined(__SANITIZE_ADDRESS__)
-#define INST_PLAIN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define INST_PLAIN 1
-#endif
-#endif
-
-#ifndef INST_PLAIN
+#ifndef DROVER_ASAN
 #define INST_SLAB 1024
 
 struct inst_free {
@@ -925,7 +917,7 @@ inst_slab(void)
 static struct ctl_instance *
 inst_alloc(void)
 {
-#ifdef INST_PLAIN
+#ifdef DROVER_ASAN
     return calloc(1, sizeof(struct ctl_instance));
 #else
     struct inst_free *f;
@@ -946,7 +938,7 @@ inst_alloc(void)
 static void
 inst_release(struct ctl_instance *in)
 {
-#ifdef INST_PLAIN
+#ifdef DROVER_ASAN
     free(in);
 #else
     struct inst_free *f = (struct inst_free *)in;

@@ -95,18 +95,12 @@
 
 #include "agt.h"
 #include "log.h"
+#include "util.h"
 
 /* The child of clone_into runs on a stack inside the caller's frame and
  * shares its memory: under AddressSanitizer, the child's frames leave that
  * region poisoned for the caller, which is made whole again afterwards. */
-#if defined(__SANITIZE_ADDRESS__)
-#define SPAWN_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SPAWN_ASAN 1
-#endif
-#endif
-#ifdef SPAWN_ASAN
+#ifdef DROVER_ASAN
 #include <sanitizer/asan_interface.h>
 #define stack_whole(p, n) __asan_unpoison_memory_region((p), (n))
 #else
