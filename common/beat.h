@@ -27,6 +27,10 @@
 #include "wire.h"
 
 #define BEAT_DATAGRAM_MAX 1024 /* a heartbeat is ~150 bytes; larger is refused */
+/* The longest watch an agent that sends heartbeats asks for, in heartbeats
+ * (node-agent/conn.c), and in ms when the controller summons it. */
+#define BEAT_UDP_HOLD_BEATS 4
+#define BEAT_SUMMON_HOLD_MAX_MS 300000u
 
 struct beat {
     char node[NODE_NAME_MAX + 1];

@@ -29,7 +29,7 @@
  * (RegisterRep/SyncRep.udp_watch_ms), each heartbeat also sends one sealed
  * datagram (common/beat.h: node, boot, generation, digest, counter) to the
  * controller the RPC client follows, and the watch asks for udp_watch_ms
- * (half the controller's node timeout; at most UDP_HOLD_BEATS heartbeats):
+ * (half the controller's node timeout; at most BEAT_UDP_HOLD_BEATS heartbeats):
  * the controller holds it that long only while it hears this node's
  * datagrams, else one heartbeat, as before. The resend wait and
  * watch_lost's silence grow with the watch asked for. An older controller never says so:
@@ -81,8 +81,6 @@
 enum req_kind { K_REGISTER, K_SYNC };
 
 #define RESEND_BEATS 3
-#define UDP_HOLD_BEATS 4           /* the longest watch asked for when heartbeats go by UDP */
-#define SUMMON_HOLD_MAX_MS 300000u /* ... and when the controller summons */
 
 /* Where heartbeat datagrams go: one controller endpoint's UDP address, at
  * once for a numeric host, else resolved off the loop. */
@@ -194,15 +192,15 @@ conn_apply(struct agt_conn *c, enum agt_conn_event ev)
 
 /* The watch this agent asks for: one heartbeat, or, when the controller
  * takes UDP heartbeats, the hold it grants a node it hears by UDP (half its
- * node timeout), within [1, UDP_HOLD_BEATS] heartbeats. */
+ * node timeout), within [1, BEAT_UDP_HOLD_BEATS] heartbeats. */
 static uint64_t
 watch_ms(const struct agt_conn *c)
 {
-    uint64_t ms = c->udp_watch_ms, max = (uint64_t)UDP_HOLD_BEATS * c->heartbeat_ms;
+    uint64_t ms = c->udp_watch_ms, max = (uint64_t)BEAT_UDP_HOLD_BEATS * c->heartbeat_ms;
 
     if (c->summon_watch_ms > 0) { /* the controller summons: see the top */
         ms = c->summon_watch_ms;
-        max = SUMMON_HOLD_MAX_MS;
+        max = BEAT_SUMMON_HOLD_MAX_MS;
     }
     return ms < c->heartbeat_ms ? c->heartbeat_ms : ms > max ? max : ms;
 }

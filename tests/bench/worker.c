@@ -194,11 +194,11 @@ digest(const struct sim *s)
 static uint32_t
 watch_ms(const struct worker *w)
 {
-    uint32_t ms = w->udp_watch_ms, max = 4 * w->heartbeat_ms;
+    uint32_t ms = w->udp_watch_ms, max = BEAT_UDP_HOLD_BEATS * w->heartbeat_ms;
 
     if (w->summon_watch_ms > 0) {
         ms = w->summon_watch_ms;
-        max = 300000; /* node-agent/conn.c's SUMMON_HOLD_MAX_MS */
+        max = BEAT_SUMMON_HOLD_MAX_MS;
     }
     return ms < w->heartbeat_ms ? w->heartbeat_ms : ms > max ? max : ms;
 }
