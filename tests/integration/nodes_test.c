@@ -102,6 +102,22 @@ field_long(const char *body, const char *key)
     return p != NULL ? strtol(p + strlen(k), NULL, 10) : -1;
 }
 
+/* Agents n1 and n2 (app ports ports1, ports2; capacity 10), ready, and
+ * web=2 up; returns n1's proc, ps what ps showed. */
+static int
+web_on_two_nodes(const char *ports1, const char *ports2, struct h_ps *ps)
+{
+    char *err = NULL;
+    int n1 = agent("n1", "n1", "agent-n1", ports1, "10");
+
+    cr_assert(h_wait_log(&C, n1, "event=ready", 10000));
+    cr_assert(h_wait_log(&C, agent("n2", "n2", "agent-n2", ports2, "10"), "event=ready", 10000));
+    cr_assert_eq(CLI(NULL, &err, "scale", "shop", "web=2"), 0, "%s", err);
+    free(err);
+    cr_assert(wait_web(2, 2, 30000, ps), "web=2 never came up");
+    return n1;
+}
+
 /* Wait for proc idx to exit; its status, or -1 on timeout. */
 static int
 wait_exit(int idx, int timeout_ms)
@@ -123,19 +139,13 @@ Test(nodes, agent_killed_and_restarted_leaves_nothing_unmanaged)
 {
     struct h_ps ps;
     const struct j_obj *w;
-    char *body, *err = NULL;
+    char *body;
     pid_t old_pid = 0, grandchild;
     int n1, n1b, port = 0;
     bool settled = false;
 
     setup("agentkill", 7470);
-    n1 = agent("n1", "n1", "agent-n1", "6500-6549", "10");
-    cr_assert(h_wait_log(&C, n1, "event=ready", 10000));
-    cr_assert(
-        h_wait_log(&C, agent("n2", "n2", "agent-n2", "6550-6599", "10"), "event=ready", 10000));
-    cr_assert_eq(CLI(NULL, &err, "scale", "shop", "web=2"), 0, "%s", err);
-    free(err);
-    cr_assert(wait_web(2, 2, 30000, &ps), "web=2 never came up");
+    n1 = web_on_two_nodes("6500-6549", "6550-6599", &ps);
     for (int i = 0; i < ps.n; i++) {
         if (strcmp(j_get(&ps.o[i], "node"), "n1") == 0) {
             old_pid = atoi(j_get(&ps.o[i], "pid"));
@@ -266,18 +276,11 @@ Test(nodes, scale_beyond_capacity_waits_pending_and_is_placed_when_capacity_appe
 Test(nodes, a_leaving_agent_s_last_report_is_not_taken_as_answered_by_an_older_reply)
 {
     struct h_ps ps;
-    char *err = NULL;
     int n1, ctl = 0, st;
     long mark;
 
     setup("lastsync", 7524);
-    n1 = agent("n1", "n1", "agent-n1", "6850-6874", "10");
-    cr_assert(h_wait_log(&C, n1, "event=ready", 10000));
-    cr_assert(
-        h_wait_log(&C, agent("n2", "n2", "agent-n2", "6875-6899", "10"), "event=ready", 10000));
-    cr_assert_eq(CLI(NULL, &err, "scale", "shop", "web=2"), 0, "%s", err);
-    free(err);
-    cr_assert(wait_web(2, 2, 30000, &ps), "web=2 never came up");
+    n1 = web_on_two_nodes("6850-6874", "6875-6899", &ps);
     cr_assert_eq(h_ps_count(&ps, "web", "up", "n1"), 1, "web=2 is not spread over both nodes");
 
     /* SIGTERM: the replacement comes up on n2, then n1 drains its web, which
