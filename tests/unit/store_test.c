@@ -426,6 +426,77 @@ CASE(an_instance_written_again_keeps_its_last_state, 5453)
     OPS->close(st);
 }
 
+/* A placement's new rows, many in one change set (SQLite writes them 32 to
+ * a statement): each comes back with its own values, whether it went in a
+ * group of 32, among the few left over, or one by one after a restart mark
+ * or beside a one-off. */
+CASE(many_new_instances_come_back_each_with_its_own_row, 5454)
+{
+    enum { N = 75 };
+    struct ctl_store *st = NULL;
+    struct ctl_model *m = ctl_model_new(), *m2;
+    struct ctl_app *a = NULL, *b = NULL;
+    struct ctl_node *n1, *n2;
+    struct ctl_instance *in[N], *j;
+
+    cr_assert_eq(OPS->open(WHERE, &st), 0);
+    cr_assert_eq(ctl_app_add(m, "shop", 1, &a), 0);
+    cr_assert_eq(ctl_app_add(m, "blog", 2, &b), 0);
+    n1 = stored_node(m, "n1");
+    n2 = stored_node(m, "n2");
+    cr_assert_eq(ctl_node_set_range(n1, 5000, 5099), 0);
+    cr_assert_eq(ctl_node_set_range(n2, 6000, 6099), 0);
+    cr_assert_eq(apply(st, m), 0);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(ctl_inst_new(m, i % 3 == 0 ? b : a, i % 2 ? "web" : "worker", (uint32_t)i + 1,
+                                  (uint32_t)(i % 4) + 1, 0, &in[i]),
+                     0);
+        if (i == 20) /* a one-off's row is written with its own */
+            cr_assert_eq(ctl_inst_make_oneoff(m, in[i], "rake db:migrate", "web"), 0);
+        if (i % 5 != 0) /* every fifth one waits for a node */
+            cr_assert_eq(ctl_inst_place(m, in[i], i % 2 ? n1 : n2, 0), 0);
+        in[i]->state = i % 2 ? DROVER__INSTANCE_STATE__ST_STARTING : DROVER__INSTANCE_STATE__ST_UP;
+        in[i]->pid = 1000 + i;
+        in[i]->restarts = (uint32_t)i % 7;
+        in[i]->exit_code = i % 11;
+        in[i]->exit_signal = i % 13;
+        in[i]->since_ms = 1700000000000ull + (uint64_t)i;
+        snprintf(in[i]->reason, sizeof(in[i]->reason), "reason %d", i);
+    }
+    ctl_inst_set_restart(m, in[50], true); /* the ones after it: one by one */
+    cr_assert_eq(apply(st, m), 0);
+
+    m2 = reopen(&st);
+    for (int i = 0; i < N; i++) {
+        j = ctl_inst_find(m2, in[i]->id);
+        cr_assert_not_null(j, "instance %d has no row", i);
+        cr_assert_str_eq(j->app->name, in[i]->app->name, "instance %d", i);
+        cr_assert_str_eq(j->type, in[i]->type, "instance %d", i);
+        cr_assert_eq(j->idx, (uint32_t)i + 1, "instance %d", i);
+        cr_assert_eq(j->release, in[i]->release, "instance %d", i);
+        if (in[i]->node == NULL) {
+            cr_assert_null(j->node, "instance %d", i);
+        } else {
+            cr_assert_not_null(j->node, "instance %d", i);
+            cr_assert_str_eq(j->node->name, in[i]->node->name, "instance %d", i);
+        }
+        cr_assert_eq(j->port, in[i]->port, "instance %d", i);
+        cr_assert_eq(j->state, in[i]->state, "instance %d", i);
+        cr_assert_eq(j->pid, 1000 + i, "instance %d", i);
+        cr_assert_eq(j->restarts, (uint32_t)i % 7, "instance %d", i);
+        cr_assert_eq(j->exit_code, i % 11, "instance %d", i);
+        cr_assert_eq(j->exit_signal, i % 13, "instance %d", i);
+        cr_assert_eq(j->since_ms, 1700000000000ull + (uint64_t)i, "instance %d", i);
+        cr_assert_str_eq(j->reason, in[i]->reason, "instance %d", i);
+        cr_assert_eq(j->oneoff, i == 20, "instance %d", i);
+        cr_assert_eq(j->restart, i == 50, "instance %d", i);
+    }
+    cr_assert_str_eq(ctl_inst_find(m2, in[20]->id)->command, "rake db:migrate");
+    ctl_model_free(m);
+    ctl_model_free(m2);
+    OPS->close(st);
+}
+
 /* Should a row the model believes written be missing (removed behind its
  * back), the next write inserts it whole rather than updating nothing. */
 Test(store, a_missing_row_is_written_whole, .init = setup, .fini = teardown, .timeout = 5)
