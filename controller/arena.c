@@ -33,6 +33,15 @@
  */
 #define ARENA_FIRST_BLOCK 4000u /* with malloc's header, within a page */
 #define ARENA_MAX_BLOCK (64u << 10)
+/*
+ * First blocks of freed arenas kept for the next calls, up to this many per
+ * thread. Measured (issue 15, 10,000 agents acknowledging a placement):
+ * malloc for the blocks that requests are unpacked into was 4 % of the
+ * controller's time, a third of it faults of heap pages given back to the
+ * system between calls and taken again. Not under AddressSanitizer, which
+ * should see a block used after its arena was freed.
+ */
+#define ARENA_CACHE 256u
 
 struct arena_block {
     struct arena_block *next;
@@ -44,6 +53,38 @@ struct ctl_arena {
     struct arena_block *head;
     size_t next; /* the size of the next block; 0: the first */
 };
+
+#define FIRST_SIZE (ARENA_FIRST_BLOCK - sizeof(struct arena_block))
+
+static _Thread_local struct arena_block *cache;
+static _Thread_local unsigned ncache;
+
+static struct arena_block *
+block_new(size_t size)
+{
+    struct arena_block *b = cache;
+
+    if (size == FIRST_SIZE && b != NULL) {
+        cache = b->next;
+        ncache--;
+        return b;
+    }
+    return malloc(sizeof(*b) + size);
+}
+
+static void
+block_free(struct arena_block *b)
+{
+#ifndef DROVER_ASAN
+    if (b->size == FIRST_SIZE && ncache < ARENA_CACHE) {
+        b->next = cache;
+        cache = b;
+        ncache++;
+        return;
+    }
+#endif
+    free(b);
+}
 
 struct ctl_arena *
 ctl_arena_new(void)
@@ -60,7 +101,7 @@ ctl_arena_free(struct ctl_arena *a)
         return;
     for (b = a->head; b != NULL; b = next) {
         next = b->next;
-        free(b);
+        block_free(b);
     }
     free(a);
 }
@@ -75,11 +116,11 @@ ctl_arena_alloc(struct ctl_arena *a, size_t size)
     if (need < size)
         return NULL;
     if (b == NULL || b->size - b->used < need) {
-        size_t bsz = a->next != 0 ? a->next : ARENA_FIRST_BLOCK - sizeof(*b);
+        size_t bsz = a->next != 0 ? a->next : FIRST_SIZE;
 
         if (bsz < need)
             bsz = need;
-        b = malloc(sizeof(*b) + bsz);
+        b = block_new(bsz);
         if (b == NULL)
             return NULL;
         b->used = 0;

@@ -510,7 +510,8 @@ Test(core, routine_instance_lines_past_64_a_commit_are_summed_up, .timeout = 5)
 
 /* The reply arena (arena.c): blocks grow from a page, and every allocation,
  * small or larger than the biggest block, is zeroed, 16-byte aligned and
- * its own; a formatted string fits exactly. */
+ * its own, also from a block a freed arena left for reuse; a formatted
+ * string fits exactly. */
 Test(core, arena_allocations_are_zeroed_aligned_and_distinct, .timeout = 5)
 {
     struct ctl_arena *a = ctl_arena_new();
@@ -543,6 +544,22 @@ Test(core, arena_allocations_are_zeroed_aligned_and_distinct, .timeout = 5)
     }
     cr_assert_str_eq(ctl_arena_inst_name(a, "", 7), ".7");
     ctl_arena_free(a);
+
+    /* Arenas made after others were freed (their first blocks are kept for
+     * reuse): still zeroed, and two live ones never share memory. */
+    for (int round = 0; round < 3; round++) {
+        struct ctl_arena *x = ctl_arena_new(), *y = ctl_arena_new();
+        unsigned char *px = ctl_arena_alloc(x, 3000), *py = ctl_arena_alloc(y, 3000);
+
+        cr_assert(px != NULL && py != NULL);
+        for (size_t k = 0; k < 3000; k++)
+            cr_assert(px[k] == 0 && py[k] == 0, "byte %zu not zeroed", k);
+        cr_assert(px + 3000 <= py || py + 3000 <= px, "two live arenas overlap");
+        memset(px, 0xa5, 3000);
+        memset(py, 0x5a, 3000);
+        ctl_arena_free(x);
+        ctl_arena_free(y);
+    }
 }
 
 /* A request unpacked into its call's arena (ctl_arena_allocator): whole,
