@@ -432,6 +432,9 @@ int ctl_map_put(struct ctl_map *m, const char *key, void *val); /* key borrowed 
 void *ctl_map_del(struct ctl_map *m, const char *key);
 void *ctl_map_geti(const struct ctl_map *m, uint64_t key);
 int ctl_map_puti(struct ctl_map *m, uint64_t key, void *val);
+int ctl_map_addi(struct ctl_map *m, uint64_t key, void *val); /* -EEXIST when present */
+/* Room for n entries in all, without growing on the way. */
+int ctl_map_reserve(struct ctl_map *m, size_t n);
 void *ctl_map_deli(struct ctl_map *m, uint64_t key);
 /* Iterate: *pos starts at 0; returns NULL at the end. No changes meanwhile. */
 void *ctl_map_next(const struct ctl_map *m, size_t *pos);

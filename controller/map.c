@@ -104,10 +104,12 @@ map_slot(const struct ctl_map *m, uint64_t h, const char *skey)
     }
 }
 
+/* Move every entry into a table of nb slots (a power of two, more than
+ * the entries need). */
 static int
-map_grow(struct ctl_map *m)
+map_resize(struct ctl_map *m, size_t nb)
 {
-    struct ctl_map big = {.nb = m->nb * 2};
+    struct ctl_map big = {.nb = nb};
 
     big.s = calloc(big.nb, sizeof(*big.s));
     if (big.s == NULL)
@@ -121,8 +123,33 @@ map_grow(struct ctl_map *m)
     return 0;
 }
 
+/* May the table hold n entries without growing? */
+static bool
+map_room(const struct ctl_map *m, size_t n)
+{
+    return n * 4 <= m->nb * 3;
+}
+
+/* Room for n entries in all, made at once (reconcile.c's reserve_ids):
+ * one move of every entry instead of a doubling after another. */
+int
+ctl_map_reserve(struct ctl_map *m, size_t n)
+{
+    size_t nb = m->nb;
+
+    if (map_room(m, n))
+        return 0;
+    while (n * 4 > nb * 3) {
+        if (nb > SIZE_MAX / 8)
+            return -ENOMEM;
+        nb *= 2;
+    }
+    return map_resize(m, nb);
+}
+
+/* Put val under the key (replacing, or only when absent: -EEXIST). */
 static int
-map_put(struct ctl_map *m, uint64_t h, const char *skey, void *val)
+map_put(struct ctl_map *m, uint64_t h, const char *skey, void *val, bool replace)
 {
     struct slot *s;
     int rc;
@@ -130,8 +157,10 @@ map_put(struct ctl_map *m, uint64_t h, const char *skey, void *val)
     if (val == NULL)
         return -EINVAL;
     s = map_slot(m, h, skey);
-    if (s->val == NULL && (m->count + 1) * 4 > m->nb * 3) {
-        if ((rc = map_grow(m)) < 0)
+    if (s->val != NULL && !replace)
+        return -EEXIST;
+    if (s->val == NULL && !map_room(m, m->count + 1)) {
+        if ((rc = map_resize(m, m->nb * 2)) < 0)
             return rc;
         s = map_slot(m, h, skey);
     }
@@ -177,7 +206,7 @@ ctl_map_get(const struct ctl_map *m, const char *key)
 int
 ctl_map_put(struct ctl_map *m, const char *key, void *val)
 {
-    return map_put(m, hash_str(key), key, val);
+    return map_put(m, hash_str(key), key, val, true);
 }
 
 void *
@@ -195,7 +224,13 @@ ctl_map_geti(const struct ctl_map *m, uint64_t key)
 int
 ctl_map_puti(struct ctl_map *m, uint64_t key, void *val)
 {
-    return map_put(m, hash_u64(key), NULL, val);
+    return map_put(m, hash_u64(key), NULL, val, true);
+}
+
+int
+ctl_map_addi(struct ctl_map *m, uint64_t key, void *val)
+{
+    return map_put(m, hash_u64(key), NULL, val, false);
 }
 
 void *

@@ -972,8 +972,6 @@ ctl_inst_new(struct ctl_model *m, struct ctl_app *a, const char *type, uint32_t 
         return -EINVAL;
     if (id == 0)
         id = m->next_id;
-    if (ctl_inst_find(m, id) != NULL)
-        return -EEXIST;
     in = inst_alloc();
     if (in == NULL)
         return -ENOMEM;
@@ -985,7 +983,7 @@ ctl_inst_new(struct ctl_model *m, struct ctl_app *a, const char *type, uint32_t 
     in->state = DROVER__INSTANCE_STATE__ST_PENDING;
     in->exit_code = -1;
     in->stored = m->loading;
-    rc = ctl_map_puti(m->insts, id, in);
+    rc = ctl_map_addi(m->insts, id, in); /* -EEXIST: the id is taken, as it was */
     if (rc < 0) {
         inst_release(in);
         return rc;

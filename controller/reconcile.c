@@ -480,6 +480,29 @@ oneoff_drained(struct ctl_model *m, struct ctl_instance *in)
     ctl_inst_stop(m, in);
 }
 
+/*
+ * Room in the id table for the instances the formation has beyond what the
+ * app holds, before its types are reconciled one by one: scaled from
+ * nothing to 100,000 instances of ten types, the table otherwise doubled
+ * type after type, moving every entry each time (measured, issue 15: 6 %
+ * of the controller's samples while 1,000 simulated agents took their
+ * first 100,000 instances). Only a hint: a type that makes more than this
+ * (replacing stopped or old ones) grows the table as it goes.
+ */
+static void
+reserve_ids(struct ctl_model *m, const struct ctl_app *a, const struct ctl_release *rel)
+{
+    size_t want = 0, i;
+
+    for (i = 0; i < rel->ntypes; i++) {
+        const struct ctl_formation *f = ctl_formation_find(a, rel->types[i].name);
+
+        want += f != NULL ? f->quantity : 0;
+    }
+    if (want > a->ninstances)
+        (void)ctl_map_reserve(m->insts, ctl_map_count(m->insts) + (want - a->ninstances));
+}
+
 int
 ctl_reconcile_app(struct ctl_model *m, struct ctl_app *a, uint64_t now)
 {
@@ -501,6 +524,7 @@ ctl_reconcile_app(struct ctl_model *m, struct ctl_app *a, uint64_t now)
     }
     if (rel == NULL)
         return 0;
+    reserve_ids(m, a, rel);
     ctl_app_set_rolling(m, a, false); /* reconcile_type says if old instances are left */
     for (i = 0; i < rel->ntypes; i++) {
         r = reconcile_type(m, a, rel, rel->types[i].name, now);

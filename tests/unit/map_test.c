@@ -3,8 +3,9 @@
  * The controller's hash tables (controller/map.c: open addressing, linear
  * probing, deletion by moving the rest of a run back) against a plain
  * array: random puts, replacements and deletions over few keys, so runs
- * form, wrap past the table's end and are cut in the middle; every key
- * checked after each step, and iteration visiting each value once.
+ * form, wrap past the table's end and are cut in the middle, with room
+ * made at once now and then (every entry moved); every key checked after
+ * each step, and iteration visiting each value once.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -63,15 +64,25 @@ churn(bool by_name, unsigned seed, int steps, int live_max)
         int k = rand() % NKEYS;
         uint64_t id = (uint64_t)k * 7919;
 
+        if (rand() % 50 == 0) /* room made at once: every entry moves */
+            cr_assert_eq(ctl_map_reserve(m, (size_t)live + (size_t)(rand() % 600)), 0);
         if (ref[k] == NULL && live < live_max) {
             struct obj *o = calloc(1, sizeof(*o));
 
             cr_assert_not_null(o);
             snprintf(o->name, sizeof(o->name), "node-%d", k);
             o->tag = k;
-            cr_assert_eq(by_name ? ctl_map_put(m, o->name, o) : ctl_map_puti(m, id, o), 0);
+            if (by_name)
+                cr_assert_eq(ctl_map_put(m, o->name, o), 0);
+            else
+                cr_assert_eq(rand() % 2 ? ctl_map_puti(m, id, o) : ctl_map_addi(m, id, o), 0);
             ref[k] = o;
             live++;
+        } else if (ref[k] != NULL && !by_name && rand() % 8 == 0) {
+            /* Only when absent: refused, and the entry stays as it was. */
+            struct obj other = *ref[k];
+
+            cr_assert_eq(ctl_map_addi(m, id, &other), -EEXIST);
         } else if (ref[k] != NULL && rand() % 4 == 0) {
             /* A replacement borrows the new value's key: the old value
              * goes (ASan sees a read of its name after this). */
@@ -133,8 +144,17 @@ Test(map, a_hundred_thousand_sequential_ids, .timeout = 20)
     size_t pos = 0, n = 0;
 
     cr_assert_not_null(m);
-    for (int i = 0; i < 100000; i++)
-        cr_assert_eq(ctl_map_puti(m, (uint64_t)i + 1, &vals[i]), 0);
+    /* The first thousand, then room for the rest at once (as a placement
+     * makes it), then the rest. */
+    for (int i = 0; i < 1000; i++)
+        cr_assert_eq(ctl_map_addi(m, (uint64_t)i + 1, &vals[i]), 0);
+    cr_assert_eq(ctl_map_reserve(m, 100000), 0);
+    cr_assert_eq(ctl_map_reserve(m, 10), 0); /* less than it holds: nothing to do */
+    for (int i = 1000; i < 100000; i++)
+        cr_assert_eq(ctl_map_addi(m, (uint64_t)i + 1, &vals[i]), 0);
+    cr_assert_eq(ctl_map_addi(m, 1, &vals[1]), -EEXIST);
+    cr_assert_eq(ctl_map_geti(m, 1), &vals[0]);
+    cr_assert_eq(ctl_map_count(m), 100000);
     for (int i = 0; i < 100000; i += 2)
         cr_assert_eq(ctl_map_deli(m, (uint64_t)i + 1), &vals[i]);
     for (int i = 0; i < 100000; i++)
