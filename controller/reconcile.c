@@ -71,21 +71,15 @@ log_placed(struct ctl_model *m, const struct ctl_instance *in)
               in->type, in->idx, (unsigned long long)in->id, in->release, in->node->name, in->port);
 }
 
-/* Place v[0..n), all of one app and type, as one scheduler batch. */
+/* v[0..k) onto nodes[0..k) as the scheduler chose them for one app and
+ * type; v[k..n) fit nowhere and say why. */
 static int
-place_batch(struct ctl_model *m, struct ctl_instance **v, size_t n)
+place_on(struct ctl_model *m, struct ctl_instance **v, size_t n, struct ctl_node **nodes, size_t k)
 {
-    struct ctl_node **nodes;
     char why[CTL_REASON_MAX];
-    size_t k, i;
+    size_t i;
     int rc = 0;
 
-    if (n == 0)
-        return 0;
-    nodes = malloc(n * sizeof(*nodes));
-    if (nodes == NULL)
-        return -ENOMEM;
-    k = ctl_sched_choose(m, v[0]->app, v[0]->type, n, nodes);
     for (i = 0; i < k; i++) {
         rc = ctl_inst_place(m, v[i], nodes[i], 0);
         if (rc < 0) {
@@ -107,6 +101,85 @@ place_batch(struct ctl_model *m, struct ctl_instance **v, size_t n)
     if (k < n)
         log_warn("unplaced", "app=%s type=%s count=%zu reason=%s", v[0]->app->name, v[0]->type,
                  n - k, log_q(why));
+    return rc;
+}
+
+/* Place v[0..n), all of one app and type, as one scheduler batch. */
+static int
+place_batch(struct ctl_model *m, struct ctl_instance **v, size_t n)
+{
+    struct ctl_node **nodes;
+    size_t k;
+    int rc;
+
+    if (n == 0)
+        return 0;
+    nodes = malloc(n * sizeof(*nodes));
+    if (nodes == NULL)
+        return -ENOMEM;
+    k = ctl_sched_choose(m, v[0]->app, v[0]->type, n, nodes);
+    rc = place_on(m, v, n, nodes, k);
+    free(nodes);
+    return rc;
+}
+
+/*
+ * The order in which to make new instances whose nodes are chosen: each
+ * node's together (by its place in node_v, which ctl_sched_choose has just
+ * numbered), in the scheduler's order within a node, and those that fit
+ * nowhere (k..n) last. Names still go round the nodes as the scheduler
+ * chose (TYPE.1 and TYPE.2 on different nodes, so that a scale down from
+ * the highest N keeps the spread); only the ids, given in creation order,
+ * follow the nodes. An agent's report then updates rows that are neighbours
+ * in the store's table (one or two pages, where round-robin ids put each on
+ * a page of its own), and a node's instances are neighbours in memory.
+ */
+static int
+node_order(const struct ctl_model *m, struct ctl_node **nodes, size_t k, size_t n, size_t *order)
+{
+    size_t *at = calloc(m->nnodes + 1, sizeof(*at)), i;
+
+    if (at == NULL)
+        return -ENOMEM;
+    for (i = 0; i < k; i++)
+        at[nodes[i]->sched_ix + 1]++;
+    for (i = 1; i <= m->nnodes; i++)
+        at[i] += at[i - 1];
+    for (i = 0; i < k; i++)
+        order[at[nodes[i]->sched_ix]++] = i;
+    for (i = k; i < n; i++)
+        order[i] = i;
+    free(at);
+    return 0;
+}
+
+/* Make n instances of the type, named TYPE.idx[i], and place them. */
+static int
+create_batch(struct ctl_model *m, struct ctl_app *a, const struct ctl_release *rel,
+             const char *type, const uint32_t *idx, size_t n, struct ctl_instance **v)
+{
+    struct ctl_node **nodes = malloc(n * sizeof(*nodes)), **on = malloc(n * sizeof(*on));
+    size_t *order = malloc(n * sizeof(*order)), k, made;
+    int rc = -ENOMEM;
+
+    if (nodes == NULL || on == NULL || order == NULL)
+        goto out;
+    k = ctl_sched_choose(m, a, type, n, nodes);
+    if ((rc = node_order(m, nodes, k, n, order)) < 0)
+        goto out;
+    for (made = 0; made < n; made++) {
+        size_t i = order[made];
+
+        rc = ctl_inst_new(m, a, type, idx[i], rel->version, 0, &v[made]);
+        if (rc < 0)
+            goto out;
+        v[made]->since_ms = now_ms(); /* wall: ps shows it */
+        on[made] = i < k ? nodes[i] : NULL;
+    }
+    rc = place_on(m, v, n, on, k);
+out:
+    free(order);
+    free(on);
     free(nodes);
     return rc;
 }
@@ -284,7 +357,7 @@ reconcile_type(struct ctl_model *m, struct ctl_app *a, const struct ctl_release 
     size_t have = 0, nold = 0, i, made = 0;
     struct ctl_instance **v = NULL, **old = NULL, *in;
     unsigned char *used = NULL;
-    uint32_t idx = 1;
+    uint32_t idx = 1, *idxs = NULL;
     int rc = -ENOMEM;
 
     v = malloc((a->ninstances + r.want + 1) * sizeof(*v));
@@ -322,7 +395,8 @@ reconcile_type(struct ctl_model *m, struct ctl_app *a, const struct ctl_release 
         goto out;
     rc = -ENOMEM;
     used = calloc(have + r.create + 2, 1);
-    if (used == NULL)
+    idxs = malloc(r.create * sizeof(*idxs));
+    if (used == NULL || idxs == NULL)
         goto out;
     for (i = 0; i < have; i++) {
         if (v[i]->idx <= have + r.create)
@@ -331,14 +405,12 @@ reconcile_type(struct ctl_model *m, struct ctl_app *a, const struct ctl_release 
     for (made = 0; made < r.create; made++) {
         while (used[idx])
             idx++;
-        rc = ctl_inst_new(m, a, type, idx, rel->version, 0, &v[made]);
-        if (rc < 0)
-            goto out;
-        v[made]->since_ms = now_ms(); /* wall: ps shows it */
+        idxs[made] = idx;
         used[idx] = 1;
     }
-    rc = place_batch(m, v, made);
+    rc = create_batch(m, a, rel, type, idxs, r.create, v);
 out:
+    free(idxs);
     free(used);
     free(old);
     free(v);

@@ -253,6 +253,41 @@ Test(scheduler, reconcile_places_names_and_ports, .timeout = 2)
     cr_assert_eq(names, 0xe, "web.1..web.3 live");
 }
 
+/*
+ * Names go round the nodes as the scheduler chose (a scale down from the
+ * highest N keeps the spread); ids follow the nodes, each node's new
+ * instances numbered together, in node_v's order, those that fit nowhere
+ * last.
+ */
+Test(scheduler, new_ids_follow_the_nodes_while_names_go_round_them, .timeout = 2)
+{
+    struct ctl_node *b = node("b", 3, 5000, 5099), *a = node("a", 3, 5000, 5099),
+                    *c = node("c", 3, 5000, 5099);
+    const struct ctl_node *want_node[12] = {NULL, a, b, c, a, b, c, a, b, c, NULL, NULL};
+    /* b came first (node_v[0]): web.2, .5, .8; then a: .1, .4, .7; then c. */
+    const uint64_t want_id[12] = {0, 4, 1, 7, 5, 2, 8, 6, 3, 9, 10, 11};
+    struct ctl_instance *in;
+    unsigned seen = 0;
+
+    scale("web", 11);
+    cr_assert_eq(app->ninstances, 11);
+    LIST_FOREACH (in, &app->instances, app_link) {
+        cr_assert(in->idx >= 1 && in->idx <= 11);
+        cr_assert_eq(in->node, want_node[in->idx], "web.%u on %s", in->idx,
+                     in->node != NULL ? in->node->name : "no node");
+        cr_assert_eq(in->id, want_id[in->idx], "web.%u has id %llu, want %llu", in->idx,
+                     (unsigned long long)in->id, (unsigned long long)want_id[in->idx]);
+        seen |= 1u << in->idx;
+    }
+    cr_assert_eq(seen, 0xffe, "web.1..web.11, each once");
+
+    /* Scaling down from the highest N keeps two on each node. */
+    scale("web", 6);
+    cr_assert_eq(count_type_on("web", a, true), 2);
+    cr_assert_eq(count_type_on("web", b, true), 2);
+    cr_assert_eq(count_type_on("web", c, true), 2);
+}
+
 Test(scheduler, unplaced_instances_wait_for_capacity, .timeout = 2)
 {
     struct ctl_node *a = node("a", 1, 5000, 5099), *b;
