@@ -123,11 +123,11 @@ map_resize(struct ctl_map *m, size_t nb)
     return 0;
 }
 
-/* May the table hold n entries without growing? */
+/* May a table of nb slots hold n entries (at most three quarters full)? */
 static bool
-map_room(const struct ctl_map *m, size_t n)
+map_room(size_t nb, size_t n)
 {
-    return n * 4 <= m->nb * 3;
+    return n * 4 <= nb * 3;
 }
 
 /* Room for n entries in all, made at once (reconcile.c's reserve_ids):
@@ -137,14 +137,12 @@ ctl_map_reserve(struct ctl_map *m, size_t n)
 {
     size_t nb = m->nb;
 
-    if (map_room(m, n))
-        return 0;
-    while (n * 4 > nb * 3) {
+    while (!map_room(nb, n)) {
         if (nb > SIZE_MAX / 8)
             return -ENOMEM;
         nb *= 2;
     }
-    return map_resize(m, nb);
+    return nb == m->nb ? 0 : map_resize(m, nb);
 }
 
 /* Put val under the key (replacing, or only when absent: -EEXIST). */
@@ -159,7 +157,7 @@ map_put(struct ctl_map *m, uint64_t h, const char *skey, void *val, bool replace
     s = map_slot(m, h, skey);
     if (s->val != NULL && !replace)
         return -EEXIST;
-    if (s->val == NULL && !map_room(m, m->count + 1)) {
+    if (s->val == NULL && !map_room(m->nb, m->count + 1)) {
         if ((rc = map_resize(m, m->nb * 2)) < 0)
             return rc;
         s = map_slot(m, h, skey);

@@ -983,7 +983,7 @@ ctl_inst_new(struct ctl_model *m, struct ctl_app *a, const char *type, uint32_t 
     in->state = DROVER__INSTANCE_STATE__ST_PENDING;
     in->exit_code = -1;
     in->stored = m->loading;
-    rc = ctl_map_addi(m->insts, id, in); /* -EEXIST: the id is taken, as it was */
+    rc = ctl_map_addi(m->insts, id, in); /* -EEXIST when the id is taken */
     if (rc < 0) {
         inst_release(in);
         return rc;
